@@ -1,0 +1,59 @@
+#include "daemon/engine/linear.h"
+
+#include <ATen/ATen.h>
+
+#include "common/str_cat.h"
+#include "common/status_macros.h"
+
+namespace edgellm::engine {
+namespace {
+
+class DenseLinear final : public Linear {
+ public:
+  DenseLinear(at::Tensor weight, uint64_t weight_bytes) : weight_(std::move(weight)), weight_bytes_(weight_bytes) {}
+
+  at::Tensor Forward(const at::Tensor& x) const override { return at::linear(x, weight_); }
+  int64_t in_features() const override { return weight_.size(1); }
+  int64_t out_features() const override { return weight_.size(0); }
+  uint64_t weight_bytes() const override { return weight_bytes_; }
+
+ private:
+  at::Tensor weight_;  // [out, in] float32
+  uint64_t weight_bytes_;
+};
+
+}  // namespace
+
+absl::StatusOr<at::Tensor> TensorToFloat(const GgufTensorInfo& info, absl::Span<const uint8_t> data,
+                                         const at::Device& device) {
+  if (!CanDequantize(info.type)) {
+    return absl::UnimplementedError(
+        edgellm::StrCat("tensor ", info.name, ": type ", TraitsOf(info.type).name, " is not supported yet"));
+  }
+  const std::vector<int64_t> shape(info.dims.rbegin(), info.dims.rend());
+  try {
+    at::Tensor weight;
+    if (info.type == GgmlType::kF32) {
+      // The mapping is read-only and outlives the model: view it in place.
+      weight = at::from_blob(const_cast<uint8_t*>(data.data()), shape, at::TensorOptions(at::kFloat));
+    } else {
+      weight = at::empty(shape, at::TensorOptions(at::kFloat));
+      EDGELLM_RETURN_IF_ERROR(Dequantize(
+          info.type, data, absl::MakeSpan(weight.data_ptr<float>(), static_cast<size_t>(weight.numel()))));
+    }
+    return device.is_cpu() ? weight : weight.to(device);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(edgellm::StrCat("tensor ", info.name, ": ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Linear>> MakeLinear(const GgufTensorInfo& info, absl::Span<const uint8_t> data,
+                                                   const at::Device& device) {
+  if (info.dims.size() != 2) {
+    return absl::InvalidArgumentError(edgellm::StrCat("tensor ", info.name, " is not 2-D"));
+  }
+  EDGELLM_ASSIGN_OR_RETURN(at::Tensor weight, TensorToFloat(info, data, device));
+  return std::unique_ptr<Linear>(new DenseLinear(std::move(weight), data.size()));
+}
+
+}  // namespace edgellm::engine

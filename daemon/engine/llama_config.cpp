@@ -1,0 +1,70 @@
+#include "daemon/engine/llama_config.h"
+
+#include "common/str_cat.h"
+#include "common/status_macros.h"
+#include "daemon/engine/gguf_reader.h"
+
+namespace edgellm::engine {
+namespace {
+
+constexpr int64_t kMaxDimension = 1 << 20;
+
+absl::StatusOr<int32_t> ReadDim(const GgufReader& gguf, const std::string& key, int64_t fallback = -1) {
+  absl::StatusOr<int64_t> v = fallback >= 0 ? gguf.GetInt(key, fallback) : gguf.GetInt(key);
+  if (!v.ok()) return v.status();
+  if (*v <= 0 || *v > kMaxDimension) {
+    return absl::InvalidArgumentError(edgellm::StrCat("model: ", key, " = ", *v, " is out of range"));
+  }
+  return static_cast<int32_t>(*v);
+}
+
+}  // namespace
+
+absl::StatusOr<LlamaConfig> LlamaConfig::FromGguf(const GgufReader& gguf) {
+  LlamaConfig c;
+  EDGELLM_ASSIGN_OR_RETURN(c.architecture, gguf.GetString("general.architecture"));
+  if (c.architecture != "llama") {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("model: architecture '", c.architecture, "' is not supported (llama is)"));
+  }
+  if (gguf.Find("general.name") != nullptr) {
+    EDGELLM_ASSIGN_OR_RETURN(c.name, gguf.GetString("general.name"));
+  }
+  const std::string& a = c.architecture;
+  EDGELLM_ASSIGN_OR_RETURN(c.n_layer, ReadDim(gguf, a + ".block_count"));
+  EDGELLM_ASSIGN_OR_RETURN(c.n_embd, ReadDim(gguf, a + ".embedding_length"));
+  EDGELLM_ASSIGN_OR_RETURN(c.n_head, ReadDim(gguf, a + ".attention.head_count"));
+  EDGELLM_ASSIGN_OR_RETURN(c.n_head_kv, ReadDim(gguf, a + ".attention.head_count_kv", c.n_head));
+  EDGELLM_ASSIGN_OR_RETURN(c.n_ff, ReadDim(gguf, a + ".feed_forward_length"));
+  EDGELLM_ASSIGN_OR_RETURN(c.n_ctx_train, ReadDim(gguf, a + ".context_length", 2048));
+  if (c.n_embd % c.n_head != 0) {
+    return absl::InvalidArgumentError(edgellm::StrCat("model: ", c.n_head, " heads do not divide width ", c.n_embd));
+  }
+  if (c.n_head % c.n_head_kv != 0) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("model: ", c.n_head_kv, " KV heads do not divide ", c.n_head, " heads"));
+  }
+  c.head_dim = c.n_embd / c.n_head;
+  EDGELLM_ASSIGN_OR_RETURN(c.rope_dims, ReadDim(gguf, a + ".rope.dimension_count", c.head_dim));
+  if (c.rope_dims > c.head_dim || c.rope_dims % 2 != 0) {
+    return absl::InvalidArgumentError(edgellm::StrCat("model: rope dimension count ", c.rope_dims,
+                                                   " must be even and at most the head size ", c.head_dim));
+  }
+  EDGELLM_ASSIGN_OR_RETURN(double base, gguf.GetFloat(a + ".rope.freq_base", 10000.0));
+  EDGELLM_ASSIGN_OR_RETURN(double eps, gguf.GetFloat(a + ".attention.layer_norm_rms_epsilon", 1e-5));
+  if (!(base > 0) || !(eps > 0)) {
+    return absl::InvalidArgumentError("model: rope.freq_base and layer_norm_rms_epsilon must be positive");
+  }
+  c.rope_freq_base = static_cast<float>(base);
+  c.rms_norm_eps = static_cast<float>(eps);
+
+  const GgufTensorInfo* embd = gguf.FindTensor("token_embd.weight");
+  if (embd == nullptr) return absl::InvalidArgumentError("model: missing tensor token_embd.weight");
+  if (embd->dims.size() != 2 || embd->dims[0] != static_cast<uint64_t>(c.n_embd) || embd->dims[1] > kMaxDimension) {
+    return absl::InvalidArgumentError("model: token_embd.weight is not [embedding_length, vocab]");
+  }
+  c.n_vocab = static_cast<int32_t>(embd->dims[1]);
+  return c;
+}
+
+}  // namespace edgellm::engine

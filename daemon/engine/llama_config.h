@@ -1,0 +1,36 @@
+// engine/llama_config.h — Llama-family hyperparameters read from GGUF metadata.
+#ifndef EDGELLM_ENGINE_LLAMA_CONFIG_H_
+#define EDGELLM_ENGINE_LLAMA_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace edgellm::engine {
+
+class GgufReader;
+
+struct LlamaConfig {
+  std::string architecture;  // general.architecture, e.g. "llama"
+  std::string name;          // general.name, may be empty
+  int32_t n_layer = 0;       // <arch>.block_count
+  int32_t n_embd = 0;        // <arch>.embedding_length
+  int32_t n_head = 0;        // <arch>.attention.head_count
+  int32_t n_head_kv = 0;     // <arch>.attention.head_count_kv (defaults to n_head)
+  int32_t n_ff = 0;          // <arch>.feed_forward_length
+  int32_t n_vocab = 0;       // rows of token_embd
+  int32_t n_ctx_train = 0;   // <arch>.context_length
+  int32_t head_dim = 0;      // n_embd / n_head
+  int32_t rope_dims = 0;     // <arch>.rope.dimension_count (defaults to head_dim)
+  float rope_freq_base = 10000.0f;  // <arch>.rope.freq_base
+  float rms_norm_eps = 1e-5f;       // <arch>.attention.layer_norm_rms_epsilon
+
+  // Reads and validates; InvalidArgument naming the key that is missing or
+  // inconsistent (e.g. heads that do not divide the width).
+  static absl::StatusOr<LlamaConfig> FromGguf(const GgufReader& gguf);
+};
+
+}  // namespace edgellm::engine
+
+#endif  // EDGELLM_ENGINE_LLAMA_CONFIG_H_

@@ -1,0 +1,322 @@
+#include "daemon/engine/llama_model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <thread>
+
+#include "common/str_cat.h"
+#include "common/status_macros.h"
+#include "daemon/engine/gguf_reader.h"
+#include "daemon/engine/kv_cache_storage.h"
+#include "daemon/engine/linear.h"
+
+namespace edgellm::engine {
+namespace {
+
+constexpr int32_t kDefaultMaxContext = 4096;
+
+struct LayerWeights {
+  at::Tensor attn_norm;  // [n_embd]
+  std::unique_ptr<Linear> wq, wk, wv, wo;
+  at::Tensor ffn_norm;  // [n_embd]
+  std::unique_ptr<Linear> gate, up, down;
+};
+
+at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, float eps) {
+  return x * at::rsqrt(x.square().mean(-1, /*keepdim=*/true) + eps) * weight;
+}
+
+// Rotates adjacent pairs (x[2i], x[2i+1]) of the first rope_dims of each head.
+// x: [n, heads, head_dim]; cos, sin: [n, 1, rope_dims / 2].
+at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t rope_dims) {
+  const int64_t head_dim = x.size(-1);
+  const at::Tensor pairs = x.narrow(-1, 0, rope_dims).unflatten(-1, {rope_dims / 2, 2});
+  const at::Tensor x0 = pairs.select(-1, 0);
+  const at::Tensor x1 = pairs.select(-1, 1);
+  at::Tensor rotated = at::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
+  if (rope_dims == head_dim) return rotated;
+  return at::cat({rotated, x.narrow(-1, rope_dims, head_dim - rope_dims)}, -1);
+}
+
+}  // namespace
+
+struct LlamaModel::Impl {
+  LlamaConfig config;
+  ModelOptions options;
+  at::Device device{at::kCPU};
+  std::unique_ptr<GgufReader> gguf;
+  std::unique_ptr<Tokenizer> tokenizer;
+  const GgufTensorInfo* token_embd = nullptr;
+  std::vector<LayerWeights> layers;
+  at::Tensor output_norm;  // [n_embd]
+  std::unique_ptr<Linear> output;
+  at::Tensor rope_cos, rope_sin;  // [context, rope_dims / 2]
+  int32_t context_length = 0;
+  uint64_t weight_bytes_per_token = 0;
+
+  absl::Status LoadWeights();
+  absl::StatusOr<const GgufTensorInfo*> Expect(const std::string& name, std::vector<uint64_t> dims) const;
+  absl::StatusOr<std::unique_ptr<Linear>> LoadLinear(const std::string& name, uint64_t in, uint64_t out);
+  absl::StatusOr<at::Tensor> LoadVector(const std::string& name, uint64_t n);
+  void BuildRopeTables();
+
+  absl::Status CheckTokens(absl::Span<const TokenId> tokens) const;
+  at::Tensor Embed(absl::Span<const TokenId> tokens) const;
+  // x: [n, n_embd] at positions pos0..; keys/values appended to cache when given.
+  at::Tensor Run(at::Tensor x, int32_t pos0, KvCache::Storage* cache, bool all_logits) const;
+  at::Tensor Attention(const LayerWeights& w, const at::Tensor& h, int32_t pos0, int layer,
+                       KvCache::Storage* cache, const at::Tensor& mask) const;
+};
+
+absl::StatusOr<const GgufTensorInfo*> LlamaModel::Impl::Expect(const std::string& name,
+                                                               std::vector<uint64_t> dims) const {
+  const GgufTensorInfo* info = gguf->FindTensor(name);
+  if (info == nullptr) return absl::InvalidArgumentError(edgellm::StrCat("model: missing tensor ", name));
+  if (info->dims != dims) {
+    auto show = [](const std::vector<uint64_t>& d) {
+      std::string s = "[";
+      for (size_t i = 0; i < d.size(); ++i) absl::StrAppend(&s, i ? ", " : "", d[i]);
+      return s + "]";
+    };
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("model: tensor ", name, " has shape ", show(info->dims), ", expected ", show(dims)));
+  }
+  return info;
+}
+
+absl::StatusOr<std::unique_ptr<Linear>> LlamaModel::Impl::LoadLinear(const std::string& name, uint64_t in,
+                                                                     uint64_t out) {
+  EDGELLM_ASSIGN_OR_RETURN(const GgufTensorInfo* info, Expect(name, {in, out}));
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<Linear> linear, MakeLinear(*info, gguf->TensorData(*info), device));
+  weight_bytes_per_token += linear->weight_bytes();
+  return linear;
+}
+
+absl::StatusOr<at::Tensor> LlamaModel::Impl::LoadVector(const std::string& name, uint64_t n) {
+  EDGELLM_ASSIGN_OR_RETURN(const GgufTensorInfo* info, Expect(name, {n}));
+  return TensorToFloat(*info, gguf->TensorData(*info), device);
+}
+
+absl::Status LlamaModel::Impl::LoadWeights() {
+  const uint64_t d = config.n_embd;
+  const uint64_t q_dim = static_cast<uint64_t>(config.n_head) * config.head_dim;
+  const uint64_t kv_dim = static_cast<uint64_t>(config.n_head_kv) * config.head_dim;
+  const uint64_t ff = config.n_ff;
+  const uint64_t vocab = config.n_vocab;
+  EDGELLM_ASSIGN_OR_RETURN(token_embd, Expect("token_embd.weight", {d, vocab}));
+  if (!CanDequantize(token_embd->type)) {
+    return absl::UnimplementedError(edgellm::StrCat("model: token_embd.weight type ",
+                                                 TraitsOf(token_embd->type).name, " is not supported yet"));
+  }
+  layers.resize(config.n_layer);
+  for (int32_t i = 0; i < config.n_layer; ++i) {
+    const std::string p = edgellm::StrCat("blk.", i, ".");
+    LayerWeights& w = layers[i];
+    EDGELLM_ASSIGN_OR_RETURN(w.attn_norm, LoadVector(p + "attn_norm.weight", d));
+    EDGELLM_ASSIGN_OR_RETURN(w.wq, LoadLinear(p + "attn_q.weight", d, q_dim));
+    EDGELLM_ASSIGN_OR_RETURN(w.wk, LoadLinear(p + "attn_k.weight", d, kv_dim));
+    EDGELLM_ASSIGN_OR_RETURN(w.wv, LoadLinear(p + "attn_v.weight", d, kv_dim));
+    EDGELLM_ASSIGN_OR_RETURN(w.wo, LoadLinear(p + "attn_output.weight", q_dim, d));
+    EDGELLM_ASSIGN_OR_RETURN(w.ffn_norm, LoadVector(p + "ffn_norm.weight", d));
+    EDGELLM_ASSIGN_OR_RETURN(w.gate, LoadLinear(p + "ffn_gate.weight", d, ff));
+    EDGELLM_ASSIGN_OR_RETURN(w.up, LoadLinear(p + "ffn_up.weight", d, ff));
+    EDGELLM_ASSIGN_OR_RETURN(w.down, LoadLinear(p + "ffn_down.weight", ff, d));
+  }
+  EDGELLM_ASSIGN_OR_RETURN(output_norm, LoadVector("output_norm.weight", d));
+  // Models with tied embeddings have no output.weight and reuse token_embd.
+  const std::string output_name = gguf->FindTensor("output.weight") ? "output.weight" : "token_embd.weight";
+  EDGELLM_ASSIGN_OR_RETURN(output, LoadLinear(output_name, d, vocab));
+  return absl::OkStatus();
+}
+
+void LlamaModel::Impl::BuildRopeTables() {
+  // theta_i = pos * base^(-2i/rope_dims), stepped in float as llama.cpp does.
+  const int64_t half = config.rope_dims / 2;
+  at::Tensor cos = at::empty({context_length, half}, at::kFloat);
+  at::Tensor sin = at::empty({context_length, half}, at::kFloat);
+  float* c = cos.data_ptr<float>();
+  float* s = sin.data_ptr<float>();
+  const float theta_scale = std::pow(config.rope_freq_base, -2.0f / static_cast<float>(config.rope_dims));
+  for (int64_t pos = 0; pos < context_length; ++pos) {
+    float theta = static_cast<float>(pos);
+    for (int64_t i = 0; i < half; ++i) {
+      c[pos * half + i] = std::cos(theta);
+      s[pos * half + i] = std::sin(theta);
+      theta *= theta_scale;
+    }
+  }
+  rope_cos = cos.to(device);
+  rope_sin = sin.to(device);
+}
+
+absl::Status LlamaModel::Impl::CheckTokens(absl::Span<const TokenId> tokens) const {
+  if (tokens.empty()) return absl::InvalidArgumentError("forward: no tokens");
+  for (TokenId t : tokens) {
+    if (t < 0 || t >= config.n_vocab) {
+      return absl::InvalidArgumentError(edgellm::StrCat("forward: token id ", t, " is outside the vocabulary of ",
+                                                     config.n_vocab));
+    }
+  }
+  return absl::OkStatus();
+}
+
+at::Tensor LlamaModel::Impl::Embed(absl::Span<const TokenId> tokens) const {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  at::Tensor x = at::empty({n, config.n_embd}, at::kFloat);
+  const absl::Span<const uint8_t> table = gguf->TensorData(*token_embd);
+  const uint64_t row_bytes = RowBytes(token_embd->type, config.n_embd);
+  float* out = x.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    // Ids were checked and the row size validated at load: this cannot fail.
+    (void)Dequantize(token_embd->type, table.subspan(tokens[i] * row_bytes, row_bytes),
+                     absl::MakeSpan(out + i * config.n_embd, config.n_embd));
+  }
+  return device.is_cpu() ? x : x.to(device);
+}
+
+at::Tensor LlamaModel::Impl::Attention(const LayerWeights& w, const at::Tensor& h, int32_t pos0, int layer,
+                                       KvCache::Storage* cache, const at::Tensor& mask) const {
+  const int64_t n = h.size(0);
+  const int64_t n_head = config.n_head, n_kv = config.n_head_kv, hd = config.head_dim;
+  const int64_t group = n_head / n_kv;
+  const at::Tensor cos = rope_cos.narrow(0, pos0, n).unsqueeze(1);  // [n, 1, rope/2]
+  const at::Tensor sin = rope_sin.narrow(0, pos0, n).unsqueeze(1);
+  const at::Tensor q = ApplyRope(w.wq->Forward(h).view({n, n_head, hd}), cos, sin, config.rope_dims);
+  const at::Tensor k = ApplyRope(w.wk->Forward(h).view({n, n_kv, hd}), cos, sin, config.rope_dims);
+  const at::Tensor v = w.wv->Forward(h).view({n, n_kv, hd});
+
+  at::Tensor keys, values;  // [n_kv, T, hd]
+  if (cache != nullptr) {
+    cache->keys[layer].narrow(1, pos0, n).copy_(k.transpose(0, 1));
+    cache->values[layer].narrow(1, pos0, n).copy_(v.transpose(0, 1));
+    keys = cache->keys[layer].narrow(1, 0, pos0 + n);
+    values = cache->values[layer].narrow(1, 0, pos0 + n);
+  } else {
+    keys = k.transpose(0, 1);
+    values = v.transpose(0, 1);
+  }
+  const int64_t total = keys.size(1);
+  // Query head h reads KV head h / group: view the queries as [n_kv, group * n, hd].
+  const at::Tensor queries = q.transpose(0, 1).reshape({n_kv, group * n, hd});
+  at::Tensor scores = at::matmul(queries, keys.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
+  if (mask.defined()) scores = scores.view({n_kv, group, n, total}).add_(mask).view({n_kv, group * n, total});
+  const at::Tensor probs = at::softmax(scores, -1);
+  const at::Tensor out = at::matmul(probs, values).view({n_head, n, hd}).transpose(0, 1).reshape({n, n_head * hd});
+  return w.wo->Forward(out);
+}
+
+at::Tensor LlamaModel::Impl::Run(at::Tensor x, int32_t pos0, KvCache::Storage* cache, bool all_logits) const {
+  const int64_t n = x.size(0);
+  at::Tensor mask;  // [n, T]: -inf where position t is in the future of query i
+  if (n > 1) {
+    const int64_t total = pos0 + n;
+    mask = at::full({n, total}, -std::numeric_limits<float>::infinity(), x.options()).triu(pos0 + 1);
+  }
+  for (int layer = 0; layer < config.n_layer; ++layer) {
+    const LayerWeights& w = layers[layer];
+    x = x + Attention(w, RmsNorm(x, w.attn_norm, config.rms_norm_eps), pos0, layer, cache, mask);
+    const at::Tensor h = RmsNorm(x, w.ffn_norm, config.rms_norm_eps);
+    x = x + w.down->Forward(at::silu(w.gate->Forward(h)) * w.up->Forward(h));
+  }
+  if (!all_logits) x = x.narrow(0, n - 1, 1);
+  return output->Forward(RmsNorm(x, output_norm, config.rms_norm_eps));
+}
+
+namespace {
+void CopyLogits(const at::Tensor& logits, std::vector<float>* out) {
+  const at::Tensor cpu = logits.to(at::kCPU).contiguous();
+  out->resize(static_cast<size_t>(cpu.numel()));
+  std::memcpy(out->data(), cpu.data_ptr<float>(), out->size() * sizeof(float));
+}
+}  // namespace
+
+LlamaModel::LlamaModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LlamaModel::~LlamaModel() = default;
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::string& path, const ModelOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  try {
+    impl->device = at::Device(options.device);
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(edgellm::StrCat("model: bad device '", options.device, "'"));
+  }
+  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
+  at::set_num_threads(std::max(1, threads));
+
+  EDGELLM_ASSIGN_OR_RETURN(impl->gguf, GgufReader::Open(path));
+  EDGELLM_ASSIGN_OR_RETURN(impl->config, LlamaConfig::FromGguf(*impl->gguf));
+  EDGELLM_ASSIGN_OR_RETURN(impl->tokenizer, Tokenizer::FromGguf(*impl->gguf));
+  if (impl->tokenizer->vocab_size() != impl->config.n_vocab) {
+    return absl::InvalidArgumentError(edgellm::StrCat("model: tokenizer has ", impl->tokenizer->vocab_size(),
+                                                   " tokens, token_embd has ", impl->config.n_vocab));
+  }
+  impl->context_length = options.context_length > 0 ? options.context_length
+                                                    : std::min(impl->config.n_ctx_train, kDefaultMaxContext);
+  try {
+    EDGELLM_RETURN_IF_ERROR(impl->LoadWeights());
+    impl->BuildRopeTables();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(edgellm::StrCat("model: ", e.what_without_backtrace()));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("model: out of memory while loading weights");
+  }
+  return std::unique_ptr<LlamaModel>(new LlamaModel(std::move(impl)));
+}
+
+const LlamaConfig& LlamaModel::config() const { return impl_->config; }
+const Tokenizer& LlamaModel::tokenizer() const { return *impl_->tokenizer; }
+const GgufReader& LlamaModel::gguf() const { return *impl_->gguf; }
+int32_t LlamaModel::context_length() const { return impl_->context_length; }
+uint64_t LlamaModel::weight_bytes_per_token() const { return impl_->weight_bytes_per_token; }
+
+std::unique_ptr<KvCache> LlamaModel::NewCache(int32_t capacity) const {
+  auto storage = std::make_unique<KvCache::Storage>();
+  storage->capacity = capacity > 0 ? capacity : impl_->context_length;
+  const at::TensorOptions opts = at::TensorOptions(at::kFloat).device(impl_->device);
+  for (int32_t i = 0; i < impl_->config.n_layer; ++i) {
+    storage->keys.push_back(at::zeros({impl_->config.n_head_kv, storage->capacity, impl_->config.head_dim}, opts));
+    storage->values.push_back(at::zeros({impl_->config.n_head_kv, storage->capacity, impl_->config.head_dim}, opts));
+  }
+  return std::make_unique<KvCache>(std::move(storage));
+}
+
+absl::Status LlamaModel::Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
+                                 std::vector<float>* logits) const {
+  EDGELLM_RETURN_IF_ERROR(impl_->CheckTokens(tokens));
+  KvCache::Storage& storage = cache->storage();
+  const int64_t end = static_cast<int64_t>(storage.length) + static_cast<int64_t>(tokens.size());
+  if (end > storage.capacity || end > impl_->context_length) {
+    return absl::OutOfRangeError(edgellm::StrCat("forward: ", end, " positions exceed the context of ",
+                                              std::min(storage.capacity, impl_->context_length)));
+  }
+  try {
+    c10::InferenceMode inference_mode;
+    const at::Tensor out = impl_->Run(impl_->Embed(tokens), storage.length, &storage, all_logits);
+    CopyLogits(out, logits);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
+  }
+  storage.length = static_cast<int32_t>(end);
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::ForwardNoCache(absl::Span<const TokenId> tokens, std::vector<float>* logits) const {
+  EDGELLM_RETURN_IF_ERROR(impl_->CheckTokens(tokens));
+  if (static_cast<int64_t>(tokens.size()) > impl_->context_length) {
+    return absl::OutOfRangeError("forward: more tokens than the context holds");
+  }
+  try {
+    c10::InferenceMode inference_mode;
+    CopyLogits(impl_->Run(impl_->Embed(tokens), 0, nullptr, /*all_logits=*/true), logits);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace edgellm::engine

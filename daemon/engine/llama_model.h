@@ -1,0 +1,76 @@
+// engine/llama_model.h — a Llama-architecture model loaded from GGUF.
+//
+// The Llama block (RMSNorm, RoPE, grouped-query attention, SwiGLU MLP) written
+// with LibTorch ops, so the same code runs on the CPU and on a CUDA build of
+// LibTorch. Weights stay in the memory-mapped file where the compute can read
+// them in place. This header is free of LibTorch so any module can include it.
+#ifndef EDGELLM_ENGINE_LLAMA_MODEL_H_
+#define EDGELLM_ENGINE_LLAMA_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "daemon/engine/kv_cache.h"
+#include "daemon/engine/llama_config.h"
+#include "daemon/engine/tokenizer.h"
+
+namespace edgellm::engine {
+
+class GgufReader;
+
+struct ModelOptions {
+  // LibTorch device: "cpu", "cuda", "cuda:1".
+  std::string device = "cpu";
+  // Intra-op threads for LibTorch (process-wide); 0 = one per core.
+  int32_t threads = 0;
+  // Positions a new KV cache holds; 0 = the trained context, at most 4096.
+  int32_t context_length = 0;
+};
+
+// Immutable after Load. Forward may run concurrently on different caches.
+class LlamaModel {
+ public:
+  // Maps `path`, validates every tensor's shape and type, and prepares the
+  // weights. NotFound, InvalidArgument (malformed file or unsupported
+  // architecture) or Unimplemented (a tensor type not supported yet).
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(const std::string& path, const ModelOptions& options);
+  ~LlamaModel();
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+
+  const LlamaConfig& config() const;
+  const Tokenizer& tokenizer() const;
+  const GgufReader& gguf() const;
+  // Positions of a cache made with NewCache().
+  int32_t context_length() const;
+  // Bytes of weights read for one token (all matrices, embedding row excluded).
+  uint64_t weight_bytes_per_token() const;
+
+  // A cache for one sequence of up to `capacity` positions (0 = context_length()).
+  std::unique_ptr<KvCache> NewCache(int32_t capacity = 0) const;
+
+  // Runs `tokens` at positions cache->length() onward in one forward, appends
+  // their keys and values to `cache`, and writes the logits of the last token
+  // (all_logits = false) or of every token ([n, vocab] row-major) to `logits`.
+  // InvalidArgument for an empty input or an id outside the vocabulary,
+  // OutOfRange when the cache would overflow; the cache is unchanged on error.
+  absl::Status Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
+                       std::vector<float>* logits) const;
+
+  // The reference path: `tokens` at positions 0..n-1, attending only to each
+  // other, no cache; logits of every token. Used to check the cached path.
+  absl::Status ForwardNoCache(absl::Span<const TokenId> tokens, std::vector<float>* logits) const;
+
+ private:
+  struct Impl;
+  explicit LlamaModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgellm::engine
+
+#endif  // EDGELLM_ENGINE_LLAMA_MODEL_H_

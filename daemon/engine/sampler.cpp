@@ -1,0 +1,122 @@
+#include "daemon/engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/str_cat.h"
+
+namespace edgellm::engine {
+
+absl::Status SamplingParams::Validate() const {
+  if (!std::isfinite(temperature) || temperature > 100.0f) {
+    return absl::InvalidArgumentError(edgellm::StrCat("temperature ", temperature, " must be finite and at most 100"));
+  }
+  if (top_k < 0) return absl::InvalidArgumentError(edgellm::StrCat("top_k ", top_k, " must be >= 0"));
+  if (!(top_p > 0.0f && top_p <= 1.0f)) {
+    return absl::InvalidArgumentError(edgellm::StrCat("top_p ", top_p, " must be in (0, 1]"));
+  }
+  if (!(min_p >= 0.0f && min_p <= 1.0f)) {
+    return absl::InvalidArgumentError(edgellm::StrCat("min_p ", min_p, " must be in [0, 1]"));
+  }
+  if (!(repeat_penalty > 0.0f) || !std::isfinite(repeat_penalty)) {
+    return absl::InvalidArgumentError(edgellm::StrCat("repeat_penalty ", repeat_penalty, " must be positive"));
+  }
+  if (repeat_last_n < 0) {
+    return absl::InvalidArgumentError(edgellm::StrCat("repeat_last_n ", repeat_last_n, " must be >= 0"));
+  }
+  return absl::OkStatus();
+}
+
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+
+TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId> history) {
+  candidates_.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) candidates_[i] = {static_cast<TokenId>(i), logits[i], 0.0f};
+  ApplyRepetitionPenalty(history);
+  if (params_.temperature <= 0.0f) {
+    // First maximum wins, so ties go to the lowest id.
+    return std::max_element(candidates_.begin(), candidates_.end(),
+                            [](const Candidate& a, const Candidate& b) { return a.logit < b.logit; })
+        ->id;
+  }
+  ApplyTemperature();
+  KeepTopK();
+  Softmax();
+  KeepTopP();
+  KeepMinP();
+  return Pick();
+}
+
+void Sampler::ApplyRepetitionPenalty(absl::Span<const TokenId> history) {
+  if (params_.repeat_penalty == 1.0f || params_.repeat_last_n == 0) return;
+  const size_t n = std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
+  window_.assign(history.end() - n, history.end());
+  std::sort(window_.begin(), window_.end());
+  window_.erase(std::unique(window_.begin(), window_.end()), window_.end());
+  for (TokenId id : window_) {
+    if (id < 0 || static_cast<size_t>(id) >= candidates_.size()) continue;
+    float& logit = candidates_[id].logit;  // candidates_ is still indexed by id here
+    logit = logit > 0.0f ? logit / params_.repeat_penalty : logit * params_.repeat_penalty;
+  }
+}
+
+void Sampler::ApplyTemperature() {
+  for (Candidate& c : candidates_) c.logit /= params_.temperature;
+}
+
+void Sampler::KeepTopK() {
+  const size_t k = static_cast<size_t>(params_.top_k);
+  if (k == 0 || k >= candidates_.size()) return;
+  std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(),
+                    [](const Candidate& a, const Candidate& b) { return a.logit > b.logit; });
+  candidates_.resize(k);
+}
+
+void Sampler::Softmax() {
+  std::stable_sort(candidates_.begin(), candidates_.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.logit > b.logit; });
+  const float max_logit = candidates_.front().logit;
+  double sum = 0.0;
+  for (Candidate& c : candidates_) {
+    c.p = std::exp(c.logit - max_logit);
+    sum += c.p;
+  }
+  for (Candidate& c : candidates_) c.p = static_cast<float>(c.p / sum);
+}
+
+void Sampler::KeepTopP() {
+  if (params_.top_p >= 1.0f) return;
+  double cumulative = 0.0;
+  size_t keep = candidates_.size();
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    cumulative += candidates_[i].p;
+    if (cumulative >= params_.top_p) {
+      keep = i + 1;
+      break;
+    }
+  }
+  candidates_.resize(keep);
+}
+
+void Sampler::KeepMinP() {
+  if (params_.min_p <= 0.0f) return;
+  const float threshold = params_.min_p * candidates_.front().p;
+  size_t keep = 1;
+  while (keep < candidates_.size() && candidates_[keep].p >= threshold) ++keep;
+  candidates_.resize(keep);
+}
+
+TokenId Sampler::Pick() {
+  double total = 0.0;
+  for (const Candidate& c : candidates_) total += c.p;
+  // 53 random bits -> a double uniform in [0, 1).
+  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
+  double cumulative = 0.0;
+  for (const Candidate& c : candidates_) {
+    cumulative += c.p;
+    if (u < cumulative) return c.id;
+  }
+  return candidates_.back().id;
+}
+
+}  // namespace edgellm::engine

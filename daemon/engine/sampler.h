@@ -1,0 +1,64 @@
+// engine/sampler.h — picks the next token from logits.
+//
+// A chain of small stages over one reused candidate buffer, in this order:
+// repetition penalty -> (greedy stops here when temperature <= 0) ->
+// temperature -> top-k -> top-p -> min-p -> a seeded random pick.
+// The same seed and the same logits always give the same tokens, on every
+// platform (the random numbers come from std::mt19937_64 alone).
+#ifndef EDGELLM_ENGINE_SAMPLER_H_
+#define EDGELLM_ENGINE_SAMPLER_H_
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "daemon/engine/tokenizer.h"
+
+namespace edgellm::engine {
+
+struct SamplingParams {
+  float temperature = 0.8f;    // <= 0: greedy (argmax)
+  int32_t top_k = 40;          // 0: off
+  float top_p = 0.95f;         // 1: off
+  float min_p = 0.05f;         // 0: off
+  float repeat_penalty = 1.0f;  // 1: off; > 1 discourages tokens seen in the window
+  int32_t repeat_last_n = 64;  // window of the repetition penalty
+  uint64_t seed = 0;
+
+  // InvalidArgument naming the first out-of-range field.
+  absl::Status Validate() const;
+};
+
+// Not thread-safe: one sampler per sequence.
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+
+  // `history` is every token of the sequence so far (prompt included).
+  TokenId Sample(absl::Span<const float> logits, absl::Span<const TokenId> history);
+
+ private:
+  struct Candidate {
+    TokenId id;
+    float logit;
+    float p;
+  };
+  void ApplyRepetitionPenalty(absl::Span<const TokenId> history);
+  void ApplyTemperature();
+  void KeepTopK();
+  void Softmax();  // sorts by logit, descending, and fills p
+  void KeepTopP();
+  void KeepMinP();
+  TokenId Pick();
+
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  std::vector<Candidate> candidates_;
+  std::vector<TokenId> window_;
+};
+
+}  // namespace edgellm::engine
+
+#endif  // EDGELLM_ENGINE_SAMPLER_H_

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that edgellm's build, tests and benchmarks need.
+# Idempotent: apt-get skips what is already installed. Run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  # LibTorch (CPU) and a fast BLAS under it: without the pthread OpenBLAS,
+  # LibTorch falls back to reference BLAS and runs about 3x slower.
+  libtorch-dev libopenblas0-pthread libopenblas-pthread-dev
+  # error types (absl::Status), JSON, command-line parsing, logging
+  libabsl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+  # Unicode character classes for the byte-level BPE pre-tokenizer
+  libicu-dev
+  # tests and benchmarks
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  # utilities the tests and demo scripts call
+  python3 jq
+)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update
+"${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${packages[@]}"
+
+# Make sure the threaded OpenBLAS is the BLAS that LibTorch loads.
+blas_alt=$(update-alternatives --list libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep openblas-pthread || true)
+if [ -n "$blas_alt" ]; then
+  "${sudo_cmd[@]}" update-alternatives --set libblas.so.3-x86_64-linux-gnu "$blas_alt"
+fi
+lapack_alt=$(update-alternatives --list liblapack.so.3-x86_64-linux-gnu 2>/dev/null | grep openblas-pthread || true)
+if [ -n "$lapack_alt" ]; then
+  "${sudo_cmd[@]}" update-alternatives --set liblapack.so.3-x86_64-linux-gnu "$lapack_alt"
+fi
