@@ -11,6 +11,7 @@ target_compile_options(edgellm_warnings INTERFACE
 function(edgellm_add_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main
                         edgellm::warnings)
   target_compile_definitions(${name} PRIVATE

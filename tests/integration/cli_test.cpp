@@ -1,0 +1,121 @@
+// The `edgellm` CLI, run as a real process.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+namespace edgellm {
+namespace {
+
+struct CliRun {
+  int exit_code;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+CliRun RunCli(const std::string& args) {
+  const std::string err_path =
+      (std::filesystem::temp_directory_path() / ("edgellm-cli-stderr-" + std::to_string(::getpid()))).string();
+  const std::string command = std::string(EDGELLM_BINARY_DIR) + "/tools/edgellm " + args + " 2>" + err_path;
+  CliRun run{-1, "", ""};
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) run.out.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream err(err_path);
+  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+  return run;
+}
+
+const std::string kModel = testing::SharedPath("models/stories260K.gguf");
+
+TEST(Cli, GenerateJsonMatchesLlamaCpp) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const CliRun run = RunCli("generate --model " + kModel + " --prompt 'Once upon a time' -n 64 --temp 0 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json j = nlohmann::json::parse(run.out);
+  std::ifstream in(testing::SharedPath("models/stories260K.reference.json"));
+  const nlohmann::json ref = nlohmann::json::parse(in)["references"][0];
+  EXPECT_EQ(j["token_ids"], ref["generated_token_ids"]);
+  EXPECT_EQ(j["text"], ref["generated_text"]);
+  EXPECT_EQ(j["prompt_tokens"], 5);
+  EXPECT_EQ(j["generated_tokens"], 64);
+  EXPECT_GT(j["prefill_tok_s"].get<double>(), 0.0);
+  EXPECT_GT(j["decode_tok_s"].get<double>(), 0.0);
+  EXPECT_EQ(j["finish_reason"], "length");
+}
+
+TEST(Cli, GenerateStreamsTextThenAFiguresLine) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const CliRun run = RunCli("generate -m " + kModel + " -p 'The cat' -n 16 --temp 0.7 --seed 5 --threads 1");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_FALSE(run.out.empty());
+  EXPECT_NE(run.err.find("prompt_tokens=4 generated_tokens="), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("decode_tok_s="), std::string::npos) << run.err;
+  // The same seed gives the same text.
+  const CliRun again = RunCli("generate -m " + kModel + " -p 'The cat' -n 16 --temp 0.7 --seed 5 --threads 1");
+  EXPECT_EQ(again.out, run.out);
+}
+
+TEST(Cli, TokenizePrintsIds) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  CliRun run = RunCli("tokenize -m " + kModel + " -p 'Hello world'");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "1 346 306 414 263 304 341\n");
+  run = RunCli("tokenize -m " + kModel + " -p 'Hello world' --no-bos --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json j = nlohmann::json::parse(run.out);
+  EXPECT_EQ(j["token_ids"], nlohmann::json::parse("[346, 306, 414, 263, 304, 341]"));
+  EXPECT_EQ(j["count"], 6);
+}
+
+TEST(Cli, MakeModelWritesAModelThatGenerates) {
+  const std::string path = (testing::TestDir() / "bpe.gguf").string();
+  CliRun run = RunCli("make-model --shape test-bpe --type Q8_0 --out " + path);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("wrote " + path), std::string::npos);
+  run = RunCli("generate -m " + path + " -p 'The robot' -n 8 --temp 0 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json j = nlohmann::json::parse(run.out);
+  EXPECT_LE(j["generated_tokens"].get<int>(), 8);
+  EXPECT_GT(j["prompt_tokens"].get<int>(), 0);
+}
+
+TEST(Cli, ErrorsAreClearAndExitNonZero) {
+  CliRun run = RunCli("generate -m /nonexistent.gguf -p hi");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("edgellm: error: cannot open /nonexistent.gguf"), std::string::npos) << run.err;
+
+  const std::string garbage = (testing::TestDir() / "garbage.gguf").string();
+  std::ofstream(garbage) << "this is not a model";
+  run = RunCli("generate -m " + garbage + " -p hi");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("bad magic"), std::string::npos) << run.err;
+
+  run = RunCli("make-model --shape nope --out /tmp/x.gguf");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("smol-135m"), std::string::npos) << run.err;
+
+  run = RunCli("make-model --shape test-spm --type Q4_K --out /tmp/x.gguf");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("cannot be written"), std::string::npos) << run.err;
+}
+
+TEST(Cli, BadSamplingOptionsAreRefused) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const CliRun run = RunCli("generate -m " + kModel + " -p hi --top-p 0");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("top_p"), std::string::npos) << run.err;
+}
+
+}  // namespace
+}  // namespace edgellm

@@ -1,0 +1,35 @@
+// tests/support/model_fixtures.h — synthetic GGUF models for tests, written
+// once per test binary into a temporary directory.
+#ifndef EDGELLM_TESTS_SUPPORT_MODEL_FIXTURES_H_
+#define EDGELLM_TESTS_SUPPORT_MODEL_FIXTURES_H_
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "daemon/engine/synthetic_model.h"
+
+namespace edgellm::testing {
+
+// Path of a synthetic model of `shape` and `type`; written on first use.
+inline std::string SyntheticModel(const std::string& shape, engine::GgmlType type, uint64_t seed = 1) {
+  static std::map<std::string, std::string> written;
+  const std::string key = shape + "-" + std::string(engine::TraitsOf(type).name) + "-" + std::to_string(seed);
+  if (auto it = written.find(key); it != written.end()) return it->second;
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("edgellm-models-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / (key + ".gguf")).string();
+  std::optional<engine::ModelShape> s = engine::FindShape(shape);
+  EXPECT_TRUE(s.has_value()) << shape;
+  const absl::Status status = engine::WriteSyntheticModel({*s, type, seed}, path);
+  EXPECT_TRUE(status.ok()) << status;
+  written[key] = path;
+  return path;
+}
+
+}  // namespace edgellm::testing
+
+#endif  // EDGELLM_TESTS_SUPPORT_MODEL_FIXTURES_H_

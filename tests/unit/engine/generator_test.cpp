@@ -1,0 +1,118 @@
+#include "daemon/engine/generator.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/model_fixtures.h"
+
+namespace edgellm::engine {
+namespace {
+
+class GeneratorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ModelOptions options;
+    options.threads = 2;
+    auto m = LlamaModel::Load(edgellm::testing::SyntheticModel("test-spm", GgmlType::kF32), options);
+    ASSERT_TRUE(m.ok()) << m.status();
+    model_ = std::move(*m);
+  }
+  static GenerateOptions Greedy(int n) {
+    GenerateOptions o;
+    o.max_tokens = n;
+    o.sampling.temperature = 0.0f;
+    o.ignore_eos = true;
+    return o;
+  }
+  std::unique_ptr<LlamaModel> model_;
+};
+
+TEST_F(GeneratorTest, StopsAtMaxTokensAndReportsFigures) {
+  auto r = Generate(*model_, "Once upon a time", Greedy(12));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->token_ids.size(), 12u);
+  EXPECT_EQ(r->finish_reason, FinishReason::kLength);
+  EXPECT_EQ(r->decode_steps, 11);
+  EXPECT_GT(r->prefill_tokens_per_second(), 0.0);
+  EXPECT_GT(r->decode_tokens_per_second(), 0.0);
+  EXPECT_EQ(r->text, model_->tokenizer().Decode(r->token_ids));
+  EXPECT_EQ(r->prompt_ids, model_->tokenizer().Encode("Once upon a time"));
+}
+
+TEST_F(GeneratorTest, SameSeedSameOutput) {
+  GenerateOptions o;
+  o.max_tokens = 20;
+  o.sampling.temperature = 1.0f;
+  o.sampling.top_k = 0;
+  o.sampling.seed = 1234;
+  o.ignore_eos = true;
+  auto a = Generate(*model_, "The robot", o);
+  auto b = Generate(*model_, "The robot", o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->token_ids, b->token_ids);
+  o.sampling.seed = 4321;
+  auto c = Generate(*model_, "The robot", o);
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(a->token_ids, c->token_ids);
+}
+
+TEST_F(GeneratorTest, StreamedTextEqualsTheResult) {
+  std::string streamed;
+  auto r = Generate(*model_, "hello", Greedy(30), [&](std::string_view piece) {
+    streamed.append(piece);
+    return true;
+  });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(streamed, r->text);
+}
+
+TEST_F(GeneratorTest, StopStringEndsTheTextBeforeIt) {
+  auto full = Generate(*model_, "hello", Greedy(40));
+  ASSERT_TRUE(full.ok());
+  ASSERT_GE(full->text.size(), 12u);
+  const std::string stop = full->text.substr(full->text.size() / 2, 3);
+  GenerateOptions o = Greedy(40);
+  o.stop = {stop};
+  std::string streamed;
+  auto r = Generate(*model_, "hello", o, [&](std::string_view piece) {
+    streamed.append(piece);
+    return true;
+  });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->finish_reason, FinishReason::kStop);
+  EXPECT_EQ(r->text, full->text.substr(0, full->text.find(stop)));
+  EXPECT_EQ(streamed, r->text);
+  EXPECT_LT(r->token_ids.size(), full->token_ids.size());
+}
+
+TEST_F(GeneratorTest, ASinkThatReturnsFalseCancels) {
+  int calls = 0;
+  auto r = Generate(*model_, "hello", Greedy(50), [&](std::string_view) { return ++calls < 2; });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->finish_reason, FinishReason::kCancelled);
+  EXPECT_EQ(calls, 2);
+  EXPECT_LT(r->token_ids.size(), 50u);
+}
+
+TEST_F(GeneratorTest, RefusesBadRequests) {
+  GenerateOptions o = Greedy(0);
+  EXPECT_EQ(Generate(*model_, "x", o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Greedy(4);
+  o.sampling.top_p = 2.0f;
+  EXPECT_EQ(Generate(*model_, "x", o).status().code(), absl::StatusCode::kInvalidArgument);
+  std::string long_prompt;
+  for (int i = 0; i < 600; ++i) long_prompt += "robot ";
+  absl::Status s = Generate(*model_, long_prompt, Greedy(4)).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("context"), absl::string_view::npos) << s;
+}
+
+TEST_F(GeneratorTest, TheContextLimitEndsGenerationWithLength) {
+  std::vector<TokenId> prompt(250, 300);
+  auto r = GenerateFromTokens(*model_, prompt, Greedy(100));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->finish_reason, FinishReason::kLength);
+  EXPECT_EQ(r->token_ids.size(), 7u);  // 250 + 6 cached steps fill 256, the 7th is sampled from them
+}
+
+}  // namespace
+}  // namespace edgellm::engine

@@ -1,0 +1,160 @@
+#include "daemon/engine/llama_model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+
+#include "daemon/engine/gguf_reader.h"
+#include "tests/support/model_fixtures.h"
+#include "tests/support/test_support.h"
+
+namespace edgellm::engine {
+namespace {
+
+using edgellm::testing::SyntheticModel;
+
+std::unique_ptr<LlamaModel> Load(const std::string& path, int32_t context = 0) {
+  ModelOptions options;
+  options.threads = 2;
+  options.context_length = context;
+  auto model = LlamaModel::Load(path, options);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? std::move(*model) : nullptr;
+}
+
+std::vector<TokenId> SomeTokens(int n, int vocab) {
+  std::vector<TokenId> t;
+  for (int i = 0; i < n; ++i) t.push_back((i * 37 + 11) % vocab);
+  return t;
+}
+
+void ExpectClose(const float* a, const float* b, size_t n, float tolerance, const std::string& what) {
+  float worst = 0.0f;
+  for (size_t i = 0; i < n; ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+  EXPECT_LE(worst, tolerance) << what;
+}
+
+TEST(LlamaModel, ReadsItsConfigFromTheFile) {
+  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  ASSERT_NE(model, nullptr);
+  const LlamaConfig& c = model->config();
+  EXPECT_EQ(c.n_layer, 2);
+  EXPECT_EQ(c.n_embd, 64);
+  EXPECT_EQ(c.n_head, 4);
+  EXPECT_EQ(c.n_head_kv, 2);
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_EQ(c.n_vocab, 384);
+  EXPECT_EQ(model->context_length(), 256);
+  EXPECT_EQ(model->tokenizer().vocab_size(), 384);
+}
+
+TEST(LlamaModel, CachedDecodingMatchesAFullForward) {
+  for (const char* shape : {"test-spm", "test-bpe"}) {
+    auto model = Load(SyntheticModel(shape, GgmlType::kF32));
+    ASSERT_NE(model, nullptr);
+    const int vocab = model->config().n_vocab;
+    const std::vector<TokenId> tokens = SomeTokens(24, vocab);
+    std::vector<float> full;
+    ASSERT_TRUE(model->ForwardNoCache(tokens, &full).ok());
+    ASSERT_EQ(full.size(), tokens.size() * vocab);
+
+    auto cache = model->NewCache();
+    std::vector<float> logits;
+    // A 10-token prefill with every row's logits, a 5-token chunk, then one token at a time.
+    ASSERT_TRUE(model->Forward(absl::MakeConstSpan(tokens).subspan(0, 10), cache.get(), true, &logits).ok());
+    ExpectClose(logits.data(), full.data(), 10 * vocab, 1e-4f, "prefill");
+    ASSERT_TRUE(model->Forward(absl::MakeConstSpan(tokens).subspan(10, 5), cache.get(), false, &logits).ok());
+    ExpectClose(logits.data(), full.data() + 14 * vocab, vocab, 1e-4f, "chunk");
+    for (size_t i = 15; i < tokens.size(); ++i) {
+      ASSERT_TRUE(model->Forward({&tokens[i], 1}, cache.get(), false, &logits).ok());
+      ExpectClose(logits.data(), full.data() + i * vocab, vocab, 1e-4f, "step " + std::to_string(i));
+    }
+    EXPECT_EQ(cache->length(), 24);
+  }
+}
+
+TEST(LlamaModel, QuantizedWeightsStayCloseToF32) {
+  auto f32 = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  ASSERT_NE(f32, nullptr);
+  const std::vector<TokenId> tokens = SomeTokens(8, f32->config().n_vocab);
+  std::vector<float> reference;
+  ASSERT_TRUE(f32->ForwardNoCache(tokens, &reference).ok());
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    auto q = Load(SyntheticModel("test-spm", type));
+    ASSERT_NE(q, nullptr);
+    std::vector<float> logits;
+    ASSERT_TRUE(q->ForwardNoCache(tokens, &logits).ok());
+    // Cosine similarity of the logits: quantization noise, not a different model.
+    double dot = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      dot += logits[i] * reference[i];
+      na += logits[i] * logits[i];
+      nb += reference[i] * reference[i];
+    }
+    const double cosine = dot / std::sqrt(na * nb);
+    EXPECT_GT(cosine, type == GgmlType::kQ4_0 ? 0.95 : 0.999) << TraitsOf(type).name;
+    EXPECT_LT(q->weight_bytes_per_token(), f32->weight_bytes_per_token());
+  }
+}
+
+TEST(LlamaModel, BadInputsAreErrorsAndLeaveTheCacheAlone) {
+  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
+  ASSERT_NE(model, nullptr);
+  auto cache = model->NewCache();
+  std::vector<float> logits;
+  const std::vector<TokenId> bad = {5, 384};
+  absl::Status s = model->Forward(bad, cache.get(), false, &logits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("384"), absl::string_view::npos) << s;
+  EXPECT_EQ(model->Forward({}, cache.get(), false, &logits).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache->length(), 0);
+  ASSERT_TRUE(model->Forward(SomeTokens(10, 384), cache.get(), false, &logits).ok());
+  EXPECT_EQ(model->Forward(SomeTokens(7, 384), cache.get(), false, &logits).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(cache->length(), 10);
+  cache->Truncate(4);
+  EXPECT_EQ(cache->length(), 4);
+  EXPECT_TRUE(model->Forward(SomeTokens(7, 384), cache.get(), false, &logits).ok());
+}
+
+// Copies a model file with one byte string replaced by another of equal length.
+std::string PatchedCopy(const std::string& path, const std::string& from, const std::string& to) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t at = bytes.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  bytes.replace(at, from.size(), to);
+  const std::string out = (edgellm::testing::TestDir() / "patched.gguf").string();
+  std::ofstream(out, std::ios::binary) << bytes;
+  return out;
+}
+
+TEST(LlamaModel, RefusesFilesThatAreNotWhatTheyClaim) {
+  const std::string good = SyntheticModel("test-spm", GgmlType::kF32);
+  absl::Status arch = LlamaModel::Load(PatchedCopy(good, "llama", "llamb"), {}).status();
+  EXPECT_EQ(arch.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(arch.message().find("llamb"), absl::string_view::npos) << arch;
+
+  // blk.0.attn_q.weight is [64, 64]: claim [64, 32] instead.
+  std::string name = "blk.0.attn_q.weight";
+  std::string dims(4 + 16, '\0');
+  dims[0] = 2;
+  dims[4] = 64;
+  dims[12] = 64;
+  std::string smaller = dims;
+  smaller[12] = 32;
+  absl::Status shape = LlamaModel::Load(PatchedCopy(good, name + dims, name + smaller), {}).status();
+  EXPECT_EQ(shape.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(shape.message().find("blk.0.attn_q.weight has shape [64, 32], expected [64, 64]"),
+            absl::string_view::npos)
+      << shape;
+
+  EXPECT_EQ(LlamaModel::Load("/nonexistent/model.gguf", {}).status().code(), absl::StatusCode::kNotFound);
+  ModelOptions bad_device;
+  bad_device.device = "quantum";
+  EXPECT_EQ(LlamaModel::Load(good, bad_device).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace edgellm::engine
