@@ -10,16 +10,15 @@ namespace {
 
 class DenseLinear final : public Linear {
  public:
-  DenseLinear(at::Tensor weight, uint64_t weight_bytes) : weight_(std::move(weight)), weight_bytes_(weight_bytes) {}
+  explicit DenseLinear(at::Tensor weight) : weight_(std::move(weight)) {}
 
   at::Tensor Forward(const at::Tensor& x) const override { return at::linear(x, weight_); }
   int64_t in_features() const override { return weight_.size(1); }
   int64_t out_features() const override { return weight_.size(0); }
-  uint64_t weight_bytes() const override { return weight_bytes_; }
+  uint64_t weight_bytes() const override { return weight_.nbytes(); }
 
  private:
   at::Tensor weight_;  // [out, in] float32
-  uint64_t weight_bytes_;
 };
 
 }  // namespace
@@ -53,7 +52,7 @@ absl::StatusOr<std::unique_ptr<Linear>> MakeLinear(const GgufTensorInfo& info, a
     return absl::InvalidArgumentError(edgellm::StrCat("tensor ", info.name, " is not 2-D"));
   }
   EDGELLM_ASSIGN_OR_RETURN(at::Tensor weight, TensorToFloat(info, data, device));
-  return std::unique_ptr<Linear>(new DenseLinear(std::move(weight), data.size()));
+  return std::unique_ptr<Linear>(new DenseLinear(std::move(weight)));
 }
 
 }  // namespace edgellm::engine

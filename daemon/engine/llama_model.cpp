@@ -1,15 +1,14 @@
 #include "daemon/engine/llama_model.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <thread>
 
 #include "common/str_cat.h"
 #include "common/status_macros.h"
+#include "daemon/engine/compute_threads.h"
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/kv_cache_storage.h"
 #include "daemon/engine/linear.h"
@@ -245,8 +244,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::string& 
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(edgellm::StrCat("model: bad device '", options.device, "'"));
   }
-  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
-  at::set_num_threads(std::max(1, threads));
+  ConfigureComputeThreads(options.threads);
 
   EDGELLM_ASSIGN_OR_RETURN(impl->gguf, GgufReader::Open(path));
   EDGELLM_ASSIGN_OR_RETURN(impl->config, LlamaConfig::FromGguf(*impl->gguf));

@@ -25,7 +25,7 @@ class GgufReader;
 struct ModelOptions {
   // LibTorch device: "cpu", "cuda", "cuda:1".
   std::string device = "cpu";
-  // Intra-op threads for LibTorch (process-wide); 0 = one per core.
+  // CPU compute threads, process-wide (see compute_threads.h); 0 = one per core.
   int32_t threads = 0;
   // Positions a new KV cache holds; 0 = the trained context, at most 4096.
   int32_t context_length = 0;
@@ -47,7 +47,8 @@ class LlamaModel {
   const GgufReader& gguf() const;
   // Positions of a cache made with NewCache().
   int32_t context_length() const;
-  // Bytes of weights read for one token (all matrices, embedding row excluded).
+  // Bytes of weights the compute reads for one token (all matrices as stored
+  // for compute, e.g. dequantized; the embedding row excluded).
   uint64_t weight_bytes_per_token() const;
 
   // A cache for one sequence of up to `capacity` positions (0 = context_length()).

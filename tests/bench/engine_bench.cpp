@@ -1,0 +1,136 @@
+// edgellm-bench-engine: loads one GGUF and prints one machine-readable line per
+// figure — load time, prefill and decode throughput, resident memory:
+//
+//   bench model=<file> type=<F32|...> threads=<n> metric=<name> value=<number> unit=<unit>
+//
+// Figures are medians over --reps runs after one warm-up run.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "daemon/engine/engine.h"
+
+namespace edgellm::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using engine::TokenId;
+
+double Seconds(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double PeakRssMiB() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+double CurrentRssMiB() {
+  std::ifstream statm("/proc/self/statm");
+  long pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return pages_resident * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+// Quantization of the weight matrices: the type most 2-D tensors have.
+std::string DominantType(const engine::GgufReader& gguf) {
+  std::map<std::string, uint64_t> bytes;
+  for (const engine::GgufTensorInfo& t : gguf.tensors()) {
+    if (t.dims.size() == 2) bytes[std::string(engine::TraitsOf(t.type).name)] += t.n_bytes;
+  }
+  auto best = std::max_element(bytes.begin(), bytes.end(),
+                               [](const auto& a, const auto& b) { return a.second < b.second; });
+  return best == bytes.end() ? "none" : best->first;
+}
+
+struct Args {
+  std::string model;
+  int32_t threads = 0;
+  int32_t prompt_tokens = 128;
+  int32_t decode_tokens = 64;
+  int32_t reps = 3;
+};
+
+int Run(const Args& args) {
+  engine::ModelOptions options;
+  options.threads = args.threads;
+  const Clock::time_point load_start = Clock::now();
+  auto loaded = engine::LlamaModel::Load(args.model, options);
+  if (!loaded.ok()) {
+    std::cerr << "edgellm-bench-engine: " << loaded.status().message() << "\n";
+    return 1;
+  }
+  const double load_seconds = Seconds(load_start);
+  const engine::LlamaModel& model = **loaded;
+  const int threads = args.threads > 0 ? args.threads : static_cast<int>(std::thread::hardware_concurrency());
+  const std::string prefix = "bench model=" + std::filesystem::path(args.model).filename().string() +
+                             " type=" + DominantType(model.gguf()) + " threads=" + std::to_string(threads);
+  auto print = [&](const char* metric, double value, const char* unit) {
+    std::printf("%s metric=%s value=%.6g unit=%s\n", prefix.c_str(), metric, value, unit);
+    std::fflush(stdout);
+  };
+  print("load_s", load_seconds, "s");
+  print("rss_after_load_mib", CurrentRssMiB(), "MiB");
+
+  const int32_t vocab = model.config().n_vocab;
+  std::vector<TokenId> prompt(args.prompt_tokens);
+  for (int32_t i = 0; i < args.prompt_tokens; ++i) prompt[i] = static_cast<TokenId>((i * 7919 + 17) % vocab);
+  std::vector<float> logits;
+
+  std::vector<double> prefill_rates, decode_rates;
+  for (int rep = 0; rep <= args.reps; ++rep) {  // rep 0 is the warm-up
+    auto cache = model.NewCache(args.prompt_tokens + args.decode_tokens + 1);
+    Clock::time_point start = Clock::now();
+    absl::Status s = model.Forward(prompt, cache.get(), false, &logits);
+    const double prefill_seconds = Seconds(start);
+    start = Clock::now();
+    for (int32_t i = 0; s.ok() && i < args.decode_tokens; ++i) {
+      const TokenId next = static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      s = model.Forward({&next, 1}, cache.get(), false, &logits);
+    }
+    const double decode_seconds = Seconds(start);
+    if (!s.ok()) {
+      std::cerr << "edgellm-bench-engine: " << s.message() << "\n";
+      return 1;
+    }
+    if (rep == 0) continue;
+    prefill_rates.push_back(args.prompt_tokens / prefill_seconds);
+    decode_rates.push_back(args.decode_tokens / decode_seconds);
+  }
+  const double decode = Median(decode_rates);
+  print("prefill_tok_s", Median(prefill_rates), "tok/s");
+  print("decode_tok_s", decode, "tok/s");
+  // Weight bytes streamed per second while decoding: compare with the machine's memory bandwidth.
+  print("decode_weight_read_gb_s", decode * static_cast<double>(model.weight_bytes_per_token()) / 1e9, "GB/s");
+  print("peak_rss_mib", PeakRssMiB(), "MiB");
+  return 0;
+}
+
+}  // namespace
+}  // namespace edgellm::bench
+
+int main(int argc, char** argv) {
+  edgellm::bench::Args args;
+  CLI::App app{"Engine benchmark: load time, prefill and decode tok/s, memory"};
+  app.add_option("-m,--model", args.model, "GGUF model file")->required();
+  app.add_option("-t,--threads", args.threads, "Compute threads (default: one per core)");
+  app.add_option("--prompt-tokens", args.prompt_tokens, "Prompt length for prefill")->capture_default_str();
+  app.add_option("--decode-tokens", args.decode_tokens, "Tokens to decode")->capture_default_str();
+  app.add_option("--reps", args.reps, "Measured repetitions (after one warm-up)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return edgellm::bench::Run(args);
+}

@@ -1,0 +1,65 @@
+// Google Benchmark micro-benchmarks of the engine's scalar hot spots:
+// dequantization, tokenization and sampling.
+#include <benchmark/benchmark.h>
+
+#include <random>
+
+#include "daemon/engine/quant_types.h"
+#include "daemon/engine/sampler.h"
+#include "daemon/engine/synthetic_vocab.h"
+#include "daemon/engine/tokenizer.h"
+
+namespace edgellm::engine {
+namespace {
+
+void BM_Dequantize(benchmark::State& state, GgmlType type) {
+  const size_t n = 4096 * 64;
+  std::vector<float> x(n);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  for (float& v : x) v = normal(rng);
+  std::vector<uint8_t> q(RowBytes(type, n));
+  (void)Quantize(type, x, absl::MakeSpan(q));
+  std::vector<float> y(n);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(Dequantize(type, q, absl::MakeSpan(y)));
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetBytesProcessed(state.iterations() * q.size());
+}
+BENCHMARK_CAPTURE(BM_Dequantize, F16, GgmlType::kF16);
+BENCHMARK_CAPTURE(BM_Dequantize, Q8_0, GgmlType::kQ8_0);
+BENCHMARK_CAPTURE(BM_Dequantize, Q4_0, GgmlType::kQ4_0);
+
+constexpr char kText[] =
+    "The farmer liked the robot because it never needed the internet to think. It kept its own notes, "
+    "and each night it got a little better at guessing when the rain would come. Caf\xc3\xa9 \xf0\x9f\x98\x80 123.";
+
+void BM_Encode(benchmark::State& state, bool bpe) {
+  auto vocab = bpe ? MakeBpeVocab(32000, 1) : MakeSpmVocab(32000, 1);
+  auto tokenizer = Tokenizer::FromVocab(*vocab);
+  const std::string text = kText;
+  for (auto _ : state) benchmark::DoNotOptimize((*tokenizer)->Encode(text));
+  state.SetBytesProcessed(state.iterations() * text.size());
+}
+BENCHMARK_CAPTURE(BM_Encode, Spm32k, false);
+BENCHMARK_CAPTURE(BM_Encode, Bpe32k, true);
+
+void BM_Sample(benchmark::State& state) {
+  std::vector<float> logits(state.range(0));
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (float& v : logits) v = normal(rng);
+  SamplingParams params;  // temperature 0.8, top-k 40, top-p 0.95, min-p 0.05
+  params.repeat_penalty = 1.1f;
+  Sampler sampler(params);
+  const std::vector<TokenId> history(64, 7);
+  for (auto _ : state) benchmark::DoNotOptimize(sampler.Sample(logits, history));
+}
+BENCHMARK(BM_Sample)->Arg(32000)->Arg(49152);
+
+}  // namespace
+}  // namespace edgellm::engine
+
+BENCHMARK_MAIN();
