@@ -12,7 +12,12 @@ class DenseLinear final : public Linear {
  public:
   explicit DenseLinear(at::Tensor weight) : weight_(std::move(weight)) {}
 
-  at::Tensor Forward(const at::Tensor& x) const override { return at::linear(x, weight_); }
+  at::Tensor Forward(const at::Tensor& x) const override {
+    // One row (a decode step) is a matrix-vector product: BLAS gemv streams the
+    // weight once, where gemm with m = 1 does not.
+    if (x.size(0) == 1) return at::mv(weight_, x[0]).unsqueeze(0);
+    return at::linear(x, weight_);
+  }
   int64_t in_features() const override { return weight_.size(1); }
   int64_t out_features() const override { return weight_.size(0); }
   uint64_t weight_bytes() const override { return weight_.nbytes(); }

@@ -1,5 +1,6 @@
 // edgellm-bench-engine: loads one GGUF and prints one machine-readable line per
-// figure — load time, prefill and decode throughput, resident memory:
+// figure — load time, prefill and decode throughput, resident memory, and the
+// decode speed as a fraction of the machine's measured memory read bandwidth:
 //
 //   bench model=<file> type=<F32|...> threads=<n> metric=<name> value=<number> unit=<unit>
 //
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <numeric>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -44,6 +46,32 @@ double CurrentRssMiB() {
   long pages_total = 0, pages_resident = 0;
   statm >> pages_total >> pages_resident;
   return pages_resident * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+// Read bandwidth of main memory with `threads` threads: the best of a few
+// passes summing a buffer far larger than the caches.
+double MeasureReadBandwidthGbS(int threads) {
+  const size_t words = size_t{512} << 20 >> 3;  // 512 MiB of uint64
+  std::vector<uint64_t> buffer(words, 1);
+  double best = 0.0;
+  for (int pass = 0; pass < 4; ++pass) {
+    std::vector<uint64_t> sums(threads, 0);
+    std::vector<std::thread> workers;
+    const Clock::time_point start = Clock::now();
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        const size_t begin = words * t / threads, end = words * (t + 1) / threads;
+        uint64_t sum = 0;
+        for (size_t i = begin; i < end; ++i) sum += buffer[i];
+        sums[t] = sum;
+      });
+    }
+    for (std::thread& w : workers) w.join();
+    const double seconds = Seconds(start);
+    if (std::accumulate(sums.begin(), sums.end(), uint64_t{0}) != words) return 0.0;
+    best = std::max(best, static_cast<double>(words * 8) / seconds / 1e9);
+  }
+  return best;
 }
 
 // Quantization of the weight matrices: the type most 2-D tensors have.
@@ -115,8 +143,13 @@ int Run(const Args& args) {
   print("prefill_tok_s", Median(prefill_rates), "tok/s");
   print("decode_tok_s", decode, "tok/s");
   // Weight bytes streamed per second while decoding: compare with the machine's memory bandwidth.
-  print("decode_weight_read_gb_s", decode * static_cast<double>(model.weight_bytes_per_token()) / 1e9, "GB/s");
-  print("peak_rss_mib", PeakRssMiB(), "MiB");
+  const double weight_gb_s = decode * static_cast<double>(model.weight_bytes_per_token()) / 1e9;
+  print("decode_weight_read_gb_s", weight_gb_s, "GB/s");
+  print("peak_rss_mib", PeakRssMiB(), "MiB");  // before the bandwidth probe's buffer
+  const double bandwidth = MeasureReadBandwidthGbS(threads);
+  print("memory_read_gb_s", bandwidth, "GB/s");
+  // 1.0 would be decoding as fast as the weights can be read from memory.
+  print("decode_fraction_of_bandwidth", weight_gb_s / bandwidth, "ratio");
   return 0;
 }
 
