@@ -42,18 +42,11 @@ size_t ContractionLength(std::string_view text, size_t at) {
   return 0;
 }
 
-}  // namespace
-
-std::vector<std::string_view> PreTokenizeGpt2(std::string_view text) {
-  std::vector<CodePoint> cps;
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t start = pos;
-    const uint32_t cp = Utf8Next(text, &pos);
-    cps.push_back({start, pos, Classify(cp)});
-  }
-  std::vector<std::string_view> words;
-  const size_t n = cps.size();
-  size_t i = 0;
+// Appends the GPT-2 pattern's pieces of cps[first, last) to `words`.
+void SplitRange(std::string_view text, const std::vector<CodePoint>& cps, size_t first, size_t last,
+                std::vector<std::string_view>& words) {
+  const size_t n = last;
+  size_t i = first;
   auto run_end = [&](size_t from, CharClass cls) {
     while (from < n && cps[from].cls == cls) ++from;
     return from;
@@ -78,6 +71,30 @@ std::vector<std::string_view> PreTokenizeGpt2(std::string_view text) {
     words.push_back(text.substr(cps[i].start, cps[end - 1].end - cps[i].start));
     i = end;
   }
+}
+
+}  // namespace
+
+std::vector<std::string_view> PreTokenizeGpt2(std::string_view text, bool split_digits) {
+  std::vector<CodePoint> cps;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t start = pos;
+    const uint32_t cp = Utf8Next(text, &pos);
+    cps.push_back({start, pos, Classify(cp)});
+  }
+  std::vector<std::string_view> words;
+  if (!split_digits) {
+    SplitRange(text, cps, 0, cps.size(), words);
+    return words;
+  }
+  size_t first = 0;
+  for (size_t i = 0; i < cps.size(); ++i) {
+    if (cps[i].cls != CharClass::kNumber) continue;
+    SplitRange(text, cps, first, i, words);
+    words.push_back(text.substr(cps[i].start, cps[i].end - cps[i].start));
+    first = i + 1;
+  }
+  SplitRange(text, cps, first, cps.size(), words);
   return words;
 }
 

@@ -1,6 +1,7 @@
 #include "daemon/engine/bpe_tokenizer.h"
 
 #include <array>
+#include <set>
 
 #include "common/str_cat.h"
 #include "daemon/engine/bpe_pretokenizer.h"
@@ -42,11 +43,17 @@ int Gpt2CodePointToByte(uint32_t cp) {
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> BpeTokenizer::Create(Vocab vocab) {
-  if (!vocab.pre.empty() && vocab.pre != "default" && vocab.pre != "gpt2") {
+  static const std::set<std::string> kGpt2 = {"", "default", "gpt2", "mpt", "olmo"};
+  static const std::set<std::string> kGpt2SplitDigits = {"smollm", "starcoder", "refact",
+                                                         "command-r", "codeshell", "exaone"};
+  const bool split_digits = kGpt2SplitDigits.count(vocab.pre) > 0;
+  if (!split_digits && kGpt2.count(vocab.pre) == 0) {
     return absl::InvalidArgumentError(edgellm::StrCat("tokenizer: unsupported pre-tokenizer '", vocab.pre,
-                                                   "' (default and gpt2 are supported)"));
+                                                      "' (supported: default, gpt2, mpt, olmo, smollm, starcoder, "
+                                                      "refact, command-r, codeshell, exaone)"));
   }
   std::unique_ptr<BpeTokenizer> t(new BpeTokenizer(std::move(vocab)));
+  t->split_digits_ = split_digits;
   t->merge_ranks_.reserve(t->vocab_.merges.size());
   for (size_t i = 0; i < t->vocab_.merges.size(); ++i) {
     const std::string& m = t->vocab_.merges[i];
@@ -72,7 +79,7 @@ void BpeTokenizer::EncodeText(std::string_view text, bool after_special, std::ve
     text = prefixed;
   }
   std::string mapped;
-  for (std::string_view word : PreTokenizeGpt2(text)) {
+  for (std::string_view word : PreTokenizeGpt2(text, split_digits_)) {
     mapped.clear();
     for (char c : word) AppendUtf8(Gpt2ByteToCodePoint(static_cast<uint8_t>(c)), &mapped);
     EncodeWord(mapped, out);

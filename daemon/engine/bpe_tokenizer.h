@@ -24,7 +24,8 @@ int Gpt2CodePointToByte(uint32_t code_point);
 class BpeTokenizer final : public Tokenizer {
  public:
   // InvalidArgument for a merge that is not "left right", or an unsupported
-  // pre-tokenizer.
+  // pre-tokenizer (`tokenizer.ggml.pre`: default, gpt2, mpt, olmo, and the
+  // digit-splitting smollm, starcoder, refact, command-r, codeshell, exaone).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Create(Vocab vocab);
 
  protected:
@@ -37,6 +38,7 @@ class BpeTokenizer final : public Tokenizer {
   int MergeRank(std::string_view left, std::string_view right) const;
 
   std::unordered_map<std::string, int> merge_ranks_;  // "left right" -> rank
+  bool split_digits_ = false;                         // see PreTokenizeGpt2
 };
 
 }  // namespace edgellm::engine

@@ -160,7 +160,7 @@ absl::StatusOr<Vocab> MakeBpeVocab(int32_t size, uint64_t seed) {
   if (absl::Status s = CheckSize(size); !s.ok()) return s;
   Vocab v;
   v.model = "gpt2";
-  v.pre = "default";
+  v.pre = "smollm";  // as SmolLM, whose shape smol-135m mirrors: digits split apart
   v.tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
   v.kinds.assign(3, TokenKind::kControl);
   std::vector<std::string> pool;

@@ -19,7 +19,8 @@ namespace edgellm::engine {
 // pieces with descending scores. InvalidArgument if `size` < 300.
 absl::StatusOr<Vocab> MakeSpmVocab(int32_t size, uint64_t seed);
 
-// A gpt2 byte-level BPE vocabulary: <|endoftext|> <|im_start|> <|im_end|>, the
+// A gpt2 byte-level BPE vocabulary with the smollm pre-tokenizer:
+// <|endoftext|> <|im_start|> <|im_end|>, the
 // 256 byte symbols, then merged tokens. InvalidArgument if `size` < 300.
 absl::StatusOr<Vocab> MakeBpeVocab(int32_t size, uint64_t seed);
 

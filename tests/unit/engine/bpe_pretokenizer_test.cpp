@@ -29,11 +29,26 @@ TEST(BpePreTokenizer, FollowsTheGpt2Pattern) {
   EXPECT_EQ(Split(""), Words{});
 }
 
+std::vector<std::string> SplitDigits(std::string_view text) {
+  std::vector<std::string> out;
+  for (std::string_view w : PreTokenizeGpt2(text, /*split_digits=*/true)) out.emplace_back(w);
+  return out;
+}
+
+TEST(BpePreTokenizer, SmollmStyleIsolatesEveryDigit) {
+  EXPECT_EQ(SplitDigits("3.14 and 1,000"), (Words{"3", ".", "1", "4", " and", " ", "1", ",", "0", "0", "0"}));
+  EXPECT_EQ(SplitDigits("abc123def"), (Words{"abc", "1", "2", "3", "def"}));
+  EXPECT_EQ(SplitDigits("a  1"), (Words{"a", "  ", "1"}));
+  EXPECT_EQ(SplitDigits("no digits here"), Split("no digits here"));
+}
+
 TEST(BpePreTokenizer, PiecesConcatenateToTheInput) {
   const std::string text = "  Mixed\tinput: 'quoted' \xe2\x80\x94 \xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7 123abc\r\n\xff\xfe end ";
-  std::string joined;
-  for (std::string_view w : PreTokenizeGpt2(text)) joined.append(w);
-  EXPECT_EQ(joined, text);
+  for (bool split_digits : {false, true}) {
+    std::string joined;
+    for (std::string_view w : PreTokenizeGpt2(text, split_digits)) joined.append(w);
+    EXPECT_EQ(joined, text);
+  }
 }
 
 }  // namespace

@@ -74,6 +74,17 @@ TEST(BpeTokenizer, SpecialTokensAreSplitOut) {
   EXPECT_EQ((*t)->Decode(std::vector<TokenId>{ByteId('a'), 0, ByteId('b')}), "ab");
 }
 
+TEST(BpeTokenizer, SmollmPreTokenizerKeepsDigitsApart) {
+  Vocab v = SmallVocab({"1 2"});
+  auto plain = Tokenizer::FromVocab(v);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)->Encode("12", false), (std::vector<TokenId>{257}));  // merged
+  v.pre = "smollm";
+  auto smollm = Tokenizer::FromVocab(v);
+  ASSERT_TRUE(smollm.ok()) << smollm.status();
+  EXPECT_EQ((*smollm)->Encode("12", false), (std::vector<TokenId>{ByteId('1'), ByteId('2')}));
+}
+
 TEST(BpeTokenizer, RefusesMalformedMergesAndUnknownPreTokenizers) {
   Vocab bad_merge = SmallVocab({});
   bad_merge.merges = {"nospace"};
