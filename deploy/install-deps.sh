@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
+  # clang and its libFuzzer/sanitizer runtimes, for the fuzz targets
+  clang libclang-rt-14-dev
   # LibTorch (CPU) and a fast BLAS under it: without the pthread OpenBLAS,
   # LibTorch falls back to reference BLAS and runs about 3x slower.
   libtorch-dev libopenblas0-pthread libopenblas-pthread-dev

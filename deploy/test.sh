@@ -3,7 +3,9 @@
 #   1. installs the Debian packages (idempotent; needs root or sudo),
 #   2. configures, builds and runs ctest with the release preset,
 #   3. builds and runs the same tests again under AddressSanitizer +
-#      UndefinedBehaviorSanitizer.
+#      UndefinedBehaviorSanitizer,
+#   4. fuzzes the GGUF reader and the tokenizers with libFuzzer (clang) for
+#      EDGELLM_FUZZ_SECONDS each (default 60).
 # Set EDGELLM_SKIP_DEPS=1 to skip step 1 on a machine that is already set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +17,7 @@ fi
 cmake --workflow --preset release
 
 cmake --workflow --preset asan
+
+cmake --preset fuzz -DEDGELLM_FUZZ_SECONDS="${EDGELLM_FUZZ_SECONDS:-60}"
+cmake --build --preset fuzz
+ctest --preset fuzz

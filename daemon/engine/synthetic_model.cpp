@@ -47,23 +47,6 @@ GgufWriter::TensorFill OnesFill(uint64_t n) {
   };
 }
 
-void SetVocab(GgufWriter& w, const Vocab& v) {
-  w.Set("tokenizer.ggml.model", GgufValue::String(v.model));
-  if (!v.pre.empty()) w.Set("tokenizer.ggml.pre", GgufValue::String(v.pre));
-  w.Set("tokenizer.ggml.tokens", GgufValue::StringArray(v.tokens));
-  if (!v.scores.empty()) w.Set("tokenizer.ggml.scores", GgufValue::Float32Array(v.scores));
-  std::vector<int32_t> kinds(v.kinds.size());
-  for (size_t i = 0; i < kinds.size(); ++i) kinds[i] = static_cast<int32_t>(v.kinds[i]);
-  w.Set("tokenizer.ggml.token_type", GgufValue::Int32Array(kinds));
-  if (!v.merges.empty()) w.Set("tokenizer.ggml.merges", GgufValue::StringArray(v.merges));
-  w.Set("tokenizer.ggml.bos_token_id", GgufValue::Uint32(static_cast<uint32_t>(v.bos_id)));
-  w.Set("tokenizer.ggml.eos_token_id", GgufValue::Uint32(static_cast<uint32_t>(v.eos_id)));
-  if (v.unk_id >= 0) w.Set("tokenizer.ggml.unknown_token_id", GgufValue::Uint32(static_cast<uint32_t>(v.unk_id)));
-  if (v.eot_id >= 0) w.Set("tokenizer.ggml.eot_token_id", GgufValue::Uint32(static_cast<uint32_t>(v.eot_id)));
-  w.Set("tokenizer.ggml.add_bos_token", GgufValue::Bool(v.add_bos));
-  w.Set("tokenizer.ggml.add_space_prefix", GgufValue::Bool(v.add_space_prefix));
-}
-
 }  // namespace
 
 const std::vector<ModelShape>& KnownShapes() {
@@ -108,7 +91,7 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
   w.Set("llama.rope.dimension_count", GgufValue::Uint32(static_cast<uint32_t>(head_dim)));
   w.Set("llama.rope.freq_base", GgufValue::Float32(10000.0f));
   w.Set("llama.attention.layer_norm_rms_epsilon", GgufValue::Float32(1e-5f));
-  SetVocab(w, vocab);
+  vocab.WriteTo(w);
 
   const float stddev = 0.02f;
   auto matrix = [&](const std::string& name, uint64_t in, uint64_t out) {

@@ -103,8 +103,7 @@ absl::Status CheckSize(int32_t size) {
 
 }  // namespace
 
-absl::StatusOr<Vocab> MakeSpmVocab(int32_t size, uint64_t seed) {
-  if (absl::Status s = CheckSize(size); !s.ok()) return s;
+Vocab SpmBaseVocab() {
   Vocab v;
   v.model = "llama";
   v.tokens = {"<unk>", "<s>", "</s>"};
@@ -116,6 +115,17 @@ absl::StatusOr<Vocab> MakeSpmVocab(int32_t size, uint64_t seed) {
     v.kinds.push_back(TokenKind::kByte);
   }
   v.scores.assign(v.tokens.size(), 0.0f);
+  v.bos_id = 1;
+  v.eos_id = 2;
+  v.unk_id = 0;
+  v.add_bos = true;
+  v.add_space_prefix = true;
+  return v;
+}
+
+absl::StatusOr<Vocab> MakeSpmVocab(int32_t size, uint64_t seed) {
+  if (absl::Status s = CheckSize(size); !s.ok()) return s;
+  Vocab v = SpmBaseVocab();
   auto add_piece = [&](std::string piece) {
     v.scores.push_back(-static_cast<float>(v.tokens.size()));
     v.tokens.push_back(std::move(piece));
@@ -148,11 +158,6 @@ absl::StatusOr<Vocab> MakeSpmVocab(int32_t size, uint64_t seed) {
     v.scores.push_back(-static_cast<float>(i));
     v.kinds.push_back(TokenKind::kNormal);
   }
-  v.bos_id = 1;
-  v.eos_id = 2;
-  v.unk_id = 0;
-  v.add_bos = true;
-  v.add_space_prefix = true;
   return v;
 }
 

@@ -15,6 +15,11 @@
 
 namespace edgellm::engine {
 
+// What every llama SentencePiece vocabulary starts with: <unk> <s> </s> and
+// the 256 byte tokens <0x00>..<0xFF> (ids 3..258), scores 0, BOS 1, EOS 2,
+// UNK 0, a BOS added and a space prefixed.
+Vocab SpmBaseVocab();
+
 // A llama SentencePiece vocabulary: <unk> <s> </s>, 256 byte tokens, then
 // pieces with descending scores. InvalidArgument if `size` < 300.
 absl::StatusOr<Vocab> MakeSpmVocab(int32_t size, uint64_t seed);

@@ -1,6 +1,7 @@
 #include "daemon/engine/text_streamer.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "daemon/engine/utf8.h"
 

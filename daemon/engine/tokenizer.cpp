@@ -8,6 +8,7 @@
 #include "common/status_macros.h"
 #include "daemon/engine/bpe_tokenizer.h"
 #include "daemon/engine/gguf_reader.h"
+#include "daemon/engine/gguf_writer.h"
 #include "daemon/engine/spm_tokenizer.h"
 
 namespace edgellm::engine {
@@ -103,6 +104,27 @@ absl::StatusOr<Vocab> Vocab::FromGguf(const GgufReader& gguf) {
   EDGELLM_ASSIGN_OR_RETURN(v.add_space_prefix, ReadFlag(gguf, "tokenizer.ggml.add_space_prefix", is_llama));
   if (v.add_bos && v.bos_id < 0) return VocabError("tokenizer.ggml.add_bos_token", "set, but no BOS token");
   return v;
+}
+
+void Vocab::WriteTo(GgufWriter& w) const {
+  w.Set("tokenizer.ggml.model", GgufValue::String(model));
+  if (!pre.empty()) w.Set("tokenizer.ggml.pre", GgufValue::String(pre));
+  w.Set("tokenizer.ggml.tokens", GgufValue::StringArray(tokens));
+  if (!scores.empty()) w.Set("tokenizer.ggml.scores", GgufValue::Float32Array(scores));
+  std::vector<int32_t> types(kinds.size());
+  for (size_t i = 0; i < kinds.size(); ++i) types[i] = static_cast<int32_t>(kinds[i]);
+  w.Set("tokenizer.ggml.token_type", GgufValue::Int32Array(types));
+  if (!merges.empty()) w.Set("tokenizer.ggml.merges", GgufValue::StringArray(merges));
+  const std::pair<const char*, TokenId> ids[] = {{"tokenizer.ggml.bos_token_id", bos_id},
+                                                 {"tokenizer.ggml.eos_token_id", eos_id},
+                                                 {"tokenizer.ggml.unknown_token_id", unk_id},
+                                                 {"tokenizer.ggml.eot_token_id", eot_id}};
+  for (const auto& [key, id] : ids) {
+    if (id >= 0) w.Set(key, GgufValue::Uint32(static_cast<uint32_t>(id)));
+  }
+  w.Set("tokenizer.ggml.add_bos_token", GgufValue::Bool(add_bos));
+  w.Set("tokenizer.ggml.add_eos_token", GgufValue::Bool(add_eos));
+  w.Set("tokenizer.ggml.add_space_prefix", GgufValue::Bool(add_space_prefix));
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufReader& gguf) {

@@ -23,6 +23,7 @@
 namespace edgellm::engine {
 
 class GgufReader;
+class GgufWriter;
 
 using TokenId = int32_t;
 
@@ -55,6 +56,8 @@ struct Vocab {
   // Reads the vocabulary from `tokenizer.ggml.*`; InvalidArgument naming the
   // key for anything missing, inconsistent or out of range.
   static absl::StatusOr<Vocab> FromGguf(const GgufReader& gguf);
+  // Sets the `tokenizer.ggml.*` keys that FromGguf reads.
+  void WriteTo(GgufWriter& writer) const;
 };
 
 class Tokenizer {

@@ -2,33 +2,19 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
+#include "daemon/engine/synthetic_vocab.h"
 
 namespace edgellm::engine {
 namespace {
 
 // <unk> <s> </s>, 256 byte tokens, then `pieces` with the given scores.
 Vocab SmallVocab(const std::vector<std::pair<std::string, float>>& pieces, bool space_prefix) {
-  Vocab v;
-  v.model = "llama";
-  v.tokens = {"<unk>", "<s>", "</s>"};
-  v.kinds = {TokenKind::kUnknown, TokenKind::kControl, TokenKind::kControl};
-  for (int b = 0; b < 256; ++b) {
-    char name[8];
-    std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    v.tokens.push_back(name);
-    v.kinds.push_back(TokenKind::kByte);
-  }
-  v.scores.assign(v.tokens.size(), 0.0f);
+  Vocab v = SpmBaseVocab();
   for (const auto& [text, score] : pieces) {
     v.tokens.push_back(text);
     v.kinds.push_back(TokenKind::kNormal);
     v.scores.push_back(score);
   }
-  v.bos_id = 1;
-  v.eos_id = 2;
-  v.unk_id = 0;
-  v.add_bos = true;
   v.add_space_prefix = space_prefix;
   return v;
 }

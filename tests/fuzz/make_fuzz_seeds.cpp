@@ -1,0 +1,69 @@
+// Writes the seed corpus of the fuzz targets into the directory given: small
+// but complete GGUF files (a llama and a gpt2 tokenizer, tensors of several
+// types) and a few texts.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "daemon/engine/gguf_writer.h"
+#include "daemon/engine/synthetic_vocab.h"
+
+namespace edgellm::engine {
+namespace {
+
+int Fail(const absl::Status& s) {
+  std::cerr << "make-fuzz-seeds: " << s.message() << "\n";
+  return 1;
+}
+
+absl::Status WriteModel(const std::filesystem::path& path, const Vocab& v) {
+  GgufWriter w;
+  w.Set("general.architecture", GgufValue::String("llama"));
+  w.Set("llama.block_count", GgufValue::Uint32(1));
+  w.Set("llama.embedding_length", GgufValue::Uint32(32));
+  w.Set("llama.attention.head_count", GgufValue::Uint32(2));
+  w.Set("llama.feed_forward_length", GgufValue::Uint32(32));
+  v.WriteTo(w);
+  w.Set("nested", GgufValue::NestedArray(GgufType::kArray, {GgufValue::Int32Array(std::vector<int32_t>{1})}));
+  std::vector<float> weights(32 * 32, 0.5f);
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    const std::string name = std::string("t.") + std::string(TraitsOf(type).name);
+    auto bytes = std::make_shared<std::vector<uint8_t>>(RowBytes(type, weights.size()));
+    if (absl::Status s = Quantize(type, weights, absl::MakeSpan(*bytes)); !s.ok()) return s;
+    if (absl::Status s = w.AddTensor(name, type, {32, 32}, [bytes](absl::Span<uint8_t> out) {
+          std::copy(bytes->begin(), bytes->end(), out.begin());
+          return absl::OkStatus();
+        });
+        !s.ok()) {
+      return s;
+    }
+  }
+  return w.Write(path.string());
+}
+
+int Run(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir / "gguf");
+  std::filesystem::create_directories(dir / "text");
+  auto spm = MakeSpmVocab(300, 1);
+  auto bpe = MakeBpeVocab(300, 1);
+  if (!spm.ok()) return Fail(spm.status());
+  if (!bpe.ok()) return Fail(bpe.status());
+  if (absl::Status s = WriteModel(dir / "gguf" / "spm.gguf", *spm); !s.ok()) return Fail(s);
+  if (absl::Status s = WriteModel(dir / "gguf" / "bpe.gguf", *bpe); !s.ok()) return Fail(s);
+  const char* texts[] = {"Once upon a time", " two  spaces\n\nnewlines\t", "caf\xc3\xa9 \xf0\x9f\x98\x80 123,456",
+                         "<s>special</s><|endoftext|>", "I'm here, don't"};
+  int i = 0;
+  for (const char* t : texts) std::ofstream(dir / "text" / ("seed" + std::to_string(i++))) << t;
+  return 0;
+}
+
+}  // namespace
+}  // namespace edgellm::engine
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: make-fuzz-seeds DIR\n";
+    return 2;
+  }
+  return edgellm::engine::Run(argv[1]);
+}
