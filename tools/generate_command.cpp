@@ -24,13 +24,13 @@ struct GenerateArgs {
   bool json = false;
 };
 
-void RunGenerate(GenerateArgs& args) {
+absl::Status RunGenerate(const GenerateArgs& args) {
   engine::ModelOptions model_options;
   model_options.device = args.device;
   model_options.threads = args.threads;
   model_options.context_length = args.context;
   auto model = engine::LlamaModel::Load(args.model, model_options);
-  ExitOnError(model.status());
+  if (!model.ok()) return model.status();
 
   engine::GenerateOptions options;
   options.max_tokens = args.max_tokens;
@@ -42,7 +42,7 @@ void RunGenerate(GenerateArgs& args) {
     return true;
   };
   auto result = engine::Generate(**model, args.prompt, options, args.json ? engine::TextSink() : print);
-  ExitOnError(result.status());
+  if (!result.ok()) return result.status();
 
   if (args.json) {
     nlohmann::json out = {
@@ -57,18 +57,19 @@ void RunGenerate(GenerateArgs& args) {
         {"seed", options.sampling.seed},
     };
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    return;
+    return absl::OkStatus();
   }
   std::cout << "\n";
   std::cerr << absl::StrFormat(
       "[prompt_tokens=%d generated_tokens=%d prefill_tok_s=%.1f decode_tok_s=%.1f finish=%s seed=%d]\n",
       result->prompt_ids.size(), result->token_ids.size(), result->prefill_tokens_per_second(),
       result->decode_tokens_per_second(), engine::FinishReasonName(result->finish_reason), options.sampling.seed);
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-void AddGenerateCommand(CLI::App& app) {
+void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming it as it is produced");
   cmd->add_option("-m,--model", args->model, "GGUF model file")->required();
@@ -89,7 +90,7 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("-c,--ctx", args->context, "Context length (default: the model's, at most 4096)");
   cmd->add_option("--device", args->device, "LibTorch device: cpu, cuda, cuda:N")->capture_default_str();
   cmd->add_flag("--json", args->json, "Print one JSON object instead of streaming text");
-  cmd->callback([args] { RunGenerate(*args); });
+  cmd->callback([args, result] { *result = RunGenerate(*args); });
 }
 
 }  // namespace edgellm::tools

@@ -17,33 +17,36 @@ struct MakeModelArgs {
   uint64_t seed = 1;
 };
 
-void RunMakeModel(const MakeModelArgs& args) {
+absl::Status RunMakeModel(const MakeModelArgs& args) {
   std::optional<engine::ModelShape> shape = engine::FindShape(args.shape);
   if (!shape) {
     std::vector<std::string> names;
     for (const engine::ModelShape& s : engine::KnownShapes()) names.push_back(s.name);
-    ExitOnError(absl::InvalidArgumentError(
-        edgellm::StrCat("unknown shape '", args.shape, "'; known: ", absl::StrJoin(names, ", "))));
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("unknown shape '", args.shape, "'; known: ", absl::StrJoin(names, ", ")));
   }
   std::optional<engine::GgmlType> type = engine::GgmlTypeFromName(args.type);
   if (!type || !engine::CanQuantize(*type)) {
-    ExitOnError(absl::InvalidArgumentError(edgellm::StrCat("type '", args.type, "' cannot be written; use F32, F16, Q8_0 or Q4_0")));
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("type '", args.type, "' cannot be written; use F32, F16, Q8_0 or Q4_0"));
   }
-  ExitOnError(engine::WriteSyntheticModel({*shape, *type, args.seed}, args.out));
+  if (absl::Status s = engine::WriteSyntheticModel({*shape, *type, args.seed}, args.out); !s.ok()) return s;
+  std::error_code size_error;
   std::cout << "wrote " << args.out << " (" << shape->name << ", " << engine::TraitsOf(*type).name << ", "
-            << std::filesystem::file_size(args.out) << " bytes)\n";
+            << std::filesystem::file_size(args.out, size_error) << " bytes)\n";
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-void AddMakeModelCommand(CLI::App& app) {
+void AddMakeModelCommand(CLI::App& app, absl::Status* result) {
   auto args = std::make_shared<MakeModelArgs>();
   CLI::App* cmd = app.add_subcommand("make-model", "Write a GGUF model with random weights at a real model's shape");
   cmd->add_option("--shape", args->shape, "stories260k, smol-135m, tinyllama-1.1b, test-spm or test-bpe")->required();
   cmd->add_option("--type", args->type, "Weight type: F32, F16, Q8_0 or Q4_0")->capture_default_str();
   cmd->add_option("-o,--out", args->out, "Output file")->required();
   cmd->add_option("--seed", args->seed, "Seed of the random weights and vocabulary")->capture_default_str();
-  cmd->callback([args] { RunMakeModel(*args); });
+  cmd->callback([args, result] { *result = RunMakeModel(*args); });
 }
 
 }  // namespace edgellm::tools

@@ -123,9 +123,21 @@ absl::StatusOr<double> GgufValue::NumberAt(GgufType type, uint64_t i) const {
   return absl::InvalidArgumentError("not a number");
 }
 
-absl::StatusOr<int64_t> GgufValue::AsInt() const {
-  const uint8_t* p = raw_.data();
-  switch (type_) {
+absl::StatusOr<int64_t> GgufValue::IntegerAt(GgufType type, uint64_t i) const {
+  const uint32_t size = GgufScalarSize(type);
+  if (size == 0 || (i + 1) * size > raw_.size()) {
+    return absl::InvalidArgumentError(edgellm::StrCat("value of type ", GgufTypeName(type), " is not a number"));
+  }
+  const uint8_t* p = raw_.data() + i * size;
+  switch (type) {
+    case GgufType::kUint8: return Load<uint8_t>(p);
+    case GgufType::kInt8: return Load<int8_t>(p);
+    case GgufType::kBool: return Load<uint8_t>(p) != 0 ? 1 : 0;
+    case GgufType::kUint16: return Load<uint16_t>(p);
+    case GgufType::kInt16: return Load<int16_t>(p);
+    case GgufType::kUint32: return Load<uint32_t>(p);
+    case GgufType::kInt32: return Load<int32_t>(p);
+    case GgufType::kInt64: return Load<int64_t>(p);
     case GgufType::kUint64: {
       const uint64_t v = Load<uint64_t>(p);
       if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
@@ -133,19 +145,14 @@ absl::StatusOr<int64_t> GgufValue::AsInt() const {
       }
       return static_cast<int64_t>(v);
     }
-    case GgufType::kInt64: return Load<int64_t>(p);
-    case GgufType::kFloat32:
-    case GgufType::kFloat64:
-    case GgufType::kString:
-    case GgufType::kArray:
-      return absl::InvalidArgumentError(
-          edgellm::StrCat("expected an integer, found ", GgufTypeName(type_)));
-    default: {
-      absl::StatusOr<double> v = NumberAt(type_, 0);
-      if (!v.ok()) return v.status();
-      return static_cast<int64_t>(*v);
-    }
+    default:
+      return absl::InvalidArgumentError(edgellm::StrCat("expected an integer, found ", GgufTypeName(type)));
   }
+}
+
+absl::StatusOr<int64_t> GgufValue::AsInt() const {
+  if (type_ == GgufType::kArray) return absl::InvalidArgumentError("expected an integer, found array");
+  return IntegerAt(type_, 0);
 }
 
 absl::StatusOr<double> GgufValue::AsFloat() const {
@@ -184,15 +191,12 @@ absl::StatusOr<std::vector<float>> GgufValue::AsFloatArray() const {
 }
 
 absl::StatusOr<std::vector<int64_t>> GgufValue::AsIntArray() const {
-  if (type_ != GgufType::kArray || GgufScalarSize(elem_type_) == 0 ||
-      elem_type_ == GgufType::kFloat32 || elem_type_ == GgufType::kFloat64) {
-    return absl::InvalidArgumentError("expected an array of integers");
-  }
+  if (type_ != GgufType::kArray) return absl::InvalidArgumentError("expected an array of integers");
   std::vector<int64_t> out(count_);
   for (uint64_t i = 0; i < count_; ++i) {
-    absl::StatusOr<double> v = NumberAt(elem_type_, i);
+    absl::StatusOr<int64_t> v = IntegerAt(elem_type_, i);
     if (!v.ok()) return v.status();
-    out[i] = static_cast<int64_t>(*v);
+    out[i] = *v;
   }
   return out;
 }

@@ -101,6 +101,8 @@ class GgufValue {
   }
   // Element i of a fixed-size array (or the scalar when i == 0 and not an array).
   absl::StatusOr<double> NumberAt(GgufType type, uint64_t i) const;
+  // The same for integer and bool types, exactly.
+  absl::StatusOr<int64_t> IntegerAt(GgufType type, uint64_t i) const;
 
   GgufType type_ = GgufType::kUint8;
   GgufType elem_type_ = GgufType::kUint8;

@@ -63,12 +63,24 @@ struct LlamaModel::Impl {
   absl::StatusOr<at::Tensor> LoadVector(const std::string& name, uint64_t n);
   void BuildRopeTables();
 
+  // Rows [first, first + count) of a batch: one sequence at positions pos0 onward.
+  struct SequenceRows {
+    int64_t first;
+    int64_t count;
+    int32_t pos0;
+    KvCache::Storage* cache;  // nullptr: attend only to these rows
+  };
+
   absl::Status CheckTokens(absl::Span<const TokenId> tokens) const;
   at::Tensor Embed(absl::Span<const TokenId> tokens) const;
-  // x: [n, n_embd] at positions pos0..; keys/values appended to cache when given.
-  at::Tensor Run(at::Tensor x, int32_t pos0, KvCache::Storage* cache, bool all_logits) const;
-  at::Tensor Attention(const LayerWeights& w, const at::Tensor& h, int32_t pos0, int layer,
-                       KvCache::Storage* cache, const at::Tensor& mask) const;
+  // x: [rows, n_embd], the rows of every sequence in `seqs`; keys and values
+  // are appended to each sequence's cache. Returns the logits of every row
+  // (all_logits) or of each sequence's last row: [seqs, vocab].
+  at::Tensor Run(at::Tensor x, const std::vector<SequenceRows>& seqs, bool all_logits) const;
+  // cos, sin: [rows, 1, rope_dims / 2]; masks: per sequence, undefined for one row.
+  at::Tensor Attention(const LayerWeights& w, const at::Tensor& h, const std::vector<SequenceRows>& seqs,
+                       const at::Tensor& cos, const at::Tensor& sin, int layer,
+                       const std::vector<at::Tensor>& masks) const;
 };
 
 absl::StatusOr<const GgufTensorInfo*> LlamaModel::Impl::Expect(const std::string& name,
@@ -177,51 +189,67 @@ at::Tensor LlamaModel::Impl::Embed(absl::Span<const TokenId> tokens) const {
   return device.is_cpu() ? x : x.to(device);
 }
 
-at::Tensor LlamaModel::Impl::Attention(const LayerWeights& w, const at::Tensor& h, int32_t pos0, int layer,
-                                       KvCache::Storage* cache, const at::Tensor& mask) const {
-  const int64_t n = h.size(0);
+at::Tensor LlamaModel::Impl::Attention(const LayerWeights& w, const at::Tensor& h,
+                                       const std::vector<SequenceRows>& seqs, const at::Tensor& cos,
+                                       const at::Tensor& sin, int layer, const std::vector<at::Tensor>& masks) const {
+  const int64_t rows = h.size(0);
   const int64_t n_head = config.n_head, n_kv = config.n_head_kv, hd = config.head_dim;
   const int64_t group = n_head / n_kv;
-  const at::Tensor cos = rope_cos.narrow(0, pos0, n).unsqueeze(1);  // [n, 1, rope/2]
-  const at::Tensor sin = rope_sin.narrow(0, pos0, n).unsqueeze(1);
-  const at::Tensor q = ApplyRope(w.wq->Forward(h).view({n, n_head, hd}), cos, sin, config.rope_dims);
-  const at::Tensor k = ApplyRope(w.wk->Forward(h).view({n, n_kv, hd}), cos, sin, config.rope_dims);
-  const at::Tensor v = w.wv->Forward(h).view({n, n_kv, hd});
+  // The projections run on every row of the batch at once: each weight is read once.
+  const at::Tensor q = ApplyRope(w.wq->Forward(h).view({rows, n_head, hd}), cos, sin, config.rope_dims);
+  const at::Tensor k = ApplyRope(w.wk->Forward(h).view({rows, n_kv, hd}), cos, sin, config.rope_dims);
+  const at::Tensor v = w.wv->Forward(h).view({rows, n_kv, hd});
 
-  at::Tensor keys, values;  // [n_kv, T, hd]
-  if (cache != nullptr) {
-    cache->keys[layer].narrow(1, pos0, n).copy_(k.transpose(0, 1));
-    cache->values[layer].narrow(1, pos0, n).copy_(v.transpose(0, 1));
-    keys = cache->keys[layer].narrow(1, 0, pos0 + n);
-    values = cache->values[layer].narrow(1, 0, pos0 + n);
-  } else {
-    keys = k.transpose(0, 1);
-    values = v.transpose(0, 1);
+  std::vector<at::Tensor> outs;
+  outs.reserve(seqs.size());
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const SequenceRows& r = seqs[s];
+    const int64_t n = r.count;
+    const at::Tensor q_s = q.narrow(0, r.first, n), k_s = k.narrow(0, r.first, n), v_s = v.narrow(0, r.first, n);
+    at::Tensor keys, values;  // [n_kv, T, hd]
+    if (r.cache != nullptr) {
+      r.cache->keys[layer].narrow(1, r.pos0, n).copy_(k_s.transpose(0, 1));
+      r.cache->values[layer].narrow(1, r.pos0, n).copy_(v_s.transpose(0, 1));
+      keys = r.cache->keys[layer].narrow(1, 0, r.pos0 + n);
+      values = r.cache->values[layer].narrow(1, 0, r.pos0 + n);
+    } else {
+      keys = k_s.transpose(0, 1);
+      values = v_s.transpose(0, 1);
+    }
+    const int64_t total = keys.size(1);
+    // Query head h reads KV head h / group: view the queries as [n_kv, group * n, hd].
+    const at::Tensor queries = q_s.transpose(0, 1).reshape({n_kv, group * n, hd});
+    at::Tensor scores = at::matmul(queries, keys.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
+    if (masks[s].defined()) {
+      scores = scores.view({n_kv, group, n, total}).add_(masks[s]).view({n_kv, group * n, total});
+    }
+    const at::Tensor probs = at::softmax(scores, -1);
+    outs.push_back(at::matmul(probs, values).view({n_head, n, hd}).transpose(0, 1).reshape({n, n_head * hd}));
   }
-  const int64_t total = keys.size(1);
-  // Query head h reads KV head h / group: view the queries as [n_kv, group * n, hd].
-  const at::Tensor queries = q.transpose(0, 1).reshape({n_kv, group * n, hd});
-  at::Tensor scores = at::matmul(queries, keys.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
-  if (mask.defined()) scores = scores.view({n_kv, group, n, total}).add_(mask).view({n_kv, group * n, total});
-  const at::Tensor probs = at::softmax(scores, -1);
-  const at::Tensor out = at::matmul(probs, values).view({n_head, n, hd}).transpose(0, 1).reshape({n, n_head * hd});
-  return w.wo->Forward(out);
+  return w.wo->Forward(outs.size() == 1 ? outs[0] : at::cat(outs, 0));
 }
 
-at::Tensor LlamaModel::Impl::Run(at::Tensor x, int32_t pos0, KvCache::Storage* cache, bool all_logits) const {
-  const int64_t n = x.size(0);
-  at::Tensor mask;  // [n, T]: -inf where position t is in the future of query i
-  if (n > 1) {
-    const int64_t total = pos0 + n;
-    mask = at::full({n, total}, -std::numeric_limits<float>::infinity(), x.options()).triu(pos0 + 1);
+at::Tensor LlamaModel::Impl::Run(at::Tensor x, const std::vector<SequenceRows>& seqs, bool all_logits) const {
+  std::vector<int64_t> positions, last_rows;
+  std::vector<at::Tensor> masks;  // [n, T]: -inf where position t is in the future of query i
+  for (const SequenceRows& r : seqs) {
+    for (int64_t i = 0; i < r.count; ++i) positions.push_back(r.pos0 + i);
+    last_rows.push_back(r.first + r.count - 1);
+    masks.push_back(r.count == 1 ? at::Tensor()
+                                 : at::full({r.count, r.pos0 + r.count}, -std::numeric_limits<float>::infinity(),
+                                            x.options())
+                                       .triu(r.pos0 + 1));
   }
+  const at::Tensor position_index = at::tensor(positions, at::TensorOptions(at::kLong).device(device));
+  const at::Tensor cos = rope_cos.index_select(0, position_index).unsqueeze(1);  // [rows, 1, rope/2]
+  const at::Tensor sin = rope_sin.index_select(0, position_index).unsqueeze(1);
   for (int layer = 0; layer < config.n_layer; ++layer) {
     const LayerWeights& w = layers[layer];
-    x = x + Attention(w, RmsNorm(x, w.attn_norm, config.rms_norm_eps), pos0, layer, cache, mask);
+    x = x + Attention(w, RmsNorm(x, w.attn_norm, config.rms_norm_eps), seqs, cos, sin, layer, masks);
     const at::Tensor h = RmsNorm(x, w.ffn_norm, config.rms_norm_eps);
     x = x + w.down->Forward(at::silu(w.gate->Forward(h)) * w.up->Forward(h));
   }
-  if (!all_logits) x = x.narrow(0, n - 1, 1);
+  if (!all_logits) x = x.index_select(0, at::tensor(last_rows, at::TensorOptions(at::kLong).device(device)));
   return output->Forward(RmsNorm(x, output_norm, config.rms_norm_eps));
 }
 
@@ -285,21 +313,46 @@ std::unique_ptr<KvCache> LlamaModel::NewCache(int32_t capacity) const {
 
 absl::Status LlamaModel::Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
                                  std::vector<float>* logits) const {
-  EDGELLM_RETURN_IF_ERROR(impl_->CheckTokens(tokens));
-  KvCache::Storage& storage = cache->storage();
-  const int64_t end = static_cast<int64_t>(storage.length) + static_cast<int64_t>(tokens.size());
-  if (end > storage.capacity || end > impl_->context_length) {
-    return absl::OutOfRangeError(edgellm::StrCat("forward: ", end, " positions exceed the context of ",
-                                              std::min(storage.capacity, impl_->context_length)));
+  return RunBatch({{tokens, cache}}, all_logits, logits);
+}
+
+absl::Status LlamaModel::ForwardBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const {
+  return RunBatch(items, /*all_logits=*/false, logits);
+}
+
+absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, bool all_logits,
+                                  std::vector<float>* logits) const {
+  if (items.empty()) return absl::InvalidArgumentError("forward: empty batch");
+  std::vector<Impl::SequenceRows> seqs;
+  std::vector<TokenId> all_tokens;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& item = items[i];
+    if (absl::Status s = impl_->CheckTokens(item.tokens); !s.ok()) {
+      return absl::InvalidArgumentError(edgellm::StrCat("batch item ", i, ": ", s.message()));
+    }
+    KvCache::Storage& storage = item.cache->storage();
+    const int64_t end = static_cast<int64_t>(storage.length) + static_cast<int64_t>(item.tokens.size());
+    const int64_t limit = std::min(storage.capacity, impl_->context_length);
+    if (end > limit) {
+      return absl::OutOfRangeError(
+          edgellm::StrCat("forward: batch item ", i, ": ", end, " positions exceed the context of ", limit));
+    }
+    for (const Impl::SequenceRows& earlier : seqs) {
+      if (earlier.cache == &storage) {
+        return absl::InvalidArgumentError(edgellm::StrCat("batch item ", i, ": a cache appears twice"));
+      }
+    }
+    seqs.push_back({static_cast<int64_t>(all_tokens.size()), static_cast<int64_t>(item.tokens.size()),
+                    storage.length, &storage});
+    all_tokens.insert(all_tokens.end(), item.tokens.begin(), item.tokens.end());
   }
   try {
     c10::InferenceMode inference_mode;
-    const at::Tensor out = impl_->Run(impl_->Embed(tokens), storage.length, &storage, all_logits);
-    CopyLogits(out, logits);
+    CopyLogits(impl_->Run(impl_->Embed(all_tokens), seqs, all_logits), logits);
   } catch (const c10::Error& e) {
     return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
   }
-  storage.length = static_cast<int32_t>(end);
+  for (const Impl::SequenceRows& r : seqs) r.cache->length = static_cast<int32_t>(r.pos0 + r.count);
   return absl::OkStatus();
 }
 
@@ -310,7 +363,8 @@ absl::Status LlamaModel::ForwardNoCache(absl::Span<const TokenId> tokens, std::v
   }
   try {
     c10::InferenceMode inference_mode;
-    CopyLogits(impl_->Run(impl_->Embed(tokens), 0, nullptr, /*all_logits=*/true), logits);
+    const std::vector<Impl::SequenceRows> seqs = {{0, static_cast<int64_t>(tokens.size()), 0, nullptr}};
+    CopyLogits(impl_->Run(impl_->Embed(tokens), seqs, /*all_logits=*/true), logits);
   } catch (const c10::Error& e) {
     return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
   }

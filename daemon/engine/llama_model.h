@@ -31,6 +31,12 @@ struct ModelOptions {
   int32_t context_length = 0;
 };
 
+// One sequence's share of a batched forward.
+struct BatchItem {
+  absl::Span<const TokenId> tokens;  // run at positions cache->length() onward
+  KvCache* cache;
+};
+
 // Immutable after Load. Forward may run concurrently on different caches.
 class LlamaModel {
  public:
@@ -62,6 +68,15 @@ class LlamaModel {
   absl::Status Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
                        std::vector<float>* logits) const;
 
+  // Runs several sequences in one forward, as continuous batching needs: every
+  // weight matrix is read once for the rows of all of them, while attention
+  // stays within each sequence and its own cache. Items may mix a prefill
+  // chunk with single decode tokens. Writes the logits of each item's last
+  // token to `logits` ([items, vocab] row-major) and appends to every cache.
+  // Errors as Forward, naming the item, and for a cache given twice; no cache
+  // changes on error.
+  absl::Status ForwardBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const;
+
   // The reference path: `tokens` at positions 0..n-1, attending only to each
   // other, no cache; logits of every token. Used to check the cached path.
   absl::Status ForwardNoCache(absl::Span<const TokenId> tokens, std::vector<float>* logits) const;
@@ -69,6 +84,7 @@ class LlamaModel {
  private:
   struct Impl;
   explicit LlamaModel(std::unique_ptr<Impl> impl);
+  absl::Status RunBatch(absl::Span<const BatchItem> items, bool all_logits, std::vector<float>* logits) const;
   std::unique_ptr<Impl> impl_;
 };
 

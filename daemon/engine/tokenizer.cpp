@@ -155,7 +155,7 @@ Tokenizer::Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {
 }
 
 TokenId Tokenizer::Lookup(std::string_view text) const {
-  auto it = token_ids_.find(std::string(text));
+  auto it = token_ids_.find(text);
   return it == token_ids_.end() ? -1 : it->second;
 }
 

@@ -101,8 +101,14 @@ class Tokenizer {
   // Piece of a normal or user-defined token.
   virtual std::string NormalPiece(TokenId id) const = 0;
 
+  // Hashes std::string and std::string_view alike, so lookups by view allocate nothing.
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+  };
+
   Vocab vocab_;
-  std::unordered_map<std::string, TokenId> token_ids_;
+  std::unordered_map<std::string, TokenId, TextHash, std::equal_to<>> token_ids_;
   std::vector<TokenId> special_ids_;  // longest text first
 };
 

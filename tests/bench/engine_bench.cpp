@@ -1,5 +1,6 @@
 // edgellm-bench-engine: loads one GGUF and prints one machine-readable line per
-// figure — load time, prefill and decode throughput, resident memory, and the
+// figure — load time, prefill and decode throughput, aggregate decode
+// throughput of several sequences batched together, resident memory, and the
 // decode speed as a fraction of the machine's measured memory read bandwidth:
 //
 //   bench model=<file> type=<F32|...> threads=<n> metric=<name> value=<number> unit=<unit>
@@ -91,7 +92,34 @@ struct Args {
   int32_t prompt_tokens = 128;
   int32_t decode_tokens = 64;
   int32_t reps = 3;
+  std::vector<int32_t> batch_sizes = {1, 4, 16};
 };
+
+// Aggregate decode speed of `batch` sequences decoding together, one batched
+// forward per step, each after its own prompt: tokens of all sequences / time.
+absl::StatusOr<double> BatchDecodeTokensPerSecond(const engine::LlamaModel& model, const Args& args,
+                                                  const std::vector<TokenId>& prompt, int32_t batch) {
+  std::vector<std::unique_ptr<engine::KvCache>> caches;
+  std::vector<TokenId> next(batch);
+  std::vector<engine::BatchItem> items;
+  std::vector<float> logits;
+  for (int32_t b = 0; b < batch; ++b) {
+    caches.push_back(model.NewCache(args.prompt_tokens + args.decode_tokens + 1));
+    if (absl::Status s = model.Forward(prompt, caches.back().get(), false, &logits); !s.ok()) return s;
+    next[b] = prompt[b % prompt.size()];
+    items.push_back({{&next[b], 1}, caches.back().get()});
+  }
+  const int32_t vocab = model.config().n_vocab;
+  const Clock::time_point start = Clock::now();
+  for (int32_t step = 0; step < args.decode_tokens; ++step) {
+    if (absl::Status s = model.ForwardBatch(items, &logits); !s.ok()) return s;
+    for (int32_t b = 0; b < batch; ++b) {
+      const float* row = logits.data() + static_cast<size_t>(b) * vocab;
+      next[b] = static_cast<TokenId>(std::max_element(row, row + vocab) - row);
+    }
+  }
+  return static_cast<double>(batch) * args.decode_tokens / Seconds(start);
+}
 
 int Run(const Args& args) {
   engine::ModelOptions options;
@@ -145,7 +173,16 @@ int Run(const Args& args) {
   // Weight bytes streamed per second while decoding: compare with the machine's memory bandwidth.
   const double weight_gb_s = decode * static_cast<double>(model.weight_bytes_per_token()) / 1e9;
   print("decode_weight_read_gb_s", weight_gb_s, "GB/s");
-  print("peak_rss_mib", PeakRssMiB(), "MiB");  // before the bandwidth probe's buffer
+  // One sequence's footprint: sampled before the batches add their caches.
+  print("peak_rss_mib", PeakRssMiB(), "MiB");
+  for (int32_t batch : args.batch_sizes) {
+    absl::StatusOr<double> rate = BatchDecodeTokensPerSecond(model, args, prompt, batch);
+    if (!rate.ok()) {
+      std::cerr << "edgellm-bench-engine: " << rate.status().message() << "\n";
+      return 1;
+    }
+    print(("batch" + std::to_string(batch) + "_decode_tok_s").c_str(), *rate, "tok/s");
+  }
   const double bandwidth = MeasureReadBandwidthGbS(threads);
   print("memory_read_gb_s", bandwidth, "GB/s");
   // 1.0 would be decoding as fast as the weights can be read from memory.
@@ -164,6 +201,8 @@ int main(int argc, char** argv) {
   app.add_option("--prompt-tokens", args.prompt_tokens, "Prompt length for prefill")->capture_default_str();
   app.add_option("--decode-tokens", args.decode_tokens, "Tokens to decode")->capture_default_str();
   app.add_option("--reps", args.reps, "Measured repetitions (after one warm-up)")->capture_default_str();
+  app.add_option("--batch-sizes", args.batch_sizes, "Sequences decoding together, for aggregate decode tok/s")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   return edgellm::bench::Run(args);
 }

@@ -2,6 +2,7 @@
 // and the outputs llama.cpp produced for it (stories260K.reference.json).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -121,6 +122,40 @@ TEST(Stories260k, TheSameTokensWithOneThreadOrTwo) {
     auto result = Generate(*model, ref["prompt"].get<std::string>(), options);
     ASSERT_TRUE(result.ok());
     EXPECT_EQ(result->token_ids, ref["generated_token_ids"].get<std::vector<TokenId>>()) << threads << " threads";
+  }
+}
+
+// Every reference prompt decoded together, one batched forward per step, as a
+// server with continuous batching would: the tokens must be llama.cpp's.
+TEST(Stories260k, BatchedGreedyDecodingGivesLlamaCppsTokens) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  EDGELLM_REQUIRE_SHARED_FILE(kReference);
+  auto model = LoadModel();
+  ASSERT_NE(model, nullptr);
+  const nlohmann::json references = Reference()["references"];
+  const size_t n = references.size();
+  std::vector<std::vector<TokenId>> prompts(n), generated(n);
+  std::vector<std::unique_ptr<KvCache>> caches;
+  std::vector<BatchItem> items;
+  for (size_t i = 0; i < n; ++i) {
+    prompts[i] = references[i]["prompt_token_ids"].get<std::vector<TokenId>>();
+    caches.push_back(model->NewCache());
+    items.push_back({prompts[i], caches.back().get()});
+  }
+  std::vector<float> logits;
+  std::vector<TokenId> next(n);
+  for (int step = 0; step < 64; ++step) {
+    ASSERT_TRUE(model->ForwardBatch(items, &logits).ok());
+    for (size_t i = 0; i < n; ++i) {
+      const float* row = logits.data() + i * 512;
+      next[i] = static_cast<TokenId>(std::max_element(row, row + 512) - row);
+      generated[i].push_back(next[i]);
+      items[i].tokens = {&next[i], 1};
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(generated[i], references[i]["generated_token_ids"].get<std::vector<TokenId>>())
+        << references[i]["prompt"];
   }
 }
 

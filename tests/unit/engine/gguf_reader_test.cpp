@@ -83,6 +83,16 @@ TEST(GgufReader, ReadsBackEveryValueType) {
   EXPECT_EQ(std::memcmp(r.TensorData(*r.FindTensor("a")).data(), storage.data(), 128), 0);
 }
 
+TEST(GgufValue, IntegerArraysAreExact) {
+  const std::vector<int64_t> big = {(int64_t{1} << 60) + 1, -((int64_t{1} << 62) + 3)};
+  std::vector<uint8_t> raw(16);
+  std::memcpy(raw.data(), big.data(), 16);
+  const GgufValue v = GgufValue::RawArray(GgufType::kInt64, 2, raw);
+  EXPECT_EQ(*v.AsIntArray(), big);
+  EXPECT_FALSE(GgufValue::Float32Array(std::vector<float>{1.0f}).AsIntArray().ok());
+  EXPECT_FALSE(GgufValue::Uint64(~uint64_t{0}).AsInt().ok());
+}
+
 TEST(GgufReader, TypedGettersRefuseTheWrongType) {
   auto r = GgufReader::FromBytes(SampleBytes());
   ASSERT_TRUE(r.ok());

@@ -120,6 +120,58 @@ TEST(LlamaModel, BadInputsAreErrorsAndLeaveTheCacheAlone) {
   EXPECT_TRUE(model->Forward(SomeTokens(7, 384), cache.get(), false, &logits).ok());
 }
 
+TEST(LlamaModel, ABatchGivesWhatSeparateForwardsGive) {
+  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  ASSERT_NE(model, nullptr);
+  const int vocab = model->config().n_vocab;
+  const std::vector<TokenId> a = SomeTokens(6, vocab), b = SomeTokens(12, vocab + 5), c = SomeTokens(4, vocab - 7);
+  // Two histories to continue (5 and 9 tokens in cache) and one fresh sequence.
+  auto batch_a = model->NewCache(), batch_b = model->NewCache(), batch_c = model->NewCache();
+  auto solo_a = model->NewCache(), solo_b = model->NewCache(), solo_c = model->NewCache();
+  std::vector<float> ignored;
+  for (KvCache* cache : {batch_a.get(), solo_a.get()}) {
+    ASSERT_TRUE(model->Forward(absl::MakeConstSpan(a).subspan(0, 5), cache, false, &ignored).ok());
+  }
+  for (KvCache* cache : {batch_b.get(), solo_b.get()}) {
+    ASSERT_TRUE(model->Forward(absl::MakeConstSpan(b).subspan(0, 9), cache, false, &ignored).ok());
+  }
+  // One decode token, one 3-token prefill chunk, one 4-token prompt: a continuous-batching step.
+  const std::vector<BatchItem> items = {{absl::MakeConstSpan(a).subspan(5, 1), batch_a.get()},
+                                        {absl::MakeConstSpan(b).subspan(9, 3), batch_b.get()},
+                                        {c, batch_c.get()}};
+  std::vector<float> batched;
+  ASSERT_TRUE(model->ForwardBatch(items, &batched).ok());
+  ASSERT_EQ(batched.size(), 3u * vocab);
+  std::vector<float> solo;
+  ASSERT_TRUE(model->Forward(items[0].tokens, solo_a.get(), false, &solo).ok());
+  ExpectClose(batched.data(), solo.data(), vocab, 1e-4f, "decode item");
+  ASSERT_TRUE(model->Forward(items[1].tokens, solo_b.get(), false, &solo).ok());
+  ExpectClose(batched.data() + vocab, solo.data(), vocab, 1e-4f, "chunk item");
+  ASSERT_TRUE(model->Forward(items[2].tokens, solo_c.get(), false, &solo).ok());
+  ExpectClose(batched.data() + 2 * vocab, solo.data(), vocab, 1e-4f, "prompt item");
+  EXPECT_EQ(batch_a->length(), 6);
+  EXPECT_EQ(batch_b->length(), 12);
+  EXPECT_EQ(batch_c->length(), 4);
+}
+
+TEST(LlamaModel, ABadBatchItemIsNamedAndNoCacheChanges) {
+  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
+  ASSERT_NE(model, nullptr);
+  auto first = model->NewCache(), second = model->NewCache();
+  const std::vector<TokenId> good = {5, 6}, bad = {7, -1}, long_prompt = SomeTokens(17, 384);
+  std::vector<float> logits;
+  absl::Status s = model->ForwardBatch({{good, first.get()}, {bad, second.get()}}, &logits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("batch item 1"), absl::string_view::npos) << s;
+  s = model->ForwardBatch({{good, first.get()}, {good, first.get()}}, &logits);
+  EXPECT_NE(s.message().find("appears twice"), absl::string_view::npos) << s;
+  EXPECT_EQ(model->ForwardBatch({{good, first.get()}, {long_prompt, second.get()}}, &logits).code(),
+            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(model->ForwardBatch({}, &logits).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(first->length(), 0);
+  EXPECT_EQ(second->length(), 0);
+}
+
 // Copies a model file with one byte string replaced by another of equal length.
 std::string PatchedCopy(const std::string& path, const std::string& from, const std::string& to) {
   std::ifstream in(path, std::ios::binary);
