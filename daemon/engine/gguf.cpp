@@ -101,26 +101,13 @@ T Load(const uint8_t* p) {
 
 absl::StatusOr<double> GgufValue::NumberAt(GgufType type, uint64_t i) const {
   const uint32_t size = GgufScalarSize(type);
-  if (size == 0 || (i + 1) * size > raw_.size()) {
-    return absl::InvalidArgumentError(edgellm::StrCat("value of type ", GgufTypeName(type),
-                                                   " is not a number"));
+  if ((type == GgufType::kFloat32 || type == GgufType::kFloat64) && (i + 1) * size <= raw_.size()) {
+    const uint8_t* p = raw_.data() + i * size;
+    return type == GgufType::kFloat32 ? Load<float>(p) : Load<double>(p);
   }
-  const uint8_t* p = raw_.data() + i * size;
-  switch (type) {
-    case GgufType::kUint8: return Load<uint8_t>(p);
-    case GgufType::kInt8: return Load<int8_t>(p);
-    case GgufType::kBool: return Load<uint8_t>(p) != 0 ? 1.0 : 0.0;
-    case GgufType::kUint16: return Load<uint16_t>(p);
-    case GgufType::kInt16: return Load<int16_t>(p);
-    case GgufType::kUint32: return Load<uint32_t>(p);
-    case GgufType::kInt32: return Load<int32_t>(p);
-    case GgufType::kFloat32: return Load<float>(p);
-    case GgufType::kUint64: return static_cast<double>(Load<uint64_t>(p));
-    case GgufType::kInt64: return static_cast<double>(Load<int64_t>(p));
-    case GgufType::kFloat64: return Load<double>(p);
-    default: break;
-  }
-  return absl::InvalidArgumentError("not a number");
+  absl::StatusOr<int64_t> v = IntegerAt(type, i);
+  if (!v.ok()) return v.status();
+  return static_cast<double>(*v);
 }
 
 absl::StatusOr<int64_t> GgufValue::IntegerAt(GgufType type, uint64_t i) const {

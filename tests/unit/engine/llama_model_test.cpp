@@ -47,6 +47,8 @@ TEST(LlamaModel, ReadsItsConfigFromTheFile) {
   EXPECT_EQ(c.head_dim, 16);
   EXPECT_EQ(c.n_vocab, 384);
   EXPECT_EQ(model->context_length(), 256);
+  // Keys and values, per layer, [n_head_kv, capacity, head_dim] float32.
+  EXPECT_EQ(model->NewCache(100)->bytes(), 2u * 2 * 2 * 100 * 16 * 4);
   EXPECT_EQ(model->tokenizer().vocab_size(), 384);
   // Per layer q, k, v, o, gate, up, down; then the output matrix; as float32.
   const uint64_t per_layer = 64 * 64 + 64 * 32 + 64 * 32 + 64 * 64 + 3 * 64 * 128;
