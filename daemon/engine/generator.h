@@ -10,21 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/engine/llama_model.h"
-#include "daemon/engine/sampler.h"
+#include "daemon/engine/generation_state.h"
 
 namespace edgellm::engine {
-
-struct GenerateOptions {
-  int32_t max_tokens = 128;
-  SamplingParams sampling;
-  std::vector<std::string> stop;  // generation ends before the first of these
-  bool add_special = true;        // BOS (and EOS) as the model asks
-  bool parse_special = true;      // "<s>" in the prompt is the BOS token
-  bool ignore_eos = false;        // keep going past EOS (benchmarks)
-};
-
-enum class FinishReason { kStop, kLength, kCancelled };
-std::string_view FinishReasonName(FinishReason reason);
 
 struct GenerateResult {
   std::vector<TokenId> prompt_ids;

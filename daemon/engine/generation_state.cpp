@@ -1,0 +1,68 @@
+#include "daemon/engine/generation_state.h"
+
+#include "common/status_macros.h"
+#include "common/str_cat.h"
+
+namespace edgellm::engine {
+
+std::string_view FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+absl::Status ValidateGeneration(absl::Span<const TokenId> prompt_ids, const GenerateOptions& options,
+                                int32_t context_length) {
+  EDGELLM_RETURN_IF_ERROR(options.sampling.Validate());
+  if (options.max_tokens <= 0) {
+    return absl::InvalidArgumentError(edgellm::StrCat("max_tokens ", options.max_tokens, " must be positive"));
+  }
+  if (prompt_ids.empty()) return absl::InvalidArgumentError("the prompt is empty and the model adds no BOS");
+  if (static_cast<int64_t>(prompt_ids.size()) >= context_length) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("the prompt has ", prompt_ids.size(), " tokens; the context holds ", context_length));
+  }
+  return absl::OkStatus();
+}
+
+GenerationState::GenerationState(const Tokenizer& tokenizer, std::vector<TokenId> prompt_ids,
+                                 const GenerateOptions& options, int32_t context_length)
+    : tokenizer_(tokenizer),
+      options_(options),
+      context_length_(context_length),
+      prompt_ids_(std::move(prompt_ids)),
+      history_(prompt_ids_),
+      sampler_(options.sampling),
+      streamer_(options.stop) {}
+
+GenerationState::Step GenerationState::Advance(absl::Span<const float> logits) {
+  Step step;
+  const TokenId token = sampler_.Sample(logits, history_);
+  if (!options_.ignore_eos && tokenizer_.IsEndOfGeneration(token)) {
+    step.finished = true;
+    step.finish_reason = FinishReason::kStop;
+    step.text = streamer_.Flush();
+  } else {
+    step.token = token;
+    generated_.push_back(token);
+    history_.push_back(token);
+    step.text = streamer_.Push(tokenizer_.TokenToPiece(token));
+    if (streamer_.stopped()) {
+      step.finished = true;
+      step.finish_reason = FinishReason::kStop;
+    } else if (static_cast<int32_t>(generated_.size()) >= options_.max_tokens ||
+               prompt_ids_.size() + generated_.size() > static_cast<size_t>(context_length_)) {
+      // Out of tokens, or the new token has no room left in the cache.
+      step.finished = true;
+      step.finish_reason = FinishReason::kLength;
+      step.text += streamer_.Flush();
+    }
+  }
+  text_ += step.text;
+  return step;
+}
+
+}  // namespace edgellm::engine

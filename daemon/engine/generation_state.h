@@ -1,0 +1,73 @@
+// engine/generation_state.h — the per-sequence decisions of a generation:
+// sample the next token, stop on EOS, a stop string, max_tokens or a full
+// context, and release text only when it is safe to show. The caller owns the
+// model calls, so the same logic serves the one-sequence Generate loop and a
+// server's batched scheduler.
+#ifndef EDGELLM_ENGINE_GENERATION_STATE_H_
+#define EDGELLM_ENGINE_GENERATION_STATE_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "daemon/engine/sampler.h"
+#include "daemon/engine/text_streamer.h"
+#include "daemon/engine/tokenizer.h"
+
+namespace edgellm::engine {
+
+struct GenerateOptions {
+  int32_t max_tokens = 128;
+  SamplingParams sampling;
+  std::vector<std::string> stop;  // generation ends before the first of these
+  bool add_special = true;        // BOS (and EOS) as the model asks
+  bool parse_special = true;      // "<s>" in the prompt is the BOS token
+  bool ignore_eos = false;        // keep going past EOS (benchmarks)
+};
+
+enum class FinishReason { kStop, kLength, kCancelled };
+std::string_view FinishReasonName(FinishReason reason);
+
+// InvalidArgument naming the problem: bad sampling options, max_tokens not
+// positive, an empty prompt, or a prompt that leaves no room in the context.
+absl::Status ValidateGeneration(absl::Span<const TokenId> prompt_ids, const GenerateOptions& options,
+                                int32_t context_length);
+
+// Not thread-safe: one per sequence, used by one thread at a time.
+class GenerationState {
+ public:
+  // `tokenizer` must outlive the state. Call ValidateGeneration first.
+  GenerationState(const Tokenizer& tokenizer, std::vector<TokenId> prompt_ids, const GenerateOptions& options,
+                  int32_t context_length);
+
+  struct Step {
+    TokenId token = -1;  // the sampled token; -1 when the step ended on EOS
+    std::string text;    // text that became safe to show
+    bool finished = false;
+    FinishReason finish_reason = FinishReason::kLength;
+  };
+  // Samples from the logits that follow the sequence's last token. Unless the
+  // step finished, the caller runs `token` through the model next.
+  Step Advance(absl::Span<const float> logits);
+
+  const std::vector<TokenId>& prompt_ids() const { return prompt_ids_; }
+  const std::vector<TokenId>& generated() const { return generated_; }
+  const std::string& text() const { return text_; }  // all text released so far
+
+ private:
+  const Tokenizer& tokenizer_;
+  GenerateOptions options_;
+  int32_t context_length_;
+  std::vector<TokenId> prompt_ids_;
+  std::vector<TokenId> history_;  // prompt and generated, for the repetition penalty
+  std::vector<TokenId> generated_;
+  std::string text_;
+  Sampler sampler_;
+  TextStreamer streamer_;
+};
+
+}  // namespace edgellm::engine
+
+#endif  // EDGELLM_ENGINE_GENERATION_STATE_H_
