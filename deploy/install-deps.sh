@@ -11,6 +11,8 @@ packages=(
   # LibTorch (CPU) and a fast BLAS under it: without the pthread OpenBLAS,
   # LibTorch falls back to reference BLAS and runs about 3x slower.
   libtorch-dev libopenblas0-pthread libopenblas-pthread-dev
+  # gRPC and Protobuf (the inference API), systemd notification
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsystemd-dev
   # error types (absl::Status), JSON, command-line parsing, logging
   libabsl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   # Unicode character classes for the byte-level BPE pre-tokenizer

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 
 #include "common/str_cat.h"
 #include "common/status_macros.h"
@@ -297,6 +298,22 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::string& 
 const LlamaConfig& LlamaModel::config() const { return impl_->config; }
 const Tokenizer& LlamaModel::tokenizer() const { return *impl_->tokenizer; }
 const GgufReader& LlamaModel::gguf() const { return *impl_->gguf; }
+
+uint64_t LlamaModel::parameter_count() const {
+  uint64_t n = 0;
+  for (const GgufTensorInfo& t : impl_->gguf->tensors()) n += t.element_count();
+  return n;
+}
+
+std::string_view LlamaModel::weight_type() const {
+  std::map<GgmlType, uint64_t> bytes;
+  for (const GgufTensorInfo& t : impl_->gguf->tensors()) {
+    if (t.dims.size() == 2) bytes[t.type] += t.n_bytes;
+  }
+  auto most = std::max_element(bytes.begin(), bytes.end(),
+                               [](const auto& a, const auto& b) { return a.second < b.second; });
+  return most == bytes.end() ? "none" : TraitsOf(most->first).name;
+}
 int32_t LlamaModel::context_length() const { return impl_->context_length; }
 uint64_t LlamaModel::weight_bytes_per_token() const { return impl_->weight_bytes_per_token; }
 

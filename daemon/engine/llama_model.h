@@ -53,6 +53,10 @@ class LlamaModel {
   const GgufReader& gguf() const;
   // Positions of a cache made with NewCache().
   int32_t context_length() const;
+  // Elements of every tensor in the file.
+  uint64_t parameter_count() const;
+  // The type holding most bytes of 2-D weights ("F32", "Q8_0", ...): the model's quantization.
+  std::string_view weight_type() const;
   // Bytes of weights the compute reads for one token (all matrices as stored
   // for compute, e.g. dequantized; the embedding row excluded).
   uint64_t weight_bytes_per_token() const;

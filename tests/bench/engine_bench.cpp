@@ -15,7 +15,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <numeric>
 #include <thread>
 
@@ -75,17 +74,6 @@ double MeasureReadBandwidthGbS(int threads) {
   return best;
 }
 
-// Quantization of the weight matrices: the type most 2-D tensors have.
-std::string DominantType(const engine::GgufReader& gguf) {
-  std::map<std::string, uint64_t> bytes;
-  for (const engine::GgufTensorInfo& t : gguf.tensors()) {
-    if (t.dims.size() == 2) bytes[std::string(engine::TraitsOf(t.type).name)] += t.n_bytes;
-  }
-  auto best = std::max_element(bytes.begin(), bytes.end(),
-                               [](const auto& a, const auto& b) { return a.second < b.second; });
-  return best == bytes.end() ? "none" : best->first;
-}
-
 struct Args {
   std::string model;
   int32_t threads = 0;
@@ -134,7 +122,7 @@ int Run(const Args& args) {
   const engine::LlamaModel& model = **loaded;
   const int threads = args.threads > 0 ? args.threads : static_cast<int>(std::thread::hardware_concurrency());
   const std::string prefix = "bench model=" + std::filesystem::path(args.model).filename().string() +
-                             " type=" + DominantType(model.gguf()) + " threads=" + std::to_string(threads);
+                             " type=" + std::string(model.weight_type()) + " threads=" + std::to_string(threads);
   auto print = [&](const char* metric, double value, const char* unit) {
     std::printf("%s metric=%s value=%.6g unit=%s\n", prefix.c_str(), metric, value, unit);
     std::fflush(stdout);

@@ -50,6 +50,8 @@ TEST(LlamaModel, ReadsItsConfigFromTheFile) {
   // Keys and values, per layer, [n_head_kv, capacity, head_dim] float32.
   EXPECT_EQ(model->NewCache(100)->bytes(), 2u * 2 * 2 * 100 * 16 * 4);
   EXPECT_EQ(model->tokenizer().vocab_size(), 384);
+  EXPECT_EQ(model->weight_type(), "F32");
+  EXPECT_EQ(model->parameter_count(), 2 * (64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 128 + 2 * 64) + 64 + 2 * 64 * 384);
   // Per layer q, k, v, o, gate, up, down; then the output matrix; as float32.
   const uint64_t per_layer = 64 * 64 + 64 * 32 + 64 * 32 + 64 * 64 + 3 * 64 * 128;
   EXPECT_EQ(model->weight_bytes_per_token(), (2 * per_layer + 64 * 384) * 4);
@@ -100,6 +102,7 @@ TEST(LlamaModel, QuantizedWeightsStayCloseToF32) {
     }
     const double cosine = dot / std::sqrt(na * nb);
     EXPECT_GT(cosine, type == GgmlType::kQ4_0 ? 0.95 : 0.999) << TraitsOf(type).name;
+    EXPECT_EQ(q->weight_type(), TraitsOf(type).name);
   }
 }
 

@@ -1,0 +1,110 @@
+#include "daemon/serve/generate_reactor.h"
+
+#include "daemon/serve/grpc_status.h"
+
+namespace edgellm::serve {
+namespace {
+
+v1::FinishReason ToProto(engine::FinishReason reason) {
+  switch (reason) {
+    case engine::FinishReason::kStop: return v1::FINISH_REASON_STOP;
+    case engine::FinishReason::kLength: return v1::FINISH_REASON_LENGTH;
+    case engine::FinishReason::kCancelled: return v1::FINISH_REASON_CANCELLED;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+}  // namespace
+
+void GenerateReactor::Start(GenerationRequest request) {
+  absl::StatusOr<uint64_t> id = scheduler_.Submit(std::move(request), [this](GenerationEvent e) { OnEvent(std::move(e)); });
+  if (!id.ok()) {
+    Finish(ToGrpcStatus(id.status()));
+    return;
+  }
+  bool cancel = false;
+  {
+    absl::MutexLock lock(&mu_);
+    id_ = *id;
+    cancel = cancel_when_submitted_;
+    started_ = true;
+  }
+  if (cancel) scheduler_.Cancel(*id);
+  // Events may have arrived while submitting; nothing touches `this` after this call.
+  Pump();
+}
+
+void GenerateReactor::OnEvent(GenerationEvent event) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (event.last) final_status_ = ToGrpcStatus(event.status);
+    const bool failed = event.last && !event.status.ok();
+    if (!client_gone_ && !failed) {
+      v1::GenerateResponse& response = pending_.emplace_back();
+      response.set_text(std::move(event.text));
+      for (engine::TokenId id : event.token_ids) response.add_token_ids(static_cast<uint32_t>(id));
+      if (event.last) {
+        response.set_finish_reason(ToProto(event.finish_reason));
+        response.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(event.prompt_tokens));
+        response.mutable_usage()->set_completion_tokens(static_cast<uint32_t>(event.completion_tokens));
+        response.mutable_timings()->set_time_to_first_token_seconds(event.time_to_first_token_s);
+        response.mutable_timings()->set_decode_tokens_per_second(event.decode_tokens_per_s);
+        response.mutable_timings()->set_total_seconds(event.total_s);
+      }
+    }
+  }
+  Pump();
+}
+
+void GenerateReactor::OnWriteDone(bool ok) {
+  std::optional<uint64_t> cancel;
+  {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok && !client_gone_) {
+      client_gone_ = true;
+      pending_.clear();
+      cancel = id_;
+    }
+  }
+  if (cancel) scheduler_.Cancel(*cancel);
+  Pump();
+}
+
+void GenerateReactor::OnCancel() {
+  std::optional<uint64_t> cancel;
+  {
+    absl::MutexLock lock(&mu_);
+    client_gone_ = true;
+    pending_.clear();
+    cancel = id_;
+    if (!id_) cancel_when_submitted_ = true;
+  }
+  if (cancel) scheduler_.Cancel(*cancel);
+  Pump();
+}
+
+void GenerateReactor::Pump() {
+  enum class Action { kNone, kWrite, kFinish } action = Action::kNone;
+  grpc::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    // Until Start is done, a Finish could delete the reactor under it.
+    if (!started_ || writing_ || finishing_) return;
+    if (!pending_.empty()) {
+      in_flight_ = std::move(pending_.front());
+      pending_.pop_front();
+      writing_ = true;
+      action = Action::kWrite;
+    } else if (final_status_) {
+      finishing_ = true;
+      status = *final_status_;
+      action = Action::kFinish;
+    }
+  }
+  // Outside the lock: a reaction may run inline, and after Finish the reactor may be gone.
+  if (action == Action::kWrite) StartWrite(&in_flight_);
+  if (action == Action::kFinish) Finish(status);
+}
+
+}  // namespace edgellm::serve

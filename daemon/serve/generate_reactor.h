@@ -1,0 +1,60 @@
+// serve/generate_reactor.h — one streaming Generate call.
+#ifndef EDGELLM_SERVE_GENERATE_REACTOR_H_
+#define EDGELLM_SERVE_GENERATE_REACTOR_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <deque>
+#include <functional>
+#include <optional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/serve/scheduler.h"
+#include "edgellm/v1/inference.grpc.pb.h"
+
+namespace edgellm::serve {
+
+// Streams a request's events to the client: one response per event, one write
+// in flight at a time. It finishes the call only after the scheduler's last
+// event, so the scheduler never calls into a reactor that is gone. A client
+// that cancels or disconnects cancels the request; its slot is freed at the
+// next step. Deletes itself in OnDone.
+class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  // `on_done` runs once the call is over, just before the reactor deletes itself.
+  GenerateReactor(Scheduler& scheduler, std::function<void()> on_done)
+      : scheduler_(scheduler), on_done_(std::move(on_done)) {}
+
+  // Submits the request; a refusal (full queue, bad request) finishes the call at once.
+  void Start(GenerationRequest request);
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override {
+    on_done_();
+    delete this;
+  }
+
+ private:
+  void OnEvent(GenerationEvent event);  // on the scheduler thread
+  // Starts the next write, or the Finish once everything is written.
+  void Pump();
+
+  Scheduler& scheduler_;
+  const std::function<void()> on_done_;
+  absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;  // Start has returned from Submit: writes may begin
+  std::optional<uint64_t> id_ ABSL_GUARDED_BY(mu_);
+  bool cancel_when_submitted_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<v1::GenerateResponse> pending_ ABSL_GUARDED_BY(mu_);
+  v1::GenerateResponse in_flight_;  // owned by the write in progress
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace edgellm::serve
+
+#endif  // EDGELLM_SERVE_GENERATE_REACTOR_H_

@@ -1,0 +1,21 @@
+// serve/grpc_status.h — the one place where absl::Status becomes grpc::Status.
+// Abseil's codes are gRPC's codes, so the mapping keeps code and message.
+#ifndef EDGELLM_SERVE_GRPC_STATUS_H_
+#define EDGELLM_SERVE_GRPC_STATUS_H_
+
+#include <grpcpp/support/status.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace edgellm::serve {
+
+inline grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+}  // namespace edgellm::serve
+
+#endif  // EDGELLM_SERVE_GRPC_STATUS_H_

@@ -1,0 +1,60 @@
+// serve/inference_service.h — the gRPC service edgellm.v1.Inference.
+//
+// Turns requests into engine calls: Generate goes through the scheduler (and
+// its batching and admission); Tokenize, Detokenize and ListModels answer
+// directly from the model's tokenizer and metadata. Every size from the
+// network is bounded, and every refusal is a status with a message.
+#ifndef EDGELLM_SERVE_INFERENCE_SERVICE_H_
+#define EDGELLM_SERVE_INFERENCE_SERVICE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "daemon/engine/llama_model.h"
+#include "daemon/serve/scheduler.h"
+#include "edgellm/v1/inference.grpc.pb.h"
+
+namespace edgellm::serve {
+
+struct InferenceServiceConfig {
+  std::string model_name;               // what clients name; "" also selects it
+  uint64_t max_prompt_bytes = 1 << 20;  // longer prompts or texts are refused
+};
+
+// Thread-safe: handlers run on gRPC's threads.
+class InferenceService final : public v1::Inference::CallbackService {
+ public:
+  // `model` and `scheduler` must outlive the service.
+  InferenceService(const engine::LlamaModel& model, Scheduler& scheduler, InferenceServiceConfig config);
+
+  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,
+                                                           const v1::GenerateRequest* request) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
+                                     v1::TokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* Detokenize(grpc::CallbackServerContext* context, const v1::DetokenizeRequest* request,
+                                       v1::DetokenizeResponse* response) override;
+  // Blocks until no Generate stream is open, or `deadline`; true if none is.
+  // After the scheduler has drained, this is the wait for the last responses
+  // to reach their clients.
+  bool WaitForStreams(Clock::time_point deadline);
+
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+
+ private:
+  absl::Status CheckModel(const std::string& name) const;
+  absl::StatusOr<GenerationRequest> ToGenerationRequest(const grpc::CallbackServerContext& context,
+                                                        const v1::GenerateRequest& request) const;
+
+  const engine::LlamaModel& model_;
+  Scheduler& scheduler_;
+  const InferenceServiceConfig config_;
+  v1::ModelInfo info_;  // computed once
+  absl::Mutex streams_mu_;
+  int open_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
+};
+
+}  // namespace edgellm::serve
+
+#endif  // EDGELLM_SERVE_INFERENCE_SERVICE_H_

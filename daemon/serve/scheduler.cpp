@@ -1,0 +1,228 @@
+#include "daemon/serve/scheduler.h"
+
+#include <algorithm>
+
+#include "common/str_cat.h"
+
+namespace edgellm::serve {
+namespace {
+
+double SecondsBetween(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+struct Scheduler::Sequence {
+  Sequence(uint64_t id, GenerationRequest request, EventSink sink, const engine::LlamaModel& model)
+      : id(id),
+        deadline(request.deadline),
+        sink(std::move(sink)),
+        state(model.tokenizer(), std::move(request.prompt_ids), request.options, model.context_length()),
+        max_positions(static_cast<int32_t>(
+            std::min<int64_t>(model.context_length(),
+                              static_cast<int64_t>(state.prompt_ids().size()) + request.options.max_tokens))) {}
+
+  uint64_t id;
+  Clock::time_point deadline;
+  EventSink sink;
+  engine::GenerationState state;
+  int32_t max_positions;               // the cache never needs more
+  std::unique_ptr<engine::KvCache> cache;  // allocated on admission
+  size_t prefilled = 0;                // prompt tokens already in the cache
+  int32_t step_tokens = 0;             // tokens this sequence contributes to the current step
+  engine::TokenId next_token = -1;     // the token to run next while decoding
+  Clock::time_point submitted = Clock::now();
+  Clock::time_point first_token{};
+  bool finished = false;
+};
+
+Scheduler::Scheduler(const engine::LlamaModel& model, SchedulerConfig config) : model_(model), config_(config) {}
+
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::Start() {
+  absl::MutexLock lock(&mu_);
+  if (started_) return;
+  started_ = true;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+absl::StatusOr<uint64_t> Scheduler::Submit(GenerationRequest request, EventSink sink) {
+  if (absl::Status s = engine::ValidateGeneration(request.prompt_ids, request.options, model_.context_length());
+      !s.ok()) {
+    return s;
+  }
+  absl::MutexLock lock(&mu_);
+  if (draining_ || stopping_) return absl::UnavailableError("the daemon is shutting down");
+  if (static_cast<int32_t>(waiting_.size()) >= config_.max_waiting) {
+    return absl::ResourceExhaustedError(edgellm::StrCat("the queue is full (", config_.max_waiting,
+                                                        " waiting, ", running_, " running); retry later"));
+  }
+  const uint64_t id = next_id_++;
+  waiting_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(sink), model_));
+  return id;
+}
+
+void Scheduler::Cancel(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  cancel_requests_.push_back(id);
+}
+
+int Scheduler::Drain(Clock::time_point deadline) {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_.empty() && running_ == 0; };
+  const absl::Duration wait = absl::FromChrono(deadline - Clock::now());
+  if (mu_.AwaitWithTimeout(absl::Condition(&idle), wait)) return 0;
+  const int cut = static_cast<int>(waiting_.size()) + running_;
+  cut_off_ = true;
+  mu_.Await(absl::Condition(&idle));
+  return cut;
+}
+
+void Scheduler::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    draining_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  // Requests that were never picked up (the loop never ran, or stopped first).
+  std::deque<std::unique_ptr<Sequence>> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(waiting_);
+  }
+  for (auto& seq : left) Finish(*seq, absl::UnavailableError("the daemon is shutting down"), engine::FinishReason::kCancelled);
+}
+
+Scheduler::Stats Scheduler::stats() const {
+  absl::MutexLock lock(&mu_);
+  return {running_, static_cast<int32_t>(waiting_.size())};
+}
+
+void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason reason, std::string text,
+                       engine::TokenId last_token) {
+  GenerationEvent event;
+  event.last = true;
+  event.text = std::move(text);
+  if (last_token >= 0) event.token_ids.push_back(last_token);
+  event.status = std::move(status);
+  event.finish_reason = reason;
+  event.prompt_tokens = static_cast<int32_t>(seq.state.prompt_ids().size());
+  event.completion_tokens = static_cast<int32_t>(seq.state.generated().size());
+  const Clock::time_point now = Clock::now();
+  event.total_s = SecondsBetween(seq.submitted, now);
+  if (seq.first_token != Clock::time_point{}) {
+    event.time_to_first_token_s = SecondsBetween(seq.submitted, seq.first_token);
+    const double decode_s = SecondsBetween(seq.first_token, now);
+    if (decode_s > 0 && event.completion_tokens > 1) event.decode_tokens_per_s = (event.completion_tokens - 1) / decode_s;
+  }
+  seq.finished = true;
+  seq.cache.reset();
+  seq.sink(std::move(event));
+}
+
+bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::vector<Dropped>& dropped) {
+  absl::MutexLock lock(&mu_);
+  // Published before sleeping, so that Drain sees an idle loop as idle.
+  running_ = static_cast<int32_t>(active.size());
+  if (active.empty()) {
+    mu_.Await(absl::Condition(
+        +[](Scheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+          return s->stopping_ || s->cut_off_ || !s->waiting_.empty() || !s->cancel_requests_.empty();
+        },
+        this));
+  }
+  const std::vector<uint64_t> cancels = std::move(cancel_requests_);
+  cancel_requests_.clear();
+  const bool end_all = stopping_ || cut_off_;
+  const Clock::time_point now = Clock::now();
+  // Why a request ends now, or OK to keep it.
+  auto verdict = [&](const Sequence& seq) {
+    if (end_all) return absl::UnavailableError("the daemon is shutting down");
+    if (std::find(cancels.begin(), cancels.end(), seq.id) != cancels.end()) return absl::CancelledError("cancelled");
+    if (seq.deadline <= now) return absl::DeadlineExceededError("the request's deadline passed");
+    return absl::OkStatus();
+  };
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (absl::Status s = verdict(**it); !s.ok()) {
+      dropped.push_back({std::move(*it), std::move(s)});
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& seq : active) {
+    if (absl::Status s = verdict(*seq); !s.ok()) dropped.push_back({std::move(seq), std::move(s)});
+  }
+  active.erase(std::remove(active.begin(), active.end(), nullptr), active.end());
+  while (!end_all && static_cast<int32_t>(active.size()) < config_.max_active && !waiting_.empty()) {
+    active.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+  running_ = static_cast<int32_t>(active.size());
+  return !stopping_;
+}
+
+void Scheduler::Loop() {
+  std::vector<std::unique_ptr<Sequence>> active;
+  bool keep_going = true;
+  while (keep_going) {
+    std::vector<Dropped> dropped;
+    keep_going = TakeWork(active, dropped);
+    for (Dropped& d : dropped) {
+      // A cancelled request ends normally, with finish reason kCancelled.
+      if (absl::IsCancelled(d.status)) d.status = absl::OkStatus();
+      Finish(*d.sequence, std::move(d.status), engine::FinishReason::kCancelled);
+    }
+    if (active.empty()) continue;
+    Step(active);
+    active.erase(std::remove_if(active.begin(), active.end(), [](const auto& s) { return s->finished; }),
+                 active.end());
+  }
+}
+
+void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
+  std::vector<engine::BatchItem> items;
+  items.reserve(active.size());
+  for (auto& seq : active) {
+    if (!seq->cache) seq->cache = model_.NewCache(seq->max_positions);
+    const std::vector<engine::TokenId>& prompt = seq->state.prompt_ids();
+    if (seq->prefilled < prompt.size()) {
+      const size_t n = std::min(prompt.size() - seq->prefilled, static_cast<size_t>(config_.prefill_chunk));
+      items.push_back({absl::MakeConstSpan(prompt).subspan(seq->prefilled, n), seq->cache.get()});
+      seq->step_tokens = static_cast<int32_t>(n);
+    } else {
+      items.push_back({{&seq->next_token, 1}, seq->cache.get()});
+      seq->step_tokens = 1;
+    }
+  }
+  std::vector<float> logits;
+  if (absl::Status s = model_.ForwardBatch(items, &logits); !s.ok()) {
+    for (auto& seq : active) Finish(*seq, s, engine::FinishReason::kCancelled);
+    return;
+  }
+  const size_t vocab = static_cast<size_t>(model_.config().n_vocab);
+  for (size_t i = 0; i < active.size(); ++i) {
+    Sequence& seq = *active[i];
+    if (seq.prefilled < seq.state.prompt_ids().size()) {
+      seq.prefilled += static_cast<size_t>(seq.step_tokens);
+      if (seq.prefilled < seq.state.prompt_ids().size()) continue;  // more prompt to go
+    }
+    engine::GenerationState::Step step = seq.state.Advance(absl::MakeConstSpan(logits).subspan(i * vocab, vocab));
+    if (seq.first_token == Clock::time_point{}) seq.first_token = Clock::now();
+    if (step.finished) {
+      Finish(seq, absl::OkStatus(), step.finish_reason, std::move(step.text), step.token);
+      continue;
+    }
+    seq.next_token = step.token;
+    GenerationEvent event;
+    event.text = std::move(step.text);
+    event.token_ids.push_back(step.token);
+    seq.sink(std::move(event));
+  }
+}
+
+}  // namespace edgellm::serve

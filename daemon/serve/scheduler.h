@@ -1,0 +1,130 @@
+// serve/scheduler.h — continuous batching over one model.
+//
+// One thread, the scheduler loop, owns the model's compute and every KV cache.
+// Each step runs all active sequences in one batched forward: a decode token
+// for each running sequence and a chunk of the prompt for each one still
+// prefilling, so a long prompt never stalls the streams already running. New
+// requests join between steps; the queue in front is bounded and refuses at
+// once when full. Callers (gRPC reactors) only Submit and Cancel; results come
+// back as events on the scheduler thread. Knows nothing of gRPC.
+#ifndef EDGELLM_SERVE_SCHEDULER_H_
+#define EDGELLM_SERVE_SCHEDULER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/engine/generation_state.h"
+#include "daemon/engine/llama_model.h"
+
+namespace edgellm::serve {
+
+using Clock = std::chrono::steady_clock;
+
+struct SchedulerConfig {
+  int32_t max_active = 8;       // sequences in one batched step
+  int32_t max_waiting = 32;     // queued requests beyond the active ones; more are refused
+  int32_t prefill_chunk = 128;  // prompt tokens per sequence per step
+};
+
+// One message to a request's owner. Every accepted request receives events
+// with text in order, then exactly one with `last` set.
+struct GenerationEvent {
+  std::string text;
+  std::vector<engine::TokenId> token_ids;
+  bool last = false;
+  // The fields below are set on the last event only.
+  absl::Status status;  // OK, or why the request failed
+  engine::FinishReason finish_reason = engine::FinishReason::kLength;
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  double time_to_first_token_s = 0.0;  // from Submit to the first token
+  double decode_tokens_per_s = 0.0;
+  double total_s = 0.0;
+};
+
+// Called on the scheduler thread, in order (after Stop, on the stopping
+// thread); must return quickly and not block.
+using EventSink = std::function<void(GenerationEvent)>;
+
+struct GenerationRequest {
+  std::vector<engine::TokenId> prompt_ids;
+  engine::GenerateOptions options;
+  Clock::time_point deadline = Clock::time_point::max();
+};
+
+// Thread-safe: Submit, Cancel, Drain and Stats may be called from any thread.
+class Scheduler {
+ public:
+  // `model` must outlive the scheduler.
+  Scheduler(const engine::LlamaModel& model, SchedulerConfig config);
+  ~Scheduler();  // Stop()
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  void Start();
+
+  // Queues a request and returns its id. InvalidArgument for a bad request
+  // (checked here, before queueing), ResourceExhausted when the queue is full,
+  // Unavailable once draining has begun. Does not block on the model.
+  absl::StatusOr<uint64_t> Submit(GenerationRequest request, EventSink sink);
+
+  // Ends request `id` at the next step with finish reason kCancelled; its slot
+  // and KV cache are freed then. No effect on a finished or unknown id.
+  void Cancel(uint64_t id);
+
+  // Refuses new requests from now on, then blocks until every accepted one has
+  // finished or `deadline` passes; the rest end with Unavailable. Returns the
+  // number of requests that were cut off.
+  int Drain(Clock::time_point deadline);
+
+  // Ends every request with Unavailable and joins the loop. Idempotent.
+  void Stop();
+
+  struct Stats {
+    int32_t running = 0;
+    int32_t waiting = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Sequence;
+  struct Dropped {
+    std::unique_ptr<Sequence> sequence;
+    absl::Status status;  // why it ends: cancelled, deadline, shutdown
+  };
+  void Loop();
+  // Waits for work, takes out requests that must end (into `dropped`) and
+  // admits waiting ones into `active`. False once the loop must stop.
+  bool TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::vector<Dropped>& dropped);
+  void Step(std::vector<std::unique_ptr<Sequence>>& active);
+  // Sends the last event: any final text and token, the outcome and the figures.
+  void Finish(Sequence& seq, absl::Status status, engine::FinishReason reason, std::string text = "",
+              engine::TokenId last_token = -1);
+
+  const engine::LlamaModel& model_;
+  const SchedulerConfig config_;
+  std::thread thread_;
+
+  mutable absl::Mutex mu_;
+  std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> cancel_requests_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int32_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool cut_off_ ABSL_GUARDED_BY(mu_) = false;  // Drain's deadline passed: end everything
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace edgellm::serve
+
+#endif  // EDGELLM_SERVE_SCHEDULER_H_

@@ -1,0 +1,218 @@
+// edgellmd end to end: real daemon processes on temporary unix sockets, the
+// real stories260K model, a real gRPC client.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "edgellm/v1/inference.grpc.pb.h"
+#include "tests/support/daemon_process.h"
+#include "tests/support/test_support.h"
+
+namespace edgellm {
+namespace {
+
+using testing::DaemonProcess;
+
+const std::string kModel = testing::SharedPath("models/stories260K.gguf");
+
+nlohmann::json References() {
+  std::ifstream in(testing::SharedPath("models/stories260K.reference.json"));
+  return nlohmann::json::parse(in)["references"];
+}
+
+struct Stream {
+  grpc::Status status;
+  std::vector<uint32_t> token_ids;
+  std::string text;
+  v1::GenerateResponse last;
+  int responses = 0;
+};
+
+v1::GenerateRequest Greedy(const std::string& prompt, uint32_t max_tokens) {
+  v1::GenerateRequest request;
+  request.set_prompt(prompt);
+  request.set_max_tokens(max_tokens);
+  request.mutable_sampling()->set_temperature(0.0f);
+  return request;
+}
+
+Stream Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& request,
+                std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  auto reader = stub.Generate(&context, request);
+  Stream out;
+  v1::GenerateResponse response;
+  while (reader->Read(&response)) {
+    ++out.responses;
+    out.text += response.text();
+    out.token_ids.insert(out.token_ids.end(), response.token_ids().begin(), response.token_ids().end());
+    out.last = response;
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void StartDaemon(const std::vector<std::string>& args = {}) {
+    EDGELLM_REQUIRE_SHARED_FILE(kModel);
+    std::string error;
+    daemon_ = DaemonProcess::Start(kModel, args, &error);
+    ASSERT_NE(daemon_, nullptr) << error;
+    stub_ = v1::Inference::NewStub(daemon_->channel());
+  }
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
+};
+
+TEST_F(DaemonTest, ConcurrentGreedyStreamsEqualLlamaCppsTokens) {
+  StartDaemon();
+  if (HasFatalFailure() || IsSkipped()) return;
+  const nlohmann::json refs = References();
+  // Two streams per reference prompt, all at once: they share batched steps.
+  std::vector<Stream> streams(2 * refs.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    clients.emplace_back([&, i] {
+      const nlohmann::json& ref = refs[i % refs.size()];
+      streams[i] = Generate(*stub_, Greedy(ref["prompt"], ref["n_predict"]));
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (size_t i = 0; i < streams.size(); ++i) {
+    const nlohmann::json& ref = refs[i % refs.size()];
+    ASSERT_TRUE(streams[i].status.ok()) << streams[i].status.error_message();
+    EXPECT_EQ(streams[i].token_ids, ref["generated_token_ids"].get<std::vector<uint32_t>>()) << ref["prompt"];
+    EXPECT_EQ(streams[i].text, ref["generated_text"].get<std::string>());
+    EXPECT_EQ(streams[i].last.finish_reason(), v1::FINISH_REASON_LENGTH);
+    EXPECT_EQ(streams[i].last.usage().prompt_tokens(), ref["prompt_token_ids"].size());
+    EXPECT_EQ(streams[i].last.usage().completion_tokens(), 64u);
+    EXPECT_GT(streams[i].last.timings().time_to_first_token_seconds(), 0.0);
+  }
+}
+
+TEST_F(DaemonTest, BadRequestsAreInvalidArgumentWithAReason) {
+  StartDaemon();
+  if (HasFatalFailure() || IsSkipped()) return;
+  auto expect_invalid = [&](v1::GenerateRequest request, const std::string& message_part) {
+    const Stream s = Generate(*stub_, request);
+    EXPECT_EQ(s.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << message_part;
+    EXPECT_NE(s.status.error_message().find(message_part), std::string::npos) << s.status.error_message();
+    EXPECT_EQ(s.responses, 0);
+  };
+  v1::GenerateRequest r = Greedy("hi", 8);
+  r.set_model("gpt-9");
+  expect_invalid(r, "unknown model 'gpt-9'");
+  expect_invalid(Greedy("hi", 0), "max_tokens");
+  expect_invalid(Greedy("hi", 1000000), "does not fit the context");
+  std::string long_prompt;
+  for (int i = 0; i < 3000; ++i) long_prompt += "Lily ";
+  expect_invalid(Greedy(long_prompt, 8), "the context holds");
+  r = Greedy("hi", 8);
+  r.mutable_sampling()->set_top_p(2.0f);
+  expect_invalid(r, "top_p");
+  r = Greedy("hi", 8);
+  r.set_adapter("pirate");
+  expect_invalid(r, "unknown adapter 'pirate'");
+}
+
+TEST_F(DaemonTest, AFullQueueRefusesAtOnce) {
+  StartDaemon({"--max-active", "1", "--max-waiting", "1"});
+  if (HasFatalFailure() || IsSkipped()) return;
+  // One running (its first token seen), one waiting: the third is refused.
+  grpc::ClientContext running_context;
+  auto running = stub_->Generate(&running_context, Greedy("Once upon a time", 1900));
+  v1::GenerateResponse first;
+  ASSERT_TRUE(running->Read(&first));
+  grpc::ClientContext waiting_context;
+  auto waiting = stub_->Generate(&waiting_context, Greedy("The cat", 1900));
+  // Wait until the daemon holds the second request in its queue.
+  Stream refused;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    refused = Generate(*stub_, Greedy("Lily", 4));
+    if (refused.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.status.error_message().find("queue is full"), std::string::npos) << refused.status.error_message();
+  running_context.TryCancel();
+  waiting_context.TryCancel();
+  EXPECT_EQ(running->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(waiting->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // Both slots are freed at the scheduler's next step: a request soon goes through.
+  Stream after;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    after = Generate(*stub_, Greedy("Lily", 4));
+    if (after.status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+  EXPECT_EQ(after.token_ids.size(), 4u);
+}
+
+TEST_F(DaemonTest, TheClientsDeadlineEndsTheStream) {
+  StartDaemon();
+  if (HasFatalFailure() || IsSkipped()) return;
+  const Stream s = Generate(*stub_, Greedy("Once upon a time", 1900), std::chrono::milliseconds(300));
+  EXPECT_EQ(s.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  const Stream after = Generate(*stub_, Greedy("Lily", 4));
+  EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+}
+
+TEST_F(DaemonTest, TokenizeDetokenizeAndListModels) {
+  StartDaemon();
+  if (HasFatalFailure() || IsSkipped()) return;
+  grpc::ClientContext c1;
+  v1::TokenizeRequest tokenize;
+  tokenize.set_text("Hello world");
+  v1::TokenizeResponse tokens;
+  ASSERT_TRUE(stub_->Tokenize(&c1, tokenize, &tokens).ok());
+  EXPECT_EQ(std::vector<uint32_t>(tokens.token_ids().begin(), tokens.token_ids().end()),
+            (std::vector<uint32_t>{1, 346, 306, 414, 263, 304, 341}));
+
+  grpc::ClientContext c2;
+  v1::DetokenizeRequest detokenize;
+  for (uint32_t id : {403u, 407u, 261u, 378u}) detokenize.add_token_ids(id);
+  v1::DetokenizeResponse text;
+  ASSERT_TRUE(stub_->Detokenize(&c2, detokenize, &text).ok());
+  EXPECT_EQ(text.text(), " Once upon a time");
+
+  grpc::ClientContext c3;
+  detokenize.add_token_ids(512);
+  EXPECT_EQ(stub_->Detokenize(&c3, detokenize, &text).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  grpc::ClientContext c4;
+  v1::ListModelsResponse models;
+  ASSERT_TRUE(stub_->ListModels(&c4, v1::ListModelsRequest(), &models).ok());
+  ASSERT_EQ(models.models_size(), 1);
+  EXPECT_EQ(models.models(0).name(), "stories260K");
+  EXPECT_EQ(models.models(0).architecture(), "llama");
+  EXPECT_EQ(models.models(0).quantization(), "F32");
+  EXPECT_EQ(models.models(0).context_length(), 2048u);
+  EXPECT_GT(models.models(0).parameters(), 250000u);
+}
+
+TEST_F(DaemonTest, SigtermDrainsInFlightStreamsAndExitsZero) {
+  StartDaemon();
+  if (HasFatalFailure() || IsSkipped()) return;
+  EXPECT_EQ(daemon_->HealthStatus(), grpc::health::v1::HealthCheckResponse::SERVING);
+  grpc::ClientContext context;
+  auto stream = stub_->Generate(&context, Greedy("Once upon a time", 400));
+  v1::GenerateResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  size_t tokens = response.token_ids_size();
+  daemon_->SendSigterm();
+  while (stream->Read(&response)) tokens += response.token_ids_size();
+  const grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(tokens, 400u);  // the in-flight stream ran to its end
+  EXPECT_EQ(response.finish_reason(), v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(daemon_->Wait(), 0);
+}
+
+}  // namespace
+}  // namespace edgellm

@@ -1,0 +1,105 @@
+// tests/support/daemon_process.h — runs a real edgellmd for a test.
+#ifndef EDGELLM_TESTS_SUPPORT_DAEMON_PROCESS_H_
+#define EDGELLM_TESTS_SUPPORT_DAEMON_PROCESS_H_
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace edgellm::testing {
+
+// Starts edgellmd on a fresh unix socket and waits until its health check
+// says SERVING; sends SIGTERM and reaps it on destruction.
+class DaemonProcess {
+ public:
+  // nullptr (with the reason in *error) when it does not come up within 60 s.
+  static std::unique_ptr<DaemonProcess> Start(const std::string& model, const std::vector<std::string>& extra_args,
+                                              std::string* error) {
+    auto daemon = std::unique_ptr<DaemonProcess>(new DaemonProcess());
+    daemon->socket_ = (std::filesystem::temp_directory_path() /
+                       ("edgellmd-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".sock"))
+                          .string();
+    std::vector<std::string> args = {std::string(EDGELLM_BINARY_DIR) + "/daemon/edgellmd", "--model", model,
+                                     "--listen", "unix:" + daemon->socket_, "--threads", "1"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    daemon->pid_ = ::fork();
+    if (daemon->pid_ == 0) {
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < give_up) {
+      int status = 0;
+      if (::waitpid(daemon->pid_, &status, WNOHANG) == daemon->pid_) {
+        daemon->pid_ = -1;
+        *error = "edgellmd exited during start-up with status " + std::to_string(WEXITSTATUS(status));
+        return nullptr;
+      }
+      // A fresh channel per probe: a channel that failed to connect backs off for seconds.
+      daemon->channel_ = grpc::CreateChannel("unix:" + daemon->socket_, grpc::InsecureChannelCredentials());
+      if (daemon->HealthStatus() == grpc::health::v1::HealthCheckResponse::SERVING) return daemon;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    *error = "edgellmd did not report SERVING within 60 s";
+    return nullptr;
+  }
+
+  ~DaemonProcess() {
+    if (pid_ > 0) Terminate();
+  }
+
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+  // UNKNOWN when the check itself fails.
+  grpc::health::v1::HealthCheckResponse::ServingStatus HealthStatus() const {
+    auto stub = grpc::health::v1::Health::NewStub(channel_);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    if (!stub->Check(&context, request, &response).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+    return response.status();
+  }
+
+  void SendSigterm() const { ::kill(pid_, SIGTERM); }
+
+  // Waits for the process to exit (after SIGTERM) and returns its exit code; -1 if killed by a signal.
+  int Wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  int Terminate() {
+    SendSigterm();
+    return Wait();
+  }
+
+ private:
+  DaemonProcess() = default;
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+  pid_t pid_ = -1;
+  std::string socket_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+}  // namespace edgellm::testing
+
+#endif  // EDGELLM_TESTS_SUPPORT_DAEMON_PROCESS_H_
