@@ -19,8 +19,8 @@ packages=(
   libicu-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  # utilities the tests and demo scripts call
-  python3 jq
+  # utilities the tests and demo scripts call; a Python gRPC client tests the API
+  python3 jq python3-grpcio python3-protobuf
 )
 
 sudo_cmd=()
