@@ -7,12 +7,14 @@
 #include "absl/strings/str_format.h"
 #include "daemon/engine/engine.h"
 #include "tools/commands.h"
+#include "tools/remote_generate.h"
 
 namespace edgellm::tools {
 namespace {
 
 struct GenerateArgs {
   std::string model;
+  std::string server;
   std::string prompt;
   int32_t max_tokens = 128;
   engine::SamplingParams sampling;
@@ -24,36 +26,53 @@ struct GenerateArgs {
   bool json = false;
 };
 
-absl::Status RunGenerate(const GenerateArgs& args) {
+absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const engine::GenerateOptions& options,
+                                                const engine::TextSink& sink) {
+  if (args.model.empty()) return absl::InvalidArgumentError("--model FILE or --server ADDRESS is required");
   engine::ModelOptions model_options;
   model_options.device = args.device;
   model_options.threads = args.threads;
   model_options.context_length = args.context;
   auto model = engine::LlamaModel::Load(args.model, model_options);
   if (!model.ok()) return model.status();
+  auto result = engine::Generate(**model, args.prompt, options, sink);
+  if (!result.ok()) return result.status();
+  GenerateOutcome outcome;
+  outcome.text = result->text;
+  outcome.token_ids.assign(result->token_ids.begin(), result->token_ids.end());
+  outcome.prompt_tokens = static_cast<int64_t>(result->prompt_ids.size());
+  outcome.prefill_tok_s = result->prefill_tokens_per_second();
+  outcome.decode_tok_s = result->decode_tokens_per_second();
+  outcome.finish_reason = std::string(engine::FinishReasonName(result->finish_reason));
+  return outcome;
+}
 
+absl::Status RunGenerate(const GenerateArgs& args) {
   engine::GenerateOptions options;
   options.max_tokens = args.max_tokens;
   options.sampling = args.sampling;
   options.sampling.seed = args.seed >= 0 ? static_cast<uint64_t>(args.seed) : std::random_device{}();
   options.stop = args.stop;
-  const engine::TextSink print = [](std::string_view text) {
+  auto print = [](std::string_view text) {
     std::cout << text << std::flush;
     return true;
   };
-  auto result = engine::Generate(**model, args.prompt, options, args.json ? engine::TextSink() : print);
-  if (!result.ok()) return result.status();
+  absl::StatusOr<GenerateOutcome> outcome =
+      args.server.empty()
+          ? GenerateLocally(args, options, args.json ? engine::TextSink() : engine::TextSink(print))
+          : GenerateRemotely(args.server, args.prompt, options,
+                             args.json ? std::function<void(std::string_view)>() : [&](std::string_view t) { print(t); });
+  if (!outcome.ok()) return outcome.status();
 
   if (args.json) {
     nlohmann::json out = {
-        {"text", result->text},
-        {"token_ids", result->token_ids},
-        {"prompt_token_ids", result->prompt_ids},
-        {"prompt_tokens", result->prompt_ids.size()},
-        {"generated_tokens", result->token_ids.size()},
-        {"prefill_tok_s", result->prefill_tokens_per_second()},
-        {"decode_tok_s", result->decode_tokens_per_second()},
-        {"finish_reason", engine::FinishReasonName(result->finish_reason)},
+        {"text", outcome->text},
+        {"token_ids", outcome->token_ids},
+        {"prompt_tokens", outcome->prompt_tokens},
+        {"generated_tokens", outcome->token_ids.size()},
+        {"prefill_tok_s", outcome->prefill_tok_s},
+        {"decode_tok_s", outcome->decode_tok_s},
+        {"finish_reason", outcome->finish_reason},
         {"seed", options.sampling.seed},
     };
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
@@ -62,8 +81,8 @@ absl::Status RunGenerate(const GenerateArgs& args) {
   std::cout << "\n";
   std::cerr << absl::StrFormat(
       "[prompt_tokens=%d generated_tokens=%d prefill_tok_s=%.1f decode_tok_s=%.1f finish=%s seed=%d]\n",
-      result->prompt_ids.size(), result->token_ids.size(), result->prefill_tokens_per_second(),
-      result->decode_tokens_per_second(), engine::FinishReasonName(result->finish_reason), options.sampling.seed);
+      outcome->prompt_tokens, outcome->token_ids.size(), outcome->prefill_tok_s, outcome->decode_tok_s,
+      outcome->finish_reason, options.sampling.seed);
   return absl::OkStatus();
 }
 
@@ -72,7 +91,9 @@ absl::Status RunGenerate(const GenerateArgs& args) {
 void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming it as it is produced");
-  cmd->add_option("-m,--model", args->model, "GGUF model file")->required();
+  cmd->add_option("-m,--model", args->model, "GGUF model file (runs in this process)");
+  cmd->add_option("--server", args->server,
+                  "Stream from a running edgellmd instead: unix:///PATH, unix:PATH or HOST:PORT");
   cmd->add_option("-p,--prompt", args->prompt, "Prompt text (the model's BOS is added)");
   cmd->add_option("-n,--max-tokens", args->max_tokens, "Tokens to generate at most")->capture_default_str();
   cmd->add_option("--temp", args->sampling.temperature, "Temperature; 0 is greedy")->capture_default_str();

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/daemon_process.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm {
@@ -108,6 +109,31 @@ TEST(Cli, ErrorsAreClearAndExitNonZero) {
   run = RunCli("make-model --shape test-spm --type Q4_K --out /tmp/x.gguf");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("cannot be written"), std::string::npos) << run.err;
+}
+
+TEST(Cli, GenerateStreamsFromARunningDaemon) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  std::string error;
+  auto daemon = testing::DaemonProcess::Start(kModel, {}, &error);
+  ASSERT_NE(daemon, nullptr) << error;
+  const std::string server = "--server unix://" + daemon->socket();
+  CliRun run = RunCli("generate " + server + " -p 'Once upon a time' -n 64 --temp 0 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const nlohmann::json j = nlohmann::json::parse(run.out);
+  std::ifstream in(testing::SharedPath("models/stories260K.reference.json"));
+  const nlohmann::json ref = nlohmann::json::parse(in)["references"][0];
+  EXPECT_EQ(j["token_ids"], ref["generated_token_ids"]);
+  EXPECT_EQ(j["text"], ref["generated_text"]);
+  EXPECT_EQ(j["prompt_tokens"], 5);
+  EXPECT_EQ(j["finish_reason"], "length");
+
+  run = RunCli("generate " + server + " -p hi -n 0");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("edgellm: error: server: max_tokens"), std::string::npos) << run.err;
+  EXPECT_EQ(daemon->Terminate(), 0);
+  run = RunCli("generate " + server + " -p hi -n 4");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("edgellm: error: server:"), std::string::npos) << run.err;
 }
 
 TEST(Cli, BadSamplingOptionsAreRefused) {

@@ -62,6 +62,7 @@ class DaemonProcess {
   }
 
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  const std::string& socket() const { return socket_; }
 
   // UNKNOWN when the check itself fails.
   grpc::health::v1::HealthCheckResponse::ServingStatus HealthStatus() const {

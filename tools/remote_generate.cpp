@@ -1,0 +1,53 @@
+#include "tools/remote_generate.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/ascii.h"
+#include "common/str_cat.h"
+#include "edgellm/v1/inference.grpc.pb.h"
+
+namespace edgellm::tools {
+
+absl::StatusOr<GenerateOutcome> GenerateRemotely(const std::string& server, std::string_view prompt,
+                                                 const engine::GenerateOptions& options,
+                                                 const std::function<void(std::string_view)>& on_text) {
+  auto stub = v1::Inference::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+  v1::GenerateRequest request;
+  request.set_prompt(std::string(prompt));
+  request.set_max_tokens(static_cast<uint32_t>(std::max(options.max_tokens, 0)));
+  v1::SamplingParams* sampling = request.mutable_sampling();
+  sampling->set_temperature(options.sampling.temperature);
+  sampling->set_top_k(static_cast<uint32_t>(std::max(options.sampling.top_k, 0)));
+  sampling->set_top_p(options.sampling.top_p);
+  sampling->set_min_p(options.sampling.min_p);
+  sampling->set_repeat_penalty(options.sampling.repeat_penalty);
+  sampling->set_seed(options.sampling.seed);
+  for (const std::string& stop : options.stop) request.add_stop(stop);
+
+  grpc::ClientContext context;
+  auto reader = stub->Generate(&context, request);
+  GenerateOutcome outcome;
+  v1::GenerateResponse response;
+  while (reader->Read(&response)) {
+    if (on_text && !response.text().empty()) on_text(response.text());
+    outcome.text += response.text();
+    outcome.token_ids.insert(outcome.token_ids.end(), response.token_ids().begin(), response.token_ids().end());
+    if (response.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+      outcome.prompt_tokens = response.usage().prompt_tokens();
+      // Time to first token covers queueing and the prompt's forward.
+      const double ttft = response.timings().time_to_first_token_seconds();
+      outcome.prefill_tok_s = ttft > 0 ? outcome.prompt_tokens / ttft : 0.0;
+      outcome.decode_tok_s = response.timings().decode_tokens_per_second();
+      const std::string name = v1::FinishReason_Name(response.finish_reason());
+      outcome.finish_reason = absl::AsciiStrToLower(name.substr(std::string("FINISH_REASON_").size()));
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        edgellm::StrCat("server: ", status.error_message()));
+  }
+  return outcome;
+}
+
+}  // namespace edgellm::tools

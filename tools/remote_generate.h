@@ -1,0 +1,36 @@
+// tools/remote_generate.h — `edgellm generate --server`: the same generation,
+// streamed from a running edgellmd over gRPC.
+#ifndef EDGELLM_TOOLS_REMOTE_GENERATE_H_
+#define EDGELLM_TOOLS_REMOTE_GENERATE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/engine/generation_state.h"
+
+namespace edgellm::tools {
+
+// What a generation produced, wherever it ran.
+struct GenerateOutcome {
+  std::string text;
+  std::vector<int64_t> token_ids;
+  int64_t prompt_tokens = 0;
+  double prefill_tok_s = 0.0;
+  double decode_tok_s = 0.0;
+  std::string finish_reason;
+};
+
+// Streams a generation from the daemon at `server` (unix:///PATH, unix:PATH or
+// HOST:PORT), passing each piece of text to `on_text` as it arrives. The
+// daemon's status becomes the returned error, its message prefixed "server: ".
+absl::StatusOr<GenerateOutcome> GenerateRemotely(const std::string& server, std::string_view prompt,
+                                                 const engine::GenerateOptions& options,
+                                                 const std::function<void(std::string_view)>& on_text);
+
+}  // namespace edgellm::tools
+
+#endif  // EDGELLM_TOOLS_REMOTE_GENERATE_H_
