@@ -1,6 +1,7 @@
 // edgellmd — the edge inference daemon. main() only wires the order:
-// load and warm up, serve, report SERVING, wait for SIGTERM, report
-// NOT_SERVING and refuse new work, drain in-flight requests, shut down.
+// load and warm up, serve, report SERVING (health) and READY (systemd), feed
+// the watchdog, wait for SIGTERM, report NOT_SERVING and STOPPING, refuse new
+// work, drain in-flight requests, shut down.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -13,6 +14,7 @@
 #include <filesystem>
 
 #include "daemon/engine/llama_model.h"
+#include "daemon/ops/systemd_notify.h"
 #include "daemon/serve/inference_service.h"
 #include "daemon/serve/scheduler.h"
 
@@ -95,11 +97,15 @@ int Run(const DaemonArgs& args) {
   if (!socket_path.empty()) ::chmod(socket_path.c_str(), 0660);
   server->GetHealthCheckService()->SetServingStatus(true);
   Log("serving " + service_config.model_name + " on " + args.listen);
+  ops::NotifyReady("serving " + service_config.model_name);
+  // A step that runs for a minute means the loop is stuck: stop feeding the watchdog.
+  ops::WatchdogPinger watchdog([&scheduler] { return scheduler.Alive(std::chrono::minutes(1)); });
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   Log(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
   server->GetHealthCheckService()->SetServingStatus(false);
+  ops::NotifyStopping("draining");
   const auto drain_deadline =
       serve::Clock::now() + std::chrono::duration_cast<serve::Clock::duration>(std::chrono::duration<double>(args.drain_seconds));
   const int cut = scheduler.Drain(drain_deadline);

@@ -21,6 +21,8 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # utilities the tests and demo scripts call; a Python gRPC client tests the API
   python3 jq python3-grpcio python3-protobuf
+  # systemd-analyze verifies the unit files
+  systemd
 )
 
 sudo_cmd=()

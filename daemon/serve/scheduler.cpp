@@ -97,6 +97,11 @@ void Scheduler::Stop() {
   for (auto& seq : left) Finish(*seq, absl::UnavailableError("the daemon is shutting down"), engine::FinishReason::kCancelled);
 }
 
+bool Scheduler::Alive(Clock::duration max_step) const {
+  const int64_t started = step_started_ns_.load(std::memory_order_relaxed);
+  return started == 0 || Clock::now().time_since_epoch().count() - started < max_step.count();
+}
+
 Scheduler::Stats Scheduler::stats() const {
   absl::MutexLock lock(&mu_);
   return {running_, static_cast<int32_t>(waiting_.size())};
@@ -178,7 +183,9 @@ void Scheduler::Loop() {
       Finish(*d.sequence, std::move(d.status), engine::FinishReason::kCancelled);
     }
     if (active.empty()) continue;
+    step_started_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     Step(active);
+    step_started_ns_.store(0, std::memory_order_relaxed);
     active.erase(std::remove_if(active.begin(), active.end(), [](const auto& s) { return s->finished; }),
                  active.end());
   }

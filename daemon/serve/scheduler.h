@@ -10,6 +10,7 @@
 #ifndef EDGELLM_SERVE_SCHEDULER_H_
 #define EDGELLM_SERVE_SCHEDULER_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -95,6 +96,10 @@ class Scheduler {
   };
   Stats stats() const;
 
+  // True while the loop is idle or its current step began less than
+  // `max_step` ago: what the supervisor's watchdog should hear.
+  bool Alive(Clock::duration max_step) const;
+
  private:
   struct Sequence;
   struct Dropped {
@@ -123,6 +128,8 @@ class Scheduler {
   bool cut_off_ ABSL_GUARDED_BY(mu_) = false;  // Drain's deadline passed: end everything
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  // When the running step began; zero while the loop is between steps.
+  std::atomic<int64_t> step_started_ns_{0};
 };
 
 }  // namespace edgellm::serve

@@ -2,6 +2,10 @@
 // real stories260K model, a real gRPC client.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -212,6 +216,46 @@ TEST_F(DaemonTest, SigtermDrainsInFlightStreamsAndExitsZero) {
   EXPECT_EQ(tokens, 400u);  // the in-flight stream ran to its end
   EXPECT_EQ(response.finish_reason(), v1::FINISH_REASON_LENGTH);
   EXPECT_EQ(daemon_->Wait(), 0);
+}
+
+// Plays systemd's side of the sd_notify protocol: a datagram socket named by
+// NOTIFY_SOCKET, and a watchdog interval in WATCHDOG_USEC.
+TEST(DaemonSystemd, NotifiesReadyPingsTheWatchdogAndNotifiesStopping) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("edgellm-notify-" + std::to_string(::getpid()) + ".sock")).string();
+  std::filesystem::remove(path);
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+
+  std::string error;
+  auto daemon = DaemonProcess::Start(kModel, {}, &error, {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=200000"});
+  ASSERT_NE(daemon, nullptr) << error;
+  auto receive = [&] {
+    char buffer[512];
+    const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    return n > 0 ? std::string(buffer, n) : std::string();
+  };
+  std::vector<std::string> messages;
+  while (messages.size() < 3) messages.push_back(receive());  // READY, then watchdog pings
+  EXPECT_EQ(messages[0].rfind("READY=1", 0), 0u) << messages[0];
+  EXPECT_EQ(messages[1], "WATCHDOG=1");
+  EXPECT_EQ(messages[2], "WATCHDOG=1");
+  daemon->SendSigterm();
+  std::string message;
+  do {
+    message = receive();
+  } while (message == "WATCHDOG=1");
+  EXPECT_EQ(message.rfind("STOPPING=1", 0), 0u) << message;
+  EXPECT_EQ(daemon->Wait(), 0);
+  ::close(fd);
+  std::filesystem::remove(path);
 }
 
 }  // namespace

@@ -23,8 +23,10 @@ namespace edgellm::testing {
 class DaemonProcess {
  public:
   // nullptr (with the reason in *error) when it does not come up within 60 s.
+  // `environment` adds NAME=VALUE entries to the daemon's environment.
   static std::unique_ptr<DaemonProcess> Start(const std::string& model, const std::vector<std::string>& extra_args,
-                                              std::string* error) {
+                                              std::string* error,
+                                              const std::vector<std::string>& environment = {}) {
     auto daemon = std::unique_ptr<DaemonProcess>(new DaemonProcess());
     daemon->socket_ = (std::filesystem::temp_directory_path() /
                        ("edgellmd-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".sock"))
@@ -34,6 +36,7 @@ class DaemonProcess {
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     daemon->pid_ = ::fork();
     if (daemon->pid_ == 0) {
+      for (const std::string& entry : environment) ::putenv(const_cast<char*>(entry.c_str()));
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
