@@ -10,11 +10,15 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 
 #include "daemon/engine/llama_model.h"
+#include "daemon/ops/http_endpoint.h"
+#include "daemon/ops/metrics.h"
 #include "daemon/ops/systemd_notify.h"
+#include "daemon/serve/serve_metrics.h"
 #include "daemon/serve/inference_service.h"
 #include "daemon/serve/scheduler.h"
 
@@ -24,6 +28,7 @@ namespace {
 struct DaemonArgs {
   std::string model;
   std::string listen = "unix:/run/edgellmd/edgellmd.sock";
+  std::string metrics_listen;  // empty: no metrics endpoint
   int32_t threads = 0;
   int32_t context = 0;
   serve::SchedulerConfig scheduler;
@@ -37,6 +42,15 @@ std::string UnixSocketPath(const std::string& listen) {
   if (listen.rfind("unix://", 0) == 0) return listen.substr(7);
   if (listen.rfind("unix:", 0) == 0) return listen.substr(5);
   return "";
+}
+
+double ResidentBytes() {
+  long pages_total = 0, pages_resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages_total, &pages_resident) != 2) pages_resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<double>(pages_resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
 }
 
 bool IsLoopback(const std::string& address) {
@@ -76,11 +90,31 @@ int Run(const DaemonArgs& args) {
     }
   }
 
-  serve::Scheduler scheduler(**model, args.scheduler);
-  scheduler.Start();
   serve::InferenceServiceConfig service_config;
   service_config.model_name = std::filesystem::path(args.model).stem().string();
-  serve::InferenceService service(**model, scheduler, service_config);
+  ops::MetricsRegistry registry;
+  serve::ServeMetrics serve_metrics(registry, service_config.model_name);
+  registry.AddCallbackGauge("process_resident_memory_bytes", "Resident memory size in bytes.", ResidentBytes);
+  serve::Scheduler scheduler(**model, args.scheduler, &serve_metrics);
+  scheduler.Start();
+  serve::InferenceService service(**model, scheduler, service_config, &serve_metrics);
+
+  std::atomic<bool> serving{false};
+  std::unique_ptr<ops::HttpEndpoint> metrics_endpoint;
+  if (!args.metrics_listen.empty()) {
+    auto endpoint = ops::HttpEndpoint::Start(args.metrics_listen, [&](const std::string& path) -> ops::HttpReply {
+      if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", registry.Render()};
+      if (path == "/healthz") return serving ? ops::HttpReply{200, "text/plain", "ok\n"}
+                                             : ops::HttpReply{503, "text/plain", "not serving\n"};
+      return {404, "text/plain", "not found\n"};
+    });
+    if (!endpoint.ok()) {
+      Log(std::string(endpoint.status().message()));
+      return 1;
+    }
+    metrics_endpoint = std::move(*endpoint);
+    Log("metrics on port " + std::to_string(metrics_endpoint->port()) + " (/metrics, /healthz)");
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -96,6 +130,7 @@ int Run(const DaemonArgs& args) {
   }
   if (!socket_path.empty()) ::chmod(socket_path.c_str(), 0660);
   server->GetHealthCheckService()->SetServingStatus(true);
+  serving = true;
   Log("serving " + service_config.model_name + " on " + args.listen);
   ops::NotifyReady("serving " + service_config.model_name);
   // A step that runs for a minute means the loop is stuck: stop feeding the watchdog.
@@ -105,6 +140,7 @@ int Run(const DaemonArgs& args) {
   sigwait(&signals, &signal_number);
   Log(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
   server->GetHealthCheckService()->SetServingStatus(false);
+  serving = false;
   ops::NotifyStopping("draining");
   const auto drain_deadline =
       serve::Clock::now() + std::chrono::duration_cast<serve::Clock::duration>(std::chrono::duration<double>(args.drain_seconds));
@@ -127,6 +163,7 @@ int main(int argc, char** argv) {
   CLI::App app{"edgellmd — local gRPC inference for edge apps"};
   app.add_option("-m,--model", args.model, "GGUF model file")->required();
   app.add_option("--listen", args.listen, "unix:PATH, or HOST:PORT on loopback")->capture_default_str();
+  app.add_option("--metrics-listen", args.metrics_listen, "HOST:PORT serving /metrics (Prometheus) and /healthz");
   app.add_option("-t,--threads", args.threads, "Compute threads (default: one per core)");
   app.add_option("-c,--ctx", args.context, "Context length (default: the model's, at most 4096)");
   app.add_option("--max-active", args.scheduler.max_active, "Sequences decoded together in one batched step")

@@ -19,7 +19,7 @@ v1::FinishReason ToProto(engine::FinishReason reason) {
 void GenerateReactor::Start(GenerationRequest request) {
   absl::StatusOr<uint64_t> id = scheduler_.Submit(std::move(request), [this](GenerationEvent e) { OnEvent(std::move(e)); });
   if (!id.ok()) {
-    Finish(ToGrpcStatus(id.status()));
+    FinishWith(ToGrpcStatus(id.status()));
     return;
   }
   bool cancel = false;
@@ -98,13 +98,14 @@ void GenerateReactor::Pump() {
       action = Action::kWrite;
     } else if (final_status_) {
       finishing_ = true;
-      status = *final_status_;
+      // A client that went away sees CANCELLED whatever the scheduler said.
+      status = client_gone_ && final_status_->ok() ? grpc::Status::CANCELLED : *final_status_;
       action = Action::kFinish;
     }
   }
   // Outside the lock: a reaction may run inline, and after Finish the reactor may be gone.
   if (action == Action::kWrite) StartWrite(&in_flight_);
-  if (action == Action::kFinish) Finish(status);
+  if (action == Action::kFinish) FinishWith(status);
 }
 
 }  // namespace edgellm::serve

@@ -22,8 +22,9 @@ namespace edgellm::serve {
 // next step. Deletes itself in OnDone.
 class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
-  // `on_done` runs once the call is over, just before the reactor deletes itself.
-  GenerateReactor(Scheduler& scheduler, std::function<void()> on_done)
+  // `on_done` runs once the call is over, with the status it ended with, just
+  // before the reactor deletes itself.
+  GenerateReactor(Scheduler& scheduler, std::function<void(grpc::StatusCode)> on_done)
       : scheduler_(scheduler), on_done_(std::move(on_done)) {}
 
   // Submits the request; a refusal (full queue, bad request) finishes the call at once.
@@ -32,8 +33,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
   void OnDone() override {
-    on_done_();
+    on_done_(final_code_);
     delete this;
+  }
+  // Finishes the call; the status is reported to `on_done`.
+  void FinishWith(const grpc::Status& status) {
+    final_code_ = status.error_code();
+    Finish(status);
   }
 
  private:
@@ -42,7 +48,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void Pump();
 
   Scheduler& scheduler_;
-  const std::function<void()> on_done_;
+  const std::function<void(grpc::StatusCode)> on_done_;
+  grpc::StatusCode final_code_ = grpc::StatusCode::OK;
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;  // Start has returned from Submit: writes may begin
   std::optional<uint64_t> id_ ABSL_GUARDED_BY(mu_);

@@ -28,8 +28,8 @@ Clock::time_point SteadyDeadline(const grpc::CallbackServerContext& context) {
 }  // namespace
 
 InferenceService::InferenceService(const engine::LlamaModel& model, Scheduler& scheduler,
-                                   InferenceServiceConfig config)
-    : model_(model), scheduler_(scheduler), config_(std::move(config)) {
+                                   InferenceServiceConfig config, ServeMetrics* metrics)
+    : model_(model), scheduler_(scheduler), config_(std::move(config)), metrics_(metrics) {
   info_.set_name(config_.model_name);
   info_.set_architecture(model_.config().architecture);
   info_.set_parameters(model_.parameter_count());
@@ -87,13 +87,14 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
     absl::MutexLock lock(&streams_mu_);
     ++open_streams_;
   }
-  auto* reactor = new GenerateReactor(scheduler_, [this] {
+  auto* reactor = new GenerateReactor(scheduler_, [this](grpc::StatusCode code) {
+    if (metrics_ != nullptr) metrics_->CountRequest(static_cast<absl::StatusCode>(code));
     absl::MutexLock lock(&streams_mu_);
     --open_streams_;
   });
   absl::StatusOr<GenerationRequest> generation = ToGenerationRequest(*context, *request);
   if (!generation.ok()) {
-    reactor->Finish(ToGrpcStatus(generation.status()));
+    reactor->FinishWith(ToGrpcStatus(generation.status()));
   } else {
     reactor->Start(*std::move(generation));
   }

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/engine/llama_model.h"
 #include "daemon/serve/scheduler.h"
+#include "daemon/serve/serve_metrics.h"
 #include "edgellm/v1/inference.grpc.pb.h"
 
 namespace edgellm::serve {
@@ -25,8 +26,9 @@ struct InferenceServiceConfig {
 // Thread-safe: handlers run on gRPC's threads.
 class InferenceService final : public v1::Inference::CallbackService {
  public:
-  // `model` and `scheduler` must outlive the service.
-  InferenceService(const engine::LlamaModel& model, Scheduler& scheduler, InferenceServiceConfig config);
+  // `model`, `scheduler` (and `metrics`, which may be null) must outlive the service.
+  InferenceService(const engine::LlamaModel& model, Scheduler& scheduler, InferenceServiceConfig config,
+                   ServeMetrics* metrics = nullptr);
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,
                                                            const v1::GenerateRequest* request) override;
@@ -50,6 +52,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   const engine::LlamaModel& model_;
   Scheduler& scheduler_;
   const InferenceServiceConfig config_;
+  ServeMetrics* const metrics_;
   v1::ModelInfo info_;  // computed once
   absl::Mutex streams_mu_;
   int open_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;

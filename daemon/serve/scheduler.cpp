@@ -34,10 +34,12 @@ struct Scheduler::Sequence {
   engine::TokenId next_token = -1;     // the token to run next while decoding
   Clock::time_point submitted = Clock::now();
   Clock::time_point first_token{};
+  Clock::time_point last_token{};
   bool finished = false;
 };
 
-Scheduler::Scheduler(const engine::LlamaModel& model, SchedulerConfig config) : model_(model), config_(config) {}
+Scheduler::Scheduler(const engine::LlamaModel& model, SchedulerConfig config, ServeMetrics* metrics)
+    : model_(model), config_(config), metrics_(metrics) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -124,6 +126,10 @@ void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason 
     const double decode_s = SecondsBetween(seq.first_token, now);
     if (decode_s > 0 && event.completion_tokens > 1) event.decode_tokens_per_s = (event.completion_tokens - 1) / decode_s;
   }
+  if (metrics_ != nullptr) {
+    metrics_->e2e_latency.Observe(event.total_s);
+    if (event.status.ok()) metrics_->CountFinished(reason);
+  }
   seq.finished = true;
   seq.cache.reset();
   seq.sink(std::move(event));
@@ -168,6 +174,10 @@ bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::ve
     waiting_.pop_front();
   }
   running_ = static_cast<int32_t>(active.size());
+  if (metrics_ != nullptr) {
+    metrics_->requests_running.Set(running_);
+    metrics_->requests_waiting.Set(static_cast<double>(waiting_.size()));
+  }
   return !stopping_;
 }
 
@@ -219,7 +229,18 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
       if (seq.prefilled < seq.state.prompt_ids().size()) continue;  // more prompt to go
     }
     engine::GenerationState::Step step = seq.state.Advance(absl::MakeConstSpan(logits).subspan(i * vocab, vocab));
-    if (seq.first_token == Clock::time_point{}) seq.first_token = Clock::now();
+    const Clock::time_point now = Clock::now();
+    if (metrics_ != nullptr) {
+      if (seq.first_token == Clock::time_point{}) {
+        metrics_->prompt_tokens.Add(static_cast<double>(seq.state.prompt_ids().size()));
+        metrics_->time_to_first_token.Observe(SecondsBetween(seq.submitted, now));
+      } else {
+        metrics_->inter_token_latency.Observe(SecondsBetween(seq.last_token, now));
+      }
+      if (step.token >= 0) metrics_->generation_tokens.Add();
+    }
+    if (seq.first_token == Clock::time_point{}) seq.first_token = now;
+    seq.last_token = now;
     if (step.finished) {
       Finish(seq, absl::OkStatus(), step.finish_reason, std::move(step.text), step.token);
       continue;

@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/engine/generation_state.h"
 #include "daemon/engine/llama_model.h"
+#include "daemon/serve/serve_metrics.h"
 
 namespace edgellm::serve {
 
@@ -65,8 +66,8 @@ struct GenerationRequest {
 // Thread-safe: Submit, Cancel, Drain and Stats may be called from any thread.
 class Scheduler {
  public:
-  // `model` must outlive the scheduler.
-  Scheduler(const engine::LlamaModel& model, SchedulerConfig config);
+  // `model` (and `metrics`, which may be null) must outlive the scheduler.
+  Scheduler(const engine::LlamaModel& model, SchedulerConfig config, ServeMetrics* metrics = nullptr);
   ~Scheduler();  // Stop()
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -117,6 +118,7 @@ class Scheduler {
 
   const engine::LlamaModel& model_;
   const SchedulerConfig config_;
+  ServeMetrics* const metrics_;
   std::thread thread_;
 
   mutable absl::Mutex mu_;

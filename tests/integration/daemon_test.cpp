@@ -13,6 +13,7 @@
 
 #include "edgellm/v1/inference.grpc.pb.h"
 #include "tests/support/daemon_process.h"
+#include "tests/support/http_get.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm {
@@ -216,6 +217,51 @@ TEST_F(DaemonTest, SigtermDrainsInFlightStreamsAndExitsZero) {
   EXPECT_EQ(tokens, 400u);  // the in-flight stream ran to its end
   EXPECT_EQ(response.finish_reason(), v1::FINISH_REASON_LENGTH);
   EXPECT_EQ(daemon_->Wait(), 0);
+}
+
+// The value of the series whose line starts with `series` ("name{labels}"), or -1.
+double MetricValue(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1.0;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlot) {
+  const int port = testing::FreePort();
+  StartDaemon({"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
+  if (HasFatalFailure() || IsSkipped()) return;
+  EXPECT_EQ(testing::HttpGet(port, "/healthz").status, 200);
+  ASSERT_TRUE(Generate(*stub_, Greedy("Once upon a time", 16)).status.ok());
+  EXPECT_EQ(Generate(*stub_, Greedy("hi", 0)).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  std::string text = testing::HttpGet(port, "/metrics").body;
+  const std::string m = "model=\"stories260K\"";
+  EXPECT_EQ(MetricValue(text, "edgellm_generation_tokens_total{" + m + "}"), 16) << text;
+  EXPECT_EQ(MetricValue(text, "edgellm_prompt_tokens_total{" + m + "}"), 5);
+  EXPECT_EQ(MetricValue(text, "edgellm_request_success_total{finished_reason=\"length\"," + m + "}"), 1);
+  EXPECT_EQ(MetricValue(text, "edgellm_requests_total{code=\"OK\"," + m + "}"), 1);
+  EXPECT_EQ(MetricValue(text, "edgellm_requests_total{code=\"INVALID_ARGUMENT\"," + m + "}"), 1);
+  EXPECT_EQ(MetricValue(text, "edgellm_time_to_first_token_seconds_count{" + m + "}"), 1);
+  EXPECT_EQ(MetricValue(text, "edgellm_inter_token_latency_seconds_count{" + m + "}"), 15);
+  EXPECT_GT(MetricValue(text, "process_resident_memory_bytes"), 1e6);
+
+  // A long stream is running (seen in the gauge); cancelling it frees its slot.
+  grpc::ClientContext context;
+  auto stream = stub_->Generate(&context, Greedy("The cat", 1900));
+  v1::GenerateResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(MetricValue(testing::HttpGet(port, "/metrics").body, "edgellm_num_requests_running{" + m + "}"), 1);
+  context.TryCancel();
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  double running = -1;
+  for (int attempt = 0; attempt < 100 && running != 0; ++attempt) {
+    running = MetricValue(testing::HttpGet(port, "/metrics").body, "edgellm_num_requests_running{" + m + "}");
+    if (running != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(running, 0);
+  text = testing::HttpGet(port, "/metrics").body;
+  EXPECT_EQ(MetricValue(text, "edgellm_request_success_total{finished_reason=\"abort\"," + m + "}"), 1) << text;
+  EXPECT_EQ(testing::HttpGet(port, "/nothing").status, 404);
 }
 
 // Plays systemd's side of the sd_notify protocol: a datagram socket named by

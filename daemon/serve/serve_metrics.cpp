@@ -1,0 +1,43 @@
+#include "daemon/serve/serve_metrics.h"
+
+namespace edgellm::serve {
+
+ServeMetrics::ServeMetrics(ops::MetricsRegistry& r, const std::string& model)
+    : requests_running(r.AddGauge("edgellm_num_requests_running", "Requests in the running batch.", {{"model", model}})),
+      requests_waiting(r.AddGauge("edgellm_num_requests_waiting", "Requests waiting to be scheduled.", {{"model", model}})),
+      prompt_tokens(r.AddCounter("edgellm_prompt_tokens_total", "Prefill tokens processed.", {{"model", model}})),
+      generation_tokens(r.AddCounter("edgellm_generation_tokens_total", "Generation tokens processed.", {{"model", model}})),
+      time_to_first_token(r.AddHistogram("edgellm_time_to_first_token_seconds",
+                                         "Time from arrival to the first generated token.", ops::LatencyBuckets(),
+                                         {{"model", model}})),
+      inter_token_latency(r.AddHistogram("edgellm_inter_token_latency_seconds", "Time between generated tokens.",
+                                         ops::LatencyBuckets(), {{"model", model}})),
+      e2e_latency(r.AddHistogram("edgellm_e2e_request_latency_seconds", "Time from arrival to the last token.",
+                                 ops::LatencyBuckets(), {{"model", model}})) {
+  const std::pair<engine::FinishReason, const char*> reasons[] = {
+      {engine::FinishReason::kStop, "stop"}, {engine::FinishReason::kLength, "length"},
+      {engine::FinishReason::kCancelled, "abort"}};
+  for (const auto& [reason, name] : reasons) {
+    finished_[reason] = &r.AddCounter("edgellm_request_success_total", "Requests that finished, by reason.",
+                                      {{"model", model}, {"finished_reason", name}});
+  }
+  const absl::StatusCode codes[] = {absl::StatusCode::kOk,           absl::StatusCode::kCancelled,
+                                    absl::StatusCode::kInvalidArgument, absl::StatusCode::kDeadlineExceeded,
+                                    absl::StatusCode::kResourceExhausted, absl::StatusCode::kUnimplemented,
+                                    absl::StatusCode::kInternal,     absl::StatusCode::kUnavailable};
+  for (absl::StatusCode code : codes) {
+    std::string name = absl::StatusCodeToString(code);
+    for (char& c : name) c = c == ' ' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    requests_[code] = &r.AddCounter("edgellm_requests_total", "Generate calls by final status.",
+                                    {{"model", model}, {"code", name}});
+  }
+}
+
+void ServeMetrics::CountFinished(engine::FinishReason reason) { finished_.at(reason)->Add(); }
+
+void ServeMetrics::CountRequest(absl::StatusCode code) {
+  auto it = requests_.find(code);
+  (it != requests_.end() ? it->second : requests_.at(absl::StatusCode::kInternal))->Add();
+}
+
+}  // namespace edgellm::serve

@@ -1,0 +1,42 @@
+// serve/serve_metrics.h — the serving metrics, named and defined as vLLM's
+// (vllm:time_to_first_token_seconds, vllm:num_requests_waiting, ...) under the
+// edgellm_ prefix, so existing dashboards and inference gateways can read
+// them. Every series carries a `model` label.
+#ifndef EDGELLM_SERVE_SERVE_METRICS_H_
+#define EDGELLM_SERVE_SERVE_METRICS_H_
+
+#include <map>
+#include <string>
+
+#include "absl/status/status.h"
+#include "daemon/engine/generation_state.h"
+#include "daemon/ops/metrics.h"
+
+namespace edgellm::serve {
+
+// Instruments registered in `registry`, which must outlive them. Thread-safe.
+class ServeMetrics {
+ public:
+  ServeMetrics(ops::MetricsRegistry& registry, const std::string& model);
+
+  ops::Gauge& requests_running;       // edgellm_num_requests_running
+  ops::Gauge& requests_waiting;       // edgellm_num_requests_waiting
+  ops::Counter& prompt_tokens;        // edgellm_prompt_tokens_total
+  ops::Counter& generation_tokens;    // edgellm_generation_tokens_total
+  ops::Histogram& time_to_first_token;  // edgellm_time_to_first_token_seconds
+  ops::Histogram& inter_token_latency;  // edgellm_inter_token_latency_seconds
+  ops::Histogram& e2e_latency;          // edgellm_e2e_request_latency_seconds
+
+  // edgellm_request_success_total{finished_reason="stop|length|abort"}
+  void CountFinished(engine::FinishReason reason);
+  // edgellm_requests_total{code="OK|INVALID_ARGUMENT|..."}: every Generate call by its final status.
+  void CountRequest(absl::StatusCode code);
+
+ private:
+  std::map<engine::FinishReason, ops::Counter*> finished_;
+  std::map<absl::StatusCode, ops::Counter*> requests_;
+};
+
+}  // namespace edgellm::serve
+
+#endif  // EDGELLM_SERVE_SERVE_METRICS_H_
