@@ -16,6 +16,7 @@ function(edgellm_add_test name)
                         edgellm::warnings)
   target_compile_definitions(${name} PRIVATE
     EDGELLM_SHARED_DIR="${EDGELLM_SHARED_DIR}"
-    EDGELLM_BINARY_DIR="${PROJECT_BINARY_DIR}")
+    EDGELLM_BINARY_DIR="${PROJECT_BINARY_DIR}"
+    EDGELLM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 120 PROPERTIES LABELS "${ARG_LABELS}")
 endfunction()

@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "daemon/engine/llama_model.h"
+#include "daemon/ops/config.h"
 #include "daemon/ops/http_endpoint.h"
 #include "daemon/ops/metrics.h"
 #include "daemon/ops/systemd_notify.h"
@@ -23,19 +24,10 @@
 #include "daemon/serve/scheduler.h"
 
 namespace edgellm {
-namespace {
-
-struct DaemonArgs {
-  std::string model;
-  std::string listen = "unix:/run/edgellmd/edgellmd.sock";
-  std::string metrics_listen;  // empty: no metrics endpoint
-  int32_t threads = 0;
-  int32_t context = 0;
-  serve::SchedulerConfig scheduler;
-  double drain_seconds = 30.0;
-};
 
 void Log(const std::string& message) { std::fprintf(stderr, "edgellmd: %s\n", message.c_str()); }
+
+namespace {
 
 // A unix socket path, or "" for a TCP address.
 std::string UnixSocketPath(const std::string& listen) {
@@ -57,7 +49,7 @@ bool IsLoopback(const std::string& address) {
   return address.rfind("127.", 0) == 0 || address.rfind("localhost:", 0) == 0 || address.rfind("[::1]:", 0) == 0;
 }
 
-int Run(const DaemonArgs& args) {
+int Run(const ops::DaemonConfig& args) {
   // Signals are taken by sigwait in this thread only: block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
@@ -73,7 +65,7 @@ int Run(const DaemonArgs& args) {
 
   engine::ModelOptions options;
   options.threads = args.threads;
-  options.context_length = args.context;
+  options.context_length = args.context_length;
   auto model = engine::LlamaModel::Load(args.model, options);
   if (!model.ok()) {
     Log(std::string(model.status().message()));
@@ -95,7 +87,11 @@ int Run(const DaemonArgs& args) {
   ops::MetricsRegistry registry;
   serve::ServeMetrics serve_metrics(registry, service_config.model_name);
   registry.AddCallbackGauge("process_resident_memory_bytes", "Resident memory size in bytes.", ResidentBytes);
-  serve::Scheduler scheduler(**model, args.scheduler, &serve_metrics);
+  serve::SchedulerConfig scheduler_config;
+  scheduler_config.max_active = args.max_active;
+  scheduler_config.max_waiting = args.max_waiting;
+  scheduler_config.prefill_chunk = args.prefill_chunk;
+  serve::Scheduler scheduler(**model, scheduler_config, &serve_metrics);
   scheduler.Start();
   serve::InferenceService service(**model, scheduler, service_config, &serve_metrics);
 
@@ -143,7 +139,7 @@ int Run(const DaemonArgs& args) {
   serving = false;
   ops::NotifyStopping("draining");
   const auto drain_deadline =
-      serve::Clock::now() + std::chrono::duration_cast<serve::Clock::duration>(std::chrono::duration<double>(args.drain_seconds));
+      serve::Clock::now() + std::chrono::duration_cast<serve::Clock::duration>(std::chrono::duration<double>(args.drain_timeout_seconds));
   const int cut = scheduler.Drain(drain_deadline);
   if (cut > 0) Log(std::to_string(cut) + " requests were cut off at the drain timeout");
   if (!service.WaitForStreams(drain_deadline)) Log("some streams were still open at the drain timeout");
@@ -158,22 +154,56 @@ int Run(const DaemonArgs& args) {
 }  // namespace
 }  // namespace edgellm
 
+// Replaces `target` with `value` when the flag was given.
+template <typename T>
+void OverrideIfGiven(const CLI::Option* flag, T* target, const T& value) {
+  if (flag->count() > 0) *target = value;
+}
+
 int main(int argc, char** argv) {
-  edgellm::DaemonArgs args;
+  std::string config_path;
+  edgellm::ops::DaemonConfig flags;
   CLI::App app{"edgellmd — local gRPC inference for edge apps"};
-  app.add_option("-m,--model", args.model, "GGUF model file")->required();
-  app.add_option("--listen", args.listen, "unix:PATH, or HOST:PORT on loopback")->capture_default_str();
-  app.add_option("--metrics-listen", args.metrics_listen, "HOST:PORT serving /metrics (Prometheus) and /healthz");
-  app.add_option("-t,--threads", args.threads, "Compute threads (default: one per core)");
-  app.add_option("-c,--ctx", args.context, "Context length (default: the model's, at most 4096)");
-  app.add_option("--max-active", args.scheduler.max_active, "Sequences decoded together in one batched step")
-      ->capture_default_str();
-  app.add_option("--max-waiting", args.scheduler.max_waiting, "Queued requests beyond which new ones are refused")
-      ->capture_default_str();
-  app.add_option("--prefill-chunk", args.scheduler.prefill_chunk, "Prompt tokens per sequence per step")
-      ->capture_default_str();
-  app.add_option("--drain-timeout", args.drain_seconds, "Seconds to finish in-flight requests on SIGTERM")
-      ->capture_default_str();
+  app.add_option("--config", config_path, "YAML config file (keys in the README); flags override it");
+  auto* model = app.add_option("-m,--model", flags.model, "GGUF model file");
+  auto* listen = app.add_option("--listen", flags.listen, "unix:PATH, or HOST:PORT on loopback (default "
+                                                          "unix:/run/edgellmd/edgellmd.sock)");
+  auto* metrics = app.add_option("--metrics-listen", flags.metrics_listen,
+                                 "HOST:PORT serving /metrics (Prometheus) and /healthz");
+  auto* threads = app.add_option("-t,--threads", flags.threads, "Compute threads (default: one per core)");
+  auto* context = app.add_option("-c,--ctx", flags.context_length, "Context length (default: the model's, at most 4096)");
+  auto* max_active = app.add_option("--max-active", flags.max_active, "Sequences decoded together in one batched step");
+  auto* max_waiting = app.add_option("--max-waiting", flags.max_waiting, "Queued requests beyond which new ones are refused");
+  auto* chunk = app.add_option("--prefill-chunk", flags.prefill_chunk, "Prompt tokens per sequence per step");
+  auto* drain = app.add_option("--drain-timeout", flags.drain_timeout_seconds,
+                               "Seconds to finish in-flight requests on SIGTERM");
   CLI11_PARSE(app, argc, argv);
-  return edgellm::Run(args);
+
+  edgellm::ops::DaemonConfig config;
+  if (!config_path.empty()) {
+    auto loaded = edgellm::ops::DaemonConfig::Load(config_path);
+    if (!loaded.ok()) {
+      edgellm::Log(std::string(loaded.status().message()));
+      return 2;
+    }
+    config = *loaded;
+  }
+  OverrideIfGiven(model, &config.model, flags.model);
+  OverrideIfGiven(listen, &config.listen, flags.listen);
+  OverrideIfGiven(metrics, &config.metrics_listen, flags.metrics_listen);
+  OverrideIfGiven(threads, &config.threads, flags.threads);
+  OverrideIfGiven(context, &config.context_length, flags.context_length);
+  OverrideIfGiven(max_active, &config.max_active, flags.max_active);
+  OverrideIfGiven(max_waiting, &config.max_waiting, flags.max_waiting);
+  OverrideIfGiven(chunk, &config.prefill_chunk, flags.prefill_chunk);
+  OverrideIfGiven(drain, &config.drain_timeout_seconds, flags.drain_timeout_seconds);
+  if (absl::Status s = config.Validate(); !s.ok()) {
+    edgellm::Log(std::string(s.message()));
+    return 2;
+  }
+  if (config.model.empty()) {
+    edgellm::Log("no model: give --model FILE or model: in the --config file");
+    return 2;
+  }
+  return edgellm::Run(config);
 }

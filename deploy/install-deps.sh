@@ -13,8 +13,8 @@ packages=(
   libtorch-dev libopenblas0-pthread libopenblas-pthread-dev
   # gRPC and Protobuf (the inference API), systemd notification
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsystemd-dev
-  # Boost.Beast and Asio (the metrics and health HTTP endpoint)
-  libboost-dev
+  # Boost.Beast and Asio (the metrics and health HTTP endpoint), YAML (the daemon's config)
+  libboost-dev libyaml-cpp-dev
   # error types (absl::Status), JSON, command-line parsing, logging
   libabsl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   # Unicode character classes for the byte-level BPE pre-tokenizer

@@ -264,6 +264,47 @@ TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlot) {
   EXPECT_EQ(testing::HttpGet(port, "/nothing").status, 404);
 }
 
+TEST(DaemonConfigFile, TheFileConfiguresAndFlagsOverride) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const std::string path = (testing::TestDir() / "edgellmd.yaml").string();
+  const int port = testing::FreePort();
+  std::ofstream(path) << "model: " << kModel << "\nmax_active: 1\nmax_waiting: 0\nmetrics_listen: 127.0.0.1:"
+                      << port << "\n";
+  std::string error;
+  // The file allows no waiting request; the flag allows one.
+  auto daemon = DaemonProcess::Start("", {"--config", path, "--max-waiting", "1"}, &error);
+  ASSERT_NE(daemon, nullptr) << error;
+  auto stub = v1::Inference::NewStub(daemon->channel());
+  grpc::ClientContext running_context, waiting_context;
+  auto running = stub->Generate(&running_context, Greedy("Once upon a time", 1900));
+  v1::GenerateResponse first;
+  ASSERT_TRUE(running->Read(&first));
+  auto waiting = stub->Generate(&waiting_context, Greedy("The cat", 8));
+  // The metrics endpoint came from the file: it shows the waiting request.
+  double waiting_gauge = 0;
+  for (int attempt = 0; attempt < 100 && waiting_gauge != 1; ++attempt) {
+    waiting_gauge = MetricValue(testing::HttpGet(port, "/metrics").body,
+                                "edgellm_num_requests_waiting{model=\"stories260K\"}");
+    if (waiting_gauge != 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(waiting_gauge, 1);
+  running_context.TryCancel();
+  (void)running->Finish();
+  v1::GenerateResponse response;
+  size_t tokens = 0;
+  while (waiting->Read(&response)) tokens += response.token_ids_size();
+  EXPECT_TRUE(waiting->Finish().ok());
+  EXPECT_EQ(tokens, 8u);
+}
+
+TEST(DaemonConfigFile, ABadFileStopsStartUpWithTheReason) {
+  const std::string path = (testing::TestDir() / "edgellmd.yaml").string();
+  std::ofstream(path) << "max_actve: 3\n";
+  std::string error;
+  EXPECT_EQ(DaemonProcess::Start("", {"--config", path}, &error), nullptr);
+  EXPECT_NE(error.find("exited during start-up with status 2"), std::string::npos) << error;
+}
+
 // Plays systemd's side of the sd_notify protocol: a datagram socket named by
 // NOTIFY_SOCKET, and a watchdog interval in WATCHDOG_USEC.
 TEST(DaemonSystemd, NotifiesReadyPingsTheWatchdogAndNotifiesStopping) {

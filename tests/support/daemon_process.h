@@ -31,8 +31,10 @@ class DaemonProcess {
     daemon->socket_ = (std::filesystem::temp_directory_path() /
                        ("edgellmd-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".sock"))
                           .string();
-    std::vector<std::string> args = {std::string(EDGELLM_BINARY_DIR) + "/daemon/edgellmd", "--model", model,
-                                     "--listen", "unix:" + daemon->socket_, "--threads", "1"};
+    // An empty `model` leaves the model to a --config file among `extra_args`.
+    std::vector<std::string> args = {std::string(EDGELLM_BINARY_DIR) + "/daemon/edgellmd", "--listen",
+                                     "unix:" + daemon->socket_, "--threads", "1"};
+    if (!model.empty()) args.insert(args.end(), {"--model", model});
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     daemon->pid_ = ::fork();
     if (daemon->pid_ == 0) {

@@ -1,0 +1,104 @@
+#include "daemon/ops/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "common/status_macros.h"
+#include "common/str_cat.h"
+
+namespace edgellm::ops {
+namespace {
+
+absl::Status KeyError(const std::string& origin, const YAML::Node& node, const std::string& key,
+                      const std::string& what) {
+  return absl::InvalidArgumentError(
+      edgellm::StrCat(origin, ":", node.Mark().line + 1, ": ", key, ": ", what));
+}
+
+// Reads a scalar of type T, refusing anything yaml-cpp cannot convert.
+template <typename T>
+absl::Status Read(const std::string& origin, const YAML::Node& node, const std::string& key, T* out,
+                  const char* type_name) {
+  if (!node.IsScalar()) return KeyError(origin, node, key, edgellm::StrCat("expected ", type_name));
+  try {
+    *out = node.as<T>();
+  } catch (const YAML::Exception&) {
+    return KeyError(origin, node, key, edgellm::StrCat("expected ", type_name, ", found '", node.Scalar(), "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(edgellm::StrCat(origin, ":", e.mark.line + 1, ": ", e.msg));
+  }
+  DaemonConfig config;
+  if (root.IsNull()) return config;
+  if (!root.IsMap()) return absl::InvalidArgumentError(edgellm::StrCat(origin, ": expected a mapping of keys"));
+
+  using Reader = std::function<absl::Status(const YAML::Node&, const std::string&)>;
+  auto text_field = [&](std::string* field) -> Reader {
+    return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "text"); };
+  };
+  auto int_field = [&](int32_t* field) -> Reader {
+    return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "an integer"); };
+  };
+  const std::map<std::string, Reader> readers = {
+      {"model", text_field(&config.model)},
+      {"listen", text_field(&config.listen)},
+      {"metrics_listen", text_field(&config.metrics_listen)},
+      {"threads", int_field(&config.threads)},
+      {"context_length", int_field(&config.context_length)},
+      {"max_active", int_field(&config.max_active)},
+      {"max_waiting", int_field(&config.max_waiting)},
+      {"prefill_chunk", int_field(&config.prefill_chunk)},
+      {"drain_timeout_seconds",
+       [&](const YAML::Node& n, const std::string& k) {
+         return Read(origin, n, k, &config.drain_timeout_seconds, "a number");
+       }},
+  };
+  for (const auto& entry : root) {
+    const std::string key = entry.first.as<std::string>();
+    auto reader = readers.find(key);
+    if (reader == readers.end()) return KeyError(origin, entry.first, key, "unknown key");
+    EDGELLM_RETURN_IF_ERROR(reader->second(entry.second, key));
+  }
+  EDGELLM_RETURN_IF_ERROR(config.Validate());
+  return config;
+}
+
+absl::StatusOr<DaemonConfig> DaemonConfig::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(edgellm::StrCat("cannot read config ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return FromYaml(text.str(), path);
+}
+
+absl::Status DaemonConfig::Validate() const {
+  auto at_least = [](const char* key, int64_t value, int64_t minimum) {
+    return value >= minimum ? absl::OkStatus()
+                            : absl::InvalidArgumentError(edgellm::StrCat(key, " ", value, " must be at least ", minimum));
+  };
+  EDGELLM_RETURN_IF_ERROR(at_least("threads", threads, 0));
+  EDGELLM_RETURN_IF_ERROR(at_least("context_length", context_length, 0));
+  EDGELLM_RETURN_IF_ERROR(at_least("max_active", max_active, 1));
+  EDGELLM_RETURN_IF_ERROR(at_least("max_waiting", max_waiting, 0));
+  EDGELLM_RETURN_IF_ERROR(at_least("prefill_chunk", prefill_chunk, 1));
+  if (!(drain_timeout_seconds >= 0)) {
+    return absl::InvalidArgumentError("drain_timeout_seconds must not be negative");
+  }
+  if (listen.empty()) return absl::InvalidArgumentError("listen must not be empty");
+  return absl::OkStatus();
+}
+
+}  // namespace edgellm::ops

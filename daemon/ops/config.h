@@ -1,0 +1,46 @@
+// ops/config.h — edgellmd's configuration: a plain struct, one comment and a
+// default per field, parsed from YAML and validated once. Command-line flags
+// override the file field by field.
+#ifndef EDGELLM_OPS_CONFIG_H_
+#define EDGELLM_OPS_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace edgellm::ops {
+
+struct DaemonConfig {
+  // GGUF model file to serve. Required.
+  std::string model;
+  // gRPC address: unix:PATH, or HOST:PORT on loopback.
+  std::string listen = "unix:/run/edgellmd/edgellmd.sock";
+  // HOST:PORT of the /metrics and /healthz endpoint; empty turns it off.
+  std::string metrics_listen;
+  // CPU compute threads; 0 = one per core.
+  int32_t threads = 0;
+  // Positions per sequence; 0 = the model's trained context, at most 4096.
+  int32_t context_length = 0;
+  // Sequences decoded together in one batched step.
+  int32_t max_active = 8;
+  // Requests queued beyond the running ones; more are refused with RESOURCE_EXHAUSTED.
+  int32_t max_waiting = 32;
+  // Prompt tokens per sequence per step, so long prompts do not stall running streams.
+  int32_t prefill_chunk = 128;
+  // Seconds in-flight requests get to finish after SIGTERM.
+  double drain_timeout_seconds = 30.0;
+
+  // Parses YAML text (a mapping of the keys above; `origin` names it in
+  // errors). InvalidArgument naming the key and line for an unknown key, a
+  // value of the wrong type, or a value out of range.
+  static absl::StatusOr<DaemonConfig> FromYaml(const std::string& text, const std::string& origin);
+  // Reads and parses a file; NotFound if it is missing.
+  static absl::StatusOr<DaemonConfig> Load(const std::string& path);
+  // InvalidArgument naming the first field out of range (model may still be empty).
+  absl::Status Validate() const;
+};
+
+}  // namespace edgellm::ops
+
+#endif  // EDGELLM_OPS_CONFIG_H_
