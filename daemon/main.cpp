@@ -91,6 +91,7 @@ int Run(const ops::DaemonConfig& args) {
   scheduler_config.max_active = args.max_active;
   scheduler_config.max_waiting = args.max_waiting;
   scheduler_config.prefill_chunk = args.prefill_chunk;
+  scheduler_config.prefix_cache_entries = args.prefix_cache_entries;
   serve::Scheduler scheduler(**model, scheduler_config, &serve_metrics);
   scheduler.Start();
   serve::InferenceService service(**model, scheduler, service_config, &serve_metrics);
@@ -175,6 +176,8 @@ int main(int argc, char** argv) {
   auto* max_active = app.add_option("--max-active", flags.max_active, "Sequences decoded together in one batched step");
   auto* max_waiting = app.add_option("--max-waiting", flags.max_waiting, "Queued requests beyond which new ones are refused");
   auto* chunk = app.add_option("--prefill-chunk", flags.prefill_chunk, "Prompt tokens per sequence per step");
+  auto* prefix_cache = app.add_option("--prefix-cache-entries", flags.prefix_cache_entries,
+                                      "Finished sequences' KV caches kept for reuse; 0 turns it off");
   auto* drain = app.add_option("--drain-timeout", flags.drain_timeout_seconds,
                                "Seconds to finish in-flight requests on SIGTERM");
   CLI11_PARSE(app, argc, argv);
@@ -196,6 +199,7 @@ int main(int argc, char** argv) {
   OverrideIfGiven(max_active, &config.max_active, flags.max_active);
   OverrideIfGiven(max_waiting, &config.max_waiting, flags.max_waiting);
   OverrideIfGiven(chunk, &config.prefill_chunk, flags.prefill_chunk);
+  OverrideIfGiven(prefix_cache, &config.prefix_cache_entries, flags.prefix_cache_entries);
   OverrideIfGiven(drain, &config.drain_timeout_seconds, flags.drain_timeout_seconds);
   if (absl::Status s = config.Validate(); !s.ok()) {
     edgellm::Log(std::string(s.message()));

@@ -328,6 +328,21 @@ std::unique_ptr<KvCache> LlamaModel::NewCache(int32_t capacity) const {
   return std::make_unique<KvCache>(std::move(storage));
 }
 
+void LlamaModel::GrowCache(KvCache* cache, int32_t capacity) const {
+  KvCache::Storage& storage = cache->storage();
+  capacity = std::min(capacity, impl_->context_length);
+  if (capacity <= storage.capacity) return;
+  c10::InferenceMode inference_mode;
+  for (std::vector<at::Tensor>* tensors : {&storage.keys, &storage.values}) {
+    for (at::Tensor& t : *tensors) {
+      at::Tensor grown = at::zeros({t.size(0), capacity, t.size(2)}, t.options());
+      grown.narrow(1, 0, storage.length).copy_(t.narrow(1, 0, storage.length));
+      t = grown;
+    }
+  }
+  storage.capacity = capacity;
+}
+
 absl::Status LlamaModel::Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
                                  std::vector<float>* logits) const {
   return RunBatch({{tokens, cache}}, all_logits, logits);

@@ -63,6 +63,9 @@ class LlamaModel {
 
   // A cache for one sequence of up to `capacity` positions (0 = context_length()).
   std::unique_ptr<KvCache> NewCache(int32_t capacity = 0) const;
+  // Grows `cache` to hold `capacity` positions (at most context_length()),
+  // keeping what it holds. No effect if it is already that large.
+  void GrowCache(KvCache* cache, int32_t capacity) const;
 
   // Runs `tokens` at positions cache->length() onward in one forward, appends
   // their keys and values to `cache`, and writes the logits of the last token

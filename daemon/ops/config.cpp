@@ -61,6 +61,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
       {"max_active", int_field(&config.max_active)},
       {"max_waiting", int_field(&config.max_waiting)},
       {"prefill_chunk", int_field(&config.prefill_chunk)},
+      {"prefix_cache_entries", int_field(&config.prefix_cache_entries)},
       {"drain_timeout_seconds",
        [&](const YAML::Node& n, const std::string& k) {
          return Read(origin, n, k, &config.drain_timeout_seconds, "a number");
@@ -94,6 +95,7 @@ absl::Status DaemonConfig::Validate() const {
   EDGELLM_RETURN_IF_ERROR(at_least("max_active", max_active, 1));
   EDGELLM_RETURN_IF_ERROR(at_least("max_waiting", max_waiting, 0));
   EDGELLM_RETURN_IF_ERROR(at_least("prefill_chunk", prefill_chunk, 1));
+  EDGELLM_RETURN_IF_ERROR(at_least("prefix_cache_entries", prefix_cache_entries, 0));
   if (!(drain_timeout_seconds >= 0)) {
     return absl::InvalidArgumentError("drain_timeout_seconds must not be negative");
   }

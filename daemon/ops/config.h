@@ -28,6 +28,8 @@ struct DaemonConfig {
   int32_t max_waiting = 32;
   // Prompt tokens per sequence per step, so long prompts do not stall running streams.
   int32_t prefill_chunk = 128;
+  // Finished sequences whose KV cache is kept for prompts that begin the same way; 0 turns it off.
+  int32_t prefix_cache_entries = 16;
   // Seconds in-flight requests get to finish after SIGTERM.
   double drain_timeout_seconds = 30.0;
 

@@ -39,7 +39,10 @@ struct Scheduler::Sequence {
 };
 
 Scheduler::Scheduler(const engine::LlamaModel& model, SchedulerConfig config, ServeMetrics* metrics)
-    : model_(model), config_(config), metrics_(metrics) {}
+    : model_(model),
+      config_(config),
+      metrics_(metrics),
+      prefix_cache_(static_cast<size_t>(std::max(config.prefix_cache_entries, 0))) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -131,6 +134,13 @@ void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason 
     if (event.status.ok()) metrics_->CountFinished(reason);
   }
   seq.finished = true;
+  if (seq.cache && event.status.ok()) {
+    // The cache holds the first length() tokens of prompt + generated: keep it for reuse.
+    std::vector<engine::TokenId> tokens = seq.state.prompt_ids();
+    tokens.insert(tokens.end(), seq.state.generated().begin(), seq.state.generated().end());
+    tokens.resize(static_cast<size_t>(seq.cache->length()));
+    prefix_cache_.Put(std::move(tokens), std::move(seq.cache));
+  }
   seq.cache.reset();
   seq.sink(std::move(event));
 }
@@ -205,8 +215,21 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
   std::vector<engine::BatchItem> items;
   items.reserve(active.size());
   for (auto& seq : active) {
-    if (!seq->cache) seq->cache = model_.NewCache(seq->max_positions);
     const std::vector<engine::TokenId>& prompt = seq->state.prompt_ids();
+    if (!seq->cache) {
+      PrefixCache::Hit hit = prefix_cache_.Take(prompt);
+      if (hit.cache) {
+        model_.GrowCache(hit.cache.get(), seq->max_positions);
+        seq->cache = std::move(hit.cache);
+        seq->prefilled = static_cast<size_t>(hit.reused);
+      } else {
+        seq->cache = model_.NewCache(seq->max_positions);
+      }
+      if (metrics_ != nullptr) {
+        metrics_->prefix_cache_queries.Add(static_cast<double>(prompt.size()));
+        metrics_->prefix_cache_hits.Add(hit.reused);
+      }
+    }
     if (seq->prefilled < prompt.size()) {
       const size_t n = std::min(prompt.size() - seq->prefilled, static_cast<size_t>(config_.prefill_chunk));
       items.push_back({absl::MakeConstSpan(prompt).subspan(seq->prefilled, n), seq->cache.get()});

@@ -5,8 +5,10 @@
 // for each running sequence and a chunk of the prompt for each one still
 // prefilling, so a long prompt never stalls the streams already running. New
 // requests join between steps; the queue in front is bounded and refuses at
-// once when full. Callers (gRPC reactors) only Submit and Cancel; results come
-// back as events on the scheduler thread. Knows nothing of gRPC.
+// once when full. A finished sequence leaves its KV cache in a prefix cache,
+// so a later prompt with the same beginning computes only the rest. Callers
+// (gRPC reactors) only Submit and Cancel; results come back as events on the
+// scheduler thread. Knows nothing of gRPC.
 #ifndef EDGELLM_SERVE_SCHEDULER_H_
 #define EDGELLM_SERVE_SCHEDULER_H_
 
@@ -25,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/engine/generation_state.h"
 #include "daemon/engine/llama_model.h"
+#include "daemon/serve/prefix_cache.h"
 #include "daemon/serve/serve_metrics.h"
 
 namespace edgellm::serve {
@@ -35,6 +38,7 @@ struct SchedulerConfig {
   int32_t max_active = 8;       // sequences in one batched step
   int32_t max_waiting = 32;     // queued requests beyond the active ones; more are refused
   int32_t prefill_chunk = 128;  // prompt tokens per sequence per step
+  int32_t prefix_cache_entries = 16;  // finished sequences' caches kept for reuse; 0 turns it off
 };
 
 // One message to a request's owner. Every accepted request receives events
@@ -119,6 +123,7 @@ class Scheduler {
   const engine::LlamaModel& model_;
   const SchedulerConfig config_;
   ServeMetrics* const metrics_;
+  PrefixCache prefix_cache_;  // the loop thread's
   std::thread thread_;
 
   mutable absl::Mutex mu_;

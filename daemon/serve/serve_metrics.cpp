@@ -13,7 +13,11 @@ ServeMetrics::ServeMetrics(ops::MetricsRegistry& r, const std::string& model)
       inter_token_latency(r.AddHistogram("edgellm_inter_token_latency_seconds", "Time between generated tokens.",
                                          ops::LatencyBuckets(), {{"model", model}})),
       e2e_latency(r.AddHistogram("edgellm_e2e_request_latency_seconds", "Time from arrival to the last token.",
-                                 ops::LatencyBuckets(), {{"model", model}})) {
+                                 ops::LatencyBuckets(), {{"model", model}})),
+      prefix_cache_queries(r.AddCounter("edgellm_prefix_cache_queries_total",
+                                        "Prompt tokens looked up in the prefix cache.", {{"model", model}})),
+      prefix_cache_hits(r.AddCounter("edgellm_prefix_cache_hits_total",
+                                     "Prompt tokens found in the prefix cache.", {{"model", model}})) {
   const std::pair<engine::FinishReason, const char*> reasons[] = {
       {engine::FinishReason::kStop, "stop"}, {engine::FinishReason::kLength, "length"},
       {engine::FinishReason::kCancelled, "abort"}};

@@ -26,6 +26,8 @@ class ServeMetrics {
   ops::Histogram& time_to_first_token;  // edgellm_time_to_first_token_seconds
   ops::Histogram& inter_token_latency;  // edgellm_inter_token_latency_seconds
   ops::Histogram& e2e_latency;          // edgellm_e2e_request_latency_seconds
+  ops::Counter& prefix_cache_queries;   // edgellm_prefix_cache_queries_total: prompt tokens looked up
+  ops::Counter& prefix_cache_hits;      // edgellm_prefix_cache_hits_total: of those, found in the cache
 
   // edgellm_request_success_total{finished_reason="stop|length|abort"}
   void CountFinished(engine::FinishReason reason);

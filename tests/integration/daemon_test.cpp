@@ -79,24 +79,27 @@ TEST_F(DaemonTest, ConcurrentGreedyStreamsEqualLlamaCppsTokens) {
   if (HasFatalFailure() || IsSkipped()) return;
   const nlohmann::json refs = References();
   // Two streams per reference prompt, all at once: they share batched steps.
-  std::vector<Stream> streams(2 * refs.size());
-  std::vector<std::thread> clients;
-  for (size_t i = 0; i < streams.size(); ++i) {
-    clients.emplace_back([&, i] {
+  // The second round starts from the prefix cache the first one left behind.
+  for (int round = 0; round < 2; ++round) {
+    std::vector<Stream> streams(2 * refs.size());
+    std::vector<std::thread> clients;
+    for (size_t i = 0; i < streams.size(); ++i) {
+      clients.emplace_back([&, i] {
+        const nlohmann::json& ref = refs[i % refs.size()];
+        streams[i] = Generate(*stub_, Greedy(ref["prompt"], ref["n_predict"]));
+      });
+    }
+    for (std::thread& t : clients) t.join();
+    for (size_t i = 0; i < streams.size(); ++i) {
       const nlohmann::json& ref = refs[i % refs.size()];
-      streams[i] = Generate(*stub_, Greedy(ref["prompt"], ref["n_predict"]));
-    });
-  }
-  for (std::thread& t : clients) t.join();
-  for (size_t i = 0; i < streams.size(); ++i) {
-    const nlohmann::json& ref = refs[i % refs.size()];
-    ASSERT_TRUE(streams[i].status.ok()) << streams[i].status.error_message();
-    EXPECT_EQ(streams[i].token_ids, ref["generated_token_ids"].get<std::vector<uint32_t>>()) << ref["prompt"];
-    EXPECT_EQ(streams[i].text, ref["generated_text"].get<std::string>());
-    EXPECT_EQ(streams[i].last.finish_reason(), v1::FINISH_REASON_LENGTH);
-    EXPECT_EQ(streams[i].last.usage().prompt_tokens(), ref["prompt_token_ids"].size());
-    EXPECT_EQ(streams[i].last.usage().completion_tokens(), 64u);
-    EXPECT_GT(streams[i].last.timings().time_to_first_token_seconds(), 0.0);
+      ASSERT_TRUE(streams[i].status.ok()) << streams[i].status.error_message();
+      EXPECT_EQ(streams[i].token_ids, ref["generated_token_ids"].get<std::vector<uint32_t>>()) << ref["prompt"];
+      EXPECT_EQ(streams[i].text, ref["generated_text"].get<std::string>());
+      EXPECT_EQ(streams[i].last.finish_reason(), v1::FINISH_REASON_LENGTH);
+      EXPECT_EQ(streams[i].last.usage().prompt_tokens(), ref["prompt_token_ids"].size());
+      EXPECT_EQ(streams[i].last.usage().completion_tokens(), 64u);
+      EXPECT_GT(streams[i].last.timings().time_to_first_token_seconds(), 0.0);
+    }
   }
 }
 
@@ -262,6 +265,35 @@ TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlot) {
   text = testing::HttpGet(port, "/metrics").body;
   EXPECT_EQ(MetricValue(text, "edgellm_request_success_total{finished_reason=\"abort\"," + m + "}"), 1) << text;
   EXPECT_EQ(testing::HttpGet(port, "/nothing").status, 404);
+}
+
+// A second turn resends the conversation: its first turn's KV is reused (the
+// hit counter rises) and the text is what a daemon without the cache gives.
+TEST(DaemonPrefixCache, ASecondTurnReusesTheFirstAndGivesTheSameText) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const int port = testing::FreePort();
+  std::string error;
+  auto cached = DaemonProcess::Start(kModel, {"--metrics-listen", "127.0.0.1:" + std::to_string(port)}, &error);
+  ASSERT_NE(cached, nullptr) << error;
+  auto fresh = DaemonProcess::Start(kModel, {"--prefix-cache-entries", "0"}, &error);
+  ASSERT_NE(fresh, nullptr) << error;
+  auto cached_stub = v1::Inference::NewStub(cached->channel());
+  auto fresh_stub = v1::Inference::NewStub(fresh->channel());
+
+  const std::string turn1 = "Lily and Ben went to the park";
+  const Stream first = Generate(*cached_stub, Greedy(turn1, 32));
+  ASSERT_TRUE(first.status.ok());
+  const std::string hits = "edgellm_prefix_cache_hits_total{model=\"stories260K\"}";
+  EXPECT_EQ(MetricValue(testing::HttpGet(port, "/metrics").body, hits), 0);
+
+  const std::string turn2 = turn1 + first.text + " Then";
+  const Stream second = Generate(*cached_stub, Greedy(turn2, 32));
+  const Stream reference = Generate(*fresh_stub, Greedy(turn2, 32));
+  ASSERT_TRUE(second.status.ok() && reference.status.ok());
+  EXPECT_EQ(second.token_ids, reference.token_ids);
+  EXPECT_EQ(second.text, reference.text);
+  // The first turn's prompt, at least, came from the cache.
+  EXPECT_GE(MetricValue(testing::HttpGet(port, "/metrics").body, hits), 12);
 }
 
 TEST(DaemonConfigFile, TheFileConfiguresAndFlagsOverride) {

@@ -159,6 +159,24 @@ TEST(LlamaModel, ABatchGivesWhatSeparateForwardsGive) {
   EXPECT_EQ(batch_c->length(), 4);
 }
 
+TEST(LlamaModel, AGrownCacheContinuesExactly) {
+  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  ASSERT_NE(model, nullptr);
+  const std::vector<TokenId> tokens = SomeTokens(12, 384);
+  std::vector<float> full;
+  ASSERT_TRUE(model->ForwardNoCache(tokens, &full).ok());
+  auto cache = model->NewCache(8);
+  std::vector<float> logits;
+  ASSERT_TRUE(model->Forward(absl::MakeConstSpan(tokens).subspan(0, 8), cache.get(), false, &logits).ok());
+  EXPECT_EQ(model->Forward(absl::MakeConstSpan(tokens).subspan(8, 4), cache.get(), false, &logits).code(),
+            absl::StatusCode::kOutOfRange);
+  model->GrowCache(cache.get(), 12);
+  EXPECT_EQ(cache->capacity(), 12);
+  EXPECT_EQ(cache->length(), 8);
+  ASSERT_TRUE(model->Forward(absl::MakeConstSpan(tokens).subspan(8, 4), cache.get(), false, &logits).ok());
+  ExpectClose(logits.data(), full.data() + 11 * 384, 384, 1e-4f, "after growing");
+}
+
 TEST(LlamaModel, ABadBatchItemIsNamedAndNoCacheChanges) {
   auto model = Load(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
   ASSERT_NE(model, nullptr);
