@@ -53,6 +53,21 @@ void AppendUtf8(uint32_t cp, std::string* out) {
   }
 }
 
+std::string ToValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t n = Utf8SequenceLength(text, pos);
+    if (n == 1 && static_cast<uint8_t>(text[pos]) >= 0x80) {
+      out += "\xef\xbf\xbd";  // U+FFFD
+    } else {
+      out.append(text, pos, n);
+    }
+    pos += n;
+  }
+  return out;
+}
+
 size_t IncompleteUtf8Suffix(std::string_view text) {
   // A sequence is at most 4 bytes: look back at most 3 for its lead byte.
   for (size_t back = 1; back <= 3 && back <= text.size(); ++back) {

@@ -20,6 +20,10 @@ uint32_t Utf8Next(std::string_view text, size_t* pos);
 
 void AppendUtf8(uint32_t code_point, std::string* out);
 
+// `text` with every byte that is not part of a valid UTF-8 sequence replaced
+// by U+FFFD, for places that require valid UTF-8 (protobuf strings, JSON).
+std::string ToValidUtf8(std::string_view text);
+
 // Number of trailing bytes of `text` that start a UTF-8 sequence that is not
 // yet complete (0 if `text` ends on a boundary). Used to hold back partial
 // characters while streaming.

@@ -1,5 +1,6 @@
 #include "daemon/serve/generate_reactor.h"
 
+#include "daemon/engine/utf8.h"
 #include "daemon/serve/grpc_status.h"
 
 namespace edgellm::serve {
@@ -41,7 +42,8 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
     const bool failed = event.last && !event.status.ok();
     if (!client_gone_ && !failed) {
       v1::GenerateResponse& response = pending_.emplace_back();
-      response.set_text(std::move(event.text));
+      // Protobuf strings must be valid UTF-8; the exact bytes travel in token_ids.
+      response.set_text(engine::ToValidUtf8(event.text));
       for (engine::TokenId id : event.token_ids) response.add_token_ids(static_cast<uint32_t>(id));
       if (event.last) {
         response.set_finish_reason(ToProto(event.finish_reason));

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "common/str_cat.h"
+#include "daemon/engine/utf8.h"
 #include "daemon/serve/generate_reactor.h"
 #include "daemon/serve/grpc_status.h"
 
@@ -135,7 +136,7 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerConte
     }
     ids.push_back(static_cast<engine::TokenId>(id));
   }
-  response->set_text(model_.tokenizer().Decode(ids));
+  response->set_text(engine::ToValidUtf8(model_.tokenizer().Decode(ids)));
   return Reply(context, absl::OkStatus());
 }
 

@@ -189,6 +189,13 @@ TEST_F(DaemonTest, TokenizeDetokenizeAndListModels) {
   ASSERT_TRUE(stub_->Detokenize(&c2, detokenize, &text).ok());
   EXPECT_EQ(text.text(), " Once upon a time");
 
+  // Byte 0xFF alone (token 3 + 0xFF) is not UTF-8: it comes back as U+FFFD.
+  grpc::ClientContext c_bytes;
+  v1::DetokenizeRequest raw_byte;
+  raw_byte.add_token_ids(258);
+  ASSERT_TRUE(stub_->Detokenize(&c_bytes, raw_byte, &text).ok());
+  EXPECT_EQ(text.text(), "\xef\xbf\xbd");
+
   grpc::ClientContext c3;
   detokenize.add_token_ids(512);
   EXPECT_EQ(stub_->Detokenize(&c3, detokenize, &text).error_code(), grpc::StatusCode::INVALID_ARGUMENT);

@@ -26,6 +26,14 @@ TEST(Utf8, DecodesAndEncodesEveryPlane) {
   }
 }
 
+TEST(Utf8, InvalidBytesBecomeReplacementCharacters) {
+  EXPECT_EQ(ToValidUtf8("caf\xc3\xa9 \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xf0\x9f\x98\x80");  // valid: unchanged
+  EXPECT_EQ(ToValidUtf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(ToValidUtf8("\x80\x80"), "\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(ToValidUtf8("x\xf0\x9f"), "x\xef\xbf\xbd\xef\xbf\xbd");  // a truncated sequence
+  EXPECT_EQ(ToValidUtf8("\xc0\x80"), "\xef\xbf\xbd\xef\xbf\xbd");   // overlong
+}
+
 TEST(Utf8, IncompleteSuffix) {
   EXPECT_EQ(IncompleteUtf8Suffix("abc"), 0u);
   EXPECT_EQ(IncompleteUtf8Suffix("ab\xf0\x9f"), 2u);
