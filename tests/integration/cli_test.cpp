@@ -39,15 +39,20 @@ CliRun RunCli(const std::string& args) {
 
 const std::string kModel = testing::SharedPath("models/stories260K.gguf");
 
+// `generate --json` output for "Once upon a time", 64 greedy tokens, is llama.cpp's.
+void ExpectFirstReference(const nlohmann::json& output) {
+  std::ifstream in(testing::SharedPath("models/stories260K.reference.json"));
+  const nlohmann::json ref = nlohmann::json::parse(in)["references"][0];
+  EXPECT_EQ(output["token_ids"], ref["generated_token_ids"]);
+  EXPECT_EQ(output["text"], ref["generated_text"]);
+}
+
 TEST(Cli, GenerateJsonMatchesLlamaCpp) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
   const CliRun run = RunCli("generate --model " + kModel + " --prompt 'Once upon a time' -n 64 --temp 0 --json");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const nlohmann::json j = nlohmann::json::parse(run.out);
-  std::ifstream in(testing::SharedPath("models/stories260K.reference.json"));
-  const nlohmann::json ref = nlohmann::json::parse(in)["references"][0];
-  EXPECT_EQ(j["token_ids"], ref["generated_token_ids"]);
-  EXPECT_EQ(j["text"], ref["generated_text"]);
+  ExpectFirstReference(j);
   EXPECT_EQ(j["prompt_tokens"], 5);
   EXPECT_EQ(j["generated_tokens"], 64);
   EXPECT_GT(j["prefill_tok_s"].get<double>(), 0.0);
@@ -120,10 +125,7 @@ TEST(Cli, GenerateStreamsFromARunningDaemon) {
   CliRun run = RunCli("generate " + server + " -p 'Once upon a time' -n 64 --temp 0 --json");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const nlohmann::json j = nlohmann::json::parse(run.out);
-  std::ifstream in(testing::SharedPath("models/stories260K.reference.json"));
-  const nlohmann::json ref = nlohmann::json::parse(in)["references"][0];
-  EXPECT_EQ(j["token_ids"], ref["generated_token_ids"]);
-  EXPECT_EQ(j["text"], ref["generated_text"]);
+  ExpectFirstReference(j);
   EXPECT_EQ(j["prompt_tokens"], 5);
   EXPECT_EQ(j["finish_reason"], "length");
 
