@@ -22,10 +22,12 @@ namespace edgellm::serve {
 // next step. Deletes itself in OnDone.
 class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
-  // `on_done` runs once the call is over, with the status it ended with, just
-  // before the reactor deletes itself.
-  GenerateReactor(Scheduler& scheduler, std::function<void(grpc::StatusCode)> on_done)
-      : scheduler_(scheduler), on_done_(std::move(on_done)) {}
+  // `on_finish` runs with the final status just before it is sent (so the
+  // client never sees a status that is not yet counted); `on_done` runs once
+  // the call is over, just before the reactor deletes itself.
+  GenerateReactor(Scheduler& scheduler, std::function<void(grpc::StatusCode)> on_finish,
+                  std::function<void()> on_done)
+      : scheduler_(scheduler), on_finish_(std::move(on_finish)), on_done_(std::move(on_done)) {}
 
   // Submits the request; a refusal (full queue, bad request) finishes the call at once.
   void Start(GenerationRequest request);
@@ -33,12 +35,12 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
   void OnDone() override {
-    on_done_(final_code_);
+    on_done_();
     delete this;
   }
-  // Finishes the call; the status is reported to `on_done`.
+  // Finishes the call, reporting the status to `on_finish` first.
   void FinishWith(const grpc::Status& status) {
-    final_code_ = status.error_code();
+    on_finish_(status.error_code());
     Finish(status);
   }
 
@@ -48,8 +50,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void Pump();
 
   Scheduler& scheduler_;
-  const std::function<void(grpc::StatusCode)> on_done_;
-  grpc::StatusCode final_code_ = grpc::StatusCode::OK;
+  const std::function<void(grpc::StatusCode)> on_finish_;
+  const std::function<void()> on_done_;
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;  // Start has returned from Submit: writes may begin
   std::optional<uint64_t> id_ ABSL_GUARDED_BY(mu_);

@@ -88,11 +88,15 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
     absl::MutexLock lock(&streams_mu_);
     ++open_streams_;
   }
-  auto* reactor = new GenerateReactor(scheduler_, [this](grpc::StatusCode code) {
-    if (metrics_ != nullptr) metrics_->CountRequest(static_cast<absl::StatusCode>(code));
-    absl::MutexLock lock(&streams_mu_);
-    --open_streams_;
-  });
+  auto* reactor = new GenerateReactor(
+      scheduler_,
+      [this](grpc::StatusCode code) {
+        if (metrics_ != nullptr) metrics_->CountRequest(static_cast<absl::StatusCode>(code));
+      },
+      [this] {
+        absl::MutexLock lock(&streams_mu_);
+        --open_streams_;
+      });
   absl::StatusOr<GenerationRequest> generation = ToGenerationRequest(*context, *request);
   if (!generation.ok()) {
     reactor->FinishWith(ToGrpcStatus(generation.status()));

@@ -263,14 +263,16 @@ TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlot) {
   EXPECT_EQ(MetricValue(testing::HttpGet(port, "/metrics").body, "edgellm_num_requests_running{" + m + "}"), 1);
   context.TryCancel();
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  double running = -1;
-  for (int attempt = 0; attempt < 100 && running != 0; ++attempt) {
-    running = MetricValue(testing::HttpGet(port, "/metrics").body, "edgellm_num_requests_running{" + m + "}");
-    if (running != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // The slot is freed and the request counted as aborted at the scheduler's next step.
+  double running = -1, aborted = -1;
+  for (int attempt = 0; attempt < 200 && (running != 0 || aborted != 1); ++attempt) {
+    text = testing::HttpGet(port, "/metrics").body;
+    running = MetricValue(text, "edgellm_num_requests_running{" + m + "}");
+    aborted = MetricValue(text, "edgellm_request_success_total{finished_reason=\"abort\"," + m + "}");
+    if (running != 0 || aborted != 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(running, 0);
-  text = testing::HttpGet(port, "/metrics").body;
-  EXPECT_EQ(MetricValue(text, "edgellm_request_success_total{finished_reason=\"abort\"," + m + "}"), 1) << text;
+  EXPECT_EQ(aborted, 1) << text;
   EXPECT_EQ(testing::HttpGet(port, "/nothing").status, 404);
 }
 
