@@ -28,6 +28,13 @@ nlohmann::json References() {
   return nlohmann::json::parse(in)["references"];
 }
 
+// The value of the series whose line starts with `series` ("name{labels}"), or -1.
+double MetricValue(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1.0;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
 struct Stream {
   grpc::Status status;
   std::vector<uint32_t> token_ids;
@@ -129,22 +136,24 @@ TEST_F(DaemonTest, BadRequestsAreInvalidArgumentWithAReason) {
 }
 
 TEST_F(DaemonTest, AFullQueueRefusesAtOnce) {
-  StartDaemon({"--max-active", "1", "--max-waiting", "1"});
+  const int port = testing::FreePort();
+  StartDaemon({"--max-active", "1", "--max-waiting", "1", "--metrics-listen", "127.0.0.1:" + std::to_string(port)});
   if (HasFatalFailure() || IsSkipped()) return;
-  // One running (its first token seen), one waiting: the third is refused.
+  // One running (its first token seen), one waiting (seen in the daemon's gauge): the next is refused.
   grpc::ClientContext running_context;
   auto running = stub_->Generate(&running_context, Greedy("Once upon a time", 1900));
   v1::GenerateResponse first;
   ASSERT_TRUE(running->Read(&first));
   grpc::ClientContext waiting_context;
   auto waiting = stub_->Generate(&waiting_context, Greedy("The cat", 1900));
-  // Wait until the daemon holds the second request in its queue.
-  Stream refused;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    refused = Generate(*stub_, Greedy("Lily", 4));
-    if (refused.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  double waiting_gauge = 0;
+  for (int attempt = 0; attempt < 500 && waiting_gauge != 1; ++attempt) {
+    waiting_gauge = MetricValue(testing::HttpGet(port, "/metrics").body,
+                                "edgellm_num_requests_waiting{model=\"stories260K\"}");
+    if (waiting_gauge != 1) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  ASSERT_EQ(waiting_gauge, 1);
+  const Stream refused = Generate(*stub_, Greedy("Lily", 4));
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(refused.status.error_message().find("queue is full"), std::string::npos) << refused.status.error_message();
   running_context.TryCancel();
@@ -227,13 +236,6 @@ TEST_F(DaemonTest, SigtermDrainsInFlightStreamsAndExitsZero) {
   EXPECT_EQ(tokens, 400u);  // the in-flight stream ran to its end
   EXPECT_EQ(response.finish_reason(), v1::FINISH_REASON_LENGTH);
   EXPECT_EQ(daemon_->Wait(), 0);
-}
-
-// The value of the series whose line starts with `series` ("name{labels}"), or -1.
-double MetricValue(const std::string& text, const std::string& series) {
-  const size_t at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return -1.0;
-  return std::stod(text.substr(at + series.size() + 2));
 }
 
 TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlot) {
