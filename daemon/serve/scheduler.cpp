@@ -107,11 +107,6 @@ bool Scheduler::Alive(Clock::duration max_step) const {
   return started == 0 || Clock::now().time_since_epoch().count() - started < max_step.count();
 }
 
-Scheduler::Stats Scheduler::stats() const {
-  absl::MutexLock lock(&mu_);
-  return {running_, static_cast<int32_t>(waiting_.size())};
-}
-
 void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason reason, std::string text,
                        engine::TokenId last_token) {
   GenerationEvent event;

@@ -67,7 +67,7 @@ struct GenerationRequest {
   Clock::time_point deadline = Clock::time_point::max();
 };
 
-// Thread-safe: Submit, Cancel, Drain and Stats may be called from any thread.
+// Thread-safe: Submit, Cancel, Drain and Alive may be called from any thread.
 class Scheduler {
  public:
   // `model` (and `metrics`, which may be null) must outlive the scheduler.
@@ -94,12 +94,6 @@ class Scheduler {
 
   // Ends every request with Unavailable and joins the loop. Idempotent.
   void Stop();
-
-  struct Stats {
-    int32_t running = 0;
-    int32_t waiting = 0;
-  };
-  Stats stats() const;
 
   // True while the loop is idle or its current step began less than
   // `max_step` ago: what the supervisor's watchdog should hear.

@@ -35,6 +35,17 @@ double MetricValue(const std::string& text, const std::string& series) {
   return std::stod(text.substr(at + series.size() + 2));
 }
 
+// Polls the daemon's /metrics on `port` until `series` equals `want`, for up
+// to 5 s; returns the last value read.
+double AwaitMetric(int port, const std::string& series, double want) {
+  double value = -1;
+  for (int attempt = 0; attempt < 250 && value != want; ++attempt) {
+    value = MetricValue(testing::HttpGet(port, "/metrics").body, series);
+    if (value != want) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return value;
+}
+
 struct Stream {
   grpc::Status status;
   std::vector<uint32_t> token_ids;
@@ -146,13 +157,7 @@ TEST_F(DaemonTest, AFullQueueRefusesAtOnce) {
   ASSERT_TRUE(running->Read(&first));
   grpc::ClientContext waiting_context;
   auto waiting = stub_->Generate(&waiting_context, Greedy("The cat", 1900));
-  double waiting_gauge = 0;
-  for (int attempt = 0; attempt < 500 && waiting_gauge != 1; ++attempt) {
-    waiting_gauge = MetricValue(testing::HttpGet(port, "/metrics").body,
-                                "edgellm_num_requests_waiting{model=\"stories260K\"}");
-    if (waiting_gauge != 1) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(waiting_gauge, 1);
+  ASSERT_EQ(AwaitMetric(port, "edgellm_num_requests_waiting{model=\"stories260K\"}", 1), 1);
   const Stream refused = Generate(*stub_, Greedy("Lily", 4));
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(refused.status.error_message().find("queue is full"), std::string::npos) << refused.status.error_message();
@@ -324,13 +329,7 @@ TEST(DaemonConfigFile, TheFileConfiguresAndFlagsOverride) {
   ASSERT_TRUE(running->Read(&first));
   auto waiting = stub->Generate(&waiting_context, Greedy("The cat", 8));
   // The metrics endpoint came from the file: it shows the waiting request.
-  double waiting_gauge = 0;
-  for (int attempt = 0; attempt < 100 && waiting_gauge != 1; ++attempt) {
-    waiting_gauge = MetricValue(testing::HttpGet(port, "/metrics").body,
-                                "edgellm_num_requests_waiting{model=\"stories260K\"}");
-    if (waiting_gauge != 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_EQ(waiting_gauge, 1);
+  EXPECT_EQ(AwaitMetric(port, "edgellm_num_requests_waiting{model=\"stories260K\"}", 1), 1);
   running_context.TryCancel();
   (void)running->Finish();
   v1::GenerateResponse response;
