@@ -11,14 +11,17 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
 #include "daemon/engine/llama_model.h"
 #include "daemon/ops/config.h"
 #include "daemon/ops/http_endpoint.h"
+#include "daemon/ops/memory_guard.h"
 #include "daemon/ops/metrics.h"
 #include "daemon/ops/systemd_notify.h"
+#include "daemon/ops/tls_files.h"
 #include "daemon/serve/serve_metrics.h"
 #include "daemon/serve/inference_service.h"
 #include "daemon/serve/scheduler.h"
@@ -58,9 +61,23 @@ int Run(const ops::DaemonConfig& args) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const std::string socket_path = UnixSocketPath(args.listen);
-  if (socket_path.empty() && !IsLoopback(args.listen)) {
-    Log("refusing to listen on " + args.listen + ": TCP beyond loopback needs TLS, which is not configured");
+  if (socket_path.empty() && !IsLoopback(args.listen) && args.tls_cert.empty()) {
+    Log("refusing to listen on " + args.listen + ": TCP beyond loopback needs TLS (tls_cert, tls_key)");
     return 2;
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!args.tls_cert.empty()) {
+    absl::StatusOr<ops::TlsFiles> tls = ops::LoadTlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca);
+    if (!tls.ok()) {
+      Log(std::string(tls.status().message()));
+      return 2;
+    }
+    grpc::SslServerCredentialsOptions ssl(tls->client_ca.empty()
+                                              ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = tls->client_ca;
+    ssl.pem_key_cert_pairs.push_back({tls->private_key, tls->cert_chain});
+    credentials = grpc::SslServerCredentials(ssl);
   }
 
   engine::ModelOptions options;
@@ -73,13 +90,27 @@ int Run(const ops::DaemonConfig& args) {
   }
   // Warm-up: the first forward pays for allocations and thread start-up.
   {
-    auto cache = (*model)->NewCache(8);
+    const std::vector<engine::TokenId> tokens = (*model)->tokenizer().Encode("warm up");
+    auto cache = (*model)->NewCache(static_cast<int32_t>(tokens.size()));
     std::vector<float> logits;
-    if (absl::Status s = (*model)->Forward((*model)->tokenizer().Encode("warm up"), cache.get(), false, &logits);
-        !s.ok()) {
+    absl::Status s = cache.ok() ? (*model)->Forward(tokens, cache->get(), false, &logits) : cache.status();
+    if (!s.ok()) {
       Log("warm-up failed: " + std::string(s.message()));
       return 1;
     }
+  }
+  engine::KvPoolOptions pool_options;
+  pool_options.block_size = args.kv_block_size;
+  pool_options.prefix_caching = args.prefix_caching;
+  pool_options.block_count =
+      args.kv_cache_mib > 0
+          ? engine::KvBlockPool::BlocksInBudget((*model)->kv_shape(), args.kv_block_size,
+                                                static_cast<uint64_t>(args.kv_cache_mib) << 20)
+          : args.max_active * (((*model)->context_length() + args.kv_block_size - 1) / args.kv_block_size);
+  auto pool = (*model)->NewBlockPool(pool_options);
+  if (!pool.ok()) {
+    Log("kv_cache_mib " + std::to_string(args.kv_cache_mib) + ": " + std::string(pool.status().message()));
+    return 2;
   }
 
   serve::InferenceServiceConfig service_config;
@@ -91,10 +122,30 @@ int Run(const ops::DaemonConfig& args) {
   scheduler_config.max_active = args.max_active;
   scheduler_config.max_waiting = args.max_waiting;
   scheduler_config.prefill_chunk = args.prefill_chunk;
-  scheduler_config.prefix_cache_entries = args.prefix_cache_entries;
-  serve::Scheduler scheduler(**model, scheduler_config, &serve_metrics);
+  serve::Scheduler scheduler(**model, *pool, scheduler_config, &serve_metrics);
+  Log("KV cache: " + std::to_string((*pool)->block_count()) + " blocks of " + std::to_string(args.kv_block_size) +
+      " positions, " + std::to_string(((*pool)->block_bytes() * (*pool)->block_count()) >> 20) + " MiB; up to " +
+      std::to_string(scheduler.context_limit()) + " positions per request; prefix caching " +
+      (args.prefix_caching ? "on" : "off"));
   scheduler.Start();
+  service_config.sessions.max_sessions = args.max_sessions;
+  service_config.sessions.idle_ttl =
+      std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
   serve::InferenceService service(**model, scheduler, service_config, &serve_metrics);
+
+  ops::MemoryGuardConfig guard_config;
+  guard_config.low_bytes = static_cast<uint64_t>(args.memory_low_mib) << 20;
+  guard_config.critical_bytes = static_cast<uint64_t>(args.memory_critical_mib) << 20;
+  ops::MemoryGuard memory_guard(std::make_unique<ops::SystemMemory>(), guard_config,
+                                [&](ops::MemoryPressure pressure, uint64_t available) {
+                                  scheduler.SetMemoryPressure(pressure);
+                                  serve_metrics.memory_pressure.Set(static_cast<double>(pressure));
+                                  Log("memory pressure " + std::string(ops::MemoryPressureName(pressure)) + " (" +
+                                      std::to_string(available >> 20) + " MiB available)");
+                                });
+  registry.AddCallbackGauge("edgellm_memory_available_bytes",
+                            "Memory the daemon may still use: MemAvailable or the cgroup's headroom, the smaller.",
+                            [&memory_guard] { return static_cast<double>(memory_guard.available_bytes()); });
 
   std::atomic<bool> serving{false};
   std::unique_ptr<ops::HttpEndpoint> metrics_endpoint;
@@ -117,7 +168,7 @@ int Run(const ops::DaemonConfig& args) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   if (!socket_path.empty()) std::filesystem::remove(socket_path);
-  builder.AddListeningPort(args.listen, grpc::InsecureServerCredentials());
+  builder.AddListeningPort(args.listen, credentials);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(4 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -167,8 +218,8 @@ int main(int argc, char** argv) {
   CLI::App app{"edgellmd — local gRPC inference for edge apps"};
   app.add_option("--config", config_path, "YAML config file (keys in the README); flags override it");
   auto* model = app.add_option("-m,--model", flags.model, "GGUF model file");
-  auto* listen = app.add_option("--listen", flags.listen, "unix:PATH, or HOST:PORT on loopback (default "
-                                                          "unix:/run/edgellmd/edgellmd.sock)");
+  auto* listen = app.add_option("--listen", flags.listen, "unix:PATH, or HOST:PORT (beyond loopback only with TLS; "
+                                                          "default unix:/run/edgellmd/edgellmd.sock)");
   auto* metrics = app.add_option("--metrics-listen", flags.metrics_listen,
                                  "HOST:PORT serving /metrics (Prometheus) and /healthz");
   auto* threads = app.add_option("-t,--threads", flags.threads, "Compute threads (default: one per core)");
@@ -176,8 +227,14 @@ int main(int argc, char** argv) {
   auto* max_active = app.add_option("--max-active", flags.max_active, "Sequences decoded together in one batched step");
   auto* max_waiting = app.add_option("--max-waiting", flags.max_waiting, "Queued requests beyond which new ones are refused");
   auto* chunk = app.add_option("--prefill-chunk", flags.prefill_chunk, "Prompt tokens per sequence per step");
-  auto* prefix_cache = app.add_option("--prefix-cache-entries", flags.prefix_cache_entries,
-                                      "Finished sequences' KV caches kept for reuse; 0 turns it off");
+  auto* kv_cache = app.add_option("--kv-cache-mib", flags.kv_cache_mib,
+                                  "KV cache budget in MiB (default: room for max-active full contexts)");
+  auto* prefix_caching = app.add_option("--prefix-caching", flags.prefix_caching,
+                                        "true|false: reuse the KV blocks of identical prompt prefixes (default true)");
+  auto* tls_cert = app.add_option("--tls-cert", flags.tls_cert, "PEM certificate chain: serve TLS");
+  auto* tls_key = app.add_option("--tls-key", flags.tls_key, "PEM private key of --tls-cert");
+  auto* tls_client_ca = app.add_option("--tls-client-ca", flags.tls_client_ca,
+                                       "PEM CA bundle: require client certificates it signed (mutual TLS)");
   auto* drain = app.add_option("--drain-timeout", flags.drain_timeout_seconds,
                                "Seconds to finish in-flight requests on SIGTERM");
   CLI11_PARSE(app, argc, argv);
@@ -199,7 +256,11 @@ int main(int argc, char** argv) {
   OverrideIfGiven(max_active, &config.max_active, flags.max_active);
   OverrideIfGiven(max_waiting, &config.max_waiting, flags.max_waiting);
   OverrideIfGiven(chunk, &config.prefill_chunk, flags.prefill_chunk);
-  OverrideIfGiven(prefix_cache, &config.prefix_cache_entries, flags.prefix_cache_entries);
+  OverrideIfGiven(kv_cache, &config.kv_cache_mib, flags.kv_cache_mib);
+  OverrideIfGiven(prefix_caching, &config.prefix_caching, flags.prefix_caching);
+  OverrideIfGiven(tls_cert, &config.tls_cert, flags.tls_cert);
+  OverrideIfGiven(tls_key, &config.tls_key, flags.tls_key);
+  OverrideIfGiven(tls_client_ca, &config.tls_client_ca, flags.tls_client_ca);
   OverrideIfGiven(drain, &config.drain_timeout_seconds, flags.drain_timeout_seconds);
   if (absl::Status s = config.Validate(); !s.ok()) {
     edgellm::Log(std::string(s.message()));

@@ -15,6 +15,8 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsystemd-dev
   # Boost.Beast and Asio (the metrics and health HTTP endpoint), YAML (the daemon's config)
   libboost-dev libyaml-cpp-dev
+  # OpenSSL: checking TLS certificates; its command line makes the test PKI
+  libssl-dev openssl
   # error types (absl::Status), JSON, command-line parsing, logging
   libabsl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   # Unicode character classes for the byte-level BPE pre-tokenizer

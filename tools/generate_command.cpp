@@ -14,7 +14,7 @@ namespace {
 
 struct GenerateArgs {
   std::string model;
-  std::string server;
+  RemoteTarget remote;
   std::string prompt;
   int32_t max_tokens = 128;
   engine::SamplingParams sampling;
@@ -58,9 +58,9 @@ absl::Status RunGenerate(const GenerateArgs& args) {
     return true;
   };
   absl::StatusOr<GenerateOutcome> outcome =
-      args.server.empty()
+      args.remote.server.empty()
           ? GenerateLocally(args, options, args.json ? engine::TextSink() : engine::TextSink(print))
-          : GenerateRemotely(args.server, args.prompt, options,
+          : GenerateRemotely(args.remote, args.prompt, options,
                              args.json ? std::function<void(std::string_view)>() : [&](std::string_view t) { print(t); });
   if (!outcome.ok()) return outcome.status();
 
@@ -92,8 +92,13 @@ void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming it as it is produced");
   cmd->add_option("-m,--model", args->model, "GGUF model file (runs in this process)");
-  cmd->add_option("--server", args->server,
+  cmd->add_option("--server", args->remote.server,
                   "Stream from a running edgellmd instead: unix:///PATH, unix:PATH or HOST:PORT");
+  cmd->add_option("--tls-ca", args->remote.tls_ca, "With --server: PEM CA bundle to verify the daemon by (TLS)");
+  cmd->add_option("--tls-cert", args->remote.tls_cert, "With --server: PEM client certificate (mutual TLS)");
+  cmd->add_option("--tls-key", args->remote.tls_key, "With --server: PEM key of --tls-cert");
+  cmd->add_option("--session", args->remote.session_id,
+                  "With --server: continue this session's conversation (multi-turn)");
   cmd->add_option("-p,--prompt", args->prompt, "Prompt text (the model's BOS is added)");
   cmd->add_option("-n,--max-tokens", args->max_tokens, "Tokens to generate at most")->capture_default_str();
   cmd->add_option("--temp", args->sampling.temperature, "Temperature; 0 is greedy")->capture_default_str();

@@ -2,17 +2,48 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/ascii.h"
+#include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "edgellm/v1/inference.grpc.pb.h"
 
 namespace edgellm::tools {
+namespace {
 
-absl::StatusOr<GenerateOutcome> GenerateRemotely(const std::string& server, std::string_view prompt,
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(edgellm::StrCat(flag, " ", path, ": cannot be read"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const RemoteTarget& target) {
+  if (target.tls_ca.empty()) {
+    if (!target.tls_cert.empty()) return absl::InvalidArgumentError("--tls-cert needs --tls-ca");
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  EDGELLM_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("--tls-ca", target.tls_ca));
+  if (!target.tls_cert.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem("--tls-cert", target.tls_cert));
+    EDGELLM_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem("--tls-key", target.tls_key));
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+}  // namespace
+
+absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std::string_view prompt,
                                                  const engine::GenerateOptions& options,
                                                  const std::function<void(std::string_view)>& on_text) {
-  auto stub = v1::Inference::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+  EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, Credentials(target));
+  auto stub = v1::Inference::NewStub(grpc::CreateChannel(target.server, credentials));
   v1::GenerateRequest request;
+  request.set_session_id(target.session_id);
   request.set_prompt(std::string(prompt));
   request.set_max_tokens(static_cast<uint32_t>(std::max(options.max_tokens, 0)));
   v1::SamplingParams* sampling = request.mutable_sampling();

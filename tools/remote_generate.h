@@ -24,10 +24,19 @@ struct GenerateOutcome {
   std::string finish_reason;
 };
 
-// Streams a generation from the daemon at `server` (unix:///PATH, unix:PATH or
-// HOST:PORT), passing each piece of text to `on_text` as it arrives. The
+// Where the daemon is and how to reach it.
+struct RemoteTarget {
+  std::string server;      // unix:///PATH, unix:PATH or HOST:PORT
+  std::string tls_ca;      // PEM CA bundle to verify the daemon by: use TLS
+  std::string tls_cert;    // PEM client certificate and key, for mutual TLS
+  std::string tls_key;
+  std::string session_id;  // continue this session's conversation
+};
+
+// Streams a generation from the daemon at `target`, passing each piece of
+// text to `on_text` as it arrives. NotFound for an unreadable TLS file; the
 // daemon's status becomes the returned error, its message prefixed "server: ".
-absl::StatusOr<GenerateOutcome> GenerateRemotely(const std::string& server, std::string_view prompt,
+absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std::string_view prompt,
                                                  const engine::GenerateOptions& options,
                                                  const std::function<void(std::string_view)>& on_text);
 

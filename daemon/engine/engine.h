@@ -3,12 +3,12 @@
 // What it is: a reader and writer for GGUF files (memory-mapped, every byte
 // validated), the GGML tensor types and their quantization, the llama
 // SentencePiece and gpt2 byte-level BPE tokenizers, the Llama model with a
-// KV cache, a sampler chain, and the generation loop. It also writes
+// KV cache in shared blocks, a sampler chain, and the generation loop. It also writes
 // synthetic models at real shapes for benchmarks.
 // What it is not: a server. It knows nothing of gRPC, HTTP, metrics or
 // configuration files; `serve/` and `train/` build on it, never the reverse.
-// Only linear.h and kv_cache_storage.h include LibTorch; the headers listed
-// here do not, so any module can include this one cheaply.
+// Only linear.h includes LibTorch; the headers listed here do not, so any
+// module can include this one cheaply.
 #ifndef EDGELLM_ENGINE_ENGINE_H_
 #define EDGELLM_ENGINE_ENGINE_H_
 
@@ -16,6 +16,7 @@
 #include "daemon/engine/gguf.h"
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/gguf_writer.h"
+#include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/kv_cache.h"
 #include "daemon/engine/llama_config.h"
 #include "daemon/engine/llama_model.h"

@@ -34,7 +34,7 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
                                                   const GenerateOptions& options, const TextSink& sink) {
   EDGELLM_RETURN_IF_ERROR(ValidateGeneration(prompt_ids, options, model.context_length()));
   GenerationState state(model.tokenizer(), std::move(prompt_ids), options, model.context_length());
-  std::unique_ptr<KvCache> cache = model.NewCache();
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, model.NewCache());
   GenerateResult result;
   std::vector<float> logits;
 

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -11,7 +12,6 @@
 #include "common/status_macros.h"
 #include "daemon/engine/compute_threads.h"
 #include "daemon/engine/gguf_reader.h"
-#include "daemon/engine/kv_cache_storage.h"
 #include "daemon/engine/linear.h"
 
 namespace edgellm::engine {
@@ -42,6 +42,44 @@ at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tenso
   return at::cat({rotated, x.narrow(-1, rope_dims, head_dim - rope_dims)}, -1);
 }
 
+// Writes `rows` ([n, n_head_kv, head_dim], contiguous on the CPU) as the
+// keys (or values) of `layer` at positions pos0.. of `cache`, whose blocks
+// are reserved.
+void WriteKvRows(KvCache& cache, int layer, bool values, const at::Tensor& rows, int32_t pos0) {
+  const KvBlockPool& pool = cache.pool();
+  const int64_t heads = pool.shape().n_head_kv, head_dim = pool.shape().head_dim;
+  const int32_t block_size = pool.block_size();
+  const float* src = rows.data_ptr<float>();
+  const int32_t n = static_cast<int32_t>(rows.size(0));
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t p = pos0 + i;
+    float* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
+    for (int64_t h = 0; h < heads; ++h) {
+      std::memcpy(block + (h * block_size + p % block_size) * head_dim, src + (i * heads + h) * head_dim,
+                  static_cast<size_t>(head_dim) * sizeof(float));
+    }
+  }
+}
+
+// The keys (or values) of `layer` at positions 0..total-1 of `cache`:
+// [n_head_kv, total, head_dim], contiguous.
+at::Tensor GatherKvRows(const KvCache& cache, int layer, bool values, int32_t total) {
+  const KvBlockPool& pool = cache.pool();
+  const int64_t heads = pool.shape().n_head_kv, head_dim = pool.shape().head_dim;
+  const int32_t block_size = pool.block_size();
+  at::Tensor out = at::empty({heads, total, head_dim}, at::kFloat);
+  float* dst = out.data_ptr<float>();
+  for (int32_t p = 0; p < total; p += block_size) {
+    const int32_t run = std::min(block_size, total - p);
+    const float* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
+    for (int64_t h = 0; h < heads; ++h) {
+      std::memcpy(dst + (h * total + p) * head_dim, block + h * block_size * head_dim,
+                  static_cast<size_t>(run * head_dim) * sizeof(float));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct LlamaModel::Impl {
@@ -69,7 +107,7 @@ struct LlamaModel::Impl {
     int64_t first;
     int64_t count;
     int32_t pos0;
-    KvCache::Storage* cache;  // nullptr: attend only to these rows
+    KvCache* cache;  // nullptr: attend only to these rows
   };
 
   absl::Status CheckTokens(absl::Span<const TokenId> tokens) const;
@@ -209,10 +247,12 @@ at::Tensor LlamaModel::Impl::Attention(const LayerWeights& w, const at::Tensor& 
     const at::Tensor q_s = q.narrow(0, r.first, n), k_s = k.narrow(0, r.first, n), v_s = v.narrow(0, r.first, n);
     at::Tensor keys, values;  // [n_kv, T, hd]
     if (r.cache != nullptr) {
-      r.cache->keys[layer].narrow(1, r.pos0, n).copy_(k_s.transpose(0, 1));
-      r.cache->values[layer].narrow(1, r.pos0, n).copy_(v_s.transpose(0, 1));
-      keys = r.cache->keys[layer].narrow(1, 0, r.pos0 + n);
-      values = r.cache->values[layer].narrow(1, 0, r.pos0 + n);
+      // KV blocks live in host memory: compute on another device copies through it.
+      const int32_t total = r.pos0 + static_cast<int32_t>(n);
+      WriteKvRows(*r.cache, layer, false, k_s.to(at::kCPU).contiguous(), r.pos0);
+      WriteKvRows(*r.cache, layer, true, v_s.to(at::kCPU).contiguous(), r.pos0);
+      keys = GatherKvRows(*r.cache, layer, false, total).to(device);
+      values = GatherKvRows(*r.cache, layer, true, total).to(device);
     } else {
       keys = k_s.transpose(0, 1);
       values = v_s.transpose(0, 1);
@@ -317,30 +357,21 @@ std::string_view LlamaModel::weight_type() const {
 int32_t LlamaModel::context_length() const { return impl_->context_length; }
 uint64_t LlamaModel::weight_bytes_per_token() const { return impl_->weight_bytes_per_token; }
 
-std::unique_ptr<KvCache> LlamaModel::NewCache(int32_t capacity) const {
-  auto storage = std::make_unique<KvCache::Storage>();
-  storage->capacity = capacity > 0 ? capacity : impl_->context_length;
-  const at::TensorOptions opts = at::TensorOptions(at::kFloat).device(impl_->device);
-  for (int32_t i = 0; i < impl_->config.n_layer; ++i) {
-    storage->keys.push_back(at::zeros({impl_->config.n_head_kv, storage->capacity, impl_->config.head_dim}, opts));
-    storage->values.push_back(at::zeros({impl_->config.n_head_kv, storage->capacity, impl_->config.head_dim}, opts));
-  }
-  return std::make_unique<KvCache>(std::move(storage));
+KvShape LlamaModel::kv_shape() const {
+  return {impl_->config.n_layer, impl_->config.n_head_kv, impl_->config.head_dim};
 }
 
-void LlamaModel::GrowCache(KvCache* cache, int32_t capacity) const {
-  KvCache::Storage& storage = cache->storage();
-  capacity = std::min(capacity, impl_->context_length);
-  if (capacity <= storage.capacity) return;
-  c10::InferenceMode inference_mode;
-  for (std::vector<at::Tensor>* tensors : {&storage.keys, &storage.values}) {
-    for (at::Tensor& t : *tensors) {
-      at::Tensor grown = at::zeros({t.size(0), capacity, t.size(2)}, t.options());
-      grown.narrow(1, 0, storage.length).copy_(t.narrow(1, 0, storage.length));
-      t = grown;
-    }
-  }
-  storage.capacity = capacity;
+absl::StatusOr<std::shared_ptr<KvBlockPool>> LlamaModel::NewBlockPool(KvPoolOptions options) const {
+  return KvBlockPool::Create(kv_shape(), options);
+}
+
+absl::StatusOr<std::unique_ptr<KvCache>> LlamaModel::NewCache(int32_t capacity) const {
+  if (capacity <= 0) capacity = impl_->context_length;
+  KvPoolOptions options;
+  options.block_count = (capacity + options.block_size - 1) / options.block_size;
+  options.prefix_caching = false;
+  EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<KvBlockPool> pool, NewBlockPool(options));
+  return pool->NewCache(capacity);
 }
 
 absl::Status LlamaModel::Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
@@ -357,34 +388,48 @@ absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, bool all_lo
   if (items.empty()) return absl::InvalidArgumentError("forward: empty batch");
   std::vector<Impl::SequenceRows> seqs;
   std::vector<TokenId> all_tokens;
+  std::vector<std::pair<KvBlockPool*, int32_t>> blocks_needed;  // per pool, for all its items
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& item = items[i];
     if (absl::Status s = impl_->CheckTokens(item.tokens); !s.ok()) {
       return absl::InvalidArgumentError(edgellm::StrCat("batch item ", i, ": ", s.message()));
     }
-    KvCache::Storage& storage = item.cache->storage();
-    const int64_t end = static_cast<int64_t>(storage.length) + static_cast<int64_t>(item.tokens.size());
-    const int64_t limit = std::min(storage.capacity, impl_->context_length);
+    KvCache& cache = *item.cache;
+    const int64_t end = static_cast<int64_t>(cache.length()) + static_cast<int64_t>(item.tokens.size());
+    const int64_t limit = std::min(cache.capacity(), impl_->context_length);
     if (end > limit) {
       return absl::OutOfRangeError(
           edgellm::StrCat("forward: batch item ", i, ": ", end, " positions exceed the context of ", limit));
     }
     for (const Impl::SequenceRows& earlier : seqs) {
-      if (earlier.cache == &storage) {
+      if (earlier.cache == &cache) {
         return absl::InvalidArgumentError(edgellm::StrCat("batch item ", i, ": a cache appears twice"));
       }
     }
+    auto pool = std::find_if(blocks_needed.begin(), blocks_needed.end(),
+                             [&](const auto& entry) { return entry.first == &cache.pool(); });
+    if (pool == blocks_needed.end()) pool = blocks_needed.insert(pool, {&cache.pool(), 0});
+    pool->second += cache.BlocksToGrow(static_cast<int32_t>(end));
     seqs.push_back({static_cast<int64_t>(all_tokens.size()), static_cast<int64_t>(item.tokens.size()),
-                    storage.length, &storage});
+                    cache.length(), &cache});
     all_tokens.insert(all_tokens.end(), item.tokens.begin(), item.tokens.end());
   }
+  for (const auto& [pool, needed] : blocks_needed) {
+    if (needed > pool->available_blocks()) {
+      return absl::ResourceExhaustedError(edgellm::StrCat("forward: the batch needs ", needed,
+                                                          " more KV blocks, the pool has ",
+                                                          pool->available_blocks(), " available"));
+    }
+  }
+  // Every pool has room for its items: reserving cannot fail now.
+  for (const Impl::SequenceRows& r : seqs) EDGELLM_RETURN_IF_ERROR(r.cache->Reserve(static_cast<int32_t>(r.count)));
   try {
     c10::InferenceMode inference_mode;
     CopyLogits(impl_->Run(impl_->Embed(all_tokens), seqs, all_logits), logits);
   } catch (const c10::Error& e) {
     return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
   }
-  for (const Impl::SequenceRows& r : seqs) r.cache->length = static_cast<int32_t>(r.pos0 + r.count);
+  for (size_t i = 0; i < items.size(); ++i) items[i].cache->Append(items[i].tokens);
   return absl::OkStatus();
 }
 

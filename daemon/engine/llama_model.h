@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/kv_cache.h"
 #include "daemon/engine/llama_config.h"
 #include "daemon/engine/tokenizer.h"
@@ -61,17 +62,22 @@ class LlamaModel {
   // for compute, e.g. dequantized; the embedding row excluded).
   uint64_t weight_bytes_per_token() const;
 
-  // A cache for one sequence of up to `capacity` positions (0 = context_length()).
-  std::unique_ptr<KvCache> NewCache(int32_t capacity = 0) const;
-  // Grows `cache` to hold `capacity` positions (at most context_length()),
-  // keeping what it holds. No effect if it is already that large.
-  void GrowCache(KvCache* cache, int32_t capacity) const;
+  // What one position of the KV cache holds.
+  KvShape kv_shape() const;
+  // A pool of KV blocks for many sequences (see kv_block_pool.h).
+  // InvalidArgument for bad options, ResourceExhausted if it cannot be mapped.
+  absl::StatusOr<std::shared_ptr<KvBlockPool>> NewBlockPool(KvPoolOptions options) const;
+  // A cache for one sequence of up to `capacity` positions (0 = context_length())
+  // in a pool of its own that holds exactly that. Errors as NewBlockPool.
+  absl::StatusOr<std::unique_ptr<KvCache>> NewCache(int32_t capacity = 0) const;
 
   // Runs `tokens` at positions cache->length() onward in one forward, appends
   // their keys and values to `cache`, and writes the logits of the last token
   // (all_logits = false) or of every token ([n, vocab] row-major) to `logits`.
   // InvalidArgument for an empty input or an id outside the vocabulary,
-  // OutOfRange when the cache would overflow; the cache is unchanged on error.
+  // OutOfRange when the cache would overflow its capacity or the context,
+  // ResourceExhausted when its pool has too few free blocks; the cache holds
+  // the same tokens on error.
   absl::Status Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
                        std::vector<float>* logits) const;
 

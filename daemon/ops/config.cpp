@@ -52,20 +52,32 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   auto int_field = [&](int32_t* field) -> Reader {
     return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "an integer"); };
   };
+  auto number_field = [&](double* field) -> Reader {
+    return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "a number"); };
+  };
+  auto bool_field = [&](bool* field) -> Reader {
+    return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "true or false"); };
+  };
   const std::map<std::string, Reader> readers = {
       {"model", text_field(&config.model)},
       {"listen", text_field(&config.listen)},
+      {"tls_cert", text_field(&config.tls_cert)},
+      {"tls_key", text_field(&config.tls_key)},
+      {"tls_client_ca", text_field(&config.tls_client_ca)},
       {"metrics_listen", text_field(&config.metrics_listen)},
       {"threads", int_field(&config.threads)},
       {"context_length", int_field(&config.context_length)},
       {"max_active", int_field(&config.max_active)},
       {"max_waiting", int_field(&config.max_waiting)},
       {"prefill_chunk", int_field(&config.prefill_chunk)},
-      {"prefix_cache_entries", int_field(&config.prefix_cache_entries)},
-      {"drain_timeout_seconds",
-       [&](const YAML::Node& n, const std::string& k) {
-         return Read(origin, n, k, &config.drain_timeout_seconds, "a number");
-       }},
+      {"kv_cache_mib", int_field(&config.kv_cache_mib)},
+      {"kv_block_size", int_field(&config.kv_block_size)},
+      {"prefix_caching", bool_field(&config.prefix_caching)},
+      {"max_sessions", int_field(&config.max_sessions)},
+      {"session_ttl_seconds", number_field(&config.session_ttl_seconds)},
+      {"memory_low_mib", int_field(&config.memory_low_mib)},
+      {"memory_critical_mib", int_field(&config.memory_critical_mib)},
+      {"drain_timeout_seconds", number_field(&config.drain_timeout_seconds)},
   };
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>();
@@ -95,11 +107,26 @@ absl::Status DaemonConfig::Validate() const {
   EDGELLM_RETURN_IF_ERROR(at_least("max_active", max_active, 1));
   EDGELLM_RETURN_IF_ERROR(at_least("max_waiting", max_waiting, 0));
   EDGELLM_RETURN_IF_ERROR(at_least("prefill_chunk", prefill_chunk, 1));
-  EDGELLM_RETURN_IF_ERROR(at_least("prefix_cache_entries", prefix_cache_entries, 0));
+  EDGELLM_RETURN_IF_ERROR(at_least("kv_cache_mib", kv_cache_mib, 0));
+  EDGELLM_RETURN_IF_ERROR(at_least("kv_block_size", kv_block_size, 1));
+  if (kv_block_size > 1024) return absl::InvalidArgumentError("kv_block_size must be at most 1024");
+  EDGELLM_RETURN_IF_ERROR(at_least("max_sessions", max_sessions, 1));
+  EDGELLM_RETURN_IF_ERROR(at_least("memory_low_mib", memory_low_mib, 0));
+  EDGELLM_RETURN_IF_ERROR(at_least("memory_critical_mib", memory_critical_mib, 0));
+  if (memory_critical_mib > memory_low_mib) {
+    return absl::InvalidArgumentError("memory_critical_mib must not exceed memory_low_mib");
+  }
   if (!(drain_timeout_seconds >= 0)) {
     return absl::InvalidArgumentError("drain_timeout_seconds must not be negative");
   }
+  if (!(session_ttl_seconds > 0)) return absl::InvalidArgumentError("session_ttl_seconds must be positive");
   if (listen.empty()) return absl::InvalidArgumentError("listen must not be empty");
+  if (tls_cert.empty() != tls_key.empty()) {
+    return absl::InvalidArgumentError("tls_cert and tls_key go together: give both or neither");
+  }
+  if (!tls_client_ca.empty() && tls_cert.empty()) {
+    return absl::InvalidArgumentError("tls_client_ca needs tls_cert and tls_key");
+  }
   return absl::OkStatus();
 }
 

@@ -14,8 +14,13 @@ namespace edgellm::ops {
 struct DaemonConfig {
   // GGUF model file to serve. Required.
   std::string model;
-  // gRPC address: unix:PATH, or HOST:PORT on loopback.
+  // gRPC address: unix:PATH, or HOST:PORT (beyond loopback only with TLS).
   std::string listen = "unix:/run/edgellmd/edgellmd.sock";
+  // TLS for a TCP listen address: PEM certificate chain and private key. Both or neither.
+  std::string tls_cert;
+  std::string tls_key;
+  // PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS).
+  std::string tls_client_ca;
   // HOST:PORT of the /metrics and /healthz endpoint; empty turns it off.
   std::string metrics_listen;
   // CPU compute threads; 0 = one per core.
@@ -28,8 +33,20 @@ struct DaemonConfig {
   int32_t max_waiting = 32;
   // Prompt tokens per sequence per step, so long prompts do not stall running streams.
   int32_t prefill_chunk = 128;
-  // Finished sequences whose KV cache is kept for prompts that begin the same way; 0 turns it off.
-  int32_t prefix_cache_entries = 16;
+  // KV cache budget in MiB, shared by all sequences; 0 = room for max_active full contexts.
+  int32_t kv_cache_mib = 0;
+  // Positions per KV block.
+  int32_t kv_block_size = 16;
+  // Reuse the KV blocks of identical prompt prefixes (and of a session's earlier turns).
+  bool prefix_caching = true;
+  // Multi-turn sessions kept at once, and how long an idle one is kept.
+  int32_t max_sessions = 256;
+  double session_ttl_seconds = 600.0;
+  // Shed load when available memory (MemAvailable or the cgroup's headroom)
+  // falls below memory_low_mib (fewer slots, shorter context) and refuse new
+  // requests below memory_critical_mib; 0 and 0 turn the guard off.
+  int32_t memory_low_mib = 256;
+  int32_t memory_critical_mib = 64;
   // Seconds in-flight requests get to finish after SIGTERM.
   double drain_timeout_seconds = 30.0;
 

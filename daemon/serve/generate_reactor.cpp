@@ -20,6 +20,7 @@ v1::FinishReason ToProto(engine::FinishReason reason) {
 void GenerateReactor::Start(GenerationRequest request) {
   absl::StatusOr<uint64_t> id = scheduler_.Submit(std::move(request), [this](GenerationEvent e) { OnEvent(std::move(e)); });
   if (!id.ok()) {
+    if (on_outcome_) on_outcome_({id.status(), engine::FinishReason::kCancelled, ""});
     FinishWith(ToGrpcStatus(id.status()));
     return;
   }
@@ -36,9 +37,14 @@ void GenerateReactor::Start(GenerationRequest request) {
 }
 
 void GenerateReactor::OnEvent(GenerationEvent event) {
+  std::optional<Outcome> outcome;
   {
     absl::MutexLock lock(&mu_);
-    if (event.last) final_status_ = ToGrpcStatus(event.status);
+    text_ += event.text;
+    if (event.last) {
+      final_status_ = ToGrpcStatus(event.status);
+      if (on_outcome_) outcome = Outcome{event.status, event.finish_reason, std::move(text_)};
+    }
     const bool failed = event.last && !event.status.ok();
     if (!client_gone_ && !failed) {
       v1::GenerateResponse& response = pending_.emplace_back();
@@ -55,6 +61,7 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
       }
     }
   }
+  if (outcome) on_outcome_(*std::move(outcome));
   Pump();
 }
 

@@ -7,6 +7,7 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -22,12 +23,22 @@ namespace edgellm::serve {
 // next step. Deletes itself in OnDone.
 class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
+  // How the generation ended, with all the text it produced.
+  struct Outcome {
+    absl::Status status;
+    engine::FinishReason finish_reason = engine::FinishReason::kCancelled;
+    std::string text;
+  };
   // `on_finish` runs with the final status just before it is sent (so the
   // client never sees a status that is not yet counted); `on_done` runs once
   // the call is over, just before the reactor deletes itself.
   GenerateReactor(Scheduler& scheduler, std::function<void(grpc::StatusCode)> on_finish,
                   std::function<void()> on_done)
       : scheduler_(scheduler), on_finish_(std::move(on_finish)), on_done_(std::move(on_done)) {}
+
+  // Before Start: `on_outcome` runs once, when the generation has ended or
+  // was refused (possibly on the scheduler thread: it must not block).
+  void set_on_outcome(std::function<void(Outcome)> on_outcome) { on_outcome_ = std::move(on_outcome); }
 
   // Submits the request; a refusal (full queue, bad request) finishes the call at once.
   void Start(GenerationRequest request);
@@ -52,7 +63,9 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   Scheduler& scheduler_;
   const std::function<void(grpc::StatusCode)> on_finish_;
   const std::function<void()> on_done_;
+  std::function<void(Outcome)> on_outcome_;
   absl::Mutex mu_;
+  std::string text_ ABSL_GUARDED_BY(mu_);  // everything generated so far
   bool started_ ABSL_GUARDED_BY(mu_) = false;  // Start has returned from Submit: writes may begin
   std::optional<uint64_t> id_ ABSL_GUARDED_BY(mu_);
   bool cancel_when_submitted_ ABSL_GUARDED_BY(mu_) = false;

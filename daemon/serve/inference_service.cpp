@@ -30,7 +30,11 @@ Clock::time_point SteadyDeadline(const grpc::CallbackServerContext& context) {
 
 InferenceService::InferenceService(const engine::LlamaModel& model, Scheduler& scheduler,
                                    InferenceServiceConfig config, ServeMetrics* metrics)
-    : model_(model), scheduler_(scheduler), config_(std::move(config)), metrics_(metrics) {
+    : model_(model),
+      scheduler_(scheduler),
+      config_(std::move(config)),
+      metrics_(metrics),
+      sessions_(config_.sessions) {
   info_.set_name(config_.model_name);
   info_.set_architecture(model_.config().architecture);
   info_.set_parameters(model_.parameter_count());
@@ -46,11 +50,13 @@ absl::Status InferenceService::CheckModel(const std::string& name) const {
 }
 
 absl::StatusOr<GenerationRequest> InferenceService::ToGenerationRequest(const grpc::CallbackServerContext& context,
-                                                                        const v1::GenerateRequest& request) const {
+                                                                        const v1::GenerateRequest& request,
+                                                                        const std::string& prompt) const {
   if (absl::Status s = CheckModel(request.model()); !s.ok()) return s;
-  if (request.prompt().size() > config_.max_prompt_bytes) {
-    return absl::InvalidArgumentError(edgellm::StrCat("the prompt has ", request.prompt().size(),
-                                                      " bytes; the limit is ", config_.max_prompt_bytes));
+  if (prompt.size() > config_.max_prompt_bytes) {
+    return absl::InvalidArgumentError(edgellm::StrCat(request.session_id().empty() ? "the prompt" : "the conversation",
+                                                      " has ", prompt.size(), " bytes; the limit is ",
+                                                      config_.max_prompt_bytes));
   }
   if (request.max_tokens() == 0) return absl::InvalidArgumentError("max_tokens must be at least 1");
   if (request.max_tokens() >= static_cast<uint32_t>(model_.context_length())) {
@@ -60,7 +66,6 @@ absl::StatusOr<GenerationRequest> InferenceService::ToGenerationRequest(const gr
   if (!request.adapter().empty()) {
     return absl::InvalidArgumentError(edgellm::StrCat("unknown adapter '", request.adapter(), "' (none is loaded)"));
   }
-  if (!request.session_id().empty()) return absl::UnimplementedError("sessions are not supported yet");
 
   GenerationRequest out;
   engine::GenerateOptions& o = out.options;
@@ -77,7 +82,7 @@ absl::StatusOr<GenerationRequest> InferenceService::ToGenerationRequest(const gr
     if (stop.size() > 256) return absl::InvalidArgumentError("a stop string is longer than 256 bytes");
     o.stop.push_back(stop);
   }
-  out.prompt_ids = model_.tokenizer().Encode(request.prompt(), o.add_special, o.parse_special);
+  out.prompt_ids = model_.tokenizer().Encode(prompt, o.add_special, o.parse_special);
   out.deadline = SteadyDeadline(context);
   return out;
 }
@@ -97,12 +102,34 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
         absl::MutexLock lock(&streams_mu_);
         --open_streams_;
       });
-  absl::StatusOr<GenerationRequest> generation = ToGenerationRequest(*context, *request);
-  if (!generation.ok()) {
-    reactor->FinishWith(ToGrpcStatus(generation.status()));
-  } else {
-    reactor->Start(*std::move(generation));
+  const std::string& session = request->session_id();
+  if (session.empty()) {
+    absl::StatusOr<GenerationRequest> generation = ToGenerationRequest(*context, *request, request->prompt());
+    if (!generation.ok()) {
+      reactor->FinishWith(ToGrpcStatus(generation.status()));
+    } else {
+      reactor->Start(*std::move(generation));
+    }
+    return reactor;
   }
+  absl::StatusOr<std::string> conversation = sessions_.BeginTurn(session);
+  if (!conversation.ok()) {
+    reactor->FinishWith(ToGrpcStatus(conversation.status()));
+    return reactor;
+  }
+  *conversation += request->prompt();
+  absl::StatusOr<GenerationRequest> generation = ToGenerationRequest(*context, *request, *conversation);
+  if (!generation.ok()) {
+    sessions_.EndTurn(session, std::nullopt);
+    reactor->FinishWith(ToGrpcStatus(generation.status()));
+    return reactor;
+  }
+  reactor->set_on_outcome([this, session, conversation = *std::move(conversation)](GenerateReactor::Outcome outcome) {
+    // Only a turn that ran to its end joins the conversation.
+    const bool complete = outcome.status.ok() && outcome.finish_reason != engine::FinishReason::kCancelled;
+    sessions_.EndTurn(session, complete ? std::optional<std::string>(conversation + outcome.text) : std::nullopt);
+  });
+  reactor->Start(*std::move(generation));
   return reactor;
 }
 

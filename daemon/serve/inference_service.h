@@ -1,8 +1,9 @@
 // serve/inference_service.h — the gRPC service edgellm.v1.Inference.
 //
 // Turns requests into engine calls: Generate goes through the scheduler (and
-// its batching and admission); Tokenize, Detokenize and ListModels answer
-// directly from the model's tokenizer and metadata. Every size from the
+// its batching and admission), continuing a session's conversation when it
+// names one; Tokenize, Detokenize and ListModels answer directly from the
+// model's tokenizer and metadata. Every size from the
 // network is bounded, and every refusal is a status with a message.
 #ifndef EDGELLM_SERVE_INFERENCE_SERVICE_H_
 #define EDGELLM_SERVE_INFERENCE_SERVICE_H_
@@ -14,13 +15,15 @@
 #include "daemon/engine/llama_model.h"
 #include "daemon/serve/scheduler.h"
 #include "daemon/serve/serve_metrics.h"
+#include "daemon/serve/session_store.h"
 #include "edgellm/v1/inference.grpc.pb.h"
 
 namespace edgellm::serve {
 
 struct InferenceServiceConfig {
   std::string model_name;               // what clients name; "" also selects it
-  uint64_t max_prompt_bytes = 1 << 20;  // longer prompts or texts are refused
+  uint64_t max_prompt_bytes = 1 << 20;  // longer prompts, texts or conversations are refused
+  SessionStoreConfig sessions;
 };
 
 // Thread-safe: handlers run on gRPC's threads.
@@ -46,14 +49,17 @@ class InferenceService final : public v1::Inference::CallbackService {
 
  private:
   absl::Status CheckModel(const std::string& name) const;
+  // `prompt` is the request's, or the session's conversation followed by it.
   absl::StatusOr<GenerationRequest> ToGenerationRequest(const grpc::CallbackServerContext& context,
-                                                        const v1::GenerateRequest& request) const;
+                                                        const v1::GenerateRequest& request,
+                                                        const std::string& prompt) const;
 
   const engine::LlamaModel& model_;
   Scheduler& scheduler_;
   const InferenceServiceConfig config_;
   ServeMetrics* const metrics_;
   v1::ModelInfo info_;  // computed once
+  SessionStore sessions_;
   absl::Mutex streams_mu_;
   int open_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
 };

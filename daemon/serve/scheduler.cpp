@@ -14,21 +14,21 @@ double SecondsBetween(Clock::time_point a, Clock::time_point b) {
 }  // namespace
 
 struct Scheduler::Sequence {
-  Sequence(uint64_t id, GenerationRequest request, EventSink sink, const engine::LlamaModel& model)
+  // `context` bounds the positions this sequence may use.
+  Sequence(uint64_t id, GenerationRequest request, EventSink sink, const engine::LlamaModel& model, int32_t context)
       : id(id),
         deadline(request.deadline),
         sink(std::move(sink)),
-        state(model.tokenizer(), std::move(request.prompt_ids), request.options, model.context_length()),
-        max_positions(static_cast<int32_t>(
-            std::min<int64_t>(model.context_length(),
-                              static_cast<int64_t>(state.prompt_ids().size()) + request.options.max_tokens))) {}
+        state(model.tokenizer(), std::move(request.prompt_ids), request.options, context),
+        max_positions(static_cast<int32_t>(std::min<int64_t>(
+            context, static_cast<int64_t>(state.prompt_ids().size()) + request.options.max_tokens))) {}
 
   uint64_t id;
   Clock::time_point deadline;
   EventSink sink;
   engine::GenerationState state;
   int32_t max_positions;               // the cache never needs more
-  std::unique_ptr<engine::KvCache> cache;  // allocated on admission
+  std::unique_ptr<engine::KvCache> cache;  // attached on admission
   size_t prefilled = 0;                // prompt tokens already in the cache
   int32_t step_tokens = 0;             // tokens this sequence contributes to the current step
   engine::TokenId next_token = -1;     // the token to run next while decoding
@@ -38,11 +38,14 @@ struct Scheduler::Sequence {
   bool finished = false;
 };
 
-Scheduler::Scheduler(const engine::LlamaModel& model, SchedulerConfig config, ServeMetrics* metrics)
+Scheduler::Scheduler(const engine::LlamaModel& model, std::shared_ptr<engine::KvBlockPool> pool,
+                     SchedulerConfig config, ServeMetrics* metrics)
     : model_(model),
+      pool_(std::move(pool)),
       config_(config),
       metrics_(metrics),
-      prefix_cache_(static_cast<size_t>(std::max(config.prefix_cache_entries, 0))) {}
+      context_limit_(static_cast<int32_t>(std::min<int64_t>(
+          model.context_length(), static_cast<int64_t>(pool_->block_count()) * pool_->block_size()))) {}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -54,19 +57,36 @@ void Scheduler::Start() {
 }
 
 absl::StatusOr<uint64_t> Scheduler::Submit(GenerationRequest request, EventSink sink) {
-  if (absl::Status s = engine::ValidateGeneration(request.prompt_ids, request.options, model_.context_length());
-      !s.ok()) {
+  if (absl::Status s = engine::ValidateGeneration(request.prompt_ids, request.options, context_limit_); !s.ok()) {
     return s;
   }
   absl::MutexLock lock(&mu_);
   if (draining_ || stopping_) return absl::UnavailableError("the daemon is shutting down");
+  if (pressure_ == ops::MemoryPressure::kCritical) {
+    return absl::ResourceExhaustedError("memory is critically low: new requests are refused until it recovers");
+  }
+  int32_t context = context_limit_;
+  if (pressure_ == ops::MemoryPressure::kLow) {
+    context = std::max(context / 2, 2);
+    if (static_cast<int64_t>(request.prompt_ids.size()) >= context) {
+      return absl::ResourceExhaustedError(edgellm::StrCat("memory is low: prompts are limited to ", context - 1,
+                                                          " tokens until it recovers; this one has ",
+                                                          request.prompt_ids.size()));
+    }
+  }
   if (static_cast<int32_t>(waiting_.size()) >= config_.max_waiting) {
     return absl::ResourceExhaustedError(edgellm::StrCat("the queue is full (", config_.max_waiting,
                                                         " waiting, ", running_, " running); retry later"));
   }
   const uint64_t id = next_id_++;
-  waiting_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(sink), model_));
+  waiting_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(sink), model_, context));
   return id;
+}
+
+void Scheduler::SetMemoryPressure(ops::MemoryPressure pressure) {
+  absl::MutexLock lock(&mu_);
+  if (pressure != ops::MemoryPressure::kNone && pressure_ == ops::MemoryPressure::kNone) trim_pool_ = true;
+  pressure_ = pressure;
 }
 
 void Scheduler::Cancel(uint64_t id) {
@@ -129,14 +149,9 @@ void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason 
     if (event.status.ok()) metrics_->CountFinished(reason);
   }
   seq.finished = true;
-  if (seq.cache && event.status.ok()) {
-    // The cache holds the first length() tokens of prompt + generated: keep it for reuse.
-    std::vector<engine::TokenId> tokens = seq.state.prompt_ids();
-    tokens.insert(tokens.end(), seq.state.generated().begin(), seq.state.generated().end());
-    tokens.resize(static_cast<size_t>(seq.cache->length()));
-    prefix_cache_.Put(std::move(tokens), std::move(seq.cache));
-  }
+  // Its full blocks stay in the pool, registered, for prompts that begin the same way.
   seq.cache.reset();
+  PublishKvUsage();  // before the client can see the end
   seq.sink(std::move(event));
 }
 
@@ -145,6 +160,7 @@ bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::ve
   // Published before sleeping, so that Drain sees an idle loop as idle.
   running_ = static_cast<int32_t>(active.size());
   if (active.empty()) {
+    PublishGauges(active, waiting_.size());  // the last sequences may have just finished
     mu_.Await(absl::Condition(
         +[](Scheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
           return s->stopping_ || s->cut_off_ || !s->waiting_.empty() || !s->cancel_requests_.empty();
@@ -174,16 +190,53 @@ bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::ve
     if (absl::Status s = verdict(*seq); !s.ok()) dropped.push_back({std::move(seq), std::move(s)});
   }
   active.erase(std::remove(active.begin(), active.end(), nullptr), active.end());
-  while (!end_all && static_cast<int32_t>(active.size()) < config_.max_active && !waiting_.empty()) {
+  // Sequences that end now give their blocks back before anyone is admitted.
+  for (Dropped& d : dropped) d.sequence->cache.reset();
+  if (pressure_ != ops::MemoryPressure::kNone && (trim_pool_ || !dropped.empty() || pool_->cached_blocks() > 0)) {
+    pool_->Trim();
+    trim_pool_ = false;
+  }
+  const int32_t slots =
+      pressure_ == ops::MemoryPressure::kNone ? config_.max_active : std::max(1, config_.max_active / 2);
+  while (!end_all && static_cast<int32_t>(active.size()) < slots && !waiting_.empty()) {
+    // First come, first served: a request that does not fit waits for blocks to free up.
+    if (!AttachCache(*waiting_.front(), active)) break;
     active.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
   running_ = static_cast<int32_t>(active.size());
-  if (metrics_ != nullptr) {
-    metrics_->requests_running.Set(running_);
-    metrics_->requests_waiting.Set(static_cast<double>(waiting_.size()));
-  }
+  PublishGauges(active, waiting_.size());
   return !stopping_;
+}
+
+bool Scheduler::AttachCache(Sequence& seq, const std::vector<std::unique_ptr<Sequence>>& active) {
+  const std::vector<engine::TokenId>& prompt = seq.state.prompt_ids();
+  // The last prompt token always runs: its logits start the generation.
+  std::unique_ptr<engine::KvCache> cache =
+      pool_->NewCacheWithPrefix(prompt, seq.max_positions, static_cast<int32_t>(prompt.size()) - 1);
+  int32_t needed = cache->BlocksToGrow(seq.max_positions);
+  for (const auto& other : active) needed += other->cache->BlocksToGrow(other->max_positions);
+  if (needed > pool_->available_blocks()) return false;
+  seq.prefilled = static_cast<size_t>(cache->length());
+  seq.cache = std::move(cache);
+  if (metrics_ != nullptr) {
+    metrics_->prefix_cache_queries.Add(static_cast<double>(prompt.size()));
+    metrics_->prefix_cache_hits.Add(static_cast<double>(seq.prefilled));
+  }
+  return true;
+}
+
+void Scheduler::PublishGauges(const std::vector<std::unique_ptr<Sequence>>& active, size_t waiting) {
+  if (metrics_ == nullptr) return;
+  metrics_->requests_running.Set(static_cast<double>(active.size()));
+  metrics_->requests_waiting.Set(static_cast<double>(waiting));
+  PublishKvUsage();
+}
+
+void Scheduler::PublishKvUsage() {
+  if (metrics_ != nullptr) {
+    metrics_->kv_cache_usage.Set(static_cast<double>(pool_->used_blocks()) / pool_->block_count());
+  }
 }
 
 void Scheduler::Loop() {
@@ -211,20 +264,6 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
   items.reserve(active.size());
   for (auto& seq : active) {
     const std::vector<engine::TokenId>& prompt = seq->state.prompt_ids();
-    if (!seq->cache) {
-      PrefixCache::Hit hit = prefix_cache_.Take(prompt);
-      if (hit.cache) {
-        model_.GrowCache(hit.cache.get(), seq->max_positions);
-        seq->cache = std::move(hit.cache);
-        seq->prefilled = static_cast<size_t>(hit.reused);
-      } else {
-        seq->cache = model_.NewCache(seq->max_positions);
-      }
-      if (metrics_ != nullptr) {
-        metrics_->prefix_cache_queries.Add(static_cast<double>(prompt.size()));
-        metrics_->prefix_cache_hits.Add(hit.reused);
-      }
-    }
     if (seq->prefilled < prompt.size()) {
       const size_t n = std::min(prompt.size() - seq->prefilled, static_cast<size_t>(config_.prefill_chunk));
       items.push_back({absl::MakeConstSpan(prompt).subspan(seq->prefilled, n), seq->cache.get()});
@@ -235,8 +274,11 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     }
   }
   std::vector<float> logits;
-  if (absl::Status s = model_.ForwardBatch(items, &logits); !s.ok()) {
-    for (auto& seq : active) Finish(*seq, s, engine::FinishReason::kCancelled);
+  const absl::Status forward = model_.ForwardBatch(items, &logits);
+  // Before any event goes out: a client that saw a token sees the blocks it took.
+  PublishKvUsage();
+  if (!forward.ok()) {
+    for (auto& seq : active) Finish(*seq, forward, engine::FinishReason::kCancelled);
     return;
   }
   const size_t vocab = static_cast<size_t>(model_.config().n_vocab);

@@ -5,10 +5,14 @@
 // for each running sequence and a chunk of the prompt for each one still
 // prefilling, so a long prompt never stalls the streams already running. New
 // requests join between steps; the queue in front is bounded and refuses at
-// once when full. A finished sequence leaves its KV cache in a prefix cache,
-// so a later prompt with the same beginning computes only the rest. Callers
-// (gRPC reactors) only Submit and Cancel; results come back as events on the
-// scheduler thread. Knows nothing of gRPC.
+// once when full. Sequences hold KV blocks from one pool under a byte budget:
+// a request is admitted only when the blocks it may need, and those the
+// running ones may still need, fit — so no sequence ever runs out mid-way.
+// A new request starts from the pool's blocks of the longest prefix of its
+// prompt that any earlier sequence computed, and computes only the rest.
+// Under memory pressure it sheds load: fewer slots and shorter contexts, then
+// refusal. Callers (gRPC reactors) only Submit and Cancel; results come back
+// as events on the scheduler thread. Knows nothing of gRPC.
 #ifndef EDGELLM_SERVE_SCHEDULER_H_
 #define EDGELLM_SERVE_SCHEDULER_H_
 
@@ -26,8 +30,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/engine/generation_state.h"
+#include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/llama_model.h"
-#include "daemon/serve/prefix_cache.h"
+#include "daemon/ops/memory_guard.h"
 #include "daemon/serve/serve_metrics.h"
 
 namespace edgellm::serve {
@@ -38,7 +43,6 @@ struct SchedulerConfig {
   int32_t max_active = 8;       // sequences in one batched step
   int32_t max_waiting = 32;     // queued requests beyond the active ones; more are refused
   int32_t prefill_chunk = 128;  // prompt tokens per sequence per step
-  int32_t prefix_cache_entries = 16;  // finished sequences' caches kept for reuse; 0 turns it off
 };
 
 // One message to a request's owner. Every accepted request receives events
@@ -70,8 +74,11 @@ struct GenerationRequest {
 // Thread-safe: Submit, Cancel, Drain and Alive may be called from any thread.
 class Scheduler {
  public:
-  // `model` (and `metrics`, which may be null) must outlive the scheduler.
-  Scheduler(const engine::LlamaModel& model, SchedulerConfig config, ServeMetrics* metrics = nullptr);
+  // `model` (and `metrics`, which may be null) must outlive the scheduler;
+  // every sequence's KV cache comes from `pool`, which only the scheduler's
+  // thread may use from Start() on.
+  Scheduler(const engine::LlamaModel& model, std::shared_ptr<engine::KvBlockPool> pool, SchedulerConfig config,
+            ServeMetrics* metrics = nullptr);
   ~Scheduler();  // Stop()
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -79,8 +86,9 @@ class Scheduler {
   void Start();
 
   // Queues a request and returns its id. InvalidArgument for a bad request
-  // (checked here, before queueing), ResourceExhausted when the queue is full,
-  // Unavailable once draining has begun. Does not block on the model.
+  // (checked here, before queueing; a prompt must leave room in
+  // context_limit()), ResourceExhausted when the queue is full or memory is
+  // short, Unavailable once draining has begun. Does not block on the model.
   absl::StatusOr<uint64_t> Submit(GenerationRequest request, EventSink sink);
 
   // Ends request `id` at the next step with finish reason kCancelled; its slot
@@ -94,6 +102,15 @@ class Scheduler {
 
   // Ends every request with Unavailable and joins the loop. Idempotent.
   void Stop();
+
+  // Sheds load while memory is short. Low: half the slots, half the context
+  // for new requests, and the pool drops its cached blocks; critical: new
+  // requests are refused as well. Running requests always finish.
+  void SetMemoryPressure(ops::MemoryPressure pressure);
+
+  // Positions one request may use: the model's context, or fewer if the KV
+  // budget holds fewer.
+  int32_t context_limit() const { return context_limit_; }
 
   // True while the loop is idle or its current step began less than
   // `max_step` ago: what the supervisor's watchdog should hear.
@@ -110,14 +127,21 @@ class Scheduler {
   // admits waiting ones into `active`. False once the loop must stop.
   bool TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::vector<Dropped>& dropped);
   void Step(std::vector<std::unique_ptr<Sequence>>& active);
+  // Gives `seq` a KV cache, starting from the longest known prefix of its
+  // prompt, if the blocks it may need fit beside those `active` may still
+  // need. False (and no cache) when they do not.
+  bool AttachCache(Sequence& seq, const std::vector<std::unique_ptr<Sequence>>& active);
+  void PublishGauges(const std::vector<std::unique_ptr<Sequence>>& active, size_t waiting);
+  void PublishKvUsage();
   // Sends the last event: any final text and token, the outcome and the figures.
   void Finish(Sequence& seq, absl::Status status, engine::FinishReason reason, std::string text = "",
               engine::TokenId last_token = -1);
 
   const engine::LlamaModel& model_;
+  const std::shared_ptr<engine::KvBlockPool> pool_;  // the loop thread's
   const SchedulerConfig config_;
   ServeMetrics* const metrics_;
-  PrefixCache prefix_cache_;  // the loop thread's
+  const int32_t context_limit_;
   std::thread thread_;
 
   mutable absl::Mutex mu_;
@@ -129,6 +153,8 @@ class Scheduler {
   bool cut_off_ ABSL_GUARDED_BY(mu_) = false;  // Drain's deadline passed: end everything
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  ops::MemoryPressure pressure_ ABSL_GUARDED_BY(mu_) = ops::MemoryPressure::kNone;
+  bool trim_pool_ ABSL_GUARDED_BY(mu_) = false;  // give unused KV memory back at the next step
   // When the running step began; zero while the loop is between steps.
   std::atomic<int64_t> step_started_ns_{0};
 };

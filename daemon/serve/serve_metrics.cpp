@@ -5,6 +5,11 @@ namespace edgellm::serve {
 ServeMetrics::ServeMetrics(ops::MetricsRegistry& r, const std::string& model)
     : requests_running(r.AddGauge("edgellm_num_requests_running", "Requests in the running batch.", {{"model", model}})),
       requests_waiting(r.AddGauge("edgellm_num_requests_waiting", "Requests waiting to be scheduled.", {{"model", model}})),
+      kv_cache_usage(r.AddGauge("edgellm_kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
+                                {{"model", model}})),
+      memory_pressure(r.AddGauge("edgellm_memory_pressure",
+                                 "Memory pressure: 0 none, 1 low (shedding load), 2 critical (refusing requests).",
+                                 {{"model", model}})),
       prompt_tokens(r.AddCounter("edgellm_prompt_tokens_total", "Prefill tokens processed.", {{"model", model}})),
       generation_tokens(r.AddCounter("edgellm_generation_tokens_total", "Generation tokens processed.", {{"model", model}})),
       time_to_first_token(r.AddHistogram("edgellm_time_to_first_token_seconds",
@@ -27,7 +32,7 @@ ServeMetrics::ServeMetrics(ops::MetricsRegistry& r, const std::string& model)
   }
   const absl::StatusCode codes[] = {absl::StatusCode::kOk,           absl::StatusCode::kCancelled,
                                     absl::StatusCode::kInvalidArgument, absl::StatusCode::kDeadlineExceeded,
-                                    absl::StatusCode::kResourceExhausted, absl::StatusCode::kUnimplemented,
+                                    absl::StatusCode::kResourceExhausted, absl::StatusCode::kAborted,
                                     absl::StatusCode::kInternal,     absl::StatusCode::kUnavailable};
   for (absl::StatusCode code : codes) {
     std::string name = absl::StatusCodeToString(code);

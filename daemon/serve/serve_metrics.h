@@ -21,13 +21,15 @@ class ServeMetrics {
 
   ops::Gauge& requests_running;       // edgellm_num_requests_running
   ops::Gauge& requests_waiting;       // edgellm_num_requests_waiting
+  ops::Gauge& kv_cache_usage;         // edgellm_kv_cache_usage_perc: KV blocks held by sequences, 0..1
+  ops::Gauge& memory_pressure;        // edgellm_memory_pressure: 0 none, 1 low, 2 critical
   ops::Counter& prompt_tokens;        // edgellm_prompt_tokens_total
   ops::Counter& generation_tokens;    // edgellm_generation_tokens_total
   ops::Histogram& time_to_first_token;  // edgellm_time_to_first_token_seconds
   ops::Histogram& inter_token_latency;  // edgellm_inter_token_latency_seconds
   ops::Histogram& e2e_latency;          // edgellm_e2e_request_latency_seconds
   ops::Counter& prefix_cache_queries;   // edgellm_prefix_cache_queries_total: prompt tokens looked up
-  ops::Counter& prefix_cache_hits;      // edgellm_prefix_cache_hits_total: of those, found in the cache
+  ops::Counter& prefix_cache_hits;      // edgellm_prefix_cache_hits_total: of those, found in KV blocks
 
   // edgellm_request_success_total{finished_reason="stop|length|abort"}
   void CountFinished(engine::FinishReason reason);

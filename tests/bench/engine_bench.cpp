@@ -92,7 +92,9 @@ absl::StatusOr<double> BatchDecodeTokensPerSecond(const engine::LlamaModel& mode
   std::vector<engine::BatchItem> items;
   std::vector<float> logits;
   for (int32_t b = 0; b < batch; ++b) {
-    caches.push_back(model.NewCache(args.prompt_tokens + args.decode_tokens + 1));
+    absl::StatusOr<std::unique_ptr<engine::KvCache>> cache = model.NewCache(args.prompt_tokens + args.decode_tokens + 1);
+    if (!cache.ok()) return cache.status();
+    caches.push_back(std::move(*cache));
     if (absl::Status s = model.Forward(prompt, caches.back().get(), false, &logits); !s.ok()) return s;
     next[b] = prompt[b % prompt.size()];
     items.push_back({{&next[b], 1}, caches.back().get()});
@@ -137,14 +139,18 @@ int Run(const Args& args) {
 
   std::vector<double> prefill_rates, decode_rates;
   for (int rep = 0; rep <= args.reps; ++rep) {  // rep 0 is the warm-up
-    auto cache = model.NewCache(args.prompt_tokens + args.decode_tokens + 1);
+    absl::StatusOr<std::unique_ptr<engine::KvCache>> cache = model.NewCache(args.prompt_tokens + args.decode_tokens + 1);
+    if (!cache.ok()) {
+      std::cerr << "edgellm-bench-engine: " << cache.status().message() << "\n";
+      return 1;
+    }
     Clock::time_point start = Clock::now();
-    absl::Status s = model.Forward(prompt, cache.get(), false, &logits);
+    absl::Status s = model.Forward(prompt, cache->get(), false, &logits);
     const double prefill_seconds = Seconds(start);
     start = Clock::now();
     for (int32_t i = 0; s.ok() && i < args.decode_tokens; ++i) {
       const TokenId next = static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      s = model.Forward({&next, 1}, cache.get(), false, &logits);
+      s = model.Forward({&next, 1}, cache->get(), false, &logits);
     }
     const double decode_seconds = Seconds(start);
     if (!s.ok()) {

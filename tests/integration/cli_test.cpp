@@ -5,10 +5,12 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
 #include "tests/support/daemon_process.h"
+#include "tests/support/http_get.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm {
@@ -136,6 +138,37 @@ TEST(Cli, GenerateStreamsFromARunningDaemon) {
   run = RunCli("generate " + server + " -p hi -n 4");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("edgellm: error: server:"), std::string::npos) << run.err;
+}
+
+TEST(Cli, GenerateReachesATlsDaemonAndContinuesASession) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const std::filesystem::path pki = testing::TestDir() / "pki";
+  ASSERT_EQ(std::system((std::string(EDGELLM_SOURCE_DIR) + "/deploy/make-pki.sh " + pki.string() + " >/dev/null").c_str()),
+            0);
+  const std::string listen = "127.0.0.1:" + std::to_string(testing::FreePort());
+  grpc::SslCredentialsOptions trust;
+  std::ifstream ca_file(pki / "ca.pem");
+  trust.pem_root_certs.assign(std::istreambuf_iterator<char>(ca_file), {});
+  std::string error;
+  auto daemon = testing::DaemonProcess::Start(
+      kModel, {"--tls-cert", (pki / "server.pem").string(), "--tls-key", (pki / "server.key").string()}, &error, {},
+      {listen, grpc::SslCredentials(trust)});
+  ASSERT_NE(daemon, nullptr) << error;
+  const std::string server = "--server " + listen + " --tls-ca " + (pki / "ca.pem").string();
+  CliRun run = RunCli("generate " + server + " --session story -p 'Once upon a time' -n 16 --temp 0 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(nlohmann::json::parse(run.out)["prompt_tokens"], 5);
+  run = RunCli("generate " + server + " --session story -p ' Then' -n 8 --temp 0 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  // The second turn's prompt is the whole conversation: both prompts and the first reply.
+  EXPECT_GE(nlohmann::json::parse(run.out)["prompt_tokens"].get<int>(), 5 + 16);
+
+  run = RunCli("generate --server " + listen + " -p hi -n 4");  // no --tls-ca: a plaintext client
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("edgellm: error: server:"), std::string::npos) << run.err;
+  run = RunCli("generate --server " + listen + " --tls-ca /nonexistent.pem -p hi -n 4");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("--tls-ca /nonexistent.pem: cannot be read"), std::string::npos) << run.err;
 }
 
 TEST(Cli, BadSamplingOptionsAreRefused) {

@@ -14,69 +14,24 @@
 #include "edgellm/v1/inference.grpc.pb.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/http_get.h"
+#include "tests/support/inference_client.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm {
 namespace {
 
+using testing::AwaitMetric;
 using testing::DaemonProcess;
+using testing::Generate;
+using testing::Greedy;
+using testing::MetricValue;
+using testing::Stream;
 
 const std::string kModel = testing::SharedPath("models/stories260K.gguf");
 
 nlohmann::json References() {
   std::ifstream in(testing::SharedPath("models/stories260K.reference.json"));
   return nlohmann::json::parse(in)["references"];
-}
-
-// The value of the series whose line starts with `series` ("name{labels}"), or -1.
-double MetricValue(const std::string& text, const std::string& series) {
-  const size_t at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return -1.0;
-  return std::stod(text.substr(at + series.size() + 2));
-}
-
-// Polls the daemon's /metrics on `port` until `series` equals `want`, for up
-// to 5 s; returns the last value read.
-double AwaitMetric(int port, const std::string& series, double want) {
-  double value = -1;
-  for (int attempt = 0; attempt < 250 && value != want; ++attempt) {
-    value = MetricValue(testing::HttpGet(port, "/metrics").body, series);
-    if (value != want) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return value;
-}
-
-struct Stream {
-  grpc::Status status;
-  std::vector<uint32_t> token_ids;
-  std::string text;
-  v1::GenerateResponse last;
-  int responses = 0;
-};
-
-v1::GenerateRequest Greedy(const std::string& prompt, uint32_t max_tokens) {
-  v1::GenerateRequest request;
-  request.set_prompt(prompt);
-  request.set_max_tokens(max_tokens);
-  request.mutable_sampling()->set_temperature(0.0f);
-  return request;
-}
-
-Stream Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& request,
-                std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-  auto reader = stub.Generate(&context, request);
-  Stream out;
-  v1::GenerateResponse response;
-  while (reader->Read(&response)) {
-    ++out.responses;
-    out.text += response.text();
-    out.token_ids.insert(out.token_ids.end(), response.token_ids().begin(), response.token_ids().end());
-    out.last = response;
-  }
-  out.status = reader->Finish();
-  return out;
 }
 
 class DaemonTest : public ::testing::Test {
@@ -243,7 +198,7 @@ TEST_F(DaemonTest, SigtermDrainsInFlightStreamsAndExitsZero) {
   EXPECT_EQ(daemon_->Wait(), 0);
 }
 
-TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlot) {
+TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlotAndItsKvBlocks) {
   const int port = testing::FreePort();
   StartDaemon({"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
   if (HasFatalFailure() || IsSkipped()) return;
@@ -261,13 +216,18 @@ TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlot) {
   EXPECT_EQ(MetricValue(text, "edgellm_time_to_first_token_seconds_count{" + m + "}"), 1);
   EXPECT_EQ(MetricValue(text, "edgellm_inter_token_latency_seconds_count{" + m + "}"), 15);
   EXPECT_GT(MetricValue(text, "process_resident_memory_bytes"), 1e6);
+  EXPECT_EQ(MetricValue(text, "edgellm_kv_cache_usage_perc{" + m + "}"), 0);
+  EXPECT_EQ(MetricValue(text, "edgellm_memory_pressure{" + m + "}"), 0);
+  EXPECT_GT(MetricValue(text, "edgellm_memory_available_bytes"), 1e6);
 
-  // A long stream is running (seen in the gauge); cancelling it frees its slot.
+  // A long stream is running (seen in the gauges); cancelling it frees its slot and KV blocks.
   grpc::ClientContext context;
   auto stream = stub_->Generate(&context, Greedy("The cat", 1900));
   v1::GenerateResponse response;
   ASSERT_TRUE(stream->Read(&response));
-  EXPECT_EQ(MetricValue(testing::HttpGet(port, "/metrics").body, "edgellm_num_requests_running{" + m + "}"), 1);
+  text = testing::HttpGet(port, "/metrics").body;
+  EXPECT_EQ(MetricValue(text, "edgellm_num_requests_running{" + m + "}"), 1);
+  EXPECT_GT(MetricValue(text, "edgellm_kv_cache_usage_perc{" + m + "}"), 0);
   context.TryCancel();
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   // The slot is freed and the request counted as aborted at the scheduler's next step.
@@ -280,36 +240,8 @@ TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlot) {
   }
   EXPECT_EQ(running, 0);
   EXPECT_EQ(aborted, 1) << text;
+  EXPECT_EQ(MetricValue(text, "edgellm_kv_cache_usage_perc{" + m + "}"), 0);
   EXPECT_EQ(testing::HttpGet(port, "/nothing").status, 404);
-}
-
-// A second turn resends the conversation: its first turn's KV is reused (the
-// hit counter rises) and the text is what a daemon without the cache gives.
-TEST(DaemonPrefixCache, ASecondTurnReusesTheFirstAndGivesTheSameText) {
-  EDGELLM_REQUIRE_SHARED_FILE(kModel);
-  const int port = testing::FreePort();
-  std::string error;
-  auto cached = DaemonProcess::Start(kModel, {"--metrics-listen", "127.0.0.1:" + std::to_string(port)}, &error);
-  ASSERT_NE(cached, nullptr) << error;
-  auto fresh = DaemonProcess::Start(kModel, {"--prefix-cache-entries", "0"}, &error);
-  ASSERT_NE(fresh, nullptr) << error;
-  auto cached_stub = v1::Inference::NewStub(cached->channel());
-  auto fresh_stub = v1::Inference::NewStub(fresh->channel());
-
-  const std::string turn1 = "Lily and Ben went to the park";
-  const Stream first = Generate(*cached_stub, Greedy(turn1, 32));
-  ASSERT_TRUE(first.status.ok());
-  const std::string hits = "edgellm_prefix_cache_hits_total{model=\"stories260K\"}";
-  EXPECT_EQ(MetricValue(testing::HttpGet(port, "/metrics").body, hits), 0);
-
-  const std::string turn2 = turn1 + first.text + " Then";
-  const Stream second = Generate(*cached_stub, Greedy(turn2, 32));
-  const Stream reference = Generate(*fresh_stub, Greedy(turn2, 32));
-  ASSERT_TRUE(second.status.ok() && reference.status.ok());
-  EXPECT_EQ(second.token_ids, reference.token_ids);
-  EXPECT_EQ(second.text, reference.text);
-  // The first turn's prompt, at least, came from the cache.
-  EXPECT_GE(MetricValue(testing::HttpGet(port, "/metrics").body, hits), 12);
 }
 
 TEST(DaemonConfigFile, TheFileConfiguresAndFlagsOverride) {

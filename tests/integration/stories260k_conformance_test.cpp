@@ -9,11 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/engine/engine.h"
+#include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm::engine {
 namespace {
 
+using edgellm::testing::NewCache;
 using edgellm::testing::SharedPath;
 
 const std::string kModel = SharedPath("models/stories260K.gguf");
@@ -139,7 +141,7 @@ TEST(Stories260k, BatchedGreedyDecodingGivesLlamaCppsTokens) {
   std::vector<BatchItem> items;
   for (size_t i = 0; i < n; ++i) {
     prompts[i] = references[i]["prompt_token_ids"].get<std::vector<TokenId>>();
-    caches.push_back(model->NewCache());
+    caches.push_back(NewCache(*model));
     items.push_back({prompts[i], caches.back().get()});
   }
   std::vector<float> logits;
@@ -188,7 +190,7 @@ TEST(Stories260k, CachedLogitsEqualAFullForward) {
 
   std::vector<float> full;
   ASSERT_TRUE(model->ForwardNoCache(tokens, &full).ok());
-  auto cache = model->NewCache();
+  auto cache = NewCache(*model);
   const size_t prompt = ref["prompt_token_ids"].size();
   std::vector<float> logits;
   ASSERT_TRUE(model->Forward(absl::MakeConstSpan(tokens).subspan(0, prompt), cache.get(), true, &logits).ok());

@@ -18,22 +18,31 @@
 
 namespace edgellm::testing {
 
-// Starts edgellmd on a fresh unix socket and waits until its health check
-// says SERVING; sends SIGTERM and reaps it on destruction.
+// How a test reaches the daemon when not on its default fresh unix socket.
+struct DaemonAddress {
+  std::string listen;  // e.g. "127.0.0.1:PORT"
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+};
+
+// Starts edgellmd on a fresh unix socket (or `address`) and waits until its
+// health check says SERVING; sends SIGTERM and reaps it on destruction.
 class DaemonProcess {
  public:
   // nullptr (with the reason in *error) when it does not come up within 60 s.
   // `environment` adds NAME=VALUE entries to the daemon's environment.
   static std::unique_ptr<DaemonProcess> Start(const std::string& model, const std::vector<std::string>& extra_args,
                                               std::string* error,
-                                              const std::vector<std::string>& environment = {}) {
+                                              const std::vector<std::string>& environment = {},
+                                              const DaemonAddress& address = {}) {
     auto daemon = std::unique_ptr<DaemonProcess>(new DaemonProcess());
     daemon->socket_ = (std::filesystem::temp_directory_path() /
                        ("edgellmd-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".sock"))
                           .string();
+    daemon->target_ = address.listen.empty() ? "unix:" + daemon->socket_ : address.listen;
+    daemon->credentials_ = address.credentials ? address.credentials : grpc::InsecureChannelCredentials();
     // An empty `model` leaves the model to a --config file among `extra_args`.
     std::vector<std::string> args = {std::string(EDGELLM_BINARY_DIR) + "/daemon/edgellmd", "--listen",
-                                     "unix:" + daemon->socket_, "--threads", "1"};
+                                     daemon->target_, "--threads", "1"};
     if (!model.empty()) args.insert(args.end(), {"--model", model});
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     daemon->pid_ = ::fork();
@@ -54,7 +63,7 @@ class DaemonProcess {
         return nullptr;
       }
       // A fresh channel per probe: a channel that failed to connect backs off for seconds.
-      daemon->channel_ = grpc::CreateChannel("unix:" + daemon->socket_, grpc::InsecureChannelCredentials());
+      daemon->channel_ = daemon->NewChannel(daemon->credentials_);
       if (daemon->HealthStatus() == grpc::health::v1::HealthCheckResponse::SERVING) return daemon;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -67,6 +76,10 @@ class DaemonProcess {
   }
 
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  // Another channel to the daemon, with other credentials.
+  std::shared_ptr<grpc::Channel> NewChannel(std::shared_ptr<grpc::ChannelCredentials> credentials) const {
+    return grpc::CreateChannel(target_, credentials);
+  }
   const std::string& socket() const { return socket_; }
 
   // UNKNOWN when the check itself fails.
@@ -103,6 +116,8 @@ class DaemonProcess {
   }
   pid_t pid_ = -1;
   std::string socket_;
+  std::string target_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 

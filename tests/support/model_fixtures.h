@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 
+#include "daemon/engine/llama_model.h"
 #include "daemon/engine/synthetic_model.h"
 
 namespace edgellm::testing {
@@ -28,6 +29,13 @@ inline std::string SyntheticModel(const std::string& shape, engine::GgmlType typ
   EXPECT_TRUE(status.ok()) << status;
   written[key] = path;
   return path;
+}
+
+// A cache of `capacity` positions (0: the model's context) in a pool of its own.
+inline std::unique_ptr<engine::KvCache> NewCache(const engine::LlamaModel& model, int32_t capacity = 0) {
+  auto cache = model.NewCache(capacity);
+  EXPECT_TRUE(cache.ok()) << cache.status();
+  return cache.ok() ? std::move(*cache) : nullptr;
 }
 
 }  // namespace edgellm::testing

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -13,6 +14,7 @@
 namespace edgellm::engine {
 namespace {
 
+using edgellm::testing::NewCache;
 using edgellm::testing::SyntheticModel;
 
 std::unique_ptr<LlamaModel> Load(const std::string& path, int32_t context = 0) {
@@ -47,8 +49,8 @@ TEST(LlamaModel, ReadsItsConfigFromTheFile) {
   EXPECT_EQ(c.head_dim, 16);
   EXPECT_EQ(c.n_vocab, 384);
   EXPECT_EQ(model->context_length(), 256);
-  // Keys and values, per layer, [n_head_kv, capacity, head_dim] float32.
-  EXPECT_EQ(model->NewCache(100)->bytes(), 2u * 2 * 2 * 100 * 16 * 4);
+  // A block of 16 positions: keys and values per layer of [n_head_kv, head_dim] float32.
+  EXPECT_EQ(KvBlockPool::BlockBytes(model->kv_shape(), 16), 2u * 2 * 16 * 2 * 16 * 4);
   EXPECT_EQ(model->tokenizer().vocab_size(), 384);
   EXPECT_EQ(model->weight_type(), "F32");
   EXPECT_EQ(model->parameter_count(), 2 * (64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 128 + 2 * 64) + 64 + 2 * 64 * 384);
@@ -67,7 +69,7 @@ TEST(LlamaModel, CachedDecodingMatchesAFullForward) {
     ASSERT_TRUE(model->ForwardNoCache(tokens, &full).ok());
     ASSERT_EQ(full.size(), tokens.size() * vocab);
 
-    auto cache = model->NewCache();
+    auto cache = NewCache(*model);
     std::vector<float> logits;
     // A 10-token prefill with every row's logits, a 5-token chunk, then one token at a time.
     ASSERT_TRUE(model->Forward(absl::MakeConstSpan(tokens).subspan(0, 10), cache.get(), true, &logits).ok());
@@ -109,7 +111,7 @@ TEST(LlamaModel, QuantizedWeightsStayCloseToF32) {
 TEST(LlamaModel, BadInputsAreErrorsAndLeaveTheCacheAlone) {
   auto model = Load(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
   ASSERT_NE(model, nullptr);
-  auto cache = model->NewCache();
+  auto cache = NewCache(*model);
   std::vector<float> logits;
   const std::vector<TokenId> bad = {5, 384};
   absl::Status s = model->Forward(bad, cache.get(), false, &logits);
@@ -131,8 +133,8 @@ TEST(LlamaModel, ABatchGivesWhatSeparateForwardsGive) {
   const int vocab = model->config().n_vocab;
   const std::vector<TokenId> a = SomeTokens(6, vocab), b = SomeTokens(12, vocab + 5), c = SomeTokens(4, vocab - 7);
   // Two histories to continue (5 and 9 tokens in cache) and one fresh sequence.
-  auto batch_a = model->NewCache(), batch_b = model->NewCache(), batch_c = model->NewCache();
-  auto solo_a = model->NewCache(), solo_b = model->NewCache(), solo_c = model->NewCache();
+  auto batch_a = NewCache(*model), batch_b = NewCache(*model), batch_c = NewCache(*model);
+  auto solo_a = NewCache(*model), solo_b = NewCache(*model), solo_c = NewCache(*model);
   std::vector<float> ignored;
   for (KvCache* cache : {batch_a.get(), solo_a.get()}) {
     ASSERT_TRUE(model->Forward(absl::MakeConstSpan(a).subspan(0, 5), cache, false, &ignored).ok());
@@ -159,28 +161,70 @@ TEST(LlamaModel, ABatchGivesWhatSeparateForwardsGive) {
   EXPECT_EQ(batch_c->length(), 4);
 }
 
-TEST(LlamaModel, AGrownCacheContinuesExactly) {
+// Runs `tokens` through `cache` one chunk of `chunk` at a time and compares
+// each chunk's last logits with the reference (no cache) at that position.
+void ExpectCachedRunMatches(const LlamaModel& model, KvCache* cache, const std::vector<TokenId>& tokens,
+                            const std::vector<float>& reference, size_t chunk, const std::string& what) {
+  const size_t vocab = static_cast<size_t>(model.config().n_vocab);
+  std::vector<float> logits;
+  for (size_t at = static_cast<size_t>(cache->length()); at < tokens.size(); at += chunk) {
+    const size_t n = std::min(chunk, tokens.size() - at);
+    ASSERT_TRUE(model.Forward(absl::MakeConstSpan(tokens).subspan(at, n), cache, false, &logits).ok()) << what;
+    ExpectClose(logits.data(), reference.data() + (at + n - 1) * vocab, vocab, 1e-4f, what);
+  }
+}
+
+TEST(LlamaModel, CachesSharingPrefixBlocksEachContinueExactly) {
   auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
   ASSERT_NE(model, nullptr);
-  const std::vector<TokenId> tokens = SomeTokens(12, 384);
-  std::vector<float> full;
-  ASSERT_TRUE(model->ForwardNoCache(tokens, &full).ok());
-  auto cache = model->NewCache(8);
+  auto pool = model->NewBlockPool({.block_size = 16, .block_count = 16});
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  const std::vector<TokenId> first = SomeTokens(40, 384);
+  std::vector<TokenId> second(first.begin(), first.begin() + 35);  // diverges inside the third block
+  for (TokenId t : SomeTokens(10, 383)) second.push_back(t + 1);
+  const std::vector<TokenId> third(first.begin(), first.begin() + 32);  // ends on a block boundary
+  std::vector<float> first_ref, second_ref, third_ref;
+  ASSERT_TRUE(model->ForwardNoCache(first, &first_ref).ok());
+  ASSERT_TRUE(model->ForwardNoCache(second, &second_ref).ok());
+  ASSERT_TRUE(model->ForwardNoCache(third, &third_ref).ok());
+
+  auto a = (*pool)->NewCache(64);
+  ExpectCachedRunMatches(*model, a.get(), std::vector<TokenId>(first.begin(), first.begin() + 36), first_ref, 7,
+                         "first, computed");
+  auto b = (*pool)->NewCacheWithPrefix(second, 64, static_cast<int32_t>(second.size()) - 1);
+  EXPECT_EQ(b->length(), 32);  // the two full blocks both begin with
+  EXPECT_EQ(b->block_table()[1], a->block_table()[1]);
+  ExpectCachedRunMatches(*model, b.get(), second, second_ref, 5, "second, from shared blocks");
+  // Reuse stops one token short of the prompt, inside a shared block: it is copied before the write.
+  auto c = (*pool)->NewCacheWithPrefix(third, 64, static_cast<int32_t>(third.size()) - 1);
+  EXPECT_EQ(c->length(), 31);
+  ExpectCachedRunMatches(*model, c.get(), third, third_ref, 1, "third, after a copy");
+  // The copy, completed with the same token, was merged back into the original.
+  EXPECT_EQ(c->block_table()[1], a->block_table()[1]);
+  // The sharers never wrote into the first cache's blocks.
+  ExpectCachedRunMatches(*model, a.get(), first, first_ref, 1, "first, continued");
+}
+
+TEST(LlamaModel, AForwardThePoolCannotHoldIsRefusedAndChangesNothing) {
+  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  ASSERT_NE(model, nullptr);
+  auto pool = model->NewBlockPool({.block_size = 16, .block_count = 2});
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  auto a = (*pool)->NewCache(64), b = (*pool)->NewCache(64);
+  const std::vector<TokenId> tokens = SomeTokens(20, 384);
   std::vector<float> logits;
-  ASSERT_TRUE(model->Forward(absl::MakeConstSpan(tokens).subspan(0, 8), cache.get(), false, &logits).ok());
-  EXPECT_EQ(model->Forward(absl::MakeConstSpan(tokens).subspan(8, 4), cache.get(), false, &logits).code(),
-            absl::StatusCode::kOutOfRange);
-  model->GrowCache(cache.get(), 12);
-  EXPECT_EQ(cache->capacity(), 12);
-  EXPECT_EQ(cache->length(), 8);
-  ASSERT_TRUE(model->Forward(absl::MakeConstSpan(tokens).subspan(8, 4), cache.get(), false, &logits).ok());
-  ExpectClose(logits.data(), full.data() + 11 * 384, 384, 1e-4f, "after growing");
+  ASSERT_TRUE(model->Forward(tokens, a.get(), false, &logits).ok());
+  absl::Status s = model->ForwardBatch({{{tokens.data(), 1}, a.get()}, {tokens, b.get()}}, &logits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(a->length(), 20);
+  EXPECT_EQ(b->length(), 0);
+  EXPECT_EQ((*pool)->used_blocks(), 2);
 }
 
 TEST(LlamaModel, ABadBatchItemIsNamedAndNoCacheChanges) {
   auto model = Load(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
   ASSERT_NE(model, nullptr);
-  auto first = model->NewCache(), second = model->NewCache();
+  auto first = NewCache(*model), second = NewCache(*model);
   const std::vector<TokenId> good = {5, 6}, bad = {7, -1}, long_prompt = SomeTokens(17, 384);
   std::vector<float> logits;
   absl::Status s = model->ForwardBatch({{good, first.get()}, {bad, second.get()}}, &logits);

@@ -86,7 +86,7 @@ TEST(SyntheticModel, WritesSmol135mThatLoadsAndGenerates) {
   EXPECT_EQ((*model)->config().n_vocab, 49152);
   EXPECT_EQ((*model)->tokenizer().vocab().model, "gpt2");
   EXPECT_EQ((*model)->gguf().FindTensor("output.weight"), nullptr);  // tied embeddings
-  auto cache = (*model)->NewCache();
+  auto cache = edgellm::testing::NewCache(**model);
   std::vector<float> logits;
   const std::vector<TokenId> prompt = (*model)->tokenizer().Encode("The robot", true);
   ASSERT_TRUE((*model)->Forward(prompt, cache.get(), false, &logits).ok());

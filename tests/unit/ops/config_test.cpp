@@ -14,12 +14,21 @@ TEST(DaemonConfig, AnEmptyFileGivesTheDefaults) {
   EXPECT_EQ(c->prefill_chunk, 128);
   EXPECT_EQ(c->drain_timeout_seconds, 30.0);
   EXPECT_TRUE(c->metrics_listen.empty());
+  EXPECT_EQ(c->kv_cache_mib, 0);
+  EXPECT_EQ(c->kv_block_size, 16);
+  EXPECT_TRUE(c->prefix_caching);
+  EXPECT_EQ(c->memory_low_mib, 256);
+  EXPECT_EQ(c->memory_critical_mib, 64);
+  EXPECT_TRUE(c->tls_cert.empty());
 }
 
 TEST(DaemonConfig, ReadsEveryKey) {
   auto c = DaemonConfig::FromYaml(
       "model: /m.gguf\nlisten: unix:/tmp/s.sock\nmetrics_listen: 127.0.0.1:9000\nthreads: 2\n"
-      "context_length: 512\nmax_active: 4\nmax_waiting: 0\nprefill_chunk: 64\ndrain_timeout_seconds: 2.5\n",
+      "context_length: 512\nmax_active: 4\nmax_waiting: 0\nprefill_chunk: 64\ndrain_timeout_seconds: 2.5\n"
+      "tls_cert: /c.pem\ntls_key: /k.pem\ntls_client_ca: /ca.pem\nkv_cache_mib: 64\nkv_block_size: 32\n"
+      "prefix_caching: false\nmax_sessions: 9\nsession_ttl_seconds: 30\nmemory_low_mib: 512\n"
+      "memory_critical_mib: 128\n",
       "full.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->model, "/m.gguf");
@@ -31,6 +40,16 @@ TEST(DaemonConfig, ReadsEveryKey) {
   EXPECT_EQ(c->max_waiting, 0);
   EXPECT_EQ(c->prefill_chunk, 64);
   EXPECT_EQ(c->drain_timeout_seconds, 2.5);
+  EXPECT_EQ(c->tls_cert, "/c.pem");
+  EXPECT_EQ(c->tls_key, "/k.pem");
+  EXPECT_EQ(c->tls_client_ca, "/ca.pem");
+  EXPECT_EQ(c->kv_cache_mib, 64);
+  EXPECT_EQ(c->kv_block_size, 32);
+  EXPECT_FALSE(c->prefix_caching);
+  EXPECT_EQ(c->max_sessions, 9);
+  EXPECT_EQ(c->session_ttl_seconds, 30.0);
+  EXPECT_EQ(c->memory_low_mib, 512);
+  EXPECT_EQ(c->memory_critical_mib, 128);
 }
 
 void ExpectRefused(const std::string& yaml, const std::string& message_part) {
@@ -47,6 +66,11 @@ TEST(DaemonConfig, MistakesAreNamedWithTheirLine) {
   ExpectRefused("drain_timeout_seconds: -1\n", "drain_timeout_seconds");
   ExpectRefused("- a list\n", "expected a mapping");
   ExpectRefused("model: [unclosed\n", "bad.yaml:");
+  ExpectRefused("prefix_caching: maybe\n", "prefix_caching: expected true or false");
+  ExpectRefused("tls_cert: /c.pem\n", "tls_cert and tls_key go together");
+  ExpectRefused("tls_client_ca: /ca.pem\n", "tls_client_ca needs tls_cert");
+  ExpectRefused("memory_low_mib: 10\nmemory_critical_mib: 20\n", "memory_critical_mib must not exceed");
+  ExpectRefused("kv_block_size: 0\n", "kv_block_size 0 must be at least 1");
 }
 
 TEST(DaemonConfig, TheShippedExampleParses) {

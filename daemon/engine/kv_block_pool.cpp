@@ -1,0 +1,165 @@
+#include "daemon/engine/kv_block_pool.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/str_cat.h"
+#include "daemon/engine/kv_cache.h"
+
+namespace edgellm::engine {
+namespace {
+
+uint64_t PageSize() { return static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)); }
+
+}  // namespace
+
+uint64_t KvBlockPool::BlockBytes(KvShape shape, int32_t block_size) {
+  const uint64_t bytes = 2ull * shape.n_layer * block_size * shape.row_floats() * sizeof(float);
+  const uint64_t page = PageSize();
+  return (bytes + page - 1) / page * page;
+}
+
+int32_t KvBlockPool::BlocksInBudget(KvShape shape, int32_t block_size, uint64_t budget_bytes) {
+  const uint64_t block = BlockBytes(shape, block_size);
+  return block == 0 ? 0 : static_cast<int32_t>(std::min<uint64_t>(budget_bytes / block, 1u << 30));
+}
+
+absl::StatusOr<std::shared_ptr<KvBlockPool>> KvBlockPool::Create(KvShape shape, KvPoolOptions options) {
+  if (shape.n_layer <= 0 || shape.n_head_kv <= 0 || shape.head_dim <= 0) {
+    return absl::InvalidArgumentError("kv pool: the model shape has an empty dimension");
+  }
+  if (options.block_size <= 0 || options.block_size > 1024) {
+    return absl::InvalidArgumentError(edgellm::StrCat("kv pool: block size ", options.block_size,
+                                                      " is outside 1..1024"));
+  }
+  if (options.block_count <= 0) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("kv pool: the budget holds no block (one takes ", BlockBytes(shape, options.block_size),
+                        " bytes)"));
+  }
+  const uint64_t block_bytes = BlockBytes(shape, options.block_size);
+  void* base = ::mmap(nullptr, block_bytes * static_cast<uint64_t>(options.block_count), PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) {
+    return absl::ResourceExhaustedError(edgellm::StrCat("kv pool: cannot map ", options.block_count, " blocks of ",
+                                                        block_bytes, " bytes: ", std::strerror(errno)));
+  }
+  return std::shared_ptr<KvBlockPool>(new KvBlockPool(shape, options, block_bytes, static_cast<float*>(base)));
+}
+
+KvBlockPool::KvBlockPool(KvShape shape, KvPoolOptions options, uint64_t block_bytes, float* base)
+    : shape_(shape), options_(options), block_bytes_(block_bytes), base_(base), blocks_(options.block_count) {
+  free_.reserve(options.block_count);
+  // Handed out from the back: low ids first.
+  for (int32_t b = options.block_count - 1; b >= 0; --b) free_.push_back(b);
+}
+
+KvBlockPool::~KvBlockPool() { ::munmap(base_, block_bytes_ * static_cast<uint64_t>(options_.block_count)); }
+
+std::unique_ptr<KvCache> KvBlockPool::NewCache(int32_t capacity) {
+  return std::make_unique<KvCache>(shared_from_this(), capacity);
+}
+
+std::unique_ptr<KvCache> KvBlockPool::NewCacheWithPrefix(absl::Span<const TokenId> tokens, int32_t capacity,
+                                                         int32_t max_reuse) {
+  std::unique_ptr<KvCache> cache = NewCache(capacity);
+  if (!options_.prefix_caching) return cache;
+  const int32_t size = block_size();
+  max_reuse = std::min({max_reuse, capacity, static_cast<int32_t>(tokens.size())});
+  KvBlockParent parent;
+  int32_t matched = 0;  // positions covered by the blocks found
+  while (matched < max_reuse && matched + size <= static_cast<int32_t>(tokens.size())) {
+    const int32_t block = index_.Find(parent, tokens.subspan(matched, size));
+    if (block < 0) break;
+    Retain(block);
+    cache->block_table_.push_back(block);
+    parent = ParentOf(block);
+    matched += size;
+  }
+  const int32_t reused = std::min(matched, max_reuse);
+  cache->tokens_.assign(tokens.begin(), tokens.begin() + reused);
+  cache->Truncate(reused);  // gives back a block wholly past max_reuse
+  return cache;
+}
+
+KvBlockParent KvBlockPool::ParentOf(int32_t block) const { return {block, blocks_[block].generation}; }
+
+absl::StatusOr<int32_t> KvBlockPool::Allocate() {
+  int32_t block;
+  if (!free_.empty()) {
+    block = free_.back();
+    free_.pop_back();
+  } else if (!lru_.empty()) {
+    block = lru_.front();
+    lru_.pop_front();
+    index_.Erase(block);
+  } else {
+    return absl::ResourceExhaustedError(
+        edgellm::StrCat("kv pool: all ", options_.block_count, " blocks are in use"));
+  }
+  BlockState& state = blocks_[block];
+  ++state.generation;
+  state.holders = 1;
+  ++used_;
+  return block;
+}
+
+void KvBlockPool::Retain(int32_t block) {
+  BlockState& state = blocks_[block];
+  if (state.holders++ == 0) {
+    lru_.erase(state.in_lru);
+    ++used_;
+  }
+}
+
+void KvBlockPool::Release(int32_t block) {
+  BlockState& state = blocks_[block];
+  if (--state.holders > 0) return;
+  --used_;
+  if (index_.Contains(block)) {
+    state.in_lru = lru_.insert(lru_.end(), block);
+  } else {
+    free_.push_back(block);
+  }
+}
+
+int32_t KvBlockPool::Register(int32_t block, int32_t parent, absl::Span<const TokenId> tokens) {
+  if (index_.Contains(block)) return block;
+  const KvBlockParent key = parent < 0 ? KvBlockParent{} : ParentOf(parent);
+  const int32_t existing = index_.Find(key, tokens);
+  if (existing < 0) {
+    index_.Insert(block, key, tokens);
+    return block;
+  }
+  // Another sequence computed the same block: share it and free this copy.
+  Retain(existing);
+  Release(block);
+  return existing;
+}
+
+void KvBlockPool::CopyBlock(int32_t from, int32_t to) {
+  std::memcpy(reinterpret_cast<char*>(base_) + to * block_bytes_,
+              reinterpret_cast<const char*>(base_) + from * block_bytes_, block_bytes_);
+}
+
+uint64_t KvBlockPool::Trim() {
+  for (int32_t block : lru_) {
+    index_.Erase(block);
+    free_.push_back(block);
+  }
+  lru_.clear();
+  for (int32_t block : free_) {
+    ::madvise(reinterpret_cast<char*>(base_) + block * block_bytes_, block_bytes_, MADV_DONTNEED);
+  }
+  return free_.size() * block_bytes_;
+}
+
+float* KvBlockPool::LayerData(int32_t block, int32_t layer, bool values) const {
+  const int64_t rows = static_cast<int64_t>(block_size()) * shape_.row_floats();
+  return reinterpret_cast<float*>(reinterpret_cast<char*>(base_) + block * block_bytes_) +
+         (2 * static_cast<int64_t>(layer) + (values ? 1 : 0)) * rows;
+}
+
+}  // namespace edgellm::engine

@@ -1,0 +1,132 @@
+// engine/kv_block_pool.h — KV memory in fixed-size blocks under one budget.
+//
+// One mapping holds every block; a block stores `block_size` positions of
+// keys and values for every layer, so a sequence's cache is just a list of
+// block ids (KvCache's block table) and a finished sequence gives its blocks
+// back without fragmenting anything. Pages are committed on first write and
+// Trim() returns unused ones to the OS, so resident memory follows use.
+//
+// With prefix caching on, every block a cache fills completely is registered
+// under its content (KvPrefixIndex): a later cache whose tokens begin the same
+// way starts with those blocks instead of computing them, and several caches
+// may hold one block at once. Shared blocks are read-only — a cache copies one
+// before writing into it — and blocks no cache holds stay registered, and
+// reusable, until their memory is needed (least recently released first).
+//
+// Not thread-safe: a pool and its caches belong to one thread at a time.
+#ifndef EDGELLM_ENGINE_KV_BLOCK_POOL_H_
+#define EDGELLM_ENGINE_KV_BLOCK_POOL_H_
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "daemon/engine/kv_prefix_index.h"
+#include "daemon/engine/tokenizer.h"
+
+namespace edgellm::engine {
+
+class KvCache;
+
+// What one position holds: per layer, keys and values of n_head_kv heads.
+struct KvShape {
+  int32_t n_layer = 0;
+  int32_t n_head_kv = 0;
+  int32_t head_dim = 0;
+  // Floats of one position's keys (or values) in one layer.
+  int64_t row_floats() const { return static_cast<int64_t>(n_head_kv) * head_dim; }
+};
+
+struct KvPoolOptions {
+  int32_t block_size = 16;     // positions per block
+  int32_t block_count = 0;     // blocks in the pool
+  bool prefix_caching = true;  // register full blocks for reuse
+};
+
+class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
+ public:
+  // Maps the memory of every block (committed on first write).
+  // InvalidArgument for a shape or option out of range, ResourceExhausted if
+  // the mapping fails.
+  static absl::StatusOr<std::shared_ptr<KvBlockPool>> Create(KvShape shape, KvPoolOptions options);
+  // Blocks of `block_size` positions that fit in `budget_bytes`.
+  static int32_t BlocksInBudget(KvShape shape, int32_t block_size, uint64_t budget_bytes);
+  // Bytes one block takes (whole pages).
+  static uint64_t BlockBytes(KvShape shape, int32_t block_size);
+  ~KvBlockPool();
+  KvBlockPool(const KvBlockPool&) = delete;
+  KvBlockPool& operator=(const KvBlockPool&) = delete;
+
+  const KvShape& shape() const { return shape_; }
+  int32_t block_size() const { return options_.block_size; }
+  int32_t block_count() const { return options_.block_count; }
+  uint64_t block_bytes() const { return block_bytes_; }
+  bool prefix_caching() const { return options_.prefix_caching; }
+  // Blocks held by at least one cache.
+  int32_t used_blocks() const { return used_; }
+  // Blocks no cache holds that keep their content for reuse.
+  int32_t cached_blocks() const { return static_cast<int32_t>(lru_.size()); }
+  // Blocks a cache can still take: free ones and cached ones (evicted on demand).
+  int32_t available_blocks() const { return options_.block_count - used_; }
+  // Blocks that hold `positions`.
+  int32_t BlocksFor(int32_t positions) const { return (positions + block_size() - 1) / block_size(); }
+
+  // An empty cache that may grow to `capacity` positions; it takes blocks as
+  // it grows and gives them back when destroyed.
+  std::unique_ptr<KvCache> NewCache(int32_t capacity);
+  // A cache that starts with the longest prefix of `tokens`, at most
+  // `max_reuse` positions, whose blocks the pool already holds; length() says
+  // how many positions that is (0 when nothing matches or prefix caching is off).
+  std::unique_ptr<KvCache> NewCacheWithPrefix(absl::Span<const TokenId> tokens, int32_t capacity,
+                                              int32_t max_reuse);
+
+  // Forgets every cached block and gives the memory of blocks no cache holds
+  // back to the OS. Returns the bytes released.
+  uint64_t Trim();
+
+  // The keys (or values) of `layer` in `block`: [n_head_kv, block_size,
+  // head_dim], row-major, so each head's positions are contiguous.
+  float* LayerData(int32_t block, int32_t layer, bool values) const;
+
+ private:
+  friend class KvCache;
+  KvBlockPool(KvShape shape, KvPoolOptions options, uint64_t block_bytes, float* base);
+
+  // A free block (evicting the least recently released cached one if need
+  // be), held once. ResourceExhausted when every block is held.
+  absl::StatusOr<int32_t> Allocate();
+  void Retain(int32_t block);
+  void Release(int32_t block);
+  int32_t holders(int32_t block) const { return blocks_[block].holders; }
+  bool registered(int32_t block) const { return index_.Contains(block); }
+  void Unregister(int32_t block) { index_.Erase(block); }
+  // Registers `block`, just filled with `tokens` after `parent`. If an
+  // identical block is registered already, returns that one, held in place of
+  // `block` (which is released); otherwise returns `block`.
+  int32_t Register(int32_t block, int32_t parent, absl::Span<const TokenId> tokens);
+  void CopyBlock(int32_t from, int32_t to);
+  KvBlockParent ParentOf(int32_t block) const;
+
+  struct BlockState {
+    int32_t holders = 0;
+    uint64_t generation = 0;              // bumped on every allocation
+    std::list<int32_t>::iterator in_lru;  // valid while cached
+  };
+
+  const KvShape shape_;
+  const KvPoolOptions options_;
+  const uint64_t block_bytes_;
+  float* const base_;  // block_count * block_bytes_, from mmap
+  std::vector<BlockState> blocks_;
+  std::vector<int32_t> free_;  // never used, or released unregistered
+  std::list<int32_t> lru_;     // cached: released but registered; least recently released first
+  int32_t used_ = 0;
+  KvPrefixIndex index_;
+};
+
+}  // namespace edgellm::engine
+
+#endif  // EDGELLM_ENGINE_KV_BLOCK_POOL_H_

@@ -1,0 +1,73 @@
+#include "daemon/ops/tls_files.h"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "common/str_cat.h"
+#include "common/status_macros.h"
+
+namespace edgellm::ops {
+namespace {
+
+struct BioFree {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct KeyFree {
+  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+};
+
+absl::StatusOr<std::string> ReadFile(const std::string& what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(edgellm::StrCat(what, " ", path, ": cannot be read"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::unique_ptr<BIO, BioFree> MemoryBio(const std::string& pem) {
+  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+}
+
+absl::StatusOr<std::unique_ptr<X509, X509Free>> FirstCertificate(const std::string& what, const std::string& path,
+                                                                  const std::string& pem) {
+  auto bio = MemoryBio(pem);
+  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) return absl::InvalidArgumentError(edgellm::StrCat(what, " ", path, ": no PEM certificate in it"));
+  return cert;
+}
+
+}  // namespace
+
+absl::StatusOr<TlsFiles> LoadTlsFiles(const std::string& cert_path, const std::string& key_path,
+                                      const std::string& client_ca_path) {
+  TlsFiles files;
+  EDGELLM_ASSIGN_OR_RETURN(files.cert_chain, ReadFile("tls_cert", cert_path));
+  EDGELLM_ASSIGN_OR_RETURN(files.private_key, ReadFile("tls_key", key_path));
+  EDGELLM_ASSIGN_OR_RETURN(auto cert, FirstCertificate("tls_cert", cert_path, files.cert_chain));
+  auto key_bio = MemoryBio(files.private_key);
+  std::unique_ptr<EVP_PKEY, KeyFree> key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  if (!key) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("tls_key ", key_path, ": no PEM private key in it (or it is encrypted)"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("tls_key ", key_path, " does not match the certificate in tls_cert ", cert_path));
+  }
+  if (!client_ca_path.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(files.client_ca, ReadFile("tls_client_ca", client_ca_path));
+    EDGELLM_RETURN_IF_ERROR(FirstCertificate("tls_client_ca", client_ca_path, files.client_ca).status());
+  }
+  return files;
+}
+
+}  // namespace edgellm::ops

@@ -1,0 +1,109 @@
+// edgellmd over TCP with TLS: real certificates from deploy/make-pki.sh, a
+// real gRPC client, clients that should and should not get through.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "edgellm/v1/inference.grpc.pb.h"
+#include "tests/support/daemon_process.h"
+#include "tests/support/inference_client.h"
+#include "tests/support/test_support.h"
+
+namespace edgellm {
+namespace {
+
+using testing::DaemonProcess;
+using testing::Generate;
+using testing::Greedy;
+using testing::Stream;
+
+const std::string kModel = testing::SharedPath("models/stories260K.gguf");
+
+std::string Read(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Two unrelated PKIs: the daemon's, and another whose certificates it must refuse.
+class DaemonTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EDGELLM_REQUIRE_SHARED_FILE(kModel);
+    dir_ = testing::TestDir();
+    const std::string script = std::string(EDGELLM_SOURCE_DIR) + "/deploy/make-pki.sh";
+    ASSERT_EQ(std::system((script + " " + (dir_ / "pki").string() + " device-1 >/dev/null").c_str()), 0);
+    ASSERT_EQ(std::system((script + " " + (dir_ / "other").string() + " device-1 >/dev/null").c_str()), 0);
+    listen_ = "127.0.0.1:" + std::to_string(testing::FreePort());
+  }
+  std::string Pki(const std::string& file) const { return (dir_ / "pki" / file).string(); }
+  std::string Other(const std::string& file) const { return (dir_ / "other" / file).string(); }
+
+  // Credentials trusting `ca`, presenting `client` (NAME.pem/.key) if given.
+  static std::shared_ptr<grpc::ChannelCredentials> Trusting(const std::string& ca, const std::string& client = "") {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = Read(ca);
+    if (!client.empty()) {
+      options.pem_cert_chain = Read(client + ".pem");
+      options.pem_private_key = Read(client + ".key");
+    }
+    return grpc::SslCredentials(options);
+  }
+  // What a Generate over `credentials` ends with.
+  grpc::StatusCode Attempt(const DaemonProcess& daemon, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    auto stub = v1::Inference::NewStub(daemon.NewChannel(std::move(credentials)));
+    return Generate(*stub, Greedy("Once upon a time", 4), std::chrono::seconds(10)).status.error_code();
+  }
+
+  std::filesystem::path dir_;
+  std::string listen_;
+};
+
+TEST_F(DaemonTlsTest, ServesClientsThatTrustItsCaAndNoOthers) {
+  std::string error;
+  auto daemon = DaemonProcess::Start(kModel, {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("server.key")},
+                                     &error, {}, {listen_, Trusting(Pki("ca.pem"))});
+  ASSERT_NE(daemon, nullptr) << error;
+  auto stub = v1::Inference::NewStub(daemon->channel());
+  const Stream stream = Generate(*stub, Greedy("Once upon a time", 8));
+  ASSERT_TRUE(stream.status.ok()) << stream.status.error_message();
+  EXPECT_EQ(stream.token_ids.size(), 8u);
+  EXPECT_EQ(Attempt(*daemon, grpc::InsecureChannelCredentials()), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Attempt(*daemon, Trusting(Other("ca.pem"))), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(DaemonTlsTest, MutualTlsAdmitsOnlyClientCertificatesFromItsCa) {
+  std::string error;
+  auto daemon = DaemonProcess::Start(
+      kModel,
+      {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("server.key"), "--tls-client-ca", Pki("ca.pem")}, &error,
+      {}, {listen_, Trusting(Pki("ca.pem"), Pki("device-1"))});
+  ASSERT_NE(daemon, nullptr) << error;
+  EXPECT_EQ(Attempt(*daemon, Trusting(Pki("ca.pem"), Pki("device-1"))), grpc::StatusCode::OK);
+  EXPECT_EQ(Attempt(*daemon, Trusting(Pki("ca.pem"))), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Attempt(*daemon, Trusting(Pki("ca.pem"), Other("device-1"))), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(DaemonTlsTest, RefusesToStartWithAKeyThatIsNotTheCertificates) {
+  std::string error;
+  EXPECT_EQ(DaemonProcess::Start(kModel, {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("device-1.key")}, &error,
+                                 {}, {listen_, Trusting(Pki("ca.pem"))}),
+            nullptr);
+  EXPECT_NE(error.find("status 2"), std::string::npos) << error;
+  EXPECT_EQ(DaemonProcess::Start(kModel, {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("missing.key")}, &error,
+                                 {}, {listen_, Trusting(Pki("ca.pem"))}),
+            nullptr);
+  EXPECT_NE(error.find("status 2"), std::string::npos) << error;
+}
+
+TEST_F(DaemonTlsTest, RefusesPlainTcpBeyondLoopback) {
+  std::string error;
+  EXPECT_EQ(DaemonProcess::Start(kModel, {}, &error, {}, {"0.0.0.0:" + listen_.substr(listen_.find(':') + 1), {}}),
+            nullptr);
+  EXPECT_NE(error.find("status 2"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace edgellm

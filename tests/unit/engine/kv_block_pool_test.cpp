@@ -1,0 +1,164 @@
+#include "daemon/engine/kv_block_pool.h"
+
+#include <gtest/gtest.h>
+
+#include "daemon/engine/kv_cache.h"
+
+namespace edgellm::engine {
+namespace {
+
+constexpr KvShape kShape{.n_layer = 2, .n_head_kv = 2, .head_dim = 4};
+
+std::shared_ptr<KvBlockPool> MakePool(int32_t block_count, bool prefix_caching = true) {
+  auto pool = KvBlockPool::Create(kShape, {.block_size = 4, .block_count = block_count,
+                                           .prefix_caching = prefix_caching});
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  return pool.ok() ? *pool : nullptr;
+}
+
+// What a forward does to the cache, with a recognizable value in every
+// position: its token id as head 0's first key in layer 0.
+float* KeySlot(const KvCache& cache, int32_t position) {
+  const int32_t size = cache.pool().block_size();
+  return cache.pool().LayerData(cache.block_table()[position / size], 0, false) + (position % size) * kShape.head_dim;
+}
+
+void Fill(KvCache& cache, const std::vector<TokenId>& tokens) {
+  ASSERT_TRUE(cache.Reserve(static_cast<int32_t>(tokens.size())).ok());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    *KeySlot(cache, cache.length() + static_cast<int32_t>(i)) = static_cast<float>(tokens[i]);
+  }
+  cache.Append(tokens);
+}
+
+float KeyAt(const KvCache& cache, int32_t position) { return *KeySlot(cache, position); }
+
+TEST(KvBlockPool, SizesBlocksInWholePagesAndFitsThemInTheBudget) {
+  const uint64_t block = KvBlockPool::BlockBytes(kShape, 4);
+  EXPECT_EQ(block % 4096, 0u);
+  EXPECT_GE(block, 2u * 2 * 4 * 8 * sizeof(float));
+  EXPECT_EQ(KvBlockPool::BlocksInBudget(kShape, 4, 10 * block + 1), 10);
+  EXPECT_EQ(KvBlockPool::Create(kShape, {.block_size = 4, .block_count = 0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(KvBlockPool::Create({}, {.block_size = 4, .block_count = 1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KvBlockPool, CachesTakeBlocksAsTheyGrowAndGiveThemBack) {
+  auto pool = MakePool(4);
+  {
+    auto cache = pool->NewCache(16);
+    EXPECT_EQ(cache->BlocksToGrow(5), 2);
+    Fill(*cache, {1, 2, 3, 4, 5});
+    EXPECT_EQ(cache->block_table().size(), 2u);
+    EXPECT_EQ(pool->used_blocks(), 2);
+    EXPECT_EQ(pool->available_blocks(), 2);
+    EXPECT_EQ(KeyAt(*cache, 4), 5.0f);
+    cache->Truncate(3);
+    EXPECT_EQ(cache->block_table().size(), 1u);
+    EXPECT_EQ(cache->tokens(), (std::vector<TokenId>{1, 2, 3}));
+  }
+  EXPECT_EQ(pool->used_blocks(), 0);
+  EXPECT_EQ(pool->cached_blocks(), 1);  // the full block {1, 2, 3, 4} stays for reuse
+}
+
+TEST(KvBlockPool, RefusesToGrowPastCapacityOrThePool) {
+  auto pool = MakePool(2);
+  auto cache = pool->NewCache(12);
+  EXPECT_EQ(cache->Reserve(13).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(cache->Reserve(9).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(cache->block_table().empty());
+  EXPECT_TRUE(cache->Reserve(8).ok());
+}
+
+TEST(KvBlockPool, ANewCacheStartsWithTheBlocksOfItsLongestKnownPrefix) {
+  auto pool = MakePool(8);
+  auto a = pool->NewCache(16);
+  Fill(*a, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto b = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5, 6, 7, 8, 10, 11}, 16, 9);
+  EXPECT_EQ(b->length(), 8);
+  EXPECT_EQ(b->block_table(), (std::vector<int32_t>{a->block_table()[0], a->block_table()[1]}));
+  EXPECT_EQ(pool->used_blocks(), 3);  // shared blocks count once
+  // A prompt that differs in the first block shares nothing after it either.
+  auto c = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 99, 5, 6, 7, 8, 9}, 16, 8);
+  EXPECT_EQ(c->length(), 0);
+  // Reuse is capped, here at 6 positions: the second block is shared but only partly used.
+  auto d = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5, 6, 7, 8}, 16, 6);
+  EXPECT_EQ(d->length(), 6);
+  EXPECT_EQ(d->tokens(), (std::vector<TokenId>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(KvBlockPool, ASharedBlockIsCopiedBeforeItIsWritten) {
+  auto pool = MakePool(8);
+  auto a = pool->NewCache(16);
+  Fill(*a, {1, 2, 3, 4, 5, 6, 7, 8});
+  auto b = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5, 6, 7, 8}, 16, 6);
+  EXPECT_EQ(b->BlocksToGrow(7), 1);  // the copy
+  Fill(*b, {50});
+  EXPECT_NE(b->block_table()[1], a->block_table()[1]);
+  EXPECT_EQ(b->block_table()[0], a->block_table()[0]);
+  EXPECT_EQ(KeyAt(*b, 5), 6.0f);   // copied
+  EXPECT_EQ(KeyAt(*b, 6), 50.0f);  // written into the copy
+  EXPECT_EQ(KeyAt(*a, 6), 7.0f);   // the original untouched
+}
+
+TEST(KvBlockPool, ABlockHeldByOneCacheIsWrittenInPlaceAndForgotten) {
+  auto pool = MakePool(8);
+  auto a = pool->NewCache(16);
+  Fill(*a, {1, 2, 3, 4});
+  const int32_t block = a->block_table()[0];
+  a->Truncate(2);
+  Fill(*a, {9});
+  EXPECT_EQ(a->block_table()[0], block);
+  // Its old content is no longer offered.
+  auto b = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5}, 16, 4);
+  EXPECT_EQ(b->length(), 0);
+}
+
+TEST(KvBlockPool, IdenticalBlocksComputedTwiceAreMergedIntoOne) {
+  auto pool = MakePool(8);
+  auto a = pool->NewCache(16), b = pool->NewCache(16);
+  Fill(*a, {1, 2});
+  Fill(*b, {1, 2});
+  EXPECT_EQ(pool->used_blocks(), 2);
+  Fill(*a, {3, 4});
+  Fill(*b, {3, 4});
+  EXPECT_EQ(b->block_table()[0], a->block_table()[0]);
+  EXPECT_EQ(pool->used_blocks(), 1);
+}
+
+TEST(KvBlockPool, CachedBlocksAreEvictedLeastRecentlyReleasedFirst) {
+  auto pool = MakePool(3);
+  { auto a = pool->NewCache(16); Fill(*a, {1, 2, 3, 4}); }
+  { auto b = pool->NewCache(16); Fill(*b, {5, 6, 7, 8}); }
+  EXPECT_EQ(pool->cached_blocks(), 2);
+  EXPECT_EQ(pool->available_blocks(), 3);
+  auto c = pool->NewCache(16);
+  Fill(*c, {9, 9, 9, 9, 9});  // two blocks: the free one, then the oldest cached
+  EXPECT_EQ(pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 0}, 16, 4)->length(), 0);
+  EXPECT_EQ(pool->NewCacheWithPrefix(std::vector<TokenId>{5, 6, 7, 8, 0}, 16, 4)->length(), 4);
+}
+
+TEST(KvBlockPool, TrimForgetsCachedBlocksAndKeepsHeldOnes) {
+  auto pool = MakePool(4);
+  auto held = pool->NewCache(16);
+  Fill(*held, {1, 2, 3, 4});
+  { auto gone = pool->NewCache(16); Fill(*gone, {5, 6, 7, 8}); }
+  EXPECT_EQ(pool->Trim(), 3 * pool->block_bytes());
+  EXPECT_EQ(pool->cached_blocks(), 0);
+  EXPECT_EQ(pool->available_blocks(), 3);
+  EXPECT_EQ(KeyAt(*held, 3), 4.0f);
+  EXPECT_EQ(pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 0}, 16, 4)->length(), 4);
+}
+
+TEST(KvBlockPool, WithoutPrefixCachingNothingIsShared) {
+  auto pool = MakePool(4, /*prefix_caching=*/false);
+  auto a = pool->NewCache(16);
+  Fill(*a, {1, 2, 3, 4, 5});
+  EXPECT_EQ(pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5}, 16, 4)->length(), 0);
+  a.reset();
+  EXPECT_EQ(pool->cached_blocks(), 0);
+}
+
+}  // namespace
+}  // namespace edgellm::engine

@@ -1,0 +1,155 @@
+#include "daemon/serve/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/synchronization/notification.h"
+#include "daemon/engine/generator.h"
+#include "tests/support/model_fixtures.h"
+
+namespace edgellm::serve {
+namespace {
+
+using engine::TokenId;
+
+// What one request produced, gathered from its events.
+struct Outcome {
+  absl::Status status;
+  engine::FinishReason finish_reason = engine::FinishReason::kCancelled;
+  std::vector<TokenId> tokens;
+  Clock::time_point first_event, last_event;
+};
+
+class Collector {
+ public:
+  EventSink Sink() {
+    return [this](GenerationEvent event) {
+      absl::MutexLock lock(&mu_);
+      if (outcome_.first_event == Clock::time_point{}) outcome_.first_event = Clock::now();
+      outcome_.tokens.insert(outcome_.tokens.end(), event.token_ids.begin(), event.token_ids.end());
+      if (event.last) {
+        outcome_.status = event.status;
+        outcome_.finish_reason = event.finish_reason;
+        outcome_.last_event = Clock::now();
+        done_.Notify();
+      }
+    };
+  }
+  Outcome Wait() {
+    done_.WaitForNotification();
+    absl::MutexLock lock(&mu_);
+    return outcome_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  Outcome outcome_;
+  absl::Notification done_;
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine::ModelOptions options;
+    options.threads = 1;
+    options.context_length = 64;
+    auto model = engine::LlamaModel::Load(testing::SyntheticModel("test-spm", engine::GgmlType::kF32), options);
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = std::move(*model);
+  }
+  std::unique_ptr<Scheduler> MakeScheduler(int32_t blocks, SchedulerConfig config = {}) {
+    auto pool = model_->NewBlockPool({.block_size = 8, .block_count = blocks});
+    EXPECT_TRUE(pool.ok()) << pool.status();
+    auto scheduler = std::make_unique<Scheduler>(*model_, *pool, config, nullptr);
+    scheduler->Start();
+    return scheduler;
+  }
+  GenerationRequest Request(const std::vector<TokenId>& prompt, int32_t max_tokens) {
+    GenerationRequest request;
+    request.prompt_ids = prompt;
+    request.options.max_tokens = max_tokens;
+    request.options.sampling.temperature = 0.0f;
+    request.options.ignore_eos = true;
+    return request;
+  }
+  // The tokens plain one-sequence generation gives.
+  std::vector<TokenId> Reference(const std::vector<TokenId>& prompt, int32_t max_tokens) {
+    GenerationRequest request = Request(prompt, max_tokens);
+    auto result = engine::GenerateFromTokens(*model_, prompt, request.options, nullptr);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? result->token_ids : std::vector<TokenId>{};
+  }
+  std::unique_ptr<engine::LlamaModel> model_;
+};
+
+std::vector<TokenId> Prompt(int n, int salt) {
+  std::vector<TokenId> prompt = {1};
+  for (int i = 1; i < n; ++i) prompt.push_back(static_cast<TokenId>(3 + (i * 31 + salt * 17) % 300));
+  return prompt;
+}
+
+TEST_F(SchedulerTest, ARequestWaitsUntilTheKvBlocksItMayNeedAreFree) {
+  // 6 blocks of 8 positions: one request of 20 + 24 positions fits, two do not.
+  auto scheduler = MakeScheduler(6, {.max_active = 4});
+  const std::vector<TokenId> a = Prompt(20, 1), b = Prompt(20, 2);
+  Collector first, second;
+  ASSERT_TRUE(scheduler->Submit(Request(a, 24), first.Sink()).ok());
+  ASSERT_TRUE(scheduler->Submit(Request(b, 24), second.Sink()).ok());
+  const Outcome one = first.Wait(), two = second.Wait();
+  ASSERT_TRUE(one.status.ok() && two.status.ok()) << one.status << two.status;
+  EXPECT_GE(two.first_event, one.last_event);  // admitted only once the first had finished
+  EXPECT_EQ(one.tokens, Reference(a, 24));
+  EXPECT_EQ(two.tokens, Reference(b, 24));
+}
+
+TEST_F(SchedulerTest, RequestsThatFitRunTogether) {
+  auto scheduler = MakeScheduler(12, {.max_active = 4});
+  const std::vector<TokenId> a = Prompt(20, 1), b = Prompt(20, 2);
+  Collector first, second;
+  ASSERT_TRUE(scheduler->Submit(Request(a, 24), first.Sink()).ok());
+  ASSERT_TRUE(scheduler->Submit(Request(b, 24), second.Sink()).ok());
+  const Outcome one = first.Wait(), two = second.Wait();
+  EXPECT_LT(two.first_event, one.last_event);
+  EXPECT_EQ(one.tokens, Reference(a, 24));
+  EXPECT_EQ(two.tokens, Reference(b, 24));
+}
+
+TEST_F(SchedulerTest, APromptBeyondTheKvBudgetIsInvalid) {
+  auto scheduler = MakeScheduler(4);  // 32 positions
+  EXPECT_EQ(scheduler->context_limit(), 32);
+  Collector never;
+  absl::StatusOr<uint64_t> id = scheduler->Submit(Request(Prompt(40, 1), 4), never.Sink());
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument) << id.status();
+  // A request that fits runs to the limit and ends with kLength.
+  Collector fits;
+  ASSERT_TRUE(scheduler->Submit(Request(Prompt(20, 1), 30), fits.Sink()).ok());
+  const Outcome outcome = fits.Wait();
+  EXPECT_EQ(outcome.finish_reason, engine::FinishReason::kLength);
+  EXPECT_EQ(outcome.tokens.size(), 13u);  // the 32nd position is the last one sampled
+}
+
+TEST_F(SchedulerTest, MemoryPressureShortensContextsThenRefuses) {
+  auto scheduler = MakeScheduler(16);  // the full 64-position context
+  scheduler->SetMemoryPressure(ops::MemoryPressure::kLow);
+  Collector refused;
+  absl::StatusOr<uint64_t> id = scheduler->Submit(Request(Prompt(40, 1), 8), refused.Sink());
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(id.status().message().find("memory is low"), std::string::npos) << id.status();
+  Collector shortened;
+  ASSERT_TRUE(scheduler->Submit(Request(Prompt(20, 1), 40), shortened.Sink()).ok());
+  const Outcome outcome = shortened.Wait();
+  EXPECT_EQ(outcome.finish_reason, engine::FinishReason::kLength);
+  EXPECT_EQ(outcome.tokens.size(), 13u);  // ends at 32 positions, half the context
+  EXPECT_EQ(outcome.tokens, std::vector<TokenId>(Reference(Prompt(20, 1), 13)));
+
+  scheduler->SetMemoryPressure(ops::MemoryPressure::kCritical);
+  Collector critical;
+  EXPECT_EQ(scheduler->Submit(Request(Prompt(4, 1), 4), critical.Sink()).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  scheduler->SetMemoryPressure(ops::MemoryPressure::kNone);
+  Collector recovered;
+  ASSERT_TRUE(scheduler->Submit(Request(Prompt(20, 1), 40), recovered.Sink()).ok());
+  EXPECT_EQ(recovered.Wait().tokens.size(), 40u);
+}
+
+}  // namespace
+}  // namespace edgellm::serve
