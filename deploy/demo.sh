@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install the packages, build,
-# generate text in-process, then start edgellmd and stream a generation from it
-# over gRPC. It uses the real pretrained model in ../shared/models when it is
+# generate text in-process, then start edgellmd with TLS on loopback and stream
+# generations from it over gRPC, one of them a two-turn session. It uses the real pretrained model in ../shared/models when it is
 # there, and otherwise a model that `edgellm make-model` writes.
 # Set EDGELLM_SKIP_DEPS=1 to skip the package install on a machine already set up.
 set -euo pipefail
@@ -30,17 +30,29 @@ echo "== Greedy generation (the same tokens llama.cpp produces):"
 echo "== Sampled generation (temperature 0.8, top-p 0.95, seed 42):"
 "$edgellm" generate --model "$model" --prompt "Lily and Ben went to the park" -n 96 --temp 0.8 --top-p 0.95 --seed 42
 
-echo "== edgellmd: serving the model on a unix socket"
-socket=$(mktemp -u /tmp/edgellmd-demo-XXXXXX.sock)
-build/release/daemon/edgellmd --model "$model" --listen "unix:$socket" &
+echo "== edgellmd: serving the model over TLS on loopback (certificates from deploy/make-pki.sh)"
+pki=$(mktemp -d /tmp/edgellm-demo-pki-XXXXXX)
+deploy/make-pki.sh "$pki"
+port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+build/release/daemon/edgellmd --model "$model" --listen "127.0.0.1:$port" \
+  --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" &
 daemon=$!
-trap 'kill "$daemon" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
+trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$pki"' EXIT
+server=(--server "127.0.0.1:$port" --tls-ca "$pki/ca.pem")
+for _ in $(seq 100); do
+  "$edgellm" generate "${server[@]}" --prompt "x" -n 1 >/dev/null 2>&1 && break
+  sleep 0.1
+done
 
 echo "== Streaming from the daemon over gRPC (edgellm generate --server):"
-"$edgellm" generate --server "unix://$socket" --prompt "The cat" -n 64 --temp 0
+"$edgellm" generate "${server[@]}" --prompt "The cat" -n 64 --temp 0
+
+echo "== A two-turn session: the second turn continues the first's conversation, reusing its KV"
+"$edgellm" generate "${server[@]}" --session demo --prompt "Once upon a time, there was a little dog" -n 32 --temp 0
+"$edgellm" generate "${server[@]}" --session demo --prompt " One day, the dog" -n 32 --temp 0
 
 echo "== Stopping the daemon (SIGTERM drains in-flight requests, then it exits 0)"
 kill -TERM "$daemon"
 wait "$daemon"
+rm -rf "$pki"
 trap - EXIT

@@ -101,6 +101,7 @@ absl::StatusOr<int32_t> KvBlockPool::Allocate() {
   }
   BlockState& state = blocks_[block];
   ++state.generation;
+  state.committed = true;
   state.holders = 1;
   ++used_;
   return block;
@@ -150,10 +151,14 @@ uint64_t KvBlockPool::Trim() {
     free_.push_back(block);
   }
   lru_.clear();
+  uint64_t released = 0;
   for (int32_t block : free_) {
+    if (!blocks_[block].committed) continue;
     ::madvise(reinterpret_cast<char*>(base_) + block * block_bytes_, block_bytes_, MADV_DONTNEED);
+    blocks_[block].committed = false;
+    released += block_bytes_;
   }
-  return free_.size() * block_bytes_;
+  return released;
 }
 
 float* KvBlockPool::LayerData(int32_t block, int32_t layer, bool values) const {

@@ -84,7 +84,8 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
                                               int32_t max_reuse);
 
   // Forgets every cached block and gives the memory of blocks no cache holds
-  // back to the OS. Returns the bytes released.
+  // back to the OS. Returns the bytes released (of blocks written since the
+  // last Trim; the others hold no memory).
   uint64_t Trim();
 
   // The keys (or values) of `layer` in `block`: [n_head_kv, block_size,
@@ -113,6 +114,7 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   struct BlockState {
     int32_t holders = 0;
     uint64_t generation = 0;              // bumped on every allocation
+    bool committed = false;               // handed out since the last Trim: its pages may be resident
     std::list<int32_t>::iterator in_lru;  // valid while cached
   };
 
