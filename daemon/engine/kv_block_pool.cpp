@@ -70,6 +70,7 @@ std::unique_ptr<KvCache> KvBlockPool::NewCacheWithPrefix(absl::Span<const TokenI
   max_reuse = std::min({max_reuse, capacity, static_cast<int32_t>(tokens.size())});
   KvBlockParent parent;
   int32_t matched = 0;  // positions covered by the blocks found
+  // Whole blocks first, by their exact content.
   while (matched < max_reuse && matched + size <= static_cast<int32_t>(tokens.size())) {
     const int32_t block = index_.Find(parent, tokens.subspan(matched, size));
     if (block < 0) break;
@@ -77,6 +78,16 @@ std::unique_ptr<KvCache> KvBlockPool::NewCacheWithPrefix(absl::Span<const TokenI
     cache->block_table_.push_back(block);
     parent = ParentOf(block);
     matched += size;
+  }
+  // Then the block after them that shares the most leading tokens, if any.
+  if (matched < max_reuse) {
+    const size_t rest = std::min(static_cast<size_t>(size), tokens.size() - static_cast<size_t>(matched));
+    const KvPrefixIndex::Match partial = index_.LongestMatch(parent, tokens.subspan(matched, rest));
+    if (partial.length > 0) {
+      Retain(partial.block);
+      cache->block_table_.push_back(partial.block);
+      matched += partial.length;
+    }
   }
   const int32_t reused = std::min(matched, max_reuse);
   cache->tokens_.assign(tokens.begin(), tokens.begin() + reused);
@@ -138,6 +149,13 @@ int32_t KvBlockPool::Register(int32_t block, int32_t parent, absl::Span<const To
   Retain(existing);
   Release(block);
   return existing;
+}
+
+void KvBlockPool::RegisterTail(int32_t block, int32_t parent, absl::Span<const TokenId> tokens) {
+  if (index_.Contains(block)) return;
+  const KvBlockParent key = parent < 0 ? KvBlockParent{} : ParentOf(parent);
+  if (index_.Find(key, tokens) >= 0) return;
+  index_.Insert(block, key, tokens);
 }
 
 void KvBlockPool::CopyBlock(int32_t from, int32_t to) {

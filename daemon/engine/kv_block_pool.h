@@ -6,10 +6,11 @@
 // back without fragmenting anything. Pages are committed on first write and
 // Trim() returns unused ones to the OS, so resident memory follows use.
 //
-// With prefix caching on, every block a cache fills completely is registered
-// under its content (KvPrefixIndex): a later cache whose tokens begin the same
-// way starts with those blocks instead of computing them, and several caches
-// may hold one block at once. Shared blocks are read-only — a cache copies one
+// With prefix caching on, every block a cache fills completely, and the last,
+// partly filled block of a cache that is destroyed, is registered under its
+// content (KvPrefixIndex): a later cache whose tokens begin the same way
+// starts with those blocks — down to the position where its tokens differ —
+// instead of computing them, and several caches may hold one block at once. Shared blocks are read-only — a cache copies one
 // before writing into it — and blocks no cache holds stay registered, and
 // reusable, until their memory is needed (least recently released first).
 //
@@ -108,6 +109,9 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   // identical block is registered already, returns that one, held in place of
   // `block` (which is released); otherwise returns `block`.
   int32_t Register(int32_t block, int32_t parent, absl::Span<const TokenId> tokens);
+  // Registers the partly filled last block of a cache about to give it back,
+  // unless it is registered or an identical one is.
+  void RegisterTail(int32_t block, int32_t parent, absl::Span<const TokenId> tokens);
   void CopyBlock(int32_t from, int32_t to);
   KvBlockParent ParentOf(int32_t block) const;
 

@@ -7,7 +7,17 @@ namespace edgellm::engine {
 
 KvCache::KvCache(std::shared_ptr<KvBlockPool> pool, int32_t capacity) : pool_(std::move(pool)), capacity_(capacity) {}
 
-KvCache::~KvCache() { Truncate(0); }
+KvCache::~KvCache() {
+  // A partly filled last block stays reusable too, as the pool's full ones do.
+  const int32_t block_size = pool_->block_size();
+  const size_t tail = static_cast<size_t>(length() / block_size);
+  if (pool_->prefix_caching() && length() % block_size != 0 && tail < block_table_.size() &&
+      pool_->holders(block_table_[tail]) == 1) {
+    pool_->RegisterTail(block_table_[tail], tail > 0 ? block_table_[tail - 1] : -1,
+                        absl::MakeConstSpan(tokens_).subspan(tail * block_size));
+  }
+  Truncate(0);
+}
 
 uint64_t KvCache::bytes() const { return block_table_.size() * pool_->block_bytes(); }
 

@@ -30,10 +30,24 @@ int32_t KvPrefixIndex::Find(KvBlockParent parent, absl::Span<const TokenId> toke
   return -1;
 }
 
+KvPrefixIndex::Match KvPrefixIndex::LongestMatch(KvBlockParent parent, absl::Span<const TokenId> tokens) const {
+  Match best;
+  const auto [first, last] = by_parent_.equal_range(KeyOf(parent));
+  for (auto it = first; it != last; ++it) {
+    const std::vector<TokenId>& held = entries_.at(it->second).tokens;
+    const size_t limit = std::min(held.size(), tokens.size());
+    const int32_t common =
+        static_cast<int32_t>(std::mismatch(held.begin(), held.begin() + limit, tokens.begin()).first - held.begin());
+    if (common > best.length) best = {it->second, common};
+  }
+  return best;
+}
+
 void KvPrefixIndex::Insert(int32_t block, KvBlockParent parent, absl::Span<const TokenId> tokens) {
   const uint64_t hash = Hash(parent, tokens);
   entries_.emplace(block, Entry{parent, std::vector<TokenId>(tokens.begin(), tokens.end()), hash});
   by_hash_.emplace(hash, block);
+  by_parent_.emplace(KeyOf(parent), block);
 }
 
 void KvPrefixIndex::Erase(int32_t block) {
@@ -43,6 +57,13 @@ void KvPrefixIndex::Erase(int32_t block) {
   for (auto it = first; it != last; ++it) {
     if (it->second == block) {
       by_hash_.erase(it);
+      break;
+    }
+  }
+  const auto [children, children_end] = by_parent_.equal_range(KeyOf(entry->second.parent));
+  for (auto it = children; it != children_end; ++it) {
+    if (it->second == block) {
+      by_parent_.erase(it);
       break;
     }
   }

@@ -1,9 +1,10 @@
-// engine/kv_prefix_index.h — full KV blocks found by their content.
+// engine/kv_prefix_index.h — KV blocks found by their content.
 //
-// A block's content is the tokens it holds and the block before it (its
-// parent), so a chain of lookups from the first block finds exactly the
-// blocks computed for a given token prefix and nothing else: two prompts share
-// a block only if they agree on every token up to its end. A parent is named
+// A block's content is the tokens it holds (all of them for a full block, the
+// first few for the last block of a finished sequence) and the block before
+// it (its parent), so a chain of lookups from the first block finds exactly
+// the blocks computed for a given token prefix and nothing else: two prompts
+// share a position only if they agree on every token up to it. A parent is named
 // by its id and its allocation generation, so whatever the eviction order, a
 // block whose parent was reused for other tokens can never match. Lookups compare the tokens
 // themselves; the hash only narrows the search.
@@ -12,7 +13,9 @@
 #define EDGELLM_ENGINE_KV_PREFIX_INDEX_H_
 
 #include <cstdint>
+#include <map>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -28,8 +31,15 @@ struct KvBlockParent {
 
 class KvPrefixIndex {
  public:
-  // The registered block holding `tokens` after `parent`, or -1.
+  // The registered block holding exactly `tokens` after `parent`, or -1.
   int32_t Find(KvBlockParent parent, absl::Span<const TokenId> tokens) const;
+  struct Match {
+    int32_t block = -1;
+    int32_t length = 0;  // leading tokens it shares
+  };
+  // Of the blocks registered after `parent`, the one whose tokens begin with
+  // the longest run of `tokens` (length 0 when none shares even the first).
+  Match LongestMatch(KvBlockParent parent, absl::Span<const TokenId> tokens) const;
   // Registers `block` (not registered yet) under its content.
   void Insert(int32_t block, KvBlockParent parent, absl::Span<const TokenId> tokens);
   // Forgets `block`; no effect if it is not registered.
@@ -45,8 +55,12 @@ class KvPrefixIndex {
   };
   static uint64_t Hash(KvBlockParent parent, absl::Span<const TokenId> tokens);
 
+  using ParentKey = std::pair<int32_t, uint64_t>;
+  static ParentKey KeyOf(KvBlockParent parent) { return {parent.block, parent.generation}; }
+
   std::unordered_map<int32_t, Entry> entries_;          // by block
   std::unordered_multimap<uint64_t, int32_t> by_hash_;  // content hash -> block
+  std::multimap<ParentKey, int32_t> by_parent_;         // parent -> the blocks after it
 };
 
 }  // namespace edgellm::engine

@@ -79,13 +79,29 @@ TEST(KvBlockPool, ANewCacheStartsWithTheBlocksOfItsLongestKnownPrefix) {
   EXPECT_EQ(b->length(), 8);
   EXPECT_EQ(b->block_table(), (std::vector<int32_t>{a->block_table()[0], a->block_table()[1]}));
   EXPECT_EQ(pool->used_blocks(), 3);  // shared blocks count once
-  // A prompt that differs in the first block shares nothing after it either.
+  // A prompt that differs inside the first block shares the positions before
+  // the difference, and nothing after it.
   auto c = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 99, 5, 6, 7, 8, 9}, 16, 8);
-  EXPECT_EQ(c->length(), 0);
+  EXPECT_EQ(c->length(), 3);
+  EXPECT_EQ(c->block_table(), (std::vector<int32_t>{a->block_table()[0]}));
   // Reuse is capped, here at 6 positions: the second block is shared but only partly used.
   auto d = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5, 6, 7, 8}, 16, 6);
   EXPECT_EQ(d->length(), 6);
   EXPECT_EQ(d->tokens(), (std::vector<TokenId>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(KvBlockPool, TheLastPartlyFilledBlockOfAFinishedCacheIsReusedToo) {
+  auto pool = MakePool(8);
+  { auto a = pool->NewCache(16); Fill(*a, {1, 2, 3, 4, 5, 6}); }
+  EXPECT_EQ(pool->cached_blocks(), 2);
+  auto b = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5, 6, 7}, 16, 6);
+  EXPECT_EQ(b->length(), 6);
+  EXPECT_EQ(KeyAt(*b, 5), 6.0f);
+  Fill(*b, {7});  // held by b alone: written in place
+  EXPECT_EQ(KeyAt(*b, 6), 7.0f);
+  EXPECT_EQ(pool->used_blocks(), 2);
+  auto c = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5, 9}, 16, 5);
+  EXPECT_EQ(c->length(), 4);  // b took the tail block over: it no longer holds {5, 6} alone
 }
 
 TEST(KvBlockPool, ASharedBlockIsCopiedBeforeItIsWritten) {
