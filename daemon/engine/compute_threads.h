@@ -8,9 +8,10 @@ namespace edgellm::engine {
 //
 // LibTorch's OpenMP pool and OpenBLAS's own pthread pool would each take every
 // core and spin against each other (prefill ran 4x slower with both at 2
-// threads on 2 cores). Matrix products, nearly all the work, run on OpenBLAS
-// with `threads`; LibTorch's element-wise ops stay on the calling thread. With
-// a BLAS that has no thread control, LibTorch gets the threads instead.
+// threads on 2 cores). So one pool does it all: the shared ThreadPool gets
+// `threads` and runs every weight product (the engine's kernels, or BLAS on a
+// tile per thread); OpenBLAS and LibTorch's own pools stay at one thread, the
+// caller's. With a BLAS that has no thread control, LibTorch gets the threads.
 // Returns the thread count applied.
 int ConfigureComputeThreads(int threads);
 

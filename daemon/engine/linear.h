@@ -1,10 +1,11 @@
 // engine/linear.h — a weight matrix times activations, behind one interface so
 // that how the weight is stored and multiplied can change per layer.
 //
-// Today DenseLinear computes in float32: an F32 weight on the CPU is used in
-// place in the memory-mapped file; other types are dequantized once at load.
-// A kernel that reads quantized GGUF blocks in place implements the same
-// interface and replaces it without touching the model code.
+// On the CPU, F16, Q8_0 and Q4_0 weights are multiplied in place in the
+// memory-mapped file by the engine's kernels (quant_matmul.h). F32 weights are
+// used in place too: by the kernels for a few rows, by BLAS for more. On
+// another device, or when asked for the reference path, weights are
+// dequantized to float32 once at load.
 // Engine-internal: includes ATen.
 #ifndef EDGELLM_ENGINE_LINEAR_H_
 #define EDGELLM_ENGINE_LINEAR_H_
@@ -33,10 +34,11 @@ class Linear {
 };
 
 // Builds the Linear for a GGUF weight `[in, out]` whose bytes are `data`
-// (which must outlive the result when used in place). InvalidArgument for a
-// tensor that is not 2-D or of a type that cannot be computed.
+// (which must outlive the result). `dequantize` forces the float32 reference
+// path. InvalidArgument for a tensor that is not 2-D; Unimplemented for a
+// type that cannot be computed.
 absl::StatusOr<std::unique_ptr<Linear>> MakeLinear(const GgufTensorInfo& info, absl::Span<const uint8_t> data,
-                                                   const at::Device& device);
+                                                   const at::Device& device, bool dequantize = false);
 
 // Tensor `info` as float32 on `device`, its shape the GGUF dims reversed (a
 // weight [in, out] becomes [out, in]). F32 data on the CPU is viewed in place.

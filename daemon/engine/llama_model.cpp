@@ -141,7 +141,8 @@ absl::StatusOr<const GgufTensorInfo*> LlamaModel::Impl::Expect(const std::string
 absl::StatusOr<std::unique_ptr<Linear>> LlamaModel::Impl::LoadLinear(const std::string& name, uint64_t in,
                                                                      uint64_t out) {
   EDGELLM_ASSIGN_OR_RETURN(const GgufTensorInfo* info, Expect(name, {in, out}));
-  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<Linear> linear, MakeLinear(*info, gguf->TensorData(*info), device));
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<Linear> linear,
+                           MakeLinear(*info, gguf->TensorData(*info), device, options.dequantize_weights));
   weight_bytes_per_token += linear->weight_bytes();
   return linear;
 }

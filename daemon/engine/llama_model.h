@@ -30,6 +30,9 @@ struct ModelOptions {
   int32_t threads = 0;
   // Positions a new KV cache holds; 0 = the trained context, at most 4096.
   int32_t context_length = 0;
+  // Compute every weight in float32, dequantized once at load: the reference
+  // path the kernels are checked against (slower, and it holds a copy).
+  bool dequantize_weights = false;
 };
 
 // One sequence's share of a batched forward.

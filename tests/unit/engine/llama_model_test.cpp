@@ -205,6 +205,44 @@ TEST(LlamaModel, CachesSharingPrefixBlocksEachContinueExactly) {
   ExpectCachedRunMatches(*model, a.get(), first, first_ref, 1, "first, continued");
 }
 
+// The kernels read the weights in place and quantize activations per block of
+// 32; the reference dequantizes the weights to float32 at load.
+TEST(LlamaModel, KernelsAgreeWithTheDequantizedReference) {
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    const std::string path = SyntheticModel("test-spm", type);
+    auto kernels = Load(path);
+    ModelOptions reference_options;
+    reference_options.threads = 2;
+    reference_options.dequantize_weights = true;
+    auto reference = LlamaModel::Load(path, reference_options);
+    ASSERT_NE(kernels, nullptr);
+    ASSERT_TRUE(reference.ok()) << reference.status();
+    EXPECT_LT(kernels->weight_bytes_per_token(), (*reference)->weight_bytes_per_token());
+    const std::vector<TokenId> tokens = SomeTokens(24, 384);
+    auto a = NewCache(*kernels), b = NewCache(**reference);
+    std::vector<float> got, want;
+    ASSERT_TRUE(kernels->Forward(tokens, a.get(), true, &got).ok());
+    ASSERT_TRUE((*reference)->Forward(tokens, b.get(), true, &want).ok());
+    ASSERT_EQ(got.size(), want.size());
+    // Per token: logits close relative to their spread, and the same top token.
+    const size_t vocab = 384;
+    int same_top = 0;
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const float* g = got.data() + t * vocab;
+      const float* w = want.data() + t * vocab;
+      float spread = 0.0f, worst = 0.0f;
+      for (size_t i = 0; i < vocab; ++i) {
+        spread = std::max(spread, std::fabs(w[i]));
+        worst = std::max(worst, std::fabs(g[i] - w[i]));
+      }
+      const float tolerance = type == GgmlType::kF16 ? 1e-4f : 0.05f;
+      EXPECT_LE(worst, tolerance * spread) << TraitsOf(type).name << " token " << t;
+      same_top += std::max_element(g, g + vocab) - g == std::max_element(w, w + vocab) - w;
+    }
+    EXPECT_GE(same_top, 22) << TraitsOf(type).name;
+  }
+}
+
 TEST(LlamaModel, AForwardThePoolCannotHoldIsRefusedAndChangesNothing) {
   auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
   ASSERT_NE(model, nullptr);

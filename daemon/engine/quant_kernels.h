@@ -1,0 +1,53 @@
+// engine/quant_kernels.h — dot products of one GGUF weight row with one row
+// of activations, per instruction set, chosen once at run time.
+//
+// Quantized weights (Q8_0, Q4_0) meet activations quantized on the fly to
+// 8 bits per 32-value block (ActivationBlock), so the inner loop is integer
+// multiply-adds; F16 and F32 weights meet float activations. Every kernel has
+// a portable scalar version, the reference the others are tested against;
+// AVX2 (with FMA and F16C) and NEON versions are selected when the CPU has
+// them. Engine-internal: quant_matmul.h is the interface the model uses.
+#ifndef EDGELLM_ENGINE_QUANT_KERNELS_H_
+#define EDGELLM_ENGINE_QUANT_KERNELS_H_
+
+#include <cstdint>
+#include <string_view>
+
+namespace edgellm::engine::kernels {
+
+inline constexpr int64_t kBlock = 32;  // values per quantization block, for every type here
+
+// 32 activations quantized to int8: x ≈ d * q. `sum` is the sum of q, which
+// lets the Q4_0 kernel fold its -8 offset into one multiply.
+struct ActivationBlock {
+  float d;
+  int32_t sum;
+  int8_t q[kBlock];
+};
+
+// Quantizes `blocks` * 32 floats (round to nearest, scale = max |x| / 127).
+using QuantizeFn = void (*)(const float* x, ActivationBlock* out, int64_t blocks);
+// Dot of a quantized weight row of `blocks` blocks with quantized activations.
+using DotQuantFn = float (*)(const uint8_t* weights, const ActivationBlock* a, int64_t blocks);
+// Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
+using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
+
+struct KernelSet {
+  std::string_view name;  // "scalar", "avx2", "neon"
+  QuantizeFn quantize;
+  DotQuantFn dot_q8_0;
+  DotQuantFn dot_q4_0;
+  DotFloatFn dot_f16;
+  DotFloatFn dot_f32;
+};
+
+const KernelSet& ScalarKernels();
+// nullptr when this build or this CPU lacks the instructions.
+const KernelSet* Avx2Kernels();
+const KernelSet* NeonKernels();
+// The fastest set this CPU runs.
+const KernelSet& BestKernels();
+
+}  // namespace edgellm::engine::kernels
+
+#endif  // EDGELLM_ENGINE_QUANT_KERNELS_H_

@@ -1,0 +1,130 @@
+// AVX2 + FMA + F16C kernels. This file alone is compiled with those
+// instructions enabled; BestKernels() only picks it on a CPU that has them.
+#include "daemon/engine/quant_kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace edgellm::engine::kernels {
+namespace {
+
+inline float HorizontalSum(__m256 v) {
+  const __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
+  return _mm_cvtss_f32(_mm_add_ss(sum2, _mm_movehdup_ps(sum2)));
+}
+
+inline float HalfToFloat(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+  return _cvtsh_ss(h);
+}
+
+// Sum of the products of 32 unsigned bytes `u` (0..127 at most) with 32 signed bytes `s`, as 8 int32.
+inline __m256i DotBytes(__m256i u, __m256i s) {
+  const __m256i pairs = _mm256_maddubs_epi16(u, s);  // 16 x int16, no overflow for |u| <= 127 or u <= 15
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < blocks; ++b, x += kBlock) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(x + 8 * i);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_mask, v[i]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float d = _mm_cvtss_f32(m4) / 127.0f;
+    const __m256 inverse = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i) {
+      const __m256 scaled = _mm256_round_ps(_mm256_mul_ps(v[i], inverse), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[i] = _mm256_cvtps_epi32(scaled);
+    }
+    // Sum of q, then pack 32 int32 into 32 int8 in order.
+    const __m256i sum8 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i sum4 = _mm_add_epi32(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
+    sum4 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0x4e));
+    sum4 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0xb1));
+    const __m256i q16a = _mm256_packs_epi32(q[0], q[1]);  // lanes interleave: fixed by the permute below
+    const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
+    __m256i q8 = _mm256_packs_epi16(q16a, q16b);
+    q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
+    out[b].d = d;
+    out[b].sum = _mm_cvtsi128_si32(sum4);
+  }
+}
+
+float DotQ8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b, w += 34) {
+    const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+    const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
+    // maddubs wants one unsigned operand: |w| times a with w's sign.
+    const __m256i dot = DotBytes(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(HalfToFloat(w) * a[b].d), _mm256_cvtepi32_ps(dot), acc);
+  }
+  return HorizontalSum(acc);
+}
+
+float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b, w += 18) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+    // Weights 0..15 from the low nibbles, 16..31 from the high ones: 0..15, offset 8 folded in below.
+    const __m256i wq = _mm256_and_si256(
+        _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), low_nibbles);
+    const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
+    const __m256i dot = _mm256_sub_epi32(DotBytes(wq, aq), _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 8 * a[b].sum));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(HalfToFloat(w) * a[b].d), _mm256_cvtepi32_ps(dot), acc);
+  }
+  return HorizontalSum(acc);
+}
+
+float DotF16(const uint8_t* w, const float* x, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
+    const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i + 16)));
+    acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), acc1);
+  }
+  return HorizontalSum(_mm256_add_ps(acc0, acc1));
+}
+
+float DotF32(const uint8_t* w, const float* x, int64_t n) {
+  const float* wf = reinterpret_cast<const float*>(w);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(wf + i), _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(wf + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+  }
+  return HorizontalSum(_mm256_add_ps(acc0, acc1));
+}
+
+}  // namespace
+
+const KernelSet* Avx2Kernels() {
+  static const bool supported =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  static const KernelSet set{"avx2", Quantize, DotQ8_0, DotQ4_0, DotF16, DotF32};
+  return supported ? &set : nullptr;
+}
+
+}  // namespace edgellm::engine::kernels
+
+#else
+
+namespace edgellm::engine::kernels {
+const KernelSet* Avx2Kernels() { return nullptr; }
+}  // namespace edgellm::engine::kernels
+
+#endif

@@ -1,0 +1,84 @@
+// The portable kernels: the reference every SIMD version must match.
+#include <cmath>
+#include <cstring>
+
+#include "daemon/engine/fp16.h"
+#include "daemon/engine/quant_kernels.h"
+
+namespace edgellm::engine::kernels {
+namespace {
+
+uint16_t LoadU16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
+  for (int64_t b = 0; b < blocks; ++b, x += kBlock) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+    int32_t sum = 0;
+    for (int64_t i = 0; i < kBlock; ++i) {
+      const int32_t q = static_cast<int32_t>(std::nearbyint(x[i] * inverse));
+      out[b].q[i] = static_cast<int8_t>(q);
+      sum += q;
+    }
+    out[b].d = d;
+    out[b].sum = sum;
+  }
+}
+
+// Q8_0: fp16 d, int8 q[32].
+float DotQ8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float total = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b, w += 34) {
+    const int8_t* q = reinterpret_cast<const int8_t*>(w + 2);
+    int32_t dot = 0;
+    for (int64_t i = 0; i < kBlock; ++i) dot += static_cast<int32_t>(q[i]) * a[b].q[i];
+    total += Fp16ToFp32(LoadU16(w)) * a[b].d * static_cast<float>(dot);
+  }
+  return total;
+}
+
+// Q4_0: fp16 d, 16 bytes; byte j holds weight j (low nibble) and j+16 (high); w = d * (nibble - 8).
+float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float total = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b, w += 18) {
+    const uint8_t* nibbles = w + 2;
+    int32_t dot = 0;
+    for (int64_t j = 0; j < 16; ++j) {
+      dot += static_cast<int32_t>(nibbles[j] & 0x0f) * a[b].q[j];
+      dot += static_cast<int32_t>(nibbles[j] >> 4) * a[b].q[j + 16];
+    }
+    total += Fp16ToFp32(LoadU16(w)) * a[b].d * static_cast<float>(dot - 8 * a[b].sum);
+  }
+  return total;
+}
+
+float DotF16(const uint8_t* w, const float* x, int64_t n) {
+  float total = 0.0f;
+  for (int64_t i = 0; i < n; ++i) total += Fp16ToFp32(LoadU16(w + 2 * i)) * x[i];
+  return total;
+}
+
+float DotF32(const uint8_t* w, const float* x, int64_t n) {
+  float total = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v;
+    std::memcpy(&v, w + 4 * i, sizeof(v));
+    total += v * x[i];
+  }
+  return total;
+}
+
+}  // namespace
+
+const KernelSet& ScalarKernels() {
+  static const KernelSet set{"scalar", Quantize, DotQ8_0, DotQ4_0, DotF16, DotF32};
+  return set;
+}
+
+}  // namespace edgellm::engine::kernels

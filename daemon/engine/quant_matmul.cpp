@@ -1,0 +1,71 @@
+#include "daemon/engine/quant_matmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/str_cat.h"
+#include "daemon/engine/thread_pool.h"
+
+namespace edgellm::engine {
+namespace {
+
+// Weight bytes per chunk of work: enough to pay for handing it to another
+// thread (a few microseconds), so a tiny matrix stays on the calling thread.
+constexpr uint64_t kBytesPerChunk = 32 << 10;
+
+int64_t RowsPerChunk(uint64_t row_bytes) {
+  return std::max<int64_t>(8, static_cast<int64_t>(kBytesPerChunk / std::max<uint64_t>(row_bytes, 1)));
+}
+
+}  // namespace
+
+bool HasMatMulKernel(GgmlType type) {
+  return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0;
+}
+
+absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
+                         const kernels::KernelSet* kernel_set, ThreadPool* pool) {
+  if (!HasMatMulKernel(type)) {
+    return absl::InvalidArgumentError(edgellm::StrCat("matmul: no kernel for ", TraitsOf(type).name, " weights"));
+  }
+  if (shape.in_features <= 0 || shape.in_features % kernels::kBlock != 0 || shape.rows < 0 ||
+      shape.out_features < 0) {
+    return absl::InvalidArgumentError(edgellm::StrCat("matmul: ", shape.in_features,
+                                                      " inputs are not whole blocks of ", kernels::kBlock));
+  }
+  const kernels::KernelSet& k = kernel_set != nullptr ? *kernel_set : kernels::BestKernels();
+  ThreadPool& threads = pool != nullptr ? *pool : ThreadPool::Shared();
+  const int64_t in = shape.in_features, out = shape.out_features, rows = shape.rows;
+  const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(in));
+
+  if (type == GgmlType::kF32 || type == GgmlType::kF16) {
+    const kernels::DotFloatFn dot = type == GgmlType::kF32 ? k.dot_f32 : k.dot_f16;
+    threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) {
+        const uint8_t* w = weight + o * row_bytes;
+        for (int64_t r = 0; r < rows; ++r) y[r * out + o] = dot(w, x + r * in, in);
+      }
+    });
+    return absl::OkStatus();
+  }
+
+  // Quantized weights: quantize the activations once, into a buffer reused
+  // across calls (the scheduler thread runs every forward).
+  const int64_t blocks = in / kernels::kBlock;
+  thread_local std::vector<kernels::ActivationBlock> activations;
+  if (activations.size() < static_cast<size_t>(rows * blocks)) activations.resize(static_cast<size_t>(rows * blocks));
+  kernels::ActivationBlock* a = activations.data();
+  threads.Run(rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) k.quantize(x + r * in, a + r * blocks, blocks);
+  });
+  const kernels::DotQuantFn dot = type == GgmlType::kQ8_0 ? k.dot_q8_0 : k.dot_q4_0;
+  threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      const uint8_t* w = weight + o * row_bytes;
+      for (int64_t r = 0; r < rows; ++r) y[r * out + o] = dot(w, a + r * blocks, blocks);
+    }
+  });
+  return absl::OkStatus();
+}
+
+}  // namespace edgellm::engine

@@ -1,0 +1,41 @@
+// engine/quant_matmul.h — activations times a GGUF weight matrix read in
+// place, for every weight type the engine computes with.
+//
+// The weight is the tensor's bytes as the file stores them, [out][in] in
+// GGUF's row order (row o is output o), never copied or dequantized. For
+// quantized types each activation row is quantized once per call, then every
+// weight row is read once for all activation rows — a decode step of many
+// sequences, or a prefill chunk, streams the weights once. The work is split
+// by output rows over the shared ThreadPool. Torch-free.
+#ifndef EDGELLM_ENGINE_QUANT_MATMUL_H_
+#define EDGELLM_ENGINE_QUANT_MATMUL_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "daemon/engine/quant_kernels.h"
+#include "daemon/engine/quant_types.h"
+
+namespace edgellm::engine {
+
+class ThreadPool;
+
+// True for the weight types QuantMatMul computes: F32, F16, Q8_0, Q4_0.
+bool HasMatMulKernel(GgmlType type);
+
+struct MatMulShape {
+  int64_t rows;          // activation rows
+  int64_t in_features;   // a multiple of 32
+  int64_t out_features;
+};
+
+// y[rows, out] = x[rows, in] · Wᵀ, with W the `type` weight at `weight`
+// (RowBytes(type, in) bytes per output row). InvalidArgument for a type
+// without a kernel or a size that is not whole blocks. `kernels` defaults to
+// the best set for this CPU; `pool` to the shared one.
+absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
+                         const kernels::KernelSet* kernel_set = nullptr, ThreadPool* pool = nullptr);
+
+}  // namespace edgellm::engine
+
+#endif  // EDGELLM_ENGINE_QUANT_MATMUL_H_

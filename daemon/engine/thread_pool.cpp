@@ -1,0 +1,110 @@
+#include "daemon/engine/thread_pool.h"
+
+#include <memory>
+#include <mutex>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace edgellm::engine {
+namespace {
+
+// Spins a worker does before it sleeps: about a millisecond.
+constexpr int kSpins = 20000;
+
+inline void CpuRelax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+std::mutex shared_mu;
+std::unique_ptr<ThreadPool>& SharedSlot() {
+  static std::unique_ptr<ThreadPool> pool;
+  return pool;
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) {
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  stop_.store(true);
+  generation_.fetch_add(1);
+  generation_.notify_all();
+  for (std::thread& t : workers_) t.join();
+}
+
+void ThreadPool::DoChunks() {
+  while (true) {
+    const int64_t begin = next_.fetch_add(grain_);
+    if (begin >= tasks_) return;
+    (*job_)(begin, std::min(tasks_, begin + grain_));
+  }
+}
+
+void ThreadPool::WorkerLoop() {
+  uint64_t seen = 0;
+  while (true) {
+    uint64_t now = generation_.load(std::memory_order_acquire);
+    for (int spin = 0; now == seen && spin < kSpins; ++spin) {
+      CpuRelax();
+      now = generation_.load(std::memory_order_acquire);
+    }
+    if (now == seen) {
+      generation_.wait(seen);
+      continue;
+    }
+    seen = now;
+    if (stop_.load()) return;
+    DoChunks();
+    busy_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::Run(int64_t tasks, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (tasks <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  if (workers_.empty() || tasks <= grain) {
+    for (int64_t begin = 0; begin < tasks; begin += grain) fn(begin, std::min(tasks, begin + grain));
+    return;
+  }
+  job_ = &fn;
+  tasks_ = tasks;
+  grain_ = grain;
+  next_.store(0, std::memory_order_relaxed);
+  busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
+  DoChunks();
+  // A worker that lost its core (a busy machine) finishes sooner if we yield.
+  for (int spin = 0; busy_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < kSpins) {
+      CpuRelax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+ThreadPool& ThreadPool::Shared() {
+  std::lock_guard<std::mutex> lock(shared_mu);
+  std::unique_ptr<ThreadPool>& pool = SharedSlot();
+  if (!pool) pool = std::make_unique<ThreadPool>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  return *pool;
+}
+
+void ThreadPool::SetThreads(int threads) {
+  std::lock_guard<std::mutex> lock(shared_mu);
+  std::unique_ptr<ThreadPool>& pool = SharedSlot();
+  threads = std::max(threads, 1);
+  if (pool && pool->size() == threads) return;
+  pool = std::make_unique<ThreadPool>(threads);
+}
+
+}  // namespace edgellm::engine

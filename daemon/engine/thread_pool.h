@@ -1,0 +1,56 @@
+// engine/thread_pool.h — the engine's persistent compute threads.
+//
+// One pool runs every kernel of a forward. The calling thread takes part, so
+// a pool of N threads starts N - 1 workers. A decode step runs a few hundred
+// kernels microseconds apart, and waking a sleeping thread costs tens of
+// microseconds, so between jobs a worker first spins for a while, then sleeps
+// until the next job.
+#ifndef EDGELLM_ENGINE_THREAD_POOL_H_
+#define EDGELLM_ENGINE_THREAD_POOL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <vector>
+
+namespace edgellm::engine {
+
+class ThreadPool {
+ public:
+  // `threads` >= 1, the caller included.
+  explicit ThreadPool(int threads);
+  ~ThreadPool();  // stops and joins the workers
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(begin, end) over [0, tasks) in chunks of `grain` tasks spread
+  // over all threads, and returns when every chunk is done. One caller at a
+  // time; `fn` must not call Run.
+  void Run(int64_t tasks, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+  // The pool every kernel uses, sized by SetThreads (one per core until then).
+  static ThreadPool& Shared();
+  // Resizes the shared pool; call while no kernel runs.
+  static void SetThreads(int threads);
+
+ private:
+  void WorkerLoop();
+  void DoChunks();
+
+  std::vector<std::thread> workers_;
+  // A job: published by bumping generation_.
+  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  int64_t tasks_ = 0;
+  int64_t grain_ = 1;
+  std::atomic<int64_t> next_{0};
+  std::atomic<int> busy_{0};  // workers still on the current job
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace edgellm::engine
+
+#endif  // EDGELLM_ENGINE_THREAD_POOL_H_

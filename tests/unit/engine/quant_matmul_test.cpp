@@ -1,0 +1,90 @@
+#include "daemon/engine/quant_matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "daemon/engine/thread_pool.h"
+
+namespace edgellm::engine {
+namespace {
+
+std::vector<float> RandomFloats(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// y = x · Wᵀ in double from the dequantized weight and the activations as the
+// kernels see them (quantized per block for the quantized types).
+std::vector<double> Reference(GgmlType type, const std::vector<uint8_t>& w, const std::vector<float>& x,
+                              MatMulShape s) {
+  std::vector<float> weights(static_cast<size_t>(s.out_features * s.in_features));
+  EXPECT_TRUE(Dequantize(type, w, absl::MakeSpan(weights)).ok());
+  std::vector<float> seen = x;
+  if (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0) {
+    const int64_t blocks = s.in_features / kernels::kBlock;
+    std::vector<kernels::ActivationBlock> a(static_cast<size_t>(blocks));
+    for (int64_t r = 0; r < s.rows; ++r) {
+      kernels::ScalarKernels().quantize(x.data() + r * s.in_features, a.data(), blocks);
+      for (int64_t i = 0; i < s.in_features; ++i) {
+        seen[r * s.in_features + i] = a[i / kernels::kBlock].d * a[i / kernels::kBlock].q[i % kernels::kBlock];
+      }
+    }
+  }
+  std::vector<double> y(static_cast<size_t>(s.rows * s.out_features), 0.0);
+  for (int64_t r = 0; r < s.rows; ++r) {
+    for (int64_t o = 0; o < s.out_features; ++o) {
+      double total = 0.0;
+      for (int64_t i = 0; i < s.in_features; ++i) {
+        total += static_cast<double>(weights[o * s.in_features + i]) * seen[r * s.in_features + i];
+      }
+      y[r * s.out_features + o] = total;
+    }
+  }
+  return y;
+}
+
+TEST(QuantMatMul, EveryTypeMatchesTheReferenceOnOddShapesAndThreadCounts) {
+  const MatMulShape shapes[] = {{1, 32, 1}, {1, 96, 37}, {3, 160, 65}, {7, 576, 129}, {16, 64, 300}};
+  ThreadPool one(1), two(2), three(3);
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    for (const MatMulShape& s : shapes) {
+      const std::vector<float> weights = RandomFloats(s.out_features * s.in_features, 1);
+      std::vector<uint8_t> w(RowBytes(type, s.in_features) * s.out_features);
+      ASSERT_TRUE(Quantize(type, weights, absl::MakeSpan(w)).ok());
+      const std::vector<float> x = RandomFloats(s.rows * s.in_features, 2);
+      const std::vector<double> want = Reference(type, w, x, s);
+      std::vector<float> first;
+      for (ThreadPool* pool : {&one, &two, &three}) {
+        std::vector<float> y(want.size(), NAN);
+        ASSERT_TRUE(QuantMatMul(type, w.data(), x.data(), y.data(), s, nullptr, pool).ok());
+        for (size_t i = 0; i < y.size(); ++i) {
+          ASSERT_NEAR(y[i], want[i], 1e-4 * std::sqrt(static_cast<double>(s.in_features)))
+              << TraitsOf(type).name << " rows=" << s.rows << " in=" << s.in_features << " out=" << s.out_features;
+        }
+        // The split over threads never changes a result.
+        if (first.empty()) first = y;
+        EXPECT_EQ(y, first) << pool->size() << " threads";
+      }
+    }
+  }
+}
+
+TEST(QuantMatMul, RefusesWhatItCannotCompute) {
+  std::vector<uint8_t> w(1024);
+  std::vector<float> x(64), y(64);
+  EXPECT_EQ(QuantMatMul(GgmlType::kQ4_K, w.data(), x.data(), y.data(), {1, 256, 1}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(QuantMatMul(GgmlType::kQ8_0, w.data(), x.data(), y.data(), {1, 48, 1}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(HasMatMulKernel(GgmlType::kBF16));
+  EXPECT_TRUE(HasMatMulKernel(GgmlType::kQ4_0));
+}
+
+}  // namespace
+}  // namespace edgellm::engine

@@ -1,0 +1,54 @@
+#include "daemon/engine/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <vector>
+
+namespace edgellm::engine {
+namespace {
+
+TEST(ThreadPool, EveryTaskRunsExactlyOnce) {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (int64_t tasks : {0, 1, 7, 1000}) {
+      for (int64_t grain : {1, 3, 64}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(tasks));
+        pool.Run(tasks, grain, [&](int64_t begin, int64_t end) {
+          EXPECT_LE(end - begin, grain);
+          for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+        });
+        for (int64_t i = 0; i < tasks; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, WorkSpreadsOverItsThreads) {
+  ThreadPool pool(2);
+  std::mutex mu;
+  std::set<std::thread::id> seen;
+  // Enough small jobs, each slow enough, that the worker takes some.
+  for (int job = 0; job < 50 && seen.size() < 2; ++job) {
+    pool.Run(64, 1, [&](int64_t, int64_t) {
+      volatile double sink = 0;
+      for (int i = 0; i < 20000; ++i) sink = sink + i;
+      std::lock_guard<std::mutex> lock(mu);
+      seen.insert(std::this_thread::get_id());
+    });
+  }
+  EXPECT_EQ(seen.size(), 2u);
+}
+
+TEST(ThreadPool, TheSharedPoolTakesItsSizeFromConfiguration) {
+  ThreadPool::SetThreads(3);
+  EXPECT_EQ(ThreadPool::Shared().size(), 3);
+  ThreadPool::SetThreads(1);
+  EXPECT_EQ(ThreadPool::Shared().size(), 1);
+}
+
+}  // namespace
+}  // namespace edgellm::engine
