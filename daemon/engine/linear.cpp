@@ -14,7 +14,7 @@ namespace {
 
 // Activation rows up to which the kernels multiply the weight directly (a
 // decode step, a few sequences); beyond, BLAS does, a tile at a time.
-constexpr int64_t kKernelMaxRows = 8;
+constexpr int64_t kKernelMaxRows = 32;
 // Output rows per BLAS tile: 64 rows of 2048 floats is half a MiB, in cache.
 constexpr int64_t kTileRows = 64;
 

@@ -29,6 +29,11 @@ struct ActivationBlock {
 using QuantizeFn = void (*)(const float* x, ActivationBlock* out, int64_t blocks);
 // Dot of a quantized weight row of `blocks` blocks with quantized activations.
 using DotQuantFn = float (*)(const uint8_t* weights, const ActivationBlock* a, int64_t blocks);
+// Dots of one quantized weight row with 4 activation rows at once (each
+// `stride` blocks after the last): the weight blocks are loaded and unpacked
+// once for the four. out[i] equals the single-row dot with row i exactly.
+using DotQuant4Fn = void (*)(const uint8_t* weights, const ActivationBlock* a, int64_t stride, int64_t blocks,
+                             float out[4]);
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
 
@@ -37,6 +42,8 @@ struct KernelSet {
   QuantizeFn quantize;
   DotQuantFn dot_q8_0;
   DotQuantFn dot_q4_0;
+  DotQuant4Fn dot4_q8_0;
+  DotQuant4Fn dot4_q4_0;
   DotFloatFn dot_f16;
   DotFloatFn dot_f32;
 };

@@ -62,31 +62,92 @@ void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
   }
 }
 
-float DotQ8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b, w += 34) {
-    const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
-    const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    // maddubs wants one unsigned operand: |w| times a with w's sign.
-    const __m256i dot = DotBytes(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(HalfToFloat(w) * a[b].d), _mm256_cvtepi32_ps(dot), acc);
+// Q8_0: the magnitudes (maddubs's unsigned operand) and the signs.
+struct UnpackedQ8_0 {
+  __m256i magnitude, sign;
+};
+inline UnpackedQ8_0 UnpackQ8_0(const uint8_t* w) {
+  const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+  return {_mm256_sign_epi8(wq, wq), wq};
+}
+inline __m256i UnpackedDotQ8_0(const UnpackedQ8_0& w, const ActivationBlock& a) {
+  const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
+  return DotBytes(w.magnitude, _mm256_sign_epi8(aq, w.sign));
+}
+
+// Q4_0: the 32 weights as unsigned bytes 0..15.
+inline __m256i UnpackQ4_0(const uint8_t* w) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+  return _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1),
+                          _mm256_set1_epi8(0x0f));
+}
+inline __m256i UnpackedDotQ4_0(const __m256i& w, const ActivationBlock& a) {
+  const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
+  return _mm256_sub_epi32(DotBytes(w, aq), _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 8 * a.sum));
+}
+
+// One block's integer dot with one activation block, as 8 int32 lanes.
+inline __m256i BlockDotQ8_0(const uint8_t* w, const ActivationBlock& a) { return UnpackedDotQ8_0(UnpackQ8_0(w), a); }
+inline __m256i BlockDotQ4_0(const uint8_t* w, const ActivationBlock& a) { return UnpackedDotQ4_0(UnpackQ4_0(w), a); }
+
+// Two blocks per iteration into two accumulators: the multiply-adds of
+// neighbouring blocks overlap instead of waiting on one another.
+template <int kBlockBytes, __m256i (*BlockDot)(const uint8_t*, const ActivationBlock&)>
+float DotBlocks(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 1 < blocks; b += 2, w += 2 * kBlockBytes) {
+    const __m256i dot0 = BlockDot(w, a[b]);
+    const __m256i dot1 = BlockDot(w + kBlockBytes, a[b + 1]);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(HalfToFloat(w) * a[b].d), _mm256_cvtepi32_ps(dot0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(HalfToFloat(w + kBlockBytes) * a[b + 1].d), _mm256_cvtepi32_ps(dot1), acc1);
   }
-  return HorizontalSum(acc);
+  if (b < blocks) {
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(HalfToFloat(w) * a[b].d), _mm256_cvtepi32_ps(BlockDot(w, a[b])), acc0);
+  }
+  return HorizontalSum(_mm256_add_ps(acc0, acc1));
+}
+
+// Four activation rows against one weight row, in exactly the order of
+// DotBlocks (even blocks into one accumulator, odd into another, the same sum
+// at the end), so a sequence gets the same result batched or alone. The
+// weight block is loaded and unpacked once for the four rows.
+template <int kBlockBytes, typename Unpacked, Unpacked (*Unpack)(const uint8_t*),
+          __m256i (*UnpackedDot)(const Unpacked&, const ActivationBlock&)>
+void Dot4Blocks(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  __m256 acc0[4], acc1[4];
+  for (int i = 0; i < 4; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  auto accumulate = [&](__m256* acc, const uint8_t* block_w, int64_t b) {
+    const Unpacked unpacked = Unpack(block_w);
+    const float d = HalfToFloat(block_w);
+    for (int i = 0; i < 4; ++i) {
+      const ActivationBlock& block = a[i * stride + b];
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d * block.d), _mm256_cvtepi32_ps(UnpackedDot(unpacked, block)), acc[i]);
+    }
+  };
+  int64_t b = 0;
+  for (; b + 1 < blocks; b += 2, w += 2 * kBlockBytes) {
+    accumulate(acc0, w, b);
+    accumulate(acc1, w + kBlockBytes, b + 1);
+  }
+  if (b < blocks) accumulate(acc0, w, b);
+  for (int i = 0; i < 4; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc0[i], acc1[i]));
+}
+
+void Dot4Q8_0(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  Dot4Blocks<34, UnpackedQ8_0, UnpackQ8_0, UnpackedDotQ8_0>(w, a, stride, blocks, out);
+}
+
+void Dot4Q4_0(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  Dot4Blocks<18, __m256i, UnpackQ4_0, UnpackedDotQ4_0>(w, a, stride, blocks, out);
+}
+
+float DotQ8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  return DotBlocks<34, BlockDotQ8_0>(w, a, blocks);
 }
 
 float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b, w += 18) {
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
-    // Weights 0..15 from the low nibbles, 16..31 from the high ones: 0..15, offset 8 folded in below.
-    const __m256i wq = _mm256_and_si256(
-        _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1), low_nibbles);
-    const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    const __m256i dot = _mm256_sub_epi32(DotBytes(wq, aq), _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 8 * a[b].sum));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(HalfToFloat(w) * a[b].d), _mm256_cvtepi32_ps(dot), acc);
-  }
-  return HorizontalSum(acc);
+  return DotBlocks<18, BlockDotQ4_0>(w, a, blocks);
 }
 
 float DotF16(const uint8_t* w, const float* x, int64_t n) {
@@ -115,7 +176,7 @@ float DotF32(const uint8_t* w, const float* x, int64_t n) {
 const KernelSet* Avx2Kernels() {
   static const bool supported =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  static const KernelSet set{"avx2", Quantize, DotQ8_0, DotQ4_0, DotF16, DotF32};
+  static const KernelSet set{"avx2", Quantize, DotQ8_0, DotQ4_0, Dot4Q8_0, Dot4Q4_0, DotF16, DotF32};
   return supported ? &set : nullptr;
 }
 

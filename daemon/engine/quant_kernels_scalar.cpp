@@ -58,6 +58,11 @@ float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return total;
 }
 
+template <DotQuantFn Dot>
+void Dot4(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  for (int i = 0; i < 4; ++i) out[i] = Dot(w, a + i * stride, blocks);
+}
+
 float DotF16(const uint8_t* w, const float* x, int64_t n) {
   float total = 0.0f;
   for (int64_t i = 0; i < n; ++i) total += Fp16ToFp32(LoadU16(w + 2 * i)) * x[i];
@@ -77,7 +82,7 @@ float DotF32(const uint8_t* w, const float* x, int64_t n) {
 }  // namespace
 
 const KernelSet& ScalarKernels() {
-  static const KernelSet set{"scalar", Quantize, DotQ8_0, DotQ4_0, DotF16, DotF32};
+  static const KernelSet set{"scalar", Quantize, DotQ8_0, DotQ4_0, Dot4<DotQ8_0>, Dot4<DotQ4_0>, DotF16, DotF32};
   return set;
 }
 

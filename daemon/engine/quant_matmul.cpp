@@ -59,10 +59,17 @@ absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, f
     for (int64_t r = begin; r < end; ++r) k.quantize(x + r * in, a + r * blocks, blocks);
   });
   const kernels::DotQuantFn dot = type == GgmlType::kQ8_0 ? k.dot_q8_0 : k.dot_q4_0;
+  const kernels::DotQuant4Fn dot4 = type == GgmlType::kQ8_0 ? k.dot4_q8_0 : k.dot4_q4_0;
   threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
     for (int64_t o = begin; o < end; ++o) {
       const uint8_t* w = weight + o * row_bytes;
-      for (int64_t r = 0; r < rows; ++r) y[r * out + o] = dot(w, a + r * blocks, blocks);
+      int64_t r = 0;
+      for (; r + 4 <= rows; r += 4) {
+        float four[4];
+        dot4(w, a + r * blocks, blocks, blocks, four);
+        for (int i = 0; i < 4; ++i) y[(r + i) * out + o] = four[i];
+      }
+      for (; r < rows; ++r) y[r * out + o] = dot(w, a + r * blocks, blocks);
     }
   });
   return absl::OkStatus();

@@ -91,6 +91,28 @@ TEST(QuantKernels, QuantizedDotsMatchTheExactSum) {
   }
 }
 
+TEST(QuantKernels, FourRowsAtOnceGiveExactlyTheSingleRowDots) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    for (int64_t n : kSizes) {
+      const int64_t blocks = n / kBlock;
+      const std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(n, 17 + static_cast<uint32_t>(n)));
+      const std::vector<float> x = RandomFloats(4 * n, 19 + static_cast<uint32_t>(n));
+      std::vector<ActivationBlock> a(static_cast<size_t>(4 * blocks));
+      ScalarKernels().quantize(x.data(), a.data(), 4 * blocks);
+      for (const KernelSet* set : Available()) {
+        const DotQuantFn dot = type == GgmlType::kQ8_0 ? set->dot_q8_0 : set->dot_q4_0;
+        const DotQuant4Fn dot4 = type == GgmlType::kQ8_0 ? set->dot4_q8_0 : set->dot4_q4_0;
+        float four[4];
+        dot4(w.data(), a.data(), blocks, blocks, four);
+        for (int i = 0; i < 4; ++i) {
+          EXPECT_EQ(four[i], dot(w.data(), a.data() + i * blocks, blocks))
+              << set->name << " " << TraitsOf(type).name << " n=" << n << " row " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(QuantKernels, AWeightOfMinus128IsHandled) {
   // GGUF files from other quantizers may hold -128 in a Q8_0 block.
   std::vector<uint8_t> w(34, 0);

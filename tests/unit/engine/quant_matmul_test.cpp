@@ -75,6 +75,27 @@ TEST(QuantMatMul, EveryTypeMatchesTheReferenceOnOddShapesAndThreadCounts) {
   }
 }
 
+TEST(QuantMatMul, ARowGetsTheSameResultAloneOrInABatch) {
+  const MatMulShape batch{7, 576, 96};
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    const std::vector<float> weights = RandomFloats(batch.out_features * batch.in_features, 3);
+    std::vector<uint8_t> w(RowBytes(type, batch.in_features) * batch.out_features);
+    ASSERT_TRUE(Quantize(type, weights, absl::MakeSpan(w)).ok());
+    const std::vector<float> x = RandomFloats(batch.rows * batch.in_features, 4);
+    std::vector<float> together(static_cast<size_t>(batch.rows * batch.out_features));
+    ASSERT_TRUE(QuantMatMul(type, w.data(), x.data(), together.data(), batch).ok());
+    for (int64_t r = 0; r < batch.rows; ++r) {
+      std::vector<float> alone(static_cast<size_t>(batch.out_features));
+      ASSERT_TRUE(QuantMatMul(type, w.data(), x.data() + r * batch.in_features, alone.data(),
+                              {1, batch.in_features, batch.out_features})
+                      .ok());
+      for (int64_t o = 0; o < batch.out_features; ++o) {
+        ASSERT_EQ(alone[o], together[r * batch.out_features + o]) << TraitsOf(type).name << " row " << r;
+      }
+    }
+  }
+}
+
 TEST(QuantMatMul, RefusesWhatItCannotCompute) {
   std::vector<uint8_t> w(1024);
   std::vector<float> x(64), y(64);
