@@ -28,7 +28,7 @@ absl::Status RunMakeModel(const MakeModelArgs& args) {
   std::optional<engine::GgmlType> type = engine::GgmlTypeFromName(args.type);
   if (!type || !engine::CanQuantize(*type)) {
     return absl::InvalidArgumentError(
-        edgellm::StrCat("type '", args.type, "' cannot be written; use F32, F16, Q8_0 or Q4_0"));
+        edgellm::StrCat("type '", args.type, "' cannot be written; use F32, F16, Q8_0, Q4_0, Q4_K or Q6_K"));
   }
   if (absl::Status s = engine::WriteSyntheticModel({*shape, *type, args.seed}, args.out); !s.ok()) return s;
   std::error_code size_error;

@@ -120,7 +120,8 @@ absl::StatusOr<std::unique_ptr<Linear>> MakeLinear(const GgufTensorInfo& info, a
     return absl::InvalidArgumentError(edgellm::StrCat("tensor ", info.name, " is not 2-D"));
   }
   const int64_t in = static_cast<int64_t>(info.dims[0]), out = static_cast<int64_t>(info.dims[1]);
-  if (device.is_cpu() && !dequantize && HasMatMulKernel(info.type) && in % kernels::kBlock == 0) {
+  if (device.is_cpu() && !dequantize && HasMatMulKernel(info.type) && in % kernels::kBlock == 0 &&
+      in % TraitsOf(info.type).block_size == 0) {
     return std::unique_ptr<Linear>(new KernelLinear(info.type, data.data(), in, out));
   }
   EDGELLM_ASSIGN_OR_RETURN(at::Tensor weight, TensorToFloat(info, data, device));

@@ -1,9 +1,10 @@
 // engine/quant_kernels.h — dot products of one GGUF weight row with one row
 // of activations, per instruction set, chosen once at run time.
 //
-// Quantized weights (Q8_0, Q4_0) meet activations quantized on the fly to
-// 8 bits per 32-value block (ActivationBlock), so the inner loop is integer
-// multiply-adds; F16 and F32 weights meet float activations. Every kernel has
+// Quantized weights (Q8_0, Q4_0, and the 32-weight sub-blocks of Q4_K and
+// Q6_K) meet activations quantized on the fly to 8 bits per 32-value block
+// (ActivationBlock), so the inner loop is integer multiply-adds; F16 and F32
+// weights meet float activations. Every kernel has
 // a portable scalar version, the reference the others are tested against;
 // AVX2 (with FMA and F16C) and NEON versions are selected when the CPU has
 // them. Engine-internal: quant_matmul.h is the interface the model uses.
@@ -27,7 +28,8 @@ struct ActivationBlock {
 
 // Quantizes `blocks` * 32 floats (round to nearest, scale = max |x| / 127).
 using QuantizeFn = void (*)(const float* x, ActivationBlock* out, int64_t blocks);
-// Dot of a quantized weight row of `blocks` blocks with quantized activations.
+// Dot of a quantized weight row of `blocks` 32-value blocks (for K types, a
+// multiple of 8: whole super-blocks) with quantized activations.
 using DotQuantFn = float (*)(const uint8_t* weights, const ActivationBlock* a, int64_t blocks);
 // Dots of one quantized weight row with 4 activation rows at once (each
 // `stride` blocks after the last): the weight blocks are loaded and unpacked
@@ -44,6 +46,8 @@ struct KernelSet {
   DotQuantFn dot_q4_0;
   DotQuant4Fn dot4_q8_0;
   DotQuant4Fn dot4_q4_0;
+  DotQuantFn dot_q4_k;
+  DotQuantFn dot_q6_k;
   DotFloatFn dot_f16;
   DotFloatFn dot_f32;
 };

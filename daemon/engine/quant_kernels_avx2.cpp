@@ -176,7 +176,11 @@ float DotF32(const uint8_t* w, const float* x, int64_t n) {
 const KernelSet* Avx2Kernels() {
   static const bool supported =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  static const KernelSet set{"avx2", Quantize, DotQ8_0, DotQ4_0, Dot4Q8_0, Dot4Q4_0, DotF16, DotF32};
+  // The K types have no AVX2 version yet: the portable ones serve.
+  static const KernelSet set{"avx2",   Quantize,  DotQ8_0,
+                             DotQ4_0,  Dot4Q8_0,  Dot4Q4_0,
+                             ScalarKernels().dot_q4_k, ScalarKernels().dot_q6_k, DotF16,
+                             DotF32};
   return supported ? &set : nullptr;
 }
 

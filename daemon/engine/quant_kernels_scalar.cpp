@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "daemon/engine/fp16.h"
+#include "daemon/engine/k_quants.h"
 #include "daemon/engine/quant_kernels.h"
 
 namespace edgellm::engine::kernels {
@@ -58,6 +59,46 @@ float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return total;
 }
 
+// Q4_K: sub-block j of a super-block meets activation block j.
+float DotQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float total = 0.0f;
+  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ4_KBytes, a += 8) {
+    const float d = Fp16ToFp32(LoadU16(w)), dmin = Fp16ToFp32(LoadU16(w + 2));
+    const uint8_t* qs = w + 16;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t scale, min;
+      Q4_KScaleMin(w + 4, j, &scale, &min);
+      const uint8_t* bytes = qs + 32 * (j / 2);
+      int32_t dot = 0;
+      for (int l = 0; l < 32; ++l) dot += (j % 2 == 0 ? bytes[l] & 0x0f : bytes[l] >> 4) * a[j].q[l];
+      total += a[j].d * (d * scale * static_cast<float>(dot) - dmin * min * static_cast<float>(a[j].sum));
+    }
+  }
+  return total;
+}
+
+// Q6_K: activation block j covers the scale groups 2j and 2j+1.
+float DotQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float total = 0.0f;
+  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ6_KBytes, a += 8) {
+    const float d = Fp16ToFp32(LoadU16(w + 208));
+    const int8_t* scales = reinterpret_cast<const int8_t*>(w + 192);
+    for (int j = 0; j < 8; ++j) {
+      int32_t dot = 0;
+      for (int half = 0; half < 2; ++half) {
+        int32_t group = 0;
+        for (int l = 0; l < 16; ++l) {
+          const int i = 32 * j + 16 * half + l;
+          group += (Q6_KValue(w, w + 128, i) - 32) * a[j].q[16 * half + l];
+        }
+        dot += scales[2 * j + half] * group;
+      }
+      total += d * a[j].d * static_cast<float>(dot);
+    }
+  }
+  return total;
+}
+
 template <DotQuantFn Dot>
 void Dot4(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
   for (int i = 0; i < 4; ++i) out[i] = Dot(w, a + i * stride, blocks);
@@ -82,7 +123,8 @@ float DotF32(const uint8_t* w, const float* x, int64_t n) {
 }  // namespace
 
 const KernelSet& ScalarKernels() {
-  static const KernelSet set{"scalar", Quantize, DotQ8_0, DotQ4_0, Dot4<DotQ8_0>, Dot4<DotQ4_0>, DotF16, DotF32};
+  static const KernelSet set{"scalar", Quantize, DotQ8_0, DotQ4_0, Dot4<DotQ8_0>, Dot4<DotQ4_0>,
+                             DotQ4_K,  DotQ6_K,  DotF16,  DotF32};
   return set;
 }
 

@@ -20,7 +20,8 @@ int64_t RowsPerChunk(uint64_t row_bytes) {
 }  // namespace
 
 bool HasMatMulKernel(GgmlType type) {
-  return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0;
+  return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 ||
+         type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
 }
 
 absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
@@ -28,10 +29,10 @@ absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, f
   if (!HasMatMulKernel(type)) {
     return absl::InvalidArgumentError(edgellm::StrCat("matmul: no kernel for ", TraitsOf(type).name, " weights"));
   }
-  if (shape.in_features <= 0 || shape.in_features % kernels::kBlock != 0 || shape.rows < 0 ||
-      shape.out_features < 0) {
-    return absl::InvalidArgumentError(edgellm::StrCat("matmul: ", shape.in_features,
-                                                      " inputs are not whole blocks of ", kernels::kBlock));
+  const int64_t block = std::max<int64_t>(kernels::kBlock, TraitsOf(type).block_size);
+  if (shape.in_features <= 0 || shape.in_features % block != 0 || shape.rows < 0 || shape.out_features < 0) {
+    return absl::InvalidArgumentError(edgellm::StrCat("matmul: ", shape.in_features, " inputs are not whole ",
+                                                      TraitsOf(type).name, " blocks of ", block));
   }
   const kernels::KernelSet& k = kernel_set != nullptr ? *kernel_set : kernels::BestKernels();
   ThreadPool& threads = pool != nullptr ? *pool : ThreadPool::Shared();
@@ -58,13 +59,19 @@ absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, f
   threads.Run(rows, 1, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) k.quantize(x + r * in, a + r * blocks, blocks);
   });
-  const kernels::DotQuantFn dot = type == GgmlType::kQ8_0 ? k.dot_q8_0 : k.dot_q4_0;
-  const kernels::DotQuant4Fn dot4 = type == GgmlType::kQ8_0 ? k.dot4_q8_0 : k.dot4_q4_0;
+  const kernels::DotQuantFn dot = type == GgmlType::kQ8_0   ? k.dot_q8_0
+                                  : type == GgmlType::kQ4_0 ? k.dot_q4_0
+                                  : type == GgmlType::kQ4_K ? k.dot_q4_k
+                                                            : k.dot_q6_k;
+  // Four sequences at once where a four-row kernel exists.
+  const kernels::DotQuant4Fn dot4 = type == GgmlType::kQ8_0   ? k.dot4_q8_0
+                                    : type == GgmlType::kQ4_0 ? k.dot4_q4_0
+                                                              : nullptr;
   threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
     for (int64_t o = begin; o < end; ++o) {
       const uint8_t* w = weight + o * row_bytes;
       int64_t r = 0;
-      for (; r + 4 <= rows; r += 4) {
+      for (; dot4 != nullptr && r + 4 <= rows; r += 4) {
         float four[4];
         dot4(w, a + r * blocks, blocks, blocks, four);
         for (int i = 0; i < 4; ++i) y[(r + i) * out + o] = four[i];

@@ -20,12 +20,12 @@ namespace edgellm::engine {
 
 class ThreadPool;
 
-// True for the weight types QuantMatMul computes: F32, F16, Q8_0, Q4_0.
+// True for the weight types QuantMatMul computes: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K.
 bool HasMatMulKernel(GgmlType type);
 
 struct MatMulShape {
   int64_t rows;          // activation rows
-  int64_t in_features;   // a multiple of 32
+  int64_t in_features;   // a multiple of 32 (of 256 for the K types)
   int64_t out_features;
 };
 

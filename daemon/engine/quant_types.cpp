@@ -8,6 +8,7 @@
 
 #include "common/str_cat.h"
 #include "daemon/engine/fp16.h"
+#include "daemon/engine/k_quants.h"
 
 namespace edgellm::engine {
 namespace {
@@ -141,7 +142,7 @@ uint64_t RowBytes(GgmlType type, uint64_t n) {
 
 bool CanDequantize(GgmlType type) {
   return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kBF16 ||
-         type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0;
+         type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
 }
 
 bool CanQuantize(GgmlType type) { return CanDequantize(type) && type != GgmlType::kBF16; }
@@ -166,6 +167,12 @@ absl::Status Quantize(GgmlType type, absl::Span<const float> src, absl::Span<uin
       break;
     case GgmlType::kQ4_0:
       QuantizeQ4_0(src.data(), dst.data(), src.size() / kQ4_0BlockSize);
+      break;
+    case GgmlType::kQ4_K:
+      QuantizeQ4_K(src.data(), dst.data(), src.size() / kSuperBlock);
+      break;
+    case GgmlType::kQ6_K:
+      QuantizeQ6_K(src.data(), dst.data(), src.size() / kSuperBlock);
       break;
     default:
       break;
@@ -195,6 +202,12 @@ absl::Status Dequantize(GgmlType type, absl::Span<const uint8_t> src, absl::Span
       break;
     case GgmlType::kQ4_0:
       DequantizeQ4_0(src.data(), dst.data(), dst.size() / kQ4_0BlockSize);
+      break;
+    case GgmlType::kQ4_K:
+      DequantizeQ4_K(src.data(), dst.data(), dst.size() / kSuperBlock);
+      break;
+    case GgmlType::kQ6_K:
+      DequantizeQ6_K(src.data(), dst.data(), dst.size() / kSuperBlock);
       break;
     default:
       break;

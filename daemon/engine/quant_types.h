@@ -5,6 +5,7 @@
 //   Q8_0: 32 weights per 34-byte block = fp16 scale d, int8 q[32];  w = d*q
 //   Q4_0: 32 weights per 18-byte block = fp16 scale d, uint8 nibbles[16];
 //         nibble j (low) is weight j, nibble j (high) is weight j+16;  w = d*(q-8)
+//   Q4_K, Q6_K: super-blocks of 256 weights, see k_quants.h.
 // Every other known type is described (so files holding it can be validated)
 // but not converted.
 #ifndef EDGELLM_ENGINE_QUANT_TYPES_H_
@@ -63,7 +64,7 @@ std::optional<GgmlType> GgmlTypeFromName(std::string_view name);
 uint64_t RowBytes(GgmlType type, uint64_t n);
 
 // True for the types that Quantize and Dequantize support: F32, F16, BF16
-// (dequantize only), Q8_0, Q4_0.
+// (dequantize only), Q8_0, Q4_0, Q4_K, Q6_K.
 bool CanDequantize(GgmlType type);
 bool CanQuantize(GgmlType type);
 

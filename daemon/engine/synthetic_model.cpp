@@ -56,6 +56,7 @@ const std::vector<ModelShape>& KnownShapes() {
       {"tinyllama-1.1b", 22, 2048, 32, 4, 5632, 32000, 2048, "llama", false},
       {"test-spm", 2, 64, 4, 2, 128, 384, 256, "llama", false},
       {"test-bpe", 2, 64, 4, 2, 128, 512, 256, "gpt2", true},
+      {"test-k", 2, 256, 4, 2, 512, 384, 256, "llama", false},
   };
   return shapes;
 }
@@ -70,7 +71,7 @@ std::optional<ModelShape> FindShape(std::string_view name) {
 absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::string& path) {
   if (!CanQuantize(options.type)) {
     return absl::InvalidArgumentError(
-        edgellm::StrCat("cannot write weights of type ", TraitsOf(options.type).name, " (F32, F16, Q8_0, Q4_0 can)"));
+        edgellm::StrCat("cannot write weights of type ", TraitsOf(options.type).name, " (F32, F16, Q8_0, Q4_0, Q4_K, Q6_K can)"));
   }
   const ModelShape& s = options.shape;
   EDGELLM_ASSIGN_OR_RETURN(Vocab vocab, s.tokenizer == "gpt2" ? MakeBpeVocab(s.n_vocab, options.seed)

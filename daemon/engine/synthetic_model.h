@@ -27,8 +27,9 @@ struct ModelShape {
   bool tied_embeddings;   // no output.weight: the output reuses token_embd
 };
 
-// stories260k, smol-135m, tinyllama-1.1b, and two small test shapes
-// (test-spm, test-bpe) whose widths are multiples of 32.
+// stories260k, smol-135m, tinyllama-1.1b, and small test shapes: test-spm
+// and test-bpe, whose widths are multiples of 32, and test-k, whose widths
+// are multiples of 256 (whole K-quant super-blocks).
 const std::vector<ModelShape>& KnownShapes();
 std::optional<ModelShape> FindShape(std::string_view name);
 

@@ -208,8 +208,9 @@ TEST(LlamaModel, CachesSharingPrefixBlocksEachContinueExactly) {
 // The kernels read the weights in place and quantize activations per block of
 // 32; the reference dequantizes the weights to float32 at load.
 TEST(LlamaModel, KernelsAgreeWithTheDequantizedReference) {
-  for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
-    const std::string path = SyntheticModel("test-spm", type);
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+    const std::string path = SyntheticModel(k_type ? "test-k" : "test-spm", type);
     auto kernels = Load(path);
     ModelOptions reference_options;
     reference_options.threads = 2;

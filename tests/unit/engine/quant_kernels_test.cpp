@@ -73,15 +73,19 @@ TEST(QuantKernels, QuantizedActivationsAreIdenticalOnEveryInstructionSet) {
 }
 
 TEST(QuantKernels, QuantizedDotsMatchTheExactSum) {
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
-    for (int64_t n : kSizes) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+    for (int64_t n : k_type ? std::vector<int64_t>{256, 768, 2048} : std::vector<int64_t>(std::begin(kSizes), std::end(kSizes))) {
       const std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(n, 7 + static_cast<uint32_t>(n)));
       const std::vector<float> x = RandomFloats(n, 11 + static_cast<uint32_t>(n));
       std::vector<ActivationBlock> a(static_cast<size_t>(n / kBlock));
       ScalarKernels().quantize(x.data(), a.data(), n / kBlock);
       const double want = ReferenceDot(type, w, a, n);
       for (const KernelSet* set : Available()) {
-        const DotQuantFn dot = type == GgmlType::kQ8_0 ? set->dot_q8_0 : set->dot_q4_0;
+        const DotQuantFn dot = type == GgmlType::kQ8_0   ? set->dot_q8_0
+                               : type == GgmlType::kQ4_0 ? set->dot_q4_0
+                               : type == GgmlType::kQ4_K ? set->dot_q4_k
+                                                         : set->dot_q6_k;
         const float got = dot(w.data(), a.data(), n / kBlock);
         // Integer sums per block are exact; only the float accumulation of blocks rounds.
         EXPECT_NEAR(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n))))

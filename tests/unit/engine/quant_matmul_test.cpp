@@ -26,7 +26,7 @@ std::vector<double> Reference(GgmlType type, const std::vector<uint8_t>& w, cons
   std::vector<float> weights(static_cast<size_t>(s.out_features * s.in_features));
   EXPECT_TRUE(Dequantize(type, w, absl::MakeSpan(weights)).ok());
   std::vector<float> seen = x;
-  if (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0) {
+  if (type != GgmlType::kF32 && type != GgmlType::kF16) {
     const int64_t blocks = s.in_features / kernels::kBlock;
     std::vector<kernels::ActivationBlock> a(static_cast<size_t>(blocks));
     for (int64_t r = 0; r < s.rows; ++r) {
@@ -75,6 +75,24 @@ TEST(QuantMatMul, EveryTypeMatchesTheReferenceOnOddShapesAndThreadCounts) {
   }
 }
 
+TEST(QuantMatMul, KQuantsMatchTheReference) {
+  const MatMulShape shapes[] = {{1, 256, 3}, {5, 768, 70}};
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    for (const MatMulShape& s : shapes) {
+      const std::vector<float> weights = RandomFloats(s.out_features * s.in_features, 8);
+      std::vector<uint8_t> w(RowBytes(type, s.in_features) * s.out_features);
+      ASSERT_TRUE(Quantize(type, weights, absl::MakeSpan(w)).ok());
+      const std::vector<float> x = RandomFloats(s.rows * s.in_features, 9);
+      const std::vector<double> want = Reference(type, w, x, s);
+      std::vector<float> y(want.size());
+      ASSERT_TRUE(QuantMatMul(type, w.data(), x.data(), y.data(), s).ok());
+      for (size_t i = 0; i < y.size(); ++i) {
+        ASSERT_NEAR(y[i], want[i], 1e-4 * std::sqrt(static_cast<double>(s.in_features))) << TraitsOf(type).name;
+      }
+    }
+  }
+}
+
 TEST(QuantMatMul, ARowGetsTheSameResultAloneOrInABatch) {
   const MatMulShape batch{7, 576, 96};
   for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
@@ -99,7 +117,9 @@ TEST(QuantMatMul, ARowGetsTheSameResultAloneOrInABatch) {
 TEST(QuantMatMul, RefusesWhatItCannotCompute) {
   std::vector<uint8_t> w(1024);
   std::vector<float> x(64), y(64);
-  EXPECT_EQ(QuantMatMul(GgmlType::kQ4_K, w.data(), x.data(), y.data(), {1, 256, 1}).code(),
+  EXPECT_EQ(QuantMatMul(GgmlType::kQ5_K, w.data(), x.data(), y.data(), {1, 256, 1}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(QuantMatMul(GgmlType::kQ4_K, w.data(), x.data(), y.data(), {1, 96, 1}).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(QuantMatMul(GgmlType::kQ8_0, w.data(), x.data(), y.data(), {1, 48, 1}).code(),
             absl::StatusCode::kInvalidArgument);

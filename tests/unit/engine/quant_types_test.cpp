@@ -111,6 +111,57 @@ TEST(QuantTypes, RoundTripErrorIsWithinHalfAStep) {
   }
 }
 
+TEST(QuantTypes, KQuantsRoundTripCloseToTheInput) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(4096);
+  for (float& v : x) v = normal(rng);
+  for (const auto& [type, relative_rms] : {std::pair{GgmlType::kQ4_K, 0.12}, std::pair{GgmlType::kQ6_K, 0.03}}) {
+    std::vector<uint8_t> q(RowBytes(type, x.size()));
+    ASSERT_EQ(q.size(), x.size() / 256 * (type == GgmlType::kQ4_K ? 144 : 210));
+    ASSERT_TRUE(Quantize(type, x, absl::MakeSpan(q)).ok());
+    std::vector<float> y(x.size());
+    ASSERT_TRUE(Dequantize(type, q, absl::MakeSpan(y)).ok());
+    double error = 0.0, signal = 0.0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      error += (x[i] - y[i]) * (x[i] - y[i]);
+      signal += x[i] * x[i];
+    }
+    EXPECT_LT(std::sqrt(error / signal), relative_rms) << TraitsOf(type).name;
+  }
+}
+
+// Blocks built by hand, byte by byte, decode as the GGML layouts say.
+TEST(QuantTypes, KQuantBlockBytesAreExact) {
+  std::vector<uint8_t> q4k(144, 0);
+  const uint16_t one = Fp32ToFp16(1.0f), half = Fp32ToFp16(0.5f);
+  std::memcpy(q4k.data(), &one, 2);       // d
+  std::memcpy(q4k.data() + 2, &half, 2);  // dmin
+  // Sub-block 1: scale 3, min 4 (packed in bytes 1 and 5); sub-block 5:
+  // scale 33 = 0b100001 and min 18 = 0b010010, split over bytes 1, 5 and 9.
+  q4k[4 + 1] = 3 | ((33 >> 4) << 6);
+  q4k[4 + 5] = 4 | ((18 >> 4) << 6);
+  q4k[4 + 9] = (33 & 0x0f) | ((18 & 0x0f) << 4);
+  q4k[16 + 0] = 0x70;       // weight 32 (sub-block 1, high nibble of byte 0) = 7
+  q4k[16 + 64 + 2] = 0x90;  // weight 160 + 2 (sub-block 5, high nibble of byte 66) = 9
+  std::vector<float> y(256);
+  ASSERT_TRUE(Dequantize(GgmlType::kQ4_K, q4k, absl::MakeSpan(y)).ok());
+  EXPECT_EQ(y[32], 1.0f * 3 * 7 - 0.5f * 4);
+  EXPECT_EQ(y[33], -0.5f * 4);
+  EXPECT_EQ(y[162], 1.0f * 33 * 9 - 0.5f * 18);
+  EXPECT_EQ(y[0], 0.0f);
+
+  std::vector<uint8_t> q6k(210, 0);
+  std::memcpy(q6k.data() + 208, &half, 2);  // d
+  q6k[192 + 9] = static_cast<uint8_t>(static_cast<int8_t>(-2));  // scale of weights 144..159
+  // Weight 150: second half, p = 22, quarter 0, l = 22: low nibble of ql[64 + 22], bits 0-1 of qh[32 + 22].
+  q6k[64 + 22] = 0x05;
+  q6k[128 + 32 + 22] = 0x02;  // q = 5 | 2 << 4 = 37
+  ASSERT_TRUE(Dequantize(GgmlType::kQ6_K, q6k, absl::MakeSpan(y)).ok());
+  EXPECT_EQ(y[150], 0.5f * -2 * (37 - 32));
+  EXPECT_EQ(y[151], 0.5f * -2 * (0 - 32));
+}
+
 TEST(QuantTypes, SizeMismatchesAreErrors) {
   std::vector<float> x(33);
   std::vector<uint8_t> q(34);
@@ -118,9 +169,11 @@ TEST(QuantTypes, SizeMismatchesAreErrors) {
   std::vector<float> y(32);
   std::vector<uint8_t> short_block(33);
   EXPECT_EQ(Dequantize(GgmlType::kQ8_0, short_block, absl::MakeSpan(y)).code(), absl::StatusCode::kInvalidArgument);
-  std::vector<uint8_t> k_block(144);
+  std::vector<uint8_t> k_block(143);
   std::vector<float> k_out(256);
   EXPECT_EQ(Dequantize(GgmlType::kQ4_K, k_block, absl::MakeSpan(k_out)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Dequantize(GgmlType::kQ5_K, std::vector<uint8_t>(176), absl::MakeSpan(k_out)).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
