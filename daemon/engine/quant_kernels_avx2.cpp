@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C kernels. This file alone is compiled with those
 // instructions enabled; BestKernels() only picks it on a CPU that has them.
 #include "daemon/engine/quant_kernels.h"
+#include "daemon/engine/k_quants.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -150,6 +151,65 @@ float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return DotBlocks<18, BlockDotQ4_0>(w, a, blocks);
 }
 
+// Q4_K: 32 bytes of qs hold sub-blocks 2c (low nibbles) and 2c+1 (high).
+float DotQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0.0f;
+  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ4_KBytes, a += 8) {
+    const float d = HalfToFloat(w), dmin = HalfToFloat(w + 2);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * c));
+      const __m256i q[2] = {_mm256_and_si256(bytes, low_nibbles),
+                            _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles)};
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * c + h;
+        uint8_t scale, min;
+        Q4_KScaleMin(w + 4, j, &scale, &min);
+        const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[j].q));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * scale * a[j].d), _mm256_cvtepi32_ps(DotBytes(q[h], aq)), acc);
+        mins += dmin * min * a[j].d * static_cast<float>(a[j].sum);
+      }
+    }
+  }
+  return HorizontalSum(acc) - mins;
+}
+
+// Q6_K: quarter k of half n (32 weights) meets activation block 4n + k; its
+// two 16-weight groups have their own scales.
+float DotQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f), two_bits = _mm256_set1_epi8(3);
+  const __m256i offset = _mm256_set1_epi8(32);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ6_KBytes, a += 8) {
+    const float d = HalfToFloat(w + 208);
+    const int8_t* scales = reinterpret_cast<const int8_t*>(w + 192);
+    for (int n = 0; n < 2; ++n) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * n));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * n + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * n));
+      const __m256i low[4] = {_mm256_and_si256(ql0, low_nibbles), _mm256_and_si256(ql1, low_nibbles),
+                              _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_nibbles),
+                              _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_nibbles)};
+      for (int k = 0; k < 4; ++k) {
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two_bits);
+        const __m256i q = _mm256_or_si256(low[k], _mm256_slli_epi16(high, 4));  // 0..63
+        const ActivationBlock& block = a[4 * n + k];
+        const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
+        // Σ (q - 32) a per lane: lanes 0-3 are the first 16 weights, 4-7 the second.
+        const __m256i dot = _mm256_sub_epi32(DotBytes(q, aq), DotBytes(offset, aq));
+        const int group = 2 * (4 * n + k);
+        const __m256i group_scales = _mm256_setr_epi32(scales[group], scales[group], scales[group], scales[group],
+                                                       scales[group + 1], scales[group + 1], scales[group + 1],
+                                                       scales[group + 1]);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * block.d), _mm256_cvtepi32_ps(_mm256_mullo_epi32(dot, group_scales)),
+                              acc);
+      }
+    }
+  }
+  return HorizontalSum(acc);
+}
+
 float DotF16(const uint8_t* w, const float* x, int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) {
@@ -176,11 +236,7 @@ float DotF32(const uint8_t* w, const float* x, int64_t n) {
 const KernelSet* Avx2Kernels() {
   static const bool supported =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  // The K types have no AVX2 version yet: the portable ones serve.
-  static const KernelSet set{"avx2",   Quantize,  DotQ8_0,
-                             DotQ4_0,  Dot4Q8_0,  Dot4Q4_0,
-                             ScalarKernels().dot_q4_k, ScalarKernels().dot_q6_k, DotF16,
-                             DotF32};
+  static const KernelSet set{"avx2", Quantize, DotQ8_0, DotQ4_0, Dot4Q8_0, Dot4Q4_0, DotQ4_K, DotQ6_K, DotF16, DotF32};
   return supported ? &set : nullptr;
 }
 

@@ -1,10 +1,14 @@
-// Google Benchmark micro-benchmarks of the engine's scalar hot spots:
-// dequantization, tokenization and sampling.
+// Google Benchmark micro-benchmarks of the engine's hot spots: the weight
+// kernels (per type, per instruction set, one thread), dequantization,
+// tokenization and sampling.
 #include <benchmark/benchmark.h>
 
 #include <random>
 
+#include "daemon/engine/quant_kernels.h"
+#include "daemon/engine/quant_matmul.h"
 #include "daemon/engine/quant_types.h"
+#include "daemon/engine/thread_pool.h"
 #include "daemon/engine/sampler.h"
 #include "daemon/engine/synthetic_vocab.h"
 #include "daemon/engine/tokenizer.h"
@@ -31,6 +35,40 @@ void BM_Dequantize(benchmark::State& state, GgmlType type) {
 BENCHMARK_CAPTURE(BM_Dequantize, F16, GgmlType::kF16);
 BENCHMARK_CAPTURE(BM_Dequantize, Q8_0, GgmlType::kQ8_0);
 BENCHMARK_CAPTURE(BM_Dequantize, Q4_0, GgmlType::kQ4_0);
+BENCHMARK_CAPTURE(BM_Dequantize, Q4_K, GgmlType::kQ4_K);
+BENCHMARK_CAPTURE(BM_Dequantize, Q6_K, GgmlType::kQ6_K);
+
+// One decode row through a 2048 x 2048 weight (in cache: the kernel's compute
+// speed, not memory's), on one thread; "bytes" are weight bytes.
+void BM_MatVec(benchmark::State& state, GgmlType type, bool simd) {
+  const kernels::KernelSet* set = simd ? kernels::Avx2Kernels() : &kernels::ScalarKernels();
+  if (set == nullptr) {
+    state.SkipWithError("no AVX2 on this CPU");
+    return;
+  }
+  const int64_t n = 2048;
+  std::vector<float> w(n * n), x(n), y(n);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  for (float& v : w) v = normal(rng);
+  for (float& v : x) v = normal(rng);
+  std::vector<uint8_t> q(RowBytes(type, n * n));
+  (void)Quantize(type, w, absl::MakeSpan(q));
+  ThreadPool one(1);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(QuantMatMul(type, q.data(), x.data(), y.data(), {1, n, n}, set, &one));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * q.size());
+}
+BENCHMARK_CAPTURE(BM_MatVec, F32_avx2, GgmlType::kF32, true);
+BENCHMARK_CAPTURE(BM_MatVec, F16_avx2, GgmlType::kF16, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q8_0_avx2, GgmlType::kQ8_0, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q4_0_avx2, GgmlType::kQ4_0, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q4_K_avx2, GgmlType::kQ4_K, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q6_K_avx2, GgmlType::kQ6_K, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q8_0_scalar, GgmlType::kQ8_0, false);
+BENCHMARK_CAPTURE(BM_MatVec, Q4_K_scalar, GgmlType::kQ4_K, false);
 
 constexpr char kText[] =
     "The farmer liked the robot because it never needed the internet to think. It kept its own notes, "
