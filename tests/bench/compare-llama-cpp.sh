@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs llama.cpp's llama-bench and edgellm's engine benchmark on the very same
+# GGUF files with the same thread count, and prints edgellm ÷ llama.cpp for
+# prefill (a 512-token prompt, llama-bench's pp512) and decode (128 tokens from
+# an empty context, its tg128). The files are the tinyllama-1.1b and smol-135m
+# shapes at Q4_0 and Q8_0, written by `edgellm make-model` into the build tree
+# (every matrix of the type; llama.cpp reads them as any GGUF).
+#
+# Usage: tests/bench/compare-llama-cpp.sh LLAMA_CPP_BUILD_DIR [threads] [build-dir]
+#   (defaults: 2 threads, build/release). Needs jq.
+set -euo pipefail
+if [ $# -lt 1 ]; then
+  echo "usage: $0 LLAMA_CPP_BUILD_DIR [threads] [build-dir]" >&2
+  exit 2
+fi
+llama_bench=$1/bin/llama-bench
+[ -x "$llama_bench" ] || llama_bench=$1/llama-bench
+if [ ! -x "$llama_bench" ]; then
+  echo "$0: no llama-bench in $1/bin or $1" >&2
+  exit 2
+fi
+threads=${2:-2}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${3:-$root/build/release}
+models=$build/bench-models
+mkdir -p "$models"
+
+# The figure `metric` from edgellm-bench-engine's lines.
+edgellm_figure() {
+  "$build/tests/bench/edgellm-bench-engine" --model "$1" --threads "$threads" --prompt-tokens "$2" \
+    --decode-tokens "$3" --batch-sizes 1 | sed -n "s/.* metric=$4 value=\([0-9.e+-]*\) .*/\1/p"
+}
+
+for shape in tinyllama-1.1b smol-135m; do
+  for type in Q4_0 Q8_0; do
+    model=$models/$shape-$type.gguf
+    [ -f "$model" ] || "$build/tools/edgellm" make-model --shape "$shape" --type "$type" --out "$model" >&2
+    llama_json=$("$llama_bench" -m "$model" -t "$threads" -p 512 -n 128 -o json)
+    llama_prefill=$(jq '.[] | select(.n_prompt == 512 and .n_gen == 0) | .avg_ts' <<<"$llama_json")
+    llama_decode=$(jq '.[] | select(.n_prompt == 0 and .n_gen == 128) | .avg_ts' <<<"$llama_json")
+    ours_prefill=$(edgellm_figure "$model" 512 1 prefill_tok_s)
+    ours_decode=$(edgellm_figure "$model" 1 128 decode_tok_s)
+    for pair in "prefill_tok_s $ours_prefill $llama_prefill" "decode_tok_s $ours_decode $llama_decode"; do
+      read -r metric ours theirs <<<"$pair"
+      ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+      echo "compare model=$(basename "$model") threads=$threads metric=$metric edgellm=$ours llama_cpp=$theirs ratio=$ratio"
+    done
+  done
+done
