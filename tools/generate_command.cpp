@@ -23,6 +23,7 @@ struct GenerateArgs {
   int32_t threads = 0;
   int32_t context = 0;
   std::string device = "cpu";
+  int32_t draft_tokens = 0;
   bool json = false;
 };
 
@@ -53,6 +54,7 @@ absl::Status RunGenerate(const GenerateArgs& args) {
   options.sampling = args.sampling;
   options.sampling.seed = args.seed >= 0 ? static_cast<uint64_t>(args.seed) : std::random_device{}();
   options.stop = args.stop;
+  options.draft_tokens = args.draft_tokens;
   auto print = [](std::string_view text) {
     std::cout << text << std::flush;
     return true;
@@ -115,6 +117,9 @@ void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("-t,--threads", args->threads, "Compute threads (default: one per core)");
   cmd->add_option("-c,--ctx", args->context, "Context length (default: the model's, at most 4096)");
   cmd->add_option("--device", args->device, "LibTorch device: cpu, cuda, cuda:N")->capture_default_str();
+  cmd->add_option("--draft", args->draft_tokens,
+                  "Speculative decoding under greedy sampling: tokens drafted by prompt lookup per step (0: off)")
+      ->capture_default_str();
   cmd->add_flag("--json", args->json, "Print one JSON object instead of streaming text");
   cmd->callback([args, result] { *result = RunGenerate(*args); });
 }

@@ -17,6 +17,9 @@ std::string_view FinishReasonName(FinishReason reason) {
 absl::Status ValidateGeneration(absl::Span<const TokenId> prompt_ids, const GenerateOptions& options,
                                 int32_t context_length) {
   EDGELLM_RETURN_IF_ERROR(options.sampling.Validate());
+  if (options.draft_tokens < 0 || options.draft_tokens > 64) {
+    return absl::InvalidArgumentError(edgellm::StrCat("draft_tokens ", options.draft_tokens, " is outside 0..64"));
+  }
   if (options.max_tokens <= 0) {
     return absl::InvalidArgumentError(edgellm::StrCat("max_tokens ", options.max_tokens, " must be positive"));
   }

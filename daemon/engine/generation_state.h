@@ -25,6 +25,9 @@ struct GenerateOptions {
   bool add_special = true;        // BOS (and EOS) as the model asks
   bool parse_special = true;      // "<s>" in the prompt is the BOS token
   bool ignore_eos = false;        // keep going past EOS (benchmarks)
+  // Speculative decoding under greedy sampling: up to this many tokens drafted
+  // by prompt lookup and checked in one forward per step; 0 turns it off.
+  int32_t draft_tokens = 0;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled };

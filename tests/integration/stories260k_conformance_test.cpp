@@ -177,6 +177,28 @@ TEST(Stories260k, LongGreedyStoryMatchesLlama2c) {
   EXPECT_EQ(result->text.substr(1), expected);
 }
 
+// Speculative decoding (prompt-lookup drafts, checked in one forward) gives
+// the plain greedy story token for token, in fewer forwards.
+TEST(Stories260k, SpeculativeDecodingGivesThePlainGreedyStory) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  EDGELLM_REQUIRE_SHARED_FILE(kReference);
+  auto model = LoadModel();
+  ASSERT_NE(model, nullptr);
+  for (const std::string prompt : {"", "Once upon a time", "Lily and Ben went to the park"}) {
+    GenerateOptions options;
+    options.max_tokens = 256;
+    options.sampling.temperature = 0.0f;
+    auto plain = Generate(*model, prompt, options);
+    options.draft_tokens = 6;
+    auto speculative = Generate(*model, prompt, options);
+    ASSERT_TRUE(plain.ok() && speculative.ok());
+    EXPECT_EQ(speculative->token_ids, plain->token_ids) << prompt;
+    EXPECT_EQ(speculative->text, plain->text) << prompt;
+    EXPECT_GT(speculative->accepted_tokens, 0) << prompt;
+    EXPECT_EQ(speculative->decode_steps + speculative->accepted_tokens, plain->decode_steps) << prompt;
+  }
+}
+
 TEST(Stories260k, CachedLogitsEqualAFullForward) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
   EDGELLM_REQUIRE_SHARED_FILE(kReference);

@@ -26,6 +26,35 @@ class GeneratorTest : public ::testing::Test {
   std::unique_ptr<LlamaModel> model_;
 };
 
+TEST_F(GeneratorTest, SpeculativeGreedyOutputEqualsPlainAndStopsWhereItDoes) {
+  // A random model repeats itself soon: drafts are found and mostly accepted.
+  for (int n : {1, 5, 40, 150}) {
+    auto plain = Generate(*model_, "the cat sat on the mat and the cat", Greedy(n));
+    GenerateOptions options = Greedy(n);
+    options.draft_tokens = 4;
+    std::string streamed;
+    auto speculative = Generate(*model_, "the cat sat on the mat and the cat", options, [&](std::string_view t) {
+      streamed += t;
+      return true;
+    });
+    ASSERT_TRUE(plain.ok() && speculative.ok());
+    EXPECT_EQ(speculative->token_ids, plain->token_ids) << n;
+    EXPECT_EQ(speculative->text, plain->text);
+    EXPECT_EQ(streamed, plain->text);
+    EXPECT_EQ(speculative->finish_reason, FinishReason::kLength);
+    EXPECT_LE(speculative->accepted_tokens, speculative->drafted_tokens);
+  }
+  // Sampling does not speculate.
+  GenerateOptions sampled = Greedy(20);
+  sampled.sampling.temperature = 0.8f;
+  sampled.draft_tokens = 4;
+  auto r = Generate(*model_, "the cat", sampled);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->drafted_tokens, 0);
+  sampled.draft_tokens = 65;
+  EXPECT_EQ(Generate(*model_, "the cat", sampled).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(GeneratorTest, StopsAtMaxTokensAndReportsFigures) {
   auto r = Generate(*model_, "Once upon a time", Greedy(12));
   ASSERT_TRUE(r.ok()) << r.status();
