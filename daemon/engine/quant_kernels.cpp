@@ -2,14 +2,9 @@
 
 namespace edgellm::engine::kernels {
 
-#if !defined(__aarch64__)
-const KernelSet* NeonKernels() { return nullptr; }
-#endif
-
 const KernelSet& BestKernels() {
   static const KernelSet& best = [] () -> const KernelSet& {
     if (const KernelSet* avx2 = Avx2Kernels()) return *avx2;
-    if (const KernelSet* neon = NeonKernels()) return *neon;
     return ScalarKernels();
   }();
   return best;

@@ -17,7 +17,6 @@ namespace {
 std::vector<const KernelSet*> Available() {
   std::vector<const KernelSet*> sets = {&ScalarKernels()};
   if (const KernelSet* avx2 = Avx2Kernels()) sets.push_back(avx2);
-  if (const KernelSet* neon = NeonKernels()) sets.push_back(neon);
   return sets;
 }
 
