@@ -44,7 +44,13 @@ void ThreadPool::DoChunks() {
   while (true) {
     const int64_t begin = next_.fetch_add(grain_);
     if (begin >= tasks_) return;
-    (*job_)(begin, std::min(tasks_, begin + grain_));
+    try {
+      (*job_)(begin, std::min(tasks_, begin + grain_));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      if (!error_) error_ = std::current_exception();
+      next_.store(tasks_);  // no more chunks for anyone
+    }
   }
 }
 
@@ -90,6 +96,12 @@ void ThreadPool::Run(int64_t tasks, int64_t grain, const std::function<void(int6
       std::this_thread::yield();
     }
   }
+  std::exception_ptr error;
+  {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    std::swap(error, error_);
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 ThreadPool& ThreadPool::Shared() {

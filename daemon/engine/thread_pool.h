@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -27,8 +29,10 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls fn(begin, end) over [0, tasks) in chunks of `grain` tasks spread
-  // over all threads, and returns when every chunk is done. One caller at a
-  // time; `fn` must not call Run.
+  // over all threads, and returns when every chunk is done. An exception
+  // thrown by `fn` on any thread is rethrown here once all threads have
+  // stopped (the first one, if several throw). One caller at a time; `fn`
+  // must not call Run.
   void Run(int64_t tasks, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
 
   // The pool every kernel uses, sized by SetThreads (one per core until then).
@@ -49,6 +53,8 @@ class ThreadPool {
   std::atomic<int> busy_{0};  // workers still on the current job
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> stop_{false};
+  std::mutex error_mu_;
+  std::exception_ptr error_;  // the first exception of the current job
 };
 
 }  // namespace edgellm::engine

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <vector>
 
 namespace edgellm::engine {
@@ -41,6 +42,21 @@ TEST(ThreadPool, WorkSpreadsOverItsThreads) {
     });
   }
   EXPECT_EQ(seen.size(), 2u);
+}
+
+TEST(ThreadPool, AnExceptionOnAnyThreadReachesTheCaller) {
+  ThreadPool pool(2);
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    EXPECT_THROW(pool.Run(64, 1,
+                          [&](int64_t begin, int64_t) {
+                            if (begin == 40) throw std::runtime_error("chunk 40 failed");
+                          }),
+                 std::runtime_error);
+  }
+  // The pool still works afterwards.
+  std::atomic<int> done{0};
+  pool.Run(64, 1, [&](int64_t, int64_t) { done.fetch_add(1); });
+  EXPECT_EQ(done.load(), 64);
 }
 
 TEST(ThreadPool, TheSharedPoolTakesItsSizeFromConfiguration) {
