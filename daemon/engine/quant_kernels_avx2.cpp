@@ -4,6 +4,7 @@
 #include "daemon/engine/k_quants.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstring>
@@ -234,8 +235,12 @@ float DotF32(const uint8_t* w, const float* x, int64_t n) {
 }  // namespace
 
 const KernelSet* Avx2Kernels() {
-  static const bool supported =
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  // F16C from CPUID itself: not every compiler's __builtin_cpu_supports knows it.
+  static const bool supported = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
   static const KernelSet set{"avx2", Quantize, DotQ8_0, DotQ4_0, Dot4Q8_0, Dot4Q4_0, DotQ4_K, DotQ6_K, DotF16, DotF32};
   return supported ? &set : nullptr;
 }
