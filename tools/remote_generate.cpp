@@ -2,10 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/ascii.h"
+#include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "edgellm/v1/inference.grpc.pb.h"
@@ -13,24 +11,16 @@
 namespace edgellm::tools {
 namespace {
 
-absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(edgellm::StrCat(flag, " ", path, ": cannot be read"));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const RemoteTarget& target) {
   if (target.tls_ca.empty()) {
     if (!target.tls_cert.empty()) return absl::InvalidArgumentError("--tls-cert needs --tls-ca");
     return grpc::InsecureChannelCredentials();
   }
   grpc::SslCredentialsOptions ssl;
-  EDGELLM_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("--tls-ca", target.tls_ca));
+  EDGELLM_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFileToString(target.tls_ca, "--tls-ca"));
   if (!target.tls_cert.empty()) {
-    EDGELLM_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem("--tls-cert", target.tls_cert));
-    EDGELLM_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem("--tls-key", target.tls_key));
+    EDGELLM_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadFileToString(target.tls_cert, "--tls-cert"));
+    EDGELLM_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadFileToString(target.tls_key, "--tls-key"));
   }
   return grpc::SslCredentials(ssl);
 }

@@ -2,11 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <functional>
 #include <map>
-#include <sstream>
 
+#include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
 
@@ -90,11 +89,8 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
 }
 
 absl::StatusOr<DaemonConfig> DaemonConfig::Load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(edgellm::StrCat("cannot read config ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return FromYaml(text.str(), path);
+  EDGELLM_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, "config"));
+  return FromYaml(text, path);
 }
 
 absl::Status DaemonConfig::Validate() const {

@@ -2,12 +2,11 @@
 
 #include <charconv>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "common/read_file.h"
 
 namespace edgellm::ops {
 namespace {
@@ -32,11 +31,8 @@ std::optional<uint64_t> StatValue(std::string_view stat, std::string_view key) {
 }
 
 std::optional<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  absl::StatusOr<std::string> text = ReadFileToString(path.string());
+  return text.ok() ? std::optional<std::string>(*std::move(text)) : std::nullopt;
 }
 
 // The headroom under the cgroup limit in `dir`, in the v2 or v1 file names.

@@ -5,10 +5,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <fstream>
 #include <memory>
-#include <sstream>
 
+#include "common/read_file.h"
 #include "common/str_cat.h"
 #include "common/status_macros.h"
 
@@ -24,14 +23,6 @@ struct X509Free {
 struct KeyFree {
   void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
 };
-
-absl::StatusOr<std::string> ReadFile(const std::string& what, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(edgellm::StrCat(what, " ", path, ": cannot be read"));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::unique_ptr<BIO, BioFree> MemoryBio(const std::string& pem) {
   return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
@@ -50,8 +41,8 @@ absl::StatusOr<std::unique_ptr<X509, X509Free>> FirstCertificate(const std::stri
 absl::StatusOr<TlsFiles> LoadTlsFiles(const std::string& cert_path, const std::string& key_path,
                                       const std::string& client_ca_path) {
   TlsFiles files;
-  EDGELLM_ASSIGN_OR_RETURN(files.cert_chain, ReadFile("tls_cert", cert_path));
-  EDGELLM_ASSIGN_OR_RETURN(files.private_key, ReadFile("tls_key", key_path));
+  EDGELLM_ASSIGN_OR_RETURN(files.cert_chain, ReadFileToString(cert_path, "tls_cert"));
+  EDGELLM_ASSIGN_OR_RETURN(files.private_key, ReadFileToString(key_path, "tls_key"));
   EDGELLM_ASSIGN_OR_RETURN(auto cert, FirstCertificate("tls_cert", cert_path, files.cert_chain));
   auto key_bio = MemoryBio(files.private_key);
   std::unique_ptr<EVP_PKEY, KeyFree> key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
@@ -64,7 +55,7 @@ absl::StatusOr<TlsFiles> LoadTlsFiles(const std::string& cert_path, const std::s
         edgellm::StrCat("tls_key ", key_path, " does not match the certificate in tls_cert ", cert_path));
   }
   if (!client_ca_path.empty()) {
-    EDGELLM_ASSIGN_OR_RETURN(files.client_ca, ReadFile("tls_client_ca", client_ca_path));
+    EDGELLM_ASSIGN_OR_RETURN(files.client_ca, ReadFileToString(client_ca_path, "tls_client_ca"));
     EDGELLM_RETURN_IF_ERROR(FirstCertificate("tls_client_ca", client_ca_path, files.client_ca).status());
   }
   return files;

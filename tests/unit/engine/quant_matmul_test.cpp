@@ -49,14 +49,20 @@ std::vector<double> Reference(GgmlType type, const std::vector<uint8_t>& w, cons
   return y;
 }
 
+// A random [out, in] weight of `type`, as GGUF stores it.
+std::vector<uint8_t> RandomWeight(GgmlType type, const MatMulShape& s, uint32_t seed) {
+  const std::vector<float> weights = RandomFloats(s.out_features * s.in_features, seed);
+  std::vector<uint8_t> w(RowBytes(type, s.in_features) * s.out_features);
+  EXPECT_TRUE(Quantize(type, weights, absl::MakeSpan(w)).ok());
+  return w;
+}
+
 TEST(QuantMatMul, EveryTypeMatchesTheReferenceOnOddShapesAndThreadCounts) {
   const MatMulShape shapes[] = {{1, 32, 1}, {1, 96, 37}, {3, 160, 65}, {7, 576, 129}, {16, 64, 300}};
   ThreadPool one(1), two(2), three(3);
   for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
     for (const MatMulShape& s : shapes) {
-      const std::vector<float> weights = RandomFloats(s.out_features * s.in_features, 1);
-      std::vector<uint8_t> w(RowBytes(type, s.in_features) * s.out_features);
-      ASSERT_TRUE(Quantize(type, weights, absl::MakeSpan(w)).ok());
+      const std::vector<uint8_t> w = RandomWeight(type, s, 1);
       const std::vector<float> x = RandomFloats(s.rows * s.in_features, 2);
       const std::vector<double> want = Reference(type, w, x, s);
       std::vector<float> first;
@@ -79,9 +85,7 @@ TEST(QuantMatMul, KQuantsMatchTheReference) {
   const MatMulShape shapes[] = {{1, 256, 3}, {5, 768, 70}};
   for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     for (const MatMulShape& s : shapes) {
-      const std::vector<float> weights = RandomFloats(s.out_features * s.in_features, 8);
-      std::vector<uint8_t> w(RowBytes(type, s.in_features) * s.out_features);
-      ASSERT_TRUE(Quantize(type, weights, absl::MakeSpan(w)).ok());
+      const std::vector<uint8_t> w = RandomWeight(type, s, 8);
       const std::vector<float> x = RandomFloats(s.rows * s.in_features, 9);
       const std::vector<double> want = Reference(type, w, x, s);
       std::vector<float> y(want.size());
@@ -96,9 +100,7 @@ TEST(QuantMatMul, KQuantsMatchTheReference) {
 TEST(QuantMatMul, ARowGetsTheSameResultAloneOrInABatch) {
   const MatMulShape batch{7, 576, 96};
   for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
-    const std::vector<float> weights = RandomFloats(batch.out_features * batch.in_features, 3);
-    std::vector<uint8_t> w(RowBytes(type, batch.in_features) * batch.out_features);
-    ASSERT_TRUE(Quantize(type, weights, absl::MakeSpan(w)).ok());
+    const std::vector<uint8_t> w = RandomWeight(type, batch, 3);
     const std::vector<float> x = RandomFloats(batch.rows * batch.in_features, 4);
     std::vector<float> together(static_cast<size_t>(batch.rows * batch.out_features));
     ASSERT_TRUE(QuantMatMul(type, w.data(), x.data(), together.data(), batch).ok());
