@@ -14,6 +14,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <vector>
 
 #include "daemon/engine/llama_model.h"
 #include "daemon/ops/config.h"
@@ -206,40 +208,58 @@ int Run(const ops::DaemonConfig& args) {
 }  // namespace
 }  // namespace edgellm
 
-// Replaces `target` with `value` when the flag was given.
-template <typename T>
-void OverrideIfGiven(const CLI::Option* flag, T* target, const T& value) {
-  if (flag->count() > 0) *target = value;
-}
+// The flags that override the config file, field by field: each is declared
+// once, with the field it sets when given.
+class ConfigFlags {
+ public:
+  explicit ConfigFlags(CLI::App& app) : app_(app) {}
+  ConfigFlags(const ConfigFlags&) = delete;
+  ConfigFlags& operator=(const ConfigFlags&) = delete;
+
+  template <typename T>
+  void Add(const std::string& names, T edgellm::ops::DaemonConfig::*field, const std::string& help) {
+    const CLI::Option* option = app_.add_option(names, given_.*field, help);
+    overrides_.push_back([this, option, field](edgellm::ops::DaemonConfig& config) {
+      if (option->count() > 0) config.*field = given_.*field;
+    });
+  }
+  void ApplyTo(edgellm::ops::DaemonConfig& config) const {
+    for (const auto& override_field : overrides_) override_field(config);
+  }
+
+ private:
+  CLI::App& app_;
+  edgellm::ops::DaemonConfig given_;
+  std::vector<std::function<void(edgellm::ops::DaemonConfig&)>> overrides_;
+};
 
 int main(int argc, char** argv) {
+  using edgellm::ops::DaemonConfig;
   std::string config_path;
-  edgellm::ops::DaemonConfig flags;
   CLI::App app{"edgellmd — local gRPC inference for edge apps"};
   app.add_option("--config", config_path, "YAML config file (keys in the README); flags override it");
-  auto* model = app.add_option("-m,--model", flags.model, "GGUF model file");
-  auto* listen = app.add_option("--listen", flags.listen, "unix:PATH, or HOST:PORT (beyond loopback only with TLS; "
-                                                          "default unix:/run/edgellmd/edgellmd.sock)");
-  auto* metrics = app.add_option("--metrics-listen", flags.metrics_listen,
-                                 "HOST:PORT serving /metrics (Prometheus) and /healthz");
-  auto* threads = app.add_option("-t,--threads", flags.threads, "Compute threads (default: one per core)");
-  auto* context = app.add_option("-c,--ctx", flags.context_length, "Context length (default: the model's, at most 4096)");
-  auto* max_active = app.add_option("--max-active", flags.max_active, "Sequences decoded together in one batched step");
-  auto* max_waiting = app.add_option("--max-waiting", flags.max_waiting, "Queued requests beyond which new ones are refused");
-  auto* chunk = app.add_option("--prefill-chunk", flags.prefill_chunk, "Prompt tokens per sequence per step");
-  auto* kv_cache = app.add_option("--kv-cache-mib", flags.kv_cache_mib,
-                                  "KV cache budget in MiB (default: room for max-active full contexts)");
-  auto* prefix_caching = app.add_option("--prefix-caching", flags.prefix_caching,
-                                        "true|false: reuse the KV blocks of identical prompt prefixes (default true)");
-  auto* tls_cert = app.add_option("--tls-cert", flags.tls_cert, "PEM certificate chain: serve TLS");
-  auto* tls_key = app.add_option("--tls-key", flags.tls_key, "PEM private key of --tls-cert");
-  auto* tls_client_ca = app.add_option("--tls-client-ca", flags.tls_client_ca,
-                                       "PEM CA bundle: require client certificates it signed (mutual TLS)");
-  auto* drain = app.add_option("--drain-timeout", flags.drain_timeout_seconds,
-                               "Seconds to finish in-flight requests on SIGTERM");
+  ConfigFlags flags(app);
+  flags.Add("-m,--model", &DaemonConfig::model, "GGUF model file");
+  flags.Add("--listen", &DaemonConfig::listen,
+            "unix:PATH, or HOST:PORT (beyond loopback only with TLS; default unix:/run/edgellmd/edgellmd.sock)");
+  flags.Add("--metrics-listen", &DaemonConfig::metrics_listen, "HOST:PORT serving /metrics (Prometheus) and /healthz");
+  flags.Add("-t,--threads", &DaemonConfig::threads, "Compute threads (default: one per core)");
+  flags.Add("-c,--ctx", &DaemonConfig::context_length, "Context length (default: the model's, at most 4096)");
+  flags.Add("--max-active", &DaemonConfig::max_active, "Sequences decoded together in one batched step");
+  flags.Add("--max-waiting", &DaemonConfig::max_waiting, "Queued requests beyond which new ones are refused");
+  flags.Add("--prefill-chunk", &DaemonConfig::prefill_chunk, "Prompt tokens per sequence per step");
+  flags.Add("--kv-cache-mib", &DaemonConfig::kv_cache_mib,
+            "KV cache budget in MiB (default: room for max-active full contexts)");
+  flags.Add("--prefix-caching", &DaemonConfig::prefix_caching,
+            "true|false: reuse the KV blocks of identical prompt prefixes (default true)");
+  flags.Add("--tls-cert", &DaemonConfig::tls_cert, "PEM certificate chain: serve TLS");
+  flags.Add("--tls-key", &DaemonConfig::tls_key, "PEM private key of --tls-cert");
+  flags.Add("--tls-client-ca", &DaemonConfig::tls_client_ca,
+            "PEM CA bundle: require client certificates it signed (mutual TLS)");
+  flags.Add("--drain-timeout", &DaemonConfig::drain_timeout_seconds, "Seconds to finish in-flight requests on SIGTERM");
   CLI11_PARSE(app, argc, argv);
 
-  edgellm::ops::DaemonConfig config;
+  DaemonConfig config;
   if (!config_path.empty()) {
     auto loaded = edgellm::ops::DaemonConfig::Load(config_path);
     if (!loaded.ok()) {
@@ -248,20 +268,7 @@ int main(int argc, char** argv) {
     }
     config = *loaded;
   }
-  OverrideIfGiven(model, &config.model, flags.model);
-  OverrideIfGiven(listen, &config.listen, flags.listen);
-  OverrideIfGiven(metrics, &config.metrics_listen, flags.metrics_listen);
-  OverrideIfGiven(threads, &config.threads, flags.threads);
-  OverrideIfGiven(context, &config.context_length, flags.context_length);
-  OverrideIfGiven(max_active, &config.max_active, flags.max_active);
-  OverrideIfGiven(max_waiting, &config.max_waiting, flags.max_waiting);
-  OverrideIfGiven(chunk, &config.prefill_chunk, flags.prefill_chunk);
-  OverrideIfGiven(kv_cache, &config.kv_cache_mib, flags.kv_cache_mib);
-  OverrideIfGiven(prefix_caching, &config.prefix_caching, flags.prefix_caching);
-  OverrideIfGiven(tls_cert, &config.tls_cert, flags.tls_cert);
-  OverrideIfGiven(tls_key, &config.tls_key, flags.tls_key);
-  OverrideIfGiven(tls_client_ca, &config.tls_client_ca, flags.tls_client_ca);
-  OverrideIfGiven(drain, &config.drain_timeout_seconds, flags.drain_timeout_seconds);
+  flags.ApplyTo(config);
   if (absl::Status s = config.Validate(); !s.ok()) {
     edgellm::Log(std::string(s.message()));
     return 2;

@@ -8,6 +8,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
 
 namespace edgellm::engine {
 
@@ -52,6 +53,19 @@ inline uint16_t Fp32ToFp16(float f) {
   // A carry out of the mantissa correctly bumps the exponent (up to infinity).
   if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) ++half;
   return static_cast<uint16_t>(half);
+}
+
+// The half stored at `p` (GGUF's byte order, any alignment), as a float.
+inline float LoadFp16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+  return Fp16ToFp32(h);
+}
+
+// Stores `value` at `p` as a half.
+inline void StoreFp16(uint8_t* p, float value) {
+  const uint16_t h = Fp32ToFp16(value);
+  std::memcpy(p, &h, sizeof(h));
 }
 
 inline float Bf16ToFp32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }

@@ -9,17 +9,6 @@
 namespace edgellm::engine {
 namespace {
 
-void StoreHalf(uint8_t* p, float value) {
-  const uint16_t h = Fp32ToFp16(value);
-  std::memcpy(p, &h, 2);
-}
-
-float LoadHalf(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return Fp16ToFp32(h);
-}
-
 int Clamp(int v, int lo, int hi) { return std::min(std::max(v, lo), hi); }
 
 }  // namespace
@@ -42,8 +31,8 @@ void QuantizeQ4_K(const float* x, uint8_t* out, size_t super_blocks) {
       sc[j] = static_cast<uint8_t>(d > 0 ? Clamp(static_cast<int>(std::lround(scale[j] / d)), 0, 63) : 0);
       mn[j] = static_cast<uint8_t>(dmin > 0 ? Clamp(static_cast<int>(std::lround(min[j] / dmin)), 0, 63) : 0);
     }
-    StoreHalf(out, d);
-    StoreHalf(out + 2, dmin);
+    StoreFp16(out, d);
+    StoreFp16(out + 2, dmin);
     uint8_t* packed = out + 4;
     for (int j = 0; j < 4; ++j) {
       packed[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
@@ -51,7 +40,7 @@ void QuantizeQ4_K(const float* x, uint8_t* out, size_t super_blocks) {
       packed[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0x0f) | ((mn[j + 4] & 0x0f) << 4));
     }
     // The scales as stored (fp16 and 6 bits) decide the quants.
-    const float d_stored = LoadHalf(out), dmin_stored = LoadHalf(out + 2);
+    const float d_stored = LoadFp16(out), dmin_stored = LoadFp16(out + 2);
     uint8_t q[kSuperBlock];
     for (int j = 0; j < 8; ++j) {
       const float step = d_stored * sc[j], offset = dmin_stored * mn[j];
@@ -69,7 +58,7 @@ void QuantizeQ4_K(const float* x, uint8_t* out, size_t super_blocks) {
 
 void DequantizeQ4_K(const uint8_t* in, float* y, size_t super_blocks) {
   for (size_t s = 0; s < super_blocks; ++s, in += kQ4_KBytes, y += kSuperBlock) {
-    const float d = LoadHalf(in), dmin = LoadHalf(in + 2);
+    const float d = LoadFp16(in), dmin = LoadFp16(in + 2);
     const uint8_t* qs = in + 16;
     for (int j = 0; j < 8; ++j) {
       uint8_t sc, mn;
@@ -92,8 +81,8 @@ void QuantizeQ6_K(const float* x, uint8_t* out, size_t super_blocks) {
       group_scale[g] = amax / 31.0f;
     }
     const float d = *std::max_element(group_scale, group_scale + 16) / 127.0f;
-    StoreHalf(out + 208, d);
-    const float d_stored = LoadHalf(out + 208);
+    StoreFp16(out + 208, d);
+    const float d_stored = LoadFp16(out + 208);
     int8_t* scales = reinterpret_cast<int8_t*>(out + 192);
     uint8_t q[kSuperBlock];
     for (int g = 0; g < 16; ++g) {
@@ -119,7 +108,7 @@ void QuantizeQ6_K(const float* x, uint8_t* out, size_t super_blocks) {
 
 void DequantizeQ6_K(const uint8_t* in, float* y, size_t super_blocks) {
   for (size_t s = 0; s < super_blocks; ++s, in += kQ6_KBytes, y += kSuperBlock) {
-    const float d = LoadHalf(in + 208);
+    const float d = LoadFp16(in + 208);
     const int8_t* scales = reinterpret_cast<const int8_t*>(in + 192);
     for (int i = 0; i < static_cast<int>(kSuperBlock); ++i) {
       y[i] = d * scales[i / 16] * (Q6_KValue(in, in + 128, i) - 32);

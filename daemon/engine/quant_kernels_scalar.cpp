@@ -9,12 +9,6 @@
 namespace edgellm::engine::kernels {
 namespace {
 
-uint16_t LoadU16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
   for (int64_t b = 0; b < blocks; ++b, x += kBlock) {
     float amax = 0.0f;
@@ -39,7 +33,7 @@ float DotQ8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
     const int8_t* q = reinterpret_cast<const int8_t*>(w + 2);
     int32_t dot = 0;
     for (int64_t i = 0; i < kBlock; ++i) dot += static_cast<int32_t>(q[i]) * a[b].q[i];
-    total += Fp16ToFp32(LoadU16(w)) * a[b].d * static_cast<float>(dot);
+    total += LoadFp16(w) * a[b].d * static_cast<float>(dot);
   }
   return total;
 }
@@ -54,7 +48,7 @@ float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
       dot += static_cast<int32_t>(nibbles[j] & 0x0f) * a[b].q[j];
       dot += static_cast<int32_t>(nibbles[j] >> 4) * a[b].q[j + 16];
     }
-    total += Fp16ToFp32(LoadU16(w)) * a[b].d * static_cast<float>(dot - 8 * a[b].sum);
+    total += LoadFp16(w) * a[b].d * static_cast<float>(dot - 8 * a[b].sum);
   }
   return total;
 }
@@ -63,7 +57,7 @@ float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
 float DotQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   float total = 0.0f;
   for (int64_t s = 0; s < blocks / 8; ++s, w += kQ4_KBytes, a += 8) {
-    const float d = Fp16ToFp32(LoadU16(w)), dmin = Fp16ToFp32(LoadU16(w + 2));
+    const float d = LoadFp16(w), dmin = LoadFp16(w + 2);
     const uint8_t* qs = w + 16;
     for (int j = 0; j < 8; ++j) {
       uint8_t scale, min;
@@ -81,7 +75,7 @@ float DotQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
 float DotQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   float total = 0.0f;
   for (int64_t s = 0; s < blocks / 8; ++s, w += kQ6_KBytes, a += 8) {
-    const float d = Fp16ToFp32(LoadU16(w + 208));
+    const float d = LoadFp16(w + 208);
     const int8_t* scales = reinterpret_cast<const int8_t*>(w + 192);
     for (int j = 0; j < 8; ++j) {
       int32_t dot = 0;
@@ -106,7 +100,7 @@ void Dot4(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t bl
 
 float DotF16(const uint8_t* w, const float* x, int64_t n) {
   float total = 0.0f;
-  for (int64_t i = 0; i < n; ++i) total += Fp16ToFp32(LoadU16(w + 2 * i)) * x[i];
+  for (int64_t i = 0; i < n; ++i) total += LoadFp16(w + 2 * i) * x[i];
   return total;
 }
 

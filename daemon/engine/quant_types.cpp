@@ -42,8 +42,7 @@ void QuantizeQ8_0(const float* x, uint8_t* out, size_t n_blocks) {
     for (uint32_t j = 0; j < kQ8_0BlockSize; ++j) amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    const uint16_t d16 = Fp32ToFp16(d);
-    std::memcpy(out, &d16, 2);
+    StoreFp16(out, d);
     for (uint32_t j = 0; j < kQ8_0BlockSize; ++j) {
       out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[j] * id)));
     }
@@ -52,9 +51,7 @@ void QuantizeQ8_0(const float* x, uint8_t* out, size_t n_blocks) {
 
 void DequantizeQ8_0(const uint8_t* in, float* y, size_t n_blocks) {
   for (size_t b = 0; b < n_blocks; ++b, in += 34, y += kQ8_0BlockSize) {
-    uint16_t d16;
-    std::memcpy(&d16, in, 2);
-    const float d = Fp16ToFp32(d16);
+    const float d = LoadFp16(in);
     for (uint32_t j = 0; j < kQ8_0BlockSize; ++j) y[j] = static_cast<int8_t>(in[2 + j]) * d;
   }
 }
@@ -72,8 +69,7 @@ void QuantizeQ4_0(const float* x, uint8_t* out, size_t n_blocks) {
     }
     const float d = max / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    const uint16_t d16 = Fp32ToFp16(d);
-    std::memcpy(out, &d16, 2);
+    StoreFp16(out, d);
     for (uint32_t j = 0; j < kQ4_0BlockSize / 2; ++j) {
       const int lo = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
       const int hi = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f)));
@@ -84,9 +80,7 @@ void QuantizeQ4_0(const float* x, uint8_t* out, size_t n_blocks) {
 
 void DequantizeQ4_0(const uint8_t* in, float* y, size_t n_blocks) {
   for (size_t b = 0; b < n_blocks; ++b, in += 18, y += kQ4_0BlockSize) {
-    uint16_t d16;
-    std::memcpy(&d16, in, 2);
-    const float d = Fp16ToFp32(d16);
+    const float d = LoadFp16(in);
     for (uint32_t j = 0; j < kQ4_0BlockSize / 2; ++j) {
       y[j] = static_cast<float>((in[2 + j] & 0x0f) - 8) * d;
       y[j + 16] = static_cast<float>((in[2 + j] >> 4) - 8) * d;
