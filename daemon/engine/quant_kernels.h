@@ -19,11 +19,12 @@ namespace edgellm::engine::kernels {
 
 inline constexpr int64_t kBlock = 32;  // values per quantization block, for every type here
 
-// 32 activations quantized to int8: x ≈ d * q. `sum` is the sum of q, which
-// lets the Q4_0 kernel fold its -8 offset into one multiply.
+// 32 activations quantized to int8: x ≈ d * q. `sum_d` is d times the sum of
+// q (the block's sum in real units), which lets the Q4_0 and Q4_K kernels
+// apply their weight offsets once per block instead of once per weight.
 struct ActivationBlock {
   float d;
-  int32_t sum;
+  float sum_d;
   int8_t q[kBlock];
 };
 

@@ -22,7 +22,7 @@ void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
       sum += q;
     }
     out[b].d = d;
-    out[b].sum = sum;
+    out[b].sum_d = d * static_cast<float>(sum);
   }
 }
 
@@ -45,10 +45,10 @@ float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
     const uint8_t* nibbles = w + 2;
     int32_t dot = 0;
     for (int64_t j = 0; j < 16; ++j) {
-      dot += static_cast<int32_t>(nibbles[j] & 0x0f) * a[b].q[j];
-      dot += static_cast<int32_t>(nibbles[j] >> 4) * a[b].q[j + 16];
+      dot += (static_cast<int32_t>(nibbles[j] & 0x0f) - 8) * a[b].q[j];
+      dot += (static_cast<int32_t>(nibbles[j] >> 4) - 8) * a[b].q[j + 16];
     }
-    total += LoadFp16(w) * a[b].d * static_cast<float>(dot - 8 * a[b].sum);
+    total += LoadFp16(w) * a[b].d * static_cast<float>(dot);
   }
   return total;
 }
@@ -65,7 +65,7 @@ float DotQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
       const uint8_t* bytes = qs + 32 * (j / 2);
       int32_t dot = 0;
       for (int l = 0; l < 32; ++l) dot += (j % 2 == 0 ? bytes[l] & 0x0f : bytes[l] >> 4) * a[j].q[l];
-      total += a[j].d * (d * scale * static_cast<float>(dot) - dmin * min * static_cast<float>(a[j].sum));
+      total += a[j].d * d * scale * static_cast<float>(dot) - dmin * min * a[j].sum_d;
     }
   }
   return total;

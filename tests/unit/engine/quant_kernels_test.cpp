@@ -59,7 +59,7 @@ TEST(QuantKernels, QuantizedActivationsAreIdenticalOnEveryInstructionSet) {
       set->quantize(x.data(), got.data(), n / kBlock);
       for (size_t b = 0; b < got.size(); ++b) {
         EXPECT_EQ(got[b].d, reference[b].d) << set->name << " block " << b;
-        EXPECT_EQ(got[b].sum, reference[b].sum) << set->name << " block " << b;
+        EXPECT_EQ(got[b].sum_d, reference[b].sum_d) << set->name << " block " << b;
         for (int i = 0; i < kBlock; ++i) ASSERT_EQ(got[b].q[i], reference[b].q[i]) << set->name << " n=" << n;
       }
     }
