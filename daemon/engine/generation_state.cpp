@@ -41,15 +41,37 @@ GenerationState::GenerationState(const Tokenizer& tokenizer, std::vector<TokenId
       sampler_(options.sampling),
       streamer_(options.stop) {}
 
-GenerationState::Step GenerationState::Advance(absl::Span<const float> logits) {
+GenerationState::Step GenerationState::Advance(absl::Span<const float> logits) { return AdvanceOne(logits, nullptr); }
+
+GenerationState::Step GenerationState::AdvanceSpeculative(absl::Span<const float> logits,
+                                                          absl::Span<const DraftToken> drafts) {
+  const size_t vocab = logits.size() / (drafts.size() + 1);
+  Step combined;
+  for (size_t row = 0; row <= drafts.size(); ++row) {
+    const DraftToken* draft = row < drafts.size() ? &drafts[row] : nullptr;
+    Step step = AdvanceOne(logits.subspan(row * vocab, vocab), draft);
+    combined.token = step.token;
+    combined.tokens.insert(combined.tokens.end(), step.tokens.begin(), step.tokens.end());
+    combined.text += step.text;
+    combined.finished = step.finished;
+    combined.finish_reason = step.finish_reason;
+    if (draft == nullptr || step.token != draft->id) break;
+    ++combined.accepted_drafts;
+    if (step.finished) break;
+  }
+  return combined;
+}
+
+GenerationState::Step GenerationState::AdvanceOne(absl::Span<const float> logits, const DraftToken* draft) {
   Step step;
-  const TokenId token = sampler_.Sample(logits, history_);
+  const TokenId token = sampler_.Sample(logits, history_, draft);
   if (!options_.ignore_eos && tokenizer_.IsEndOfGeneration(token)) {
     step.finished = true;
     step.finish_reason = FinishReason::kStop;
     step.text = streamer_.Flush();
   } else {
     step.token = token;
+    step.tokens.push_back(token);
     generated_.push_back(token);
     history_.push_back(token);
     step.text = streamer_.Push(tokenizer_.TokenToPiece(token));

@@ -18,6 +18,8 @@
 
 namespace edgellm::engine {
 
+class LlamaModel;
+
 struct GenerateOptions {
   int32_t max_tokens = 128;
   SamplingParams sampling;
@@ -25,9 +27,13 @@ struct GenerateOptions {
   bool add_special = true;        // BOS (and EOS) as the model asks
   bool parse_special = true;      // "<s>" in the prompt is the BOS token
   bool ignore_eos = false;        // keep going past EOS (benchmarks)
-  // Speculative decoding under greedy sampling: up to this many tokens drafted
-  // by prompt lookup and checked in one forward per step; 0 turns it off.
+  // Speculative decoding: up to this many tokens drafted per step (by the
+  // draft model, or by prompt lookup without one) and checked in one forward;
+  // 0 turns it off. The output's distribution is unchanged (greedy: the
+  // output itself).
   int32_t draft_tokens = 0;
+  // The draft model (same vocabulary, not owned); prompt lookup when null.
+  const LlamaModel* draft_model = nullptr;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled };
@@ -46,20 +52,33 @@ class GenerationState {
                   int32_t context_length);
 
   struct Step {
-    TokenId token = -1;  // the sampled token; -1 when the step ended on EOS
-    std::string text;    // text that became safe to show
+    TokenId token = -1;           // the last token sampled; -1 when the step ended on EOS
+    std::vector<TokenId> tokens;  // every token this step added (more than one when drafts stood)
+    std::string text;             // text that became safe to show
     bool finished = false;
     FinishReason finish_reason = FinishReason::kLength;
+    int32_t accepted_drafts = 0;  // drafts that stood (AdvanceSpeculative)
   };
   // Samples from the logits that follow the sequence's last token. Unless the
   // step finished, the caller runs `token` through the model next.
   Step Advance(absl::Span<const float> logits);
 
+  // A speculative step: the model ran the last token and then `drafts`, and
+  // `logits` holds a row after each (drafts.size() + 1 rows). Samples row
+  // after row with the draft rule while each sample equals its draft. Of the
+  // drafts the model ran, the first accepted_drafts stand; the caller drops
+  // the rest from the KV cache and runs `token` next, as after Advance.
+  Step AdvanceSpeculative(absl::Span<const float> logits, absl::Span<const DraftToken> drafts);
+
   const std::vector<TokenId>& prompt_ids() const { return prompt_ids_; }
   const std::vector<TokenId>& generated() const { return generated_; }
   const std::string& text() const { return text_; }  // all text released so far
+  // Prompt and generated tokens: the sequence as the model has seen it.
+  const std::vector<TokenId>& history() const { return history_; }
 
  private:
+  Step AdvanceOne(absl::Span<const float> logits, const DraftToken* draft);
+
   const Tokenizer& tokenizer_;
   GenerateOptions options_;
   int32_t context_length_;

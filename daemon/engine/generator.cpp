@@ -4,7 +4,7 @@
 
 #include "common/str_cat.h"
 #include "common/status_macros.h"
-#include "daemon/engine/prompt_lookup.h"
+#include "daemon/engine/drafter.h"
 
 namespace edgellm::engine {
 namespace {
@@ -43,11 +43,13 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
   EDGELLM_RETURN_IF_ERROR(model.Forward(state.prompt_ids(), cache.get(), /*all_logits=*/false, &logits));
   result.prefill_seconds = SecondsSince(prefill_start);
 
-  // Greedy choices are deterministic, so drafted tokens can be checked
-  // against them; sampled ones would need the accept/reject rule.
-  const bool speculate = options.draft_tokens > 0 && options.sampling.temperature <= 0.0f;
-  const size_t vocab = static_cast<size_t>(model.config().n_vocab);
-  std::vector<TokenId> history, tokens;
+  std::unique_ptr<Drafter> drafter;
+  if (options.draft_tokens > 0 && options.draft_model != nullptr) {
+    EDGELLM_ASSIGN_OR_RETURN(drafter, ModelDrafter::Create(model, *options.draft_model, options.sampling));
+  } else if (options.draft_tokens > 0) {
+    drafter = std::make_unique<PromptLookupDrafter>();
+  }
+  std::vector<TokenId> tokens;
   GenerationState::Step step = state.Advance(logits);
   while (true) {
     if (!step.text.empty() && sink && !sink(step.text)) {
@@ -58,38 +60,24 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
       result.finish_reason = step.finish_reason;
       break;
     }
-    tokens.assign(1, step.token);
-    if (speculate) {
-      history = state.prompt_ids();
-      history.insert(history.end(), state.generated().begin(), state.generated().end());
+    const Clock::time_point step_start = Clock::now();
+    Draft draft;
+    if (drafter != nullptr) {
       const int32_t room = std::min(options.max_tokens - static_cast<int32_t>(state.generated().size()),
                                     cache->capacity() - cache->length() - 1);
-      const std::vector<TokenId> draft = PromptLookupDraft(history, std::min(options.draft_tokens, room));
-      tokens.insert(tokens.end(), draft.begin(), draft.end());
+      EDGELLM_ASSIGN_OR_RETURN(draft, drafter->Propose(state.history(), std::min(options.draft_tokens, room)));
     }
+    tokens.assign(1, step.token);
+    tokens.insert(tokens.end(), draft.tokens.begin(), draft.tokens.end());
     const int32_t length_before = cache->length();
-    const Clock::time_point step_start = Clock::now();
     EDGELLM_RETURN_IF_ERROR(model.Forward(tokens, cache.get(), /*all_logits=*/tokens.size() > 1, &logits));
+    step = state.AdvanceSpeculative(logits, draft.ForSampler());
+    // The cache holds the drafts that did not stand too: forget them.
+    cache->Truncate(length_before + 1 + step.accepted_drafts);
     result.decode_seconds += SecondsSince(step_start);
     ++result.decode_steps;
-    result.drafted_tokens += static_cast<int32_t>(tokens.size()) - 1;
-    // Row i holds the logits after tokens[i]; draft i + 1 stands while the model picks it.
-    size_t row = 0;
-    step = state.Advance(absl::MakeConstSpan(logits).subspan(0, vocab));
-    while (row + 1 < tokens.size() && !step.finished && step.token == tokens[row + 1]) {
-      ++result.accepted_tokens;
-      if (!step.text.empty() && sink && !sink(step.text)) break;
-      ++row;
-      step = state.Advance(absl::MakeConstSpan(logits).subspan(row * vocab, vocab));
-    }
-    if (row + 1 < tokens.size()) {
-      // The cache holds the rejected drafts too: forget them.
-      cache->Truncate(length_before + static_cast<int32_t>(row) + 1);
-      if (!step.finished && step.token == tokens[row + 1]) {  // the sink cancelled mid-draft
-        result.finish_reason = FinishReason::kCancelled;
-        break;
-      }
-    }
+    result.drafted_tokens += static_cast<int32_t>(draft.tokens.size());
+    result.accepted_tokens += step.accepted_drafts;
   }
   result.prompt_ids = state.prompt_ids();
   result.token_ids = state.generated();

@@ -1,8 +1,9 @@
 // engine/generator.h — prompt in, tokens out: prefill the whole prompt in one
 // forward, then one token per step until EOS, a stop string or max_tokens.
-// With options.draft_tokens under greedy sampling, each step also checks
-// tokens drafted by prompt lookup in the same forward and keeps those the
-// model agrees with: the output is the same, in fewer forwards.
+// With options.draft_tokens, each step also checks tokens drafted by prompt
+// lookup or a draft model in the same forward and keeps those that stand
+// under the speculative-sampling rule: the output (greedy) or its
+// distribution (sampled) is the same, in fewer forwards.
 #ifndef EDGELLM_ENGINE_GENERATOR_H_
 #define EDGELLM_ENGINE_GENERATOR_H_
 
@@ -26,7 +27,7 @@ struct GenerateResult {
   double decode_seconds = 0.0;     // every later forward
   int32_t decode_steps = 0;        // forwards after the prompt
   int32_t drafted_tokens = 0;      // speculative drafts checked
-  int32_t accepted_tokens = 0;     // of those, the ones the model agreed with
+  int32_t accepted_tokens = 0;     // of those, the ones that stood
 
   double prefill_tokens_per_second() const;
   double decode_tokens_per_second() const;

@@ -108,14 +108,15 @@ struct LlamaModel::Impl {
     int64_t count;
     int32_t pos0;
     KvCache* cache;  // nullptr: attend only to these rows
+    bool all_logits;  // every row's logits, or only the last row's
   };
 
   absl::Status CheckTokens(absl::Span<const TokenId> tokens) const;
   at::Tensor Embed(absl::Span<const TokenId> tokens) const;
   // x: [rows, n_embd], the rows of every sequence in `seqs`; keys and values
   // are appended to each sequence's cache. Returns the logits of every row
-  // (all_logits) or of each sequence's last row: [seqs, vocab].
-  at::Tensor Run(at::Tensor x, const std::vector<SequenceRows>& seqs, bool all_logits) const;
+  // for the sequences that ask for all_logits, else of their last row.
+  at::Tensor Run(at::Tensor x, const std::vector<SequenceRows>& seqs) const;
   // cos, sin: [rows, 1, rope_dims / 2]; masks: per sequence, undefined for one row.
   at::Tensor Attention(const LayerWeights& w, const at::Tensor& h, const std::vector<SequenceRows>& seqs,
                        const at::Tensor& cos, const at::Tensor& sin, int layer,
@@ -271,12 +272,12 @@ at::Tensor LlamaModel::Impl::Attention(const LayerWeights& w, const at::Tensor& 
   return w.wo->Forward(outs.size() == 1 ? outs[0] : at::cat(outs, 0));
 }
 
-at::Tensor LlamaModel::Impl::Run(at::Tensor x, const std::vector<SequenceRows>& seqs, bool all_logits) const {
-  std::vector<int64_t> positions, last_rows;
+at::Tensor LlamaModel::Impl::Run(at::Tensor x, const std::vector<SequenceRows>& seqs) const {
+  std::vector<int64_t> positions, logit_rows;
   std::vector<at::Tensor> masks;  // [n, T]: -inf where position t is in the future of query i
   for (const SequenceRows& r : seqs) {
     for (int64_t i = 0; i < r.count; ++i) positions.push_back(r.pos0 + i);
-    last_rows.push_back(r.first + r.count - 1);
+    for (int64_t i = r.all_logits ? 0 : r.count - 1; i < r.count; ++i) logit_rows.push_back(r.first + i);
     masks.push_back(r.count == 1 ? at::Tensor()
                                  : at::full({r.count, r.pos0 + r.count}, -std::numeric_limits<float>::infinity(),
                                             x.options())
@@ -291,7 +292,9 @@ at::Tensor LlamaModel::Impl::Run(at::Tensor x, const std::vector<SequenceRows>& 
     const at::Tensor h = RmsNorm(x, w.ffn_norm, config.rms_norm_eps);
     x = x + w.down->Forward(at::silu(w.gate->Forward(h)) * w.up->Forward(h));
   }
-  if (!all_logits) x = x.index_select(0, at::tensor(last_rows, at::TensorOptions(at::kLong).device(device)));
+  if (static_cast<int64_t>(logit_rows.size()) < x.size(0)) {
+    x = x.index_select(0, at::tensor(logit_rows, at::TensorOptions(at::kLong).device(device)));
+  }
   return output->Forward(RmsNorm(x, output_norm, config.rms_norm_eps));
 }
 
@@ -377,15 +380,14 @@ absl::StatusOr<std::unique_ptr<KvCache>> LlamaModel::NewCache(int32_t capacity) 
 
 absl::Status LlamaModel::Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
                                  std::vector<float>* logits) const {
-  return RunBatch({{tokens, cache}}, all_logits, logits);
+  return RunBatch({{tokens, cache, all_logits}}, logits);
 }
 
 absl::Status LlamaModel::ForwardBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const {
-  return RunBatch(items, /*all_logits=*/false, logits);
+  return RunBatch(items, logits);
 }
 
-absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, bool all_logits,
-                                  std::vector<float>* logits) const {
+absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const {
   if (items.empty()) return absl::InvalidArgumentError("forward: empty batch");
   std::vector<Impl::SequenceRows> seqs;
   std::vector<TokenId> all_tokens;
@@ -412,7 +414,7 @@ absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, bool all_lo
     if (pool == blocks_needed.end()) pool = blocks_needed.insert(pool, {&cache.pool(), 0});
     pool->second += cache.BlocksToGrow(static_cast<int32_t>(end));
     seqs.push_back({static_cast<int64_t>(all_tokens.size()), static_cast<int64_t>(item.tokens.size()),
-                    cache.length(), &cache});
+                    cache.length(), &cache, item.all_logits});
     all_tokens.insert(all_tokens.end(), item.tokens.begin(), item.tokens.end());
   }
   for (const auto& [pool, needed] : blocks_needed) {
@@ -426,7 +428,7 @@ absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, bool all_lo
   for (const Impl::SequenceRows& r : seqs) EDGELLM_RETURN_IF_ERROR(r.cache->Reserve(static_cast<int32_t>(r.count)));
   try {
     c10::InferenceMode inference_mode;
-    CopyLogits(impl_->Run(impl_->Embed(all_tokens), seqs, all_logits), logits);
+    CopyLogits(impl_->Run(impl_->Embed(all_tokens), seqs), logits);
   } catch (const c10::Error& e) {
     return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
   }
@@ -441,8 +443,8 @@ absl::Status LlamaModel::ForwardNoCache(absl::Span<const TokenId> tokens, std::v
   }
   try {
     c10::InferenceMode inference_mode;
-    const std::vector<Impl::SequenceRows> seqs = {{0, static_cast<int64_t>(tokens.size()), 0, nullptr}};
-    CopyLogits(impl_->Run(impl_->Embed(tokens), seqs, /*all_logits=*/true), logits);
+    const std::vector<Impl::SequenceRows> seqs = {{0, static_cast<int64_t>(tokens.size()), 0, nullptr, true}};
+    CopyLogits(impl_->Run(impl_->Embed(tokens), seqs), logits);
   } catch (const c10::Error& e) {
     return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
   }

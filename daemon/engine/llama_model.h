@@ -39,6 +39,7 @@ struct ModelOptions {
 struct BatchItem {
   absl::Span<const TokenId> tokens;  // run at positions cache->length() onward
   KvCache* cache;
+  bool all_logits = false;  // the logits of every token, not only the last (speculative checks)
 };
 
 // Immutable after Load. Forward may run concurrently on different caches.
@@ -88,7 +89,8 @@ class LlamaModel {
   // weight matrix is read once for the rows of all of them, while attention
   // stays within each sequence and its own cache. Items may mix a prefill
   // chunk with single decode tokens. Writes the logits of each item's last
-  // token to `logits` ([items, vocab] row-major) and appends to every cache.
+  // token, or of all its tokens when it asks for all_logits, to `logits`
+  // (rows in item order, vocab wide) and appends to every cache.
   // Errors as Forward, naming the item, and for a cache given twice; no cache
   // changes on error.
   absl::Status ForwardBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const;
@@ -100,7 +102,7 @@ class LlamaModel {
  private:
   struct Impl;
   explicit LlamaModel(std::unique_ptr<Impl> impl);
-  absl::Status RunBatch(absl::Span<const BatchItem> items, bool all_logits, std::vector<float>* logits) const;
+  absl::Status RunBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const;
   std::unique_ptr<Impl> impl_;
 };
 

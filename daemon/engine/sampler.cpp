@@ -29,22 +29,38 @@ absl::Status SamplingParams::Validate() const {
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
-TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId> history) {
+TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId> history, const DraftToken* draft,
+                        std::vector<float>* distribution) {
   candidates_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) candidates_[i] = {static_cast<TokenId>(i), logits[i], 0.0f};
   ApplyRepetitionPenalty(history);
   if (params_.temperature <= 0.0f) {
     // First maximum wins, so ties go to the lowest id.
-    return std::max_element(candidates_.begin(), candidates_.end(),
-                            [](const Candidate& a, const Candidate& b) { return a.logit < b.logit; })
-        ->id;
+    const TokenId id = std::max_element(candidates_.begin(), candidates_.end(),
+                                        [](const Candidate& a, const Candidate& b) { return a.logit < b.logit; })
+                           ->id;
+    if (distribution != nullptr) {
+      distribution->assign(logits.size(), 0.0f);
+      (*distribution)[static_cast<size_t>(id)] = 1.0f;
+    }
+    return id;
   }
   ApplyTemperature();
   KeepTopK();
   Softmax();
   KeepTopP();
   KeepMinP();
-  return Pick();
+  if (distribution != nullptr || draft != nullptr) {
+    // The kept candidates' probabilities, summing to 1.
+    double total = 0.0;
+    for (const Candidate& c : candidates_) total += c.p;
+    for (Candidate& c : candidates_) c.p = static_cast<float>(c.p / total);
+  }
+  if (distribution != nullptr) {
+    distribution->assign(logits.size(), 0.0f);
+    for (const Candidate& c : candidates_) (*distribution)[static_cast<size_t>(c.id)] = c.p;
+  }
+  return draft != nullptr ? PickWithDraft(*draft) : Pick();
 }
 
 void Sampler::ApplyRepetitionPenalty(absl::Span<const TokenId> history) {
@@ -106,17 +122,47 @@ void Sampler::KeepMinP() {
   candidates_.resize(keep);
 }
 
+// 53 random bits -> a double uniform in [0, 1).
+double Sampler::Uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
 TokenId Sampler::Pick() {
   double total = 0.0;
   for (const Candidate& c : candidates_) total += c.p;
-  // 53 random bits -> a double uniform in [0, 1).
-  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
+  const double u = Uniform() * total;
   double cumulative = 0.0;
   for (const Candidate& c : candidates_) {
     cumulative += c.p;
     if (u < cumulative) return c.id;
   }
   return candidates_.back().id;
+}
+
+// The candidates' p sum to 1 here.
+TokenId Sampler::PickWithDraft(const DraftToken& draft) {
+  const auto draft_probability = [&](TokenId id) -> double {
+    if (draft.probs.empty()) return id == draft.id ? 1.0 : 0.0;
+    return static_cast<size_t>(id) < draft.probs.size() ? draft.probs[static_cast<size_t>(id)] : 0.0;
+  };
+  double p = 0.0;
+  for (const Candidate& c : candidates_) {
+    if (c.id == draft.id) p = c.p;
+  }
+  const double q = draft_probability(draft.id);
+  if (Uniform() * q < p) return draft.id;  // u < p / q
+  double residual_total = 0.0;
+  for (const Candidate& c : candidates_) residual_total += std::max(0.0, c.p - draft_probability(c.id));
+  if (residual_total <= 0.0) return Pick();  // p <= q everywhere only when p == q: rejection had no mass
+  const double u = Uniform() * residual_total;
+  double cumulative = 0.0;
+  TokenId last_with_mass = candidates_.front().id;
+  for (const Candidate& c : candidates_) {
+    const double residual = std::max(0.0, c.p - draft_probability(c.id));
+    if (residual <= 0.0) continue;
+    cumulative += residual;
+    last_with_mass = c.id;
+    if (u < cumulative) return c.id;
+  }
+  return last_with_mass;
 }
 
 }  // namespace edgellm::engine

@@ -31,13 +31,29 @@ struct SamplingParams {
   absl::Status Validate() const;
 };
 
+// A token proposed by a speculative drafter, with the drafter's probability
+// of every token of the vocabulary when it drew it; empty `probs` means the
+// drafter was certain (prompt lookup, or a greedy draft model).
+struct DraftToken {
+  TokenId id;
+  absl::Span<const float> probs;
+};
+
 // Not thread-safe: one sampler per sequence.
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
 
   // `history` is every token of the sequence so far (prompt included).
-  TokenId Sample(absl::Span<const float> logits, absl::Span<const TokenId> history);
+  // With a draft, the speculative-sampling rule, which leaves the distribution
+  // of the result unchanged: the draft stands with probability min(1, p/q),
+  // else a token is drawn from max(0, p - q) renormalised (p: this sampler's
+  // probabilities, q: the draft's). Greedy sampling ignores the draft: the
+  // argmax either equals it or not. `distribution`, when given, receives the
+  // probabilities the token was drawn from, vocabulary-wide (one-hot when
+  // greedy): what a draft model reports as q.
+  TokenId Sample(absl::Span<const float> logits, absl::Span<const TokenId> history,
+                 const DraftToken* draft = nullptr, std::vector<float>* distribution = nullptr);
 
  private:
   struct Candidate {
@@ -52,6 +68,8 @@ class Sampler {
   void KeepTopP();
   void KeepMinP();
   TokenId Pick();
+  TokenId PickWithDraft(const DraftToken& draft);
+  double Uniform();  // in [0, 1)
 
   SamplingParams params_;
   std::mt19937_64 rng_;

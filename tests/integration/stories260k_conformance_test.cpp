@@ -195,7 +195,10 @@ TEST(Stories260k, SpeculativeDecodingGivesThePlainGreedyStory) {
     EXPECT_EQ(speculative->token_ids, plain->token_ids) << prompt;
     EXPECT_EQ(speculative->text, plain->text) << prompt;
     EXPECT_GT(speculative->accepted_tokens, 0) << prompt;
-    EXPECT_EQ(speculative->decode_steps + speculative->accepted_tokens, plain->decode_steps) << prompt;
+    // Each step adds its standing drafts and one token of its own (the last
+    // step may end on a draft).
+    EXPECT_GE(speculative->decode_steps + speculative->accepted_tokens, plain->decode_steps) << prompt;
+    EXPECT_LE(speculative->decode_steps + speculative->accepted_tokens, plain->decode_steps + 1) << prompt;
   }
 }
 

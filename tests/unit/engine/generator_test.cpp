@@ -44,15 +44,47 @@ TEST_F(GeneratorTest, SpeculativeGreedyOutputEqualsPlainAndStopsWhereItDoes) {
     EXPECT_EQ(speculative->finish_reason, FinishReason::kLength);
     EXPECT_LE(speculative->accepted_tokens, speculative->drafted_tokens);
   }
-  // Sampling does not speculate.
-  GenerateOptions sampled = Greedy(20);
-  sampled.sampling.temperature = 0.8f;
-  sampled.draft_tokens = 4;
-  auto r = Generate(*model_, "the cat", sampled);
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->drafted_tokens, 0);
-  sampled.draft_tokens = 65;
-  EXPECT_EQ(Generate(*model_, "the cat", sampled).status().code(), absl::StatusCode::kInvalidArgument);
+  GenerateOptions bad = Greedy(20);
+  bad.draft_tokens = 65;
+  EXPECT_EQ(Generate(*model_, "the cat", bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A draft model with the target's own weights drafts from the very
+// distribution the target samples: under the speculative-sampling rule its
+// drafts all stand (up to rounding between the batched and single-token
+// forwards), greedy or not, and greedy output equals plain greedy output.
+TEST_F(GeneratorTest, ADraftModelThatAgreesHasItsDraftsAccepted) {
+  for (float temperature : {0.0f, 0.9f}) {
+    GenerateOptions options = Greedy(40);
+    options.sampling.temperature = temperature;
+    options.sampling.seed = 7;
+    auto plain = Generate(*model_, "the cat sat", options);
+    options.draft_tokens = 4;
+    options.draft_model = model_.get();
+    std::string streamed;
+    auto speculative = Generate(*model_, "the cat sat", options, [&](std::string_view t) {
+      streamed += t;
+      return true;
+    });
+    ASSERT_TRUE(plain.ok() && speculative.ok()) << speculative.status();
+    EXPECT_EQ(speculative->token_ids.size(), 40u);
+    EXPECT_EQ(streamed, speculative->text);
+    EXPECT_GT(speculative->drafted_tokens, 30);
+    EXPECT_GE(speculative->accepted_tokens, speculative->drafted_tokens * 9 / 10) << temperature;
+    EXPECT_LT(speculative->decode_steps, plain->decode_steps / 3);
+    if (temperature == 0.0f) EXPECT_EQ(speculative->token_ids, plain->token_ids);
+  }
+}
+
+TEST_F(GeneratorTest, ADraftModelWithAnotherVocabularyIsRefused) {
+  auto other = LlamaModel::Load(edgellm::testing::SyntheticModel("test-bpe", GgmlType::kF32), ModelOptions{});
+  ASSERT_TRUE(other.ok()) << other.status();
+  GenerateOptions options = Greedy(5);
+  options.draft_tokens = 4;
+  options.draft_model = other->get();
+  auto r = Generate(*model_, "the cat", options);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("draft model"), std::string::npos) << r.status();
 }
 
 TEST_F(GeneratorTest, StopsAtMaxTokensAndReportsFigures) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 #include <set>
 
 namespace edgellm::engine {
@@ -47,6 +48,48 @@ TEST(Sampler, FrequenciesFollowTheSoftmax) {
   EXPECT_NEAR(counts[0] / static_cast<double>(n), 0.1, 0.015);
   EXPECT_NEAR(counts[1] / static_cast<double>(n), 0.2, 0.015);
   EXPECT_NEAR(counts[2] / static_cast<double>(n), 0.7, 0.015);
+}
+
+// The speculative-sampling rule: whatever the draft's distribution q, the
+// tokens that come out follow the sampler's own p.
+TEST(Sampler, TheDraftRuleKeepsTheDistribution) {
+  const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(7.0f)};  // p = 0.1, 0.2, 0.7
+  const std::vector<std::vector<float>> drafts = {{0.6f, 0.3f, 0.1f}, {0.1f, 0.2f, 0.7f}, {}};
+  for (const std::vector<float>& q : drafts) {
+    Sampler s(Plain(1.0f, 11));
+    std::mt19937_64 draft_rng(5);
+    std::discrete_distribution<int> draw_q(q.begin(), q.end());
+    std::map<TokenId, int> counts;
+    int accepted = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) {
+      // An empty q: a certain draft (prompt lookup), always token 0.
+      const DraftToken draft{q.empty() ? 0 : draw_q(draft_rng), q};
+      const TokenId got = s.Sample(logits, {}, &draft);
+      ++counts[got];
+      accepted += got == draft.id;
+    }
+    EXPECT_NEAR(counts[0] / static_cast<double>(n), 0.1, 0.015) << q.size();
+    EXPECT_NEAR(counts[1] / static_cast<double>(n), 0.2, 0.015);
+    EXPECT_NEAR(counts[2] / static_cast<double>(n), 0.7, 0.015);
+    // Acceptance is Σ min(p, q): 0.1 + 0.2 + 0.1 = 0.4; 1 when q = p; p(0) = 0.1 for the certain draft.
+    const double expected = q.empty() ? 0.1 : q[0] == 0.1f ? 1.0 : 0.4;
+    EXPECT_NEAR(accepted / static_cast<double>(n), expected, 0.015);
+  }
+}
+
+TEST(Sampler, ReportsTheDistributionItDrewFrom) {
+  const std::vector<float> logits = {0.0f, std::log(3.0f), -50.0f};
+  std::vector<float> distribution;
+  Sampler sampled(Plain(1.0f));
+  sampled.Sample(logits, {}, nullptr, &distribution);
+  ASSERT_EQ(distribution.size(), 3u);
+  EXPECT_NEAR(distribution[0], 0.25, 1e-6);
+  EXPECT_NEAR(distribution[1], 0.75, 1e-6);
+  EXPECT_NEAR(distribution[2], 0.0, 1e-6);
+  Sampler greedy(Plain(0.0f));
+  EXPECT_EQ(greedy.Sample(logits, {}, nullptr, &distribution), 1);
+  EXPECT_EQ(distribution, (std::vector<float>{0.0f, 1.0f, 0.0f}));
 }
 
 TEST(Sampler, LowTemperatureSharpens) {
