@@ -131,6 +131,7 @@ int Run(const ops::DaemonConfig& args) {
       (args.prefix_caching ? "on" : "off"));
   scheduler.Start();
   service_config.sessions.max_sessions = args.max_sessions;
+  service_config.draft_tokens = args.draft_tokens;
   service_config.sessions.idle_ttl =
       std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
   serve::InferenceService service(**model, scheduler, service_config, &serve_metrics);
@@ -252,6 +253,8 @@ int main(int argc, char** argv) {
             "KV cache budget in MiB (default: room for max-active full contexts)");
   flags.Add("--prefix-caching", &DaemonConfig::prefix_caching,
             "true|false: reuse the KV blocks of identical prompt prefixes (default true)");
+  flags.Add("--draft-tokens", &DaemonConfig::draft_tokens,
+            "Speculative drafts per step for requests that do not choose (prompt lookup; 0: off)");
   flags.Add("--tls-cert", &DaemonConfig::tls_cert, "PEM certificate chain: serve TLS");
   flags.Add("--tls-key", &DaemonConfig::tls_key, "PEM private key of --tls-cert");
   flags.Add("--tls-client-ca", &DaemonConfig::tls_client_ca,

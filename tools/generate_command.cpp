@@ -23,7 +23,8 @@ struct GenerateArgs {
   int32_t threads = 0;
   int32_t context = 0;
   std::string device = "cpu";
-  int32_t draft_tokens = 0;
+  int32_t draft_tokens = -1;  // unset: off here, the daemon's choice with --server
+  std::string draft_model;
   bool json = false;
 };
 
@@ -36,7 +37,16 @@ absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const 
   model_options.context_length = args.context;
   auto model = engine::LlamaModel::Load(args.model, model_options);
   if (!model.ok()) return model.status();
-  auto result = engine::Generate(**model, args.prompt, options, sink);
+  engine::GenerateOptions local = options;
+  local.draft_tokens = std::max(options.draft_tokens, 0);
+  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft_model;
+  if (!args.draft_model.empty()) {
+    draft_model = engine::LlamaModel::Load(args.draft_model, model_options);
+    if (!draft_model.ok()) return draft_model.status();
+    local.draft_model = draft_model->get();
+    if (options.draft_tokens < 0) local.draft_tokens = 4;
+  }
+  auto result = engine::Generate(**model, args.prompt, local, sink);
   if (!result.ok()) return result.status();
   GenerateOutcome outcome;
   outcome.text = result->text;
@@ -45,6 +55,8 @@ absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const 
   outcome.prefill_tok_s = result->prefill_tokens_per_second();
   outcome.decode_tok_s = result->decode_tokens_per_second();
   outcome.finish_reason = std::string(engine::FinishReasonName(result->finish_reason));
+  outcome.draft_tokens = result->drafted_tokens;
+  outcome.accepted_tokens = result->accepted_tokens;
   return outcome;
 }
 
@@ -75,16 +87,22 @@ absl::Status RunGenerate(const GenerateArgs& args) {
         {"prefill_tok_s", outcome->prefill_tok_s},
         {"decode_tok_s", outcome->decode_tok_s},
         {"finish_reason", outcome->finish_reason},
+        {"draft_tokens", outcome->draft_tokens},
+        {"accepted_tokens", outcome->accepted_tokens},
         {"seed", options.sampling.seed},
     };
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return absl::OkStatus();
   }
   std::cout << "\n";
+  const std::string speculation =
+      outcome->draft_tokens > 0
+          ? absl::StrFormat(" drafted=%d accepted=%d", outcome->draft_tokens, outcome->accepted_tokens)
+          : "";
   std::cerr << absl::StrFormat(
-      "[prompt_tokens=%d generated_tokens=%d prefill_tok_s=%.1f decode_tok_s=%.1f finish=%s seed=%d]\n",
+      "[prompt_tokens=%d generated_tokens=%d prefill_tok_s=%.1f decode_tok_s=%.1f finish=%s seed=%d%s]\n",
       outcome->prompt_tokens, outcome->token_ids.size(), outcome->prefill_tok_s, outcome->decode_tok_s,
-      outcome->finish_reason, options.sampling.seed);
+      outcome->finish_reason, options.sampling.seed, speculation);
   return absl::OkStatus();
 }
 
@@ -118,8 +136,10 @@ void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("-c,--ctx", args->context, "Context length (default: the model's, at most 4096)");
   cmd->add_option("--device", args->device, "LibTorch device: cpu, cuda, cuda:N")->capture_default_str();
   cmd->add_option("--draft", args->draft_tokens,
-                  "Speculative decoding under greedy sampling: tokens drafted by prompt lookup per step (0: off)")
-      ->capture_default_str();
+                  "Speculative decoding: tokens drafted per step, by prompt lookup or --draft-model (0: off; "
+                  "default: off, 4 with --draft-model, the daemon's choice with --server)");
+  cmd->add_option("--draft-model", args->draft_model,
+                  "A smaller GGUF with the same vocabulary that drafts tokens for --model");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of streaming text");
   cmd->callback([args, result] { *result = RunGenerate(*args); });
 }

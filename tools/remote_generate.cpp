@@ -44,6 +44,7 @@ absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std
   sampling->set_repeat_penalty(options.sampling.repeat_penalty);
   sampling->set_seed(options.sampling.seed);
   for (const std::string& stop : options.stop) request.add_stop(stop);
+  if (options.draft_tokens >= 0) request.set_draft_tokens(static_cast<uint32_t>(options.draft_tokens));
 
   grpc::ClientContext context;
   auto reader = stub->Generate(&context, request);
@@ -59,6 +60,8 @@ absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std
       const double ttft = response.timings().time_to_first_token_seconds();
       outcome.prefill_tok_s = ttft > 0 ? outcome.prompt_tokens / ttft : 0.0;
       outcome.decode_tok_s = response.timings().decode_tokens_per_second();
+      outcome.draft_tokens = response.usage().draft_tokens();
+      outcome.accepted_tokens = response.usage().accepted_tokens();
       const std::string name = v1::FinishReason_Name(response.finish_reason());
       outcome.finish_reason = absl::AsciiStrToLower(name.substr(std::string("FINISH_REASON_").size()));
     }

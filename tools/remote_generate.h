@@ -22,6 +22,8 @@ struct GenerateOutcome {
   double prefill_tok_s = 0.0;
   double decode_tok_s = 0.0;
   std::string finish_reason;
+  int64_t draft_tokens = 0;     // speculative drafts checked
+  int64_t accepted_tokens = 0;  // of those, the ones that stood
 };
 
 // Where the daemon is and how to reach it.
@@ -36,6 +38,7 @@ struct RemoteTarget {
 // Streams a generation from the daemon at `target`, passing each piece of
 // text to `on_text` as it arrives. NotFound for an unreadable TLS file; the
 // daemon's status becomes the returned error, its message prefixed "server: ".
+// A negative options.draft_tokens leaves the choice to the daemon.
 absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std::string_view prompt,
                                                  const engine::GenerateOptions& options,
                                                  const std::function<void(std::string_view)>& on_text);

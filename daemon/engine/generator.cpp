@@ -22,7 +22,10 @@ double GenerateResult::prefill_tokens_per_second() const {
 }
 
 double GenerateResult::decode_tokens_per_second() const {
-  return decode_seconds > 0 ? decode_steps / decode_seconds : 0.0;
+  // Every token but the first (from the prompt's forward) came from decoding,
+  // several per forward when drafts stood.
+  const size_t decoded = token_ids.empty() ? 0 : token_ids.size() - 1;
+  return decode_seconds > 0 ? static_cast<double>(decoded) / decode_seconds : 0.0;
 }
 
 absl::StatusOr<GenerateResult> Generate(const LlamaModel& model, std::string_view prompt,

@@ -73,6 +73,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
       {"kv_block_size", int_field(&config.kv_block_size)},
       {"prefix_caching", bool_field(&config.prefix_caching)},
       {"max_sessions", int_field(&config.max_sessions)},
+      {"draft_tokens", int_field(&config.draft_tokens)},
       {"session_ttl_seconds", number_field(&config.session_ttl_seconds)},
       {"memory_low_mib", int_field(&config.memory_low_mib)},
       {"memory_critical_mib", int_field(&config.memory_critical_mib)},
@@ -107,6 +108,8 @@ absl::Status DaemonConfig::Validate() const {
   EDGELLM_RETURN_IF_ERROR(at_least("kv_block_size", kv_block_size, 1));
   if (kv_block_size > 1024) return absl::InvalidArgumentError("kv_block_size must be at most 1024");
   EDGELLM_RETURN_IF_ERROR(at_least("max_sessions", max_sessions, 1));
+  EDGELLM_RETURN_IF_ERROR(at_least("draft_tokens", draft_tokens, 0));
+  if (draft_tokens > 64) return absl::InvalidArgumentError("draft_tokens must be at most 64");
   EDGELLM_RETURN_IF_ERROR(at_least("memory_low_mib", memory_low_mib, 0));
   EDGELLM_RETURN_IF_ERROR(at_least("memory_critical_mib", memory_critical_mib, 0));
   if (memory_critical_mib > memory_low_mib) {

@@ -39,6 +39,11 @@ struct DaemonConfig {
   int32_t kv_block_size = 16;
   // Reuse the KV blocks of identical prompt prefixes (and of a session's earlier turns).
   bool prefix_caching = true;
+  // Speculative decoding for requests that do not set draft_tokens: tokens
+  // drafted per step by prompt lookup, checked in the same forward; 0: off.
+  // Pays off when replies repeat their prompt (edits, quotes, code); costs a
+  // little when they do not.
+  int32_t draft_tokens = 0;
   // Multi-turn sessions kept at once, and how long an idle one is kept.
   int32_t max_sessions = 256;
   double session_ttl_seconds = 600.0;

@@ -55,6 +55,8 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
         response.set_finish_reason(ToProto(event.finish_reason));
         response.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(event.prompt_tokens));
         response.mutable_usage()->set_completion_tokens(static_cast<uint32_t>(event.completion_tokens));
+        response.mutable_usage()->set_draft_tokens(static_cast<uint32_t>(event.draft_tokens));
+        response.mutable_usage()->set_accepted_tokens(static_cast<uint32_t>(event.accepted_tokens));
         response.mutable_timings()->set_time_to_first_token_seconds(event.time_to_first_token_s);
         response.mutable_timings()->set_decode_tokens_per_second(event.decode_tokens_per_s);
         response.mutable_timings()->set_total_seconds(event.total_s);

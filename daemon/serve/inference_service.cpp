@@ -77,6 +77,10 @@ absl::StatusOr<GenerationRequest> InferenceService::ToGenerationRequest(const gr
   if (p.has_min_p()) o.sampling.min_p = p.min_p();
   if (p.has_repeat_penalty()) o.sampling.repeat_penalty = p.repeat_penalty();
   o.sampling.seed = p.has_seed() ? p.seed() : std::random_device{}();
+  if (request.has_draft_tokens() && request.draft_tokens() > 64) {
+    return absl::InvalidArgumentError(edgellm::StrCat("draft_tokens ", request.draft_tokens(), " is above 64"));
+  }
+  o.draft_tokens = request.has_draft_tokens() ? static_cast<int32_t>(request.draft_tokens()) : config_.draft_tokens;
   if (request.stop_size() > 16) return absl::InvalidArgumentError("at most 16 stop strings");
   for (const std::string& stop : request.stop()) {
     if (stop.size() > 256) return absl::InvalidArgumentError("a stop string is longer than 256 bytes");

@@ -24,6 +24,7 @@ struct InferenceServiceConfig {
   std::string model_name;               // what clients name; "" also selects it
   uint64_t max_prompt_bytes = 1 << 20;  // longer prompts, texts or conversations are refused
   SessionStoreConfig sessions;
+  int32_t draft_tokens = 0;  // speculative drafts per step for requests that do not say; 0: off
 };
 
 // Thread-safe: handlers run on gRPC's threads.

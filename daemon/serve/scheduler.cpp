@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/str_cat.h"
+#include "daemon/engine/prompt_lookup.h"
 
 namespace edgellm::serve {
 namespace {
@@ -31,7 +32,9 @@ struct Scheduler::Sequence {
   std::unique_ptr<engine::KvCache> cache;  // attached on admission
   size_t prefilled = 0;                // prompt tokens already in the cache
   int32_t step_tokens = 0;             // tokens this sequence contributes to the current step
-  engine::TokenId next_token = -1;     // the token to run next while decoding
+  std::vector<engine::TokenId> input;  // while decoding: the next token, then this step's drafts
+  int32_t draft_tokens = 0;            // speculative drafts checked so far
+  int32_t accepted_tokens = 0;         // of those, the ones that stood
   Clock::time_point submitted = Clock::now();
   Clock::time_point first_token{};
   Clock::time_point last_token{};
@@ -128,11 +131,13 @@ bool Scheduler::Alive(Clock::duration max_step) const {
 }
 
 void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason reason, std::string text,
-                       engine::TokenId last_token) {
+                       std::vector<engine::TokenId> last_tokens) {
   GenerationEvent event;
   event.last = true;
   event.text = std::move(text);
-  if (last_token >= 0) event.token_ids.push_back(last_token);
+  event.token_ids = std::move(last_tokens);
+  event.draft_tokens = seq.draft_tokens;
+  event.accepted_tokens = seq.accepted_tokens;
   event.status = std::move(status);
   event.finish_reason = reason;
   event.prompt_tokens = static_cast<int32_t>(seq.state.prompt_ids().size());
@@ -268,27 +273,60 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
       const size_t n = std::min(prompt.size() - seq->prefilled, static_cast<size_t>(config_.prefill_chunk));
       items.push_back({absl::MakeConstSpan(prompt).subspan(seq->prefilled, n), seq->cache.get()});
       seq->step_tokens = static_cast<int32_t>(n);
-    } else {
-      items.push_back({{&seq->next_token, 1}, seq->cache.get()});
-      seq->step_tokens = 1;
+      continue;
     }
+    // Drafts stay within the positions admission reserved for the sequence.
+    seq->input.resize(1);
+    const int32_t room = seq->max_positions - seq->cache->length() - 1;
+    const int32_t drafts = std::min(seq->state.options().draft_tokens, room);
+    if (drafts > 0) {
+      const std::vector<engine::TokenId> draft = engine::PromptLookupDraft(seq->state.history(), drafts);
+      seq->input.insert(seq->input.end(), draft.begin(), draft.end());
+    }
+    items.push_back({seq->input, seq->cache.get(), /*all_logits=*/seq->input.size() > 1});
+    seq->step_tokens = static_cast<int32_t>(seq->input.size());
   }
   std::vector<float> logits;
   const absl::Status forward = model_.ForwardBatch(items, &logits);
-  // Before any event goes out: a client that saw a token sees the blocks it took.
-  PublishKvUsage();
   if (!forward.ok()) {
+    PublishKvUsage();
     for (auto& seq : active) Finish(*seq, forward, engine::FinishReason::kCancelled);
     return;
   }
   const size_t vocab = static_cast<size_t>(model_.config().n_vocab);
+  std::vector<engine::GenerationState::Step> steps(active.size());
+  size_t row = 0;
   for (size_t i = 0; i < active.size(); ++i) {
     Sequence& seq = *active[i];
-    if (seq.prefilled < seq.state.prompt_ids().size()) {
+    const bool was_prefilling = seq.prefilled < seq.state.prompt_ids().size();
+    const size_t rows = items[i].all_logits ? items[i].tokens.size() : 1;
+    const absl::Span<const float> seq_logits = absl::MakeConstSpan(logits).subspan(row * vocab, rows * vocab);
+    row += rows;
+    if (was_prefilling) {
       seq.prefilled += static_cast<size_t>(seq.step_tokens);
       if (seq.prefilled < seq.state.prompt_ids().size()) continue;  // more prompt to go
+      steps[i] = seq.state.Advance(seq_logits);
+      continue;
     }
-    engine::GenerationState::Step step = seq.state.Advance(absl::MakeConstSpan(logits).subspan(i * vocab, vocab));
+    std::vector<engine::DraftToken> drafts;
+    for (size_t d = 1; d < seq.input.size(); ++d) drafts.push_back({seq.input[d], {}});
+    steps[i] = seq.state.AdvanceSpeculative(seq_logits, drafts);
+    // Drafts that did not stand leave the cache (and their blocks the pool).
+    const int32_t rejected = static_cast<int32_t>(drafts.size()) - steps[i].accepted_drafts;
+    if (rejected > 0) seq.cache->Truncate(seq.cache->length() - rejected);
+    seq.draft_tokens += static_cast<int32_t>(drafts.size());
+    seq.accepted_tokens += steps[i].accepted_drafts;
+    if (metrics_ != nullptr && !drafts.empty()) {
+      metrics_->draft_tokens.Add(static_cast<double>(drafts.size()));
+      metrics_->accepted_tokens.Add(steps[i].accepted_drafts);
+    }
+  }
+  // Before any event goes out: a client that saw a token sees the blocks it took.
+  PublishKvUsage();
+  for (size_t i = 0; i < active.size(); ++i) {
+    Sequence& seq = *active[i];
+    if (seq.prefilled < seq.state.prompt_ids().size()) continue;
+    engine::GenerationState::Step& step = steps[i];
     const Clock::time_point now = Clock::now();
     if (metrics_ != nullptr) {
       if (seq.first_token == Clock::time_point{}) {
@@ -297,18 +335,18 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
       } else {
         metrics_->inter_token_latency.Observe(SecondsBetween(seq.last_token, now));
       }
-      if (step.token >= 0) metrics_->generation_tokens.Add();
+      metrics_->generation_tokens.Add(static_cast<double>(step.tokens.size()));
     }
     if (seq.first_token == Clock::time_point{}) seq.first_token = now;
     seq.last_token = now;
     if (step.finished) {
-      Finish(seq, absl::OkStatus(), step.finish_reason, std::move(step.text), step.token);
+      Finish(seq, absl::OkStatus(), step.finish_reason, std::move(step.text), std::move(step.tokens));
       continue;
     }
-    seq.next_token = step.token;
+    seq.input.assign(1, step.token);
     GenerationEvent event;
     event.text = std::move(step.text);
-    event.token_ids.push_back(step.token);
+    event.token_ids = std::move(step.tokens);
     seq.sink(std::move(event));
   }
 }

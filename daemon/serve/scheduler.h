@@ -56,6 +56,8 @@ struct GenerationEvent {
   engine::FinishReason finish_reason = engine::FinishReason::kLength;
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
+  int32_t draft_tokens = 0;     // speculative drafts checked
+  int32_t accepted_tokens = 0;  // of those, the ones that stood
   double time_to_first_token_s = 0.0;  // from Submit to the first token
   double decode_tokens_per_s = 0.0;
   double total_s = 0.0;
@@ -133,9 +135,9 @@ class Scheduler {
   bool AttachCache(Sequence& seq, const std::vector<std::unique_ptr<Sequence>>& active);
   void PublishGauges(const std::vector<std::unique_ptr<Sequence>>& active, size_t waiting);
   void PublishKvUsage();
-  // Sends the last event: any final text and token, the outcome and the figures.
+  // Sends the last event: any final text and tokens, the outcome and the figures.
   void Finish(Sequence& seq, absl::Status status, engine::FinishReason reason, std::string text = "",
-              engine::TokenId last_token = -1);
+              std::vector<engine::TokenId> last_tokens = {});
 
   const engine::LlamaModel& model_;
   const std::shared_ptr<engine::KvBlockPool> pool_;  // the loop thread's

@@ -22,7 +22,11 @@ ServeMetrics::ServeMetrics(ops::MetricsRegistry& r, const std::string& model)
       prefix_cache_queries(r.AddCounter("edgellm_prefix_cache_queries_total",
                                         "Prompt tokens looked up in the prefix cache.", {{"model", model}})),
       prefix_cache_hits(r.AddCounter("edgellm_prefix_cache_hits_total",
-                                     "Prompt tokens found in the prefix cache.", {{"model", model}})) {
+                                     "Prompt tokens found in the prefix cache.", {{"model", model}})),
+      draft_tokens(r.AddCounter("edgellm_spec_decode_num_draft_tokens_total",
+                                "Speculative draft tokens checked by the model.", {{"model", model}})),
+      accepted_tokens(r.AddCounter("edgellm_spec_decode_num_accepted_tokens_total",
+                                   "Speculative draft tokens that stood.", {{"model", model}})) {
   const std::pair<engine::FinishReason, const char*> reasons[] = {
       {engine::FinishReason::kStop, "stop"}, {engine::FinishReason::kLength, "length"},
       {engine::FinishReason::kCancelled, "abort"}};

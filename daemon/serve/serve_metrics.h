@@ -30,6 +30,8 @@ class ServeMetrics {
   ops::Histogram& e2e_latency;          // edgellm_e2e_request_latency_seconds
   ops::Counter& prefix_cache_queries;   // edgellm_prefix_cache_queries_total: prompt tokens looked up
   ops::Counter& prefix_cache_hits;      // edgellm_prefix_cache_hits_total: of those, found in KV blocks
+  ops::Counter& draft_tokens;           // edgellm_spec_decode_num_draft_tokens_total: speculative drafts checked
+  ops::Counter& accepted_tokens;        // edgellm_spec_decode_num_accepted_tokens_total: of those, the ones that stood
 
   // edgellm_request_success_total{finished_reason="stop|length|abort"}
   void CountFinished(engine::FinishReason reason);
