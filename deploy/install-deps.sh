@@ -27,6 +27,8 @@ packages=(
   python3 jq python3-grpcio python3-protobuf
   # systemd-analyze verifies the unit files
   systemd
+  # the NEON kernels are cross-built for aarch64 (Jetson) and checked under qemu-user
+  g++-aarch64-linux-gnu qemu-user
 )
 
 sudo_cmd=()

@@ -70,7 +70,6 @@ class GenerationState {
   // the rest from the KV cache and runs `token` next, as after Advance.
   Step AdvanceSpeculative(absl::Span<const float> logits, absl::Span<const DraftToken> drafts);
 
-  const GenerateOptions& options() const { return options_; }
   const std::vector<TokenId>& prompt_ids() const { return prompt_ids_; }
   const std::vector<TokenId>& generated() const { return generated_; }
   const std::string& text() const { return text_; }  // all text released so far

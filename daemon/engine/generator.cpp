@@ -4,6 +4,7 @@
 
 #include "common/str_cat.h"
 #include "common/status_macros.h"
+#include "daemon/engine/draft_length.h"
 #include "daemon/engine/drafter.h"
 
 namespace edgellm::engine {
@@ -52,6 +53,7 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
   } else if (options.draft_tokens > 0) {
     drafter = std::make_unique<PromptLookupDrafter>();
   }
+  DraftLength draft_length(options.draft_tokens);
   std::vector<TokenId> tokens;
   GenerationState::Step step = state.Advance(logits);
   while (true) {
@@ -65,10 +67,11 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
     }
     const Clock::time_point step_start = Clock::now();
     Draft draft;
-    if (drafter != nullptr) {
+    const int32_t wanted = drafter != nullptr ? draft_length.Next() : 0;
+    if (wanted > 0) {
       const int32_t room = std::min(options.max_tokens - static_cast<int32_t>(state.generated().size()),
                                     cache->capacity() - cache->length() - 1);
-      EDGELLM_ASSIGN_OR_RETURN(draft, drafter->Propose(state.history(), std::min(options.draft_tokens, room)));
+      EDGELLM_ASSIGN_OR_RETURN(draft, drafter->Propose(state.history(), std::min(wanted, room)));
     }
     tokens.assign(1, step.token);
     tokens.insert(tokens.end(), draft.tokens.begin(), draft.tokens.end());
@@ -81,6 +84,7 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
     ++result.decode_steps;
     result.drafted_tokens += static_cast<int32_t>(draft.tokens.size());
     result.accepted_tokens += step.accepted_drafts;
+    draft_length.Update(static_cast<int32_t>(draft.tokens.size()), step.accepted_drafts);
   }
   result.prompt_ids = state.prompt_ids();
   result.token_ids = state.generated();

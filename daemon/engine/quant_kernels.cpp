@@ -5,6 +5,7 @@ namespace edgellm::engine::kernels {
 const KernelSet& BestKernels() {
   static const KernelSet& best = [] () -> const KernelSet& {
     if (const KernelSet* avx2 = Avx2Kernels()) return *avx2;
+    if (const KernelSet* neon = NeonKernels()) return *neon;
     return ScalarKernels();
   }();
   return best;

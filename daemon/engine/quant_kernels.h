@@ -6,9 +6,9 @@
 // (ActivationBlock), so the inner loop is integer multiply-adds; F16 and F32
 // weights meet float activations. Every kernel has
 // a portable scalar version, the reference the others are tested against;
-// the AVX2 (with FMA and F16C) versions are selected when the CPU has them.
-// Other CPUs (aarch64 among them, until NEON versions exist) run the scalar
-// ones. Engine-internal: quant_matmul.h is the interface the model uses.
+// the AVX2 (with FMA and F16C) versions are selected when the CPU has them,
+// the NEON ones on aarch64. Engine-internal: quant_matmul.h is the interface
+// the model uses.
 #ifndef EDGELLM_ENGINE_QUANT_KERNELS_H_
 #define EDGELLM_ENGINE_QUANT_KERNELS_H_
 
@@ -42,7 +42,7 @@ using DotQuant4Fn = void (*)(const uint8_t* weights, const ActivationBlock* a, i
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
 
 struct KernelSet {
-  std::string_view name;  // "scalar", "avx2"
+  std::string_view name;  // "scalar", "avx2", "neon"
   QuantizeFn quantize;
   DotQuantFn dot_q8_0;
   DotQuantFn dot_q4_0;
@@ -57,6 +57,7 @@ struct KernelSet {
 const KernelSet& ScalarKernels();
 // nullptr when this build or this CPU lacks the instructions.
 const KernelSet* Avx2Kernels();
+const KernelSet* NeonKernels();  // every aarch64 CPU has NEON
 // The fastest set this CPU runs.
 const KernelSet& BestKernels();
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/str_cat.h"
+#include "daemon/engine/draft_length.h"
 #include "daemon/engine/prompt_lookup.h"
 
 namespace edgellm::serve {
@@ -22,7 +23,8 @@ struct Scheduler::Sequence {
         sink(std::move(sink)),
         state(model.tokenizer(), std::move(request.prompt_ids), request.options, context),
         max_positions(static_cast<int32_t>(std::min<int64_t>(
-            context, static_cast<int64_t>(state.prompt_ids().size()) + request.options.max_tokens))) {}
+            context, static_cast<int64_t>(state.prompt_ids().size()) + request.options.max_tokens))),
+        draft_length(request.options.draft_tokens) {}
 
   uint64_t id;
   Clock::time_point deadline;
@@ -33,6 +35,7 @@ struct Scheduler::Sequence {
   size_t prefilled = 0;                // prompt tokens already in the cache
   int32_t step_tokens = 0;             // tokens this sequence contributes to the current step
   std::vector<engine::TokenId> input;  // while decoding: the next token, then this step's drafts
+  engine::DraftLength draft_length;    // drafts to propose next step
   int32_t draft_tokens = 0;            // speculative drafts checked so far
   int32_t accepted_tokens = 0;         // of those, the ones that stood
   Clock::time_point submitted = Clock::now();
@@ -278,7 +281,7 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     // Drafts stay within the positions admission reserved for the sequence.
     seq->input.resize(1);
     const int32_t room = seq->max_positions - seq->cache->length() - 1;
-    const int32_t drafts = std::min(seq->state.options().draft_tokens, room);
+    const int32_t drafts = std::min(seq->draft_length.Next(), room);
     if (drafts > 0) {
       const std::vector<engine::TokenId> draft = engine::PromptLookupDraft(seq->state.history(), drafts);
       seq->input.insert(seq->input.end(), draft.begin(), draft.end());
@@ -314,6 +317,7 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     // Drafts that did not stand leave the cache (and their blocks the pool).
     const int32_t rejected = static_cast<int32_t>(drafts.size()) - steps[i].accepted_drafts;
     if (rejected > 0) seq.cache->Truncate(seq.cache->length() - rejected);
+    seq.draft_length.Update(static_cast<int32_t>(drafts.size()), steps[i].accepted_drafts);
     seq.draft_tokens += static_cast<int32_t>(drafts.size());
     seq.accepted_tokens += steps[i].accepted_drafts;
     if (metrics_ != nullptr && !drafts.empty()) {

@@ -2,8 +2,9 @@
 //
 // One thread, the scheduler loop, owns the model's compute and every KV cache.
 // Each step runs all active sequences in one batched forward: a decode token
-// for each running sequence and a chunk of the prompt for each one still
-// prefilling, so a long prompt never stalls the streams already running. New
+// for each running sequence (with its speculative drafts, when it asked for
+// them) and a chunk of the prompt for each one still prefilling, so a long
+// prompt never stalls the streams already running. New
 // requests join between steps; the queue in front is bounded and refuses at
 // once when full. Sequences hold KV blocks from one pool under a byte budget:
 // a request is admitted only when the blocks it may need, and those the

@@ -25,11 +25,8 @@ build=${3:-$root/build/release}
 models=$build/bench-models
 mkdir -p "$models"
 
-# The figure `metric` from edgellm-bench-engine's lines.
-edgellm_figure() {
-  "$build/tests/bench/edgellm-bench-engine" --model "$1" --threads "$threads" --prompt-tokens "$2" \
-    --decode-tokens "$3" --batch-sizes 1 | sed -n "s/.* metric=$4 value=\([0-9.e+-]*\) .*/\1/p"
-}
+# The figure `metric` from edgellm-bench-engine's lines in $ours.
+figure() { sed -n "s/.* metric=$1 value=\([0-9.e+-]*\) .*/\1/p" <<<"$ours"; }
 
 for shape in tinyllama-1.1b smol-135m; do
   for type in Q4_0 Q8_0; do
@@ -38,12 +35,14 @@ for shape in tinyllama-1.1b smol-135m; do
     llama_json=$("$llama_bench" -m "$model" -t "$threads" -p 512 -n 128 -o json)
     llama_prefill=$(jq '.[] | select(.n_prompt == 512 and .n_gen == 0) | .avg_ts' <<<"$llama_json")
     llama_decode=$(jq '.[] | select(.n_prompt == 0 and .n_gen == 128) | .avg_ts' <<<"$llama_json")
-    ours_prefill=$(edgellm_figure "$model" 512 1 prefill_tok_s)
-    ours_decode=$(edgellm_figure "$model" 1 128 decode_tok_s)
+    ours=$("$build/tests/bench/edgellm-bench-engine" --model "$model" --threads "$threads" --prefill-tokens 512 \
+      --prompt-tokens 1 --decode-tokens 128 --batch-sizes 1)
+    ours_prefill=$(figure prefill_tok_s)
+    ours_decode=$(figure decode_tok_s)
     for pair in "prefill_tok_s $ours_prefill $llama_prefill" "decode_tok_s $ours_decode $llama_decode"; do
-      read -r metric ours theirs <<<"$pair"
-      ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
-      echo "compare model=$(basename "$model") threads=$threads metric=$metric edgellm=$ours llama_cpp=$theirs ratio=$ratio"
+      read -r metric mine theirs <<<"$pair"
+      ratio=$(awk -v a="$mine" -v b="$theirs" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+      echo "compare model=$(basename "$model") threads=$threads metric=$metric edgellm=$mine llama_cpp=$theirs ratio=$ratio"
     done
   done
 done

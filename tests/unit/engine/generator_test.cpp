@@ -72,7 +72,9 @@ TEST_F(GeneratorTest, ADraftModelThatAgreesHasItsDraftsAccepted) {
     EXPECT_GT(speculative->drafted_tokens, 30);
     EXPECT_GE(speculative->accepted_tokens, speculative->drafted_tokens * 9 / 10) << temperature;
     EXPECT_LT(speculative->decode_steps, plain->decode_steps / 3);
-    if (temperature == 0.0f) EXPECT_EQ(speculative->token_ids, plain->token_ids);
+    if (temperature == 0.0f) {
+      EXPECT_EQ(speculative->token_ids, plain->token_ids);
+    }
   }
 }
 

@@ -17,6 +17,7 @@ namespace {
 std::vector<const KernelSet*> Available() {
   std::vector<const KernelSet*> sets = {&ScalarKernels()};
   if (const KernelSet* avx2 = Avx2Kernels()) sets.push_back(avx2);
+  if (const KernelSet* neon = NeonKernels()) sets.push_back(neon);
   return sets;
 }
 
@@ -156,7 +157,9 @@ TEST(QuantKernels, TheBestSetIsOneThisMachineRuns) {
   for (const KernelSet* set : Available()) found = found || set == &best;
   EXPECT_TRUE(found) << best.name;
   // On a CPU with AVX2, FMA and F16C (any x86-64 of the last decade) that is the AVX2 set.
-  if (Avx2Kernels() != nullptr) EXPECT_EQ(best.name, "avx2");
+  if (Avx2Kernels() != nullptr) {
+    EXPECT_EQ(best.name, "avx2");
+  }
 }
 
 }  // namespace

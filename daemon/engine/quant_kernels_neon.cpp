@@ -1,0 +1,108 @@
+// NEON kernels for aarch64 (Jetson and other Arm boards). Plain ARMv8.0
+// Advanced SIMD — no dot-product extension — so every aarch64 CPU runs them.
+// Q8_0, Q4_0, F16 and F32 dots are vectorised; quantizing activations and the
+// K-quant dots stay the scalar ones (the quantization must match the scalar
+// reference bit for bit anyway).
+#include "daemon/engine/quant_kernels.h"
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <cstring>
+
+namespace edgellm::engine::kernels {
+namespace {
+
+inline float HalfToFloat(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+  return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
+
+// Σ w[i] * a[i] over 32 signed bytes, exact in int32.
+inline int32_t DotBytes(int8x16_t w0, int8x16_t w1, const int8_t* a) {
+  const int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16);
+  int32x4_t sum = vpaddlq_s16(vmull_s8(vget_low_s8(w0), vget_low_s8(a0)));
+  sum = vpadalq_s16(sum, vmull_s8(vget_high_s8(w0), vget_high_s8(a0)));
+  sum = vpadalq_s16(sum, vmull_s8(vget_low_s8(w1), vget_low_s8(a1)));
+  sum = vpadalq_s16(sum, vmull_s8(vget_high_s8(w1), vget_high_s8(a1)));
+  return vaddvq_s32(sum);
+}
+
+float DotQ8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float total = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b, w += 34) {
+    const int8_t* q = reinterpret_cast<const int8_t*>(w + 2);
+    total += HalfToFloat(w) * a[b].d * static_cast<float>(DotBytes(vld1q_s8(q), vld1q_s8(q + 16), a[b].q));
+  }
+  return total;
+}
+
+// Q4_0: byte j holds weight j (low nibble) and j + 16 (high); w = nibble - 8.
+float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  const uint8x16_t low_nibbles = vdupq_n_u8(0x0f);
+  const int8x16_t eight = vdupq_n_s8(8);
+  float total = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b, w += 18) {
+    const uint8x16_t packed = vld1q_u8(w + 2);
+    const int8x16_t first = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(packed, low_nibbles)), eight);
+    const int8x16_t second = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(packed, 4)), eight);
+    total += HalfToFloat(w) * a[b].d * static_cast<float>(DotBytes(first, second, a[b].q));
+  }
+  return total;
+}
+
+// Four rows as four one-row dots: the same result as one row by construction.
+template <float (*Dot)(const uint8_t*, const ActivationBlock*, int64_t)>
+void Dot4(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  for (int i = 0; i < 4; ++i) out[i] = Dot(w, a + i * stride, blocks);
+}
+
+float DotF16(const uint8_t* w, const float* x, int64_t n) {
+  float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+  for (int64_t i = 0; i < n; i += 8) {
+    const uint16x8_t halves = vld1q_u16(reinterpret_cast<const uint16_t*>(w + 2 * i));
+    acc0 = vfmaq_f32(acc0, vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(halves))), vld1q_f32(x + i));
+    acc1 = vfmaq_f32(acc1, vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(halves))), vld1q_f32(x + i + 4));
+  }
+  return vaddvq_f32(vaddq_f32(acc0, acc1));
+}
+
+float DotF32(const uint8_t* w, const float* x, int64_t n) {
+  float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+  for (int64_t i = 0; i < n; i += 8) {
+    float32x4_t w0, w1;
+    std::memcpy(&w0, w + 4 * i, sizeof(w0));
+    std::memcpy(&w1, w + 4 * i + 16, sizeof(w1));
+    acc0 = vfmaq_f32(acc0, w0, vld1q_f32(x + i));
+    acc1 = vfmaq_f32(acc1, w1, vld1q_f32(x + i + 4));
+  }
+  return vaddvq_f32(vaddq_f32(acc0, acc1));
+}
+
+}  // namespace
+
+const KernelSet* NeonKernels() {
+  static const KernelSet set = [] {
+    KernelSet neon = ScalarKernels();
+    neon.name = "neon";
+    neon.dot_q8_0 = DotQ8_0;
+    neon.dot_q4_0 = DotQ4_0;
+    neon.dot4_q8_0 = Dot4<DotQ8_0>;
+    neon.dot4_q4_0 = Dot4<DotQ4_0>;
+    neon.dot_f16 = DotF16;
+    neon.dot_f32 = DotF32;
+    return neon;
+  }();
+  return &set;
+}
+
+}  // namespace edgellm::engine::kernels
+
+#else
+
+namespace edgellm::engine::kernels {
+const KernelSet* NeonKernels() { return nullptr; }
+}  // namespace edgellm::engine::kernels
+
+#endif

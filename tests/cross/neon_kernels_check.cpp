@@ -1,0 +1,92 @@
+// The NEON kernels against the scalar reference on random rows, odd lengths
+// included: integer dots within float rounding of the exact sum, four-row
+// dots equal to one-row dots exactly, float dots within tolerance. Built with
+// the aarch64 cross compiler and run under qemu-user by check-aarch64.sh
+// (no test framework: only the kernel sources are cross-built).
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "daemon/engine/fp16.h"
+#include "daemon/engine/quant_kernels.h"
+
+namespace {
+
+using edgellm::engine::StoreFp16;
+using namespace edgellm::engine::kernels;
+
+int failures = 0, checks = 0;
+
+void Expect(bool ok, const char* what, int64_t n, double got, double want) {
+  ++checks;
+  if (!ok) {
+    ++failures;
+    std::printf("FAIL %s n=%lld: got %.9g, want %.9g\n", what, static_cast<long long>(n), got, want);
+  }
+}
+
+bool Near(double got, double want, double tolerance) { return std::fabs(got - want) <= tolerance; }
+
+}  // namespace
+
+int main() {
+  const KernelSet* neon = NeonKernels();
+  if (neon == nullptr) {
+    std::printf("FAIL: this build has no NEON kernels\n");
+    return 1;
+  }
+  Expect(BestKernels().name == "neon", "BestKernels is the NEON set", 0, 0, 0);
+  const KernelSet& scalar = ScalarKernels();
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int64_t n : {32, 64, 96, 544, 2048, 4128}) {
+    const int64_t blocks = n / kBlock;
+    std::vector<float> x(4 * n);
+    for (float& v : x) v = normal(rng);
+    std::vector<ActivationBlock> a(4 * blocks);
+    scalar.quantize(x.data(), a.data(), 4 * blocks);
+
+    // Random Q8_0 and Q4_0 rows: an fp16 scale, then the quants.
+    std::vector<uint8_t> q8(34 * blocks), q4(18 * blocks);
+    for (int64_t b = 0; b < blocks; ++b) {
+      StoreFp16(&q8[34 * b], 0.01f + 0.001f * static_cast<float>(b % 7));
+      StoreFp16(&q4[18 * b], 0.02f + 0.001f * static_cast<float>(b % 5));
+      for (int i = 0; i < 32; ++i) q8[34 * b + 2 + i] = static_cast<uint8_t>(byte(rng));
+      for (int i = 0; i < 16; ++i) q4[18 * b + 2 + i] = static_cast<uint8_t>(byte(rng));
+    }
+    const std::pair<const char*, std::vector<uint8_t>*> rows[] = {{"Q8_0", &q8}, {"Q4_0", &q4}};
+    for (const auto& [name, row] : rows) {
+      const bool is_q8 = row == &q8;
+      const DotQuantFn dot = is_q8 ? neon->dot_q8_0 : neon->dot_q4_0;
+      const DotQuantFn reference = is_q8 ? scalar.dot_q8_0 : scalar.dot_q4_0;
+      const DotQuant4Fn dot4 = is_q8 ? neon->dot4_q8_0 : neon->dot4_q4_0;
+      const double want = reference(row->data(), a.data(), blocks);
+      const double got = dot(row->data(), a.data(), blocks);
+      Expect(Near(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n)))), name, n, got, want);
+      float four[4];
+      dot4(row->data(), a.data(), blocks, blocks, four);
+      for (int i = 0; i < 4; ++i) {
+        const float single = dot(row->data(), a.data() + i * blocks, blocks);
+        Expect(four[i] == single, "four rows equal one row", n, four[i], single);
+      }
+    }
+
+    std::vector<uint8_t> f16(2 * n), f32(4 * n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float w = normal(rng);
+      StoreFp16(&f16[2 * i], w);
+      std::memcpy(&f32[4 * i], &w, sizeof(w));
+    }
+    const double tolerance = 1e-4 * std::sqrt(static_cast<double>(n));
+    double want = scalar.dot_f16(f16.data(), x.data(), n), got = neon->dot_f16(f16.data(), x.data(), n);
+    Expect(Near(got, want, tolerance), "F16", n, got, want);
+    want = scalar.dot_f32(f32.data(), x.data(), n);
+    got = neon->dot_f32(f32.data(), x.data(), n);
+    Expect(Near(got, want, tolerance), "F32", n, got, want);
+  }
+  std::printf("%s: %d of %d checks passed\n", failures == 0 ? "ok" : "FAILED", checks - failures, checks);
+  return failures == 0 ? 0 : 1;
+}
