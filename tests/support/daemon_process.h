@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -67,8 +68,28 @@ class DaemonProcess {
       if (daemon->HealthStatus() == grpc::health::v1::HealthCheckResponse::SERVING) return daemon;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    *error = "edgellmd did not report SERVING within 60 s";
+    *error = "edgellmd did not report SERVING within 60 s; its threads (name: state, kernel wait): " +
+             ThreadStates(daemon->pid_);
     return nullptr;
+  }
+
+  // Where a stuck process's threads are, from /proc: enough to tell a
+  // deadlock on a lock from a wait on I/O.
+  static std::string ThreadStates(pid_t pid) {
+    std::string out;
+    std::error_code ec;
+    const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+      std::string name, state, wchan;
+      std::getline(std::ifstream(task.path() / "comm"), name);
+      std::ifstream status(task.path() / "status");
+      for (std::string line; std::getline(status, line);) {
+        if (line.rfind("State:", 0) == 0) state = line.substr(7);
+      }
+      std::getline(std::ifstream(task.path() / "wchan"), wchan);
+      out += name + ": " + state + ", " + wchan + "; ";
+    }
+    return out;
   }
 
   ~DaemonProcess() {
