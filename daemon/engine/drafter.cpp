@@ -52,7 +52,10 @@ SamplingParams WithDraftSeed(SamplingParams sampling) {
 }  // namespace
 
 ModelDrafter::ModelDrafter(const LlamaModel& draft, std::unique_ptr<KvCache> cache, const SamplingParams& sampling)
-    : draft_(draft), cache_(std::move(cache)), sampling_(sampling), sampler_(WithDraftSeed(sampling)) {}
+    : draft_(draft),
+      cache_(std::move(cache)),
+      greedy_(sampling.temperature <= 0.0f),
+      sampler_(WithDraftSeed(sampling)) {}
 
 absl::StatusOr<Draft> ModelDrafter::Propose(absl::Span<const TokenId> history, int32_t max_tokens) {
   Draft draft;
@@ -67,12 +70,11 @@ absl::StatusOr<Draft> ModelDrafter::Propose(absl::Span<const TokenId> history, i
 
   std::vector<float> logits, distribution;
   EDGELLM_RETURN_IF_ERROR(draft_.Forward(history.subspan(common), cache_.get(), /*all_logits=*/false, &logits));
-  const bool greedy = sampling_.temperature <= 0.0f;
   std::vector<TokenId> sequence(history.begin(), history.end());  // for the repetition penalty
   for (int32_t i = 0; i < max_tokens; ++i) {
-    const TokenId token = sampler_.Sample(logits, sequence, nullptr, greedy ? nullptr : &distribution);
+    const TokenId token = sampler_.Sample(logits, sequence, nullptr, greedy_ ? nullptr : &distribution);
     draft.tokens.push_back(token);
-    if (!greedy) draft.probs.insert(draft.probs.end(), distribution.begin(), distribution.end());
+    if (!greedy_) draft.probs.insert(draft.probs.end(), distribution.begin(), distribution.end());
     sequence.push_back(token);
     if (i + 1 < max_tokens) {
       EDGELLM_RETURN_IF_ERROR(draft_.Forward({&token, 1}, cache_.get(), /*all_logits=*/false, &logits));

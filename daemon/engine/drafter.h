@@ -61,7 +61,7 @@ class ModelDrafter : public Drafter {
 
   const LlamaModel& draft_;
   std::unique_ptr<KvCache> cache_;  // holds cache_->tokens(): a prefix of the history
-  SamplingParams sampling_;
+  const bool greedy_;               // drafts are the argmax, certain (no probabilities)
   Sampler sampler_;
 };
 

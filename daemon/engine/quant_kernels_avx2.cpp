@@ -18,11 +18,13 @@ inline float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(sum2, _mm_movehdup_ps(sum2)));
 }
 
-inline float HalfToFloat(const uint8_t* p) {
+// An fp16 value in lane 0.
+inline __m128 LoadHalf(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, sizeof(h));
-  return _cvtsh_ss(h);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(h));
 }
+inline float HalfToFloat(const uint8_t* p) { return _mm_cvtss_f32(LoadHalf(p)); }
 
 // Decode streams every weight from memory once per token; asking for the
 // bytes this far ahead keeps the loads from waiting on DRAM (about 10% more
@@ -100,13 +102,6 @@ inline __m256i UnpackedDotQ4_0(const __m256i& w, const ActivationBlock& a) {
 inline __m256i BlockDotQ8_0(const uint8_t* w, const ActivationBlock& a) { return UnpackedDotQ8_0(UnpackQ8_0(w), a); }
 inline __m256i BlockDotQ4_0(const uint8_t* w, const ActivationBlock& a) { return UnpackedDotQ4_0(UnpackQ4_0(w), a); }
 
-// The block's weight scale in lane 0.
-inline __m128 BlockScale(const uint8_t* w) {
-  uint16_t h;
-  std::memcpy(&h, w, sizeof(h));
-  return _mm_cvtph_ps(_mm_cvtsi32_si128(h));
-}
-
 // A row's dot from its two float accumulators and, for a type whose weights
 // are stored with an offset (Q4_0: nibble - 8), the two offset sums
 // Σ d_w * sum_d. Shared by the one-row and four-row kernels so both round alike.
@@ -123,7 +118,7 @@ float DotBlocks(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   __m128 offset_sum0 = _mm_setzero_ps(), offset_sum1 = _mm_setzero_ps();
   auto accumulate = [&](__m256& acc, __m128& offset_sum, const uint8_t* block_w, const ActivationBlock& block) {
-    const __m128 scale = BlockScale(block_w);
+    const __m128 scale = LoadHalf(block_w);
     acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_mul_ss(scale, _mm_set_ss(block.d))),
                           _mm256_cvtepi32_ps(BlockDot(block_w, block)), acc);
     if constexpr (kOffset != 0) offset_sum = _mm_fmadd_ss(scale, _mm_set_ss(block.sum_d), offset_sum);
@@ -150,7 +145,7 @@ void Dot4Blocks(const uint8_t* w, const ActivationBlock* a, int64_t stride, int6
   __m128 offset_sum0 = _mm_setzero_ps(), offset_sum1 = _mm_setzero_ps();  // lane i: row i
   auto accumulate = [&](__m256* acc, __m128& offset_sum, const uint8_t* block_w, int64_t b) {
     const Unpacked unpacked = Unpack(block_w);
-    const __m128 scale = BlockScale(block_w);
+    const __m128 scale = LoadHalf(block_w);
     for (int i = 0; i < 4; ++i) {
       const ActivationBlock& block = a[i * stride + b];
       acc[i] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_mul_ss(scale, _mm_set_ss(block.d))),
