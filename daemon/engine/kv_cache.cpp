@@ -5,7 +5,11 @@
 
 namespace edgellm::engine {
 
-KvCache::KvCache(std::shared_ptr<KvBlockPool> pool, int32_t capacity) : pool_(std::move(pool)), capacity_(capacity) {}
+KvCache::KvCache(std::shared_ptr<KvBlockPool> pool, int32_t capacity) : pool_(std::move(pool)), capacity_(capacity) {
+  // Room for every position up front, so a growing sequence never reallocates mid-decode.
+  tokens_.reserve(static_cast<size_t>(capacity));
+  block_table_.reserve(static_cast<size_t>(pool_->BlocksFor(capacity)));
+}
 
 KvCache::~KvCache() {
   // A partly filled last block stays reusable too, as the pool's full ones do.

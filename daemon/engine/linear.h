@@ -1,11 +1,9 @@
 // engine/linear.h — a weight matrix times activations, behind one interface so
 // that how the weight is stored and multiplied can change per layer.
 //
-// On the CPU, F16, Q8_0 and Q4_0 weights are multiplied in place in the
-// memory-mapped file by the engine's kernels (quant_matmul.h). F32 weights are
-// used in place too: by the kernels for a few rows, by BLAS for more. On
-// another device, or when asked for the reference path, weights are
-// dequantized to float32 once at load.
+// On the CPU, weights are multiplied in place in the memory-mapped file
+// (weight_matrix.h). On another device, or when asked for the reference path,
+// they are dequantized to float32 once at load.
 // Engine-internal: includes ATen.
 #ifndef EDGELLM_ENGINE_LINEAR_H_
 #define EDGELLM_ENGINE_LINEAR_H_
@@ -18,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "daemon/engine/gguf.h"
+#include "daemon/engine/weight_matrix.h"
 
 namespace edgellm::engine {
 
@@ -31,6 +30,9 @@ class Linear {
   virtual int64_t out_features() const = 0;
   // Bytes of weight this layer reads per forward (for bandwidth figures).
   virtual uint64_t weight_bytes() const = 0;
+  // The weight as it lies in the mapping, when this layer computes with it
+  // there; nullptr for a dequantized copy.
+  virtual const WeightMatrix* in_place() const { return nullptr; }
 };
 
 // Builds the Linear for a GGUF weight `[in, out]` whose bytes are `data`

@@ -7,10 +7,12 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "common/str_cat.h"
 #include "common/status_macros.h"
 #include "daemon/engine/compute_threads.h"
+#include "daemon/engine/cpu_forward.h"
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/linear.h"
 
@@ -95,8 +97,12 @@ struct LlamaModel::Impl {
   at::Tensor rope_cos, rope_sin;  // [context, rope_dims / 2]
   int32_t context_length = 0;
   uint64_t weight_bytes_per_token = 0;
+  // The fused torch-free pass (cpu_forward.h), when every weight is computed
+  // in place on the CPU; otherwise forwards run on LibTorch.
+  std::optional<CpuModelWeights> cpu;
 
   absl::Status LoadWeights();
+  void PrepareCpuForward();
   absl::StatusOr<const GgufTensorInfo*> Expect(const std::string& name, std::vector<uint64_t> dims) const;
   absl::StatusOr<std::unique_ptr<Linear>> LoadLinear(const std::string& name, uint64_t in, uint64_t out);
   absl::StatusOr<at::Tensor> LoadVector(const std::string& name, uint64_t n);
@@ -183,6 +189,21 @@ absl::Status LlamaModel::Impl::LoadWeights() {
   const std::string output_name = gguf->FindTensor("output.weight") ? "output.weight" : "token_embd.weight";
   EDGELLM_ASSIGN_OR_RETURN(output, LoadLinear(output_name, d, vocab));
   return absl::OkStatus();
+}
+
+void LlamaModel::Impl::PrepareCpuForward() {
+  if (!device.is_cpu() || output->in_place() == nullptr) return;
+  CpuModelWeights w{token_embd->type, gguf->TensorData(*token_embd).data(), {}, output_norm.data_ptr<float>(),
+                    *output->in_place(), rope_cos.data_ptr<float>(), rope_sin.data_ptr<float>()};
+  for (const LayerWeights& l : layers) {
+    for (const Linear* linear : {l.wq.get(), l.wk.get(), l.wv.get(), l.wo.get(), l.gate.get(), l.up.get(), l.down.get()}) {
+      if (linear->in_place() == nullptr) return;
+    }
+    w.layers.push_back({l.attn_norm.data_ptr<float>(), *l.wq->in_place(), *l.wk->in_place(), *l.wv->in_place(),
+                        *l.wo->in_place(), l.ffn_norm.data_ptr<float>(), *l.gate->in_place(), *l.up->in_place(),
+                        *l.down->in_place()});
+  }
+  cpu = std::move(w);
 }
 
 void LlamaModel::Impl::BuildRopeTables() {
@@ -331,6 +352,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::string& 
   try {
     EDGELLM_RETURN_IF_ERROR(impl->LoadWeights());
     impl->BuildRopeTables();
+    impl->PrepareCpuForward();
   } catch (const c10::Error& e) {
     return absl::InternalError(edgellm::StrCat("model: ", e.what_without_backtrace()));
   } catch (const std::bad_alloc&) {
@@ -389,9 +411,13 @@ absl::Status LlamaModel::ForwardBatch(absl::Span<const BatchItem> items, std::ve
 
 absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const {
   if (items.empty()) return absl::InvalidArgumentError("forward: empty batch");
-  std::vector<Impl::SequenceRows> seqs;
-  std::vector<TokenId> all_tokens;
-  std::vector<std::pair<KvBlockPool*, int32_t>> blocks_needed;  // per pool, for all its items
+  // Reused per calling thread, so a warm decode step allocates nothing.
+  thread_local std::vector<CpuSequence> seqs;
+  thread_local std::vector<TokenId> all_tokens;
+  thread_local std::vector<std::pair<KvBlockPool*, int32_t>> blocks_needed;  // per pool, for all its items
+  seqs.clear();
+  all_tokens.clear();
+  blocks_needed.clear();
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& item = items[i];
     if (absl::Status s = impl_->CheckTokens(item.tokens); !s.ok()) {
@@ -404,7 +430,7 @@ absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, std::vector
       return absl::OutOfRangeError(
           edgellm::StrCat("forward: batch item ", i, ": ", end, " positions exceed the context of ", limit));
     }
-    for (const Impl::SequenceRows& earlier : seqs) {
+    for (const CpuSequence& earlier : seqs) {
       if (earlier.cache == &cache) {
         return absl::InvalidArgumentError(edgellm::StrCat("batch item ", i, ": a cache appears twice"));
       }
@@ -413,8 +439,8 @@ absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, std::vector
                              [&](const auto& entry) { return entry.first == &cache.pool(); });
     if (pool == blocks_needed.end()) pool = blocks_needed.insert(pool, {&cache.pool(), 0});
     pool->second += cache.BlocksToGrow(static_cast<int32_t>(end));
-    seqs.push_back({static_cast<int64_t>(all_tokens.size()), static_cast<int64_t>(item.tokens.size()),
-                    cache.length(), &cache, item.all_logits});
+    seqs.push_back({static_cast<int64_t>(all_tokens.size()), static_cast<int64_t>(item.tokens.size()), &cache,
+                    item.all_logits});
     all_tokens.insert(all_tokens.end(), item.tokens.begin(), item.tokens.end());
   }
   for (const auto& [pool, needed] : blocks_needed) {
@@ -425,12 +451,18 @@ absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, std::vector
     }
   }
   // Every pool has room for its items: reserving cannot fail now.
-  for (const Impl::SequenceRows& r : seqs) EDGELLM_RETURN_IF_ERROR(r.cache->Reserve(static_cast<int32_t>(r.count)));
-  try {
-    c10::InferenceMode inference_mode;
-    CopyLogits(impl_->Run(impl_->Embed(all_tokens), seqs), logits);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
+  for (const CpuSequence& r : seqs) EDGELLM_RETURN_IF_ERROR(r.cache->Reserve(static_cast<int32_t>(r.count)));
+  if (impl_->cpu.has_value()) {
+    CpuForward(impl_->config, *impl_->cpu, all_tokens, seqs, logits);
+  } else {
+    std::vector<Impl::SequenceRows> rows;
+    for (const CpuSequence& r : seqs) rows.push_back({r.first, r.count, r.cache->length(), r.cache, r.all_logits});
+    try {
+      c10::InferenceMode inference_mode;
+      CopyLogits(impl_->Run(impl_->Embed(all_tokens), rows), logits);
+    } catch (const c10::Error& e) {
+      return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
+    }
   }
   for (size_t i = 0; i < items.size(); ++i) items[i].cache->Append(items[i].tokens);
   return absl::OkStatus();

@@ -66,6 +66,8 @@ TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId
 void Sampler::ApplyRepetitionPenalty(absl::Span<const TokenId> history) {
   if (params_.repeat_penalty == 1.0f || params_.repeat_last_n == 0) return;
   const size_t n = std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
+  // The window at its largest at once, so it never reallocates as the history grows.
+  window_.reserve(static_cast<size_t>(params_.repeat_last_n));
   window_.assign(history.end() - n, history.end());
   std::sort(window_.begin(), window_.end());
   window_.erase(std::unique(window_.begin(), window_.end()), window_.end());
@@ -83,14 +85,12 @@ void Sampler::ApplyTemperature() {
 void Sampler::KeepTopK() {
   const size_t k = static_cast<size_t>(params_.top_k);
   if (k == 0 || k >= candidates_.size()) return;
-  std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(),
-                    [](const Candidate& a, const Candidate& b) { return a.logit > b.logit; });
+  std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(), Likelier);
   candidates_.resize(k);
 }
 
 void Sampler::Softmax() {
-  std::stable_sort(candidates_.begin(), candidates_.end(),
-                   [](const Candidate& a, const Candidate& b) { return a.logit > b.logit; });
+  std::sort(candidates_.begin(), candidates_.end(), Likelier);
   const float max_logit = candidates_.front().logit;
   double sum = 0.0;
   for (Candidate& c : candidates_) {

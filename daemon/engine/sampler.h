@@ -61,6 +61,11 @@ class Sampler {
     float logit;
     float p;
   };
+  // Higher logit first, equal logits by lower id: an order that std::sort
+  // gives without the buffer std::stable_sort allocates.
+  static bool Likelier(const Candidate& a, const Candidate& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  }
   void ApplyRepetitionPenalty(absl::Span<const TokenId> history);
   void ApplyTemperature();
   void KeepTopK();

@@ -73,7 +73,7 @@ void ThreadPool::WorkerLoop() {
   }
 }
 
-void ThreadPool::Run(int64_t tasks, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::Run(int64_t tasks, int64_t grain, ChunkFn fn) {
   if (tasks <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   if (workers_.empty() || tasks <= grain) {

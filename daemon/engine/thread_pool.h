@@ -11,12 +11,31 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace edgellm::engine {
+
+// What ThreadPool::Run calls: a reference to any callable taking (begin, end).
+// Unlike std::function it never allocates, so a decode step of a few hundred
+// jobs allocates nothing. The callable must outlive the call (a lambda passed
+// to Run does).
+class ChunkFn {
+ public:
+  template <typename F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, ChunkFn>)
+  ChunkFn(const F& fn)  // NOLINT(google-explicit-constructor): lambdas convert implicitly
+      : object_(&fn), call_([](const void* object, int64_t begin, int64_t end) {
+          (*static_cast<const F*>(object))(begin, end);
+        }) {}
+  void operator()(int64_t begin, int64_t end) const { call_(object_, begin, end); }
+
+ private:
+  const void* object_;
+  void (*call_)(const void* object, int64_t begin, int64_t end);
+};
 
 class ThreadPool {
  public:
@@ -33,7 +52,7 @@ class ThreadPool {
   // thrown by `fn` on any thread is rethrown here once all threads have
   // stopped (the first one, if several throw). One caller at a time; `fn`
   // must not call Run.
-  void Run(int64_t tasks, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+  void Run(int64_t tasks, int64_t grain, ChunkFn fn);
 
   // The pool every kernel uses, sized by SetThreads (one per core until then).
   static ThreadPool& Shared();
@@ -46,7 +65,7 @@ class ThreadPool {
 
   std::vector<std::thread> workers_;
   // A job: published by bumping generation_.
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  const ChunkFn* job_ = nullptr;
   int64_t tasks_ = 0;
   int64_t grain_ = 1;
   std::atomic<int64_t> next_{0};

@@ -1,0 +1,257 @@
+#include "daemon/engine/cpu_forward.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "daemon/engine/kv_block_pool.h"
+#include "daemon/engine/thread_pool.h"
+
+namespace edgellm::engine {
+namespace {
+
+// Rows per chunk of the row-wise steps (norms, rotations, activations): a
+// decode step's few rows stay on the calling thread.
+constexpr int64_t kRowsPerChunk = 8;
+
+// Grows `buffer` to at least `n` floats and returns its data; never shrinks,
+// so a warm buffer is reused without allocating.
+float* Room(std::vector<float>& buffer, int64_t n) {
+  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
+// The buffers of one forward, kept per calling thread.
+struct Workspace {
+  std::vector<float> x, normed, q, k, v, attention, projected, gate, up;
+  // Attention scratch per (sequence, KV head) task, not per thread, so which
+  // thread runs a task never decides whether memory grows.
+  std::vector<float> attention_scratch;
+  std::vector<int64_t> scratch_offsets;  // per sequence
+  std::vector<int32_t> positions;  // per row
+  std::vector<int64_t> logit_rows;
+};
+
+// out = x * weight / sqrt(mean(x²) + eps), summed in double as llama.cpp does.
+void RmsNorm(const float* x, const float* weight, float eps, int64_t n, float* out) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+// Rotates adjacent pairs (v[2i], v[2i+1]) of the first rope_dims values of
+// each of `heads` heads at `position`.
+void Rope(float* v, int64_t heads, const LlamaConfig& config, const CpuModelWeights& w, int32_t position) {
+  const int64_t half = config.rope_dims / 2;
+  const float* cos = w.rope_cos + static_cast<int64_t>(position) * half;
+  const float* sin = w.rope_sin + static_cast<int64_t>(position) * half;
+  for (int64_t h = 0; h < heads; ++h) {
+    float* head = v + h * config.head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float x0 = head[2 * i], x1 = head[2 * i + 1];
+      head[2 * i] = x0 * cos[i] - x1 * sin[i];
+      head[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+    }
+  }
+}
+
+// Writes rows [first, first + count) of k and v (n_head_kv heads each) as
+// the keys and values of `layer` at positions pos0 onward of `cache`.
+void WriteKv(KvCache& cache, int32_t layer, const float* k, const float* v, int64_t count, int32_t pos0) {
+  const KvBlockPool& pool = cache.pool();
+  const int64_t heads = pool.shape().n_head_kv, head_dim = pool.shape().head_dim;
+  const int32_t block_size = pool.block_size();
+  const size_t head_bytes = static_cast<size_t>(head_dim) * sizeof(float);
+  for (int64_t i = 0; i < count; ++i) {
+    const int32_t p = pos0 + static_cast<int32_t>(i);
+    const int32_t block = cache.block_table()[p / block_size];
+    float* keys = pool.LayerData(block, layer, false);
+    float* values = pool.LayerData(block, layer, true);
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t slot = (h * block_size + p % block_size) * head_dim;
+      std::memcpy(keys + slot, k + (i * heads + h) * head_dim, head_bytes);
+      std::memcpy(values + slot, v + (i * heads + h) * head_dim, head_bytes);
+    }
+  }
+}
+
+// Floats of scratch AttendOneKvHead needs for `rows` rows of a sequence.
+int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_size) {
+  const int64_t m = static_cast<int64_t>(config.n_head / config.n_head_kv) * rows;
+  return m * (2 * config.head_dim + block_size + 2);
+}
+
+// Attention of one sequence's rows for KV head `kv_head` and the query heads
+// that share it, over the sequence's cache: rows [count, n_head * head_dim]
+// of `out` get those heads' outputs. It runs a KV block at a time on the
+// block's keys and values where they lie, with a running softmax (each row
+// keeps its maximum and sum so far and rescales its partial output), so its
+// `scratch` (AttentionScratch floats) depends on the rows, never on the
+// length of the sequence.
+void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t pos0, int32_t layer,
+                     int64_t kv_head, const float* q, float* scratch, float* out) {
+  const int64_t n = seq.count, hd = config.head_dim;
+  const int64_t group = config.n_head / config.n_head_kv;
+  const int64_t q_width = static_cast<int64_t>(config.n_head) * hd;
+  const int64_t m = group * n;  // query rows, ordered (head in group, row)
+  const int64_t total = pos0 + n;
+  const KvBlockPool& pool = seq.cache->pool();
+  const int32_t block_size = pool.block_size();
+  float* queries = scratch;
+  float* result = queries + m * hd;
+  float* scores = result + m * hd;
+  float* row_max = scores + m * block_size;
+  float* row_sum = row_max + m;
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(queries + (g * n + i) * hd, q + (seq.first + i) * q_width + (kv_head * group + g) * hd,
+                  static_cast<size_t>(hd) * sizeof(float));
+    }
+  }
+  std::fill(row_max, row_max + m, -std::numeric_limits<float>::infinity());
+  std::fill(row_sum, row_sum + m, 0.0f);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t p0 = 0; p0 < total; p0 += block_size) {
+    const int64_t run = std::min<int64_t>(block_size, total - p0);
+    const int32_t block = seq.cache->block_table()[p0 / block_size];
+    const float* keys = pool.LayerData(block, layer, false) + kv_head * block_size * hd;
+    const float* values = pool.LayerData(block, layer, true) + kv_head * block_size * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(run),
+                static_cast<int>(hd), scale, queries, static_cast<int>(hd), keys, static_cast<int>(hd), 0.0f, scores,
+                static_cast<int>(run));
+    for (int64_t r = 0; r < m; ++r) {
+      float* row = scores + r * run;
+      // Row i of the sequence, at position pos0 + i, sees positions 0..pos0 + i.
+      const int64_t valid = std::min<int64_t>(run, pos0 + r % n + 1 - p0);
+      if (valid <= 0) {
+        std::fill(row, row + run, 0.0f);
+        continue;
+      }
+      float block_max = row[0];
+      for (int64_t t = 1; t < valid; ++t) block_max = std::max(block_max, row[t]);
+      const float new_max = std::max(row_max[r], block_max);
+      // Block 0 is visible to every row, so a row's maximum is finite from there on.
+      if (p0 > 0 && new_max > row_max[r]) {
+        const float rescale = std::exp(row_max[r] - new_max);
+        row_sum[r] *= rescale;
+        for (int64_t j = 0; j < hd; ++j) result[r * hd + j] *= rescale;
+      }
+      row_max[r] = new_max;
+      for (int64_t t = 0; t < valid; ++t) {
+        row[t] = std::exp(row[t] - new_max);
+        row_sum[r] += row[t];
+      }
+      std::fill(row + valid, row + run, 0.0f);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(hd),
+                static_cast<int>(run), 1.0f, scores, static_cast<int>(run), values, static_cast<int>(hd),
+                p0 == 0 ? 0.0f : 1.0f, result, static_cast<int>(hd));
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = g * n + i;
+      const float inverse = 1.0f / row_sum[r];
+      float* dst = out + (seq.first + i) * q_width + (kv_head * group + g) * hd;
+      for (int64_t j = 0; j < hd; ++j) dst[j] = result[r * hd + j] * inverse;
+    }
+  }
+}
+
+}  // namespace
+
+void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<const TokenId> tokens,
+                absl::Span<const CpuSequence> sequences, std::vector<float>* logits) {
+  thread_local Workspace ws;
+  ThreadPool& pool = ThreadPool::Shared();
+  const int64_t rows = static_cast<int64_t>(tokens.size());
+  const int64_t d = config.n_embd, hd = config.head_dim;
+  const int64_t q_width = config.n_head * hd, kv_width = config.n_head_kv * hd, ff = config.n_ff;
+  const float eps = config.rms_norm_eps;
+
+  float* x = Room(ws.x, rows * d);
+  float* normed = Room(ws.normed, rows * d);
+  float* q = Room(ws.q, rows * q_width);
+  float* k = Room(ws.k, rows * kv_width);
+  float* v = Room(ws.v, rows * kv_width);
+  float* attention = Room(ws.attention, rows * q_width);
+  float* projected = Room(ws.projected, rows * d);
+  float* gate = Room(ws.gate, rows * ff);
+  float* up = Room(ws.up, rows * ff);
+  ws.positions.clear();
+  ws.logit_rows.clear();
+  ws.scratch_offsets.clear();
+  int64_t scratch_floats = 0;
+  for (const CpuSequence& seq : sequences) {
+    ws.scratch_offsets.push_back(scratch_floats);
+    scratch_floats += config.n_head_kv * AttentionScratch(config, seq.count, seq.cache->pool().block_size());
+    for (int64_t i = 0; i < seq.count; ++i) ws.positions.push_back(seq.cache->length() + static_cast<int32_t>(i));
+    for (int64_t i = seq.all_logits ? 0 : seq.count - 1; i < seq.count; ++i) ws.logit_rows.push_back(seq.first + i);
+  }
+
+  float* attention_scratch = Room(ws.attention_scratch, scratch_floats);
+  // thread_local is not captured: the pool's threads read the caller's buffers through these.
+  const int32_t* positions = ws.positions.data();
+  const int64_t* scratch_offsets = ws.scratch_offsets.data();
+  const uint64_t embedding_row = RowBytes(w.embedding_type, static_cast<uint64_t>(d));
+  for (int64_t r = 0; r < rows; ++r) {
+    // Ids were checked and the row size validated at load: this cannot fail.
+    (void)Dequantize(w.embedding_type,
+                     absl::MakeConstSpan(w.embedding + static_cast<uint64_t>(tokens[r]) * embedding_row, embedding_row),
+                     absl::MakeSpan(x + r * d, static_cast<size_t>(d)));
+  }
+
+  for (int32_t layer = 0; layer < config.n_layer; ++layer) {
+    const CpuLayerWeights& lw = w.layers[layer];
+    pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) RmsNorm(x + r * d, lw.attn_norm, eps, d, normed + r * d);
+    });
+    Multiply(lw.wq, normed, q, rows);
+    Multiply(lw.wk, normed, k, rows);
+    Multiply(lw.wv, normed, v, rows);
+    pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        Rope(q + r * q_width, config.n_head, config, w, positions[r]);
+        Rope(k + r * kv_width, config.n_head_kv, config, w, positions[r]);
+      }
+    });
+    for (const CpuSequence& seq : sequences) {
+      WriteKv(*seq.cache, layer, k + seq.first * kv_width, v + seq.first * kv_width, seq.count,
+              seq.cache->length());
+    }
+    const int64_t heads_kv = config.n_head_kv;
+    pool.Run(static_cast<int64_t>(sequences.size()) * heads_kv, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t s = task / heads_kv, kv_head = task % heads_kv;
+        const CpuSequence& seq = sequences[s];
+        float* scratch = attention_scratch + scratch_offsets[s] +
+                         kv_head * AttentionScratch(config, seq.count, seq.cache->pool().block_size());
+        AttendOneKvHead(config, seq, seq.cache->length(), layer, kv_head, q, scratch, attention);
+      }
+    });
+    Multiply(lw.wo, attention, projected, rows);
+    pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        for (int64_t i = 0; i < d; ++i) x[r * d + i] += projected[r * d + i];
+        RmsNorm(x + r * d, lw.ffn_norm, eps, d, normed + r * d);
+      }
+    });
+    Multiply(lw.gate, normed, gate, rows);
+    Multiply(lw.up, normed, up, rows);
+    pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin * ff; i < end * ff; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    });
+    Multiply(lw.down, gate, projected, rows);
+    for (int64_t i = 0; i < rows * d; ++i) x[i] += projected[i];
+  }
+
+  const int64_t outputs = static_cast<int64_t>(ws.logit_rows.size());
+  for (int64_t o = 0; o < outputs; ++o) RmsNorm(x + ws.logit_rows[o] * d, w.output_norm, eps, d, normed + o * d);
+  logits->resize(static_cast<size_t>(outputs * config.n_vocab));
+  Multiply(w.output, normed, logits->data(), outputs);
+}
+
+}  // namespace edgellm::engine

@@ -1,0 +1,61 @@
+// engine/cpu_forward.h — the Llama forward on the CPU in one fused pass over
+// plain float buffers: torch-free, and allocation-free once its per-thread
+// buffers have grown to the largest batch seen.
+//
+// Every weight matrix is read in place in the mapping (weight_matrix.h), once
+// per forward for the rows of every sequence. Attention reads the keys and
+// values straight from each sequence's KV blocks, a block at a time, so it
+// neither gathers them nor needs memory that grows with the sequence.
+#ifndef EDGELLM_ENGINE_CPU_FORWARD_H_
+#define EDGELLM_ENGINE_CPU_FORWARD_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "daemon/engine/kv_cache.h"
+#include "daemon/engine/llama_config.h"
+#include "daemon/engine/tokenizer.h"
+#include "daemon/engine/weight_matrix.h"
+
+namespace edgellm::engine {
+
+struct CpuLayerWeights {
+  const float* attn_norm;  // [n_embd]
+  WeightMatrix wq, wk, wv, wo;
+  const float* ffn_norm;  // [n_embd]
+  WeightMatrix gate, up, down;
+};
+
+// Pointers into the mapping or into buffers the model owns, all of which
+// outlive every forward.
+struct CpuModelWeights {
+  GgmlType embedding_type;
+  const uint8_t* embedding;  // token_embd: n_vocab rows of n_embd values
+  std::vector<CpuLayerWeights> layers;
+  const float* output_norm;  // [n_embd]
+  WeightMatrix output;
+  const float* rope_cos;  // [context, rope_dims / 2]
+  const float* rope_sin;
+};
+
+// Rows [first, first + count) of a forward: one sequence, at positions
+// cache->length() onward, whose KV blocks for them are reserved.
+struct CpuSequence {
+  int64_t first;
+  int64_t count;
+  KvCache* cache;
+  bool all_logits;  // every row's logits, or only the last row's
+};
+
+// Runs `tokens` (checked: ids in the vocabulary, positions in the context)
+// through the model, writes each sequence's new keys and values into its
+// cache's blocks (the cache's length is left to the caller), and sets
+// `logits` to the logits of the rows the sequences ask for, in order, each
+// n_vocab wide.
+void CpuForward(const LlamaConfig& config, const CpuModelWeights& weights, absl::Span<const TokenId> tokens,
+                absl::Span<const CpuSequence> sequences, std::vector<float>* logits);
+
+}  // namespace edgellm::engine
+
+#endif  // EDGELLM_ENGINE_CPU_FORWARD_H_

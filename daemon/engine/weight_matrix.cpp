@@ -1,0 +1,63 @@
+#include "daemon/engine/weight_matrix.h"
+
+#include <cblas.h>
+
+#include <vector>
+
+#include "absl/types/span.h"
+#include "daemon/engine/quant_matmul.h"
+#include "daemon/engine/thread_pool.h"
+
+namespace edgellm::engine {
+namespace {
+
+// Activation rows up to which the kernels multiply the weight directly;
+// beyond, BLAS does, a tile at a time.
+constexpr int64_t kKernelMaxRows = 32;
+// Output rows per BLAS tile: 64 rows of 2048 floats is half a MiB, in cache.
+constexpr int64_t kTileRows = 64;
+
+}  // namespace
+
+uint64_t WeightMatrix::bytes() const {
+  return static_cast<uint64_t>(out_features) * RowBytes(type, static_cast<uint64_t>(in_features));
+}
+
+bool CanMultiplyInPlace(const GgufTensorInfo& info) {
+  if (info.dims.size() != 2 || !HasMatMulKernel(info.type)) return false;
+  const uint64_t in = info.dims[0];
+  return in % kernels::kBlock == 0 && in % TraitsOf(info.type).block_size == 0;
+}
+
+WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data) {
+  return {info.type, data, static_cast<int64_t>(info.dims[0]), static_cast<int64_t>(info.dims[1])};
+}
+
+void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows) {
+  if (rows <= kKernelMaxRows) {
+    // The shape was checked by CanMultiplyInPlace: this cannot fail.
+    (void)QuantMatMul(w.type, w.data, x, y, {rows, w.in_features, w.out_features});
+    return;
+  }
+  const int64_t in = w.in_features, out = w.out_features;
+  const uint64_t row_bytes = RowBytes(w.type, static_cast<uint64_t>(in));
+  ThreadPool::Shared().Run(out, kTileRows, [&](int64_t begin, int64_t end) {
+    const int64_t tile_rows = end - begin;
+    const uint8_t* tile = w.data + begin * row_bytes;
+    const float* tile_floats = reinterpret_cast<const float*>(tile);
+    if (w.type != GgmlType::kF32) {
+      thread_local std::vector<float> scratch;
+      if (scratch.size() < static_cast<size_t>(tile_rows * in)) scratch.resize(static_cast<size_t>(tile_rows * in));
+      // Sizes were checked by CanMultiplyInPlace: this cannot fail.
+      (void)Dequantize(w.type, absl::MakeConstSpan(tile, tile_rows * row_bytes),
+                       absl::MakeSpan(scratch.data(), static_cast<size_t>(tile_rows * in)));
+      tile_floats = scratch.data();
+    }
+    // y[:, begin:end] = x · tileᵀ
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(tile_rows),
+                static_cast<int>(in), 1.0f, x, static_cast<int>(in), tile_floats, static_cast<int>(in), 0.0f,
+                y + begin, static_cast<int>(out));
+  });
+}
+
+}  // namespace edgellm::engine

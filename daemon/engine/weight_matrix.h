@@ -1,0 +1,39 @@
+// engine/weight_matrix.h — a GGUF weight matrix multiplied where it lies in
+// the memory-mapped file, for any number of activation rows. Torch-free.
+//
+// A few rows (a decode step, a batch of sequences, a speculative check) go
+// through the engine's kernels (quant_matmul.h), which stream the weight once
+// for all rows. More rows (a prefill chunk) go through BLAS: each thread of
+// the shared pool dequantizes a tile of output rows once (F32 is used as it
+// lies) and multiplies every activation row by it with single-threaded BLAS.
+#ifndef EDGELLM_ENGINE_WEIGHT_MATRIX_H_
+#define EDGELLM_ENGINE_WEIGHT_MATRIX_H_
+
+#include <cstdint>
+
+#include "daemon/engine/gguf.h"
+#include "daemon/engine/quant_types.h"
+
+namespace edgellm::engine {
+
+struct WeightMatrix {
+  GgmlType type = GgmlType::kF32;
+  const uint8_t* data = nullptr;  // out_features rows of RowBytes(type, in_features), in the mapping
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+
+  uint64_t bytes() const;
+};
+
+// The GGUF weight `[in, out]` whose bytes are `data`, when Multiply computes
+// with it in place: a type with a kernel and whole blocks per row.
+bool CanMultiplyInPlace(const GgufTensorInfo& info);
+WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data);
+
+// y[rows, out] = x[rows, in] · Wᵀ, all float32 row-major. Allocates only
+// while its per-thread scratch grows to the largest tile it has seen.
+void Multiply(const WeightMatrix& weight, const float* x, float* y, int64_t rows);
+
+}  // namespace edgellm::engine
+
+#endif  // EDGELLM_ENGINE_WEIGHT_MATRIX_H_
