@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "daemon/engine/engine.h"
+#include "daemon/engine/torch_forward.h"
 #include "tools/commands.h"
 #include "tools/remote_generate.h"
 
@@ -32,11 +33,14 @@ absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const 
                                                 const engine::TextSink& sink) {
   if (args.model.empty()) return absl::InvalidArgumentError("--model FILE or --server ADDRESS is required");
   engine::ModelOptions model_options;
-  model_options.device = args.device;
   model_options.threads = args.threads;
   model_options.context_length = args.context;
   auto model = engine::LlamaModel::Load(args.model, model_options);
   if (!model.ok()) return model.status();
+  // The CPU runs the engine's own pass; any other device, LibTorch's.
+  if (args.device != "cpu") {
+    if (absl::Status s = engine::UseLibTorch(**model, args.device); !s.ok()) return s;
+  }
   engine::GenerateOptions local = options;
   local.draft_tokens = std::max(options.draft_tokens, 0);
   absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft_model;
@@ -134,7 +138,7 @@ void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("--stop", args->stop, "Stop before this string (repeatable)");
   cmd->add_option("-t,--threads", args->threads, "Compute threads (default: one per core)");
   cmd->add_option("-c,--ctx", args->context, "Context length (default: the model's, at most 4096)");
-  cmd->add_option("--device", args->device, "LibTorch device: cpu, cuda, cuda:N")->capture_default_str();
+  cmd->add_option("--device", args->device, "cpu (the engine's own kernels) or a LibTorch device: cuda, cuda:N")->capture_default_str();
   cmd->add_option("--draft", args->draft_tokens,
                   "Speculative decoding: tokens drafted per step, by prompt lookup or --draft-model (0: off; "
                   "default: off, 4 with --draft-model, the daemon's choice with --server)");

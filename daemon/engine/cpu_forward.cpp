@@ -163,6 +163,21 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
 
 }  // namespace
 
+void FillRopeTables(const LlamaConfig& config, int32_t context, std::vector<float>* cos, std::vector<float>* sin) {
+  const int64_t half = config.rope_dims / 2;
+  cos->resize(static_cast<size_t>(context * half));
+  sin->resize(static_cast<size_t>(context * half));
+  const float theta_scale = std::pow(config.rope_freq_base, -2.0f / static_cast<float>(config.rope_dims));
+  for (int64_t pos = 0; pos < context; ++pos) {
+    float theta = static_cast<float>(pos);
+    for (int64_t i = 0; i < half; ++i) {
+      (*cos)[pos * half + i] = std::cos(theta);
+      (*sin)[pos * half + i] = std::sin(theta);
+      theta *= theta_scale;
+    }
+  }
+}
+
 void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<const TokenId> tokens,
                 absl::Span<const CpuSequence> sequences, std::vector<float>* logits) {
   thread_local Workspace ws;

@@ -48,6 +48,11 @@ struct CpuSequence {
   bool all_logits;  // every row's logits, or only the last row's
 };
 
+// The rotary tables for positions 0..context-1: cos and sin of
+// pos * base^(-2i / rope_dims), [context, rope_dims / 2] each, with the angle
+// stepped in float as llama.cpp does.
+void FillRopeTables(const LlamaConfig& config, int32_t context, std::vector<float>* cos, std::vector<float>* sin);
+
 // Runs `tokens` (checked: ids in the vocabulary, positions in the context)
 // through the model, writes each sequence's new keys and values into its
 // cache's blocks (the cache's length is left to the caller), and sets

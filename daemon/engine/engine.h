@@ -1,14 +1,15 @@
-// engine/engine.h — the edgellm inference engine: GGUF models on LibTorch.
+// engine/engine.h — the edgellm inference engine: GGUF models on the CPU.
 //
 // What it is: a reader and writer for GGUF files (memory-mapped, every byte
 // validated), the GGML tensor types and their quantization, the llama
-// SentencePiece and gpt2 byte-level BPE tokenizers, the Llama model with a
-// KV cache in shared blocks, a sampler chain, and the generation loop. It also writes
-// synthetic models at real shapes for benchmarks.
+// SentencePiece and gpt2 byte-level BPE tokenizers, the Llama model and its
+// fused CPU forward over weights read in place, a KV cache in shared blocks,
+// a sampler chain, the generation loop and speculative drafting. It also
+// writes synthetic models at real shapes for benchmarks.
 // What it is not: a server. It knows nothing of gRPC, HTTP, metrics or
 // configuration files; `serve/` and `train/` build on it, never the reverse.
-// Only linear.h includes LibTorch; the headers listed here do not, so any
-// module can include this one cheaply.
+// The library `edgellm::engine` does not link LibTorch; the LibTorch forward
+// (torch_forward.h, for other devices) is the separate `edgellm::engine_torch`.
 #ifndef EDGELLM_ENGINE_ENGINE_H_
 #define EDGELLM_ENGINE_ENGINE_H_
 

@@ -1,9 +1,10 @@
 // engine/llama_model.h — a Llama-architecture model loaded from GGUF.
 //
-// The Llama block (RMSNorm, RoPE, grouped-query attention, SwiGLU MLP) written
-// with LibTorch ops, so the same code runs on the CPU and on a CUDA build of
-// LibTorch. Weights stay in the memory-mapped file where the compute can read
-// them in place. This header is free of LibTorch so any module can include it.
+// The Llama block (RMSNorm, RoPE, grouped-query attention, SwiGLU MLP). On
+// the CPU it runs the engine's fused pass (cpu_forward.h) with the weights
+// read in place in the memory-mapped file; nothing here needs LibTorch, so a
+// process that only serves never loads it. The LibTorch forward (other
+// devices, and an independent reference) attaches through torch_forward.h.
 #ifndef EDGELLM_ENGINE_LLAMA_MODEL_H_
 #define EDGELLM_ENGINE_LLAMA_MODEL_H_
 
@@ -21,17 +22,17 @@
 
 namespace edgellm::engine {
 
+class ForwardBackend;
 class GgufReader;
 
 struct ModelOptions {
-  // LibTorch device: "cpu", "cuda", "cuda:1".
-  std::string device = "cpu";
   // CPU compute threads, process-wide (see compute_threads.h); 0 = one per core.
   int32_t threads = 0;
   // Positions a new KV cache holds; 0 = the trained context, at most 4096.
   int32_t context_length = 0;
   // Compute every weight in float32, dequantized once at load: the reference
-  // path the kernels are checked against (slower, and it holds a copy).
+  // the kernels are checked against (slower, and it holds a copy). Weights
+  // of a type without a kernel are always computed so.
   bool dequantize_weights = false;
 };
 
@@ -42,7 +43,8 @@ struct BatchItem {
   bool all_logits = false;  // the logits of every token, not only the last (speculative checks)
 };
 
-// Immutable after Load. Forward may run concurrently on different caches.
+// Immutable after Load (and AttachBackend). Forward may run concurrently on
+// different caches.
 class LlamaModel {
  public:
   // Maps `path`, validates every tensor's shape and type, and prepares the
@@ -95,9 +97,13 @@ class LlamaModel {
   // changes on error.
   absl::Status ForwardBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const;
 
-  // The reference path: `tokens` at positions 0..n-1, attending only to each
-  // other, no cache; logits of every token. Used to check the cached path.
+  // `tokens` at positions 0..n-1 in one forward of their own, as a reference
+  // for the cached path; logits of every token.
   absl::Status ForwardNoCache(absl::Span<const TokenId> tokens, std::vector<float>* logits) const;
+
+  // From now on, forwards run on `backend` (see forward_backend.h). Call
+  // before the first forward.
+  void AttachBackend(std::unique_ptr<ForwardBackend> backend);
 
  private:
   struct Impl;

@@ -25,8 +25,9 @@ uint64_t WeightMatrix::bytes() const {
 
 bool CanMultiplyInPlace(const GgufTensorInfo& info) {
   if (info.dims.size() != 2 || !HasMatMulKernel(info.type)) return false;
+  // F32 rows of any length go through BLAS; the kernels want whole blocks.
   const uint64_t in = info.dims[0];
-  return in % kernels::kBlock == 0 && in % TraitsOf(info.type).block_size == 0;
+  return info.type == GgmlType::kF32 || (in % kernels::kBlock == 0 && in % TraitsOf(info.type).block_size == 0);
 }
 
 WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data) {
@@ -34,7 +35,7 @@ WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data) {
 }
 
 void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows) {
-  if (rows <= kKernelMaxRows) {
+  if (rows <= kKernelMaxRows && w.in_features % kernels::kBlock == 0) {
     // The shape was checked by CanMultiplyInPlace: this cannot fail.
     (void)QuantMatMul(w.type, w.data, x, y, {rows, w.in_features, w.out_features});
     return;

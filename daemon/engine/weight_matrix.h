@@ -3,7 +3,8 @@
 //
 // A few rows (a decode step, a batch of sequences, a speculative check) go
 // through the engine's kernels (quant_matmul.h), which stream the weight once
-// for all rows. More rows (a prefill chunk) go through BLAS: each thread of
+// for all rows. More rows (a prefill chunk), or F32 rows that are not whole
+// blocks of 32, go through BLAS: each thread of
 // the shared pool dequantizes a tile of output rows once (F32 is used as it
 // lies) and multiplies every activation row by it with single-threaded BLAS.
 #ifndef EDGELLM_ENGINE_WEIGHT_MATRIX_H_
@@ -25,8 +26,8 @@ struct WeightMatrix {
   uint64_t bytes() const;
 };
 
-// The GGUF weight `[in, out]` whose bytes are `data`, when Multiply computes
-// with it in place: a type with a kernel and whole blocks per row.
+// True when Multiply computes with the GGUF weight `info` in place: F32, or
+// a type with a kernel and whole blocks per row.
 bool CanMultiplyInPlace(const GgufTensorInfo& info);
 WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data);
 

@@ -2,7 +2,7 @@
 // batch of sequences (plain steps and speculative checks) and the sampling of
 // its logits. This binary replaces malloc and its relatives with counting
 // versions, so every allocation of the process is seen, whoever makes it
-// (operator new, LibTorch, BLAS, the thread pool's workers).
+// (operator new, BLAS, the thread pool's workers).
 #include <gtest/gtest.h>
 
 #include <atomic>

@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "daemon/engine/gguf_reader.h"
+#include "daemon/engine/torch_forward.h"
 #include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
 
@@ -24,6 +25,16 @@ std::unique_ptr<LlamaModel> Load(const std::string& path, int32_t context = 0) {
   auto model = LlamaModel::Load(path, options);
   EXPECT_TRUE(model.ok()) << model.status();
   return model.ok() ? std::move(*model) : nullptr;
+}
+
+// The same model running the LibTorch forward on the CPU: an implementation
+// independent of the fused pass, to check it against.
+std::unique_ptr<LlamaModel> LoadTorchReference(const std::string& path, int32_t context = 0) {
+  std::unique_ptr<LlamaModel> model = Load(path, context);
+  if (model == nullptr) return nullptr;
+  const absl::Status status = UseLibTorch(*model, "cpu");
+  EXPECT_TRUE(status.ok()) << status;
+  return status.ok() ? std::move(model) : nullptr;
 }
 
 std::vector<TokenId> SomeTokens(int n, int vocab) {
@@ -59,15 +70,23 @@ TEST(LlamaModel, ReadsItsConfigFromTheFile) {
   EXPECT_EQ(model->weight_bytes_per_token(), (2 * per_layer + 64 * 384) * 4);
 }
 
+// The fused pass, fed a prefill, a chunk and single tokens, gives the logits
+// of one LibTorch forward over all the tokens.
 TEST(LlamaModel, CachedDecodingMatchesAFullForward) {
-  for (const char* shape : {"test-spm", "test-bpe"}) {
-    auto model = Load(SyntheticModel(shape, GgmlType::kF32));
+  for (const auto& [shape, type] : {std::pair{"test-spm", GgmlType::kF32}, std::pair{"test-bpe", GgmlType::kF32},
+                                    std::pair{"test-spm", GgmlType::kQ8_0}}) {
+    const std::string path = SyntheticModel(shape, type);
+    auto model = Load(path);
+    auto reference = LoadTorchReference(path);
     ASSERT_NE(model, nullptr);
+    ASSERT_NE(reference, nullptr);
     const int vocab = model->config().n_vocab;
     const std::vector<TokenId> tokens = SomeTokens(24, vocab);
-    std::vector<float> full;
-    ASSERT_TRUE(model->ForwardNoCache(tokens, &full).ok());
+    std::vector<float> full, fused_full;
+    ASSERT_TRUE(reference->ForwardNoCache(tokens, &full).ok());
     ASSERT_EQ(full.size(), tokens.size() * vocab);
+    ASSERT_TRUE(model->ForwardNoCache(tokens, &fused_full).ok());
+    ExpectClose(fused_full.data(), full.data(), full.size(), 1e-4f, "one forward");
 
     auto cache = NewCache(*model);
     std::vector<float> logits;
@@ -184,9 +203,11 @@ TEST(LlamaModel, CachesSharingPrefixBlocksEachContinueExactly) {
   for (TokenId t : SomeTokens(10, 383)) second.push_back(t + 1);
   const std::vector<TokenId> third(first.begin(), first.begin() + 32);  // ends on a block boundary
   std::vector<float> first_ref, second_ref, third_ref;
-  ASSERT_TRUE(model->ForwardNoCache(first, &first_ref).ok());
-  ASSERT_TRUE(model->ForwardNoCache(second, &second_ref).ok());
-  ASSERT_TRUE(model->ForwardNoCache(third, &third_ref).ok());
+  auto reference = LoadTorchReference(SyntheticModel("test-spm", GgmlType::kF32));
+  ASSERT_NE(reference, nullptr);
+  ASSERT_TRUE(reference->ForwardNoCache(first, &first_ref).ok());
+  ASSERT_TRUE(reference->ForwardNoCache(second, &second_ref).ok());
+  ASSERT_TRUE(reference->ForwardNoCache(third, &third_ref).ok());
 
   auto a = (*pool)->NewCache(64);
   ExpectCachedRunMatches(*model, a.get(), std::vector<TokenId>(first.begin(), first.begin() + 36), first_ref, 7,
@@ -311,9 +332,43 @@ TEST(LlamaModel, RefusesFilesThatAreNotWhatTheyClaim) {
       << shape;
 
   EXPECT_EQ(LlamaModel::Load("/nonexistent/model.gguf", {}).status().code(), absl::StatusCode::kNotFound);
-  ModelOptions bad_device;
-  bad_device.device = "quantum";
-  EXPECT_EQ(LlamaModel::Load(good, bad_device).status().code(), absl::StatusCode::kInvalidArgument);
+  auto model = Load(good);
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(UseLibTorch(*model, "quantum").code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A continuous-batching step mixes a prefill chunk, single decode tokens and
+// a speculative check that wants every row's logits; the fused pass and the
+// LibTorch forward agree on all of it, for every weight type.
+TEST(LlamaModel, ABatchedStepMatchesTheLibTorchForward) {
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K}) {
+    const std::string path = SyntheticModel(type == GgmlType::kQ4_K ? "test-k" : "test-spm", type);
+    auto fused = Load(path);
+    auto reference = LoadTorchReference(path);
+    ASSERT_NE(fused, nullptr);
+    ASSERT_NE(reference, nullptr);
+    const std::vector<TokenId> history = SomeTokens(37, 384);
+    std::vector<float> got, want;
+    for (LlamaModel* model : {fused.get(), reference.get()}) {
+      auto a = NewCache(*model), b = NewCache(*model), c = NewCache(*model);
+      std::vector<float> ignored;
+      ASSERT_TRUE(model->Forward(absl::MakeConstSpan(history).subspan(0, 20), b.get(), false, &ignored).ok());
+      ASSERT_TRUE(model->Forward(absl::MakeConstSpan(history).subspan(0, 33), c.get(), false, &ignored).ok());
+      const std::vector<BatchItem> step = {{absl::MakeConstSpan(history).subspan(0, 9), a.get(), false},
+                                           {absl::MakeConstSpan(history).subspan(20, 1), b.get(), false},
+                                           {absl::MakeConstSpan(history).subspan(33, 4), c.get(), true}};
+      ASSERT_TRUE(model->ForwardBatch(step, model == fused.get() ? &got : &want).ok());
+    }
+    ASSERT_EQ(got.size(), 6u * 384);
+    ASSERT_EQ(want.size(), got.size());
+    float spread = 0.0f;
+    for (float w : want) spread = std::max(spread, std::fabs(w));
+    // Quantized types quantize activations per block, where a last-bit
+    // difference upstream can round a value the other way.
+    const bool quantized = type != GgmlType::kF32 && type != GgmlType::kF16;
+    ExpectClose(got.data(), want.data(), got.size(), (quantized ? 1e-2f : 1e-4f) * spread,
+                std::string(TraitsOf(type).name));
+  }
 }
 
 }  // namespace

@@ -1,0 +1,289 @@
+#include "daemon/engine/torch_forward.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "common/str_cat.h"
+#include "common/status_macros.h"
+#include "daemon/engine/forward_backend.h"
+#include "daemon/engine/gguf_reader.h"
+#include "daemon/engine/linear.h"
+#include "daemon/engine/thread_pool.h"
+
+namespace edgellm::engine {
+namespace {
+
+struct LayerWeights {
+  at::Tensor attn_norm;  // [n_embd]
+  std::unique_ptr<Linear> wq, wk, wv, wo;
+  at::Tensor ffn_norm;  // [n_embd]
+  std::unique_ptr<Linear> gate, up, down;
+};
+
+at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, float eps) {
+  return x * at::rsqrt(x.square().mean(-1, /*keepdim=*/true) + eps) * weight;
+}
+
+// Rotates adjacent pairs (x[2i], x[2i+1]) of the first rope_dims of each head.
+// x: [n, heads, head_dim]; cos, sin: [n, 1, rope_dims / 2].
+at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t rope_dims) {
+  const int64_t head_dim = x.size(-1);
+  const at::Tensor pairs = x.narrow(-1, 0, rope_dims).unflatten(-1, {rope_dims / 2, 2});
+  const at::Tensor x0 = pairs.select(-1, 0);
+  const at::Tensor x1 = pairs.select(-1, 1);
+  at::Tensor rotated = at::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
+  if (rope_dims == head_dim) return rotated;
+  return at::cat({rotated, x.narrow(-1, rope_dims, head_dim - rope_dims)}, -1);
+}
+
+// Writes `rows` ([n, n_head_kv, head_dim], contiguous on the CPU) as the
+// keys (or values) of `layer` at positions pos0.. of `cache`, whose blocks
+// are reserved.
+void WriteKvRows(KvCache& cache, int layer, bool values, const at::Tensor& rows, int32_t pos0) {
+  const KvBlockPool& pool = cache.pool();
+  const int64_t heads = pool.shape().n_head_kv, head_dim = pool.shape().head_dim;
+  const int32_t block_size = pool.block_size();
+  const float* src = rows.data_ptr<float>();
+  const int32_t n = static_cast<int32_t>(rows.size(0));
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t p = pos0 + i;
+    float* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
+    for (int64_t h = 0; h < heads; ++h) {
+      std::memcpy(block + (h * block_size + p % block_size) * head_dim, src + (i * heads + h) * head_dim,
+                  static_cast<size_t>(head_dim) * sizeof(float));
+    }
+  }
+}
+
+// The keys (or values) of `layer` at positions 0..total-1 of `cache`:
+// [n_head_kv, total, head_dim], contiguous.
+at::Tensor GatherKvRows(const KvCache& cache, int layer, bool values, int32_t total) {
+  const KvBlockPool& pool = cache.pool();
+  const int64_t heads = pool.shape().n_head_kv, head_dim = pool.shape().head_dim;
+  const int32_t block_size = pool.block_size();
+  at::Tensor out = at::empty({heads, total, head_dim}, at::kFloat);
+  float* dst = out.data_ptr<float>();
+  for (int32_t p = 0; p < total; p += block_size) {
+    const int32_t run = std::min(block_size, total - p);
+    const float* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
+    for (int64_t h = 0; h < heads; ++h) {
+      std::memcpy(dst + (h * total + p) * head_dim, block + h * block_size * head_dim,
+                  static_cast<size_t>(run * head_dim) * sizeof(float));
+    }
+  }
+  return out;
+}
+
+void CopyLogits(const at::Tensor& logits, std::vector<float>* out) {
+  const at::Tensor cpu = logits.to(at::kCPU).contiguous();
+  out->resize(static_cast<size_t>(cpu.numel()));
+  std::memcpy(out->data(), cpu.data_ptr<float>(), out->size() * sizeof(float));
+}
+class TorchForward final : public ForwardBackend {
+ public:
+  TorchForward(const LlamaModel& model, at::Device device)
+      : model_(model), config_(model.config()), device_(device) {}
+
+  absl::Status Load();
+  absl::Status Forward(absl::Span<const TokenId> tokens, absl::Span<const CpuSequence> sequences,
+                       std::vector<float>* logits) const override;
+
+ private:
+  // Rows [first, first + count) of a batch: one sequence at positions pos0 onward.
+  struct SequenceRows {
+    int64_t first;
+    int64_t count;
+    int32_t pos0;
+    KvCache* cache;  // nullptr: attend only to these rows
+    bool all_logits;  // every row's logits, or only the last row's
+  };
+
+  absl::StatusOr<std::unique_ptr<Linear>> LoadLinear(const std::string& name);
+  absl::StatusOr<at::Tensor> LoadVector(const std::string& name);
+  at::Tensor Embed(absl::Span<const TokenId> tokens) const;
+  // x: [rows, n_embd], the rows of every sequence in `seqs`; keys and values
+  // are appended to each sequence's cache. Returns the logits of every row
+  // for the sequences that ask for all_logits, else of their last row.
+  at::Tensor Run(at::Tensor x, const std::vector<SequenceRows>& seqs) const;
+  // cos, sin: [rows, 1, rope_dims / 2]; masks: per sequence, undefined for one row.
+  at::Tensor Attention(const LayerWeights& w, const at::Tensor& h, const std::vector<SequenceRows>& seqs,
+                       const at::Tensor& cos, const at::Tensor& sin, int layer,
+                       const std::vector<at::Tensor>& masks) const;
+
+  const LlamaModel& model_;
+  const LlamaConfig& config_;
+  at::Device device_;
+  const GgufTensorInfo* token_embd_ = nullptr;
+  std::vector<LayerWeights> layers_;
+  at::Tensor output_norm_;  // [n_embd]
+  std::unique_ptr<Linear> output_;
+  at::Tensor rope_cos_, rope_sin_;  // [context, rope_dims / 2]
+};
+
+absl::StatusOr<std::unique_ptr<Linear>> TorchForward::LoadLinear(const std::string& name) {
+  // The model validated every tensor's shape and type when it loaded.
+  const GgufTensorInfo* info = model_.gguf().FindTensor(name);
+  return MakeLinear(*info, model_.gguf().TensorData(*info), device_);
+}
+
+absl::StatusOr<at::Tensor> TorchForward::LoadVector(const std::string& name) {
+  const GgufTensorInfo* info = model_.gguf().FindTensor(name);
+  return TensorToFloat(*info, model_.gguf().TensorData(*info), device_);
+}
+
+absl::Status TorchForward::Load() {
+  token_embd_ = model_.gguf().FindTensor("token_embd.weight");
+  layers_.resize(config_.n_layer);
+  for (int32_t i = 0; i < config_.n_layer; ++i) {
+    const std::string p = edgellm::StrCat("blk.", i, ".");
+    LayerWeights& w = layers_[i];
+    EDGELLM_ASSIGN_OR_RETURN(w.attn_norm, LoadVector(p + "attn_norm.weight"));
+    EDGELLM_ASSIGN_OR_RETURN(w.wq, LoadLinear(p + "attn_q.weight"));
+    EDGELLM_ASSIGN_OR_RETURN(w.wk, LoadLinear(p + "attn_k.weight"));
+    EDGELLM_ASSIGN_OR_RETURN(w.wv, LoadLinear(p + "attn_v.weight"));
+    EDGELLM_ASSIGN_OR_RETURN(w.wo, LoadLinear(p + "attn_output.weight"));
+    EDGELLM_ASSIGN_OR_RETURN(w.ffn_norm, LoadVector(p + "ffn_norm.weight"));
+    EDGELLM_ASSIGN_OR_RETURN(w.gate, LoadLinear(p + "ffn_gate.weight"));
+    EDGELLM_ASSIGN_OR_RETURN(w.up, LoadLinear(p + "ffn_up.weight"));
+    EDGELLM_ASSIGN_OR_RETURN(w.down, LoadLinear(p + "ffn_down.weight"));
+  }
+  EDGELLM_ASSIGN_OR_RETURN(output_norm_, LoadVector("output_norm.weight"));
+  EDGELLM_ASSIGN_OR_RETURN(
+      output_, LoadLinear(model_.gguf().FindTensor("output.weight") ? "output.weight" : "token_embd.weight"));
+  std::vector<float> cos, sin;
+  FillRopeTables(config_, model_.context_length(), &cos, &sin);
+  const int64_t half = config_.rope_dims / 2;
+  rope_cos_ = at::from_blob(cos.data(), {model_.context_length(), half}, at::kFloat).to(device_, false, true);
+  rope_sin_ = at::from_blob(sin.data(), {model_.context_length(), half}, at::kFloat).to(device_, false, true);
+  return absl::OkStatus();
+}
+
+at::Tensor TorchForward::Embed(absl::Span<const TokenId> tokens) const {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  at::Tensor x = at::empty({n, config_.n_embd}, at::kFloat);
+  const absl::Span<const uint8_t> table = model_.gguf().TensorData(*token_embd_);
+  const uint64_t row_bytes = RowBytes(token_embd_->type, config_.n_embd);
+  float* out = x.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    // Ids were checked and the row size validated at load: this cannot fail.
+    (void)Dequantize(token_embd_->type, table.subspan(tokens[i] * row_bytes, row_bytes),
+                     absl::MakeSpan(out + i * config_.n_embd, config_.n_embd));
+  }
+  return device_.is_cpu() ? x : x.to(device_);
+}
+
+at::Tensor TorchForward::Attention(const LayerWeights& w, const at::Tensor& h,
+                                       const std::vector<SequenceRows>& seqs, const at::Tensor& cos,
+                                       const at::Tensor& sin, int layer, const std::vector<at::Tensor>& masks) const {
+  const int64_t rows = h.size(0);
+  const int64_t n_head = config_.n_head, n_kv = config_.n_head_kv, hd = config_.head_dim;
+  const int64_t group = n_head / n_kv;
+  // The projections run on every row of the batch at once: each weight is read once.
+  const at::Tensor q = ApplyRope(w.wq->Forward(h).view({rows, n_head, hd}), cos, sin, config_.rope_dims);
+  const at::Tensor k = ApplyRope(w.wk->Forward(h).view({rows, n_kv, hd}), cos, sin, config_.rope_dims);
+  const at::Tensor v = w.wv->Forward(h).view({rows, n_kv, hd});
+
+  std::vector<at::Tensor> outs;
+  outs.reserve(seqs.size());
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const SequenceRows& r = seqs[s];
+    const int64_t n = r.count;
+    const at::Tensor q_s = q.narrow(0, r.first, n), k_s = k.narrow(0, r.first, n), v_s = v.narrow(0, r.first, n);
+    at::Tensor keys, values;  // [n_kv, T, hd]
+    if (r.cache != nullptr) {
+      // KV blocks live in host memory: compute on another device copies through it.
+      const int32_t total = r.pos0 + static_cast<int32_t>(n);
+      WriteKvRows(*r.cache, layer, false, k_s.to(at::kCPU).contiguous(), r.pos0);
+      WriteKvRows(*r.cache, layer, true, v_s.to(at::kCPU).contiguous(), r.pos0);
+      keys = GatherKvRows(*r.cache, layer, false, total).to(device_);
+      values = GatherKvRows(*r.cache, layer, true, total).to(device_);
+    } else {
+      keys = k_s.transpose(0, 1);
+      values = v_s.transpose(0, 1);
+    }
+    const int64_t total = keys.size(1);
+    // Query head h reads KV head h / group: view the queries as [n_kv, group * n, hd].
+    const at::Tensor queries = q_s.transpose(0, 1).reshape({n_kv, group * n, hd});
+    at::Tensor scores = at::matmul(queries, keys.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
+    if (masks[s].defined()) {
+      scores = scores.view({n_kv, group, n, total}).add_(masks[s]).view({n_kv, group * n, total});
+    }
+    const at::Tensor probs = at::softmax(scores, -1);
+    outs.push_back(at::matmul(probs, values).view({n_head, n, hd}).transpose(0, 1).reshape({n, n_head * hd}));
+  }
+  return w.wo->Forward(outs.size() == 1 ? outs[0] : at::cat(outs, 0));
+}
+
+at::Tensor TorchForward::Run(at::Tensor x, const std::vector<SequenceRows>& seqs) const {
+  std::vector<int64_t> positions, logit_rows;
+  std::vector<at::Tensor> masks;  // [n, T]: -inf where position t is in the future of query i
+  for (const SequenceRows& r : seqs) {
+    for (int64_t i = 0; i < r.count; ++i) positions.push_back(r.pos0 + i);
+    for (int64_t i = r.all_logits ? 0 : r.count - 1; i < r.count; ++i) logit_rows.push_back(r.first + i);
+    masks.push_back(r.count == 1 ? at::Tensor()
+                                 : at::full({r.count, r.pos0 + r.count}, -std::numeric_limits<float>::infinity(),
+                                            x.options())
+                                       .triu(r.pos0 + 1));
+  }
+  const at::Tensor position_index = at::tensor(positions, at::TensorOptions(at::kLong).device(device_));
+  const at::Tensor cos = rope_cos_.index_select(0, position_index).unsqueeze(1);  // [rows, 1, rope/2]
+  const at::Tensor sin = rope_sin_.index_select(0, position_index).unsqueeze(1);
+  for (int layer = 0; layer < config_.n_layer; ++layer) {
+    const LayerWeights& w = layers_[layer];
+    x = x + Attention(w, RmsNorm(x, w.attn_norm, config_.rms_norm_eps), seqs, cos, sin, layer, masks);
+    const at::Tensor h = RmsNorm(x, w.ffn_norm, config_.rms_norm_eps);
+    x = x + w.down->Forward(at::silu(w.gate->Forward(h)) * w.up->Forward(h));
+  }
+  if (static_cast<int64_t>(logit_rows.size()) < x.size(0)) {
+    x = x.index_select(0, at::tensor(logit_rows, at::TensorOptions(at::kLong).device(device_)));
+  }
+  return output_->Forward(RmsNorm(x, output_norm_, config_.rms_norm_eps));
+}
+
+absl::Status TorchForward::Forward(absl::Span<const TokenId> tokens, absl::Span<const CpuSequence> sequences,
+                                   std::vector<float>* logits) const {
+  std::vector<SequenceRows> rows;
+  for (const CpuSequence& s : sequences) {
+    rows.push_back({s.first, s.count, s.cache != nullptr ? s.cache->length() : 0, s.cache, s.all_logits});
+  }
+  try {
+    c10::InferenceMode inference_mode;
+    CopyLogits(Run(Embed(tokens), rows), logits);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(edgellm::StrCat("forward: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status UseLibTorch(LlamaModel& model, const std::string& device) {
+  at::Device parsed(at::kCPU);
+  try {
+    parsed = at::Device(device);
+  } catch (const c10::Error&) {
+    return absl::InvalidArgumentError(edgellm::StrCat("model: bad device '", device, "'"));
+  }
+  // With OpenBLAS present the engine's pool splits every product and each
+  // part runs single-threaded, as compute_threads.h explains; else LibTorch's
+  // own pool gets the threads.
+  const bool have_openblas = dlsym(RTLD_DEFAULT, "openblas_set_num_threads") != nullptr;
+  at::set_num_threads(have_openblas ? 1 : ThreadPool::Shared().size());
+  auto backend = std::make_unique<TorchForward>(model, parsed);
+  try {
+    EDGELLM_RETURN_IF_ERROR(backend->Load());
+  } catch (const c10::Error& e) {
+    return absl::InternalError(edgellm::StrCat("model: ", e.what_without_backtrace()));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("model: out of memory while loading weights");
+  }
+  model.AttachBackend(std::move(backend));
+  return absl::OkStatus();
+}
+
+}  // namespace edgellm::engine
