@@ -37,7 +37,6 @@ class InPlaceLinear final : public Linear {
   int64_t in_features() const override { return weight_.in_features; }
   int64_t out_features() const override { return weight_.out_features; }
   uint64_t weight_bytes() const override { return weight_.bytes(); }
-  const WeightMatrix* in_place() const override { return &weight_; }
 
  private:
   WeightMatrix weight_;

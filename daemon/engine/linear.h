@@ -30,9 +30,6 @@ class Linear {
   virtual int64_t out_features() const = 0;
   // Bytes of weight this layer reads per forward (for bandwidth figures).
   virtual uint64_t weight_bytes() const = 0;
-  // The weight as it lies in the mapping, when this layer computes with it
-  // there; nullptr for a dequantized copy.
-  virtual const WeightMatrix* in_place() const { return nullptr; }
 };
 
 // Builds the Linear for a GGUF weight `[in, out]` whose bytes are `data`
