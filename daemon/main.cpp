@@ -17,6 +17,7 @@
 #include <functional>
 #include <vector>
 
+#include "daemon/engine/drafter.h"
 #include "daemon/engine/llama_model.h"
 #include "daemon/ops/config.h"
 #include "daemon/ops/http_endpoint.h"
@@ -101,6 +102,19 @@ int Run(const ops::DaemonConfig& args) {
       return 1;
     }
   }
+  // A draft model, checked once here: same vocabulary, loads, runs.
+  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft_model;
+  if (!args.draft_model.empty()) {
+    draft_model = engine::LlamaModel::Load(args.draft_model, options);
+    absl::Status usable = draft_model.status();
+    if (usable.ok()) usable = engine::ModelDrafter::Create(**model, **draft_model, {}).status();
+    if (!usable.ok()) {
+      Log("draft_model " + args.draft_model + ": " + std::string(usable.message()));
+      return 2;
+    }
+    Log("drafting with " + std::filesystem::path(args.draft_model).stem().string() + " for requests with draft_tokens > 0" +
+        " (default " + std::to_string(args.draft_tokens) + ")");
+  }
   engine::KvPoolOptions pool_options;
   pool_options.block_size = args.kv_block_size;
   pool_options.prefix_caching = args.prefix_caching;
@@ -124,6 +138,7 @@ int Run(const ops::DaemonConfig& args) {
   scheduler_config.max_active = args.max_active;
   scheduler_config.max_waiting = args.max_waiting;
   scheduler_config.prefill_chunk = args.prefill_chunk;
+  scheduler_config.draft_model = draft_model.ok() ? draft_model->get() : nullptr;
   serve::Scheduler scheduler(**model, *pool, scheduler_config, &serve_metrics);
   Log("KV cache: " + std::to_string((*pool)->block_count()) + " blocks of " + std::to_string(args.kv_block_size) +
       " positions, " + std::to_string(((*pool)->block_bytes() * (*pool)->block_count()) >> 20) + " MiB; up to " +
@@ -254,7 +269,9 @@ int main(int argc, char** argv) {
   flags.Add("--prefix-caching", &DaemonConfig::prefix_caching,
             "true|false: reuse the KV blocks of identical prompt prefixes (default true)");
   flags.Add("--draft-tokens", &DaemonConfig::draft_tokens,
-            "Speculative drafts per step for requests that do not choose (prompt lookup; 0: off)");
+            "Speculative drafts per step for requests that do not choose (0: off)");
+  flags.Add("--draft-model", &DaemonConfig::draft_model,
+            "GGUF model with the same vocabulary that drafts (default: prompt lookup)");
   flags.Add("--tls-cert", &DaemonConfig::tls_cert, "PEM certificate chain: serve TLS");
   flags.Add("--tls-key", &DaemonConfig::tls_key, "PEM private key of --tls-cert");
   flags.Add("--tls-client-ca", &DaemonConfig::tls_client_ca,

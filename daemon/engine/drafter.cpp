@@ -24,7 +24,7 @@ absl::StatusOr<Draft> PromptLookupDrafter::Propose(absl::Span<const TokenId> his
 }
 
 absl::StatusOr<std::unique_ptr<ModelDrafter>> ModelDrafter::Create(const LlamaModel& target, const LlamaModel& draft,
-                                                                   const SamplingParams& sampling) {
+                                                                   const SamplingParams& sampling, int32_t capacity) {
   const std::vector<std::string>& target_tokens = target.tokenizer().vocab().tokens;
   const std::vector<std::string>& draft_tokens = draft.tokenizer().vocab().tokens;
   if (target_tokens.size() != draft_tokens.size() || target.config().n_vocab != draft.config().n_vocab) {
@@ -37,8 +37,9 @@ absl::StatusOr<std::unique_ptr<ModelDrafter>> ModelDrafter::Create(const LlamaMo
                                                       " is '", *mismatch.second, "', the model's is '",
                                                       *mismatch.first, "'"));
   }
+  const int32_t most = std::min(target.context_length(), draft.context_length());
   EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache,
-                           draft.NewCache(std::min(target.context_length(), draft.context_length())));
+                           draft.NewCache(capacity > 0 ? std::min(capacity, most) : most));
   return std::unique_ptr<ModelDrafter>(new ModelDrafter(draft, std::move(cache), sampling));
 }
 

@@ -50,9 +50,11 @@ class ModelDrafter : public Drafter {
  public:
   // InvalidArgument unless `draft` has the target's vocabulary (same size,
   // same token texts). The drafter samples with `sampling` (its own seed
-  // stream); greedy sampling drafts the argmax. `draft` must outlive it.
+  // stream); greedy sampling drafts the argmax. Its KV cache holds
+  // `capacity` positions (0: as many as both models' contexts allow).
+  // `draft` must outlive it.
   static absl::StatusOr<std::unique_ptr<ModelDrafter>> Create(const LlamaModel& target, const LlamaModel& draft,
-                                                              const SamplingParams& sampling);
+                                                              const SamplingParams& sampling, int32_t capacity = 0);
 
   absl::StatusOr<Draft> Propose(absl::Span<const TokenId> history, int32_t max_tokens) override;
 

@@ -74,6 +74,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
       {"prefix_caching", bool_field(&config.prefix_caching)},
       {"max_sessions", int_field(&config.max_sessions)},
       {"draft_tokens", int_field(&config.draft_tokens)},
+      {"draft_model", text_field(&config.draft_model)},
       {"session_ttl_seconds", number_field(&config.session_ttl_seconds)},
       {"memory_low_mib", int_field(&config.memory_low_mib)},
       {"memory_critical_mib", int_field(&config.memory_critical_mib)},

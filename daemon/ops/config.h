@@ -40,10 +40,16 @@ struct DaemonConfig {
   // Reuse the KV blocks of identical prompt prefixes (and of a session's earlier turns).
   bool prefix_caching = true;
   // Speculative decoding for requests that do not set draft_tokens: tokens
-  // drafted per step by prompt lookup, checked in the same forward; 0: off.
+  // drafted per step (by prompt lookup, or by draft_model), checked in the
+  // same forward; 0: off.
   // Pays off when replies repeat their prompt (edits, quotes, code); costs a
   // little when they do not.
   int32_t draft_tokens = 0;
+  // A smaller GGUF with the model's vocabulary that drafts instead of prompt
+  // lookup: it guesses free text too, for a forward of its own per drafted
+  // token. Each drafting request holds a KV cache of it beside the budget
+  // above. Empty: prompt lookup.
+  std::string draft_model;
   // Multi-turn sessions kept at once, and how long an idle one is kept.
   int32_t max_sessions = 256;
   double session_ttl_seconds = 600.0;

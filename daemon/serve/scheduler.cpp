@@ -1,9 +1,11 @@
 #include "daemon/serve/scheduler.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "common/str_cat.h"
 #include "daemon/engine/draft_length.h"
+#include "daemon/engine/drafter.h"
 #include "daemon/engine/prompt_lookup.h"
 
 namespace edgellm::serve {
@@ -24,6 +26,7 @@ struct Scheduler::Sequence {
         state(model.tokenizer(), std::move(request.prompt_ids), request.options, context),
         max_positions(static_cast<int32_t>(std::min<int64_t>(
             context, static_cast<int64_t>(state.prompt_ids().size()) + request.options.max_tokens))),
+        sampling(request.options.sampling),
         draft_length(request.options.draft_tokens) {}
 
   uint64_t id;
@@ -35,7 +38,10 @@ struct Scheduler::Sequence {
   size_t prefilled = 0;                // prompt tokens already in the cache
   int32_t step_tokens = 0;             // tokens this sequence contributes to the current step
   std::vector<engine::TokenId> input;  // while decoding: the next token, then this step's drafts
+  engine::SamplingParams sampling;     // the request's, for a draft model's drafter
   engine::DraftLength draft_length;    // drafts to propose next step
+  std::unique_ptr<engine::ModelDrafter> drafter;  // with a draft model: made at the first draft
+  engine::Draft draft;                 // this step's drafts
   int32_t draft_tokens = 0;            // speculative drafts checked so far
   int32_t accepted_tokens = 0;         // of those, the ones that stood
   Clock::time_point submitted = Clock::now();
@@ -217,6 +223,33 @@ bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::ve
   return !stopping_;
 }
 
+void Scheduler::ProposeDrafts(Sequence& seq, int32_t count) {
+  seq.draft.tokens.clear();
+  seq.draft.probs.clear();
+  if (count <= 0) return;
+  if (config_.draft_model == nullptr) {
+    seq.draft.tokens = engine::PromptLookupDraft(seq.state.history(), count);
+    return;
+  }
+  absl::Status status;
+  if (seq.drafter == nullptr) {
+    auto drafter = engine::ModelDrafter::Create(model_, *config_.draft_model, seq.sampling, seq.max_positions);
+    if (drafter.ok()) seq.drafter = std::move(*drafter);
+    status = drafter.status();
+  }
+  if (status.ok()) {
+    absl::StatusOr<engine::Draft> draft = seq.drafter->Propose(seq.state.history(), count);
+    if (draft.ok()) seq.draft = std::move(*draft);
+    status = draft.status();
+  }
+  // Drafts only ever speed a request up: one that cannot have them goes on without.
+  if (!status.ok()) {
+    std::fprintf(stderr, "edgellmd: request %llu goes on without drafts: %s\n",
+                 static_cast<unsigned long long>(seq.id), std::string(status.message()).c_str());
+    seq.draft_length = engine::DraftLength(0);
+  }
+}
+
 bool Scheduler::AttachCache(Sequence& seq, const std::vector<std::unique_ptr<Sequence>>& active) {
   const std::vector<engine::TokenId>& prompt = seq.state.prompt_ids();
   // The last prompt token always runs: its logits start the generation.
@@ -281,11 +314,8 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     // Drafts stay within the positions admission reserved for the sequence.
     seq->input.resize(1);
     const int32_t room = seq->max_positions - seq->cache->length() - 1;
-    const int32_t drafts = std::min(seq->draft_length.Next(), room);
-    if (drafts > 0) {
-      const std::vector<engine::TokenId> draft = engine::PromptLookupDraft(seq->state.history(), drafts);
-      seq->input.insert(seq->input.end(), draft.begin(), draft.end());
-    }
+    ProposeDrafts(*seq, std::min(seq->draft_length.Next(), room));
+    seq->input.insert(seq->input.end(), seq->draft.tokens.begin(), seq->draft.tokens.end());
     items.push_back({seq->input, seq->cache.get(), /*all_logits=*/seq->input.size() > 1});
     seq->step_tokens = static_cast<int32_t>(seq->input.size());
   }
@@ -311,8 +341,7 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
       steps[i] = seq.state.Advance(seq_logits);
       continue;
     }
-    std::vector<engine::DraftToken> drafts;
-    for (size_t d = 1; d < seq.input.size(); ++d) drafts.push_back({seq.input[d], {}});
+    const std::vector<engine::DraftToken> drafts = seq.draft.ForSampler();
     steps[i] = seq.state.AdvanceSpeculative(seq_logits, drafts);
     // Drafts that did not stand leave the cache (and their blocks the pool).
     const int32_t rejected = static_cast<int32_t>(drafts.size()) - steps[i].accepted_drafts;

@@ -3,7 +3,8 @@
 // One thread, the scheduler loop, owns the model's compute and every KV cache.
 // Each step runs all active sequences in one batched forward: a decode token
 // for each running sequence (with its speculative drafts, when it asked for
-// them) and a chunk of the prompt for each one still prefilling, so a long
+// them: by prompt lookup, or by a draft model) and a chunk of the prompt for
+// each one still prefilling, so a long
 // prompt never stalls the streams already running. New
 // requests join between steps; the queue in front is bounded and refuses at
 // once when full. Sequences hold KV blocks from one pool under a byte budget:
@@ -44,6 +45,11 @@ struct SchedulerConfig {
   int32_t max_active = 8;       // sequences in one batched step
   int32_t max_waiting = 32;     // queued requests beyond the active ones; more are refused
   int32_t prefill_chunk = 128;  // prompt tokens per sequence per step
+  // Speculative drafts come from this model (same vocabulary, checked by the
+  // caller with ModelDrafter::Create; it must outlive the scheduler), each
+  // sequence with its own drafter and KV cache outside the pool; nullptr:
+  // from prompt lookup.
+  const engine::LlamaModel* draft_model = nullptr;
 };
 
 // One message to a request's owner. Every accepted request receives events
@@ -130,6 +136,10 @@ class Scheduler {
   // admits waiting ones into `active`. False once the loop must stop.
   bool TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::vector<Dropped>& dropped);
   void Step(std::vector<std::unique_ptr<Sequence>>& active);
+  // Sets seq.draft to up to `count` drafts for this step, from the draft
+  // model or by prompt lookup. A drafter that fails turns drafting off for
+  // the sequence (logged); the request itself goes on.
+  void ProposeDrafts(Sequence& seq, int32_t count);
   // Gives `seq` a KV cache, starting from the longest known prefix of its
   // prompt, if the blocks it may need fit beside those `active` may still
   // need. False (and no cache) when they do not.

@@ -1,7 +1,8 @@
 // Speculative decoding in edgellmd: a daemon that drafts by default
-// (--draft-tokens) gives every greedy request exactly the tokens it gives
-// with drafting turned off per request, also when several run in one batch,
-// and reports drafts and acceptances per request and in /metrics.
+// (--draft-tokens), by prompt lookup or with a draft model (--draft-model),
+// gives every greedy request exactly the tokens it gives with drafting turned
+// off per request, also when several run in one batch, and reports drafts and
+// acceptances per request and in /metrics.
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -9,6 +10,7 @@
 #include "edgellm/v1/inference.grpc.pb.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/inference_client.h"
+#include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm {
@@ -75,6 +77,52 @@ TEST(DaemonSpeculative, DraftedOutputEqualsPlainOutputInABatchAndIsCounted) {
   const Stream refused = Generate(*stub, WithDrafts(Greedy("Once", 4), 65));
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(refused.status.error_message().find("draft_tokens"), std::string::npos);
+}
+
+// stories260K drafting for itself: greedy drafts nearly always stand, and the
+// output is the plain output all the same.
+TEST(DaemonSpeculative, ADraftModelsDraftsGiveThePlainOutput) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  std::string error;
+  auto daemon = DaemonProcess::Start(kModel, {"--draft-model", kModel, "--draft-tokens", "4"}, &error);
+  ASSERT_NE(daemon, nullptr) << error;
+  auto stub = v1::Inference::NewStub(daemon->channel());
+
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog said"};
+  std::vector<Stream> drafted(prompts.size());
+  {
+    std::vector<std::thread> clients;  // both draft in the same batched steps
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      clients.emplace_back([&, i] { drafted[i] = Generate(*stub, Greedy(prompts[i], 150)); });
+    }
+    for (std::thread& t : clients) t.join();
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const Stream plain = Generate(*stub, WithDrafts(Greedy(prompts[i], 150), 0));
+    ASSERT_TRUE(drafted[i].status.ok() && plain.status.ok()) << drafted[i].status.error_message();
+    EXPECT_EQ(drafted[i].token_ids, plain.token_ids) << prompts[i];
+    const v1::Usage& usage = drafted[i].last.usage();
+    EXPECT_GT(usage.draft_tokens(), 0u);
+    EXPECT_GE(usage.accepted_tokens() * 10, usage.draft_tokens() * 9) << usage.ShortDebugString();
+  }
+
+  // A sampled request drafts by sampling the draft model, and keeps only what the rule lets stand.
+  v1::GenerateRequest sampled = Greedy("Once upon a time", 64);
+  sampled.mutable_sampling()->set_temperature(0.8f);
+  sampled.mutable_sampling()->set_seed(5);
+  const Stream s = Generate(*stub, sampled);
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  EXPECT_GT(s.last.usage().draft_tokens(), 0u);
+  EXPECT_EQ(s.last.usage().completion_tokens(), s.token_ids.size());
+}
+
+TEST(DaemonSpeculative, ADraftModelWithAnotherVocabularyStopsStartUp) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  std::string error;
+  const std::string other = testing::SyntheticModel("test-spm", engine::GgmlType::kF32);  // 384 tokens, not 512
+  auto daemon = DaemonProcess::Start(kModel, {"--draft-model", other}, &error);
+  EXPECT_EQ(daemon, nullptr);
+  EXPECT_NE(error.find("exited during start-up with status 2"), std::string::npos) << error;
 }
 
 }  // namespace

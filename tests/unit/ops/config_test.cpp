@@ -28,10 +28,12 @@ TEST(DaemonConfig, ReadsEveryKey) {
       "context_length: 512\nmax_active: 4\nmax_waiting: 0\nprefill_chunk: 64\ndrain_timeout_seconds: 2.5\n"
       "tls_cert: /c.pem\ntls_key: /k.pem\ntls_client_ca: /ca.pem\nkv_cache_mib: 64\nkv_block_size: 32\n"
       "prefix_caching: false\nmax_sessions: 9\nsession_ttl_seconds: 30\nmemory_low_mib: 512\n"
-      "memory_critical_mib: 128\n",
+      "memory_critical_mib: 128\ndraft_tokens: 5\ndraft_model: /d.gguf\n",
       "full.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->model, "/m.gguf");
+  EXPECT_EQ(c->draft_tokens, 5);
+  EXPECT_EQ(c->draft_model, "/d.gguf");
   EXPECT_EQ(c->listen, "unix:/tmp/s.sock");
   EXPECT_EQ(c->metrics_listen, "127.0.0.1:9000");
   EXPECT_EQ(c->threads, 2);
