@@ -50,6 +50,7 @@ absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const 
     local.draft_model = draft_model->get();
     if (options.draft_tokens < 0) local.draft_tokens = 4;
   }
+  if (local.draft_tokens > 0) local.draft_row_cost = engine::MeasureRowCost(**model);
   auto result = engine::Generate(**model, args.prompt, local, sink);
   if (!result.ok()) return result.status();
   GenerateOutcome outcome;

@@ -13,6 +13,7 @@
 #ifndef EDGELLM_ENGINE_ENGINE_H_
 #define EDGELLM_ENGINE_ENGINE_H_
 
+#include "daemon/engine/draft_length.h"
 #include "daemon/engine/generator.h"
 #include "daemon/engine/gguf.h"
 #include "daemon/engine/gguf_reader.h"

@@ -32,6 +32,10 @@ struct GenerateOptions {
   // 0 turns it off. The output's distribution is unchanged (greedy: the
   // output itself).
   int32_t draft_tokens = 0;
+  // What one more row adds to a step of the model, as a share of a one-row
+  // step (MeasureRowCost in draft_length.h): drafting then stops where it
+  // would cost more time than it saves. 0: drafts are judged by acceptance alone.
+  double draft_row_cost = 0.0;
   // The draft model (same vocabulary, not owned); prompt lookup when null.
   const LlamaModel* draft_model = nullptr;
 };

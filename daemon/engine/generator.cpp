@@ -53,7 +53,7 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
   } else if (options.draft_tokens > 0) {
     drafter = std::make_unique<PromptLookupDrafter>();
   }
-  DraftLength draft_length(options.draft_tokens);
+  DraftLength draft_length(options.draft_tokens, options.draft_row_cost);
   std::vector<TokenId> tokens;
   GenerationState::Step step = state.Advance(logits);
   while (true) {

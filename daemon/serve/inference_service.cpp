@@ -81,6 +81,7 @@ absl::StatusOr<GenerationRequest> InferenceService::ToGenerationRequest(const gr
     return absl::InvalidArgumentError(edgellm::StrCat("draft_tokens ", request.draft_tokens(), " is above 64"));
   }
   o.draft_tokens = request.has_draft_tokens() ? static_cast<int32_t>(request.draft_tokens()) : config_.draft_tokens;
+  o.draft_row_cost = config_.draft_row_cost;
   if (request.stop_size() > 16) return absl::InvalidArgumentError("at most 16 stop strings");
   for (const std::string& stop : request.stop()) {
     if (stop.size() > 256) return absl::InvalidArgumentError("a stop string is longer than 256 bytes");

@@ -25,6 +25,7 @@ struct InferenceServiceConfig {
   uint64_t max_prompt_bytes = 1 << 20;  // longer prompts, texts or conversations are refused
   SessionStoreConfig sessions;
   int32_t draft_tokens = 0;  // speculative drafts per step for requests that do not say; 0: off
+  double draft_row_cost = 0.0;  // the model's, for every request's drafting (GenerateOptions)
 };
 
 // Thread-safe: handlers run on gRPC's threads.

@@ -27,7 +27,7 @@ struct Scheduler::Sequence {
         max_positions(static_cast<int32_t>(std::min<int64_t>(
             context, static_cast<int64_t>(state.prompt_ids().size()) + request.options.max_tokens))),
         sampling(request.options.sampling),
-        draft_length(request.options.draft_tokens) {}
+        draft_length(request.options.draft_tokens, request.options.draft_row_cost) {}
 
   uint64_t id;
   Clock::time_point deadline;

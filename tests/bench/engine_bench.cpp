@@ -133,6 +133,7 @@ absl::StatusOr<SpeculativeFigures> MeasureSpeculative(const engine::LlamaModel& 
   options.max_tokens = tokens;
   options.sampling.temperature = 0.0f;
   options.ignore_eos = true;
+  options.draft_row_cost = engine::MeasureRowCost(model);
   auto timed = [&](int32_t draft_tokens) -> absl::StatusOr<std::pair<double, engine::GenerateResult>> {
     options.draft_tokens = draft_tokens;
     const Clock::time_point start = Clock::now();

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "daemon/engine/llama_model.h"
+#include "tests/support/model_fixtures.h"
+
 namespace edgellm::engine {
 namespace {
 
@@ -50,6 +53,47 @@ TEST(DraftLength, ZeroMeansNeverDraft) {
   EXPECT_EQ(length.Next(), 0);
   length.Update(1, 1);
   EXPECT_EQ(length.Next(), 0);
+}
+
+// Checking a row costs 0.4 of a step: drafts pay while they stand, stop (but
+// for a probe now and again) once none do, and resume when probes stand.
+TEST(DraftLength, DraftsOnlyWhileTheyPayForTheirRows) {
+  DraftLength length(6, /*row_cost=*/0.4);
+  for (int step = 0; step < 20; ++step) {
+    const int32_t k = length.Next();
+    ASSERT_GT(k, 0) << step;
+    length.Update(k, k);  // every draft stands
+  }
+  EXPECT_EQ(length.Next(), 6);  // all stand: as long as allowed
+  int drafted_steps = 0;
+  for (int step = 0; step < 60; ++step) {
+    const int32_t k = length.Next();
+    if (k > 0) ++drafted_steps;
+    length.Update(k, 0);  // nothing stands any more
+  }
+  EXPECT_LT(drafted_steps, 10);
+  // Probes find drafts standing again, and drafting resumes.
+  int resumed = 0;
+  for (int step = 0; step < 80; ++step) {
+    const int32_t k = length.Next();
+    if (k > 0) ++resumed;
+    length.Update(k, k);
+  }
+  EXPECT_GT(resumed, 40);
+}
+
+TEST(DraftLength, FreeRowsLeaveAcceptanceAloneToDecide) {
+  DraftLength free_rows(4, 0.0), costly(4, 1.5);
+  EXPECT_EQ(free_rows.Next(), 4);
+  EXPECT_EQ(costly.Next(), 0);  // a row costs more than the token it could save: never worth it
+}
+
+TEST(DraftLength, TheMeasuredRowCostIsAShareOfAStep) {
+  auto model = LlamaModel::Load(edgellm::testing::SyntheticModel("test-spm", GgmlType::kQ8_0), {});
+  ASSERT_TRUE(model.ok()) << model.status();
+  const double cost = MeasureRowCost(**model);
+  EXPECT_GE(cost, 0.0);
+  EXPECT_LE(cost, 2.0);
 }
 
 }  // namespace
