@@ -92,9 +92,12 @@ double MeasureRowCost(const LlamaModel& model) {
     }
     return best;
   };
-  const double one = fastest(1), several = fastest(kRows);
-  if (one <= 0.0 || several <= 0.0) return 0.0;
-  return std::clamp((several / one - 1.0) / (kRows - 1), 0.0, 2.0);
+  return RowCostFrom(fastest(1), fastest(kRows), kRows);
+}
+
+double RowCostFrom(double one_seconds, double several_seconds, int32_t rows) {
+  if (one_seconds <= 0.0 || several_seconds <= 0.0 || rows < 2) return 0.0;
+  return std::clamp((several_seconds / one_seconds - 1.0) / (rows - 1), 0.0, 2.0);
 }
 
 }  // namespace edgellm::engine

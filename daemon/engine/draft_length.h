@@ -52,9 +52,14 @@ class DraftLength {
 };
 
 // What one more row adds to a forward of `model` at a decode position, as a
-// share of a one-row forward: timed on a scratch cache (a few forwards).
-// Clamped to [0, 2].
+// share of a one-row forward: RowCostFrom the fastest of a few timed one-row
+// and five-row forwards on a scratch cache. 0 if the model cannot run them.
 double MeasureRowCost(const LlamaModel& model);
+
+// The row cost of a forward of `rows` rows taking `several_seconds` where
+// one row takes `one_seconds`, clamped to [0, 2] (timing noise can make it
+// negative); 0 for a time that is not positive.
+double RowCostFrom(double one_seconds, double several_seconds, int32_t rows);
 
 }  // namespace edgellm::engine
 

@@ -88,6 +88,15 @@ TEST(DraftLength, FreeRowsLeaveAcceptanceAloneToDecide) {
   EXPECT_EQ(costly.Next(), 0);  // a row costs more than the token it could save: never worth it
 }
 
+TEST(DraftLength, TheRowCostIsWhatEachExtraRowAddsToAStep) {
+  EXPECT_DOUBLE_EQ(RowCostFrom(0.010, 0.030, 5), 0.5);  // four extra rows add two steps
+  EXPECT_DOUBLE_EQ(RowCostFrom(0.010, 0.010, 5), 0.0);  // rows for free
+  EXPECT_DOUBLE_EQ(RowCostFrom(0.010, 0.009, 5), 0.0);  // noise below free
+  EXPECT_DOUBLE_EQ(RowCostFrom(0.010, 0.200, 5), 2.0);  // clamped
+  EXPECT_DOUBLE_EQ(RowCostFrom(0.0, 0.030, 5), 0.0);    // a failed timing
+  EXPECT_DOUBLE_EQ(RowCostFrom(0.010, 0.030, 1), 0.0);  // no extra rows to judge by
+}
+
 TEST(DraftLength, TheMeasuredRowCostIsAShareOfAStep) {
   auto model = LlamaModel::Load(edgellm::testing::SyntheticModel("test-spm", GgmlType::kQ8_0), {});
   ASSERT_TRUE(model.ok()) << model.status();
