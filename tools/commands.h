@@ -13,6 +13,8 @@ namespace edgellm::tools {
 void AddGenerateCommand(CLI::App& app, absl::Status* result);
 void AddTokenizeCommand(CLI::App& app, absl::Status* result);
 void AddMakeModelCommand(CLI::App& app, absl::Status* result);
+void AddMergeCommand(CLI::App& app, absl::Status* result);
+void AddQuantizeCommand(CLI::App& app, absl::Status* result);
 
 }  // namespace edgellm::tools
 

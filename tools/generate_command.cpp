@@ -26,6 +26,7 @@ struct GenerateArgs {
   std::string device = "cpu";
   int32_t draft_tokens = -1;  // unset: off here, the daemon's choice with --server
   std::string draft_model;
+  std::string adapter;  // a PEFT directory here; an adapter's name with --server
   bool json = false;
 };
 
@@ -42,6 +43,12 @@ absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const 
     if (absl::Status s = engine::UseLibTorch(**model, args.device); !s.ok()) return s;
   }
   engine::GenerateOptions local = options;
+  absl::StatusOr<engine::LoraAdapter> adapter;
+  if (!args.adapter.empty()) {
+    adapter = engine::LoraAdapter::Load(args.adapter, (*model)->config());
+    if (!adapter.ok()) return adapter.status();
+    local.adapter = &*adapter;
+  }
   local.draft_tokens = std::max(options.draft_tokens, 0);
   absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft_model;
   if (!args.draft_model.empty()) {
@@ -79,7 +86,7 @@ absl::Status RunGenerate(const GenerateArgs& args) {
   absl::StatusOr<GenerateOutcome> outcome =
       args.remote.server.empty()
           ? GenerateLocally(args, options, args.json ? engine::TextSink() : engine::TextSink(print))
-          : GenerateRemotely(args.remote, args.prompt, options,
+          : GenerateRemotely(args.remote, args.prompt, options, args.adapter,
                              args.json ? std::function<void(std::string_view)>() : [&](std::string_view t) { print(t); });
   if (!outcome.ok()) return outcome.status();
 
@@ -99,7 +106,7 @@ absl::Status RunGenerate(const GenerateArgs& args) {
     std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return absl::OkStatus();
   }
-  std::cout << "\n";
+  std::cout << std::endl;
   const std::string speculation =
       outcome->draft_tokens > 0
           ? absl::StrFormat(" drafted=%d accepted=%d", outcome->draft_tokens, outcome->accepted_tokens)
@@ -145,6 +152,9 @@ void AddGenerateCommand(CLI::App& app, absl::Status* result) {
                   "default: off, 4 with --draft-model, the daemon's choice with --server)");
   cmd->add_option("--draft-model", args->draft_model,
                   "A smaller GGUF with the same vocabulary that drafts tokens for --model");
+  cmd->add_option("--adapter", args->adapter,
+                  "LoRA adapter applied unmerged: a PEFT directory (adapter_config.json + "
+                  "adapter_model.safetensors); with --server, the name of one of the daemon's adapters");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of streaming text");
   cmd->callback([args, result] { *result = RunGenerate(*args); });
 }

@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   edgellm::tools::AddGenerateCommand(app, &result);
   edgellm::tools::AddTokenizeCommand(app, &result);
   edgellm::tools::AddMakeModelCommand(app, &result);
+  edgellm::tools::AddMergeCommand(app, &result);
+  edgellm::tools::AddQuantizeCommand(app, &result);
   CLI11_PARSE(app, argc, argv);
   if (!result.ok()) {
     std::cerr << "edgellm: error: " << result.message() << "\n";

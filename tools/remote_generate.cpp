@@ -28,13 +28,14 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const Remo
 }  // namespace
 
 absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std::string_view prompt,
-                                                 const engine::GenerateOptions& options,
+                                                 const engine::GenerateOptions& options, std::string_view adapter,
                                                  const std::function<void(std::string_view)>& on_text) {
   EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, Credentials(target));
   auto stub = v1::Inference::NewStub(grpc::CreateChannel(target.server, credentials));
   v1::GenerateRequest request;
   request.set_session_id(target.session_id);
   request.set_prompt(std::string(prompt));
+  request.set_adapter(std::string(adapter));
   request.set_max_tokens(static_cast<uint32_t>(std::max(options.max_tokens, 0)));
   v1::SamplingParams* sampling = request.mutable_sampling();
   sampling->set_temperature(options.sampling.temperature);

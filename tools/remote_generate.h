@@ -38,9 +38,10 @@ struct RemoteTarget {
 // Streams a generation from the daemon at `target`, passing each piece of
 // text to `on_text` as it arrives. NotFound for an unreadable TLS file; the
 // daemon's status becomes the returned error, its message prefixed "server: ".
-// A negative options.draft_tokens leaves the choice to the daemon.
+// A negative options.draft_tokens leaves the choice to the daemon. `adapter`
+// names one of the daemon's adapters; empty: the base model.
 absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std::string_view prompt,
-                                                 const engine::GenerateOptions& options,
+                                                 const engine::GenerateOptions& options, std::string_view adapter,
                                                  const std::function<void(std::string_view)>& on_text);
 
 }  // namespace edgellm::tools

@@ -33,6 +33,7 @@ struct Workspace {
   std::vector<int64_t> scratch_offsets;  // per sequence
   std::vector<int32_t> positions;  // per row
   std::vector<int64_t> logit_rows;
+  std::vector<float> lora;  // a sequence's rows times A
 };
 
 // out = x * weight / sqrt(mean(x²) + eps), summed in double as llama.cpp does.
@@ -161,6 +162,25 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   }
 }
 
+// Adds each adapted sequence's low-rank term to its rows of `y`:
+// y += scale · (x·Aᵀ)·Bᵀ, with x and y as wide as the projection's input and
+// output. Rank-sized products, so they stay on the calling thread.
+void AddAdapters(absl::Span<const CpuSequence> sequences, int32_t layer, LoraTarget target, const float* x,
+                 float* y, std::vector<float>& scratch) {
+  for (const CpuSequence& seq : sequences) {
+    if (seq.adapter == nullptr) continue;
+    const LoraWeights* w = seq.adapter->Find(layer, target);
+    if (w == nullptr) continue;
+    const int rank = seq.adapter->config().rank, in = static_cast<int>(w->in), out = static_cast<int>(w->out);
+    const int rows = static_cast<int>(seq.count);
+    float* xa = Room(scratch, seq.count * rank);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, rank, in, 1.0f, x + seq.first * in, in, w->a.data(),
+                in, 0.0f, xa, rank);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, rank, seq.adapter->scale(), xa, rank,
+                w->b.data(), rank, 1.0f, y + seq.first * out, out);
+  }
+}
+
 }  // namespace
 
 void FillRopeTables(const LlamaConfig& config, int32_t context, std::vector<float>* cos, std::vector<float>* sin) {
@@ -200,7 +220,9 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
   ws.logit_rows.clear();
   ws.scratch_offsets.clear();
   int64_t scratch_floats = 0;
+  bool adapted = false;
   for (const CpuSequence& seq : sequences) {
+    adapted = adapted || seq.adapter != nullptr;
     ws.scratch_offsets.push_back(scratch_floats);
     scratch_floats += config.n_head_kv * AttentionScratch(config, seq.count, seq.cache->pool().block_size());
     for (int64_t i = 0; i < seq.count; ++i) ws.positions.push_back(seq.cache->length() + static_cast<int32_t>(i));
@@ -227,6 +249,11 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     Multiply(lw.wq, normed, q, rows);
     Multiply(lw.wk, normed, k, rows);
     Multiply(lw.wv, normed, v, rows);
+    if (adapted) {
+      AddAdapters(sequences, layer, LoraTarget::kQ, normed, q, ws.lora);
+      AddAdapters(sequences, layer, LoraTarget::kK, normed, k, ws.lora);
+      AddAdapters(sequences, layer, LoraTarget::kV, normed, v, ws.lora);
+    }
     pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         Rope(q + r * q_width, config.n_head, config, w, positions[r]);
@@ -248,6 +275,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
       }
     });
     Multiply(lw.wo, attention, projected, rows);
+    if (adapted) AddAdapters(sequences, layer, LoraTarget::kO, attention, projected, ws.lora);
     pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         for (int64_t i = 0; i < d; ++i) x[r * d + i] += projected[r * d + i];
@@ -256,10 +284,15 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     });
     Multiply(lw.gate, normed, gate, rows);
     Multiply(lw.up, normed, up, rows);
+    if (adapted) {
+      AddAdapters(sequences, layer, LoraTarget::kGate, normed, gate, ws.lora);
+      AddAdapters(sequences, layer, LoraTarget::kUp, normed, up, ws.lora);
+    }
     pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin * ff; i < end * ff; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
     });
     Multiply(lw.down, gate, projected, rows);
+    if (adapted) AddAdapters(sequences, layer, LoraTarget::kDown, gate, projected, ws.lora);
     for (int64_t i = 0; i < rows * d; ++i) x[i] += projected[i];
   }
 

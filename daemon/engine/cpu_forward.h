@@ -15,6 +15,7 @@
 #include "absl/types/span.h"
 #include "daemon/engine/kv_cache.h"
 #include "daemon/engine/llama_config.h"
+#include "daemon/engine/lora_adapter.h"
 #include "daemon/engine/tokenizer.h"
 #include "daemon/engine/weight_matrix.h"
 
@@ -46,6 +47,8 @@ struct CpuSequence {
   int64_t count;
   KvCache* cache;
   bool all_logits;  // every row's logits, or only the last row's
+  // Applied unmerged to this sequence's rows (lora_adapter.h); nullptr: none.
+  const LoraAdapter* adapter = nullptr;
 };
 
 // The rotary tables for positions 0..context-1: cos and sin of

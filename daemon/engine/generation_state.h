@@ -19,6 +19,7 @@
 namespace edgellm::engine {
 
 class LlamaModel;
+class LoraAdapter;
 
 struct GenerateOptions {
   int32_t max_tokens = 128;
@@ -38,6 +39,8 @@ struct GenerateOptions {
   double draft_row_cost = 0.0;
   // The draft model (same vocabulary, not owned); prompt lookup when null.
   const LlamaModel* draft_model = nullptr;
+  // A LoRA adapter made for the model, applied unmerged (not owned); nullptr: none.
+  const LoraAdapter* adapter = nullptr;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled };

@@ -44,7 +44,8 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
   std::vector<float> logits;
 
   const Clock::time_point prefill_start = Clock::now();
-  EDGELLM_RETURN_IF_ERROR(model.Forward(state.prompt_ids(), cache.get(), /*all_logits=*/false, &logits));
+  EDGELLM_RETURN_IF_ERROR(
+      model.Forward(state.prompt_ids(), cache.get(), /*all_logits=*/false, &logits, options.adapter));
   result.prefill_seconds = SecondsSince(prefill_start);
 
   std::unique_ptr<Drafter> drafter;
@@ -76,7 +77,8 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
     tokens.assign(1, step.token);
     tokens.insert(tokens.end(), draft.tokens.begin(), draft.tokens.end());
     const int32_t length_before = cache->length();
-    EDGELLM_RETURN_IF_ERROR(model.Forward(tokens, cache.get(), /*all_logits=*/tokens.size() > 1, &logits));
+    EDGELLM_RETURN_IF_ERROR(
+        model.Forward(tokens, cache.get(), /*all_logits=*/tokens.size() > 1, &logits, options.adapter));
     step = state.AdvanceSpeculative(logits, draft.ForSampler());
     // The cache holds the drafts that did not stand too: forget them.
     cache->Truncate(length_before + 1 + step.accepted_drafts);

@@ -10,6 +10,7 @@
 #include "daemon/engine/cpu_forward.h"
 #include "daemon/engine/forward_backend.h"
 #include "daemon/engine/gguf_reader.h"
+#include "daemon/engine/lora_adapter.h"
 
 namespace edgellm::engine {
 namespace {
@@ -202,8 +203,8 @@ absl::StatusOr<std::unique_ptr<KvCache>> LlamaModel::NewCache(int32_t capacity) 
 }
 
 absl::Status LlamaModel::Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
-                                 std::vector<float>* logits) const {
-  return RunBatch({{tokens, cache, all_logits}}, logits);
+                                 std::vector<float>* logits, const LoraAdapter* adapter) const {
+  return RunBatch({{tokens, cache, all_logits, adapter}}, logits);
 }
 
 absl::Status LlamaModel::ForwardBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const {
@@ -224,6 +225,11 @@ absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, std::vector
     if (absl::Status s = impl_->CheckTokens(item.tokens); !s.ok()) {
       return absl::InvalidArgumentError(edgellm::StrCat("batch item ", i, ": ", s.message()));
     }
+    if (item.adapter != nullptr) {
+      if (absl::Status s = item.adapter->CheckFits(impl_->config); !s.ok()) {
+        return absl::InvalidArgumentError(edgellm::StrCat("batch item ", i, ": ", s.message()));
+      }
+    }
     KvCache& cache = *item.cache;
     const int64_t end = static_cast<int64_t>(cache.length()) + static_cast<int64_t>(item.tokens.size());
     const int64_t limit = std::min(cache.capacity(), impl_->context_length);
@@ -241,7 +247,7 @@ absl::Status LlamaModel::RunBatch(absl::Span<const BatchItem> items, std::vector
     if (pool == blocks_needed.end()) pool = blocks_needed.insert(pool, {&cache.pool(), 0});
     pool->second += cache.BlocksToGrow(static_cast<int32_t>(end));
     seqs.push_back({static_cast<int64_t>(all_tokens.size()), static_cast<int64_t>(item.tokens.size()), &cache,
-                    item.all_logits});
+                    item.all_logits, item.adapter});
     all_tokens.insert(all_tokens.end(), item.tokens.begin(), item.tokens.end());
   }
   for (const auto& [pool, needed] : blocks_needed) {

@@ -24,6 +24,7 @@ namespace edgellm::engine {
 
 class ForwardBackend;
 class GgufReader;
+class LoraAdapter;
 
 struct ModelOptions {
   // CPU compute threads, process-wide (see compute_threads.h); 0 = one per core.
@@ -41,6 +42,9 @@ struct BatchItem {
   absl::Span<const TokenId> tokens;  // run at positions cache->length() onward
   KvCache* cache;
   bool all_logits = false;  // the logits of every token, not only the last (speculative checks)
+  // A LoRA adapter made for this model, applied unmerged to this item only
+  // (lora_adapter.h; not owned); nullptr: the base model.
+  const LoraAdapter* adapter = nullptr;
 };
 
 // Immutable after Load (and AttachBackend). Forward may run concurrently on
@@ -84,8 +88,9 @@ class LlamaModel {
   // OutOfRange when the cache would overflow its capacity or the context,
   // ResourceExhausted when its pool has too few free blocks; the cache holds
   // the same tokens on error.
+  // With `adapter`, runs the model with that adapter applied (see BatchItem).
   absl::Status Forward(absl::Span<const TokenId> tokens, KvCache* cache, bool all_logits,
-                       std::vector<float>* logits) const;
+                       std::vector<float>* logits, const LoraAdapter* adapter = nullptr) const;
 
   // Runs several sequences in one forward, as continuous batching needs: every
   // weight matrix is read once for the rows of all of them, while attention
@@ -93,8 +98,8 @@ class LlamaModel {
   // chunk with single decode tokens. Writes the logits of each item's last
   // token, or of all its tokens when it asks for all_logits, to `logits`
   // (rows in item order, vocab wide) and appends to every cache.
-  // Errors as Forward, naming the item, and for a cache given twice; no cache
-  // changes on error.
+  // Errors as Forward, naming the item, for a cache given twice and for an
+  // adapter made for another model's shape; no cache changes on error.
   absl::Status ForwardBatch(absl::Span<const BatchItem> items, std::vector<float>* logits) const;
 
   // `tokens` at positions 0..n-1 in one forward of their own, as a reference

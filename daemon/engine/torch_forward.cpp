@@ -13,6 +13,7 @@
 #include "daemon/engine/forward_backend.h"
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/linear.h"
+#include "daemon/engine/lora_adapter.h"
 #include "daemon/engine/thread_pool.h"
 
 namespace edgellm::engine {
@@ -101,7 +102,13 @@ class TorchForward final : public ForwardBackend {
     int32_t pos0;
     KvCache* cache;  // nullptr: attend only to these rows
     bool all_logits;  // every row's logits, or only the last row's
+    const LoraAdapter* adapter;  // nullptr: none
   };
+
+  // Adds each adapted sequence's low-rank term to its rows of `y`, the
+  // projection `target` of `x`.
+  void AddAdapters(at::Tensor& y, const at::Tensor& x, const std::vector<SequenceRows>& seqs, int layer,
+                   LoraTarget target) const;
 
   absl::StatusOr<std::unique_ptr<Linear>> LoadLinear(const std::string& name);
   absl::StatusOr<at::Tensor> LoadVector(const std::string& name);
@@ -184,9 +191,13 @@ at::Tensor TorchForward::Attention(const LayerWeights& w, const at::Tensor& h,
   const int64_t n_head = config_.n_head, n_kv = config_.n_head_kv, hd = config_.head_dim;
   const int64_t group = n_head / n_kv;
   // The projections run on every row of the batch at once: each weight is read once.
-  const at::Tensor q = ApplyRope(w.wq->Forward(h).view({rows, n_head, hd}), cos, sin, config_.rope_dims);
-  const at::Tensor k = ApplyRope(w.wk->Forward(h).view({rows, n_kv, hd}), cos, sin, config_.rope_dims);
-  const at::Tensor v = w.wv->Forward(h).view({rows, n_kv, hd});
+  at::Tensor q_rows = w.wq->Forward(h), k_rows = w.wk->Forward(h), v_rows = w.wv->Forward(h);
+  AddAdapters(q_rows, h, seqs, layer, LoraTarget::kQ);
+  AddAdapters(k_rows, h, seqs, layer, LoraTarget::kK);
+  AddAdapters(v_rows, h, seqs, layer, LoraTarget::kV);
+  const at::Tensor q = ApplyRope(q_rows.view({rows, n_head, hd}), cos, sin, config_.rope_dims);
+  const at::Tensor k = ApplyRope(k_rows.view({rows, n_kv, hd}), cos, sin, config_.rope_dims);
+  const at::Tensor v = v_rows.view({rows, n_kv, hd});
 
   std::vector<at::Tensor> outs;
   outs.reserve(seqs.size());
@@ -216,7 +227,23 @@ at::Tensor TorchForward::Attention(const LayerWeights& w, const at::Tensor& h,
     const at::Tensor probs = at::softmax(scores, -1);
     outs.push_back(at::matmul(probs, values).view({n_head, n, hd}).transpose(0, 1).reshape({n, n_head * hd}));
   }
-  return w.wo->Forward(outs.size() == 1 ? outs[0] : at::cat(outs, 0));
+  const at::Tensor attended = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+  at::Tensor projected = w.wo->Forward(attended);
+  AddAdapters(projected, attended, seqs, layer, LoraTarget::kO);
+  return projected;
+}
+
+void TorchForward::AddAdapters(at::Tensor& y, const at::Tensor& x, const std::vector<SequenceRows>& seqs, int layer,
+                               LoraTarget target) const {
+  for (const SequenceRows& r : seqs) {
+    const LoraWeights* w = r.adapter != nullptr ? r.adapter->Find(layer, target) : nullptr;
+    if (w == nullptr) continue;
+    const int64_t rank = r.adapter->config().rank;
+    const at::Tensor a = at::from_blob(const_cast<float*>(w->a.data()), {rank, w->in}, at::kFloat).to(device_);
+    const at::Tensor b = at::from_blob(const_cast<float*>(w->b.data()), {w->out, rank}, at::kFloat).to(device_);
+    y.narrow(0, r.first, r.count).add_(at::linear(at::linear(x.narrow(0, r.first, r.count), a), b),
+                                       r.adapter->scale());
+  }
 }
 
 at::Tensor TorchForward::Run(at::Tensor x, const std::vector<SequenceRows>& seqs) const {
@@ -237,7 +264,13 @@ at::Tensor TorchForward::Run(at::Tensor x, const std::vector<SequenceRows>& seqs
     const LayerWeights& w = layers_[layer];
     x = x + Attention(w, RmsNorm(x, w.attn_norm, config_.rms_norm_eps), seqs, cos, sin, layer, masks);
     const at::Tensor h = RmsNorm(x, w.ffn_norm, config_.rms_norm_eps);
-    x = x + w.down->Forward(at::silu(w.gate->Forward(h)) * w.up->Forward(h));
+    at::Tensor gate = w.gate->Forward(h), up = w.up->Forward(h);
+    AddAdapters(gate, h, seqs, layer, LoraTarget::kGate);
+    AddAdapters(up, h, seqs, layer, LoraTarget::kUp);
+    const at::Tensor activated = at::silu(gate) * up;
+    at::Tensor down = w.down->Forward(activated);
+    AddAdapters(down, activated, seqs, layer, LoraTarget::kDown);
+    x = x + down;
   }
   if (static_cast<int64_t>(logit_rows.size()) < x.size(0)) {
     x = x.index_select(0, at::tensor(logit_rows, at::TensorOptions(at::kLong).device(device_)));
@@ -249,7 +282,8 @@ absl::Status TorchForward::Forward(absl::Span<const TokenId> tokens, absl::Span<
                                    std::vector<float>* logits) const {
   std::vector<SequenceRows> rows;
   for (const CpuSequence& s : sequences) {
-    rows.push_back({s.first, s.count, s.cache != nullptr ? s.cache->length() : 0, s.cache, s.all_logits});
+    rows.push_back(
+        {s.first, s.count, s.cache != nullptr ? s.cache->length() : 0, s.cache, s.all_logits, s.adapter});
   }
   try {
     c10::InferenceMode inference_mode;

@@ -1,11 +1,12 @@
 // Writes the seed corpus of the fuzz targets into the directory given: small
 // but complete GGUF files (a llama and a gpt2 tokenizer, tensors of several
-// types) and a few texts.
+// types), a few texts, and a safetensors file shaped like a PEFT adapter.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "daemon/engine/gguf_writer.h"
+#include "daemon/engine/safetensors.h"
 #include "daemon/engine/synthetic_vocab.h"
 
 namespace edgellm::engine {
@@ -52,6 +53,21 @@ int Run(const std::filesystem::path& dir) {
   if (absl::Status s = WriteModel(dir / "gguf" / "bpe.gguf", *bpe); !s.ok()) return Fail(s);
   const char* texts[] = {"Once upon a time", " two  spaces\n\nnewlines\t", "caf\xc3\xa9 \xf0\x9f\x98\x80 123,456",
                          "<s>special</s><|endoftext|>", "I'm here, don't"};
+  std::filesystem::create_directories(dir / "safetensors");
+  const std::vector<float> a(4 * 32, 0.25f), b(32 * 4, -0.5f);
+  SafetensorsWriter adapter;
+  adapter.SetMetadata("format", "pt");
+  if (absl::Status s = adapter.Add("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", {4, 32}, a);
+      !s.ok()) {
+    return Fail(s);
+  }
+  if (absl::Status s = adapter.Add("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", {32, 4}, b);
+      !s.ok()) {
+    return Fail(s);
+  }
+  if (absl::Status s = adapter.Write((dir / "safetensors" / "adapter_model.safetensors").string()); !s.ok()) {
+    return Fail(s);
+  }
   int i = 0;
   for (const char* t : texts) std::ofstream(dir / "text" / ("seed" + std::to_string(i++))) << t;
   return 0;

@@ -1,0 +1,203 @@
+#include "daemon/engine/lora_adapter.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+
+#include "daemon/engine/safetensors.h"
+#include "tests/support/test_support.h"
+
+namespace edgellm::engine {
+namespace {
+
+using edgellm::testing::TestDir;
+
+// The shape of the synthetic "test-spm" model: 2 layers, 64 wide, 4 heads
+// of 16, 2 KV heads, 128 feed-forward.
+LlamaConfig SmallModel() {
+  LlamaConfig c;
+  c.n_layer = 2;
+  c.n_embd = 64;
+  c.n_head = 4;
+  c.n_head_kv = 2;
+  c.head_dim = 16;
+  c.n_ff = 128;
+  c.n_vocab = 384;
+  c.rope_dims = 16;
+  return c;
+}
+
+LoraConfig AllTargets(int rank = 4) {
+  LoraConfig config;
+  config.rank = rank;
+  config.alpha = 8.0f;
+  config.targets = {LoraTarget::kQ, LoraTarget::kK,   LoraTarget::kV,   LoraTarget::kO,
+                    LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kDown};
+  return config;
+}
+
+// Gives every B value a distinct number: B[row][j] = row + j / 100.
+void NumberB(LoraAdapter& adapter) {
+  for (int32_t layer = 0; layer < adapter.n_layer(); ++layer) {
+    for (LoraTarget t : adapter.config().targets) {
+      LoraWeights& w = *adapter.Find(layer, t);
+      for (int64_t row = 0; row < w.out; ++row) {
+        for (int64_t j = 0; j < adapter.config().rank; ++j) {
+          w.b[row * adapter.config().rank + j] = static_cast<float>(row) + static_cast<float>(j) / 100.0f + layer;
+        }
+      }
+    }
+  }
+}
+
+void WriteText(const std::filesystem::path& path, const std::string& text) { std::ofstream(path) << text; }
+
+TEST(LoraAdapter, StartsAsInTheLoraPaperAndTheSameOnEveryMachine) {
+  auto adapter = LoraAdapter::Create(AllTargets(), SmallModel());
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  EXPECT_EQ(adapter->parameter_count(), 2 * 4 * ((64 + 64) + (64 + 32) * 2 + (64 + 64) + (64 + 128) * 2 + (128 + 64)));
+  const LoraWeights& down = *adapter->Find(1, LoraTarget::kDown);
+  EXPECT_EQ(down.in, 128);
+  EXPECT_EQ(down.out, 64);
+  const float bound = 1.0f / std::sqrt(128.0f);
+  float largest = 0.0f;
+  for (float v : down.a) largest = std::max(largest, std::fabs(v));
+  EXPECT_LE(largest, bound);
+  EXPECT_GT(largest, 0.9f * bound) << "uniform over the whole range";
+  for (float v : down.b) EXPECT_EQ(v, 0.0f);
+
+  auto again = LoraAdapter::Create(AllTargets(), SmallModel());
+  EXPECT_EQ(again->Find(1, LoraTarget::kDown)->a, down.a) << "the same seed gives the same A";
+  EXPECT_NE(again->Find(0, LoraTarget::kDown)->a, down.a) << "each layer has its own A";
+  LoraConfig other_seed = AllTargets();
+  other_seed.seed = 7;
+  EXPECT_NE(LoraAdapter::Create(other_seed, SmallModel())->Find(1, LoraTarget::kDown)->a, down.a);
+  EXPECT_FLOAT_EQ(AllTargets().scale(), 2.0f);
+  LoraConfig rs = AllTargets();
+  rs.use_rslora = true;
+  EXPECT_FLOAT_EQ(rs.scale(), 4.0f);
+}
+
+TEST(LoraAdapter, ABadConfigIsRefused) {
+  LoraConfig c = AllTargets();
+  c.rank = 0;
+  EXPECT_EQ(LoraAdapter::Create(c, SmallModel()).status().code(), absl::StatusCode::kInvalidArgument);
+  c = AllTargets();
+  c.dropout = 1.0f;
+  EXPECT_EQ(LoraAdapter::Create(c, SmallModel()).status().code(), absl::StatusCode::kInvalidArgument);
+  c = AllTargets();
+  c.targets.push_back(LoraTarget::kQ);
+  EXPECT_EQ(LoraAdapter::Create(c, SmallModel()).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LoraAdapter, SavedInThePeftLayoutAndReadBackExactly) {
+  const std::filesystem::path dir = TestDir() / "adapter";
+  LoraConfig config = AllTargets();
+  config.freeze_a = true;
+  config.seed = 1234;
+  config.dropout = 0.05f;
+  auto adapter = LoraAdapter::Create(config, SmallModel());
+  ASSERT_TRUE(adapter.ok());
+  NumberB(*adapter);
+  ASSERT_TRUE(adapter->Save(dir.string(), "test-spm").ok());
+
+  auto loaded = LoraAdapter::Load(dir.string(), SmallModel());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->config().rank, 4);
+  EXPECT_EQ(loaded->config().alpha, 8.0f);
+  EXPECT_EQ(loaded->config().dropout, 0.05f);
+  EXPECT_EQ(loaded->config().targets, config.targets);
+  EXPECT_TRUE(loaded->config().freeze_a);
+  EXPECT_EQ(loaded->config().seed, 1234u);
+  for (int32_t layer = 0; layer < 2; ++layer) {
+    for (LoraTarget t : config.targets) {
+      EXPECT_EQ(loaded->Find(layer, t)->a, adapter->Find(layer, t)->a) << LoraTargetName(t);
+      EXPECT_EQ(loaded->Find(layer, t)->b, adapter->Find(layer, t)->b) << LoraTargetName(t);
+    }
+  }
+
+  // What PEFT reads: its names and shapes, q_proj's B rows in Hugging Face
+  // order (each head's rotation pairs de-interleaved), v_proj's as they are.
+  auto raw = SafetensorsReader::Open((dir / "adapter_model.safetensors").string());
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_EQ((*raw)->tensors().size(), 2u * 7 * 2);
+  const SafetensorsTensor* qb = (*raw)->Find("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight");
+  ASSERT_NE(qb, nullptr);
+  EXPECT_EQ(qb->shape, (std::vector<int64_t>{64, 4}));
+  std::vector<float> hf(64 * 4);
+  ReadFloats(*qb, absl::MakeSpan(hf));
+  EXPECT_EQ(hf[1 * 4], 2.0f) << "HF row 1 (first half, pair 1) is GGUF row 2";
+  EXPECT_EQ(hf[8 * 4], 1.0f) << "HF row 8 (second half, pair 0) is GGUF row 1";
+  EXPECT_EQ(hf[(16 + 9) * 4], 16.0f + 3.0f) << "head 1: HF row 9 is GGUF row 3";
+  const SafetensorsTensor* vb = (*raw)->Find("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight");
+  ASSERT_NE(vb, nullptr);
+  std::vector<float> v(32 * 4);
+  ReadFloats(*vb, absl::MakeSpan(v));
+  EXPECT_EQ(v[5 * 4], 5.0f + 1.0f);
+  ASSERT_NE((*raw)->Find("base_model.model.model.layers.1.mlp.down_proj.lora_A.weight"), nullptr);
+
+  std::ifstream config_file(dir / "adapter_config.json");
+  const std::string json((std::istreambuf_iterator<char>(config_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(json.find("\"peft_type\": \"LORA\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"r\": 4"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"base_model_name_or_path\": \"test-spm\""), std::string::npos) << json;
+}
+
+TEST(LoraAdapter, ADirectoryThatDoesNotFitIsRefusedWithItsReason) {
+  const std::filesystem::path dir = TestDir();
+  auto adapter = LoraAdapter::Create(AllTargets(), SmallModel());
+  ASSERT_TRUE(adapter->Save((dir / "good").string(), "m").ok());
+
+  EXPECT_EQ(LoraAdapter::Load((dir / "none").string(), SmallModel()).status().code(), absl::StatusCode::kNotFound);
+
+  LlamaConfig deeper = SmallModel();
+  deeper.n_layer = 3;
+  absl::Status status = LoraAdapter::Load((dir / "good").string(), deeper).status();
+  EXPECT_NE(status.message().find("missing tensor base_model.model.model.layers.2"), std::string::npos) << status;
+
+  LlamaConfig shallower = SmallModel();
+  shallower.n_layer = 1;
+  status = LoraAdapter::Load((dir / "good").string(), shallower).status();
+  EXPECT_NE(status.message().find("unexpected tensor base_model.model.model.layers.1"), std::string::npos) << status;
+
+  LlamaConfig wider = SmallModel();
+  wider.n_ff = 256;
+  status = LoraAdapter::Load((dir / "good").string(), wider).status();
+  EXPECT_NE(status.message().find("gate_proj.lora_B.weight has shape [128, 4], the model needs [256, 4]"), std::string::npos) << status;
+
+  const std::filesystem::path weights = dir / "good" / "adapter_model.safetensors";
+  const auto config_with = [&](const std::string& name, const std::string& json) {
+    std::filesystem::create_directories(dir / name);
+    std::filesystem::copy_file(weights, dir / name / "adapter_model.safetensors");
+    WriteText(dir / name / "adapter_config.json", json);
+    return LoraAdapter::Load((dir / name).string(), SmallModel()).status();
+  };
+  const std::string modules = R"("target_modules": ["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"])";
+  status = config_with("prefix", R"({"peft_type": "PREFIX_TUNING", "r": 4})");
+  EXPECT_NE(status.message().find("peft_type is not LORA"), std::string::npos) << status;
+  status = config_with("regex", R"({"peft_type": "LORA", "r": 4, "target_modules": ".*proj"})");
+  EXPECT_NE(status.message().find("pattern string is not supported"), std::string::npos) << status;
+  status = config_with("unknown", R"({"peft_type": "LORA", "r": 4, "target_modules": ["lm_head"]})");
+  EXPECT_NE(status.message().find("unknown target module \"lm_head\""), std::string::npos) << status;
+  status = config_with("bias", R"({"peft_type": "LORA", "r": 4, "bias": "all", )" + modules + "}");
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  status = config_with("pattern", R"({"peft_type": "LORA", "r": 4, "rank_pattern": {"q_proj": 8}, )" + modules + "}");
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  status = config_with("rank", R"({"peft_type": "LORA", "r": 8, )" + modules + "}");
+  EXPECT_NE(status.message().find("has shape [4, 64], the model needs [8, 64]"), std::string::npos) << status;
+  status = config_with("json", "{\"peft_type\": ");
+  EXPECT_NE(status.message().find("not a JSON object"), std::string::npos) << status;
+  EXPECT_TRUE(config_with("defaults", R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, )" + modules + "}").ok());
+
+  // A value that is not finite.
+  auto poisoned = LoraAdapter::Create(AllTargets(), SmallModel());
+  poisoned->Find(1, LoraTarget::kUp)->b[3] = std::numeric_limits<float>::quiet_NaN();
+  ASSERT_TRUE(poisoned->Save((dir / "nan").string(), "m").ok());
+  status = LoraAdapter::Load((dir / "nan").string(), SmallModel()).status();
+  EXPECT_NE(status.message().find("layers.1.mlp.up_proj.lora_B.weight holds nan"), std::string::npos) << status;
+}
+
+}  // namespace
+}  // namespace edgellm::engine
