@@ -15,6 +15,7 @@ void AddTokenizeCommand(CLI::App& app, absl::Status* result);
 void AddMakeModelCommand(CLI::App& app, absl::Status* result);
 void AddMergeCommand(CLI::App& app, absl::Status* result);
 void AddQuantizeCommand(CLI::App& app, absl::Status* result);
+void AddTrainCommand(CLI::App& app, absl::Status* result);
 
 }  // namespace edgellm::tools
 

@@ -282,6 +282,8 @@ absl::Status LlamaModel::ForwardNoCache(absl::Span<const TokenId> tokens, std::v
   return Forward(tokens, cache.get(), true, logits);
 }
 
+const CpuModelWeights& LlamaModel::cpu_weights() const { return impl_->cpu; }
+
 void LlamaModel::AttachBackend(std::unique_ptr<ForwardBackend> backend) { impl_->backend = std::move(backend); }
 
 }  // namespace edgellm::engine

@@ -24,6 +24,7 @@ namespace edgellm::engine {
 
 class ForwardBackend;
 class GgufReader;
+struct CpuModelWeights;
 class LoraAdapter;
 
 struct ModelOptions {
@@ -105,6 +106,11 @@ class LlamaModel {
   // `tokens` at positions 0..n-1 in one forward of their own, as a reference
   // for the cached path; logits of every token.
   absl::Status ForwardNoCache(absl::Span<const TokenId> tokens, std::vector<float>* logits) const;
+
+  // The weights as the fused pass reads them: in place in the mapping, or
+  // the model's float copies. The LoRA trainer runs these same weights with
+  // autograd, so training needs no second copy of the model.
+  const CpuModelWeights& cpu_weights() const;
 
   // From now on, forwards run on `backend` (see forward_backend.h). Call
   // before the first forward.

@@ -15,6 +15,7 @@
 #include "daemon/engine/linear.h"
 #include "daemon/engine/lora_adapter.h"
 #include "daemon/engine/thread_pool.h"
+#include "daemon/engine/torch_ops.h"
 
 namespace edgellm::engine {
 namespace {
@@ -25,22 +26,6 @@ struct LayerWeights {
   at::Tensor ffn_norm;  // [n_embd]
   std::unique_ptr<Linear> gate, up, down;
 };
-
-at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, float eps) {
-  return x * at::rsqrt(x.square().mean(-1, /*keepdim=*/true) + eps) * weight;
-}
-
-// Rotates adjacent pairs (x[2i], x[2i+1]) of the first rope_dims of each head.
-// x: [n, heads, head_dim]; cos, sin: [n, 1, rope_dims / 2].
-at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t rope_dims) {
-  const int64_t head_dim = x.size(-1);
-  const at::Tensor pairs = x.narrow(-1, 0, rope_dims).unflatten(-1, {rope_dims / 2, 2});
-  const at::Tensor x0 = pairs.select(-1, 0);
-  const at::Tensor x1 = pairs.select(-1, 1);
-  at::Tensor rotated = at::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
-  if (rope_dims == head_dim) return rotated;
-  return at::cat({rotated, x.narrow(-1, rope_dims, head_dim - rope_dims)}, -1);
-}
 
 // Writes `rows` ([n, n_head_kv, head_dim], contiguous on the CPU) as the
 // keys (or values) of `layer` at positions pos0.. of `cache`, whose blocks

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -16,6 +17,9 @@ namespace {
 constexpr int64_t kKernelMaxRows = 32;
 // Output rows per BLAS tile: 64 rows of 2048 floats is half a MiB, in cache.
 constexpr int64_t kTileRows = 64;
+// MultiplyTransposed: columns of W per pool task, and rows per dequantized tile.
+constexpr int64_t kTransposedColumns = 256;
+constexpr int64_t kTransposedTileRows = 512;
 
 }  // namespace
 
@@ -58,6 +62,42 @@ void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(tile_rows),
                 static_cast<int>(in), 1.0f, x, static_cast<int>(in), tile_floats, static_cast<int>(in), 0.0f,
                 y + begin, static_cast<int>(out));
+  });
+}
+
+void MultiplyTransposed(const WeightMatrix& w, const float* y, float* x, int64_t rows) {
+  const int64_t in = w.in_features, out = w.out_features;
+  // Tasks are runs of whole blocks of a row, so each dequantizes on its own.
+  const int64_t block = TraitsOf(w.type).block_size;
+  const uint64_t block_bytes = RowBytes(w.type, static_cast<uint64_t>(block));
+  const uint64_t row_bytes = RowBytes(w.type, static_cast<uint64_t>(in));
+  const int64_t blocks = in / block;
+  ThreadPool::Shared().Run(blocks, std::max<int64_t>(1, kTransposedColumns / block), [&](int64_t begin, int64_t end) {
+    const int64_t c0 = begin * block, width = (end - begin) * block;
+    if (w.type == GgmlType::kF32) {
+      // x[:, c0:c0+width] = y · W[:, c0:c0+width], read where it lies.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(width),
+                  static_cast<int>(out), 1.0f, y, static_cast<int>(out),
+                  reinterpret_cast<const float*>(w.data) + c0, static_cast<int>(in), 0.0f, x + c0,
+                  static_cast<int>(in));
+      return;
+    }
+    thread_local std::vector<float> tile;
+    const int64_t tile_rows = std::min(out, kTransposedTileRows);
+    if (tile.size() < static_cast<size_t>(tile_rows * width)) tile.resize(static_cast<size_t>(tile_rows * width));
+    for (int64_t r0 = 0; r0 < out; r0 += tile_rows) {
+      const int64_t n = std::min(tile_rows, out - r0);
+      for (int64_t r = 0; r < n; ++r) {
+        // Sizes were checked when the weight was loaded: this cannot fail.
+        (void)Dequantize(w.type,
+                         absl::MakeConstSpan(w.data + (r0 + r) * row_bytes + begin * block_bytes,
+                                             (end - begin) * block_bytes),
+                         absl::MakeSpan(tile.data() + r * width, static_cast<size_t>(width)));
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(width),
+                  static_cast<int>(n), 1.0f, y + r0, static_cast<int>(out), tile.data(), static_cast<int>(width),
+                  r0 == 0 ? 0.0f : 1.0f, x + c0, static_cast<int>(in));
+    }
   });
 }
 

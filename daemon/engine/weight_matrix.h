@@ -35,6 +35,12 @@ WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data);
 // while its per-thread scratch grows to the largest tile it has seen.
 void Multiply(const WeightMatrix& weight, const float* x, float* y, int64_t rows);
 
+// x[rows, in] = y[rows, out] · W: the product backward through a frozen
+// weight needs (the gradient of its input). Each pool thread dequantizes a
+// tile of W's columns at a time, so the extra memory is a tile per thread,
+// never the matrix.
+void MultiplyTransposed(const WeightMatrix& weight, const float* y, float* x, int64_t rows);
+
 }  // namespace edgellm::engine
 
 #endif  // EDGELLM_ENGINE_WEIGHT_MATRIX_H_

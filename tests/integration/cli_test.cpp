@@ -1,6 +1,8 @@
 // The `edgellm` CLI, run as a real process.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -176,6 +178,107 @@ TEST(Cli, BadSamplingOptionsAreRefused) {
   const CliRun run = RunCli("generate -m " + kModel + " -p hi --top-p 0");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("top_p"), std::string::npos) << run.err;
+}
+
+std::string FileBytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::string WriteFactData(const std::filesystem::path& dir) {
+  const std::string path = (dir / "facts.jsonl").string();
+  std::ofstream out(path);
+  for (int i = 0; i < 12; ++i) {
+    out << R"({"prompt": "Once upon a time", "completion": " there was a purple dragon named Zog."})" << "\n";
+  }
+  out << "{this line is broken\n";
+  return path;
+}
+
+const char* kTrainFlags = " --steps 24 --lr 1e-2 --targets all --rank 8 --micro-batch 2 --max-length 64 -t 2";
+
+// `edgellm train` prints its plan and loss curve, reports the broken line,
+// and writes a PEFT adapter that `generate --adapter` applies and `merge`
+// bakes into a GGUF that generates the same.
+TEST(Cli, TrainWritesAnAdapterThatGenerateAndMergeUse) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const std::filesystem::path dir = testing::TestDir();
+  const std::string adapter = (dir / "adapter").string();
+  const CliRun train = RunCli("train --model " + kModel + " --data " + WriteFactData(dir) + " --out " + adapter +
+                              kTrainFlags + " --memory-budget 64");
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(train.err.find("facts.jsonl:13: skipped: not valid JSON"), std::string::npos) << train.err;
+  EXPECT_NE(train.out.find("plan: micro-batch"), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find("step 24/24 loss"), std::string::npos) << train.out;
+  EXPECT_NE(train.out.find("eval_loss"), std::string::npos) << train.out;
+  EXPECT_TRUE(std::filesystem::exists(dir / "adapter" / "adapter_config.json"));
+
+  const std::string generate = " --prompt 'Once upon a time' -n 20 --temp 0 --json";
+  const CliRun tuned = RunCli("generate --model " + kModel + " --adapter " + adapter + generate);
+  ASSERT_EQ(tuned.exit_code, 0) << tuned.err;
+  const std::string text = nlohmann::json::parse(tuned.out)["text"];
+  EXPECT_EQ(text.rfind(" there was a purple dragon named Zog.", 0), 0u) << text;
+
+  const std::string merged = (dir / "merged.gguf").string();
+  const CliRun merge = RunCli("merge --model " + kModel + " --adapter " + adapter + " --out " + merged);
+  ASSERT_EQ(merge.exit_code, 0) << merge.err;
+  const CliRun from_merged = RunCli("generate --model " + merged + generate);
+  ASSERT_EQ(from_merged.exit_code, 0) << from_merged.err;
+  EXPECT_EQ(nlohmann::json::parse(from_merged.out)["text"], text);
+
+  const CliRun wrong = RunCli("generate --model " + kModel + " --adapter " + (dir / "none").string() + generate);
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.err.find("adapter_config.json"), std::string::npos) << wrong.err;
+}
+
+// A training run killed with SIGKILL, started again with the same command,
+// resumes from its last checkpoint and ends with the adapter of a run that
+// was never interrupted.
+TEST(Cli, AKilledTrainingResumesToTheSameAdapter) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const std::filesystem::path dir = testing::TestDir();
+  const std::string data = WriteFactData(dir);
+  const std::string flags = std::string(kTrainFlags) + " --checkpoint-every 3 --dropout 0.1";
+  const std::string whole = (dir / "whole").string(), killed = (dir / "killed").string();
+  ASSERT_EQ(RunCli("train --model " + kModel + " --data " + data + " --out " + whole + flags).exit_code, 0);
+
+  // Start the same run and kill it once it has passed step 10.
+  int out_pipe[2];
+  ASSERT_EQ(::pipe(out_pipe), 0);
+  const std::string command = std::string(EDGELLM_BINARY_DIR) + "/tools/edgellm train --model " + kModel +
+                              " --data " + data + " --out " + killed + flags + " 2>/dev/null";
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::dup2(out_pipe[1], STDOUT_FILENO);
+    ::close(out_pipe[0]);
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  std::string seen;
+  char buffer[256];
+  ssize_t n;
+  while (seen.find("step 11/") == std::string::npos && (n = ::read(out_pipe[0], buffer, sizeof(buffer))) > 0) {
+    seen.append(buffer, static_cast<size_t>(n));
+  }
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(out_pipe[0]);
+  ASSERT_NE(seen.find("step 11/"), std::string::npos) << seen;
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it was killed";
+
+  const CliRun resumed = RunCli("train --model " + kModel + " --data " + data + " --out " + killed + flags);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  // Checkpoints fall every third step: step 9, or 12 if the kill landed after it was written.
+  const bool from_9 = resumed.out.find("resuming from the checkpoint at step 9\n") != std::string::npos;
+  const bool from_12 = resumed.out.find("resuming from the checkpoint at step 12\n") != std::string::npos;
+  EXPECT_TRUE(from_9 || from_12) << resumed.out;
+  const std::string expected = FileBytes(std::filesystem::path(whole) / "adapter_model.safetensors");
+  ASSERT_FALSE(expected.empty());
+  EXPECT_TRUE(FileBytes(std::filesystem::path(killed) / "adapter_model.safetensors") == expected)
+      << "the resumed adapter differs from the uninterrupted one";
 }
 
 }  // namespace

@@ -1,0 +1,258 @@
+#include "daemon/train/lora_model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <cmath>
+#include <limits>
+
+#include "daemon/engine/quant_types.h"
+#include "daemon/engine/torch_ops.h"
+#include "daemon/engine/weight_matrix.h"
+
+namespace edgellm::train {
+
+using engine::LoraTarget;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct LoraModel::Context {
+  int64_t rows = 0;    // batch rows
+  int64_t length = 0;  // tokens per row
+  at::Tensor cos, sin;  // [rows * length, 1, rope_dims / 2]
+  at::Tensor mask;      // [rows, 1, length, length], 0 or -inf
+  DropoutSeed dropout;
+};
+
+namespace {
+
+uint64_t Mix(uint64_t a, uint64_t b) {
+  uint64_t x = a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+class FrozenLinearFunction : public torch::autograd::Function<FrozenLinearFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const engine::WeightMatrix* weight) {
+    ctx->saved_data["weight"] = reinterpret_cast<int64_t>(weight);
+    const at::Tensor input = x.contiguous();
+    const int64_t rows = input.numel() / weight->in_features;
+    std::vector<int64_t> shape = input.sizes().vec();
+    shape.back() = weight->out_features;
+    at::Tensor y = at::empty(shape, input.options());
+    engine::Multiply(*weight, input.data_ptr<float>(), y.data_ptr<float>(), rows);
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto* weight = reinterpret_cast<const engine::WeightMatrix*>(ctx->saved_data["weight"].toInt());
+    const at::Tensor grad = grads[0].contiguous();
+    const int64_t rows = grad.numel() / weight->out_features;
+    std::vector<int64_t> shape = grad.sizes().vec();
+    shape.back() = weight->in_features;
+    at::Tensor grad_x = at::empty(shape, grad.options());
+    engine::MultiplyTransposed(*weight, grad.data_ptr<float>(), grad_x.data_ptr<float>(), rows);
+    return {grad_x, at::Tensor()};
+  }
+};
+
+// A layer that keeps only its input, and runs again in the backward pass.
+class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+ public:
+  // `anchor` is a scalar that requires grad: the layer's trainable tensors
+  // are not inputs of this function, so without it a first layer (whose
+  // input is the frozen embedding) would leave the loss without a graph.
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& anchor,
+                            const LoraModel* model, int64_t layer, const LoraModel::Context* context,
+                            const std::vector<at::Tensor>* layer_trainable) {
+    ctx->save_for_backward({x});
+    ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["context"] = reinterpret_cast<int64_t>(context);
+    ctx->saved_data["trainable"] = reinterpret_cast<int64_t>(layer_trainable);
+    at::NoGradGuard no_grad;
+    return model->Layer(static_cast<int32_t>(layer), x, *context);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto* model = reinterpret_cast<const LoraModel*>(ctx->saved_data["model"].toInt());
+    const auto* context = reinterpret_cast<const LoraModel::Context*>(ctx->saved_data["context"].toInt());
+    const auto* trainable = reinterpret_cast<const std::vector<at::Tensor>*>(ctx->saved_data["trainable"].toInt());
+    const at::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    at::AutoGradMode grad_mode(true);
+    const at::Tensor y = model->Layer(static_cast<int32_t>(ctx->saved_data["layer"].toInt()), x, *context);
+    variable_list inputs = {x};
+    inputs.insert(inputs.end(), trainable->begin(), trainable->end());
+    const variable_list input_grads = torch::autograd::grad({y}, inputs, {grads[0]}, /*retain_graph=*/false,
+                                                            /*create_graph=*/false, /*allow_unused=*/true);
+    for (size_t i = 0; i < trainable->size(); ++i) {
+      const at::Tensor& g = input_grads[i + 1];
+      if (!g.defined()) continue;
+      at::Tensor param = (*trainable)[i];
+      at::Tensor& accumulated = param.mutable_grad();
+      accumulated = accumulated.defined() ? accumulated + g : g.clone();
+    }
+    return {input_grads[0], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor FloatView(const float* data, std::vector<int64_t> shape) {
+  return at::from_blob(const_cast<float*>(data), shape, at::TensorOptions(at::kFloat));
+}
+
+}  // namespace
+
+at::Tensor FrozenLinear(const at::Tensor& x, const engine::WeightMatrix& weight) {
+  return FrozenLinearFunction::apply(x, &weight);
+}
+
+LoraModel::LoraModel(const engine::LlamaModel& base, engine::LoraAdapter& adapter, bool recompute_layers)
+    : base_(base),
+      config_(base.config()),
+      weights_(base.cpu_weights()),
+      adapter_(adapter),
+      recompute_layers_(recompute_layers) {
+  const int64_t rank = adapter.config().rank;
+  lora_.resize(config_.n_layer);
+  layer_trainable_.resize(config_.n_layer);
+  for (int32_t layer = 0; layer < config_.n_layer; ++layer) {
+    for (LoraTarget target : adapter.config().targets) {
+      engine::LoraWeights& w = *adapter.Find(layer, target);
+      at::Tensor a = FloatView(w.a.data(), {rank, w.in});
+      at::Tensor b = FloatView(w.b.data(), {w.out, rank});
+      if (!adapter.config().freeze_a) {
+        a.requires_grad_(true);
+        trainable_.push_back(a);
+        trainable_names_.push_back(engine::PeftTensorName(layer, target, false));
+        layer_trainable_[layer].push_back(a);
+      }
+      b.requires_grad_(true);
+      trainable_.push_back(b);
+      trainable_names_.push_back(engine::PeftTensorName(layer, target, true));
+      layer_trainable_[layer].push_back(b);
+      lora_[layer][static_cast<int>(target)] = {a, b};
+    }
+  }
+  anchor_ = at::zeros({}, at::kFloat).requires_grad_(true);
+  const int64_t half = config_.rope_dims / 2;
+  rope_cos_ = FloatView(weights_.rope_cos, {base.context_length(), half});
+  rope_sin_ = FloatView(weights_.rope_sin, {base.context_length(), half});
+}
+
+at::Tensor LoraModel::Project(const at::Tensor& x, const engine::WeightMatrix& weight, int32_t layer,
+                              LoraTarget target, const Context& context) const {
+  at::Tensor y = FrozenLinear(x, weight);
+  const auto& [a, b] = lora_[layer][static_cast<int>(target)];
+  if (!a.defined()) return y;
+  at::Tensor input = x;
+  if (context.dropout.rate > 0.0f) {
+    at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(
+        Mix(Mix(context.dropout.seed, static_cast<uint64_t>(layer)), static_cast<uint64_t>(target)));
+    const at::Tensor keep = at::empty_like(x).bernoulli_(1.0 - context.dropout.rate, generator);
+    input = x * keep / (1.0 - context.dropout.rate);
+  }
+  return y + at::linear(at::linear(input, a), b) * adapter_.scale();
+}
+
+at::Tensor LoraModel::Layer(int32_t layer, const at::Tensor& x, const Context& context) const {
+  const engine::CpuLayerWeights& w = weights_.layers[layer];
+  const int64_t d = config_.n_embd, hd = config_.head_dim;
+  const int64_t n_head = config_.n_head, n_kv = config_.n_head_kv;
+  const int64_t rows = context.rows, length = context.length;
+  const float eps = config_.rms_norm_eps;
+
+  const at::Tensor h = engine::RmsNorm(x, FloatView(w.attn_norm, {d}), eps);
+  auto heads = [&](const at::Tensor& t, int64_t count) {  // [rows * length, count * hd] -> [rows, count, length, hd]
+    return t.view({rows, length, count, hd}).transpose(1, 2);
+  };
+  const at::Tensor q = engine::ApplyRope(Project(h, w.wq, layer, LoraTarget::kQ, context).view({-1, n_head, hd}),
+                                         context.cos, context.sin, config_.rope_dims);
+  const at::Tensor k = engine::ApplyRope(Project(h, w.wk, layer, LoraTarget::kK, context).view({-1, n_kv, hd}),
+                                         context.cos, context.sin, config_.rope_dims);
+  const at::Tensor v = Project(h, w.wv, layer, LoraTarget::kV, context);
+  const int64_t group = n_head / n_kv;
+  at::Tensor keys = heads(k.reshape({-1, n_kv * hd}), n_kv);
+  at::Tensor values = heads(v, n_kv);
+  if (group > 1) {
+    keys = keys.repeat_interleave(group, 1);
+    values = values.repeat_interleave(group, 1);
+  }
+  const at::Tensor queries = heads(q.reshape({-1, n_head * hd}), n_head);
+  const at::Tensor scores =
+      at::matmul(queries, keys.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(hd))) + context.mask;
+  const at::Tensor attended =
+      at::matmul(at::softmax(scores, -1), values).transpose(1, 2).reshape({rows * length, n_head * hd});
+  const at::Tensor after_attention = x + Project(attended, w.wo, layer, LoraTarget::kO, context);
+
+  const at::Tensor h2 = engine::RmsNorm(after_attention, FloatView(w.ffn_norm, {d}), eps);
+  const at::Tensor gate = Project(h2, w.gate, layer, LoraTarget::kGate, context);
+  const at::Tensor up = Project(h2, w.up, layer, LoraTarget::kUp, context);
+  return after_attention + Project(at::silu(gate) * up, w.down, layer, LoraTarget::kDown, context);
+}
+
+LoraModel::Context LoraModel::MakeContext(const TrainingBatch& batch, const DropoutSeed& dropout) const {
+  const int64_t rows = batch.tokens.size(0), length = batch.tokens.size(1);
+  Context context;
+  context.rows = rows;
+  context.length = length;
+  context.dropout = dropout;
+  const at::Tensor positions = batch.positions.reshape({-1});
+  context.cos = rope_cos_.index_select(0, positions).unsqueeze(1);
+  context.sin = rope_sin_.index_select(0, positions).unsqueeze(1);
+  // Token i sees token j of its own example at or before it (and itself, so a pad row is never empty).
+  const at::Tensor same = batch.segments.unsqueeze(2) == batch.segments.unsqueeze(1);
+  const at::Tensor causal = at::ones({length, length}, at::kBool).tril();
+  const at::Tensor allowed = (same & causal) | at::eye(length, at::kBool);
+  context.mask = at::zeros({rows, 1, length, length}, at::kFloat)
+                     .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+  return context;
+}
+
+at::Tensor LoraModel::LossSum(const TrainingBatch& batch, const Context& context) const {
+  const int64_t rows = context.rows, length = context.length;
+  const int64_t d = config_.n_embd;
+  // The embedding of each token, dequantized; the base is frozen, so no gradient goes there.
+  at::Tensor x = at::empty({rows * length, d}, at::kFloat);
+  const at::Tensor tokens = batch.tokens.reshape({-1}).contiguous();
+  const uint64_t row_bytes = engine::RowBytes(weights_.embedding_type, static_cast<uint64_t>(d));
+  const int64_t* ids = tokens.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows * length; ++i) {
+    const int64_t id = ids[i];
+    (void)engine::Dequantize(weights_.embedding_type,
+                             absl::MakeConstSpan(weights_.embedding + static_cast<uint64_t>(id) * row_bytes, row_bytes),
+                             absl::MakeSpan(x.data_ptr<float>() + i * d, static_cast<size_t>(d)));
+  }
+
+  for (int32_t layer = 0; layer < config_.n_layer; ++layer) {
+    x = recompute_layers_ && at::GradMode::is_enabled()
+            ? CheckpointedLayer::apply(x, anchor_, this, static_cast<int64_t>(layer), &context,
+                                       &layer_trainable_[layer])
+            : Layer(layer, x, context);
+  }
+  // Only labelled tokens reach the (vocabulary-wide) output.
+  const at::Tensor labels = batch.labels.reshape({-1});
+  const at::Tensor labelled = labels.ge(0).nonzero().squeeze(1);
+  const at::Tensor last = engine::RmsNorm(x.index_select(0, labelled), FloatView(weights_.output_norm, {d}),
+                                          config_.rms_norm_eps);
+  const at::Tensor logits = FrozenLinear(last, weights_.output);
+  return at::cross_entropy_loss(logits, labels.index_select(0, labelled), {}, at::Reduction::Sum);
+}
+
+double LoraModel::LossAndBackward(const TrainingBatch& batch, const DropoutSeed& dropout, double loss_scale) const {
+  at::AutoGradMode grad_mode(true);
+  // Recomputed layers read the context during backward(): it lives until then.
+  const Context context = MakeContext(batch, dropout);
+  const at::Tensor loss = LossSum(batch, context);
+  (loss * loss_scale).backward();
+  return loss.item<double>();
+}
+
+double LoraModel::Loss(const TrainingBatch& batch) const {
+  at::NoGradGuard no_grad;
+  return LossSum(batch, MakeContext(batch, DropoutSeed{})).item<double>();
+}
+
+}  // namespace edgellm::train
