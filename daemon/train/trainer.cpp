@@ -291,9 +291,10 @@ absl::StatusOr<std::unique_ptr<LoraTrainer>> LoraTrainer::Create(const engine::L
   EDGELLM_ASSIGN_OR_RETURN(impl->adapter, engine::LoraAdapter::Create(options.lora, base.config()));
   impl->warmup = options.warmup_steps >= 0 ? options.warmup_steps : std::min(100, options.steps / 10);
   impl->options_fingerprint = OptionsFingerprint(options, impl->plan, base);
-  // LibTorch's own operations (attention, norms) get the engine's threads;
-  // the frozen products run on the engine's pool, one stage at a time.
-  at::set_num_threads(engine::ThreadPool::Shared().size());
+  // The frozen products (nearly all the work) run on the engine's pool.
+  // LibTorch's OpenMP threads would spin between its operations against that
+  // pool: with two of them on 2 cores a step took 35% longer.
+  at::set_num_threads(1);
   impl->model = std::make_unique<LoraModel>(base, *impl->adapter, impl->plan.recompute_layers);
   impl->optimizer = std::make_unique<AdamW>(
       impl->model->trainable(), AdamWOptions{options.beta1, options.beta2, 1e-8, options.weight_decay});
