@@ -20,6 +20,7 @@
 #include "daemon/engine/draft_length.h"
 #include "daemon/engine/drafter.h"
 #include "daemon/engine/llama_model.h"
+#include "daemon/engine/lora_adapter.h"
 #include "daemon/ops/config.h"
 #include "daemon/ops/http_endpoint.h"
 #include "daemon/ops/memory_guard.h"
@@ -116,6 +117,18 @@ int Run(const ops::DaemonConfig& args) {
     Log("drafting with " + std::filesystem::path(args.draft_model).stem().string() + " for requests with draft_tokens > 0" +
         " (default " + std::to_string(args.draft_tokens) + ")");
   }
+  // Adapters, each checked once here against the model.
+  std::vector<serve::ServedAdapter> adapters;
+  for (const auto& [name, dir] : args.adapters) {
+    absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, (*model)->config());
+    if (!adapter.ok()) {
+      Log("adapter " + name + ": " + std::string(adapter.status().message()));
+      return 2;
+    }
+    Log("adapter " + name + ": rank " + std::to_string(adapter->config().rank) + ", " +
+        std::to_string(adapter->parameter_count()) + " values, from " + dir);
+    adapters.push_back({name, std::make_shared<const engine::LoraAdapter>(*std::move(adapter))});
+  }
   engine::KvPoolOptions pool_options;
   pool_options.block_size = args.kv_block_size;
   pool_options.prefix_caching = args.prefix_caching;
@@ -148,6 +161,7 @@ int Run(const ops::DaemonConfig& args) {
   scheduler.Start();
   service_config.sessions.max_sessions = args.max_sessions;
   service_config.draft_tokens = args.draft_tokens;
+  service_config.adapters = std::move(adapters);
   // Measured once, so drafting stops wherever checking drafts costs more than it saves.
   service_config.draft_row_cost = engine::MeasureRowCost(**model);
   Log("one more row costs " + std::to_string(service_config.draft_row_cost) + " of a decode step");
@@ -281,6 +295,9 @@ int main(int argc, char** argv) {
   flags.Add("--tls-client-ca", &DaemonConfig::tls_client_ca,
             "PEM CA bundle: require client certificates it signed (mutual TLS)");
   flags.Add("--drain-timeout", &DaemonConfig::drain_timeout_seconds, "Seconds to finish in-flight requests on SIGTERM");
+  std::vector<std::string> adapter_flags;
+  app.add_option("--adapter", adapter_flags,
+                 "NAME=DIR: serve the PEFT adapter in DIR as NAME (repeatable; adds to the config's adapters)");
   CLI11_PARSE(app, argc, argv);
 
   DaemonConfig config;
@@ -293,6 +310,14 @@ int main(int argc, char** argv) {
     config = *loaded;
   }
   flags.ApplyTo(config);
+  for (const std::string& flag : adapter_flags) {
+    const size_t equals = flag.find('=');
+    if (equals == std::string::npos) {
+      edgellm::Log("--adapter " + flag + ": expected NAME=DIR");
+      return 2;
+    }
+    config.adapters[flag.substr(0, equals)] = flag.substr(equals + 1);
+  }
   if (absl::Status s = config.Validate(); !s.ok()) {
     edgellm::Log(std::string(s.message()));
     return 2;

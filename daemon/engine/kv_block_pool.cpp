@@ -58,17 +58,17 @@ KvBlockPool::KvBlockPool(KvShape shape, KvPoolOptions options, uint64_t block_by
 
 KvBlockPool::~KvBlockPool() { ::munmap(base_, block_bytes_ * static_cast<uint64_t>(options_.block_count)); }
 
-std::unique_ptr<KvCache> KvBlockPool::NewCache(int32_t capacity) {
-  return std::make_unique<KvCache>(shared_from_this(), capacity);
+std::unique_ptr<KvCache> KvBlockPool::NewCache(int32_t capacity, uint64_t prefix_space) {
+  return std::make_unique<KvCache>(shared_from_this(), capacity, prefix_space);
 }
 
 std::unique_ptr<KvCache> KvBlockPool::NewCacheWithPrefix(absl::Span<const TokenId> tokens, int32_t capacity,
-                                                         int32_t max_reuse) {
-  std::unique_ptr<KvCache> cache = NewCache(capacity);
+                                                         int32_t max_reuse, uint64_t prefix_space) {
+  std::unique_ptr<KvCache> cache = NewCache(capacity, prefix_space);
   if (!options_.prefix_caching) return cache;
   const int32_t size = block_size();
   max_reuse = std::min({max_reuse, capacity, static_cast<int32_t>(tokens.size())});
-  KvBlockParent parent;
+  KvBlockParent parent = KeyOf(-1, prefix_space);
   int32_t matched = 0;  // positions covered by the blocks found
   // Whole blocks first, by their exact content.
   while (matched < max_reuse && matched + size <= static_cast<int32_t>(tokens.size())) {
@@ -96,6 +96,10 @@ std::unique_ptr<KvCache> KvBlockPool::NewCacheWithPrefix(absl::Span<const TokenI
 }
 
 KvBlockParent KvBlockPool::ParentOf(int32_t block) const { return {block, blocks_[block].generation}; }
+
+KvBlockParent KvBlockPool::KeyOf(int32_t parent, uint64_t prefix_space) const {
+  return parent < 0 ? KvBlockParent{-1, prefix_space} : ParentOf(parent);
+}
 
 absl::StatusOr<int32_t> KvBlockPool::Allocate() {
   int32_t block;
@@ -137,9 +141,10 @@ void KvBlockPool::Release(int32_t block) {
   }
 }
 
-int32_t KvBlockPool::Register(int32_t block, int32_t parent, absl::Span<const TokenId> tokens) {
+int32_t KvBlockPool::Register(int32_t block, int32_t parent, absl::Span<const TokenId> tokens,
+                              uint64_t prefix_space) {
   if (index_.Contains(block)) return block;
-  const KvBlockParent key = parent < 0 ? KvBlockParent{} : ParentOf(parent);
+  const KvBlockParent key = KeyOf(parent, prefix_space);
   const int32_t existing = index_.Find(key, tokens);
   if (existing < 0) {
     index_.Insert(block, key, tokens);
@@ -151,9 +156,10 @@ int32_t KvBlockPool::Register(int32_t block, int32_t parent, absl::Span<const To
   return existing;
 }
 
-void KvBlockPool::RegisterTail(int32_t block, int32_t parent, absl::Span<const TokenId> tokens) {
+void KvBlockPool::RegisterTail(int32_t block, int32_t parent, absl::Span<const TokenId> tokens,
+                               uint64_t prefix_space) {
   if (index_.Contains(block)) return;
-  const KvBlockParent key = parent < 0 ? KvBlockParent{} : ParentOf(parent);
+  const KvBlockParent key = KeyOf(parent, prefix_space);
   if (index_.Find(key, tokens) >= 0) return;
   index_.Insert(block, key, tokens);
 }

@@ -76,13 +76,16 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   int32_t BlocksFor(int32_t positions) const { return (positions + block_size() - 1) / block_size(); }
 
   // An empty cache that may grow to `capacity` positions; it takes blocks as
-  // it grows and gives them back when destroyed.
-  std::unique_ptr<KvCache> NewCache(int32_t capacity);
+  // it grows and gives them back when destroyed. Blocks are shared only
+  // between caches of the same `prefix_space`: sequences whose keys and
+  // values differ for the same tokens (another LoRA adapter) use their own.
+  std::unique_ptr<KvCache> NewCache(int32_t capacity, uint64_t prefix_space = 0);
   // A cache that starts with the longest prefix of `tokens`, at most
-  // `max_reuse` positions, whose blocks the pool already holds; length() says
-  // how many positions that is (0 when nothing matches or prefix caching is off).
+  // `max_reuse` positions, whose blocks the pool already holds in
+  // `prefix_space`; length() says how many positions that is (0 when nothing
+  // matches or prefix caching is off).
   std::unique_ptr<KvCache> NewCacheWithPrefix(absl::Span<const TokenId> tokens, int32_t capacity,
-                                              int32_t max_reuse);
+                                              int32_t max_reuse, uint64_t prefix_space = 0);
 
   // Forgets every cached block and gives the memory of blocks no cache holds
   // back to the OS. Returns the bytes released (of blocks written since the
@@ -108,12 +111,15 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   // Registers `block`, just filled with `tokens` after `parent`. If an
   // identical block is registered already, returns that one, held in place of
   // `block` (which is released); otherwise returns `block`.
-  int32_t Register(int32_t block, int32_t parent, absl::Span<const TokenId> tokens);
+  int32_t Register(int32_t block, int32_t parent, absl::Span<const TokenId> tokens, uint64_t prefix_space);
   // Registers the partly filled last block of a cache about to give it back,
   // unless it is registered or an identical one is.
-  void RegisterTail(int32_t block, int32_t parent, absl::Span<const TokenId> tokens);
+  void RegisterTail(int32_t block, int32_t parent, absl::Span<const TokenId> tokens, uint64_t prefix_space);
   void CopyBlock(int32_t from, int32_t to);
   KvBlockParent ParentOf(int32_t block) const;
+  // The parent key of a block after `parent` (-1: the first block, whose key
+  // is the prefix space).
+  KvBlockParent KeyOf(int32_t parent, uint64_t prefix_space) const;
 
   struct BlockState {
     int32_t holders = 0;

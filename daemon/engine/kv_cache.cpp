@@ -5,7 +5,8 @@
 
 namespace edgellm::engine {
 
-KvCache::KvCache(std::shared_ptr<KvBlockPool> pool, int32_t capacity) : pool_(std::move(pool)), capacity_(capacity) {
+KvCache::KvCache(std::shared_ptr<KvBlockPool> pool, int32_t capacity, uint64_t prefix_space)
+    : pool_(std::move(pool)), capacity_(capacity), prefix_space_(prefix_space) {
   // Room for every position up front, so a growing sequence never reallocates mid-decode.
   tokens_.reserve(static_cast<size_t>(capacity));
   block_table_.reserve(static_cast<size_t>(pool_->BlocksFor(capacity)));
@@ -18,7 +19,7 @@ KvCache::~KvCache() {
   if (pool_->prefix_caching() && length() % block_size != 0 && tail < block_table_.size() &&
       pool_->holders(block_table_[tail]) == 1) {
     pool_->RegisterTail(block_table_[tail], tail > 0 ? block_table_[tail - 1] : -1,
-                        absl::MakeConstSpan(tokens_).subspan(tail * block_size));
+                        absl::MakeConstSpan(tokens_).subspan(tail * block_size), prefix_space_);
   }
   Truncate(0);
 }
@@ -86,7 +87,8 @@ void KvCache::Append(absl::Span<const TokenId> tokens) {
     const size_t full = static_cast<size_t>(length() / block_size) - 1;
     const int32_t parent = full > 0 ? block_table_[full - 1] : -1;
     block_table_[full] = pool_->Register(block_table_[full], parent,
-                                         absl::MakeConstSpan(tokens_).subspan(full * block_size, block_size));
+                                         absl::MakeConstSpan(tokens_).subspan(full * block_size, block_size),
+                                         prefix_space_);
   }
 }
 

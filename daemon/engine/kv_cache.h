@@ -25,7 +25,7 @@ class KvBlockPool;
 class KvCache {
  public:
   // Use KvBlockPool::NewCache or LlamaModel::NewCache.
-  KvCache(std::shared_ptr<KvBlockPool> pool, int32_t capacity);
+  KvCache(std::shared_ptr<KvBlockPool> pool, int32_t capacity, uint64_t prefix_space = 0);
   ~KvCache();  // gives every block back to the pool
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
@@ -61,6 +61,7 @@ class KvCache {
   friend class KvBlockPool;  // starts a cache with shared prefix blocks
   std::shared_ptr<KvBlockPool> pool_;
   int32_t capacity_;
+  uint64_t prefix_space_;  // see KvBlockPool::NewCache
   std::vector<TokenId> tokens_;
   std::vector<int32_t> block_table_;
 };

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <functional>
 #include <map>
 
@@ -57,7 +59,17 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   auto bool_field = [&](bool* field) -> Reader {
     return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "true or false"); };
   };
+  auto adapters_field = [&](const YAML::Node& n, const std::string& k) -> absl::Status {
+    if (!n.IsMap()) return KeyError(origin, n, k, "expected a mapping of names to adapter directories");
+    for (const auto& entry : n) {
+      std::string dir;
+      EDGELLM_RETURN_IF_ERROR(Read(origin, entry.second, k + "." + entry.first.as<std::string>(), &dir, "a directory"));
+      config.adapters[entry.first.as<std::string>()] = dir;
+    }
+    return absl::OkStatus();
+  };
   const std::map<std::string, Reader> readers = {
+      {"adapters", adapters_field},
       {"model", text_field(&config.model)},
       {"listen", text_field(&config.listen)},
       {"tls_cert", text_field(&config.tls_cert)},
@@ -121,6 +133,17 @@ absl::Status DaemonConfig::Validate() const {
   }
   if (!(session_ttl_seconds > 0)) return absl::InvalidArgumentError("session_ttl_seconds must be positive");
   if (listen.empty()) return absl::InvalidArgumentError("listen must not be empty");
+  for (const auto& [name, dir] : adapters) {
+    const bool good_name = !name.empty() && name.size() <= 64 &&
+                           std::all_of(name.begin(), name.end(), [](char c) {
+                             return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+                           });
+    if (!good_name) {
+      return absl::InvalidArgumentError(
+          edgellm::StrCat("adapter name '", name.substr(0, 64), "' must be 1-64 of [A-Za-z0-9._-]"));
+    }
+    if (dir.empty()) return absl::InvalidArgumentError(edgellm::StrCat("adapter ", name, " has no directory"));
+  }
   if (tls_cert.empty() != tls_key.empty()) {
     return absl::InvalidArgumentError("tls_cert and tls_key go together: give both or neither");
   }

@@ -5,6 +5,7 @@
 #define EDGELLM_OPS_CONFIG_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -50,6 +51,10 @@ struct DaemonConfig {
   // token. Each drafting request holds a KV cache of it beside the budget
   // above. Empty: prompt lookup.
   std::string draft_model;
+  // LoRA adapters to serve, by name: PEFT directories (adapter_config.json +
+  // adapter_model.safetensors) made for the model. A request picks one with
+  // its `adapter` field. Names: 1-64 of [A-Za-z0-9._-].
+  std::map<std::string, std::string> adapters;
   // Multi-turn sessions kept at once, and how long an idle one is kept.
   int32_t max_sessions = 256;
   double session_ttl_seconds = 600.0;

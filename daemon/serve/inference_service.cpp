@@ -1,7 +1,9 @@
 #include "daemon/serve/inference_service.h"
 
+#include <algorithm>
 #include <random>
 
+#include "absl/strings/str_join.h"
 #include "common/str_cat.h"
 #include "daemon/engine/utf8.h"
 #include "daemon/serve/generate_reactor.h"
@@ -41,6 +43,7 @@ InferenceService::InferenceService(const engine::LlamaModel& model, Scheduler& s
   info_.set_quantization(std::string(model_.weight_type()));
   info_.set_context_length(static_cast<uint32_t>(model_.context_length()));
   info_.set_version("local");
+  for (const ServedAdapter& a : config_.adapters) info_.add_adapters(a.name);
 }
 
 absl::Status InferenceService::CheckModel(const std::string& name) const {
@@ -63,12 +66,22 @@ absl::StatusOr<GenerationRequest> InferenceService::ToGenerationRequest(const gr
     return absl::InvalidArgumentError(edgellm::StrCat("max_tokens ", request.max_tokens(),
                                                       " does not fit the context of ", model_.context_length()));
   }
-  if (!request.adapter().empty()) {
-    return absl::InvalidArgumentError(edgellm::StrCat("unknown adapter '", request.adapter(), "' (none is loaded)"));
-  }
-
   GenerationRequest out;
   engine::GenerateOptions& o = out.options;
+  if (!request.adapter().empty()) {
+    const auto& adapters = config_.adapters;
+    auto it = std::find_if(adapters.begin(), adapters.end(),
+                           [&](const ServedAdapter& a) { return a.name == request.adapter(); });
+    if (it == adapters.end()) {
+      std::vector<std::string> names;
+      for (const ServedAdapter& a : adapters) names.push_back(a.name);
+      return absl::InvalidArgumentError(edgellm::StrCat(
+          "unknown adapter '", request.adapter().substr(0, 64), "'; loaded: ",
+          names.empty() ? std::string("none") : absl::StrJoin(names, ", ")));
+    }
+    o.adapter = it->adapter.get();
+    out.prefix_space = static_cast<uint64_t>(it - adapters.begin()) + 1;
+  }
   o.max_tokens = static_cast<int32_t>(request.max_tokens());
   const v1::SamplingParams& p = request.sampling();
   if (p.has_temperature()) o.sampling.temperature = p.temperature();

@@ -9,10 +9,13 @@
 #define EDGELLM_SERVE_INFERENCE_SERVICE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "daemon/engine/llama_model.h"
+#include "daemon/engine/lora_adapter.h"
 #include "daemon/serve/scheduler.h"
 #include "daemon/serve/serve_metrics.h"
 #include "daemon/serve/session_store.h"
@@ -20,12 +23,19 @@
 
 namespace edgellm::serve {
 
+// A LoRA adapter the daemon serves, chosen by GenerateRequest.adapter.
+struct ServedAdapter {
+  std::string name;
+  std::shared_ptr<const engine::LoraAdapter> adapter;
+};
+
 struct InferenceServiceConfig {
   std::string model_name;               // what clients name; "" also selects it
   uint64_t max_prompt_bytes = 1 << 20;  // longer prompts, texts or conversations are refused
   SessionStoreConfig sessions;
   int32_t draft_tokens = 0;  // speculative drafts per step for requests that do not say; 0: off
   double draft_row_cost = 0.0;  // the model's, for every request's drafting (GenerateOptions)
+  std::vector<ServedAdapter> adapters;  // made for the model
 };
 
 // Thread-safe: handlers run on gRPC's threads.

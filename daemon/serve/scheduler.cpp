@@ -27,7 +27,9 @@ struct Scheduler::Sequence {
         max_positions(static_cast<int32_t>(std::min<int64_t>(
             context, static_cast<int64_t>(state.prompt_ids().size()) + request.options.max_tokens))),
         sampling(request.options.sampling),
-        draft_length(request.options.draft_tokens, request.options.draft_row_cost) {}
+        draft_length(request.options.draft_tokens, request.options.draft_row_cost),
+        adapter(request.options.adapter),
+        prefix_space(request.prefix_space) {}
 
   uint64_t id;
   Clock::time_point deadline;
@@ -44,6 +46,8 @@ struct Scheduler::Sequence {
   engine::Draft draft;                 // this step's drafts
   int32_t draft_tokens = 0;            // speculative drafts checked so far
   int32_t accepted_tokens = 0;         // of those, the ones that stood
+  const engine::LoraAdapter* adapter;  // applied unmerged to this sequence; nullptr: none
+  uint64_t prefix_space;               // see GenerationRequest
   Clock::time_point submitted = Clock::now();
   Clock::time_point first_token{};
   Clock::time_point last_token{};
@@ -254,7 +258,7 @@ bool Scheduler::AttachCache(Sequence& seq, const std::vector<std::unique_ptr<Seq
   const std::vector<engine::TokenId>& prompt = seq.state.prompt_ids();
   // The last prompt token always runs: its logits start the generation.
   std::unique_ptr<engine::KvCache> cache =
-      pool_->NewCacheWithPrefix(prompt, seq.max_positions, static_cast<int32_t>(prompt.size()) - 1);
+      pool_->NewCacheWithPrefix(prompt, seq.max_positions, static_cast<int32_t>(prompt.size()) - 1, seq.prefix_space);
   int32_t needed = cache->BlocksToGrow(seq.max_positions);
   for (const auto& other : active) needed += other->cache->BlocksToGrow(other->max_positions);
   if (needed > pool_->available_blocks()) return false;
@@ -307,7 +311,7 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     const std::vector<engine::TokenId>& prompt = seq->state.prompt_ids();
     if (seq->prefilled < prompt.size()) {
       const size_t n = std::min(prompt.size() - seq->prefilled, static_cast<size_t>(config_.prefill_chunk));
-      items.push_back({absl::MakeConstSpan(prompt).subspan(seq->prefilled, n), seq->cache.get()});
+      items.push_back({absl::MakeConstSpan(prompt).subspan(seq->prefilled, n), seq->cache.get(), false, seq->adapter});
       seq->step_tokens = static_cast<int32_t>(n);
       continue;
     }
@@ -316,7 +320,7 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     const int32_t room = seq->max_positions - seq->cache->length() - 1;
     ProposeDrafts(*seq, std::min(seq->draft_length.Next(), room));
     seq->input.insert(seq->input.end(), seq->draft.tokens.begin(), seq->draft.tokens.end());
-    items.push_back({seq->input, seq->cache.get(), /*all_logits=*/seq->input.size() > 1});
+    items.push_back({seq->input, seq->cache.get(), /*all_logits=*/seq->input.size() > 1, seq->adapter});
     seq->step_tokens = static_cast<int32_t>(seq->input.size());
   }
   std::vector<float> logits;

@@ -76,7 +76,11 @@ using EventSink = std::function<void(GenerationEvent)>;
 
 struct GenerationRequest {
   std::vector<engine::TokenId> prompt_ids;
+  // options.adapter, when set, must outlive the request.
   engine::GenerateOptions options;
+  // Requests share prompt KV blocks only within one prefix space: 0 for the
+  // base model, one of its own for each adapter (whose keys and values differ).
+  uint64_t prefix_space = 0;
   Clock::time_point deadline = Clock::time_point::max();
 };
 

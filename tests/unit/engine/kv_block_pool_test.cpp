@@ -90,6 +90,23 @@ TEST(KvBlockPool, ANewCacheStartsWithTheBlocksOfItsLongestKnownPrefix) {
   EXPECT_EQ(d->tokens(), (std::vector<TokenId>{1, 2, 3, 4, 5, 6}));
 }
 
+// Caches of another prefix space (another LoRA adapter, whose keys and
+// values differ for the same tokens) never share blocks.
+TEST(KvBlockPool, BlocksAreSharedOnlyWithinAPrefixSpace) {
+  auto pool = MakePool(8);
+  auto base = pool->NewCache(16);
+  Fill(*base, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto adapted = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5, 6, 7, 8, 9}, 16, 8, 7);
+  EXPECT_EQ(adapted->length(), 0);
+  Fill(*adapted, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  EXPECT_NE(adapted->block_table()[0], base->block_table()[0]) << "identical blocks of two spaces stay apart";
+  auto same_space = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5, 6, 7, 8, 10}, 16, 8, 7);
+  EXPECT_EQ(same_space->length(), 8);
+  EXPECT_EQ(same_space->block_table()[0], adapted->block_table()[0]);
+  auto base_again = pool->NewCacheWithPrefix(std::vector<TokenId>{1, 2, 3, 4, 5, 6, 7, 8, 10}, 16, 8);
+  EXPECT_EQ(base_again->block_table()[0], base->block_table()[0]);
+}
+
 TEST(KvBlockPool, TheLastPartlyFilledBlockOfAFinishedCacheIsReusedToo) {
   auto pool = MakePool(8);
   { auto a = pool->NewCache(16); Fill(*a, {1, 2, 3, 4, 5, 6}); }

@@ -28,10 +28,13 @@ TEST(DaemonConfig, ReadsEveryKey) {
       "context_length: 512\nmax_active: 4\nmax_waiting: 0\nprefill_chunk: 64\ndrain_timeout_seconds: 2.5\n"
       "tls_cert: /c.pem\ntls_key: /k.pem\ntls_client_ca: /ca.pem\nkv_cache_mib: 64\nkv_block_size: 32\n"
       "prefix_caching: false\nmax_sessions: 9\nsession_ttl_seconds: 30\nmemory_low_mib: 512\n"
-      "memory_critical_mib: 128\ndraft_tokens: 5\ndraft_model: /d.gguf\n",
+      "memory_critical_mib: 128\ndraft_tokens: 5\ndraft_model: /d.gguf\n"
+      "adapters:\n  support-v2: /var/lib/edgellm/adapters/support\n  fr: /a/fr\n",
       "full.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->model, "/m.gguf");
+  EXPECT_EQ(c->adapters, (std::map<std::string, std::string>{{"fr", "/a/fr"},
+                                                             {"support-v2", "/var/lib/edgellm/adapters/support"}}));
   EXPECT_EQ(c->draft_tokens, 5);
   EXPECT_EQ(c->draft_model, "/d.gguf");
   EXPECT_EQ(c->listen, "unix:/tmp/s.sock");
@@ -73,6 +76,9 @@ TEST(DaemonConfig, MistakesAreNamedWithTheirLine) {
   ExpectRefused("tls_client_ca: /ca.pem\n", "tls_client_ca needs tls_cert");
   ExpectRefused("memory_low_mib: 10\nmemory_critical_mib: 20\n", "memory_critical_mib must not exceed");
   ExpectRefused("kv_block_size: 0\n", "kv_block_size 0 must be at least 1");
+  ExpectRefused("adapters: /a/dir\n", "bad.yaml:1: adapters: expected a mapping of names to adapter directories");
+  ExpectRefused("adapters:\n  a: [x]\n", "adapters.a: expected a directory");
+  ExpectRefused("adapters:\n  'bad name': /a\n", "adapter name 'bad name' must be 1-64 of [A-Za-z0-9._-]");
 }
 
 TEST(DaemonConfig, TheShippedExampleParses) {
