@@ -17,6 +17,7 @@
 #include <functional>
 #include <vector>
 
+#include "common/str_cat.h"
 #include "daemon/engine/draft_length.h"
 #include "daemon/engine/drafter.h"
 #include "daemon/engine/llama_model.h"
@@ -30,6 +31,7 @@
 #include "daemon/serve/serve_metrics.h"
 #include "daemon/serve/inference_service.h"
 #include "daemon/serve/scheduler.h"
+#include "daemon/train/training_worker.h"
 
 namespace edgellm {
 
@@ -55,6 +57,43 @@ double ResidentBytes() {
 
 bool IsLoopback(const std::string& address) {
   return address.rfind("127.", 0) == 0 || address.rfind("localhost:", 0) == 0 || address.rfind("[::1]:", 0) == 0;
+}
+
+// The trainer's command line: the edgellm CLI's `train` in its JSON mode.
+std::vector<std::string> TrainingCommand(const ops::DaemonConfig& args) {
+  std::string program = args.train_program;
+  if (program.empty()) {
+    std::error_code ec;
+    const std::filesystem::path beside = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "edgellm";
+    program = !ec && std::filesystem::exists(beside) ? beside.string() : "edgellm";
+  }
+  return {program,
+          "train",
+          "--model",
+          args.model,
+          "--data",
+          args.train_data,
+          "--out",
+          args.train_dir,
+          "--steps",
+          std::to_string(args.train_steps),
+          "--lr",
+          std::to_string(args.train_learning_rate),
+          "--rank",
+          std::to_string(args.train_rank),
+          "--alpha",
+          std::to_string(args.train_alpha),
+          "--targets",
+          args.train_targets,
+          "--max-length",
+          std::to_string(args.train_max_length),
+          "--micro-batch",
+          std::to_string(args.train_micro_batch),
+          "--memory-budget",
+          std::to_string(args.train_memory_budget_mib),
+          "--threads",
+          std::to_string(args.threads),
+          "--json"};
 }
 
 int Run(const ops::DaemonConfig& args) {
@@ -148,7 +187,47 @@ int Run(const ops::DaemonConfig& args) {
   ops::MetricsRegistry registry;
   serve::ServeMetrics serve_metrics(registry, service_config.model_name);
   registry.AddCallbackGauge("process_resident_memory_bytes", "Resident memory size in bytes.", ResidentBytes);
+  // On-device training: a child process, paused whenever requests are served.
+  serve::InferenceService* service_for_training = nullptr;  // set once the service exists
+  std::unique_ptr<train::TrainingWorker> trainer;
+  if (!args.train_data.empty()) {
+    ops::Gauge& train_step = registry.AddGauge("edgellm_train_step", "Optimizer steps of on-device training done.");
+    ops::Gauge& train_loss = registry.AddGauge("edgellm_train_loss", "Training loss of the last step.");
+    ops::Gauge& eval_loss = registry.AddGauge("edgellm_train_eval_loss", "Loss on the held-out examples, last measured.");
+    ops::Counter& train_tokens = registry.AddCounter("edgellm_train_tokens_total", "Tokens trained on.");
+    train::TrainingWorkerConfig worker_config;
+    worker_config.command = TrainingCommand(args);
+    worker_config.out_dir = args.train_dir;
+    worker_config.busy_share = args.train_busy_share;
+    worker_config.idle_grace = std::chrono::milliseconds(static_cast<int64_t>(args.train_idle_seconds * 1000));
+    train::TrainingWorker::Callbacks callbacks;
+    callbacks.log = [](const std::string& line) { Log(line); };
+    callbacks.on_step = [&](const train::TrainingProgress& p) {
+      train_step.Set(p.step);
+      train_loss.Set(p.loss);
+      if (p.eval_loss) eval_loss.Set(*p.eval_loss);
+      train_tokens.Add(static_cast<double>(p.tokens));
+      Log(StrCat("training: step ", p.step, "/", p.steps, " loss ", p.loss,
+                 p.eval_loss ? StrCat(" eval_loss ", *p.eval_loss) : std::string(), " (", p.seconds, " s)"));
+    };
+    callbacks.on_done = [&, name = args.train_adapter](const std::string& dir) {
+      absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, (*model)->config());
+      if (!adapter.ok()) {
+        Log("training: the finished adapter cannot be served: " + std::string(adapter.status().message()));
+        return;
+      }
+      service_for_training->AddAdapter({name, std::make_shared<const engine::LoraAdapter>(*std::move(adapter))});
+      Log("training: done; serving the adapter as '" + name + "'");
+    };
+    trainer = std::make_unique<train::TrainingWorker>(worker_config, callbacks);
+    registry.AddCallbackGauge("edgellm_train_state",
+                              "On-device training: 0 starting, 1 running, 2 paused for requests, 3 done, 4 failed, 5 stopped.",
+                              [&trainer] { return static_cast<double>(trainer->state()); });
+  }
   serve::SchedulerConfig scheduler_config;
+  if (trainer != nullptr) {
+    scheduler_config.on_busy_change = [&trainer](bool busy) { trainer->SetBusy(busy); };
+  }
   scheduler_config.max_active = args.max_active;
   scheduler_config.max_waiting = args.max_waiting;
   scheduler_config.prefill_chunk = args.prefill_chunk;
@@ -168,6 +247,7 @@ int Run(const ops::DaemonConfig& args) {
   service_config.sessions.idle_ttl =
       std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
   serve::InferenceService service(**model, scheduler, service_config, &serve_metrics);
+  service_for_training = &service;
 
   ops::MemoryGuardConfig guard_config;
   guard_config.low_bytes = static_cast<uint64_t>(args.memory_low_mib) << 20;
@@ -217,6 +297,10 @@ int Run(const ops::DaemonConfig& args) {
   serving = true;
   Log("serving " + service_config.model_name + " on " + args.listen);
   ops::NotifyReady("serving " + service_config.model_name);
+  if (trainer != nullptr) {
+    Log("training on " + args.train_data + " into " + args.train_dir + " while no request is being served");
+    trainer->Start();
+  }
   // A step that runs for a minute means the loop is stuck: stop feeding the watchdog.
   ops::WatchdogPinger watchdog([&scheduler] { return scheduler.Alive(std::chrono::minutes(1)); });
 
@@ -234,6 +318,8 @@ int Run(const ops::DaemonConfig& args) {
   // Every stream has ended: what remains are idle connections, closed at once.
   server->Shutdown(std::chrono::system_clock::now());
   scheduler.Stop();
+  // Its checkpoint stays: the next start resumes.
+  if (trainer != nullptr) trainer->Stop();
   if (!socket_path.empty()) std::filesystem::remove(socket_path);
   Log("stopped");
   return 0;

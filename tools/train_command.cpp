@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/str_cat.h"
@@ -20,6 +22,7 @@ struct TrainArgs {
   std::string targets = "q_proj,v_proj";
   int32_t threads = 0;
   bool fresh = false;
+  bool json = false;
   train::TrainerOptions options;
 };
 
@@ -60,15 +63,28 @@ absl::Status RunTrain(TrainArgs args) {
   for (const train::DataProblem& p : data.problems) {
     std::cerr << args.data << ":" << p.line << ": skipped: " << p.reason << "\n";
   }
-  std::cout << absl::StrFormat("model %s (%s, %d layers); data %s: %d examples -> %d training rows, %d held out\n",
-                               args.model, (*model)->weight_type(), (*model)->config().n_layer, args.data,
-                               data.examples, data.train.size(), data.eval.size());
-  std::cout << absl::StrFormat("LoRA rank %d alpha %g on %s: %d trainable values%s\n", args.options.lora.rank,
-                               args.options.lora.alpha, args.targets, t.adapter().parameter_count(),
-                               args.options.lora.freeze_a ? " (A frozen: FFA-LoRA)" : "");
-  std::cout << "plan: " << t.plan().Describe() << "\n";
-  if (t.resumed()) std::cout << "resuming from the checkpoint at step " << t.step() << "\n";
-  if (!t.resumed()) {
+  if (args.json) {
+    // One JSON object per line, for a supervisor (edgellmd) to read.
+    std::cout << nlohmann::json({{"event", "plan"},
+                                 {"plan", t.plan().Describe()},
+                                 {"examples", data.examples},
+                                 {"train_rows", data.train.size()},
+                                 {"eval_rows", data.eval.size()},
+                                 {"skipped_lines", data.problems.size()},
+                                 {"step", t.step()},
+                                 {"steps", args.options.steps}})
+              << std::endl;
+  } else {
+    std::cout << absl::StrFormat("model %s (%s, %d layers); data %s: %d examples -> %d training rows, %d held out\n",
+                                 args.model, (*model)->weight_type(), (*model)->config().n_layer, args.data,
+                                 data.examples, data.train.size(), data.eval.size());
+    std::cout << absl::StrFormat("LoRA rank %d alpha %g on %s: %d trainable values%s\n", args.options.lora.rank,
+                                 args.options.lora.alpha, args.targets, t.adapter().parameter_count(),
+                                 args.options.lora.freeze_a ? " (A frozen: FFA-LoRA)" : "");
+    std::cout << "plan: " << t.plan().Describe() << "\n";
+    if (t.resumed()) std::cout << "resuming from the checkpoint at step " << t.step() << "\n";
+  }
+  if (!t.resumed() && !args.json) {
     auto eval = t.EvalLoss();
     if (!eval.ok()) return eval.status();
     if (eval->has_value()) std::cout << absl::StrFormat("step 0 eval_loss %.4f\n", **eval);
@@ -76,6 +92,16 @@ absl::Status RunTrain(TrainArgs args) {
   while (!t.done()) {
     auto report = t.Step();
     if (!report.ok()) return report.status();
+    if (args.json) {
+      nlohmann::json step = {{"event", "step"},        {"step", report->step},
+                             {"steps", args.options.steps}, {"loss", report->loss},
+                             {"learning_rate", report->learning_rate}, {"grad_norm", report->grad_norm},
+                             {"tokens", report->tokens},  {"seconds", report->seconds},
+                             {"skipped", report->skipped}};
+      if (report->eval_loss) step["eval_loss"] = *report->eval_loss;
+      std::cout << step.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+      continue;
+    }
     std::string line = absl::StrFormat("step %d/%d loss %.4f lr %.3g grad_norm %.3f tokens %d %.2f s (%.0f tok/s)",
                                        report->step, args.options.steps, report->loss, report->learning_rate,
                                        report->grad_norm, report->tokens, report->seconds,
@@ -86,6 +112,10 @@ absl::Status RunTrain(TrainArgs args) {
   }
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(std::filesystem::path(args.out) / "adapter_model.safetensors", ec);
+  if (args.json) {
+    std::cout << nlohmann::json({{"event", "done"}, {"adapter", args.out}, {"adapter_bytes", bytes}}) << std::endl;
+    return absl::OkStatus();
+  }
   std::cout << absl::StrFormat("adapter written to %s (%d bytes; the model is %d bytes)\n", args.out, bytes,
                                std::filesystem::file_size(args.model, ec));
   return absl::OkStatus();
@@ -127,6 +157,7 @@ void AddTrainCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("--seed", o.seed, "Seed of the data split, order and dropout")->capture_default_str();
   cmd->add_option("-t,--threads", args->threads, "Compute threads (default: one per core)");
   cmd->add_flag("--fresh", args->fresh, "Ignore a checkpoint in --out and start over");
+  cmd->add_flag("--json", args->json, "Report progress as one JSON object per line (plan, step..., done)");
   cmd->callback([args, result] { *result = RunTrain(*args); });
 }
 

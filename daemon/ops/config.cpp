@@ -91,6 +91,20 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
       {"memory_low_mib", int_field(&config.memory_low_mib)},
       {"memory_critical_mib", int_field(&config.memory_critical_mib)},
       {"drain_timeout_seconds", number_field(&config.drain_timeout_seconds)},
+      {"train_data", text_field(&config.train_data)},
+      {"train_dir", text_field(&config.train_dir)},
+      {"train_adapter", text_field(&config.train_adapter)},
+      {"train_steps", int_field(&config.train_steps)},
+      {"train_learning_rate", number_field(&config.train_learning_rate)},
+      {"train_rank", int_field(&config.train_rank)},
+      {"train_alpha", number_field(&config.train_alpha)},
+      {"train_targets", text_field(&config.train_targets)},
+      {"train_max_length", int_field(&config.train_max_length)},
+      {"train_micro_batch", int_field(&config.train_micro_batch)},
+      {"train_memory_budget_mib", int_field(&config.train_memory_budget_mib)},
+      {"train_busy_share", number_field(&config.train_busy_share)},
+      {"train_idle_seconds", number_field(&config.train_idle_seconds)},
+      {"train_program", text_field(&config.train_program)},
   };
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>();
@@ -133,17 +147,31 @@ absl::Status DaemonConfig::Validate() const {
   }
   if (!(session_ttl_seconds > 0)) return absl::InvalidArgumentError("session_ttl_seconds must be positive");
   if (listen.empty()) return absl::InvalidArgumentError("listen must not be empty");
+  EDGELLM_RETURN_IF_ERROR(at_least("train_steps", train_steps, 1));
+  EDGELLM_RETURN_IF_ERROR(at_least("train_rank", train_rank, 1));
+  EDGELLM_RETURN_IF_ERROR(at_least("train_max_length", train_max_length, 32));
+  EDGELLM_RETURN_IF_ERROR(at_least("train_micro_batch", train_micro_batch, 1));
+  EDGELLM_RETURN_IF_ERROR(at_least("train_memory_budget_mib", train_memory_budget_mib, 0));
+  if (!(train_learning_rate > 0)) return absl::InvalidArgumentError("train_learning_rate must be positive");
+  if (!(train_alpha > 0)) return absl::InvalidArgumentError("train_alpha must be positive");
+  if (!(train_busy_share >= 0 && train_busy_share <= 1)) {
+    return absl::InvalidArgumentError("train_busy_share must be within [0, 1]");
+  }
+  if (!(train_idle_seconds >= 0)) return absl::InvalidArgumentError("train_idle_seconds must not be negative");
+  if (!train_data.empty() && train_dir.empty()) return absl::InvalidArgumentError("train_data needs a train_dir");
+  auto check_name = [](const std::string& name) {
+    const bool good = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    });
+    return good ? absl::OkStatus()
+                : absl::InvalidArgumentError(
+                      edgellm::StrCat("adapter name '", name.substr(0, 64), "' must be 1-64 of [A-Za-z0-9._-]"));
+  };
   for (const auto& [name, dir] : adapters) {
-    const bool good_name = !name.empty() && name.size() <= 64 &&
-                           std::all_of(name.begin(), name.end(), [](char c) {
-                             return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-                           });
-    if (!good_name) {
-      return absl::InvalidArgumentError(
-          edgellm::StrCat("adapter name '", name.substr(0, 64), "' must be 1-64 of [A-Za-z0-9._-]"));
-    }
+    EDGELLM_RETURN_IF_ERROR(check_name(name));
     if (dir.empty()) return absl::InvalidArgumentError(edgellm::StrCat("adapter ", name, " has no directory"));
   }
+  EDGELLM_RETURN_IF_ERROR(check_name(train_adapter));
   if (tls_cert.empty() != tls_key.empty()) {
     return absl::InvalidArgumentError("tls_cert and tls_key go together: give both or neither");
   }

@@ -55,6 +55,25 @@ struct DaemonConfig {
   // adapter_model.safetensors) made for the model. A request picks one with
   // its `adapter` field. Names: 1-64 of [A-Za-z0-9._-].
   std::map<std::string, std::string> adapters;
+  // On-device LoRA training on local data, in a child process (the
+  // `edgellm train` CLI) that inference preempts: stopped the moment a
+  // request arrives, continued once none has been served for
+  // train_idle_seconds. When it finishes, the adapter is served as
+  // train_adapter. Empty train_data: no training.
+  std::string train_data;        // JSONL: {"text": ...} or {"prompt": ..., "completion": ...} per line
+  std::string train_dir = "/var/lib/edgellmd/train";  // the adapter and its checkpoint (a restart resumes)
+  std::string train_adapter = "local";
+  int32_t train_steps = 100;
+  double train_learning_rate = 2e-4;
+  int32_t train_rank = 8;
+  double train_alpha = 16.0;
+  std::string train_targets = "q_proj,v_proj";  // or "all"
+  int32_t train_max_length = 256;
+  int32_t train_micro_batch = 4;
+  int32_t train_memory_budget_mib = 0;  // activations and optimizer state of a step; 0: no limit
+  double train_busy_share = 0.0;        // share of time it may also run while requests are served
+  double train_idle_seconds = 0.25;
+  std::string train_program;            // the edgellm CLI; empty: the one beside edgellmd, else on PATH
   // Multi-turn sessions kept at once, and how long an idle one is kept.
   int32_t max_sessions = 256;
   double session_ttl_seconds = 600.0;

@@ -43,7 +43,7 @@ InferenceService::InferenceService(const engine::LlamaModel& model, Scheduler& s
   info_.set_quantization(std::string(model_.weight_type()));
   info_.set_context_length(static_cast<uint32_t>(model_.context_length()));
   info_.set_version("local");
-  for (const ServedAdapter& a : config_.adapters) info_.add_adapters(a.name);
+  for (const ServedAdapter& a : config_.adapters) AddAdapter(a);
 }
 
 absl::Status InferenceService::CheckModel(const std::string& name) const {
@@ -69,18 +69,20 @@ absl::StatusOr<GenerationRequest> InferenceService::ToGenerationRequest(const gr
   GenerationRequest out;
   engine::GenerateOptions& o = out.options;
   if (!request.adapter().empty()) {
-    const auto& adapters = config_.adapters;
-    auto it = std::find_if(adapters.begin(), adapters.end(),
-                           [&](const ServedAdapter& a) { return a.name == request.adapter(); });
-    if (it == adapters.end()) {
+    absl::MutexLock lock(&adapters_mu_);
+    auto it = std::find_if(adapters_.begin(), adapters_.end(),
+                           [&](const LoadedAdapter& a) { return a.served.name == request.adapter(); });
+    if (it == adapters_.end()) {
       std::vector<std::string> names;
-      for (const ServedAdapter& a : adapters) names.push_back(a.name);
+      for (const LoadedAdapter& a : adapters_) names.push_back(a.served.name);
+      std::sort(names.begin(), names.end());
       return absl::InvalidArgumentError(edgellm::StrCat(
           "unknown adapter '", request.adapter().substr(0, 64), "'; loaded: ",
           names.empty() ? std::string("none") : absl::StrJoin(names, ", ")));
     }
-    o.adapter = it->adapter.get();
-    out.prefix_space = static_cast<uint64_t>(it - adapters.begin()) + 1;
+    out.adapter = it->served.adapter;
+    o.adapter = out.adapter.get();
+    out.prefix_space = it->prefix_space;
   }
   o.max_tokens = static_cast<int32_t>(request.max_tokens());
   const v1::SamplingParams& p = request.sampling();
@@ -191,8 +193,28 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerConte
 
 grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
                                                        const v1::ListModelsRequest*, v1::ListModelsResponse* response) {
-  *response->add_models() = info_;
+  v1::ModelInfo* info = response->add_models();
+  *info = info_;
+  std::vector<std::string> names;
+  {
+    absl::MutexLock lock(&adapters_mu_);
+    for (const LoadedAdapter& a : adapters_) names.push_back(a.served.name);
+  }
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) info->add_adapters(name);
   return Reply(context, absl::OkStatus());
+}
+
+void InferenceService::AddAdapter(ServedAdapter adapter) {
+  absl::MutexLock lock(&adapters_mu_);
+  LoadedAdapter loaded{std::move(adapter), next_prefix_space_++};
+  auto it = std::find_if(adapters_.begin(), adapters_.end(),
+                         [&](const LoadedAdapter& a) { return a.served.name == loaded.served.name; });
+  if (it != adapters_.end()) {
+    *it = std::move(loaded);
+  } else {
+    adapters_.push_back(std::move(loaded));
+  }
 }
 
 }  // namespace edgellm::serve

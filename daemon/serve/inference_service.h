@@ -35,7 +35,7 @@ struct InferenceServiceConfig {
   SessionStoreConfig sessions;
   int32_t draft_tokens = 0;  // speculative drafts per step for requests that do not say; 0: off
   double draft_row_cost = 0.0;  // the model's, for every request's drafting (GenerateOptions)
-  std::vector<ServedAdapter> adapters;  // made for the model
+  std::vector<ServedAdapter> adapters;  // made for the model; more may come with AddAdapter
 };
 
 // Thread-safe: handlers run on gRPC's threads.
@@ -59,7 +59,16 @@ class InferenceService final : public v1::Inference::CallbackService {
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
 
+  // Serves `adapter` from now on, replacing one of the same name; requests
+  // in flight keep the one they started with.
+  void AddAdapter(ServedAdapter adapter);
+
  private:
+  struct LoadedAdapter {
+    ServedAdapter served;
+    uint64_t prefix_space;  // never reused, so a replaced adapter's KV blocks are never shared
+  };
+
   absl::Status CheckModel(const std::string& name) const;
   // `prompt` is the request's, or the session's conversation followed by it.
   absl::StatusOr<GenerationRequest> ToGenerationRequest(const grpc::CallbackServerContext& context,
@@ -70,8 +79,11 @@ class InferenceService final : public v1::Inference::CallbackService {
   Scheduler& scheduler_;
   const InferenceServiceConfig config_;
   ServeMetrics* const metrics_;
-  v1::ModelInfo info_;  // computed once
+  v1::ModelInfo info_;  // computed once, but for its adapters
   SessionStore sessions_;
+  mutable absl::Mutex adapters_mu_;
+  std::vector<LoadedAdapter> adapters_ ABSL_GUARDED_BY(adapters_mu_);
+  uint64_t next_prefix_space_ ABSL_GUARDED_BY(adapters_mu_) = 1;
   absl::Mutex streams_mu_;
   int open_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
 };

@@ -29,6 +29,7 @@ struct Scheduler::Sequence {
         sampling(request.options.sampling),
         draft_length(request.options.draft_tokens, request.options.draft_row_cost),
         adapter(request.options.adapter),
+        adapter_owner(std::move(request.adapter)),
         prefix_space(request.prefix_space) {}
 
   uint64_t id;
@@ -47,6 +48,7 @@ struct Scheduler::Sequence {
   int32_t draft_tokens = 0;            // speculative drafts checked so far
   int32_t accepted_tokens = 0;         // of those, the ones that stood
   const engine::LoraAdapter* adapter;  // applied unmerged to this sequence; nullptr: none
+  std::shared_ptr<const engine::LoraAdapter> adapter_owner;
   uint64_t prefix_space;               // see GenerationRequest
   Clock::time_point submitted = Clock::now();
   Clock::time_point first_token{};
@@ -96,6 +98,7 @@ absl::StatusOr<uint64_t> Scheduler::Submit(GenerationRequest request, EventSink 
   }
   const uint64_t id = next_id_++;
   waiting_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(sink), model_, context));
+  if (config_.on_busy_change) config_.on_busy_change(true);
   return id;
 }
 
@@ -179,6 +182,7 @@ bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::ve
   running_ = static_cast<int32_t>(active.size());
   if (active.empty()) {
     PublishGauges(active, waiting_.size());  // the last sequences may have just finished
+    if (waiting_.empty() && config_.on_busy_change) config_.on_busy_change(false);
     mu_.Await(absl::Condition(
         +[](Scheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
           return s->stopping_ || s->cut_off_ || !s->waiting_.empty() || !s->cancel_requests_.empty();

@@ -50,6 +50,10 @@ struct SchedulerConfig {
   // sequence with its own drafter and KV cache outside the pool; nullptr:
   // from prompt lookup.
   const engine::LlamaModel* draft_model = nullptr;
+  // Told true when a request arrives and false when none is left to serve
+  // (on the caller's and the loop's thread, under the scheduler's lock: it
+  // must return at once). On-device training pauses on it.
+  std::function<void(bool busy)> on_busy_change = nullptr;
 };
 
 // One message to a request's owner. Every accepted request receives events
@@ -76,8 +80,9 @@ using EventSink = std::function<void(GenerationEvent)>;
 
 struct GenerationRequest {
   std::vector<engine::TokenId> prompt_ids;
-  // options.adapter, when set, must outlive the request.
   engine::GenerateOptions options;
+  // Owns options.adapter, if any, for as long as the request runs.
+  std::shared_ptr<const engine::LoraAdapter> adapter;
   // Requests share prompt KV blocks only within one prefix space: 0 for the
   // base model, one of its own for each adapter (whose keys and values differ).
   uint64_t prefix_space = 0;

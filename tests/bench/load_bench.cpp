@@ -28,6 +28,7 @@ struct Args {
   std::vector<int> clients = {1, 4, 16};
   int requests_per_client = 4;
   uint32_t max_tokens = 64;
+  int pause_ms = 0;  // each client waits this long before each request
   std::string prompt = "Once upon a time, in a small town at the edge of the forest, there lived";
 };
 
@@ -52,6 +53,7 @@ struct Samples {
 // One client: `requests` streams one after another, greedy, fixed length.
 void RunClient(v1::Inference::Stub& stub, const Args& args, Samples& samples) {
   for (int r = 0; r < args.requests_per_client; ++r) {
+    if (args.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(args.pause_ms));
     v1::GenerateRequest request;
     request.set_prompt(args.prompt);
     request.set_max_tokens(args.max_tokens);
@@ -126,6 +128,10 @@ int main(int argc, char** argv) {
   app.add_option("--requests-per-client", args.requests_per_client, "Streams each client runs in turn")
       ->capture_default_str();
   app.add_option("--max-tokens", args.max_tokens, "Tokens per stream (greedy)")->capture_default_str();
+  app.add_option("--pause-ms", args.pause_ms,
+                 "Each client waits this long before each request (so that requests find the daemon idle, "
+                 "or training running)")
+      ->capture_default_str();
   app.add_option("--prompt", args.prompt, "Prompt of every request");
   CLI11_PARSE(app, argc, argv);
   return edgellm::bench::Run(args);

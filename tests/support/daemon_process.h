@@ -102,6 +102,7 @@ class DaemonProcess {
     return grpc::CreateChannel(target_, credentials);
   }
   const std::string& socket() const { return socket_; }
+  pid_t pid() const { return pid_; }
 
   // UNKNOWN when the check itself fails.
   grpc::health::v1::HealthCheckResponse::ServingStatus HealthStatus() const {

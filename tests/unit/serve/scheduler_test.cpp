@@ -101,6 +101,33 @@ TEST_F(SchedulerTest, ARequestWaitsUntilTheKvBlocksItMayNeedAreFree) {
   EXPECT_EQ(two.tokens, Reference(b, 24));
 }
 
+// What on-device training pauses on: busy the moment a request is queued,
+// idle once none is left, told on every change.
+TEST_F(SchedulerTest, ItSaysWhenItTurnsBusyAndIdle) {
+  absl::Mutex mu;
+  std::vector<bool> changes;
+  SchedulerConfig config;
+  config.on_busy_change = [&](bool busy) {
+    absl::MutexLock lock(&mu);
+    if (changes.empty() || changes.back() != busy) changes.push_back(busy);
+  };
+  auto scheduler = MakeScheduler(12, config);
+  auto idle = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return !changes.empty() && !changes.back(); };
+  Collector first;
+  ASSERT_TRUE(scheduler->Submit(Request(Prompt(10, 1), 8), first.Sink()).ok());
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_FALSE(changes.empty());
+    EXPECT_TRUE(changes.back()) << "busy before Submit returns";
+  }
+  ASSERT_TRUE(first.Wait().status.ok());
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&idle));
+  // The loop may have said idle once before the request came.
+  if (changes.front() == false && changes.size() > 2) changes.erase(changes.begin());
+  EXPECT_EQ(changes, (std::vector<bool>{true, false}));
+}
+
 TEST_F(SchedulerTest, RequestsThatFitRunTogether) {
   auto scheduler = MakeScheduler(12, {.max_active = 4});
   const std::vector<TokenId> a = Prompt(20, 1), b = Prompt(20, 2);
