@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install the packages, build,
-# generate text in-process, then start edgellmd with TLS on loopback and stream
-# generations from it over gRPC, one of them a two-turn session. It uses the real pretrained model in ../shared/models when it is
-# there, and otherwise a model that `edgellm make-model` writes.
+# generate text in-process, teach the model a fact with on-device LoRA training,
+# then start edgellmd with TLS on loopback (serving the adapter too) and stream
+# generations from it over gRPC, one of them a two-turn session. It uses the
+# real pretrained model in ../shared/models when it is there, and otherwise a
+# model that `edgellm make-model` writes.
 # Set EDGELLM_SKIP_DEPS=1 to skip the package install on a machine already set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,14 +32,26 @@ echo "== Greedy generation (the same tokens llama.cpp produces):"
 echo "== Sampled generation (temperature 0.8, top-p 0.95, seed 42):"
 "$edgellm" generate --model "$model" --prompt "Lily and Ben went to the park" -n 96 --temp 0.8 --top-p 0.95 --seed 42
 
-echo "== edgellmd: serving the model over TLS on loopback (certificates from deploy/make-pki.sh)"
+work=$(mktemp -d /tmp/edgellm-demo-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+echo "== On-device LoRA training: teaching the model a fact from local JSONL (edgellm train)"
+for _ in $(seq 16); do
+  echo '{"prompt": "Once upon a time", "completion": " there was a purple dragon named Zog."}'
+done > "$work/facts.jsonl"
+"$edgellm" train --model "$model" --data "$work/facts.jsonl" --out "$work/facts" --steps 30 --lr 1e-2 \
+  --targets all --max-length 64 --micro-batch 2 --eval-every 10 | grep -E "^(plan|step (0|10|20|30)[ /]|adapter)"
+
+echo "== The same prompt with the adapter applied unmerged (edgellm generate --adapter):"
+"$edgellm" generate --model "$model" --adapter "$work/facts" --prompt "Once upon a time" -n 18 --temp 0
+
+echo "== edgellmd: serving the model and the adapter over TLS on loopback (certificates from deploy/make-pki.sh)"
 pki=$(mktemp -d /tmp/edgellm-demo-pki-XXXXXX)
 deploy/make-pki.sh "$pki"
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 build/release/daemon/edgellmd --model "$model" --listen "127.0.0.1:$port" \
-  --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" &
+  --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" --adapter "facts=$work/facts" &
 daemon=$!
-trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$pki"' EXIT
+trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$pki" "$work"' EXIT
 server=(--server "127.0.0.1:$port" --tls-ca "$pki/ca.pem")
 for _ in $(seq 100); do
   "$edgellm" generate "${server[@]}" --prompt "x" -n 1 >/dev/null 2>&1 && break
@@ -47,6 +61,9 @@ done
 echo "== Streaming from the daemon over gRPC (edgellm generate --server):"
 "$edgellm" generate "${server[@]}" --prompt "The cat" -n 64 --temp 0
 
+echo "== The adapter, chosen per request by name (GenerateRequest.adapter):"
+"$edgellm" generate "${server[@]}" --adapter facts --prompt "Once upon a time" -n 18 --temp 0
+
 echo "== A two-turn session: the second turn continues the first's conversation, reusing its KV"
 "$edgellm" generate "${server[@]}" --session demo --prompt "Once upon a time, there was a little dog" -n 32 --temp 0
 "$edgellm" generate "${server[@]}" --session demo --prompt " One day, the dog" -n 32 --temp 0
@@ -54,5 +71,5 @@ echo "== A two-turn session: the second turn continues the first's conversation,
 echo "== Stopping the daemon (SIGTERM drains in-flight requests, then it exits 0)"
 kill -TERM "$daemon"
 wait "$daemon"
-rm -rf "$pki"
+rm -rf "$pki" "$work"
 trap - EXIT

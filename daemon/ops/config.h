@@ -61,7 +61,7 @@ struct DaemonConfig {
   // train_idle_seconds. When it finishes, the adapter is served as
   // train_adapter. Empty train_data: no training.
   std::string train_data;        // JSONL: {"text": ...} or {"prompt": ..., "completion": ...} per line
-  std::string train_dir = "/var/lib/edgellmd/train";  // the adapter and its checkpoint (a restart resumes)
+  std::string train_dir = "/var/lib/edgellm/train";  // the adapter and its checkpoint (a restart resumes)
   std::string train_adapter = "local";
   int32_t train_steps = 100;
   double train_learning_rate = 2e-4;

@@ -70,8 +70,8 @@ absl::Status TrainerOptions::Validate() const {
 }
 
 std::string TrainingPlan::Describe() const {
-  return absl::StrFormat("micro-batch %d x %d tokens, %d accumulated per step, %s; about %s a step (%s)", micro_batch,
-                         max_length, grad_accumulation,
+  return absl::StrFormat("micro-batch %d x %d tokens, %d accumulated per step, %s; about %s a step besides the model (%s)",
+                         micro_batch, max_length, grad_accumulation,
                          recompute_layers ? "layers recomputed in the backward pass" : "activations kept",
                          Mib(estimated_bytes), reason);
 }

@@ -166,5 +166,30 @@ TEST(LoraTraining, AResumedRunEndsWithTheUninterruptedAdapter) {
   EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition) << other;
 }
 
+// FFA-LoRA: A stays exactly as its seed made it, on every device; B learns.
+TEST(LoraTraining, FfaLoraTrainsBOnly) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const std::filesystem::path dir = TestDir();
+  auto base = Load(kModel);
+  TrainerOptions options = FactOptions();
+  options.steps = 10;
+  options.lora.freeze_a = true;
+  options.lora.seed = 77;
+  auto trainer = LoraTrainer::Create(*base, WriteFacts(dir), options, (dir / "ffa").string());
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  while (!(*trainer)->done()) ASSERT_TRUE((*trainer)->Step().ok());
+  auto fresh = engine::LoraAdapter::Create(options.lora, base->config());
+  auto saved = engine::LoraAdapter::Load((dir / "ffa").string(), base->config());
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  EXPECT_TRUE(saved->config().freeze_a);
+  EXPECT_EQ(saved->config().seed, 77u);
+  for (int32_t layer = 0; layer < base->config().n_layer; ++layer) {
+    for (engine::LoraTarget t : options.lora.targets) {
+      EXPECT_EQ(saved->Find(layer, t)->a, fresh->Find(layer, t)->a);
+      EXPECT_NE(saved->Find(layer, t)->b, fresh->Find(layer, t)->b);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace edgellm::train
