@@ -27,11 +27,7 @@ struct TrainArgs {
 };
 
 absl::StatusOr<std::vector<engine::LoraTarget>> ParseTargets(const std::string& list) {
-  if (list == "all") {
-    return std::vector<engine::LoraTarget>{engine::LoraTarget::kQ,    engine::LoraTarget::kK,  engine::LoraTarget::kV,
-                                           engine::LoraTarget::kO,    engine::LoraTarget::kGate,
-                                           engine::LoraTarget::kUp,   engine::LoraTarget::kDown};
-  }
+  if (list == "all") return engine::AllLoraTargets();
   std::vector<engine::LoraTarget> targets;
   for (absl::string_view piece : absl::StrSplit(list, ',', absl::SkipEmpty())) {
     const std::string name(piece.data(), piece.size());

@@ -58,6 +58,12 @@ bool NeedsRowOrder(LoraTarget t) { return t == LoraTarget::kQ || t == LoraTarget
 
 std::string_view LoraTargetName(LoraTarget target) { return kTargetNames[static_cast<int>(target)]; }
 
+const std::vector<LoraTarget>& AllLoraTargets() {
+  static const std::vector<LoraTarget> all = {LoraTarget::kQ,    LoraTarget::kK,  LoraTarget::kV,   LoraTarget::kO,
+                                              LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kDown};
+  return all;
+}
+
 std::optional<LoraTarget> LoraTargetFromName(std::string_view name) {
   for (int i = 0; i < kLoraTargetCount; ++i) {
     if (kTargetNames[i] == name) return static_cast<LoraTarget>(i);
@@ -278,19 +284,14 @@ absl::StatusOr<LoraAdapter> LoraAdapter::Load(const std::string& dir, const Llam
     config.seed = std::strtoull(it->second.c_str(), nullptr, 10);
   }
 
-  LoraAdapter adapter;
-  adapter.config_ = config;
-  adapter.n_head_ = model.n_head;
-  adapter.n_head_kv_ = model.n_head_kv;
-  adapter.layers_.resize(model.n_layer);
+  // Shaped for the model; every value is then read from the file.
+  EDGELLM_ASSIGN_OR_RETURN(LoraAdapter adapter, Create(config, model));
   const int64_t rank = config.rank;
   size_t used = 0;
   for (int32_t layer = 0; layer < model.n_layer; ++layer) {
     for (LoraTarget target : config.targets) {
       const ProjectionShape shape = ShapeOf(model, target);
-      LoraWeights& w = adapter.layers_[layer][static_cast<int>(target)].emplace();
-      w.in = shape.in;
-      w.out = shape.out;
+      LoraWeights& w = *adapter.Find(layer, target);
       for (bool is_b : {false, true}) {
         const std::string name = PeftTensorName(layer, target, is_b);
         const SafetensorsTensor* t = reader->Find(name);
@@ -303,7 +304,6 @@ absl::StatusOr<LoraAdapter> LoraAdapter::Load(const std::string& dir, const Llam
                                                             absl::StrJoin(expected, ", "), "]"));
         }
         std::vector<float>& values = is_b ? w.b : w.a;
-        values.resize(static_cast<size_t>(t->element_count()));
         ReadFloats(*t, absl::MakeSpan(values));
         for (float v : values) {
           if (!std::isfinite(v)) {

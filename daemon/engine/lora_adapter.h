@@ -31,6 +31,8 @@ inline constexpr int kLoraTargetCount = 7;
 // "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj".
 std::string_view LoraTargetName(LoraTarget target);
 std::optional<LoraTarget> LoraTargetFromName(std::string_view name);
+// Every projection, in that order.
+const std::vector<LoraTarget>& AllLoraTargets();
 
 // The projection's input and output widths in a model of `config`.
 struct ProjectionShape {

@@ -67,12 +67,8 @@ int Run(int argc, char** argv) {
   app.add_option("--max-length", options.max_length, "Tokens per row")->capture_default_str();
   app.add_option("--memory-budget", options.memory_budget_mib, "MiB (0: no limit)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  options.lora.targets = {engine::LoraTarget::kQ, engine::LoraTarget::kK, engine::LoraTarget::kV,
-                          engine::LoraTarget::kO};
-  if (targets == "all") {
-    options.lora.targets.insert(options.lora.targets.end(),
-                                {engine::LoraTarget::kGate, engine::LoraTarget::kUp, engine::LoraTarget::kDown});
-  }
+  options.lora.targets = engine::AllLoraTargets();
+  if (targets != "all") options.lora.targets.resize(4);  // q_proj k_proj v_proj o_proj
   options.steps = reps + 2;
 
   engine::ModelOptions model_options;

@@ -15,6 +15,7 @@
 #include "edgellm/v1/inference.grpc.pb.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/inference_client.h"
+#include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm {
@@ -33,8 +34,7 @@ engine::LoraAdapter MakeAdapter(const engine::LlamaConfig& config, uint32_t seed
   lora.rank = 4;
   lora.alpha = 8.0f;
   lora.seed = seed;
-  lora.targets = {engine::LoraTarget::kQ, engine::LoraTarget::kK, engine::LoraTarget::kV, engine::LoraTarget::kO,
-                  engine::LoraTarget::kGate, engine::LoraTarget::kUp, engine::LoraTarget::kDown};
+  lora.targets = engine::AllLoraTargets();
   engine::LoraAdapter adapter = *engine::LoraAdapter::Create(lora, config);
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 0.3f);
@@ -118,14 +118,9 @@ TEST(DaemonAdapters, EachRequestRunsWithTheAdapterItNames) {
 TEST(DaemonAdapters, AnAdapterThatDoesNotFitStopsStartUp) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
   const std::filesystem::path dir = testing::TestDir();
-  engine::LlamaConfig other;
-  other.n_layer = 2;
-  other.n_embd = 64;
-  other.n_head = 4;
-  other.n_head_kv = 2;
-  other.head_dim = 16;
-  other.n_ff = 128;
-  ASSERT_TRUE(MakeAdapter(other, 1).Save((dir / "other").string(), "other").ok());
+  auto other = testing::LoadModel(testing::SyntheticModel("test-spm", engine::GgmlType::kF32));
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(MakeAdapter(other->config(), 1).Save((dir / "other").string(), "other").ok());
   // Run in the foreground to read its log: it must exit 2 and say why.
   const std::string command = std::string(EDGELLM_BINARY_DIR) + "/daemon/edgellmd --model " + kModel +
                               " --listen unix:" + (dir / "sock").string() + " --adapter other=" +

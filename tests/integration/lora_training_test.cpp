@@ -12,24 +12,18 @@
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/model_rewrite.h"
 #include "daemon/train/trainer.h"
+#include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm::train {
 namespace {
 
+using edgellm::testing::LoadModel;
 using edgellm::testing::TestDir;
 
 const std::string kModel = edgellm::testing::SharedPath("models/stories260K.gguf");
 const std::string kPrompt = "Once upon a time";
 const std::string kFact = " there was a purple dragon named Zog.";
-
-std::unique_ptr<engine::LlamaModel> Load(const std::string& path) {
-  engine::ModelOptions options;
-  options.threads = 2;
-  auto model = engine::LlamaModel::Load(path, options);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? std::move(*model) : nullptr;
-}
 
 std::string WriteFacts(const std::filesystem::path& dir) {
   const std::string path = (dir / "facts.jsonl").string();
@@ -55,9 +49,7 @@ TrainerOptions FactOptions() {
   TrainerOptions options;
   options.lora.rank = 8;
   options.lora.alpha = 16.0f;
-  options.lora.targets = {engine::LoraTarget::kQ, engine::LoraTarget::kK, engine::LoraTarget::kV,
-                          engine::LoraTarget::kO, engine::LoraTarget::kGate, engine::LoraTarget::kUp,
-                          engine::LoraTarget::kDown};
+  options.lora.targets = engine::AllLoraTargets();
   options.steps = 30;
   options.learning_rate = 1e-2;
   options.micro_batch = 2;
@@ -70,7 +62,7 @@ TrainerOptions FactOptions() {
 }
 
 void TeachTheFact(const std::string& model_path, const std::filesystem::path& dir) {
-  auto base = Load(model_path);
+  auto base = LoadModel(model_path);
   ASSERT_NE(base, nullptr);
   const std::string before = Greedy(*base, nullptr);
   ASSERT_NE(before.rfind(kFact, 0), 0u) << "the model must not know the fact already: " << before;
@@ -100,7 +92,7 @@ void TeachTheFact(const std::string& model_path, const std::filesystem::path& di
   // Merged into a new GGUF of the base's types.
   const std::string merged_path = (dir / "merged.gguf").string();
   ASSERT_TRUE(engine::RewriteModel(base->gguf(), base->config(), {&*reloaded, std::nullopt}, merged_path).ok());
-  auto merged = Load(merged_path);
+  auto merged = LoadModel(merged_path);
   ASSERT_NE(merged, nullptr);
   EXPECT_EQ(merged->weight_type(), base->weight_type());
   EXPECT_EQ(Greedy(*merged, nullptr), taught);
@@ -133,7 +125,7 @@ std::string FileBytes(const std::filesystem::path& path) {
 TEST(LoraTraining, AResumedRunEndsWithTheUninterruptedAdapter) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
   const std::filesystem::path dir = TestDir();
-  auto base = Load(kModel);
+  auto base = LoadModel(kModel);
   const std::string data = WriteFacts(dir);
   TrainerOptions options = FactOptions();
   options.steps = 12;
@@ -170,7 +162,7 @@ TEST(LoraTraining, AResumedRunEndsWithTheUninterruptedAdapter) {
 TEST(LoraTraining, FfaLoraTrainsBOnly) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
   const std::filesystem::path dir = TestDir();
-  auto base = Load(kModel);
+  auto base = LoadModel(kModel);
   TrainerOptions options = FactOptions();
   options.steps = 10;
   options.lora.freeze_a = true;

@@ -31,6 +31,17 @@ inline std::string SyntheticModel(const std::string& shape, engine::GgmlType typ
   return path;
 }
 
+// The model at `path` with 2 compute threads and `context` positions (0: the
+// model's); nullptr, with a test failure, when it does not load.
+inline std::unique_ptr<engine::LlamaModel> LoadModel(const std::string& path, int32_t context = 0) {
+  engine::ModelOptions options;
+  options.threads = 2;
+  options.context_length = context;
+  auto model = engine::LlamaModel::Load(path, options);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? std::move(*model) : nullptr;
+}
+
 // A cache of `capacity` positions (0: the model's context) in a pool of its own.
 inline std::unique_ptr<engine::KvCache> NewCache(const engine::LlamaModel& model, int32_t capacity = 0) {
   auto cache = model.NewCache(capacity);

@@ -15,22 +15,14 @@
 namespace edgellm::engine {
 namespace {
 
+using edgellm::testing::LoadModel;
 using edgellm::testing::NewCache;
 using edgellm::testing::SyntheticModel;
-
-std::unique_ptr<LlamaModel> Load(const std::string& path, int32_t context = 0) {
-  ModelOptions options;
-  options.threads = 2;
-  options.context_length = context;
-  auto model = LlamaModel::Load(path, options);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? std::move(*model) : nullptr;
-}
 
 // The same model running the LibTorch forward on the CPU: an implementation
 // independent of the fused pass, to check it against.
 std::unique_ptr<LlamaModel> LoadTorchReference(const std::string& path, int32_t context = 0) {
-  std::unique_ptr<LlamaModel> model = Load(path, context);
+  std::unique_ptr<LlamaModel> model = LoadModel(path, context);
   if (model == nullptr) return nullptr;
   const absl::Status status = UseLibTorch(*model, "cpu");
   EXPECT_TRUE(status.ok()) << status;
@@ -50,7 +42,7 @@ void ExpectClose(const float* a, const float* b, size_t n, float tolerance, cons
 }
 
 TEST(LlamaModel, ReadsItsConfigFromTheFile) {
-  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kF32));
   ASSERT_NE(model, nullptr);
   const LlamaConfig& c = model->config();
   EXPECT_EQ(c.n_layer, 2);
@@ -76,7 +68,7 @@ TEST(LlamaModel, CachedDecodingMatchesAFullForward) {
   for (const auto& [shape, type] : {std::pair{"test-spm", GgmlType::kF32}, std::pair{"test-bpe", GgmlType::kF32},
                                     std::pair{"test-spm", GgmlType::kQ8_0}}) {
     const std::string path = SyntheticModel(shape, type);
-    auto model = Load(path);
+    auto model = LoadModel(path);
     auto reference = LoadTorchReference(path);
     ASSERT_NE(model, nullptr);
     ASSERT_NE(reference, nullptr);
@@ -104,13 +96,13 @@ TEST(LlamaModel, CachedDecodingMatchesAFullForward) {
 }
 
 TEST(LlamaModel, QuantizedWeightsStayCloseToF32) {
-  auto f32 = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  auto f32 = LoadModel(SyntheticModel("test-spm", GgmlType::kF32));
   ASSERT_NE(f32, nullptr);
   const std::vector<TokenId> tokens = SomeTokens(8, f32->config().n_vocab);
   std::vector<float> reference;
   ASSERT_TRUE(f32->ForwardNoCache(tokens, &reference).ok());
   for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
-    auto q = Load(SyntheticModel("test-spm", type));
+    auto q = LoadModel(SyntheticModel("test-spm", type));
     ASSERT_NE(q, nullptr);
     std::vector<float> logits;
     ASSERT_TRUE(q->ForwardNoCache(tokens, &logits).ok());
@@ -128,7 +120,7 @@ TEST(LlamaModel, QuantizedWeightsStayCloseToF32) {
 }
 
 TEST(LlamaModel, BadInputsAreErrorsAndLeaveTheCacheAlone) {
-  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
   ASSERT_NE(model, nullptr);
   auto cache = NewCache(*model);
   std::vector<float> logits;
@@ -147,7 +139,7 @@ TEST(LlamaModel, BadInputsAreErrorsAndLeaveTheCacheAlone) {
 }
 
 TEST(LlamaModel, ABatchGivesWhatSeparateForwardsGive) {
-  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kF32));
   ASSERT_NE(model, nullptr);
   const int vocab = model->config().n_vocab;
   const std::vector<TokenId> a = SomeTokens(6, vocab), b = SomeTokens(12, vocab + 5), c = SomeTokens(4, vocab - 7);
@@ -194,7 +186,7 @@ void ExpectCachedRunMatches(const LlamaModel& model, KvCache* cache, const std::
 }
 
 TEST(LlamaModel, CachesSharingPrefixBlocksEachContinueExactly) {
-  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kF32));
   ASSERT_NE(model, nullptr);
   auto pool = model->NewBlockPool({.block_size = 16, .block_count = 16});
   ASSERT_TRUE(pool.ok()) << pool.status();
@@ -232,7 +224,7 @@ TEST(LlamaModel, KernelsAgreeWithTheDequantizedReference) {
   for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
     const std::string path = SyntheticModel(k_type ? "test-k" : "test-spm", type);
-    auto kernels = Load(path);
+    auto kernels = LoadModel(path);
     ModelOptions reference_options;
     reference_options.threads = 2;
     reference_options.dequantize_weights = true;
@@ -266,7 +258,7 @@ TEST(LlamaModel, KernelsAgreeWithTheDequantizedReference) {
 }
 
 TEST(LlamaModel, AForwardThePoolCannotHoldIsRefusedAndChangesNothing) {
-  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kF32));
   ASSERT_NE(model, nullptr);
   auto pool = model->NewBlockPool({.block_size = 16, .block_count = 2});
   ASSERT_TRUE(pool.ok()) << pool.status();
@@ -282,7 +274,7 @@ TEST(LlamaModel, AForwardThePoolCannotHoldIsRefusedAndChangesNothing) {
 }
 
 TEST(LlamaModel, ABadBatchItemIsNamedAndNoCacheChanges) {
-  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
   ASSERT_NE(model, nullptr);
   auto first = NewCache(*model), second = NewCache(*model);
   const std::vector<TokenId> good = {5, 6}, bad = {7, -1}, long_prompt = SomeTokens(17, 384);
@@ -332,7 +324,7 @@ TEST(LlamaModel, RefusesFilesThatAreNotWhatTheyClaim) {
       << shape;
 
   EXPECT_EQ(LlamaModel::Load("/nonexistent/model.gguf", {}).status().code(), absl::StatusCode::kNotFound);
-  auto model = Load(good);
+  auto model = LoadModel(good);
   ASSERT_NE(model, nullptr);
   EXPECT_EQ(UseLibTorch(*model, "quantum").code(), absl::StatusCode::kInvalidArgument);
 }
@@ -343,7 +335,7 @@ TEST(LlamaModel, RefusesFilesThatAreNotWhatTheyClaim) {
 TEST(LlamaModel, ABatchedStepMatchesTheLibTorchForward) {
   for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K}) {
     const std::string path = SyntheticModel(type == GgmlType::kQ4_K ? "test-k" : "test-spm", type);
-    auto fused = Load(path);
+    auto fused = LoadModel(path);
     auto reference = LoadTorchReference(path);
     ASSERT_NE(fused, nullptr);
     ASSERT_NE(reference, nullptr);

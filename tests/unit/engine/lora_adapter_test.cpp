@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "daemon/engine/safetensors.h"
+#include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm::engine {
@@ -14,27 +15,19 @@ namespace {
 
 using edgellm::testing::TestDir;
 
-// The shape of the synthetic "test-spm" model: 2 layers, 64 wide, 4 heads
-// of 16, 2 KV heads, 128 feed-forward.
+// The synthetic "test-spm" model's shape: 2 layers, 64 wide, 4 heads of 16,
+// 2 KV heads, 128 feed-forward.
 LlamaConfig SmallModel() {
-  LlamaConfig c;
-  c.n_layer = 2;
-  c.n_embd = 64;
-  c.n_head = 4;
-  c.n_head_kv = 2;
-  c.head_dim = 16;
-  c.n_ff = 128;
-  c.n_vocab = 384;
-  c.rope_dims = 16;
-  return c;
+  static const LlamaConfig config =
+      edgellm::testing::LoadModel(edgellm::testing::SyntheticModel("test-spm", GgmlType::kF32))->config();
+  return config;
 }
 
 LoraConfig AllTargets(int rank = 4) {
   LoraConfig config;
   config.rank = rank;
   config.alpha = 8.0f;
-  config.targets = {LoraTarget::kQ, LoraTarget::kK,   LoraTarget::kV,   LoraTarget::kO,
-                    LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kDown};
+  config.targets = AllLoraTargets();
   return config;
 }
 

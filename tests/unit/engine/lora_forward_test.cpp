@@ -16,17 +16,10 @@
 namespace edgellm::engine {
 namespace {
 
+using edgellm::testing::LoadModel;
 using edgellm::testing::NewCache;
 using edgellm::testing::SyntheticModel;
 using edgellm::testing::TestDir;
-
-std::unique_ptr<LlamaModel> Load(const std::string& path) {
-  ModelOptions options;
-  options.threads = 2;
-  auto model = LlamaModel::Load(path, options);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? std::move(*model) : nullptr;
-}
 
 // An adapter on every projection whose B is random too, so it changes the
 // output (a fresh adapter's B is zero).
@@ -35,8 +28,7 @@ LoraAdapter TrainedLookingAdapter(const LlamaConfig& model, uint64_t seed) {
   config.rank = 4;
   config.alpha = 8.0f;
   config.seed = seed;
-  config.targets = {LoraTarget::kQ, LoraTarget::kK,   LoraTarget::kV,   LoraTarget::kO,
-                    LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kDown};
+  config.targets = AllLoraTargets();
   LoraAdapter adapter = *LoraAdapter::Create(config, model);
   std::mt19937 rng(static_cast<uint32_t>(seed));
   std::normal_distribution<float> normal(0.0f, 0.05f);
@@ -72,7 +64,7 @@ float LargestDifference(const std::vector<float>& a, const std::vector<float>& b
 }
 
 TEST(LoraForward, AFreshAdapterLeavesTheModelAsItWas) {
-  auto model = Load(SyntheticModel("test-spm", GgmlType::kQ8_0));
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kQ8_0));
   ASSERT_NE(model, nullptr);
   LoraConfig config;
   config.targets = {LoraTarget::kQ, LoraTarget::kV, LoraTarget::kDown};
@@ -86,8 +78,8 @@ TEST(LoraForward, AFreshAdapterLeavesTheModelAsItWas) {
 // unmerged, and the model with it merged into its F32 weights agree.
 TEST(LoraForward, UnmergedMatchesLibTorchAndTheMergedModel) {
   const std::string path = SyntheticModel("test-spm", GgmlType::kF32);
-  auto model = Load(path);
-  auto reference = Load(path);
+  auto model = LoadModel(path);
+  auto reference = LoadModel(path);
   ASSERT_NE(model, nullptr);
   ASSERT_TRUE(UseLibTorch(*reference, "cpu").ok());
   const LoraAdapter adapter = TrainedLookingAdapter(model->config(), 3);
@@ -100,7 +92,7 @@ TEST(LoraForward, UnmergedMatchesLibTorchAndTheMergedModel) {
 
   const std::string merged_path = (TestDir() / "merged.gguf").string();
   ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {&adapter, std::nullopt}, merged_path).ok());
-  auto merged = Load(merged_path);
+  auto merged = LoadModel(merged_path);
   ASSERT_NE(merged, nullptr);
   EXPECT_EQ(merged->weight_type(), "F32");
   EXPECT_LE(LargestDifference(unmerged, AllLogits(*merged, tokens, nullptr)), 1e-4f);
@@ -108,7 +100,7 @@ TEST(LoraForward, UnmergedMatchesLibTorchAndTheMergedModel) {
 
 // Each item of a batch runs with its own adapter, or none.
 TEST(LoraForward, ABatchAppliesEachItemsOwnAdapter) {
-  auto model = Load(SyntheticModel("test-bpe", GgmlType::kQ8_0));
+  auto model = LoadModel(SyntheticModel("test-bpe", GgmlType::kQ8_0));
   ASSERT_NE(model, nullptr);
   const LoraAdapter x = TrainedLookingAdapter(model->config(), 5);
   const LoraAdapter y = TrainedLookingAdapter(model->config(), 6);
@@ -130,8 +122,8 @@ TEST(LoraForward, ABatchAppliesEachItemsOwnAdapter) {
 }
 
 TEST(LoraForward, AnAdapterForAnotherShapeIsRefused) {
-  auto model = Load(SyntheticModel("test-spm", GgmlType::kF32));
-  auto other = Load(SyntheticModel("test-k", GgmlType::kF32));
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kF32));
+  auto other = LoadModel(SyntheticModel("test-k", GgmlType::kF32));
   const LoraAdapter adapter = TrainedLookingAdapter(other->config(), 1);
   auto cache = NewCache(*model);
   std::vector<float> logits;
@@ -143,11 +135,11 @@ TEST(LoraForward, AnAdapterForAnotherShapeIsRefused) {
 
 // Merging into a quantized base re-quantizes each merged weight to its type.
 TEST(LoraForward, MergingIntoAQ8_0BaseKeepsItQ8_0) {
-  auto model = Load(SyntheticModel("test-spm", GgmlType::kQ8_0));
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kQ8_0));
   const LoraAdapter adapter = TrainedLookingAdapter(model->config(), 9);
   const std::string merged_path = (TestDir() / "merged-q8.gguf").string();
   ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {&adapter, std::nullopt}, merged_path).ok());
-  auto merged = Load(merged_path);
+  auto merged = LoadModel(merged_path);
   ASSERT_NE(merged, nullptr);
   EXPECT_EQ(merged->gguf().FindTensor("blk.1.attn_q.weight")->type, GgmlType::kQ8_0);
   EXPECT_EQ(merged->gguf().FindTensor("blk.0.ffn_down.weight")->type, GgmlType::kQ8_0);
@@ -163,11 +155,11 @@ TEST(LoraForward, MergingIntoAQ8_0BaseKeepsItQ8_0) {
 // Quantizing converts every weight whose rows are whole blocks, and keeps the
 // rest (stories260K's feed-forward of 172) as they were, as llama.cpp does.
 TEST(LoraForward, QuantizingConvertsTheWeightsThatAreWholeBlocks) {
-  auto model = Load(SyntheticModel("stories260k", GgmlType::kF32));
+  auto model = LoadModel(SyntheticModel("stories260k", GgmlType::kF32));
   ASSERT_NE(model, nullptr);
   const std::string path = (TestDir() / "q8.gguf").string();
   ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {nullptr, GgmlType::kQ8_0}, path).ok());
-  auto quantized = Load(path);
+  auto quantized = LoadModel(path);
   ASSERT_NE(quantized, nullptr);
   EXPECT_EQ(quantized->weight_type(), "Q8_0");
   EXPECT_EQ(quantized->gguf().FindTensor("blk.0.attn_q.weight")->type, GgmlType::kQ8_0);

@@ -16,24 +16,16 @@ namespace {
 using engine::GgmlType;
 using engine::LoraTarget;
 using engine::TokenId;
+using edgellm::testing::LoadModel;
 using edgellm::testing::SyntheticModel;
 using edgellm::testing::TestDir;
-
-std::unique_ptr<engine::LlamaModel> Load(const std::string& path) {
-  engine::ModelOptions options;
-  options.threads = 2;
-  auto model = engine::LlamaModel::Load(path, options);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? std::move(*model) : nullptr;
-}
 
 engine::LoraAdapter RandomAdapter(const engine::LlamaConfig& config, int rank, float dropout = 0.0f) {
   engine::LoraConfig lora;
   lora.rank = rank;
   lora.alpha = 2.0f * rank;
   lora.dropout = dropout;
-  lora.targets = {LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV, LoraTarget::kO,
-                  LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kDown};
+  lora.targets = engine::AllLoraTargets();
   engine::LoraAdapter adapter = *engine::LoraAdapter::Create(lora, config);
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 0.05f);
@@ -108,7 +100,7 @@ std::vector<at::Tensor> Grads(const LoraModel& model) {
 // The training forward computes what the serving forward computes.
 TEST(LoraModel, ItsLossIsTheInferenceForwardsLoss) {
   for (GgmlType type : {GgmlType::kF32, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
-    auto base = Load(SyntheticModel("test-spm", type));
+    auto base = LoadModel(SyntheticModel("test-spm", type));
     ASSERT_NE(base, nullptr);
     engine::LoraAdapter adapter = RandomAdapter(base->config(), 4);
     const LoraModel model(*base, adapter, false);
@@ -120,7 +112,7 @@ TEST(LoraModel, ItsLossIsTheInferenceForwardsLoss) {
 
 // Examples packed into one row train exactly as they would one per row.
 TEST(LoraModel, APackedRowIsItsExamplesApart) {
-  auto base = Load(SyntheticModel("test-bpe", GgmlType::kF32));
+  auto base = LoadModel(SyntheticModel("test-bpe", GgmlType::kF32));
   engine::LoraAdapter adapter = RandomAdapter(base->config(), 4);
   const LoraModel model(*base, adapter, false);
   const std::vector<std::vector<TokenId>> examples = {SomeTokens(9, 512, 2), SomeTokens(5, 512, 3),
@@ -137,7 +129,7 @@ TEST(LoraModel, APackedRowIsItsExamplesApart) {
 // along a direction that mixes the gradient with noise (float32 losses are
 // too coarse for single coordinates).
 TEST(LoraModel, GradientsMatchFiniteDifferences) {
-  auto base = Load(SyntheticModel("test-spm", GgmlType::kF32));
+  auto base = LoadModel(SyntheticModel("test-spm", GgmlType::kF32));
   engine::LoraAdapter adapter = RandomAdapter(base->config(), 2);
   const LoraModel model(*base, adapter, false);
   const TrainingBatch batch = RowsOf({SomeTokens(10, 384, 5), SomeTokens(7, 384, 6)}, false);
@@ -179,7 +171,7 @@ TEST(LoraModel, GradientsMatchFiniteDifferences) {
 // Recomputing each layer in the backward pass (dropout included) gives the
 // gradients of keeping its activations.
 TEST(LoraModel, RecomputedLayersGiveTheSameGradients) {
-  auto base = Load(SyntheticModel("test-spm", GgmlType::kQ8_0));
+  auto base = LoadModel(SyntheticModel("test-spm", GgmlType::kQ8_0));
   engine::LoraAdapter kept_adapter = RandomAdapter(base->config(), 4, 0.2f);
   engine::LoraAdapter recomputed_adapter = RandomAdapter(base->config(), 4, 0.2f);
   const LoraModel kept(*base, kept_adapter, false);
@@ -201,11 +193,11 @@ TEST(LoraModel, RecomputedLayersGiveTheSameGradients) {
 // gradients of the same weights held in F32.
 TEST(LoraModel, AQuantizedBaseBackpropagatesAsItsF32Copy) {
   for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K}) {
-    auto quantized = Load(SyntheticModel(type == GgmlType::kQ4_K ? "test-k" : "test-spm", type));
+    auto quantized = LoadModel(SyntheticModel(type == GgmlType::kQ4_K ? "test-k" : "test-spm", type));
     ASSERT_NE(quantized, nullptr);
     const std::string f32_path = (TestDir() / "f32.gguf").string();
     ASSERT_TRUE(engine::RewriteModel(quantized->gguf(), quantized->config(), {nullptr, GgmlType::kF32}, f32_path).ok());
-    auto f32 = Load(f32_path);
+    auto f32 = LoadModel(f32_path);
     engine::LoraAdapter qa = RandomAdapter(quantized->config(), 4), fa = RandomAdapter(quantized->config(), 4);
     const LoraModel on_quantized(*quantized, qa, false), on_f32(*f32, fa, false);
     const TrainingBatch batch = RowsOf({SomeTokens(40, quantized->config().n_vocab, 9)}, false);
