@@ -193,7 +193,8 @@ int Run(const ops::DaemonConfig& args) {
   if (!args.train_data.empty()) {
     ops::Gauge& train_step = registry.AddGauge("edgellm_train_step", "Optimizer steps of on-device training done.");
     ops::Gauge& train_loss = registry.AddGauge("edgellm_train_loss", "Training loss of the last step.");
-    ops::Gauge& eval_loss = registry.AddGauge("edgellm_train_eval_loss", "Loss on the held-out examples, last measured.");
+    ops::Gauge& eval_loss =
+        registry.AddGauge("edgellm_train_eval_loss", "Loss on the held-out examples, last measured.");
     ops::Counter& train_tokens = registry.AddCounter("edgellm_train_tokens_total", "Tokens trained on.");
     train::TrainingWorkerConfig worker_config;
     worker_config.command = TrainingCommand(args);
@@ -221,7 +222,8 @@ int Run(const ops::DaemonConfig& args) {
     };
     trainer = std::make_unique<train::TrainingWorker>(worker_config, callbacks);
     registry.AddCallbackGauge("edgellm_train_state",
-                              "On-device training: 0 starting, 1 running, 2 paused for requests, 3 done, 4 failed, 5 stopped.",
+                              "On-device training: 0 starting, 1 running, 2 paused for requests, 3 done, "
+                              "4 failed, 5 stopped, 6 waiting for memory.",
                               [&trainer] { return static_cast<double>(trainer->state()); });
   }
   serve::SchedulerConfig scheduler_config;
@@ -255,6 +257,10 @@ int Run(const ops::DaemonConfig& args) {
   ops::MemoryGuard memory_guard(std::make_unique<ops::SystemMemory>(), guard_config,
                                 [&](ops::MemoryPressure pressure, uint64_t available) {
                                   scheduler.SetMemoryPressure(pressure);
+                                  // Training gives way first: its memory is freed at once.
+                                  if (trainer != nullptr) {
+                                    trainer->SetMemoryShort(pressure != ops::MemoryPressure::kNone);
+                                  }
                                   serve_metrics.memory_pressure.Set(static_cast<double>(pressure));
                                   Log("memory pressure " + std::string(ops::MemoryPressureName(pressure)) + " (" +
                                       std::to_string(available >> 20) + " MiB available)");

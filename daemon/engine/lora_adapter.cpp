@@ -23,7 +23,9 @@ constexpr int32_t kMaxRank = 1024;
 constexpr const char* kConfigFile = "adapter_config.json";
 constexpr const char* kWeightsFile = "adapter_model.safetensors";
 
-bool IsAttention(LoraTarget t) { return t == LoraTarget::kQ || t == LoraTarget::kK || t == LoraTarget::kV || t == LoraTarget::kO; }
+bool IsAttention(LoraTarget t) {
+  return t == LoraTarget::kQ || t == LoraTarget::kK || t == LoraTarget::kV || t == LoraTarget::kO;
+}
 
 uint64_t SplitMix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -258,7 +260,10 @@ absl::StatusOr<LoraAdapter> LoraAdapter::Load(const std::string& dir, const Llam
   config.targets.clear();
   for (const nlohmann::json& m : *modules) {
     std::optional<LoraTarget> t = m.is_string() ? LoraTargetFromName(m.get<std::string>()) : std::nullopt;
-    if (!t) return bad("unknown target module ", m.dump(), " (known: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)");
+    if (!t) {
+      return bad("unknown target module ", m.dump(),
+                 " (known: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)");
+    }
     config.targets.push_back(*t);
   }
   if (const nlohmann::json* bias = field("bias"); bias != nullptr && *bias != "none") {
@@ -327,7 +332,8 @@ absl::StatusOr<LoraAdapter> LoraAdapter::Load(const std::string& dir, const Llam
       bool known = false;
       for (int32_t layer = 0; layer < model.n_layer && !known; ++layer) {
         for (LoraTarget target : config.targets) {
-          known = known || t.name == PeftTensorName(layer, target, false) || t.name == PeftTensorName(layer, target, true);
+          known = known || t.name == PeftTensorName(layer, target, false) ||
+                  t.name == PeftTensorName(layer, target, true);
         }
       }
       if (!known) {

@@ -57,7 +57,9 @@ absl::Status TrainerOptions::Validate() const {
   EDGELLM_RETURN_IF_ERROR(lora.Validate());
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(edgellm::StrCat("train: ", parts...)); };
   if (steps < 1) return bad("steps ", steps, " is not positive");
-  if (!(learning_rate > 0.0) || !std::isfinite(learning_rate)) return bad("learning rate ", learning_rate, " is not positive");
+  if (!(learning_rate > 0.0) || !std::isfinite(learning_rate)) {
+    return bad("learning rate ", learning_rate, " is not positive");
+  }
   if (!(min_learning_rate_ratio >= 0.0 && min_learning_rate_ratio <= 1.0)) {
     return bad("min learning rate ratio ", min_learning_rate_ratio, " is outside [0, 1]");
   }
@@ -70,8 +72,9 @@ absl::Status TrainerOptions::Validate() const {
 }
 
 std::string TrainingPlan::Describe() const {
-  return absl::StrFormat("micro-batch %d x %d tokens, %d accumulated per step, %s; about %s a step besides the model (%s)",
-                         micro_batch, max_length, grad_accumulation,
+  return absl::StrFormat(
+      "micro-batch %d x %d tokens, %d accumulated per step, %s; about %s a step besides the model (%s)", micro_batch,
+      max_length, grad_accumulation,
                          recompute_layers ? "layers recomputed in the backward pass" : "activations kept",
                          Mib(estimated_bytes), reason);
 }

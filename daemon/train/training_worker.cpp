@@ -41,6 +41,7 @@ std::string_view TrainingStateName(TrainingState state) {
     case TrainingState::kDone: return "done";
     case TrainingState::kFailed: return "failed";
     case TrainingState::kStopped: return "stopped";
+    case TrainingState::kWaitingForMemory: return "waiting for memory";
   }
   return "unknown";
 }
@@ -71,6 +72,14 @@ void TrainingWorker::SetBusy(bool busy) {
   } else {
     idle_since_ = now;
   }
+}
+
+void TrainingWorker::SetMemoryShort(bool short_of_memory) {
+  absl::MutexLock lock(&mu_);
+  if (short_of_memory == memory_short_) return;
+  memory_short_ = short_of_memory;
+  // SIGKILL frees the memory at once; its checkpoints are written atomically.
+  if (short_of_memory && pid_ > 0) ::kill(pid_, SIGKILL);
 }
 
 void TrainingWorker::Stop() {
@@ -157,7 +166,7 @@ bool TrainingWorker::RunOnce() {
   argv.push_back(nullptr);
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) return false;
+    if (stopping_ || memory_short_) return false;
     const pid_t child = ::fork();
     if (child == 0) {
       ::dup2(out[1], STDOUT_FILENO);
@@ -199,7 +208,7 @@ bool TrainingWorker::RunOnce() {
       }
     }
     absl::MutexLock lock(&mu_);
-    if (stopping_) {
+    if (stopping_ || memory_short_) {
       if (pid_ > 0) ::kill(pid_, SIGKILL);
     } else {
       Pace(Clock::now());
@@ -214,13 +223,15 @@ bool TrainingWorker::RunOnce() {
   }
   int status = 0;
   if (child > 0) ::waitpid(child, &status, 0);
+  bool killed_by_us;
   {
     absl::MutexLock lock(&mu_);
     pid_ = -1;
     child_running_ = false;
+    killed_by_us = stopping_ || memory_short_;
   }
   const bool ok = child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && done;
-  if (!ok && callbacks_.log) {
+  if (!ok && !killed_by_us && callbacks_.log) {
     callbacks_.log(WIFSIGNALED(status) ? "training: the trainer died of signal " + std::to_string(WTERMSIG(status))
                                        : "training: the trainer exited with status " +
                                              std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
@@ -241,6 +252,14 @@ void TrainingWorker::Supervise() {
     }
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
+    if (memory_short_) {
+      // Not the trainer's failure: wait for memory, then resume from the checkpoint.
+      state_ = TrainingState::kWaitingForMemory;
+      if (callbacks_.log) callbacks_.log("training: stopped while memory is short; it resumes when memory recovers");
+      auto recovered = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !memory_short_; };
+      mu_.Await(absl::Condition(&recovered));
+      continue;
+    }
     if (++failures > config_.max_restarts) {
       state_ = TrainingState::kFailed;
       if (callbacks_.log) callbacks_.log("training: given up after " + std::to_string(failures) + " failed runs");

@@ -12,6 +12,10 @@
 // once no request has been served for `idle_grace`, it continues (SIGCONT).
 // With busy_share > 0, training also runs that share of each period while
 // requests are being served.
+//
+// Memory: training gives way to serving. While SetMemoryShort(true) holds,
+// no trainer runs — one that runs is killed, freeing its memory at once — and
+// once memory recovers a new one resumes from the last checkpoint.
 #ifndef EDGELLM_TRAIN_TRAINING_WORKER_H_
 #define EDGELLM_TRAIN_TRAINING_WORKER_H_
 
@@ -47,7 +51,7 @@ struct TrainingProgress {
   double seconds = 0.0;  // of this step
 };
 
-enum class TrainingState { kStarting, kRunning, kPaused, kDone, kFailed, kStopped };
+enum class TrainingState { kStarting, kRunning, kPaused, kDone, kFailed, kStopped, kWaitingForMemory };
 std::string_view TrainingStateName(TrainingState state);
 
 // Thread-safe.
@@ -67,6 +71,8 @@ class TrainingWorker {
   // Requests are being served (true) or none is (false). Stopping takes
   // effect before this returns.
   void SetBusy(bool busy);
+  // Memory is short (true) or enough again (false).
+  void SetMemoryShort(bool short_of_memory);
   // Kills the trainer (its last checkpoint stays) and joins. Idempotent.
   void Stop();
 
@@ -94,6 +100,7 @@ class TrainingWorker {
   std::chrono::steady_clock::time_point idle_since_ ABSL_GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point busy_since_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool memory_short_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   TrainingState state_ ABSL_GUARDED_BY(mu_) = TrainingState::kStarting;
 };

@@ -40,7 +40,8 @@ std::string SyntheticData(const engine::Tokenizer& tokenizer, int lines, int tok
       const engine::TokenId id = static_cast<engine::TokenId>(rng() % static_cast<uint64_t>(tokenizer.vocab_size()));
       if (!tokenizer.TokenToPiece(id).empty()) ids.push_back(id);
     }
-    out += nlohmann::json({{"text", tokenizer.Decode(ids)}}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const nlohmann::json example = {{"text", tokenizer.Decode(ids)}};
+    out += example.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     out += "\n";
   }
   return out;
@@ -115,8 +116,8 @@ int Run(int argc, char** argv) {
   line("train_tokens_per_second", static_cast<double>(tokens) / step, "tok/s");
   line("train_peak_rss", PeakRssMiB(), "MiB");
   std::error_code ec;
-  line("adapter_bytes", static_cast<double>(std::filesystem::file_size(dir / "adapter" / "adapter_model.safetensors", ec)),
-       "B");
+  const auto adapter_bytes = std::filesystem::file_size(dir / "adapter" / "adapter_model.safetensors", ec);
+  line("adapter_bytes", static_cast<double>(adapter_bytes), "B");
   line("model_bytes", static_cast<double>(std::filesystem::file_size(model_path, ec)), "B");
   std::filesystem::remove_all(dir, ec);
   return 0;

@@ -158,7 +158,9 @@ TEST(LoraAdapter, ADirectoryThatDoesNotFitIsRefusedWithItsReason) {
   LlamaConfig wider = SmallModel();
   wider.n_ff = 256;
   status = LoraAdapter::Load((dir / "good").string(), wider).status();
-  EXPECT_NE(status.message().find("gate_proj.lora_B.weight has shape [128, 4], the model needs [256, 4]"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("gate_proj.lora_B.weight has shape [128, 4], the model needs [256, 4]"),
+            std::string::npos)
+      << status;
 
   const std::filesystem::path weights = dir / "good" / "adapter_model.safetensors";
   const auto config_with = [&](const std::string& name, const std::string& json) {
@@ -167,7 +169,8 @@ TEST(LoraAdapter, ADirectoryThatDoesNotFitIsRefusedWithItsReason) {
     WriteText(dir / name / "adapter_config.json", json);
     return LoraAdapter::Load((dir / name).string(), SmallModel()).status();
   };
-  const std::string modules = R"("target_modules": ["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"])";
+  const std::string modules =
+      R"("target_modules": ["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"])";
   status = config_with("prefix", R"({"peft_type": "PREFIX_TUNING", "r": 4})");
   EXPECT_NE(status.message().find("peft_type is not LORA"), std::string::npos) << status;
   status = config_with("regex", R"({"peft_type": "LORA", "r": 4, "target_modules": ".*proj"})");
