@@ -1,5 +1,6 @@
 // The decode step allocates nothing on the heap once warm: the forward of a
-// batch of sequences (plain steps and speculative checks) and the sampling of
+// batch of sequences (plain steps and speculative checks, some with a LoRA
+// adapter applied unmerged) and the sampling of
 // its logits. This binary replaces malloc and its relatives with counting
 // versions, so every allocation of the process is seen, whoever makes it
 // (operator new, BLAS, the thread pool's workers).
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "daemon/engine/llama_model.h"
+#include "daemon/engine/lora_adapter.h"
 #include "daemon/engine/sampler.h"
 #include "tests/support/model_fixtures.h"
 
@@ -122,13 +124,23 @@ TEST_P(DecodeAllocation, AWarmDecodeStepAllocatesNothing) {
   sampled.seed = 7;
   std::vector<Sampler> samplers = {Sampler(greedy), Sampler(sampled), Sampler(greedy), Sampler(sampled)};
 
+  // Sequences 1 and 3 run with a LoRA adapter on every projection, unmerged.
+  LoraConfig lora;
+  lora.targets = AllLoraTargets();
+  auto made = LoraAdapter::Create(lora, model.config());
+  ASSERT_TRUE(made.ok()) << made.status();
+  const LoraAdapter adapter = *std::move(made);
+  auto adapter_of = [&](int s) { return s % 2 == 1 ? &adapter : nullptr; };
+
   std::vector<TokenId> next(kSequences, 1);
   std::vector<TokenId> drafts(kSequences * kDraft, 2);
   std::vector<BatchItem> batch(kSequences);
   absl::Status status;
   // One decode step of every sequence, then sampling each one's next token.
   auto decode_step = [&] {
-    for (int s = 0; s < kSequences; ++s) batch[s] = {absl::MakeConstSpan(&next[s], 1), caches[s].get(), false};
+    for (int s = 0; s < kSequences; ++s) {
+      batch[s] = {absl::MakeConstSpan(&next[s], 1), caches[s].get(), false, adapter_of(s)};
+    }
     status.Update(model.ForwardBatch(batch, &logits));
     for (int s = 0; s < kSequences; ++s) {
       next[s] = samplers[s].Sample(absl::MakeConstSpan(logits).subspan(s * vocab, vocab), caches[s]->tokens());
@@ -138,7 +150,7 @@ TEST_P(DecodeAllocation, AWarmDecodeStepAllocatesNothing) {
   // logits come back; the drafts are then rejected and truncated.
   auto check_drafts = [&] {
     for (int s = 0; s < kSequences; ++s) {
-      batch[s] = {absl::MakeConstSpan(drafts).subspan(s * kDraft, kDraft), caches[s].get(), true};
+      batch[s] = {absl::MakeConstSpan(drafts).subspan(s * kDraft, kDraft), caches[s].get(), true, adapter_of(s)};
     }
     status.Update(model.ForwardBatch(batch, &logits));
     for (int s = 0; s < kSequences; ++s) caches[s]->Truncate(caches[s]->length() - kDraft);
