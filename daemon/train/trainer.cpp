@@ -94,7 +94,10 @@ uint64_t EstimateStepBytes(const engine::LlamaConfig& m, const engine::LoraConfi
     lora_params += static_cast<uint64_t>(lora.rank * (shape.in + shape.out)) * m.n_layer;
   }
   const uint64_t one_layer = tokens * per_token;
-  const uint64_t layers = recompute_layers ? tokens * d * m.n_layer + one_layer : one_layer * m.n_layer;
+  // Kept for the backward pass (every layer's, or only each layer's input
+  // and one layer recomputed at a time), plus the gradients of one layer's
+  // activations while its backward runs.
+  const uint64_t layers = (recompute_layers ? tokens * d * m.n_layer + one_layer : one_layer * m.n_layer) + one_layer;
   const uint64_t logits = tokens * static_cast<uint64_t>(m.n_vocab) * 3;  // logits, probabilities, their gradient
   const uint64_t mask = static_cast<uint64_t>(micro_batch) * max_length * max_length;
   const uint64_t optimizer = lora_params * 4;  // values, gradients, two moments
