@@ -242,13 +242,13 @@ int Run(const ops::DaemonConfig& args) {
   scheduler.Start();
   service_config.sessions.max_sessions = args.max_sessions;
   service_config.draft_tokens = args.draft_tokens;
-  service_config.adapters = std::move(adapters);
   // Measured once, so drafting stops wherever checking drafts costs more than it saves.
   service_config.draft_row_cost = engine::MeasureRowCost(**model);
   Log("one more row costs " + std::to_string(service_config.draft_row_cost) + " of a decode step");
   service_config.sessions.idle_ttl =
       std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
   serve::InferenceService service(**model, scheduler, service_config, &serve_metrics);
+  for (serve::ServedAdapter& adapter : adapters) service.AddAdapter(std::move(adapter));
   service_for_training = &service;
 
   ops::MemoryGuardConfig guard_config;

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/atomic_file.h"
+#include "common/hashing.h"
 #include "common/read_file.h"
 #include "common/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -27,19 +28,12 @@ bool IsAttention(LoraTarget t) {
   return t == LoraTarget::kQ || t == LoraTarget::kK || t == LoraTarget::kV || t == LoraTarget::kO;
 }
 
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 // A's values for (seed, layer, target), the same on every machine: the
 // Mersenne Twister's output is fixed by the standard, and the conversion to
 // float is exact.
 void InitA(uint64_t seed, int32_t layer, LoraTarget target, int64_t in, std::vector<float>& a) {
-  std::mt19937_64 rng(SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(layer) * kLoraTargetCount +
-                                                   static_cast<uint64_t>(target))));
+  std::mt19937_64 rng(
+      MixSeeds(seed, static_cast<uint64_t>(layer) * kLoraTargetCount + static_cast<uint64_t>(target)));
   const float bound = 1.0f / std::sqrt(static_cast<float>(in));
   for (float& v : a) {
     const float unit = static_cast<float>(rng() >> 40) * 0x1.0p-24f;  // [0, 1)

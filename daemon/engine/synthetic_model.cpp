@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "common/hashing.h"
 #include "common/str_cat.h"
 #include "common/status_macros.h"
 #include "daemon/engine/gguf_writer.h"
@@ -23,12 +24,6 @@ uint32_t FileType(GgmlType type) {
 
 // Uniform weights with standard deviation `stddev`, from a seed per tensor so
 // that the order tensors are written in does not change them.
-uint64_t Fnv1a(std::string_view text) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (char c : text) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
-  return h;
-}
-
 GgufWriter::TensorFill RandomFill(GgmlType type, uint64_t seed, const std::string& name, float stddev,
                                   uint64_t n) {
   return [=](absl::Span<uint8_t> out) {

@@ -43,7 +43,6 @@ InferenceService::InferenceService(const engine::LlamaModel& model, Scheduler& s
   info_.set_quantization(std::string(model_.weight_type()));
   info_.set_context_length(static_cast<uint32_t>(model_.context_length()));
   info_.set_version("local");
-  for (const ServedAdapter& a : config_.adapters) AddAdapter(a);
 }
 
 absl::Status InferenceService::CheckModel(const std::string& name) const {

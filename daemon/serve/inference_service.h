@@ -35,7 +35,6 @@ struct InferenceServiceConfig {
   SessionStoreConfig sessions;
   int32_t draft_tokens = 0;  // speculative drafts per step for requests that do not say; 0: off
   double draft_row_cost = 0.0;  // the model's, for every request's drafting (GenerateOptions)
-  std::vector<ServedAdapter> adapters;  // made for the model; more may come with AddAdapter
 };
 
 // Thread-safe: handlers run on gRPC's threads.

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 
+#include "common/hashing.h"
 #include "common/read_file.h"
 #include "common/str_cat.h"
 #include "common/status_macros.h"
@@ -21,12 +22,6 @@ struct Example {
   std::vector<TokenId> tokens;
   std::vector<uint8_t> learned;  // learned[i]: predicting tokens[i] counts in the loss
 };
-
-uint64_t Fnv1a(uint64_t hash, const void* data, size_t size) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < size; ++i) hash = (hash ^ p[i]) * 0x100000001b3ULL;
-  return hash;
-}
 
 std::string_view Trimmed(std::string_view line) {
   while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.remove_suffix(1);
@@ -160,12 +155,10 @@ absl::StatusOr<Dataset> ParseJsonlDataset(std::string_view text, const engine::T
   data.train = Pack(examples, train_order, options.max_length);
   data.eval = Pack(examples, eval_order, options.max_length);
 
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  hash = Fnv1a(hash, text.data(), text.size());
-  hash = Fnv1a(hash, &options.max_length, sizeof(options.max_length));
-  hash = Fnv1a(hash, &options.eval_fraction, sizeof(options.eval_fraction));
-  hash = Fnv1a(hash, &options.seed, sizeof(options.seed));
-  data.fingerprint = hash;
+  uint64_t hash = Fnv1a(text);
+  hash = Fnv1a(&options.max_length, sizeof(options.max_length), hash);
+  hash = Fnv1a(&options.eval_fraction, sizeof(options.eval_fraction), hash);
+  data.fingerprint = Fnv1a(&options.seed, sizeof(options.seed), hash);
   return data;
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common/hashing.h"
 #include "daemon/engine/quant_types.h"
 #include "daemon/engine/torch_ops.h"
 #include "daemon/engine/weight_matrix.h"
@@ -26,13 +27,6 @@ struct LoraModel::Context {
 };
 
 namespace {
-
-uint64_t Mix(uint64_t a, uint64_t b) {
-  uint64_t x = a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 class FrozenLinearFunction : public torch::autograd::Function<FrozenLinearFunction> {
  public:
@@ -110,8 +104,7 @@ at::Tensor FrozenLinear(const at::Tensor& x, const engine::WeightMatrix& weight)
 }
 
 LoraModel::LoraModel(const engine::LlamaModel& base, engine::LoraAdapter& adapter, bool recompute_layers)
-    : base_(base),
-      config_(base.config()),
+    : config_(base.config()),
       weights_(base.cpu_weights()),
       adapter_(adapter),
       recompute_layers_(recompute_layers) {
@@ -150,7 +143,7 @@ at::Tensor LoraModel::Project(const at::Tensor& x, const engine::WeightMatrix& w
   at::Tensor input = x;
   if (context.dropout.rate > 0.0f) {
     at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(
-        Mix(Mix(context.dropout.seed, static_cast<uint64_t>(layer)), static_cast<uint64_t>(target)));
+        MixSeeds(MixSeeds(context.dropout.seed, static_cast<uint64_t>(layer)), static_cast<uint64_t>(target)));
     const at::Tensor keep = at::empty_like(x).bernoulli_(1.0 - context.dropout.rate, generator);
     input = x * keep / (1.0 - context.dropout.rate);
   }

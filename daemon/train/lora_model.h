@@ -73,7 +73,6 @@ class LoraModel {
   at::Tensor Project(const at::Tensor& x, const engine::WeightMatrix& weight, int32_t layer,
                      engine::LoraTarget target, const Context& context) const;
 
-  const engine::LlamaModel& base_;
   const engine::LlamaConfig& config_;
   const engine::CpuModelWeights& weights_;
   engine::LoraAdapter& adapter_;

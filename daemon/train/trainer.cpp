@@ -9,6 +9,7 @@
 #include <random>
 
 #include "absl/strings/str_format.h"
+#include "common/hashing.h"
 #include "common/str_cat.h"
 #include "common/status_macros.h"
 #include "daemon/engine/gguf_reader.h"
@@ -23,19 +24,6 @@ namespace {
 constexpr const char* kCheckpointFile = "checkpoint.safetensors";
 constexpr int32_t kShortestRows = 32;
 
-uint64_t Mix(uint64_t a, uint64_t b) {
-  uint64_t x = a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-uint64_t Fingerprint(std::string_view text) {
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (char c : text) hash = (hash ^ static_cast<uint8_t>(c)) * 0x100000001b3ULL;
-  return hash;
-}
-
 // Everything that decides the numbers a run produces, but the data (which has
 // its own fingerprint) and the thread count.
 uint64_t OptionsFingerprint(const TrainerOptions& o, const TrainingPlan& plan, const engine::LlamaModel& base) {
@@ -46,7 +34,7 @@ uint64_t OptionsFingerprint(const TrainerOptions& o, const TrainingPlan& plan, c
       plan.micro_batch, " ", plan.grad_accumulation, " ", plan.max_length, " model ", base.parameter_count(), " ",
       base.weight_type(), " ", base.gguf().file_size());
   for (engine::LoraTarget t : o.lora.targets) text += edgellm::StrCat(" ", engine::LoraTargetName(t));
-  return Fingerprint(text);
+  return Fnv1a(text);
 }
 
 std::string Mib(uint64_t bytes) { return absl::StrFormat("%.0f MiB", static_cast<double>(bytes) / (1 << 20)); }
@@ -171,7 +159,7 @@ size_t LoraTrainer::Impl::RowAt(int64_t cursor) {
   if (epoch != cached_epoch) {
     epoch_order.resize(static_cast<size_t>(n));
     std::iota(epoch_order.begin(), epoch_order.end(), 0);
-    std::mt19937_64 rng(Mix(options.seed, static_cast<uint64_t>(epoch)));
+    std::mt19937_64 rng(MixSeeds(options.seed, static_cast<uint64_t>(epoch)));
     for (size_t i = epoch_order.size(); i > 1; --i) std::swap(epoch_order[i - 1], epoch_order[rng() % i]);
     cached_epoch = epoch;
   }
@@ -364,7 +352,7 @@ absl::StatusOr<StepReport> LoraTrainer::Step() {
     for (size_t m = 0; m < batches.size(); ++m) {
       if (labelled == 0) break;
       const DropoutSeed dropout{s.adapter->config().dropout,
-                                Mix(s.options.seed, static_cast<uint64_t>(s.step) * 4096 + m)};
+                                MixSeeds(s.options.seed, static_cast<uint64_t>(s.step) * 4096 + m)};
       loss_sum += s.model->LossAndBackward(batches[m], dropout, 1.0 / static_cast<double>(labelled));
     }
     report.loss = labelled > 0 ? loss_sum / static_cast<double>(labelled) : 0.0;

@@ -14,6 +14,7 @@
 #include "edgellm/v1/inference.grpc.pb.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/inference_client.h"
+#include "tests/support/process_state.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm {
@@ -26,28 +27,6 @@ using testing::Stream;
 
 const std::string kModel = testing::SharedPath("models/stories260K.gguf");
 const std::string kFact = " there was a purple dragon named Zog.";
-
-// Children of `parent` and their state letter (R, S, T for stopped, ...).
-std::vector<std::pair<pid_t, char>> Children(pid_t parent) {
-  std::vector<std::pair<pid_t, char>> children;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    // pid (comm) state ppid ...: comm may hold spaces, so read after its last ')'.
-    const size_t close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));
-    char state = '?';
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == parent) children.push_back({static_cast<pid_t>(std::stol(name)), state});
-  }
-  return children;
-}
 
 std::string Config(const std::filesystem::path& dir, int port) {
   const std::string data = (dir / "facts.jsonl").string();
@@ -106,7 +85,7 @@ TEST(DaemonTraining, TrainsWhileIdlePausesForRequestsAndServesTheResult) {
   std::vector<std::pair<pid_t, char>> children;
   bool stopped = false;
   while (!stopped && reader->Read(&response)) {
-    children = Children(daemon->pid());
+    children = testing::ChildrenOf(daemon->pid());
     ASSERT_EQ(children.size(), 1u) << "one trainer process";
     stopped = children[0].second == 'T';
   }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/support/process_state.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm::train {
@@ -35,15 +36,6 @@ std::vector<std::string> FakeTrainer(const std::filesystem::path& dir, int steps
                         << "exit " << code << "\n";
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
   return {script};
-}
-
-// The state letter of `pid` in /proc (R, S, T, ...), or 0 once it is gone.
-char ProcessState(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return 0;
-  const size_t close = line.rfind(')');
-  return close == std::string::npos || close + 2 >= line.size() ? 0 : line[close + 2];
 }
 
 // Polls `done` every 10 ms for up to 20 s.
@@ -107,7 +99,7 @@ TEST(TrainingWorker, StopsTheTrainerWhileBusyAndContinuesWhenIdle) {
   ASSERT_GT(pid, 0);
   worker.SetBusy(true);
   EXPECT_EQ(worker.state(), TrainingState::kPaused);
-  ASSERT_TRUE(Eventually([&] { return ProcessState(pid) == 'T'; })) << ProcessState(pid);
+  ASSERT_TRUE(Eventually([&] { return edgellm::testing::ReadProcessStat(pid).state == 'T'; })) << edgellm::testing::ReadProcessStat(pid).state;
   size_t seen;
   {
     absl::MutexLock lock(&record.mu);
@@ -135,7 +127,7 @@ TEST(TrainingWorker, GivesWayToMemoryPressureAndStartsAgainAfter) {
   worker.SetMemoryShort(true);
   ASSERT_TRUE(Eventually([&] { return worker.state() == TrainingState::kWaitingForMemory; }));
   EXPECT_EQ(worker.pid(), -1);
-  EXPECT_TRUE(Eventually([&] { return ProcessState(first) == 0; })) << "the trainer is gone, its memory freed";
+  EXPECT_TRUE(Eventually([&] { return edgellm::testing::ReadProcessStat(first).state == 0; })) << "the trainer is gone, its memory freed";
   worker.SetMemoryShort(false);
   ASSERT_TRUE(Eventually([&] { return worker.pid() > 0 && worker.pid() != first; }));
   ASSERT_TRUE(Eventually([&] { return worker.state() == TrainingState::kDone; }));
