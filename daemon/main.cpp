@@ -32,6 +32,7 @@
 #include "daemon/serve/inference_service.h"
 #include "daemon/serve/scheduler.h"
 #include "daemon/train/training_worker.h"
+#include "federated/client/federated_client.h"
 
 namespace edgellm {
 
@@ -59,41 +60,23 @@ bool IsLoopback(const std::string& address) {
   return address.rfind("127.", 0) == 0 || address.rfind("localhost:", 0) == 0 || address.rfind("[::1]:", 0) == 0;
 }
 
-// The trainer's command line: the edgellm CLI's `train` in its JSON mode.
-std::vector<std::string> TrainingCommand(const ops::DaemonConfig& args) {
-  std::string program = args.train_program;
-  if (program.empty()) {
-    std::error_code ec;
-    const std::filesystem::path beside = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "edgellm";
-    program = !ec && std::filesystem::exists(beside) ? beside.string() : "edgellm";
-  }
-  return {program,
-          "train",
-          "--model",
-          args.model,
-          "--data",
-          args.train_data,
-          "--out",
-          args.train_dir,
-          "--steps",
-          std::to_string(args.train_steps),
-          "--lr",
-          std::to_string(args.train_learning_rate),
-          "--rank",
-          std::to_string(args.train_rank),
-          "--alpha",
-          std::to_string(args.train_alpha),
-          "--targets",
-          args.train_targets,
-          "--max-length",
-          std::to_string(args.train_max_length),
-          "--micro-batch",
-          std::to_string(args.train_micro_batch),
-          "--memory-budget",
-          std::to_string(args.train_memory_budget_mib),
-          "--threads",
-          std::to_string(args.threads),
-          "--json"};
+// The trainer's command line from the train_* keys.
+train::TrainCommand TrainingCommand(const ops::DaemonConfig& args) {
+  train::TrainCommand c;
+  c.program = args.train_program;
+  c.model = args.model;
+  c.data = args.train_data;
+  c.out_dir = args.train_dir;
+  c.steps = args.train_steps;
+  c.learning_rate = args.train_learning_rate;
+  c.rank = args.train_rank;
+  c.alpha = args.train_alpha;
+  c.targets = args.train_targets;
+  c.max_length = args.train_max_length;
+  c.micro_batch = args.train_micro_batch;
+  c.memory_budget_mib = args.train_memory_budget_mib;
+  c.threads = args.threads;
+  return c;
 }
 
 int Run(const ops::DaemonConfig& args) {
@@ -190,14 +173,14 @@ int Run(const ops::DaemonConfig& args) {
   // On-device training: a child process, paused whenever requests are served.
   serve::InferenceService* service_for_training = nullptr;  // set once the service exists
   std::unique_ptr<train::TrainingWorker> trainer;
-  if (!args.train_data.empty()) {
+  if (!args.train_data.empty() && args.federation_aggregator.empty()) {
     ops::Gauge& train_step = registry.AddGauge("edgellm_train_step", "Optimizer steps of on-device training done.");
     ops::Gauge& train_loss = registry.AddGauge("edgellm_train_loss", "Training loss of the last step.");
     ops::Gauge& eval_loss =
         registry.AddGauge("edgellm_train_eval_loss", "Loss on the held-out examples, last measured.");
     ops::Counter& train_tokens = registry.AddCounter("edgellm_train_tokens_total", "Tokens trained on.");
     train::TrainingWorkerConfig worker_config;
-    worker_config.command = TrainingCommand(args);
+    worker_config.command = train::TrainCommandLine(TrainingCommand(args));
     worker_config.out_dir = args.train_dir;
     worker_config.busy_share = args.train_busy_share;
     worker_config.idle_grace = std::chrono::milliseconds(static_cast<int64_t>(args.train_idle_seconds * 1000));
@@ -226,9 +209,46 @@ int Run(const ops::DaemonConfig& args) {
                               "4 failed, 5 stopped, 6 waiting for memory.",
                               [&trainer] { return static_cast<double>(trainer->state()); });
   }
+  // Federated rounds: the client trains in the rounds it is selected for.
+  std::unique_ptr<federated::FederatedClient> federation;
+  if (!args.federation_aggregator.empty()) {
+    federated::FederatedClientConfig fc;
+    fc.aggregator = args.federation_aggregator;
+    fc.ca_file = args.federation_ca;
+    fc.cert_file = args.federation_cert;
+    fc.key_file = args.federation_key;
+    fc.device_id = args.federation_device_id;
+    fc.model_id = args.federation_model_id.empty() ? service_config.model_name : args.federation_model_id;
+    fc.work_dir = args.federation_dir;
+    fc.rank = args.train_rank;
+    fc.targets = args.train_targets;
+    fc.trainer = TrainingCommand(args);
+    fc.busy_share = args.train_busy_share;
+    fc.idle_grace = std::chrono::milliseconds(static_cast<int64_t>(args.train_idle_seconds * 1000));
+    auto client = federated::FederatedClient::Create(std::move(fc), (*model)->config(), Log);
+    if (!client.ok()) {
+      Log(std::string(client.status().message()));
+      return 2;
+    }
+    federation = std::move(*client);
+    registry.AddCallbackGauge("edgellm_federation_rounds_submitted", "Federated rounds whose update was accepted.",
+                              [&federation] { return static_cast<double>(federation->stats().rounds_submitted); });
+    registry.AddCallbackGauge("edgellm_federation_sent_bytes", "Update bytes sent to the aggregator, all rounds.",
+                              [&federation] { return static_cast<double>(federation->stats().bytes_sent); });
+    registry.AddCallbackGauge("edgellm_federation_fetched_bytes", "Adapter bytes fetched from the aggregator.",
+                              [&federation] { return static_cast<double>(federation->stats().bytes_fetched); });
+    registry.AddCallbackGauge("edgellm_federation_round", "The federated round worked on last.",
+                              [&federation] { return static_cast<double>(federation->stats().round_id); });
+    registry.AddCallbackGauge("edgellm_federation_state",
+                              "Federated client: 1 idle, 2 fetching, 3 training, 4 uploading, 5 failed.",
+                              [&federation] { return static_cast<double>(federation->stats().state); });
+  }
   serve::SchedulerConfig scheduler_config;
-  if (trainer != nullptr) {
-    scheduler_config.on_busy_change = [&trainer](bool busy) { trainer->SetBusy(busy); };
+  if (trainer != nullptr || federation != nullptr) {
+    scheduler_config.on_busy_change = [&trainer, &federation](bool busy) {
+      if (trainer != nullptr) trainer->SetBusy(busy);
+      if (federation != nullptr) federation->SetBusy(busy);
+    };
   }
   scheduler_config.max_active = args.max_active;
   scheduler_config.max_waiting = args.max_waiting;
@@ -260,6 +280,9 @@ int Run(const ops::DaemonConfig& args) {
                                   // Training gives way first: its memory is freed at once.
                                   if (trainer != nullptr) {
                                     trainer->SetMemoryShort(pressure != ops::MemoryPressure::kNone);
+                                  }
+                                  if (federation != nullptr) {
+                                    federation->SetMemoryShort(pressure != ops::MemoryPressure::kNone);
                                   }
                                   serve_metrics.memory_pressure.Set(static_cast<double>(pressure));
                                   Log("memory pressure " + std::string(ops::MemoryPressureName(pressure)) + " (" +
@@ -307,6 +330,11 @@ int Run(const ops::DaemonConfig& args) {
     Log("training on " + args.train_data + " into " + args.train_dir + " while no request is being served");
     trainer->Start();
   }
+  if (federation != nullptr) {
+    Log("federated rounds with " + args.federation_aggregator + " as " + federation->device_id() + ", on " +
+        args.train_data + ", while no request is being served");
+    federation->Start();
+  }
   // A step that runs for a minute means the loop is stuck: stop feeding the watchdog.
   ops::WatchdogPinger watchdog([&scheduler] { return scheduler.Alive(std::chrono::minutes(1)); });
 
@@ -326,6 +354,7 @@ int Run(const ops::DaemonConfig& args) {
   scheduler.Stop();
   // Its checkpoint stays: the next start resumes.
   if (trainer != nullptr) trainer->Stop();
+  if (federation != nullptr) federation->Stop();
   if (!socket_path.empty()) std::filesystem::remove(socket_path);
   Log("stopped");
   return 0;

@@ -44,9 +44,9 @@ done > "$work/facts.jsonl"
 echo "== The same prompt with the adapter applied unmerged (edgellm generate --adapter):"
 "$edgellm" generate --model "$model" --adapter "$work/facts" --prompt "Once upon a time" -n 18 --temp 0
 
-echo "== edgellmd: serving the model and the adapter over TLS on loopback (certificates from deploy/make-pki.sh)"
+echo "== edgellmd: serving the model and the adapter over TLS on loopback (certificates from deploy/pki.sh)"
 pki=$(mktemp -d /tmp/edgellm-demo-pki-XXXXXX)
-deploy/make-pki.sh "$pki"
+deploy/pki.sh "$pki"
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 build/release/daemon/edgellmd --model "$model" --listen "127.0.0.1:$port" \
   --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" --adapter "facts=$work/facts" &

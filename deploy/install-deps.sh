@@ -15,8 +15,10 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsystemd-dev
   # Boost.Beast and Asio (the metrics and health HTTP endpoint), YAML (the daemon's config)
   libboost-dev libyaml-cpp-dev
-  # OpenSSL: checking TLS certificates; its command line makes the test PKI
+  # OpenSSL: TLS certificates, SHA-256; its command line makes the PKI
   libssl-dev openssl
+  # the aggregator's state (SQLite in WAL mode) and update compression (zstd)
+  libsqlite3-dev sqlite3 libzstd-dev
   # error types (absl::Status), JSON, command-line parsing, logging
   libabsl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   # Unicode character classes for the byte-level BPE pre-tokenizer

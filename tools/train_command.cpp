@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "common/str_cat.h"
 #include "daemon/engine/engine.h"
 #include "daemon/train/trainer.h"
@@ -26,23 +25,8 @@ struct TrainArgs {
   train::TrainerOptions options;
 };
 
-absl::StatusOr<std::vector<engine::LoraTarget>> ParseTargets(const std::string& list) {
-  if (list == "all") return engine::AllLoraTargets();
-  std::vector<engine::LoraTarget> targets;
-  for (absl::string_view piece : absl::StrSplit(list, ',', absl::SkipEmpty())) {
-    const std::string name(piece.data(), piece.size());
-    std::optional<engine::LoraTarget> t = engine::LoraTargetFromName(name);
-    if (!t) {
-      return absl::InvalidArgumentError(edgellm::StrCat(
-          "unknown target '", name, "'; use all or a list of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj"));
-    }
-    targets.push_back(*t);
-  }
-  return targets;
-}
-
 absl::Status RunTrain(TrainArgs args) {
-  auto targets = ParseTargets(args.targets);
+  auto targets = engine::ParseLoraTargets(args.targets);
   if (!targets.ok()) return targets.status();
   args.options.lora.targets = *targets;
   engine::ModelOptions model_options;
@@ -141,6 +125,8 @@ void AddTrainCommand(CLI::App& app, absl::Status* result) {
       ->capture_default_str();
   cmd->add_flag("--freeze-a", o.lora.freeze_a, "Keep A as initialised from --lora-seed; train B only (FFA-LoRA)");
   cmd->add_option("--lora-seed", o.lora.seed, "Seed of A's initialisation")->capture_default_str();
+  cmd->add_option("--init-adapter", o.init_adapter,
+                  "Start from this PEFT adapter (same rank, alpha and targets) instead of a fresh one");
   cmd->add_option("--micro-batch", o.micro_batch, "Rows per forward")->capture_default_str();
   cmd->add_option("--accumulate", o.grad_accumulation, "Forwards per optimizer step")->capture_default_str();
   cmd->add_option("--max-length", o.max_length, "Tokens per packed row")->capture_default_str();

@@ -6,11 +6,12 @@
 #include <filesystem>
 #include <random>
 
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/atomic_file.h"
 #include "common/hashing.h"
 #include "common/read_file.h"
 #include "common/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "daemon/engine/safetensors.h"
 
@@ -58,6 +59,22 @@ const std::vector<LoraTarget>& AllLoraTargets() {
   static const std::vector<LoraTarget> all = {LoraTarget::kQ,    LoraTarget::kK,  LoraTarget::kV,   LoraTarget::kO,
                                               LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kDown};
   return all;
+}
+
+absl::StatusOr<std::vector<LoraTarget>> ParseLoraTargets(std::string_view list) {
+  if (list == "all") return AllLoraTargets();
+  std::vector<LoraTarget> targets;
+  for (absl::string_view piece : absl::StrSplit(absl::string_view(list.data(), list.size()), ',', absl::SkipEmpty())) {
+    const std::string name(piece.data(), piece.size());
+    std::optional<LoraTarget> t = LoraTargetFromName(name);
+    if (!t) {
+      return absl::InvalidArgumentError(edgellm::StrCat(
+          "unknown target '", name, "'; use all or a list of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj"));
+    }
+    targets.push_back(*t);
+  }
+  if (targets.empty()) return absl::InvalidArgumentError("no LoRA targets given");
+  return targets;
 }
 
 std::optional<LoraTarget> LoraTargetFromName(std::string_view name) {

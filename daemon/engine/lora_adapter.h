@@ -33,6 +33,9 @@ std::string_view LoraTargetName(LoraTarget target);
 std::optional<LoraTarget> LoraTargetFromName(std::string_view name);
 // Every projection, in that order.
 const std::vector<LoraTarget>& AllLoraTargets();
+// "all", or a comma-separated list of the names above. InvalidArgument
+// naming an unknown one.
+absl::StatusOr<std::vector<LoraTarget>> ParseLoraTargets(std::string_view list);
 
 // The projection's input and output widths in a model of `config`.
 struct ProjectionShape {

@@ -1,117 +1,72 @@
 #include "daemon/ops/config.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <cctype>
-#include <functional>
-#include <map>
 
 #include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
+#include "daemon/ops/yaml_fields.h"
 
 namespace edgellm::ops {
-namespace {
-
-absl::Status KeyError(const std::string& origin, const YAML::Node& node, const std::string& key,
-                      const std::string& what) {
-  return absl::InvalidArgumentError(
-      edgellm::StrCat(origin, ":", node.Mark().line + 1, ": ", key, ": ", what));
-}
-
-// Reads a scalar of type T, refusing anything yaml-cpp cannot convert.
-template <typename T>
-absl::Status Read(const std::string& origin, const YAML::Node& node, const std::string& key, T* out,
-                  const char* type_name) {
-  if (!node.IsScalar()) return KeyError(origin, node, key, edgellm::StrCat("expected ", type_name));
-  try {
-    *out = node.as<T>();
-  } catch (const YAML::Exception&) {
-    return KeyError(origin, node, key, edgellm::StrCat("expected ", type_name, ", found '", node.Scalar(), "'"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, const std::string& origin) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(edgellm::StrCat(origin, ":", e.mark.line + 1, ": ", e.msg));
-  }
+  EDGELLM_ASSIGN_OR_RETURN(YAML::Node root, ParseYaml(text, origin));
   DaemonConfig config;
   if (root.IsNull()) return config;
-  if (!root.IsMap()) return absl::InvalidArgumentError(edgellm::StrCat(origin, ": expected a mapping of keys"));
-
-  using Reader = std::function<absl::Status(const YAML::Node&, const std::string&)>;
-  auto text_field = [&](std::string* field) -> Reader {
-    return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "text"); };
-  };
-  auto int_field = [&](int32_t* field) -> Reader {
-    return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "an integer"); };
-  };
-  auto number_field = [&](double* field) -> Reader {
-    return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "a number"); };
-  };
-  auto bool_field = [&](bool* field) -> Reader {
-    return [&, field](const YAML::Node& n, const std::string& k) { return Read(origin, n, k, field, "true or false"); };
-  };
-  auto adapters_field = [&](const YAML::Node& n, const std::string& k) -> absl::Status {
-    if (!n.IsMap()) return KeyError(origin, n, k, "expected a mapping of names to adapter directories");
+  YamlFields fields(origin);
+  fields.Custom("adapters", [&](const YAML::Node& n, const std::string& k) -> absl::Status {
+    if (!n.IsMap()) return fields.Error(n, k, "expected a mapping of names to adapter directories");
     for (const auto& entry : n) {
-      std::string dir;
-      EDGELLM_RETURN_IF_ERROR(Read(origin, entry.second, k + "." + entry.first.as<std::string>(), &dir, "a directory"));
-      config.adapters[entry.first.as<std::string>()] = dir;
+      const std::string name = entry.first.as<std::string>();
+      if (!entry.second.IsScalar()) return fields.Error(entry.second, k + "." + name, "expected a directory");
+      config.adapters[name] = entry.second.Scalar();
     }
     return absl::OkStatus();
-  };
-  const std::map<std::string, Reader> readers = {
-      {"adapters", adapters_field},
-      {"model", text_field(&config.model)},
-      {"listen", text_field(&config.listen)},
-      {"tls_cert", text_field(&config.tls_cert)},
-      {"tls_key", text_field(&config.tls_key)},
-      {"tls_client_ca", text_field(&config.tls_client_ca)},
-      {"metrics_listen", text_field(&config.metrics_listen)},
-      {"threads", int_field(&config.threads)},
-      {"context_length", int_field(&config.context_length)},
-      {"max_active", int_field(&config.max_active)},
-      {"max_waiting", int_field(&config.max_waiting)},
-      {"prefill_chunk", int_field(&config.prefill_chunk)},
-      {"kv_cache_mib", int_field(&config.kv_cache_mib)},
-      {"kv_block_size", int_field(&config.kv_block_size)},
-      {"prefix_caching", bool_field(&config.prefix_caching)},
-      {"max_sessions", int_field(&config.max_sessions)},
-      {"draft_tokens", int_field(&config.draft_tokens)},
-      {"draft_model", text_field(&config.draft_model)},
-      {"session_ttl_seconds", number_field(&config.session_ttl_seconds)},
-      {"memory_low_mib", int_field(&config.memory_low_mib)},
-      {"memory_critical_mib", int_field(&config.memory_critical_mib)},
-      {"drain_timeout_seconds", number_field(&config.drain_timeout_seconds)},
-      {"train_data", text_field(&config.train_data)},
-      {"train_dir", text_field(&config.train_dir)},
-      {"train_adapter", text_field(&config.train_adapter)},
-      {"train_steps", int_field(&config.train_steps)},
-      {"train_learning_rate", number_field(&config.train_learning_rate)},
-      {"train_rank", int_field(&config.train_rank)},
-      {"train_alpha", number_field(&config.train_alpha)},
-      {"train_targets", text_field(&config.train_targets)},
-      {"train_max_length", int_field(&config.train_max_length)},
-      {"train_micro_batch", int_field(&config.train_micro_batch)},
-      {"train_memory_budget_mib", int_field(&config.train_memory_budget_mib)},
-      {"train_busy_share", number_field(&config.train_busy_share)},
-      {"train_idle_seconds", number_field(&config.train_idle_seconds)},
-      {"train_program", text_field(&config.train_program)},
-  };
-  for (const auto& entry : root) {
-    const std::string key = entry.first.as<std::string>();
-    auto reader = readers.find(key);
-    if (reader == readers.end()) return KeyError(origin, entry.first, key, "unknown key");
-    EDGELLM_RETURN_IF_ERROR(reader->second(entry.second, key));
-  }
+  });
+  fields.Text("model", &config.model);
+  fields.Text("listen", &config.listen);
+  fields.Text("tls_cert", &config.tls_cert);
+  fields.Text("tls_key", &config.tls_key);
+  fields.Text("tls_client_ca", &config.tls_client_ca);
+  fields.Text("metrics_listen", &config.metrics_listen);
+  fields.Int("threads", &config.threads);
+  fields.Int("context_length", &config.context_length);
+  fields.Int("max_active", &config.max_active);
+  fields.Int("max_waiting", &config.max_waiting);
+  fields.Int("prefill_chunk", &config.prefill_chunk);
+  fields.Int("kv_cache_mib", &config.kv_cache_mib);
+  fields.Int("kv_block_size", &config.kv_block_size);
+  fields.Bool("prefix_caching", &config.prefix_caching);
+  fields.Int("max_sessions", &config.max_sessions);
+  fields.Int("draft_tokens", &config.draft_tokens);
+  fields.Text("draft_model", &config.draft_model);
+  fields.Number("session_ttl_seconds", &config.session_ttl_seconds);
+  fields.Int("memory_low_mib", &config.memory_low_mib);
+  fields.Int("memory_critical_mib", &config.memory_critical_mib);
+  fields.Number("drain_timeout_seconds", &config.drain_timeout_seconds);
+  fields.Text("train_data", &config.train_data);
+  fields.Text("train_dir", &config.train_dir);
+  fields.Text("train_adapter", &config.train_adapter);
+  fields.Int("train_steps", &config.train_steps);
+  fields.Number("train_learning_rate", &config.train_learning_rate);
+  fields.Int("train_rank", &config.train_rank);
+  fields.Number("train_alpha", &config.train_alpha);
+  fields.Text("train_targets", &config.train_targets);
+  fields.Int("train_max_length", &config.train_max_length);
+  fields.Int("train_micro_batch", &config.train_micro_batch);
+  fields.Int("train_memory_budget_mib", &config.train_memory_budget_mib);
+  fields.Number("train_busy_share", &config.train_busy_share);
+  fields.Number("train_idle_seconds", &config.train_idle_seconds);
+  fields.Text("train_program", &config.train_program);
+  fields.Text("federation_aggregator", &config.federation_aggregator);
+  fields.Text("federation_ca", &config.federation_ca);
+  fields.Text("federation_cert", &config.federation_cert);
+  fields.Text("federation_key", &config.federation_key);
+  fields.Text("federation_device_id", &config.federation_device_id);
+  fields.Text("federation_model_id", &config.federation_model_id);
+  fields.Text("federation_dir", &config.federation_dir);
+  EDGELLM_RETURN_IF_ERROR(fields.Apply(root));
   EDGELLM_RETURN_IF_ERROR(config.Validate());
   return config;
 }
@@ -159,6 +114,14 @@ absl::Status DaemonConfig::Validate() const {
   }
   if (!(train_idle_seconds >= 0)) return absl::InvalidArgumentError("train_idle_seconds must not be negative");
   if (!train_data.empty() && train_dir.empty()) return absl::InvalidArgumentError("train_data needs a train_dir");
+  if (!federation_aggregator.empty()) {
+    if (federation_ca.empty() || federation_cert.empty() || federation_key.empty()) {
+      return absl::InvalidArgumentError(
+          "federation_aggregator needs federation_ca, federation_cert and federation_key: rounds run over mutual TLS");
+    }
+    if (train_data.empty()) return absl::InvalidArgumentError("federation_aggregator needs train_data to train on");
+    if (federation_dir.empty()) return absl::InvalidArgumentError("federation_dir must not be empty");
+  }
   auto check_name = [](const std::string& name) {
     const bool good = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
       return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';

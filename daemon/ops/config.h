@@ -74,6 +74,16 @@ struct DaemonConfig {
   double train_busy_share = 0.0;        // share of time it may also run while requests are served
   double train_idle_seconds = 0.25;
   std::string train_program;            // the edgellm CLI; empty: the one beside edgellmd, else on PATH
+  // Federated rounds: the aggregator's HOST:PORT. When set, this node trains
+  // only in the rounds it is selected for, on train_data, with the round's
+  // settings (train_rank and train_targets are the schema it declares).
+  std::string federation_aggregator;
+  std::string federation_ca;    // PEM CA that signed the aggregator's certificate
+  std::string federation_cert;  // PEM: this device's certificate; its common name is the device id
+  std::string federation_key;
+  std::string federation_device_id;  // empty: the certificate's common name
+  std::string federation_model_id;   // empty: the model file's name without .gguf
+  std::string federation_dir = "/var/lib/edgellm/federation";
   // Multi-turn sessions kept at once, and how long an idle one is kept.
   int32_t max_sessions = 256;
   double session_ttl_seconds = 600.0;

@@ -2,6 +2,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -53,6 +54,11 @@ absl::StatusOr<TlsFiles> LoadTlsFiles(const std::string& cert_path, const std::s
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
     return absl::InvalidArgumentError(
         edgellm::StrCat("tls_key ", key_path, " does not match the certificate in tls_cert ", cert_path));
+  }
+  char common_name[256] = {0};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, common_name,
+                                sizeof(common_name)) > 0) {
+    files.common_name = common_name;
   }
   if (!client_ca_path.empty()) {
     EDGELLM_ASSIGN_OR_RETURN(files.client_ca, ReadFileToString(client_ca_path, "tls_client_ca"));

@@ -14,6 +14,7 @@ struct TlsFiles {
   std::string cert_chain;  // PEM
   std::string private_key;  // PEM
   std::string client_ca;    // PEM; empty: clients are not asked for a certificate
+  std::string common_name;  // of the certificate's subject: a device's id
 };
 
 // Reads the certificate chain, its private key and, if `client_ca_path` is

@@ -1,7 +1,7 @@
 #include "daemon/serve/generate_reactor.h"
 
 #include "daemon/engine/utf8.h"
-#include "daemon/serve/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace edgellm::serve {
 namespace {

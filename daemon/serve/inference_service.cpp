@@ -7,7 +7,7 @@
 #include "common/str_cat.h"
 #include "daemon/engine/utf8.h"
 #include "daemon/serve/generate_reactor.h"
-#include "daemon/serve/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace edgellm::serve {
 namespace {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/hashing.h"
+#include "common/read_file.h"
 #include "common/str_cat.h"
 #include "common/status_macros.h"
 #include "daemon/engine/gguf_reader.h"
@@ -35,6 +36,29 @@ uint64_t OptionsFingerprint(const TrainerOptions& o, const TrainingPlan& plan, c
       base.weight_type(), " ", base.gguf().file_size());
   for (engine::LoraTarget t : o.lora.targets) text += edgellm::StrCat(" ", engine::LoraTargetName(t));
   return Fnv1a(text);
+}
+
+// Starts `adapter` from the weights of the PEFT adapter in `dir`, which must
+// have the same rank, alpha and projections.
+absl::Status StartFrom(const std::string& dir, const engine::LlamaConfig& model, engine::LoraAdapter& adapter) {
+  EDGELLM_ASSIGN_OR_RETURN(engine::LoraAdapter init, engine::LoraAdapter::Load(dir, model));
+  const engine::LoraConfig& want = adapter.config();
+  if (init.config().rank != want.rank || init.config().alpha != want.alpha ||
+      init.config().targets != want.targets || init.config().use_rslora != want.use_rslora) {
+    return absl::InvalidArgumentError(edgellm::StrCat("train: the adapter in ", dir, " has rank ", init.config().rank,
+                                                      " alpha ", init.config().alpha,
+                                                      "; training asks for rank ", want.rank, " alpha ", want.alpha,
+                                                      " on the same projections"));
+  }
+  for (int32_t layer = 0; layer < adapter.n_layer(); ++layer) {
+    for (engine::LoraTarget target : want.targets) {
+      engine::LoraWeights* to = adapter.Find(layer, target);
+      const engine::LoraWeights* from = init.Find(layer, target);
+      to->a = from->a;
+      to->b = from->b;
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string Mib(uint64_t bytes) { return absl::StrFormat("%.0f MiB", static_cast<double>(bytes) / (1 << 20)); }
@@ -283,8 +307,18 @@ absl::StatusOr<std::unique_ptr<LoraTrainer>> LoraTrainer::Create(const engine::L
   EDGELLM_ASSIGN_OR_RETURN(impl->data, LoadJsonlDataset(data_path, base.tokenizer(), data_options));
   if (impl->data.train.empty()) return absl::InvalidArgumentError("train: no training rows after the held-out split");
   EDGELLM_ASSIGN_OR_RETURN(impl->adapter, engine::LoraAdapter::Create(options.lora, base.config()));
+  if (!options.init_adapter.empty()) {
+    EDGELLM_RETURN_IF_ERROR(StartFrom(options.init_adapter, base.config(), *impl->adapter));
+  }
   impl->warmup = options.warmup_steps >= 0 ? options.warmup_steps : std::min(100, options.steps / 10);
   impl->options_fingerprint = OptionsFingerprint(options, impl->plan, base);
+  if (!options.init_adapter.empty()) {
+    // A checkpoint resumes only a run that started from the same weights.
+    EDGELLM_ASSIGN_OR_RETURN(std::string init_bytes,
+                             ReadFileToString((std::filesystem::path(options.init_adapter) /
+                                               "adapter_model.safetensors").string(), "init adapter"));
+    impl->options_fingerprint = MixSeeds(impl->options_fingerprint, Fnv1a(init_bytes));
+  }
   // The frozen products (nearly all the work) run on the engine's pool.
   // LibTorch's OpenMP threads would spin between its operations against that
   // pool: with two of them on 2 cores a step took 35% longer.

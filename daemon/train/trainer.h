@@ -47,6 +47,9 @@ struct TrainerOptions {
   int32_t checkpoint_every = 10;         // steps; 0: only at the end
   int64_t memory_budget_mib = 0;         // 0: no limit
   uint64_t seed = 0;                     // data split and order, dropout
+  // A PEFT adapter to start from instead of a fresh one (a federated round's
+  // global version); its rank, alpha and targets must be those of `lora`.
+  std::string init_adapter;
 
   absl::Status Validate() const;
 };

@@ -10,8 +10,55 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace edgellm::train {
+
+std::vector<std::string> TrainCommandLine(const TrainCommand& c) {
+  std::string program = c.program;
+  if (program.empty()) {
+    std::error_code ec;
+    const std::filesystem::path beside = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "edgellm";
+    program = !ec && std::filesystem::exists(beside) ? beside.string() : "edgellm";
+  }
+  std::vector<std::string> argv = {program,
+                                   "train",
+                                   "--model",
+                                   c.model,
+                                   "--data",
+                                   c.data,
+                                   "--out",
+                                   c.out_dir,
+                                   "--steps",
+                                   std::to_string(c.steps),
+                                   "--lr",
+                                   std::to_string(c.learning_rate),
+                                   "--rank",
+                                   std::to_string(c.rank),
+                                   "--alpha",
+                                   std::to_string(c.alpha),
+                                   "--targets",
+                                   c.targets,
+                                   "--max-length",
+                                   std::to_string(c.max_length),
+                                   "--micro-batch",
+                                   std::to_string(c.micro_batch),
+                                   "--memory-budget",
+                                   std::to_string(c.memory_budget_mib),
+                                   "--threads",
+                                   std::to_string(c.threads),
+                                   "--clip",
+                                   std::to_string(c.clip_norm),
+                                   "--lora-seed",
+                                   std::to_string(c.lora_seed),
+                                   "--json"};
+  if (!c.init_adapter.empty()) {
+    argv.push_back("--init-adapter");
+    argv.push_back(c.init_adapter);
+  }
+  if (c.freeze_a) argv.push_back("--freeze-a");
+  return argv;
+}
 namespace {
 
 using Clock = std::chrono::steady_clock;

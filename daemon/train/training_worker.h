@@ -33,6 +33,30 @@
 
 namespace edgellm::train {
 
+// What the trainer (`edgellm train --json`) is asked to do.
+struct TrainCommand {
+  std::string program;  // "": the `edgellm` beside this executable, else the one on PATH
+  std::string model;
+  std::string data;
+  std::string out_dir;
+  int32_t steps = 100;
+  double learning_rate = 2e-4;
+  int32_t rank = 8;
+  double alpha = 16;
+  std::string targets = "q_proj,v_proj";
+  int32_t max_length = 256;
+  int32_t micro_batch = 4;
+  int64_t memory_budget_mib = 0;
+  int32_t threads = 0;
+  // A federated round's additions: start from this adapter, FFA-LoRA, clipping.
+  std::string init_adapter;
+  bool freeze_a = false;
+  uint64_t lora_seed = 0;
+  double clip_norm = 1.0;
+};
+// Its argv.
+std::vector<std::string> TrainCommandLine(const TrainCommand& command);
+
 struct TrainingWorkerConfig {
   std::vector<std::string> command;  // argv of the trainer, reporting JSON lines on stdout
   std::string out_dir;               // where it writes the adapter

@@ -145,7 +145,7 @@ TEST(Cli, GenerateStreamsFromARunningDaemon) {
 TEST(Cli, GenerateReachesATlsDaemonAndContinuesASession) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
   const std::filesystem::path pki = testing::TestDir() / "pki";
-  ASSERT_EQ(std::system((std::string(EDGELLM_SOURCE_DIR) + "/deploy/make-pki.sh " + pki.string() + " >/dev/null").c_str()),
+  ASSERT_EQ(std::system((std::string(EDGELLM_SOURCE_DIR) + "/deploy/pki.sh " + pki.string() + " >/dev/null").c_str()),
             0);
   const std::string listen = "127.0.0.1:" + std::to_string(testing::FreePort());
   grpc::SslCredentialsOptions trust;

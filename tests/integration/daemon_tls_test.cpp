@@ -1,4 +1,4 @@
-// edgellmd over TCP with TLS: real certificates from deploy/make-pki.sh, a
+// edgellmd over TCP with TLS: real certificates from deploy/pki.sh, a
 // real gRPC client, clients that should and should not get through.
 #include <gtest/gtest.h>
 
@@ -33,7 +33,7 @@ class DaemonTlsTest : public ::testing::Test {
   void SetUp() override {
     EDGELLM_REQUIRE_SHARED_FILE(kModel);
     dir_ = testing::TestDir();
-    const std::string script = std::string(EDGELLM_SOURCE_DIR) + "/deploy/make-pki.sh";
+    const std::string script = std::string(EDGELLM_SOURCE_DIR) + "/deploy/pki.sh";
     ASSERT_EQ(std::system((script + " " + (dir_ / "pki").string() + " device-1 >/dev/null").c_str()), 0);
     ASSERT_EQ(std::system((script + " " + (dir_ / "other").string() + " device-1 >/dev/null").c_str()), 0);
     listen_ = "127.0.0.1:" + std::to_string(testing::FreePort());

@@ -15,7 +15,7 @@ class TlsFilesTest : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::TestDir();
     const std::string command =
-        std::string(EDGELLM_SOURCE_DIR) + "/deploy/make-pki.sh " + dir_.string() + " device-1 >/dev/null";
+        std::string(EDGELLM_SOURCE_DIR) + "/deploy/pki.sh " + dir_.string() + " device-1 >/dev/null";
     ASSERT_EQ(std::system(command.c_str()), 0);
   }
   std::string Path(const std::string& file) const { return (dir_ / file).string(); }

@@ -11,12 +11,13 @@
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
-  echo "usage: $0 OUT_DIR [--host NAME_OR_IP]... [--days N] [CLIENT_NAME]..." >&2
+  echo "usage: $0 OUT_DIR [--server NAME] [--host NAME_OR_IP]... [--days N] [CLIENT_NAME]..." >&2
   exit 2
 fi
 out=$1
 shift
 days=365
+server=server
 san="DNS:localhost,IP:127.0.0.1"
 clients=()
 while [ $# -gt 0 ]; do
@@ -25,6 +26,7 @@ while [ $# -gt 0 ]; do
       if [[ $2 =~ ^[0-9.]+$ || $2 == *:* ]]; then san+=",IP:$2"; else san+=",DNS:$2"; fi
       shift 2 ;;
     --days) days=$2; shift 2 ;;
+    --server) server=$2; shift 2 ;;
     *) clients+=("$1"); shift ;;
   esac
 done
@@ -53,9 +55,9 @@ sign() {
   rm -f "$name.csr" "$name.ext"
 }
 
-sign server "/CN=edgellm server" "subjectAltName=$san\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n"
+sign "$server" "/CN=edgellm $server" "subjectAltName=$san\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n"
 for client in "${clients[@]}"; do
   sign "$client" "/CN=$client" "subjectAltName=DNS:$client\nextendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n"
 done
 chmod 0644 ./*.pem
-echo "PKI in $out: ca.pem, server.pem/.key${clients:+, ${clients[*]/%/.pem/.key}}"
+echo "PKI in $out: ca.pem, $server.pem/.key${clients:+, ${clients[*]/%/.pem/.key}}"

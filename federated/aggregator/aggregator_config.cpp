@@ -1,0 +1,156 @@
+#include "federated/aggregator/aggregator_config.h"
+
+#include <set>
+
+#include "common/read_file.h"
+#include "common/status_macros.h"
+#include "common/str_cat.h"
+#include "daemon/ops/yaml_fields.h"
+
+namespace edgellm::federated {
+namespace {
+
+absl::Status Bad(const std::string& where, const std::string& what) {
+  return absl::InvalidArgumentError(StrCat(where, ": ", what));
+}
+
+void DeclareStrategy(ops::YamlFields& f, StrategyConfig& s) {
+  f.Text("strategy", &s.name);
+  f.Number("server_learning_rate", &s.server_learning_rate);
+  f.Number("norm_bound", &s.norm_bound);
+  f.Number("trim_fraction", &s.trim_fraction);
+  f.Number("noise_multiplier", &s.noise_multiplier);
+  f.Number("dp_delta", &s.dp_delta);
+  f.Number("adam_beta1", &s.adam_beta1);
+  f.Number("adam_beta2", &s.adam_beta2);
+  f.Number("adam_tau", &s.adam_tau);
+}
+
+void DeclareModel(ops::YamlFields& f, ModelConfig& m) {
+  f.Text("id", &m.id);
+  f.Text("base_model", &m.base_model);
+  f.Int("rank", &m.rank);
+  f.Number("alpha", &m.alpha);
+  f.Text("targets", &m.targets);
+  f.Bool("freeze_a", &m.freeze_a);
+  f.UInt64("lora_seed", &m.lora_seed);
+  f.Int("rounds", &m.rounds);
+  f.Number("selection_fraction", &m.selection_fraction);
+  f.Int("min_devices", &m.min_devices);
+  f.Int("quorum", &m.quorum);
+  f.Number("round_timeout_seconds", &m.round_timeout_seconds);
+  f.Int("local_steps", &m.local_steps);
+  f.Number("learning_rate", &m.learning_rate);
+  f.Int("micro_batch", &m.micro_batch);
+  f.Int("max_length", &m.max_length);
+  f.Number("clip_norm", &m.clip_norm);
+  f.Text("encoding", &m.encoding);
+  f.UInt64("max_update_bytes", &m.max_update_bytes);
+  f.Number("max_update_norm", &m.max_update_norm);
+  f.Text("eval_data", &m.eval_data);
+  DeclareStrategy(f, m.strategy);
+}
+
+}  // namespace
+
+absl::Status StrategyConfig::Validate() const {
+  static const std::set<std::string> kNames = {"fedavg", "fedadam", "median", "trimmed_mean", "dp_fedavg"};
+  if (!kNames.contains(name)) {
+    return Bad("strategy", StrCat("'", name, "' is not one of fedavg, fedadam, median, trimmed_mean, dp_fedavg"));
+  }
+  if (!(server_learning_rate > 0)) return Bad("server_learning_rate", "must be positive");
+  if (!(norm_bound >= 0)) return Bad("norm_bound", "must not be negative");
+  if (!(trim_fraction >= 0 && trim_fraction < 0.5)) return Bad("trim_fraction", "must be within [0, 0.5)");
+  if (name == "dp_fedavg") {
+    if (!(norm_bound > 0)) return Bad("norm_bound", "dp_fedavg clips every update to it: it must be positive");
+    if (!(noise_multiplier > 0)) return Bad("noise_multiplier", "must be positive for dp_fedavg");
+    if (!(dp_delta > 0 && dp_delta < 1)) return Bad("dp_delta", "must be within (0, 1)");
+  }
+  if (!(adam_beta1 >= 0 && adam_beta1 < 1) || !(adam_beta2 >= 0 && adam_beta2 < 1)) {
+    return Bad("adam_beta1, adam_beta2", "must be within [0, 1)");
+  }
+  if (!(adam_tau > 0)) return Bad("adam_tau", "must be positive");
+  return absl::OkStatus();
+}
+
+absl::Status ModelConfig::Validate() const {
+  const std::string where = StrCat("model ", id);
+  const bool good_id = !id.empty() && id.size() <= 64 && id.find_first_not_of(
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == std::string::npos;
+  if (!good_id) return Bad(where, "id must be 1-64 of [A-Za-z0-9._-]");
+  if (base_model.empty()) return Bad(where, "base_model is required");
+  if (rank < 1 || rank > 256) return Bad(where, "rank must be within 1..256");
+  if (!(alpha > 0)) return Bad(where, "alpha must be positive");
+  if (rounds < 0) return Bad(where, "rounds must not be negative");
+  if (!(selection_fraction > 0 && selection_fraction <= 1)) return Bad(where, "selection_fraction must be within (0, 1]");
+  if (min_devices < 1) return Bad(where, "min_devices must be at least 1");
+  if (quorum < 1 || quorum > min_devices) return Bad(where, "quorum must be within 1..min_devices");
+  if (!(round_timeout_seconds > 0)) return Bad(where, "round_timeout_seconds must be positive");
+  if (local_steps < 1 || micro_batch < 1 || max_length < 32) {
+    return Bad(where, "local_steps and micro_batch must be at least 1, max_length at least 32");
+  }
+  if (!(learning_rate > 0) || !(clip_norm >= 0)) return Bad(where, "learning_rate must be positive, clip_norm not negative");
+  if (encoding != "int8" && encoding != "f16") return Bad(where, "encoding must be int8 or f16");
+  if (max_update_bytes < 1024) return Bad(where, "max_update_bytes must be at least 1024");
+  if (!(max_update_norm >= 0)) return Bad(where, "max_update_norm must not be negative");
+  if (absl::Status s = strategy.Validate(); !s.ok()) return Bad(where, std::string(s.message()));
+  return absl::OkStatus();
+}
+
+absl::Status AggregatorConfig::Validate() const {
+  if (tls_cert.empty() || tls_key.empty() || tls_client_ca.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_cert, tls_key and tls_client_ca are required: the aggregator speaks only mutual TLS");
+  }
+  if (state_dir.empty()) return absl::InvalidArgumentError("state_dir must not be empty");
+  if (!(heartbeat_interval_seconds > 0) || !(poll_interval_seconds > 0)) {
+    return absl::InvalidArgumentError("heartbeat_interval_seconds and poll_interval_seconds must be positive");
+  }
+  if (!(liveness_timeout_seconds >= 2 * heartbeat_interval_seconds)) {
+    return absl::InvalidArgumentError("liveness_timeout_seconds must be at least twice heartbeat_interval_seconds");
+  }
+  if (models.empty()) return absl::InvalidArgumentError("models: at least one model is needed");
+  std::set<std::string> ids;
+  for (const ModelConfig& m : models) {
+    EDGELLM_RETURN_IF_ERROR(m.Validate());
+    if (!ids.insert(m.id).second) return absl::InvalidArgumentError(StrCat("model ", m.id, " is listed twice"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& text, const std::string& origin) {
+  EDGELLM_ASSIGN_OR_RETURN(YAML::Node root, ops::ParseYaml(text, origin));
+  AggregatorConfig config;
+  ops::YamlFields fields(origin);
+  fields.Text("listen", &config.listen);
+  fields.Text("tls_cert", &config.tls_cert);
+  fields.Text("tls_key", &config.tls_key);
+  fields.Text("tls_client_ca", &config.tls_client_ca);
+  fields.Text("metrics_listen", &config.metrics_listen);
+  fields.Text("state_dir", &config.state_dir);
+  fields.Number("heartbeat_interval_seconds", &config.heartbeat_interval_seconds);
+  fields.Number("poll_interval_seconds", &config.poll_interval_seconds);
+  fields.Number("liveness_timeout_seconds", &config.liveness_timeout_seconds);
+  fields.Int("threads", &config.threads);
+  fields.Custom("models", [&](const YAML::Node& list, const std::string& key) -> absl::Status {
+    if (!list.IsSequence()) return fields.Error(list, key, "expected a list of models");
+    for (const YAML::Node& entry : list) {
+      ModelConfig model;
+      ops::YamlFields model_fields(origin);
+      DeclareModel(model_fields, model);
+      EDGELLM_RETURN_IF_ERROR(model_fields.Apply(entry));
+      config.models.push_back(std::move(model));
+    }
+    return absl::OkStatus();
+  });
+  EDGELLM_RETURN_IF_ERROR(fields.Apply(root));
+  EDGELLM_RETURN_IF_ERROR(config.Validate());
+  return config;
+}
+
+absl::StatusOr<AggregatorConfig> AggregatorConfig::Load(const std::string& path) {
+  EDGELLM_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, "config"));
+  return FromYaml(text, path);
+}
+
+}  // namespace edgellm::federated

@@ -1,0 +1,94 @@
+// federated/aggregator/aggregator_config.h — edgellm-aggregator's YAML
+// config: where it listens (always mutual TLS), where its state lives, and
+// per model the adapter, the rounds and the strategy. Every key is listed in
+// deploy/aggregator.yaml.
+#ifndef EDGELLM_FEDERATED_AGGREGATOR_AGGREGATOR_CONFIG_H_
+#define EDGELLM_FEDERATED_AGGREGATOR_AGGREGATOR_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace edgellm::federated {
+
+// How a round's updates become the next version.
+struct StrategyConfig {
+  // fedavg | fedadam | median | trimmed_mean | dp_fedavg
+  std::string name = "fedavg";
+  // The aggregate is applied as version += server_learning_rate × aggregate
+  // (FedAdam: its step size η).
+  double server_learning_rate = 1.0;
+  // Norm bounding: each update is scaled down to at most this L2 norm before
+  // it is aggregated (0: off). dp_fedavg requires it: it is the clip S.
+  double norm_bound = 0.0;
+  // trimmed_mean: the share of values dropped at each end, per coordinate.
+  double trim_fraction = 0.2;
+  // dp_fedavg: Gaussian noise of standard deviation noise_multiplier × S
+  // on the sum of clipped updates, and the δ the reported ε is for.
+  double noise_multiplier = 1.0;
+  double dp_delta = 1e-5;
+  // fedadam: moments and adaptivity (Reddi et al., "Adaptive Federated Optimization").
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.99;
+  double adam_tau = 1e-3;
+
+  absl::Status Validate() const;
+};
+
+struct ModelConfig {
+  std::string id;          // what devices register for
+  std::string base_model;  // the GGUF devices must hold (its sha256 is checked at registration)
+  // The shared adapter.
+  int32_t rank = 8;
+  double alpha = 16.0;
+  std::string targets = "q_proj,v_proj";  // or "all"
+  bool freeze_a = true;                   // FFA-LoRA: exact averaging; devices send B only
+  uint64_t lora_seed = 1;
+  // Rounds.
+  int32_t rounds = 0;                 // rounds to run; 0: without end
+  double selection_fraction = 1.0;    // of the available devices
+  int32_t min_devices = 2;            // a round opens once this many are available
+  int32_t quorum = 2;                 // updates a round needs to close
+  double round_timeout_seconds = 600; // the deadline, from the round's opening
+  // What devices train.
+  int32_t local_steps = 20;
+  double learning_rate = 1e-3;
+  int32_t micro_batch = 4;
+  int32_t max_length = 256;
+  double clip_norm = 1.0;             // devices' gradient clipping
+  std::string encoding = "int8";      // int8 | f16: how devices encode their delta
+  // Validation of updates.
+  uint64_t max_update_bytes = 64ull << 20;  // encoded
+  double max_update_norm = 0.0;             // refuse updates with a larger L2 norm (0: no bound)
+  StrategyConfig strategy;
+  // JSONL held out on the aggregator: each new version's loss on it is
+  // measured and recorded (optional).
+  std::string eval_data;
+
+  absl::Status Validate() const;
+};
+
+struct AggregatorConfig {
+  std::string listen = "0.0.0.0:7443";
+  // Required: the server certificate and key, and the CA that signs device certificates.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  std::string metrics_listen;  // HOST:PORT for /metrics and /healthz; empty: off
+  std::string state_dir = "/var/lib/edgellm-aggregator";
+  double heartbeat_interval_seconds = 5;
+  double poll_interval_seconds = 2;
+  double liveness_timeout_seconds = 30;  // silent this long: gone
+  int32_t threads = 0;                   // evaluation threads (0: one per core)
+  std::vector<ModelConfig> models;
+
+  static absl::StatusOr<AggregatorConfig> FromYaml(const std::string& text, const std::string& origin);
+  static absl::StatusOr<AggregatorConfig> Load(const std::string& path);
+  absl::Status Validate() const;
+};
+
+}  // namespace edgellm::federated
+
+#endif  // EDGELLM_FEDERATED_AGGREGATOR_AGGREGATOR_CONFIG_H_

@@ -1,0 +1,122 @@
+// federated/aggregator/coordinator.h — rounds, per model: who is available,
+// who is selected, which updates are accepted, when a round closes and what
+// version it produces. The gRPC service is a thin layer over this.
+//
+// A round opens once `min_devices` registered devices are alive (heard from
+// within the liveness timeout); a share of them is selected by a stable hash
+// of (round, device id). It closes with a new version as soon as every
+// selected device has sent its update, or once the quorum is met and the
+// devices still missing have gone silent, or at the deadline with the quorum;
+// at the deadline without the quorum it fails and the next round starts from
+// the same version. Updates for a round that is over are refused.
+//
+// Durability: an accepted update's bytes are in the artifact store and its
+// row in SQLite before the device hears "accepted". A restarted coordinator
+// rebuilds the open round's aggregate from those, so a kill -9 loses nothing
+// that was acknowledged. Closing is deterministic (DP noise is seeded by the
+// round), so a round whose close was interrupted closes again identically.
+#ifndef EDGELLM_FEDERATED_AGGREGATOR_COORDINATOR_H_
+#define EDGELLM_FEDERATED_AGGREGATOR_COORDINATOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "edgellm/v1/federation.pb.h"
+#include "federated/aggregator/aggregator_config.h"
+#include "federated/aggregator/aggregator_metrics.h"
+#include "federated/aggregator/artifact_store.h"
+#include "federated/aggregator/audit_log.h"
+#include "federated/aggregator/state_store.h"
+
+namespace edgellm::federated {
+
+// Where an upload's bytes go while they arrive.
+struct UploadTarget {
+  std::optional<v1::SubmitUpdateResponse> answer;  // set: answer this at once, take no bytes
+  std::string part_path;                           // else append here, from received_bytes
+  uint64_t received_bytes = 0;
+};
+
+struct ArtifactRef {
+  std::string path;
+  std::string sha256;
+  uint64_t bytes = 0;
+};
+
+class Coordinator {
+ public:
+  using Log = std::function<void(const std::string&)>;
+  // Opens the state under config.state_dir, creates each model's first
+  // version if it has none, and takes up any open round where it was.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Open(const AggregatorConfig& config,
+                                                           AggregatorMetrics& metrics, Log log);
+  ~Coordinator();
+
+  // Every call below names a device already authenticated by its certificate.
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+  v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::GetTaskResponse> GetTask(const v1::GetTaskRequest& request);
+  absl::StatusOr<ArtifactRef> AdapterArtifact(const std::string& model_id, uint64_t version);
+  absl::StatusOr<v1::UploadStatusResponse> UploadStatus(const v1::UploadStatusRequest& request);
+  // The first message of an upload: checks it and says where its bytes go.
+  absl::StatusOr<UploadTarget> BeginUpload(const v1::UpdateHeader& header);
+  // All `header.total_bytes` are in the part file: verify, validate, accept.
+  absl::StatusOr<v1::SubmitUpdateResponse> FinishUpload(const v1::UpdateHeader& header);
+  // Counts a refusal of the model's update in the metrics.
+  void CountRefusal(const std::string& model_id, const std::string& reason);
+  void CountReceived(const std::string& model_id, uint64_t bytes);
+
+  // Opens and closes rounds as time and arrivals ask; call every ~100 ms.
+  void Tick();
+  // Devices heard from within the liveness timeout, for the model.
+  int32_t AliveDevices(const std::string& model_id);
+  // The state directory's PEFT copy of a version (for serving and OTA).
+  std::string VersionDir(const std::string& model_id, uint64_t version) const;
+  // Versions of a model, oldest first.
+  absl::StatusOr<std::vector<VersionRecord>> Versions(const std::string& model_id);
+
+ private:
+  struct ModelState;
+  struct DeviceState {
+    std::string model_id;
+    int64_t last_seen_ms = 0;
+  };
+  Coordinator(AggregatorConfig config, AggregatorMetrics& metrics, Log log);
+
+  absl::Status LoadModel(const ModelConfig& model_config);
+  absl::Status EnsureFirstVersion(ModelState& model);
+  absl::Status RecoverRound(ModelState& model);
+  ModelState* FindModel(const std::string& model_id);
+  bool Alive(const std::string& device_id, int64_t now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeOpenRound(ModelState& model, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The round should end now: "" if not, else why.
+  std::string EndReason(ModelState& model, int64_t now, bool* closes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Aggregates, registers the version, audits; runs without mu_ held.
+  absl::Status CloseRound(ModelState& model, RoundRecord round, const std::string& reason);
+  absl::Status FailRound(ModelState& model, RoundRecord round, const std::string& reason);
+  std::string PartPath(const v1::UpdateHeader& header) const;
+  absl::StatusOr<v1::SubmitUpdateResponse> Refuse(const std::string& model_id, const std::string& reason,
+                                                  absl::Status status, const std::string& part_path);
+
+  const AggregatorConfig config_;
+  AggregatorMetrics& metrics_;
+  const Log log_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<AuditLog> audit_;
+  std::map<std::string, std::unique_ptr<ModelState>> models_;
+
+  absl::Mutex mu_;
+  std::map<std::string, DeviceState> devices_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace edgellm::federated
+
+#endif  // EDGELLM_FEDERATED_AGGREGATOR_COORDINATOR_H_

@@ -1,0 +1,40 @@
+// federated/aggregator/federation_service.h — edgellm.v1.Federation over the
+// Coordinator: authenticates every call by the client certificate's common
+// name, bounds every stream, and maps the coordinator's answers to gRPC.
+#ifndef EDGELLM_FEDERATED_AGGREGATOR_FEDERATION_SERVICE_H_
+#define EDGELLM_FEDERATED_AGGREGATOR_FEDERATION_SERVICE_H_
+
+#include "edgellm/v1/federation.grpc.pb.h"
+#include "federated/aggregator/coordinator.h"
+
+namespace edgellm::federated {
+
+class FederationService final : public v1::Federation::Service {
+ public:
+  explicit FederationService(Coordinator& coordinator) : coordinator_(coordinator) {}
+
+  grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
+                        v1::RegisterResponse* response) override;
+  grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override;
+  grpc::Status GetTask(grpc::ServerContext* context, const v1::GetTaskRequest* request,
+                       v1::GetTaskResponse* response) override;
+  grpc::Status FetchAdapter(grpc::ServerContext* context, const v1::FetchAdapterRequest* request,
+                            grpc::ServerWriter<v1::ArtifactChunk>* writer) override;
+  grpc::Status UploadStatus(grpc::ServerContext* context, const v1::UploadStatusRequest* request,
+                            v1::UploadStatusResponse* response) override;
+  grpc::Status SubmitUpdate(grpc::ServerContext* context, grpc::ServerReader<v1::UpdateChunk>* reader,
+                            v1::SubmitUpdateResponse* response) override;
+
+ private:
+  Coordinator& coordinator_;
+};
+
+// OK when the peer's certificate names `device_id`: UNAUTHENTICATED without
+// a certificate common name, PERMISSION_DENIED for another device's id,
+// INVALID_ARGUMENT for an id that is not 1-64 of [A-Za-z0-9._-].
+grpc::Status AuthenticateDevice(const grpc::ServerContext& context, const std::string& device_id);
+
+}  // namespace edgellm::federated
+
+#endif  // EDGELLM_FEDERATED_AGGREGATOR_FEDERATION_SERVICE_H_

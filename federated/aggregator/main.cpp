@@ -1,0 +1,121 @@
+// edgellm-aggregator — runs federated rounds for edge devices over mutual
+// TLS, aggregates their adapter updates into new versions, and keeps its
+// state (SQLite + content-addressed artifacts + audit log) crash-safe.
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "common/str_cat.h"
+#include "daemon/ops/http_endpoint.h"
+#include "daemon/ops/metrics.h"
+#include "daemon/ops/systemd_notify.h"
+#include "daemon/ops/tls_files.h"
+#include "federated/aggregator/aggregator_config.h"
+#include "federated/aggregator/aggregator_metrics.h"
+#include "federated/aggregator/coordinator.h"
+#include "federated/aggregator/federation_service.h"
+#include "federated/protocol/protocol.h"
+
+namespace edgellm::federated {
+namespace {
+
+void Log(const std::string& message) { std::fprintf(stderr, "edgellm-aggregator: %s\n", message.c_str()); }
+
+int Run(const AggregatorConfig& config) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<ops::TlsFiles> tls = ops::LoadTlsFiles(config.tls_cert, config.tls_key, config.tls_client_ca);
+  if (!tls.ok()) {
+    Log(std::string(tls.status().message()));
+    return 2;
+  }
+  ops::MetricsRegistry registry;
+  AggregatorMetrics metrics(registry);
+  auto coordinator = Coordinator::Open(config, metrics, Log);
+  if (!coordinator.ok()) {
+    Log(std::string(coordinator.status().message()));
+    return 1;
+  }
+  std::atomic<bool> serving{false};
+  std::unique_ptr<ops::HttpEndpoint> metrics_endpoint;
+  if (!config.metrics_listen.empty()) {
+    auto endpoint = ops::HttpEndpoint::Start(config.metrics_listen, [&](const std::string& path) -> ops::HttpReply {
+      if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", registry.Render()};
+      if (path == "/healthz") return serving ? ops::HttpReply{200, "text/plain", "ok\n"}
+                                             : ops::HttpReply{503, "text/plain", "not serving\n"};
+      return {404, "text/plain", "not found\n"};
+    });
+    if (!endpoint.ok()) {
+      Log(std::string(endpoint.status().message()));
+      return 1;
+    }
+    metrics_endpoint = std::move(*endpoint);
+    Log(StrCat("metrics on port ", metrics_endpoint->port(), " (/metrics, /healthz)"));
+  }
+
+  // Devices must present a certificate from the configured CA; plaintext and
+  // unverified clients never reach a handler.
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = tls->client_ca;
+  ssl.pem_key_cert_pairs.push_back({tls->private_key, tls->cert_chain});
+  FederationService service(**coordinator);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen, grpc::SslServerCredentials(ssl), &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    Log("cannot listen on " + config.listen);
+    return 1;
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  serving = true;
+  Log(StrCat("listening on ", config.listen, " (port ", port, ", mutual TLS); state in ", config.state_dir));
+  ops::NotifyReady("aggregating");
+
+  std::atomic<bool> stopping{false};
+  std::thread rounds([&] {
+    while (!stopping) {
+      (*coordinator)->Tick();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  Log(signal_number == SIGTERM ? "received SIGTERM: stopping" : "received SIGINT: stopping");
+  serving = false;
+  ops::NotifyStopping("stopping");
+  stopping = true;
+  rounds.join();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  Log("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace edgellm::federated
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  CLI::App app{"edgellm-aggregator — federated rounds over mutual TLS"};
+  app.add_option("--config", config_path, "YAML config file (keys in deploy/aggregator.yaml)")->required();
+  CLI11_PARSE(app, argc, argv);
+  auto config = edgellm::federated::AggregatorConfig::Load(config_path);
+  if (!config.ok()) {
+    edgellm::federated::Log(std::string(config.status().message()));
+    return 2;
+  }
+  return edgellm::federated::Run(*config);
+}

@@ -1,0 +1,114 @@
+// federated/aggregator/state_store.h — the aggregator's durable state in
+// SQLite (WAL mode, synchronous FULL): registered devices, rounds, accepted
+// updates and adapter versions. A row is written only after the artifact it
+// names is on disk, so after a kill -9 every row's bytes exist.
+#ifndef EDGELLM_FEDERATED_AGGREGATOR_STATE_STORE_H_
+#define EDGELLM_FEDERATED_AGGREGATOR_STATE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+struct sqlite3;
+
+namespace edgellm::federated {
+
+struct DeviceRecord {
+  std::string device_id;
+  std::string model_id;
+  std::string daemon_version;
+  std::string capabilities;  // JSON
+  int64_t registered_ms = 0;
+};
+
+enum class RoundState { kOpen, kClosed, kFailed };
+std::string_view RoundStateName(RoundState state);
+
+struct RoundRecord {
+  std::string model_id;
+  uint64_t round_id = 0;
+  uint64_t base_version = 0;
+  RoundState state = RoundState::kOpen;
+  int64_t opened_ms = 0;
+  int64_t deadline_ms = 0;
+  int64_t closed_ms = 0;
+  std::vector<std::string> selected;  // device ids
+  std::string outcome;                // why it closed or failed, in words
+};
+
+struct UpdateRecord {
+  std::string model_id;
+  uint64_t round_id = 0;
+  std::string device_id;
+  std::string idempotency_key;
+  std::string sha256;  // of the encoded update, also its artifact name
+  int64_t example_count = 0;
+  std::string metrics;  // JSON of the device's local metrics
+  uint64_t bytes = 0;
+  int64_t accepted_ms = 0;
+};
+
+struct VersionRecord {
+  std::string model_id;
+  uint64_t version = 0;
+  uint64_t parent = 0;    // 0 for the initial adapter
+  uint64_t round_id = 0;  // the round that made it; 0 for the initial adapter
+  std::string sha256;     // of the adapter artifact
+  uint64_t bytes = 0;
+  int64_t created_ms = 0;
+  std::string metrics;            // JSON: updates, examples, eval loss, ε...
+  std::string optimizer_sha256;   // FedAdam's moments after this version, or ""
+};
+
+class StateStore {
+ public:
+  // Opens or creates the database at `path`. Internal errors name the file.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& path);
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  absl::Status PutDevice(const DeviceRecord& device);  // insert or replace
+  absl::StatusOr<std::vector<DeviceRecord>> Devices();
+
+  absl::Status PutRound(const RoundRecord& round);  // insert or replace
+  absl::StatusOr<std::optional<RoundRecord>> LatestRound(const std::string& model_id);
+  // Rounds of the model in `state`.
+  absl::StatusOr<int64_t> CountRounds(const std::string& model_id, RoundState state);
+
+  // AlreadyExists when the device already has an update in the round.
+  absl::Status AddUpdate(const UpdateRecord& update);
+  // The round's updates in the order they were accepted.
+  absl::StatusOr<std::vector<UpdateRecord>> Updates(const std::string& model_id, uint64_t round_id);
+  absl::StatusOr<std::optional<UpdateRecord>> UpdateBySha(const std::string& sha256);
+
+  absl::Status PutVersion(const VersionRecord& version);
+  absl::StatusOr<std::optional<VersionRecord>> LatestVersion(const std::string& model_id);
+  absl::StatusOr<std::optional<VersionRecord>> Version(const std::string& model_id, uint64_t version);
+  absl::StatusOr<std::vector<VersionRecord>> Versions(const std::string& model_id);
+
+  // The round's end and, when it produced one, its version, in one transaction.
+  absl::Status CloseRound(const RoundRecord& round, const std::optional<VersionRecord>& version);
+
+ private:
+  StateStore(sqlite3* db, std::string path);
+  absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PutRoundLocked(const RoundRecord& round) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PutVersionLocked(const VersionRecord& version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<VersionRecord>> QueryVersions(const std::string& where_sql, const std::string& model_id,
+                                                           int64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  const std::string path_;
+};
+
+}  // namespace edgellm::federated
+
+#endif  // EDGELLM_FEDERATED_AGGREGATOR_STATE_STORE_H_
