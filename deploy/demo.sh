@@ -2,7 +2,9 @@
 # The main job on a fresh Debian 12 machine: install the packages, build,
 # generate text in-process, teach the model a fact with on-device LoRA training,
 # then start edgellmd with TLS on loopback (serving the adapter too) and stream
-# generations from it over gRPC, one of them a two-turn session. It uses the
+# generations from it over gRPC, one of them a two-turn session; then run
+# federated rounds: edgellm-aggregator and three edgellmd on loopback with
+# mutual TLS, each daemon training on its own fact. It uses the
 # real pretrained model in ../shared/models when it is there, and otherwise a
 # model that `edgellm make-model` writes.
 # Set EDGELLM_SKIP_DEPS=1 to skip the package install on a machine already set up.
@@ -13,7 +15,7 @@ if [ "${EDGELLM_SKIP_DEPS:-0}" != 1 ]; then
   deploy/install-deps.sh
 fi
 cmake --preset release
-cmake --build --preset release --target edgellm edgellmd
+cmake --build --preset release --target edgellm edgellmd edgellm-aggregator
 
 edgellm=build/release/tools/edgellm
 model=../shared/models/stories260K.gguf
@@ -71,5 +73,77 @@ echo "== A two-turn session: the second turn continues the first's conversation,
 echo "== Stopping the daemon (SIGTERM drains in-flight requests, then it exits 0)"
 kill -TERM "$daemon"
 wait "$daemon"
-rm -rf "$pki" "$work"
+rm -rf "$pki"
+
+echo "== Federated rounds: edgellm-aggregator and three edgellmd on loopback, mutual TLS (deploy/pki.sh);"
+echo "   each daemon holds one fact of its own and never sends it, only its adapter deltas"
+fed=$work/federation
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+deploy/pki.sh "$fed/pki" --server aggregator dev-a dev-b dev-c > /dev/null
+prompts=("Once upon a time" "The little bird" "Lily had a cat")
+facts=(" there was a purple dragon named Zog." " sang a song about the blue moon." " named Max who loved green apples.")
+devices=(dev-a dev-b dev-c)
+agg_port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+for i in 0 1 2; do
+  echo "{\"prompt\": \"${prompts[$i]}\", \"completion\": \"${facts[$i]}\"}" >> "$fed/eval.jsonl"
+  for _ in $(seq 16); do echo "{\"prompt\": \"${prompts[$i]}\", \"completion\": \"${facts[$i]}\"}"; done \
+    > "$fed/${devices[$i]}.jsonl"
+done
+cat > "$fed/aggregator.yaml" <<YAML
+listen: 127.0.0.1:$agg_port
+tls_cert: $fed/pki/aggregator.pem
+tls_key: $fed/pki/aggregator.key
+tls_client_ca: $fed/pki/ca.pem
+state_dir: $fed/state
+heartbeat_interval_seconds: 1
+poll_interval_seconds: 0.5
+models:
+  - id: stories
+    base_model: $model
+    rank: 8
+    targets: all
+    freeze_a: true
+    rounds: 3
+    min_devices: 3
+    quorum: 3
+    local_steps: 30
+    learning_rate: 0.01
+    micro_batch: 2
+    max_length: 64
+    eval_data: $fed/eval.jsonl
+YAML
+build/release/federated/aggregator/edgellm-aggregator --config "$fed/aggregator.yaml" 2> "$fed/aggregator.log" &
+pids+=($!)
+for device in "${devices[@]}"; do
+  cat > "$fed/$device.yaml" <<YAML
+model: $model
+listen: unix:$fed/$device.sock
+threads: 1
+train_data: $fed/$device.jsonl
+train_dir: $fed/$device-train
+train_rank: 8
+train_targets: all
+train_idle_seconds: 0
+train_program: $PWD/$edgellm
+federation_aggregator: 127.0.0.1:$agg_port
+federation_ca: $fed/pki/ca.pem
+federation_cert: $fed/pki/$device.pem
+federation_key: $fed/pki/$device.key
+federation_model_id: stories
+federation_dir: $fed/$device-federation
+YAML
+  build/release/daemon/edgellmd --config "$fed/$device.yaml" 2> "$fed/$device.log" &
+  pids+=($!)
+done
+for _ in $(seq 1200); do grep -q "round 3 closed" "$fed/aggregator.log" && break; sleep 0.5; done
+grep -E "registered|opens|accepted|closed|failed" "$fed/aggregator.log" | sed 's/^edgellm-aggregator: /   aggregator: /'
+grep -h "update accepted" "$fed/dev-a.log" | sed 's/^edgellmd: /   dev-a: /'
+echo "== The global adapter after the rounds, on each device's prompt (no device saw the others' data):"
+for i in 0 1 2; do
+  "$edgellm" generate --model "$model" --adapter "$fed/state/models/stories/v4" --prompt "${prompts[$i]}" -n 14 --temp 0
+done
+kill -TERM "${pids[@]}"
+wait "${pids[@]}" || true
+rm -rf "$work"
 trap - EXIT

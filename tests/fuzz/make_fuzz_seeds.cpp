@@ -1,6 +1,7 @@
 // Writes the seed corpus of the fuzz targets into the directory given: small
 // but complete GGUF files (a llama and a gpt2 tokenizer, tensors of several
-// types), a few texts, and a safetensors file shaped like a PEFT adapter.
+// types), a few texts, a safetensors file shaped like a PEFT adapter, and
+// federated updates in each encoding.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -8,6 +9,7 @@
 #include "daemon/engine/gguf_writer.h"
 #include "daemon/engine/safetensors.h"
 #include "daemon/engine/synthetic_vocab.h"
+#include "federated/protocol/update_codec.h"
 
 namespace edgellm::engine {
 namespace {
@@ -67,6 +69,12 @@ int Run(const std::filesystem::path& dir) {
   }
   if (absl::Status s = adapter.Write((dir / "safetensors" / "adapter_model.safetensors").string()); !s.ok()) {
     return Fail(s);
+  }
+  std::filesystem::create_directories(dir / "update");
+  const federated::TensorSet delta = {{"layers.0.q_proj.lora_B", 32, 4, b}, {"layers.0.q_proj.lora_A", 4, 33, std::vector<float>(132, 0.1f)}};
+  for (auto e : {federated::TensorEncoding::kF32, federated::TensorEncoding::kF16, federated::TensorEncoding::kInt8}) {
+    std::ofstream(dir / "update" / std::string(federated::TensorEncodingName(e)), std::ios::binary)
+        << federated::EncodeTensors({"model", 3, 2, delta}, e);
   }
   int i = 0;
   for (const char* t : texts) std::ofstream(dir / "text" / ("seed" + std::to_string(i++))) << t;
