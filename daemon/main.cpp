@@ -295,12 +295,7 @@ int Run(const ops::DaemonConfig& args) {
   std::atomic<bool> serving{false};
   std::unique_ptr<ops::HttpEndpoint> metrics_endpoint;
   if (!args.metrics_listen.empty()) {
-    auto endpoint = ops::HttpEndpoint::Start(args.metrics_listen, [&](const std::string& path) -> ops::HttpReply {
-      if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", registry.Render()};
-      if (path == "/healthz") return serving ? ops::HttpReply{200, "text/plain", "ok\n"}
-                                             : ops::HttpReply{503, "text/plain", "not serving\n"};
-      return {404, "text/plain", "not found\n"};
-    });
+    auto endpoint = ops::StartMetricsEndpoint(args.metrics_listen, registry, serving);
     if (!endpoint.ok()) {
       Log(std::string(endpoint.status().message()));
       return 1;

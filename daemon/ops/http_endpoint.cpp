@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/str_cat.h"
+#include "daemon/ops/metrics.h"
 
 namespace edgellm::ops {
 namespace {
@@ -126,5 +127,15 @@ HttpEndpoint::~HttpEndpoint() {
 }
 
 int HttpEndpoint::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+absl::StatusOr<std::unique_ptr<HttpEndpoint>> StartMetricsEndpoint(const std::string& host_port,
+                                                                   const MetricsRegistry& registry,
+                                                                   const std::atomic<bool>& serving) {
+  return HttpEndpoint::Start(host_port, [&registry, &serving](const std::string& path) -> HttpReply {
+    if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", registry.Render()};
+    if (path == "/healthz") return serving ? HttpReply{200, "text/plain", "ok\n"} : HttpReply{503, "text/plain", "not serving\n"};
+    return {404, "text/plain", "not found\n"};
+  });
+}
 
 }  // namespace edgellm::ops

@@ -5,6 +5,7 @@
 #ifndef EDGELLM_OPS_HTTP_ENDPOINT_H_
 #define EDGELLM_OPS_HTTP_ENDPOINT_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -39,6 +40,15 @@ class HttpEndpoint {
   explicit HttpEndpoint(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+class MetricsRegistry;
+
+// The operator endpoint both programs serve: /metrics renders `registry` in
+// the Prometheus text format, /healthz answers 200 while `serving` and 503
+// otherwise. Both must outlive the endpoint.
+absl::StatusOr<std::unique_ptr<HttpEndpoint>> StartMetricsEndpoint(const std::string& host_port,
+                                                                   const MetricsRegistry& registry,
+                                                                   const std::atomic<bool>& serving);
 
 }  // namespace edgellm::ops
 

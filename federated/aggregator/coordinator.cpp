@@ -584,6 +584,14 @@ void Coordinator::Tick() {
   }
 }
 
+void Coordinator::RemoveUploads(const std::string& model_id, uint64_t round_id) const {
+  const std::string prefix = StrCat(model_id, ".", round_id, ".");
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(config_.state_dir) / "uploads", ec)) {
+    if (entry.path().filename().string().starts_with(prefix)) fs::remove(entry.path(), ec);
+  }
+}
+
 absl::Status Coordinator::FailRound(ModelState& m, RoundRecord round, const std::string& reason) {
   round.state = RoundState::kFailed;
   round.closed_ms = NowMs();
@@ -599,6 +607,7 @@ absl::Status Coordinator::FailRound(ModelState& m, RoundRecord round, const std:
                                             {"updates_discarded", devices}}));
   }
   EDGELLM_RETURN_IF_ERROR(store_->CloseRound(round, std::nullopt));
+  RemoveUploads(m.config.id, round.round_id);
   metrics_.RoundEnded(m.config.id, false, static_cast<double>(round.closed_ms - round.opened_ms) / 1000.0);
   log_(StrCat("model ", m.config.id, ": round ", round.round_id, " failed: ", reason));
   absl::MutexLock lock(&mu_);
@@ -686,6 +695,7 @@ absl::Status Coordinator::CloseRound(ModelState& m, RoundRecord round, const std
   VersionRecord record{m.config.id, version, m.version.version, round.round_id, sha, bytes.size(), round.closed_ms,
                        metrics.dump(), optimizer_sha};
   EDGELLM_RETURN_IF_ERROR(store_->CloseRound(round, record));
+  RemoveUploads(m.config.id, round.round_id);
   metrics_.RoundEnded(m.config.id, true, static_cast<double>(round.closed_ms - round.opened_ms) / 1000.0);
   metrics_.Gauge("edgellm_aggregator_version", "The model's latest adapter version.", m.config.id)
       .Set(static_cast<double>(version));

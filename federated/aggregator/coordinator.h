@@ -102,6 +102,8 @@ class Coordinator {
   absl::Status CloseRound(ModelState& model, RoundRecord round, const std::string& reason);
   absl::Status FailRound(ModelState& model, RoundRecord round, const std::string& reason);
   std::string PartPath(const v1::UpdateHeader& header) const;
+  // Unfinished uploads of a round that ended: nobody will resume them.
+  void RemoveUploads(const std::string& model_id, uint64_t round_id) const;
   absl::StatusOr<v1::SubmitUpdateResponse> Refuse(const std::string& model_id, const std::string& reason,
                                                   absl::Status status, const std::string& part_path);
 

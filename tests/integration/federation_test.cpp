@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
@@ -123,11 +124,18 @@ class Federation : public ::testing::Test {
     return u;
   }
 
-  void RegisterAll(const std::vector<FederationTestClient*>& devices) {
-    for (FederationTestClient* d : devices) {
+  // dev-a, dev-b and dev-c, registered.
+  std::tuple<std::unique_ptr<FederationTestClient>, std::unique_ptr<FederationTestClient>,
+             std::unique_ptr<FederationTestClient>>
+  ThreeDevices() {
+    auto a = Device("dev-a");
+    auto b = Device("dev-b");
+    auto c = Device("dev-c");
+    for (FederationTestClient* d : {a.get(), b.get(), c.get()}) {
       grpc::Status s = d->Register(kModelId, base_sha_, kRank, kTargets);
-      ASSERT_TRUE(s.ok()) << d->device_id() << ": " << s.error_message();
+      EXPECT_TRUE(s.ok()) << d->device_id() << ": " << s.error_message();
     }
+    return {std::move(a), std::move(b), std::move(c)};
   }
 
   // The adapter tensors (B only) of a version, fetched over the protocol.
@@ -173,10 +181,7 @@ class Federation : public ::testing::Test {
 TEST_F(Federation, RefusesEachBadUpdateWithItsReasonAndLosesNothing) {
   WriteConfig({});
   StartAggregator();
-  auto a = Device("dev-a");
-  auto b = Device("dev-b");
-  auto c = Device("dev-c");
-  RegisterAll({a.get(), b.get(), c.get()});
+  auto [a, b, c] = ThreeDevices();
   v1::Task task;
   ASSERT_TRUE(a->WaitForTask(kModelId, &task));
   const uint64_t round = task.round_id();
@@ -320,10 +325,7 @@ TEST_F(Federation, RefusesStrangersAndIncompatibleDevices) {
 TEST_F(Federation, AKill9MidRoundLosesNoAcceptedUpdate) {
   WriteConfig({});
   StartAggregator();
-  auto a = Device("dev-a");
-  auto b = Device("dev-b");
-  auto c = Device("dev-c");
-  RegisterAll({a.get(), b.get(), c.get()});
+  auto [a, b, c] = ThreeDevices();
   v1::Task task;
   ASSERT_TRUE(a->WaitForTask(kModelId, &task));
   const uint64_t round = task.round_id();
@@ -372,10 +374,7 @@ TEST_F(Federation, ARoundClosesAtItsDeadlineWithQuorumAndFailsWithout) {
   settings.round_timeout_seconds = 4;
   WriteConfig(settings);
   StartAggregator();
-  auto a = Device("dev-a");
-  auto b = Device("dev-b");
-  auto c = Device("dev-c");
-  RegisterAll({a.get(), b.get(), c.get()});
+  auto [a, b, c] = ThreeDevices();
   v1::Task task;
   ASSERT_TRUE(a->WaitForTask(kModelId, &task));
   const uint64_t round = task.round_id();
