@@ -1,13 +1,14 @@
 // edgellm-bench-fleet: many light simulated devices against one running
 // edgellm-aggregator — each with its own certificate and TLS channel — for
-// one round: register, wait to be selected, upload an int8 update. Prints the
-// aggregator's memory (from /proc) after registration and after the round,
-// and the round's wall time:
+// one round: all register, then each waits to be selected and uploads an
+// int8 update. Prints the aggregator's memory (from /proc) at the start,
+// after registration and after the round, and the upload phase's wall time:
 //
 //   bench devices=<n> values=<adapter values> metric=<name> value=<number> unit=<unit>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -74,23 +75,21 @@ int Run(int argc, char** argv) {
   const std::string ca = ReadAll(pki + "/ca.pem");
 
   std::atomic<int> registered{0}, submitted{0}, failed{0};
-  std::atomic<bool> round_open{false};
-  Clock::time_point first_submit{};
   auto device_name = [](int i) {
     char name[16];
     std::snprintf(name, sizeof(name), "dev-%04d", i);
     return std::string(name);
   };
-  auto work = [&](int thread) {
-    std::mt19937_64 rng(static_cast<uint64_t>(thread));
-    std::normal_distribution<float> normal(0.0f, 1e-3f);
+  // Every device registers first (the round opens only once all are there), then each uploads.
+  std::vector<std::unique_ptr<v1::Federation::Stub>> stubs(static_cast<size_t>(devices));
+  auto register_devices = [&](int thread) {
     for (int i = thread; i < devices; i += parallel) {
       const std::string id = device_name(i);
       grpc::SslCredentialsOptions ssl;
       ssl.pem_root_certs = ca;
       ssl.pem_cert_chain = ReadAll(pki + "/" + id + ".pem");
       ssl.pem_private_key = ReadAll(pki + "/" + id + ".key");
-      auto stub = v1::Federation::NewStub(grpc::CreateChannel(target, grpc::SslCredentials(ssl)));
+      stubs[i] = v1::Federation::NewStub(grpc::CreateChannel(target, grpc::SslCredentials(ssl)));
       v1::RegisterRequest request;
       request.set_device_id(id);
       request.set_protocol_version(1);
@@ -98,28 +97,35 @@ int Run(int argc, char** argv) {
       request.set_model_id(model_id);
       request.set_base_model_sha256(*sha);
       request.mutable_adapter_schema()->set_rank(rank);
-      for (engine::LoraTarget t : lora.targets) request.mutable_adapter_schema()->add_targets(std::string(engine::LoraTargetName(t)));
-      v1::RegisterResponse registered_response;
-      if (!stub->Register(Context().get(), request, &registered_response).ok()) {
-        ++failed;
-        continue;
+      for (engine::LoraTarget t : lora.targets) {
+        request.mutable_adapter_schema()->add_targets(std::string(engine::LoraTargetName(t)));
       }
-      ++registered;
-      // Wait for the round (it opens once every device is registered).
+      v1::RegisterResponse response;
+      if (stubs[i]->Register(Context().get(), request, &response).ok()) {
+        ++registered;
+      } else {
+        ++failed;
+      }
+    }
+  };
+  auto upload = [&](int thread) {
+    std::mt19937_64 rng(static_cast<uint64_t>(thread));
+    std::normal_distribution<float> normal(0.0f, 1e-3f);
+    for (int i = thread; i < devices; i += parallel) {
+      const std::string id = device_name(i);
+      v1::Federation::Stub& stub = *stubs[i];
       v1::GetTaskResponse task;
       while (true) {
         v1::GetTaskRequest ask;
         ask.set_device_id(id);
         ask.set_model_id(model_id);
-        if (!stub->GetTask(Context().get(), ask, &task).ok()) {
-          ++failed;
-          break;
-        }
-        if (task.outcome() == v1::GetTaskResponse::TRAIN) break;
+        if (!stub.GetTask(Context().get(), ask, &task).ok() || task.outcome() == v1::GetTaskResponse::TRAIN) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
-      if (task.outcome() != v1::GetTaskResponse::TRAIN) continue;
-      if (!round_open.exchange(true)) first_submit = Clock::now();
+      if (task.outcome() != v1::GetTaskResponse::TRAIN) {
+        ++failed;
+        continue;
+      }
       federated::TensorSet delta = layout;
       for (federated::NamedTensor& t : delta) {
         for (float& v : t.values) v = normal(rng);
@@ -128,7 +134,7 @@ int Run(int argc, char** argv) {
           {model_id, task.task().round_id(), task.task().adapter_version(), delta}, federated::TensorEncoding::kInt8);
       v1::SubmitUpdateResponse response;
       auto context = Context();
-      auto writer = stub->SubmitUpdate(context.get(), &response);
+      auto writer = stub.SubmitUpdate(context.get(), &response);
       v1::UpdateChunk header;
       header.mutable_header()->set_device_id(id);
       header.mutable_header()->set_model_id(model_id);
@@ -151,10 +157,16 @@ int Run(int argc, char** argv) {
       }
     }
   };
+  auto run_all = [&](const std::function<void(int)>& work) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < parallel; ++t) threads.emplace_back(work, t);
+    for (std::thread& t : threads) t.join();
+  };
   const double rss_before = ProcessMemoryMiB(pid, "VmRSS");
-  std::vector<std::thread> threads;
-  for (int t = 0; t < parallel; ++t) threads.emplace_back(work, t);
-  for (std::thread& t : threads) t.join();
+  run_all(register_devices);
+  const double rss_registered = ProcessMemoryMiB(pid, "VmRSS");
+  const auto first_submit = Clock::now();
+  run_all(upload);
   const double submit_seconds = std::chrono::duration<double>(Clock::now() - first_submit).count();
   // The round closes within a tick of the last update.
   std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -165,7 +177,9 @@ int Run(int argc, char** argv) {
   };
   line("accepted_updates", submitted, "updates");
   line("failed_devices", failed, "devices");
+  line("registered_devices", registered, "devices");
   line("aggregator_rss_at_start", rss_before, "MiB");
+  line("aggregator_rss_registered", rss_registered, "MiB");
   line("aggregator_rss_after_round", ProcessMemoryMiB(pid, "VmRSS"), "MiB");
   line("aggregator_peak_rss", ProcessMemoryMiB(pid, "VmHWM"), "MiB");
   line("round_upload_seconds", submit_seconds, "s");
