@@ -376,6 +376,16 @@ absl::StatusOr<UploadTarget> Coordinator::BeginUpload(const v1::UpdateHeader& h)
     absl::MutexLock lock(&mu_);
     const bool open = m->round && m->round->state == RoundState::kOpen && !m->closing;
     if (!open || m->round->round_id != h.round_id()) {
+      // A retry whose first answer was lost when the round closed: it counted.
+      auto earlier = store_->Updates(h.model_id(), h.round_id());
+      if (earlier.ok()) {
+        for (const UpdateRecord& u : *earlier) {
+          if (u.device_id == h.device_id() && u.idempotency_key == h.idempotency_key()) {
+            return answer(v1::SubmitUpdateResponse::ACCEPTED_EARLIER,
+                          StrCat("update ", Short(u.sha256), " was accepted in round ", h.round_id()));
+          }
+        }
+      }
       metrics_.Refused(h.model_id(), "late");
       const std::string current = open ? StrCat("; round ", m->round->round_id, " is open") : "";
       log_(StrCat("refused a late update from ", h.device_id(), " for round ", h.round_id(), current));

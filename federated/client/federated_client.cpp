@@ -461,7 +461,10 @@ void FederatedClient::Impl::RunRound(const v1::Task& task) {
 
     SetState(v1::DEVICE_STATE_TRAINING);
     std::map<std::string, double> metrics;
-    if (!Train(task, dir, &metrics)) return;
+    if (!Train(task, dir, &metrics)) {
+      if (state != v1::DEVICE_STATE_FAILED) SetState(v1::DEVICE_STATE_IDLE);
+      return;
+    }
     absl::StatusOr<engine::LoraAdapter> trained = engine::LoraAdapter::Load((dir / "trained").string(), model);
     if (!trained.ok()) return Fail(StrCat("federation: round ", task.round_id(), ": ", trained.status().message()));
     absl::StatusOr<TensorSet> delta =

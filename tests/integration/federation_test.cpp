@@ -268,6 +268,9 @@ TEST_F(Federation, RefusesEachBadUpdateWithItsReasonAndLosesNothing) {
   EXPECT_EQ(next.round_id(), round + 1);
   ASSERT_TRUE(a->Submit(UploadOf(Delta(4.0f), round, base, "late", 1), &response).ok());
   EXPECT_EQ(response.outcome(), SubmitUpdateResponse::ROUND_OVER);
+  // A retry of an update that counted, after its round closed (its first answer lost), still hears so.
+  ASSERT_TRUE(a->Submit(ua, &response).ok());
+  EXPECT_EQ(response.outcome(), SubmitUpdateResponse::ACCEPTED_EARLIER) << response.detail();
   FederationTestClient::Upload old = UploadOf(Delta(1.5f), round, base, "old", 1);
   old.round_id = next.round_id();
   s = a->Submit(old, &response);
