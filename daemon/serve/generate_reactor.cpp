@@ -29,17 +29,26 @@ void GenerateReactor::Start(GenerationRequest request) {
     absl::MutexLock lock(&mu_);
     id_ = *id;
     cancel = cancel_when_submitted_;
-    started_ = true;
   }
   if (cancel) scheduler_.Cancel(*id);
-  // Events may have arrived while submitting; nothing touches `this` after this call.
-  Pump();
+  // Events may have arrived while submitting. Deciding in the same critical
+  // section that lets writes begin: once it is left, another thread may
+  // finish the call and the reactor may be gone.
+  Next next;
+  {
+    absl::MutexLock lock(&mu_);
+    started_ = true;
+    next = Decide();
+  }
+  Act(next);
 }
 
 void GenerateReactor::OnEvent(GenerationEvent event) {
   std::optional<Outcome> outcome;
   {
     absl::MutexLock lock(&mu_);
+    // The call cannot finish until this event is delivered (see Decide).
+    delivering_ = true;
     text_ += event.text;
     if (event.last) {
       final_status_ = ToGrpcStatus(event.status);
@@ -64,7 +73,16 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
     }
   }
   if (outcome) on_outcome_(*std::move(outcome));
-  Pump();
+  // The scheduler's thread is unknown to gRPC, which may delete the reactor
+  // as soon as it finishes: decide in the critical section that ends the
+  // delivery, and touch nothing after acting.
+  Next next;
+  {
+    absl::MutexLock lock(&mu_);
+    delivering_ = false;
+    next = Decide();
+  }
+  Act(next);
 }
 
 void GenerateReactor::OnWriteDone(bool ok) {
@@ -96,27 +114,37 @@ void GenerateReactor::OnCancel() {
 }
 
 void GenerateReactor::Pump() {
-  enum class Action { kNone, kWrite, kFinish } action = Action::kNone;
-  grpc::Status status;
+  Next next;
   {
     absl::MutexLock lock(&mu_);
-    // Until Start is done, a Finish could delete the reactor under it.
-    if (!started_ || writing_ || finishing_) return;
-    if (!pending_.empty()) {
-      in_flight_ = std::move(pending_.front());
-      pending_.pop_front();
-      writing_ = true;
-      action = Action::kWrite;
-    } else if (final_status_) {
-      finishing_ = true;
-      // A client that went away sees CANCELLED whatever the scheduler said.
-      status = client_gone_ && final_status_->ok() ? grpc::Status::CANCELLED : *final_status_;
-      action = Action::kFinish;
-    }
+    next = Decide();
   }
+  Act(next);
+}
+
+GenerateReactor::Next GenerateReactor::Decide() {
+  Next next;
+  // Until Start is done, or while an event is being delivered, a Finish
+  // could delete the reactor under them.
+  if (!started_ || writing_ || finishing_) return next;
+  if (!pending_.empty()) {
+    in_flight_ = std::move(pending_.front());
+    pending_.pop_front();
+    writing_ = true;
+    next.action = Next::kWrite;
+  } else if (final_status_ && !delivering_) {
+    finishing_ = true;
+    // A client that went away sees CANCELLED whatever the scheduler said.
+    next.status = client_gone_ && final_status_->ok() ? grpc::Status::CANCELLED : *final_status_;
+    next.action = Next::kFinish;
+  }
+  return next;
+}
+
+void GenerateReactor::Act(const Next& next) {
   // Outside the lock: a reaction may run inline, and after Finish the reactor may be gone.
-  if (action == Action::kWrite) StartWrite(&in_flight_);
-  if (action == Action::kFinish) FinishWith(status);
+  if (next.action == Next::kWrite) StartWrite(&in_flight_);
+  if (next.action == Next::kFinish) FinishWith(next.status);
 }
 
 }  // namespace edgellm::serve

@@ -59,6 +59,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void OnEvent(GenerationEvent event);  // on the scheduler thread
   // Starts the next write, or the Finish once everything is written.
   void Pump();
+  // What Pump does next, decided under mu_ and done after releasing it.
+  struct Next {
+    enum Action { kNone, kWrite, kFinish } action = kNone;
+    grpc::Status status;
+  };
+  Next Decide() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Act(const Next& next);
 
   Scheduler& scheduler_;
   const std::function<void(grpc::StatusCode)> on_finish_;
@@ -75,6 +82,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> final_status_ ABSL_GUARDED_BY(mu_);
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  bool delivering_ ABSL_GUARDED_BY(mu_) = false;  // OnEvent is between its critical sections
 };
 
 }  // namespace edgellm::serve
