@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -214,8 +215,13 @@ bool TrainingWorker::RunOnce() {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ || memory_short_) return false;
+    const pid_t parent = ::getpid();
     const pid_t child = ::fork();
     if (child == 0) {
+      // A trainer never outlives the daemon: were it killed (kill -9 included),
+      // an orphan would keep writing the checkpoint its successor resumes from.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
       ::dup2(out[1], STDOUT_FILENO);
       ::dup2(err[1], STDERR_FILENO);
       ::execvp(argv[0], argv.data());

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +22,7 @@
 #include "federated/protocol/tensor_set.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/federation.h"
+#include "tests/support/process_state.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm::federated {
@@ -59,39 +61,51 @@ std::string Greedy(const engine::LlamaModel& model, const engine::LoraAdapter& a
   return result.ok() ? result->text : "";
 }
 
-TEST(FederatedRounds, ThreeDaemonsTeachTheGlobalAdapterWhatEachKnows) {
-  EDGELLM_REQUIRE_SHARED_FILE(kModel);
-  const fs::path dir = edgellm::testing::TestDir();
-  ASSERT_TRUE(edgellm::testing::MakePki(dir / "pki", {"dev-a", "dev-b", "dev-c"}));
-  const int port = edgellm::testing::FreePort();
-  {
-    std::ofstream eval(dir / "eval.jsonl");
-    for (const Fact& f : kFacts) {
-      eval << nlohmann::json({{"prompt", f.prompt}, {"completion", f.completion}}).dump() << "\n";
+class FederatedRounds : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EDGELLM_REQUIRE_SHARED_FILE(kModel);
+    dir_ = edgellm::testing::TestDir();
+    ASSERT_TRUE(edgellm::testing::MakePki(dir_ / "pki", {"dev-a", "dev-b", "dev-c"}));
+    port_ = edgellm::testing::FreePort();
+  }
+
+  // The aggregator for `rounds` rounds of `local_steps` each, all three devices in each.
+  void StartAggregator(int rounds, int local_steps, int quorum = 3, int liveness_seconds = 60) {
+    {
+      std::ofstream eval(dir_ / "eval.jsonl");
+      for (const Fact& f : kFacts) {
+        eval << nlohmann::json({{"prompt", f.prompt}, {"completion", f.completion}}).dump() << "\n";
+      }
     }
-    std::ofstream config(dir / "aggregator.yaml");
-    config << "listen: 127.0.0.1:" << port << "\n"
-           << "tls_cert: " << (dir / "pki" / "aggregator.pem").string() << "\n"
-           << "tls_key: " << (dir / "pki" / "aggregator.key").string() << "\n"
-           << "tls_client_ca: " << (dir / "pki" / "ca.pem").string() << "\n"
-           << "state_dir: " << (dir / "state").string() << "\n"
-           << "heartbeat_interval_seconds: 1\npoll_interval_seconds: 0.2\nliveness_timeout_seconds: 60\n"
+    std::ofstream config(dir_ / "aggregator.yaml");
+    config << "listen: 127.0.0.1:" << port_ << "\n"
+           << "tls_cert: " << (dir_ / "pki" / "aggregator.pem").string() << "\n"
+           << "tls_key: " << (dir_ / "pki" / "aggregator.key").string() << "\n"
+           << "tls_client_ca: " << (dir_ / "pki" / "ca.pem").string() << "\n"
+           << "state_dir: " << (dir_ / "state").string() << "\n"
+           << "heartbeat_interval_seconds: 1\npoll_interval_seconds: 0.2\n"
+           << "liveness_timeout_seconds: " << liveness_seconds << "\n"
            << "threads: 1\n"
            << "models:\n  - id: stories260K\n    base_model: " << kModel << "\n"
            << "    rank: 8\n    alpha: 16\n    targets: all\n    freeze_a: true\n    lora_seed: 7\n"
-           << "    rounds: 3\n    min_devices: 3\n    quorum: 3\n    round_timeout_seconds: 600\n"
-           << "    local_steps: 30\n    learning_rate: 0.01\n    micro_batch: 2\n    max_length: 64\n"
-           << "    encoding: int8\n    eval_data: " << (dir / "eval.jsonl").string() << "\n";
+           << "    rounds: " << rounds << "\n    min_devices: 3\n    quorum: " << quorum
+           << "\n    round_timeout_seconds: 600\n"
+           << "    local_steps: " << local_steps << "\n    learning_rate: 0.01\n    micro_batch: 2\n"
+           << "    max_length: 64\n    encoding: int8\n    eval_data: " << (dir_ / "eval.jsonl").string() << "\n";
+    config.close();
+    RestartAggregator();
   }
-  std::string error;
-  auto aggregator = AggregatorProcess::Start(dir / "aggregator.yaml", dir / "aggregator.log", &error);
-  ASSERT_NE(aggregator, nullptr) << error;
+  void RestartAggregator() {
+    std::string error;
+    aggregator_ = AggregatorProcess::Start(dir_ / "aggregator.yaml", dir_ / "aggregator.log", &error);
+    ASSERT_NE(aggregator_, nullptr) << error;
+  }
 
-  std::vector<std::unique_ptr<DaemonProcess>> daemons;
-  std::map<std::string, int> metrics_ports;
-  for (const Fact& f : kFacts) {
-    const fs::path data = dir / (f.device + ".jsonl");
-    {
+  // edgellmd holding `f`'s fact as its local data; its stderr in DEVICE.log.
+  std::unique_ptr<DaemonProcess> StartDaemon(const Fact& f) {
+    const fs::path data = dir_ / (f.device + ".jsonl");
+    if (!fs::exists(data)) {
       std::ofstream out(data);
       for (int i = 0; i < 16; ++i) {
         out << nlohmann::json({{"prompt", f.prompt}, {"completion", f.completion}}).dump() << "\n";
@@ -99,38 +113,57 @@ TEST(FederatedRounds, ThreeDaemonsTeachTheGlobalAdapterWhatEachKnows) {
       out << R"({"text": "Lily and Ben went to the park. They played on the swings."})" << "\n";
       out << R"({"text": "The cat sat in the sun. It was warm and happy."})" << "\n";
     }
-    metrics_ports[f.device] = edgellm::testing::FreePort();
-    const fs::path config = dir / (f.device + ".yaml");
+    if (!metrics_ports_.contains(f.device)) metrics_ports_[f.device] = edgellm::testing::FreePort();
+    const fs::path config = dir_ / (f.device + ".yaml");
     std::ofstream(config) << "model: " << kModel << "\n"
-                          << "metrics_listen: 127.0.0.1:" << metrics_ports[f.device] << "\n"
+                          << "metrics_listen: 127.0.0.1:" << metrics_ports_[f.device] << "\n"
                           << "train_data: " << data.string() << "\n"
-                          << "train_dir: " << (dir / (f.device + "-train")).string() << "\n"
+                          << "train_dir: " << (dir_ / (f.device + "-train")).string() << "\n"
                           << "train_rank: 8\ntrain_targets: all\ntrain_idle_seconds: 0\n"
                           << "train_program: " << EDGELLM_BINARY_DIR << "/tools/edgellm\n"
-                          << "federation_aggregator: 127.0.0.1:" << port << "\n"
-                          << "federation_ca: " << (dir / "pki" / "ca.pem").string() << "\n"
-                          << "federation_cert: " << (dir / "pki" / (f.device + ".pem")).string() << "\n"
-                          << "federation_key: " << (dir / "pki" / (f.device + ".key")).string() << "\n"
-                          << "federation_dir: " << (dir / (f.device + "-federation")).string() << "\n";
-    auto daemon = DaemonProcess::Start("", {"--config", config.string()}, &error);
-    ASSERT_NE(daemon, nullptr) << f.device << ": " << error;
-    daemons.push_back(std::move(daemon));
+                          << "federation_aggregator: 127.0.0.1:" << port_ << "\n"
+                          << "federation_ca: " << (dir_ / "pki" / "ca.pem").string() << "\n"
+                          << "federation_cert: " << (dir_ / "pki" / (f.device + ".pem")).string() << "\n"
+                          << "federation_key: " << (dir_ / "pki" / (f.device + ".key")).string() << "\n"
+                          << "federation_dir: " << FederationDir(f.device).string() << "\n";
+    std::string error;
+    auto daemon =
+        DaemonProcess::Start("", {"--config", config.string()}, &error, {}, {}, (dir_ / (f.device + ".log")).string());
+    EXPECT_NE(daemon, nullptr) << f.device << ": " << error;
+    return daemon;
+  }
+  fs::path FederationDir(const std::string& device) const { return dir_ / (device + "-federation"); }
+  std::string Metrics(const std::string& device) {
+    return edgellm::testing::HttpGet(metrics_ports_[device], "/metrics").body;
+  }
+
+  fs::path dir_;
+  int port_ = 0;
+  std::unique_ptr<AggregatorProcess> aggregator_;
+  std::map<std::string, int> metrics_ports_;
+};
+
+TEST_F(FederatedRounds, ThreeDaemonsTeachTheGlobalAdapterWhatEachKnows) {
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(3, 30));
+  std::vector<std::unique_ptr<DaemonProcess>> daemons;
+  for (const Fact& f : kFacts) {
+    daemons.push_back(StartDaemon(f));
+    ASSERT_NE(daemons.back(), nullptr);
   }
   // kill -9 the aggregator in the middle of round 2, after it accepted an
   // update: the restarted one continues the round with it, and the daemons
   // (polling, uploading, retrying) finish the rounds against it.
-  ASSERT_TRUE(aggregator->WaitForLog("round 2: accepted", std::chrono::minutes(10))) << aggregator->Log();
-  aggregator->Kill9();
-  aggregator = AggregatorProcess::Start(dir / "aggregator.yaml", dir / "aggregator.log", &error);
-  ASSERT_NE(aggregator, nullptr) << error;
-  const std::string restart_log = aggregator->Log();
+  ASSERT_TRUE(aggregator_->WaitForLog("round 2: accepted", std::chrono::minutes(10))) << aggregator_->Log();
+  aggregator_->Kill9();
+  ASSERT_NO_FATAL_FAILURE(RestartAggregator());
+  const std::string restart_log = aggregator_->Log();
   EXPECT_TRUE(std::regex_search(restart_log, std::regex("round 2 continues with its [123] accepted updates")) ||
               restart_log.find("round 2 closed") != std::string::npos)
       << restart_log;
-  ASSERT_TRUE(aggregator->WaitForLog("round 3 closed", std::chrono::minutes(15))) << aggregator->Log();
+  ASSERT_TRUE(aggregator_->WaitForLog("round 3 closed", std::chrono::minutes(15))) << aggregator_->Log();
 
   // The held-out loss of the global adapter fell round after round.
-  auto store = StateStore::Open((dir / "state" / "state.db").string());
+  auto store = StateStore::Open((dir_ / "state" / "state.db").string());
   ASSERT_TRUE(store.ok()) << store.status();
   auto versions = (*store)->Versions("stories260K");
   ASSERT_TRUE(versions.ok());
@@ -146,7 +179,7 @@ TEST(FederatedRounds, ThreeDaemonsTeachTheGlobalAdapterWhatEachKnows) {
   // The model with the last version says what each device taught it.
   auto model = engine::LlamaModel::Load(kModel, {});
   ASSERT_TRUE(model.ok());
-  auto adapter = engine::LoraAdapter::Load((dir / "state" / "models" / "stories260K" / "v4").string(),
+  auto adapter = engine::LoraAdapter::Load((dir_ / "state" / "models" / "stories260K" / "v4").string(),
                                            (*model)->config());
   ASSERT_TRUE(adapter.ok()) << adapter.status();
   for (const Fact& f : kFacts) {
@@ -170,12 +203,55 @@ TEST(FederatedRounds, ThreeDaemonsTeachTheGlobalAdapterWhatEachKnows) {
   }
   for (const Fact& f : kFacts) {
     // An upload cut by the kill may have sent some bytes twice, never more than one update's worth.
-    const std::string metrics = edgellm::testing::HttpGet(metrics_ports[f.device], "/metrics").body;
+    const std::string metrics = Metrics(f.device);
     const double sent = MetricValue(metrics, "edgellm_federation_sent_bytes");
     EXPECT_GE(sent, static_cast<double>(update_bytes[f.device])) << f.device;
     EXPECT_LE(sent, static_cast<double>(update_bytes[f.device]) * 4 / 3) << f.device;
     EXPECT_EQ(MetricValue(metrics, "edgellm_federation_rounds_submitted"), 3.0) << f.device;
   }
+}
+
+// A daemon killed with -9 in the middle of its training comes back and
+// finishes the same round: its download is not fetched again, its trainer
+// (which died with it) resumes from the checkpoint, and the round closes with
+// all three updates. The quorum is two and a device silent for 4 s counts as
+// gone, so the round waits for the third only because heartbeats keep every
+// training device alive for the many seconds its training takes.
+TEST_F(FederatedRounds, ADaemonKilledMidTrainingFinishesItsRoundAfterRestart) {
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(1, 400, 2, 4));
+  std::vector<std::unique_ptr<DaemonProcess>> daemons;
+  for (const Fact& f : kFacts) {
+    daemons.push_back(StartDaemon(f));
+    ASSERT_NE(daemons.back(), nullptr);
+  }
+  const fs::path checkpoint = FederationDir("dev-a") / "stories260K-round-1" / "trained" / "checkpoint.safetensors";
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (!fs::exists(checkpoint) && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(fs::exists(checkpoint));
+  const std::string log_before = edgellm::testing::ReadAll(dir_ / "dev-a.log");
+  const auto trainers = edgellm::testing::ChildrenOf(daemons[0]->pid());
+  ASSERT_EQ(trainers.size(), 1u);
+  daemons[0]->Kill9();
+  // Its trainer goes with it: no orphan keeps writing the checkpoint.
+  char state = 'R';
+  for (int i = 0; i < 100 && state != 0 && state != 'Z'; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    state = edgellm::testing::ReadProcessStat(trainers.front().first).state;
+  }
+  EXPECT_TRUE(state == 0 || state == 'Z') << "the trainer is still in state " << state;
+  daemons[0] = StartDaemon(kFacts[0]);
+  ASSERT_NE(daemons[0], nullptr);
+  ASSERT_TRUE(aggregator_->WaitForLog("round 1 closed", std::chrono::minutes(10))) << aggregator_->Log();
+  EXPECT_NE(aggregator_->Log().find("round 1 closed (every selected device sent its update): version 2 from 3 updates"),
+            std::string::npos)
+      << aggregator_->Log();
+  const std::string log = edgellm::testing::ReadAll(dir_ / "dev-a.log").substr(log_before.size());
+  EXPECT_TRUE(std::regex_search(log, std::regex("from step [1-9][0-9]* of 400"))) << log;
+  EXPECT_NE(log.find("update accepted"), std::string::npos) << log;
+  // The restarted daemon fetched nothing: the round's adapter was on disk.
+  EXPECT_EQ(MetricValue(Metrics("dev-a"), "edgellm_federation_fetched_bytes"), 0.0);
 }
 
 }  // namespace

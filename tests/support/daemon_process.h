@@ -2,6 +2,7 @@
 #ifndef EDGELLM_TESTS_SUPPORT_DAEMON_PROCESS_H_
 #define EDGELLM_TESTS_SUPPORT_DAEMON_PROCESS_H_
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -31,10 +32,11 @@ class DaemonProcess {
  public:
   // nullptr (with the reason in *error) when it does not come up within 60 s.
   // `environment` adds NAME=VALUE entries to the daemon's environment.
+  // `log` (if not empty) receives the daemon's stderr, appended.
   static std::unique_ptr<DaemonProcess> Start(const std::string& model, const std::vector<std::string>& extra_args,
                                               std::string* error,
                                               const std::vector<std::string>& environment = {},
-                                              const DaemonAddress& address = {}) {
+                                              const DaemonAddress& address = {}, const std::string& log = "") {
     auto daemon = std::unique_ptr<DaemonProcess>(new DaemonProcess());
     daemon->socket_ = (std::filesystem::temp_directory_path() /
                        ("edgellmd-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".sock"))
@@ -48,6 +50,7 @@ class DaemonProcess {
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     daemon->pid_ = ::fork();
     if (daemon->pid_ == 0) {
+      if (!log.empty()) ::dup2(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644), STDERR_FILENO);
       for (const std::string& entry : environment) ::putenv(const_cast<char*>(entry.c_str()));
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
@@ -116,6 +119,12 @@ class DaemonProcess {
   }
 
   void SendSigterm() const { ::kill(pid_, SIGTERM); }
+  // kill -9, and reaps it.
+  void Kill9() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
 
   // Waits for the process to exit (after SIGTERM) and returns its exit code; -1 if killed by a signal.
   int Wait() {
