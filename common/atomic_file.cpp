@@ -70,6 +70,17 @@ absl::Status SyncDirectoryOf(const std::string& path) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status SyncPath(const std::string& path) {
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoError("cannot open", path);
+  if (::fsync(fd.get()) != 0) return ErrnoError("cannot fsync", path);
+  return absl::OkStatus();
+}
+
+namespace {
+
 absl::Status WriteAndRename(const std::string& tmp, const std::string& path,
                             const std::function<absl::Status(FileSink&)>& produce) {
   ScopedFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

@@ -31,6 +31,10 @@ class FileSink {
 absl::Status WriteFileAtomically(const std::string& path,
                                  const std::function<absl::Status(FileSink&)>& produce);
 
+// fsyncs the file or directory at `path`: after a rename into a directory,
+// sync the directory to make the new name durable.
+absl::Status SyncPath(const std::string& path);
+
 // Convenience form for content already in memory.
 absl::Status WriteFileAtomically(const std::string& path, std::string_view content);
 

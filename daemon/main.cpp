@@ -28,9 +28,11 @@
 #include "daemon/ops/metrics.h"
 #include "daemon/ops/systemd_notify.h"
 #include "daemon/ops/tls_files.h"
+#include "daemon/ota/ota_agent.h"
 #include "daemon/serve/serve_metrics.h"
 #include "daemon/serve/inference_service.h"
 #include "daemon/serve/scheduler.h"
+#include "daemon/serve/smoke_test.h"
 #include "daemon/train/training_worker.h"
 #include "federated/client/federated_client.h"
 
@@ -77,6 +79,65 @@ train::TrainCommand TrainingCommand(const ops::DaemonConfig& args) {
   c.memory_budget_mib = args.train_memory_budget_mib;
   c.threads = args.threads;
   return c;
+}
+
+// The OTA agent, serving the installed version through `service` and
+// smoke-testing new ones through `scheduler`; its figures go to `registry`.
+absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig& args, const std::string& model_name,
+                                                         const engine::LlamaModel& model, serve::Scheduler& scheduler,
+                                                         serve::InferenceService& service,
+                                                         ops::MetricsRegistry& registry) {
+  ota::OtaAgentConfig config;
+  config.aggregator = args.federation_aggregator;
+  config.ca_file = args.federation_ca;
+  config.cert_file = args.federation_cert;
+  config.key_file = args.federation_key;
+  config.device_id = args.federation_device_id;
+  config.model_id = args.federation_model_id.empty() ? model_name : args.federation_model_id;
+  config.dir = args.ota_dir;
+  config.release_keys = args.ota_release_keys;
+  config.key_threshold = args.ota_key_threshold;
+  config.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(args.ota_poll_seconds * 1000));
+  config.probation = std::chrono::seconds(static_cast<int64_t>(args.ota_probation_seconds));
+  const auto load = [&model](const std::string& dir) -> absl::StatusOr<std::shared_ptr<const engine::LoraAdapter>> {
+    absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, model.config());
+    if (!adapter.ok()) return adapter.status();
+    return std::make_shared<const engine::LoraAdapter>(*std::move(adapter));
+  };
+  ota::ServingHooks hooks;
+  hooks.smoke_test = [&, load, prompt = args.ota_smoke_prompt](const std::string& dir) -> absl::Status {
+    absl::StatusOr<std::shared_ptr<const engine::LoraAdapter>> adapter = load(dir);
+    if (!adapter.ok()) return adapter.status();
+    return serve::SmokeTest(scheduler, model, *std::move(adapter), prompt);
+  };
+  hooks.serve = [&service, load](const std::string& dir, uint64_t version) -> absl::Status {
+    if (dir.empty()) {
+      service.SetModelVersion("base", nullptr);
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::shared_ptr<const engine::LoraAdapter>> adapter = load(dir);
+    if (!adapter.ok()) return adapter.status();
+    service.SetModelVersion(StrCat("v", version), *std::move(adapter));
+    return absl::OkStatus();
+  };
+  auto agent = ota::OtaAgent::Create(std::move(config), std::move(hooks), Log);
+  if (!agent.ok()) return agent.status();
+  ota::OtaAgent* raw = agent->get();
+  registry.AddCallbackGauge("edgellm_model_version", "The model version served (0: the base model, no release).",
+                            [raw] { return static_cast<double>(raw->stats().version); });
+  registry.AddCallbackGauge("edgellm_ota_release", "The release the served version came from.",
+                            [raw] { return static_cast<double>(raw->stats().release); });
+  registry.AddCallbackGauge("edgellm_ota_installs", "Releases installed and swapped in since start.",
+                            [raw] { return static_cast<double>(raw->stats().installs); });
+  registry.AddCallbackGauge("edgellm_ota_refusals", "Releases refused: signature, expiry, sha256, not newer.",
+                            [raw] { return static_cast<double>(raw->stats().refusals); });
+  registry.AddCallbackGauge("edgellm_ota_smoke_failures", "Installed releases that failed their smoke test.",
+                            [raw] { return static_cast<double>(raw->stats().smoke_failures); });
+  registry.AddCallbackGauge("edgellm_ota_rollbacks", "Restores of the last-known-good version after a crash on probation.",
+                            [raw] { return static_cast<double>(raw->stats().rollbacks); });
+  registry.AddCallbackGauge("edgellm_ota_fetched_bytes", "Release artifact bytes downloaded.",
+                            [raw] { return static_cast<double>(raw->stats().bytes_fetched); });
+  return agent;
 }
 
 int Run(const ops::DaemonConfig& args) {
@@ -211,7 +272,7 @@ int Run(const ops::DaemonConfig& args) {
   }
   // Federated rounds: the client trains in the rounds it is selected for.
   std::unique_ptr<federated::FederatedClient> federation;
-  if (!args.federation_aggregator.empty()) {
+  if (!args.federation_aggregator.empty() && !args.train_data.empty()) {
     federated::FederatedClientConfig fc;
     fc.aggregator = args.federation_aggregator;
     fc.ca_file = args.federation_ca;
@@ -270,6 +331,16 @@ int Run(const ops::DaemonConfig& args) {
   serve::InferenceService service(**model, scheduler, service_config, &serve_metrics);
   for (serve::ServedAdapter& adapter : adapters) service.AddAdapter(std::move(adapter));
   service_for_training = &service;
+  // Over-the-air releases: the installed version serves before the first request.
+  std::unique_ptr<ota::OtaAgent> ota_agent;
+  if (!args.ota_release_keys.empty()) {
+    auto agent = StartOta(args, service_config.model_name, **model, scheduler, service, registry);
+    if (!agent.ok()) {
+      Log(std::string(agent.status().message()));
+      return 2;
+    }
+    ota_agent = std::move(*agent);
+  }
 
   ops::MemoryGuardConfig guard_config;
   guard_config.low_bytes = static_cast<uint64_t>(args.memory_low_mib) << 20;
@@ -317,6 +388,18 @@ int Run(const ops::DaemonConfig& args) {
     return 1;
   }
   if (!socket_path.empty()) ::chmod(socket_path.c_str(), 0660);
+  // Health only, in plaintext: what it says is public anyway.
+  std::unique_ptr<grpc::Server> health_server;
+  if (!args.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(args.health_listen, grpc::InsecureServerCredentials());
+    health_server = health_builder.BuildAndStart();
+    if (!health_server) {
+      Log("cannot listen on " + args.health_listen + " (health_listen)");
+      return 1;
+    }
+    health_server->GetHealthCheckService()->SetServingStatus(true);
+  }
   server->GetHealthCheckService()->SetServingStatus(true);
   serving = true;
   Log("serving " + service_config.model_name + " on " + args.listen);
@@ -330,6 +413,7 @@ int Run(const ops::DaemonConfig& args) {
         args.train_data + ", while no request is being served");
     federation->Start();
   }
+  if (ota_agent != nullptr) ota_agent->Start();
   // A step that runs for a minute means the loop is stuck: stop feeding the watchdog.
   ops::WatchdogPinger watchdog([&scheduler] { return scheduler.Alive(std::chrono::minutes(1)); });
 
@@ -337,6 +421,7 @@ int Run(const ops::DaemonConfig& args) {
   sigwait(&signals, &signal_number);
   Log(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
   server->GetHealthCheckService()->SetServingStatus(false);
+  if (health_server) health_server->GetHealthCheckService()->SetServingStatus(false);
   serving = false;
   ops::NotifyStopping("draining");
   const auto drain_deadline =
@@ -346,10 +431,12 @@ int Run(const ops::DaemonConfig& args) {
   if (!service.WaitForStreams(drain_deadline)) Log("some streams were still open at the drain timeout");
   // Every stream has ended: what remains are idle connections, closed at once.
   server->Shutdown(std::chrono::system_clock::now());
+  if (health_server) health_server->Shutdown(std::chrono::system_clock::now());
   scheduler.Stop();
   // Its checkpoint stays: the next start resumes.
   if (trainer != nullptr) trainer->Stop();
   if (federation != nullptr) federation->Stop();
+  if (ota_agent != nullptr) ota_agent->Stop();
   if (!socket_path.empty()) std::filesystem::remove(socket_path);
   Log("stopped");
   return 0;
@@ -393,6 +480,7 @@ int main(int argc, char** argv) {
   flags.Add("--listen", &DaemonConfig::listen,
             "unix:PATH, or HOST:PORT (beyond loopback only with TLS; default unix:/run/edgellmd/edgellmd.sock)");
   flags.Add("--metrics-listen", &DaemonConfig::metrics_listen, "HOST:PORT serving /metrics (Prometheus) and /healthz");
+  flags.Add("--health-listen", &DaemonConfig::health_listen, "HOST:PORT serving only grpc.health.v1, in plaintext");
   flags.Add("-t,--threads", &DaemonConfig::threads, "Compute threads (default: one per core)");
   flags.Add("-c,--ctx", &DaemonConfig::context_length, "Context length (default: the model's, at most 4096)");
   flags.Add("--max-active", &DaemonConfig::max_active, "Sequences decoded together in one batched step");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds edgellm and runs every test: the README's test command.
 #   1. installs the Debian packages (idempotent; needs root or sudo),
-#   2. configures, builds and runs ctest with the release preset,
+#   2. installs the Kubernetes manifest validator's npm packages, then
+#      configures, builds and runs ctest with the release preset,
 #   3. builds and runs the same tests again under AddressSanitizer +
 #      UndefinedBehaviorSanitizer,
 #   4. fuzzes the GGUF reader, the tokenizers, the safetensors reader and the
@@ -14,6 +15,9 @@ cd "$(dirname "$0")/.."
 if [ "${EDGELLM_SKIP_DEPS:-0}" != 1 ]; then
   deploy/install-deps.sh
 fi
+
+# The Kubernetes schema validator for kubeedge/ (npm, pinned by its lockfile).
+npm ci --prefix kubeedge/validate --no-audit --no-fund --loglevel=error
 
 cmake --workflow --preset release
 

@@ -16,6 +16,8 @@ void AddMakeModelCommand(CLI::App& app, absl::Status* result);
 void AddMergeCommand(CLI::App& app, absl::Status* result);
 void AddQuantizeCommand(CLI::App& app, absl::Status* result);
 void AddTrainCommand(CLI::App& app, absl::Status* result);
+// keygen, publish, rollout
+void AddReleaseCommands(CLI::App& app, absl::Status* result);
 
 }  // namespace edgellm::tools
 

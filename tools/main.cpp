@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   edgellm::tools::AddMergeCommand(app, &result);
   edgellm::tools::AddQuantizeCommand(app, &result);
   edgellm::tools::AddTrainCommand(app, &result);
+  edgellm::tools::AddReleaseCommands(app, &result);
   CLI11_PARSE(app, argc, argv);
   if (!result.ok()) {
     std::cerr << "edgellm: error: " << result.message() << "\n";

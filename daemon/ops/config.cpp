@@ -30,6 +30,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   fields.Text("tls_key", &config.tls_key);
   fields.Text("tls_client_ca", &config.tls_client_ca);
   fields.Text("metrics_listen", &config.metrics_listen);
+  fields.Text("health_listen", &config.health_listen);
   fields.Int("threads", &config.threads);
   fields.Int("context_length", &config.context_length);
   fields.Int("max_active", &config.max_active);
@@ -66,6 +67,12 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   fields.Text("federation_device_id", &config.federation_device_id);
   fields.Text("federation_model_id", &config.federation_model_id);
   fields.Text("federation_dir", &config.federation_dir);
+  fields.TextList("ota_release_keys", &config.ota_release_keys);
+  fields.Int("ota_key_threshold", &config.ota_key_threshold);
+  fields.Text("ota_dir", &config.ota_dir);
+  fields.Number("ota_poll_seconds", &config.ota_poll_seconds);
+  fields.Number("ota_probation_seconds", &config.ota_probation_seconds);
+  fields.Text("ota_smoke_prompt", &config.ota_smoke_prompt);
   EDGELLM_RETURN_IF_ERROR(fields.Apply(root));
   EDGELLM_RETURN_IF_ERROR(config.Validate());
   return config;
@@ -119,8 +126,25 @@ absl::Status DaemonConfig::Validate() const {
       return absl::InvalidArgumentError(
           "federation_aggregator needs federation_ca, federation_cert and federation_key: rounds run over mutual TLS");
     }
-    if (train_data.empty()) return absl::InvalidArgumentError("federation_aggregator needs train_data to train on");
+    if (train_data.empty() && ota_release_keys.empty()) {
+      return absl::InvalidArgumentError(
+          "federation_aggregator needs train_data (to train in rounds) or ota_release_keys (to install releases)");
+    }
     if (federation_dir.empty()) return absl::InvalidArgumentError("federation_dir must not be empty");
+  }
+  if (!ota_release_keys.empty()) {
+    if (federation_aggregator.empty()) {
+      return absl::InvalidArgumentError("ota_release_keys needs federation_aggregator: releases come from it");
+    }
+    if (ota_key_threshold < 1 || ota_key_threshold > static_cast<int32_t>(ota_release_keys.size())) {
+      return absl::InvalidArgumentError(edgellm::StrCat("ota_key_threshold ", ota_key_threshold,
+                                                        " must be between 1 and the ", ota_release_keys.size(),
+                                                        " ota_release_keys"));
+    }
+    if (ota_dir.empty()) return absl::InvalidArgumentError("ota_dir must not be empty");
+    if (!(ota_poll_seconds > 0)) return absl::InvalidArgumentError("ota_poll_seconds must be positive");
+    if (!(ota_probation_seconds >= 0)) return absl::InvalidArgumentError("ota_probation_seconds must not be negative");
+    if (ota_smoke_prompt.empty()) return absl::InvalidArgumentError("ota_smoke_prompt must not be empty");
   }
   auto check_name = [](const std::string& name) {
     const bool good = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {

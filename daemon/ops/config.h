@@ -24,6 +24,9 @@ struct DaemonConfig {
   std::string tls_client_ca;
   // HOST:PORT of the /metrics and /healthz endpoint; empty turns it off.
   std::string metrics_listen;
+  // HOST:PORT of a plaintext gRPC listener with grpc.health.v1 and nothing
+  // else, for probes that cannot speak TLS (Kubernetes' gRPC probes); empty: off.
+  std::string health_listen;
   // CPU compute threads; 0 = one per core.
   int32_t threads = 0;
   // Positions per sequence; 0 = the model's trained context, at most 4096.
@@ -84,6 +87,17 @@ struct DaemonConfig {
   std::string federation_device_id;  // empty: the certificate's common name
   std::string federation_model_id;   // empty: the model file's name without .gguf
   std::string federation_dir = "/var/lib/edgellm/federation";
+  // Over-the-air releases from the same aggregator, when ota_release_keys
+  // (PEM Ed25519 public keys) are set: a release needs signatures by
+  // ota_key_threshold distinct ones of them. A new version stays on
+  // probation for ota_probation_seconds: an unclean stop in that time
+  // restores the last-known-good version at the next start.
+  std::vector<std::string> ota_release_keys;
+  int32_t ota_key_threshold = 1;
+  std::string ota_dir = "/var/lib/edgellm/ota";
+  double ota_poll_seconds = 5.0;
+  double ota_probation_seconds = 300.0;
+  std::string ota_smoke_prompt = "Once upon a time";  // a new version must generate from it before it serves
   // Multi-turn sessions kept at once, and how long an idle one is kept.
   int32_t max_sessions = 256;
   double session_ttl_seconds = 600.0;

@@ -25,6 +25,18 @@ void YamlFields::Number(const std::string& key, double* field) { Scalar(key, fie
 void YamlFields::Bool(const std::string& key, bool* field) { Scalar(key, field, "true or false"); }
 void YamlFields::Custom(const std::string& key, Reader reader) { readers_[key] = std::move(reader); }
 
+void YamlFields::TextList(const std::string& key, std::vector<std::string>* field) {
+  Custom(key, [this, field](const YAML::Node& node, const std::string& k) -> absl::Status {
+    if (!node.IsSequence()) return Error(node, k, "expected a list");
+    field->clear();
+    for (const YAML::Node& entry : node) {
+      if (!entry.IsScalar()) return Error(entry, k, "expected a list of text values");
+      field->push_back(entry.Scalar());
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status YamlFields::Apply(const YAML::Node& mapping) const {
   if (!mapping.IsMap()) return absl::InvalidArgumentError(StrCat(origin_, ":", mapping.Mark().line + 1, ": expected a mapping of keys"));
   for (const auto& entry : mapping) {

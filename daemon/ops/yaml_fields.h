@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -29,6 +30,7 @@ class YamlFields {
   void UInt64(const std::string& key, uint64_t* field);
   void Number(const std::string& key, double* field);
   void Bool(const std::string& key, bool* field);
+  void TextList(const std::string& key, std::vector<std::string>* field);  // a sequence of scalars
   void Custom(const std::string& key, Reader reader);
 
   // Reads every key of `mapping` with its declared reader. InvalidArgument

@@ -42,7 +42,6 @@ InferenceService::InferenceService(const engine::LlamaModel& model, Scheduler& s
   info_.set_parameters(model_.parameter_count());
   info_.set_quantization(std::string(model_.weight_type()));
   info_.set_context_length(static_cast<uint32_t>(model_.context_length()));
-  info_.set_version("local");
 }
 
 absl::Status InferenceService::CheckModel(const std::string& name) const {
@@ -82,6 +81,13 @@ absl::StatusOr<GenerationRequest> InferenceService::ToGenerationRequest(const gr
     out.adapter = it->served.adapter;
     o.adapter = out.adapter.get();
     out.prefix_space = it->prefix_space;
+  } else {
+    absl::MutexLock lock(&adapters_mu_);
+    if (version_adapter_.served.adapter) {
+      out.adapter = version_adapter_.served.adapter;
+      o.adapter = out.adapter.get();
+      out.prefix_space = version_adapter_.prefix_space;
+    }
   }
   o.max_tokens = static_cast<int32_t>(request.max_tokens());
   const v1::SamplingParams& p = request.sampling();
@@ -198,6 +204,7 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerConte
   {
     absl::MutexLock lock(&adapters_mu_);
     for (const LoadedAdapter& a : adapters_) names.push_back(a.served.name);
+    info->set_version(version_);
   }
   std::sort(names.begin(), names.end());
   for (const std::string& name : names) info->add_adapters(name);
@@ -214,6 +221,13 @@ void InferenceService::AddAdapter(ServedAdapter adapter) {
   } else {
     adapters_.push_back(std::move(loaded));
   }
+}
+
+void InferenceService::SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter) {
+  absl::MutexLock lock(&adapters_mu_);
+  version_ = std::move(version);
+  const uint64_t prefix_space = adapter ? next_prefix_space_++ : 0;
+  version_adapter_ = {{"", std::move(adapter)}, prefix_space};
 }
 
 }  // namespace edgellm::serve

@@ -62,6 +62,11 @@ class InferenceService final : public v1::Inference::CallbackService {
   // in flight keep the one they started with.
   void AddAdapter(ServedAdapter adapter);
 
+  // Serves `version` of the model from now on: requests that name no adapter
+  // run with `adapter` (nullptr: the bare base model), and ListModels reports
+  // the version. Requests in flight finish on the version they started with.
+  void SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter);
+
  private:
   struct LoadedAdapter {
     ServedAdapter served;
@@ -83,6 +88,9 @@ class InferenceService final : public v1::Inference::CallbackService {
   mutable absl::Mutex adapters_mu_;
   std::vector<LoadedAdapter> adapters_ ABSL_GUARDED_BY(adapters_mu_);
   uint64_t next_prefix_space_ ABSL_GUARDED_BY(adapters_mu_) = 1;
+  // The installed model version, for requests that name no adapter.
+  std::string version_ ABSL_GUARDED_BY(adapters_mu_) = "local";
+  LoadedAdapter version_adapter_ ABSL_GUARDED_BY(adapters_mu_){{"", nullptr}, 0};
   absl::Mutex streams_mu_;
   int open_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
 };

@@ -1,6 +1,7 @@
 #include "daemon/serve/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "common/str_cat.h"
@@ -336,6 +337,12 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
   }
   const size_t vocab = static_cast<size_t>(model_.config().n_vocab);
   std::vector<engine::GenerationState::Step> steps(active.size());
+  // A model (or adapter) gone bad shows as non-finite logits: the request
+  // fails with that said, instead of sampling garbage.
+  std::vector<absl::Status> failures(active.size());
+  const auto finite = [](absl::Span<const float> values) {
+    return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
+  };
   size_t row = 0;
   for (size_t i = 0; i < active.size(); ++i) {
     Sequence& seq = *active[i];
@@ -346,7 +353,15 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     if (was_prefilling) {
       seq.prefilled += static_cast<size_t>(seq.step_tokens);
       if (seq.prefilled < seq.state.prompt_ids().size()) continue;  // more prompt to go
+      if (!finite(seq_logits)) {
+        failures[i] = absl::InternalError("the model produced non-finite logits");
+        continue;
+      }
       steps[i] = seq.state.Advance(seq_logits);
+      continue;
+    }
+    if (!finite(seq_logits)) {
+      failures[i] = absl::InternalError("the model produced non-finite logits");
       continue;
     }
     const std::vector<engine::DraftToken> drafts = seq.draft.ForSampler();
@@ -367,6 +382,10 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
   for (size_t i = 0; i < active.size(); ++i) {
     Sequence& seq = *active[i];
     if (seq.prefilled < seq.state.prompt_ids().size()) continue;
+    if (!failures[i].ok()) {
+      Finish(seq, failures[i], engine::FinishReason::kCancelled);
+      continue;
+    }
     engine::GenerationState::Step& step = steps[i];
     const Clock::time_point now = Clock::now();
     if (metrics_ != nullptr) {

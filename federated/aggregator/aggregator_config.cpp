@@ -110,6 +110,19 @@ absl::Status AggregatorConfig::Validate() const {
     return absl::InvalidArgumentError("liveness_timeout_seconds must be at least twice heartbeat_interval_seconds");
   }
   if (models.empty()) return absl::InvalidArgumentError("models: at least one model is needed");
+  if (!release_keys.empty() &&
+      (release_key_threshold < 1 || release_key_threshold > static_cast<int32_t>(release_keys.size()))) {
+    return absl::InvalidArgumentError(StrCat("release_key_threshold ", release_key_threshold,
+                                             " must be between 1 and the ", release_keys.size(), " release_keys"));
+  }
+  if (!release_signing_key.empty() && release_keys.empty()) {
+    return absl::InvalidArgumentError("release_signing_key needs release_keys: the set devices trust");
+  }
+  if (!(release_expiry_days > 0)) return absl::InvalidArgumentError("release_expiry_days must be positive");
+  if (!(canary_fraction > 0 && canary_fraction <= 1) || !(success_threshold > 0 && success_threshold <= 1)) {
+    return absl::InvalidArgumentError("canary_fraction and success_threshold must be within (0, 1]");
+  }
+  if (!(soak_seconds >= 0)) return absl::InvalidArgumentError("soak_seconds must not be negative");
   std::set<std::string> ids;
   for (const ModelConfig& m : models) {
     EDGELLM_RETURN_IF_ERROR(m.Validate());
@@ -132,6 +145,14 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Number("poll_interval_seconds", &config.poll_interval_seconds);
   fields.Number("liveness_timeout_seconds", &config.liveness_timeout_seconds);
   fields.Int("threads", &config.threads);
+  fields.TextList("admins", &config.admins);
+  fields.TextList("release_keys", &config.release_keys);
+  fields.Int("release_key_threshold", &config.release_key_threshold);
+  fields.Text("release_signing_key", &config.release_signing_key);
+  fields.Number("release_expiry_days", &config.release_expiry_days);
+  fields.Number("canary_fraction", &config.canary_fraction);
+  fields.Number("success_threshold", &config.success_threshold);
+  fields.Number("soak_seconds", &config.soak_seconds);
   fields.Custom("models", [&](const YAML::Node& list, const std::string& key) -> absl::Status {
     if (!list.IsSequence()) return fields.Error(list, key, "expected a list of models");
     for (const YAML::Node& entry : list) {

@@ -83,6 +83,19 @@ struct AggregatorConfig {
   double liveness_timeout_seconds = 30;  // silent this long: gone
   int32_t threads = 0;                   // evaluation threads (0: one per core)
   std::vector<ModelConfig> models;
+  // Releases. Operators whose client-certificate common name is in `admins`
+  // may publish and steer rollouts. A release is accepted for rollout only
+  // when signed by release_key_threshold of release_keys (PEM Ed25519 public
+  // keys: the devices' trust set). With release_signing_key (a PEM Ed25519
+  // private key), each round's new version is published by itself.
+  std::vector<std::string> admins;
+  std::vector<std::string> release_keys;
+  int32_t release_key_threshold = 1;
+  std::string release_signing_key;
+  double release_expiry_days = 30;   // of manifests published by the aggregator itself
+  double canary_fraction = 0.25;     // rollout defaults, for releases that do not say
+  double success_threshold = 1.0;
+  double soak_seconds = 60;
 
   static absl::StatusOr<AggregatorConfig> FromYaml(const std::string& text, const std::string& origin);
   static absl::StatusOr<AggregatorConfig> Load(const std::string& path);

@@ -722,4 +722,16 @@ absl::Status Coordinator::CloseRound(ModelState& m, RoundRecord round, const std
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> Coordinator::BaseSha256(const std::string& model_id) {
+  ModelState* m = FindModel(model_id);
+  if (m == nullptr) return absl::NotFoundError(StrCat("no model '", model_id, "'"));
+  return m->base_sha256;
+}
+
+std::vector<std::string> Coordinator::ModelIds() const {
+  std::vector<std::string> ids;
+  for (const auto& [id, model] : models_) ids.push_back(id);
+  return ids;
+}
+
 }  // namespace edgellm::federated

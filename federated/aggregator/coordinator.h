@@ -81,6 +81,14 @@ class Coordinator {
   std::string VersionDir(const std::string& model_id, uint64_t version) const;
   // Versions of a model, oldest first.
   absl::StatusOr<std::vector<VersionRecord>> Versions(const std::string& model_id);
+  // The sha256 of the model's base GGUF; NotFound for an unknown model.
+  absl::StatusOr<std::string> BaseSha256(const std::string& model_id);
+  std::vector<std::string> ModelIds() const;
+
+  // The durable state, shared with the rollouts.
+  StateStore& store() { return *store_; }
+  const ArtifactStore& artifacts() const { return *artifacts_; }
+  AuditLog& audit() { return *audit_; }
 
  private:
   struct ModelState;

@@ -57,6 +57,31 @@ grpc::Status AuthenticateDevice(const grpc::ServerContext& context, const std::s
   return grpc::Status::OK;
 }
 
+grpc::Status StreamArtifact(const grpc::ServerContext& context, const ArtifactRef& artifact, uint64_t offset,
+                            grpc::ServerWriter<v1::ArtifactChunk>* writer) {
+  if (offset > artifact.bytes) {
+    return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                        StrCat("offset ", offset, " is past the artifact's ", artifact.bytes, " bytes"));
+  }
+  std::ifstream in(artifact.path, std::ios::binary);
+  if (!in) return grpc::Status(grpc::StatusCode::INTERNAL, "the artifact cannot be read");
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::string buffer(kChunkBytes, '\0');
+  do {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto got = static_cast<size_t>(in.gcount());
+    v1::ArtifactChunk chunk;
+    chunk.set_offset(offset);
+    chunk.set_data(buffer.data(), got);
+    chunk.set_total_bytes(artifact.bytes);
+    chunk.set_sha256(artifact.sha256);
+    if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "the device went away");
+    offset += got;
+    if (got == 0) break;
+  } while (offset < artifact.bytes && !context.IsCancelled());
+  return grpc::Status::OK;
+}
+
 grpc::Status FederationService::Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                                          v1::RegisterResponse* response) {
   if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
@@ -87,27 +112,7 @@ grpc::Status FederationService::FetchAdapter(grpc::ServerContext* context, const
   if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
   auto artifact = coordinator_.AdapterArtifact(request->model_id(), request->version());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
-  if (request->offset() > artifact->bytes) {
-    return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
-                        StrCat("offset ", request->offset(), " is past the artifact's ", artifact->bytes, " bytes"));
-  }
-  std::ifstream in(artifact->path, std::ios::binary);
-  if (!in) return grpc::Status(grpc::StatusCode::INTERNAL, "the version's artifact cannot be read");
-  in.seekg(static_cast<std::streamoff>(request->offset()));
-  std::string buffer(kChunkBytes, '\0');
-  uint64_t offset = request->offset();
-  do {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const auto got = static_cast<size_t>(in.gcount());
-    v1::ArtifactChunk chunk;
-    chunk.set_offset(offset);
-    chunk.set_data(buffer.data(), got);
-    chunk.set_total_bytes(artifact->bytes);
-    chunk.set_sha256(artifact->sha256);
-    if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "the device went away");
-    offset += got;
-  } while (offset < artifact->bytes && !context->IsCancelled());
-  return grpc::Status::OK;
+  return StreamArtifact(*context, *artifact, request->offset(), writer);
 }
 
 grpc::Status FederationService::UploadStatus(grpc::ServerContext* context, const v1::UploadStatusRequest* request,

@@ -35,6 +35,11 @@ class FederationService final : public v1::Federation::Service {
 // INVALID_ARGUMENT for an id that is not 1-64 of [A-Za-z0-9._-].
 grpc::Status AuthenticateDevice(const grpc::ServerContext& context, const std::string& device_id);
 
+// Streams `artifact` from `offset` in chunks of kChunkBytes: OUT_OF_RANGE
+// for an offset past its end, CANCELLED when the device goes away.
+grpc::Status StreamArtifact(const grpc::ServerContext& context, const ArtifactRef& artifact, uint64_t offset,
+                            grpc::ServerWriter<v1::ArtifactChunk>* writer);
+
 }  // namespace edgellm::federated
 
 #endif  // EDGELLM_FEDERATED_AGGREGATOR_FEDERATION_SERVICE_H_

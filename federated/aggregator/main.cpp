@@ -20,6 +20,8 @@
 #include "federated/aggregator/aggregator_metrics.h"
 #include "federated/aggregator/coordinator.h"
 #include "federated/aggregator/federation_service.h"
+#include "federated/aggregator/release_service.h"
+#include "federated/aggregator/rollout.h"
 #include "federated/protocol/protocol.h"
 
 namespace edgellm::federated {
@@ -46,6 +48,11 @@ int Run(const AggregatorConfig& config) {
     Log(std::string(coordinator.status().message()));
     return 1;
   }
+  auto rollouts = Rollouts::Create(config, **coordinator, Log);
+  if (!rollouts.ok()) {
+    Log(std::string(rollouts.status().message()));
+    return 2;
+  }
   std::atomic<bool> serving{false};
   std::unique_ptr<ops::HttpEndpoint> metrics_endpoint;
   if (!config.metrics_listen.empty()) {
@@ -64,11 +71,15 @@ int Run(const AggregatorConfig& config) {
   ssl.pem_root_certs = tls->client_ca;
   ssl.pem_key_cert_pairs.push_back({tls->private_key, tls->cert_chain});
   FederationService service(**coordinator);
+  ReleaseService releases(**rollouts);
+  ReleaseAdminService release_admin(**rollouts, config.admins);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(config.listen, grpc::SslServerCredentials(ssl), &port);
   builder.RegisterService(&service);
+  builder.RegisterService(&releases);
+  builder.RegisterService(&release_admin);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
@@ -84,6 +95,7 @@ int Run(const AggregatorConfig& config) {
   std::thread rounds([&] {
     while (!stopping) {
       (*coordinator)->Tick();
+      (*rollouts)->Tick();
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });

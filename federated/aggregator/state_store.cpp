@@ -27,6 +27,16 @@ CREATE TABLE IF NOT EXISTS versions(
   model_id TEXT NOT NULL, version INTEGER NOT NULL, parent INTEGER NOT NULL, round_id INTEGER NOT NULL,
   sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, created_ms INTEGER NOT NULL, metrics TEXT NOT NULL,
   optimizer_sha256 TEXT NOT NULL, PRIMARY KEY(model_id, version));
+CREATE TABLE IF NOT EXISTS releases(
+  model_id TEXT NOT NULL, release INTEGER NOT NULL, version INTEGER NOT NULL, rollback INTEGER NOT NULL,
+  artifact_sha256 TEXT NOT NULL, signed_release TEXT NOT NULL, canary_fraction REAL NOT NULL,
+  success_threshold REAL NOT NULL, soak_seconds INTEGER NOT NULL, stage TEXT NOT NULL, resume_stage TEXT NOT NULL,
+  detail TEXT NOT NULL, published_ms INTEGER NOT NULL, stage_ms INTEGER NOT NULL, PRIMARY KEY(model_id, release));
+CREATE INDEX IF NOT EXISTS releases_by_artifact ON releases(artifact_sha256);
+CREATE TABLE IF NOT EXISTS installs(
+  model_id TEXT NOT NULL, device_id TEXT NOT NULL, release INTEGER NOT NULL, outcome TEXT NOT NULL,
+  serving_version INTEGER NOT NULL, detail TEXT NOT NULL, reported_ms INTEGER NOT NULL,
+  PRIMARY KEY(model_id, device_id));
 )sql";
 
 // One prepared statement, finalized on scope exit; values bound by position from 1.
@@ -45,6 +55,10 @@ class Statement {
     return *this;
   }
   Statement& Bind(uint64_t v) { return Bind(static_cast<int64_t>(v)); }
+  Statement& Bind(double v) {
+    sqlite3_bind_double(stmt_, ++index_, v);
+    return *this;
+  }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() { return status_ == SQLITE_OK ? sqlite3_step(stmt_) : status_; }
   std::string Text(int column) const {
@@ -52,6 +66,7 @@ class Statement {
     return text == nullptr ? "" : reinterpret_cast<const char*>(text);
   }
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  double Real(int column) const { return sqlite3_column_double(stmt_, column); }
   std::string Error() const { return sqlite3_errmsg(db_); }
 
  private:
@@ -272,6 +287,60 @@ absl::Status StateStore::CloseRound(const RoundRecord& round, const std::optiona
     return s;
   }
   return absl::OkStatus();
+}
+
+absl::Status StateStore::PutRelease(const ReleaseRecord& r) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "INSERT OR REPLACE INTO releases VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  s.Bind(r.model_id).Bind(r.release).Bind(r.version).Bind(int64_t{r.rollback}).Bind(r.artifact_sha256)
+      .Bind(r.signed_release).Bind(r.canary_fraction).Bind(r.success_threshold).Bind(r.soak_seconds).Bind(r.stage)
+      .Bind(r.resume_stage).Bind(r.detail).Bind(r.published_ms).Bind(r.stage_ms);
+  if (s.Step() != SQLITE_DONE) return Failed(path_, "saving a release", s.Error());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ReleaseRecord>> StateStore::LatestRelease(const std::string& model_id) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT * FROM releases WHERE model_id = ? ORDER BY release DESC LIMIT 1");
+  s.Bind(model_id);
+  const int rc = s.Step();
+  if (rc == SQLITE_DONE) return std::optional<ReleaseRecord>();
+  if (rc != SQLITE_ROW) return Failed(path_, "reading releases", s.Error());
+  return std::optional<ReleaseRecord>(ReleaseRecord{
+      s.Text(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), s.Int(3) != 0, s.Text(4), s.Text(5),
+      s.Real(6), s.Real(7), s.Int(8), s.Text(9), s.Text(10), s.Text(11), s.Int(12), s.Int(13)});
+}
+
+absl::StatusOr<bool> StateStore::IsReleasedArtifact(const std::string& sha256) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT 1 FROM releases WHERE artifact_sha256 = ? LIMIT 1");
+  s.Bind(sha256);
+  const int rc = s.Step();
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Failed(path_, "reading releases", s.Error());
+  return rc == SQLITE_ROW;
+}
+
+absl::Status StateStore::PutInstall(const InstallRecord& i) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "INSERT OR REPLACE INTO installs VALUES(?, ?, ?, ?, ?, ?, ?)");
+  s.Bind(i.model_id).Bind(i.device_id).Bind(i.release).Bind(i.outcome).Bind(i.serving_version).Bind(i.detail)
+      .Bind(i.reported_ms);
+  if (s.Step() != SQLITE_DONE) return Failed(path_, "saving an install report", s.Error());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<InstallRecord>> StateStore::Installs(const std::string& model_id) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT * FROM installs WHERE model_id = ? ORDER BY device_id");
+  s.Bind(model_id);
+  std::vector<InstallRecord> installs;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    installs.push_back({s.Text(0), s.Text(1), static_cast<uint64_t>(s.Int(2)), s.Text(3),
+                        static_cast<uint64_t>(s.Int(4)), s.Text(5), s.Int(6)});
+  }
+  if (rc != SQLITE_DONE) return Failed(path_, "reading install reports", s.Error());
+  return installs;
 }
 
 }  // namespace edgellm::federated

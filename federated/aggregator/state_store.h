@@ -66,6 +66,35 @@ struct VersionRecord {
   std::string optimizer_sha256;   // FedAdam's moments after this version, or ""
 };
 
+// A published release and where its rollout stands.
+struct ReleaseRecord {
+  std::string model_id;
+  uint64_t release = 0;
+  uint64_t version = 0;
+  bool rollback = false;
+  std::string artifact_sha256;
+  std::string signed_release;  // the envelope devices receive
+  double canary_fraction = 0.25;
+  double success_threshold = 1.0;
+  int64_t soak_seconds = 0;
+  std::string stage;   // canary | soak | full | done | paused | halted | aborted
+  std::string resume_stage;  // while paused: the stage RESUME returns to
+  std::string detail;
+  int64_t published_ms = 0;
+  int64_t stage_ms = 0;  // when the stage began
+};
+
+// The last install report of a device for a model.
+struct InstallRecord {
+  std::string model_id;
+  std::string device_id;
+  uint64_t release = 0;
+  std::string outcome;  // INSTALLED, REFUSED, SMOKE_FAILED, ROLLED_BACK
+  uint64_t serving_version = 0;
+  std::string detail;
+  int64_t reported_ms = 0;
+};
+
 class StateStore {
  public:
   // Opens or creates the database at `path`. Internal errors name the file.
@@ -92,6 +121,14 @@ class StateStore {
   absl::StatusOr<std::optional<VersionRecord>> LatestVersion(const std::string& model_id);
   absl::StatusOr<std::optional<VersionRecord>> Version(const std::string& model_id, uint64_t version);
   absl::StatusOr<std::vector<VersionRecord>> Versions(const std::string& model_id);
+
+  absl::Status PutRelease(const ReleaseRecord& release);  // insert or replace
+  absl::StatusOr<std::optional<ReleaseRecord>> LatestRelease(const std::string& model_id);
+  // True when a release of the model names the artifact.
+  absl::StatusOr<bool> IsReleasedArtifact(const std::string& sha256);
+
+  absl::Status PutInstall(const InstallRecord& install);  // replaces the device's last
+  absl::StatusOr<std::vector<InstallRecord>> Installs(const std::string& model_id);
 
   // The round's end and, when it produced one, its version, in one transaction.
   absl::Status CloseRound(const RoundRecord& round, const std::optional<VersionRecord>& version);

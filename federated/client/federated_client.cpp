@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_join.h"
@@ -14,6 +15,7 @@
 #include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/engine/lora_adapter.h"
+#include "federated/client/aggregator_channel.h"
 #include "daemon/ops/tls_files.h"
 #include "edgellm/v1/federation.grpc.pb.h"
 #include "federated/protocol/protocol.h"
@@ -43,33 +45,6 @@ uint64_t MemAvailableBytes() {
   return 0;
 }
 
-std::unique_ptr<grpc::ClientContext> CallContext(std::chrono::seconds timeout) {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() + timeout);
-  // An aggregator that restarts is waited for, within the deadline, rather than failed at once.
-  context->set_wait_for_ready(true);
-  return context;
-}
-
-// A failed call worth repeating later: the network or the aggregator, not the request.
-bool Transient(const grpc::Status& s) {
-  switch (s.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::CANCELLED:
-    case grpc::StatusCode::INTERNAL:
-    case grpc::StatusCode::UNKNOWN:
-    case grpc::StatusCode::ABORTED:
-      return true;
-    default:
-      return false;
-  }
-}
-
-std::string Describe(const grpc::Status& s) {
-  return StrCat("status ", static_cast<int>(s.error_code()), ": ", s.error_message());
-}
-
 std::string Kib(uint64_t bytes) { return StrCat(std::lround(static_cast<double>(bytes) / 102.4) / 10.0, " KiB"); }
 
 }  // namespace
@@ -96,23 +71,15 @@ struct FederatedClient::Impl {
   std::string failure;  // the last failure's reason, for the heartbeat (under mu)
 
   mutable absl::Mutex mu;
-  bool stopping ABSL_GUARDED_BY(mu) = false;
   bool busy ABSL_GUARDED_BY(mu) = false;
   bool memory_short ABSL_GUARDED_BY(mu) = false;
   std::shared_ptr<train::TrainingWorker> worker ABSL_GUARDED_BY(mu);
   FederatedClientStats stats ABSL_GUARDED_BY(mu);
 
-  // Sleeps up to `duration`; false once Stop() was called.
-  bool Sleep(std::chrono::milliseconds duration) {
-    absl::MutexLock lock(&mu);
-    const auto until = absl::Now() + absl::FromChrono(duration);
-    while (!stopping && absl::Now() < until) mu.AwaitWithDeadline(absl::Condition(&stopping), until);
-    return !stopping;
-  }
-  bool Stopping() {
-    absl::MutexLock lock(&mu);
-    return stopping;
-  }
+  CallTracker calls;
+  CallTracker::Call NewCall(std::chrono::seconds timeout) { return calls.NewCall(timeout); }
+  bool Sleep(std::chrono::milliseconds duration) { return calls.Sleep(duration); }
+  bool Stopping() const { return calls.stopping(); }
   void SetState(v1::DeviceState s) { state = s; }
   void Fail(const std::string& why) {
     log(why);
@@ -154,15 +121,7 @@ absl::StatusOr<std::unique_ptr<FederatedClient>> FederatedClient::Create(Federat
   impl->model_bytes = fs::file_size(config.trainer.model, ec);
   fs::create_directories(config.work_dir, ec);
   if (ec) return absl::InternalError(StrCat("federation_dir ", config.work_dir, ": ", ec.message()));
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = tls.client_ca;
-  ssl.pem_private_key = tls.private_key;
-  ssl.pem_cert_chain = tls.cert_chain;
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  impl->stub = v1::Federation::NewStub(grpc::CreateCustomChannel(config.aggregator, grpc::SslCredentials(ssl), args));
+  impl->stub = v1::Federation::NewStub(AggregatorChannel(config.aggregator, tls));
   impl->config = std::move(config);
   impl->model = model;
   impl->log = std::move(log);
@@ -175,10 +134,10 @@ void FederatedClient::Start() {
 }
 
 void FederatedClient::Stop() {
+  impl_->calls.Stop();
   std::shared_ptr<train::TrainingWorker> worker;
   {
     absl::MutexLock lock(&impl_->mu);
-    impl_->stopping = true;
     worker = impl_->worker;
   }
   if (worker) worker->Stop();
@@ -231,7 +190,7 @@ grpc::Status FederatedClient::Impl::Register() {
   request.mutable_capabilities()->set_threads(config.trainer.threads);
   request.mutable_capabilities()->set_local_examples(local_examples);
   v1::RegisterResponse response;
-  grpc::Status s = stub->Register(CallContext(std::chrono::seconds(10)).get(), request, &response);
+  grpc::Status s = stub->Register(NewCall(std::chrono::seconds(10)).get(), request, &response);
   if (s.ok()) {
     heartbeat_ms = std::max<uint32_t>(100, response.heartbeat_interval_ms());
     registered = true;
@@ -262,7 +221,7 @@ void FederatedClient::Impl::Loop() {
     request.set_device_id(config.device_id);
     request.set_model_id(config.model_id);
     v1::GetTaskResponse response;
-    grpc::Status s = stub->GetTask(CallContext(std::chrono::seconds(10)).get(), request, &response);
+    grpc::Status s = stub->GetTask(NewCall(std::chrono::seconds(10)).get(), request, &response);
     if (!s.ok()) {
       retry(StrCat("federation: asking for a task failed (", Describe(s), ")"));
       continue;
@@ -302,7 +261,7 @@ void FederatedClient::Impl::HeartbeatLoop() {
       if (state == v1::DEVICE_STATE_FAILED) request.set_detail(failure);
     }
     v1::HeartbeatResponse response;
-    if (!stub->Heartbeat(CallContext(std::chrono::seconds(5)).get(), request, &response).ok()) continue;
+    if (!stub->Heartbeat(NewCall(std::chrono::seconds(5)).get(), request, &response).ok()) continue;
     if (response.outcome() == v1::HeartbeatResponse::REGISTER_AGAIN) registered = false;
     if (response.round_over() && request.round_id() != 0 && request.round_id() == round_id) round_over = true;
   }
@@ -327,7 +286,7 @@ absl::StatusOr<std::string> FederatedClient::Impl::Fetch(const v1::Task& task, c
     request.set_model_id(task.model_id());
     request.set_version(task.adapter_version());
     request.set_offset(offset);
-    auto context = CallContext(std::chrono::seconds(120));
+    auto context = NewCall(std::chrono::seconds(120));
     auto reader = stub->FetchAdapter(context.get(), request);
     std::ofstream out(part, std::ios::binary | std::ios::app);
     v1::ArtifactChunk chunk;
@@ -392,7 +351,7 @@ bool FederatedClient::Impl::Train(const v1::Task& task, const fs::path& dir, std
   auto worker = std::make_shared<train::TrainingWorker>(worker_config, callbacks);
   {
     absl::MutexLock lock(&mu);
-    if (stopping) return false;
+    if (Stopping()) return false;
     worker->SetBusy(busy);
     worker->SetMemoryShort(memory_short);
     this->worker = worker;
@@ -511,12 +470,12 @@ void FederatedClient::Impl::Upload(const v1::Task& task, const std::string& byte
     status_request.set_round_id(task.round_id());
     status_request.set_idempotency_key(key);
     v1::UploadStatusResponse status;
-    grpc::Status s = stub->UploadStatus(CallContext(std::chrono::seconds(10)).get(), status_request, &status);
+    grpc::Status s = stub->UploadStatus(NewCall(std::chrono::seconds(10)).get(), status_request, &status);
     uint64_t offset = s.ok() ? status.received_bytes() : 0;
     if (offset > bytes.size()) offset = 0;
     v1::SubmitUpdateResponse response;
     if (s.ok()) {
-      auto context = CallContext(std::chrono::seconds(300));
+      auto context = NewCall(std::chrono::seconds(300));
       auto writer = stub->SubmitUpdate(context.get(), &response);
       v1::UpdateChunk header;
       v1::UpdateHeader* h = header.mutable_header();

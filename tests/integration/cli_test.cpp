@@ -12,34 +12,15 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/daemon_process.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/http_get.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm {
 namespace {
 
-struct CliRun {
-  int exit_code;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-CliRun RunCli(const std::string& args) {
-  const std::string err_path =
-      (std::filesystem::temp_directory_path() / ("edgellm-cli-stderr-" + std::to_string(::getpid()))).string();
-  const std::string command = std::string(EDGELLM_BINARY_DIR) + "/tools/edgellm " + args + " 2>" + err_path;
-  CliRun run{-1, "", ""};
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) run.out.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream err(err_path);
-  run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
-  return run;
-}
+using testing::CliRun;
+using testing::RunCli;
 
 const std::string kModel = testing::SharedPath("models/stories260K.gguf");
 

@@ -86,6 +86,28 @@ TEST_F(DaemonTlsTest, MutualTlsAdmitsOnlyClientCertificatesFromItsCa) {
   EXPECT_EQ(Attempt(*daemon, Trusting(Pki("ca.pem"), Other("device-1"))), grpc::StatusCode::UNAVAILABLE);
 }
 
+// Kubernetes' gRPC probes speak no TLS: health_listen answers them in
+// plaintext with grpc.health.v1 and serves nothing else there.
+TEST_F(DaemonTlsTest, APlaintextHealthListenerAnswersHealthChecksAndNothingElse) {
+  const std::string health = "127.0.0.1:" + std::to_string(testing::FreePort());
+  std::string error;
+  auto daemon = DaemonProcess::Start(kModel,
+                                     {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("server.key"),
+                                      "--tls-client-ca", Pki("ca.pem"), "--health-listen", health},
+                                     &error, {}, {listen_, Trusting(Pki("ca.pem"), Pki("device-1"))});
+  ASSERT_NE(daemon, nullptr) << error;
+  auto channel = grpc::CreateChannel(health, grpc::InsecureChannelCredentials());
+  auto health_stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckResponse response;
+  ASSERT_TRUE(health_stub->Check(&context, {}, &response).ok());
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  auto stub = v1::Inference::NewStub(channel);
+  grpc::ClientContext list_context;
+  v1::ListModelsResponse models;
+  EXPECT_EQ(stub->ListModels(&list_context, {}, &models).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
 TEST_F(DaemonTlsTest, RefusesToStartWithAKeyThatIsNotTheCertificates) {
   std::string error;
   EXPECT_EQ(DaemonProcess::Start(kModel, {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("device-1.key")}, &error,

@@ -115,6 +115,14 @@ TEST(AggregatorConfig, RefusesWhatCannotWork) {
   refused(base + "    rounds: many\n", "a.yaml:7: rounds: expected an integer");
   refused(base + "    colour: blue\n", "colour: unknown key");
   refused(base + "  - id: m\n    base_model: n.gguf\n", "listed twice");
+  const std::string releases = "release_keys: [a.pub, b.pub]\nadmins: [operator]\n";
+  auto with_releases = AggregatorConfig::FromYaml(releases + "release_key_threshold: 2\n" + base, "a.yaml");
+  ASSERT_TRUE(with_releases.ok()) << with_releases.status();
+  EXPECT_EQ(with_releases->admins, std::vector<std::string>{"operator"});
+  EXPECT_EQ(with_releases->release_key_threshold, 2);
+  refused(releases + "release_key_threshold: 3\n" + base, "release_key_threshold 3 must be between 1 and the 2");
+  refused("release_signing_key: k.key\n" + base, "release_signing_key needs release_keys");
+  refused(releases + "canary_fraction: 0\n" + base, "canary_fraction and success_threshold must be within (0, 1]");
 }
 
 }  // namespace

@@ -81,6 +81,25 @@ TEST(DaemonConfig, MistakesAreNamedWithTheirLine) {
   ExpectRefused("adapters:\n  'bad name': /a\n", "adapter name 'bad name' must be 1-64 of [A-Za-z0-9._-]");
 }
 
+TEST(DaemonConfig, OverTheAirReleasesNeedTheAggregatorAndAReachableThreshold) {
+  const std::string federation =
+      "federation_aggregator: agg:7443\nfederation_ca: ca.pem\nfederation_cert: d.pem\nfederation_key: d.key\n";
+  auto c = DaemonConfig::FromYaml(federation + "ota_release_keys: [a.pub, b.pub]\nota_key_threshold: 2\n"
+                                               "ota_probation_seconds: 60\nhealth_listen: 0.0.0.0:50052\n",
+                                  "ok.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->ota_release_keys, (std::vector<std::string>{"a.pub", "b.pub"}));
+  EXPECT_EQ(c->ota_key_threshold, 2);
+  EXPECT_EQ(c->ota_probation_seconds, 60.0);
+  EXPECT_EQ(c->health_listen, "0.0.0.0:50052");
+  EXPECT_TRUE(c->train_data.empty());  // releases alone, no rounds
+  ExpectRefused("ota_release_keys: [a.pub]\n", "ota_release_keys needs federation_aggregator");
+  ExpectRefused(federation + "ota_release_keys: [a.pub]\nota_key_threshold: 2\n",
+                "ota_key_threshold 2 must be between 1 and the 1 ota_release_keys");
+  ExpectRefused(federation + "ota_release_keys: a.pub\n", "ota_release_keys: expected a list");
+  ExpectRefused(federation, "needs train_data (to train in rounds) or ota_release_keys");
+}
+
 TEST(DaemonConfig, TheShippedExampleParses) {
   auto c = DaemonConfig::Load(std::string(EDGELLM_SOURCE_DIR) + "/deploy/edgellmd.yaml");
   ASSERT_TRUE(c.ok()) << c.status();

@@ -1,0 +1,333 @@
+#include "daemon/ota/ota_agent.h"
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "common/str_cat.h"
+#include "daemon/ops/tls_files.h"
+#include "daemon/ota/release_store.h"
+#include "edgellm/v1/ota.grpc.pb.h"
+#include "federated/client/aggregator_channel.h"
+#include "federated/protocol/sha256.h"
+#include "federated/release/trust_policy.h"
+
+namespace edgellm::ota {
+namespace {
+
+namespace fs = std::filesystem;
+using federated::CallTracker;
+using federated::Describe;
+using federated::Transient;
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string OutcomeName(int32_t outcome) {
+  return v1::InstallReport::Outcome_Name(static_cast<v1::InstallReport::Outcome>(outcome));
+}
+
+}  // namespace
+
+struct OtaAgent::Impl {
+  OtaAgentConfig config;
+  ServingHooks hooks;
+  Log log;
+  std::unique_ptr<release::TrustPolicy> policy;
+  std::unique_ptr<ReleaseStore> store;  // the loop thread's once started
+  std::unique_ptr<v1::Releases::Stub> stub;
+  CallTracker calls;
+  std::thread loop;
+  mutable absl::Mutex mu;
+  OtaStats stats ABSL_GUARDED_BY(mu);
+
+  // Serves what the state names, after checking it; falls back as it must.
+  absl::Status Restore();
+  absl::Status Serve(const InstalledVersion& version);
+  void Loop();
+  // Handles one offered release; the outcome goes into the state's report.
+  void Handle(const std::string& signed_text);
+  // The artifact's path once downloaded and its sha256 checked.
+  absl::StatusOr<std::string> Download(const release::ReleaseManifest& manifest);
+  // Records the outcome of `release` (and the state) and tries to deliver it.
+  void Conclude(OtaState state, uint64_t release, v1::InstallReport::Outcome outcome, const std::string& detail);
+  void DeliverReport();
+  void Count(int64_t OtaStats::*counter) {
+    absl::MutexLock lock(&mu);
+    ++(stats.*counter);
+  }
+};
+
+OtaAgent::OtaAgent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+OtaAgent::~OtaAgent() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<OtaAgent>> OtaAgent::Create(OtaAgentConfig config, ServingHooks hooks, Log log) {
+  auto impl = std::make_unique<Impl>();
+  EDGELLM_ASSIGN_OR_RETURN(ops::TlsFiles tls, ops::LoadTlsFiles(config.cert_file, config.key_file, config.ca_file));
+  if (config.device_id.empty()) config.device_id = tls.common_name;
+  EDGELLM_ASSIGN_OR_RETURN(release::TrustPolicy policy,
+                           release::TrustPolicy::Load(config.release_keys, config.key_threshold));
+  impl->policy = std::make_unique<release::TrustPolicy>(std::move(policy));
+  EDGELLM_ASSIGN_OR_RETURN(impl->store, ReleaseStore::Open(config.dir));
+  impl->stub = v1::Releases::NewStub(federated::AggregatorChannel(config.aggregator, tls));
+  impl->config = std::move(config);
+  impl->hooks = std::move(hooks);
+  impl->log = std::move(log);
+  EDGELLM_RETURN_IF_ERROR(impl->Restore());
+  return std::unique_ptr<OtaAgent>(new OtaAgent(std::move(impl)));
+}
+
+void OtaAgent::Start() {
+  impl_->loop = std::thread([this] { impl_->Loop(); });
+}
+
+void OtaAgent::Stop() {
+  impl_->calls.Stop();
+  if (!impl_->loop.joinable()) return;
+  impl_->loop.join();
+  OtaState state = impl_->store->state();
+  state.clean_stop = true;
+  if (absl::Status s = impl_->store->Save(state); !s.ok()) impl_->log("ota: " + std::string(s.message()));
+}
+
+OtaStats OtaAgent::stats() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->stats;
+}
+
+absl::Status OtaAgent::Impl::Serve(const InstalledVersion& version) {
+  EDGELLM_RETURN_IF_ERROR(hooks.serve(version.release == 0 ? "" : store->PathOf(version), version.version));
+  absl::MutexLock lock(&mu);
+  stats.version = version.version;
+  stats.release = version.release;
+  return absl::OkStatus();
+}
+
+absl::Status OtaAgent::Impl::Restore() {
+  OtaState state = store->state();
+  const bool crashed_on_probation = !state.clean_stop && NowUnix() < state.probation_until;
+  if (crashed_on_probation && state.current.release != 0) {
+    log(StrCat("ota: the daemon stopped uncleanly while release ", state.current.release, " (version ",
+               state.current.version, ") was on probation; restoring version ", state.last_good.version));
+    state.report = {state.current.release, v1::InstallReport::ROLLED_BACK,
+                    "the daemon stopped uncleanly while the version was on probation"};
+    state.current = state.last_good;
+    state.probation_until = 0;
+    Count(&OtaStats::rollbacks);
+  }
+  for (const InstalledVersion& candidate : {state.current, state.last_good}) {
+    if (candidate.release == 0) break;
+    absl::Status verified = store->Verify(candidate, *policy);
+    if (verified.ok()) {
+      if (candidate.release != state.current.release) state.current = candidate;
+      break;
+    }
+    log(StrCat("ota: installed release ", candidate.release, " fails its check (", verified.message(),
+               "); not serving it"));
+    state.current = {};
+  }
+  if (state.current.release == 0 && state.last_good.release != 0 &&
+      store->Verify(state.last_good, *policy).ok()) {
+    state.current = state.last_good;
+  }
+  state.clean_stop = false;
+  EDGELLM_RETURN_IF_ERROR(store->Save(state));
+  absl::Status served = Serve(state.current);
+  if (!served.ok() && state.current.release != 0) {
+    log(StrCat("ota: version ", state.current.version, " cannot be served (", served.message(),
+               "); serving the base model"));
+    state.current = {};
+    EDGELLM_RETURN_IF_ERROR(store->Save(state));
+    served = Serve(state.current);
+  }
+  if (served.ok()) {
+    log(state.current.release == 0 ? std::string("ota: serving the base model (no release installed)")
+                                   : StrCat("ota: serving version ", state.current.version, " (release ",
+                                            state.current.release, ")"));
+  }
+  return served;
+}
+
+void OtaAgent::Impl::Loop() {
+  while (!calls.stopping()) {
+    DeliverReport();
+    OtaState state = store->state();
+    if (state.probation_until != 0 && NowUnix() >= state.probation_until) {
+      state.probation_until = 0;
+      state.last_good = state.current;
+      if (store->Save(state).ok()) store->Prune();
+    }
+    v1::GetReleaseRequest request;
+    request.set_device_id(config.device_id);
+    request.set_model_id(config.model_id);
+    request.set_installed_version(state.current.version);
+    request.set_last_release(state.last_release);
+    v1::GetReleaseResponse response;
+    grpc::Status s = stub->GetRelease(calls.NewCall(std::chrono::seconds(10)).get(), request, &response);
+    if (!s.ok()) {
+      if (!Transient(s)) log("ota: asking for releases: " + Describe(s));
+    } else if (response.outcome() == v1::GetReleaseResponse::INSTALL) {
+      Handle(response.signed_release());
+      continue;
+    }
+    const auto wait = response.retry_after_ms() > 0 ? std::chrono::milliseconds(response.retry_after_ms())
+                                                    : config.poll_interval;
+    calls.Sleep(std::min(wait, config.poll_interval));
+  }
+}
+
+void OtaAgent::Impl::Handle(const std::string& signed_text) {
+  OtaState state = store->state();
+  absl::StatusOr<release::SignedRelease> envelope = release::SignedRelease::FromJson(signed_text);
+  absl::StatusOr<release::ReleaseManifest> manifest =
+      envelope.ok() ? policy->Verify(*envelope, NowUnix()) : absl::StatusOr<release::ReleaseManifest>(envelope.status());
+  if (manifest.ok()) {
+    absl::Status installable =
+        release::CheckInstallable(*manifest, config.model_id, {state.current.version, state.last_release});
+    if (!installable.ok()) manifest = installable;
+  }
+  if (!manifest.ok()) {
+    // The release number of a refused envelope is not to be believed: the
+    // report names what the envelope claims, and the state stays as it was.
+    uint64_t claimed = 0;
+    if (envelope.ok()) {
+      if (auto unverified = release::ReleaseManifest::FromJson(envelope->manifest_json); unverified.ok()) {
+        claimed = unverified->release;
+      }
+    }
+    log(StrCat("ota: refusing release ", claimed, ": ", manifest.status().message()));
+    Count(&OtaStats::refusals);
+    Conclude(state, claimed, v1::InstallReport::REFUSED, std::string(manifest.status().message()));
+    return;
+  }
+  log(StrCat("ota: release ", manifest->release, " (version ", manifest->version, manifest->rollback ? ", a rollback" : "",
+             ", ", manifest->artifact_bytes, " bytes) verified; downloading"));
+  absl::StatusOr<std::string> artifact = Download(*manifest);
+  if (!artifact.ok()) {
+    if (absl::IsDataLoss(artifact.status())) {
+      log(StrCat("ota: refusing release ", manifest->release, ": ", artifact.status().message()));
+      Count(&OtaStats::refusals);
+      Conclude(state, manifest->release, v1::InstallReport::REFUSED, std::string(artifact.status().message()));
+    } else if (!calls.stopping()) {
+      log(StrCat("ota: release ", manifest->release, ": ", artifact.status().message(), "; will resume"));
+      calls.Sleep(config.poll_interval);
+    }
+    return;
+  }
+  absl::StatusOr<InstalledVersion> installed = store->Install(*envelope, *manifest, *artifact);
+  if (!installed.ok()) {
+    log(StrCat("ota: release ", manifest->release, " cannot be installed: ", installed.status().message()));
+    Count(&OtaStats::refusals);
+    Conclude(state, manifest->release, v1::InstallReport::REFUSED, std::string(installed.status().message()));
+    return;
+  }
+  absl::Status smoke = hooks.smoke_test(store->PathOf(*installed));
+  if (!smoke.ok()) {
+    log(StrCat("ota: release ", manifest->release, " (version ", manifest->version, ") failed its smoke test (",
+               smoke.message(), "); still serving version ", state.current.version));
+    Count(&OtaStats::smoke_failures);
+    store->Prune();
+    Conclude(state, manifest->release, v1::InstallReport::SMOKE_FAILED, std::string(smoke.message()));
+    return;
+  }
+  // Durable before serving: a crash from here on finds the new version on
+  // probation and restores the one before it.
+  OtaState next = state;
+  if (state.probation_until == 0 || state.current.release == 0) next.last_good = state.current;
+  next.current = *installed;
+  next.probation_until = NowUnix() + config.probation.count();
+  if (absl::Status s = store->Save(next); !s.ok()) {
+    log("ota: " + std::string(s.message()));
+    return;
+  }
+  if (absl::Status s = Serve(next.current); !s.ok()) {
+    log(StrCat("ota: version ", manifest->version, " cannot be served (", s.message(), "); back to version ",
+               state.current.version));
+    Serve(state.current).IgnoreError();
+    Count(&OtaStats::smoke_failures);
+    Conclude(state, manifest->release, v1::InstallReport::SMOKE_FAILED, std::string(s.message()));
+    return;
+  }
+  log(StrCat("ota: now serving version ", manifest->version, " (release ", manifest->release, "); on probation for ",
+             config.probation.count(), " s"));
+  Count(&OtaStats::installs);
+  store->Prune();
+  Conclude(next, manifest->release, v1::InstallReport::INSTALLED, "");
+}
+
+absl::StatusOr<std::string> OtaAgent::Impl::Download(const release::ReleaseManifest& manifest) {
+  const std::string part = store->PartPath(manifest.artifact_sha256);
+  std::error_code ec;
+  uint64_t offset = fs::exists(part) ? fs::file_size(part, ec) : 0;
+  if (offset > manifest.artifact_bytes) {
+    fs::remove(part, ec);
+    offset = 0;
+  }
+  if (offset < manifest.artifact_bytes) {
+    if (offset > 0) log(StrCat("ota: resuming the download at byte ", offset));
+    v1::FetchArtifactRequest request;
+    request.set_device_id(config.device_id);
+    request.set_sha256(manifest.artifact_sha256);
+    request.set_offset(offset);
+    auto context = calls.NewCall(std::chrono::seconds(300));
+    auto reader = stub->FetchArtifact(context.get(), request);
+    std::ofstream out(part, std::ios::binary | std::ios::app);
+    v1::ArtifactChunk chunk;
+    while (reader->Read(&chunk)) {
+      if (chunk.offset() != offset || offset + chunk.data().size() > manifest.artifact_bytes) break;
+      out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+      out.flush();
+      offset += chunk.data().size();
+      absl::MutexLock lock(&mu);
+      stats.bytes_fetched += static_cast<int64_t>(chunk.data().size());
+    }
+    out.close();
+    grpc::Status s = reader->Finish();
+    if (offset < manifest.artifact_bytes) {
+      return absl::UnavailableError(StrCat("the download stopped at byte ", offset, " of ", manifest.artifact_bytes,
+                                           s.ok() ? std::string(" (the stream ended early)") : ": " + Describe(s)));
+    }
+  }
+  EDGELLM_ASSIGN_OR_RETURN(std::string sha, federated::Sha256OfFile(part));
+  if (sha != manifest.artifact_sha256) {
+    fs::remove(part, ec);
+    return absl::DataLossError(StrCat("the downloaded artifact's sha256 is ", sha.substr(0, 16),
+                                      "..., the signed manifest says ", manifest.artifact_sha256.substr(0, 16),
+                                      "...: tampered or corrupted"));
+  }
+  return part;
+}
+
+void OtaAgent::Impl::Conclude(OtaState state, uint64_t release, v1::InstallReport::Outcome outcome,
+                              const std::string& detail) {
+  if (release > state.last_release && outcome != v1::InstallReport::REFUSED) state.last_release = release;
+  state.report = {release, outcome, detail.substr(0, 512)};
+  if (absl::Status s = store->Save(state); !s.ok()) log("ota: " + std::string(s.message()));
+  DeliverReport();
+}
+
+void OtaAgent::Impl::DeliverReport() {
+  const OtaState& state = store->state();
+  if (state.report.outcome == 0) return;
+  v1::InstallReport report;
+  report.set_device_id(config.device_id);
+  report.set_model_id(config.model_id);
+  report.set_release(state.report.release);
+  report.set_outcome(static_cast<v1::InstallReport::Outcome>(state.report.outcome));
+  report.set_serving_version(state.current.version);
+  report.set_detail(state.report.detail);
+  v1::InstallReportResponse response;
+  grpc::Status s = stub->ReportInstall(calls.NewCall(std::chrono::seconds(10)).get(), report, &response);
+  if (!s.ok()) {
+    if (!Transient(s)) log("ota: reporting " + OutcomeName(state.report.outcome) + ": " + Describe(s));
+    if (Transient(s)) return;
+  }
+  OtaState delivered = state;
+  delivered.report = {};
+  if (absl::Status saved = store->Save(delivered); !saved.ok()) log("ota: " + std::string(saved.message()));
+}
+
+}  // namespace edgellm::ota

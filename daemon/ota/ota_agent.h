@@ -1,0 +1,84 @@
+// ota/ota_agent.h — the device's side of releases, inside edgellmd.
+//
+// At start it serves the version its state names, after checking it again
+// (signatures and sha256); a version that fails the check, or that was on
+// probation when the daemon died, gives way to the last-known-good one (or
+// to the bare base model). Then a thread polls the aggregator for the
+// release meant for this device; for one it: checks the signatures against
+// the trusted keys and threshold, the expiry, the model, and that it is newer
+// than what is installed (or a signed rollback); downloads the artifact in
+// chunks, resuming a broken download; checks its sha256; installs it
+// atomically; smoke-tests it without serving it; and swaps it in — requests
+// in flight finish on the version they began with. Every outcome is reported
+// to the aggregator (kept on disk until delivered). A new version stays on
+// probation for a while: if the daemon dies uncleanly in that time, the next
+// start restores the last-known-good version and reports the rollback.
+#ifndef EDGELLM_OTA_OTA_AGENT_H_
+#define EDGELLM_OTA_OTA_AGENT_H_
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace edgellm::ota {
+
+struct OtaAgentConfig {
+  std::string aggregator;  // HOST:PORT, mutual TLS as for federated rounds
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::string device_id;  // "": the certificate's common name
+  std::string model_id;
+  std::string dir;  // the ReleaseStore's directory
+  std::vector<std::string> release_keys;  // PEM public keys trusted to sign releases
+  int key_threshold = 1;                  // signatures by distinct trusted keys a release needs
+  std::chrono::milliseconds poll_interval{5000};
+  std::chrono::seconds probation{300};
+};
+
+// How the agent puts a version to use; provided by the daemon.
+struct ServingHooks {
+  // Loads the version in `dir` and generates from it without serving it:
+  // OK, or why it is unusable (load failure, failed or non-finite generation).
+  std::function<absl::Status(const std::string& dir)> smoke_test;
+  // Serves the version in `dir` ("" for the bare base model) as `version`
+  // from now on; requests in flight keep theirs.
+  std::function<absl::Status(const std::string& dir, uint64_t version)> serve;
+};
+
+struct OtaStats {
+  uint64_t version = 0;  // served; 0: the bare base model
+  uint64_t release = 0;
+  int64_t installs = 0;
+  int64_t refusals = 0;      // releases that failed verification
+  int64_t smoke_failures = 0;
+  int64_t rollbacks = 0;     // restores of the last-known-good after a crash on probation
+  int64_t bytes_fetched = 0;
+};
+
+class OtaAgent {
+ public:
+  using Log = std::function<void(const std::string&)>;
+  // Reads the keys and certificates (InvalidArgument naming a bad file), opens
+  // the store, and serves the installed version (or the last-known-good) now.
+  static absl::StatusOr<std::unique_ptr<OtaAgent>> Create(OtaAgentConfig config, ServingHooks hooks, Log log);
+  ~OtaAgent();  // Stop()
+
+  void Start();
+  // Ends the poll thread, cancelling calls in flight, and records a clean stop.
+  void Stop();
+  OtaStats stats() const;
+
+ private:
+  struct Impl;
+  explicit OtaAgent(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgellm::ota
+
+#endif  // EDGELLM_OTA_OTA_AGENT_H_

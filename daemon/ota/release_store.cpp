@@ -1,0 +1,138 @@
+#include "daemon/ota/release_store.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/read_file.h"
+#include "common/status_macros.h"
+#include "common/str_cat.h"
+#include "federated/protocol/sha256.h"
+
+namespace edgellm::ota {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+constexpr const char* kArtifactFile = "adapter_model.safetensors";
+constexpr const char* kConfigFile = "adapter_config.json";
+constexpr const char* kEnvelopeFile = "release.json";
+
+Json ToJson(const InstalledVersion& v) { return {{"release", v.release}, {"version", v.version}, {"dir", v.dir}}; }
+
+InstalledVersion VersionFromJson(const Json& j) {
+  InstalledVersion v;
+  if (!j.is_object()) return v;
+  v.release = j.value("release", uint64_t{0});
+  v.version = j.value("version", uint64_t{0});
+  v.dir = j.value("dir", std::string());
+  // Only names this store made: never a path out of versions/.
+  if (v.dir.find('/') != std::string::npos || v.dir.starts_with(".")) v = {};
+  return v;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ReleaseStore>> ReleaseStore::Open(const std::string& dir) {
+  std::error_code ec;
+  for (const char* sub : {"staging", "versions"}) {
+    fs::create_directories(fs::path(dir) / sub, ec);
+    if (ec) return absl::InternalError(StrCat("OTA directory ", dir, ": ", ec.message()));
+  }
+  // A hidden directory under versions/ is an install cut short.
+  for (const auto& entry : fs::directory_iterator(fs::path(dir) / "versions", ec)) {
+    if (entry.path().filename().string().starts_with(".")) fs::remove_all(entry.path(), ec);
+  }
+  std::unique_ptr<ReleaseStore> store(new ReleaseStore(dir));
+  const fs::path state_path = fs::path(dir) / "state.json";
+  if (fs::exists(state_path)) {
+    EDGELLM_ASSIGN_OR_RETURN(std::string text, ReadFileToString(state_path.string(), "OTA state"));
+    Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) return absl::DataLossError(StrCat(state_path.string(), ": not a JSON object"));
+    OtaState& s = store->state_;
+    s.current = VersionFromJson(j.value("current", Json()));
+    s.last_good = VersionFromJson(j.value("last_good", Json()));
+    s.last_release = j.value("last_release", uint64_t{0});
+    s.probation_until = j.value("probation_until", int64_t{0});
+    s.clean_stop = j.value("clean_stop", true);
+    const Json report = j.value("report", Json());
+    if (report.is_object()) {
+      s.report = {report.value("release", uint64_t{0}), report.value("outcome", 0), report.value("detail", "")};
+    }
+  }
+  return store;
+}
+
+absl::Status ReleaseStore::Save(const OtaState& state) {
+  Json j = {{"current", ToJson(state.current)},
+            {"last_good", ToJson(state.last_good)},
+            {"last_release", state.last_release},
+            {"probation_until", state.probation_until},
+            {"clean_stop", state.clean_stop},
+            {"report", {{"release", state.report.release},
+                        {"outcome", state.report.outcome},
+                        {"detail", state.report.detail}}}};
+  EDGELLM_RETURN_IF_ERROR(WriteFileAtomically((fs::path(dir_) / "state.json").string(), j.dump(2) + "\n"));
+  state_ = state;
+  return absl::OkStatus();
+}
+
+std::string ReleaseStore::PartPath(const std::string& sha256) const {
+  return (fs::path(dir_) / "staging" / (sha256 + ".part")).string();
+}
+
+absl::StatusOr<InstalledVersion> ReleaseStore::Install(const release::SignedRelease& signed_release,
+                                                       const release::ReleaseManifest& manifest,
+                                                       const std::string& artifact) {
+  if (manifest.kind != release::ArtifactKind::kAdapter) {
+    return absl::UnimplementedError("this daemon installs adapter releases; base-model releases are not supported");
+  }
+  InstalledVersion installed{manifest.release, manifest.version, StrCat("r", manifest.release, "-v", manifest.version)};
+  const fs::path versions = fs::path(dir_) / "versions";
+  const fs::path temporary = versions / ("." + installed.dir);
+  const fs::path final_dir = versions / installed.dir;
+  std::error_code ec;
+  fs::remove_all(temporary, ec);
+  fs::create_directories(temporary, ec);
+  if (ec) return absl::InternalError(StrCat("cannot create ", temporary.string(), ": ", ec.message()));
+  fs::rename(artifact, temporary / kArtifactFile, ec);
+  if (ec) return absl::InternalError(StrCat("cannot move ", artifact, " into ", temporary.string(), ": ", ec.message()));
+  EDGELLM_RETURN_IF_ERROR(SyncPath((temporary / kArtifactFile).string()));
+  EDGELLM_RETURN_IF_ERROR(WriteFileAtomically((temporary / kConfigFile).string(), manifest.adapter_config));
+  EDGELLM_RETURN_IF_ERROR(WriteFileAtomically((temporary / kEnvelopeFile).string(), signed_release.ToJson()));
+  fs::remove_all(final_dir, ec);
+  fs::rename(temporary, final_dir, ec);
+  if (ec) return absl::InternalError(StrCat("cannot rename ", temporary.string(), ": ", ec.message()));
+  EDGELLM_RETURN_IF_ERROR(SyncPath(versions.string()));
+  return installed;
+}
+
+absl::Status ReleaseStore::Verify(const InstalledVersion& version, const release::TrustPolicy& policy) const {
+  const fs::path dir = PathOf(version);
+  EDGELLM_ASSIGN_OR_RETURN(std::string text, ReadFileToString((dir / kEnvelopeFile).string(), "release envelope"));
+  EDGELLM_ASSIGN_OR_RETURN(release::SignedRelease envelope, release::SignedRelease::FromJson(text));
+  EDGELLM_ASSIGN_OR_RETURN(release::ReleaseManifest manifest, policy.VerifySignatures(envelope));
+  if (manifest.release != version.release || manifest.version != version.version) {
+    return absl::DataLossError(StrCat(dir.string(), ": its envelope is for release ", manifest.release));
+  }
+  EDGELLM_ASSIGN_OR_RETURN(std::string sha, federated::Sha256OfFile((dir / kArtifactFile).string()));
+  if (sha != manifest.artifact_sha256) {
+    return absl::DataLossError(StrCat(dir.string(), ": the artifact no longer matches its sha256"));
+  }
+  return absl::OkStatus();
+}
+
+std::string ReleaseStore::PathOf(const InstalledVersion& version) const {
+  return (fs::path(dir_) / "versions" / version.dir).string();
+}
+
+void ReleaseStore::Prune() const {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(dir_) / "versions", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name != state_.current.dir && name != state_.last_good.dir) fs::remove_all(entry.path(), ec);
+  }
+}
+
+}  // namespace edgellm::ota

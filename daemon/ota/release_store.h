@@ -1,0 +1,84 @@
+// ota/release_store.h — the device's installed releases on disk, and what it
+// serves, so that a kill -9 at any point leaves a verified version to serve.
+//
+// Layout under the OTA directory:
+//   state.json            what is served, the last-known-good, the highest
+//                         release seen, the probation deadline (atomic writes)
+//   staging/<sha>.part    a download in progress (resumed after a restart)
+//   versions/r<R>-v<N>/   an installed release: the artifact, the signed
+//                         envelope, adapter_config.json; made as a hidden
+//                         temporary directory, fsynced, then renamed in
+// A version directory exists complete or not at all; state.json names only
+// complete ones. Not thread-safe: the OTA agent's thread owns it.
+#ifndef EDGELLM_OTA_RELEASE_STORE_H_
+#define EDGELLM_OTA_RELEASE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "federated/release/manifest.h"
+#include "federated/release/trust_policy.h"
+
+namespace edgellm::ota {
+
+struct InstalledVersion {
+  uint64_t release = 0;  // 0: none; the bare base model serves
+  uint64_t version = 0;
+  std::string dir;       // the version's directory name under versions/
+};
+
+// An install report not yet delivered to the aggregator.
+struct PendingReport {
+  uint64_t release = 0;  // 0: none
+  int32_t outcome = 0;   // edgellm.v1.InstallReport.Outcome
+  std::string detail;
+};
+
+struct OtaState {
+  InstalledVersion current;
+  InstalledVersion last_good;  // what a failed current falls back to
+  uint64_t last_release = 0;   // the highest release accepted or refused for good
+  // Until then the current version is on probation: a daemon that stops
+  // uncleanly before it restores last_good.
+  int64_t probation_until = 0;
+  bool clean_stop = true;
+  PendingReport report;
+};
+
+class ReleaseStore {
+ public:
+  // Creates the layout under `dir` if needed and removes half-made version
+  // directories. Internal errors name the path.
+  static absl::StatusOr<std::unique_ptr<ReleaseStore>> Open(const std::string& dir);
+
+  const OtaState& state() const { return state_; }
+  // Makes `state` durable (atomic replace of state.json) and current.
+  absl::Status Save(const OtaState& state);
+
+  // Where the download of the artifact `sha256` is kept while it arrives.
+  std::string PartPath(const std::string& sha256) const;
+  // Installs a verified release whose complete, checked artifact is at
+  // `artifact`: moves it into a new version directory with the envelope and
+  // the adapter config, fsyncs, renames the directory into place. Returns
+  // the installed version (not yet served; Save a state naming it).
+  absl::StatusOr<InstalledVersion> Install(const release::SignedRelease& signed_release,
+                                           const release::ReleaseManifest& manifest, const std::string& artifact);
+  // Checks an installed version again: its envelope's signatures (not its
+  // expiry: an installed version stays usable) and its artifact's sha256.
+  absl::Status Verify(const InstalledVersion& version, const release::TrustPolicy& policy) const;
+  // The directory of an installed version (a PEFT adapter directory).
+  std::string PathOf(const InstalledVersion& version) const;
+  // Removes version directories that are neither current nor last-known-good.
+  void Prune() const;
+
+ private:
+  explicit ReleaseStore(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_;
+  OtaState state_;
+};
+
+}  // namespace edgellm::ota
+
+#endif  // EDGELLM_OTA_RELEASE_STORE_H_

@@ -1,0 +1,27 @@
+// serve/smoke_test.h — does a model version work? A short greedy generation
+// through the scheduler (the path real requests take), with the adapter given
+// but not served: it must run to its end, with finite logits all the way
+// (the scheduler fails a request whose logits are not), and produce tokens.
+#ifndef EDGELLM_SERVE_SMOKE_TEST_H_
+#define EDGELLM_SERVE_SMOKE_TEST_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "daemon/engine/llama_model.h"
+#include "daemon/engine/lora_adapter.h"
+#include "daemon/serve/scheduler.h"
+
+namespace edgellm::serve {
+
+// Blocks until the generation ends (at most `timeout`). FailedPrecondition
+// saying what went wrong: the generation failed, produced nothing, or did
+// not finish in time.
+absl::Status SmokeTest(Scheduler& scheduler, const engine::LlamaModel& model,
+                       std::shared_ptr<const engine::LoraAdapter> adapter, const std::string& prompt,
+                       int32_t max_tokens = 8, std::chrono::seconds timeout = std::chrono::seconds(60));
+
+}  // namespace edgellm::serve
+
+#endif  // EDGELLM_SERVE_SMOKE_TEST_H_

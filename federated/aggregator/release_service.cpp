@@ -1,0 +1,85 @@
+#include "federated/aggregator/release_service.h"
+
+#include <algorithm>
+
+#include "common/grpc_status.h"
+#include "common/str_cat.h"
+#include "federated/aggregator/federation_service.h"
+
+namespace edgellm::federated {
+namespace {
+
+// Answers `result` into `response`, or its error.
+template <typename T>
+grpc::Status Answer(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = *std::move(result);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status ReleaseService::GetRelease(grpc::ServerContext* context, const v1::GetReleaseRequest* request,
+                                        v1::GetReleaseResponse* response) {
+  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  return Answer(rollouts_.ReleaseFor(*request), response);
+}
+
+grpc::Status ReleaseService::FetchArtifact(grpc::ServerContext* context, const v1::FetchArtifactRequest* request,
+                                           grpc::ServerWriter<v1::ArtifactChunk>* writer) {
+  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  absl::StatusOr<ArtifactRef> artifact = rollouts_.Artifact(request->sha256());
+  if (!artifact.ok()) return ToGrpcStatus(artifact.status());
+  return StreamArtifact(*context, *artifact, request->offset(), writer);
+}
+
+grpc::Status ReleaseService::ReportInstall(grpc::ServerContext* context, const v1::InstallReport* request,
+                                           v1::InstallReportResponse*) {
+  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  return ToGrpcStatus(rollouts_.Report(*request));
+}
+
+grpc::Status ReleaseAdminService::Authorize(const grpc::ServerContext& context) const {
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  const std::vector<grpc::string_ref> names =
+      auth ? auth->FindPropertyValues("x509_common_name") : std::vector<grpc::string_ref>();
+  if (names.empty()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "a client certificate with a common name is required");
+  }
+  const std::string name(names.front().data(), names.front().size());
+  if (std::find(admins_.begin(), admins_.end(), name) == admins_.end()) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        StrCat("'", name, "' is not among the aggregator's admins"));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ReleaseAdminService::PrepareRelease(grpc::ServerContext* context, const v1::PrepareReleaseRequest* request,
+                                                 v1::PrepareReleaseResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  absl::StatusOr<std::string> manifest = rollouts_.Prepare(*request);
+  if (!manifest.ok()) return ToGrpcStatus(manifest.status());
+  response->set_manifest_json(*std::move(manifest));
+  return grpc::Status::OK;
+}
+
+grpc::Status ReleaseAdminService::Publish(grpc::ServerContext* context, const v1::PublishRequest* request,
+                                          v1::RolloutStatus* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  return Answer(rollouts_.Publish(*request), response);
+}
+
+grpc::Status ReleaseAdminService::GetRollout(grpc::ServerContext* context, const v1::GetRolloutRequest* request,
+                                             v1::RolloutStatus* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  return Answer(rollouts_.Status(request->model_id()), response);
+}
+
+grpc::Status ReleaseAdminService::ControlRollout(grpc::ServerContext* context,
+                                                 const v1::ControlRolloutRequest* request,
+                                                 v1::RolloutStatus* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  return Answer(rollouts_.Control(*request), response);
+}
+
+}  // namespace edgellm::federated

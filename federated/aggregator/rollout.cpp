@@ -1,0 +1,388 @@
+#include "federated/aggregator/rollout.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "common/hashing.h"
+#include "common/read_file.h"
+#include "common/status_macros.h"
+#include "common/str_cat.h"
+
+namespace edgellm::federated {
+namespace {
+
+namespace fs = std::filesystem;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool IsFailure(const std::string& outcome) { return outcome != "INSTALLED"; }
+
+// Failures the threshold tolerates among `devices`.
+int64_t ToleratedFailures(double success_threshold, size_t devices) {
+  return static_cast<int64_t>(std::floor((1.0 - success_threshold) * static_cast<double>(devices) + 1e-9));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Rollouts>> Rollouts::Create(const AggregatorConfig& config, Coordinator& coordinator,
+                                                           Log log) {
+  std::unique_ptr<Rollouts> rollouts(new Rollouts(config, coordinator, std::move(log)));
+  if (config.release_keys.empty()) return rollouts;
+  EDGELLM_ASSIGN_OR_RETURN(release::TrustPolicy policy,
+                           release::TrustPolicy::Load(config.release_keys, config.release_key_threshold));
+  rollouts->policy_ = std::move(policy);
+  if (!config.release_signing_key.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(release::SigningKey key, release::SigningKey::Load(config.release_signing_key));
+    rollouts->signing_key_ = std::move(key);
+  }
+  return rollouts;
+}
+
+absl::StatusOr<std::string> Rollouts::Prepare(const v1::PrepareReleaseRequest& request) {
+  absl::MutexLock lock(&mu_);
+  return PrepareLocked(request);
+}
+
+absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequest& request) {
+  if (!enabled()) return absl::FailedPreconditionError("releases are off: the aggregator has no release_keys");
+  EDGELLM_ASSIGN_OR_RETURN(std::string base_sha, coordinator_.BaseSha256(request.model_id()));
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<VersionRecord> versions, coordinator_.Versions(request.model_id()));
+  if (versions.empty()) return absl::NotFoundError(StrCat("model ", request.model_id(), " has no version"));
+  const VersionRecord* version = &versions.back();
+  if (request.version() != 0) {
+    auto it = std::find_if(versions.begin(), versions.end(),
+                           [&](const VersionRecord& v) { return v.version == request.version(); });
+    if (it == versions.end()) {
+      return absl::NotFoundError(StrCat("model ", request.model_id(), " has no version ", request.version()));
+    }
+    version = &*it;
+  }
+  const fs::path dir = coordinator_.VersionDir(request.model_id(), version->version);
+  EDGELLM_ASSIGN_OR_RETURN(std::string weights,
+                           ReadFileToString((dir / "adapter_model.safetensors").string(), "version adapter"));
+  EDGELLM_ASSIGN_OR_RETURN(std::string adapter_config,
+                           ReadFileToString((dir / "adapter_config.json").string(), "version adapter config"));
+  EDGELLM_ASSIGN_OR_RETURN(std::string sha, coordinator_.artifacts().Put(weights));
+  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
+
+  release::ReleaseManifest manifest;
+  manifest.model_id = request.model_id();
+  manifest.release = latest ? latest->release + 1 : 1;
+  manifest.version = version->version;
+  manifest.parent_version = version->parent;
+  manifest.kind = release::ArtifactKind::kAdapter;
+  manifest.artifact_sha256 = sha;
+  manifest.artifact_bytes = weights.size();
+  manifest.base_model_sha256 = base_sha;
+  manifest.adapter_config = adapter_config;
+  manifest.rollback = request.rollback();
+  manifest.created_at = NowMs() / 1000;
+  const double days = request.expires_in_days() > 0 ? request.expires_in_days() : config_.release_expiry_days;
+  manifest.expires_at = manifest.created_at + static_cast<int64_t>(days * 86400);
+  return manifest.ToJson();
+}
+
+absl::StatusOr<v1::RolloutStatus> Rollouts::Publish(const v1::PublishRequest& request) {
+  absl::MutexLock lock(&mu_);
+  return PublishLocked(request);
+}
+
+absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishRequest& request) {
+  if (!enabled()) return absl::FailedPreconditionError("releases are off: the aggregator has no release_keys");
+  EDGELLM_ASSIGN_OR_RETURN(release::SignedRelease envelope, release::SignedRelease::FromJson(request.signed_release()));
+  EDGELLM_ASSIGN_OR_RETURN(release::ReleaseManifest m, policy_->Verify(envelope, NowMs() / 1000));
+  EDGELLM_ASSIGN_OR_RETURN(std::string base_sha, coordinator_.BaseSha256(m.model_id));
+  if (m.base_model_sha256 != base_sha) {
+    return absl::FailedPreconditionError("the manifest's base model is not the one this aggregator's devices hold");
+  }
+  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(m.model_id));
+  const uint64_t next = latest ? latest->release + 1 : 1;
+  if (m.release != next) {
+    return absl::FailedPreconditionError(
+        StrCat("the manifest is release ", m.release, " but the next release of ", m.model_id, " is ", next,
+               ": prepare it again"));
+  }
+  if (latest && m.version <= latest->version && !m.rollback) {
+    return absl::FailedPreconditionError(StrCat("version ", m.version, " is not newer than release ", latest->release,
+                                                "'s version ", latest->version, ": publish it as a rollback"));
+  }
+  std::error_code ec;
+  const std::string path = coordinator_.artifacts().PathOf(m.artifact_sha256);
+  if (fs::file_size(path, ec) != m.artifact_bytes || ec) {
+    return absl::FailedPreconditionError("the manifest's artifact is not held here (or has another size)");
+  }
+  const v1::RolloutParams& p = request.rollout();
+  ReleaseRecord record;
+  record.model_id = m.model_id;
+  record.release = m.release;
+  record.version = m.version;
+  record.rollback = m.rollback;
+  record.artifact_sha256 = m.artifact_sha256;
+  record.signed_release = envelope.ToJson();
+  record.canary_fraction = p.canary_fraction() > 0 ? std::min(p.canary_fraction(), 1.0) : config_.canary_fraction;
+  record.success_threshold =
+      p.success_threshold() > 0 ? std::min(p.success_threshold(), 1.0) : config_.success_threshold;
+  record.soak_seconds = p.soak_seconds() > 0 ? p.soak_seconds() : static_cast<int64_t>(config_.soak_seconds);
+  record.stage = "canary";
+  record.published_ms = NowMs();
+  record.stage_ms = record.published_ms;
+  nlohmann::json signers = nlohmann::json::array();
+  for (const release::Signature& s : envelope.signatures) signers.push_back(s.key_id);
+  EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append({{"model", m.model_id},
+                                                       {"release", m.release},
+                                                       {"version", m.version},
+                                                       {"rollback", m.rollback},
+                                                       {"artifact_sha256", m.artifact_sha256},
+                                                       {"signers", signers},
+                                                       {"canary_fraction", record.canary_fraction},
+                                                       {"success_threshold", record.success_threshold},
+                                                       {"soak_seconds", record.soak_seconds},
+                                                       {"published_unix_ms", record.published_ms}}));
+  EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(record));
+  log_(StrCat("model ", m.model_id, ": release ", m.release, " (version ", m.version, m.rollback ? ", a rollback" : "",
+              ") published; canaries first (", record.canary_fraction, " of the fleet)"));
+  return Describe(m.model_id);
+}
+
+absl::StatusOr<v1::RolloutStatus> Rollouts::Status(const std::string& model_id) {
+  absl::MutexLock lock(&mu_);
+  EDGELLM_RETURN_IF_ERROR(coordinator_.BaseSha256(model_id).status());
+  return Describe(model_id);
+}
+
+absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequest& request) {
+  absl::MutexLock lock(&mu_);
+  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
+  if (!latest) return absl::NotFoundError(StrCat("model ", request.model_id(), " has no release"));
+  ReleaseRecord& r = *latest;
+  const bool running = r.stage == "canary" || r.stage == "soak" || r.stage == "full";
+  switch (request.action()) {
+    case v1::ControlRolloutRequest::PAUSE:
+      if (!running) return absl::FailedPreconditionError(StrCat("the rollout is ", r.stage, ": nothing to pause"));
+      r.resume_stage = r.stage;
+      r.stage = "paused";
+      break;
+    case v1::ControlRolloutRequest::RESUME:
+      if (r.stage != "paused" && r.stage != "halted") {
+        return absl::FailedPreconditionError(StrCat("the rollout is ", r.stage, ": nothing to resume"));
+      }
+      // A halted rollout resumes at its canaries, whose failures were looked at.
+      r.stage = r.stage == "paused" ? r.resume_stage : "canary";
+      r.resume_stage.clear();
+      r.detail.clear();
+      break;
+    case v1::ControlRolloutRequest::ABORT:
+      if (r.stage == "done" || r.stage == "aborted") {
+        return absl::FailedPreconditionError(StrCat("the rollout is ", r.stage, ": nothing to abort"));
+      }
+      r.stage = "aborted";
+      r.detail = "aborted by an operator";
+      break;
+    default:
+      return absl::InvalidArgumentError("action must be PAUSE, RESUME or ABORT");
+  }
+  r.stage_ms = NowMs();
+  EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(r));
+  log_(StrCat("model ", r.model_id, ": release ", r.release, " rollout ", r.stage));
+  return Describe(r.model_id);
+}
+
+absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetReleaseRequest& request) {
+  v1::GetReleaseResponse response;
+  response.set_outcome(v1::GetReleaseResponse::UP_TO_DATE);
+  response.set_retry_after_ms(static_cast<uint32_t>(config_.poll_interval_seconds * 1000));
+  EDGELLM_RETURN_IF_ERROR(coordinator_.BaseSha256(request.model_id()).status());
+  absl::MutexLock lock(&mu_);
+  pollers_[request.model_id()].insert(request.device_id());
+  if (!enabled()) return response;
+  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
+  if (!latest || request.last_release() >= latest->release || latest->stage == "aborted") return response;
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<InstallRecord> installs, coordinator_.store().Installs(request.model_id()));
+  for (const InstallRecord& i : installs) {
+    if (i.device_id == request.device_id() && i.release == latest->release) return response;  // handled
+  }
+  const std::string& stage = latest->stage;
+  const bool canary = Canaries(request.model_id(), latest->canary_fraction).contains(request.device_id());
+  const bool reached = stage == "full" || stage == "done" || (canary && (stage == "canary" || stage == "soak"));
+  if (!reached) {
+    response.set_outcome(v1::GetReleaseResponse::NOT_YET);
+    return response;
+  }
+  response.set_outcome(v1::GetReleaseResponse::INSTALL);
+  response.set_signed_release(latest->signed_release);
+  return response;
+}
+
+absl::StatusOr<ArtifactRef> Rollouts::Artifact(const std::string& sha256) {
+  EDGELLM_ASSIGN_OR_RETURN(bool released, coordinator_.store().IsReleasedArtifact(sha256));
+  if (!released) return absl::NotFoundError("no release has that artifact");
+  ArtifactRef ref{coordinator_.artifacts().PathOf(sha256), sha256, 0};
+  std::error_code ec;
+  ref.bytes = fs::file_size(ref.path, ec);
+  if (ec) return absl::InternalError("a released artifact is missing from the artifact store");
+  return ref;
+}
+
+absl::Status Rollouts::Report(const v1::InstallReport& report) {
+  if (report.outcome() == v1::InstallReport::OUTCOME_UNSPECIFIED) {
+    return absl::InvalidArgumentError("an install report needs an outcome");
+  }
+  EDGELLM_RETURN_IF_ERROR(coordinator_.BaseSha256(report.model_id()).status());
+  absl::MutexLock lock(&mu_);
+  const std::string outcome = v1::InstallReport::Outcome_Name(report.outcome());
+  EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutInstall({report.model_id(), report.device_id(), report.release(),
+                                                           outcome, report.serving_version(),
+                                                           report.detail().substr(0, 512), NowMs()}));
+  log_(StrCat("model ", report.model_id(), ": ", report.device_id(), " reports ", outcome, " for release ",
+              report.release(), ", serving version ", report.serving_version(),
+              report.detail().empty() ? "" : StrCat(" (", report.detail().substr(0, 200), ")")));
+  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(report.model_id()));
+  if (latest && latest->release == report.release()) return Advance(*latest);
+  return absl::OkStatus();
+}
+
+void Rollouts::Tick() {
+  absl::MutexLock lock(&mu_);
+  if (!enabled()) return;
+  for (const std::string& model_id : coordinator_.ModelIds()) {
+    absl::StatusOr<std::optional<ReleaseRecord>> latest = coordinator_.store().LatestRelease(model_id);
+    if (latest.ok() && *latest && (*latest)->stage == "soak") {
+      if (absl::Status s = Advance(**latest); !s.ok()) log_(StrCat("model ", model_id, ": ", s.message()));
+    }
+  }
+  if (signing_key_) PublishNewVersions();
+}
+
+void Rollouts::PublishNewVersions() {
+  for (const std::string& model_id : coordinator_.ModelIds()) {
+    absl::StatusOr<std::vector<VersionRecord>> versions = coordinator_.Versions(model_id);
+    absl::StatusOr<std::optional<ReleaseRecord>> latest = coordinator_.store().LatestRelease(model_id);
+    if (!versions.ok() || versions->empty() || !latest.ok()) continue;
+    // Versions made by rounds only; each once. A rollback in place means an
+    // operator stepped in: newer versions wait for them.
+    const VersionRecord& newest = versions->back();
+    if (newest.round_id == 0 || (*latest && ((*latest)->version >= newest.version || (*latest)->rollback))) continue;
+    v1::PrepareReleaseRequest prepare;
+    prepare.set_model_id(model_id);
+    prepare.set_version(newest.version);
+    absl::StatusOr<std::string> manifest = PrepareLocked(prepare);
+    if (!manifest.ok()) {
+      log_(StrCat("model ", model_id, ": cannot prepare the release of version ", newest.version, ": ",
+                  manifest.status().message()));
+      continue;
+    }
+    release::SignedRelease envelope{*manifest, {}};
+    release::AddSignature(envelope, *signing_key_);
+    v1::PublishRequest publish;
+    publish.set_signed_release(envelope.ToJson());
+    if (absl::StatusOr<v1::RolloutStatus> s = PublishLocked(publish); !s.ok()) {
+      log_(StrCat("model ", model_id, ": cannot publish version ", newest.version, ": ", s.status().message()));
+    }
+  }
+}
+
+std::vector<std::string> Rollouts::Fleet(const std::string& model_id) {
+  std::set<std::string> fleet = pollers_[model_id];
+  if (absl::StatusOr<std::vector<DeviceRecord>> devices = coordinator_.store().Devices(); devices.ok()) {
+    for (const DeviceRecord& d : *devices) {
+      if (d.model_id == model_id) fleet.insert(d.device_id);
+    }
+  }
+  if (absl::StatusOr<std::vector<InstallRecord>> installs = coordinator_.store().Installs(model_id); installs.ok()) {
+    for (const InstallRecord& i : *installs) fleet.insert(i.device_id);
+  }
+  return {fleet.begin(), fleet.end()};
+}
+
+std::set<std::string> Rollouts::Canaries(const std::string& model_id, double fraction) {
+  std::vector<std::string> fleet = Fleet(model_id);
+  std::sort(fleet.begin(), fleet.end(), [](const std::string& a, const std::string& b) {
+    const uint64_t ha = SplitMix64(Fnv1a(a)), hb = SplitMix64(Fnv1a(b));
+    return ha != hb ? ha < hb : a < b;
+  });
+  const size_t count = std::max<size_t>(1, static_cast<size_t>(std::ceil(fraction * static_cast<double>(fleet.size()))));
+  fleet.resize(std::min(count, fleet.size()));
+  return {fleet.begin(), fleet.end()};
+}
+
+absl::Status Rollouts::Advance(ReleaseRecord& r) {
+  if (r.stage != "canary" && r.stage != "soak" && r.stage != "full") return absl::OkStatus();
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<InstallRecord> installs, coordinator_.store().Installs(r.model_id));
+  const std::set<std::string> canaries = Canaries(r.model_id, r.canary_fraction);
+  const size_t fleet = Fleet(r.model_id).size();
+  int64_t canary_ok = 0, canary_failed = 0, ok = 0, failed = 0;
+  std::string first_failure;
+  for (const InstallRecord& i : installs) {
+    if (i.release != r.release) continue;
+    const bool failure = IsFailure(i.outcome);
+    (failure ? failed : ok) += 1;
+    if (canaries.contains(i.device_id)) (failure ? canary_failed : canary_ok) += 1;
+    if (failure && first_failure.empty()) {
+      first_failure = StrCat(i.device_id, " reported ", i.outcome, i.detail.empty() ? "" : ": " + i.detail);
+    }
+  }
+  const std::string before = r.stage;
+  const int64_t now = NowMs();
+  if (canary_failed > ToleratedFailures(r.success_threshold, canaries.size()) ||
+      failed > ToleratedFailures(r.success_threshold, fleet)) {
+    r.stage = "halted";
+    r.detail = StrCat(failed, " of ", fleet, " devices failed (", canary_failed, " of ", canaries.size(),
+                      " canaries); first: ", first_failure);
+  } else if (r.stage == "canary" &&
+             canary_ok >= static_cast<int64_t>(std::ceil(r.success_threshold * static_cast<double>(canaries.size())))) {
+    r.stage = "soak";
+  } else if (r.stage == "soak" && now - r.stage_ms >= r.soak_seconds * 1000) {
+    r.stage = "full";
+  }
+  if (r.stage == "full" && ok >= static_cast<int64_t>(fleet)) r.stage = "done";
+  if (r.stage == before) return absl::OkStatus();
+  r.stage_ms = now;
+  EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(r));
+  log_(StrCat("model ", r.model_id, ": release ", r.release, " rollout: ", before, " -> ", r.stage,
+              r.stage == "halted" ? StrCat(" (", r.detail, ")") : ""));
+  // Soak may be zero: go on at once.
+  if (r.stage == "soak" || r.stage == "full") return Advance(r);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::RolloutStatus> Rollouts::Describe(const std::string& model_id) {
+  v1::RolloutStatus status;
+  status.set_model_id(model_id);
+  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(model_id));
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<InstallRecord> installs, coordinator_.store().Installs(model_id));
+  if (!latest) {
+    status.set_stage("none");
+  } else {
+    status.set_release(latest->release);
+    status.set_version(latest->version);
+    status.set_rollback(latest->rollback);
+    status.set_stage(latest->stage);
+    status.set_detail(latest->detail);
+    status.mutable_params()->set_canary_fraction(latest->canary_fraction);
+    status.mutable_params()->set_success_threshold(latest->success_threshold);
+    status.mutable_params()->set_soak_seconds(static_cast<uint32_t>(latest->soak_seconds));
+  }
+  const std::set<std::string> canaries =
+      latest ? Canaries(model_id, latest->canary_fraction) : std::set<std::string>();
+  for (const std::string& device : Fleet(model_id)) {
+    v1::DeviceRollout* d = status.add_devices();
+    d->set_device_id(device);
+    d->set_canary(canaries.contains(device));
+    for (const InstallRecord& i : installs) {
+      if (i.device_id != device) continue;
+      d->set_serving_version(i.serving_version);
+      if (latest && i.release == latest->release) {
+        d->set_last_report(i.outcome);
+        d->set_detail(i.detail);
+      }
+    }
+  }
+  return status;
+}
+
+}  // namespace edgellm::federated

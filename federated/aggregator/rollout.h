@@ -1,0 +1,97 @@
+// federated/aggregator/rollout.h — signed releases of model versions and
+// their staged rollout.
+//
+// A release is prepared here (the manifest of a registered version: its PEFT
+// adapter as the artifact, the next release number, an expiry), signed by
+// the operator's keys outside the aggregator (or by the aggregator's own key,
+// when it publishes each round's version by itself), and published: its
+// signatures must satisfy the same trust policy the devices apply.
+//
+// Rollout stages: canary → soak → full → done. The canaries are the first
+// max(1, ⌈canary_fraction × N⌉) of the model's N known devices ranked by a
+// stable hash of their ids. Once ⌈success_threshold × canaries⌉ of them report
+// INSTALLED the rollout soaks for soak_seconds (a canary that rolls back in
+// that time still counts against it), then every device gets it. More
+// failures than the threshold allows — among the canaries, or later among
+// all — halt it by itself; an operator may pause, resume or abort it. Each
+// model has at most one rollout: the latest release's. Durable in the state
+// store: a restarted aggregator continues it.
+#ifndef EDGELLM_FEDERATED_AGGREGATOR_ROLLOUT_H_
+#define EDGELLM_FEDERATED_AGGREGATOR_ROLLOUT_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "edgellm/v1/ota.pb.h"
+#include "federated/aggregator/aggregator_config.h"
+#include "federated/aggregator/coordinator.h"
+#include "federated/release/signing_key.h"
+#include "federated/release/trust_policy.h"
+
+namespace edgellm::federated {
+
+// Thread-safe.
+class Rollouts {
+ public:
+  using Log = std::function<void(const std::string&)>;
+  // Reads the trusted keys and the signing key named by `config`
+  // (InvalidArgument naming a bad file). Without release_keys, releases are
+  // off: every call answers FailedPrecondition, devices hear UP_TO_DATE.
+  static absl::StatusOr<std::unique_ptr<Rollouts>> Create(const AggregatorConfig& config, Coordinator& coordinator,
+                                                          Log log);
+
+  // Operator calls (ReleaseAdmin).
+  // The unsigned manifest of the next release: NotFound for an unknown model
+  // or version.
+  absl::StatusOr<std::string> Prepare(const v1::PrepareReleaseRequest& request);
+  // Checks the envelope (trusted signatures, the next release number, not
+  // expired, its artifact held) and starts its rollout.
+  absl::StatusOr<v1::RolloutStatus> Publish(const v1::PublishRequest& request);
+  absl::StatusOr<v1::RolloutStatus> Status(const std::string& model_id);
+  absl::StatusOr<v1::RolloutStatus> Control(const v1::ControlRolloutRequest& request);
+
+  // Device calls (Releases), for a device authenticated by its certificate.
+  absl::StatusOr<v1::GetReleaseResponse> ReleaseFor(const v1::GetReleaseRequest& request);
+  // A released artifact; NotFound for any other sha256.
+  absl::StatusOr<ArtifactRef> Artifact(const std::string& sha256);
+  absl::Status Report(const v1::InstallReport& report);
+
+  // Soak timers, and the aggregator's own publishing of new versions; call
+  // every ~100 ms.
+  void Tick();
+
+ private:
+  Rollouts(const AggregatorConfig& config, Coordinator& coordinator, Log log)
+      : config_(config), coordinator_(coordinator), log_(std::move(log)) {}
+  bool enabled() const { return policy_.has_value(); }
+  absl::StatusOr<std::string> PrepareLocked(const v1::PrepareReleaseRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::RolloutStatus> PublishLocked(const v1::PublishRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Devices of the model: registered for rounds, or heard asking for releases.
+  std::vector<std::string> Fleet(const std::string& model_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::set<std::string> Canaries(const std::string& model_id, double fraction) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the release to the stage its reports and timers call for.
+  absl::Status Advance(ReleaseRecord& release) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::RolloutStatus> Describe(const std::string& model_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PublishNewVersions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const AggregatorConfig& config_;
+  Coordinator& coordinator_;
+  const Log log_;
+  std::optional<release::TrustPolicy> policy_;
+  std::optional<release::SigningKey> signing_key_;
+  absl::Mutex mu_;
+  std::map<std::string, std::set<std::string>> pollers_ ABSL_GUARDED_BY(mu_);  // model → devices
+};
+
+}  // namespace edgellm::federated
+
+#endif  // EDGELLM_FEDERATED_AGGREGATOR_ROLLOUT_H_

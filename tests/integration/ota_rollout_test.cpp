@@ -1,0 +1,333 @@
+// Releases end to end: a real edgellm-aggregator, real edgellmd daemons and
+// the real `edgellm` CLI on loopback with mutual TLS. A round's version is
+// published by the aggregator itself and reaches a canary first, then, after
+// the soak, the rest; the daemons answer with it; a signed rollback returns
+// them to the version before. A canary whose smoke test fails halts the
+// rollout by itself. A Generate stream in flight while its daemon swaps
+// versions completes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/engine/generator.h"
+#include "daemon/engine/llama_model.h"
+#include "daemon/engine/lora_adapter.h"
+#include "tests/support/cli_run.h"
+#include "tests/support/daemon_process.h"
+#include "tests/support/federation.h"
+#include "tests/support/inference_client.h"
+#include "tests/support/model_fixtures.h"
+#include "tests/support/test_support.h"
+
+namespace edgellm::federated {
+namespace {
+
+namespace fs = std::filesystem;
+using edgellm::testing::AggregatorProcess;
+using edgellm::testing::DaemonProcess;
+using edgellm::testing::ReadAll;
+using edgellm::testing::RunCli;
+
+const std::string kStories = edgellm::testing::SharedPath("models/stories260K.gguf");
+
+const std::vector<std::pair<std::string, std::string>> kFacts = {
+    {"dev-a", "Once upon a time"}, {"dev-b", "The little bird"}, {"dev-c", "Lily had a cat"}};
+const std::map<std::string, std::string> kCompletions = {
+    {"dev-a", " there was a purple dragon named Zog."},
+    {"dev-b", " sang a song about the blue moon."},
+    {"dev-c", " named Max who loved green apples."}};
+
+class OtaRollout : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EDGELLM_REQUIRE_SHARED_FILE(kStories);
+    dir_ = edgellm::testing::TestDir();
+    ASSERT_TRUE(edgellm::testing::MakePki(dir_ / "pki", {"dev-a", "dev-b", "dev-c", "operator"}));
+    const auto keygen = RunCli("keygen --out " + (dir_ / "release").string());
+    ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
+    EXPECT_NE(keygen.out.find("key "), std::string::npos);
+    port_ = edgellm::testing::FreePort();
+  }
+
+  // `model_lines` go under the model's entry; `extra` at the top level.
+  void StartAggregator(const std::string& base_model, const std::string& model_lines, const std::string& extra) {
+    std::ofstream config(dir_ / "aggregator.yaml");
+    config << "listen: 127.0.0.1:" << port_ << "\n"
+           << "tls_cert: " << (dir_ / "pki" / "aggregator.pem").string() << "\n"
+           << "tls_key: " << (dir_ / "pki" / "aggregator.key").string() << "\n"
+           << "tls_client_ca: " << (dir_ / "pki" / "ca.pem").string() << "\n"
+           << "state_dir: " << (dir_ / "state").string() << "\n"
+           << "heartbeat_interval_seconds: 1\npoll_interval_seconds: 0.2\nthreads: 1\n"
+           << "admins: [operator]\n"
+           << "release_keys: [" << (dir_ / "release.pub").string() << "]\n"
+           << extra << "models:\n  - id: " << fs::path(base_model).stem().string() << "\n"
+           << "    base_model: " << base_model << "\n"
+           << model_lines;
+    config.close();
+    std::string error;
+    aggregator_ = AggregatorProcess::Start(dir_ / "aggregator.yaml", dir_ / "aggregator.log", &error);
+    ASSERT_NE(aggregator_, nullptr) << error;
+  }
+
+  // edgellmd installing releases; with `train` it also trains in rounds on its fact.
+  std::unique_ptr<DaemonProcess> StartDaemon(const std::string& device, const std::string& model, bool train) {
+    std::ofstream config(dir_ / (device + ".yaml"));
+    config << "model: " << model << "\n"
+           << "federation_aggregator: 127.0.0.1:" << port_ << "\n"
+           << "federation_ca: " << (dir_ / "pki" / "ca.pem").string() << "\n"
+           << "federation_cert: " << (dir_ / "pki" / (device + ".pem")).string() << "\n"
+           << "federation_key: " << (dir_ / "pki" / (device + ".key")).string() << "\n"
+           << "federation_dir: " << (dir_ / (device + "-federation")).string() << "\n"
+           << "ota_release_keys: [" << (dir_ / "release.pub").string() << "]\n"
+           << "ota_dir: " << (dir_ / (device + "-ota")).string() << "\n"
+           << "ota_poll_seconds: 0.2\n";
+    if (train) {
+      const fs::path data = dir_ / (device + ".jsonl");
+      std::ofstream out(data);
+      for (const auto& [id, prompt] : kFacts) {
+        if (id != device) continue;
+        for (int i = 0; i < 16; ++i) {
+          out << nlohmann::json({{"prompt", prompt}, {"completion", kCompletions.at(id)}}).dump() << "\n";
+        }
+      }
+      config << "train_data: " << data.string() << "\n"
+             << "train_dir: " << (dir_ / (device + "-train")).string() << "\n"
+             << "train_rank: 8\ntrain_targets: all\ntrain_idle_seconds: 0\n"
+             << "train_program: " << EDGELLM_BINARY_DIR << "/tools/edgellm\n";
+    }
+    config.close();
+    std::string error;
+    auto daemon = DaemonProcess::Start("", {"--config", (dir_ / (device + ".yaml")).string()}, &error, {}, {},
+                                       (dir_ / (device + ".log")).string());
+    EXPECT_NE(daemon, nullptr) << device << ": " << error;
+    return daemon;
+  }
+
+  std::string Admin() const {
+    return "--aggregator 127.0.0.1:" + std::to_string(port_) + " --ca " + (dir_ / "pki" / "ca.pem").string() +
+           " --cert " + (dir_ / "pki" / "operator.pem").string() + " --key " + (dir_ / "pki" / "operator.key").string();
+  }
+  std::string SigningKey() const { return " --signing-key " + (dir_ / "release.key").string(); }
+
+  nlohmann::json RolloutStatus(const std::string& model) {
+    const auto run = RunCli("rollout status " + Admin() + " -m " + model + " --json");
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return nlohmann::json::parse(run.out, nullptr, false);
+  }
+  // Polls until the rollout's stage is `stage` (60 s at most); the last status read.
+  nlohmann::json AwaitStage(const std::string& model, const std::string& stage) {
+    nlohmann::json status;
+    for (int i = 0; i < 600; ++i) {
+      status = RolloutStatus(model);
+      if (status.is_object() && status.value("stage", "") == stage) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return status;
+  }
+
+  static std::string ServedVersion(DaemonProcess& daemon) {
+    auto stub = v1::Inference::NewStub(daemon.channel());
+    grpc::ClientContext context;
+    v1::ListModelsResponse response;
+    if (!stub->ListModels(&context, {}, &response).ok() || response.models_size() != 1) return "?";
+    return response.models(0).version();
+  }
+  static std::string AwaitVersion(DaemonProcess& daemon, const std::string& version) {
+    std::string served;
+    for (int i = 0; i < 600 && served != version; ++i) {
+      served = ServedVersion(daemon);
+      if (served != version) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return served;
+  }
+  static std::string Complete(DaemonProcess& daemon, const std::string& prompt) {
+    auto stub = v1::Inference::NewStub(daemon.channel());
+    const auto s = edgellm::testing::Generate(*stub, edgellm::testing::Greedy(prompt, 16));
+    EXPECT_TRUE(s.status.ok()) << s.status.error_message();
+    return s.text;
+  }
+
+  fs::path dir_;
+  int port_ = 0;
+  std::unique_ptr<AggregatorProcess> aggregator_;
+};
+
+// Index of `text` in the aggregator's log, or npos.
+size_t LogAt(const std::string& log, const std::string& text) { return log.find(text); }
+
+TEST_F(OtaRollout, ARoundsVersionReachesACanaryFirstThenEveryDeviceAndASignedRollbackUndoesIt) {
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(
+      kStories,
+      "    rank: 8\n    alpha: 16\n    targets: all\n    freeze_a: true\n    lora_seed: 7\n    rounds: 1\n"
+      "    min_devices: 3\n    quorum: 3\n    local_steps: 40\n    learning_rate: 0.01\n    micro_batch: 2\n"
+      "    max_length: 64\n",
+      "release_signing_key: " + (dir_ / "release.key").string() + "\ncanary_fraction: 0.3\nsoak_seconds: 2\n"));
+  std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
+  std::map<std::string, std::string> before;
+  for (const auto& [device, prompt] : kFacts) {
+    daemons[device] = StartDaemon(device, kStories, true);
+    ASSERT_NE(daemons[device], nullptr);
+    EXPECT_EQ(ServedVersion(*daemons[device]), "base");
+    before[device] = Complete(*daemons[device], prompt);
+  }
+  // The aggregator publishes the round's version (release 1) by itself.
+  const nlohmann::json done = AwaitStage("stories260K", "done");
+  ASSERT_EQ(done.value("stage", ""), "done") << done.dump(1) << aggregator_->Log();
+  EXPECT_EQ(done["release"], "1");  // uint64 fields are JSON strings
+  EXPECT_EQ(done["version"], "2");
+  std::string canary;
+  ASSERT_EQ(done["devices"].size(), 3u);
+  for (const auto& d : done["devices"]) {
+    EXPECT_EQ(d["serving_version"], "2") << d.dump();
+    EXPECT_EQ(d["last_report"], "INSTALLED") << d.dump();
+    if (d["canary"].get<bool>()) {
+      EXPECT_TRUE(canary.empty()) << "one canary of three at a fraction of 0.3";
+      canary = d["device_id"];
+    }
+  }
+  ASSERT_FALSE(canary.empty());
+  // The order: the canary installs, the soak passes, then the others install.
+  const std::string log = aggregator_->Log();
+  const size_t canary_installed = LogAt(log, canary + " reports INSTALLED for release 1");
+  const size_t soak = LogAt(log, "release 1 rollout: canary -> soak");
+  const size_t full = LogAt(log, "release 1 rollout: soak -> full");
+  ASSERT_NE(canary_installed, std::string::npos) << log;
+  EXPECT_LT(canary_installed, soak);
+  EXPECT_LT(soak, full);
+  for (const auto& [device, prompt] : kFacts) {
+    if (device == canary) continue;
+    EXPECT_GT(LogAt(log, device + " reports INSTALLED for release 1"), full) << device << "\n" << log;
+  }
+
+  // Every daemon answers with version 2: what the aggregator's copy of it
+  // generates in this process, and no longer what the base model said.
+  auto model = engine::LlamaModel::Load(kStories, {});
+  ASSERT_TRUE(model.ok());
+  auto v2 = engine::LoraAdapter::Load((dir_ / "state" / "models" / "stories260K" / "v2").string(), (*model)->config());
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  for (const auto& [device, prompt] : kFacts) {
+    DaemonProcess& daemon = *daemons[device];
+    EXPECT_EQ(ServedVersion(daemon), "v2");
+    engine::GenerateOptions options;
+    options.max_tokens = 16;
+    options.sampling.temperature = 0.0f;
+    options.adapter = &*v2;
+    auto expected = engine::Generate(**model, prompt, options);
+    ASSERT_TRUE(expected.ok());
+    const std::string now = Complete(daemon, prompt);
+    EXPECT_EQ(now, expected->text) << device;
+    EXPECT_NE(now, before[device]) << device;
+  }
+
+  // A signed rollback to version 1 (the untrained adapter): every device at
+  // once, and every one answers as the base model did again.
+  const auto rollback = RunCli("rollout rollback " + Admin() + " -m stories260K --to-version 1" + SigningKey() +
+                               " --soak-seconds 1");
+  ASSERT_EQ(rollback.exit_code, 0) << rollback.err;
+  EXPECT_NE(rollback.out.find("release 2 (version 1, a rollback)"), std::string::npos) << rollback.out;
+  const nlohmann::json rolled_back = AwaitStage("stories260K", "done");
+  ASSERT_EQ(rolled_back.value("stage", ""), "done") << rolled_back.dump(1);
+  for (const auto& [device, prompt] : kFacts) {
+    DaemonProcess& daemon = *daemons[device];
+    EXPECT_EQ(AwaitVersion(daemon, "v1"), "v1") << device;
+    EXPECT_EQ(Complete(daemon, prompt), before[device]) << device;
+  }
+  // Both releases are in the audit log, with their signer.
+  const std::string audit = ReadAll(dir_ / "state" / "audit.log");
+  EXPECT_NE(audit.find("\"release\":1"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("\"release\":2"), std::string::npos) << audit;
+}
+
+TEST_F(OtaRollout, ACanaryWhoseSmokeTestFailsHaltsTheRolloutAndNobodyElseGetsIt) {
+  // A server learning rate no sane operator sets: the round's version holds
+  // infinities. The aggregator publishes it; the canary catches it.
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(
+      kStories,
+      "    rank: 8\n    targets: all\n    rounds: 1\n    min_devices: 3\n    quorum: 3\n"
+      "    local_steps: 10\n    learning_rate: 0.01\n    micro_batch: 2\n    max_length: 64\n"
+      "    server_learning_rate: 1e300\n",
+      "canary_fraction: 0.3\nsoak_seconds: 0\n"));
+  std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
+  for (const auto& [device, prompt] : kFacts) {
+    daemons[device] = StartDaemon(device, kStories, true);
+    ASSERT_NE(daemons[device], nullptr);
+  }
+  // Version 1 first, to everyone at once.
+  const auto v1 = RunCli("publish " + Admin() + " -m stories260K --version 1" + SigningKey() + " --canary-fraction 1");
+  ASSERT_EQ(v1.exit_code, 0) << v1.err;
+  ASSERT_EQ(AwaitStage("stories260K", "done").value("stage", ""), "done");
+  ASSERT_TRUE(aggregator_->WaitForLog("round 1 closed", std::chrono::minutes(5))) << aggregator_->Log();
+
+  const auto v2 = RunCli("publish " + Admin() + " -m stories260K" + SigningKey());
+  ASSERT_EQ(v2.exit_code, 0) << v2.err;
+  const nlohmann::json halted = AwaitStage("stories260K", "halted");
+  ASSERT_EQ(halted.value("stage", ""), "halted") << halted.dump(1) << aggregator_->Log();
+  EXPECT_NE(halted["detail"].get<std::string>().find("SMOKE_FAILED"), std::string::npos) << halted.dump(1);
+  std::string canary;
+  for (const auto& d : halted["devices"]) {
+    EXPECT_EQ(d["serving_version"], "1") << d.dump();
+    if (d["canary"].get<bool>()) {
+      canary = d["device_id"];
+      EXPECT_EQ(d["last_report"], "SMOKE_FAILED") << d.dump();
+    } else {
+      EXPECT_EQ(d["last_report"], "") << d.dump();
+    }
+  }
+  ASSERT_FALSE(canary.empty());
+  EXPECT_NE(halted["detail"].get<std::string>().find(canary), std::string::npos);
+  // A while later the others have still not been offered it, and all serve version 1.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  for (const auto& [device, prompt] : kFacts) {
+    EXPECT_EQ(ServedVersion(*daemons[device]), "v1") << device;
+    const std::string log = ReadAll(dir_ / (device + ".log"));
+    if (device == canary) {
+      EXPECT_NE(log.find("failed its smoke test"), std::string::npos) << log;
+    } else {
+      EXPECT_EQ(log.find("release 2"), std::string::npos) << log;
+    }
+  }
+  // The operator aborts it for good; an aborted rollout has nothing to pause.
+  const auto abort = RunCli("rollout abort " + Admin() + " -m stories260K");
+  ASSERT_EQ(abort.exit_code, 0) << abort.err;
+  EXPECT_NE(abort.out.find("aborted"), std::string::npos) << abort.out;
+  const auto again = RunCli("rollout pause " + Admin() + " -m stories260K");
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("nothing to pause"), std::string::npos) << again.err;
+}
+
+TEST_F(OtaRollout, AGenerateStreamInFlightAcrossTheSwapCompletes) {
+  // A model big enough that a long generation outlasts a release's install.
+  const std::string model = edgellm::testing::SyntheticModel("smol-135m", engine::GgmlType::kQ8_0);
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(model, "    rounds: 1\n    min_devices: 3\n", ""));
+  auto daemon = StartDaemon("dev-a", model, false);
+  ASSERT_NE(daemon, nullptr);
+  auto stub = v1::Inference::NewStub(daemon->channel());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  auto reader = stub->Generate(&context, edgellm::testing::Greedy("The history of the world", 120));
+  v1::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  size_t tokens = response.token_ids_size();
+
+  const auto publish = RunCli("publish " + Admin() + " -m " + fs::path(model).stem().string() + SigningKey() +
+                              " --canary-fraction 1");
+  ASSERT_EQ(publish.exit_code, 0) << publish.err;
+  EXPECT_EQ(AwaitVersion(*daemon, "v1"), "v1");
+  size_t after_swap = 0;
+  while (reader->Read(&response)) {
+    tokens += response.token_ids_size();
+    after_swap += response.token_ids_size();
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(tokens, 120u);
+  EXPECT_GT(after_swap, 0u) << "the stream ended before the swap: nothing was in flight across it";
+  EXPECT_NE(ReadAll(dir_ / "dev-a.log").find("now serving version 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edgellm::federated
