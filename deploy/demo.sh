@@ -4,7 +4,9 @@
 # then start edgellmd with TLS on loopback (serving the adapter too) and stream
 # generations from it over gRPC, one of them a two-turn session; then run
 # federated rounds: edgellm-aggregator and three edgellmd on loopback with
-# mutual TLS, each daemon training on its own fact. It uses the
+# mutual TLS, each daemon training on its own fact; and finally publish the
+# rounds' result as a signed release and roll it out canary-first to the three
+# daemons, which then answer with it. It uses the
 # real pretrained model in ../shared/models when it is there, and otherwise a
 # model that `edgellm make-model` writes.
 # Set EDGELLM_SKIP_DEPS=1 to skip the package install on a machine already set up.
@@ -80,7 +82,9 @@ echo "   each daemon holds one fact of its own and never sends it, only its adap
 fed=$work/federation
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
-deploy/pki.sh "$fed/pki" --server aggregator dev-a dev-b dev-c > /dev/null
+deploy/pki.sh "$fed/pki" --server aggregator dev-a dev-b dev-c operator > /dev/null
+echo "== A release signing key (Ed25519) for the operator; the daemons trust its public half:"
+"$edgellm" keygen --out "$fed/release"
 prompts=("Once upon a time" "The little bird" "Lily had a cat")
 facts=(" there was a purple dragon named Zog." " sang a song about the blue moon." " named Max who loved green apples.")
 devices=(dev-a dev-b dev-c)
@@ -98,6 +102,10 @@ tls_client_ca: $fed/pki/ca.pem
 state_dir: $fed/state
 heartbeat_interval_seconds: 1
 poll_interval_seconds: 0.5
+admins: [operator]
+release_keys: [$fed/release.pub]
+canary_fraction: 0.3
+soak_seconds: 3
 models:
   - id: stories
     base_model: $model
@@ -132,10 +140,22 @@ federation_cert: $fed/pki/$device.pem
 federation_key: $fed/pki/$device.key
 federation_model_id: stories
 federation_dir: $fed/$device-federation
+ota_release_keys: [$fed/release.pub]
+ota_dir: $fed/$device-ota
+ota_poll_seconds: 0.5
 YAML
   build/release/daemon/edgellmd --config "$fed/$device.yaml" 2> "$fed/$device.log" &
   pids+=($!)
 done
+for device in "${devices[@]}"; do
+  for _ in $(seq 600); do [ -S "$fed/$device.sock" ] && break; sleep 0.1; done
+done
+echo "== Before the rounds, each daemon answers its own prompt with the base model (gRPC, greedy):"
+for i in 0 1 2; do
+  printf '   %s: ' "${devices[$i]}"
+  "$edgellm" generate --server "unix:$fed/${devices[$i]}.sock" --prompt "${prompts[$i]}" -n 14 --temp 0
+done
+echo "== Three federated rounds on the daemons' local data:"
 for _ in $(seq 1200); do grep -q "round 3 closed" "$fed/aggregator.log" && break; sleep 0.5; done
 grep -E "registered|opens|accepted|closed|failed" "$fed/aggregator.log" | sed 's/^edgellm-aggregator: /   aggregator: /'
 grep -h "update accepted" "$fed/dev-a.log" | sed 's/^edgellmd: /   dev-a: /'
@@ -143,6 +163,29 @@ echo "== The global adapter after the rounds, on each device's prompt (no device
 for i in 0 1 2; do
   "$edgellm" generate --model "$model" --adapter "$fed/state/models/stories/v4" --prompt "${prompts[$i]}" -n 14 --temp 0
 done
+admin=(--aggregator "127.0.0.1:$agg_port" --ca "$fed/pki/ca.pem" --cert "$fed/pki/operator.pem"
+       --key "$fed/pki/operator.key" -m stories)
+echo "== Publishing version 4 as a signed release; it rolls out to a canary first (edgellm publish):"
+"$edgellm" publish "${admin[@]}" --signing-key "$fed/release.key"
+for _ in $(seq 600); do
+  grep -q "release 1 rollout: canary -> soak" "$fed/aggregator.log" && break
+  sleep 0.2
+done
+echo "== The canary installed, smoke-tested and swapped in version 4; the rest wait out the soak (edgellm rollout status):"
+"$edgellm" rollout status "${admin[@]}"
+for _ in $(seq 600); do
+  grep -q "release 1 rollout: full -> done" "$fed/aggregator.log" && break
+  sleep 0.2
+done
+echo "== Rollout done (edgellm rollout status):"
+"$edgellm" rollout status "${admin[@]}"
+grep -h "ota: " "$fed/dev-a.log" | sed 's/^edgellmd: /   dev-a: /'
+echo "== After the rollout, the same prompts through each daemon (gRPC, greedy): version 4 answers"
+for i in 0 1 2; do
+  printf '   %s: ' "${devices[$i]}"
+  "$edgellm" generate --server "unix:$fed/${devices[$i]}.sock" --prompt "${prompts[$i]}" -n 14 --temp 0
+done
+echo "== Stopping the aggregator and the daemons"
 kill -TERM "${pids[@]}"
 wait "${pids[@]}" || true
 rm -rf "$work"

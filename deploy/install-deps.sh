@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that edgellm's build, tests and benchmarks need.
+# Installs every Debian 12 package that edgellm's build, tests and benchmarks need;
+# with --build-only, just what building the three programs needs (the Dockerfiles).
 # Idempotent: apt-get skips what is already installed. Run as root (or with sudo).
 set -euo pipefail
 
-packages=(
+# What building edgellmd, edgellm-aggregator and the edgellm CLI needs.
+build_packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
-  # clang and its libFuzzer/sanitizer runtimes, for the fuzz targets
-  clang libclang-rt-14-dev
   # LibTorch (CPU) and a fast BLAS under it: without the pthread OpenBLAS,
   # LibTorch falls back to reference BLAS and runs about 3x slower.
   libtorch-dev libopenblas0-pthread libopenblas-pthread-dev
@@ -15,7 +15,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsystemd-dev
   # Boost.Beast and Asio (the metrics and health HTTP endpoint), YAML (the daemon's config)
   libboost-dev libyaml-cpp-dev
-  # OpenSSL: TLS certificates, SHA-256; its command line makes the PKI
+  # OpenSSL: TLS certificates, SHA-256, Ed25519 release signatures; its command line makes the PKI
   libssl-dev openssl
   # the aggregator's state (SQLite in WAL mode) and update compression (zstd)
   libsqlite3-dev sqlite3 libzstd-dev
@@ -23,7 +23,11 @@ packages=(
   libabsl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   # Unicode character classes for the byte-level BPE pre-tokenizer
   libicu-dev
-  # tests and benchmarks
+)
+# What the tests, benchmarks and fuzzers need besides.
+test_packages=(
+  # clang and its libFuzzer/sanitizer runtimes, for the fuzz targets
+  clang libclang-rt-14-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # utilities the tests and demo scripts call; a Python gRPC client tests the API
   python3 jq python3-grpcio python3-protobuf
@@ -32,6 +36,13 @@ packages=(
   # the NEON kernels are cross-built for aarch64 (Jetson) and checked under qemu-user
   g++-aarch64-linux-gnu qemu-user
 )
+packages=("${build_packages[@]}")
+if [ "${1:-}" != --build-only ]; then
+  packages+=("${test_packages[@]}")
+  # Node.js and npm run the offline checks of the deployment files (tests/deploy);
+  # a Node.js already installed from elsewhere (which brings its own npm) is kept.
+  if ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
+fi
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds edgellm and runs every test: the README's test command.
 #   1. installs the Debian packages (idempotent; needs root or sudo),
-#   2. installs the Kubernetes manifest validator's npm packages, then
+#   2. installs the npm packages of the deployment-file checkers, then
 #      configures, builds and runs ctest with the release preset,
 #   3. builds and runs the same tests again under AddressSanitizer +
 #      UndefinedBehaviorSanitizer,
@@ -16,8 +16,8 @@ if [ "${EDGELLM_SKIP_DEPS:-0}" != 1 ]; then
   deploy/install-deps.sh
 fi
 
-# The Kubernetes schema validator for kubeedge/ (npm, pinned by its lockfile).
-npm ci --prefix kubeedge/validate --no-audit --no-fund --loglevel=error
+# The offline checkers of the deployment files (npm, pinned by their lockfile).
+npm ci --prefix tests/deploy --no-audit --no-fund --loglevel=error
 
 cmake --workflow --preset release
 

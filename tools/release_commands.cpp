@@ -77,8 +77,10 @@ void PrintStatus(const v1::RolloutStatus& status, bool json) {
               << status.params().success_threshold() << ", soak " << status.params().soak_seconds() << " s\n";
   }
   for (const v1::DeviceRollout& d : status.devices()) {
-    std::cout << "  " << d.device_id() << (d.canary() ? " (canary)" : "") << ": serving version "
-              << d.serving_version() << (d.last_report().empty() ? "" : ", " + d.last_report())
+    std::cout << "  " << d.device_id() << (d.canary() ? " (canary)" : "") << ": serving "
+              << (d.serving_version() == 0 ? std::string("the base model")
+                                           : "version " + std::to_string(d.serving_version()))
+              << (d.last_report().empty() ? "" : ", " + d.last_report())
               << (d.detail().empty() ? "" : " — " + d.detail()) << "\n";
   }
 }

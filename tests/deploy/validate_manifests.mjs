@@ -5,7 +5,7 @@
 // kind, and valid. Exits 1 naming each problem, 0 with a count when all are
 // good.
 //
-//   node kubeedge/validate/validate.mjs FILE.yaml...
+//   node tests/deploy/validate_manifests.mjs FILE.yaml...
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { parseAllDocuments } from "yaml";

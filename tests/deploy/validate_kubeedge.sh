@@ -7,9 +7,9 @@
 set -euo pipefail
 src=$1
 cli=$2
-validator="$src/kubeedge/validate/validate.mjs"
-if [ ! -d "$src/kubeedge/validate/node_modules/kubernetes-models" ]; then
-  echo "the validator's packages are missing: run npm ci --prefix kubeedge/validate (deploy/test.sh does)" >&2
+validator="$src/tests/deploy/validate_manifests.mjs"
+if [ ! -d "$src/tests/deploy/node_modules/kubernetes-models" ]; then
+  echo "the validator's packages are missing: run npm ci --prefix tests/deploy (deploy/test.sh does)" >&2
   exit 1
 fi
 work=$(mktemp -d)
