@@ -150,11 +150,15 @@ done
 for device in "${devices[@]}"; do
   for _ in $(seq 600); do [ -S "$fed/$device.sock" ] && break; sleep 0.1; done
 done
+# Each daemon's answer to its own prompt, over gRPC, greedy.
+ask_daemons() {
+  for i in 0 1 2; do
+    printf '   %s: ' "${devices[$i]}"
+    "$edgellm" generate --server "unix:$fed/${devices[$i]}.sock" --prompt "${prompts[$i]}" -n 14 --temp 0
+  done
+}
 echo "== Before the rounds, each daemon answers its own prompt with the base model (gRPC, greedy):"
-for i in 0 1 2; do
-  printf '   %s: ' "${devices[$i]}"
-  "$edgellm" generate --server "unix:$fed/${devices[$i]}.sock" --prompt "${prompts[$i]}" -n 14 --temp 0
-done
+ask_daemons
 echo "== Three federated rounds on the daemons' local data:"
 for _ in $(seq 1200); do grep -q "round 3 closed" "$fed/aggregator.log" && break; sleep 0.5; done
 grep -E "registered|opens|accepted|closed|failed" "$fed/aggregator.log" | sed 's/^edgellm-aggregator: /   aggregator: /'
@@ -167,24 +171,16 @@ admin=(--aggregator "127.0.0.1:$agg_port" --ca "$fed/pki/ca.pem" --cert "$fed/pk
        --key "$fed/pki/operator.key" -m stories)
 echo "== Publishing version 4 as a signed release; it rolls out to a canary first (edgellm publish):"
 "$edgellm" publish "${admin[@]}" --signing-key "$fed/release.key"
-for _ in $(seq 600); do
-  grep -q "release 1 rollout: canary -> soak" "$fed/aggregator.log" && break
-  sleep 0.2
-done
+await_log() { for _ in $(seq 600); do grep -q -e "$1" "$fed/aggregator.log" && break; sleep 0.2; done; }
+await_log "release 1 rollout: canary -> soak"
 echo "== The canary installed, smoke-tested and swapped in version 4; the rest wait out the soak (edgellm rollout status):"
 "$edgellm" rollout status "${admin[@]}"
-for _ in $(seq 600); do
-  grep -q "release 1 rollout: full -> done" "$fed/aggregator.log" && break
-  sleep 0.2
-done
+await_log "release 1 rollout: .* -> done"
 echo "== Rollout done (edgellm rollout status):"
 "$edgellm" rollout status "${admin[@]}"
 grep -h "ota: " "$fed/dev-a.log" | sed 's/^edgellmd: /   dev-a: /'
 echo "== After the rollout, the same prompts through each daemon (gRPC, greedy): version 4 answers"
-for i in 0 1 2; do
-  printf '   %s: ' "${devices[$i]}"
-  "$edgellm" generate --server "unix:$fed/${devices[$i]}.sock" --prompt "${prompts[$i]}" -n 14 --temp 0
-done
+ask_daemons
 echo "== Stopping the aggregator and the daemons"
 kill -TERM "${pids[@]}"
 wait "${pids[@]}" || true

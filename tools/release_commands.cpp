@@ -113,7 +113,7 @@ struct PublishArgs {
   std::vector<std::string> signing_keys;
   double canary_fraction = 0;
   double success_threshold = 0;
-  uint32_t soak_seconds = 0;
+  int64_t soak_seconds = -1;  // -1: the aggregator's default
   bool json = false;
 };
 
@@ -152,7 +152,7 @@ absl::Status RunPublish(const PublishArgs& args) {
   publish.set_signed_release(envelope.ToJson());
   publish.mutable_rollout()->set_canary_fraction(args.canary_fraction);
   publish.mutable_rollout()->set_success_threshold(args.success_threshold);
-  publish.mutable_rollout()->set_soak_seconds(args.soak_seconds);
+  if (args.soak_seconds >= 0) publish.mutable_rollout()->set_soak_seconds(static_cast<uint32_t>(args.soak_seconds));
   v1::RolloutStatus status;
   if (absl::Status s = FromGrpc((*stub)->Publish(Call().get(), publish, &status), "publishing"); !s.ok()) return s;
   PrintStatus(status, args.json);
@@ -194,7 +194,9 @@ void AddPublishOptions(CLI::App* cmd, PublishArgs& args) {
   cmd->add_option("--expires-in-days", args.expires_in_days, "Devices refuse the manifest after this (default 30)");
   cmd->add_option("--canary-fraction", args.canary_fraction, "Share of devices that get it first");
   cmd->add_option("--success-threshold", args.success_threshold, "Share of canaries that must succeed");
-  cmd->add_option("--soak-seconds", args.soak_seconds, "Wait after the canaries succeed, before the rest");
+  cmd->add_option("--soak-seconds", args.soak_seconds,
+                  "Wait after the canaries succeed, before the rest (default: the aggregator's soak_seconds)")
+      ->check(CLI::Range(int64_t{0}, int64_t{7 * 86400}));
   cmd->add_flag("--json", args.json, "Print the rollout status as JSON");
 }
 

@@ -86,8 +86,7 @@ void OtaAgent::Start() {
 
 void OtaAgent::Stop() {
   impl_->calls.Stop();
-  if (!impl_->loop.joinable()) return;
-  impl_->loop.join();
+  if (impl_->loop.joinable()) impl_->loop.join();
   OtaState state = impl_->store->state();
   state.clean_stop = true;
   if (absl::Status s = impl_->store->Save(state); !s.ok()) impl_->log("ota: " + std::string(s.message()));

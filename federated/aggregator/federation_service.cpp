@@ -39,14 +39,20 @@ class PartFile {
 
 }  // namespace
 
-grpc::Status AuthenticateDevice(const grpc::ServerContext& context, const std::string& device_id) {
+grpc::Status CertifiedName(const grpc::ServerContext& context, std::string* name) {
   const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   const std::vector<grpc::string_ref> names =
       auth ? auth->FindPropertyValues("x509_common_name") : std::vector<grpc::string_ref>();
   if (names.empty()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "a client certificate with a common name is required");
   }
-  const std::string certified(names.front().data(), names.front().size());
+  name->assign(names.front().data(), names.front().size());
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthenticateDevice(const grpc::ServerContext& context, const std::string& device_id) {
+  std::string certified;
+  if (grpc::Status s = CertifiedName(context, &certified); !s.ok()) return s;
   if (!GoodDeviceId(device_id)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "device_id must be 1-64 of [A-Za-z0-9._-]");
   }

@@ -30,6 +30,10 @@ class FederationService final : public v1::Federation::Service {
   Coordinator& coordinator_;
 };
 
+// The common name of the peer's client certificate into *name; UNAUTHENTICATED
+// without one.
+grpc::Status CertifiedName(const grpc::ServerContext& context, std::string* name);
+
 // OK when the peer's certificate names `device_id`: UNAUTHENTICATED without
 // a certificate common name, PERMISSION_DENIED for another device's id,
 // INVALID_ARGUMENT for an id that is not 1-64 of [A-Za-z0-9._-].

@@ -40,13 +40,8 @@ grpc::Status ReleaseService::ReportInstall(grpc::ServerContext* context, const v
 }
 
 grpc::Status ReleaseAdminService::Authorize(const grpc::ServerContext& context) const {
-  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  const std::vector<grpc::string_ref> names =
-      auth ? auth->FindPropertyValues("x509_common_name") : std::vector<grpc::string_ref>();
-  if (names.empty()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "a client certificate with a common name is required");
-  }
-  const std::string name(names.front().data(), names.front().size());
+  std::string name;
+  if (grpc::Status s = CertifiedName(context, &name); !s.ok()) return s;
   if (std::find(admins_.begin(), admins_.end(), name) == admins_.end()) {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         StrCat("'", name, "' is not among the aggregator's admins"));

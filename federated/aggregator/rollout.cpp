@@ -127,7 +127,7 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishReque
   record.canary_fraction = p.canary_fraction() > 0 ? std::min(p.canary_fraction(), 1.0) : config_.canary_fraction;
   record.success_threshold =
       p.success_threshold() > 0 ? std::min(p.success_threshold(), 1.0) : config_.success_threshold;
-  record.soak_seconds = p.soak_seconds() > 0 ? p.soak_seconds() : static_cast<int64_t>(config_.soak_seconds);
+  record.soak_seconds = p.has_soak_seconds() ? p.soak_seconds() : static_cast<int64_t>(config_.soak_seconds);
   record.stage = "canary";
   record.published_ms = NowMs();
   record.stage_ms = record.published_ms;
@@ -326,28 +326,35 @@ absl::Status Rollouts::Advance(ReleaseRecord& r) {
       first_failure = StrCat(i.device_id, " reported ", i.outcome, i.detail.empty() ? "" : ": " + i.detail);
     }
   }
-  const std::string before = r.stage;
   const int64_t now = NowMs();
-  if (canary_failed > ToleratedFailures(r.success_threshold, canaries.size()) ||
-      failed > ToleratedFailures(r.success_threshold, fleet)) {
-    r.stage = "halted";
-    r.detail = StrCat(failed, " of ", fleet, " devices failed (", canary_failed, " of ", canaries.size(),
-                      " canaries); first: ", first_failure);
-  } else if (r.stage == "canary" &&
-             canary_ok >= static_cast<int64_t>(std::ceil(r.success_threshold * static_cast<double>(canaries.size())))) {
-    r.stage = "soak";
-  } else if (r.stage == "soak" && now - r.stage_ms >= r.soak_seconds * 1000) {
-    r.stage = "full";
+  const bool too_many_failures = canary_failed > ToleratedFailures(r.success_threshold, canaries.size()) ||
+                                 failed > ToleratedFailures(r.success_threshold, fleet);
+  const int64_t canaries_needed =
+      static_cast<int64_t>(std::ceil(r.success_threshold * static_cast<double>(canaries.size())));
+  // One stage at a time, each logged: a soak of zero goes on at once.
+  while (true) {
+    std::string next = r.stage;
+    if (too_many_failures) {
+      next = "halted";
+    } else if (r.stage == "canary" && canary_ok >= canaries_needed) {
+      next = "soak";
+    } else if (r.stage == "soak" && now - r.stage_ms >= r.soak_seconds * 1000) {
+      next = "full";
+    } else if (r.stage == "full" && ok >= static_cast<int64_t>(fleet)) {
+      next = "done";
+    }
+    if (next == r.stage) return absl::OkStatus();
+    if (next == "halted") {
+      r.detail = StrCat(failed, " of ", fleet, " devices failed (", canary_failed, " of ", canaries.size(),
+                        " canaries); first: ", first_failure);
+    }
+    log_(StrCat("model ", r.model_id, ": release ", r.release, " rollout: ", r.stage, " -> ", next,
+                next == "halted" ? StrCat(" (", r.detail, ")") : ""));
+    r.stage = next;
+    r.stage_ms = now;
+    EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(r));
+    if (next == "halted" || next == "done") return absl::OkStatus();
   }
-  if (r.stage == "full" && ok >= static_cast<int64_t>(fleet)) r.stage = "done";
-  if (r.stage == before) return absl::OkStatus();
-  r.stage_ms = now;
-  EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(r));
-  log_(StrCat("model ", r.model_id, ": release ", r.release, " rollout: ", before, " -> ", r.stage,
-              r.stage == "halted" ? StrCat(" (", r.detail, ")") : ""));
-  // Soak may be zero: go on at once.
-  if (r.stage == "soak" || r.stage == "full") return Advance(r);
-  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::RolloutStatus> Rollouts::Describe(const std::string& model_id) {

@@ -297,6 +297,14 @@ TEST_F(OtaRollout, ACanaryWhoseSmokeTestFailsHaltsTheRolloutAndNobodyElseGetsIt)
   const auto again = RunCli("rollout pause " + Admin() + " -m stories260K");
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("nothing to pause"), std::string::npos) << again.err;
+  // A device's certificate is no operator's: it may not steer rollouts.
+  const std::string as_device = "--aggregator 127.0.0.1:" + std::to_string(port_) + " --ca " +
+                                (dir_ / "pki" / "ca.pem").string() + " --cert " + (dir_ / "pki" / "dev-a.pem").string() +
+                                " --key " + (dir_ / "pki" / "dev-a.key").string();
+  const auto intruder = RunCli("rollout resume " + as_device + " -m stories260K");
+  EXPECT_NE(intruder.exit_code, 0);
+  EXPECT_NE(intruder.err.find("'dev-a' is not among the aggregator's admins"), std::string::npos) << intruder.err;
+  EXPECT_EQ(RolloutStatus("stories260K").value("stage", ""), "aborted");
 }
 
 TEST_F(OtaRollout, AGenerateStreamInFlightAcrossTheSwapCompletes) {

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# How long a release takes to reach a fleet: a real edgellm-aggregator and
+# DEVICES real edgellmd (releases only) on loopback with mutual TLS, one GGUF.
+# Release 1 (the model's first adapter version, rank 8 on TARGETS) goes
+# canary-first (one canary, no soak); then REPEATS signed rollbacks to the
+# same version go to every device at once. Each install is a full cycle:
+# poll, verify signatures, download, sha256, atomic install, smoke test
+# (8 greedy tokens through the scheduler), swap. One line per release:
+#
+#   tests/bench/run_rollout_bench.sh BUILD_DIR MODEL.gguf [DEVICES] [REPEATS] [TARGETS]
+set -euo pipefail
+usage="usage: $0 BUILD_DIR MODEL.gguf [DEVICES] [REPEATS] [TARGETS]"
+build=$(realpath "${1:?$usage}")
+model=$(realpath "${2:?$usage}")
+devices=${3:-3}
+repeats=${4:-3}
+targets=${5:-q_proj,v_proj}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+names=()
+for i in $(seq "$devices"); do names+=("dev-$i"); done
+"$root/deploy/pki.sh" "$work/pki" --server aggregator "${names[@]}" operator > /dev/null
+"$build/tools/edgellm" keygen --out "$work/release" > /dev/null
+port=$(free_port)
+cat > "$work/aggregator.yaml" <<YAML
+listen: 127.0.0.1:$port
+tls_cert: $work/pki/aggregator.pem
+tls_key: $work/pki/aggregator.key
+tls_client_ca: $work/pki/ca.pem
+state_dir: $work/state
+poll_interval_seconds: 0.2
+admins: [operator]
+release_keys: [$work/release.pub]
+models:
+  - id: bench
+    base_model: $model
+    rank: 8
+    targets: $targets
+    rounds: 1
+    min_devices: 1000
+    quorum: 1
+YAML
+"$build/federated/aggregator/edgellm-aggregator" --config "$work/aggregator.yaml" 2> "$work/aggregator.log" &
+pids+=($!)
+for _ in $(seq 600); do grep -q "listening on" "$work/aggregator.log" && break; sleep 0.1; done
+for name in "${names[@]}"; do
+  cat > "$work/$name.yaml" <<YAML
+model: $model
+listen: unix:$work/$name.sock
+threads: 1
+federation_aggregator: 127.0.0.1:$port
+federation_ca: $work/pki/ca.pem
+federation_cert: $work/pki/$name.pem
+federation_key: $work/pki/$name.key
+federation_model_id: bench
+ota_release_keys: [$work/release.pub]
+ota_dir: $work/$name-ota
+ota_poll_seconds: 0.2
+YAML
+  "$build/daemon/edgellmd" --config "$work/$name.yaml" 2> "$work/$name.log" &
+  pids+=($!)
+done
+for name in "${names[@]}"; do
+  for _ in $(seq 1200); do grep -q "serving bench\|serving $(basename "$model" .gguf)" "$work/$name.log" && break; sleep 0.1; done
+done
+sleep 1  # every daemon has asked for releases once: the aggregator knows the fleet
+admin=(--aggregator "127.0.0.1:$port" --ca "$work/pki/ca.pem" --cert "$work/pki/operator.pem"
+       --key "$work/pki/operator.key" -m bench --signing-key "$work/release.key")
+await() {  # waits for $1 in the aggregator's log
+  for _ in $(seq 6000); do grep -q "$1" "$work/aggregator.log" && return 0; sleep 0.02; done
+  echo "timed out waiting for: $1" >&2
+  exit 1
+}
+bytes=$(du -b "$work/state/models/bench/v1/adapter_model.safetensors" | cut -f1)
+start=$(now)
+"$build/tools/edgellm" publish "${admin[@]}" --canary-fraction 0.01 --soak-seconds 0 > /dev/null
+await "release 1 rollout: canary -> soak"
+canary=$(now)
+await "release 1 rollout: .* -> done"
+done_at=$(now)
+printf 'rollout release=1 devices=%d artifact_bytes=%d canary_installed_s=%s all_installed_s=%s\n' \
+  "$devices" "$bytes" "$(seconds "$canary" "$start")" "$(seconds "$done_at" "$start")"
+for r in $(seq 2 $((repeats + 1))); do
+  start=$(now)
+  "$build/tools/edgellm" rollout rollback "${admin[@]}" --to-version 1 --soak-seconds 0 > /dev/null
+  await "release $r rollout: .* -> done"
+  done_at=$(now)
+  printf 'rollout release=%d devices=%d artifact_bytes=%d all_at_once all_installed_s=%s\n' \
+    "$r" "$devices" "$bytes" "$(seconds "$done_at" "$start")"
+done
+grep -h "ota: now serving" "$work"/dev-*.log | sort | uniq -c | sed 's/^/  /'
