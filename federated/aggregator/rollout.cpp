@@ -267,6 +267,8 @@ void Rollouts::PublishNewVersions() {
     // operator stepped in: newer versions wait for them.
     const VersionRecord& newest = versions->back();
     if (newest.round_id == 0 || (*latest && ((*latest)->version >= newest.version || (*latest)->rollback))) continue;
+    if (unpublishable_[model_id] == newest.version) continue;
+    unpublishable_[model_id] = newest.version;  // until it is published below
     v1::PrepareReleaseRequest prepare;
     prepare.set_model_id(model_id);
     prepare.set_version(newest.version);
@@ -282,7 +284,9 @@ void Rollouts::PublishNewVersions() {
     publish.set_signed_release(envelope.ToJson());
     if (absl::StatusOr<v1::RolloutStatus> s = PublishLocked(publish); !s.ok()) {
       log_(StrCat("model ", model_id, ": cannot publish version ", newest.version, ": ", s.status().message()));
+      continue;
     }
+    unpublishable_.erase(model_id);
   }
 }
 

@@ -90,6 +90,8 @@ class Rollouts {
   std::optional<release::SigningKey> signing_key_;
   absl::Mutex mu_;
   std::map<std::string, std::set<std::string>> pollers_ ABSL_GUARDED_BY(mu_);  // model → devices
+  // model → the version whose automatic publishing failed (logged once, not retried every tick)
+  std::map<std::string, uint64_t> unpublishable_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace edgellm::federated
