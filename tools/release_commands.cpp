@@ -10,7 +10,6 @@
 #include <iostream>
 
 #include "common/atomic_file.h"
-#include "common/grpc_status.h"
 #include "common/str_cat.h"
 #include "daemon/ops/tls_files.h"
 #include "edgellm/v1/ota.grpc.pb.h"

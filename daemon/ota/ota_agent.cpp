@@ -117,21 +117,20 @@ absl::Status OtaAgent::Impl::Restore() {
     state.probation_until = 0;
     Count(&OtaStats::rollbacks);
   }
+  // The first of the current and the last-known-good version that passes its
+  // check serves; if neither does, the base model.
+  InstalledVersion chosen;
   for (const InstalledVersion& candidate : {state.current, state.last_good}) {
-    if (candidate.release == 0) break;
-    absl::Status verified = store->Verify(candidate, *policy);
-    if (verified.ok()) {
-      if (candidate.release != state.current.release) state.current = candidate;
-      break;
+    if (candidate.release == 0) continue;
+    if (absl::Status verified = store->Verify(candidate, *policy); !verified.ok()) {
+      log(StrCat("ota: installed release ", candidate.release, " fails its check (", verified.message(),
+                 "); not serving it"));
+      continue;
     }
-    log(StrCat("ota: installed release ", candidate.release, " fails its check (", verified.message(),
-               "); not serving it"));
-    state.current = {};
+    chosen = candidate;
+    break;
   }
-  if (state.current.release == 0 && state.last_good.release != 0 &&
-      store->Verify(state.last_good, *policy).ok()) {
-    state.current = state.last_good;
-  }
+  state.current = chosen;
   state.clean_stop = false;
   EDGELLM_RETURN_IF_ERROR(store->Save(state));
   absl::Status served = Serve(state.current);

@@ -1,5 +1,7 @@
 #include "daemon/serve/smoke_test.h"
 
+#include <atomic>
+
 #include "absl/synchronization/notification.h"
 #include "common/str_cat.h"
 
@@ -14,8 +16,11 @@ absl::Status SmokeTest(Scheduler& scheduler, const engine::LlamaModel& model,
   request.options.sampling.temperature = 0.0f;
   request.options.adapter = adapter.get();
   request.adapter = std::move(adapter);
-  // Its own prefix space: nothing it computes is shared with served requests.
-  request.prefix_space = ~uint64_t{0};
+  // A prefix space of its own, new each time (served adapters count up from
+  // 1): its KV blocks are never shared with served requests, nor with the
+  // smoke test of another version.
+  static std::atomic<uint64_t> next_space{~uint64_t{0}};
+  request.prefix_space = next_space.fetch_sub(1);
   request.deadline = Clock::now() + timeout;
 
   struct Outcome {

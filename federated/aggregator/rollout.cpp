@@ -207,7 +207,8 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
     if (i.device_id == request.device_id() && i.release == latest->release) return response;  // handled
   }
   const std::string& stage = latest->stage;
-  const bool canary = Canaries(request.model_id(), latest->canary_fraction).contains(request.device_id());
+  const bool canary =
+      Canaries(Fleet(request.model_id(), installs), latest->canary_fraction).contains(request.device_id());
   const bool reached = stage == "full" || stage == "done" || (canary && (stage == "canary" || stage == "soak"));
   if (!reached) {
     response.set_outcome(v1::GetReleaseResponse::NOT_YET);
@@ -290,21 +291,18 @@ void Rollouts::PublishNewVersions() {
   }
 }
 
-std::vector<std::string> Rollouts::Fleet(const std::string& model_id) {
+std::vector<std::string> Rollouts::Fleet(const std::string& model_id, const std::vector<InstallRecord>& installs) {
   std::set<std::string> fleet = pollers_[model_id];
   if (absl::StatusOr<std::vector<DeviceRecord>> devices = coordinator_.store().Devices(); devices.ok()) {
     for (const DeviceRecord& d : *devices) {
       if (d.model_id == model_id) fleet.insert(d.device_id);
     }
   }
-  if (absl::StatusOr<std::vector<InstallRecord>> installs = coordinator_.store().Installs(model_id); installs.ok()) {
-    for (const InstallRecord& i : *installs) fleet.insert(i.device_id);
-  }
+  for (const InstallRecord& i : installs) fleet.insert(i.device_id);
   return {fleet.begin(), fleet.end()};
 }
 
-std::set<std::string> Rollouts::Canaries(const std::string& model_id, double fraction) {
-  std::vector<std::string> fleet = Fleet(model_id);
+std::set<std::string> Rollouts::Canaries(std::vector<std::string> fleet, double fraction) {
   std::sort(fleet.begin(), fleet.end(), [](const std::string& a, const std::string& b) {
     const uint64_t ha = SplitMix64(Fnv1a(a)), hb = SplitMix64(Fnv1a(b));
     return ha != hb ? ha < hb : a < b;
@@ -317,8 +315,9 @@ std::set<std::string> Rollouts::Canaries(const std::string& model_id, double fra
 absl::Status Rollouts::Advance(ReleaseRecord& r) {
   if (r.stage != "canary" && r.stage != "soak" && r.stage != "full") return absl::OkStatus();
   EDGELLM_ASSIGN_OR_RETURN(std::vector<InstallRecord> installs, coordinator_.store().Installs(r.model_id));
-  const std::set<std::string> canaries = Canaries(r.model_id, r.canary_fraction);
-  const size_t fleet = Fleet(r.model_id).size();
+  const std::vector<std::string> devices = Fleet(r.model_id, installs);
+  const std::set<std::string> canaries = Canaries(devices, r.canary_fraction);
+  const size_t fleet = devices.size();
   int64_t canary_ok = 0, canary_failed = 0, ok = 0, failed = 0;
   std::string first_failure;
   for (const InstallRecord& i : installs) {
@@ -378,9 +377,9 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Describe(const std::string& model_id
     status.mutable_params()->set_success_threshold(latest->success_threshold);
     status.mutable_params()->set_soak_seconds(static_cast<uint32_t>(latest->soak_seconds));
   }
-  const std::set<std::string> canaries =
-      latest ? Canaries(model_id, latest->canary_fraction) : std::set<std::string>();
-  for (const std::string& device : Fleet(model_id)) {
+  const std::vector<std::string> fleet = Fleet(model_id, installs);
+  const std::set<std::string> canaries = latest ? Canaries(fleet, latest->canary_fraction) : std::set<std::string>();
+  for (const std::string& device : fleet) {
     v1::DeviceRollout* d = status.add_devices();
     d->set_device_id(device);
     d->set_canary(canaries.contains(device));

@@ -75,9 +75,12 @@ class Rollouts {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::RolloutStatus> PublishLocked(const v1::PublishRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Devices of the model: registered for rounds, or heard asking for releases.
-  std::vector<std::string> Fleet(const std::string& model_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::set<std::string> Canaries(const std::string& model_id, double fraction) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Devices of the model: registered for rounds, heard asking for releases,
+  // or named in its install reports (`installs`, read once by the caller).
+  std::vector<std::string> Fleet(const std::string& model_id, const std::vector<InstallRecord>& installs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first max(1, ⌈fraction × N⌉) of `fleet` ranked by a stable hash of the id.
+  static std::set<std::string> Canaries(std::vector<std::string> fleet, double fraction);
   // Moves the release to the stage its reports and timers call for.
   absl::Status Advance(ReleaseRecord& release) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::RolloutStatus> Describe(const std::string& model_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
