@@ -1,9 +1,9 @@
 #include "daemon/engine/bpe_tokenizer.h"
 
 #include <array>
-#include <set>
 
 #include "common/str_cat.h"
+#include "common/status_macros.h"
 #include "daemon/engine/bpe_pretokenizer.h"
 #include "daemon/engine/symbol_merge.h"
 #include "daemon/engine/utf8.h"
@@ -43,17 +43,8 @@ int Gpt2CodePointToByte(uint32_t cp) {
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> BpeTokenizer::Create(Vocab vocab) {
-  static const std::set<std::string> kGpt2 = {"", "default", "gpt2", "mpt", "olmo"};
-  static const std::set<std::string> kGpt2SplitDigits = {"smollm", "starcoder", "refact",
-                                                         "command-r", "codeshell", "exaone"};
-  const bool split_digits = kGpt2SplitDigits.count(vocab.pre) > 0;
-  if (!split_digits && kGpt2.count(vocab.pre) == 0) {
-    return absl::InvalidArgumentError(edgellm::StrCat("tokenizer: unsupported pre-tokenizer '", vocab.pre,
-                                                      "' (supported: default, gpt2, mpt, olmo, smollm, starcoder, "
-                                                      "refact, command-r, codeshell, exaone)"));
-  }
-  std::unique_ptr<BpeTokenizer> t(new BpeTokenizer(std::move(vocab)));
-  t->split_digits_ = split_digits;
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<PreTokenizer> pre, PreTokenizer::ForName(vocab.pre));
+  std::unique_ptr<BpeTokenizer> t(new BpeTokenizer(std::move(vocab), std::move(pre)));
   t->merge_ranks_.reserve(t->vocab_.merges.size());
   for (size_t i = 0; i < t->vocab_.merges.size(); ++i) {
     const std::string& m = t->vocab_.merges[i];
@@ -72,14 +63,10 @@ int BpeTokenizer::MergeRank(std::string_view left, std::string_view right) const
   return it == merge_ranks_.end() ? -1 : it->second;
 }
 
-void BpeTokenizer::EncodeText(std::string_view text, bool after_special, std::vector<TokenId>* out) const {
-  std::string prefixed;
-  if (vocab_.add_space_prefix && after_special) {
-    prefixed = edgellm::StrCat(" ", text);
-    text = prefixed;
-  }
+// Byte-level BPE adds no space prefix, whatever the file says (as llama.cpp).
+void BpeTokenizer::EncodeText(std::string_view text, bool /*after_special*/, std::vector<TokenId>* out) const {
   std::string mapped;
-  for (std::string_view word : PreTokenizeGpt2(text, split_digits_)) {
+  for (std::string_view word : pre_->Split(text)) {
     mapped.clear();
     for (char c : word) AppendUtf8(Gpt2ByteToCodePoint(static_cast<uint8_t>(c)), &mapped);
     EncodeWord(mapped, out);
@@ -87,6 +74,12 @@ void BpeTokenizer::EncodeText(std::string_view text, bool after_special, std::ve
 }
 
 void BpeTokenizer::EncodeWord(const std::string& word, std::vector<TokenId>* out) const {
+  if (pre_->ignore_merges()) {
+    if (TokenId id = Lookup(word); id >= 0) {
+      out->push_back(id);
+      return;
+    }
+  }
   const MergePriority by_rank = [this](std::string_view left, std::string_view right,
                                       std::string_view) -> std::optional<double> {
     const int rank = MergeRank(left, right);
@@ -98,15 +91,9 @@ void BpeTokenizer::EncodeWord(const std::string& word, std::vector<TokenId>* out
       out->push_back(id);
       continue;
     }
-    // Not a token: fall back to the single mapped characters that are.
-    for (size_t pos = 0; pos < p.size();) {
-      const size_t n = Utf8SequenceLength(p, pos);
-      if (TokenId id = Lookup(p.substr(pos, n)); id >= 0) {
-        out->push_back(id);
-      } else if (vocab_.unk_id >= 0) {
-        out->push_back(vocab_.unk_id);
-      }
-      pos += n;
+    // Not a token: the tokens of its single bytes, where there are any.
+    for (char c : p) {
+      if (TokenId id = Lookup(std::string_view(&c, 1)); id >= 0) out->push_back(id);
     }
   }
 }

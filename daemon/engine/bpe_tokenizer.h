@@ -1,9 +1,11 @@
 // engine/bpe_tokenizer.h — gpt2-style byte-level BPE.
 //
-// Text is split into words by the GPT-2 pre-tokenizer, every byte of a word is
-// mapped to a printable code point (the GPT-2 byte-to-unicode table, so "Ġ" is
-// a space), and adjacent symbols are merged by merge rank, lowest first and
-// leftmost on ties. Decoding maps the code points back to bytes.
+// Text is split into words by the file's pre-tokenizer (bpe_pretokenizer.h),
+// every byte of a word is mapped to a printable code point (the GPT-2
+// byte-to-unicode table, so "Ġ" is a space), and adjacent symbols are merged
+// by merge rank, lowest first and leftmost on ties. A symbol that is no token
+// falls back to the single-byte tokens of its bytes, as llama.cpp does.
+// Decoding maps the code points back to bytes.
 #ifndef EDGELLM_ENGINE_BPE_TOKENIZER_H_
 #define EDGELLM_ENGINE_BPE_TOKENIZER_H_
 
@@ -12,6 +14,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "daemon/engine/bpe_pretokenizer.h"
 #include "daemon/engine/tokenizer.h"
 
 namespace edgellm::engine {
@@ -23,9 +26,8 @@ int Gpt2CodePointToByte(uint32_t code_point);
 
 class BpeTokenizer final : public Tokenizer {
  public:
-  // InvalidArgument for a merge that is not "left right", or an unsupported
-  // pre-tokenizer (`tokenizer.ggml.pre`: default, gpt2, mpt, olmo, and the
-  // digit-splitting smollm, starcoder, refact, command-r, codeshell, exaone).
+  // InvalidArgument for a merge that is not "left right", or a
+  // `tokenizer.ggml.pre` that PreTokenizer::ForName does not know.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Create(Vocab vocab);
 
  protected:
@@ -33,12 +35,13 @@ class BpeTokenizer final : public Tokenizer {
   std::string NormalPiece(TokenId id) const override;
 
  private:
-  explicit BpeTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)) {}
+  BpeTokenizer(Vocab vocab, std::unique_ptr<PreTokenizer> pre)
+      : Tokenizer(std::move(vocab)), pre_(std::move(pre)) {}
   void EncodeWord(const std::string& mapped, std::vector<TokenId>* out) const;
   int MergeRank(std::string_view left, std::string_view right) const;
 
+  std::unique_ptr<PreTokenizer> pre_;
   std::unordered_map<std::string, int> merge_ranks_;  // "left right" -> rank
-  bool split_digits_ = false;                         // see PreTokenizeGpt2
 };
 
 }  // namespace edgellm::engine

@@ -171,21 +171,22 @@ std::vector<TokenId> Tokenizer::Encode(std::string_view text, bool add_special, 
   };
   std::list<Fragment> fragments;
   if (!text.empty()) fragments.push_back({-1, text});
-  if (parse_special) {
-    for (TokenId special : special_ids_) {
-      const std::string& needle = vocab_.tokens[special];
-      for (auto it = fragments.begin(); it != fragments.end(); ++it) {
-        if (it->token >= 0) continue;
-        const size_t at = it->text.find(needle);
-        if (at == std::string_view::npos) continue;
-        const std::string_view before = it->text.substr(0, at);
-        const std::string_view after = it->text.substr(at + needle.size());
-        if (!before.empty()) fragments.insert(it, {-1, before});
-        it->token = special;
-        it->text = {};
-        // Keep scanning the remainder with the same special token.
-        if (!after.empty()) fragments.insert(std::next(it), {-1, after});
-      }
+  for (TokenId special : special_ids_) {
+    // User-defined tokens are split out of plain text too (llama.cpp and
+    // Hugging Face both do so); control and unknown tokens only on request.
+    if (!parse_special && vocab_.kinds[special] != TokenKind::kUserDefined) continue;
+    const std::string& needle = vocab_.tokens[special];
+    for (auto it = fragments.begin(); it != fragments.end(); ++it) {
+      if (it->token >= 0) continue;
+      const size_t at = it->text.find(needle);
+      if (at == std::string_view::npos) continue;
+      const std::string_view before = it->text.substr(0, at);
+      const std::string_view after = it->text.substr(at + needle.size());
+      if (!before.empty()) fragments.insert(it, {-1, before});
+      it->token = special;
+      it->text = {};
+      // Keep scanning the remainder with the same special token.
+      if (!after.empty()) fragments.insert(std::next(it), {-1, after});
     }
   }
 

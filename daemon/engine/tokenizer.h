@@ -2,10 +2,11 @@
 //
 // Two families share this interface: the llama SentencePiece model
 // (`tokenizer.ggml.model = "llama"`: score-ordered merges, byte fallback, a
-// leading space) and gpt2-style byte-level BPE (`"gpt2"`: a regex
-// pre-tokenizer, bytes mapped to printable code points, ranked merges).
-// Both split out special tokens (control, user-defined, unknown) first, as
-// llama.cpp does, so "<s>" in text becomes the BOS token when asked to.
+// leading space unless the file says none) and gpt2-style byte-level BPE
+// (`"gpt2"`: the file's regex pre-tokenizer, bytes mapped to printable code
+// points, ranked merges). Both split out special tokens first, as llama.cpp
+// does: user-defined ones always, control and unknown ones when asked to, so
+// "<s>" in text becomes the BOS token only then.
 // Tokenizers are immutable after construction and safe to share between threads.
 #ifndef EDGELLM_ENGINE_TOKENIZER_H_
 #define EDGELLM_ENGINE_TOKENIZER_H_
@@ -40,7 +41,7 @@ enum class TokenKind : int32_t {
 // Everything a tokenizer reads from the file.
 struct Vocab {
   std::string model;  // "llama" or "gpt2"
-  std::string pre;    // gpt2 pre-tokenizer name ("default", "gpt2", ...)
+  std::string pre;    // gpt2 pre-tokenizer name ("llama-bpe", "qwen2", ...; see bpe_pretokenizer.h)
   std::vector<std::string> tokens;
   std::vector<float> scores;        // llama only; empty otherwise
   std::vector<TokenKind> kinds;     // all kNormal when the file has no types
@@ -71,8 +72,8 @@ class Tokenizer {
   Tokenizer& operator=(const Tokenizer&) = delete;
 
   // Token ids of `text`. `add_special` adds BOS/EOS where the model asks for
-  // them; `parse_special` turns the text of special tokens into those tokens
-  // (otherwise "<s>" is plain text). Never fails: bytes the vocabulary lacks
+  // them; `parse_special` turns the text of control tokens into those tokens
+  // (otherwise "<s>" is plain text; user-defined tokens are matched either way). Never fails: bytes the vocabulary lacks
   // fall back to byte tokens (or UNK).
   std::vector<TokenId> Encode(std::string_view text, bool add_special = true,
                               bool parse_special = true) const;

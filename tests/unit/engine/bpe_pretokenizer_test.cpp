@@ -51,5 +51,60 @@ TEST(BpePreTokenizer, PiecesConcatenateToTheInput) {
   }
 }
 
+Words SplitWith(std::string_view name, std::string_view text) {
+  auto pre = PreTokenizer::ForName(name);
+  EXPECT_TRUE(pre.ok()) << pre.status();
+  Words out;
+  if (!pre.ok()) return out;
+  for (std::string_view w : (*pre)->Split(text)) out.emplace_back(w);
+  return out;
+}
+
+TEST(PreTokenizer, EveryNameItListsLoads) {
+  ASSERT_GE(PreTokenizer::Names().size(), 30u);
+  for (const std::string& name : PreTokenizer::Names()) {
+    auto pre = PreTokenizer::ForName(name);
+    EXPECT_TRUE(pre.ok()) << name << ": " << pre.status();
+  }
+}
+
+TEST(PreTokenizer, AnUnknownNameIsRefusedWithTheSupportedOnes) {
+  auto pre = PreTokenizer::ForName("tekken-9");
+  ASSERT_FALSE(pre.ok());
+  EXPECT_EQ(pre.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(pre.status().message().find("'tekken-9'"), std::string_view::npos);
+  EXPECT_NE(pre.status().message().find("llama-bpe"), std::string_view::npos);
+}
+
+TEST(PreTokenizer, Llama3GroupsDigitsByThreeAndKeepsNewlinesWithPunctuation) {
+  EXPECT_EQ(SplitWith("llama-bpe", "Hello world 12345!!\n\nI'M"),
+            (Words{"Hello", " world", " ", "123", "45", "!!\n\n", "I", "'M"}));
+  EXPECT_TRUE((*PreTokenizer::ForName("llama-bpe"))->ignore_merges());
+  EXPECT_FALSE((*PreTokenizer::ForName("qwen2"))->ignore_merges());
+}
+
+TEST(PreTokenizer, Qwen2SplitsEveryDigit) {
+  EXPECT_EQ(SplitWith("qwen2", "x=1234;"), (Words{"x", "=", "1", "2", "3", "4", ";"}));
+}
+
+TEST(PreTokenizer, Gpt2NamesUseTheGpt2Pattern) {
+  const std::string text = "I'm here, don't 3.14  x";
+  EXPECT_EQ(SplitWith("gpt-2", text), Split(text));
+  EXPECT_EQ(SplitWith("smollm", text), SplitDigits(text));
+}
+
+TEST(PreTokenizer, PiecesConcatenateToTheInputForEveryName) {
+  const std::string text =
+      "  Mixed\tinput: 'quoted' \xe2\x80\x94 \xd9\x85\xd8\xb1 123abc\r\n\xff\xfe \xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x80" "end  ";
+  for (const std::string& name : PreTokenizer::Names()) {
+    std::string joined;
+    for (std::string_view w : SplitWith(name, text)) {
+      EXPECT_FALSE(w.empty()) << name;
+      joined.append(w);
+    }
+    EXPECT_EQ(joined, text) << name;
+  }
+}
+
 }  // namespace
 }  // namespace edgellm::engine
