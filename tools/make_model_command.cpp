@@ -28,7 +28,7 @@ absl::Status RunMakeModel(const MakeModelArgs& args) {
   std::optional<engine::GgmlType> type = engine::GgmlTypeFromName(args.type);
   if (!type || !engine::CanQuantize(*type)) {
     return absl::InvalidArgumentError(
-        edgellm::StrCat("type '", args.type, "' cannot be written; use F32, F16, Q8_0, Q4_0, Q4_K or Q6_K"));
+        edgellm::StrCat("type '", args.type, "' cannot be written; use one of ", engine::WritableTypeNames()));
   }
   if (absl::Status s = engine::WriteSyntheticModel({*shape, *type, args.seed}, args.out); !s.ok()) return s;
   std::error_code size_error;
@@ -43,7 +43,7 @@ void AddMakeModelCommand(CLI::App& app, absl::Status* result) {
   auto args = std::make_shared<MakeModelArgs>();
   CLI::App* cmd = app.add_subcommand("make-model", "Write a GGUF model with random weights at a real model's shape");
   cmd->add_option("--shape", args->shape, "stories260k, smol-135m, tinyllama-1.1b, test-spm or test-bpe")->required();
-  cmd->add_option("--type", args->type, "Weight type: F32, F16, Q8_0 or Q4_0")->capture_default_str();
+  cmd->add_option("--type", args->type, "Weight type: " + engine::WritableTypeNames())->capture_default_str();
   cmd->add_option("-o,--out", args->out, "Output file")->required();
   cmd->add_option("--seed", args->seed, "Seed of the random weights and vocabulary")->capture_default_str();
   cmd->callback([args, result] { *result = RunMakeModel(*args); });

@@ -27,7 +27,7 @@ absl::Status RunRewrite(const RewriteArgs& args) {
     options.type = engine::GgmlTypeFromName(args.type);
     if (!options.type || !engine::CanQuantize(*options.type)) {
       return absl::InvalidArgumentError(
-          edgellm::StrCat("type '", args.type, "' cannot be written; use F32, F16, Q8_0, Q4_0, Q4_K or Q6_K"));
+          edgellm::StrCat("type '", args.type, "' cannot be written; use one of ", engine::WritableTypeNames()));
     }
   }
   absl::StatusOr<engine::LoraAdapter> adapter;
@@ -63,7 +63,7 @@ void AddQuantizeCommand(CLI::App& app, absl::Status* result) {
   CLI::App* cmd = app.add_subcommand(
       "quantize", "Convert a model's weights to another type (rows that are not whole blocks keep theirs)");
   cmd->add_option("-m,--model", args->model, "GGUF model")->required();
-  cmd->add_option("--type", args->type, "F32, F16, Q8_0, Q4_0, Q4_K or Q6_K")->required();
+  cmd->add_option("--type", args->type, engine::WritableTypeNames())->required();
   cmd->add_option("-o,--out", args->out, "Output GGUF file")->required();
   cmd->callback([args, result] { *result = RunRewrite(*args); });
 }

@@ -183,7 +183,8 @@ void AddAdapters(absl::Span<const CpuSequence> sequences, int32_t layer, LoraTar
 
 }  // namespace
 
-void FillRopeTables(const LlamaConfig& config, int32_t context, std::vector<float>* cos, std::vector<float>* sin) {
+void FillRopeTables(const LlamaConfig& config, int32_t context, const float* freq_factors, std::vector<float>* cos,
+                    std::vector<float>* sin) {
   const int64_t half = config.rope_dims / 2;
   cos->resize(static_cast<size_t>(context * half));
   sin->resize(static_cast<size_t>(context * half));
@@ -191,8 +192,9 @@ void FillRopeTables(const LlamaConfig& config, int32_t context, std::vector<floa
   for (int64_t pos = 0; pos < context; ++pos) {
     float theta = static_cast<float>(pos);
     for (int64_t i = 0; i < half; ++i) {
-      (*cos)[pos * half + i] = std::cos(theta);
-      (*sin)[pos * half + i] = std::sin(theta);
+      const float angle = freq_factors != nullptr ? theta / freq_factors[i] : theta;
+      (*cos)[pos * half + i] = std::cos(angle);
+      (*sin)[pos * half + i] = std::sin(angle);
       theta *= theta_scale;
     }
   }

@@ -52,9 +52,11 @@ struct CpuSequence {
 };
 
 // The rotary tables for positions 0..context-1: cos and sin of
-// pos * base^(-2i / rope_dims), [context, rope_dims / 2] each, with the angle
-// stepped in float as llama.cpp does.
-void FillRopeTables(const LlamaConfig& config, int32_t context, std::vector<float>* cos, std::vector<float>* sin);
+// pos * base^(-2i / rope_dims) / freq_factors[i], [context, rope_dims / 2]
+// each, with the angle stepped in float as llama.cpp does. `freq_factors`
+// ([rope_dims / 2], Llama 3's `rope_freqs.weight`) may be null: all 1.
+void FillRopeTables(const LlamaConfig& config, int32_t context, const float* freq_factors, std::vector<float>* cos,
+                    std::vector<float>* sin);
 
 // Runs `tokens` (checked: ids in the vocabulary, positions in the context)
 // through the model, writes each sequence's new keys and values into its

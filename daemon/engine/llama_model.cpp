@@ -121,7 +121,18 @@ absl::Status LlamaModel::Impl::LoadWeights() {
   // Models with tied embeddings have no output.weight and reuse token_embd.
   const std::string output_name = gguf->FindTensor("output.weight") ? "output.weight" : "token_embd.weight";
   EDGELLM_ASSIGN_OR_RETURN(cpu.output, LoadMatrix(output_name, d, vocab));
-  FillRopeTables(config, context_length, &rope_cos, &rope_sin);
+  // Llama 3.x files carry per-frequency divisors of the rotary angle (llama3 rope scaling).
+  const float* freq_factors = nullptr;
+  if (gguf->FindTensor("rope_freqs.weight") != nullptr) {
+    EDGELLM_ASSIGN_OR_RETURN(freq_factors, LoadVector("rope_freqs.weight", static_cast<uint64_t>(config.rope_dims / 2)));
+    for (int32_t i = 0; i < config.rope_dims / 2; ++i) {
+      if (!(freq_factors[i] > 0.0f) || !std::isfinite(freq_factors[i])) {
+        return absl::InvalidArgumentError(
+            edgellm::StrCat("model: rope_freqs.weight[", i, "] = ", freq_factors[i], " is not a positive number"));
+      }
+    }
+  }
+  FillRopeTables(config, context_length, freq_factors, &rope_cos, &rope_sin);
   cpu.rope_cos = rope_cos.data();
   cpu.rope_sin = rope_sin.data();
   return absl::OkStatus();

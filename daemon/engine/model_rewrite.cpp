@@ -32,19 +32,6 @@ const LoraWeights* AdapterFor(const LoraAdapter* adapter, const std::string& nam
   return nullptr;
 }
 
-// llama.cpp's general.file_type for a model mostly of `type`; nullopt when it has none.
-std::optional<uint32_t> FileTypeOf(GgmlType type) {
-  switch (type) {
-    case GgmlType::kF32: return 0;
-    case GgmlType::kF16: return 1;
-    case GgmlType::kQ4_0: return 2;
-    case GgmlType::kQ8_0: return 7;
-    case GgmlType::kQ4_K: return 15;
-    case GgmlType::kQ6_K: return 18;
-    default: return std::nullopt;
-  }
-}
-
 }  // namespace
 
 absl::Status RewriteModel(const GgufReader& base, const LlamaConfig& config, const RewriteOptions& options,
@@ -57,8 +44,8 @@ absl::Status RewriteModel(const GgufReader& base, const LlamaConfig& config, con
   GgufWriter writer(base.alignment());
   for (const auto& [key, value] : base.metadata()) writer.Set(key, value);
   if (options.type) {
-    if (std::optional<uint32_t> file_type = FileTypeOf(*options.type)) {
-      writer.Set("general.file_type", GgufValue::Uint32(*file_type));
+    if (const int32_t file_type = TraitsOf(*options.type).file_type; file_type >= 0) {
+      writer.Set("general.file_type", GgufValue::Uint32(static_cast<uint32_t>(file_type)));
     }
   }
   for (const GgufTensorInfo& info : base.tensors()) {

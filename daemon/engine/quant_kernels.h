@@ -1,19 +1,24 @@
 // engine/quant_kernels.h — dot products of one GGUF weight row with one row
 // of activations, per instruction set, chosen once at run time.
 //
-// Quantized weights (Q8_0, Q4_0, and the 32-weight sub-blocks of Q4_K and
-// Q6_K) meet activations quantized on the fly to 8 bits per 32-value block
-// (ActivationBlock), so the inner loop is integer multiply-adds; F16 and F32
-// weights meet float activations. Every kernel has
+// Quantized weights (every type with a dot in the scalar set: the 32-weight
+// blocks of the legacy and IQ4_NL types, the 32-weight sub-blocks of the K
+// types and IQ4_XS) meet activations quantized on the fly to 8 bits per
+// 32-value block (ActivationBlock), so the inner loop is integer
+// multiply-adds; F16 and F32 weights meet float activations. Every kernel has
 // a portable scalar version, the reference the others are tested against;
 // the AVX2 (with FMA and F16C) versions are selected when the CPU has them,
-// the NEON ones on aarch64. Engine-internal: quant_matmul.h is the interface
-// the model uses.
+// the NEON ones on aarch64, each set falling back to the scalar kernel of a
+// type it has none for. Engine-internal: quant_matmul.h is the interface the
+// model uses.
 #ifndef EDGELLM_ENGINE_QUANT_KERNELS_H_
 #define EDGELLM_ENGINE_QUANT_KERNELS_H_
 
+#include <array>
 #include <cstdint>
 #include <string_view>
+
+#include "daemon/engine/quant_types.h"
 
 namespace edgellm::engine::kernels {
 
@@ -41,17 +46,25 @@ using DotQuant4Fn = void (*)(const uint8_t* weights, const ActivationBlock* a, i
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
 
+// GGML type ids are below this.
+inline constexpr size_t kTypeSlots = 40;
+
 struct KernelSet {
   std::string_view name;  // "scalar", "avx2", "neon"
-  QuantizeFn quantize;
-  DotQuantFn dot_q8_0;
-  DotQuantFn dot_q4_0;
-  DotQuant4Fn dot4_q8_0;
-  DotQuant4Fn dot4_q4_0;
-  DotQuantFn dot_q4_k;
-  DotQuantFn dot_q6_k;
-  DotFloatFn dot_f16;
-  DotFloatFn dot_f32;
+  QuantizeFn quantize = nullptr;
+  DotFloatFn dot_f16 = nullptr;
+  DotFloatFn dot_f32 = nullptr;
+  // By GGML type id, the dot of that type's weights with quantized
+  // activations, and the four-row one where there is one; nullptr: none.
+  std::array<DotQuantFn, kTypeSlots> dot{};
+  std::array<DotQuant4Fn, kTypeSlots> dot4{};
+
+  DotQuantFn Dot(GgmlType type) const { return dot[static_cast<size_t>(type)]; }
+  DotQuant4Fn Dot4(GgmlType type) const { return dot4[static_cast<size_t>(type)]; }
+  void Set(GgmlType type, DotQuantFn one, DotQuant4Fn four = nullptr) {
+    dot[static_cast<size_t>(type)] = one;
+    dot4[static_cast<size_t>(type)] = four;
+  }
 };
 
 const KernelSet& ScalarKernels();

@@ -275,7 +275,18 @@ const KernelSet* Avx2Kernels() {
     const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
     return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }();
-  static const KernelSet set{"avx2", Quantize, DotQ8_0, DotQ4_0, Dot4Q8_0, Dot4Q4_0, DotQ4_K, DotQ6_K, DotF16, DotF32};
+  static const KernelSet set = [] {
+    KernelSet avx2 = ScalarKernels();
+    avx2.name = "avx2";
+    avx2.quantize = Quantize;
+    avx2.dot_f16 = DotF16;
+    avx2.dot_f32 = DotF32;
+    avx2.Set(GgmlType::kQ8_0, DotQ8_0, Dot4Q8_0);
+    avx2.Set(GgmlType::kQ4_0, DotQ4_0, Dot4Q4_0);
+    avx2.Set(GgmlType::kQ4_K, DotQ4_K);
+    avx2.Set(GgmlType::kQ6_K, DotQ6_K);
+    return avx2;
+  }();
   return supported ? &set : nullptr;
 }
 

@@ -86,10 +86,8 @@ const KernelSet* NeonKernels() {
   static const KernelSet set = [] {
     KernelSet neon = ScalarKernels();
     neon.name = "neon";
-    neon.dot_q8_0 = DotQ8_0;
-    neon.dot_q4_0 = DotQ4_0;
-    neon.dot4_q8_0 = Dot4<DotQ8_0>;
-    neon.dot4_q4_0 = Dot4<DotQ4_0>;
+    neon.Set(GgmlType::kQ8_0, DotQ8_0, Dot4<DotQ8_0>);
+    neon.Set(GgmlType::kQ4_0, DotQ4_0, Dot4<DotQ4_0>);
     neon.dot_f16 = DotF16;
     neon.dot_f32 = DotF32;
     return neon;

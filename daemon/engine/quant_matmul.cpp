@@ -20,8 +20,7 @@ int64_t RowsPerChunk(uint64_t row_bytes) {
 }  // namespace
 
 bool HasMatMulKernel(GgmlType type) {
-  return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 ||
-         type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+  return type == GgmlType::kF32 || type == GgmlType::kF16 || kernels::ScalarKernels().Dot(type) != nullptr;
 }
 
 absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
@@ -59,14 +58,9 @@ absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, f
   threads.Run(rows, 1, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) k.quantize(x + r * in, a + r * blocks, blocks);
   });
-  const kernels::DotQuantFn dot = type == GgmlType::kQ8_0   ? k.dot_q8_0
-                                  : type == GgmlType::kQ4_0 ? k.dot_q4_0
-                                  : type == GgmlType::kQ4_K ? k.dot_q4_k
-                                                            : k.dot_q6_k;
+  const kernels::DotQuantFn dot = k.Dot(type);
   // Four sequences at once where a four-row kernel exists.
-  const kernels::DotQuant4Fn dot4 = type == GgmlType::kQ8_0   ? k.dot4_q8_0
-                                    : type == GgmlType::kQ4_0 ? k.dot4_q4_0
-                                                              : nullptr;
+  const kernels::DotQuant4Fn dot4 = k.Dot4(type);
   threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
     for (int64_t o = begin; o < end; ++o) {
       const uint8_t* w = weight + o * row_bytes;

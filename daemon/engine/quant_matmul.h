@@ -20,7 +20,7 @@ namespace edgellm::engine {
 
 class ThreadPool;
 
-// True for the weight types QuantMatMul computes: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K.
+// True for the weight types QuantMatMul computes: F32, F16, and every type with a kernel (quant_kernels.h).
 bool HasMatMulKernel(GgmlType type);
 
 struct MatMulShape {

@@ -3,90 +3,71 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cmath>
 #include <cstring>
 
 #include "common/str_cat.h"
 #include "daemon/engine/fp16.h"
+#include "daemon/engine/iq4_quants.h"
 #include "daemon/engine/k_quants.h"
+#include "daemon/engine/legacy_quants.h"
 
 namespace edgellm::engine {
 namespace {
 
-constexpr std::array<GgmlTypeTraits, 20> kTraits = {{
-    {GgmlType::kF32, "F32", 1, 4},
-    {GgmlType::kF16, "F16", 1, 2},
-    {GgmlType::kQ4_0, "Q4_0", 32, 18},
-    {GgmlType::kQ4_1, "Q4_1", 32, 20},
-    {GgmlType::kQ5_0, "Q5_0", 32, 22},
-    {GgmlType::kQ5_1, "Q5_1", 32, 24},
-    {GgmlType::kQ8_0, "Q8_0", 32, 34},
+void CopyF32(const float* x, uint8_t* out, size_t n) { std::memcpy(out, x, n * sizeof(float)); }
+void LoadF32(const uint8_t* in, float* y, size_t n) { std::memcpy(y, in, n * sizeof(float)); }
+
+void QuantizeF16(const float* x, uint8_t* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) StoreFp16(out + 2 * i, x[i]);
+}
+void DequantizeF16(const uint8_t* in, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = LoadFp16(in + 2 * i);
+}
+
+void DequantizeBf16(const uint8_t* in, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, in + 2 * i, 2);
+    y[i] = Bf16ToFp32(h);
+  }
+}
+
+// Every GGML type this build knows: one row each. A type with converters is
+// read and written everywhere a weight can be (loading, `edgellm quantize`,
+// training on a frozen base); its dot-product kernels are in quant_kernels.h.
+constexpr std::array<GgmlTypeTraits, 31> kTraits = {{
+    {GgmlType::kF32, "F32", 1, 4, CopyF32, LoadF32, 0},
+    {GgmlType::kF16, "F16", 1, 2, QuantizeF16, DequantizeF16, 1},
+    {GgmlType::kBF16, "BF16", 1, 2, nullptr, DequantizeBf16, 32},
+    {GgmlType::kQ4_0, "Q4_0", 32, 18, QuantizeQ4_0, DequantizeQ4_0, 2},
+    {GgmlType::kQ4_1, "Q4_1", 32, 20, QuantizeQ4_1, DequantizeQ4_1, 3},
+    {GgmlType::kQ5_0, "Q5_0", 32, 22, QuantizeQ5_0, DequantizeQ5_0, 8},
+    {GgmlType::kQ5_1, "Q5_1", 32, 24, QuantizeQ5_1, DequantizeQ5_1, 9},
+    {GgmlType::kQ8_0, "Q8_0", 32, 34, QuantizeQ8_0, DequantizeQ8_0, 7},
     {GgmlType::kQ8_1, "Q8_1", 32, 36},
-    {GgmlType::kQ2_K, "Q2_K", 256, 84},
-    {GgmlType::kQ3_K, "Q3_K", 256, 110},
-    {GgmlType::kQ4_K, "Q4_K", 256, 144},
-    {GgmlType::kQ5_K, "Q5_K", 256, 176},
-    {GgmlType::kQ6_K, "Q6_K", 256, 210},
+    {GgmlType::kQ2_K, "Q2_K", 256, 84, QuantizeQ2_K, DequantizeQ2_K, 10},
+    {GgmlType::kQ3_K, "Q3_K", 256, 110, QuantizeQ3_K, DequantizeQ3_K, 12},
+    {GgmlType::kQ4_K, "Q4_K", 256, 144, QuantizeQ4_K, DequantizeQ4_K, 15},
+    {GgmlType::kQ5_K, "Q5_K", 256, 176, QuantizeQ5_K, DequantizeQ5_K, 17},
+    {GgmlType::kQ6_K, "Q6_K", 256, 210, QuantizeQ6_K, DequantizeQ6_K, 18},
     {GgmlType::kQ8_K, "Q8_K", 256, 292},
+    {GgmlType::kIQ2_XXS, "IQ2_XXS", 256, 66},
+    {GgmlType::kIQ2_XS, "IQ2_XS", 256, 74},
+    {GgmlType::kIQ3_XXS, "IQ3_XXS", 256, 98},
+    {GgmlType::kIQ1_S, "IQ1_S", 256, 50},
+    {GgmlType::kIQ4_NL, "IQ4_NL", 32, 18, QuantizeIq4Nl, DequantizeIq4Nl, 25},
+    {GgmlType::kIQ3_S, "IQ3_S", 256, 110},
+    {GgmlType::kIQ2_S, "IQ2_S", 256, 82},
+    {GgmlType::kIQ4_XS, "IQ4_XS", 256, 136, QuantizeIq4Xs, DequantizeIq4Xs, 30},
+    {GgmlType::kIQ1_M, "IQ1_M", 256, 56},
+    {GgmlType::kTQ1_0, "TQ1_0", 256, 54},
+    {GgmlType::kTQ2_0, "TQ2_0", 256, 66},
     {GgmlType::kI8, "I8", 1, 1},
     {GgmlType::kI16, "I16", 1, 2},
     {GgmlType::kI32, "I32", 1, 4},
     {GgmlType::kI64, "I64", 1, 8},
     {GgmlType::kF64, "F64", 1, 8},
-    {GgmlType::kBF16, "BF16", 1, 2},
 }};
-
-void QuantizeQ8_0(const float* x, uint8_t* out, size_t n_blocks) {
-  for (size_t b = 0; b < n_blocks; ++b, x += kQ8_0BlockSize, out += 34) {
-    float amax = 0.0f;
-    for (uint32_t j = 0; j < kQ8_0BlockSize; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    StoreFp16(out, d);
-    for (uint32_t j = 0; j < kQ8_0BlockSize; ++j) {
-      out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[j] * id)));
-    }
-  }
-}
-
-void DequantizeQ8_0(const uint8_t* in, float* y, size_t n_blocks) {
-  for (size_t b = 0; b < n_blocks; ++b, in += 34, y += kQ8_0BlockSize) {
-    const float d = LoadFp16(in);
-    for (uint32_t j = 0; j < kQ8_0BlockSize; ++j) y[j] = static_cast<int8_t>(in[2 + j]) * d;
-  }
-}
-
-void QuantizeQ4_0(const float* x, uint8_t* out, size_t n_blocks) {
-  for (size_t b = 0; b < n_blocks; ++b, x += kQ4_0BlockSize, out += 18) {
-    // The scale maps the weight of largest magnitude, with its sign, to -8.
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (uint32_t j = 0; j < kQ4_0BlockSize; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
-    const float d = max / -8.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    StoreFp16(out, d);
-    for (uint32_t j = 0; j < kQ4_0BlockSize / 2; ++j) {
-      const int lo = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
-      const int hi = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f)));
-      out[2 + j] = static_cast<uint8_t>(lo | (hi << 4));
-    }
-  }
-}
-
-void DequantizeQ4_0(const uint8_t* in, float* y, size_t n_blocks) {
-  for (size_t b = 0; b < n_blocks; ++b, in += 18, y += kQ4_0BlockSize) {
-    const float d = LoadFp16(in);
-    for (uint32_t j = 0; j < kQ4_0BlockSize / 2; ++j) {
-      y[j] = static_cast<float>((in[2 + j] & 0x0f) - 8) * d;
-      y[j + 16] = static_cast<float>((in[2 + j] >> 4) - 8) * d;
-    }
-  }
-}
 
 absl::Status CheckSizes(GgmlType type, size_t n_weights, size_t n_bytes) {
   const GgmlTypeTraits& t = TraitsOf(type);
@@ -134,78 +115,33 @@ uint64_t RowBytes(GgmlType type, uint64_t n) {
   return n / t.block_size * t.block_bytes;
 }
 
-bool CanDequantize(GgmlType type) {
-  return type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kBF16 ||
-         type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+bool CanDequantize(GgmlType type) { return TraitsOf(type).dequantize != nullptr; }
+
+bool CanQuantize(GgmlType type) { return TraitsOf(type).quantize != nullptr; }
+
+std::string WritableTypeNames() {
+  std::string names;
+  for (const GgmlTypeTraits& t : kTraits) {
+    if (t.quantize == nullptr) continue;
+    if (!names.empty()) names += ", ";
+    names += t.name;
+  }
+  return names;
 }
 
-bool CanQuantize(GgmlType type) { return CanDequantize(type) && type != GgmlType::kBF16; }
-
 absl::Status Quantize(GgmlType type, absl::Span<const float> src, absl::Span<uint8_t> dst) {
-  if (!CanQuantize(type)) {
-    return absl::InvalidArgumentError(edgellm::StrCat("cannot quantize to ", TraitsOf(type).name));
-  }
+  const GgmlTypeTraits& t = TraitsOf(type);
+  if (t.quantize == nullptr) return absl::InvalidArgumentError(edgellm::StrCat("cannot quantize to ", t.name));
   if (absl::Status s = CheckSizes(type, src.size(), dst.size()); !s.ok()) return s;
-  switch (type) {
-    case GgmlType::kF32:
-      std::memcpy(dst.data(), src.data(), dst.size());
-      break;
-    case GgmlType::kF16:
-      for (size_t i = 0; i < src.size(); ++i) {
-        const uint16_t h = Fp32ToFp16(src[i]);
-        std::memcpy(dst.data() + 2 * i, &h, 2);
-      }
-      break;
-    case GgmlType::kQ8_0:
-      QuantizeQ8_0(src.data(), dst.data(), src.size() / kQ8_0BlockSize);
-      break;
-    case GgmlType::kQ4_0:
-      QuantizeQ4_0(src.data(), dst.data(), src.size() / kQ4_0BlockSize);
-      break;
-    case GgmlType::kQ4_K:
-      QuantizeQ4_K(src.data(), dst.data(), src.size() / kSuperBlock);
-      break;
-    case GgmlType::kQ6_K:
-      QuantizeQ6_K(src.data(), dst.data(), src.size() / kSuperBlock);
-      break;
-    default:
-      break;
-  }
+  t.quantize(src.data(), dst.data(), src.size() / t.block_size);
   return absl::OkStatus();
 }
 
 absl::Status Dequantize(GgmlType type, absl::Span<const uint8_t> src, absl::Span<float> dst) {
-  if (!CanDequantize(type)) {
-    return absl::InvalidArgumentError(edgellm::StrCat("cannot dequantize ", TraitsOf(type).name));
-  }
+  const GgmlTypeTraits& t = TraitsOf(type);
+  if (t.dequantize == nullptr) return absl::InvalidArgumentError(edgellm::StrCat("cannot dequantize ", t.name));
   if (absl::Status s = CheckSizes(type, dst.size(), src.size()); !s.ok()) return s;
-  switch (type) {
-    case GgmlType::kF32:
-      std::memcpy(dst.data(), src.data(), src.size());
-      break;
-    case GgmlType::kF16:
-    case GgmlType::kBF16:
-      for (size_t i = 0; i < dst.size(); ++i) {
-        uint16_t h;
-        std::memcpy(&h, src.data() + 2 * i, 2);
-        dst[i] = type == GgmlType::kF16 ? Fp16ToFp32(h) : Bf16ToFp32(h);
-      }
-      break;
-    case GgmlType::kQ8_0:
-      DequantizeQ8_0(src.data(), dst.data(), dst.size() / kQ8_0BlockSize);
-      break;
-    case GgmlType::kQ4_0:
-      DequantizeQ4_0(src.data(), dst.data(), dst.size() / kQ4_0BlockSize);
-      break;
-    case GgmlType::kQ4_K:
-      DequantizeQ4_K(src.data(), dst.data(), dst.size() / kSuperBlock);
-      break;
-    case GgmlType::kQ6_K:
-      DequantizeQ6_K(src.data(), dst.data(), dst.size() / kSuperBlock);
-      break;
-    default:
-      break;
-  }
+  t.dequantize(src.data(), dst.data(), dst.size() / t.block_size);
   return absl::OkStatus();
 }
 

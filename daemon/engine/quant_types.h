@@ -1,18 +1,18 @@
 // engine/quant_types.h — GGML tensor types: their block geometry, and
 // quantize/dequantize for the types the engine computes with.
 //
-// Layouts are the GGUF ones, byte for byte:
-//   Q8_0: 32 weights per 34-byte block = fp16 scale d, int8 q[32];  w = d*q
-//   Q4_0: 32 weights per 18-byte block = fp16 scale d, uint8 nibbles[16];
-//         nibble j (low) is weight j, nibble j (high) is weight j+16;  w = d*(q-8)
-//   Q4_K, Q6_K: super-blocks of 256 weights, see k_quants.h.
-// Every other known type is described (so files holding it can be validated)
-// but not converted.
+// One table (quant_types.cpp) holds a row per type: its id, name, block size
+// and bytes, and its row converters. The layouts are the GGUF ones, byte for
+// byte: legacy_quants.h (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), k_quants.h (Q2_K to
+// Q6_K), iq4_quants.h (IQ4_NL, IQ4_XS). Every other known type is described
+// (so files holding it can be validated) but not converted.
 #ifndef EDGELLM_ENGINE_QUANT_TYPES_H_
 #define EDGELLM_ENGINE_QUANT_TYPES_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -36,23 +36,38 @@ enum class GgmlType : uint32_t {
   kQ5_K = 13,
   kQ6_K = 14,
   kQ8_K = 15,
+  kIQ2_XXS = 16,
+  kIQ2_XS = 17,
+  kIQ3_XXS = 18,
+  kIQ1_S = 19,
+  kIQ4_NL = 20,
+  kIQ3_S = 21,
+  kIQ2_S = 22,
+  kIQ4_XS = 23,
   kI8 = 24,
   kI16 = 25,
   kI32 = 26,
   kI64 = 27,
   kF64 = 28,
+  kIQ1_M = 29,
   kBF16 = 30,
+  kTQ1_0 = 34,
+  kTQ2_0 = 35,
 };
+
+// Converts `blocks` whole blocks of a row.
+using QuantizeRowFn = void (*)(const float* x, uint8_t* out, size_t blocks);
+using DequantizeRowFn = void (*)(const uint8_t* in, float* y, size_t blocks);
 
 struct GgmlTypeTraits {
   GgmlType type;
   std::string_view name;
   uint32_t block_size;   // weights per block
   uint32_t block_bytes;  // bytes per block
+  QuantizeRowFn quantize = nullptr;      // nullptr: not written by this build
+  DequantizeRowFn dequantize = nullptr;  // nullptr: not read by this build
+  int32_t file_type = -1;  // llama.cpp's general.file_type of a model mostly of this type; -1: none
 };
-
-inline constexpr uint32_t kQ8_0BlockSize = 32;
-inline constexpr uint32_t kQ4_0BlockSize = 32;
 
 // Traits of a type id read from a file; nullopt for an id this build does not know.
 std::optional<GgmlTypeTraits> TraitsOf(uint32_t type_id);
@@ -63,10 +78,12 @@ std::optional<GgmlType> GgmlTypeFromName(std::string_view name);
 // Bytes of one row of `n` weights; `n` must be a multiple of the block size.
 uint64_t RowBytes(GgmlType type, uint64_t n);
 
-// True for the types that Quantize and Dequantize support: F32, F16, BF16
-// (dequantize only), Q8_0, Q4_0, Q4_K, Q6_K.
+// True for the types that Quantize and Dequantize support: F32, F16, BF16,
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS.
 bool CanDequantize(GgmlType type);
 bool CanQuantize(GgmlType type);
+// "F32, F16, Q4_0, ...": the types Quantize writes, for messages.
+std::string WritableTypeNames();
 
 // Converts `src.size()` floats into `dst` (exactly RowBytes(type, src.size())
 // bytes). InvalidArgument if the type is unsupported or sizes do not match.

@@ -66,7 +66,7 @@ std::optional<ModelShape> FindShape(std::string_view name) {
 absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::string& path) {
   if (!CanQuantize(options.type)) {
     return absl::InvalidArgumentError(
-        edgellm::StrCat("cannot write weights of type ", TraitsOf(options.type).name, " (F32, F16, Q8_0, Q4_0, Q4_K, Q6_K can)"));
+        edgellm::StrCat("cannot write weights of type ", TraitsOf(options.type).name, " (", WritableTypeNames(), " can)"));
   }
   const ModelShape& s = options.shape;
   EDGELLM_ASSIGN_OR_RETURN(Vocab vocab, s.tokenizer == "gpt2" ? MakeBpeVocab(s.n_vocab, options.seed)

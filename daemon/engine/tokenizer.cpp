@@ -84,6 +84,9 @@ absl::StatusOr<Vocab> Vocab::FromGguf(const GgufReader& gguf) {
   if (const GgufValue* merges = gguf.Find("tokenizer.ggml.merges"); merges != nullptr) {
     EDGELLM_ASSIGN_OR_RETURN(v.merges, merges->AsStringArray());
   }
+  if (v.model == "gpt2" && v.merges.empty()) {
+    return VocabError("tokenizer.ggml.merges", "missing (a gpt2 tokenizer needs its merges)");
+  }
   if (const GgufValue* pre = gguf.Find("tokenizer.ggml.pre"); pre != nullptr) {
     EDGELLM_ASSIGN_OR_RETURN(v.pre, pre->AsString());
   }

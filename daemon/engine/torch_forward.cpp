@@ -147,11 +147,13 @@ absl::Status TorchForward::Load() {
   EDGELLM_ASSIGN_OR_RETURN(output_norm_, LoadVector("output_norm.weight"));
   EDGELLM_ASSIGN_OR_RETURN(
       output_, LoadLinear(model_.gguf().FindTensor("output.weight") ? "output.weight" : "token_embd.weight"));
-  std::vector<float> cos, sin;
-  FillRopeTables(config_, model_.context_length(), &cos, &sin);
+  // The model's own rotary tables (rope_freqs included), copied to the device.
   const int64_t half = config_.rope_dims / 2;
-  rope_cos_ = at::from_blob(cos.data(), {model_.context_length(), half}, at::kFloat).to(device_, false, true);
-  rope_sin_ = at::from_blob(sin.data(), {model_.context_length(), half}, at::kFloat).to(device_, false, true);
+  const CpuModelWeights& cpu = model_.cpu_weights();
+  rope_cos_ = at::from_blob(const_cast<float*>(cpu.rope_cos), {model_.context_length(), half}, at::kFloat)
+                  .to(device_, false, true);
+  rope_sin_ = at::from_blob(const_cast<float*>(cpu.rope_sin), {model_.context_length(), half}, at::kFloat)
+                  .to(device_, false, true);
   return absl::OkStatus();
 }
 

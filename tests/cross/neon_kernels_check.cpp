@@ -14,6 +14,7 @@
 
 namespace {
 
+using edgellm::engine::GgmlType;
 using edgellm::engine::StoreFp16;
 using namespace edgellm::engine::kernels;
 
@@ -60,9 +61,10 @@ int main() {
     const std::pair<const char*, std::vector<uint8_t>*> rows[] = {{"Q8_0", &q8}, {"Q4_0", &q4}};
     for (const auto& [name, row] : rows) {
       const bool is_q8 = row == &q8;
-      const DotQuantFn dot = is_q8 ? neon->dot_q8_0 : neon->dot_q4_0;
-      const DotQuantFn reference = is_q8 ? scalar.dot_q8_0 : scalar.dot_q4_0;
-      const DotQuant4Fn dot4 = is_q8 ? neon->dot4_q8_0 : neon->dot4_q4_0;
+      const GgmlType type = is_q8 ? GgmlType::kQ8_0 : GgmlType::kQ4_0;
+      const DotQuantFn dot = neon->Dot(type);
+      const DotQuantFn reference = scalar.Dot(type);
+      const DotQuant4Fn dot4 = neon->Dot4(type);
       const double want = reference(row->data(), a.data(), blocks);
       const double got = dot(row->data(), a.data(), blocks);
       Expect(Near(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n)))), name, n, got, want);

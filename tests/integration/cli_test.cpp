@@ -96,7 +96,7 @@ TEST(Cli, ErrorsAreClearAndExitNonZero) {
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("smol-135m"), std::string::npos) << run.err;
 
-  run = RunCli("make-model --shape test-spm --type Q5_K --out /tmp/x.gguf");
+  run = RunCli("make-model --shape test-spm --type IQ2_XXS --out /tmp/x.gguf");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("cannot be written"), std::string::npos) << run.err;
 }

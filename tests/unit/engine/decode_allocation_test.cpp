@@ -183,7 +183,9 @@ TEST_P(DecodeAllocation, AWarmDecodeStepAllocatesNothing) {
 INSTANTIATE_TEST_SUITE_P(Types, DecodeAllocation,
                          ::testing::Values(Case{"test-spm", GgmlType::kF32}, Case{"test-spm", GgmlType::kF16},
                                            Case{"test-spm", GgmlType::kQ8_0}, Case{"test-spm", GgmlType::kQ4_0},
-                                           Case{"test-k", GgmlType::kQ4_K}, Case{"test-k", GgmlType::kQ6_K}),
+                                           Case{"test-spm", GgmlType::kQ5_0}, Case{"test-spm", GgmlType::kIQ4_NL},
+                                           Case{"test-k", GgmlType::kQ4_K}, Case{"test-k", GgmlType::kQ5_K},
+                                           Case{"test-k", GgmlType::kQ6_K}),
                          [](const auto& info) { return std::string(TraitsOf(info.param.type).name); });
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <fstream>
 #include <iterator>
 
+#include "daemon/engine/cpu_forward.h"
 #include "daemon/engine/gguf_reader.h"
+#include "daemon/engine/gguf_writer.h"
 #include "daemon/engine/torch_forward.h"
 #include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
@@ -221,8 +223,10 @@ TEST(LlamaModel, CachesSharingPrefixBlocksEachContinueExactly) {
 // The kernels read the weights in place and quantize activations per block of
 // 32; the reference dequantizes the weights to float32 at load.
 TEST(LlamaModel, KernelsAgreeWithTheDequantizedReference) {
-  for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,
+                        GgmlType::kQ5_1, GgmlType::kIQ4_NL, GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K,
+                        GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_XS}) {
+    const bool k_type = TraitsOf(type).block_size == 256;
     const std::string path = SyntheticModel(k_type ? "test-k" : "test-spm", type);
     auto kernels = LoadModel(path);
     ModelOptions reference_options;
@@ -327,6 +331,75 @@ TEST(LlamaModel, RefusesFilesThatAreNotWhatTheyClaim) {
   auto model = LoadModel(good);
   ASSERT_NE(model, nullptr);
   EXPECT_EQ(UseLibTorch(*model, "quantum").code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Copies a model file and adds a tensor `rope_freqs.weight` holding `factors` (F32).
+std::string WithRopeFactors(const std::string& path, const std::vector<float>& factors, const std::string& name) {
+  auto gguf = GgufReader::Open(path);
+  EXPECT_TRUE(gguf.ok()) << gguf.status();
+  GgufWriter writer((*gguf)->alignment());
+  for (const auto& [key, value] : (*gguf)->metadata()) writer.Set(key, value);
+  for (const GgufTensorInfo& t : (*gguf)->tensors()) {
+    EXPECT_TRUE(writer.AddTensor(t.name, t.type, t.dims, (*gguf)->TensorData(t)).ok());
+  }
+  EXPECT_TRUE(writer
+                  .AddTensor("rope_freqs.weight", GgmlType::kF32, {factors.size()},
+                             absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(factors.data()),
+                                                 factors.size() * sizeof(float)))
+                  .ok());
+  const std::string out = (edgellm::testing::TestDir() / name).string();
+  EXPECT_TRUE(writer.Write(out).ok());
+  return out;
+}
+
+// Llama 3.x files divide the rotary angle of each frequency by rope_freqs.weight.
+TEST(LlamaModel, Llama3RopeFactorsDivideTheAngleOfEachFrequency) {
+  const std::string plain = SyntheticModel("test-spm", GgmlType::kF32);
+  auto base = LoadModel(plain);
+  ASSERT_NE(base, nullptr);
+  const int32_t half = base->config().rope_dims / 2;
+  const std::vector<TokenId> tokens = SomeTokens(20, 384);
+  std::vector<float> without, with_ones, scaled, reference;
+  ASSERT_TRUE(base->ForwardNoCache(tokens, &without).ok());
+
+  // Factors of 1 change nothing.
+  auto ones = LoadModel(WithRopeFactors(plain, std::vector<float>(half, 1.0f), "rope-ones.gguf"));
+  ASSERT_NE(ones, nullptr);
+  ASSERT_TRUE(ones->ForwardNoCache(tokens, &with_ones).ok());
+  EXPECT_EQ(with_ones, without);
+
+  // Other factors: the tables hold cos and sin of pos * base^(-2i/d) / factor[i].
+  std::vector<float> factors(half);
+  for (int32_t i = 0; i < half; ++i) factors[i] = 1.0f + static_cast<float>(i);
+  const std::string path = WithRopeFactors(plain, factors, "rope-factors.gguf");
+  auto model = LoadModel(path);
+  ASSERT_NE(model, nullptr);
+  const CpuModelWeights& w = model->cpu_weights();
+  for (int32_t pos : {1, 7, 100}) {
+    for (int32_t i = 0; i < half; ++i) {
+      const double angle = pos * std::pow(static_cast<double>(model->config().rope_freq_base),
+                                          -2.0 * i / model->config().rope_dims) / factors[i];
+      EXPECT_NEAR(w.rope_cos[pos * half + i], std::cos(angle), 5e-4) << pos << " " << i;
+      EXPECT_NEAR(w.rope_sin[pos * half + i], std::sin(angle), 5e-4) << pos << " " << i;
+    }
+  }
+  ASSERT_TRUE(model->ForwardNoCache(tokens, &scaled).ok());
+  EXPECT_NE(scaled, without);
+  // The LibTorch forward computes with the same factors.
+  auto torch = LoadTorchReference(path);
+  ASSERT_NE(torch, nullptr);
+  ASSERT_TRUE(torch->ForwardNoCache(tokens, &reference).ok());
+  ExpectClose(scaled.data(), reference.data(), scaled.size(), 1e-3f, "rope factors, fused vs LibTorch");
+
+  // A factor table of the wrong length, or a factor that is not positive, is refused by name.
+  absl::Status wrong = LlamaModel::Load(WithRopeFactors(plain, std::vector<float>(half + 1, 1.0f), "rope-long.gguf"), {}).status();
+  EXPECT_EQ(wrong.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(wrong.message().find("rope_freqs.weight"), absl::string_view::npos) << wrong;
+  std::vector<float> zero(half, 1.0f);
+  zero[1] = 0.0f;
+  absl::Status bad = LlamaModel::Load(WithRopeFactors(plain, zero, "rope-zero.gguf"), {}).status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("rope_freqs.weight[1]"), absl::string_view::npos) << bad;
 }
 
 // A continuous-batching step mixes a prefill chunk, single decode tokens and

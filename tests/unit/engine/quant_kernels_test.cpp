@@ -72,9 +72,22 @@ TEST(QuantKernels, QuantizedActivationsAreIdenticalOnEveryInstructionSet) {
   }
 }
 
+// Every type with a quantized kernel.
+const GgmlType kQuantTypes[] = {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,  GgmlType::kQ5_1,
+                                GgmlType::kQ8_0, GgmlType::kQ2_K, GgmlType::kQ3_K,  GgmlType::kQ4_K,
+                                GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS};
+
+TEST(QuantKernels, EveryTypeThatConvertsHasAScalarKernel) {
+  for (uint32_t id = 2; id < kTypeSlots; ++id) {
+    const std::optional<GgmlTypeTraits> traits = TraitsOf(id);
+    if (!traits || traits->block_size == 1) continue;  // unknown, or a float or integer type
+    EXPECT_EQ(traits->dequantize != nullptr, ScalarKernels().Dot(traits->type) != nullptr) << traits->name;
+  }
+}
+
 TEST(QuantKernels, QuantizedDotsMatchTheExactSum) {
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    const bool k_type = type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+  for (GgmlType type : kQuantTypes) {
+    const bool k_type = TraitsOf(type).block_size == 256;
     for (int64_t n : k_type ? std::vector<int64_t>{256, 768, 2048} : std::vector<int64_t>(std::begin(kSizes), std::end(kSizes))) {
       const std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(n, 7 + static_cast<uint32_t>(n)));
       const std::vector<float> x = RandomFloats(n, 11 + static_cast<uint32_t>(n));
@@ -82,10 +95,8 @@ TEST(QuantKernels, QuantizedDotsMatchTheExactSum) {
       ScalarKernels().quantize(x.data(), a.data(), n / kBlock);
       const double want = ReferenceDot(type, w, a, n);
       for (const KernelSet* set : Available()) {
-        const DotQuantFn dot = type == GgmlType::kQ8_0   ? set->dot_q8_0
-                               : type == GgmlType::kQ4_0 ? set->dot_q4_0
-                               : type == GgmlType::kQ4_K ? set->dot_q4_k
-                                                         : set->dot_q6_k;
+        const DotQuantFn dot = set->Dot(type);
+        ASSERT_NE(dot, nullptr) << set->name << " " << TraitsOf(type).name;
         const float got = dot(w.data(), a.data(), n / kBlock);
         // Integer sums per block are exact; only the float accumulation of blocks rounds.
         EXPECT_NEAR(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n))))
@@ -104,8 +115,9 @@ TEST(QuantKernels, FourRowsAtOnceGiveExactlyTheSingleRowDots) {
       std::vector<ActivationBlock> a(static_cast<size_t>(4 * blocks));
       ScalarKernels().quantize(x.data(), a.data(), 4 * blocks);
       for (const KernelSet* set : Available()) {
-        const DotQuantFn dot = type == GgmlType::kQ8_0 ? set->dot_q8_0 : set->dot_q4_0;
-        const DotQuant4Fn dot4 = type == GgmlType::kQ8_0 ? set->dot4_q8_0 : set->dot4_q4_0;
+        const DotQuantFn dot = set->Dot(type);
+        const DotQuant4Fn dot4 = set->Dot4(type);
+        ASSERT_NE(dot4, nullptr) << set->name << " " << TraitsOf(type).name;
         float four[4];
         dot4(w.data(), a.data(), blocks, blocks, four);
         for (int i = 0; i < 4; ++i) {
@@ -129,7 +141,7 @@ TEST(QuantKernels, AWeightOfMinus128IsHandled) {
   a.q[0] = 127;
   a.q[1] = 127;
   for (const KernelSet* set : Available()) {
-    EXPECT_EQ(set->dot_q8_0(w.data(), &a, 1), -128.0f * 127 * 2) << set->name;
+    EXPECT_EQ(set->Dot(GgmlType::kQ8_0)(w.data(), &a, 1), -128.0f * 127 * 2) << set->name;
   }
 }
 

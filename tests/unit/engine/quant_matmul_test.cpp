@@ -60,7 +60,8 @@ std::vector<uint8_t> RandomWeight(GgmlType type, const MatMulShape& s, uint32_t 
 TEST(QuantMatMul, EveryTypeMatchesTheReferenceOnOddShapesAndThreadCounts) {
   const MatMulShape shapes[] = {{1, 32, 1}, {1, 96, 37}, {3, 160, 65}, {7, 576, 129}, {16, 64, 300}};
   ThreadPool one(1), two(2), three(3);
-  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
+                        GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kIQ4_NL}) {
     for (const MatMulShape& s : shapes) {
       const std::vector<uint8_t> w = RandomWeight(type, s, 1);
       const std::vector<float> x = RandomFloats(s.rows * s.in_features, 2);
@@ -83,7 +84,8 @@ TEST(QuantMatMul, EveryTypeMatchesTheReferenceOnOddShapesAndThreadCounts) {
 
 TEST(QuantMatMul, KQuantsMatchTheReference) {
   const MatMulShape shapes[] = {{1, 256, 3}, {5, 768, 70}};
-  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (GgmlType type : {GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
+                        GgmlType::kIQ4_XS}) {
     for (const MatMulShape& s : shapes) {
       const std::vector<uint8_t> w = RandomWeight(type, s, 8);
       const std::vector<float> x = RandomFloats(s.rows * s.in_features, 9);
@@ -119,7 +121,7 @@ TEST(QuantMatMul, ARowGetsTheSameResultAloneOrInABatch) {
 TEST(QuantMatMul, RefusesWhatItCannotCompute) {
   std::vector<uint8_t> w(1024);
   std::vector<float> x(64), y(64);
-  EXPECT_EQ(QuantMatMul(GgmlType::kQ5_K, w.data(), x.data(), y.data(), {1, 256, 1}).code(),
+  EXPECT_EQ(QuantMatMul(GgmlType::kIQ2_XXS, w.data(), x.data(), y.data(), {1, 256, 1}).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(QuantMatMul(GgmlType::kQ4_K, w.data(), x.data(), y.data(), {1, 96, 1}).code(),
             absl::StatusCode::kInvalidArgument);

@@ -115,7 +115,7 @@ TEST(SyntheticModel, WritesTinyLlamaAtFullSize) {
 }
 
 TEST(SyntheticModel, RefusesTypesItCannotWrite) {
-  EXPECT_EQ(WriteSyntheticModel({*FindShape("test-spm"), GgmlType::kQ5_K, 1}, "/tmp/never.gguf").code(),
+  EXPECT_EQ(WriteSyntheticModel({*FindShape("test-spm"), GgmlType::kIQ2_XXS, 1}, "/tmp/never.gguf").code(),
             absl::StatusCode::kInvalidArgument);
 }
 

@@ -58,6 +58,9 @@ TEST(Vocab, MalformedVocabulariesNameTheKey) {
   ExpectVocabError(
       [](GgufWriter& w) { w.Set("tokenizer.ggml.token_type", GgufValue::Int32Array(std::vector<int32_t>(259, 9))); },
       "token 0 has type 9");
+  // A byte-level BPE vocabulary cannot tokenize without its merges.
+  ExpectVocabError([](GgufWriter& w) { w.Set("tokenizer.ggml.model", GgufValue::String("gpt2")); },
+                   "tokenizer.ggml.merges: missing");
 }
 
 }  // namespace
