@@ -1,9 +1,9 @@
 #include "daemon/engine/bpe_pretokenizer.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_join.h"
 #include "common/str_cat.h"
-#include "common/status_macros.h"
-#include "daemon/engine/unicode_category.h"
 #include "daemon/engine/utf8.h"
 
 namespace edgellm::engine {
@@ -63,63 +63,6 @@ struct CodePoint {
   uint32_t value;
 };
 
-enum class CharClass { kLetter, kNumber, kSpace, kOther };
-
-CharClass Classify(uint32_t cp) {
-  if (IsUnicodeWhiteSpace(cp)) return CharClass::kSpace;
-  switch (CategoryOf(cp)) {
-    case UnicodeCategory::kLetter:
-      return CharClass::kLetter;
-    case UnicodeCategory::kNumber:
-      return CharClass::kNumber;
-    default:
-      return CharClass::kOther;
-  }
-}
-
-// Length of a contraction ('s 't 're 've 'm 'll 'd) at cps[at], or 0.
-size_t ContractionLength(const std::vector<uint32_t>& cps, size_t at, size_t end) {
-  if (cps[at] != '\'' || at + 1 >= end) return 0;
-  const uint32_t a = cps[at + 1];
-  if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
-  if (at + 2 < end) {
-    const uint32_t b = cps[at + 2];
-    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
-  }
-  return 0;
-}
-
-// The GPT-2 pattern over code points [first, last): appends the length of
-// each piece, in code points, to `out`.
-void SplitGpt2(const std::vector<uint32_t>& cps, const std::vector<CharClass>& classes, size_t first, size_t last,
-               std::vector<size_t>* out) {
-  auto run_end = [&](size_t from, CharClass cls) {
-    while (from < last && classes[from] == cls) ++from;
-    return from;
-  };
-  size_t i = first;
-  while (i < last) {
-    size_t end = i;
-    if (const size_t c = ContractionLength(cps, i, last); c > 0) {
-      end = i + c;
-    } else {
-      // " ?X+" for the three non-space classes: an optional ASCII space first.
-      size_t body = i;
-      if (cps[i] == ' ' && i + 1 < last && classes[i + 1] != CharClass::kSpace) body = i + 1;
-      if (classes[body] != CharClass::kSpace) {
-        end = run_end(body, classes[body]);
-      } else {
-        // \s+(?!\S) | \s+ : a whitespace run, leaving its last character to
-        // the next word when a non-space follows.
-        end = run_end(i, CharClass::kSpace);
-        if (end < last && end - i > 1) --end;
-      }
-    }
-    out->push_back(end - i);
-    i = end;
-  }
-}
-
 // Byte views of the pieces with these code-point lengths.
 std::vector<std::string_view> Pieces(std::string_view text, const std::vector<CodePoint>& cps,
                                      const std::vector<size_t>& lengths) {
@@ -146,39 +89,17 @@ std::vector<CodePoint> DecodeCodePoints(std::string_view text) {
 
 }  // namespace
 
-std::vector<std::string_view> PreTokenizeGpt2(std::string_view text, bool split_digits) {
-  const std::vector<CodePoint> decoded = DecodeCodePoints(text);
-  std::vector<uint32_t> cps;
-  std::vector<CharClass> classes;
-  for (const CodePoint& c : decoded) {
-    cps.push_back(c.value);
-    classes.push_back(Classify(c.value));
-  }
-  std::vector<size_t> lengths;
-  size_t first = 0;
-  for (size_t i = 0; split_digits && i < cps.size(); ++i) {
-    if (classes[i] != CharClass::kNumber) continue;
-    SplitGpt2(cps, classes, first, i, &lengths);
-    lengths.push_back(1);
-    first = i + 1;
-  }
-  SplitGpt2(cps, classes, first, cps.size(), &lengths);
-  return Pieces(text, decoded, lengths);
-}
-
 absl::StatusOr<std::unique_ptr<PreTokenizer>> PreTokenizer::ForName(std::string_view name) {
   for (const PreTokenizerSpec& spec : Specs()) {
     if (std::find(spec.names.begin(), spec.names.end(), name) == spec.names.end()) continue;
     std::unique_ptr<PreTokenizer> pre(new PreTokenizer());
     pre->ignore_merges_ = spec.ignore_merges;
     for (std::string_view pattern : spec.patterns) {
-      Step& step = pre->steps_.emplace_back();
-      if (pattern == kGpt2Pattern) continue;
       absl::StatusOr<SplitRegex> regex = SplitRegex::Compile(pattern);
       if (!regex.ok()) {
         return absl::InternalError(edgellm::StrCat("pre-tokenizer '", name, "': ", regex.status().message()));
       }
-      step.regex = std::make_unique<SplitRegex>(*std::move(regex));
+      pre->patterns_.push_back(*std::move(regex));
     }
     return pre;
   }
@@ -200,25 +121,17 @@ std::vector<std::string_view> PreTokenizer::Split(std::string_view text) const {
   const std::vector<CodePoint> decoded = DecodeCodePoints(text);
   if (decoded.empty()) return {};
   std::vector<size_t> lengths = {decoded.size()}, next;
-  std::vector<uint32_t> cps(decoded.size()), chars(decoded.size());
-  for (size_t i = 0; i < decoded.size(); ++i) cps[i] = decoded[i].value;
-  std::vector<CharClass> classes;
-  for (const Step& step : steps_) {
-    next.clear();
-    if (step.regex == nullptr) {
-      if (classes.empty()) {
-        classes.reserve(cps.size());
-        for (uint32_t cp : cps) classes.push_back(Classify(cp));
-      }
-      size_t first = 0;
-      for (size_t n : lengths) {
-        SplitGpt2(cps, classes, first, first + n, &next);
-        first += n;
-      }
-    } else {
-      for (size_t i = 0; i < cps.size(); ++i) chars[i] = step.regex->MatchValue(cps[i]);
-      step.regex->Split(chars, lengths, &next);
+  // The code points as patterns without and with categories match them,
+  // each computed once, when a step first needs it.
+  std::vector<uint32_t> matched_as[2];
+  for (const SplitRegex& regex : patterns_) {
+    std::vector<uint32_t>& chars = matched_as[regex.uses_categories()];
+    if (chars.empty()) {
+      chars.reserve(decoded.size());
+      for (const CodePoint& c : decoded) chars.push_back(regex.MatchValue(c.value));
     }
+    next.clear();
+    regex.Split(chars, lengths, &next);
     lengths.swap(next);
   }
   return Pieces(text, decoded, lengths);

@@ -139,10 +139,8 @@ void DequantizeQ3_K(const uint8_t* in, float* y, size_t super_blocks) {
     uint8_t scales[16];
     Q3_KScales(in + 96, scales);
     for (int i = 0; i < static_cast<int>(kSuperBlock); ++i) {
-      const int k = i / 128, j = (i % 128) / 32;
       const float dl = d_all * static_cast<float>(static_cast<int8_t>(scales[i / 16]) - 32);
-      const int high = (in[i % 32] >> (4 * k + j)) & 1;
-      y[i] = dl * static_cast<float>(Low2Bits(in + 32, i) - (high ? 0 : 4));
+      y[i] = dl * static_cast<float>(Q3_KValue(in, in + 32, i));
     }
   }
 }

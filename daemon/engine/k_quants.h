@@ -77,6 +77,15 @@ inline int Low2Bits(const uint8_t* qs, int i) {
   return (qs[32 * k + hl] >> (2 * j)) & 3;
 }
 
+// The bit of hmask that says whether weight i of a Q3_K super-block keeps
+// its two low bits as they are (set) or has 4 subtracted (clear).
+inline int Q3_KHighBit(const uint8_t* hmask, int i) { return (hmask[i % 32] >> (4 * (i / 128) + (i % 128) / 32)) & 1; }
+
+// The value (-4..3) of weight i of a Q3_K super-block.
+inline int Q3_KValue(const uint8_t* hmask, const uint8_t* qs, int i) {
+  return Low2Bits(qs, i) - (Q3_KHighBit(hmask, i) ? 0 : 4);
+}
+
 // The 6-bit value (0..63) of weight i (0..255) of a Q6_K super-block.
 inline int Q6_KValue(const uint8_t* ql, const uint8_t* qh, int i) {
   const int half = i / 128, p = i % 128, quarter = p / 32, l = p % 32;

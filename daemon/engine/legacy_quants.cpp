@@ -18,6 +18,14 @@ void MinMax(const float* x, float* min, float* max) {
   }
 }
 
+// Stores the 5-bit values of weights j and j+16 of a Q5 block: their low
+// nibbles in qs[j], their fifth bits in `qh` (stored with StoreQ5HighBits).
+void PackQ5Pair(uint32_t lo, uint32_t hi, size_t j, uint8_t* qs, uint32_t* qh) {
+  qs[j] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
+  *qh |= ((lo & 0x10u) >> 4) << j;
+  *qh |= ((hi & 0x10u) >> 4) << (j + 16);
+}
+
 void StoreQ5HighBits(uint32_t qh, uint8_t* out) {
   for (int b = 0; b < 4; ++b) out[b] = static_cast<uint8_t>(qh >> (8 * b));
 }
@@ -95,9 +103,7 @@ void QuantizeQ5_0(const float* x, uint8_t* out, size_t blocks) {
       const uint32_t lo = static_cast<uint32_t>(std::min(31, static_cast<int>(static_cast<int8_t>(x[j] * id + 16.5f))));
       const uint32_t hi =
           static_cast<uint32_t>(std::min(31, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 16.5f))));
-      out[6 + j] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
-      qh |= ((lo & 0x10u) >> 4) << j;
-      qh |= ((hi & 0x10u) >> 4) << (j + 16);
+      PackQ5Pair(lo, hi, j, out + 6, &qh);
     }
     StoreQ5HighBits(qh, out + 2);
   }
@@ -107,12 +113,7 @@ void DequantizeQ5_0(const uint8_t* in, float* y, size_t blocks) {
   for (size_t b = 0; b < blocks; ++b, in += 22, y += kLegacyBlock) {
     const float d = LoadFp16(in);
     const uint32_t qh = Q5HighBits(in + 2);
-    for (size_t j = 0; j < kLegacyBlock / 2; ++j) {
-      const int lo = static_cast<int>((in[6 + j] & 0x0f) | (((qh >> j) << 4) & 0x10)) - 16;
-      const int hi = static_cast<int>((in[6 + j] >> 4) | ((qh >> (j + 12)) & 0x10)) - 16;
-      y[j] = static_cast<float>(lo) * d;
-      y[j + 16] = static_cast<float>(hi) * d;
-    }
+    for (int i = 0; i < static_cast<int>(kLegacyBlock); ++i) y[i] = static_cast<float>(Q5Value(in + 6, qh, i) - 16) * d;
   }
 }
 
@@ -128,9 +129,7 @@ void QuantizeQ5_1(const float* x, uint8_t* out, size_t blocks) {
     for (size_t j = 0; j < kLegacyBlock / 2; ++j) {
       const uint32_t lo = static_cast<uint8_t>((x[j] - min) * id + 0.5f);
       const uint32_t hi = static_cast<uint8_t>((x[j + 16] - min) * id + 0.5f);
-      out[8 + j] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
-      qh |= ((lo & 0x10u) >> 4) << j;
-      qh |= ((hi & 0x10u) >> 4) << (j + 16);
+      PackQ5Pair(lo, hi, j, out + 8, &qh);
     }
     StoreQ5HighBits(qh, out + 4);
   }
@@ -140,12 +139,7 @@ void DequantizeQ5_1(const uint8_t* in, float* y, size_t blocks) {
   for (size_t b = 0; b < blocks; ++b, in += 24, y += kLegacyBlock) {
     const float d = LoadFp16(in), m = LoadFp16(in + 2);
     const uint32_t qh = Q5HighBits(in + 4);
-    for (size_t j = 0; j < kLegacyBlock / 2; ++j) {
-      const uint32_t lo = (in[8 + j] & 0x0f) | (((qh >> j) << 4) & 0x10);
-      const uint32_t hi = (in[8 + j] >> 4) | ((qh >> (j + 12)) & 0x10);
-      y[j] = static_cast<float>(lo) * d + m;
-      y[j + 16] = static_cast<float>(hi) * d + m;
-    }
+    for (int i = 0; i < static_cast<int>(kLegacyBlock); ++i) y[i] = static_cast<float>(Q5Value(in + 8, qh, i)) * d + m;
   }
 }
 

@@ -42,6 +42,13 @@ inline uint32_t Q5HighBits(const uint8_t* qh) {
          static_cast<uint32_t>(qh[3]) << 24;
 }
 
+// The 5-bit value (0..31) of weight i (0..31) of a Q5 block: its nibble in
+// qs and its bit of qh (Q5HighBits).
+inline int Q5Value(const uint8_t* qs, uint32_t qh, int i) {
+  const int nibble = i < 16 ? qs[i] & 0x0f : qs[i - 16] >> 4;
+  return nibble | static_cast<int>(((qh >> i) & 1) << 4);
+}
+
 }  // namespace edgellm::engine
 
 #endif  // EDGELLM_ENGINE_LEGACY_QUANTS_H_

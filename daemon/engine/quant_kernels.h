@@ -59,8 +59,12 @@ struct KernelSet {
   std::array<DotQuantFn, kTypeSlots> dot{};
   std::array<DotQuant4Fn, kTypeSlots> dot4{};
 
-  DotQuantFn Dot(GgmlType type) const { return dot[static_cast<size_t>(type)]; }
-  DotQuant4Fn Dot4(GgmlType type) const { return dot4[static_cast<size_t>(type)]; }
+  DotQuantFn Dot(GgmlType type) const {
+    return static_cast<size_t>(type) < kTypeSlots ? dot[static_cast<size_t>(type)] : nullptr;
+  }
+  DotQuant4Fn Dot4(GgmlType type) const {
+    return static_cast<size_t>(type) < kTypeSlots ? dot4[static_cast<size_t>(type)] : nullptr;
+  }
   void Set(GgmlType type, DotQuantFn one, DotQuant4Fn four = nullptr) {
     dot[static_cast<size_t>(type)] = one;
     dot4[static_cast<size_t>(type)] = four;

@@ -110,15 +110,11 @@ float DotQ4_1(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return total;
 }
 
-// The 32 five-bit values of a Q5 block: low nibbles in qs, fifth bits in qh.
+// The 32 five-bit values of a Q5 block, less `offset`, against an activation block.
 int32_t DotQ5Values(const uint8_t* qh_bytes, const uint8_t* qs, const ActivationBlock& a, int32_t offset) {
   const uint32_t qh = Q5HighBits(qh_bytes);
   int32_t dot = 0;
-  for (int j = 0; j < 16; ++j) {
-    const int32_t lo = static_cast<int32_t>((qs[j] & 0x0f) | (((qh >> j) << 4) & 0x10)) - offset;
-    const int32_t hi = static_cast<int32_t>((qs[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - offset;
-    dot += lo * a.q[j] + hi * a.q[j + 16];
-  }
+  for (int i = 0; i < 32; ++i) dot += (Q5Value(qs, qh, i) - offset) * a.q[i];
   return dot;
 }
 
@@ -178,8 +174,7 @@ float DotQ3_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
         int32_t group = 0;
         for (int l = 0; l < 16; ++l) {
           const int i = 32 * j + 16 * h + l;
-          const int high = (w[i % 32] >> (4 * (i / 128) + (i % 128) / 32)) & 1;
-          group += (Low2Bits(w + 32, i) - (high ? 0 : 4)) * a[j].q[16 * h + l];
+          group += Q3_KValue(w, w + 32, i) * a[j].q[16 * h + l];
         }
         dot += (static_cast<int32_t>(scales[2 * j + h]) - 32) * group;
       }

@@ -424,7 +424,16 @@ class SplitRegex::Matcher {
 absl::StatusOr<SplitRegex> SplitRegex::Compile(std::string_view pattern) {
   SplitRegex regex;
   Parser parser(pattern, &regex);
-  EDGELLM_ASSIGN_OR_RETURN(regex.root_, parser.ParseAll());
+  EDGELLM_ASSIGN_OR_RETURN(const int root, parser.ParseAll());
+  const Node& top = regex.nodes_[root];
+  regex.alternatives_ = top.kind == Kind::kAlternation ? top.children : std::vector<int>{root};
+  for (int alternative : regex.alternatives_) {
+    const Node* first = &regex.nodes_[alternative];
+    if (first->kind == Kind::kSequence) first = first->children.empty() ? nullptr : &regex.nodes_[first->children[0]];
+    const bool leads_with_run = first != nullptr && first->kind == Kind::kRepeat && first->max < 0 &&
+                                regex.nodes_[first->children[0]].kind == Kind::kSet;
+    regex.leading_runs_.push_back(leads_with_run ? first->children[0] : -1);
+  }
   return regex;
 }
 
@@ -450,17 +459,32 @@ uint32_t SplitRegex::MatchValue(uint32_t cp) const {
 
 void SplitRegex::Split(absl::Span<const uint32_t> chars, absl::Span<const size_t> lengths,
                        std::vector<size_t>* out) const {
+  // Starts before which each alternative is known to fail (see leading_runs_).
+  std::vector<size_t> fails_before(alternatives_.size());
   size_t begin = 0;
   for (size_t length : lengths) {
     const size_t end = begin + length;
     const Matcher matcher(*this, chars, begin, end);
+    std::fill(fails_before.begin(), fails_before.end(), begin);
     size_t done = begin;  // everything before is emitted
     for (size_t start = begin; start < end; ++start) {
       size_t match_end = start;
-      const bool matched = matcher.Match(root_, start, [&](size_t p) {
-        match_end = p;
-        return true;
-      });
+      bool matched = false;
+      for (size_t a = 0; a < alternatives_.size() && !matched; ++a) {
+        if (start < fails_before[a]) continue;
+        matched = matcher.Match(alternatives_[a], start, [&](size_t p) {
+          match_end = p;
+          return true;
+        });
+        const int run = leading_runs_[a];
+        if (!matched && run >= 0 && nodes_[run].set.Contains(chars[start])) {
+          // What follows the run never depends on where the match started, and
+          // a later start inside the run tries only ends this one tried.
+          size_t run_end = start;
+          while (run_end < end && nodes_[run].set.Contains(chars[run_end])) ++run_end;
+          fails_before[a] = run_end;
+        }
+      }
       if (!matched || match_end == start) continue;  // no pattern here matches empty text
       if (start > done) out->push_back(start - done);
       out->push_back(match_end - start);

@@ -37,6 +37,9 @@ class SplitRegex {
   // The value code point `cp` is matched as (see above): its own, U+000B for
   // white space, or its category's stand-in when the pattern uses categories.
   uint32_t MatchValue(uint32_t cp) const;
+  // Whether the pattern names a category: patterns alike in this map every
+  // code point to the same value.
+  bool uses_categories() const { return uses_categories_; }
 
   // Splits `chars` (MatchValue of each code point), already cut into
   // consecutive segments of `lengths` code points, into the matches of each
@@ -64,7 +67,14 @@ class SplitRegex {
   SplitRegex() = default;
 
   std::vector<Node> nodes_;
-  int root_ = -1;
+  // The top-level alternatives, in order (one when the pattern has no '|').
+  std::vector<int> alternatives_;
+  // Per alternative, the set node of an unbounded repeat it starts with
+  // (\s+..., \s*...), or -1. When such an alternative fails at a start
+  // inside a run of its set, it fails at every later start in that run, so
+  // Split skips them: without this, \s+$ over a long run of spaces that does
+  // not end the text would take time quadratic in the run.
+  std::vector<int> leading_runs_;
   bool uses_categories_ = false;
 };
 

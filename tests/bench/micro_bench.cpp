@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "daemon/engine/bpe_pretokenizer.h"
 #include "daemon/engine/quant_kernels.h"
 #include "daemon/engine/quant_matmul.h"
 #include "daemon/engine/quant_types.h"
@@ -37,6 +38,9 @@ BENCHMARK_CAPTURE(BM_Dequantize, Q8_0, GgmlType::kQ8_0);
 BENCHMARK_CAPTURE(BM_Dequantize, Q4_0, GgmlType::kQ4_0);
 BENCHMARK_CAPTURE(BM_Dequantize, Q4_K, GgmlType::kQ4_K);
 BENCHMARK_CAPTURE(BM_Dequantize, Q6_K, GgmlType::kQ6_K);
+BENCHMARK_CAPTURE(BM_Dequantize, Q5_0, GgmlType::kQ5_0);
+BENCHMARK_CAPTURE(BM_Dequantize, Q5_K, GgmlType::kQ5_K);
+BENCHMARK_CAPTURE(BM_Dequantize, IQ4_XS, GgmlType::kIQ4_XS);
 
 // One decode row through a 2048 x 2048 weight (in cache: the kernel's compute
 // speed, not memory's), on one thread; "bytes" are weight bytes.
@@ -69,6 +73,15 @@ BENCHMARK_CAPTURE(BM_MatVec, Q4_K_avx2, GgmlType::kQ4_K, true);
 BENCHMARK_CAPTURE(BM_MatVec, Q6_K_avx2, GgmlType::kQ6_K, true);
 BENCHMARK_CAPTURE(BM_MatVec, Q8_0_scalar, GgmlType::kQ8_0, false);
 BENCHMARK_CAPTURE(BM_MatVec, Q4_K_scalar, GgmlType::kQ4_K, false);
+// The types that have only a scalar kernel so far.
+BENCHMARK_CAPTURE(BM_MatVec, Q4_1_scalar, GgmlType::kQ4_1, false);
+BENCHMARK_CAPTURE(BM_MatVec, Q5_0_scalar, GgmlType::kQ5_0, false);
+BENCHMARK_CAPTURE(BM_MatVec, Q5_1_scalar, GgmlType::kQ5_1, false);
+BENCHMARK_CAPTURE(BM_MatVec, Q2_K_scalar, GgmlType::kQ2_K, false);
+BENCHMARK_CAPTURE(BM_MatVec, Q3_K_scalar, GgmlType::kQ3_K, false);
+BENCHMARK_CAPTURE(BM_MatVec, Q5_K_scalar, GgmlType::kQ5_K, false);
+BENCHMARK_CAPTURE(BM_MatVec, IQ4_NL_scalar, GgmlType::kIQ4_NL, false);
+BENCHMARK_CAPTURE(BM_MatVec, IQ4_XS_scalar, GgmlType::kIQ4_XS, false);
 
 constexpr char kText[] =
     "The farmer liked the robot because it never needed the internet to think. It kept its own notes, "
@@ -83,6 +96,27 @@ void BM_Encode(benchmark::State& state, bool bpe) {
 }
 BENCHMARK_CAPTURE(BM_Encode, Spm32k, false);
 BENCHMARK_CAPTURE(BM_Encode, Bpe32k, true);
+
+// A pre-tokenizer over 1 MiB: ordinary text, or a hostile run of spaces that
+// ends in a digit (which \s+$ in deepseek-llm's patterns cannot match).
+void BM_PreTokenize(benchmark::State& state, const char* name, bool hostile) {
+  auto pre = PreTokenizer::ForName(name);
+  std::string text;
+  if (hostile) {
+    text.assign(1 << 20, ' ');
+    text += '5';
+  } else {
+    while (text.size() < (1 << 20)) text += kText;
+  }
+  for (auto _ : state) benchmark::DoNotOptimize((*pre)->Split(text));
+  state.SetBytesProcessed(state.iterations() * text.size());
+}
+BENCHMARK_CAPTURE(BM_PreTokenize, gpt2_text, "gpt-2", false);
+BENCHMARK_CAPTURE(BM_PreTokenize, llama_bpe_text, "llama-bpe", false);
+BENCHMARK_CAPTURE(BM_PreTokenize, qwen2_text, "qwen2", false);
+BENCHMARK_CAPTURE(BM_PreTokenize, deepseek_llm_text, "deepseek-llm", false);
+BENCHMARK_CAPTURE(BM_PreTokenize, deepseek_llm_hostile, "deepseek-llm", true);
+BENCHMARK_CAPTURE(BM_PreTokenize, llama_bpe_hostile, "llama-bpe", true);
 
 void BM_Sample(benchmark::State& state) {
   std::vector<float> logits(state.range(0));

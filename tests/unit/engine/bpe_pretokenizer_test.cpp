@@ -7,18 +7,29 @@
 namespace edgellm::engine {
 namespace {
 
-std::vector<std::string> Split(std::string_view text) {
-  std::vector<std::string> out;
-  for (std::string_view w : PreTokenizeGpt2(text)) out.emplace_back(w);
+using Words = std::vector<std::string>;
+
+Words SplitWith(std::string_view name, std::string_view text) {
+  auto pre = PreTokenizer::ForName(name);
+  EXPECT_TRUE(pre.ok()) << pre.status();
+  Words out;
+  if (!pre.ok()) return out;
+  for (std::string_view w : (*pre)->Split(text)) out.emplace_back(w);
   return out;
 }
 
-using Words = std::vector<std::string>;
+// The GPT-2 pattern.
+Words Split(std::string_view text) { return SplitWith("gpt-2", text); }
+// The same after every digit is made a piece of its own.
+Words SplitDigits(std::string_view text) { return SplitWith("smollm", text); }
 
 TEST(BpePreTokenizer, FollowsTheGpt2Pattern) {
   EXPECT_EQ(Split("Hello world"), (Words{"Hello", " world"}));
   EXPECT_EQ(Split("I'm here, don't"), (Words{"I", "'m", " here", ",", " don", "'t"}));
   EXPECT_EQ(Split("we'll've"), (Words{"we", "'ll", "'ve"}));
+  EXPECT_EQ(Split("we'll've 'S 'RE"), (Words{"we", "'ll", "'ve", " '", "S", " '", "RE"}));  // case matters
+  // No-break spaces are white space, but only an ASCII space joins the word after it.
+  EXPECT_EQ(Split("a\xc2\xa0\xc2\xa0" "b"), (Words{"a", "\xc2\xa0", "\xc2\xa0", "b"}));
   EXPECT_EQ(Split("abc  def"), (Words{"abc", " ", " def"}));
   EXPECT_EQ(Split("x\n\ny"), (Words{"x", "\n", "\n", "y"}));
   EXPECT_EQ(Split("trailing  "), (Words{"trailing", "  "}));
@@ -27,12 +38,6 @@ TEST(BpePreTokenizer, FollowsTheGpt2Pattern) {
   EXPECT_EQ(Split("\xc3\xbc" "ber caf\xc3\xa9"), (Words{"\xc3\xbc" "ber", " caf\xc3\xa9"}));
   EXPECT_EQ(Split("\xe6\x97\xa5\xe6\x9c\xac 42"), (Words{"\xe6\x97\xa5\xe6\x9c\xac", " 42"}));
   EXPECT_EQ(Split(""), Words{});
-}
-
-std::vector<std::string> SplitDigits(std::string_view text) {
-  std::vector<std::string> out;
-  for (std::string_view w : PreTokenizeGpt2(text, /*split_digits=*/true)) out.emplace_back(w);
-  return out;
 }
 
 TEST(BpePreTokenizer, SmollmStyleIsolatesEveryDigit) {
@@ -44,20 +49,11 @@ TEST(BpePreTokenizer, SmollmStyleIsolatesEveryDigit) {
 
 TEST(BpePreTokenizer, PiecesConcatenateToTheInput) {
   const std::string text = "  Mixed\tinput: 'quoted' \xe2\x80\x94 \xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7 123abc\r\n\xff\xfe end ";
-  for (bool split_digits : {false, true}) {
+  for (const Words& words : {Split(text), SplitDigits(text)}) {
     std::string joined;
-    for (std::string_view w : PreTokenizeGpt2(text, split_digits)) joined.append(w);
+    for (const std::string& w : words) joined.append(w);
     EXPECT_EQ(joined, text);
   }
-}
-
-Words SplitWith(std::string_view name, std::string_view text) {
-  auto pre = PreTokenizer::ForName(name);
-  EXPECT_TRUE(pre.ok()) << pre.status();
-  Words out;
-  if (!pre.ok()) return out;
-  for (std::string_view w : (*pre)->Split(text)) out.emplace_back(w);
-  return out;
 }
 
 TEST(PreTokenizer, EveryNameItListsLoads) {
@@ -85,12 +81,6 @@ TEST(PreTokenizer, Llama3GroupsDigitsByThreeAndKeepsNewlinesWithPunctuation) {
 
 TEST(PreTokenizer, Qwen2SplitsEveryDigit) {
   EXPECT_EQ(SplitWith("qwen2", "x=1234;"), (Words{"x", "=", "1", "2", "3", "4", ";"}));
-}
-
-TEST(PreTokenizer, Gpt2NamesUseTheGpt2Pattern) {
-  const std::string text = "I'm here, don't 3.14  x";
-  EXPECT_EQ(SplitWith("gpt-2", text), Split(text));
-  EXPECT_EQ(SplitWith("smollm", text), SplitDigits(text));
 }
 
 TEST(PreTokenizer, PiecesConcatenateToTheInputForEveryName) {

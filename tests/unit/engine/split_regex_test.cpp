@@ -111,5 +111,17 @@ TEST(SplitRegex, LongRunsNeedNoDeepRecursion) {
   EXPECT_EQ(words[0].size(), digits.size());
 }
 
+// A hostile prompt: a megabyte of spaces that \s+$ cannot match (a digit
+// ends it). Trying every start anew would take on the order of 10^12 steps;
+// an alternative that failed inside a run is not tried again in that run.
+TEST(SplitRegex, ARunThatCannotMatchIsNotRetriedAtEveryStart) {
+  const std::string spaces(1 << 20, ' ');
+  EXPECT_EQ(SplitText(R"(\s+$)", spaces + "5"), (Words{spaces + "5"}));
+  EXPECT_EQ(SplitText(R"(\s+$|5)", spaces + "5"), (Words{spaces, "5"}));
+  EXPECT_EQ(SplitText(R"(\s+$)", spaces), (Words{spaces}));
+  // The skip keeps the order of alternatives: a later one still matches inside the run.
+  EXPECT_EQ(SplitText(R"(\s+$|\s\s)", "     x"), (Words{"  ", "  ", " x"}));
+}
+
 }  // namespace
 }  // namespace edgellm::engine
