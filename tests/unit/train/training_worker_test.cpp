@@ -122,8 +122,14 @@ TEST(TrainingWorker, GivesWayToMemoryPressureAndStartsAgainAfter) {
   Record record;
   TrainingWorker worker({FakeTrainer(dir, 30, 0.05), "out"}, RecordInto(record));
   worker.Start();
-  ASSERT_TRUE(Eventually([&] { return worker.pid() > 0; }));
+  // A step means the script has run far enough to record its pid; a kill
+  // before that would leave one line in DIR/pids for two runs.
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock lock(&record.mu);
+    return !record.steps.empty();
+  }));
   const pid_t first = worker.pid();
+  ASSERT_GT(first, 0);
   worker.SetMemoryShort(true);
   ASSERT_TRUE(Eventually([&] { return worker.state() == TrainingState::kWaitingForMemory; }));
   EXPECT_EQ(worker.pid(), -1);
