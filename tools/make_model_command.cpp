@@ -10,27 +10,33 @@
 namespace edgellm::tools {
 namespace {
 
+std::string ShapeNames() {
+  std::vector<std::string> names;
+  for (const engine::ModelShape& s : engine::KnownShapes()) names.push_back(s.name);
+  return absl::StrJoin(names, ", ");
+}
+
 struct MakeModelArgs {
   std::string shape;
   std::string type = "F32";
   std::string out;
   uint64_t seed = 1;
+  std::string vocab_from;
 };
 
 absl::Status RunMakeModel(const MakeModelArgs& args) {
   std::optional<engine::ModelShape> shape = engine::FindShape(args.shape);
   if (!shape) {
-    std::vector<std::string> names;
-    for (const engine::ModelShape& s : engine::KnownShapes()) names.push_back(s.name);
-    return absl::InvalidArgumentError(
-        edgellm::StrCat("unknown shape '", args.shape, "'; known: ", absl::StrJoin(names, ", ")));
+    return absl::InvalidArgumentError(edgellm::StrCat("unknown shape '", args.shape, "'; known: ", ShapeNames()));
   }
   std::optional<engine::GgmlType> type = engine::GgmlTypeFromName(args.type);
   if (!type || !engine::CanQuantize(*type)) {
     return absl::InvalidArgumentError(
         edgellm::StrCat("type '", args.type, "' cannot be written; use one of ", engine::WritableTypeNames()));
   }
-  if (absl::Status s = engine::WriteSyntheticModel({*shape, *type, args.seed}, args.out); !s.ok()) return s;
+  if (absl::Status s = engine::WriteSyntheticModel({*shape, *type, args.seed, args.vocab_from}, args.out); !s.ok()) {
+    return s;
+  }
   std::error_code size_error;
   std::cout << "wrote " << args.out << " (" << shape->name << ", " << engine::TraitsOf(*type).name << ", "
             << std::filesystem::file_size(args.out, size_error) << " bytes)\n";
@@ -42,10 +48,12 @@ absl::Status RunMakeModel(const MakeModelArgs& args) {
 void AddMakeModelCommand(CLI::App& app, absl::Status* result) {
   auto args = std::make_shared<MakeModelArgs>();
   CLI::App* cmd = app.add_subcommand("make-model", "Write a GGUF model with random weights at a real model's shape");
-  cmd->add_option("--shape", args->shape, "stories260k, smol-135m, tinyllama-1.1b, test-spm or test-bpe")->required();
+  cmd->add_option("--shape", args->shape, "One of: " + ShapeNames())->required();
   cmd->add_option("--type", args->type, "Weight type: " + engine::WritableTypeNames())->capture_default_str();
   cmd->add_option("-o,--out", args->out, "Output file")->required();
   cmd->add_option("--seed", args->seed, "Seed of the random weights and vocabulary")->capture_default_str();
+  cmd->add_option("--vocab-from", args->vocab_from,
+                  "Copy the tokenizer of this GGUF (e.g. a real model's or a vocab-only file) instead of a synthetic one");
   cmd->callback([args, result] { *result = RunMakeModel(*args); });
 }
 

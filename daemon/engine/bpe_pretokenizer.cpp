@@ -22,12 +22,13 @@ struct PreTokenizerSpec {
   std::vector<std::string_view> names;
   std::vector<std::string_view> patterns;
   bool ignore_merges = false;
+  bool adds_bos = false;  // a BOS is added unless the file says otherwise
 };
 
 // llama.cpp's pre-tokenizers (llama-vocab.cpp), by the names GGUF files carry.
 const std::vector<PreTokenizerSpec>& Specs() {
   static const auto* specs = new std::vector<PreTokenizerSpec>{
-      {{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral"}, {kLlama3Pattern}, true},
+      {{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral"}, {kLlama3Pattern}, true, true},
       {{"dbrx", "smaug-bpe"}, {kLlama3Pattern}},
       {{"qwen2", "deepseek-r1-qwen", "stablelm2", "megrez"}, {kQwen2Pattern}},
       {{"gpt-2", "gpt2", "phi-2", "mpt", "olmo", "jais", "jina-es", "jina-de", "jina-v2-es", "jina-v2-de"},
@@ -105,6 +106,13 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> PreTokenizer::ForName(std::string_
   }
   return absl::InvalidArgumentError(edgellm::StrCat("tokenizer.ggml.pre: unsupported pre-tokenizer '", name,
                                                     "' (supported: ", absl::StrJoin(Names(), ", "), ")"));
+}
+
+bool PreTokenizer::AddsBosByDefault(std::string_view name) {
+  for (const PreTokenizerSpec& spec : Specs()) {
+    if (std::find(spec.names.begin(), spec.names.end(), name) != spec.names.end()) return spec.adds_bos;
+  }
+  return false;
 }
 
 std::vector<std::string> PreTokenizer::Names() {

@@ -29,6 +29,9 @@ class PreTokenizer {
   static absl::StatusOr<std::unique_ptr<PreTokenizer>> ForName(std::string_view name);
   // Every name ForName accepts.
   static std::vector<std::string> Names();
+  // Whether llama.cpp adds a BOS for a vocabulary of this pre-tokenizer
+  // when the file has no tokenizer.ggml.add_bos_token (the Llama 3 family).
+  static bool AddsBosByDefault(std::string_view name);
 
   std::vector<std::string_view> Split(std::string_view text) const;
   // Whether a word that is itself a token skips the merges (Llama 3's BPE).

@@ -44,19 +44,31 @@ void RmsNorm(const float* x, const float* weight, float eps, int64_t n, float* o
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-// Rotates adjacent pairs (v[2i], v[2i+1]) of the first rope_dims values of
-// each of `heads` heads at `position`.
+// Rotates the pairs of the first rope_dims values of each of `heads` heads
+// at `position`: adjacent ones (v[2i], v[2i+1]) or halves (v[i], v[i + half])
+// as the architecture pairs them.
 void Rope(float* v, int64_t heads, const LlamaConfig& config, const CpuModelWeights& w, int32_t position) {
   const int64_t half = config.rope_dims / 2;
   const float* cos = w.rope_cos + static_cast<int64_t>(position) * half;
   const float* sin = w.rope_sin + static_cast<int64_t>(position) * half;
+  const bool adjacent = config.arch->rope == RopeStyle::kAdjacentPairs;
+  const int64_t stride = adjacent ? 2 : 1, partner = adjacent ? 1 : half;
   for (int64_t h = 0; h < heads; ++h) {
     float* head = v + h * config.head_dim;
     for (int64_t i = 0; i < half; ++i) {
-      const float x0 = head[2 * i], x1 = head[2 * i + 1];
-      head[2 * i] = x0 * cos[i] - x1 * sin[i];
-      head[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+      float& a = head[i * stride];
+      float& b = head[i * stride + partner];
+      const float x0 = a, x1 = b;
+      a = x0 * cos[i] - x1 * sin[i];
+      b = x0 * sin[i] + x1 * cos[i];
     }
+  }
+}
+
+// Adds `bias` ([width]) to each of `rows` rows.
+void AddBias(float* y, const float* bias, int64_t rows, int64_t width) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < width; ++i) y[r * width + i] += bias[i];
   }
 }
 
@@ -256,8 +268,21 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
       AddAdapters(sequences, layer, LoraTarget::kK, normed, k, ws.lora);
       AddAdapters(sequences, layer, LoraTarget::kV, normed, v, ws.lora);
     }
+    if (lw.q_bias != nullptr) AddBias(q, lw.q_bias, rows, q_width);
+    if (lw.k_bias != nullptr) AddBias(k, lw.k_bias, rows, kv_width);
+    if (lw.v_bias != nullptr) AddBias(v, lw.v_bias, rows, kv_width);
     pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
+        if (lw.q_norm != nullptr) {
+          for (int64_t h = 0; h < config.n_head; ++h) {
+            float* head = q + r * q_width + h * hd;
+            RmsNorm(head, lw.q_norm, eps, hd, head);
+          }
+          for (int64_t h = 0; h < config.n_head_kv; ++h) {
+            float* head = k + r * kv_width + h * hd;
+            RmsNorm(head, lw.k_norm, eps, hd, head);
+          }
+        }
         Rope(q + r * q_width, config.n_head, config, w, positions[r]);
         Rope(k + r * kv_width, config.n_head_kv, config, w, positions[r]);
       }

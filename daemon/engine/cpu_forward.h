@@ -1,4 +1,4 @@
-// engine/cpu_forward.h — the Llama forward on the CPU in one fused pass over
+// engine/cpu_forward.h — the decoder forward on the CPU in one fused pass over
 // plain float buffers: torch-free, and allocation-free once its per-thread
 // buffers have grown to the largest batch seen.
 //
@@ -21,9 +21,16 @@
 
 namespace edgellm::engine {
 
+// One decoder layer. The optional tensors are null unless the
+// architecture's row (architecture.h) says the layer has them.
 struct CpuLayerWeights {
   const float* attn_norm;  // [n_embd]
   WeightMatrix wq, wk, wv, wo;
+  const float* q_bias = nullptr;  // [n_head * head_dim]
+  const float* k_bias = nullptr;  // [n_head_kv * head_dim]
+  const float* v_bias = nullptr;  // [n_head_kv * head_dim]
+  const float* q_norm = nullptr;  // [head_dim], every query head
+  const float* k_norm = nullptr;  // [head_dim], every key head
   const float* ffn_norm;  // [n_embd]
   WeightMatrix gate, up, down;
 };

@@ -70,6 +70,14 @@ inline void StoreFp16(uint8_t* p, float value) {
 
 inline float Bf16ToFp32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
+// Rounds to the nearest bfloat16, ties to even, as ggml does; a NaN stays a
+// (quiet) NaN.
+inline uint16_t Fp32ToBf16(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 64);
+  return static_cast<uint16_t>((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
+}
+
 }  // namespace edgellm::engine
 
 #endif  // EDGELLM_ENGINE_FP16_H_

@@ -44,39 +44,22 @@ class InPlaceLinear final : public Linear {
 
 }  // namespace
 
-absl::StatusOr<at::Tensor> TensorToFloat(const GgufTensorInfo& info, absl::Span<const uint8_t> data,
-                                         const at::Device& device) {
-  if (!CanDequantize(info.type)) {
-    return absl::UnimplementedError(
-        edgellm::StrCat("tensor ", info.name, ": type ", TraitsOf(info.type).name, " is not supported yet"));
-  }
-  const std::vector<int64_t> shape(info.dims.rbegin(), info.dims.rend());
+absl::StatusOr<std::unique_ptr<Linear>> MakeLinear(const WeightMatrix& weight, const at::Device& device) {
+  if (device.is_cpu()) return std::unique_ptr<Linear>(new InPlaceLinear(weight));
   try {
-    at::Tensor weight;
-    if (info.type == GgmlType::kF32) {
-      // The mapping is read-only and outlives the model: view it in place.
-      weight = at::from_blob(const_cast<uint8_t*>(data.data()), shape, at::TensorOptions(at::kFloat));
-    } else {
-      weight = at::empty(shape, at::TensorOptions(at::kFloat));
-      EDGELLM_RETURN_IF_ERROR(Dequantize(
-          info.type, data, absl::MakeSpan(weight.data_ptr<float>(), static_cast<size_t>(weight.numel()))));
-    }
-    return device.is_cpu() ? weight : weight.to(device);
+    at::Tensor dense = at::empty({weight.out_features, weight.in_features}, at::TensorOptions(at::kFloat));
+    EDGELLM_RETURN_IF_ERROR(Dequantize(weight.type, absl::MakeConstSpan(weight.data, weight.bytes()),
+                                       absl::MakeSpan(dense.data_ptr<float>(), static_cast<size_t>(dense.numel()))));
+    return std::unique_ptr<Linear>(new DenseLinear(dense.to(device)));
   } catch (const c10::Error& e) {
-    return absl::InternalError(edgellm::StrCat("tensor ", info.name, ": ", e.what_without_backtrace()));
+    return absl::InternalError(edgellm::StrCat("weight to ", device.str(), ": ", e.what_without_backtrace()));
   }
 }
 
-absl::StatusOr<std::unique_ptr<Linear>> MakeLinear(const GgufTensorInfo& info, absl::Span<const uint8_t> data,
-                                                   const at::Device& device, bool dequantize) {
-  if (info.dims.size() != 2) {
-    return absl::InvalidArgumentError(edgellm::StrCat("tensor ", info.name, " is not 2-D"));
-  }
-  if (device.is_cpu() && !dequantize && CanMultiplyInPlace(info)) {
-    return std::unique_ptr<Linear>(new InPlaceLinear(MatrixOf(info, data.data())));
-  }
-  EDGELLM_ASSIGN_OR_RETURN(at::Tensor weight, TensorToFloat(info, data, device));
-  return std::unique_ptr<Linear>(new DenseLinear(std::move(weight)));
+at::Tensor VectorTensor(const float* values, int64_t n, const at::Device& device) {
+  // The model's buffers are read-only to every forward and outlive them.
+  const at::Tensor view = at::from_blob(const_cast<float*>(values), {n}, at::TensorOptions(at::kFloat));
+  return device.is_cpu() ? view : view.to(device);
 }
 
 }  // namespace edgellm::engine

@@ -2,8 +2,8 @@
 // that how the weight is stored and multiplied can change per layer.
 //
 // On the CPU, weights are multiplied in place in the memory-mapped file
-// (weight_matrix.h). On another device, or when asked for the reference path,
-// they are dequantized to float32 once at load.
+// (weight_matrix.h). On another device they are dequantized to float32 once
+// at load.
 // Engine-internal: includes ATen.
 #ifndef EDGELLM_ENGINE_LINEAR_H_
 #define EDGELLM_ENGINE_LINEAR_H_
@@ -15,7 +15,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "daemon/engine/gguf.h"
 #include "daemon/engine/weight_matrix.h"
 
 namespace edgellm::engine {
@@ -32,17 +31,13 @@ class Linear {
   virtual uint64_t weight_bytes() const = 0;
 };
 
-// Builds the Linear for a GGUF weight `[in, out]` whose bytes are `data`
-// (which must outlive the result). `dequantize` forces the float32 reference
-// path. InvalidArgument for a tensor that is not 2-D; Unimplemented for a
-// type that cannot be computed.
-absl::StatusOr<std::unique_ptr<Linear>> MakeLinear(const GgufTensorInfo& info, absl::Span<const uint8_t> data,
-                                                   const at::Device& device, bool dequantize = false);
+// The Linear for a weight the model loaded (in place in the mapping, or a
+// float copy the model owns; either must outlive the result): multiplied
+// where it lies on the CPU, dequantized to a float32 copy on another device.
+absl::StatusOr<std::unique_ptr<Linear>> MakeLinear(const WeightMatrix& weight, const at::Device& device);
 
-// Tensor `info` as float32 on `device`, its shape the GGUF dims reversed (a
-// weight [in, out] becomes [out, in]). F32 data on the CPU is viewed in place.
-absl::StatusOr<at::Tensor> TensorToFloat(const GgufTensorInfo& info, absl::Span<const uint8_t> data,
-                                         const at::Device& device);
+// `n` floats the model loaded, as a tensor on `device` (viewed in place on the CPU).
+at::Tensor VectorTensor(const float* values, int64_t n, const at::Device& device);
 
 }  // namespace edgellm::engine
 

@@ -23,9 +23,10 @@ absl::StatusOr<int32_t> ReadDim(const GgufReader& gguf, const std::string& key, 
 absl::StatusOr<LlamaConfig> LlamaConfig::FromGguf(const GgufReader& gguf) {
   LlamaConfig c;
   EDGELLM_ASSIGN_OR_RETURN(c.architecture, gguf.GetString("general.architecture"));
-  if (c.architecture != "llama") {
-    return absl::InvalidArgumentError(
-        edgellm::StrCat("model: architecture '", c.architecture, "' is not supported (llama is)"));
+  c.arch = FindArchitecture(c.architecture);
+  if (c.arch == nullptr) {
+    return absl::InvalidArgumentError(edgellm::StrCat("model: general.architecture '", c.architecture,
+                                                      "' is not supported (", ArchitectureNames(), " are)"));
   }
   if (gguf.Find("general.name") != nullptr) {
     EDGELLM_ASSIGN_OR_RETURN(c.name, gguf.GetString("general.name"));
@@ -37,18 +38,30 @@ absl::StatusOr<LlamaConfig> LlamaConfig::FromGguf(const GgufReader& gguf) {
   EDGELLM_ASSIGN_OR_RETURN(c.n_head_kv, ReadDim(gguf, a + ".attention.head_count_kv", c.n_head));
   EDGELLM_ASSIGN_OR_RETURN(c.n_ff, ReadDim(gguf, a + ".feed_forward_length"));
   EDGELLM_ASSIGN_OR_RETURN(c.n_ctx_train, ReadDim(gguf, a + ".context_length", 2048));
-  if (c.n_embd % c.n_head != 0) {
-    return absl::InvalidArgumentError(edgellm::StrCat("model: ", c.n_head, " heads do not divide width ", c.n_embd));
-  }
   if (c.n_head % c.n_head_kv != 0) {
-    return absl::InvalidArgumentError(
-        edgellm::StrCat("model: ", c.n_head_kv, " KV heads do not divide ", c.n_head, " heads"));
+    return absl::InvalidArgumentError(edgellm::StrCat("model: ", a, ".attention.head_count_kv = ", c.n_head_kv,
+                                                      " does not divide ", a, ".attention.head_count = ", c.n_head));
   }
-  c.head_dim = c.n_embd / c.n_head;
+  // Qwen3 and Gemma heads are wider than n_embd / n_head; the file says so.
+  if (gguf.Find(a + ".attention.key_length") != nullptr) {
+    EDGELLM_ASSIGN_OR_RETURN(c.head_dim, ReadDim(gguf, a + ".attention.key_length"));
+  } else if (c.n_embd % c.n_head != 0) {
+    return absl::InvalidArgumentError(edgellm::StrCat("model: ", a, ".attention.head_count = ", c.n_head,
+                                                      " does not divide ", a, ".embedding_length = ", c.n_embd,
+                                                      " and there is no ", a, ".attention.key_length"));
+  } else {
+    c.head_dim = c.n_embd / c.n_head;
+  }
+  EDGELLM_ASSIGN_OR_RETURN(int32_t value_length, ReadDim(gguf, a + ".attention.value_length", c.head_dim));
+  if (value_length != c.head_dim) {
+    return absl::InvalidArgumentError(edgellm::StrCat("model: ", a, ".attention.value_length = ", value_length,
+                                                      " differs from the key length ", c.head_dim,
+                                                      " (not supported)"));
+  }
   EDGELLM_ASSIGN_OR_RETURN(c.rope_dims, ReadDim(gguf, a + ".rope.dimension_count", c.head_dim));
   if (c.rope_dims > c.head_dim || c.rope_dims % 2 != 0) {
-    return absl::InvalidArgumentError(edgellm::StrCat("model: rope dimension count ", c.rope_dims,
-                                                   " must be even and at most the head size ", c.head_dim));
+    return absl::InvalidArgumentError(edgellm::StrCat("model: ", a, ".rope.dimension_count = ", c.rope_dims,
+                                                      " must be even and at most the head size ", c.head_dim));
   }
   EDGELLM_ASSIGN_OR_RETURN(double base, gguf.GetFloat(a + ".rope.freq_base", 10000.0));
   EDGELLM_ASSIGN_OR_RETURN(double eps, gguf.GetFloat(a + ".attention.layer_norm_rms_epsilon", 1e-5));
@@ -61,9 +74,17 @@ absl::StatusOr<LlamaConfig> LlamaConfig::FromGguf(const GgufReader& gguf) {
   const GgufTensorInfo* embd = gguf.FindTensor("token_embd.weight");
   if (embd == nullptr) return absl::InvalidArgumentError("model: missing tensor token_embd.weight");
   if (embd->dims.size() != 2 || embd->dims[0] != static_cast<uint64_t>(c.n_embd) || embd->dims[1] > kMaxDimension) {
-    return absl::InvalidArgumentError("model: token_embd.weight is not [embedding_length, vocab]");
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("model: token_embd.weight is not [", a, ".embedding_length = ", c.n_embd, ", vocab]"));
   }
   c.n_vocab = static_cast<int32_t>(embd->dims[1]);
+  if (gguf.Find(a + ".vocab_size") != nullptr) {
+    EDGELLM_ASSIGN_OR_RETURN(int32_t vocab_size, ReadDim(gguf, a + ".vocab_size"));
+    if (vocab_size != c.n_vocab) {
+      return absl::InvalidArgumentError(edgellm::StrCat("model: ", a, ".vocab_size = ", vocab_size,
+                                                        " but token_embd.weight has ", c.n_vocab, " rows"));
+    }
+  }
   return c;
 }
 

@@ -1,4 +1,5 @@
-// engine/llama_config.h — Llama-family hyperparameters read from GGUF metadata.
+// engine/llama_config.h — the hyperparameters of a decoder of any supported
+// architecture (architecture.h), read from GGUF metadata.
 #ifndef EDGELLM_ENGINE_LLAMA_CONFIG_H_
 #define EDGELLM_ENGINE_LLAMA_CONFIG_H_
 
@@ -6,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "daemon/engine/architecture.h"
 
 namespace edgellm::engine {
 
@@ -13,6 +15,7 @@ class GgufReader;
 
 struct LlamaConfig {
   std::string architecture;  // general.architecture, e.g. "llama"
+  const Architecture* arch = FindArchitecture("llama");  // its row in architecture.cpp, never null
   std::string name;          // general.name, may be empty
   int32_t n_layer = 0;       // <arch>.block_count
   int32_t n_embd = 0;        // <arch>.embedding_length
@@ -21,13 +24,14 @@ struct LlamaConfig {
   int32_t n_ff = 0;          // <arch>.feed_forward_length
   int32_t n_vocab = 0;       // rows of token_embd
   int32_t n_ctx_train = 0;   // <arch>.context_length
-  int32_t head_dim = 0;      // n_embd / n_head
+  int32_t head_dim = 0;      // <arch>.attention.key_length (defaults to n_embd / n_head)
   int32_t rope_dims = 0;     // <arch>.rope.dimension_count (defaults to head_dim)
   float rope_freq_base = 10000.0f;  // <arch>.rope.freq_base
   float rms_norm_eps = 1e-5f;       // <arch>.attention.layer_norm_rms_epsilon
 
   // Reads and validates; InvalidArgument naming the key that is missing or
-  // inconsistent (e.g. heads that do not divide the width).
+  // inconsistent (e.g. heads that do not divide the width), or the
+  // architecture when it is not one edgellm runs.
   static absl::StatusOr<LlamaConfig> FromGguf(const GgufReader& gguf);
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "common/str_cat.h"
 #include "common/status_macros.h"
@@ -34,18 +35,26 @@ struct LlamaModel::Impl {
   int32_t context_length = 0;
   uint64_t weight_bytes_per_token = 0;
   std::unique_ptr<ForwardBackend> backend;  // another implementation of the forward, if attached
+  std::set<std::string> used_tensors;
 
   absl::Status LoadWeights();
-  absl::StatusOr<const GgufTensorInfo*> Expect(const std::string& name, std::vector<uint64_t> dims) const;
+  absl::StatusOr<const GgufTensorInfo*> Expect(const std::string& name, std::vector<uint64_t> dims);
   absl::StatusOr<WeightMatrix> LoadMatrix(const std::string& name, uint64_t in, uint64_t out);
   absl::StatusOr<const float*> LoadVector(const std::string& name, uint64_t n);
+  // nullptr when the file has no tensor `name` and it is not `required`.
+  absl::StatusOr<const float*> LoadOptionalVector(const std::string& name, uint64_t n, bool required);
+  // InvalidArgument naming a tensor of the file that no load read.
+  absl::Status CheckEveryTensorUsed() const;
   absl::Status CheckTokens(absl::Span<const TokenId> tokens) const;
 };
 
 absl::StatusOr<const GgufTensorInfo*> LlamaModel::Impl::Expect(const std::string& name,
-                                                               std::vector<uint64_t> dims) const {
+                                                               std::vector<uint64_t> dims) {
   const GgufTensorInfo* info = gguf->FindTensor(name);
-  if (info == nullptr) return absl::InvalidArgumentError(edgellm::StrCat("model: missing tensor ", name));
+  if (info == nullptr) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("model: missing tensor ", name, " (a ", config.architecture, " model has it)"));
+  }
   if (info->dims != dims) {
     auto show = [](const std::vector<uint64_t>& d) {
       std::string s = "[";
@@ -55,6 +64,7 @@ absl::StatusOr<const GgufTensorInfo*> LlamaModel::Impl::Expect(const std::string
     return absl::InvalidArgumentError(
         edgellm::StrCat("model: tensor ", name, " has shape ", show(info->dims), ", expected ", show(dims)));
   }
+  used_tensors.insert(name);
   return info;
 }
 
@@ -90,6 +100,23 @@ absl::StatusOr<const float*> LlamaModel::Impl::LoadVector(const std::string& nam
   return copy.data();
 }
 
+absl::StatusOr<const float*> LlamaModel::Impl::LoadOptionalVector(const std::string& name, uint64_t n,
+                                                                  bool required) {
+  if (!required && gguf->FindTensor(name) == nullptr) return nullptr;
+  return LoadVector(name, n);
+}
+
+absl::Status LlamaModel::Impl::CheckEveryTensorUsed() const {
+  for (const GgufTensorInfo& t : gguf->tensors()) {
+    if (!used_tensors.contains(t.name)) {
+      return absl::InvalidArgumentError(edgellm::StrCat("model: tensor ", t.name, " is not part of a ",
+                                                        config.architecture, " model of ", config.n_layer,
+                                                        " layers (block_count)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LlamaModel::Impl::LoadWeights() {
   const uint64_t d = config.n_embd;
   const uint64_t q_dim = static_cast<uint64_t>(config.n_head) * config.head_dim;
@@ -112,6 +139,14 @@ absl::Status LlamaModel::Impl::LoadWeights() {
     EDGELLM_ASSIGN_OR_RETURN(w.wk, LoadMatrix(p + "attn_k.weight", d, kv_dim));
     EDGELLM_ASSIGN_OR_RETURN(w.wv, LoadMatrix(p + "attn_v.weight", d, kv_dim));
     EDGELLM_ASSIGN_OR_RETURN(w.wo, LoadMatrix(p + "attn_output.weight", q_dim, d));
+    // Required where the architecture has them; a Llama file may carry them too, as llama.cpp allows.
+    EDGELLM_ASSIGN_OR_RETURN(w.q_bias, LoadOptionalVector(p + "attn_q.bias", q_dim, config.arch->qkv_bias));
+    EDGELLM_ASSIGN_OR_RETURN(w.k_bias, LoadOptionalVector(p + "attn_k.bias", kv_dim, config.arch->qkv_bias));
+    EDGELLM_ASSIGN_OR_RETURN(w.v_bias, LoadOptionalVector(p + "attn_v.bias", kv_dim, config.arch->qkv_bias));
+    if (config.arch->qk_norm) {
+      EDGELLM_ASSIGN_OR_RETURN(w.q_norm, LoadVector(p + "attn_q_norm.weight", config.head_dim));
+      EDGELLM_ASSIGN_OR_RETURN(w.k_norm, LoadVector(p + "attn_k_norm.weight", config.head_dim));
+    }
     EDGELLM_ASSIGN_OR_RETURN(w.ffn_norm, LoadVector(p + "ffn_norm.weight", d));
     EDGELLM_ASSIGN_OR_RETURN(w.gate, LoadMatrix(p + "ffn_gate.weight", d, ff));
     EDGELLM_ASSIGN_OR_RETURN(w.up, LoadMatrix(p + "ffn_up.weight", d, ff));
@@ -135,7 +170,7 @@ absl::Status LlamaModel::Impl::LoadWeights() {
   FillRopeTables(config, context_length, freq_factors, &rope_cos, &rope_sin);
   cpu.rope_cos = rope_cos.data();
   cpu.rope_sin = rope_sin.data();
-  return absl::OkStatus();
+  return CheckEveryTensorUsed();
 }
 
 absl::Status LlamaModel::Impl::CheckTokens(absl::Span<const TokenId> tokens) const {

@@ -1,6 +1,8 @@
-// engine/llama_model.h — a Llama-architecture model loaded from GGUF.
+// engine/llama_model.h — a decoder model loaded from GGUF: Llama and the
+// families whose differences architecture.h describes.
 //
-// The Llama block (RMSNorm, RoPE, grouped-query attention, SwiGLU MLP). On
+// The Llama block (RMSNorm, RoPE, grouped-query attention, SwiGLU MLP), with
+// each family's extra tensors (biases, q/k norms) where it has them. On
 // the CPU it runs the engine's fused pass (cpu_forward.h) with the weights
 // read in place in the memory-mapped file; nothing here needs LibTorch, so a
 // process that only serves never loads it. The LibTorch forward (other

@@ -49,7 +49,10 @@ int64_t HfRow(int64_t row, int64_t head_dim) {
   return head * head_dim + (within % 2) * (head_dim / 2) + within / 2;
 }
 
-bool NeedsRowOrder(LoraTarget t) { return t == LoraTarget::kQ || t == LoraTarget::kK; }
+// Whether B's rows of `t` differ in order between GGUF and Hugging Face for an architecture.
+bool NeedsRowOrder(const Architecture& arch, LoraTarget t) {
+  return arch.hf_permuted_qk && (t == LoraTarget::kQ || t == LoraTarget::kK);
+}
 
 }  // namespace
 
@@ -134,6 +137,7 @@ absl::StatusOr<LoraAdapter> LoraAdapter::Create(const LoraConfig& config, const 
   LoraAdapter adapter;
   adapter.config_ = config;
   adapter.n_head_ = model.n_head;
+  adapter.arch_ = model.arch;
   adapter.n_head_kv_ = model.n_head_kv;
   adapter.layers_.resize(model.n_layer);
   for (int32_t layer = 0; layer < model.n_layer; ++layer) {
@@ -218,7 +222,7 @@ absl::Status LoraAdapter::Save(const std::string& dir, std::string_view base_mod
     for (LoraTarget target : config_.targets) {
       const LoraWeights& w = *Find(layer, target);
       absl::Span<const float> b = w.b;
-      if (NeedsRowOrder(target)) {
+      if (NeedsRowOrder(*arch_, target)) {
         const int64_t head_dim = w.out / (target == LoraTarget::kQ ? n_head_ : n_head_kv_);
         std::vector<float>& hf = reordered.emplace_back(w.b.size());
         for (int64_t row = 0; row < w.out; ++row) {
@@ -328,7 +332,7 @@ absl::StatusOr<LoraAdapter> LoraAdapter::Load(const std::string& dir, const Llam
         }
         ++used;
       }
-      if (NeedsRowOrder(target)) {
+      if (NeedsRowOrder(*model.arch, target)) {
         const int64_t head_dim = w.out / (target == LoraTarget::kQ ? model.n_head : model.n_head_kv);
         std::vector<float> gguf_order(w.b.size());
         for (int64_t row = 0; row < w.out; ++row) {

@@ -6,10 +6,11 @@
 // the Python ecosystem: a directory with adapter_config.json and
 // adapter_model.safetensors, tensors named like
 // base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight.
-// GGUF stores q_proj and k_proj with each head's rows interleaved for its
-// rotation (llama.cpp's converter permutes them); B's rows of those two are
-// kept here in the GGUF order and converted to and from the Hugging Face
-// order on save and load, so a PEFT adapter means the same thing on both sides.
+// For Llama, GGUF stores q_proj and k_proj with each head's rows interleaved
+// for its rotation (llama.cpp's converter permutes them); B's rows of those
+// two are kept here in the GGUF order and converted to and from the Hugging
+// Face order on save and load, so a PEFT adapter means the same thing on both
+// sides. Architectures that rotate halves (Qwen) keep Hugging Face's order.
 #ifndef EDGELLM_ENGINE_LORA_ADAPTER_H_
 #define EDGELLM_ENGINE_LORA_ADAPTER_H_
 
@@ -99,6 +100,7 @@ class LoraAdapter {
   // q_proj and k_proj head layout, for the Hugging Face row order of B.
   int32_t n_head_ = 0;
   int32_t n_head_kv_ = 0;
+  const Architecture* arch_ = nullptr;  // whether that order differs from GGUF's
 };
 
 // The PEFT tensor name of A (or B) of `target` in `layer`.

@@ -24,6 +24,12 @@ void DequantizeF16(const uint8_t* in, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = LoadFp16(in + 2 * i);
 }
 
+void QuantizeBf16(const float* x, uint8_t* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = Fp32ToBf16(x[i]);
+    std::memcpy(out + 2 * i, &h, 2);
+  }
+}
 void DequantizeBf16(const uint8_t* in, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     uint16_t h;
@@ -38,7 +44,7 @@ void DequantizeBf16(const uint8_t* in, float* y, size_t n) {
 constexpr std::array<GgmlTypeTraits, 31> kTraits = {{
     {GgmlType::kF32, "F32", 1, 4, CopyF32, LoadF32, 0},
     {GgmlType::kF16, "F16", 1, 2, QuantizeF16, DequantizeF16, 1},
-    {GgmlType::kBF16, "BF16", 1, 2, nullptr, DequantizeBf16, 32},
+    {GgmlType::kBF16, "BF16", 1, 2, QuantizeBf16, DequantizeBf16, 32},
     {GgmlType::kQ4_0, "Q4_0", 32, 18, QuantizeQ4_0, DequantizeQ4_0, 2},
     {GgmlType::kQ4_1, "Q4_1", 32, 20, QuantizeQ4_1, DequantizeQ4_1, 3},
     {GgmlType::kQ5_0, "Q5_0", 32, 22, QuantizeQ5_0, DequantizeQ5_0, 8},

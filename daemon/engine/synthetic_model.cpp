@@ -6,6 +6,8 @@
 #include "common/hashing.h"
 #include "common/str_cat.h"
 #include "common/status_macros.h"
+#include "daemon/engine/architecture.h"
+#include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/gguf_writer.h"
 #include "daemon/engine/synthetic_vocab.h"
 
@@ -42,6 +44,30 @@ GgufWriter::TensorFill OnesFill(uint64_t n) {
   };
 }
 
+// Llama 3.1's rope scaling as its converter writes rope_freqs.weight: factor
+// 32 (long wavelengths), 1 (short ones) and a smooth blend between, for an
+// original context of 8192 with low and high frequency factors 1 and 4.
+std::vector<float> Llama3RopeFactors(int32_t rope_dims, float base) {
+  constexpr double kFactor = 32.0, kLowFreqFactor = 1.0, kHighFreqFactor = 4.0, kOriginalContext = 8192.0;
+  const double low_wavelength = kOriginalContext / kLowFreqFactor;
+  const double high_wavelength = kOriginalContext / kHighFreqFactor;
+  std::vector<float> factors;
+  for (int32_t i = 0; i < rope_dims; i += 2) {
+    const double frequency = 1.0 / std::pow(static_cast<double>(base), static_cast<double>(i) / rope_dims);
+    const double wavelength = 2.0 * M_PI / frequency;
+    if (wavelength < high_wavelength) {
+      factors.push_back(1.0f);
+    } else if (wavelength > low_wavelength) {
+      factors.push_back(static_cast<float>(kFactor));
+    } else {
+      const double smooth =
+          (kOriginalContext / wavelength - kLowFreqFactor) / (kHighFreqFactor - kLowFreqFactor);
+      factors.push_back(static_cast<float>(1.0 / ((1.0 - smooth) / kFactor + smooth)));
+    }
+  }
+  return factors;
+}
+
 }  // namespace
 
 const std::vector<ModelShape>& KnownShapes() {
@@ -52,6 +78,13 @@ const std::vector<ModelShape>& KnownShapes() {
       {"test-spm", 2, 64, 4, 2, 128, 384, 256, "llama", false},
       {"test-bpe", 2, 64, 4, 2, 128, 512, 256, "gpt2", true},
       {"test-k", 2, 256, 4, 2, 512, 384, 256, "llama", false},
+      {"llama3.2-1b", 16, 2048, 32, 8, 8192, 128256, 8192, "gpt2", true, "llama", 0, 500000.0f, 1e-5f, true},
+      {"qwen2.5-0.5b", 24, 896, 14, 2, 4864, 151936, 4096, "gpt2", true, "qwen2", 0, 1000000.0f, 1e-6f},
+      {"qwen2.5-1.5b", 28, 1536, 12, 2, 8960, 151936, 4096, "gpt2", true, "qwen2", 0, 1000000.0f, 1e-6f},
+      {"qwen3-0.6b", 28, 1024, 16, 8, 3072, 151936, 4096, "gpt2", true, "qwen3", 128, 1000000.0f, 1e-6f},
+      {"test-llama3", 2, 64, 4, 2, 128, 512, 256, "gpt2", true, "llama", 0, 500000.0f, 1e-5f, true},
+      {"test-qwen2", 2, 64, 4, 2, 128, 512, 256, "gpt2", false, "qwen2", 0, 1000000.0f, 1e-6f},
+      {"test-qwen3", 2, 64, 4, 2, 128, 512, 256, "gpt2", true, "qwen3", 32, 1000000.0f, 1e-6f},
   };
   return shapes;
 }
@@ -68,26 +101,50 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
     return absl::InvalidArgumentError(
         edgellm::StrCat("cannot write weights of type ", TraitsOf(options.type).name, " (", WritableTypeNames(), " can)"));
   }
-  const ModelShape& s = options.shape;
-  EDGELLM_ASSIGN_OR_RETURN(Vocab vocab, s.tokenizer == "gpt2" ? MakeBpeVocab(s.n_vocab, options.seed)
-                                                              : MakeSpmVocab(s.n_vocab, options.seed));
-  const int32_t head_dim = s.n_embd / s.n_head;
+  ModelShape s = options.shape;
+  std::unique_ptr<GgufReader> vocab_file;
+  Vocab vocab;
+  if (options.vocab_from.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(vocab, s.tokenizer == "gpt2" ? MakeBpeVocab(s.n_vocab, options.seed)
+                                                          : MakeSpmVocab(s.n_vocab, options.seed));
+  } else {
+    EDGELLM_ASSIGN_OR_RETURN(vocab_file, GgufReader::Open(options.vocab_from));
+    EDGELLM_ASSIGN_OR_RETURN(vocab, Vocab::FromGguf(*vocab_file));
+    s.n_vocab = static_cast<int32_t>(vocab.tokens.size());
+  }
+  const Architecture* arch = FindArchitecture(s.architecture);
+  if (arch == nullptr) {
+    return absl::InvalidArgumentError(edgellm::StrCat("shape ", s.name, ": unknown architecture ", s.architecture));
+  }
+  const int32_t head_dim = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
+  const std::string a = s.architecture;
+  auto dim = [](int32_t v) { return GgufValue::Uint32(static_cast<uint32_t>(v)); };
 
   GgufWriter w;
-  w.Set("general.architecture", GgufValue::String("llama"));
+  w.Set("general.architecture", GgufValue::String(a));
   w.Set("general.name", GgufValue::String(edgellm::StrCat(s.name, " (synthetic, random weights)")));
   w.Set("general.file_type", GgufValue::Uint32(FileType(options.type)));
-  w.Set("llama.vocab_size", GgufValue::Uint32(static_cast<uint32_t>(s.n_vocab)));
-  w.Set("llama.context_length", GgufValue::Uint32(static_cast<uint32_t>(s.n_ctx)));
-  w.Set("llama.embedding_length", GgufValue::Uint32(static_cast<uint32_t>(s.n_embd)));
-  w.Set("llama.block_count", GgufValue::Uint32(static_cast<uint32_t>(s.n_layer)));
-  w.Set("llama.feed_forward_length", GgufValue::Uint32(static_cast<uint32_t>(s.n_ff)));
-  w.Set("llama.attention.head_count", GgufValue::Uint32(static_cast<uint32_t>(s.n_head)));
-  w.Set("llama.attention.head_count_kv", GgufValue::Uint32(static_cast<uint32_t>(s.n_head_kv)));
-  w.Set("llama.rope.dimension_count", GgufValue::Uint32(static_cast<uint32_t>(head_dim)));
-  w.Set("llama.rope.freq_base", GgufValue::Float32(10000.0f));
-  w.Set("llama.attention.layer_norm_rms_epsilon", GgufValue::Float32(1e-5f));
-  vocab.WriteTo(w);
+  w.Set(a + ".vocab_size", dim(s.n_vocab));
+  w.Set(a + ".context_length", dim(s.n_ctx));
+  w.Set(a + ".embedding_length", dim(s.n_embd));
+  w.Set(a + ".block_count", dim(s.n_layer));
+  w.Set(a + ".feed_forward_length", dim(s.n_ff));
+  w.Set(a + ".attention.head_count", dim(s.n_head));
+  w.Set(a + ".attention.head_count_kv", dim(s.n_head_kv));
+  if (s.head_dim > 0) {
+    w.Set(a + ".attention.key_length", dim(head_dim));
+    w.Set(a + ".attention.value_length", dim(head_dim));
+  }
+  w.Set(a + ".rope.dimension_count", dim(head_dim));
+  w.Set(a + ".rope.freq_base", GgufValue::Float32(s.rope_freq_base));
+  w.Set(a + ".attention.layer_norm_rms_epsilon", GgufValue::Float32(s.rms_norm_eps));
+  if (vocab_file == nullptr) {
+    vocab.WriteTo(w);
+  } else {
+    for (const auto& [key, value] : vocab_file->metadata()) {
+      if (key.starts_with("tokenizer.")) w.Set(key, value);
+    }
+  }
 
   const float stddev = 0.02f;
   auto matrix = [&](const std::string& name, uint64_t in, uint64_t out) {
@@ -97,12 +154,22 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
   auto norm = [&](const std::string& name, uint64_t n) {
     return w.AddTensor(name, GgmlType::kF32, {n}, OnesFill(n));
   };
+  auto bias = [&](const std::string& name, uint64_t n) {
+    return w.AddTensor(name, GgmlType::kF32, {n}, RandomFill(GgmlType::kF32, options.seed, name, stddev, n));
+  };
   const uint64_t d = s.n_embd, ff = s.n_ff, vocab_n = s.n_vocab;
   const uint64_t q_dim = static_cast<uint64_t>(s.n_head) * head_dim;
   const uint64_t kv_dim = static_cast<uint64_t>(s.n_head_kv) * head_dim;
   EDGELLM_RETURN_IF_ERROR(matrix("token_embd.weight", d, vocab_n));
   EDGELLM_RETURN_IF_ERROR(norm("output_norm.weight", d));
   if (!s.tied_embeddings) EDGELLM_RETURN_IF_ERROR(matrix("output.weight", d, vocab_n));
+  if (s.llama3_rope_scaling) {
+    const std::vector<float> factors = Llama3RopeFactors(head_dim, s.rope_freq_base);
+    EDGELLM_RETURN_IF_ERROR(w.AddTensor("rope_freqs.weight", GgmlType::kF32, {factors.size()},
+                                        [factors](absl::Span<uint8_t> out) {
+                                          return Quantize(GgmlType::kF32, factors, out);
+                                        }));
+  }
   for (int32_t i = 0; i < s.n_layer; ++i) {
     const std::string p = edgellm::StrCat("blk.", i, ".");
     EDGELLM_RETURN_IF_ERROR(norm(p + "attn_norm.weight", d));
@@ -110,6 +177,15 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
     EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_k.weight", d, kv_dim));
     EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_v.weight", d, kv_dim));
     EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_output.weight", q_dim, d));
+    if (arch->qkv_bias) {
+      EDGELLM_RETURN_IF_ERROR(bias(p + "attn_q.bias", q_dim));
+      EDGELLM_RETURN_IF_ERROR(bias(p + "attn_k.bias", kv_dim));
+      EDGELLM_RETURN_IF_ERROR(bias(p + "attn_v.bias", kv_dim));
+    }
+    if (arch->qk_norm) {
+      EDGELLM_RETURN_IF_ERROR(norm(p + "attn_q_norm.weight", static_cast<uint64_t>(head_dim)));
+      EDGELLM_RETURN_IF_ERROR(norm(p + "attn_k_norm.weight", static_cast<uint64_t>(head_dim)));
+    }
     EDGELLM_RETURN_IF_ERROR(norm(p + "ffn_norm.weight", d));
     EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_gate.weight", d, ff));
     EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", d, ff));

@@ -1,4 +1,4 @@
-// engine/synthetic_model.h — writes Llama-architecture GGUF files with random
+// engine/synthetic_model.h — writes GGUF files of every architecture with random
 // weights at the shapes of real models, so benchmarks and tests never need a
 // download. The tokenizer is a working one (see synthetic_vocab.h).
 #ifndef EDGELLM_ENGINE_SYNTHETIC_MODEL_H_
@@ -25,11 +25,20 @@ struct ModelShape {
   int32_t n_ctx;
   std::string tokenizer;  // "llama" or "gpt2"
   bool tied_embeddings;   // no output.weight: the output reuses token_embd
+  std::string architecture = "llama";  // a row of architecture.h
+  int32_t head_dim = 0;  // 0: n_embd / n_head; else written as attention.key_length
+  float rope_freq_base = 10000.0f;
+  float rms_norm_eps = 1e-5f;
+  // Writes rope_freqs.weight with Llama 3.1's rope scaling (factor 32, for an
+  // original context of 8192), as Llama 3.x files carry it.
+  bool llama3_rope_scaling = false;
 };
 
-// stories260k, smol-135m, tinyllama-1.1b, and small test shapes: test-spm
-// and test-bpe, whose widths are multiples of 32, and test-k, whose widths
-// are multiples of 256 (whole K-quant super-blocks).
+// stories260k, smol-135m, tinyllama-1.1b, llama3.2-1b, qwen2.5-0.5b,
+// qwen2.5-1.5b, qwen3-0.6b, and small test shapes: test-spm and test-bpe,
+// whose widths are multiples of 32, test-k, whose widths are multiples of 256
+// (whole K-quant super-blocks), and test-llama3, test-qwen2 and test-qwen3
+// with each family's tensors.
 const std::vector<ModelShape>& KnownShapes();
 std::optional<ModelShape> FindShape(std::string_view name);
 
@@ -39,6 +48,10 @@ struct SyntheticModelOptions {
   // whole number of blocks is stored as F16 instead, as llama.cpp does.
   GgmlType type = GgmlType::kF32;
   uint64_t seed = 1;
+  // A GGUF whose `tokenizer.*` keys are copied (a real model's vocabulary,
+  // e.g. llama.cpp's vocab-only files); the vocabulary's size replaces the
+  // shape's. Empty: a synthetic vocabulary (synthetic_vocab.h).
+  std::string vocab_from;
 };
 
 // Writes the model to `path` atomically. InvalidArgument for a type that

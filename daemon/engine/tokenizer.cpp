@@ -6,6 +6,7 @@
 
 #include "common/str_cat.h"
 #include "common/status_macros.h"
+#include "daemon/engine/bpe_pretokenizer.h"
 #include "daemon/engine/bpe_tokenizer.h"
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/gguf_writer.h"
@@ -102,7 +103,8 @@ absl::StatusOr<Vocab> Vocab::FromGguf(const GgufReader& gguf) {
     if (v.eos_id < 0 && n > 2) v.eos_id = 2;
     if (v.unk_id < 0) v.unk_id = 0;
   }
-  EDGELLM_ASSIGN_OR_RETURN(v.add_bos, ReadFlag(gguf, "tokenizer.ggml.add_bos_token", is_llama));
+  const bool bos_by_default = is_llama || (v.model == "gpt2" && PreTokenizer::AddsBosByDefault(v.pre));
+  EDGELLM_ASSIGN_OR_RETURN(v.add_bos, ReadFlag(gguf, "tokenizer.ggml.add_bos_token", bos_by_default));
   EDGELLM_ASSIGN_OR_RETURN(v.add_eos, ReadFlag(gguf, "tokenizer.ggml.add_eos_token", false));
   EDGELLM_ASSIGN_OR_RETURN(v.add_space_prefix, ReadFlag(gguf, "tokenizer.ggml.add_space_prefix", is_llama));
   if (v.add_bos && v.bos_id < 0) return VocabError("tokenizer.ggml.add_bos_token", "set, but no BOS token");

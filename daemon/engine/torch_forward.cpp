@@ -10,8 +10,8 @@
 
 #include "common/str_cat.h"
 #include "common/status_macros.h"
+#include "daemon/engine/cpu_forward.h"
 #include "daemon/engine/forward_backend.h"
-#include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/linear.h"
 #include "daemon/engine/lora_adapter.h"
 #include "daemon/engine/thread_pool.h"
@@ -20,9 +20,12 @@
 namespace edgellm::engine {
 namespace {
 
+// The model's loaded weights (cpu_forward.h) as tensors and Linears; the
+// optional ones are undefined where the layer has none.
 struct LayerWeights {
   at::Tensor attn_norm;  // [n_embd]
   std::unique_ptr<Linear> wq, wk, wv, wo;
+  at::Tensor q_bias, k_bias, v_bias, q_norm, k_norm;
   at::Tensor ffn_norm;  // [n_embd]
   std::unique_ptr<Linear> gate, up, down;
 };
@@ -95,13 +98,17 @@ class TorchForward final : public ForwardBackend {
   void AddAdapters(at::Tensor& y, const at::Tensor& x, const std::vector<SequenceRows>& seqs, int layer,
                    LoraTarget target) const;
 
-  absl::StatusOr<std::unique_ptr<Linear>> LoadLinear(const std::string& name);
-  absl::StatusOr<at::Tensor> LoadVector(const std::string& name);
+  // `n` floats of the model's, or undefined for none.
+  at::Tensor Vector(const float* values, int64_t n) const;
   at::Tensor Embed(absl::Span<const TokenId> tokens) const;
   // x: [rows, n_embd], the rows of every sequence in `seqs`; keys and values
   // are appended to each sequence's cache. Returns the logits of every row
   // for the sequences that ask for all_logits, else of their last row.
   at::Tensor Run(at::Tensor x, const std::vector<SequenceRows>& seqs) const;
+  // A projection's rows [n, heads * head_dim] as [n, heads, head_dim], with
+  // the layer's bias added and each head normed where the layer has them.
+  at::Tensor HeadsOf(const at::Tensor& projected, const at::Tensor& bias, const at::Tensor& norm,
+                     int64_t heads) const;
   // cos, sin: [rows, 1, rope_dims / 2]; masks: per sequence, undefined for one row.
   at::Tensor Attention(const LayerWeights& w, const at::Tensor& h, const std::vector<SequenceRows>& seqs,
                        const at::Tensor& cos, const at::Tensor& sin, int layer,
@@ -110,46 +117,44 @@ class TorchForward final : public ForwardBackend {
   const LlamaModel& model_;
   const LlamaConfig& config_;
   at::Device device_;
-  const GgufTensorInfo* token_embd_ = nullptr;
   std::vector<LayerWeights> layers_;
   at::Tensor output_norm_;  // [n_embd]
   std::unique_ptr<Linear> output_;
   at::Tensor rope_cos_, rope_sin_;  // [context, rope_dims / 2]
 };
 
-absl::StatusOr<std::unique_ptr<Linear>> TorchForward::LoadLinear(const std::string& name) {
-  // The model validated every tensor's shape and type when it loaded.
-  const GgufTensorInfo* info = model_.gguf().FindTensor(name);
-  return MakeLinear(*info, model_.gguf().TensorData(*info), device_);
-}
-
-absl::StatusOr<at::Tensor> TorchForward::LoadVector(const std::string& name) {
-  const GgufTensorInfo* info = model_.gguf().FindTensor(name);
-  return TensorToFloat(*info, model_.gguf().TensorData(*info), device_);
+at::Tensor TorchForward::Vector(const float* values, int64_t n) const {
+  return values != nullptr ? VectorTensor(values, n, device_) : at::Tensor();
 }
 
 absl::Status TorchForward::Load() {
-  token_embd_ = model_.gguf().FindTensor("token_embd.weight");
+  // The weights the model's loader validated and prepared: one loader for every forward.
+  const CpuModelWeights& cpu = model_.cpu_weights();
+  const int64_t d = config_.n_embd, hd = config_.head_dim;
+  const int64_t q_width = config_.n_head * hd, kv_width = config_.n_head_kv * hd;
   layers_.resize(config_.n_layer);
   for (int32_t i = 0; i < config_.n_layer; ++i) {
-    const std::string p = edgellm::StrCat("blk.", i, ".");
+    const CpuLayerWeights& c = cpu.layers[i];
     LayerWeights& w = layers_[i];
-    EDGELLM_ASSIGN_OR_RETURN(w.attn_norm, LoadVector(p + "attn_norm.weight"));
-    EDGELLM_ASSIGN_OR_RETURN(w.wq, LoadLinear(p + "attn_q.weight"));
-    EDGELLM_ASSIGN_OR_RETURN(w.wk, LoadLinear(p + "attn_k.weight"));
-    EDGELLM_ASSIGN_OR_RETURN(w.wv, LoadLinear(p + "attn_v.weight"));
-    EDGELLM_ASSIGN_OR_RETURN(w.wo, LoadLinear(p + "attn_output.weight"));
-    EDGELLM_ASSIGN_OR_RETURN(w.ffn_norm, LoadVector(p + "ffn_norm.weight"));
-    EDGELLM_ASSIGN_OR_RETURN(w.gate, LoadLinear(p + "ffn_gate.weight"));
-    EDGELLM_ASSIGN_OR_RETURN(w.up, LoadLinear(p + "ffn_up.weight"));
-    EDGELLM_ASSIGN_OR_RETURN(w.down, LoadLinear(p + "ffn_down.weight"));
+    w.attn_norm = Vector(c.attn_norm, d);
+    EDGELLM_ASSIGN_OR_RETURN(w.wq, MakeLinear(c.wq, device_));
+    EDGELLM_ASSIGN_OR_RETURN(w.wk, MakeLinear(c.wk, device_));
+    EDGELLM_ASSIGN_OR_RETURN(w.wv, MakeLinear(c.wv, device_));
+    EDGELLM_ASSIGN_OR_RETURN(w.wo, MakeLinear(c.wo, device_));
+    w.q_bias = Vector(c.q_bias, q_width);
+    w.k_bias = Vector(c.k_bias, kv_width);
+    w.v_bias = Vector(c.v_bias, kv_width);
+    w.q_norm = Vector(c.q_norm, hd);
+    w.k_norm = Vector(c.k_norm, hd);
+    w.ffn_norm = Vector(c.ffn_norm, d);
+    EDGELLM_ASSIGN_OR_RETURN(w.gate, MakeLinear(c.gate, device_));
+    EDGELLM_ASSIGN_OR_RETURN(w.up, MakeLinear(c.up, device_));
+    EDGELLM_ASSIGN_OR_RETURN(w.down, MakeLinear(c.down, device_));
   }
-  EDGELLM_ASSIGN_OR_RETURN(output_norm_, LoadVector("output_norm.weight"));
-  EDGELLM_ASSIGN_OR_RETURN(
-      output_, LoadLinear(model_.gguf().FindTensor("output.weight") ? "output.weight" : "token_embd.weight"));
+  output_norm_ = Vector(cpu.output_norm, d);
+  EDGELLM_ASSIGN_OR_RETURN(output_, MakeLinear(cpu.output, device_));
   // The model's own rotary tables (rope_freqs included), copied to the device.
   const int64_t half = config_.rope_dims / 2;
-  const CpuModelWeights& cpu = model_.cpu_weights();
   rope_cos_ = at::from_blob(const_cast<float*>(cpu.rope_cos), {model_.context_length(), half}, at::kFloat)
                   .to(device_, false, true);
   rope_sin_ = at::from_blob(const_cast<float*>(cpu.rope_sin), {model_.context_length(), half}, at::kFloat)
@@ -160,21 +165,27 @@ absl::Status TorchForward::Load() {
 at::Tensor TorchForward::Embed(absl::Span<const TokenId> tokens) const {
   const int64_t n = static_cast<int64_t>(tokens.size());
   at::Tensor x = at::empty({n, config_.n_embd}, at::kFloat);
-  const absl::Span<const uint8_t> table = model_.gguf().TensorData(*token_embd_);
-  const uint64_t row_bytes = RowBytes(token_embd_->type, config_.n_embd);
+  const CpuModelWeights& cpu = model_.cpu_weights();
+  const uint64_t row_bytes = RowBytes(cpu.embedding_type, config_.n_embd);
   float* out = x.data_ptr<float>();
   for (int64_t i = 0; i < n; ++i) {
     // Ids were checked and the row size validated at load: this cannot fail.
-    (void)Dequantize(token_embd_->type, table.subspan(tokens[i] * row_bytes, row_bytes),
+    (void)Dequantize(cpu.embedding_type, absl::MakeConstSpan(cpu.embedding + tokens[i] * row_bytes, row_bytes),
                      absl::MakeSpan(out + i * config_.n_embd, config_.n_embd));
   }
   return device_.is_cpu() ? x : x.to(device_);
 }
 
+at::Tensor TorchForward::HeadsOf(const at::Tensor& projected, const at::Tensor& bias, const at::Tensor& norm,
+                                 int64_t heads) const {
+  const at::Tensor biased = bias.defined() ? projected + bias : projected;
+  const at::Tensor split = biased.view({biased.size(0), heads, config_.head_dim});
+  return norm.defined() ? RmsNorm(split, norm, config_.rms_norm_eps) : split;
+}
+
 at::Tensor TorchForward::Attention(const LayerWeights& w, const at::Tensor& h,
                                        const std::vector<SequenceRows>& seqs, const at::Tensor& cos,
                                        const at::Tensor& sin, int layer, const std::vector<at::Tensor>& masks) const {
-  const int64_t rows = h.size(0);
   const int64_t n_head = config_.n_head, n_kv = config_.n_head_kv, hd = config_.head_dim;
   const int64_t group = n_head / n_kv;
   // The projections run on every row of the batch at once: each weight is read once.
@@ -182,9 +193,11 @@ at::Tensor TorchForward::Attention(const LayerWeights& w, const at::Tensor& h,
   AddAdapters(q_rows, h, seqs, layer, LoraTarget::kQ);
   AddAdapters(k_rows, h, seqs, layer, LoraTarget::kK);
   AddAdapters(v_rows, h, seqs, layer, LoraTarget::kV);
-  const at::Tensor q = ApplyRope(q_rows.view({rows, n_head, hd}), cos, sin, config_.rope_dims);
-  const at::Tensor k = ApplyRope(k_rows.view({rows, n_kv, hd}), cos, sin, config_.rope_dims);
-  const at::Tensor v = v_rows.view({rows, n_kv, hd});
+  const at::Tensor q = ApplyRope(HeadsOf(q_rows, w.q_bias, w.q_norm, n_head), cos, sin, config_.rope_dims,
+                                 config_.arch->rope);
+  const at::Tensor k = ApplyRope(HeadsOf(k_rows, w.k_bias, w.k_norm, n_kv), cos, sin, config_.rope_dims,
+                                 config_.arch->rope);
+  const at::Tensor v = HeadsOf(v_rows, w.v_bias, at::Tensor(), n_kv);
 
   std::vector<at::Tensor> outs;
   outs.reserve(seqs.size());

@@ -161,11 +161,18 @@ at::Tensor LoraModel::Layer(int32_t layer, const at::Tensor& x, const Context& c
   auto heads = [&](const at::Tensor& t, int64_t count) {  // [rows * length, count * hd] -> [rows, count, length, hd]
     return t.view({rows, length, count, hd}).transpose(1, 2);
   };
-  const at::Tensor q = engine::ApplyRope(Project(h, w.wq, layer, LoraTarget::kQ, context).view({-1, n_head, hd}),
-                                         context.cos, context.sin, config_.rope_dims);
-  const at::Tensor k = engine::ApplyRope(Project(h, w.wk, layer, LoraTarget::kK, context).view({-1, n_kv, hd}),
-                                         context.cos, context.sin, config_.rope_dims);
-  const at::Tensor v = Project(h, w.wv, layer, LoraTarget::kV, context);
+  // A projection as [rows * length, heads, hd], with the layer's bias and per-head norm where it has them.
+  auto split = [&](at::Tensor projected, const float* bias, const float* norm, int64_t count) {
+    if (bias != nullptr) projected = projected + FloatView(bias, {count * hd});
+    at::Tensor per_head = projected.view({-1, count, hd});
+    return norm != nullptr ? engine::RmsNorm(per_head, FloatView(norm, {hd}), eps) : per_head;
+  };
+  const engine::RopeStyle style = config_.arch->rope;
+  const at::Tensor q = engine::ApplyRope(split(Project(h, w.wq, layer, LoraTarget::kQ, context), w.q_bias, w.q_norm, n_head),
+                                         context.cos, context.sin, config_.rope_dims, style);
+  const at::Tensor k = engine::ApplyRope(split(Project(h, w.wk, layer, LoraTarget::kK, context), w.k_bias, w.k_norm, n_kv),
+                                         context.cos, context.sin, config_.rope_dims, style);
+  const at::Tensor v = split(Project(h, w.wv, layer, LoraTarget::kV, context), w.v_bias, nullptr, n_kv).reshape({-1, n_kv * hd});
   const int64_t group = n_head / n_kv;
   at::Tensor keys = heads(k.reshape({-1, n_kv * hd}), n_kv);
   at::Tensor values = heads(v, n_kv);

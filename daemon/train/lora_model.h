@@ -1,6 +1,7 @@
-// train/lora_model.h — the Llama forward with LibTorch autograd, for training
-// a LoRA adapter on a frozen base: the very weights the node serves, read in
-// place in the mapping whatever their type (engine::LlamaModel::cpu_weights).
+// train/lora_model.h — the decoder forward of every architecture the engine
+// runs, with LibTorch autograd, for training a LoRA adapter on a frozen base:
+// the very weights the node serves, read in place in the mapping whatever
+// their type (engine::LlamaModel::cpu_weights).
 //
 // A frozen projection is a custom autograd function: its forward is the
 // engine's product (kernels or a dequantized tile + BLAS), its backward

@@ -22,6 +22,7 @@
 #include "federated/protocol/tensor_set.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/federation.h"
+#include "tests/support/model_fixtures.h"
 #include "tests/support/process_state.h"
 #include "tests/support/test_support.h"
 
@@ -87,7 +88,7 @@ class FederatedRounds : public ::testing::Test {
            << "heartbeat_interval_seconds: 1\npoll_interval_seconds: 0.2\n"
            << "liveness_timeout_seconds: " << liveness_seconds << "\n"
            << "threads: 1\n"
-           << "models:\n  - id: stories260K\n    base_model: " << kModel << "\n"
+           << "models:\n  - id: " << model_id_ << "\n    base_model: " << model_ << "\n"
            << "    rank: 8\n    alpha: 16\n    targets: all\n    freeze_a: true\n    lora_seed: 7\n"
            << "    rounds: " << rounds << "\n    min_devices: 3\n    quorum: " << quorum
            << "\n    round_timeout_seconds: 600\n"
@@ -115,7 +116,7 @@ class FederatedRounds : public ::testing::Test {
     }
     if (!metrics_ports_.contains(f.device)) metrics_ports_[f.device] = edgellm::testing::FreePort();
     const fs::path config = dir_ / (f.device + ".yaml");
-    std::ofstream(config) << "model: " << kModel << "\n"
+    std::ofstream(config) << "model: " << model_ << "\n"
                           << "metrics_listen: 127.0.0.1:" << metrics_ports_[f.device] << "\n"
                           << "train_data: " << data.string() << "\n"
                           << "train_dir: " << (dir_ / (f.device + "-train")).string() << "\n"
@@ -137,6 +138,9 @@ class FederatedRounds : public ::testing::Test {
     return edgellm::testing::HttpGet(metrics_ports_[device], "/metrics").body;
   }
 
+  // The base model every program runs, and its id in the aggregator.
+  std::string model_ = kModel;
+  std::string model_id_ = "stories260K";
   fs::path dir_;
   int port_ = 0;
   std::unique_ptr<AggregatorProcess> aggregator_;
@@ -252,6 +256,42 @@ TEST_F(FederatedRounds, ADaemonKilledMidTrainingFinishesItsRoundAfterRestart) {
   EXPECT_NE(log.find("update accepted"), std::string::npos) << log;
   // The restarted daemon fetched nothing: the round's adapter was on disk.
   EXPECT_EQ(MetricValue(Metrics("dev-a"), "edgellm_federation_fetched_bytes"), 0.0);
+}
+
+// Rounds do not depend on the architecture: three daemons serving a Qwen2
+// model (biases, halves rotation, untied output) train it, the aggregator
+// averages their updates into a version that lowers its held-out loss, and
+// that version loads back onto the Qwen2 model as a PEFT adapter.
+TEST_F(FederatedRounds, ARoundOnAQwen2ModelPublishesAVersionThatFitsIt) {
+  model_ = edgellm::testing::SyntheticModel("test-qwen2", engine::GgmlType::kQ8_0);
+  model_id_ = fs::path(model_).stem().string();  // a daemon names its model by the file
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(1, 20));
+  std::vector<std::unique_ptr<DaemonProcess>> daemons;
+  for (const Fact& f : kFacts) {
+    daemons.push_back(StartDaemon(f));
+    ASSERT_NE(daemons.back(), nullptr);
+  }
+  ASSERT_TRUE(aggregator_->WaitForLog("round 1 closed", std::chrono::minutes(10))) << aggregator_->Log();
+  auto store = StateStore::Open((dir_ / "state" / "state.db").string());
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto versions = (*store)->Versions(model_id_);
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_LT(nlohmann::json::parse(versions->back().metrics)["eval_loss"].get<double>(),
+            nlohmann::json::parse(versions->front().metrics)["eval_loss"].get<double>());
+  auto model = engine::LlamaModel::Load(model_, {});
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->config().architecture, "qwen2");
+  auto adapter = engine::LoraAdapter::Load((dir_ / "state" / "models" / model_id_ / "v2").string(),
+                                           (*model)->config());
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  std::vector<float> base, adapted;
+  const std::vector<engine::TokenId> tokens = (*model)->tokenizer().Encode(kFacts[0].prompt);
+  ASSERT_TRUE((*model)->ForwardNoCache(tokens, &base).ok());
+  auto cache = (*model)->NewCache();
+  ASSERT_TRUE(cache.ok());
+  ASSERT_TRUE((*model)->Forward(tokens, cache->get(), true, &adapted, &*adapter).ok());
+  EXPECT_NE(base, adapted) << "the version changes what the model computes";
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ inline std::string SyntheticModel(const std::string& shape, engine::GgmlType typ
   const std::string path = (dir / (key + ".gguf")).string();
   std::optional<engine::ModelShape> s = engine::FindShape(shape);
   EXPECT_TRUE(s.has_value()) << shape;
-  const absl::Status status = engine::WriteSyntheticModel({*s, type, seed}, path);
+  const absl::Status status = engine::WriteSyntheticModel({*s, type, seed, ""}, path);
   EXPECT_TRUE(status.ok()) << status;
   written[key] = path;
   return path;

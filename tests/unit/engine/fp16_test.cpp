@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <immintrin.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -52,6 +53,22 @@ TEST(Fp16, MatchesTheF16cInstructionBitForBit) {
   for (int i = 0; i < 1000000; ++i) {
     const float f = near(rng) * (i % 2 ? 1.0f : 1e-6f);
     ASSERT_EQ(Fp32ToFp16(f), HardwareToHalf(f)) << f;
+  }
+}
+
+// bfloat16 keeps float32's top half, rounded to nearest with ties to even.
+TEST(Bf16, RoundsToNearestEvenAndRoundTripsEveryValue) {
+  EXPECT_EQ(Fp32ToBf16(1.0f), 0x3F80);
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F808000u)), 0x3F80) << "a tie goes to the even neighbour";
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F818000u)), 0x3F82) << "a tie goes to the even neighbour";
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F808001u)), 0x3F81) << "above the tie rounds up";
+  EXPECT_EQ(Fp32ToBf16(-std::numeric_limits<float>::infinity()), 0xFF80);
+  EXPECT_TRUE(std::isnan(Bf16ToFp32(Fp32ToBf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(std::isnan(Bf16ToFp32(Fp32ToBf16(std::bit_cast<float>(0x7F800001u))))) << "a NaN never becomes inf";
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = Bf16ToFp32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(Fp32ToBf16(f), h);
   }
 }
 

@@ -402,38 +402,122 @@ TEST(LlamaModel, Llama3RopeFactorsDivideTheAngleOfEachFrequency) {
   EXPECT_NE(bad.message().find("rope_freqs.weight[1]"), absl::string_view::npos) << bad;
 }
 
-// A continuous-batching step mixes a prefill chunk, single decode tokens and
-// a speculative check that wants every row's logits; the fused pass and the
-// LibTorch forward agree on all of it, for every weight type.
+// A continuous-batching step that mixes a prefill chunk, single decode
+// tokens and a speculative check that wants every row's logits, in the
+// model at `path` by the fused pass and by the LibTorch forward.
+void ExpectABatchedStepMatchesTheLibTorchForward(const std::string& path, float tolerance) {
+  auto fused = LoadModel(path);
+  auto reference = LoadTorchReference(path);
+  ASSERT_NE(fused, nullptr);
+  ASSERT_NE(reference, nullptr);
+  const int32_t vocab = fused->config().n_vocab;
+  const std::vector<TokenId> history = SomeTokens(37, vocab);
+  std::vector<float> got, want;
+  for (LlamaModel* model : {fused.get(), reference.get()}) {
+    auto a = NewCache(*model), b = NewCache(*model), c = NewCache(*model);
+    std::vector<float> ignored;
+    ASSERT_TRUE(model->Forward(absl::MakeConstSpan(history).subspan(0, 20), b.get(), false, &ignored).ok());
+    ASSERT_TRUE(model->Forward(absl::MakeConstSpan(history).subspan(0, 33), c.get(), false, &ignored).ok());
+    const std::vector<BatchItem> step = {{absl::MakeConstSpan(history).subspan(0, 9), a.get(), false},
+                                         {absl::MakeConstSpan(history).subspan(20, 1), b.get(), false},
+                                         {absl::MakeConstSpan(history).subspan(33, 4), c.get(), true}};
+    ASSERT_TRUE(model->ForwardBatch(step, model == fused.get() ? &got : &want).ok());
+  }
+  ASSERT_EQ(got.size(), 6u * vocab);
+  ASSERT_EQ(want.size(), got.size());
+  float spread = 0.0f;
+  for (float w : want) spread = std::max(spread, std::fabs(w));
+  ExpectClose(got.data(), want.data(), got.size(), tolerance * spread, path);
+}
+
+// The fused pass and the LibTorch forward agree on all of a batched step, for every weight type.
 TEST(LlamaModel, ABatchedStepMatchesTheLibTorchForward) {
   for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K}) {
-    const std::string path = SyntheticModel(type == GgmlType::kQ4_K ? "test-k" : "test-spm", type);
-    auto fused = LoadModel(path);
-    auto reference = LoadTorchReference(path);
-    ASSERT_NE(fused, nullptr);
-    ASSERT_NE(reference, nullptr);
-    const std::vector<TokenId> history = SomeTokens(37, 384);
-    std::vector<float> got, want;
-    for (LlamaModel* model : {fused.get(), reference.get()}) {
-      auto a = NewCache(*model), b = NewCache(*model), c = NewCache(*model);
-      std::vector<float> ignored;
-      ASSERT_TRUE(model->Forward(absl::MakeConstSpan(history).subspan(0, 20), b.get(), false, &ignored).ok());
-      ASSERT_TRUE(model->Forward(absl::MakeConstSpan(history).subspan(0, 33), c.get(), false, &ignored).ok());
-      const std::vector<BatchItem> step = {{absl::MakeConstSpan(history).subspan(0, 9), a.get(), false},
-                                           {absl::MakeConstSpan(history).subspan(20, 1), b.get(), false},
-                                           {absl::MakeConstSpan(history).subspan(33, 4), c.get(), true}};
-      ASSERT_TRUE(model->ForwardBatch(step, model == fused.get() ? &got : &want).ok());
-    }
-    ASSERT_EQ(got.size(), 6u * 384);
-    ASSERT_EQ(want.size(), got.size());
-    float spread = 0.0f;
-    for (float w : want) spread = std::max(spread, std::fabs(w));
     // Quantized types quantize activations per block, where a last-bit
     // difference upstream can round a value the other way.
     const bool quantized = type != GgmlType::kF32 && type != GgmlType::kF16;
-    ExpectClose(got.data(), want.data(), got.size(), (quantized ? 1e-2f : 1e-4f) * spread,
-                std::string(TraitsOf(type).name));
+    ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(type == GgmlType::kQ4_K ? "test-k" : "test-spm", type),
+                                                quantized ? 1e-2f : 1e-4f);
   }
+}
+
+// Each architecture's own tensors (Qwen2's biases, Qwen3's per-head norms and
+// wider heads, Llama 3's rope factors) and rotation enter both forwards alike.
+TEST(LlamaModel, EveryArchitectureMatchesTheLibTorchForward) {
+  for (const char* shape : {"test-llama3", "test-qwen2", "test-qwen3"}) {
+    ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kF32), 1e-4f);
+    ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kQ8_0), 1e-2f);
+  }
+}
+
+TEST(LlamaModel, ReadsEachArchitecturesHyperparameters) {
+  auto qwen3 = LoadModel(SyntheticModel("test-qwen3", GgmlType::kF32));
+  ASSERT_NE(qwen3, nullptr);
+  const LlamaConfig& c = qwen3->config();
+  EXPECT_EQ(c.architecture, "qwen3");
+  EXPECT_EQ(c.arch->rope, RopeStyle::kHalves);
+  EXPECT_EQ(c.head_dim, 32) << "attention.key_length, wider than n_embd / n_head = 16";
+  EXPECT_EQ(c.rope_dims, 32);
+  EXPECT_FLOAT_EQ(c.rope_freq_base, 1e6f);
+  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-6f);
+  EXPECT_NE(qwen3->cpu_weights().layers[1].q_norm, nullptr);
+  EXPECT_EQ(qwen3->cpu_weights().layers[1].q_bias, nullptr);
+  auto qwen2 = LoadModel(SyntheticModel("test-qwen2", GgmlType::kF32));
+  ASSERT_NE(qwen2, nullptr);
+  EXPECT_EQ(qwen2->config().head_dim, 16);
+  EXPECT_NE(qwen2->cpu_weights().layers[0].v_bias, nullptr);
+  EXPECT_EQ(qwen2->cpu_weights().layers[0].k_norm, nullptr);
+}
+
+// Copies the model at `path` without tensor `drop`, with metadata `key` set
+// to `value` when `key` is not empty.
+std::string Rewritten(const std::string& path, const std::string& drop, const std::string& key,
+                      const GgufValue& value, const std::string& name) {
+  auto gguf = GgufReader::Open(path);
+  EXPECT_TRUE(gguf.ok()) << gguf.status();
+  GgufWriter writer((*gguf)->alignment());
+  for (const auto& [k, v] : (*gguf)->metadata()) writer.Set(k, k == key ? value : v);
+  if (!key.empty()) writer.Set(key, value);
+  for (const GgufTensorInfo& t : (*gguf)->tensors()) {
+    if (t.name != drop) {
+      EXPECT_TRUE(writer.AddTensor(t.name, t.type, t.dims, (*gguf)->TensorData(t)).ok());
+    }
+  }
+  const std::string out = (edgellm::testing::TestDir() / name).string();
+  EXPECT_TRUE(writer.Write(out).ok());
+  return out;
+}
+
+void ExpectRefusedNaming(const std::string& path, const std::string& words) {
+  const absl::Status status = LlamaModel::Load(path, {}).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_NE(status.message().find(words), absl::string_view::npos) << status;
+}
+
+// A file whose metadata and tensors disagree, or that lacks a tensor its
+// architecture needs, is refused naming the key or the tensor.
+TEST(LlamaModel, RefusesFamilyFilesThatContradictThemselves) {
+  const std::string qwen2 = SyntheticModel("test-qwen2", GgmlType::kF32);
+  const std::string qwen3 = SyntheticModel("test-qwen3", GgmlType::kF32);
+  const GgufValue none = GgufValue::Uint32(0);
+  ExpectRefusedNaming(Rewritten(qwen2, "blk.1.attn_k.bias", "", none, "no-bias.gguf"),
+                      "missing tensor blk.1.attn_k.bias (a qwen2 model has it)");
+  ExpectRefusedNaming(Rewritten(qwen3, "blk.0.attn_q_norm.weight", "", none, "no-norm.gguf"),
+                      "missing tensor blk.0.attn_q_norm.weight");
+  ExpectRefusedNaming(Rewritten(qwen2, "", "qwen2.block_count", GgufValue::Uint32(1), "fewer-blocks.gguf"),
+                      "tensor blk.1.attn_norm.weight is not part of a qwen2 model of 1 layers");
+  ExpectRefusedNaming(Rewritten(qwen3, "", "qwen3.attention.head_count", GgufValue::Uint32(8), "heads.gguf"),
+                      "blk.0.attn_q.weight has shape [64, 128], expected [64, 256]");
+  ExpectRefusedNaming(Rewritten(qwen3, "", "qwen3.attention.key_length", GgufValue::Uint32(48), "key-length.gguf"),
+                      "qwen3.attention.value_length = 32 differs from the key length 48");
+  ExpectRefusedNaming(Rewritten(qwen2, "", "qwen2.vocab_size", GgufValue::Uint32(500), "vocab-size.gguf"),
+                      "qwen2.vocab_size = 500 but token_embd.weight has 512 rows");
+  ExpectRefusedNaming(Rewritten(qwen2, "", "qwen2.attention.head_count_kv", GgufValue::Uint32(3), "kv-heads.gguf"),
+                      "qwen2.attention.head_count_kv = 3 does not divide qwen2.attention.head_count = 4");
+  ExpectRefusedNaming(Rewritten(qwen2, "", "qwen2.rope.dimension_count", GgufValue::Uint32(18), "rope-dims.gguf"),
+                      "qwen2.rope.dimension_count = 18");
+  ExpectRefusedNaming(Rewritten(qwen2, "", "general.architecture", GgufValue::String("mamba"), "mamba.gguf"),
+                      "general.architecture 'mamba' is not supported (llama, qwen2, qwen3 are)");
 }
 
 }  // namespace

@@ -138,6 +138,35 @@ TEST(LoraAdapter, SavedInThePeftLayoutAndReadBackExactly) {
   EXPECT_NE(json.find("\"base_model_name_or_path\": \"test-spm\""), std::string::npos) << json;
 }
 
+// Qwen's GGUF rows are Hugging Face's (its heads rotate halves, so the
+// converter does not permute them): q_proj's and k_proj's B rows are saved as
+// they are, and read back so.
+TEST(LoraAdapter, QwenRowsKeepTheHuggingFaceOrder) {
+  for (const char* shape : {"test-qwen2", "test-qwen3"}) {
+    const LlamaConfig model =
+        edgellm::testing::LoadModel(edgellm::testing::SyntheticModel(shape, GgmlType::kF32))->config();
+    const std::filesystem::path dir = TestDir() / shape;
+    auto adapter = LoraAdapter::Create(AllTargets(), model);
+    ASSERT_TRUE(adapter.ok()) << adapter.status();
+    NumberB(*adapter);
+    ASSERT_TRUE(adapter->Save(dir.string(), shape).ok());
+    auto raw = SafetensorsReader::Open((dir / "adapter_model.safetensors").string());
+    ASSERT_TRUE(raw.ok()) << raw.status();
+    for (const char* projection : {"q_proj", "k_proj"}) {
+      const SafetensorsTensor* b = (*raw)->Find(std::string("base_model.model.model.layers.0.self_attn.") +
+                                                projection + ".lora_B.weight");
+      ASSERT_NE(b, nullptr) << projection;
+      std::vector<float> hf(static_cast<size_t>(b->shape[0] * b->shape[1]));
+      ReadFloats(*b, absl::MakeSpan(hf));
+      for (int64_t row = 0; row < b->shape[0]; ++row) EXPECT_EQ(hf[row * 4], static_cast<float>(row)) << shape;
+    }
+    auto loaded = LoraAdapter::Load(dir.string(), model);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_EQ(loaded->Find(1, LoraTarget::kQ)->b, adapter->Find(1, LoraTarget::kQ)->b) << shape;
+    EXPECT_EQ(loaded->Find(1, LoraTarget::kK)->b, adapter->Find(1, LoraTarget::kK)->b) << shape;
+  }
+}
+
 TEST(LoraAdapter, ADirectoryThatDoesNotFitIsRefusedWithItsReason) {
   const std::filesystem::path dir = TestDir();
   auto adapter = LoraAdapter::Create(AllTargets(), SmallModel());

@@ -96,7 +96,7 @@ TEST(SyntheticModel, WritesSmol135mThatLoadsAndGenerates) {
 
 TEST(SyntheticModel, WritesTinyLlamaAtFullSize) {
   const std::string path = (edgellm::testing::TestDir() / "tinyllama.gguf").string();
-  ASSERT_TRUE(WriteSyntheticModel({*FindShape("tinyllama-1.1b"), GgmlType::kQ4_0, 1}, path).ok());
+  ASSERT_TRUE(WriteSyntheticModel({*FindShape("tinyllama-1.1b"), GgmlType::kQ4_0, 1, ""}, path).ok());
   auto gguf = GgufReader::Open(path);
   ASSERT_TRUE(gguf.ok()) << gguf.status();
   auto config = LlamaConfig::FromGguf(**gguf);
@@ -115,7 +115,7 @@ TEST(SyntheticModel, WritesTinyLlamaAtFullSize) {
 }
 
 TEST(SyntheticModel, RefusesTypesItCannotWrite) {
-  EXPECT_EQ(WriteSyntheticModel({*FindShape("test-spm"), GgmlType::kIQ2_XXS, 1}, "/tmp/never.gguf").code(),
+  EXPECT_EQ(WriteSyntheticModel({*FindShape("test-spm"), GgmlType::kIQ2_XXS, 1, ""}, "/tmp/never.gguf").code(),
             absl::StatusCode::kInvalidArgument);
 }
 

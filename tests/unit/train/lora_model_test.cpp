@@ -97,16 +97,25 @@ std::vector<at::Tensor> Grads(const LoraModel& model) {
   return grads;
 }
 
-// The training forward computes what the serving forward computes.
+// A shape of each architecture: Llama (2 and 3.x), Qwen2, Qwen3.
+const std::vector<std::string>& FamilyShapes() {
+  static const std::vector<std::string> shapes = {"test-spm", "test-llama3", "test-qwen2", "test-qwen3"};
+  return shapes;
+}
+
+// The training forward computes what the serving forward computes, for every architecture.
 TEST(LoraModel, ItsLossIsTheInferenceForwardsLoss) {
-  for (GgmlType type : {GgmlType::kF32, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
-    auto base = LoadModel(SyntheticModel("test-spm", type));
-    ASSERT_NE(base, nullptr);
-    engine::LoraAdapter adapter = RandomAdapter(base->config(), 4);
-    const LoraModel model(*base, adapter, false);
-    const std::vector<TokenId> tokens = SomeTokens(24, base->config().n_vocab, 1);
-    const double expected = InferenceLoss(*base, tokens, adapter);
-    EXPECT_NEAR(model.Loss(RowsOf({tokens}, false)), expected, 1e-4 * expected) << engine::TraitsOf(type).name;
+  for (const std::string& shape : FamilyShapes()) {
+    for (GgmlType type : {GgmlType::kF32, GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+      auto base = LoadModel(SyntheticModel(shape, type));
+      ASSERT_NE(base, nullptr);
+      engine::LoraAdapter adapter = RandomAdapter(base->config(), 4);
+      const LoraModel model(*base, adapter, false);
+      const std::vector<TokenId> tokens = SomeTokens(24, base->config().n_vocab, 1);
+      const double expected = InferenceLoss(*base, tokens, adapter);
+      EXPECT_NEAR(model.Loss(RowsOf({tokens}, false)), expected, 1e-4 * expected)
+          << shape << " " << engine::TraitsOf(type).name;
+    }
   }
 }
 
@@ -128,11 +137,13 @@ TEST(LoraModel, APackedRowIsItsExamplesApart) {
 // Gradients of A and B against central finite differences of the loss,
 // along a direction that mixes the gradient with noise (float32 losses are
 // too coarse for single coordinates).
-TEST(LoraModel, GradientsMatchFiniteDifferences) {
-  auto base = LoadModel(SyntheticModel("test-spm", GgmlType::kF32));
+void ExpectGradientsMatchFiniteDifferences(const std::string& shape) {
+  auto base = LoadModel(SyntheticModel(shape, GgmlType::kF32));
+  ASSERT_NE(base, nullptr);
   engine::LoraAdapter adapter = RandomAdapter(base->config(), 2);
   const LoraModel model(*base, adapter, false);
-  const TrainingBatch batch = RowsOf({SomeTokens(10, 384, 5), SomeTokens(7, 384, 6)}, false);
+  const int vocab = base->config().n_vocab;
+  const TrainingBatch batch = RowsOf({SomeTokens(10, vocab, 5), SomeTokens(7, vocab, 6)}, false);
   model.LossAndBackward(batch, DropoutSeed{}, 1.0);
   const std::vector<at::Tensor> grads = Grads(model);
   at::manual_seed(3);
@@ -166,6 +177,13 @@ TEST(LoraModel, GradientsMatchFiniteDifferences) {
     ++checked;
   }
   EXPECT_GE(checked, 10);
+}
+
+TEST(LoraModel, GradientsMatchFiniteDifferences) {
+  for (const std::string& shape : FamilyShapes()) {
+    SCOPED_TRACE(shape);
+    ExpectGradientsMatchFiniteDifferences(shape);
+  }
 }
 
 // Recomputing each layer in the backward pass (dropout included) gives the
