@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "daemon/engine/gelu.h"
 #include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/thread_pool.h"
 
@@ -47,7 +48,7 @@ void RmsNorm(const float* x, const float* weight, float eps, int64_t n, float* o
 // Rotates the pairs of the first rope_dims values of each of `heads` heads
 // at `position`: adjacent ones (v[2i], v[2i+1]) or halves (v[i], v[i + half])
 // as the architecture pairs them.
-void Rope(float* v, int64_t heads, const LlamaConfig& config, const CpuModelWeights& w, int32_t position) {
+void Rope(float* v, int64_t heads, const LlamaConfig& config, const CpuLayerWeights& w, int32_t position) {
   const int64_t half = config.rope_dims / 2;
   const float* cos = w.rope_cos + static_cast<int64_t>(position) * half;
   const float* sin = w.rope_sin + static_cast<int64_t>(position) * half;
@@ -104,9 +105,11 @@ int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_
 // block's keys and values where they lie, with a running softmax (each row
 // keeps its maximum and sum so far and rescales its partial output), so its
 // `scratch` (AttentionScratch floats) depends on the rows, never on the
-// length of the sequence.
+// length of the sequence. In a sliding-window layer (`window` > 0) row i sees
+// only the last `window` positions up to its own; blocks no row sees are
+// skipped.
 void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t pos0, int32_t layer,
-                     int64_t kv_head, const float* q, float* scratch, float* out) {
+                     int64_t kv_head, int32_t window, const float* q, float* scratch, float* out) {
   const int64_t n = seq.count, hd = config.head_dim;
   const int64_t group = config.n_head / config.n_head_kv;
   const int64_t q_width = static_cast<int64_t>(config.n_head) * hd;
@@ -127,8 +130,14 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   }
   std::fill(row_max, row_max + m, -std::numeric_limits<float>::infinity());
   std::fill(row_sum, row_sum + m, 0.0f);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  for (int64_t p0 = 0; p0 < total; p0 += block_size) {
+  std::fill(result, result + m * hd, 0.0f);
+  // The query was scaled already where the family scales it after the rotation.
+  const float scale = config.arch->prescaled_query ? 1.0f : config.attention_scale;
+  const float softcap = config.attention_softcap;
+  const float inverse_softcap = softcap > 0 ? 1.0f / softcap : 0.0f;
+  // Row i, at position pos0 + i, sees positions [first_seen(i), pos0 + i].
+  auto first_seen = [&](int64_t i) { return window > 0 ? std::max<int64_t>(0, pos0 + i - window + 1) : 0; };
+  for (int64_t p0 = first_seen(0) / block_size * block_size; p0 < total; p0 += block_size) {
     const int64_t run = std::min<int64_t>(block_size, total - p0);
     const int32_t block = seq.cache->block_table()[p0 / block_size];
     const float* keys = pool.LayerData(block, layer, false) + kv_head * block_size * hd;
@@ -138,31 +147,35 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
                 static_cast<int>(run));
     for (int64_t r = 0; r < m; ++r) {
       float* row = scores + r * run;
-      // Row i of the sequence, at position pos0 + i, sees positions 0..pos0 + i.
+      const int64_t from = std::max<int64_t>(0, first_seen(r % n) - p0);
       const int64_t valid = std::min<int64_t>(run, pos0 + r % n + 1 - p0);
-      if (valid <= 0) {
+      if (valid <= from) {
         std::fill(row, row + run, 0.0f);
         continue;
       }
-      float block_max = row[0];
-      for (int64_t t = 1; t < valid; ++t) block_max = std::max(block_max, row[t]);
+      if (softcap > 0) {
+        for (int64_t t = from; t < valid; ++t) row[t] = softcap * std::tanh(row[t] * inverse_softcap);
+      }
+      float block_max = row[from];
+      for (int64_t t = from + 1; t < valid; ++t) block_max = std::max(block_max, row[t]);
       const float new_max = std::max(row_max[r], block_max);
-      // Block 0 is visible to every row, so a row's maximum is finite from there on.
-      if (p0 > 0 && new_max > row_max[r]) {
+      // A row's first visible block finds its maximum at -inf: the rescale is 0 of nothing.
+      if (new_max > row_max[r] && row_sum[r] > 0.0f) {
         const float rescale = std::exp(row_max[r] - new_max);
         row_sum[r] *= rescale;
         for (int64_t j = 0; j < hd; ++j) result[r * hd + j] *= rescale;
       }
       row_max[r] = new_max;
-      for (int64_t t = 0; t < valid; ++t) {
+      std::fill(row, row + from, 0.0f);
+      for (int64_t t = from; t < valid; ++t) {
         row[t] = std::exp(row[t] - new_max);
         row_sum[r] += row[t];
       }
       std::fill(row + valid, row + run, 0.0f);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(hd),
-                static_cast<int>(run), 1.0f, scores, static_cast<int>(run), values, static_cast<int>(hd),
-                p0 == 0 ? 0.0f : 1.0f, result, static_cast<int>(hd));
+                static_cast<int>(run), 1.0f, scores, static_cast<int>(run), values, static_cast<int>(hd), 1.0f, result,
+                static_cast<int>(hd));
   }
   for (int64_t g = 0; g < group; ++g) {
     for (int64_t i = 0; i < n; ++i) {
@@ -195,18 +208,18 @@ void AddAdapters(absl::Span<const CpuSequence> sequences, int32_t layer, LoraTar
 
 }  // namespace
 
-void FillRopeTables(const LlamaConfig& config, int32_t context, const float* freq_factors, std::vector<float>* cos,
-                    std::vector<float>* sin) {
-  const int64_t half = config.rope_dims / 2;
+void FillRopeTables(const RopeSpec& spec, int32_t context, std::vector<float>* cos, std::vector<float>* sin) {
+  const int64_t half = spec.rope_dims / 2;
   cos->resize(static_cast<size_t>(context * half));
   sin->resize(static_cast<size_t>(context * half));
-  const float theta_scale = std::pow(config.rope_freq_base, -2.0f / static_cast<float>(config.rope_dims));
+  const float theta_scale = std::pow(spec.base, -2.0f / static_cast<float>(spec.rope_dims));
   for (int64_t pos = 0; pos < context; ++pos) {
     float theta = static_cast<float>(pos);
     for (int64_t i = 0; i < half; ++i) {
-      const float angle = freq_factors != nullptr ? theta / freq_factors[i] : theta;
-      (*cos)[pos * half + i] = std::cos(angle);
-      (*sin)[pos * half + i] = std::sin(angle);
+      const float extrapolated = spec.freq_factors != nullptr ? theta / spec.freq_factors[i] : theta;
+      const float angle = spec.freq_scale * extrapolated;
+      (*cos)[pos * half + i] = std::cos(angle) * spec.attn_factor;
+      (*sin)[pos * half + i] = std::sin(angle) * spec.attn_factor;
       theta *= theta_scale;
     }
   }
@@ -253,6 +266,9 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     (void)Dequantize(w.embedding_type,
                      absl::MakeConstSpan(w.embedding + static_cast<uint64_t>(tokens[r]) * embedding_row, embedding_row),
                      absl::MakeSpan(x + r * d, static_cast<size_t>(d)));
+    if (config.embedding_scale != 1.0f) {
+      for (int64_t i = 0; i < d; ++i) x[r * d + i] *= config.embedding_scale;
+    }
   }
 
   for (int32_t layer = 0; layer < config.n_layer; ++layer) {
@@ -283,8 +299,11 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
             RmsNorm(head, lw.k_norm, eps, hd, head);
           }
         }
-        Rope(q + r * q_width, config.n_head, config, w, positions[r]);
-        Rope(k + r * kv_width, config.n_head_kv, config, w, positions[r]);
+        Rope(q + r * q_width, config.n_head, config, lw, positions[r]);
+        Rope(k + r * kv_width, config.n_head_kv, config, lw, positions[r]);
+        if (config.arch->prescaled_query) {
+          for (int64_t i = 0; i < q_width; ++i) q[r * q_width + i] *= config.attention_scale;
+        }
       }
     });
     for (const CpuSequence& seq : sequences) {
@@ -292,19 +311,23 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
               seq.cache->length());
     }
     const int64_t heads_kv = config.n_head_kv;
+    const int32_t window = config.IsSlidingLayer(layer) ? config.sliding_window : 0;
     pool.Run(static_cast<int64_t>(sequences.size()) * heads_kv, 1, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
         const int64_t s = task / heads_kv, kv_head = task % heads_kv;
         const CpuSequence& seq = sequences[s];
         float* scratch = attention_scratch + scratch_offsets[s] +
                          kv_head * AttentionScratch(config, seq.count, seq.cache->pool().block_size());
-        AttendOneKvHead(config, seq, seq.cache->length(), layer, kv_head, q, scratch, attention);
+        AttendOneKvHead(config, seq, seq.cache->length(), layer, kv_head, window, q, scratch, attention);
       }
     });
     Multiply(lw.wo, attention, projected, rows);
     if (adapted) AddAdapters(sequences, layer, LoraTarget::kO, attention, projected, ws.lora);
     pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
+        if (lw.post_attention_norm != nullptr) {
+          RmsNorm(projected + r * d, lw.post_attention_norm, eps, d, projected + r * d);
+        }
         for (int64_t i = 0; i < d; ++i) x[r * d + i] += projected[r * d + i];
         RmsNorm(x + r * d, lw.ffn_norm, eps, d, normed + r * d);
       }
@@ -315,11 +338,20 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
       AddAdapters(sequences, layer, LoraTarget::kGate, normed, gate, ws.lora);
       AddAdapters(sequences, layer, LoraTarget::kUp, normed, up, ws.lora);
     }
-    pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin * ff; i < end * ff; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-    });
+    if (config.arch->activation == Activation::kGeluTanh) {
+      pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin * ff; i < end * ff; ++i) gate[i] = GeluTanhAsGgml(gate[i]) * up[i];
+      });
+    } else {
+      pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin * ff; i < end * ff; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+      });
+    }
     Multiply(lw.down, gate, projected, rows);
     if (adapted) AddAdapters(sequences, layer, LoraTarget::kDown, gate, projected, ws.lora);
+    if (lw.post_ffn_norm != nullptr) {
+      for (int64_t r = 0; r < rows; ++r) RmsNorm(projected + r * d, lw.post_ffn_norm, eps, d, projected + r * d);
+    }
     for (int64_t i = 0; i < rows * d; ++i) x[i] += projected[i];
   }
 
@@ -327,6 +359,10 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
   for (int64_t o = 0; o < outputs; ++o) RmsNorm(x + ws.logit_rows[o] * d, w.output_norm, eps, d, normed + o * d);
   logits->resize(static_cast<size_t>(outputs * config.n_vocab));
   Multiply(w.output, normed, logits->data(), outputs);
+  if (config.final_softcap > 0) {
+    const float cap = config.final_softcap, inverse = 1.0f / cap;
+    for (float& l : *logits) l = cap * std::tanh(l * inverse);
+  }
 }
 
 }  // namespace edgellm::engine

@@ -31,8 +31,14 @@ struct CpuLayerWeights {
   const float* v_bias = nullptr;  // [n_head_kv * head_dim]
   const float* q_norm = nullptr;  // [head_dim], every query head
   const float* k_norm = nullptr;  // [head_dim], every key head
+  const float* post_attention_norm = nullptr;  // [n_embd]
   const float* ffn_norm;  // [n_embd]
   WeightMatrix gate, up, down;
+  const float* post_ffn_norm = nullptr;  // [n_embd]
+  // The layer's rotary tables, [context, rope_dims / 2] each: the model's,
+  // or the sliding layers' own (Gemma 3).
+  const float* rope_cos;
+  const float* rope_sin;
 };
 
 // Pointers into the mapping or into buffers the model owns, all of which
@@ -43,7 +49,7 @@ struct CpuModelWeights {
   std::vector<CpuLayerWeights> layers;
   const float* output_norm;  // [n_embd]
   WeightMatrix output;
-  const float* rope_cos;  // [context, rope_dims / 2]
+  const float* rope_cos;  // [context, rope_dims / 2], of the global (non-sliding) layers
   const float* rope_sin;
 };
 
@@ -58,12 +64,22 @@ struct CpuSequence {
   const LoraAdapter* adapter = nullptr;
 };
 
-// The rotary tables for positions 0..context-1: cos and sin of
-// pos * base^(-2i / rope_dims) / freq_factors[i], [context, rope_dims / 2]
-// each, with the angle stepped in float as llama.cpp does. `freq_factors`
-// ([rope_dims / 2], Llama 3's `rope_freqs.weight`) may be null: all 1.
-void FillRopeTables(const LlamaConfig& config, int32_t context, const float* freq_factors, std::vector<float>* cos,
-                    std::vector<float>* sin);
+// How a rotary table turns positions into angles.
+struct RopeSpec {
+  int32_t rope_dims;
+  float base;
+  float freq_scale = 1.0f;   // linear scaling: every angle times this
+  float attn_factor = 1.0f;  // cos and sin times this (Phi-3's long rope)
+  // [rope_dims / 2] divisors of each frequency's angle (Llama 3's
+  // rope_freqs.weight, Phi-3's rope_factors_*); null: all 1.
+  const float* freq_factors = nullptr;
+};
+
+// The rotary tables for positions 0..context-1: attn_factor times cos and
+// sin of freq_scale * pos * base^(-2i / rope_dims) / freq_factors[i],
+// [context, rope_dims / 2] each, with the angle stepped in float as
+// llama.cpp does.
+void FillRopeTables(const RopeSpec& spec, int32_t context, std::vector<float>* cos, std::vector<float>* sin);
 
 // Runs `tokens` (checked: ids in the vocabulary, positions in the context)
 // through the model, writes each sequence's new keys and values into its

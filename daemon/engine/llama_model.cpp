@@ -32,6 +32,7 @@ struct LlamaModel::Impl {
   // path). Each buffer stays put when the outer vector grows.
   std::vector<std::vector<float>> owned;
   std::vector<float> rope_cos, rope_sin;
+  std::vector<float> sliding_rope_cos, sliding_rope_sin;  // Gemma 3's sliding layers
   int32_t context_length = 0;
   uint64_t weight_bytes_per_token = 0;
   std::unique_ptr<ForwardBackend> backend;  // another implementation of the forward, if attached
@@ -43,6 +44,10 @@ struct LlamaModel::Impl {
   absl::StatusOr<const float*> LoadVector(const std::string& name, uint64_t n);
   // nullptr when the file has no tensor `name` and it is not `required`.
   absl::StatusOr<const float*> LoadOptionalVector(const std::string& name, uint64_t n, bool required);
+  // A [rope_dims / 2] table of positive divisors of the rotary angle.
+  absl::StatusOr<const float*> LoadFreqFactors(const std::string& name);
+  // The rotary tables, the model's and each layer's.
+  absl::Status LoadRope();
   // InvalidArgument naming a tensor of the file that no load read.
   absl::Status CheckEveryTensorUsed() const;
   absl::Status CheckTokens(absl::Span<const TokenId> tokens) const;
@@ -117,6 +122,54 @@ absl::Status LlamaModel::Impl::CheckEveryTensorUsed() const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<const float*> LlamaModel::Impl::LoadFreqFactors(const std::string& name) {
+  const int32_t n = config.rope_dims / 2;
+  EDGELLM_ASSIGN_OR_RETURN(const float* factors, LoadVector(name, static_cast<uint64_t>(n)));
+  for (int32_t i = 0; i < n; ++i) {
+    if (!(factors[i] > 0.0f) || !std::isfinite(factors[i])) {
+      return absl::InvalidArgumentError(
+          edgellm::StrCat("model: ", name, "[", i, "] = ", factors[i], " is not a positive number"));
+    }
+  }
+  return factors;
+}
+
+absl::Status LlamaModel::Impl::LoadRope() {
+  // Per-frequency divisors of the angle: Llama 3.x's rope_freqs (llama3
+  // scaling), or Phi-3's long factors beyond the original context and its
+  // short ones within it.
+  const float* freq_factors = nullptr;
+  if (gguf->FindTensor("rope_freqs.weight") != nullptr) {
+    EDGELLM_ASSIGN_OR_RETURN(freq_factors, LoadFreqFactors("rope_freqs.weight"));
+  }
+  if (gguf->FindTensor("rope_factors_long.weight") != nullptr ||
+      gguf->FindTensor("rope_factors_short.weight") != nullptr) {
+    EDGELLM_ASSIGN_OR_RETURN(const float* long_factors, LoadFreqFactors("rope_factors_long.weight"));
+    EDGELLM_ASSIGN_OR_RETURN(const float* short_factors, LoadFreqFactors("rope_factors_short.weight"));
+    freq_factors = context_length > config.rope_original_context ? long_factors : short_factors;
+  }
+  FillRopeTables({config.rope_dims, config.rope_freq_base, config.rope_freq_scale, config.rope_attn_factor,
+                  freq_factors},
+                 context_length, &rope_cos, &rope_sin);
+  cpu.rope_cos = rope_cos.data();
+  cpu.rope_sin = rope_sin.data();
+  bool any_sliding = false;
+  for (int32_t i = 0; i < config.n_layer; ++i) any_sliding = any_sliding || config.IsSlidingLayer(i);
+  const bool own_sliding_tables = any_sliding && (config.rope_freq_base_sliding != config.rope_freq_base ||
+                                                  config.rope_freq_scale_sliding != config.rope_freq_scale);
+  if (own_sliding_tables) {
+    FillRopeTables({config.rope_dims, config.rope_freq_base_sliding, config.rope_freq_scale_sliding,
+                    config.rope_attn_factor, freq_factors},
+                   context_length, &sliding_rope_cos, &sliding_rope_sin);
+  }
+  for (int32_t i = 0; i < config.n_layer; ++i) {
+    const bool sliding = own_sliding_tables && config.IsSlidingLayer(i);
+    cpu.layers[i].rope_cos = sliding ? sliding_rope_cos.data() : rope_cos.data();
+    cpu.layers[i].rope_sin = sliding ? sliding_rope_sin.data() : rope_sin.data();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LlamaModel::Impl::LoadWeights() {
   const uint64_t d = config.n_embd;
   const uint64_t q_dim = static_cast<uint64_t>(config.n_head) * config.head_dim;
@@ -135,9 +188,16 @@ absl::Status LlamaModel::Impl::LoadWeights() {
     const std::string p = edgellm::StrCat("blk.", i, ".");
     CpuLayerWeights& w = cpu.layers[i];
     EDGELLM_ASSIGN_OR_RETURN(w.attn_norm, LoadVector(p + "attn_norm.weight", d));
-    EDGELLM_ASSIGN_OR_RETURN(w.wq, LoadMatrix(p + "attn_q.weight", d, q_dim));
-    EDGELLM_ASSIGN_OR_RETURN(w.wk, LoadMatrix(p + "attn_k.weight", d, kv_dim));
-    EDGELLM_ASSIGN_OR_RETURN(w.wv, LoadMatrix(p + "attn_v.weight", d, kv_dim));
+    if (config.arch->fused_projections && gguf->FindTensor(p + "attn_qkv.weight") != nullptr) {
+      EDGELLM_ASSIGN_OR_RETURN(const WeightMatrix qkv, LoadMatrix(p + "attn_qkv.weight", d, q_dim + 2 * kv_dim));
+      w.wq = RowsOf(qkv, 0, q_dim);
+      w.wk = RowsOf(qkv, q_dim, kv_dim);
+      w.wv = RowsOf(qkv, q_dim + kv_dim, kv_dim);
+    } else {
+      EDGELLM_ASSIGN_OR_RETURN(w.wq, LoadMatrix(p + "attn_q.weight", d, q_dim));
+      EDGELLM_ASSIGN_OR_RETURN(w.wk, LoadMatrix(p + "attn_k.weight", d, kv_dim));
+      EDGELLM_ASSIGN_OR_RETURN(w.wv, LoadMatrix(p + "attn_v.weight", d, kv_dim));
+    }
     EDGELLM_ASSIGN_OR_RETURN(w.wo, LoadMatrix(p + "attn_output.weight", q_dim, d));
     // Required where the architecture has them; a Llama file may carry them too, as llama.cpp allows.
     EDGELLM_ASSIGN_OR_RETURN(w.q_bias, LoadOptionalVector(p + "attn_q.bias", q_dim, config.arch->qkv_bias));
@@ -147,29 +207,26 @@ absl::Status LlamaModel::Impl::LoadWeights() {
       EDGELLM_ASSIGN_OR_RETURN(w.q_norm, LoadVector(p + "attn_q_norm.weight", config.head_dim));
       EDGELLM_ASSIGN_OR_RETURN(w.k_norm, LoadVector(p + "attn_k_norm.weight", config.head_dim));
     }
+    if (config.arch->post_norms) {
+      EDGELLM_ASSIGN_OR_RETURN(w.post_attention_norm, LoadVector(p + "post_attention_norm.weight", d));
+      EDGELLM_ASSIGN_OR_RETURN(w.post_ffn_norm, LoadVector(p + "post_ffw_norm.weight", d));
+    }
     EDGELLM_ASSIGN_OR_RETURN(w.ffn_norm, LoadVector(p + "ffn_norm.weight", d));
-    EDGELLM_ASSIGN_OR_RETURN(w.gate, LoadMatrix(p + "ffn_gate.weight", d, ff));
-    EDGELLM_ASSIGN_OR_RETURN(w.up, LoadMatrix(p + "ffn_up.weight", d, ff));
+    if (config.arch->fused_projections) {
+      EDGELLM_ASSIGN_OR_RETURN(const WeightMatrix gate_up, LoadMatrix(p + "ffn_up.weight", d, 2 * ff));
+      w.gate = RowsOf(gate_up, 0, ff);
+      w.up = RowsOf(gate_up, ff, ff);
+    } else {
+      EDGELLM_ASSIGN_OR_RETURN(w.gate, LoadMatrix(p + "ffn_gate.weight", d, ff));
+      EDGELLM_ASSIGN_OR_RETURN(w.up, LoadMatrix(p + "ffn_up.weight", d, ff));
+    }
     EDGELLM_ASSIGN_OR_RETURN(w.down, LoadMatrix(p + "ffn_down.weight", ff, d));
   }
   EDGELLM_ASSIGN_OR_RETURN(cpu.output_norm, LoadVector("output_norm.weight", d));
   // Models with tied embeddings have no output.weight and reuse token_embd.
   const std::string output_name = gguf->FindTensor("output.weight") ? "output.weight" : "token_embd.weight";
   EDGELLM_ASSIGN_OR_RETURN(cpu.output, LoadMatrix(output_name, d, vocab));
-  // Llama 3.x files carry per-frequency divisors of the rotary angle (llama3 rope scaling).
-  const float* freq_factors = nullptr;
-  if (gguf->FindTensor("rope_freqs.weight") != nullptr) {
-    EDGELLM_ASSIGN_OR_RETURN(freq_factors, LoadVector("rope_freqs.weight", static_cast<uint64_t>(config.rope_dims / 2)));
-    for (int32_t i = 0; i < config.rope_dims / 2; ++i) {
-      if (!(freq_factors[i] > 0.0f) || !std::isfinite(freq_factors[i])) {
-        return absl::InvalidArgumentError(
-            edgellm::StrCat("model: rope_freqs.weight[", i, "] = ", freq_factors[i], " is not a positive number"));
-      }
-    }
-  }
-  FillRopeTables(config, context_length, freq_factors, &rope_cos, &rope_sin);
-  cpu.rope_cos = rope_cos.data();
-  cpu.rope_sin = rope_sin.data();
+  EDGELLM_RETURN_IF_ERROR(LoadRope());
   return CheckEveryTensorUsed();
 }
 

@@ -85,6 +85,14 @@ const std::vector<ModelShape>& KnownShapes() {
       {"test-llama3", 2, 64, 4, 2, 128, 512, 256, "gpt2", true, "llama", 0, 500000.0f, 1e-5f, true},
       {"test-qwen2", 2, 64, 4, 2, 128, 512, 256, "gpt2", false, "qwen2", 0, 1000000.0f, 1e-6f},
       {"test-qwen3", 2, 64, 4, 2, 128, 512, 256, "gpt2", true, "qwen3", 32, 1000000.0f, 1e-6f},
+      {"phi3.5-mini", 32, 3072, 32, 32, 8192, 32064, 4096, "llama", false, "phi3", 0, 10000.0f, 1e-5f, false, true},
+      {"gemma2-2b", 26, 2304, 8, 4, 9216, 256000, 8192, "llama", true, "gemma2", 256, 10000.0f, 1e-6f, false, false,
+       4096},
+      {"gemma3-1b", 26, 1152, 4, 1, 6912, 262144, 32768, "llama", true, "gemma3", 256, 1000000.0f, 1e-6f, false, false,
+       512},
+      {"test-phi3", 2, 64, 4, 2, 128, 384, 256, "llama", false, "phi3", 0, 10000.0f, 1e-5f, false, true},
+      {"test-gemma2", 2, 64, 4, 2, 128, 384, 256, "llama", true, "gemma2", 32, 10000.0f, 1e-6f, false, false, 8},
+      {"test-gemma3", 6, 64, 4, 2, 128, 384, 256, "llama", true, "gemma3", 32, 1000000.0f, 1e-6f, false, false, 8},
   };
   return shapes;
 }
@@ -138,6 +146,12 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
   w.Set(a + ".rope.dimension_count", dim(head_dim));
   w.Set(a + ".rope.freq_base", GgufValue::Float32(s.rope_freq_base));
   w.Set(a + ".attention.layer_norm_rms_epsilon", GgufValue::Float32(s.rms_norm_eps));
+  if (s.sliding_window > 0) w.Set(a + ".attention.sliding_window", dim(s.sliding_window));
+  if (arch->default_attention_softcap > 0) {
+    w.Set(a + ".attn_logit_softcapping", GgufValue::Float32(arch->default_attention_softcap));
+    w.Set(a + ".final_logit_softcapping", GgufValue::Float32(arch->default_final_softcap));
+  }
+  if (s.long_rope_factors) w.Set(a + ".rope.scaling.original_context_length", dim(s.n_ctx));
   if (vocab_file == nullptr) {
     vocab.WriteTo(w);
   } else {
@@ -163,6 +177,22 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
   EDGELLM_RETURN_IF_ERROR(matrix("token_embd.weight", d, vocab_n));
   EDGELLM_RETURN_IF_ERROR(norm("output_norm.weight", d));
   if (!s.tied_embeddings) EDGELLM_RETURN_IF_ERROR(matrix("output.weight", d, vocab_n));
+  if (s.long_rope_factors) {
+    // Phi-3's factors rise from 1 at the shortest wavelengths; the long ones further.
+    std::vector<float> short_factors, long_factors;
+    for (int32_t i = 0; i < head_dim / 2; ++i) {
+      const float ramp = static_cast<float>(i) / static_cast<float>(head_dim / 2);
+      short_factors.push_back(1.0f + 0.5f * ramp);
+      long_factors.push_back(1.0f + 20.0f * ramp);
+    }
+    for (const auto& [name, factors] : {std::pair{"rope_factors_short.weight", short_factors},
+                                        std::pair{"rope_factors_long.weight", long_factors}}) {
+      EDGELLM_RETURN_IF_ERROR(w.AddTensor(name, GgmlType::kF32, {factors.size()},
+                                          [factors](absl::Span<uint8_t> out) {
+                                            return Quantize(GgmlType::kF32, factors, out);
+                                          }));
+    }
+  }
   if (s.llama3_rope_scaling) {
     const std::vector<float> factors = Llama3RopeFactors(head_dim, s.rope_freq_base);
     EDGELLM_RETURN_IF_ERROR(w.AddTensor("rope_freqs.weight", GgmlType::kF32, {factors.size()},
@@ -173,9 +203,13 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
   for (int32_t i = 0; i < s.n_layer; ++i) {
     const std::string p = edgellm::StrCat("blk.", i, ".");
     EDGELLM_RETURN_IF_ERROR(norm(p + "attn_norm.weight", d));
-    EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_q.weight", d, q_dim));
-    EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_k.weight", d, kv_dim));
-    EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_v.weight", d, kv_dim));
+    if (arch->fused_projections) {
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_qkv.weight", d, q_dim + 2 * kv_dim));
+    } else {
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_q.weight", d, q_dim));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_k.weight", d, kv_dim));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_v.weight", d, kv_dim));
+    }
     EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_output.weight", q_dim, d));
     if (arch->qkv_bias) {
       EDGELLM_RETURN_IF_ERROR(bias(p + "attn_q.bias", q_dim));
@@ -186,9 +220,17 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
       EDGELLM_RETURN_IF_ERROR(norm(p + "attn_q_norm.weight", static_cast<uint64_t>(head_dim)));
       EDGELLM_RETURN_IF_ERROR(norm(p + "attn_k_norm.weight", static_cast<uint64_t>(head_dim)));
     }
+    if (arch->post_norms) {
+      EDGELLM_RETURN_IF_ERROR(norm(p + "post_attention_norm.weight", d));
+      EDGELLM_RETURN_IF_ERROR(norm(p + "post_ffw_norm.weight", d));
+    }
     EDGELLM_RETURN_IF_ERROR(norm(p + "ffn_norm.weight", d));
-    EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_gate.weight", d, ff));
-    EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", d, ff));
+    if (arch->fused_projections) {
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", d, 2 * ff));
+    } else {
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_gate.weight", d, ff));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", d, ff));
+    }
     EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_down.weight", ff, d));
   }
   return w.Write(path);

@@ -32,13 +32,17 @@ struct ModelShape {
   // Writes rope_freqs.weight with Llama 3.1's rope scaling (factor 32, for an
   // original context of 8192), as Llama 3.x files carry it.
   bool llama3_rope_scaling = false;
+  // Writes Phi-3's rope_factors_long/short.weight and an original context of n_ctx.
+  bool long_rope_factors = false;
+  int32_t sliding_window = 0;  // attention.sliding_window, for the families that slide
 };
 
 // stories260k, smol-135m, tinyllama-1.1b, llama3.2-1b, qwen2.5-0.5b,
-// qwen2.5-1.5b, qwen3-0.6b, and small test shapes: test-spm and test-bpe,
-// whose widths are multiples of 32, test-k, whose widths are multiples of 256
-// (whole K-quant super-blocks), and test-llama3, test-qwen2 and test-qwen3
-// with each family's tensors.
+// qwen2.5-1.5b, qwen3-0.6b, phi3.5-mini, gemma2-2b, gemma3-1b, and small test
+// shapes: test-spm and test-bpe, whose widths are multiples of 32, test-k,
+// whose widths are multiples of 256 (whole K-quant super-blocks), and
+// test-llama3, test-qwen2, test-qwen3, test-phi3, test-gemma2 and test-gemma3
+// with each family's tensors (the Gemma ones slide over 8 positions).
 const std::vector<ModelShape>& KnownShapes();
 std::optional<ModelShape> FindShape(std::string_view name);
 

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -26,8 +27,11 @@ struct LayerWeights {
   at::Tensor attn_norm;  // [n_embd]
   std::unique_ptr<Linear> wq, wk, wv, wo;
   at::Tensor q_bias, k_bias, v_bias, q_norm, k_norm;
+  at::Tensor post_attention_norm;
   at::Tensor ffn_norm;  // [n_embd]
   std::unique_ptr<Linear> gate, up, down;
+  at::Tensor post_ffn_norm;
+  int rope_table = 0;  // index into TorchForward::rope_tables_
 };
 
 // Writes `rows` ([n, n_head_kv, head_dim], contiguous on the CPU) as the
@@ -120,7 +124,8 @@ class TorchForward final : public ForwardBackend {
   std::vector<LayerWeights> layers_;
   at::Tensor output_norm_;  // [n_embd]
   std::unique_ptr<Linear> output_;
-  at::Tensor rope_cos_, rope_sin_;  // [context, rope_dims / 2]
+  // The distinct rotary tables of the layers (cos, sin), [context, rope_dims / 2] each.
+  std::vector<std::pair<at::Tensor, at::Tensor>> rope_tables_;
 };
 
 at::Tensor TorchForward::Vector(const float* values, int64_t n) const {
@@ -146,6 +151,8 @@ absl::Status TorchForward::Load() {
     w.v_bias = Vector(c.v_bias, kv_width);
     w.q_norm = Vector(c.q_norm, hd);
     w.k_norm = Vector(c.k_norm, hd);
+    w.post_attention_norm = Vector(c.post_attention_norm, d);
+    w.post_ffn_norm = Vector(c.post_ffn_norm, d);
     w.ffn_norm = Vector(c.ffn_norm, d);
     EDGELLM_ASSIGN_OR_RETURN(w.gate, MakeLinear(c.gate, device_));
     EDGELLM_ASSIGN_OR_RETURN(w.up, MakeLinear(c.up, device_));
@@ -153,12 +160,23 @@ absl::Status TorchForward::Load() {
   }
   output_norm_ = Vector(cpu.output_norm, d);
   EDGELLM_ASSIGN_OR_RETURN(output_, MakeLinear(cpu.output, device_));
-  // The model's own rotary tables (rope_freqs included), copied to the device.
+  // The model's own rotary tables (rope factors included), copied to the device.
   const int64_t half = config_.rope_dims / 2;
-  rope_cos_ = at::from_blob(const_cast<float*>(cpu.rope_cos), {model_.context_length(), half}, at::kFloat)
-                  .to(device_, false, true);
-  rope_sin_ = at::from_blob(const_cast<float*>(cpu.rope_sin), {model_.context_length(), half}, at::kFloat)
-                  .to(device_, false, true);
+  std::vector<const float*> seen;
+  for (int32_t i = 0; i < config_.n_layer; ++i) {
+    const CpuLayerWeights& c = cpu.layers[i];
+    auto at_table = std::find(seen.begin(), seen.end(), c.rope_cos);
+    if (at_table == seen.end()) {
+      seen.push_back(c.rope_cos);
+      auto table = [&](const float* values) {
+        return at::from_blob(const_cast<float*>(values), {model_.context_length(), half}, at::kFloat)
+            .to(device_, false, true);
+      };
+      rope_tables_.emplace_back(table(c.rope_cos), table(c.rope_sin));
+      at_table = seen.end() - 1;
+    }
+    layers_[i].rope_table = static_cast<int>(at_table - seen.begin());
+  }
   return absl::OkStatus();
 }
 
@@ -173,6 +191,7 @@ at::Tensor TorchForward::Embed(absl::Span<const TokenId> tokens) const {
     (void)Dequantize(cpu.embedding_type, absl::MakeConstSpan(cpu.embedding + tokens[i] * row_bytes, row_bytes),
                      absl::MakeSpan(out + i * config_.n_embd, config_.n_embd));
   }
+  if (config_.embedding_scale != 1.0f) x.mul_(config_.embedding_scale);
   return device_.is_cpu() ? x : x.to(device_);
 }
 
@@ -193,8 +212,11 @@ at::Tensor TorchForward::Attention(const LayerWeights& w, const at::Tensor& h,
   AddAdapters(q_rows, h, seqs, layer, LoraTarget::kQ);
   AddAdapters(k_rows, h, seqs, layer, LoraTarget::kK);
   AddAdapters(v_rows, h, seqs, layer, LoraTarget::kV);
-  const at::Tensor q = ApplyRope(HeadsOf(q_rows, w.q_bias, w.q_norm, n_head), cos, sin, config_.rope_dims,
-                                 config_.arch->rope);
+  at::Tensor q = ApplyRope(HeadsOf(q_rows, w.q_bias, w.q_norm, n_head), cos, sin, config_.rope_dims,
+                           config_.arch->rope);
+  // Where the family scales the query after its rotation, the scores are not scaled again.
+  if (config_.arch->prescaled_query) q = q * config_.attention_scale;
+  const double score_scale = config_.arch->prescaled_query ? 1.0 : config_.attention_scale;
   const at::Tensor k = ApplyRope(HeadsOf(k_rows, w.k_bias, w.k_norm, n_kv), cos, sin, config_.rope_dims,
                                  config_.arch->rope);
   const at::Tensor v = HeadsOf(v_rows, w.v_bias, at::Tensor(), n_kv);
@@ -220,7 +242,7 @@ at::Tensor TorchForward::Attention(const LayerWeights& w, const at::Tensor& h,
     const int64_t total = keys.size(1);
     // Query head h reads KV head h / group: view the queries as [n_kv, group * n, hd].
     const at::Tensor queries = q_s.transpose(0, 1).reshape({n_kv, group * n, hd});
-    at::Tensor scores = at::matmul(queries, keys.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
+    at::Tensor scores = SoftCap(at::matmul(queries, keys.transpose(1, 2)).mul_(score_scale), config_.attention_softcap);
     if (masks[s].defined()) {
       scores = scores.view({n_kv, group, n, total}).add_(masks[s]).view({n_kv, group * n, total});
     }
@@ -248,34 +270,51 @@ void TorchForward::AddAdapters(at::Tensor& y, const at::Tensor& x, const std::ve
 
 at::Tensor TorchForward::Run(at::Tensor x, const std::vector<SequenceRows>& seqs) const {
   std::vector<int64_t> positions, logit_rows;
-  std::vector<at::Tensor> masks;  // [n, T]: -inf where position t is in the future of query i
+  // [n, T]: -inf where position t is in the future of query i (and, for the
+  // sliding layers, before its window); undefined where nothing is masked.
+  std::vector<at::Tensor> masks, sliding_masks;
+  const int64_t window = config_.sliding_window;
   for (const SequenceRows& r : seqs) {
     for (int64_t i = 0; i < r.count; ++i) positions.push_back(r.pos0 + i);
     for (int64_t i = r.all_logits ? 0 : r.count - 1; i < r.count; ++i) logit_rows.push_back(r.first + i);
-    masks.push_back(r.count == 1 ? at::Tensor()
-                                 : at::full({r.count, r.pos0 + r.count}, -std::numeric_limits<float>::infinity(),
-                                            x.options())
-                                       .triu(r.pos0 + 1));
+    const at::Tensor none = at::full({r.count, r.pos0 + r.count}, -std::numeric_limits<float>::infinity(), x.options());
+    const at::Tensor causal = r.count == 1 ? at::Tensor() : none.triu(r.pos0 + 1);
+    masks.push_back(causal);
+    if (window > 0 && r.pos0 + r.count > window) {
+      const at::Tensor before = none.tril(r.pos0 - window);
+      sliding_masks.push_back(causal.defined() ? at::minimum(causal, before) : before);
+    } else {
+      sliding_masks.push_back(causal);
+    }
   }
   const at::Tensor position_index = at::tensor(positions, at::TensorOptions(at::kLong).device(device_));
-  const at::Tensor cos = rope_cos_.index_select(0, position_index).unsqueeze(1);  // [rows, 1, rope/2]
-  const at::Tensor sin = rope_sin_.index_select(0, position_index).unsqueeze(1);
+  std::vector<std::pair<at::Tensor, at::Tensor>> rotations;  // per table: [rows, 1, rope/2]
+  for (const auto& [cos, sin] : rope_tables_) {
+    rotations.emplace_back(cos.index_select(0, position_index).unsqueeze(1),
+                           sin.index_select(0, position_index).unsqueeze(1));
+  }
+  const float eps = config_.rms_norm_eps;
   for (int layer = 0; layer < config_.n_layer; ++layer) {
     const LayerWeights& w = layers_[layer];
-    x = x + Attention(w, RmsNorm(x, w.attn_norm, config_.rms_norm_eps), seqs, cos, sin, layer, masks);
-    const at::Tensor h = RmsNorm(x, w.ffn_norm, config_.rms_norm_eps);
+    const auto& [cos, sin] = rotations[w.rope_table];
+    at::Tensor attended = Attention(w, RmsNorm(x, w.attn_norm, eps), seqs, cos, sin, layer,
+                                    config_.IsSlidingLayer(layer) ? sliding_masks : masks);
+    if (w.post_attention_norm.defined()) attended = RmsNorm(attended, w.post_attention_norm, eps);
+    x = x + attended;
+    const at::Tensor h = RmsNorm(x, w.ffn_norm, eps);
     at::Tensor gate = w.gate->Forward(h), up = w.up->Forward(h);
     AddAdapters(gate, h, seqs, layer, LoraTarget::kGate);
     AddAdapters(up, h, seqs, layer, LoraTarget::kUp);
-    const at::Tensor activated = at::silu(gate) * up;
+    const at::Tensor activated = GatedActivation(config_.arch->activation, gate, up, /*round_as_ggml=*/true);
     at::Tensor down = w.down->Forward(activated);
     AddAdapters(down, activated, seqs, layer, LoraTarget::kDown);
+    if (w.post_ffn_norm.defined()) down = RmsNorm(down, w.post_ffn_norm, eps);
     x = x + down;
   }
   if (static_cast<int64_t>(logit_rows.size()) < x.size(0)) {
     x = x.index_select(0, at::tensor(logit_rows, at::TensorOptions(at::kLong).device(device_)));
   }
-  return output_->Forward(RmsNorm(x, output_norm_, config_.rms_norm_eps));
+  return SoftCap(output_->Forward(RmsNorm(x, output_norm_, eps)), config_.final_softcap);
 }
 
 absl::Status TorchForward::Forward(absl::Span<const TokenId> tokens, absl::Span<const CpuSequence> sequences,

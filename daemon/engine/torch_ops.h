@@ -37,6 +37,30 @@ inline at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& cos, const at
   return at::cat({rotated, x.narrow(-1, rope_dims, head_dim - rope_dims)}, -1);
 }
 
+// GELU (tanh approximation) rounded as ggml's CPU backend rounds it (gelu.h):
+// input and result through F16, exact past ±10.
+inline at::Tensor GeluTanhAsGgml(const at::Tensor& x) {
+  const at::Tensor rounded = x.to(at::kHalf).to(at::kFloat);
+  const at::Tensor tabled = at::gelu(rounded, "tanh").to(at::kHalf).to(at::kFloat);
+  return at::where(x <= -10.0, at::zeros_like(x), at::where(x >= 10.0, x, tabled));
+}
+
+// The family's gated MLP activation of `gate`, times `up`. GELU is rounded
+// as ggml rounds it where the result must be llama.cpp's (inference), and
+// left smooth where it is differentiated (training: the rounding's staircase
+// would leave the loss's finite differences meaningless, and moves the loss by
+// about 1e-4 of itself).
+inline at::Tensor GatedActivation(Activation activation, const at::Tensor& gate, const at::Tensor& up,
+                                  bool round_as_ggml) {
+  if (activation == Activation::kSilu) return at::silu(gate) * up;
+  return (round_as_ggml ? GeluTanhAsGgml(gate) : at::gelu(gate, "tanh")) * up;
+}
+
+// cap · tanh(x / cap), as llama.cpp soft-caps Gemma 2's scores and logits; cap 0: x.
+inline at::Tensor SoftCap(const at::Tensor& x, float cap) {
+  return cap > 0 ? at::tanh(x * (1.0f / cap)) * cap : x;
+}
+
 }  // namespace edgellm::engine
 
 #endif  // EDGELLM_ENGINE_TORCH_OPS_H_

@@ -38,6 +38,11 @@ WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data) {
   return {info.type, data, static_cast<int64_t>(info.dims[0]), static_cast<int64_t>(info.dims[1])};
 }
 
+WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count) {
+  const uint64_t row_bytes = RowBytes(matrix.type, static_cast<uint64_t>(matrix.in_features));
+  return {matrix.type, matrix.data + static_cast<uint64_t>(first) * row_bytes, matrix.in_features, count};
+}
+
 void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows) {
   if (rows <= kKernelMaxRows && w.in_features % kernels::kBlock == 0) {
     // The shape was checked by CanMultiplyInPlace: this cannot fail.

@@ -30,6 +30,9 @@ struct WeightMatrix {
 // a type with a kernel and whole blocks per row.
 bool CanMultiplyInPlace(const GgufTensorInfo& info);
 WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data);
+// Output rows [first, first + count) of `matrix`, viewed in place: a part of
+// a fused projection (Phi-3's attn_qkv, its gate and up rows).
+WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count);
 
 // y[rows, out] = x[rows, in] · Wᵀ, all float32 row-major. Allocates only
 // while its per-thread scratch grows to the largest tile it has seen.

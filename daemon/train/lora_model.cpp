@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -21,8 +22,10 @@ using torch::autograd::variable_list;
 struct LoraModel::Context {
   int64_t rows = 0;    // batch rows
   int64_t length = 0;  // tokens per row
-  at::Tensor cos, sin;  // [rows * length, 1, rope_dims / 2]
-  at::Tensor mask;      // [rows, 1, length, length], 0 or -inf
+  // Per rotary table of the model: [rows * length, 1, rope_dims / 2] each.
+  std::vector<std::pair<at::Tensor, at::Tensor>> rotations;
+  at::Tensor mask;          // [rows, 1, length, length], 0 or -inf
+  at::Tensor sliding_mask;  // the same within the sliding window (undefined: no sliding layer)
   DropoutSeed dropout;
 };
 
@@ -131,8 +134,17 @@ LoraModel::LoraModel(const engine::LlamaModel& base, engine::LoraAdapter& adapte
   }
   anchor_ = at::zeros({}, at::kFloat).requires_grad_(true);
   const int64_t half = config_.rope_dims / 2;
-  rope_cos_ = FloatView(weights_.rope_cos, {base.context_length(), half});
-  rope_sin_ = FloatView(weights_.rope_sin, {base.context_length(), half});
+  std::vector<const float*> seen;
+  for (const engine::CpuLayerWeights& w : weights_.layers) {
+    auto at_table = std::find(seen.begin(), seen.end(), w.rope_cos);
+    if (at_table == seen.end()) {
+      seen.push_back(w.rope_cos);
+      rope_tables_.emplace_back(FloatView(w.rope_cos, {base.context_length(), half}),
+                                FloatView(w.rope_sin, {base.context_length(), half}));
+      at_table = seen.end() - 1;
+    }
+    rope_table_.push_back(static_cast<int>(at_table - seen.begin()));
+  }
 }
 
 at::Tensor LoraModel::Project(const at::Tensor& x, const engine::WeightMatrix& weight, int32_t layer,
@@ -168,10 +180,14 @@ at::Tensor LoraModel::Layer(int32_t layer, const at::Tensor& x, const Context& c
     return norm != nullptr ? engine::RmsNorm(per_head, FloatView(norm, {hd}), eps) : per_head;
   };
   const engine::RopeStyle style = config_.arch->rope;
-  const at::Tensor q = engine::ApplyRope(split(Project(h, w.wq, layer, LoraTarget::kQ, context), w.q_bias, w.q_norm, n_head),
-                                         context.cos, context.sin, config_.rope_dims, style);
+  const auto& [cos, sin] = context.rotations[rope_table_[layer]];
+  at::Tensor q = engine::ApplyRope(split(Project(h, w.wq, layer, LoraTarget::kQ, context), w.q_bias, w.q_norm, n_head),
+                                   cos, sin, config_.rope_dims, style);
   const at::Tensor k = engine::ApplyRope(split(Project(h, w.wk, layer, LoraTarget::kK, context), w.k_bias, w.k_norm, n_kv),
-                                         context.cos, context.sin, config_.rope_dims, style);
+                                         cos, sin, config_.rope_dims, style);
+  // Where the family scales the query after its rotation, the scores are not scaled again.
+  if (config_.arch->prescaled_query) q = q * config_.attention_scale;
+  const double score_scale = config_.arch->prescaled_query ? 1.0 : config_.attention_scale;
   const at::Tensor v = split(Project(h, w.wv, layer, LoraTarget::kV, context), w.v_bias, nullptr, n_kv).reshape({-1, n_kv * hd});
   const int64_t group = n_head / n_kv;
   at::Tensor keys = heads(k.reshape({-1, n_kv * hd}), n_kv);
@@ -181,16 +197,22 @@ at::Tensor LoraModel::Layer(int32_t layer, const at::Tensor& x, const Context& c
     values = values.repeat_interleave(group, 1);
   }
   const at::Tensor queries = heads(q.reshape({-1, n_head * hd}), n_head);
+  const at::Tensor& mask = config_.IsSlidingLayer(layer) ? context.sliding_mask : context.mask;
   const at::Tensor scores =
-      at::matmul(queries, keys.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(hd))) + context.mask;
+      engine::SoftCap(at::matmul(queries, keys.transpose(2, 3)) * score_scale, config_.attention_softcap) + mask;
   const at::Tensor attended =
       at::matmul(at::softmax(scores, -1), values).transpose(1, 2).reshape({rows * length, n_head * hd});
-  const at::Tensor after_attention = x + Project(attended, w.wo, layer, LoraTarget::kO, context);
+  at::Tensor projected = Project(attended, w.wo, layer, LoraTarget::kO, context);
+  if (w.post_attention_norm != nullptr) projected = engine::RmsNorm(projected, FloatView(w.post_attention_norm, {d}), eps);
+  const at::Tensor after_attention = x + projected;
 
   const at::Tensor h2 = engine::RmsNorm(after_attention, FloatView(w.ffn_norm, {d}), eps);
   const at::Tensor gate = Project(h2, w.gate, layer, LoraTarget::kGate, context);
   const at::Tensor up = Project(h2, w.up, layer, LoraTarget::kUp, context);
-  return after_attention + Project(at::silu(gate) * up, w.down, layer, LoraTarget::kDown, context);
+  at::Tensor down =
+      Project(engine::GatedActivation(config_.arch->activation, gate, up, /*round_as_ggml=*/false), w.down, layer, LoraTarget::kDown, context);
+  if (w.post_ffn_norm != nullptr) down = engine::RmsNorm(down, FloatView(w.post_ffn_norm, {d}), eps);
+  return after_attention + down;
 }
 
 LoraModel::Context LoraModel::MakeContext(const TrainingBatch& batch, const DropoutSeed& dropout) const {
@@ -200,14 +222,23 @@ LoraModel::Context LoraModel::MakeContext(const TrainingBatch& batch, const Drop
   context.length = length;
   context.dropout = dropout;
   const at::Tensor positions = batch.positions.reshape({-1});
-  context.cos = rope_cos_.index_select(0, positions).unsqueeze(1);
-  context.sin = rope_sin_.index_select(0, positions).unsqueeze(1);
+  for (const auto& [cos, sin] : rope_tables_) {
+    context.rotations.emplace_back(cos.index_select(0, positions).unsqueeze(1), sin.index_select(0, positions).unsqueeze(1));
+  }
   // Token i sees token j of its own example at or before it (and itself, so a pad row is never empty).
   const at::Tensor same = batch.segments.unsqueeze(2) == batch.segments.unsqueeze(1);
   const at::Tensor causal = at::ones({length, length}, at::kBool).tril();
   const at::Tensor allowed = (same & causal) | at::eye(length, at::kBool);
-  context.mask = at::zeros({rows, 1, length, length}, at::kFloat)
-                     .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+  auto mask_of = [&](const at::Tensor& allowed_pairs) {
+    return at::zeros({rows, 1, length, length}, at::kFloat)
+        .masked_fill_(allowed_pairs.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+  };
+  context.mask = mask_of(allowed);
+  if (config_.sliding_window > 0) {
+    // In a sliding layer, only the last sliding_window positions of the example, its own included.
+    const at::Tensor distance = batch.positions.unsqueeze(2) - batch.positions.unsqueeze(1);
+    context.sliding_mask = mask_of((allowed & (distance < config_.sliding_window)) | at::eye(length, at::kBool));
+  }
   return context;
 }
 
@@ -225,6 +256,7 @@ at::Tensor LoraModel::LossSum(const TrainingBatch& batch, const Context& context
                              absl::MakeConstSpan(weights_.embedding + static_cast<uint64_t>(id) * row_bytes, row_bytes),
                              absl::MakeSpan(x.data_ptr<float>() + i * d, static_cast<size_t>(d)));
   }
+  if (config_.embedding_scale != 1.0f) x.mul_(config_.embedding_scale);
 
   for (int32_t layer = 0; layer < config_.n_layer; ++layer) {
     x = recompute_layers_ && at::GradMode::is_enabled()
@@ -237,7 +269,7 @@ at::Tensor LoraModel::LossSum(const TrainingBatch& batch, const Context& context
   const at::Tensor labelled = labels.ge(0).nonzero().squeeze(1);
   const at::Tensor last = engine::RmsNorm(x.index_select(0, labelled), FloatView(weights_.output_norm, {d}),
                                           config_.rms_norm_eps);
-  const at::Tensor logits = FrozenLinear(last, weights_.output);
+  const at::Tensor logits = engine::SoftCap(FrozenLinear(last, weights_.output), config_.final_softcap);
   return at::cross_entropy_loss(logits, labels.index_select(0, labelled), {}, at::Reduction::Sum);
 }
 

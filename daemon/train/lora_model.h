@@ -84,7 +84,10 @@ class LoraModel {
   std::vector<std::string> trainable_names_;
   std::vector<std::vector<at::Tensor>> layer_trainable_;  // per layer, for its recomputed backward
   at::Tensor anchor_;  // gives recomputed layers a graph (lora_model.cpp)
-  at::Tensor rope_cos_, rope_sin_;  // [context, rope_dims / 2], over the model's tables
+  // The distinct rotary tables of the layers (cos, sin), [context, rope_dims / 2]
+  // each, over the model's tables; rope_table_[layer] indexes them.
+  std::vector<std::pair<at::Tensor, at::Tensor>> rope_tables_;
+  std::vector<int> rope_table_;
 };
 
 }  // namespace edgellm::train

@@ -28,6 +28,9 @@ const families = [
   {shape: "test-llama3", vocab: "ggml-vocab-llama-bpe.gguf"},
   {shape: "test-qwen2", vocab: "ggml-vocab-qwen2.gguf"},
   {shape: "test-qwen3", vocab: "ggml-vocab-qwen2.gguf"},
+  {shape: "test-phi3", vocab: "ggml-vocab-phi-3.gguf"},
+  {shape: "test-gemma2", vocab: "ggml-vocab-llama-spm.gguf"},
+  {shape: "test-gemma3", vocab: "ggml-vocab-llama-spm.gguf"},
 ];
 const models = [];
 for (const family of families) {

@@ -441,10 +441,12 @@ TEST(LlamaModel, ABatchedStepMatchesTheLibTorchForward) {
   }
 }
 
-// Each architecture's own tensors (Qwen2's biases, Qwen3's per-head norms and
-// wider heads, Llama 3's rope factors) and rotation enter both forwards alike.
+// Each architecture's own tensors and rules (Qwen2's biases, Qwen3's per-head
+// norms and wider heads, Llama 3's and Phi-3's rope factors, Phi-3's fused
+// projections, Gemma's scaled embeddings, post-norms, GELU, soft caps and
+// sliding windows of 8 over 37 tokens) enter both forwards alike.
 TEST(LlamaModel, EveryArchitectureMatchesTheLibTorchForward) {
-  for (const char* shape : {"test-llama3", "test-qwen2", "test-qwen3"}) {
+  for (const char* shape : {"test-llama3", "test-qwen2", "test-qwen3", "test-phi3", "test-gemma2", "test-gemma3"}) {
     ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kF32), 1e-4f);
     ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kQ8_0), 1e-2f);
   }
@@ -517,7 +519,7 @@ TEST(LlamaModel, RefusesFamilyFilesThatContradictThemselves) {
   ExpectRefusedNaming(Rewritten(qwen2, "", "qwen2.rope.dimension_count", GgufValue::Uint32(18), "rope-dims.gguf"),
                       "qwen2.rope.dimension_count = 18");
   ExpectRefusedNaming(Rewritten(qwen2, "", "general.architecture", GgufValue::String("mamba"), "mamba.gguf"),
-                      "general.architecture 'mamba' is not supported (llama, qwen2, qwen3 are)");
+                      "general.architecture 'mamba' is not supported (llama, qwen2, qwen3, phi3, gemma2, gemma3 are)");
 }
 
 }  // namespace
