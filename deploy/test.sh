@@ -5,7 +5,7 @@
 #      configures, builds and runs ctest with the release preset,
 #   3. builds and runs the same tests again under AddressSanitizer +
 #      UndefinedBehaviorSanitizer,
-#   4. fuzzes the GGUF reader, the tokenizers, the safetensors reader and the
+#   4. fuzzes the GGUF reader, the model loader, the tokenizers, the safetensors reader and the
 #      federated update decoder with libFuzzer (clang) for EDGELLM_FUZZ_SECONDS
 #      each (default 60).
 # Set EDGELLM_SKIP_DEPS=1 to skip step 1 on a machine that is already set up.

@@ -29,16 +29,19 @@ absl::Status RunMakeModel(const MakeModelArgs& args) {
   if (!shape) {
     return absl::InvalidArgumentError(edgellm::StrCat("unknown shape '", args.shape, "'; known: ", ShapeNames()));
   }
-  std::optional<engine::GgmlType> type = engine::GgmlTypeFromName(args.type);
+  // A mix names the type most of its weights get.
+  const std::optional<engine::QuantMix> mix = engine::QuantMixFromName(args.type);
+  std::optional<engine::GgmlType> type = mix ? engine::GgmlType::kQ4_K : engine::GgmlTypeFromName(args.type);
   if (!type || !engine::CanQuantize(*type)) {
-    return absl::InvalidArgumentError(
-        edgellm::StrCat("type '", args.type, "' cannot be written; use one of ", engine::WritableTypeNames()));
+    return absl::InvalidArgumentError(edgellm::StrCat("type '", args.type, "' cannot be written; use one of ",
+                                                      engine::WritableTypeNames(), " or the mix Q4_K_M"));
   }
-  if (absl::Status s = engine::WriteSyntheticModel({*shape, *type, args.seed, args.vocab_from}, args.out); !s.ok()) {
+  if (absl::Status s = engine::WriteSyntheticModel({*shape, *type, args.seed, args.vocab_from}, args.out, mix);
+      !s.ok()) {
     return s;
   }
   std::error_code size_error;
-  std::cout << "wrote " << args.out << " (" << shape->name << ", " << engine::TraitsOf(*type).name << ", "
+  std::cout << "wrote " << args.out << " (" << shape->name << ", " << args.type << ", "
             << std::filesystem::file_size(args.out, size_error) << " bytes)\n";
   return absl::OkStatus();
 }
@@ -49,7 +52,8 @@ void AddMakeModelCommand(CLI::App& app, absl::Status* result) {
   auto args = std::make_shared<MakeModelArgs>();
   CLI::App* cmd = app.add_subcommand("make-model", "Write a GGUF model with random weights at a real model's shape");
   cmd->add_option("--shape", args->shape, "One of: " + ShapeNames())->required();
-  cmd->add_option("--type", args->type, "Weight type: " + engine::WritableTypeNames())->capture_default_str();
+  cmd->add_option("--type", args->type, "Weight type: " + engine::WritableTypeNames() + ", or the mix Q4_K_M")
+      ->capture_default_str();
   cmd->add_option("-o,--out", args->out, "Output file")->required();
   cmd->add_option("--seed", args->seed, "Seed of the random weights and vocabulary")->capture_default_str();
   cmd->add_option("--vocab-from", args->vocab_from,

@@ -245,11 +245,17 @@ LlamaModel::LlamaModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 LlamaModel::~LlamaModel() = default;
 
 absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::string& path, const ModelOptions& options) {
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<GgufReader> gguf, GgufReader::Open(path));
+  return FromGguf(std::move(gguf), options);
+}
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(std::unique_ptr<GgufReader> gguf,
+                                                                 const ModelOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   ConfigureComputeThreads(options.threads);
 
-  EDGELLM_ASSIGN_OR_RETURN(impl->gguf, GgufReader::Open(path));
+  impl->gguf = std::move(gguf);
   EDGELLM_ASSIGN_OR_RETURN(impl->config, LlamaConfig::FromGguf(*impl->gguf));
   EDGELLM_ASSIGN_OR_RETURN(impl->tokenizer, Tokenizer::FromGguf(*impl->gguf));
   if (impl->tokenizer->vocab_size() != impl->config.n_vocab) {

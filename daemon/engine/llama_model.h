@@ -58,6 +58,9 @@ class LlamaModel {
   // weights. NotFound, InvalidArgument (malformed file or unsupported
   // architecture) or Unimplemented (a tensor type not supported yet).
   static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(const std::string& path, const ModelOptions& options);
+  // The same from a GGUF already open (or read from bytes); errors as Load.
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> FromGguf(std::unique_ptr<GgufReader> gguf,
+                                                              const ModelOptions& options);
   ~LlamaModel();
   LlamaModel(const LlamaModel&) = delete;
   LlamaModel& operator=(const LlamaModel&) = delete;

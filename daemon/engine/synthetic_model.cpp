@@ -1,5 +1,6 @@
 #include "daemon/engine/synthetic_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -13,16 +14,6 @@
 
 namespace edgellm::engine {
 namespace {
-
-// llama.cpp's general.file_type for the whole-model types we write.
-uint32_t FileType(GgmlType type) {
-  switch (type) {
-    case GgmlType::kF16: return 1;
-    case GgmlType::kQ4_0: return 2;
-    case GgmlType::kQ8_0: return 7;
-    default: return 0;
-  }
-}
 
 // Uniform weights with standard deviation `stddev`, from a seed per tensor so
 // that the order tensors are written in does not change them.
@@ -104,7 +95,8 @@ std::optional<ModelShape> FindShape(std::string_view name) {
   return std::nullopt;
 }
 
-absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::string& path) {
+absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::string& path,
+                                 std::optional<QuantMix> mix) {
   if (!CanQuantize(options.type)) {
     return absl::InvalidArgumentError(
         edgellm::StrCat("cannot write weights of type ", TraitsOf(options.type).name, " (", WritableTypeNames(), " can)"));
@@ -131,7 +123,8 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
   GgufWriter w;
   w.Set("general.architecture", GgufValue::String(a));
   w.Set("general.name", GgufValue::String(edgellm::StrCat(s.name, " (synthetic, random weights)")));
-  w.Set("general.file_type", GgufValue::Uint32(FileType(options.type)));
+  // llama.cpp's file type of a model mostly of this type (Q4_K: Q4_K_M).
+  w.Set("general.file_type", GgufValue::Uint32(static_cast<uint32_t>(std::max(0, TraitsOf(options.type).file_type))));
   w.Set(a + ".vocab_size", dim(s.n_vocab));
   w.Set(a + ".context_length", dim(s.n_ctx));
   w.Set(a + ".embedding_length", dim(s.n_embd));
@@ -161,12 +154,24 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
   }
 
   const float stddev = 0.02f;
-  auto matrix = [&](const std::string& name, uint64_t in, uint64_t out) {
-    const GgmlType type = in % TraitsOf(options.type).block_size == 0 ? options.type : GgmlType::kF16;
+  // `layer` is -1 outside the blocks.
+  auto matrix = [&](const std::string& name, uint64_t in, uint64_t out, int32_t layer) {
+    GgmlType type = options.type;
+    if (mix.has_value()) {
+      const bool output = name == "output.weight" || (name == "token_embd.weight" && s.tied_embeddings);
+      type = MixedType(*mix, name, layer, s.n_layer, in, output);
+    }
+    if (in % TraitsOf(type).block_size != 0) type = GgmlType::kF16;
     return w.AddTensor(name, type, {in, out}, RandomFill(type, options.seed, name, stddev, in * out));
   };
   auto norm = [&](const std::string& name, uint64_t n) {
     return w.AddTensor(name, GgmlType::kF32, {n}, OnesFill(n));
+  };
+  auto float_vector = [&](const std::string& name, std::vector<float> values) {
+    const uint64_t n = values.size();
+    return w.AddTensor(name, GgmlType::kF32, {n}, [values = std::move(values)](absl::Span<uint8_t> out) {
+      return Quantize(GgmlType::kF32, values, out);
+    });
   };
   auto bias = [&](const std::string& name, uint64_t n) {
     return w.AddTensor(name, GgmlType::kF32, {n}, RandomFill(GgmlType::kF32, options.seed, name, stddev, n));
@@ -174,9 +179,9 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
   const uint64_t d = s.n_embd, ff = s.n_ff, vocab_n = s.n_vocab;
   const uint64_t q_dim = static_cast<uint64_t>(s.n_head) * head_dim;
   const uint64_t kv_dim = static_cast<uint64_t>(s.n_head_kv) * head_dim;
-  EDGELLM_RETURN_IF_ERROR(matrix("token_embd.weight", d, vocab_n));
+  EDGELLM_RETURN_IF_ERROR(matrix("token_embd.weight", d, vocab_n, -1));
   EDGELLM_RETURN_IF_ERROR(norm("output_norm.weight", d));
-  if (!s.tied_embeddings) EDGELLM_RETURN_IF_ERROR(matrix("output.weight", d, vocab_n));
+  if (!s.tied_embeddings) EDGELLM_RETURN_IF_ERROR(matrix("output.weight", d, vocab_n, -1));
   if (s.long_rope_factors) {
     // Phi-3's factors rise from 1 at the shortest wavelengths; the long ones further.
     std::vector<float> short_factors, long_factors;
@@ -185,32 +190,23 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
       short_factors.push_back(1.0f + 0.5f * ramp);
       long_factors.push_back(1.0f + 20.0f * ramp);
     }
-    for (const auto& [name, factors] : {std::pair{"rope_factors_short.weight", short_factors},
-                                        std::pair{"rope_factors_long.weight", long_factors}}) {
-      EDGELLM_RETURN_IF_ERROR(w.AddTensor(name, GgmlType::kF32, {factors.size()},
-                                          [factors](absl::Span<uint8_t> out) {
-                                            return Quantize(GgmlType::kF32, factors, out);
-                                          }));
-    }
+    EDGELLM_RETURN_IF_ERROR(float_vector("rope_factors_short.weight", short_factors));
+    EDGELLM_RETURN_IF_ERROR(float_vector("rope_factors_long.weight", long_factors));
   }
   if (s.llama3_rope_scaling) {
-    const std::vector<float> factors = Llama3RopeFactors(head_dim, s.rope_freq_base);
-    EDGELLM_RETURN_IF_ERROR(w.AddTensor("rope_freqs.weight", GgmlType::kF32, {factors.size()},
-                                        [factors](absl::Span<uint8_t> out) {
-                                          return Quantize(GgmlType::kF32, factors, out);
-                                        }));
+    EDGELLM_RETURN_IF_ERROR(float_vector("rope_freqs.weight", Llama3RopeFactors(head_dim, s.rope_freq_base)));
   }
   for (int32_t i = 0; i < s.n_layer; ++i) {
     const std::string p = edgellm::StrCat("blk.", i, ".");
     EDGELLM_RETURN_IF_ERROR(norm(p + "attn_norm.weight", d));
     if (arch->fused_projections) {
-      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_qkv.weight", d, q_dim + 2 * kv_dim));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_qkv.weight", d, q_dim + 2 * kv_dim, i));
     } else {
-      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_q.weight", d, q_dim));
-      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_k.weight", d, kv_dim));
-      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_v.weight", d, kv_dim));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_q.weight", d, q_dim, i));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_k.weight", d, kv_dim, i));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_v.weight", d, kv_dim, i));
     }
-    EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_output.weight", q_dim, d));
+    EDGELLM_RETURN_IF_ERROR(matrix(p + "attn_output.weight", q_dim, d, i));
     if (arch->qkv_bias) {
       EDGELLM_RETURN_IF_ERROR(bias(p + "attn_q.bias", q_dim));
       EDGELLM_RETURN_IF_ERROR(bias(p + "attn_k.bias", kv_dim));
@@ -226,12 +222,12 @@ absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std
     }
     EDGELLM_RETURN_IF_ERROR(norm(p + "ffn_norm.weight", d));
     if (arch->fused_projections) {
-      EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", d, 2 * ff));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", d, 2 * ff, i));
     } else {
-      EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_gate.weight", d, ff));
-      EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", d, ff));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_gate.weight", d, ff, i));
+      EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", d, ff, i));
     }
-    EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_down.weight", ff, d));
+    EDGELLM_RETURN_IF_ERROR(matrix(p + "ffn_down.weight", ff, d, i));
   }
   return w.Write(path);
 }

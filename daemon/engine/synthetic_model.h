@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "daemon/engine/quant_mix.h"
 #include "daemon/engine/quant_types.h"
 
 namespace edgellm::engine {
@@ -58,9 +59,12 @@ struct SyntheticModelOptions {
   std::string vocab_from;
 };
 
-// Writes the model to `path` atomically. InvalidArgument for a type that
-// cannot be written; I/O errors name the file.
-absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::string& path);
+// Writes the model to `path` atomically; with `mix`, each weight gets the
+// type llama-quantize gives it in that mix (quant_mix.h) instead of
+// options.type. InvalidArgument for a type that cannot be written; I/O
+// errors name the file.
+absl::Status WriteSyntheticModel(const SyntheticModelOptions& options, const std::string& path,
+                                 std::optional<QuantMix> mix = std::nullopt);
 
 }  // namespace edgellm::engine
 

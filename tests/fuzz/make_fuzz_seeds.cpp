@@ -1,13 +1,14 @@
 // Writes the seed corpus of the fuzz targets into the directory given: small
 // but complete GGUF files (a llama and a gpt2 tokenizer, tensors of several
-// types), a few texts, a safetensors file shaped like a PEFT adapter, and
-// federated updates in each encoding.
+// types), a few texts, a safetensors file shaped like a PEFT adapter,
+// federated updates in each encoding, and a small model of each architecture.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "daemon/engine/gguf_writer.h"
 #include "daemon/engine/safetensors.h"
+#include "daemon/engine/synthetic_model.h"
 #include "daemon/engine/synthetic_vocab.h"
 #include "federated/protocol/update_codec.h"
 
@@ -78,6 +79,19 @@ int Run(const std::filesystem::path& dir) {
   }
   int i = 0;
   for (const char* t : texts) std::ofstream(dir / "text" / ("seed" + std::to_string(i++))) << t;
+  // A one-layer model of each architecture, at two weight types.
+  std::filesystem::create_directories(dir / "models");
+  for (const char* name : {"test-spm", "test-llama3", "test-qwen2", "test-qwen3", "test-phi3", "test-gemma2", "test-gemma3"}) {
+    ModelShape shape = *FindShape(name);
+    shape.n_layer = 1;
+    shape.n_vocab = 300;
+    for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0}) {
+      const std::string file = std::string(name) + "-" + std::string(TraitsOf(type).name) + ".gguf";
+      if (absl::Status s = WriteSyntheticModel({shape, type, 1, ""}, (dir / "models" / file).string()); !s.ok()) {
+        return Fail(s);
+      }
+    }
+  }
   return 0;
 }
 
