@@ -87,20 +87,44 @@ inline __m256i UnpackedDotQ8_0(const UnpackedQ8_0& w, const ActivationBlock& a) 
   return DotBytes(w.magnitude, _mm256_sign_epi8(aq, w.sign));
 }
 
-// Q4_0: the 32 weights as unsigned bytes 0..15, low nibbles in the low lane
-// and high nibbles in the high lane. The -8 offset is not applied here: it
-// costs one multiply-add per block in float, through the activations' sum_d.
-inline __m256i UnpackQ4_0(const uint8_t* w) {
-  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2)));
+// 16 bytes of nibbles as 32 unsigned bytes 0..15: low nibbles in the low
+// lane, high nibbles in the high lane (weights 0-15, then 16-31).
+inline __m256i UnpackNibbles(const uint8_t* qs) {
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
   return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
 }
-inline __m256i UnpackedDotQ4_0(const __m256i& w, const ActivationBlock& a) {
+
+// Q4_0: the 32 weights as unsigned bytes 0..15. The -8 offset is not applied
+// here: it costs one multiply-add per block in float, through the
+// activations' sum_d.
+inline __m256i UnpackQ4_0(const uint8_t* w) { return UnpackNibbles(w + 2); }
+inline __m256i UnpackedDotUnsigned(const __m256i& w, const ActivationBlock& a) {
   return DotBytes(w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)));
+}
+
+// Q5_0: the nibbles with bit i of qh as bit 4 of weight i, unsigned 0..31;
+// the -16 offset goes through sum_d as Q4_0's does.
+inline __m256i UnpackQ5_0(const uint8_t* w) {
+  uint32_t qh;
+  std::memcpy(&qh, w + 2, sizeof(qh));
+  // Byte i of `spread` is byte i / 8 of qh; OR-ing every bit but bit i % 8 and
+  // comparing with all-ones leaves 0xFF exactly where bit i is set.
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int32_t>(qh)),
+      _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                        _mm256_set1_epi64x(-1));
+  return _mm256_or_si256(UnpackNibbles(w + 6), _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
 }
 
 // One block's integer dot with one activation block, as 8 int32 lanes.
 inline __m256i BlockDotQ8_0(const uint8_t* w, const ActivationBlock& a) { return UnpackedDotQ8_0(UnpackQ8_0(w), a); }
-inline __m256i BlockDotQ4_0(const uint8_t* w, const ActivationBlock& a) { return UnpackedDotQ4_0(UnpackQ4_0(w), a); }
+inline __m256i BlockDotQ4_0(const uint8_t* w, const ActivationBlock& a) {
+  return UnpackedDotUnsigned(UnpackQ4_0(w), a);
+}
+inline __m256i BlockDotQ5_0(const uint8_t* w, const ActivationBlock& a) {
+  return UnpackedDotUnsigned(UnpackQ5_0(w), a);
+}
 
 // A row's dot from its two float accumulators and, for a type whose weights
 // are stored with an offset (Q4_0: nibble - 8), the two offset sums
@@ -173,7 +197,11 @@ void Dot4Q8_0(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_
 }
 
 void Dot4Q4_0(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
-  Dot4Blocks<18, __m256i, UnpackQ4_0, UnpackedDotQ4_0, 8>(w, a, stride, blocks, out);
+  Dot4Blocks<18, __m256i, UnpackQ4_0, UnpackedDotUnsigned, 8>(w, a, stride, blocks, out);
+}
+
+void Dot4Q5_0(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  Dot4Blocks<22, __m256i, UnpackQ5_0, UnpackedDotUnsigned, 16>(w, a, stride, blocks, out);
 }
 
 float DotQ8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
@@ -182,6 +210,10 @@ float DotQ8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
 
 float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return DotBlocks<18, BlockDotQ4_0, 8>(w, a, blocks);
+}
+
+float DotQ5_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  return DotBlocks<22, BlockDotQ5_0, 16>(w, a, blocks);
 }
 
 // Q4_K: 32 bytes of qs hold sub-blocks 2c (low nibbles) and 2c+1 (high).
@@ -283,6 +315,7 @@ const KernelSet* Avx2Kernels() {
     avx2.dot_f32 = DotF32;
     avx2.Set(GgmlType::kQ8_0, DotQ8_0, Dot4Q8_0);
     avx2.Set(GgmlType::kQ4_0, DotQ4_0, Dot4Q4_0);
+    avx2.Set(GgmlType::kQ5_0, DotQ5_0, Dot4Q5_0);
     avx2.Set(GgmlType::kQ4_K, DotQ4_K);
     avx2.Set(GgmlType::kQ6_K, DotQ6_K);
     return avx2;

@@ -6,7 +6,9 @@
 # shapes at Q4_0 and Q8_0, written by `edgellm make-model` into the build tree
 # (every matrix of the type; llama.cpp reads them as any GGUF).
 #
-# Usage: tests/bench/compare-llama-cpp.sh LLAMA_CPP_BUILD_DIR|npm [threads] [build-dir]
+# Usage: [COMPARE_SHAPES="..."] [COMPARE_TYPES="..."] tests/bench/compare-llama-cpp.sh LLAMA_CPP_BUILD_DIR|npm [threads] [build-dir]
+#   COMPARE_SHAPES and COMPARE_TYPES choose other make-model shapes and types
+#   (e.g. "llama3.2-1b qwen2.5-0.5b gemma2-2b" and "Q4_K_M Q8_0").
 #   (defaults: 2 threads, build/release). With a llama.cpp build directory it
 #   runs that build's llama-bench (needs jq). With `npm` it installs the
 #   node-llama-cpp bindings (a pinned version, with llama.cpp's prebuilt CPU
@@ -55,8 +57,8 @@ fi
 # The figure `metric` from edgellm-bench-engine's lines in $ours.
 figure() { sed -n "s/.* metric=$1 value=\([0-9.e+-]*\) .*/\1/p" <<<"$ours"; }
 
-for shape in tinyllama-1.1b smol-135m; do
-  for type in Q4_0 Q8_0; do
+for shape in ${COMPARE_SHAPES:-tinyllama-1.1b smol-135m}; do
+  for type in ${COMPARE_TYPES:-Q4_0 Q8_0}; do
     model=$models/$shape-$type.gguf
     [ -f "$model" ] || "$build/tools/edgellm" make-model --shape "$shape" --type "$type" --out "$model" >&2
     read -r llama_prefill llama_decode <<<"$(llama_figures "$model")"
