@@ -18,6 +18,13 @@ namespace {
 
 constexpr int32_t kDefaultMaxContext = 4096;
 
+// Whether F32 data can be read as floats where it lies: a file may align its
+// tensors to 1 or 2 bytes (a power of two, as GGUF allows), and a misaligned
+// float is undefined behaviour. Other types are read byte-wise.
+bool FloatsReadableInPlace(const GgufTensorInfo& info, const uint8_t* data) {
+  return info.type != GgmlType::kF32 || reinterpret_cast<uintptr_t>(data) % alignof(float) == 0;
+}
+
 }  // namespace
 
 struct LlamaModel::Impl {
@@ -77,7 +84,7 @@ absl::StatusOr<WeightMatrix> LlamaModel::Impl::LoadMatrix(const std::string& nam
   EDGELLM_ASSIGN_OR_RETURN(const GgufTensorInfo* info, Expect(name, {in, out}));
   const absl::Span<const uint8_t> data = gguf->TensorData(*info);
   WeightMatrix matrix = MatrixOf(*info, data.data());
-  if (options.dequantize_weights || !CanMultiplyInPlace(*info)) {
+  if (options.dequantize_weights || !CanMultiplyInPlace(*info) || !FloatsReadableInPlace(*info, data.data())) {
     if (!CanDequantize(info->type)) {
       return absl::UnimplementedError(
           edgellm::StrCat("model: tensor ", name, " has type ", TraitsOf(info->type).name, ", not supported yet"));
@@ -95,7 +102,9 @@ absl::StatusOr<const float*> LlamaModel::Impl::LoadVector(const std::string& nam
   EDGELLM_ASSIGN_OR_RETURN(const GgufTensorInfo* info, Expect(name, {n}));
   const absl::Span<const uint8_t> data = gguf->TensorData(*info);
   // F32 is read where it lies; the mapping outlives the model.
-  if (info->type == GgmlType::kF32) return reinterpret_cast<const float*>(data.data());
+  if (info->type == GgmlType::kF32 && FloatsReadableInPlace(*info, data.data())) {
+    return reinterpret_cast<const float*>(data.data());
+  }
   if (!CanDequantize(info->type)) {
     return absl::UnimplementedError(
         edgellm::StrCat("model: tensor ", name, " has type ", TraitsOf(info->type).name, ", not supported yet"));

@@ -471,6 +471,47 @@ TEST(LlamaModel, ReadsEachArchitecturesHyperparameters) {
   EXPECT_EQ(qwen2->cpu_weights().layers[0].k_norm, nullptr);
 }
 
+// GGUF lets a file align its tensors to 2 bytes: its F32 tensors may then
+// start mid-float. They are copied rather than read as misaligned floats
+// (which UBSan flags), and the model computes what the aligned file does.
+TEST(LlamaModel, TensorsAlignedToTwoBytesComputeAsTheAlignedFile) {
+  const std::string aligned = SyntheticModel("test-qwen2", GgmlType::kF32);
+  auto gguf = GgufReader::Open(aligned);
+  ASSERT_TRUE(gguf.ok()) << gguf.status();
+  std::string odd;
+  // A padding key of some length puts the tensor data 2 bytes past a float boundary.
+  for (const std::string padding : {"", "x", "xx", "xxx"}) {
+    GgufWriter writer(2);
+    for (const auto& [key, value] : (*gguf)->metadata()) {
+      if (key != "general.alignment") writer.Set(key, value);
+    }
+    writer.Set("general.alignment", GgufValue::Uint32(2));
+    writer.Set("general.padding", GgufValue::String(padding));
+    for (const GgufTensorInfo& t : (*gguf)->tensors()) {
+      ASSERT_TRUE(writer.AddTensor(t.name, t.type, t.dims, (*gguf)->TensorData(t)).ok());
+    }
+    const std::string path = (edgellm::testing::TestDir() / "odd.gguf").string();
+    ASSERT_TRUE(writer.Write(path).ok());
+    auto written = GgufReader::Open(path);
+    ASSERT_TRUE(written.ok()) << written.status();
+    const uint8_t* first = (*written)->TensorData((*written)->tensors().front()).data();
+    if (reinterpret_cast<uintptr_t>(first) % alignof(float) != 0) {
+      odd = path;
+      break;
+    }
+  }
+  ASSERT_FALSE(odd.empty()) << "no padding misaligned the tensors";
+  auto reference = LoadModel(aligned);
+  auto model = LoadModel(odd);
+  ASSERT_NE(reference, nullptr);
+  ASSERT_NE(model, nullptr);
+  const std::vector<TokenId> tokens = SomeTokens(12, 512);
+  std::vector<float> want, got;
+  ASSERT_TRUE(reference->ForwardNoCache(tokens, &want).ok());
+  ASSERT_TRUE(model->ForwardNoCache(tokens, &got).ok());
+  EXPECT_EQ(got, want);
+}
+
 // Copies the model at `path` without tensor `drop`, with metadata `key` set
 // to `value` when `key` is not empty.
 std::string Rewritten(const std::string& path, const std::string& drop, const std::string& key,
