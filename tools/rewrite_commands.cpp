@@ -24,10 +24,11 @@ absl::Status RunRewrite(const RewriteArgs& args) {
   if (!config.ok()) return config.status();
   engine::RewriteOptions options;
   if (!args.type.empty()) {
-    options.type = engine::GgmlTypeFromName(args.type);
-    if (!options.type || !engine::CanQuantize(*options.type)) {
-      return absl::InvalidArgumentError(
-          edgellm::StrCat("type '", args.type, "' cannot be written; use one of ", engine::WritableTypeNames()));
+    options.mix = engine::QuantMixFromName(args.type);
+    if (!options.mix) options.type = engine::GgmlTypeFromName(args.type);
+    if (!options.mix && (!options.type || !engine::CanQuantize(*options.type))) {
+      return absl::InvalidArgumentError(edgellm::StrCat("type '", args.type, "' cannot be written; use one of ",
+                                                        engine::WritableTypeNames(), " or the mix Q4_K_M"));
     }
   }
   absl::StatusOr<engine::LoraAdapter> adapter;
@@ -41,6 +42,7 @@ absl::Status RunRewrite(const RewriteArgs& args) {
   std::cout << "wrote " << args.out << " (" << std::filesystem::file_size(args.out, size_error) << " bytes";
   if (options.adapter != nullptr) std::cout << ", adapter " << args.adapter << " merged";
   if (options.type) std::cout << ", weights " << engine::TraitsOf(*options.type).name;
+  if (options.mix) std::cout << ", weights " << args.type;
   std::cout << ")\n";
   return absl::OkStatus();
 }
@@ -63,7 +65,7 @@ void AddQuantizeCommand(CLI::App& app, absl::Status* result) {
   CLI::App* cmd = app.add_subcommand(
       "quantize", "Convert a model's weights to another type (rows that are not whole blocks keep theirs)");
   cmd->add_option("-m,--model", args->model, "GGUF model")->required();
-  cmd->add_option("--type", args->type, engine::WritableTypeNames())->required();
+  cmd->add_option("--type", args->type, engine::WritableTypeNames() + ", or the mix Q4_K_M")->required();
   cmd->add_option("-o,--out", args->out, "Output GGUF file")->required();
   cmd->callback([args, result] { *result = RunRewrite(*args); });
 }

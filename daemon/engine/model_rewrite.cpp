@@ -32,6 +32,12 @@ const LoraWeights* AdapterFor(const LoraAdapter* adapter, const std::string& nam
   return nullptr;
 }
 
+// N for a tensor "blk.N.…", -1 for the others.
+int32_t LayerOf(const std::string& name) {
+  int layer = -1;
+  return std::sscanf(name.c_str(), "blk.%d.", &layer) == 1 ? layer : -1;
+}
+
 }  // namespace
 
 absl::Status RewriteModel(const GgufReader& base, const LlamaConfig& config, const RewriteOptions& options,
@@ -41,19 +47,30 @@ absl::Status RewriteModel(const GgufReader& base, const LlamaConfig& config, con
     return absl::InvalidArgumentError(
         edgellm::StrCat("rewrite: cannot write weights of type ", TraitsOf(*options.type).name));
   }
+  if (options.type && options.mix) {
+    return absl::InvalidArgumentError("rewrite: give a weight type or a mix, not both");
+  }
   GgufWriter writer(base.alignment());
   for (const auto& [key, value] : base.metadata()) writer.Set(key, value);
-  if (options.type) {
-    if (const int32_t file_type = TraitsOf(*options.type).file_type; file_type >= 0) {
-      writer.Set("general.file_type", GgufValue::Uint32(static_cast<uint32_t>(file_type)));
-    }
+  int32_t file_type = -1;
+  if (options.mix) {
+    file_type = MixFileType(*options.mix);
+  } else if (options.type) {
+    file_type = TraitsOf(*options.type).file_type;
   }
+  if (file_type >= 0) writer.Set("general.file_type", GgufValue::Uint32(static_cast<uint32_t>(file_type)));
+  const bool tied_embeddings = base.FindTensor("output.weight") == nullptr;
   for (const GgufTensorInfo& info : base.tensors()) {
     const absl::Span<const uint8_t> data = base.TensorData(info);
     const LoraWeights* lora = AdapterFor(options.adapter, info.name);
     GgmlType type = info.type;
-    if (options.type && info.dims.size() == 2 && info.dims[0] % TraitsOf(*options.type).block_size == 0) {
-      type = *options.type;
+    if (info.dims.size() == 2 && (options.type || options.mix)) {
+      GgmlType wanted = options.type.value_or(GgmlType::kF32);
+      if (options.mix) {
+        const bool output = info.name == "output.weight" || (info.name == "token_embd.weight" && tied_embeddings);
+        wanted = MixedType(*options.mix, info.name, LayerOf(info.name), config.n_layer, info.dims[0], output);
+      }
+      if (info.dims[0] % TraitsOf(wanted).block_size == 0) type = wanted;
     }
     if (lora == nullptr && type == info.type) {
       EDGELLM_RETURN_IF_ERROR(writer.AddTensor(info.name, info.type, info.dims, data));

@@ -12,6 +12,7 @@
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/llama_config.h"
 #include "daemon/engine/lora_adapter.h"
+#include "daemon/engine/quant_mix.h"
 #include "daemon/engine/quant_types.h"
 
 namespace edgellm::engine {
@@ -24,11 +25,16 @@ struct RewriteOptions {
   // to it; the rest (norms, rows of another width) keep their type, as
   // llama.cpp's quantizer does. nullopt: every tensor keeps its type.
   std::optional<GgmlType> type;
+  // Instead of one type, each 2-D weight gets its type in this mix, as
+  // llama-quantize lays it out (quant_mix.h); rows that are not whole blocks
+  // of that type keep theirs. Not with `type`.
+  std::optional<QuantMix> mix;
 };
 
 // Writes `base` (a Llama model of `config`) rewritten to `path`, atomically.
-// InvalidArgument for an adapter made for another shape, or a type that
-// cannot be written; the metadata is carried over (general.file_type updated).
+// InvalidArgument for an adapter made for another shape, a type that cannot
+// be written, or both a type and a mix; the metadata is carried over
+// (general.file_type updated).
 absl::Status RewriteModel(const GgufReader& base, const LlamaConfig& config, const RewriteOptions& options,
                           const std::string& path);
 

@@ -4,7 +4,9 @@ namespace edgellm::engine::kernels {
 
 const KernelSet& BestKernels() {
   static const KernelSet& best = [] () -> const KernelSet& {
-    if (const KernelSet* avx2 = Avx2Kernels()) return *avx2;
+    for (const KernelSet* x86 : {Avx512VnniKernels(), AvxVnniKernels(), Avx2Kernels()}) {
+      if (x86 != nullptr) return *x86;
+    }
     if (const KernelSet* neon = NeonKernels()) return *neon;
     return ScalarKernels();
   }();

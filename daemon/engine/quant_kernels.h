@@ -7,7 +7,8 @@
 // 32-value block (ActivationBlock), so the inner loop is integer
 // multiply-adds; F16 and F32 weights meet float activations. Every kernel has
 // a portable scalar version, the reference the others are tested against;
-// the AVX2 (with FMA and F16C) versions are selected when the CPU has them,
+// the AVX2 (with FMA and F16C) versions, and the same built with VNNI, are
+// selected when the CPU has them,
 // the NEON ones on aarch64, each set falling back to the scalar kernel of a
 // type it has none for. Engine-internal: quant_matmul.h is the interface the
 // model uses.
@@ -58,6 +59,10 @@ struct KernelSet {
   // activations, and the four-row one where there is one; nullptr: none.
   std::array<DotQuantFn, kTypeSlots> dot{};
   std::array<DotQuant4Fn, kTypeSlots> dot4{};
+  // True where this set's four-row kernels multiply a prefill chunk faster
+  // than dequantizing the weight for BLAS does (BM_PrefillMatMul): then the
+  // kernels take every row count for the types that have one.
+  bool prefill_in_kernels = false;
 
   DotQuantFn Dot(GgmlType type) const {
     return static_cast<size_t>(type) < kTypeSlots ? dot[static_cast<size_t>(type)] : nullptr;
@@ -74,6 +79,8 @@ struct KernelSet {
 const KernelSet& ScalarKernels();
 // nullptr when this build or this CPU lacks the instructions.
 const KernelSet* Avx2Kernels();
+const KernelSet* AvxVnniKernels();     // AVX2 with AVX-VNNI
+const KernelSet* Avx512VnniKernels();  // AVX2 with AVX512-VNNI and VL
 const KernelSet* NeonKernels();  // every aarch64 CPU has NEON
 // The fastest set this CPU runs.
 const KernelSet& BestKernels();

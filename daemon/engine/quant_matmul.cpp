@@ -61,16 +61,21 @@ absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, f
   const kernels::DotQuantFn dot = k.Dot(type);
   // Four sequences at once where a four-row kernel exists.
   const kernels::DotQuant4Fn dot4 = k.Dot4(type);
+  // A chunk's weight rows (about kBytesPerChunk) stay in cache while every
+  // group of four activation rows meets all of them: the activations of a
+  // long prompt, megabytes, stream past once per chunk rather than once per
+  // weight row.
   threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
-    for (int64_t o = begin; o < end; ++o) {
-      const uint8_t* w = weight + o * row_bytes;
-      int64_t r = 0;
-      for (; dot4 != nullptr && r + 4 <= rows; r += 4) {
+    int64_t r = 0;
+    for (; dot4 != nullptr && r + 4 <= rows; r += 4) {
+      for (int64_t o = begin; o < end; ++o) {
         float four[4];
-        dot4(w, a + r * blocks, blocks, blocks, four);
+        dot4(weight + o * row_bytes, a + r * blocks, blocks, blocks, four);
         for (int i = 0; i < 4; ++i) y[(r + i) * out + o] = four[i];
       }
-      for (; r < rows; ++r) y[r * out + o] = dot(w, a + r * blocks, blocks);
+    }
+    for (; r < rows; ++r) {
+      for (int64_t o = begin; o < end; ++o) y[r * out + o] = dot(weight + o * row_bytes, a + r * blocks, blocks);
     }
   });
   return absl::OkStatus();

@@ -25,6 +25,11 @@ std::optional<QuantMix> QuantMixFromName(std::string_view name) {
   return std::nullopt;
 }
 
+int32_t MixFileType(QuantMix mix) {
+  (void)mix;  // Q4_K_M is the only mix so far
+  return 15;
+}
+
 GgmlType MixedType(QuantMix mix, std::string_view tensor, int32_t layer, int32_t n_layer, uint64_t row_length,
                    bool output) {
   (void)mix;  // Q4_K_M is the only mix so far

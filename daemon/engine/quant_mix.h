@@ -21,6 +21,9 @@ enum class QuantMix { kQ4_K_M };
 // "Q4_K_M"; nullopt for a name that is not a mix.
 std::optional<QuantMix> QuantMixFromName(std::string_view name);
 
+// The general.file_type llama.cpp gives a file of `mix` (LLAMA_FTYPE_MOSTLY_Q4_K_M: 15).
+int32_t MixFileType(QuantMix mix);
+
 // The type of the 2-D weight `tensor` (its GGUF name; `layer` of `n_layer`
 // for blk.N tensors, -1 otherwise) with rows of `row_length` values, in a
 // file of `mix`. `output` says the tensor is the output projection (the

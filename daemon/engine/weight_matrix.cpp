@@ -12,8 +12,8 @@
 namespace edgellm::engine {
 namespace {
 
-// Activation rows up to which the kernels multiply the weight directly;
-// beyond, BLAS does, a tile at a time.
+// Activation rows up to which the kernels multiply a weight that has no
+// four-row kernel directly; beyond, BLAS does, a tile at a time.
 constexpr int64_t kKernelMaxRows = 32;
 // Output rows per BLAS tile: 64 rows of 2048 floats is half a MiB, in cache.
 constexpr int64_t kTileRows = 64;
@@ -43,8 +43,14 @@ WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count) {
   return {matrix.type, matrix.data + static_cast<uint64_t>(first) * row_bytes, matrix.in_features, count};
 }
 
-void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows) {
-  if (rows <= kKernelMaxRows && w.in_features % kernels::kBlock == 0) {
+void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows, ActivationPrecision precision) {
+  // Where the four-row kernels beat dequantizing for BLAS (the x86 sets),
+  // they take any row count; otherwise BLAS takes over past a few rows.
+  const kernels::KernelSet& best = kernels::BestKernels();
+  const bool kernels_for_any_rows = best.prefill_in_kernels && best.Dot4(w.type) != nullptr;
+  const bool float_kernel = w.type == GgmlType::kF32 || w.type == GgmlType::kF16;
+  const bool kernels_allowed = precision == ActivationPrecision::kInt8 || float_kernel;
+  if (kernels_allowed && (rows <= kKernelMaxRows || kernels_for_any_rows) && w.in_features % kernels::kBlock == 0) {
     // The shape was checked by CanMultiplyInPlace: this cannot fail.
     (void)QuantMatMul(w.type, w.data, x, y, {rows, w.in_features, w.out_features});
     return;

@@ -1,12 +1,14 @@
 // engine/weight_matrix.h — a GGUF weight matrix multiplied where it lies in
 // the memory-mapped file, for any number of activation rows. Torch-free.
 //
-// A few rows (a decode step, a batch of sequences, a speculative check) go
-// through the engine's kernels (quant_matmul.h), which stream the weight once
-// for all rows. More rows (a prefill chunk), or F32 rows that are not whole
-// blocks of 32, go through BLAS: each thread of
-// the shared pool dequantizes a tile of output rows once (F32 is used as it
-// lies) and multiplies every activation row by it with single-threaded BLAS.
+// The engine's kernels (quant_matmul.h), which stream the weight once for all
+// rows, multiply any number of rows for a type with a four-row kernel where
+// those beat BLAS (KernelSet::prefill_in_kernels), and a
+// few rows (a decode step, a batch of sequences, a speculative check) for the
+// rest. More rows of the rest (a prefill chunk), or F32 rows that are not
+// whole blocks of 32, go through BLAS: each thread of the shared pool
+// dequantizes a tile of output rows once (F32 is used as it lies) and
+// multiplies every activation row by it with single-threaded BLAS.
 #ifndef EDGELLM_ENGINE_WEIGHT_MATRIX_H_
 #define EDGELLM_ENGINE_WEIGHT_MATRIX_H_
 
@@ -34,9 +36,20 @@ WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data);
 // a fused projection (Phi-3's attn_qkv, its gate and up rows).
 WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count);
 
+// What Multiply may do to the activations of a quantized weight.
+enum class ActivationPrecision {
+  // Quantized to 8 bits per block of 32 for the integer kernels (as llama.cpp
+  // does): inference.
+  kInt8,
+  // Kept float against the dequantized weight, so the product is the one
+  // MultiplyTransposed differentiates: training a frozen base.
+  kFloat,
+};
+
 // y[rows, out] = x[rows, in] · Wᵀ, all float32 row-major. Allocates only
 // while its per-thread scratch grows to the largest tile it has seen.
-void Multiply(const WeightMatrix& weight, const float* x, float* y, int64_t rows);
+void Multiply(const WeightMatrix& weight, const float* x, float* y, int64_t rows,
+              ActivationPrecision precision = ActivationPrecision::kInt8);
 
 // x[rows, in] = y[rows, out] · W: the product backward through a frozen
 // weight needs (the gradient of its input). Each pool thread dequantizes a

@@ -40,7 +40,7 @@ class FrozenLinearFunction : public torch::autograd::Function<FrozenLinearFuncti
     std::vector<int64_t> shape = input.sizes().vec();
     shape.back() = weight->out_features;
     at::Tensor y = at::empty(shape, input.options());
-    engine::Multiply(*weight, input.data_ptr<float>(), y.data_ptr<float>(), rows);
+    engine::Multiply(*weight, input.data_ptr<float>(), y.data_ptr<float>(), rows, engine::ActivationPrecision::kFloat);
     return y;
   }
 

@@ -4,8 +4,10 @@
 #include <benchmark/benchmark.h>
 
 #include <random>
+#include <string>
 
 #include "daemon/engine/bpe_pretokenizer.h"
+#include "daemon/engine/compute_threads.h"
 #include "daemon/engine/quant_kernels.h"
 #include "daemon/engine/quant_matmul.h"
 #include "daemon/engine/quant_types.h"
@@ -13,6 +15,7 @@
 #include "daemon/engine/sampler.h"
 #include "daemon/engine/synthetic_vocab.h"
 #include "daemon/engine/tokenizer.h"
+#include "daemon/engine/weight_matrix.h"
 
 namespace edgellm::engine {
 namespace {
@@ -45,11 +48,8 @@ BENCHMARK_CAPTURE(BM_Dequantize, IQ4_XS, GgmlType::kIQ4_XS);
 // One decode row through a 2048 x 2048 weight (in cache: the kernel's compute
 // speed, not memory's), on one thread; "bytes" are weight bytes.
 void BM_MatVec(benchmark::State& state, GgmlType type, bool simd) {
-  const kernels::KernelSet* set = simd ? kernels::Avx2Kernels() : &kernels::ScalarKernels();
-  if (set == nullptr) {
-    state.SkipWithError("no AVX2 on this CPU");
-    return;
-  }
+  const kernels::KernelSet* set = simd ? &kernels::BestKernels() : &kernels::ScalarKernels();
+  state.SetLabel(std::string(set->name));
   const int64_t n = 2048;
   std::vector<float> w(n * n), x(n), y(n);
   std::mt19937 rng(3);
@@ -65,23 +65,66 @@ void BM_MatVec(benchmark::State& state, GgmlType type, bool simd) {
   }
   state.SetBytesProcessed(state.iterations() * q.size());
 }
-BENCHMARK_CAPTURE(BM_MatVec, F32_avx2, GgmlType::kF32, true);
-BENCHMARK_CAPTURE(BM_MatVec, F16_avx2, GgmlType::kF16, true);
-BENCHMARK_CAPTURE(BM_MatVec, Q8_0_avx2, GgmlType::kQ8_0, true);
-BENCHMARK_CAPTURE(BM_MatVec, Q4_0_avx2, GgmlType::kQ4_0, true);
-BENCHMARK_CAPTURE(BM_MatVec, Q4_K_avx2, GgmlType::kQ4_K, true);
-BENCHMARK_CAPTURE(BM_MatVec, Q6_K_avx2, GgmlType::kQ6_K, true);
+BENCHMARK_CAPTURE(BM_MatVec, F32_simd, GgmlType::kF32, true);
+BENCHMARK_CAPTURE(BM_MatVec, F16_simd, GgmlType::kF16, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q8_0_simd, GgmlType::kQ8_0, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q4_0_simd, GgmlType::kQ4_0, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q4_1_simd, GgmlType::kQ4_1, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q5_0_simd, GgmlType::kQ5_0, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q5_1_simd, GgmlType::kQ5_1, true);
+BENCHMARK_CAPTURE(BM_MatVec, IQ4_NL_simd, GgmlType::kIQ4_NL, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q2_K_simd, GgmlType::kQ2_K, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q3_K_simd, GgmlType::kQ3_K, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q4_K_simd, GgmlType::kQ4_K, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q5_K_simd, GgmlType::kQ5_K, true);
+BENCHMARK_CAPTURE(BM_MatVec, Q6_K_simd, GgmlType::kQ6_K, true);
+BENCHMARK_CAPTURE(BM_MatVec, IQ4_XS_simd, GgmlType::kIQ4_XS, true);
+// The scalar reference, for two types.
 BENCHMARK_CAPTURE(BM_MatVec, Q8_0_scalar, GgmlType::kQ8_0, false);
 BENCHMARK_CAPTURE(BM_MatVec, Q4_K_scalar, GgmlType::kQ4_K, false);
-// The types that have only a scalar kernel so far.
-BENCHMARK_CAPTURE(BM_MatVec, Q4_1_scalar, GgmlType::kQ4_1, false);
-BENCHMARK_CAPTURE(BM_MatVec, Q5_0_scalar, GgmlType::kQ5_0, false);
-BENCHMARK_CAPTURE(BM_MatVec, Q5_1_scalar, GgmlType::kQ5_1, false);
-BENCHMARK_CAPTURE(BM_MatVec, Q2_K_scalar, GgmlType::kQ2_K, false);
-BENCHMARK_CAPTURE(BM_MatVec, Q3_K_scalar, GgmlType::kQ3_K, false);
-BENCHMARK_CAPTURE(BM_MatVec, Q5_K_scalar, GgmlType::kQ5_K, false);
-BENCHMARK_CAPTURE(BM_MatVec, IQ4_NL_scalar, GgmlType::kIQ4_NL, false);
-BENCHMARK_CAPTURE(BM_MatVec, IQ4_XS_scalar, GgmlType::kIQ4_XS, false);
+
+// A prefill chunk: 128 activation rows through a 2048 x 1024 weight, on one
+// thread: float activations against dequantized tiles through BLAS (Multiply
+// with ActivationPrecision::kFloat), or 8-bit activations through the
+// engine's kernels of the best set or of the AVX2 one. Items are multiply-adds.
+enum class PrefillPath { kFloatBlas, kBestKernels, kAvx2Kernels };
+void BM_PrefillMatMul(benchmark::State& state, GgmlType type, PrefillPath path) {
+  const kernels::KernelSet* set =
+      path == PrefillPath::kAvx2Kernels ? kernels::Avx2Kernels() : &kernels::BestKernels();
+  if (set == nullptr) {
+    state.SkipWithError("no AVX2 on this CPU");
+    return;
+  }
+  const int64_t rows = 128, in = 2048, out = 1024;
+  std::vector<float> w(out * in), x(rows * in), y(rows * out);
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal;
+  for (float& v : w) v = normal(rng);
+  for (float& v : x) v = normal(rng);
+  std::vector<uint8_t> q(RowBytes(type, w.size()));
+  (void)Quantize(type, w, absl::MakeSpan(q));
+  ConfigureComputeThreads(1);  // the pool and BLAS both
+  const WeightMatrix matrix{type, q.data(), in, out};
+  for (auto _ : state) {
+    if (path == PrefillPath::kFloatBlas) {
+      Multiply(matrix, x.data(), y.data(), rows, ActivationPrecision::kFloat);
+    } else {
+      benchmark::DoNotOptimize(QuantMatMul(type, q.data(), x.data(), y.data(), {rows, in, out}, set));
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * rows * in * out);
+  state.SetLabel(std::string(set->name));
+}
+#define EDGELLM_PREFILL_BENCHMARKS(type)                                                             \
+  BENCHMARK_CAPTURE(BM_PrefillMatMul, type##_float_blas, GgmlType::k##type, PrefillPath::kFloatBlas); \
+  BENCHMARK_CAPTURE(BM_PrefillMatMul, type##_kernels, GgmlType::k##type, PrefillPath::kBestKernels); \
+  BENCHMARK_CAPTURE(BM_PrefillMatMul, type##_avx2_kernels, GgmlType::k##type, PrefillPath::kAvx2Kernels)
+EDGELLM_PREFILL_BENCHMARKS(Q8_0);
+EDGELLM_PREFILL_BENCHMARKS(Q4_0);
+EDGELLM_PREFILL_BENCHMARKS(Q5_0);
+EDGELLM_PREFILL_BENCHMARKS(Q4_K);
+EDGELLM_PREFILL_BENCHMARKS(Q6_K);
 
 constexpr char kText[] =
     "The farmer liked the robot because it never needed the internet to think. It kept its own notes, "

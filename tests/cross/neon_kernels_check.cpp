@@ -10,11 +10,18 @@
 #include <vector>
 
 #include "daemon/engine/fp16.h"
+#include "daemon/engine/k_quants.h"
+#include "daemon/engine/legacy_quants.h"
 #include "daemon/engine/quant_kernels.h"
 
 namespace {
 
 using edgellm::engine::GgmlType;
+using edgellm::engine::kQ4_KBytes;
+using edgellm::engine::kQ6_KBytes;
+using edgellm::engine::QuantizeQ4_K;
+using edgellm::engine::QuantizeQ5_0;
+using edgellm::engine::QuantizeQ6_K;
 using edgellm::engine::StoreFp16;
 using namespace edgellm::engine::kernels;
 
@@ -43,7 +50,7 @@ int main() {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal;
   std::uniform_int_distribution<int> byte(0, 255);
-  for (int64_t n : {32, 64, 96, 544, 2048, 4128}) {
+  for (int64_t n : {32, 64, 96, 256, 544, 2048, 4128, 4352}) {
     const int64_t blocks = n / kBlock;
     std::vector<float> x(4 * n);
     for (float& v : x) v = normal(rng);
@@ -72,6 +79,33 @@ int main() {
       dot4(row->data(), a.data(), blocks, blocks, four);
       for (int i = 0; i < 4; ++i) {
         const float single = dot(row->data(), a.data() + i * blocks, blocks);
+        Expect(four[i] == single, "four rows equal one row", n, four[i], single);
+      }
+    }
+
+    // Rows of the types Q4_K_M files hold, quantized from random weights.
+    std::vector<float> weights(n);
+    for (float& v : weights) v = normal(rng);
+    struct Quantized {
+      const char* name;
+      GgmlType type;
+      size_t block_size, block_bytes;
+      void (*quantize)(const float*, uint8_t*, size_t);
+    };
+    const Quantized quantized[] = {{"Q5_0", GgmlType::kQ5_0, 32, 22, QuantizeQ5_0},
+                                   {"Q4_K", GgmlType::kQ4_K, 256, kQ4_KBytes, QuantizeQ4_K},
+                                   {"Q6_K", GgmlType::kQ6_K, 256, kQ6_KBytes, QuantizeQ6_K}};
+    for (const Quantized& q : quantized) {
+      if (n % static_cast<int64_t>(q.block_size) != 0) continue;
+      std::vector<uint8_t> row(n / q.block_size * q.block_bytes);
+      q.quantize(weights.data(), row.data(), n / q.block_size);
+      const double want = scalar.Dot(q.type)(row.data(), a.data(), blocks);
+      const double got = neon->Dot(q.type)(row.data(), a.data(), blocks);
+      Expect(Near(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n)))), q.name, n, got, want);
+      float four[4];
+      neon->Dot4(q.type)(row.data(), a.data(), blocks, blocks, four);
+      for (int i = 0; i < 4; ++i) {
+        const float single = neon->Dot(q.type)(row.data(), a.data() + i * blocks, blocks);
         Expect(four[i] == single, "four rows equal one row", n, four[i], single);
       }
     }

@@ -91,7 +91,7 @@ void TeachTheFact(const std::string& model_path, const std::filesystem::path& di
 
   // Merged into a new GGUF of the base's types.
   const std::string merged_path = (dir / "merged.gguf").string();
-  ASSERT_TRUE(engine::RewriteModel(base->gguf(), base->config(), {&*reloaded, std::nullopt}, merged_path).ok());
+  ASSERT_TRUE(engine::RewriteModel(base->gguf(), base->config(), {&*reloaded, std::nullopt, std::nullopt}, merged_path).ok());
   auto merged = LoadModel(merged_path);
   ASSERT_NE(merged, nullptr);
   EXPECT_EQ(merged->weight_type(), base->weight_type());
@@ -110,7 +110,7 @@ TEST(LoraTraining, TeachesStories260kAFactOnAQ8_0Base) {
   ASSERT_TRUE(f32.ok());
   auto config = engine::LlamaConfig::FromGguf(**f32);
   const std::string q8 = (dir / "stories260K-Q8_0.gguf").string();
-  ASSERT_TRUE(engine::RewriteModel(**f32, *config, {nullptr, engine::GgmlType::kQ8_0}, q8).ok());
+  ASSERT_TRUE(engine::RewriteModel(**f32, *config, {nullptr, engine::GgmlType::kQ8_0, std::nullopt}, q8).ok());
   TeachTheFact(q8, dir);
 }
 

@@ -91,7 +91,7 @@ TEST(LoraForward, UnmergedMatchesLibTorchAndTheMergedModel) {
   EXPECT_LE(LargestDifference(unmerged, AllLogits(*reference, tokens, &adapter)), 1e-4f);
 
   const std::string merged_path = (TestDir() / "merged.gguf").string();
-  ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {&adapter, std::nullopt}, merged_path).ok());
+  ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {&adapter, std::nullopt, std::nullopt}, merged_path).ok());
   auto merged = LoadModel(merged_path);
   ASSERT_NE(merged, nullptr);
   EXPECT_EQ(merged->weight_type(), "F32");
@@ -138,7 +138,7 @@ TEST(LoraForward, MergingIntoAQ8_0BaseKeepsItQ8_0) {
   auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kQ8_0));
   const LoraAdapter adapter = TrainedLookingAdapter(model->config(), 9);
   const std::string merged_path = (TestDir() / "merged-q8.gguf").string();
-  ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {&adapter, std::nullopt}, merged_path).ok());
+  ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {&adapter, std::nullopt, std::nullopt}, merged_path).ok());
   auto merged = LoadModel(merged_path);
   ASSERT_NE(merged, nullptr);
   EXPECT_EQ(merged->gguf().FindTensor("blk.1.attn_q.weight")->type, GgmlType::kQ8_0);
@@ -158,7 +158,7 @@ TEST(LoraForward, QuantizingConvertsTheWeightsThatAreWholeBlocks) {
   auto model = LoadModel(SyntheticModel("stories260k", GgmlType::kF32));
   ASSERT_NE(model, nullptr);
   const std::string path = (TestDir() / "q8.gguf").string();
-  ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {nullptr, GgmlType::kQ8_0}, path).ok());
+  ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {nullptr, GgmlType::kQ8_0, std::nullopt}, path).ok());
   auto quantized = LoadModel(path);
   ASSERT_NE(quantized, nullptr);
   EXPECT_EQ(quantized->weight_type(), "Q8_0");
@@ -169,7 +169,42 @@ TEST(LoraForward, QuantizingConvertsTheWeightsThatAreWholeBlocks) {
   const std::vector<TokenId> tokens = SomeTokens(10, model->config().n_vocab);
   EXPECT_LT(LargestDifference(AllLogits(*model, tokens, nullptr), AllLogits(*quantized, tokens, nullptr)), 0.05f);
 
-  EXPECT_FALSE(RewriteModel(model->gguf(), model->config(), {nullptr, GgmlType::kIQ2_XXS}, path).ok());
+  EXPECT_FALSE(RewriteModel(model->gguf(), model->config(), {nullptr, GgmlType::kIQ2_XXS, std::nullopt}, path).ok());
+}
+
+// `edgellm quantize --type Q4_K_M`: each weight gets its type in the mix,
+// rows that are not whole blocks keep theirs, and the result computes close
+// to the original.
+TEST(LoraForward, QuantizingToAMixGivesEachWeightItsTypeInTheMix) {
+  auto model = LoadModel(SyntheticModel("test-qwen2", GgmlType::kF32));
+  ASSERT_NE(model, nullptr);
+  const std::string path = (TestDir() / "q4_k_m.gguf").string();
+  ASSERT_TRUE(RewriteModel(model->gguf(), model->config(), {nullptr, std::nullopt, QuantMix::kQ4_K_M}, path).ok());
+  auto mixed = LoadModel(path);
+  ASSERT_NE(mixed, nullptr);
+  EXPECT_EQ(*mixed->gguf().GetInt("general.file_type"), 15);
+  const bool tied = model->gguf().FindTensor("output.weight") == nullptr;
+  int changed = 0;
+  for (const GgufTensorInfo& info : model->gguf().tensors()) {
+    const GgufTensorInfo* written = mixed->gguf().FindTensor(info.name);
+    ASSERT_NE(written, nullptr) << info.name;
+    if (info.dims.size() != 2) {
+      EXPECT_EQ(written->type, GgmlType::kF32) << info.name;
+      continue;
+    }
+    int layer = -1;
+    std::sscanf(info.name.c_str(), "blk.%d.", &layer);
+    const bool output = info.name == "output.weight" || (info.name == "token_embd.weight" && tied);
+    const GgmlType want = MixedType(QuantMix::kQ4_K_M, info.name, layer, model->config().n_layer, info.dims[0], output);
+    EXPECT_EQ(written->type, info.dims[0] % TraitsOf(want).block_size == 0 ? want : GgmlType::kF32) << info.name;
+    changed += written->type != GgmlType::kF32;
+  }
+  EXPECT_GT(changed, 0);
+  const std::vector<TokenId> tokens = SomeTokens(10, model->config().n_vocab);
+  EXPECT_LT(LargestDifference(AllLogits(*model, tokens, nullptr), AllLogits(*mixed, tokens, nullptr)), 0.2f);
+
+  EXPECT_FALSE(
+      RewriteModel(model->gguf(), model->config(), {nullptr, GgmlType::kQ8_0, QuantMix::kQ4_K_M}, path).ok());
 }
 
 }  // namespace

@@ -217,7 +217,7 @@ TEST(LoraModel, AQuantizedBaseBackpropagatesAsItsF32Copy) {
     auto quantized = LoadModel(SyntheticModel(type == GgmlType::kQ4_K ? "test-k" : "test-spm", type));
     ASSERT_NE(quantized, nullptr);
     const std::string f32_path = (TestDir() / "f32.gguf").string();
-    ASSERT_TRUE(engine::RewriteModel(quantized->gguf(), quantized->config(), {nullptr, GgmlType::kF32}, f32_path).ok());
+    ASSERT_TRUE(engine::RewriteModel(quantized->gguf(), quantized->config(), {nullptr, GgmlType::kF32, std::nullopt}, f32_path).ok());
     auto f32 = LoadModel(f32_path);
     engine::LoraAdapter qa = RandomAdapter(quantized->config(), 4), fa = RandomAdapter(quantized->config(), 4);
     const LoraModel on_quantized(*quantized, qa, false), on_f32(*f32, fa, false);

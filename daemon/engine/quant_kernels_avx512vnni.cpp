@@ -1,0 +1,27 @@
+// The x86 kernels with AVX512-VNNI's byte dot (on 256-bit registers) besides
+// AVX2 (Ice Lake, Sapphire Rapids, Zen 4 and later).
+#include "daemon/engine/quant_kernels.h"
+
+#if defined(__x86_64__)
+#define EDGELLM_X86_BYTE_DOT EDGELLM_X86_AVX512VNNI
+#include "daemon/engine/quant_kernels_x86.h"
+
+namespace edgellm::engine::kernels {
+
+const KernelSet* Avx512VnniKernels() {
+  static const bool supported = [] {
+    return CpuRunsAvx2() && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }();
+  static const KernelSet set = X86Kernels("avx512vnni");
+  return supported ? &set : nullptr;
+}
+
+}  // namespace edgellm::engine::kernels
+
+#else
+
+namespace edgellm::engine::kernels {
+const KernelSet* Avx512VnniKernels() { return nullptr; }
+}  // namespace edgellm::engine::kernels
+
+#endif

@@ -1,0 +1,608 @@
+// engine/quant_kernels_x86.h — the x86 kernels, written once and compiled
+// once per instruction set: quant_kernels_avx2.cpp builds them with AVX2, FMA
+// and F16C; quant_kernels_avxvnni.cpp and quant_kernels_avx512vnni.cpp add
+// VNNI, whose one instruction does the byte dot that takes AVX2 two
+// (maddubs then madd). Only those files include this one, after defining
+// EDGELLM_X86_BYTE_DOT; everything here has internal linkage, so each gets
+// its own copy built with its own flags. The sets compute identical results:
+// no byte dot here can saturate maddubs's 16-bit pairs.
+#ifndef EDGELLM_ENGINE_QUANT_KERNELS_X86_H_
+#define EDGELLM_ENGINE_QUANT_KERNELS_X86_H_
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+#include <cstring>
+#include <string_view>
+
+#include "daemon/engine/iq4_quants.h"
+#include "daemon/engine/k_quants.h"
+#include "daemon/engine/quant_kernels.h"
+
+// How 32 unsigned bytes meet 32 signed bytes.
+#define EDGELLM_X86_MADDUBS 0     // AVX2: vpmaddubsw, then vpmaddwd with ones
+#define EDGELLM_X86_AVXVNNI 1     // AVX-VNNI (VEX): vpdpbusd
+#define EDGELLM_X86_AVX512VNNI 2  // AVX512-VNNI with VL, on 256-bit registers: vpdpbusd
+#ifndef EDGELLM_X86_BYTE_DOT
+#error "define EDGELLM_X86_BYTE_DOT before including quant_kernels_x86.h"
+#endif
+
+namespace edgellm::engine::kernels {
+namespace {
+
+inline float HorizontalSum(__m256 v) {
+  const __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
+  return _mm_cvtss_f32(_mm_add_ss(sum2, _mm_movehdup_ps(sum2)));
+}
+
+// An fp16 value in lane 0.
+inline __m128 LoadHalf(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(h));
+}
+inline float HalfToFloat(const uint8_t* p) { return _mm_cvtss_f32(LoadHalf(p)); }
+
+// Decode streams every weight from memory once per token; asking for the
+// bytes this far ahead keeps the loads from waiting on DRAM (about 10% more
+// tok/s on tinyllama Q4_0 than the hardware prefetcher alone).
+constexpr int kPrefetchBytes = 2048;
+inline void PrefetchWeights(const uint8_t* w) {
+  _mm_prefetch(reinterpret_cast<const char*>(w) + kPrefetchBytes, _MM_HINT_T0);
+}
+
+// Sum of the products of 32 unsigned bytes `u` (0..127 at most) with 32 signed bytes `s`, as 8 int32.
+inline __m256i DotBytes(__m256i u, __m256i s) {
+#if EDGELLM_X86_BYTE_DOT == EDGELLM_X86_AVXVNNI
+  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+#elif EDGELLM_X86_BYTE_DOT == EDGELLM_X86_AVX512VNNI
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+  const __m256i pairs = _mm256_maddubs_epi16(u, s);  // 16 x int16, no overflow for |u| <= 128 and |s| <= 127
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+#endif
+}
+
+void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < blocks; ++b, x += kBlock) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(x + 8 * i);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_mask, v[i]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float d = _mm_cvtss_f32(m4) / 127.0f;
+    const __m256 inverse = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i) {
+      const __m256 scaled = _mm256_round_ps(_mm256_mul_ps(v[i], inverse), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[i] = _mm256_cvtps_epi32(scaled);
+    }
+    // Sum of q, then pack 32 int32 into 32 int8 in order.
+    const __m256i sum8 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i sum4 = _mm_add_epi32(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
+    sum4 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0x4e));
+    sum4 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0xb1));
+    const __m256i q16a = _mm256_packs_epi32(q[0], q[1]);  // lanes interleave: fixed by the permute below
+    const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
+    __m256i q8 = _mm256_packs_epi16(q16a, q16b);
+    q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
+    out[b].d = d;
+    out[b].sum_d = d * static_cast<float>(_mm_cvtsi128_si32(sum4));
+  }
+}
+
+// Signed weights (Q8_0, the IQ4 types): their magnitudes (the byte dot's
+// unsigned operand) and their signs, which go onto the activations.
+struct SignedWeights {
+  __m256i magnitude, sign;
+};
+inline SignedWeights Signed(__m256i weights) { return {_mm256_sign_epi8(weights, weights), weights}; }
+inline __m256i DotSigned(const SignedWeights& w, const ActivationBlock& a) {
+  const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q));
+  return DotBytes(w.magnitude, _mm256_sign_epi8(aq, w.sign));
+}
+// Unsigned weights (the nibbles of Q4_0/Q4_1, the five bits of Q5_0/Q5_1),
+// their offsets applied in float through the activations' sum_d.
+inline __m256i DotUnsigned(const __m256i& w, const ActivationBlock& a) {
+  return DotBytes(w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q)));
+}
+
+// 16 bytes of nibbles as 32 unsigned bytes 0..15: low nibbles in the low
+// lane, high nibbles in the high lane (weights 0-15, then 16-31).
+inline __m256i UnpackNibbles(const uint8_t* qs) {
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
+}
+
+// Five-bit weights: the nibbles at kQs with bit i of the 32-bit qh at kQh as
+// bit 4 of weight i, unsigned 0..31.
+template <int kQh, int kQs>
+inline __m256i UnpackFiveBits(const uint8_t* w) {
+  uint32_t qh;
+  std::memcpy(&qh, w + kQh, sizeof(qh));
+  // Byte i of `spread` is byte i / 8 of qh; OR-ing every bit but bit i % 8 and
+  // comparing with all-ones leaves 0xFF exactly where bit i is set.
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int32_t>(qh)),
+      _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                        _mm256_set1_epi64x(-1));
+  return _mm256_or_si256(UnpackNibbles(w + kQs), _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+}
+
+// IQ4 indices (16 bytes) as their 32 signed values, looked up 32 at once.
+inline __m256i Iq4Values(const uint8_t* qs) {
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+  return _mm256_shuffle_epi8(table, UnpackNibbles(qs));
+}
+
+// The 32-weight block types. Each has kBytes per block and an fp16 scale d
+// at byte 0; Unpack gives its 32 weights and Dot meets them with an
+// activation block. Stored weights may carry an offset, applied through the
+// activations' sum_d once per block: a constant kOffset (Q4_0 stores q + 8,
+// so 8·d·Σa is subtracted) or an fp16 min at byte kMinAt (Q4_1: w = d·q + m,
+// so m·Σa is added).
+struct Q8_0Block {
+  static constexpr int kBytes = 34, kOffset = 0, kMinAt = -1;
+  static SignedWeights Unpack(const uint8_t* w) {
+    return Signed(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2)));
+  }
+  static __m256i Dot(const SignedWeights& w, const ActivationBlock& a) { return DotSigned(w, a); }
+};
+struct Q4_0Block {
+  static constexpr int kBytes = 18, kOffset = 8, kMinAt = -1;
+  static __m256i Unpack(const uint8_t* w) { return UnpackNibbles(w + 2); }
+  static __m256i Dot(const __m256i& w, const ActivationBlock& a) { return DotUnsigned(w, a); }
+};
+struct Q4_1Block {
+  static constexpr int kBytes = 20, kOffset = 0, kMinAt = 2;
+  static __m256i Unpack(const uint8_t* w) { return UnpackNibbles(w + 4); }
+  static __m256i Dot(const __m256i& w, const ActivationBlock& a) { return DotUnsigned(w, a); }
+};
+struct Q5_0Block {
+  static constexpr int kBytes = 22, kOffset = 16, kMinAt = -1;
+  static __m256i Unpack(const uint8_t* w) { return UnpackFiveBits<2, 6>(w); }
+  static __m256i Dot(const __m256i& w, const ActivationBlock& a) { return DotUnsigned(w, a); }
+};
+struct Q5_1Block {
+  static constexpr int kBytes = 24, kOffset = 0, kMinAt = 2;
+  static __m256i Unpack(const uint8_t* w) { return UnpackFiveBits<4, 8>(w); }
+  static __m256i Dot(const __m256i& w, const ActivationBlock& a) { return DotUnsigned(w, a); }
+};
+struct Iq4_NLBlock {
+  static constexpr int kBytes = 18, kOffset = 0, kMinAt = -1;
+  static SignedWeights Unpack(const uint8_t* w) { return Signed(Iq4Values(w + 2)); }
+  static __m256i Dot(const SignedWeights& w, const ActivationBlock& a) { return DotSigned(w, a); }
+};
+
+template <typename Block>
+constexpr bool kHasOffset = Block::kOffset != 0 || Block::kMinAt >= 0;
+// The factor of Σ offset·sum_d that FinishDot subtracts.
+template <typename Block>
+constexpr float kOffsetFactor = Block::kMinAt >= 0 ? -1.0f : static_cast<float>(Block::kOffset);
+// The per-block weight of the offset term, given the block's scale.
+template <typename Block>
+inline __m128 OffsetWeight(const uint8_t* w, __m128 scale) {
+  if constexpr (Block::kMinAt >= 0) {
+    return LoadHalf(w + Block::kMinAt);
+  } else {
+    return scale;
+  }
+}
+
+// A row's dot from its two float accumulators and, for a type whose weights
+// are stored with an offset, the two offset sums Σ offset·sum_d. Shared by
+// the one-row and four-row kernels so both round alike.
+inline float FinishDot(__m256 acc0, __m256 acc1, float offset_sum, float offset_factor) {
+  return _mm_cvtss_f32(_mm_fnmadd_ss(_mm_set_ss(offset_factor), _mm_set_ss(offset_sum),
+                                     _mm_set_ss(HorizontalSum(_mm256_add_ps(acc0, acc1)))));
+}
+
+// Two blocks per iteration into two accumulators: the multiply-adds of
+// neighbouring blocks overlap instead of waiting on one another.
+template <typename Block>
+float DotBlocks(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  __m128 offset_sum0 = _mm_setzero_ps(), offset_sum1 = _mm_setzero_ps();
+  auto accumulate = [&](__m256& acc, __m128& offset_sum, const uint8_t* block_w, const ActivationBlock& block) {
+    const __m128 scale = LoadHalf(block_w);
+    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_mul_ss(scale, _mm_set_ss(block.d))),
+                          _mm256_cvtepi32_ps(Block::Dot(Block::Unpack(block_w), block)), acc);
+    if constexpr (kHasOffset<Block>) {
+      offset_sum = _mm_fmadd_ss(OffsetWeight<Block>(block_w, scale), _mm_set_ss(block.sum_d), offset_sum);
+    }
+  };
+  int64_t b = 0;
+  for (; b + 1 < blocks; b += 2, w += 2 * Block::kBytes) {
+    PrefetchWeights(w);
+    accumulate(acc0, offset_sum0, w, a[b]);
+    accumulate(acc1, offset_sum1, w + Block::kBytes, a[b + 1]);
+  }
+  if (b < blocks) accumulate(acc0, offset_sum0, w, a[b]);
+  return FinishDot(acc0, acc1, _mm_cvtss_f32(_mm_add_ss(offset_sum0, offset_sum1)), kOffsetFactor<Block>);
+}
+
+// Four activation rows against one weight row, in exactly the order of
+// DotBlocks (even blocks into one accumulator, odd into another, the same
+// finish), so a sequence gets the same result batched or alone. The weight
+// block is loaded and unpacked once for the four.
+template <typename Block>
+void Dot4Blocks(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  __m256 acc0[4], acc1[4];
+  for (int i = 0; i < 4; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  __m128 offset_sum0 = _mm_setzero_ps(), offset_sum1 = _mm_setzero_ps();  // lane i: row i
+  auto accumulate = [&](__m256* acc, __m128& offset_sum, const uint8_t* block_w, int64_t b) {
+    const auto unpacked = Block::Unpack(block_w);
+    const __m128 scale = LoadHalf(block_w);
+    const __m256 scale8 = _mm256_broadcastss_ps(scale);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const ActivationBlock& block = a[i * stride + b];
+      // A broadcast from memory costs a load, not a shuffle: one multiply per row is all the scale costs.
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(scale8, _mm256_broadcast_ss(&block.d)),
+                               _mm256_cvtepi32_ps(Block::Dot(unpacked, block)), acc[i]);
+    }
+    if constexpr (kHasOffset<Block>) {
+      const __m128 sums = _mm_setr_ps(a[b].sum_d, a[stride + b].sum_d, a[2 * stride + b].sum_d, a[3 * stride + b].sum_d);
+      offset_sum = _mm_fmadd_ps(_mm_broadcastss_ps(OffsetWeight<Block>(block_w, scale)), sums, offset_sum);
+    }
+  };
+  int64_t b = 0;
+  for (; b + 1 < blocks; b += 2, w += 2 * Block::kBytes) {
+    PrefetchWeights(w);
+    accumulate(acc0, offset_sum0, w, b);
+    accumulate(acc1, offset_sum1, w + Block::kBytes, b + 1);
+  }
+  if (b < blocks) accumulate(acc0, offset_sum0, w, b);
+  alignas(16) float offsets[4];
+  _mm_store_ps(offsets, _mm_add_ps(offset_sum0, offset_sum1));
+  for (int i = 0; i < 4; ++i) out[i] = FinishDot(acc0[i], acc1[i], offsets[i], kOffsetFactor<Block>);
+}
+
+// The K types' kernels take kRows activation rows (1 or 4), each `stride`
+// blocks after the last, through one body: a super-block's weights and
+// scales are unpacked once for all the rows, and every row's result is
+// computed by the same operations in the same order whatever kRows is, so a
+// sequence gets the same logits batched or alone.
+
+// A Q4_K super-block's eight sub-block scales and mins in real units (d and
+// dmin applied): the 6-bit fields unpacked a word at a time (Q4_KScaleMin's
+// layout), converted eight at once.
+inline void Q4_KScalesAndMins(const uint8_t* w, float scale[8], float min[8]) {
+  uint32_t packed[3];
+  std::memcpy(packed, w + 4, sizeof(packed));
+  const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
+  const uint64_t scales = (packed[0] & low6) |
+                          static_cast<uint64_t>((packed[2] & low4) | (((packed[0] >> 6) & top2) << 4)) << 32;
+  const uint64_t mins = (packed[1] & low6) |
+                        static_cast<uint64_t>(((packed[2] >> 4) & low4) | (((packed[1] >> 6) & top2) << 4)) << 32;
+  const auto to_floats = [](uint64_t bytes) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(bytes))));
+  };
+  _mm256_store_ps(scale, _mm256_mul_ps(_mm256_set1_ps(HalfToFloat(w)), to_floats(scales)));
+  _mm256_store_ps(min, _mm256_mul_ps(_mm256_set1_ps(HalfToFloat(w + 2)), to_floats(mins)));
+}
+
+// Q4_K: 32 bytes of qs hold sub-blocks 2c (low nibbles) and 2c+1 (high); the
+// mins go through the activations' sum_d, once per sub-block.
+template <int kRows>
+void DotRowsQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+  // Per row: the low- and high-nibble sub-blocks in their own accumulators,
+  // and the mins, eight sub-blocks at a time, in a third: no chain of
+  // dependent adds longer than one per sub-block pair.
+  __m256 acc[2][kRows], mins[kRows];
+  #pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = mins[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; b += 8, w += kQ4_KBytes) {
+    for (size_t line = 0; line < kQ4_KBytes; line += 64) PrefetchWeights(w + line);
+    alignas(32) float scale[8], min[8];
+    Q4_KScalesAndMins(w, scale, min);
+    const __m256 min8 = _mm256_load_ps(min);
+    #pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) {
+      const ActivationBlock* r = a + i * stride + b;  // eight scalar loads beat a gather here
+      mins[i] = _mm256_fmadd_ps(min8,
+                                _mm256_setr_ps(r[0].sum_d, r[1].sum_d, r[2].sum_d, r[3].sum_d, r[4].sum_d,
+                                               r[5].sum_d, r[6].sum_d, r[7].sum_d),
+                                mins[i]);
+    }
+    #pragma GCC unroll 8
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * c));
+      const __m256i q[2] = {_mm256_and_si256(bytes, low_nibbles),
+                            _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles)};
+      #pragma GCC unroll 8
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * c + h;
+        #pragma GCC unroll 8
+        for (int i = 0; i < kRows; ++i) {
+          const ActivationBlock& block = a[i * stride + b + j];
+          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
+          acc[h][i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&scale[j]), _mm256_broadcast_ss(&block.d)),
+                                      _mm256_cvtepi32_ps(DotBytes(q[h], aq)), acc[h][i]);
+        }
+      }
+    }
+  }
+  #pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_sub_ps(_mm256_add_ps(acc[0][i], acc[1][i]), mins[i]));
+}
+
+// The scales of the two 16-weight groups g and g + 1 of a sub-block, as the
+// int32 lanes of a byte dot (lanes 0-3 cover the first group, 4-7 the second).
+inline __m256i GroupScales(int32_t first, int32_t second) {
+  return _mm256_setr_epi32(first, first, first, first, second, second, second, second);
+}
+
+// Q6_K: quarter k of half n (32 weights) meets activation block 4n + k; its
+// two 16-weight groups have their own scales.
+template <int kRows>
+void DotRowsQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f), two_bits = _mm256_set1_epi8(3);
+  const __m256i offset = _mm256_set1_epi8(32);
+  // Per row, even and odd quarters in their own accumulators (shorter add chains).
+  __m256 acc[2][kRows];
+  #pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; b += 8, w += kQ6_KBytes) {
+    for (size_t line = 0; line < kQ6_KBytes; line += 64) PrefetchWeights(w + line);
+    const __m256 d8 = _mm256_broadcastss_ps(LoadHalf(w + 208));
+    const int8_t* scales = reinterpret_cast<const int8_t*>(w + 192);
+    #pragma GCC unroll 8
+    for (int n = 0; n < 2; ++n) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * n));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * n + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * n));
+      const __m256i low[4] = {_mm256_and_si256(ql0, low_nibbles), _mm256_and_si256(ql1, low_nibbles),
+                              _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_nibbles),
+                              _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_nibbles)};
+      #pragma GCC unroll 8
+      for (int k = 0; k < 4; ++k) {
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two_bits);
+        const __m256i q = _mm256_or_si256(low[k], _mm256_slli_epi16(high, 4));  // 0..63
+        const int group = 2 * (4 * n + k);
+        const __m256i group_scales = GroupScales(scales[group], scales[group + 1]);
+        #pragma GCC unroll 8
+        for (int i = 0; i < kRows; ++i) {
+          const ActivationBlock& block = a[i * stride + b + 4 * n + k];
+          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
+          // Σ (q - 32) a per lane: lanes 0-3 are the first 16 weights, 4-7 the second.
+          const __m256i dot = _mm256_sub_epi32(DotBytes(q, aq), DotBytes(offset, aq));
+          acc[k % 2][i] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_broadcast_ss(&block.d)),
+                                          _mm256_cvtepi32_ps(_mm256_mullo_epi32(dot, group_scales)), acc[k % 2][i]);
+        }
+      }
+    }
+  }
+  #pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc[0][i], acc[1][i]));
+}
+
+// Q5_K: Q4_K's scales and mins, with bit j of qh[l] as bit 4 of weight l of sub-block j.
+template <int kRows>
+void DotRowsQ5_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+  __m256 acc[2][kRows], mins[kRows];
+  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = mins[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; b += 8, w += kQ5_KBytes) {
+    for (size_t line = 0; line < kQ5_KBytes; line += 64) PrefetchWeights(w + line);
+    alignas(32) float scale[8], min[8];
+    Q4_KScalesAndMins(w, scale, min);
+    const __m256 min8 = _mm256_load_ps(min);
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) {
+      const ActivationBlock* r = a + i * stride + b;
+      mins[i] = _mm256_fmadd_ps(min8,
+                                _mm256_setr_ps(r[0].sum_d, r[1].sum_d, r[2].sum_d, r[3].sum_d, r[4].sum_d,
+                                               r[5].sum_d, r[6].sum_d, r[7].sum_d),
+                                mins[i]);
+    }
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
+#pragma GCC unroll 8
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 48 + 32 * c));
+      const __m256i low[2] = {_mm256_and_si256(bytes, low_nibbles),
+                              _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles)};
+#pragma GCC unroll 8
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * c + h;
+        // Shifting 16-bit lanes moves no bit of one byte into bit 0 of another.
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, j), one);
+        const __m256i q = _mm256_or_si256(low[h], _mm256_slli_epi16(high, 4));
+#pragma GCC unroll 8
+        for (int i = 0; i < kRows; ++i) {
+          const ActivationBlock& block = a[i * stride + b + j];
+          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
+          acc[h][i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&scale[j]), _mm256_broadcast_ss(&block.d)),
+                                      _mm256_cvtepi32_ps(DotBytes(q, aq)), acc[h][i]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_sub_ps(_mm256_add_ps(acc[0][i], acc[1][i]), mins[i]));
+}
+
+// IQ4_XS: eight sub-blocks of IQ4 values, each with its own 6-bit scale (less 32).
+template <int kRows>
+void DotRowsIq4_XS(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
+  __m256 acc[2][kRows];
+  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; b += 8, w += kIq4XsBytes) {
+    for (size_t line = 0; line < kIq4XsBytes; line += 64) PrefetchWeights(w + line);
+    const float d = HalfToFloat(w);
+    alignas(32) float scale[8];
+    for (int j = 0; j < 8; ++j) scale[j] = d * static_cast<float>(Iq4XsScale(w, j) - 32);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      const SignedWeights q = Signed(Iq4Values(w + 8 + 16 * j));
+#pragma GCC unroll 8
+      for (int i = 0; i < kRows; ++i) {
+        const ActivationBlock& block = a[i * stride + b + j];
+        acc[j % 2][i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&scale[j]), _mm256_broadcast_ss(&block.d)),
+                                        _mm256_cvtepi32_ps(DotSigned(q, block)), acc[j % 2][i]);
+      }
+    }
+  }
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc[0][i], acc[1][i]));
+}
+
+// Q3_K: two low bits per weight in qs (as Q2_K), a third in hmask that, when
+// clear, takes 4 off; sixteen 6-bit group scales less 32. Weights are
+// unpacked as 0..7 (value + 4) and the 4 taken off the dot per group.
+template <int kRows>
+void DotRowsQ3_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
+  const __m256i two_bits = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1), four = _mm256_set1_epi8(4);
+  __m256 acc[2][kRows];
+  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; b += 8, w += kQ3_KBytes) {
+    for (size_t line = 0; line < kQ3_KBytes; line += 64) PrefetchWeights(w + line);
+    const __m256 d8 = _mm256_broadcastss_ps(LoadHalf(w + 108));
+    uint8_t scales[16];
+    Q3_KScales(w + 96, scales);
+    const __m256i hmask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+#pragma GCC unroll 8
+    for (int k = 0; k < 2; ++k) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 + 32 * k));
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) {
+        const int block_index = 4 * k + j;
+        // 16-bit shifts of at most 7 move no bit of one byte into the bits kept of another.
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), two_bits);
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * k + j), one);
+        const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 2));  // 0..7
+        const __m256i group_scales =
+            GroupScales(scales[2 * block_index] - 32, scales[2 * block_index + 1] - 32);
+#pragma GCC unroll 8
+        for (int i = 0; i < kRows; ++i) {
+          const ActivationBlock& block = a[i * stride + b + block_index];
+          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
+          const __m256i dot = _mm256_sub_epi32(DotBytes(q, aq), DotBytes(four, aq));
+          acc[j % 2][i] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_broadcast_ss(&block.d)),
+                                          _mm256_cvtepi32_ps(_mm256_mullo_epi32(dot, group_scales)), acc[j % 2][i]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc[0][i], acc[1][i]));
+}
+
+// Q2_K: two bits per weight; each 16-weight group has a 4-bit scale (low
+// nibble) and a 4-bit min (high), in units of d and dmin.
+template <int kRows>
+void DotRowsQ2_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
+  const __m256i two_bits = _mm256_set1_epi8(3), ones = _mm256_set1_epi8(1);
+  __m256 acc[2][kRows];
+  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; b += 8, w += kQ2_KBytes) {
+    for (size_t line = 0; line < kQ2_KBytes; line += 64) PrefetchWeights(w + line);
+    const __m256 d8 = _mm256_broadcastss_ps(LoadHalf(w + 80)), dmin8 = _mm256_broadcastss_ps(LoadHalf(w + 82));
+#pragma GCC unroll 8
+    for (int k = 0; k < 2; ++k) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * k));
+#pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) {
+        const int block_index = 4 * k + j;
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), two_bits);
+        const uint8_t first = w[2 * block_index], second = w[2 * block_index + 1];
+        const __m256i group_scales = GroupScales(first & 0x0f, second & 0x0f);
+        const __m256i group_mins = GroupScales(first >> 4, second >> 4);
+#pragma GCC unroll 8
+        for (int i = 0; i < kRows; ++i) {
+          const ActivationBlock& block = a[i * stride + b + block_index];
+          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
+          const __m256i scaled = _mm256_mullo_epi32(DotBytes(q, aq), group_scales);
+          const __m256i mins = _mm256_mullo_epi32(DotBytes(ones, aq), group_mins);
+          const __m256 da = _mm256_broadcast_ss(&block.d);
+          acc[j % 2][i] = _mm256_fmadd_ps(_mm256_mul_ps(d8, da), _mm256_cvtepi32_ps(scaled), acc[j % 2][i]);
+          acc[j % 2][i] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin8, da), _mm256_cvtepi32_ps(mins), acc[j % 2][i]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc[0][i], acc[1][i]));
+}
+
+// The kernels by type, as KernelSet holds them.
+template <typename Block>
+float DotOne(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  return DotBlocks<Block>(w, a, blocks);
+}
+template <typename Block>
+void DotFour(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  Dot4Blocks<Block>(w, a, stride, blocks, out);
+}
+template <void (*Rows)(const uint8_t*, const ActivationBlock*, int64_t, int64_t, float*)>
+float SuperBlockDotOne(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float out;
+  Rows(w, a, 0, blocks, &out);
+  return out;
+}
+template <void (*Rows)(const uint8_t*, const ActivationBlock*, int64_t, int64_t, float*)>
+void SuperBlockDotFour(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  Rows(w, a, stride, blocks, out);
+}
+
+float DotF16(const uint8_t* w, const float* x, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
+    const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i + 16)));
+    acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), acc1);
+  }
+  return HorizontalSum(_mm256_add_ps(acc0, acc1));
+}
+
+float DotF32(const uint8_t* w, const float* x, int64_t n) {
+  const float* wf = reinterpret_cast<const float*>(w);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(wf + i), _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(wf + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+  }
+  return HorizontalSum(_mm256_add_ps(acc0, acc1));
+}
+
+// AVX2, FMA and F16C: what every set here needs. F16C from CPUID itself: not
+// every compiler's __builtin_cpu_supports knows it.
+bool CpuRunsAvx2() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+  return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+// The set of this file's kernels, named `name`; the scalar ones for the types it has none for.
+KernelSet X86Kernels(std::string_view name) {
+  KernelSet x86 = ScalarKernels();
+  x86.name = name;
+  x86.quantize = Quantize;
+  x86.dot_f16 = DotF16;
+  x86.dot_f32 = DotF32;
+  x86.prefill_in_kernels = true;
+  x86.Set(GgmlType::kQ8_0, DotOne<Q8_0Block>, DotFour<Q8_0Block>);
+  x86.Set(GgmlType::kQ4_0, DotOne<Q4_0Block>, DotFour<Q4_0Block>);
+  x86.Set(GgmlType::kQ4_1, DotOne<Q4_1Block>, DotFour<Q4_1Block>);
+  x86.Set(GgmlType::kQ5_0, DotOne<Q5_0Block>, DotFour<Q5_0Block>);
+  x86.Set(GgmlType::kQ5_1, DotOne<Q5_1Block>, DotFour<Q5_1Block>);
+  x86.Set(GgmlType::kIQ4_NL, DotOne<Iq4_NLBlock>, DotFour<Iq4_NLBlock>);
+  x86.Set(GgmlType::kQ2_K, SuperBlockDotOne<DotRowsQ2_K<1>>, SuperBlockDotFour<DotRowsQ2_K<4>>);
+  x86.Set(GgmlType::kQ3_K, SuperBlockDotOne<DotRowsQ3_K<1>>, SuperBlockDotFour<DotRowsQ3_K<4>>);
+  x86.Set(GgmlType::kQ4_K, SuperBlockDotOne<DotRowsQ4_K<1>>, SuperBlockDotFour<DotRowsQ4_K<4>>);
+  x86.Set(GgmlType::kQ5_K, SuperBlockDotOne<DotRowsQ5_K<1>>, SuperBlockDotFour<DotRowsQ5_K<4>>);
+  x86.Set(GgmlType::kQ6_K, SuperBlockDotOne<DotRowsQ6_K<1>>, SuperBlockDotFour<DotRowsQ6_K<4>>);
+  x86.Set(GgmlType::kIQ4_XS, SuperBlockDotOne<DotRowsIq4_XS<1>>, SuperBlockDotFour<DotRowsIq4_XS<4>>);
+  return x86;
+}
+
+}  // namespace
+}  // namespace edgellm::engine::kernels
+
+#endif  // EDGELLM_ENGINE_QUANT_KERNELS_X86_H_
