@@ -277,10 +277,15 @@ at::Tensor TorchForward::Run(at::Tensor x, const std::vector<SequenceRows>& seqs
   for (const SequenceRows& r : seqs) {
     for (int64_t i = 0; i < r.count; ++i) positions.push_back(r.pos0 + i);
     for (int64_t i = r.all_logits ? 0 : r.count - 1; i < r.count; ++i) logit_rows.push_back(r.first + i);
-    const at::Tensor none = at::full({r.count, r.pos0 + r.count}, -std::numeric_limits<float>::infinity(), x.options());
+    const bool sliding = window > 0 && r.pos0 + r.count > window;
+    // A single decode row with no window to apply masks nothing: build nothing for it.
+    at::Tensor none;
+    if (r.count > 1 || sliding) {
+      none = at::full({r.count, r.pos0 + r.count}, -std::numeric_limits<float>::infinity(), x.options());
+    }
     const at::Tensor causal = r.count == 1 ? at::Tensor() : none.triu(r.pos0 + 1);
     masks.push_back(causal);
-    if (window > 0 && r.pos0 + r.count > window) {
+    if (sliding) {
       const at::Tensor before = none.tril(r.pos0 - window);
       sliding_masks.push_back(causal.defined() ? at::minimum(causal, before) : before);
     } else {
