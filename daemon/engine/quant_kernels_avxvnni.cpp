@@ -10,7 +10,10 @@ namespace edgellm::engine::kernels {
 
 const KernelSet* AvxVnniKernels() {
   static const bool supported = [] {
-    return CpuRunsAvx2() && __builtin_cpu_supports("avxvnni");
+    // CPUID leaf 7, sub-leaf 1, EAX bit 4: not every compiler's __builtin_cpu_supports knows "avxvnni".
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool avx_vnni = __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0 && (eax & (1u << 4)) != 0;
+    return CpuRunsAvx2() && avx_vnni;
   }();
   static const KernelSet set = X86Kernels("avxvnni");
   return supported ? &set : nullptr;
