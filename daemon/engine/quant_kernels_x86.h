@@ -290,6 +290,21 @@ inline void Q4_KScalesAndMins(const uint8_t* w, float scale[8], float min[8]) {
   _mm256_store_ps(min, _mm256_mul_ps(_mm256_set1_ps(HalfToFloat(w + 2)), to_floats(mins)));
 }
 
+// mins[i] += Σ_j min[j] · sum_d of activation block j of row i, for the
+// eight sub-blocks of a Q4_K/Q5_K super-block (rows `stride` blocks apart).
+template <int kRows>
+inline void AccumulateMins(const float min[8], const ActivationBlock* a, int64_t stride, __m256* mins) {
+  const __m256 min8 = _mm256_load_ps(min);
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) {
+    const ActivationBlock* r = a + i * stride;  // eight scalar loads beat a gather here
+    mins[i] = _mm256_fmadd_ps(min8,
+                              _mm256_setr_ps(r[0].sum_d, r[1].sum_d, r[2].sum_d, r[3].sum_d, r[4].sum_d,
+                                             r[5].sum_d, r[6].sum_d, r[7].sum_d),
+                              mins[i]);
+  }
+}
+
 // Q4_K: 32 bytes of qs hold sub-blocks 2c (low nibbles) and 2c+1 (high); the
 // mins go through the activations' sum_d, once per sub-block.
 template <int kRows>
@@ -299,30 +314,22 @@ void DotRowsQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int
   // and the mins, eight sub-blocks at a time, in a third: no chain of
   // dependent adds longer than one per sub-block pair.
   __m256 acc[2][kRows], mins[kRows];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = mins[i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < blocks; b += 8, w += kQ4_KBytes) {
     for (size_t line = 0; line < kQ4_KBytes; line += 64) PrefetchWeights(w + line);
     alignas(32) float scale[8], min[8];
     Q4_KScalesAndMins(w, scale, min);
-    const __m256 min8 = _mm256_load_ps(min);
-    #pragma GCC unroll 8
-    for (int i = 0; i < kRows; ++i) {
-      const ActivationBlock* r = a + i * stride + b;  // eight scalar loads beat a gather here
-      mins[i] = _mm256_fmadd_ps(min8,
-                                _mm256_setr_ps(r[0].sum_d, r[1].sum_d, r[2].sum_d, r[3].sum_d, r[4].sum_d,
-                                               r[5].sum_d, r[6].sum_d, r[7].sum_d),
-                                mins[i]);
-    }
-    #pragma GCC unroll 8
+    AccumulateMins<kRows>(min, a + b, stride, mins);
+#pragma GCC unroll 8
     for (int c = 0; c < 4; ++c) {
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * c));
       const __m256i q[2] = {_mm256_and_si256(bytes, low_nibbles),
                             _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles)};
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int h = 0; h < 2; ++h) {
         const int j = 2 * c + h;
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int i = 0; i < kRows; ++i) {
           const ActivationBlock& block = a[i * stride + b + j];
           const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
@@ -332,7 +339,7 @@ void DotRowsQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int
       }
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_sub_ps(_mm256_add_ps(acc[0][i], acc[1][i]), mins[i]));
 }
 
@@ -350,13 +357,13 @@ void DotRowsQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int
   const __m256i offset = _mm256_set1_epi8(32);
   // Per row, even and odd quarters in their own accumulators (shorter add chains).
   __m256 acc[2][kRows];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
   for (int64_t b = 0; b < blocks; b += 8, w += kQ6_KBytes) {
     for (size_t line = 0; line < kQ6_KBytes; line += 64) PrefetchWeights(w + line);
     const __m256 d8 = _mm256_broadcastss_ps(LoadHalf(w + 208));
     const int8_t* scales = reinterpret_cast<const int8_t*>(w + 192);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int n = 0; n < 2; ++n) {
       const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * n));
       const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * n + 32));
@@ -364,13 +371,13 @@ void DotRowsQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int
       const __m256i low[4] = {_mm256_and_si256(ql0, low_nibbles), _mm256_and_si256(ql1, low_nibbles),
                               _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_nibbles),
                               _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_nibbles)};
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int k = 0; k < 4; ++k) {
         const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two_bits);
         const __m256i q = _mm256_or_si256(low[k], _mm256_slli_epi16(high, 4));  // 0..63
         const int group = 2 * (4 * n + k);
         const __m256i group_scales = GroupScales(scales[group], scales[group + 1]);
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int i = 0; i < kRows; ++i) {
           const ActivationBlock& block = a[i * stride + b + 4 * n + k];
           const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
@@ -382,7 +389,7 @@ void DotRowsQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int
       }
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc[0][i], acc[1][i]));
 }
 
@@ -396,15 +403,7 @@ void DotRowsQ5_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int
     for (size_t line = 0; line < kQ5_KBytes; line += 64) PrefetchWeights(w + line);
     alignas(32) float scale[8], min[8];
     Q4_KScalesAndMins(w, scale, min);
-    const __m256 min8 = _mm256_load_ps(min);
-#pragma GCC unroll 8
-    for (int i = 0; i < kRows; ++i) {
-      const ActivationBlock* r = a + i * stride + b;
-      mins[i] = _mm256_fmadd_ps(min8,
-                                _mm256_setr_ps(r[0].sum_d, r[1].sum_d, r[2].sum_d, r[3].sum_d, r[4].sum_d,
-                                               r[5].sum_d, r[6].sum_d, r[7].sum_d),
-                                mins[i]);
-    }
+    AccumulateMins<kRows>(min, a + b, stride, mins);
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
 #pragma GCC unroll 8
     for (int c = 0; c < 4; ++c) {
