@@ -1,17 +1,17 @@
 // engine/quant_kernels.h — dot products of one GGUF weight row with one row
 // of activations, per instruction set, chosen once at run time.
 //
-// Quantized weights (every type with a dot in the scalar set: the 32-weight
-// blocks of the legacy and IQ4_NL types, the 32-weight sub-blocks of the K
-// types and IQ4_XS) meet activations quantized on the fly to 8 bits per
-// 32-value block (ActivationBlock), so the inner loop is integer
-// multiply-adds; F16 and F32 weights meet float activations. Every kernel has
-// a portable scalar version, the reference the others are tested against;
-// the AVX2 (with FMA and F16C) versions, and the same built with VNNI, are
-// selected when the CPU has them,
-// the NEON ones on aarch64, each set falling back to the scalar kernel of a
-// type it has none for. Engine-internal: quant_matmul.h is the interface the
-// model uses.
+// Quantized weights meet activations quantized on the fly to 8 bits, so the
+// inner loop is integer multiply-adds: the 32-weight block types (the legacy
+// types and IQ4_NL) meet ActivationBlocks, one scale per 32 values; the
+// super-block types (the K types and IQ4_XS) meet SuperActivationBlocks, one
+// scale per 256 values, so a whole super-block's dot stays in integers and
+// is scaled once. F16 and F32 weights meet float activations. Every kernel
+// has a portable scalar version, the reference the others are tested
+// against; the AVX2 (with FMA and F16C) versions, and the same built with
+// VNNI, are selected when the CPU has them, the NEON ones on aarch64, each
+// set falling back to the scalar kernel of a type it has none for.
+// Engine-internal: quant_matmul.h is the interface the model uses.
 #ifndef EDGELLM_ENGINE_QUANT_KERNELS_H_
 #define EDGELLM_ENGINE_QUANT_KERNELS_H_
 
@@ -19,14 +19,15 @@
 #include <cstdint>
 #include <string_view>
 
+#include "daemon/engine/k_quants.h"
 #include "daemon/engine/quant_types.h"
 
 namespace edgellm::engine::kernels {
 
-inline constexpr int64_t kBlock = 32;  // values per quantization block, for every type here
+inline constexpr int64_t kBlock = 32;  // values per block of the 32-weight types
 
 // 32 activations quantized to int8: x ≈ d * q. `sum_d` is d times the sum of
-// q (the block's sum in real units), which lets the Q4_0 and Q4_K kernels
+// q (the block's sum in real units), which lets the Q4_0 and Q4_1 kernels
 // apply their weight offsets once per block instead of once per weight.
 struct ActivationBlock {
   float d;
@@ -34,15 +35,31 @@ struct ActivationBlock {
   int8_t q[kBlock];
 };
 
+// A super-block's 256 activations (k_quants.h's kSuperBlock) quantized to
+// int8 with one scale: x ≈ d * q. group_sums[g] is the sum of q over values
+// 16g..16g+15, which lets a kernel apply a weight type's per-group offsets
+// or mins once per group.
+inline constexpr int kGroupsPerSuperBlock = 16;
+struct alignas(64) SuperActivationBlock {
+  int8_t q[kSuperBlock];
+  int16_t group_sums[kGroupsPerSuperBlock];
+  float d;
+};
+
 // Quantizes `blocks` * 32 floats (round to nearest, scale = max |x| / 127).
 using QuantizeFn = void (*)(const float* x, ActivationBlock* out, int64_t blocks);
-// Dot of a quantized weight row of `blocks` 32-value blocks (for K types, a
-// multiple of 8: whole super-blocks) with quantized activations.
+// The same for `count` * 256 floats, one scale each.
+using QuantizeSuperFn = void (*)(const float* x, SuperActivationBlock* out, int64_t count);
+// Dot of a quantized weight row of `blocks` 32-value blocks with quantized activations.
 using DotQuantFn = float (*)(const uint8_t* weights, const ActivationBlock* a, int64_t blocks);
 // Dots of one quantized weight row with 4 activation rows at once (each
 // `stride` blocks after the last): the weight blocks are loaded and unpacked
 // once for the four. out[i] equals the single-row dot with row i exactly.
 using DotQuant4Fn = void (*)(const uint8_t* weights, const ActivationBlock* a, int64_t stride, int64_t blocks,
+                             float out[4]);
+// The same for a super-block type's row of `count` super-blocks.
+using DotSuperFn = float (*)(const uint8_t* weights, const SuperActivationBlock* a, int64_t count);
+using DotSuper4Fn = void (*)(const uint8_t* weights, const SuperActivationBlock* a, int64_t stride, int64_t count,
                              float out[4]);
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
@@ -53,26 +70,41 @@ inline constexpr size_t kTypeSlots = 40;
 struct KernelSet {
   std::string_view name;  // "scalar", "avx2", "neon"
   QuantizeFn quantize = nullptr;
+  QuantizeSuperFn quantize_super = nullptr;
   DotFloatFn dot_f16 = nullptr;
   DotFloatFn dot_f32 = nullptr;
   // By GGML type id, the dot of that type's weights with quantized
-  // activations, and the four-row one where there is one; nullptr: none.
+  // activations, and the four-row one where there is one; nullptr: none. A
+  // type has entries in `dot` or in `super_dot`, never both.
   std::array<DotQuantFn, kTypeSlots> dot{};
   std::array<DotQuant4Fn, kTypeSlots> dot4{};
+  std::array<DotSuperFn, kTypeSlots> super_dot{};
+  std::array<DotSuper4Fn, kTypeSlots> super_dot4{};
   // True where this set's four-row kernels multiply a prefill chunk faster
   // than dequantizing the weight for BLAS does (BM_PrefillMatMul): then the
   // kernels take every row count for the types that have one.
   bool prefill_in_kernels = false;
 
-  DotQuantFn Dot(GgmlType type) const {
-    return static_cast<size_t>(type) < kTypeSlots ? dot[static_cast<size_t>(type)] : nullptr;
-  }
-  DotQuant4Fn Dot4(GgmlType type) const {
-    return static_cast<size_t>(type) < kTypeSlots ? dot4[static_cast<size_t>(type)] : nullptr;
-  }
+  DotQuantFn Dot(GgmlType type) const { return At(dot, type); }
+  DotQuant4Fn Dot4(GgmlType type) const { return At(dot4, type); }
+  DotSuperFn SuperDot(GgmlType type) const { return At(super_dot, type); }
+  DotSuper4Fn SuperDot4(GgmlType type) const { return At(super_dot4, type); }
+  bool HasDot(GgmlType type) const { return Dot(type) != nullptr || SuperDot(type) != nullptr; }
+  bool HasDot4(GgmlType type) const { return Dot4(type) != nullptr || SuperDot4(type) != nullptr; }
+
   void Set(GgmlType type, DotQuantFn one, DotQuant4Fn four = nullptr) {
     dot[static_cast<size_t>(type)] = one;
     dot4[static_cast<size_t>(type)] = four;
+  }
+  void Set(GgmlType type, DotSuperFn one, DotSuper4Fn four = nullptr) {
+    super_dot[static_cast<size_t>(type)] = one;
+    super_dot4[static_cast<size_t>(type)] = four;
+  }
+
+ private:
+  template <typename Fn>
+  static Fn At(const std::array<Fn, kTypeSlots>& table, GgmlType type) {
+    return static_cast<size_t>(type) < kTypeSlots ? table[static_cast<size_t>(type)] : nullptr;
   }
 };
 

@@ -82,13 +82,13 @@ float DotQ5_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return total;
 }
 
-// Q4_K: sub-blocks 2c (low nibbles of 32 bytes of qs) and 2c+1 (high nibbles);
-// w = d*scale*q - dmin*min, the mins through the activations' sum_d.
-float DotQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+// Q4_K: sub-blocks 2c (low nibbles of 32 bytes of qs) and 2c+1 (high
+// nibbles); w = d*scale*q - dmin*min, the mins through the group sums.
+float DotQ4_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   const uint8x16_t low_nibbles = vdupq_n_u8(0x0f);
   float total = 0.0f;
-  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ4_KBytes, a += 8) {
-    const float d = HalfToFloat(w), dmin = HalfToFloat(w + 2);
+  for (int64_t s = 0; s < count; ++s, w += kQ4_KBytes, ++a) {
+    int32_t scaled = 0, mins = 0;
     for (int c = 0; c < 4; ++c) {
       const uint8x16_t bytes0 = vld1q_u8(w + 16 + 32 * c), bytes1 = vld1q_u8(w + 32 + 32 * c);
       const int8x16_t q[2][2] = {
@@ -98,46 +98,45 @@ float DotQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
         const int j = 2 * c + h;
         uint8_t scale, min;
         Q4_KScaleMin(w + 4, j, &scale, &min);
-        const int32_t dot = DotBytes(q[h][0], q[h][1], a[j].q);
-        total += a[j].d * d * static_cast<float>(scale) * static_cast<float>(dot) -
-                 dmin * static_cast<float>(min) * a[j].sum_d;
+        scaled += scale * DotBytes(q[h][0], q[h][1], a->q + 32 * j);
+        mins += min * (a->group_sums[2 * j] + a->group_sums[2 * j + 1]);
       }
     }
+    total += a->d * (HalfToFloat(w) * static_cast<float>(scaled) - HalfToFloat(w + 2) * static_cast<float>(mins));
   }
   return total;
 }
 
-// Q6_K: quarter k of half n (32 weights) meets activation block 4n + k; its
-// two 16-weight groups have their own scales.
-float DotQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+// Q6_K: quarter k of half n (32 weights: groups 8n + 2k and 8n + 2k + 1, each
+// with its own scale) has four low bits in ql and two high bits in qh.
+float DotQ6_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   const uint8x16_t low_nibbles = vdupq_n_u8(0x0f), two_bits = vdupq_n_u8(3);
   const int8x16_t thirty_two = vdupq_n_s8(32);
   float total = 0.0f;
-  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ6_KBytes, a += 8) {
-    const float d = HalfToFloat(w + 208);
+  for (int64_t s = 0; s < count; ++s, w += kQ6_KBytes, ++a) {
     const int8_t* scales = reinterpret_cast<const int8_t*>(w + 192);
+    int32_t dot = 0;
     for (int n = 0; n < 2; ++n) {
       for (int k = 0; k < 4; ++k) {
         const int j = 4 * n + k;
-        int32_t dot = 0;
         for (int half = 0; half < 2; ++half) {
           const uint8x16_t bytes = vld1q_u8(w + 64 * n + 32 * (k % 2) + 16 * half);
           const uint8x16_t low = k < 2 ? vandq_u8(bytes, low_nibbles) : vshrq_n_u8(bytes, 4);
           const uint8x16_t qh = vld1q_u8(w + 128 + 32 * n + 16 * half);
           const uint8x16_t high = vandq_u8(vshlq_u8(qh, vdupq_n_s8(static_cast<int8_t>(-2 * k))), two_bits);
           const int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(low, vshlq_n_u8(high, 4))), thirty_two);
-          dot += scales[2 * j + half] * DotBytes16(q, a[j].q + 16 * half);
+          dot += scales[2 * j + half] * DotBytes16(q, a->q + 32 * j + 16 * half);
         }
-        total += d * a[j].d * static_cast<float>(dot);
       }
     }
+    total += HalfToFloat(w + 208) * a->d * static_cast<float>(dot);
   }
   return total;
 }
 
 // Four rows as four one-row dots: the same result as one row by construction.
-template <float (*Dot)(const uint8_t*, const ActivationBlock*, int64_t)>
-void Dot4(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+template <typename Activation, float (*Dot)(const uint8_t*, const Activation*, int64_t)>
+void Dot4(const uint8_t* w, const Activation* a, int64_t stride, int64_t blocks, float out[4]) {
   for (int i = 0; i < 4; ++i) out[i] = Dot(w, a + i * stride, blocks);
 }
 
@@ -169,11 +168,11 @@ const KernelSet* NeonKernels() {
   static const KernelSet set = [] {
     KernelSet neon = ScalarKernels();
     neon.name = "neon";
-    neon.Set(GgmlType::kQ8_0, DotQ8_0, Dot4<DotQ8_0>);
-    neon.Set(GgmlType::kQ4_0, DotQ4_0, Dot4<DotQ4_0>);
-    neon.Set(GgmlType::kQ5_0, DotQ5_0, Dot4<DotQ5_0>);
-    neon.Set(GgmlType::kQ4_K, DotQ4_K, Dot4<DotQ4_K>);
-    neon.Set(GgmlType::kQ6_K, DotQ6_K, Dot4<DotQ6_K>);
+    neon.Set(GgmlType::kQ8_0, DotQ8_0, Dot4<ActivationBlock, DotQ8_0>);
+    neon.Set(GgmlType::kQ4_0, DotQ4_0, Dot4<ActivationBlock, DotQ4_0>);
+    neon.Set(GgmlType::kQ5_0, DotQ5_0, Dot4<ActivationBlock, DotQ5_0>);
+    neon.Set(GgmlType::kQ4_K, DotQ4_K, Dot4<SuperActivationBlock, DotQ4_K>);
+    neon.Set(GgmlType::kQ6_K, DotQ6_K, Dot4<SuperActivationBlock, DotQ6_K>);
     neon.dot_f16 = DotF16;
     neon.dot_f32 = DotF32;
     return neon;

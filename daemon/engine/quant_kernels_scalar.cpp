@@ -28,6 +28,34 @@ void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
   }
 }
 
+void QuantizeSuper(const float* x, SuperActivationBlock* out, int64_t count) {
+  for (int64_t b = 0; b < count; ++b, x += kSuperBlock) {
+    float amax = 0.0f;
+    for (size_t i = 0; i < kSuperBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int g = 0; g < kGroupsPerSuperBlock; ++g) {
+      int32_t sum = 0;
+      for (int i = 16 * g; i < 16 * g + 16; ++i) {
+        const int32_t q = static_cast<int32_t>(std::nearbyint(x[i] * inverse));
+        out[b].q[i] = static_cast<int8_t>(q);
+        sum += q;
+      }
+      out[b].group_sums[g] = static_cast<int16_t>(sum);
+    }
+    out[b].d = d;
+  }
+}
+
+// Σ q·a over the 16 weights of group g of a super-block, for a type whose
+// weight i is value(i).
+template <typename Value>
+int32_t GroupDot(const SuperActivationBlock& a, int g, Value value) {
+  int32_t dot = 0;
+  for (int i = 16 * g; i < 16 * g + 16; ++i) dot += value(i) * a.q[i];
+  return dot;
+}
+
 // Q8_0: fp16 d, int8 q[32].
 float DotQ8_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   float total = 0.0f;
@@ -55,42 +83,35 @@ float DotQ4_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return total;
 }
 
-// Q4_K: sub-block j of a super-block meets activation block j.
-float DotQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+// Q4_K: weight i of a super-block is d·scale·q - dmin·min with the scale
+// and min of its 32-weight sub-block; the mins meet the group sums.
+float DotQ4_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   float total = 0.0f;
-  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ4_KBytes, a += 8) {
-    const float d = LoadFp16(w), dmin = LoadFp16(w + 2);
-    const uint8_t* qs = w + 16;
+  for (int64_t s = 0; s < count; ++s, w += kQ4_KBytes, ++a) {
+    int32_t scaled = 0, mins = 0;
     for (int j = 0; j < 8; ++j) {
       uint8_t scale, min;
       Q4_KScaleMin(w + 4, j, &scale, &min);
-      const uint8_t* bytes = qs + 32 * (j / 2);
-      int32_t dot = 0;
-      for (int l = 0; l < 32; ++l) dot += (j % 2 == 0 ? bytes[l] & 0x0f : bytes[l] >> 4) * a[j].q[l];
-      total += a[j].d * d * scale * static_cast<float>(dot) - dmin * min * a[j].sum_d;
+      const uint8_t* bytes = w + 16 + 32 * (j / 2);
+      const auto value = [&](int i) { return j % 2 == 0 ? bytes[i % 32] & 0x0f : bytes[i % 32] >> 4; };
+      scaled += scale * (GroupDot(*a, 2 * j, value) + GroupDot(*a, 2 * j + 1, value));
+      mins += min * (a->group_sums[2 * j] + a->group_sums[2 * j + 1]);
     }
+    total += a->d * (LoadFp16(w) * static_cast<float>(scaled) - LoadFp16(w + 2) * static_cast<float>(mins));
   }
   return total;
 }
 
-// Q6_K: activation block j covers the scale groups 2j and 2j+1.
-float DotQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+// Q6_K: sixteen groups of 16 weights, each with a signed 8-bit scale; values less 32.
+float DotQ6_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   float total = 0.0f;
-  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ6_KBytes, a += 8) {
-    const float d = LoadFp16(w + 208);
+  for (int64_t s = 0; s < count; ++s, w += kQ6_KBytes, ++a) {
     const int8_t* scales = reinterpret_cast<const int8_t*>(w + 192);
-    for (int j = 0; j < 8; ++j) {
-      int32_t dot = 0;
-      for (int half = 0; half < 2; ++half) {
-        int32_t group = 0;
-        for (int l = 0; l < 16; ++l) {
-          const int i = 32 * j + 16 * half + l;
-          group += (Q6_KValue(w, w + 128, i) - 32) * a[j].q[16 * half + l];
-        }
-        dot += scales[2 * j + half] * group;
-      }
-      total += d * a[j].d * static_cast<float>(dot);
+    int32_t dot = 0;
+    for (int g = 0; g < 16; ++g) {
+      dot += scales[g] * GroupDot(*a, g, [&](int i) { return Q6_KValue(w, w + 128, i) - 32; });
     }
+    total += LoadFp16(w + 208) * a->d * static_cast<float>(dot);
   }
   return total;
 }
@@ -137,71 +158,54 @@ float DotQ5_1(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return total;
 }
 
-// Q2_K: activation block j covers the groups 2j and 2j+1 of 16.
-float DotQ2_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+// Q2_K: two bits per weight; each group of 16 has a 4-bit scale (low nibble)
+// and a 4-bit min (high), in units of d and dmin.
+float DotQ2_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   float total = 0.0f;
-  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ2_KBytes, a += 8) {
-    const float d = LoadFp16(w + 80), dmin = LoadFp16(w + 82);
-    for (int j = 0; j < 8; ++j) {
-      int32_t scaled = 0, mins = 0;
-      for (int h = 0; h < 2; ++h) {
-        const uint8_t sc = w[2 * j + h];
-        int32_t dot = 0, sum = 0;
-        for (int l = 0; l < 16; ++l) {
-          const int8_t q = a[j].q[16 * h + l];
-          dot += Low2Bits(w + 16, 32 * j + 16 * h + l) * q;
-          sum += q;
-        }
-        scaled += (sc & 0x0f) * dot;
-        mins += (sc >> 4) * sum;
-      }
-      total += a[j].d * (d * static_cast<float>(scaled) - dmin * static_cast<float>(mins));
+  for (int64_t s = 0; s < count; ++s, w += kQ2_KBytes, ++a) {
+    int32_t scaled = 0, mins = 0;
+    for (int g = 0; g < 16; ++g) {
+      scaled += (w[g] & 0x0f) * GroupDot(*a, g, [&](int i) { return Low2Bits(w + 16, i); });
+      mins += (w[g] >> 4) * a->group_sums[g];
     }
+    total += a->d * (LoadFp16(w + 80) * static_cast<float>(scaled) - LoadFp16(w + 82) * static_cast<float>(mins));
   }
   return total;
 }
 
-// Q3_K: groups of 16 with signed 6-bit scales.
-float DotQ3_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+// Q3_K: groups of 16 with signed 6-bit scales (stored plus 32).
+float DotQ3_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   float total = 0.0f;
-  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ3_KBytes, a += 8) {
-    const float d = LoadFp16(w + 108);
+  for (int64_t s = 0; s < count; ++s, w += kQ3_KBytes, ++a) {
     uint8_t scales[16];
     Q3_KScales(w + 96, scales);
-    for (int j = 0; j < 8; ++j) {
-      int32_t dot = 0;
-      for (int h = 0; h < 2; ++h) {
-        int32_t group = 0;
-        for (int l = 0; l < 16; ++l) {
-          const int i = 32 * j + 16 * h + l;
-          group += Q3_KValue(w, w + 32, i) * a[j].q[16 * h + l];
-        }
-        dot += (static_cast<int32_t>(scales[2 * j + h]) - 32) * group;
-      }
-      total += d * a[j].d * static_cast<float>(dot);
+    int32_t dot = 0;
+    for (int g = 0; g < 16; ++g) {
+      dot += (static_cast<int32_t>(scales[g]) - 32) * GroupDot(*a, g, [&](int i) { return Q3_KValue(w, w + 32, i); });
     }
+    total += LoadFp16(w + 108) * a->d * static_cast<float>(dot);
   }
   return total;
 }
 
 // Q5_K: as Q4_K with the fifth bit of weight l of sub-block j at bit j of qh[l].
-float DotQ5_K(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+float DotQ5_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   float total = 0.0f;
-  for (int64_t s = 0; s < blocks / 8; ++s, w += kQ5_KBytes, a += 8) {
-    const float d = LoadFp16(w), dmin = LoadFp16(w + 2);
+  for (int64_t s = 0; s < count; ++s, w += kQ5_KBytes, ++a) {
     const uint8_t* qh = w + 16;
-    const uint8_t* qs = w + 48;
+    int32_t scaled = 0, mins = 0;
     for (int j = 0; j < 8; ++j) {
       uint8_t scale, min;
       Q4_KScaleMin(w + 4, j, &scale, &min);
-      const uint8_t* bytes = qs + 32 * (j / 2);
-      int32_t dot = 0;
-      for (int l = 0; l < 32; ++l) {
-        const int q = (j % 2 == 0 ? bytes[l] & 0x0f : bytes[l] >> 4) | (((qh[l] >> j) & 1) << 4);
-        dot += q * a[j].q[l];
-      }
-      total += a[j].d * d * scale * static_cast<float>(dot) - dmin * min * a[j].sum_d;
+      const uint8_t* bytes = w + 48 + 32 * (j / 2);
+      const auto value = [&](int i) {
+        const int l = i % 32;
+        return (j % 2 == 0 ? bytes[l] & 0x0f : bytes[l] >> 4) | (((qh[l] >> j) & 1) << 4);
+      };
+      scaled += scale * (GroupDot(*a, 2 * j, value) + GroupDot(*a, 2 * j + 1, value));
+      mins += min * (a->group_sums[2 * j] + a->group_sums[2 * j + 1]);
     }
+    total += a->d * (LoadFp16(w) * static_cast<float>(scaled) - LoadFp16(w + 2) * static_cast<float>(mins));
   }
   return total;
 }
@@ -224,15 +228,20 @@ float DotIq4Nl(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
   return total;
 }
 
-// IQ4_XS: sub-block j of a super-block meets activation block j.
-float DotIq4Xs(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+// IQ4_XS: eight sub-blocks of IQ4 values, each with its own 6-bit scale (less 32).
+float DotIq4Xs(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   float total = 0.0f;
-  for (int64_t s = 0; s < blocks / 8; ++s, w += kIq4XsBytes, a += 8) {
-    const float d = LoadFp16(w);
+  for (int64_t s = 0; s < count; ++s, w += kIq4XsBytes, ++a) {
+    int32_t dot = 0;
     for (int j = 0; j < 8; ++j) {
-      total += d * static_cast<float>(Iq4XsScale(w, j) - 32) * a[j].d *
-               static_cast<float>(DotIq4Values(w + 8 + 16 * j, a[j]));
+      const uint8_t* qs = w + 8 + 16 * j;
+      const auto value = [&](int i) {
+        const int l = i % 32;
+        return static_cast<int32_t>(kIq4Values[l < 16 ? qs[l] & 0x0f : qs[l - 16] >> 4]);
+      };
+      dot += (Iq4XsScale(w, j) - 32) * (GroupDot(*a, 2 * j, value) + GroupDot(*a, 2 * j + 1, value));
     }
+    total += LoadFp16(w) * a->d * static_cast<float>(dot);
   }
   return total;
 }
@@ -265,6 +274,7 @@ const KernelSet& ScalarKernels() {
     KernelSet scalar;
     scalar.name = "scalar";
     scalar.quantize = Quantize;
+    scalar.quantize_super = QuantizeSuper;
     scalar.dot_f16 = DotF16;
     scalar.dot_f32 = DotF32;
     scalar.Set(GgmlType::kQ4_0, DotQ4_0, Dot4<DotQ4_0>);

@@ -64,37 +64,69 @@ inline __m256i DotBytes(__m256i u, __m256i s) {
 #endif
 }
 
+// The larger magnitude of each lane of `amax` and of `v`.
+inline __m256 MaxMagnitude(__m256 amax, __m256 v) {
+  return _mm256_max_ps(amax, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v));
+}
+
+inline float HorizontalMax(__m256 v) {
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+}
+
+inline int32_t HorizontalSum(__m256i v) {
+  __m128i sum4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  sum4 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0x4e));
+  return _mm_cvtsi128_si32(_mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0xb1)));
+}
+
+inline __m256 InverseScale(float d) { return _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f); }
+
+// 32 floats times `inverse`, rounded to nearest (ties to even, as the scalar
+// reference's nearbyint), into 32 int8 in order; the sums of the first 16
+// and of the last 16.
+inline void QuantizeThirtyTwo(const float* x, __m256 inverse, int8_t* out, int32_t* first_sum, int32_t* second_sum) {
+  __m256i q[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m256 scaled = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), inverse),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q[i] = _mm256_cvtps_epi32(scaled);
+  }
+  *first_sum = HorizontalSum(_mm256_add_epi32(q[0], q[1]));
+  *second_sum = HorizontalSum(_mm256_add_epi32(q[2], q[3]));
+  const __m256i q16a = _mm256_packs_epi32(q[0], q[1]);  // lanes interleave: fixed by the permute below
+  const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
+  const __m256i q8 = _mm256_packs_epi16(q16a, q16b);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                      _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
 void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
-  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   for (int64_t b = 0; b < blocks; ++b, x += kBlock) {
-    __m256 v[4];
     __m256 amax = _mm256_setzero_ps();
-    for (int i = 0; i < 4; ++i) {
-      v[i] = _mm256_loadu_ps(x + 8 * i);
-      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_mask, v[i]));
-    }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float d = _mm_cvtss_f32(m4) / 127.0f;
-    const __m256 inverse = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-    __m256i q[4];
-    for (int i = 0; i < 4; ++i) {
-      const __m256 scaled = _mm256_round_ps(_mm256_mul_ps(v[i], inverse), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      q[i] = _mm256_cvtps_epi32(scaled);
-    }
-    // Sum of q, then pack 32 int32 into 32 int8 in order.
-    const __m256i sum8 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-    __m128i sum4 = _mm_add_epi32(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
-    sum4 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0x4e));
-    sum4 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0xb1));
-    const __m256i q16a = _mm256_packs_epi32(q[0], q[1]);  // lanes interleave: fixed by the permute below
-    const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
-    __m256i q8 = _mm256_packs_epi16(q16a, q16b);
-    q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
+    for (int i = 0; i < 4; ++i) amax = MaxMagnitude(amax, _mm256_loadu_ps(x + 8 * i));
+    const float d = HorizontalMax(amax) / 127.0f;
+    int32_t first_sum, second_sum;
+    QuantizeThirtyTwo(x, InverseScale(d), out[b].q, &first_sum, &second_sum);
     out[b].d = d;
-    out[b].sum_d = d * static_cast<float>(_mm_cvtsi128_si32(sum4));
+    out[b].sum_d = d * static_cast<float>(first_sum + second_sum);
+  }
+}
+
+void QuantizeSuper(const float* x, SuperActivationBlock* out, int64_t count) {
+  for (int64_t b = 0; b < count; ++b, x += kSuperBlock) {
+    __m256 amax = _mm256_setzero_ps();
+    for (size_t i = 0; i < kSuperBlock; i += 8) amax = MaxMagnitude(amax, _mm256_loadu_ps(x + i));
+    const float d = HorizontalMax(amax) / 127.0f;
+    const __m256 inverse = InverseScale(d);
+    for (int c = 0; c < kGroupsPerSuperBlock / 2; ++c) {
+      int32_t first_sum, second_sum;
+      QuantizeThirtyTwo(x + 32 * c, inverse, out[b].q + 32 * c, &first_sum, &second_sum);
+      out[b].group_sums[2 * c] = static_cast<int16_t>(first_sum);
+      out[b].group_sums[2 * c + 1] = static_cast<int16_t>(second_sum);
+    }
+    out[b].d = d;
   }
 }
 
@@ -266,267 +298,332 @@ void Dot4Blocks(const uint8_t* w, const ActivationBlock* a, int64_t stride, int6
   for (int i = 0; i < 4; ++i) out[i] = FinishDot(acc0[i], acc1[i], offsets[i], kOffsetFactor<Block>);
 }
 
-// The K types' kernels take kRows activation rows (1 or 4), each `stride`
-// blocks after the last, through one body: a super-block's weights and
-// scales are unpacked once for all the rows, and every row's result is
-// computed by the same operations in the same order whatever kRows is, so a
-// sequence gets the same logits batched or alone.
+// The super-block types' kernels take kRows activation rows (1 or 4), each
+// `stride` super-blocks after the last, through one body: a super-block's
+// weights and scales are unpacked once for all the rows. A row's dot over a
+// super-block is summed exactly in int32 lanes — maddubs pairs the byte
+// products into int16 (no pair can saturate: unsigned weights are at most
+// 63, IQ4 magnitudes 127, activations 127 in magnitude), then each pair is
+// multiplied by its group's 16-bit scale — and scaled to real units once per
+// super-block. Every row's result comes from the same operations in the same
+// order whatever kRows is, so a sequence gets the same logits batched or alone.
 
-// A Q4_K super-block's eight sub-block scales and mins in real units (d and
-// dmin applied): the 6-bit fields unpacked a word at a time (Q4_KScaleMin's
-// layout), converted eight at once.
-inline void Q4_KScalesAndMins(const uint8_t* w, float scale[8], float min[8]) {
+// sum + pairs·scales, adjacent int16 products added into each int32 lane
+// (VNNI does the multiply and both adds in one instruction).
+inline __m256i AddScaledPairs(__m256i sum, __m256i pairs, __m256i scales) {
+#if EDGELLM_X86_BYTE_DOT == EDGELLM_X86_AVXVNNI
+  return _mm256_dpwssd_avx_epi32(sum, pairs, scales);
+#elif EDGELLM_X86_BYTE_DOT == EDGELLM_X86_AVX512VNNI
+  return _mm256_dpwssd_epi32(sum, pairs, scales);
+#else
+  return _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, scales));
+#endif
+}
+
+// The products of 32 unsigned weight bytes with 32 activations, adjacent
+// pairs added: int16 lanes 0-7 cover weights 0-15, lanes 8-15 weights 16-31.
+inline __m256i BytePairs(__m256i weights, const int8_t* a) {
+  return _mm256_maddubs_epi16(weights, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
+}
+
+// Eight int8 scales (one per 32 weights) as int16, s0..s7 in each 128-bit lane.
+inline __m256i SubBlockScales(uint64_t bytes) {
+  return _mm256_cvtepi8_epi16(_mm_set1_epi64x(static_cast<int64_t>(bytes)));
+}
+// Sixteen int8 scales (one per 16 weights) as int16: the even-numbered in the
+// low 128-bit lane, the odd in the high one, so that LaneScale(v, m) gives
+// group 2m's scale to weights 0-15 of a 32 and group 2m+1's to weights 16-31.
+inline __m256i PairedGroupScales(__m128i bytes) {
+  return _mm256_cvtepi8_epi16(
+      _mm_shuffle_epi8(bytes, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
+}
+// Int16 lane m of each 128-bit half of `scales` in all eight lanes of that half.
+inline __m256i LaneScale(__m256i scales, int m) {
+  return _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<int16_t>((2 * m) | ((2 * m + 1) << 8))));
+}
+
+// The sixteen activation group sums of a super-block, as int16 lanes.
+inline __m256i GroupSums(const SuperActivationBlock& a) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.group_sums));
+}
+
+// acc + scale·sum, the integer super-block sum in real units.
+inline __m256 AddScaled(__m256 acc, float scale, __m256i sum) {
+  return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(sum), acc);
+}
+
+// A Q4_K or Q5_K super-block's eight 6-bit scales and mins, a byte each,
+// unpacked a word at a time (Q4_KScaleMin's layout).
+inline void Q4_KScalesAndMins(const uint8_t* w, uint64_t* scales, uint64_t* mins) {
   uint32_t packed[3];
   std::memcpy(packed, w + 4, sizeof(packed));
   const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
-  const uint64_t scales = (packed[0] & low6) |
-                          static_cast<uint64_t>((packed[2] & low4) | (((packed[0] >> 6) & top2) << 4)) << 32;
-  const uint64_t mins = (packed[1] & low6) |
-                        static_cast<uint64_t>(((packed[2] >> 4) & low4) | (((packed[1] >> 6) & top2) << 4)) << 32;
-  const auto to_floats = [](uint64_t bytes) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(bytes))));
-  };
-  _mm256_store_ps(scale, _mm256_mul_ps(_mm256_set1_ps(HalfToFloat(w)), to_floats(scales)));
-  _mm256_store_ps(min, _mm256_mul_ps(_mm256_set1_ps(HalfToFloat(w + 2)), to_floats(mins)));
+  *scales = (packed[0] & low6) |
+            static_cast<uint64_t>((packed[2] & low4) | (((packed[0] >> 6) & top2) << 4)) << 32;
+  *mins = (packed[1] & low6) |
+          static_cast<uint64_t>(((packed[2] >> 4) & low4) | (((packed[1] >> 6) & top2) << 4)) << 32;
+}
+// Min j for the group sums 2j and 2j+1, as int16 lanes.
+inline __m256i Q4_KGroupMins(uint64_t mins) {
+  const __m128i bytes = _mm_cvtsi64_si128(static_cast<int64_t>(mins));
+  return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(bytes, bytes));
 }
 
-// mins[i] += Σ_j min[j] · sum_d of activation block j of row i, for the
-// eight sub-blocks of a Q4_K/Q5_K super-block (rows `stride` blocks apart).
-template <int kRows>
-inline void AccumulateMins(const float min[8], const ActivationBlock* a, int64_t stride, __m256* mins) {
-  const __m256 min8 = _mm256_load_ps(min);
+// Q4_K and Q5_K: sub-block j (32 weights) meets activations 32j..32j+31;
+// `Unpack(c, h)` gives sub-block 2c + h's weights as unsigned bytes. The mins
+// meet the activations' group sums.
+template <int kRows, size_t kBytes, typename Unpack>
+void DotRowsWithMins(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out,
+                     Unpack unpack) {
+  __m256 acc[kRows];
 #pragma GCC unroll 8
-  for (int i = 0; i < kRows; ++i) {
-    const ActivationBlock* r = a + i * stride;  // eight scalar loads beat a gather here
-    mins[i] = _mm256_fmadd_ps(min8,
-                              _mm256_setr_ps(r[0].sum_d, r[1].sum_d, r[2].sum_d, r[3].sum_d, r[4].sum_d,
-                                             r[5].sum_d, r[6].sum_d, r[7].sum_d),
-                              mins[i]);
-  }
-}
-
-// Q4_K: 32 bytes of qs hold sub-blocks 2c (low nibbles) and 2c+1 (high); the
-// mins go through the activations' sum_d, once per sub-block.
-template <int kRows>
-void DotRowsQ4_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
-  // Per row: the low- and high-nibble sub-blocks in their own accumulators,
-  // and the mins, eight sub-blocks at a time, in a third: no chain of
-  // dependent adds longer than one per sub-block pair.
-  __m256 acc[2][kRows], mins[kRows];
+  for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < count; ++s, w += kBytes) {
+    for (size_t line = 0; line < kBytes; line += 64) PrefetchWeights(w + line);
+    uint64_t scale_bytes, min_bytes;
+    Q4_KScalesAndMins(w, &scale_bytes, &min_bytes);
+    const __m256i scales = SubBlockScales(scale_bytes);
+    // Per row, the low- and high-nibble sub-blocks in their own sums: two short add chains.
+    __m256i sum[2][kRows];
 #pragma GCC unroll 8
-  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = mins[i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; b += 8, w += kQ4_KBytes) {
-    for (size_t line = 0; line < kQ4_KBytes; line += 64) PrefetchWeights(w + line);
-    alignas(32) float scale[8], min[8];
-    Q4_KScalesAndMins(w, scale, min);
-    AccumulateMins<kRows>(min, a + b, stride, mins);
+    for (int i = 0; i < kRows; ++i) sum[0][i] = sum[1][i] = _mm256_setzero_si256();
 #pragma GCC unroll 8
     for (int c = 0; c < 4; ++c) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * c));
-      const __m256i q[2] = {_mm256_and_si256(bytes, low_nibbles),
-                            _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles)};
+      const __m256i q[2] = {unpack(w, c, 0), unpack(w, c, 1)};
 #pragma GCC unroll 8
       for (int h = 0; h < 2; ++h) {
-        const int j = 2 * c + h;
+        const __m256i scale = LaneScale(scales, 2 * c + h);
 #pragma GCC unroll 8
         for (int i = 0; i < kRows; ++i) {
-          const ActivationBlock& block = a[i * stride + b + j];
-          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
-          acc[h][i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&scale[j]), _mm256_broadcast_ss(&block.d)),
-                                      _mm256_cvtepi32_ps(DotBytes(q[h], aq)), acc[h][i]);
+          sum[h][i] = AddScaledPairs(sum[h][i], BytePairs(q[h], a[i * stride + s].q + 64 * c + 32 * h), scale);
         }
       }
     }
-  }
+    const __m256i mins = Q4_KGroupMins(min_bytes);
+    const float d = HalfToFloat(w), dmin = HalfToFloat(w + 2);
 #pragma GCC unroll 8
-  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_sub_ps(_mm256_add_ps(acc[0][i], acc[1][i]), mins[i]));
-}
-
-// The scales of the two 16-weight groups g and g + 1 of a sub-block, as the
-// int32 lanes of a byte dot (lanes 0-3 cover the first group, 4-7 the second).
-inline __m256i GroupScales(int32_t first, int32_t second) {
-  return _mm256_setr_epi32(first, first, first, first, second, second, second, second);
-}
-
-// Q6_K: quarter k of half n (32 weights) meets activation block 4n + k; its
-// two 16-weight groups have their own scales.
-template <int kRows>
-void DotRowsQ6_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0f), two_bits = _mm256_set1_epi8(3);
-  const __m256i offset = _mm256_set1_epi8(32);
-  // Per row, even and odd quarters in their own accumulators (shorter add chains).
-  __m256 acc[2][kRows];
-#pragma GCC unroll 8
-  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; b += 8, w += kQ6_KBytes) {
-    for (size_t line = 0; line < kQ6_KBytes; line += 64) PrefetchWeights(w + line);
-    const __m256 d8 = _mm256_broadcastss_ps(LoadHalf(w + 208));
-    const int8_t* scales = reinterpret_cast<const int8_t*>(w + 192);
-#pragma GCC unroll 8
-    for (int n = 0; n < 2; ++n) {
-      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * n));
-      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * n + 32));
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * n));
-      const __m256i low[4] = {_mm256_and_si256(ql0, low_nibbles), _mm256_and_si256(ql1, low_nibbles),
-                              _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_nibbles),
-                              _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_nibbles)};
-#pragma GCC unroll 8
-      for (int k = 0; k < 4; ++k) {
-        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two_bits);
-        const __m256i q = _mm256_or_si256(low[k], _mm256_slli_epi16(high, 4));  // 0..63
-        const int group = 2 * (4 * n + k);
-        const __m256i group_scales = GroupScales(scales[group], scales[group + 1]);
-#pragma GCC unroll 8
-        for (int i = 0; i < kRows; ++i) {
-          const ActivationBlock& block = a[i * stride + b + 4 * n + k];
-          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
-          // Σ (q - 32) a per lane: lanes 0-3 are the first 16 weights, 4-7 the second.
-          const __m256i dot = _mm256_sub_epi32(DotBytes(q, aq), DotBytes(offset, aq));
-          acc[k % 2][i] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_broadcast_ss(&block.d)),
-                                          _mm256_cvtepi32_ps(_mm256_mullo_epi32(dot, group_scales)), acc[k % 2][i]);
-        }
-      }
+    for (int i = 0; i < kRows; ++i) {
+      const SuperActivationBlock& row = a[i * stride + s];
+      acc[i] = AddScaled(acc[i], d * row.d, _mm256_add_epi32(sum[0][i], sum[1][i]));
+      acc[i] = AddScaled(acc[i], -dmin * row.d, _mm256_madd_epi16(GroupSums(row), mins));
     }
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc[0][i], acc[1][i]));
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
 }
 
-// Q5_K: Q4_K's scales and mins, with bit j of qh[l] as bit 4 of weight l of sub-block j.
+// Q4_K: bytes qs[32c..32c+31] hold sub-block 2c in their low nibbles, 2c+1 in their high ones.
 template <int kRows>
-void DotRowsQ5_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
-  __m256 acc[2][kRows], mins[kRows];
-  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = mins[i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; b += 8, w += kQ5_KBytes) {
-    for (size_t line = 0; line < kQ5_KBytes; line += 64) PrefetchWeights(w + line);
-    alignas(32) float scale[8], min[8];
-    Q4_KScalesAndMins(w, scale, min);
-    AccumulateMins<kRows>(min, a + b, stride, mins);
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
-#pragma GCC unroll 8
-    for (int c = 0; c < 4; ++c) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 48 + 32 * c));
-      const __m256i low[2] = {_mm256_and_si256(bytes, low_nibbles),
-                              _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles)};
-#pragma GCC unroll 8
-      for (int h = 0; h < 2; ++h) {
-        const int j = 2 * c + h;
-        // Shifting 16-bit lanes moves no bit of one byte into bit 0 of another.
-        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, j), one);
-        const __m256i q = _mm256_or_si256(low[h], _mm256_slli_epi16(high, 4));
-#pragma GCC unroll 8
-        for (int i = 0; i < kRows; ++i) {
-          const ActivationBlock& block = a[i * stride + b + j];
-          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
-          acc[h][i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&scale[j]), _mm256_broadcast_ss(&block.d)),
-                                      _mm256_cvtepi32_ps(DotBytes(q, aq)), acc[h][i]);
-        }
-      }
-    }
-  }
-  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_sub_ps(_mm256_add_ps(acc[0][i], acc[1][i]), mins[i]));
+void DotRowsQ4_K(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  DotRowsWithMins<kRows, kQ4_KBytes>(w, a, stride, count, out, [](const uint8_t* block, int c, int h) {
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16 + 32 * c));
+    return _mm256_and_si256(_mm256_srli_epi16(bytes, 4 * h), _mm256_set1_epi8(0x0f));
+  });
 }
 
-// IQ4_XS: eight sub-blocks of IQ4 values, each with its own 6-bit scale (less 32).
+// Q5_K: Q4_K's nibbles (at byte 48) with bit j of qh[l] as bit 4 of weight l of sub-block j.
 template <int kRows>
-void DotRowsIq4_XS(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
-  __m256 acc[2][kRows];
-  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; b += 8, w += kIq4XsBytes) {
-    for (size_t line = 0; line < kIq4XsBytes; line += 64) PrefetchWeights(w + line);
-    const float d = HalfToFloat(w);
-    alignas(32) float scale[8];
-    for (int j = 0; j < 8; ++j) scale[j] = d * static_cast<float>(Iq4XsScale(w, j) - 32);
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      const SignedWeights q = Signed(Iq4Values(w + 8 + 16 * j));
-#pragma GCC unroll 8
-      for (int i = 0; i < kRows; ++i) {
-        const ActivationBlock& block = a[i * stride + b + j];
-        acc[j % 2][i] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&scale[j]), _mm256_broadcast_ss(&block.d)),
-                                        _mm256_cvtepi32_ps(DotSigned(q, block)), acc[j % 2][i]);
-      }
-    }
-  }
-  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc[0][i], acc[1][i]));
+void DotRowsQ5_K(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  DotRowsWithMins<kRows, kQ5_KBytes>(w, a, stride, count, out, [](const uint8_t* block, int c, int h) {
+    const int j = 2 * c + h;
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 48 + 32 * c));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16));
+    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(bytes, 4 * h), _mm256_set1_epi8(0x0f));
+    // Shifting 16-bit lanes moves no bit of one byte into bit 0 of another.
+    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, j), _mm256_set1_epi8(1));
+    return _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+  });
 }
 
-// Q3_K: two low bits per weight in qs (as Q2_K), a third in hmask that, when
-// clear, takes 4 off; sixteen 6-bit group scales less 32. Weights are
-// unpacked as 0..7 (value + 4) and the 4 taken off the dot per group.
-template <int kRows>
-void DotRowsQ3_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
-  const __m256i two_bits = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1), four = _mm256_set1_epi8(4);
-  __m256 acc[2][kRows];
-  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; b += 8, w += kQ3_KBytes) {
-    for (size_t line = 0; line < kQ3_KBytes; line += 64) PrefetchWeights(w + line);
-    const __m256 d8 = _mm256_broadcastss_ps(LoadHalf(w + 108));
-    uint8_t scales[16];
-    Q3_KScales(w + 96, scales);
-    const __m256i hmask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+// The types with sixteen groups of 16 weights, each with a signed scale, and
+// weights stored as unsigned q + offset: Q6_K (offset 32) and Q3_K (offset 4).
+// `Unpack(k, j)` gives the 32 weights 128k + 32j.. as unsigned bytes
+// (groups 8k + 2j and 8k + 2j + 1); `scales_of` gives the sixteen scales as
+// int8 and d is the fp16 at byte `d_at`. The offsets (1 << kOffsetShift)
+// meet the group sums, once per super-block.
+template <int kRows, size_t kBytes, int kOffsetShift, typename Scales, typename Unpack>
+void DotRowsWithGroupScales(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count,
+                            float* out, Scales scales_of, size_t d_at, Unpack unpack) {
+  __m256 acc[kRows];
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < count; ++s, w += kBytes) {
+    for (size_t line = 0; line < kBytes; line += 64) PrefetchWeights(w + line);
+    const __m128i scale_bytes = scales_of(w);
+    const __m256i paired = PairedGroupScales(scale_bytes);
+    __m256i sum[2][kRows];
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) sum[0][i] = sum[1][i] = _mm256_setzero_si256();
 #pragma GCC unroll 8
     for (int k = 0; k < 2; ++k) {
-      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 + 32 * k));
 #pragma GCC unroll 8
       for (int j = 0; j < 4; ++j) {
-        const int block_index = 4 * k + j;
-        // 16-bit shifts of at most 7 move no bit of one byte into the bits kept of another.
-        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), two_bits);
-        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * k + j), one);
-        const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 2));  // 0..7
-        const __m256i group_scales =
-            GroupScales(scales[2 * block_index] - 32, scales[2 * block_index + 1] - 32);
+        const __m256i q = unpack(w, k, j);
+        const __m256i scale = LaneScale(paired, 4 * k + j);
 #pragma GCC unroll 8
         for (int i = 0; i < kRows; ++i) {
-          const ActivationBlock& block = a[i * stride + b + block_index];
-          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
-          const __m256i dot = _mm256_sub_epi32(DotBytes(q, aq), DotBytes(four, aq));
-          acc[j % 2][i] = _mm256_fmadd_ps(_mm256_mul_ps(d8, _mm256_broadcast_ss(&block.d)),
-                                          _mm256_cvtepi32_ps(_mm256_mullo_epi32(dot, group_scales)), acc[j % 2][i]);
+          sum[j % 2][i] = AddScaledPairs(sum[j % 2][i], BytePairs(q, a[i * stride + s].q + 128 * k + 32 * j), scale);
         }
       }
     }
+    const __m256i natural = _mm256_cvtepi8_epi16(scale_bytes);
+    const float d = HalfToFloat(w + d_at);
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) {
+      const SuperActivationBlock& row = a[i * stride + s];
+      const __m256i offsets = _mm256_slli_epi32(_mm256_madd_epi16(GroupSums(row), natural), kOffsetShift);
+      acc[i] = AddScaled(acc[i], d * row.d, _mm256_sub_epi32(_mm256_add_epi32(sum[0][i], sum[1][i]), offsets));
+    }
   }
-  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc[0][i], acc[1][i]));
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
+}
+
+// Q6_K: quarter j of half k (32 weights) has four low bits in ql (low or
+// high nibbles of 32 bytes) and two high bits in qh; scales are int8 at 192.
+template <int kRows>
+void DotRowsQ6_K(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  DotRowsWithGroupScales<kRows, kQ6_KBytes, 5>(
+      w, a, stride, count, out,
+      [](const uint8_t* block) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 192)); }, 208,
+      [](const uint8_t* block, int k, int j) {
+        const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * k + 32 * (j % 2)));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * k));
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(ql, 4 * (j / 2)), _mm256_set1_epi8(0x0f));
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), _mm256_set1_epi8(3));
+        return _mm256_or_si256(low, _mm256_slli_epi16(high, 4));  // 0..63
+      });
+}
+
+// Q3_KScales a word at a time, less 32: scales 0-7 have their low nibbles
+// in the low nibbles of packed[0..7], 8-15 in the high ones; the top two
+// bits of scales 4m..4m+3 are bits 2m, 2m+1 of packed[8..11].
+inline __m128i Q3_KSignedScales(const uint8_t* packed) {
+  uint32_t words[3];
+  std::memcpy(words, packed, sizeof(words));
+  const uint32_t low4 = 0x0f0f0f0f, top2 = 0x03030303;
+  const __m128i scales =
+      _mm_setr_epi32(static_cast<int32_t>((words[0] & low4) | ((words[2] & top2) << 4)),
+                     static_cast<int32_t>((words[1] & low4) | (((words[2] >> 2) & top2) << 4)),
+                     static_cast<int32_t>(((words[0] >> 4) & low4) | (((words[2] >> 4) & top2) << 4)),
+                     static_cast<int32_t>(((words[1] >> 4) & low4) | (((words[2] >> 6) & top2) << 4)));
+  return _mm_sub_epi8(scales, _mm_set1_epi8(32));
+}
+
+// Q3_K: two low bits per weight in qs (as Q2_K) and a third in hmask that,
+// when clear, takes 4 off: unpacked as 0..7 (value + 4). The sixteen 6-bit
+// scales are stored plus 32.
+template <int kRows>
+void DotRowsQ3_K(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  DotRowsWithGroupScales<kRows, kQ3_KBytes, 2>(
+      w, a, stride, count, out,
+      [](const uint8_t* block) { return Q3_KSignedScales(block + 96); },
+      108,
+      [](const uint8_t* block, int k, int j) {
+        const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 32 + 32 * k));
+        const __m256i hmask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block));
+        // 16-bit shifts of at most 7 move no bit of one byte into the bits kept of another.
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), _mm256_set1_epi8(3));
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * k + j), _mm256_set1_epi8(1));
+        return _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
+      });
 }
 
 // Q2_K: two bits per weight; each 16-weight group has a 4-bit scale (low
-// nibble) and a 4-bit min (high), in units of d and dmin.
+// nibble) and a 4-bit min (high), in units of d and dmin. The mins meet the
+// group sums.
 template <int kRows>
-void DotRowsQ2_K(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float* out) {
-  const __m256i two_bits = _mm256_set1_epi8(3), ones = _mm256_set1_epi8(1);
-  __m256 acc[2][kRows];
-  for (int i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < blocks; b += 8, w += kQ2_KBytes) {
+void DotRowsQ2_K(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  const __m128i low_nibbles = _mm_set1_epi8(0x0f);
+  __m256 acc[kRows];
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < count; ++s, w += kQ2_KBytes) {
     for (size_t line = 0; line < kQ2_KBytes; line += 64) PrefetchWeights(w + line);
-    const __m256 d8 = _mm256_broadcastss_ps(LoadHalf(w + 80)), dmin8 = _mm256_broadcastss_ps(LoadHalf(w + 82));
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+    const __m256i paired = PairedGroupScales(_mm_and_si128(packed, low_nibbles));
+    __m256i sum[2][kRows];
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) sum[0][i] = sum[1][i] = _mm256_setzero_si256();
 #pragma GCC unroll 8
     for (int k = 0; k < 2; ++k) {
       const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * k));
 #pragma GCC unroll 8
       for (int j = 0; j < 4; ++j) {
-        const int block_index = 4 * k + j;
-        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), two_bits);
-        const uint8_t first = w[2 * block_index], second = w[2 * block_index + 1];
-        const __m256i group_scales = GroupScales(first & 0x0f, second & 0x0f);
-        const __m256i group_mins = GroupScales(first >> 4, second >> 4);
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), _mm256_set1_epi8(3));
+        const __m256i scale = LaneScale(paired, 4 * k + j);
 #pragma GCC unroll 8
         for (int i = 0; i < kRows; ++i) {
-          const ActivationBlock& block = a[i * stride + b + block_index];
-          const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.q));
-          const __m256i scaled = _mm256_mullo_epi32(DotBytes(q, aq), group_scales);
-          const __m256i mins = _mm256_mullo_epi32(DotBytes(ones, aq), group_mins);
-          const __m256 da = _mm256_broadcast_ss(&block.d);
-          acc[j % 2][i] = _mm256_fmadd_ps(_mm256_mul_ps(d8, da), _mm256_cvtepi32_ps(scaled), acc[j % 2][i]);
-          acc[j % 2][i] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin8, da), _mm256_cvtepi32_ps(mins), acc[j % 2][i]);
+          sum[j % 2][i] = AddScaledPairs(sum[j % 2][i], BytePairs(q, a[i * stride + s].q + 128 * k + 32 * j), scale);
         }
       }
     }
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles));
+    const float d = HalfToFloat(w + 80), dmin = HalfToFloat(w + 82);
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) {
+      const SuperActivationBlock& row = a[i * stride + s];
+      acc[i] = AddScaled(acc[i], d * row.d, _mm256_add_epi32(sum[0][i], sum[1][i]));
+      acc[i] = AddScaled(acc[i], -dmin * row.d, _mm256_madd_epi16(GroupSums(row), mins));
+    }
   }
-  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(_mm256_add_ps(acc[0][i], acc[1][i]));
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
+}
+
+// Iq4XsScale for the eight sub-blocks, less 32, a byte each: the low four
+// bits are nibbles of bytes 4-7, the top two bits pairs of the 16 at byte 2.
+inline uint64_t Iq4XsSignedScales(const uint8_t* w) {
+  uint32_t low_packed;
+  uint16_t high_packed;
+  std::memcpy(&low_packed, w + 4, sizeof(low_packed));
+  std::memcpy(&high_packed, w + 2, sizeof(high_packed));
+  const __m128i packed = _mm_cvtsi32_si128(static_cast<int32_t>(low_packed));
+  const __m128i low = _mm_unpacklo_epi8(_mm_and_si128(packed, _mm_set1_epi8(0x0f)),
+                                        _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)));
+  // Lane j: bits 2j and 2j+1 of high_packed, shifted to the top and back down.
+  const __m128i high = _mm_srli_epi16(
+      _mm_mullo_epi16(_mm_set1_epi16(static_cast<int16_t>(high_packed)),
+                      _mm_setr_epi16(1 << 14, 1 << 12, 1 << 10, 1 << 8, 1 << 6, 1 << 4, 1 << 2, 1)),
+      14);
+  const __m128i scales = _mm_or_si128(low, _mm_slli_epi16(_mm_packus_epi16(high, high), 4));
+  return static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_sub_epi8(scales, _mm_set1_epi8(32))));
+}
+
+// IQ4_XS: eight sub-blocks of IQ4 values, each with its own 6-bit scale
+// (less 32). The values are signed: their magnitudes meet the activations
+// with the values' signs.
+template <int kRows>
+void DotRowsIq4_XS(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  __m256 acc[kRows];
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < count; ++s, w += kIq4XsBytes) {
+    for (size_t line = 0; line < kIq4XsBytes; line += 64) PrefetchWeights(w + line);
+    const __m256i scales = SubBlockScales(Iq4XsSignedScales(w));
+    __m256i sum[2][kRows];
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) sum[0][i] = sum[1][i] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      const __m256i values = Iq4Values(w + 8 + 16 * j);
+      const __m256i magnitude = _mm256_sign_epi8(values, values);
+      const __m256i scale = LaneScale(scales, j);
+#pragma GCC unroll 8
+      for (int i = 0; i < kRows; ++i) {
+        const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i * stride + s].q + 32 * j));
+        sum[j % 2][i] =
+            AddScaledPairs(sum[j % 2][i], _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(aq, values)), scale);
+      }
+    }
+    const float d = HalfToFloat(w);
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) {
+      acc[i] = AddScaled(acc[i], d * a[i * stride + s].d, _mm256_add_epi32(sum[0][i], sum[1][i]));
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
 }
 
 // The kernels by type, as KernelSet holds them.
@@ -538,15 +635,15 @@ template <typename Block>
 void DotFour(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
   Dot4Blocks<Block>(w, a, stride, blocks, out);
 }
-template <void (*Rows)(const uint8_t*, const ActivationBlock*, int64_t, int64_t, float*)>
-float SuperBlockDotOne(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+template <void (*Rows)(const uint8_t*, const SuperActivationBlock*, int64_t, int64_t, float*)>
+float SuperBlockDotOne(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   float out;
-  Rows(w, a, 0, blocks, &out);
+  Rows(w, a, 0, count, &out);
   return out;
 }
-template <void (*Rows)(const uint8_t*, const ActivationBlock*, int64_t, int64_t, float*)>
-void SuperBlockDotFour(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
-  Rows(w, a, stride, blocks, out);
+template <void (*Rows)(const uint8_t*, const SuperActivationBlock*, int64_t, int64_t, float*)>
+void SuperBlockDotFour(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float out[4]) {
+  Rows(w, a, stride, count, out);
 }
 
 float DotF16(const uint8_t* w, const float* x, int64_t n) {
@@ -583,6 +680,7 @@ KernelSet X86Kernels(std::string_view name) {
   KernelSet x86 = ScalarKernels();
   x86.name = name;
   x86.quantize = Quantize;
+  x86.quantize_super = QuantizeSuper;
   x86.dot_f16 = DotF16;
   x86.dot_f32 = DotF32;
   x86.prefill_in_kernels = true;

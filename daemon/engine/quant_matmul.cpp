@@ -17,10 +17,47 @@ int64_t RowsPerChunk(uint64_t row_bytes) {
   return std::max<int64_t>(8, static_cast<int64_t>(kBytesPerChunk / std::max<uint64_t>(row_bytes, 1)));
 }
 
+// y = x · Wᵀ for quantized weights: each activation row is quantized once,
+// `block` values per Activation, into a buffer reused across calls (the
+// scheduler thread runs every forward), then meets every weight row through
+// the type's dot, four rows at a time where it has a four-row kernel.
+template <typename Activation>
+void MultiplyQuantized(const uint8_t* weight, const float* x, float* y, MatMulShape shape, uint64_t row_bytes,
+                       int64_t block, void (*quantize)(const float*, Activation*, int64_t),
+                       float (*dot)(const uint8_t*, const Activation*, int64_t),
+                       void (*dot4)(const uint8_t*, const Activation*, int64_t, int64_t, float[4]),
+                       ThreadPool& threads) {
+  const int64_t in = shape.in_features, out = shape.out_features, rows = shape.rows;
+  const int64_t blocks = in / block;
+  thread_local std::vector<Activation> activations;
+  if (activations.size() < static_cast<size_t>(rows * blocks)) activations.resize(static_cast<size_t>(rows * blocks));
+  Activation* a = activations.data();
+  threads.Run(rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) quantize(x + r * in, a + r * blocks, blocks);
+  });
+  // A chunk's weight rows (about kBytesPerChunk) stay in cache while every
+  // group of four activation rows meets all of them: the activations of a
+  // long prompt, megabytes, stream past once per chunk rather than once per
+  // weight row.
+  threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
+    int64_t r = 0;
+    for (; dot4 != nullptr && r + 4 <= rows; r += 4) {
+      for (int64_t o = begin; o < end; ++o) {
+        float four[4];
+        dot4(weight + o * row_bytes, a + r * blocks, blocks, blocks, four);
+        for (int i = 0; i < 4; ++i) y[(r + i) * out + o] = four[i];
+      }
+    }
+    for (; r < rows; ++r) {
+      for (int64_t o = begin; o < end; ++o) y[r * out + o] = dot(weight + o * row_bytes, a + r * blocks, blocks);
+    }
+  });
+}
+
 }  // namespace
 
 bool HasMatMulKernel(GgmlType type) {
-  return type == GgmlType::kF32 || type == GgmlType::kF16 || kernels::ScalarKernels().Dot(type) != nullptr;
+  return type == GgmlType::kF32 || type == GgmlType::kF16 || kernels::ScalarKernels().HasDot(type);
 }
 
 absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
@@ -49,35 +86,13 @@ absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, f
     return absl::OkStatus();
   }
 
-  // Quantized weights: quantize the activations once, into a buffer reused
-  // across calls (the scheduler thread runs every forward).
-  const int64_t blocks = in / kernels::kBlock;
-  thread_local std::vector<kernels::ActivationBlock> activations;
-  if (activations.size() < static_cast<size_t>(rows * blocks)) activations.resize(static_cast<size_t>(rows * blocks));
-  kernels::ActivationBlock* a = activations.data();
-  threads.Run(rows, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) k.quantize(x + r * in, a + r * blocks, blocks);
-  });
-  const kernels::DotQuantFn dot = k.Dot(type);
-  // Four sequences at once where a four-row kernel exists.
-  const kernels::DotQuant4Fn dot4 = k.Dot4(type);
-  // A chunk's weight rows (about kBytesPerChunk) stay in cache while every
-  // group of four activation rows meets all of them: the activations of a
-  // long prompt, megabytes, stream past once per chunk rather than once per
-  // weight row.
-  threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
-    int64_t r = 0;
-    for (; dot4 != nullptr && r + 4 <= rows; r += 4) {
-      for (int64_t o = begin; o < end; ++o) {
-        float four[4];
-        dot4(weight + o * row_bytes, a + r * blocks, blocks, blocks, four);
-        for (int i = 0; i < 4; ++i) y[(r + i) * out + o] = four[i];
-      }
-    }
-    for (; r < rows; ++r) {
-      for (int64_t o = begin; o < end; ++o) y[r * out + o] = dot(weight + o * row_bytes, a + r * blocks, blocks);
-    }
-  });
+  if (const kernels::DotSuperFn dot = k.SuperDot(type)) {
+    MultiplyQuantized(weight, x, y, shape, row_bytes, static_cast<int64_t>(kSuperBlock), k.quantize_super, dot,
+                      k.SuperDot4(type), threads);
+  } else {
+    MultiplyQuantized(weight, x, y, shape, row_bytes, kernels::kBlock, k.quantize, k.Dot(type), k.Dot4(type),
+                      threads);
+  }
   return absl::OkStatus();
 }
 

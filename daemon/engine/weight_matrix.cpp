@@ -47,7 +47,7 @@ void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows, Act
   // Where the four-row kernels beat dequantizing for BLAS (the x86 sets),
   // they take any row count; otherwise BLAS takes over past a few rows.
   const kernels::KernelSet& best = kernels::BestKernels();
-  const bool kernels_for_any_rows = best.prefill_in_kernels && best.Dot4(w.type) != nullptr;
+  const bool kernels_for_any_rows = best.prefill_in_kernels && best.HasDot4(w.type);
   const bool float_kernel = w.type == GgmlType::kF32 || w.type == GgmlType::kF16;
   const bool kernels_allowed = precision == ActivationPrecision::kInt8 || float_kernel;
   if (kernels_allowed && (rows <= kKernelMaxRows || kernels_for_any_rows) && w.in_features % kernels::kBlock == 0) {

@@ -13,6 +13,7 @@
 #include "daemon/engine/k_quants.h"
 #include "daemon/engine/legacy_quants.h"
 #include "daemon/engine/quant_kernels.h"
+#include "tests/support/kernel_rows.h"
 
 namespace {
 
@@ -23,6 +24,7 @@ using edgellm::engine::QuantizeQ4_K;
 using edgellm::engine::QuantizeQ5_0;
 using edgellm::engine::QuantizeQ6_K;
 using edgellm::engine::StoreFp16;
+using edgellm::testing::KernelRows;
 using namespace edgellm::engine::kernels;
 
 int failures = 0, checks = 0;
@@ -99,13 +101,14 @@ int main() {
       if (n % static_cast<int64_t>(q.block_size) != 0) continue;
       std::vector<uint8_t> row(n / q.block_size * q.block_bytes);
       q.quantize(weights.data(), row.data(), n / q.block_size);
-      const double want = scalar.Dot(q.type)(row.data(), a.data(), blocks);
-      const double got = neon->Dot(q.type)(row.data(), a.data(), blocks);
+      const KernelRows rows(scalar, q.type, x.data(), 4, n);
+      const double want = rows.Dot(scalar, q.type, row.data(), 0);
+      const double got = rows.Dot(*neon, q.type, row.data(), 0);
       Expect(Near(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n)))), q.name, n, got, want);
       float four[4];
-      neon->Dot4(q.type)(row.data(), a.data(), blocks, blocks, four);
+      Expect(rows.DotFour(*neon, q.type, row.data(), four), "a four-row kernel", n, 0, 0);
       for (int i = 0; i < 4; ++i) {
-        const float single = neon->Dot(q.type)(row.data(), a.data() + i * blocks, blocks);
+        const float single = rows.Dot(*neon, q.type, row.data(), i);
         Expect(four[i] == single, "four rows equal one row", n, four[i], single);
       }
     }

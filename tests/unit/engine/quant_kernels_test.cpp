@@ -9,9 +9,12 @@
 
 #include "daemon/engine/fp16.h"
 #include "daemon/engine/quant_types.h"
+#include "tests/support/kernel_rows.h"
 
 namespace edgellm::engine::kernels {
 namespace {
+
+using testing::KernelRows;
 
 // Every kernel set this machine runs, the scalar reference first.
 std::vector<const KernelSet*> Available() {
@@ -36,14 +39,12 @@ std::vector<uint8_t> QuantizeRow(GgmlType type, const std::vector<float>& row) {
   return out;
 }
 
-// The exact dot of a weight row (dequantized) with quantized activations, in double.
-double ReferenceDot(GgmlType type, const std::vector<uint8_t>& w, const std::vector<ActivationBlock>& a, int64_t n) {
+// The exact dot of a weight row (dequantized) with row r of the quantized activations, in double.
+double ReferenceDot(GgmlType type, const std::vector<uint8_t>& w, const KernelRows& a, int64_t r, int64_t n) {
   std::vector<float> weights(static_cast<size_t>(n));
   EXPECT_TRUE(Dequantize(type, w, absl::MakeSpan(weights)).ok());
   double total = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    total += static_cast<double>(weights[i]) * a[i / kBlock].d * a[i / kBlock].q[i % kBlock];
-  }
+  for (int64_t i = 0; i < n; ++i) total += static_cast<double>(weights[i]) * a.Value(r, i);
   return total;
 }
 
@@ -73,6 +74,38 @@ TEST(QuantKernels, QuantizedActivationsAreIdenticalOnEveryInstructionSet) {
   }
 }
 
+TEST(QuantKernels, SuperBlockActivationsAreIdenticalOnEveryInstructionSetAndCarryTheirGroupSums) {
+  for (int64_t n : {256, 512, 2304}) {
+    std::vector<float> x = RandomFloats(n, static_cast<uint32_t>(n), 3.0f);
+    std::fill(x.begin(), x.begin() + 256, 0.0f);  // an all-zero super-block
+    x[300] = 40.0f;                               // one outlier sets a super-block's scale
+    const int64_t count = n / static_cast<int64_t>(kSuperBlock);
+    std::vector<SuperActivationBlock> reference(static_cast<size_t>(count));
+    ScalarKernels().quantize_super(x.data(), reference.data(), count);
+    for (const KernelSet* set : Available()) {
+      std::vector<SuperActivationBlock> got(reference.size());
+      set->quantize_super(x.data(), got.data(), count);
+      for (size_t b = 0; b < got.size(); ++b) {
+        EXPECT_EQ(got[b].d, reference[b].d) << set->name << " super-block " << b;
+        EXPECT_EQ(0, std::memcmp(got[b].q, reference[b].q, sizeof(got[b].q))) << set->name << " super-block " << b;
+        EXPECT_EQ(0, std::memcmp(got[b].group_sums, reference[b].group_sums, sizeof(got[b].group_sums)))
+            << set->name << " super-block " << b;
+      }
+    }
+    for (const SuperActivationBlock& block : reference) {
+      for (int g = 0; g < kGroupsPerSuperBlock; ++g) {
+        int sum = 0;
+        for (int i = 16 * g; i < 16 * g + 16; ++i) sum += block.q[i];
+        EXPECT_EQ(block.group_sums[g], sum) << "group " << g;
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const SuperActivationBlock& block = reference[static_cast<size_t>(i / 256)];
+      EXPECT_NEAR(block.d * block.q[i % 256], x[i], block.d * 0.5f + 1e-7f);
+    }
+  }
+}
+
 // Every type with a quantized kernel.
 const GgmlType kQuantTypes[] = {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,  GgmlType::kQ5_1,
                                 GgmlType::kQ8_0, GgmlType::kQ2_K, GgmlType::kQ3_K,  GgmlType::kQ4_K,
@@ -82,7 +115,7 @@ TEST(QuantKernels, EveryTypeThatConvertsHasAScalarKernel) {
   for (uint32_t id = 2; id < kTypeSlots; ++id) {
     const std::optional<GgmlTypeTraits> traits = TraitsOf(id);
     if (!traits || traits->block_size == 1) continue;  // unknown, or a float or integer type
-    EXPECT_EQ(traits->dequantize != nullptr, ScalarKernels().Dot(traits->type) != nullptr) << traits->name;
+    EXPECT_EQ(traits->dequantize != nullptr, ScalarKernels().HasDot(traits->type)) << traits->name;
   }
 }
 
@@ -92,13 +125,11 @@ TEST(QuantKernels, QuantizedDotsMatchTheExactSum) {
     for (int64_t n : k_type ? std::vector<int64_t>{256, 768, 2048} : std::vector<int64_t>(std::begin(kSizes), std::end(kSizes))) {
       const std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(n, 7 + static_cast<uint32_t>(n)));
       const std::vector<float> x = RandomFloats(n, 11 + static_cast<uint32_t>(n));
-      std::vector<ActivationBlock> a(static_cast<size_t>(n / kBlock));
-      ScalarKernels().quantize(x.data(), a.data(), n / kBlock);
-      const double want = ReferenceDot(type, w, a, n);
+      const KernelRows a(ScalarKernels(), type, x.data(), 1, n);
+      const double want = ReferenceDot(type, w, a, 0, n);
       for (const KernelSet* set : Available()) {
-        const DotQuantFn dot = set->Dot(type);
-        ASSERT_NE(dot, nullptr) << set->name << " " << TraitsOf(type).name;
-        const float got = dot(w.data(), a.data(), n / kBlock);
+        ASSERT_TRUE(set->HasDot(type)) << set->name << " " << TraitsOf(type).name;
+        const float got = a.Dot(*set, type, w.data(), 0);
         // Integer sums per block are exact; only the float accumulation of blocks rounds.
         EXPECT_NEAR(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n))))
             << set->name << " " << TraitsOf(type).name << " n=" << n;
@@ -114,20 +145,15 @@ TEST(QuantKernels, FourRowsAtOnceGiveExactlyTheSingleRowDots) {
                         GgmlType::kQ6_K, GgmlType::kIQ4_XS}) {
     for (int64_t n : {32, 96, 256, 544, 1024, 2048 + 32, 2048 + 256}) {
       if (n % TraitsOf(type).block_size != 0) continue;
-      const int64_t blocks = n / kBlock;
       const std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(n, 17 + static_cast<uint32_t>(n)));
       const std::vector<float> x = RandomFloats(4 * n, 19 + static_cast<uint32_t>(n));
-      std::vector<ActivationBlock> a(static_cast<size_t>(4 * blocks));
-      ScalarKernels().quantize(x.data(), a.data(), 4 * blocks);
+      const KernelRows a(ScalarKernels(), type, x.data(), 4, n);
       for (const KernelSet* set : Available()) {
-        const DotQuantFn dot = set->Dot(type);
-        const DotQuant4Fn dot4 = set->Dot4(type);
-        if (dot4 == nullptr) continue;
-        ++checked;
         float four[4];
-        dot4(w.data(), a.data(), blocks, blocks, four);
+        if (!a.DotFour(*set, type, w.data(), four)) continue;
+        ++checked;
         for (int i = 0; i < 4; ++i) {
-          EXPECT_EQ(four[i], dot(w.data(), a.data() + i * blocks, blocks))
+          EXPECT_EQ(four[i], a.Dot(*set, type, w.data(), i))
               << set->name << " " << TraitsOf(type).name << " n=" << n << " row " << i;
         }
       }
@@ -150,6 +176,38 @@ TEST(QuantKernels, AWeightOfMinus128IsHandled) {
   a.q[1] = 127;
   for (const KernelSet* set : Available()) {
     EXPECT_EQ(set->Dot(GgmlType::kQ8_0)(w.data(), &a, 1), -128.0f * 127 * 2) << set->name;
+  }
+}
+
+// The largest products each super-block kernel can meet: nothing saturates
+// or overflows on the way (maddubs pairs, int32 super-block sums).
+TEST(QuantKernels, SuperBlocksOfExtremeWeightsAndActivationsAreExact) {
+  const int64_t n = 512;
+  for (GgmlType type : {GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
+                        GgmlType::kIQ4_XS}) {
+    for (uint8_t fill : {0x00, 0xff, 0x88, 0x77}) {
+      // Every byte `fill` (all scales, mins and quants at an extreme), with d and dmin 1.
+      std::vector<uint8_t> w(RowBytes(type, n), fill);
+      const size_t block_bytes = RowBytes(type, 256);
+      for (size_t b = 0; b < w.size(); b += block_bytes) {
+        const size_t d_at = type == GgmlType::kQ2_K ? 80 : type == GgmlType::kQ3_K ? 108
+                            : type == GgmlType::kQ6_K ? 208 : 0;
+        StoreFp16(&w[b + d_at], 1.0f);
+        if (type == GgmlType::kQ2_K || type == GgmlType::kQ4_K || type == GgmlType::kQ5_K) {
+          StoreFp16(&w[b + d_at + 2], 1.0f);
+        }
+      }
+      for (float sign : {1.0f, -1.0f}) {
+        std::vector<float> x(n);
+        for (int64_t i = 0; i < n; ++i) x[i] = (i % 3 == 0 ? -sign : sign) * 2.0f;
+        const KernelRows a(ScalarKernels(), type, x.data(), 1, n);
+        const double want = ReferenceDot(type, w, a, 0, n);
+        for (const KernelSet* set : Available()) {
+          EXPECT_NEAR(a.Dot(*set, type, w.data(), 0), want, 1e-6 * std::fabs(want) + 1e-3)
+              << set->name << " " << TraitsOf(type).name << " fill " << int{fill};
+        }
+      }
+    }
   }
 }
 

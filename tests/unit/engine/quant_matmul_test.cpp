@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "daemon/engine/thread_pool.h"
+#include "tests/support/kernel_rows.h"
 
 namespace edgellm::engine {
 namespace {
@@ -27,13 +28,9 @@ std::vector<double> Reference(GgmlType type, const std::vector<uint8_t>& w, cons
   EXPECT_TRUE(Dequantize(type, w, absl::MakeSpan(weights)).ok());
   std::vector<float> seen = x;
   if (type != GgmlType::kF32 && type != GgmlType::kF16) {
-    const int64_t blocks = s.in_features / kernels::kBlock;
-    std::vector<kernels::ActivationBlock> a(static_cast<size_t>(blocks));
+    const testing::KernelRows a(kernels::ScalarKernels(), type, x.data(), s.rows, s.in_features);
     for (int64_t r = 0; r < s.rows; ++r) {
-      kernels::ScalarKernels().quantize(x.data() + r * s.in_features, a.data(), blocks);
-      for (int64_t i = 0; i < s.in_features; ++i) {
-        seen[r * s.in_features + i] = a[i / kernels::kBlock].d * a[i / kernels::kBlock].q[i % kernels::kBlock];
-      }
+      for (int64_t i = 0; i < s.in_features; ++i) seen[r * s.in_features + i] = static_cast<float>(a.Value(r, i));
     }
   }
   std::vector<double> y(static_cast<size_t>(s.rows * s.out_features), 0.0);

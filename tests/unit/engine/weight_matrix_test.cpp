@@ -43,7 +43,7 @@ TEST(WeightMatrix, APrefillRowGetsExactlyWhatItGetsAlone) {
   const int64_t in = 512, out = 48, rows = 70;  // past any few-rows limit, not a multiple of 4
   int checked = 0;
   for (GgmlType type : kQuantized) {
-    if (!best.prefill_in_kernels || best.Dot4(type) == nullptr) continue;
+    if (!best.prefill_in_kernels || !best.HasDot4(type)) continue;
     ++checked;
     const Weight w = RandomWeight(type, in, out, 5);
     const std::vector<float> x = RandomFloats(rows * in, 6);
@@ -84,11 +84,12 @@ TEST(WeightMatrix, FloatActivationsGiveTheDequantizedProduct) {
         }
       }
       EXPECT_LT(worst_float, 1e-3) << TraitsOf(type).name << " rows " << rows;
-      // 8-bit activations are close, but not that close: where the kernels
-      // take the rows (a few rows, or a type with a four-row kernel) the option matters.
-      EXPECT_LT(worst_int8, 0.5) << TraitsOf(type).name << " rows " << rows;
+      // 8-bit activations (one scale per 32 values, or per 256 for the K
+      // types) are close, but not that close: where the kernels take the rows
+      // (a few rows, or a type with a four-row kernel) the option matters.
+      EXPECT_LT(worst_int8, 1.0) << TraitsOf(type).name << " rows " << rows;
       const kernels::KernelSet& best = kernels::BestKernels();
-      if (rows == 3 || (best.prefill_in_kernels && best.Dot4(type) != nullptr)) {
+      if (rows == 3 || (best.prefill_in_kernels && best.HasDot4(type))) {
         EXPECT_GT(worst_int8, worst_float) << TraitsOf(type).name << " rows " << rows;
       }
     }
