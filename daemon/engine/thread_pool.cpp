@@ -29,8 +29,8 @@ std::unique_ptr<ThreadPool>& SharedSlot() {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+ThreadPool::ThreadPool(int threads) : shares_(std::make_unique<Share[]>(static_cast<size_t>(std::max(threads, 1)))) {
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -40,21 +40,25 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::DoChunks() {
-  while (true) {
-    const int64_t begin = next_.fetch_add(grain_);
-    if (begin >= tasks_) return;
-    try {
-      (*job_)(begin, std::min(tasks_, begin + grain_));
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mu_);
-      if (!error_) error_ = std::current_exception();
-      next_.store(tasks_);  // no more chunks for anyone
+void ThreadPool::DoChunks(int self) {
+  const int threads = size();
+  for (int k = 0; k < threads; ++k) {
+    Share& share = shares_[static_cast<size_t>((self + k) % threads)];
+    while (true) {
+      const int64_t begin = share.next.fetch_add(grain_);
+      if (begin >= share.end) break;
+      try {
+        (*job_)(begin, std::min(share.end, begin + grain_));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mu_);
+        if (!error_) error_ = std::current_exception();
+        for (int i = 0; i < threads; ++i) shares_[static_cast<size_t>(i)].next.store(tasks_);  // no more chunks for anyone
+      }
     }
   }
 }
 
-void ThreadPool::WorkerLoop() {
+void ThreadPool::WorkerLoop(int self) {
   uint64_t seen = 0;
   while (true) {
     uint64_t now = generation_.load(std::memory_order_acquire);
@@ -68,7 +72,7 @@ void ThreadPool::WorkerLoop() {
     }
     seen = now;
     if (stop_.load()) return;
-    DoChunks();
+    DoChunks(self);
     busy_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
@@ -83,11 +87,19 @@ void ThreadPool::Run(int64_t tasks, int64_t grain, ChunkFn fn) {
   job_ = &fn;
   tasks_ = tasks;
   grain_ = grain;
-  next_.store(0, std::memory_order_relaxed);
+  // Whole chunks per share, so that every chunk but the last is `grain` long.
+  const int threads = size();
+  const int64_t chunks = (tasks + grain - 1) / grain;
+  const int64_t per_share = (chunks + threads - 1) / threads * grain;
+  for (int i = 0; i < threads; ++i) {
+    Share& share = shares_[static_cast<size_t>(i)];
+    share.next.store(std::min(tasks, i * per_share), std::memory_order_relaxed);
+    share.end = std::min(tasks, (i + 1) * per_share);
+  }
   busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
-  DoChunks();
+  DoChunks(0);
   // A worker that lost its core (a busy machine) finishes sooner if we yield.
   for (int spin = 0; busy_.load(std::memory_order_acquire) != 0; ++spin) {
     if (spin < kSpins) {

@@ -83,6 +83,35 @@ BENCHMARK_CAPTURE(BM_MatVec, IQ4_XS_simd, GgmlType::kIQ4_XS, true);
 BENCHMARK_CAPTURE(BM_MatVec, Q8_0_scalar, GgmlType::kQ8_0, false);
 BENCHMARK_CAPTURE(BM_MatVec, Q4_K_scalar, GgmlType::kQ4_K, false);
 
+// One decode row through 256 MiB of weights (far past any cache: rows of
+// 2304, as gemma2-2b's, made of one quantized 2304 x 2304 matrix repeated),
+// on one thread: how much of memory's bandwidth the kernel turns into
+// results. "bytes" are weight bytes.
+void BM_MatVecFromMemory(benchmark::State& state, GgmlType type) {
+  const int64_t in = 2304, tile_rows = 2304;
+  std::vector<float> w(tile_rows * in), x(in);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  for (float& v : w) v = normal(rng);
+  for (float& v : x) v = normal(rng);
+  std::vector<uint8_t> tile(RowBytes(type, w.size()));
+  (void)Quantize(type, w, absl::MakeSpan(tile));
+  const int64_t tiles = (int64_t{256} << 20) / static_cast<int64_t>(tile.size()), out = tiles * tile_rows;
+  std::vector<uint8_t> q(tile.size() * tiles);
+  for (int64_t t = 0; t < tiles; ++t) std::copy(tile.begin(), tile.end(), q.begin() + t * tile.size());
+  std::vector<float> y(out);
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(QuantMatMul(type, q.data(), x.data(), y.data(), {1, in, out}, nullptr, &pool));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * q.size());
+}
+BENCHMARK_CAPTURE(BM_MatVecFromMemory, Q8_0, GgmlType::kQ8_0)->Arg(1)->Arg(2);
+BENCHMARK_CAPTURE(BM_MatVecFromMemory, Q4_0, GgmlType::kQ4_0)->Arg(1)->Arg(2);
+BENCHMARK_CAPTURE(BM_MatVecFromMemory, Q4_K, GgmlType::kQ4_K)->Arg(1)->Arg(2);
+BENCHMARK_CAPTURE(BM_MatVecFromMemory, Q6_K, GgmlType::kQ6_K)->Arg(1)->Arg(2);
+
 // A prefill chunk: 128 activation rows through a 2048 x 1024 weight, on one
 // thread: float activations against dequantized tiles through BLAS (Multiply
 // with ActivationPrecision::kFloat), or 8-bit activations through the

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -42,6 +44,29 @@ TEST(ThreadPool, WorkSpreadsOverItsThreads) {
     });
   }
   EXPECT_EQ(seen.size(), 2u);
+}
+
+TEST(ThreadPool, AThreadDoneWithItsShareTakesTheOthersChunks) {
+  // The first chunk waits for every other chunk: the thread holding it cannot
+  // get to the rest of its share, so another thread has to take them.
+  ThreadPool pool(2);
+  constexpr int64_t kTasks = 8;
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t others_done = 0;
+  bool all_others_seen = false;
+  pool.Run(kTasks, 1, [&](int64_t begin, int64_t) {
+    std::unique_lock<std::mutex> lock(mu);
+    if (begin != 0) {
+      ++others_done;
+      cv.notify_all();
+      return;
+    }
+    // Bounded so that a pool without stealing fails here instead of hanging.
+    all_others_seen = cv.wait_for(lock, std::chrono::seconds(60), [&] { return others_done == kTasks - 1; });
+  });
+  EXPECT_TRUE(all_others_seen);
+  EXPECT_EQ(others_done, kTasks - 1);
 }
 
 TEST(ThreadPool, AnExceptionOnAnyThreadReachesTheCaller) {
