@@ -171,6 +171,7 @@ int Run(const ops::DaemonConfig& args) {
   engine::ModelOptions options;
   options.threads = args.threads;
   options.context_length = args.context_length;
+  options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
   auto model = engine::LlamaModel::Load(args.model, options);
   if (!model.ok()) {
     Log(std::string(model.status().message()));
@@ -483,6 +484,8 @@ int main(int argc, char** argv) {
   flags.Add("--health-listen", &DaemonConfig::health_listen, "HOST:PORT serving only grpc.health.v1, in plaintext");
   flags.Add("-t,--threads", &DaemonConfig::threads, "Compute threads (default: one per core)");
   flags.Add("-c,--ctx", &DaemonConfig::context_length, "Context length (default: the model's, at most 4096)");
+  flags.Add("--mmap-weights", &DaemonConfig::mmap_weights,
+            "true|false: map the model from the page cache instead of reading it into memory (default false)");
   flags.Add("--max-active", &DaemonConfig::max_active, "Sequences decoded together in one batched step");
   flags.Add("--max-waiting", &DaemonConfig::max_waiting, "Queued requests beyond which new ones are refused");
   flags.Add("--prefill-chunk", &DaemonConfig::prefill_chunk, "Prompt tokens per sequence per step");

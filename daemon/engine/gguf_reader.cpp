@@ -125,8 +125,8 @@ absl::StatusOr<GgufValue> ReadValue(Cursor& in, GgufType type, std::string_view 
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<GgufReader>> GgufReader::Open(const std::string& path) {
-  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> file, MappedFile::Open(path));
+absl::StatusOr<std::unique_ptr<GgufReader>> GgufReader::Open(const std::string& path, FileAccess access) {
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> file, MappedFile::Open(path, access));
   std::unique_ptr<GgufReader> reader(new GgufReader());
   reader->name_ = path;
   reader->bytes_ = file->bytes();

@@ -23,7 +23,8 @@ namespace edgellm::engine {
 class GgufReader {
  public:
   // Maps and parses `path`.
-  static absl::StatusOr<std::unique_ptr<GgufReader>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<GgufReader>> Open(const std::string& path,
+                                                          FileAccess access = FileAccess::kMapped);
   // Parses bytes held in memory (tests, fuzzing); `name` appears in errors.
   static absl::StatusOr<std::unique_ptr<GgufReader>> FromBytes(std::string bytes,
                                                                std::string name = "<memory>");

@@ -254,7 +254,7 @@ LlamaModel::LlamaModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 LlamaModel::~LlamaModel() = default;
 
 absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::string& path, const ModelOptions& options) {
-  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<GgufReader> gguf, GgufReader::Open(path));
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<GgufReader> gguf, GgufReader::Open(path, options.file_access));
   return FromGguf(std::move(gguf), options);
 }
 

@@ -20,6 +20,7 @@
 #include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/kv_cache.h"
 #include "daemon/engine/llama_config.h"
+#include "daemon/engine/mapped_file.h"
 #include "daemon/engine/tokenizer.h"
 
 namespace edgellm::engine {
@@ -38,6 +39,9 @@ struct ModelOptions {
   // the kernels are checked against (slower, and it holds a copy). Weights
   // of a type without a kernel are always computed so.
   bool dequantize_weights = false;
+  // How the file is held (mapped_file.h): read into memory, or mapped from
+  // the page cache (shared with other readers, nothing read at load).
+  FileAccess file_access = FileAccess::kResident;
 };
 
 // One sequence's share of a batched forward.

@@ -33,6 +33,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   fields.Text("health_listen", &config.health_listen);
   fields.Int("threads", &config.threads);
   fields.Int("context_length", &config.context_length);
+  fields.Bool("mmap_weights", &config.mmap_weights);
   fields.Int("max_active", &config.max_active);
   fields.Int("max_waiting", &config.max_waiting);
   fields.Int("prefill_chunk", &config.prefill_chunk);

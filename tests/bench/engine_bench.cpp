@@ -81,6 +81,7 @@ struct Args {
   int32_t prefill_tokens = 512;  // the prompt whose forward prefill_tok_s times
   int32_t decode_tokens = 128;
   int32_t reps = 3;
+  bool mmap_weights = false;  // map the file instead of reading it into memory
   std::vector<int32_t> batch_sizes = {1, 4, 16};
 };
 
@@ -155,6 +156,7 @@ absl::StatusOr<SpeculativeFigures> MeasureSpeculative(const engine::LlamaModel& 
 int Run(const Args& args) {
   engine::ModelOptions options;
   options.threads = args.threads;
+  options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
   const Clock::time_point load_start = Clock::now();
   auto loaded = engine::LlamaModel::Load(args.model, options);
   if (!loaded.ok()) {
@@ -262,6 +264,7 @@ int main(int argc, char** argv) {
   app.add_option("--prompt-tokens", args.prompt_tokens, "Prompt length before decoding")->capture_default_str();
   app.add_option("--prefill-tokens", args.prefill_tokens, "Prompt length for prefill_tok_s")->capture_default_str();
   app.add_option("--decode-tokens", args.decode_tokens, "Tokens to decode")->capture_default_str();
+  app.add_flag("--mmap-weights", args.mmap_weights, "Map the model from the page cache instead of reading it in");
   app.add_option("--reps", args.reps, "Measured repetitions (after one warm-up)")->capture_default_str();
   app.add_option("--batch-sizes", args.batch_sizes, "Sequences decoding together, for aggregate decode tok/s")
       ->delimiter(',');
