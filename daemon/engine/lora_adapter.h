@@ -11,6 +11,9 @@
 // two are kept here in the GGUF order and converted to and from the Hugging
 // Face order on save and load, so a PEFT adapter means the same thing on both
 // sides. Architectures that rotate halves (Qwen) keep Hugging Face's order.
+// Phi-3's Hugging Face model fuses q/k/v into qkv_proj and gate/up into
+// gate_up_proj: PEFT adapts those modules, so they are what is written and
+// read (lora_adapter.cpp says how separate projections map onto one).
 #ifndef EDGELLM_ENGINE_LORA_ADAPTER_H_
 #define EDGELLM_ENGINE_LORA_ADAPTER_H_
 
@@ -101,9 +104,13 @@ class LoraAdapter {
   int32_t n_head_ = 0;
   int32_t n_head_kv_ = 0;
   const Architecture* arch_ = nullptr;  // whether that order differs from GGUF's
+  // Every projection's shape in the model, adapted or not (a fused PEFT
+  // module's B spans the projections it does not adapt too).
+  std::array<ProjectionShape, kLoraTargetCount> shapes_{};
 };
 
-// The PEFT tensor name of A (or B) of `target` in `layer`.
+// The name of A (or B) of `target` in `layer` with one PEFT module per
+// projection (Llama's layout): how checkpoints and the trainer name them.
 std::string PeftTensorName(int32_t layer, LoraTarget target, bool b);
 
 }  // namespace edgellm::engine

@@ -4,7 +4,9 @@
 # prefill (a 512-token prompt, llama-bench's pp512) and decode (128 tokens from
 # an empty context, its tg128). The files are the tinyllama-1.1b and smol-135m
 # shapes at Q4_0 and Q8_0, written by `edgellm make-model` into the build tree
-# (every matrix of the type; llama.cpp reads them as any GGUF).
+# (every matrix of the type; llama.cpp reads them as any GGUF). Both read the
+# weights into memory (edgellm's default, llama.cpp's --no-mmap); with
+# PEER_MMAP=1 llama.cpp maps them from the page cache (its default).
 #
 # Usage: [COMPARE_SHAPES="..."] [COMPARE_TYPES="..."] tests/bench/compare-llama-cpp.sh LLAMA_CPP_BUILD_DIR|npm [threads] [build-dir]
 #   COMPARE_SHAPES and COMPARE_TYPES choose other make-model shapes and types
@@ -48,7 +50,7 @@ else
   fi
   llama_figures() {
     local json
-    json=$("$llama_bench" -m "$1" -t "$threads" -p 512 -n 128 -o json)
+    json=$("$llama_bench" -m "$1" -t "$threads" -p 512 -n 128 -mmp "${PEER_MMAP:-0}" -o json)
     echo "$(jq '.[] | select(.n_prompt == 512 and .n_gen == 0) | .avg_ts' <<<"$json")" \
          "$(jq '.[] | select(.n_prompt == 0 and .n_gen == 128) | .avg_ts' <<<"$json")"
   }

@@ -4,13 +4,16 @@
 // compare-llama-cpp.sh installs the bindings and runs this on the same GGUF
 // files as edgellm-bench-engine.
 //
-// Usage: node llama_cpp_peer.mjs MODEL.gguf THREADS
+// The weights are read into memory (llama.cpp's --no-mmap), as edgellm
+// reads them by default; PEER_MMAP=1 maps them from the page cache instead.
+//
+// Usage: [PEER_MMAP=1] node llama_cpp_peer.mjs MODEL.gguf THREADS
 import {getLlama} from "node-llama-cpp";
 
 const [modelPath, threadsArgument] = process.argv.slice(2);
 const threads = Number(threadsArgument ?? 2);
 const llama = await getLlama({gpu: false, build: "never", maxThreads: threads});
-const model = await llama.loadModel({modelPath, gpuLayers: 0});
+const model = await llama.loadModel({modelPath, gpuLayers: 0, useMmap: process.env.PEER_MMAP === "1"});
 const context = await model.createContext({contextSize: 1024, batchSize: 512, threads});
 const sequence = context.getSequence();
 // Ordinary token ids, away from the special ones at the start of the vocabulary.

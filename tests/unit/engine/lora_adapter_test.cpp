@@ -1,11 +1,13 @@
 #include "daemon/engine/lora_adapter.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <fstream>
 #include <limits>
 
+#include "common/str_cat.h"
 #include "daemon/engine/safetensors.h"
 #include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
@@ -165,6 +167,160 @@ TEST(LoraAdapter, QwenRowsKeepTheHuggingFaceOrder) {
     EXPECT_EQ(loaded->Find(1, LoraTarget::kQ)->b, adapter->Find(1, LoraTarget::kQ)->b) << shape;
     EXPECT_EQ(loaded->Find(1, LoraTarget::kK)->b, adapter->Find(1, LoraTarget::kK)->b) << shape;
   }
+}
+
+LlamaConfig Phi3Model() {
+  static const LlamaConfig config =
+      edgellm::testing::LoadModel(edgellm::testing::SyntheticModel("test-phi3", GgmlType::kF32))->config();
+  return config;
+}
+
+std::vector<float> ReadAll(const SafetensorsReader& reader, const std::string& name) {
+  const SafetensorsTensor* t = reader.Find(name);
+  EXPECT_NE(t, nullptr) << name;
+  if (t == nullptr) return {};
+  std::vector<float> values(static_cast<size_t>(t->shape[0] * t->shape[1]));
+  ReadFloats(*t, absl::MakeSpan(values));
+  return values;
+}
+
+// Phi-3's Hugging Face model has qkv_proj and gate_up_proj where Llama has
+// q/k/v_proj and gate/up_proj: the adapter is saved as PEFT would train it
+// on those modules — q and v as one LoRA of rank 2r with stacked A's and a
+// block-diagonal B (k's rows zero) and alpha doubled, so that PEFT computes
+// exactly what the two separate adapters do — and read back exactly.
+TEST(LoraAdapter, Phi3AdaptersUseHuggingFacesFusedModules) {
+  const LlamaConfig model = Phi3Model();
+  const int64_t q = ShapeOf(model, LoraTarget::kQ).out, kv = ShapeOf(model, LoraTarget::kK).out;
+  const int64_t d = model.n_embd, ff = model.n_ff;
+  LoraConfig config = AllTargets();
+  config.targets = {LoraTarget::kQ, LoraTarget::kV, LoraTarget::kGate, LoraTarget::kDown};
+  auto adapter = LoraAdapter::Create(config, model);
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  NumberB(*adapter);
+  const std::filesystem::path dir = TestDir() / "phi3";
+  ASSERT_TRUE(adapter->Save(dir.string(), "test-phi3").ok());
+
+  auto raw = SafetensorsReader::Open((dir / "adapter_model.safetensors").string());
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_EQ((*raw)->tensors().size(), static_cast<size_t>(model.n_layer) * 3 * 2) << "qkv, gate_up and down";
+  EXPECT_EQ((*raw)->Find("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"), nullptr);
+  const std::string qkv = "base_model.model.model.layers.1.self_attn.qkv_proj.";
+  ASSERT_NE((*raw)->Find(qkv + "lora_A.weight"), nullptr);
+  EXPECT_EQ((*raw)->Find(qkv + "lora_A.weight")->shape, (std::vector<int64_t>{8, d}));
+  EXPECT_EQ((*raw)->Find(qkv + "lora_B.weight")->shape, (std::vector<int64_t>{q + 2 * kv, 8}));
+  const std::vector<float> a = ReadAll(**raw, qkv + "lora_A.weight");
+  const std::vector<float> b = ReadAll(**raw, qkv + "lora_B.weight");
+  const LoraWeights& wq = *adapter->Find(1, LoraTarget::kQ);
+  const LoraWeights& wv = *adapter->Find(1, LoraTarget::kV);
+  EXPECT_TRUE(std::equal(wq.a.begin(), wq.a.end(), a.begin())) << "q's A first";
+  EXPECT_TRUE(std::equal(wv.a.begin(), wv.a.end(), a.begin() + 4 * d)) << "then v's";
+  EXPECT_EQ(b[2 * 8 + 1], wq.b[2 * 4 + 1]) << "q's rows, first block";
+  EXPECT_EQ(b[2 * 8 + 5], 0.0f) << "q's rows, v's block";
+  for (int64_t row = q; row < q + kv; ++row) {
+    for (int64_t c = 0; c < 8; ++c) ASSERT_EQ(b[row * 8 + c], 0.0f) << "k is not adapted";
+  }
+  EXPECT_EQ(b[(q + kv + 3) * 8 + 4 + 2], wv.b[3 * 4 + 2]) << "v's rows, second block";
+  EXPECT_EQ((*raw)->Find("base_model.model.model.layers.0.mlp.gate_up_proj.lora_B.weight")->shape,
+            (std::vector<int64_t>{2 * ff, 4}))
+      << "gate alone: rank r, up's rows zero";
+
+  std::ifstream config_file(dir / "adapter_config.json");
+  const nlohmann::json json = nlohmann::json::parse(config_file);
+  EXPECT_EQ(json["target_modules"], (nlohmann::json{"qkv_proj", "gate_up_proj", "down_proj"}));
+  EXPECT_EQ(json["rank_pattern"], (nlohmann::json{{"qkv_proj", 8}}));
+  EXPECT_EQ(json["alpha_pattern"], (nlohmann::json{{"qkv_proj", 16.0}}));
+
+  auto loaded = LoraAdapter::Load(dir.string(), model);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->config().targets, config.targets);
+  for (int32_t layer = 0; layer < model.n_layer; ++layer) {
+    for (LoraTarget t : config.targets) {
+      EXPECT_EQ(loaded->Find(layer, t)->a, adapter->Find(layer, t)->a) << LoraTargetName(t);
+      EXPECT_EQ(loaded->Find(layer, t)->b, adapter->Find(layer, t)->b) << LoraTargetName(t);
+    }
+    EXPECT_EQ(loaded->Find(layer, LoraTarget::kK), nullptr);
+  }
+}
+
+// An adapter PEFT trained on Phi-3's fused modules has one A per module: each
+// projection gets that A and its own rows of B.
+TEST(LoraAdapter, AFusedModuleTrainedByPeftGivesEachProjectionItsRows) {
+  const LlamaConfig model = Phi3Model();
+  const int64_t q = ShapeOf(model, LoraTarget::kQ).out, kv = ShapeOf(model, LoraTarget::kK).out;
+  const int64_t d = model.n_embd, ff = model.n_ff;
+  const std::filesystem::path dir = TestDir() / "peft";
+  std::filesystem::create_directories(dir);
+  WriteText(dir / "adapter_config.json",
+            R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["qkv_proj", "gate_up_proj"],
+                "rank_pattern": {}, "alpha_pattern": {}})");
+  std::vector<std::vector<float>> storage;
+  storage.reserve(static_cast<size_t>(model.n_layer) * 4);
+  SafetensorsWriter writer;
+  for (int32_t layer = 0; layer < model.n_layer; ++layer) {
+    const std::string p = edgellm::StrCat("base_model.model.model.layers.", layer, ".");
+    const auto add = [&](const std::string& name, int64_t rows, int64_t columns) {
+      std::vector<float>& v = storage.emplace_back(static_cast<size_t>(rows * columns));
+      for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 97) / 97.0f + static_cast<float>(layer);
+      ASSERT_TRUE(writer.Add(p + name, {rows, columns}, v).ok());
+    };
+    add("self_attn.qkv_proj.lora_A.weight", 4, d);
+    add("self_attn.qkv_proj.lora_B.weight", q + 2 * kv, 4);
+    add("mlp.gate_up_proj.lora_A.weight", 4, d);
+    add("mlp.gate_up_proj.lora_B.weight", 2 * ff, 4);
+  }
+  ASSERT_TRUE(writer.Write((dir / "adapter_model.safetensors").string()).ok());
+
+  auto loaded = LoraAdapter::Load(dir.string(), model);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->config().targets, (std::vector<LoraTarget>{LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV,
+                                                                LoraTarget::kGate, LoraTarget::kUp}));
+  const std::vector<float>& a = storage[4];  // layer 1's qkv A
+  const std::vector<float>& b = storage[5];
+  for (LoraTarget t : {LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV}) {
+    EXPECT_EQ(loaded->Find(1, t)->a, a) << LoraTargetName(t);
+  }
+  const int64_t first_row = q + kv;  // v's
+  const std::vector<float>& v = loaded->Find(1, LoraTarget::kV)->b;
+  EXPECT_TRUE(std::equal(v.begin(), v.end(), b.begin() + first_row * 4));
+  const std::vector<float>& up = loaded->Find(1, LoraTarget::kUp)->b;
+  EXPECT_TRUE(std::equal(up.begin(), up.end(), storage[7].begin() + ff * 4));
+}
+
+// A fused module saved with stacked A's must have a block-diagonal B: a value
+// outside a projection's own block cannot be held by separate adapters.
+TEST(LoraAdapter, AFusedModuleThatSeparateAdaptersCannotHoldIsRefused) {
+  const LlamaConfig model = Phi3Model();
+  LoraConfig config = AllTargets();
+  config.targets = {LoraTarget::kQ, LoraTarget::kV};
+  auto adapter = LoraAdapter::Create(config, model);
+  ASSERT_TRUE(adapter.ok());
+  const std::filesystem::path dir = TestDir();
+  ASSERT_TRUE(adapter->Save((dir / "good").string(), "m").ok());
+  auto raw = SafetensorsReader::Open((dir / "good" / "adapter_model.safetensors").string());
+  ASSERT_TRUE(raw.ok());
+  std::vector<std::vector<float>> storage;
+  storage.reserve((*raw)->tensors().size());
+  SafetensorsWriter writer;
+  writer.SetMetadata("edgellm.targets", "q_proj,v_proj");
+  for (const SafetensorsTensor& t : (*raw)->tensors()) {
+    std::vector<float>& v = storage.emplace_back(ReadAll(**raw, t.name));
+    if (t.name == "base_model.model.model.layers.0.self_attn.qkv_proj.lora_B.weight") v[1 * 8 + 6] = 0.5f;
+    ASSERT_TRUE(writer.Add(t.name, t.shape, v).ok());
+  }
+  std::filesystem::create_directories(dir / "mixed");
+  ASSERT_TRUE(writer.Write((dir / "mixed" / "adapter_model.safetensors").string()).ok());
+  std::filesystem::copy_file(dir / "good" / "adapter_config.json", dir / "mixed" / "adapter_config.json");
+  const absl::Status status = LoraAdapter::Load((dir / "mixed").string(), model).status();
+  EXPECT_NE(status.message().find("qkv_proj.lora_B.weight is not block-diagonal at row 1 column 6 (q_proj)"),
+            std::string::npos)
+      << status;
+
+  // Llama's module names mean nothing to Phi-3.
+  WriteText(dir / "good" / "adapter_config.json", R"({"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"]})");
+  EXPECT_NE(LoraAdapter::Load((dir / "good").string(), model).status().message().find(
+                "unknown target module \"q_proj\" (known for phi3: qkv_proj o_proj gate_up_proj down_proj)"),
+            std::string::npos);
 }
 
 TEST(LoraAdapter, ADirectoryThatDoesNotFitIsRefusedWithItsReason) {

@@ -4,15 +4,17 @@
 
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "daemon/engine/fp16.h"
 #include "daemon/engine/quant_types.h"
 #include "tests/support/kernel_rows.h"
+#include "tests/support/random_floats.h"
 
 namespace edgellm::engine::kernels {
 namespace {
+
+using edgellm::testing::RandomFloats;
 
 using testing::KernelRows;
 
@@ -23,14 +25,6 @@ std::vector<const KernelSet*> Available() {
     if (set != nullptr) sets.push_back(set);
   }
   return sets;
-}
-
-std::vector<float> RandomFloats(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
 }
 
 std::vector<uint8_t> QuantizeRow(GgmlType type, const std::vector<float>& row) {

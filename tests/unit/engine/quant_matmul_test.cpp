@@ -3,22 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "daemon/engine/thread_pool.h"
 #include "tests/support/kernel_rows.h"
+#include "tests/support/random_floats.h"
 
 namespace edgellm::engine {
 namespace {
 
-std::vector<float> RandomFloats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
+using edgellm::testing::RandomFloats;
 
 // y = x · Wᵀ in double from the dequantized weight and the activations as the
 // kernels see them (quantized per block for the quantized types).

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "daemon/engine/fp16.h"
+#include "tests/support/random_floats.h"
 
 namespace edgellm::engine {
 namespace {
@@ -85,10 +86,7 @@ TEST(QuantTypes, AllZeroBlocksStayZero) {
 }
 
 TEST(QuantTypes, RoundTripErrorIsWithinHalfAStep) {
-  std::mt19937 rng(3);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(4096);
-  for (float& v : x) v = normal(rng);
+  const std::vector<float> x = edgellm::testing::RandomFloats(4096, 3);
   for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
                         GgmlType::kQ5_0, GgmlType::kQ5_1}) {
     std::vector<uint8_t> q(RowBytes(type, x.size()));
@@ -118,10 +116,7 @@ TEST(QuantTypes, RoundTripErrorIsWithinHalfAStep) {
 }
 
 TEST(QuantTypes, KQuantsRoundTripCloseToTheInput) {
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(4096);
-  for (float& v : x) v = normal(rng);
+  const std::vector<float> x = edgellm::testing::RandomFloats(4096, 5);
   const std::pair<GgmlType, double> kExpected[] = {
       {GgmlType::kQ2_K, 0.4},   {GgmlType::kQ3_K, 0.25},   {GgmlType::kQ4_K, 0.12},
       {GgmlType::kQ5_K, 0.05},  {GgmlType::kQ6_K, 0.03},   {GgmlType::kIQ4_NL, 0.11},

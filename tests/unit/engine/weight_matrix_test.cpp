@@ -3,21 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "daemon/engine/quant_kernels.h"
+#include "tests/support/random_floats.h"
 
 namespace edgellm::engine {
 namespace {
 
-std::vector<float> RandomFloats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
+using edgellm::testing::RandomFloats;
 
 struct Weight {
   std::vector<uint8_t> bytes;
