@@ -1,9 +1,9 @@
 // NEON kernels for aarch64 (Jetson and other Arm boards). Plain ARMv8.0
 // Advanced SIMD — no dot-product extension — so every aarch64 CPU runs them.
-// Q8_0, Q4_0, Q5_0, Q4_K, Q6_K (what Q4_0 and Q4_K_M files hold), F16 and F32
-// dots are vectorised; quantizing activations and the other types stay the
-// scalar ones (the quantization must match the scalar reference bit for bit
-// anyway).
+// The dots of every quantized type, F16 and F32 are vectorised; quantizing
+// activations stays the scalar one (it must match the scalar reference bit
+// for bit anyway). Each kernel unpacks a block to signed bytes and meets the
+// activations in exact int32 sums, so it equals the scalar one exactly.
 #include "daemon/engine/quant_kernels.h"
 
 #if defined(__aarch64__)
@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "daemon/engine/iq4_quants.h"
 #include "daemon/engine/k_quants.h"
 
 namespace edgellm::engine::kernels {
@@ -62,21 +63,75 @@ inline int32_t DotBytes16(int8x16_t w, const int8_t* a) {
   return vaddvq_s32(vpadalq_s16(sum, vmull_s8(vget_high_s8(w), vget_high_s8(a0))));
 }
 
-// Q5_0: fp16 d, qh[4], qs[16]; weight i is its nibble with bit i of qh as bit 4, less 16.
-float DotQ5_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+// Q4_1: fp16 d, fp16 m, 16 bytes of nibbles as Q4_0's; w = d*q + m, the m
+// term through the activations' sum.
+float DotQ4_1(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  const uint8x16_t low_nibbles = vdupq_n_u8(0x0f);
+  float total = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b, w += 20) {
+    const uint8x16_t packed = vld1q_u8(w + 4);
+    const int8x16_t first = vreinterpretq_s8_u8(vandq_u8(packed, low_nibbles));
+    const int8x16_t second = vreinterpretq_s8_u8(vshrq_n_u8(packed, 4));
+    total += HalfToFloat(w) * a[b].d * static_cast<float>(DotBytes(first, second, a[b].q)) +
+             HalfToFloat(w + 2) * a[b].sum_d;
+  }
+  return total;
+}
+
+// The 32 five-bit values (0..31) of a Q5 block: weight i is its nibble with
+// bit i of qh as bit 4; weights 0..15 in `first`, 16..31 in `second`.
+inline void Q5Values(const uint8_t* qh, const uint8_t* qs, uint8x16_t* first, uint8x16_t* second) {
   const uint8x16_t low_nibbles = vdupq_n_u8(0x0f), fifth_bit = vdupq_n_u8(0x10);
-  const int8x16_t sixteen = vdupq_n_s8(16);
   // Byte i of a spread qh byte pair tests bit i % 8.
   const uint8x16_t bit_of_byte = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+  const uint8x16_t packed = vld1q_u8(qs);
+  const uint8x16_t high_first = vtstq_u8(vcombine_u8(vdup_n_u8(qh[0]), vdup_n_u8(qh[1])), bit_of_byte);
+  const uint8x16_t high_second = vtstq_u8(vcombine_u8(vdup_n_u8(qh[2]), vdup_n_u8(qh[3])), bit_of_byte);
+  *first = vorrq_u8(vandq_u8(packed, low_nibbles), vandq_u8(high_first, fifth_bit));
+  *second = vorrq_u8(vshrq_n_u8(packed, 4), vandq_u8(high_second, fifth_bit));
+}
+
+// Q5_0: fp16 d, qh[4], qs[16]; w = d*(q - 16).
+float DotQ5_0(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  const int8x16_t sixteen = vdupq_n_s8(16);
   float total = 0.0f;
   for (int64_t b = 0; b < blocks; ++b, w += 22) {
-    const uint8x16_t packed = vld1q_u8(w + 6);
-    const uint8x16_t high_first = vtstq_u8(vcombine_u8(vdup_n_u8(w[2]), vdup_n_u8(w[3])), bit_of_byte);
-    const uint8x16_t high_second = vtstq_u8(vcombine_u8(vdup_n_u8(w[4]), vdup_n_u8(w[5])), bit_of_byte);
-    const int8x16_t first = vsubq_s8(
-        vreinterpretq_s8_u8(vorrq_u8(vandq_u8(packed, low_nibbles), vandq_u8(high_first, fifth_bit))), sixteen);
-    const int8x16_t second = vsubq_s8(
-        vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(packed, 4), vandq_u8(high_second, fifth_bit))), sixteen);
+    uint8x16_t first, second;
+    Q5Values(w + 2, w + 6, &first, &second);
+    const int32_t dot = DotBytes(vsubq_s8(vreinterpretq_s8_u8(first), sixteen),
+                                 vsubq_s8(vreinterpretq_s8_u8(second), sixteen), a[b].q);
+    total += HalfToFloat(w) * a[b].d * static_cast<float>(dot);
+  }
+  return total;
+}
+
+// Q5_1: fp16 d, fp16 m, qh[4], qs[16]; w = d*q + m.
+float DotQ5_1(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float total = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b, w += 24) {
+    uint8x16_t first, second;
+    Q5Values(w + 4, w + 8, &first, &second);
+    const int32_t dot = DotBytes(vreinterpretq_s8_u8(first), vreinterpretq_s8_u8(second), a[b].q);
+    total += HalfToFloat(w) * a[b].d * static_cast<float>(dot) + HalfToFloat(w + 2) * a[b].sum_d;
+  }
+  return total;
+}
+
+// 32 IQ4 indices (16 bytes: weight j in the low nibble of byte j, j + 16 in
+// the high) looked up in the non-linear table.
+inline void Iq4Values(const uint8_t* qs, int8x16_t* first, int8x16_t* second) {
+  const int8x16_t table = vld1q_s8(kIq4Values);
+  const uint8x16_t packed = vld1q_u8(qs);
+  *first = vqtbl1q_s8(table, vandq_u8(packed, vdupq_n_u8(0x0f)));
+  *second = vqtbl1q_s8(table, vshrq_n_u8(packed, 4));
+}
+
+// IQ4_NL: fp16 d, qs[16]; w = d*kIq4Values[q].
+float DotIq4Nl(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float total = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b, w += 18) {
+    int8x16_t first, second;
+    Iq4Values(w + 2, &first, &second);
     total += HalfToFloat(w) * a[b].d * static_cast<float>(DotBytes(first, second, a[b].q));
   }
   return total;
@@ -134,6 +189,103 @@ float DotQ6_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
   return total;
 }
 
+// Q2_K: the 2-bit values of weights 128k + 32j + l sit at bits 2j of
+// qs[32k + l]; group g has a 4-bit scale (low nibble of byte g) and min
+// (high), in units of d and dmin.
+float DotQ2_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
+  const uint8x16_t two_bits = vdupq_n_u8(3);
+  float total = 0.0f;
+  for (int64_t s = 0; s < count; ++s, w += kQ2_KBytes, ++a) {
+    int32_t scaled = 0, mins = 0;
+    for (int k = 0; k < 2; ++k) {
+      const uint8x16_t bytes[2] = {vld1q_u8(w + 16 + 32 * k), vld1q_u8(w + 32 + 32 * k)};
+      for (int j = 0; j < 4; ++j) {
+        const int8x16_t shift = vdupq_n_s8(static_cast<int8_t>(-2 * j));
+        for (int half = 0; half < 2; ++half) {
+          const int g = 8 * k + 2 * j + half;
+          const int8x16_t q = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(bytes[half], shift), two_bits));
+          scaled += (w[g] & 0x0f) * DotBytes16(q, a->q + 16 * g);
+          mins += (w[g] >> 4) * a->group_sums[g];
+        }
+      }
+    }
+    total += a->d * (HalfToFloat(w + 80) * static_cast<float>(scaled) - HalfToFloat(w + 82) * static_cast<float>(mins));
+  }
+  return total;
+}
+
+// Q3_K: Q2_K's 2-bit layout, less 4 where bit 4k + j of hmask[l] is clear;
+// groups of 16 with signed 6-bit scales (stored plus 32).
+float DotQ3_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
+  const uint8x16_t two_bits = vdupq_n_u8(3), four = vdupq_n_u8(4);
+  float total = 0.0f;
+  for (int64_t s = 0; s < count; ++s, w += kQ3_KBytes, ++a) {
+    uint8_t scales[16];
+    Q3_KScales(w + 96, scales);
+    const uint8x16_t hmask[2] = {vld1q_u8(w), vld1q_u8(w + 16)};
+    int32_t dot = 0;
+    for (int k = 0; k < 2; ++k) {
+      const uint8x16_t bytes[2] = {vld1q_u8(w + 32 + 32 * k), vld1q_u8(w + 48 + 32 * k)};
+      for (int j = 0; j < 4; ++j) {
+        const int8x16_t shift = vdupq_n_s8(static_cast<int8_t>(-2 * j));
+        const uint8x16_t bit = vdupq_n_u8(static_cast<uint8_t>(1 << (4 * k + j)));
+        for (int half = 0; half < 2; ++half) {
+          const int g = 8 * k + 2 * j + half;
+          const uint8x16_t low = vandq_u8(vshlq_u8(bytes[half], shift), two_bits);
+          const uint8x16_t kept = vtstq_u8(hmask[half], bit);
+          const int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(low), vreinterpretq_s8_u8(vbicq_u8(four, kept)));
+          dot += (static_cast<int32_t>(scales[g]) - 32) * DotBytes16(q, a->q + 16 * g);
+        }
+      }
+    }
+    total += HalfToFloat(w + 108) * a->d * static_cast<float>(dot);
+  }
+  return total;
+}
+
+// Q5_K: Q4_K's nibbles with the fifth bit of weight l of sub-block j at bit j of qh[l].
+float DotQ5_K(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
+  const uint8x16_t low_nibbles = vdupq_n_u8(0x0f), fifth_bit = vdupq_n_u8(0x10);
+  float total = 0.0f;
+  for (int64_t s = 0; s < count; ++s, w += kQ5_KBytes, ++a) {
+    const uint8x16_t qh[2] = {vld1q_u8(w + 16), vld1q_u8(w + 32)};
+    int32_t scaled = 0, mins = 0;
+    for (int c = 0; c < 4; ++c) {
+      const uint8x16_t bytes[2] = {vld1q_u8(w + 48 + 32 * c), vld1q_u8(w + 64 + 32 * c)};
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * c + h;
+        const uint8x16_t bit = vdupq_n_u8(static_cast<uint8_t>(1 << j));
+        int8x16_t q[2];
+        for (int half = 0; half < 2; ++half) {
+          const uint8x16_t nibble = h == 0 ? vandq_u8(bytes[half], low_nibbles) : vshrq_n_u8(bytes[half], 4);
+          q[half] = vreinterpretq_s8_u8(vorrq_u8(nibble, vandq_u8(vtstq_u8(qh[half], bit), fifth_bit)));
+        }
+        uint8_t scale, min;
+        Q4_KScaleMin(w + 4, j, &scale, &min);
+        scaled += scale * DotBytes(q[0], q[1], a->q + 32 * j);
+        mins += min * (a->group_sums[2 * j] + a->group_sums[2 * j + 1]);
+      }
+    }
+    total += a->d * (HalfToFloat(w) * static_cast<float>(scaled) - HalfToFloat(w + 2) * static_cast<float>(mins));
+  }
+  return total;
+}
+
+// IQ4_XS: eight sub-blocks of IQ4 indices, each with its own 6-bit scale (less 32).
+float DotIq4Xs(const uint8_t* w, const SuperActivationBlock* a, int64_t count) {
+  float total = 0.0f;
+  for (int64_t s = 0; s < count; ++s, w += kIq4XsBytes, ++a) {
+    int32_t dot = 0;
+    for (int j = 0; j < 8; ++j) {
+      int8x16_t first, second;
+      Iq4Values(w + 8 + 16 * j, &first, &second);
+      dot += (Iq4XsScale(w, j) - 32) * DotBytes(first, second, a->q + 32 * j);
+    }
+    total += HalfToFloat(w) * a->d * static_cast<float>(dot);
+  }
+  return total;
+}
+
 // Four rows as four one-row dots: the same result as one row by construction.
 template <typename Activation, float (*Dot)(const uint8_t*, const Activation*, int64_t)>
 void Dot4(const uint8_t* w, const Activation* a, int64_t stride, int64_t blocks, float out[4]) {
@@ -170,9 +322,16 @@ const KernelSet* NeonKernels() {
     neon.name = "neon";
     neon.Set(GgmlType::kQ8_0, DotQ8_0, Dot4<ActivationBlock, DotQ8_0>);
     neon.Set(GgmlType::kQ4_0, DotQ4_0, Dot4<ActivationBlock, DotQ4_0>);
+    neon.Set(GgmlType::kQ4_1, DotQ4_1, Dot4<ActivationBlock, DotQ4_1>);
     neon.Set(GgmlType::kQ5_0, DotQ5_0, Dot4<ActivationBlock, DotQ5_0>);
+    neon.Set(GgmlType::kQ5_1, DotQ5_1, Dot4<ActivationBlock, DotQ5_1>);
+    neon.Set(GgmlType::kIQ4_NL, DotIq4Nl, Dot4<ActivationBlock, DotIq4Nl>);
+    neon.Set(GgmlType::kQ2_K, DotQ2_K, Dot4<SuperActivationBlock, DotQ2_K>);
+    neon.Set(GgmlType::kQ3_K, DotQ3_K, Dot4<SuperActivationBlock, DotQ3_K>);
     neon.Set(GgmlType::kQ4_K, DotQ4_K, Dot4<SuperActivationBlock, DotQ4_K>);
+    neon.Set(GgmlType::kQ5_K, DotQ5_K, Dot4<SuperActivationBlock, DotQ5_K>);
     neon.Set(GgmlType::kQ6_K, DotQ6_K, Dot4<SuperActivationBlock, DotQ6_K>);
+    neon.Set(GgmlType::kIQ4_XS, DotIq4Xs, Dot4<SuperActivationBlock, DotIq4Xs>);
     neon.dot_f16 = DotF16;
     neon.dot_f32 = DotF32;
     return neon;

@@ -20,7 +20,7 @@ engine=$src/daemon/engine
 aarch64-linux-gnu-g++ -std=c++20 -O2 -Wall -Wextra -Werror -I"$src" \
   "$engine/quant_kernels.cpp" "$engine/quant_kernels_scalar.cpp" "$engine/quant_kernels_neon.cpp" \
   "$engine/quant_kernels_avx2.cpp" "$engine/quant_kernels_avxvnni.cpp" "$engine/quant_kernels_avx512vnni.cpp" \
-  "$engine/k_quants.cpp" "$engine/legacy_quants.cpp" \
+  "$engine/k_quants.cpp" "$engine/legacy_quants.cpp" "$engine/iq4_quants.cpp" \
   "$src/tests/cross/neon_kernels_check.cpp" \
   -o "$out/neon_kernels_check"
 qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/neon_kernels_check"

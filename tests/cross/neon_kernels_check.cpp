@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "daemon/engine/fp16.h"
+#include "daemon/engine/iq4_quants.h"
 #include "daemon/engine/k_quants.h"
 #include "daemon/engine/legacy_quants.h"
 #include "daemon/engine/quant_kernels.h"
@@ -18,10 +19,21 @@
 namespace {
 
 using edgellm::engine::GgmlType;
+using edgellm::engine::kIq4XsBytes;
+using edgellm::engine::kQ2_KBytes;
+using edgellm::engine::kQ3_KBytes;
 using edgellm::engine::kQ4_KBytes;
+using edgellm::engine::kQ5_KBytes;
 using edgellm::engine::kQ6_KBytes;
+using edgellm::engine::QuantizeIq4Nl;
+using edgellm::engine::QuantizeIq4Xs;
+using edgellm::engine::QuantizeQ2_K;
+using edgellm::engine::QuantizeQ3_K;
+using edgellm::engine::QuantizeQ4_1;
 using edgellm::engine::QuantizeQ4_K;
 using edgellm::engine::QuantizeQ5_0;
+using edgellm::engine::QuantizeQ5_1;
+using edgellm::engine::QuantizeQ5_K;
 using edgellm::engine::QuantizeQ6_K;
 using edgellm::engine::StoreFp16;
 using edgellm::testing::KernelRows;
@@ -85,7 +97,8 @@ int main() {
       }
     }
 
-    // Rows of the types Q4_K_M files hold, quantized from random weights.
+    // Rows of every other quantized type: quantized from random weights, and
+    // random bytes (every scale, min and bit pattern) with sane fp16 fields.
     std::vector<float> weights(n);
     for (float& v : weights) v = normal(rng);
     struct Quantized {
@@ -93,23 +106,39 @@ int main() {
       GgmlType type;
       size_t block_size, block_bytes;
       void (*quantize)(const float*, uint8_t*, size_t);
+      std::vector<size_t> fp16_fields;  // byte offsets in a block
     };
-    const Quantized quantized[] = {{"Q5_0", GgmlType::kQ5_0, 32, 22, QuantizeQ5_0},
-                                   {"Q4_K", GgmlType::kQ4_K, 256, kQ4_KBytes, QuantizeQ4_K},
-                                   {"Q6_K", GgmlType::kQ6_K, 256, kQ6_KBytes, QuantizeQ6_K}};
+    const Quantized quantized[] = {
+        {"Q4_1", GgmlType::kQ4_1, 32, 20, QuantizeQ4_1, {0, 2}},
+        {"Q5_0", GgmlType::kQ5_0, 32, 22, QuantizeQ5_0, {0}},
+        {"Q5_1", GgmlType::kQ5_1, 32, 24, QuantizeQ5_1, {0, 2}},
+        {"IQ4_NL", GgmlType::kIQ4_NL, 32, 18, QuantizeIq4Nl, {0}},
+        {"Q2_K", GgmlType::kQ2_K, 256, kQ2_KBytes, QuantizeQ2_K, {80, 82}},
+        {"Q3_K", GgmlType::kQ3_K, 256, kQ3_KBytes, QuantizeQ3_K, {108}},
+        {"Q4_K", GgmlType::kQ4_K, 256, kQ4_KBytes, QuantizeQ4_K, {0, 2}},
+        {"Q5_K", GgmlType::kQ5_K, 256, kQ5_KBytes, QuantizeQ5_K, {0, 2}},
+        {"Q6_K", GgmlType::kQ6_K, 256, kQ6_KBytes, QuantizeQ6_K, {208}},
+        {"IQ4_XS", GgmlType::kIQ4_XS, 256, kIq4XsBytes, QuantizeIq4Xs, {0}}};
     for (const Quantized& q : quantized) {
       if (n % static_cast<int64_t>(q.block_size) != 0) continue;
-      std::vector<uint8_t> row(n / q.block_size * q.block_bytes);
-      q.quantize(weights.data(), row.data(), n / q.block_size);
+      const size_t blocks = static_cast<size_t>(n) / q.block_size;
+      std::vector<uint8_t> from_weights(blocks * q.block_bytes), random_bytes(blocks * q.block_bytes);
+      q.quantize(weights.data(), from_weights.data(), blocks);
+      for (uint8_t& b : random_bytes) b = static_cast<uint8_t>(byte(rng));
+      for (size_t b = 0; b < blocks; ++b) {
+        for (size_t field : q.fp16_fields) StoreFp16(&random_bytes[b * q.block_bytes + field], 0.01f);
+      }
       const KernelRows rows(scalar, q.type, x.data(), 4, n);
-      const double want = rows.Dot(scalar, q.type, row.data(), 0);
-      const double got = rows.Dot(*neon, q.type, row.data(), 0);
-      Expect(Near(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n)))), q.name, n, got, want);
-      float four[4];
-      Expect(rows.DotFour(*neon, q.type, row.data(), four), "a four-row kernel", n, 0, 0);
-      for (int i = 0; i < 4; ++i) {
-        const float single = rows.Dot(*neon, q.type, row.data(), i);
-        Expect(four[i] == single, "four rows equal one row", n, four[i], single);
+      for (const std::vector<uint8_t>* row : {&from_weights, &random_bytes}) {
+        const double want = rows.Dot(scalar, q.type, row->data(), 0);
+        const double got = rows.Dot(*neon, q.type, row->data(), 0);
+        Expect(Near(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n)))), q.name, n, got, want);
+        float four[4];
+        Expect(rows.DotFour(*neon, q.type, row->data(), four), "a four-row kernel", n, 0, 0);
+        for (int i = 0; i < 4; ++i) {
+          const float single = rows.Dot(*neon, q.type, row->data(), i);
+          Expect(four[i] == single, "four rows equal one row", n, four[i], single);
+        }
       }
     }
 
