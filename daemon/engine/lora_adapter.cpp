@@ -431,10 +431,11 @@ absl::StatusOr<LoraAdapter> LoraAdapter::Load(const std::string& dir, const Llam
   for (const nlohmann::json* pattern : {rank_pattern, alpha_pattern}) {
     if (pattern == nullptr || pattern->empty()) continue;
     if (!pattern->is_object()) return bad(pattern == rank_pattern ? "rank_pattern" : "alpha_pattern", " is not an object");
-    for (const auto& [key, value] : pattern->items()) {
+    for (auto item = pattern->begin(); item != pattern->end(); ++item) {
+      const std::string& key = item.key();
       const bool fused = absl::c_any_of(
           in_file, [&](const ModuleInFile& e) { return e.module.name == key && e.adapted.size() > 1; });
-      if (!fused || !value.is_number()) {
+      if (!fused || !item.value().is_number()) {
         return absl::UnimplementedError(edgellm::StrCat(config_path, ": ", pattern == rank_pattern ? "rank" : "alpha",
                                                         "_pattern for ", key,
                                                         " is not supported (edgellm applies one rank and alpha to "
