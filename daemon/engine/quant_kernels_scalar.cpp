@@ -11,6 +11,10 @@
 namespace edgellm::engine::kernels {
 namespace {
 
+// v to the nearest integer (ties to even); a NaN activation (a broken model)
+// becomes 0 rather than an undefined conversion.
+int32_t Round(float v) { return std::isfinite(v) ? static_cast<int32_t>(std::nearbyint(v)) : 0; }
+
 void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
   for (int64_t b = 0; b < blocks; ++b, x += kBlock) {
     float amax = 0.0f;
@@ -19,7 +23,7 @@ void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
     const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
     int32_t sum = 0;
     for (int64_t i = 0; i < kBlock; ++i) {
-      const int32_t q = static_cast<int32_t>(std::nearbyint(x[i] * inverse));
+      const int32_t q = Round(x[i] * inverse);
       out[b].q[i] = static_cast<int8_t>(q);
       sum += q;
     }
@@ -37,7 +41,7 @@ void QuantizeSuper(const float* x, SuperActivationBlock* out, int64_t count) {
     for (int g = 0; g < kGroupsPerSuperBlock; ++g) {
       int32_t sum = 0;
       for (int i = 16 * g; i < 16 * g + 16; ++i) {
-        const int32_t q = static_cast<int32_t>(std::nearbyint(x[i] * inverse));
+        const int32_t q = Round(x[i] * inverse);
         out[b].q[i] = static_cast<int8_t>(q);
         sum += q;
       }

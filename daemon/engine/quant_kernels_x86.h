@@ -110,7 +110,9 @@ void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
     int32_t first_sum, second_sum;
     QuantizeThirtyTwo(x, InverseScale(d), out[b].q, &first_sum, &second_sum);
     out[b].d = d;
-    out[b].sum_d = d * static_cast<float>(first_sum + second_sum);
+    // Added as floats: exact for any real block (|sum| <= 4064), and no
+    // overflow for the garbage sums a NaN activation makes.
+    out[b].sum_d = d * (static_cast<float>(first_sum) + static_cast<float>(second_sum));
   }
 }
 
