@@ -119,8 +119,8 @@ std::string ModuleTensorName(int32_t layer, const PeftModule& module, bool b) {
 }
 
 // The scale PEFT applies to a module of rank `rank` with `alpha`.
-double PeftScale(double alpha, int64_t rank, bool rslora) {
-  return rslora ? alpha / std::sqrt(static_cast<double>(rank)) : alpha / static_cast<double>(rank);
+double PeftScale(double alpha, double rank, bool rslora) {
+  return rslora ? alpha / std::sqrt(rank) : alpha / rank;
 }
 
 }  // namespace
@@ -453,7 +453,7 @@ absl::StatusOr<LoraAdapter> LoraAdapter::Load(const std::string& dir, const Llam
                              : config.alpha;
     const double blocks = static_cast<double>(config.rank) * static_cast<double>(e.adapted.size());
     const double wanted = PeftScale(config.alpha, config.rank, config.use_rslora);
-    const double scale = PeftScale(alpha, static_cast<int64_t>(rank), config.use_rslora);
+    const double scale = PeftScale(alpha, rank, config.use_rslora);
     e.shared_a = rank == config.rank;
     if ((!e.shared_a && rank != blocks) || std::fabs(scale - wanted) > 1e-5 * wanted) {
       return absl::UnimplementedError(edgellm::StrCat(config_path, ": module ", name, " has rank ", rank, " and alpha ",

@@ -15,11 +15,16 @@ namespace {
 // becomes 0 rather than an undefined conversion.
 int32_t Round(float v) { return std::isfinite(v) ? static_cast<int32_t>(std::nearbyint(v)) : 0; }
 
+// The scale that maps the largest magnitude of x[0..n) to 127.
+float BlockScale(const float* x, size_t n) {
+  float amax = 0.0f;
+  for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  return amax / 127.0f;
+}
+
 void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
   for (int64_t b = 0; b < blocks; ++b, x += kBlock) {
-    float amax = 0.0f;
-    for (int64_t i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float d = amax / 127.0f;
+    const float d = BlockScale(x, kBlock);
     const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
     int32_t sum = 0;
     for (int64_t i = 0; i < kBlock; ++i) {
@@ -34,9 +39,7 @@ void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
 
 void QuantizeSuper(const float* x, SuperActivationBlock* out, int64_t count) {
   for (int64_t b = 0; b < count; ++b, x += kSuperBlock) {
-    float amax = 0.0f;
-    for (size_t i = 0; i < kSuperBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float d = amax / 127.0f;
+    const float d = BlockScale(x, kSuperBlock);
     const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
     for (int g = 0; g < kGroupsPerSuperBlock; ++g) {
       int32_t sum = 0;

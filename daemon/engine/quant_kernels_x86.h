@@ -354,6 +354,20 @@ inline __m256 AddScaled(__m256 acc, float scale, __m256i sum) {
   return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(sum), acc);
 }
 
+// A super-block of a type with mins, into each row's accumulator: d times
+// its scaled sums (two chains) less dmin times the mins (int16 per group)
+// against the row's group sums.
+template <int kRows>
+inline void AddWithMins(__m256 acc[kRows], const __m256i sum[2][kRows], __m256i mins, float d, float dmin,
+                        const SuperActivationBlock* a, int64_t stride) {
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) {
+    const SuperActivationBlock& row = a[i * stride];
+    acc[i] = AddScaled(acc[i], d * row.d, _mm256_add_epi32(sum[0][i], sum[1][i]));
+    acc[i] = AddScaled(acc[i], -dmin * row.d, _mm256_madd_epi16(GroupSums(row), mins));
+  }
+}
+
 // A Q4_K or Q5_K super-block's eight 6-bit scales and mins, a byte each,
 // unpacked a word at a time (Q4_KScaleMin's layout).
 inline void Q4_KScalesAndMins(const uint8_t* w, uint64_t* scales, uint64_t* mins) {
@@ -401,14 +415,7 @@ void DotRowsWithMins(const uint8_t* w, const SuperActivationBlock* a, int64_t st
         }
       }
     }
-    const __m256i mins = Q4_KGroupMins(min_bytes);
-    const float d = HalfToFloat(w), dmin = HalfToFloat(w + 2);
-#pragma GCC unroll 8
-    for (int i = 0; i < kRows; ++i) {
-      const SuperActivationBlock& row = a[i * stride + s];
-      acc[i] = AddScaled(acc[i], d * row.d, _mm256_add_epi32(sum[0][i], sum[1][i]));
-      acc[i] = AddScaled(acc[i], -dmin * row.d, _mm256_madd_epi16(GroupSums(row), mins));
-    }
+    AddWithMins<kRows>(acc, sum, Q4_KGroupMins(min_bytes), HalfToFloat(w), HalfToFloat(w + 2), a + s, stride);
   }
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
@@ -561,13 +568,7 @@ void DotRowsQ2_K(const uint8_t* w, const SuperActivationBlock* a, int64_t stride
       }
     }
     const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), low_nibbles));
-    const float d = HalfToFloat(w + 80), dmin = HalfToFloat(w + 82);
-#pragma GCC unroll 8
-    for (int i = 0; i < kRows; ++i) {
-      const SuperActivationBlock& row = a[i * stride + s];
-      acc[i] = AddScaled(acc[i], d * row.d, _mm256_add_epi32(sum[0][i], sum[1][i]));
-      acc[i] = AddScaled(acc[i], -dmin * row.d, _mm256_madd_epi16(GroupSums(row), mins));
-    }
+    AddWithMins<kRows>(acc, sum, mins, HalfToFloat(w + 80), HalfToFloat(w + 82), a + s, stride);
   }
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
