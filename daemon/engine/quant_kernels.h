@@ -61,6 +61,12 @@ using DotQuant4Fn = void (*)(const uint8_t* weights, const ActivationBlock* a, i
 using DotSuperFn = float (*)(const uint8_t* weights, const SuperActivationBlock* a, int64_t count);
 using DotSuper4Fn = void (*)(const uint8_t* weights, const SuperActivationBlock* a, int64_t stride, int64_t count,
                              float out[4]);
+// y[r·y_stride + o] for `out_rows` weight rows of a 32-weight block type
+// (each `row_bytes` after the last) and `rows` activation rows (each `blocks`
+// after the last): a tile of weight rows and activation rows meets per load,
+// and every result equals the one-row dot of its pair exactly.
+using MultiplyQuantFn = void (*)(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows,
+                                 const ActivationBlock* a, int64_t rows, int64_t blocks, float* y, int64_t y_stride);
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
 
@@ -80,6 +86,9 @@ struct KernelSet {
   std::array<DotQuant4Fn, kTypeSlots> dot4{};
   std::array<DotSuperFn, kTypeSlots> super_dot{};
   std::array<DotSuper4Fn, kTypeSlots> super_dot4{};
+  // By GGML type id, the tiled multiply for many activation rows (prefill)
+  // where this set has one.
+  std::array<MultiplyQuantFn, kTypeSlots> multiply{};
   // True where this set's four-row kernels multiply a prefill chunk faster
   // than dequantizing the weight for BLAS does (BM_PrefillMatMul): then the
   // kernels take every row count for the types that have one.
@@ -89,6 +98,7 @@ struct KernelSet {
   DotQuant4Fn Dot4(GgmlType type) const { return At(dot4, type); }
   DotSuperFn SuperDot(GgmlType type) const { return At(super_dot, type); }
   DotSuper4Fn SuperDot4(GgmlType type) const { return At(super_dot4, type); }
+  MultiplyQuantFn Multiply(GgmlType type) const { return At(multiply, type); }
   bool HasDot(GgmlType type) const { return Dot(type) != nullptr || SuperDot(type) != nullptr; }
   bool HasDot4(GgmlType type) const { return Dot4(type) != nullptr || SuperDot4(type) != nullptr; }
 

@@ -1,10 +1,12 @@
 // The x86 kernels with AVX512-VNNI's byte dot (on 256-bit registers) besides
-// AVX2 (Ice Lake, Sapphire Rapids, Zen 4 and later).
+// AVX2 (Ice Lake, Sapphire Rapids, Zen 4 and later), and the prefill tiles on
+// 512-bit registers.
 #include "daemon/engine/quant_kernels.h"
 
 #if defined(__x86_64__)
 #define EDGELLM_X86_BYTE_DOT EDGELLM_X86_AVX512VNNI
 #include "daemon/engine/quant_kernels_x86.h"
+#include "daemon/engine/quant_tiles_avx512.h"
 
 namespace edgellm::engine::kernels {
 
@@ -12,7 +14,11 @@ const KernelSet* Avx512VnniKernels() {
   static const bool supported = [] {
     return CpuRunsAvx2() && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   }();
-  static const KernelSet set = X86Kernels("avx512vnni");
+  static const KernelSet set = [] {
+    KernelSet avx512 = X86Kernels("avx512vnni");
+    AddAvx512Tiles(avx512);
+    return avx512;
+  }();
   return supported ? &set : nullptr;
 }
 

@@ -1,6 +1,7 @@
 #include "daemon/engine/quant_matmul.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "common/str_cat.h"
@@ -17,16 +18,21 @@ int64_t RowsPerChunk(uint64_t row_bytes) {
   return std::max<int64_t>(8, static_cast<int64_t>(kBytesPerChunk / std::max<uint64_t>(row_bytes, 1)));
 }
 
+// A tiled multiply pays off from a tile's worth of activation rows; its
+// chunks are whole tiles of weight rows.
+constexpr int64_t kTileRows = 4;
+
 // y = x · Wᵀ for quantized weights: each activation row is quantized once,
 // `block` values per Activation, into a buffer reused across calls (the
 // scheduler thread runs every forward), then meets every weight row through
-// the type's dot, four rows at a time where it has a four-row kernel.
+// the type's tiled multiply when it has one and there are rows enough, else
+// its dot, four rows at a time where it has a four-row kernel.
 template <typename Activation>
 void MultiplyQuantized(const uint8_t* weight, const float* x, float* y, MatMulShape shape, uint64_t row_bytes,
                        int64_t block, void (*quantize)(const float*, Activation*, int64_t),
                        float (*dot)(const uint8_t*, const Activation*, int64_t),
                        void (*dot4)(const uint8_t*, const Activation*, int64_t, int64_t, float[4]),
-                       ThreadPool& threads) {
+                       kernels::MultiplyQuantFn multiply, ThreadPool& threads) {
   const int64_t in = shape.in_features, out = shape.out_features, rows = shape.rows;
   const int64_t blocks = in / block;
   thread_local std::vector<Activation> activations;
@@ -35,6 +41,15 @@ void MultiplyQuantized(const uint8_t* weight, const float* x, float* y, MatMulSh
   threads.Run(rows, 1, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) quantize(x + r * in, a + r * blocks, blocks);
   });
+  if constexpr (std::is_same_v<Activation, kernels::ActivationBlock>) {
+    if (multiply != nullptr && rows >= kTileRows) {
+      const int64_t chunk = (RowsPerChunk(row_bytes) + kTileRows - 1) / kTileRows * kTileRows;
+      threads.Run(out, chunk, [&](int64_t begin, int64_t end) {
+        multiply(weight + begin * row_bytes, row_bytes, end - begin, a, rows, blocks, y + begin, out);
+      });
+      return;
+    }
+  }
   // A chunk's weight rows (about kBytesPerChunk) stay in cache while every
   // group of four activation rows meets all of them: the activations of a
   // long prompt, megabytes, stream past once per chunk rather than once per
@@ -88,10 +103,10 @@ absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, f
 
   if (const kernels::DotSuperFn dot = k.SuperDot(type)) {
     MultiplyQuantized(weight, x, y, shape, row_bytes, static_cast<int64_t>(kSuperBlock), k.quantize_super, dot,
-                      k.SuperDot4(type), threads);
+                      k.SuperDot4(type), nullptr, threads);
   } else {
     MultiplyQuantized(weight, x, y, shape, row_bytes, kernels::kBlock, k.quantize, k.Dot(type), k.Dot4(type),
-                      threads);
+                      k.Multiply(type), threads);
   }
   return absl::OkStatus();
 }

@@ -157,6 +157,39 @@ TEST(QuantKernels, FourRowsAtOnceGiveExactlyTheSingleRowDots) {
   EXPECT_GE(checked, 2 * 5 * static_cast<int>(Available().size()));
 }
 
+TEST(QuantKernels, TiledMultiplyGivesExactlyTheSingleRowDots) {
+  int checked = 0;
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
+                        GgmlType::kIQ4_NL}) {
+    for (int64_t n : {32, 96, 544, 2048 + 32}) {
+      for (int64_t out_rows : {1, 3, 4, 9}) {
+        const int64_t rows = 2 + out_rows;  // below, at and past a tile's four
+        std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(out_rows * n, 23 + static_cast<uint32_t>(n)));
+        // A Q8_0 row of -128s, which no quantizer writes but files may hold.
+        if (type == GgmlType::kQ8_0) std::memset(w.data() + 2, 0x80, kBlock);
+        const std::vector<float> x = RandomFloats(rows * n, 29 + static_cast<uint32_t>(out_rows), 2.0f);
+        const KernelRows a(ScalarKernels(), type, x.data(), rows, n);
+        const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(n));
+        for (const KernelSet* set : Available()) {
+          if (set->Multiply(type) == nullptr) continue;
+          ++checked;
+          std::vector<float> y(static_cast<size_t>(rows * out_rows), NAN);
+          set->Multiply(type)(w.data(), row_bytes, out_rows, a.blocks().data(), rows, n / kBlock, y.data(), out_rows);
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t o = 0; o < out_rows; ++o) {
+              ASSERT_EQ(y[r * out_rows + o], a.Dot(*set, type, w.data() + o * row_bytes, r))
+                  << set->name << " " << TraitsOf(type).name << " n=" << n << " row " << r << " weight row " << o;
+            }
+          }
+        }
+      }
+    }
+  }
+  if (const KernelSet* avx512 = Avx512VnniKernels()) {
+    EXPECT_EQ(checked, 6 * 4 * 4) << avx512->name << " has a tiled multiply for every 32-weight block type";
+  }
+}
+
 TEST(QuantKernels, AWeightOfMinus128IsHandled) {
   // GGUF files from other quantizers may hold -128 in a Q8_0 block.
   std::vector<uint8_t> w(34, 0);
