@@ -67,6 +67,10 @@ using DotSuper4Fn = void (*)(const uint8_t* weights, const SuperActivationBlock*
 // and every result equals the one-row dot of its pair exactly.
 using MultiplyQuantFn = void (*)(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows,
                                  const ActivationBlock* a, int64_t rows, int64_t blocks, float* y, int64_t y_stride);
+// The same for a super-block type's rows of `count` super-blocks.
+using MultiplySuperFn = void (*)(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows,
+                                 const SuperActivationBlock* a, int64_t rows, int64_t count, float* y,
+                                 int64_t y_stride);
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
 
@@ -89,6 +93,7 @@ struct KernelSet {
   // By GGML type id, the tiled multiply for many activation rows (prefill)
   // where this set has one.
   std::array<MultiplyQuantFn, kTypeSlots> multiply{};
+  std::array<MultiplySuperFn, kTypeSlots> super_multiply{};
   // True where this set's four-row kernels multiply a prefill chunk faster
   // than dequantizing the weight for BLAS does (BM_PrefillMatMul): then the
   // kernels take every row count for the types that have one.
@@ -99,6 +104,7 @@ struct KernelSet {
   DotSuperFn SuperDot(GgmlType type) const { return At(super_dot, type); }
   DotSuper4Fn SuperDot4(GgmlType type) const { return At(super_dot4, type); }
   MultiplyQuantFn Multiply(GgmlType type) const { return At(multiply, type); }
+  MultiplySuperFn SuperMultiply(GgmlType type) const { return At(super_multiply, type); }
   bool HasDot(GgmlType type) const { return Dot(type) != nullptr || SuperDot(type) != nullptr; }
   bool HasDot4(GgmlType type) const { return Dot4(type) != nullptr || SuperDot4(type) != nullptr; }
 

@@ -450,6 +450,22 @@ void DotRowsQ5_K(const uint8_t* w, const SuperActivationBlock* a, int64_t stride
 // (groups 8k + 2j and 8k + 2j + 1); `scales_of` gives the sixteen scales as
 // int8 and d is the fp16 at byte `d_at`. The offsets (1 << kOffsetShift)
 // meet the group sums, once per super-block.
+// A super-block of a type with group scales and offsets, into each row's
+// accumulator: d times its scaled sums (two chains) less the offsets
+// (1 << kOffsetShift per weight, times the group's scale) against the row's
+// group sums.
+template <int kRows, int kOffsetShift>
+inline void AddWithGroupOffsets(__m256 acc[kRows], const __m256i sum[2][kRows], __m128i scale_bytes, float d,
+                                const SuperActivationBlock* a, int64_t stride) {
+  const __m256i natural = _mm256_cvtepi8_epi16(scale_bytes);
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) {
+    const SuperActivationBlock& row = a[i * stride];
+    const __m256i offsets = _mm256_slli_epi32(_mm256_madd_epi16(GroupSums(row), natural), kOffsetShift);
+    acc[i] = AddScaled(acc[i], d * row.d, _mm256_sub_epi32(_mm256_add_epi32(sum[0][i], sum[1][i]), offsets));
+  }
+}
+
 template <int kRows, size_t kBytes, int kOffsetShift, typename Scales, typename Unpack>
 void DotRowsWithGroupScales(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count,
                             float* out, Scales scales_of, size_t d_at, Unpack unpack) {
@@ -475,33 +491,29 @@ void DotRowsWithGroupScales(const uint8_t* w, const SuperActivationBlock* a, int
         }
       }
     }
-    const __m256i natural = _mm256_cvtepi8_epi16(scale_bytes);
-    const float d = HalfToFloat(w + d_at);
-#pragma GCC unroll 8
-    for (int i = 0; i < kRows; ++i) {
-      const SuperActivationBlock& row = a[i * stride + s];
-      const __m256i offsets = _mm256_slli_epi32(_mm256_madd_epi16(GroupSums(row), natural), kOffsetShift);
-      acc[i] = AddScaled(acc[i], d * row.d, _mm256_sub_epi32(_mm256_add_epi32(sum[0][i], sum[1][i]), offsets));
-    }
+    AddWithGroupOffsets<kRows, kOffsetShift>(acc, sum, scale_bytes, HalfToFloat(w + d_at), a + s, stride);
   }
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
 }
 
 // Q6_K: quarter j of half k (32 weights) has four low bits in ql (low or
-// high nibbles of 32 bytes) and two high bits in qh; scales are int8 at 192.
+// high nibbles of 32 bytes) and two high bits in qh; scales are int8 at 192
+// and d the fp16 at 208.
+constexpr size_t kQ6_KScaleAt = 208;
+inline __m128i Q6_KScales(const uint8_t* block) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 192));
+}
+inline __m256i Q6_KWeights(const uint8_t* block, int k, int j) {
+  const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * k + 32 * (j % 2)));
+  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * k));
+  const __m256i low = _mm256_and_si256(_mm256_srli_epi16(ql, 4 * (j / 2)), _mm256_set1_epi8(0x0f));
+  const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), _mm256_set1_epi8(3));
+  return _mm256_or_si256(low, _mm256_slli_epi16(high, 4));  // 0..63
+}
 template <int kRows>
 void DotRowsQ6_K(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
-  DotRowsWithGroupScales<kRows, kQ6_KBytes, 5>(
-      w, a, stride, count, out,
-      [](const uint8_t* block) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 192)); }, 208,
-      [](const uint8_t* block, int k, int j) {
-        const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * k + 32 * (j % 2)));
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * k));
-        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(ql, 4 * (j / 2)), _mm256_set1_epi8(0x0f));
-        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), _mm256_set1_epi8(3));
-        return _mm256_or_si256(low, _mm256_slli_epi16(high, 4));  // 0..63
-      });
+  DotRowsWithGroupScales<kRows, kQ6_KBytes, 5>(w, a, stride, count, out, Q6_KScales, kQ6_KScaleAt, Q6_KWeights);
 }
 
 // Q3_KScales a word at a time, less 32: scales 0-7 have their low nibbles

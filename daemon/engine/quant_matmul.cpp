@@ -1,7 +1,6 @@
 #include "daemon/engine/quant_matmul.h"
 
 #include <algorithm>
-#include <type_traits>
 #include <vector>
 
 #include "common/str_cat.h"
@@ -32,7 +31,9 @@ void MultiplyQuantized(const uint8_t* weight, const float* x, float* y, MatMulSh
                        int64_t block, void (*quantize)(const float*, Activation*, int64_t),
                        float (*dot)(const uint8_t*, const Activation*, int64_t),
                        void (*dot4)(const uint8_t*, const Activation*, int64_t, int64_t, float[4]),
-                       kernels::MultiplyQuantFn multiply, ThreadPool& threads) {
+                       void (*multiply)(const uint8_t*, uint64_t, int64_t, const Activation*, int64_t, int64_t,
+                                        float*, int64_t),
+                       ThreadPool& threads) {
   const int64_t in = shape.in_features, out = shape.out_features, rows = shape.rows;
   const int64_t blocks = in / block;
   thread_local std::vector<Activation> activations;
@@ -41,14 +42,12 @@ void MultiplyQuantized(const uint8_t* weight, const float* x, float* y, MatMulSh
   threads.Run(rows, 1, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) quantize(x + r * in, a + r * blocks, blocks);
   });
-  if constexpr (std::is_same_v<Activation, kernels::ActivationBlock>) {
-    if (multiply != nullptr && rows >= kTileRows) {
-      const int64_t chunk = (RowsPerChunk(row_bytes) + kTileRows - 1) / kTileRows * kTileRows;
-      threads.Run(out, chunk, [&](int64_t begin, int64_t end) {
-        multiply(weight + begin * row_bytes, row_bytes, end - begin, a, rows, blocks, y + begin, out);
-      });
-      return;
-    }
+  if (multiply != nullptr && rows >= kTileRows) {
+    const int64_t chunk = (RowsPerChunk(row_bytes) + kTileRows - 1) / kTileRows * kTileRows;
+    threads.Run(out, chunk, [&](int64_t begin, int64_t end) {
+      multiply(weight + begin * row_bytes, row_bytes, end - begin, a, rows, blocks, y + begin, out);
+    });
+    return;
   }
   // A chunk's weight rows (about kBytesPerChunk) stay in cache while every
   // group of four activation rows meets all of them: the activations of a
@@ -103,7 +102,7 @@ absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, f
 
   if (const kernels::DotSuperFn dot = k.SuperDot(type)) {
     MultiplyQuantized(weight, x, y, shape, row_bytes, static_cast<int64_t>(kSuperBlock), k.quantize_super, dot,
-                      k.SuperDot4(type), nullptr, threads);
+                      k.SuperDot4(type), k.SuperMultiply(type), threads);
   } else {
     MultiplyQuantized(weight, x, y, shape, row_bytes, kernels::kBlock, k.quantize, k.Dot(type), k.Dot4(type),
                       k.Multiply(type), threads);

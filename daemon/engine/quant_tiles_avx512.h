@@ -1,8 +1,9 @@
-// engine/quant_tiles_avx512.h — the prefill multiply of the 32-weight block
-// types on 512-bit registers: four weight rows meet four activation rows per
-// load, two blocks side by side in each register. Included only by
-// quant_kernels_avx512vnni.cpp, after quant_kernels_x86.h (whose block types
-// and FinishDot it uses).
+// engine/quant_tiles_avx512.h — prefill multiplies on 512-bit registers: for
+// the 32-weight block types four weight rows meet four activation rows per
+// load, two blocks side by side in each register; for Q4_K and Q6_K one
+// weight row meets eight activation rows, two sub-blocks side by side.
+// Included only by quant_kernels_avx512vnni.cpp, after quant_kernels_x86.h
+// (whose block types, unpacking and finishing it uses).
 //
 // Every result is bit for bit the one-row kernel's (DotBlocks): that kernel
 // keeps even blocks in one 8-lane accumulator and odd blocks in another; here
@@ -26,10 +27,10 @@ namespace {
 inline constexpr int kTileWeightRows = 4, kTileActivationRows = 4;
 
 inline __m512i SideBySide(__m256i low, __m256i high) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+  return _mm512_maskz_inserti64x4(0xff, _mm512_castsi256_si512(low), high, 1);
 }
 inline __m512 SideBySide(__m256 low, __m256 high) {
-  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(low)), _mm256_castps_pd(high), 1));
+  return _mm512_castpd_ps(_mm512_maskz_insertf64x4(0xff, _mm512_castpd256_pd512(_mm256_castps_pd(low)), _mm256_castps_pd(high), 1));
 }
 
 // A block's 32 weights as the unsigned operand of the byte dot. Unsigned
@@ -159,6 +160,122 @@ void MultiplyBlocks(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows
   }
 }
 
+// The super-block types: two 32-weight sub-blocks side by side meet 64
+// activations per load, for eight activation rows at a time. Integer lane
+// sums are exact in any order, so the low half (the one-row kernel's first
+// chain of sub-blocks) and the high half (its second) hand AddWithMins or
+// AddWithGroupOffsets the very sums that kernel computes, and the results are
+// its bit for bit.
+inline constexpr int kWideRows = 8;
+
+inline __m256i LowHalf(__m512i v) { return _mm512_castsi512_si256(v); }
+inline __m256i HighHalf(__m512i v) { return _mm512_maskz_extracti64x4_epi64(0xf, v, 1); }
+
+// From 16-bit scales s0..s7 in every 128-bit lane: scale `low` in every lane
+// of the low 256 bits, scale `high` in the high 256.
+inline __m512i SideBySideScales(__m512i scales, int low, int high) {
+  const auto pick = [](int m) { return _mm256_set1_epi16(static_cast<int16_t>((2 * m) | ((2 * m + 1) << 8))); };
+  return _mm512_shuffle_epi8(scales, SideBySide(pick(low), pick(high)));
+}
+
+template <int kRows>
+inline void SplitHalves(const __m512i sums[kRows], __m256i halves[2][kRows]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) {
+    halves[0][i] = LowHalf(sums[i]);
+    halves[1][i] = HighHalf(sums[i]);
+  }
+}
+
+// Q4_K: the low nibbles of qs[32c..32c+31] (sub-block 2c) in the low half,
+// their high nibbles (sub-block 2c + 1) in the high half.
+template <int kRows>
+void DotRowsQ4_KWide(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  const __m512i nibble_shifts = SideBySide(_mm256_setzero_si256(), _mm256_set1_epi16(4));
+  __m256 acc[kRows];
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < count; ++s, w += kQ4_KBytes) {
+    uint64_t scale_bytes, min_bytes;
+    Q4_KScalesAndMins(w, &scale_bytes, &min_bytes);
+    const __m512i scales =
+        _mm512_broadcast_i32x4(_mm_cvtepi8_epi16(_mm_set1_epi64x(static_cast<int64_t>(scale_bytes))));
+    __m512i sums[kRows];
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) sums[i] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m512i bytes = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * c)));
+      const __m512i q = _mm512_and_si512(_mm512_srlv_epi16(bytes, nibble_shifts), _mm512_set1_epi8(0x0f));
+      const __m512i scale = SideBySideScales(scales, 2 * c, 2 * c + 1);
+#pragma GCC unroll 8
+      for (int i = 0; i < kRows; ++i) {
+        const __m512i activations = _mm512_loadu_si512(a[i * stride + s].q + 64 * c);
+        sums[i] = _mm512_dpwssd_epi32(sums[i], _mm512_maddubs_epi16(q, activations), scale);
+      }
+    }
+    __m256i halves[2][kRows];
+    SplitHalves<kRows>(sums, halves);
+    AddWithMins<kRows>(acc, halves, Q4_KGroupMins(min_bytes), HalfToFloat(w), HalfToFloat(w + 2), a + s, stride);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
+}
+
+// Q6_K: quarters j and j + 1 of half k side by side.
+template <int kRows>
+void DotRowsQ6_KWide(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  __m256 acc[kRows];
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t s = 0; s < count; ++s, w += kQ6_KBytes) {
+    const __m128i scale_bytes = Q6_KScales(w);
+    const __m512i paired = _mm512_broadcast_i64x4(PairedGroupScales(scale_bytes));
+    __m512i sums[kRows];
+#pragma GCC unroll 8
+    for (int i = 0; i < kRows; ++i) sums[i] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int k = 0; k < 2; ++k) {
+#pragma GCC unroll 2
+      for (int j = 0; j < 4; j += 2) {
+        const __m512i q = SideBySide(Q6_KWeights(w, k, j), Q6_KWeights(w, k, j + 1));
+        const __m512i scale = SideBySideScales(paired, 4 * k + j, 4 * k + j + 1);
+#pragma GCC unroll 8
+        for (int i = 0; i < kRows; ++i) {
+          const __m512i activations = _mm512_loadu_si512(a[i * stride + s].q + 128 * k + 32 * j);
+          sums[i] = _mm512_dpwssd_epi32(sums[i], _mm512_maddubs_epi16(q, activations), scale);
+        }
+      }
+    }
+    __m256i halves[2][kRows];
+    SplitHalves<kRows>(sums, halves);
+    AddWithGroupOffsets<kRows, 5>(acc, halves, scale_bytes, HalfToFloat(w + kQ6_KScaleAt), a + s, stride);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
+}
+
+// MultiplySuperFn from a type's eight-row wide kernel and its four- and
+// one-row kernels for the rows left over.
+using SuperRowsFn = void (*)(const uint8_t*, const SuperActivationBlock*, int64_t, int64_t, float*);
+template <SuperRowsFn kWide, SuperRowsFn kFour, SuperRowsFn kOne>
+void MultiplySuperBlocks(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows, const SuperActivationBlock* a,
+                         int64_t rows, int64_t count, float* y, int64_t y_stride) {
+  int64_t r = 0;
+  const auto rows_at_a_time = [&](SuperRowsFn kernel, int n) {
+    for (; r + n <= rows; r += n) {
+      for (int64_t o = 0; o < out_rows; ++o) {
+        float out[kWideRows];
+        kernel(weights + static_cast<uint64_t>(o) * row_bytes, a + r * count, count, count, out);
+        for (int i = 0; i < n; ++i) y[(r + i) * y_stride + o] = out[i];
+      }
+    }
+  };
+  rows_at_a_time(kWide, kWideRows);
+  rows_at_a_time(kFour, 4);
+  rows_at_a_time(kOne, 1);
+}
+
 // The AVX-512 set's tiled multiplies.
 void AddAvx512Tiles(KernelSet& set) {
   set.multiply[static_cast<size_t>(GgmlType::kQ8_0)] = MultiplyBlocks<Q8_0Block>;
@@ -167,6 +284,10 @@ void AddAvx512Tiles(KernelSet& set) {
   set.multiply[static_cast<size_t>(GgmlType::kQ5_0)] = MultiplyBlocks<Q5_0Block>;
   set.multiply[static_cast<size_t>(GgmlType::kQ5_1)] = MultiplyBlocks<Q5_1Block>;
   set.multiply[static_cast<size_t>(GgmlType::kIQ4_NL)] = MultiplyBlocks<Iq4_NLBlock>;
+  set.super_multiply[static_cast<size_t>(GgmlType::kQ4_K)] =
+      MultiplySuperBlocks<DotRowsQ4_KWide<kWideRows>, DotRowsQ4_K<4>, DotRowsQ4_K<1>>;
+  set.super_multiply[static_cast<size_t>(GgmlType::kQ6_K)] =
+      MultiplySuperBlocks<DotRowsQ6_KWide<kWideRows>, DotRowsQ6_K<4>, DotRowsQ6_K<1>>;
 }
 
 }  // namespace

@@ -190,6 +190,38 @@ TEST(QuantKernels, TiledMultiplyGivesExactlyTheSingleRowDots) {
   }
 }
 
+TEST(QuantKernels, SuperBlockMultiplyGivesExactlyTheSingleRowDots) {
+  int checked = 0;
+  for (GgmlType type : {GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
+                        GgmlType::kIQ4_XS}) {
+    for (int64_t n : {256, 768, 2048 + 256}) {
+      const int64_t out_rows = 3;
+      const std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(out_rows * n, 31 + static_cast<uint32_t>(n)));
+      const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(n));
+      for (int64_t rows : {4, 8, 13, 21}) {  // eight at a time, then four, then one
+        const std::vector<float> x = RandomFloats(rows * n, 37 + static_cast<uint32_t>(rows), 2.0f);
+        const KernelRows a(ScalarKernels(), type, x.data(), rows, n);
+        for (const KernelSet* set : Available()) {
+          if (set->SuperMultiply(type) == nullptr) continue;
+          ++checked;
+          std::vector<float> y(static_cast<size_t>(rows * out_rows), NAN);
+          set->SuperMultiply(type)(w.data(), row_bytes, out_rows, a.super_blocks().data(), rows,
+                                   n / static_cast<int64_t>(kSuperBlock), y.data(), out_rows);
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t o = 0; o < out_rows; ++o) {
+              ASSERT_EQ(y[r * out_rows + o], a.Dot(*set, type, w.data() + o * row_bytes, r))
+                  << set->name << " " << TraitsOf(type).name << " n=" << n << " row " << r << " weight row " << o;
+            }
+          }
+        }
+      }
+    }
+  }
+  if (Avx512VnniKernels() != nullptr) {
+    EXPECT_GE(checked, 2 * 3 * 4) << "Q4_K and Q6_K at least";
+  }
+}
+
 TEST(QuantKernels, AWeightOfMinus128IsHandled) {
   // GGUF files from other quantizers may hold -128 in a Q8_0 block.
   std::vector<uint8_t> w(34, 0);
