@@ -45,7 +45,6 @@ int Gpt2CodePointToByte(uint32_t cp) {
 absl::StatusOr<std::unique_ptr<Tokenizer>> BpeTokenizer::Create(Vocab vocab) {
   EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<PreTokenizer> pre, PreTokenizer::ForName(vocab.pre));
   std::unique_ptr<BpeTokenizer> t(new BpeTokenizer(std::move(vocab), std::move(pre)));
-  t->merge_ranks_.reserve(t->vocab_.merges.size());
   for (size_t i = 0; i < t->vocab_.merges.size(); ++i) {
     const std::string& m = t->vocab_.merges[i];
     const size_t space = m.find(' ', 1);
@@ -53,14 +52,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> BpeTokenizer::Create(Vocab vocab) {
       return absl::InvalidArgumentError(edgellm::StrCat("tokenizer.ggml.merges: merge ", i, " '", m,
                                                      "' is not 'left right'"));
     }
-    t->merge_ranks_.emplace(m, static_cast<int>(i));
   }
+  t->merge_ranks_ = TextIndex(&t->vocab_.merges);
   return std::unique_ptr<Tokenizer>(std::move(t));
 }
 
 int BpeTokenizer::MergeRank(std::string_view left, std::string_view right) const {
-  auto it = merge_ranks_.find(edgellm::StrCat(left, " ", right));
-  return it == merge_ranks_.end() ? -1 : it->second;
+  return merge_ranks_.Find(edgellm::StrCat(left, " ", right));
 }
 
 // Byte-level BPE adds no space prefix, whatever the file says (as llama.cpp).

@@ -12,7 +12,6 @@
 #include <array>
 #include <memory>
 #include <string>
-#include <unordered_map>
 
 #include "daemon/engine/bpe_pretokenizer.h"
 #include "daemon/engine/tokenizer.h"
@@ -41,7 +40,7 @@ class BpeTokenizer final : public Tokenizer {
   int MergeRank(std::string_view left, std::string_view right) const;
 
   std::unique_ptr<PreTokenizer> pre_;
-  std::unordered_map<std::string, int> merge_ranks_;  // "left right" -> rank
+  TextIndex merge_ranks_;  // "left right" -> rank
 };
 
 }  // namespace edgellm::engine

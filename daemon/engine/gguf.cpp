@@ -56,13 +56,30 @@ GgufValue GgufValue::String(std::string v) {
   return out;
 }
 
-GgufValue GgufValue::StringArray(std::vector<std::string> v) {
+GgufValue GgufValue::StringArray(const std::vector<std::string>& v) {
+  std::string concatenated;
+  std::vector<uint64_t> ends;
+  ends.reserve(v.size());
+  for (const std::string& s : v) {
+    concatenated += s;
+    ends.push_back(concatenated.size());
+  }
+  return StringArray(std::move(concatenated), std::move(ends));
+}
+
+GgufValue GgufValue::StringArray(std::string concatenated, std::vector<uint64_t> ends) {
   GgufValue out;
   out.type_ = GgufType::kArray;
   out.elem_type_ = GgufType::kString;
-  out.count_ = v.size();
-  out.strings_ = std::move(v);
+  out.count_ = ends.size();
+  out.string_bytes_ = std::move(concatenated);
+  out.string_ends_ = std::move(ends);
   return out;
+}
+
+std::string_view GgufValue::StringAt(uint64_t i) const {
+  const uint64_t begin = i == 0 ? 0 : string_ends_[i - 1];
+  return std::string_view(string_bytes_).substr(begin, string_ends_[i] - begin);
 }
 
 GgufValue GgufValue::FromRaw(GgufType type, absl::Span<const uint8_t> raw) {
@@ -161,7 +178,10 @@ absl::StatusOr<std::vector<std::string>> GgufValue::AsStringArray() const {
     return absl::InvalidArgumentError(edgellm::StrCat("expected an array of strings, found ",
                                                    GgufTypeName(type_)));
   }
-  return strings_;
+  std::vector<std::string> strings;
+  strings.reserve(string_ends_.size());
+  for (uint64_t i = 0; i < string_ends_.size(); ++i) strings.emplace_back(StringAt(i));
+  return strings;
 }
 
 absl::StatusOr<std::vector<float>> GgufValue::AsFloatArray() const {

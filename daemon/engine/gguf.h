@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -53,7 +54,9 @@ class GgufValue {
   static GgufValue Float32(float v) { return Scalar(GgufType::kFloat32, v); }
   static GgufValue Bool(bool v) { return Scalar(GgufType::kBool, static_cast<uint8_t>(v)); }
   static GgufValue String(std::string v);
-  static GgufValue StringArray(std::vector<std::string> v);
+  static GgufValue StringArray(const std::vector<std::string>& v);
+  // A string array from its elements end to end and the offset where each ends.
+  static GgufValue StringArray(std::string concatenated, std::vector<uint64_t> ends);
   static GgufValue Float32Array(absl::Span<const float> v) { return NumberArray(GgufType::kFloat32, v); }
   static GgufValue Int32Array(absl::Span<const int32_t> v) { return NumberArray(GgufType::kInt32, v); }
 
@@ -81,7 +84,8 @@ class GgufValue {
   // For the writer: the raw bytes of a scalar or of a fixed-size-element array.
   const std::vector<uint8_t>& raw() const { return raw_; }
   const std::string& string_value() const { return string_; }
-  const std::vector<std::string>& strings() const { return strings_; }
+  // Element i of a string array, i < array_size().
+  std::string_view StringAt(uint64_t i) const;
   const std::vector<GgufValue>& items() const { return items_; }
 
  private:
@@ -109,7 +113,10 @@ class GgufValue {
   uint64_t count_ = 0;
   std::vector<uint8_t> raw_;
   std::string string_;
-  std::vector<std::string> strings_;
+  // A string array's elements end to end, and where each ends: one
+  // allocation for a vocabulary rather than one per token.
+  std::string string_bytes_;
+  std::vector<uint64_t> string_ends_;
   std::vector<GgufValue> items_;
 };
 

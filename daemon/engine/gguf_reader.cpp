@@ -96,11 +96,15 @@ absl::StatusOr<GgufValue> ReadArray(Cursor& in, std::string_view key, int depth)
     return GgufValue::RawArray(elem, count, std::vector<uint8_t>(raw.begin(), raw.end()));
   }
   if (elem == GgufType::kString) {
-    std::vector<std::string> strings(count);
-    for (std::string& s : strings) {
-      EDGELLM_RETURN_IF_ERROR(in.ReadString(&s, "array string", in.left()));
+    std::string concatenated, element;
+    std::vector<uint64_t> ends;
+    ends.reserve(count);
+    for (uint64_t i = 0; i < count; ++i) {
+      EDGELLM_RETURN_IF_ERROR(in.ReadString(&element, "array string", in.left()));
+      concatenated += element;
+      ends.push_back(concatenated.size());
     }
-    return GgufValue::StringArray(std::move(strings));
+    return GgufValue::StringArray(std::move(concatenated), std::move(ends));
   }
   std::vector<GgufValue> items;
   items.reserve(count);

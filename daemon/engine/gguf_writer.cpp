@@ -38,7 +38,7 @@ class HeaderBuilder {
     Put<uint32_t>(static_cast<uint32_t>(v.elem_type()));
     Put<uint64_t>(v.array_size());
     if (v.elem_type() == GgufType::kString) {
-      for (const std::string& s : v.strings()) PutString(s);
+      for (uint64_t i = 0; i < v.array_size(); ++i) PutString(v.StringAt(i));
     } else if (v.elem_type() == GgufType::kArray) {
       for (const GgufValue& item : v.items()) PutArray(item);
     } else {

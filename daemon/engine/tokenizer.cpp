@@ -84,6 +84,9 @@ absl::StatusOr<Vocab> Vocab::FromGguf(const GgufReader& gguf) {
   }
   if (const GgufValue* merges = gguf.Find("tokenizer.ggml.merges"); merges != nullptr) {
     EDGELLM_ASSIGN_OR_RETURN(v.merges, merges->AsStringArray());
+    if (v.merges.size() > (1u << 24)) {
+      return VocabError("tokenizer.ggml.merges", edgellm::StrCat("bad size ", v.merges.size()));
+    }
   }
   if (v.model == "gpt2" && v.merges.empty()) {
     return VocabError("tokenizer.ggml.merges", "missing (a gpt2 tokenizer needs its merges)");
@@ -145,9 +148,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(Vocab vocab) {
 }
 
 Tokenizer::Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {
-  token_ids_.reserve(vocab_.tokens.size());
   for (size_t i = 0; i < vocab_.tokens.size(); ++i) {
-    token_ids_.emplace(vocab_.tokens[i], static_cast<TokenId>(i));  // first id wins on duplicates
     const TokenKind k = vocab_.kinds[i];
     if ((k == TokenKind::kControl || k == TokenKind::kUserDefined || k == TokenKind::kUnknown) &&
         !vocab_.tokens[i].empty()) {
@@ -160,8 +161,7 @@ Tokenizer::Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {
 }
 
 TokenId Tokenizer::Lookup(std::string_view text) const {
-  auto it = token_ids_.find(text);
-  return it == token_ids_.end() ? -1 : it->second;
+  return token_ids_.Find(text);
 }
 
 bool Tokenizer::IsEndOfGeneration(TokenId id) const {

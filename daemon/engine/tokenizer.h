@@ -15,11 +15,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "daemon/engine/text_index.h"
 
 namespace edgellm::engine {
 
@@ -102,14 +102,8 @@ class Tokenizer {
   // Piece of a normal or user-defined token.
   virtual std::string NormalPiece(TokenId id) const = 0;
 
-  // Hashes std::string and std::string_view alike, so lookups by view allocate nothing.
-  struct TextHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
-  };
-
   Vocab vocab_;
-  std::unordered_map<std::string, TokenId, TextHash, std::equal_to<>> token_ids_;
+  TextIndex token_ids_{&vocab_.tokens};
   std::vector<TokenId> special_ids_;  // longest text first
 };
 
