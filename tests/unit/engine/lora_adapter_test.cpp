@@ -323,6 +323,30 @@ TEST(LoraAdapter, AFusedModuleThatSeparateAdaptersCannotHoldIsRefused) {
             std::string::npos);
 }
 
+TEST(LoraAdapter, AHostileRankOrAlphaPatternIsRefusedWithTheModuleName) {
+  const LlamaConfig model = Phi3Model();
+  LoraConfig config = AllTargets();
+  config.targets = {LoraTarget::kQ, LoraTarget::kV};
+  auto adapter = LoraAdapter::Create(config, model);
+  ASSERT_TRUE(adapter.ok());
+  const std::filesystem::path dir = TestDir();
+  ASSERT_TRUE(adapter->Save(dir.string(), "m").ok());
+  std::ifstream config_file(dir / "adapter_config.json");
+  const nlohmann::json saved = nlohmann::json::parse(config_file);
+  ASSERT_TRUE(LoraAdapter::Load(dir.string(), model).ok());
+  // Values no converter may turn into an integer, ranks no matrix has, and a scale no sane alpha gives.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"rank_pattern", 1e300}, {"rank_pattern", -8}, {"rank_pattern", 0}, {"rank_pattern", 8.5},
+           {"rank_pattern", "8"}, {"alpha_pattern", 1e308}, {"alpha_pattern", -16}, {"alpha_pattern", nullptr}}) {
+    nlohmann::json hostile = saved;
+    hostile[key]["qkv_proj"] = value;
+    WriteText(dir / "adapter_config.json", hostile.dump());
+    const absl::Status status = LoraAdapter::Load(dir.string(), model).status();
+    EXPECT_FALSE(status.ok()) << key << " " << value.dump();
+    EXPECT_NE(status.message().find("qkv_proj"), std::string::npos) << key << " " << value.dump() << ": " << status;
+  }
+}
+
 TEST(LoraAdapter, ADirectoryThatDoesNotFitIsRefusedWithItsReason) {
   const std::filesystem::path dir = TestDir();
   auto adapter = LoraAdapter::Create(AllTargets(), SmallModel());
