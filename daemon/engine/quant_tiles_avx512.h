@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 
 #include "daemon/engine/quant_kernels.h"
@@ -49,6 +50,43 @@ inline __m256i UnsignedWeights(const uint8_t* w) {
   }
 }
 
+// The nibbles of 16 bytes at `first` and of 16 at `second` as 64 unsigned
+// bytes, each block's weights 0-15 (low nibbles) then 16-31 (high), as
+// UnpackNibbles lays out one block.
+inline __m512i NibblesSideBySide(const uint8_t* first, const uint8_t* second) {
+  const auto both_halves = [](const uint8_t* p) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  };
+  return _mm512_and_si512(_mm512_srlv_epi64(SideBySide(both_halves(first), both_halves(second)),
+                                            _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)),
+                          _mm512_set1_epi8(0x0f));
+}
+
+// Blocks `first` and `second`'s weights as the byte dot's unsigned operand,
+// side by side: unpacked 64 at a time where the type allows (the five-bit
+// types take their fifth bits from a 64-bit mask), else a block at a time.
+template <typename Block>
+inline __m512i UnsignedWeightPair(const uint8_t* first, const uint8_t* second) {
+  if constexpr (std::is_same_v<Block, Q4_0Block> || std::is_same_v<Block, Q4_1Block>) {
+    constexpr int kQs = std::is_same_v<Block, Q4_0Block> ? 2 : 4;
+    return NibblesSideBySide(first + kQs, second + kQs);
+  } else if constexpr (std::is_same_v<Block, Q5_0Block> || std::is_same_v<Block, Q5_1Block>) {
+    constexpr int kQh = std::is_same_v<Block, Q5_0Block> ? 2 : 4, kQs = kQh + 4;
+    uint32_t first_high, second_high;
+    std::memcpy(&first_high, first + kQh, sizeof(first_high));
+    std::memcpy(&second_high, second + kQh, sizeof(second_high));
+    const __m512i low = NibblesSideBySide(first + kQs, second + kQs);
+    const __mmask64 fifth_bits = static_cast<__mmask64>(first_high) | (static_cast<__mmask64>(second_high) << 32);
+    return _mm512_mask_add_epi8(low, fifth_bits, low, _mm512_set1_epi8(0x10));
+  } else if constexpr (std::is_same_v<Block, Iq4_NLBlock>) {
+    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+    return _mm512_xor_si512(_mm512_shuffle_epi8(table, NibblesSideBySide(first + 2, second + 2)),
+                            _mm512_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    return SideBySide(UnsignedWeights<Block>(first), UnsignedWeights<Block>(second));
+  }
+}
+
 inline __m512i NegatedOffsetSums(__m512i activations) {
   return _mm512_sub_epi32(_mm512_setzero_si512(),
                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(static_cast<char>(0x80)),
@@ -57,11 +95,9 @@ inline __m512i NegatedOffsetSums(__m512i activations) {
 
 // kW weight rows against kA activation rows over `blocks` blocks, into
 // out[j][i] (activation row j, weight row i).
-template <typename Block>
-void DotTile(const uint8_t* const w[kTileWeightRows], const ActivationBlock* const a[kTileActivationRows],
-             int64_t blocks, float out[kTileActivationRows][kTileWeightRows]) {
-  constexpr int kW = kTileWeightRows, kA = kTileActivationRows;
-  static_assert(kA == 4, "the offset sums keep four rows' even and odd chains in eight lanes");
+template <typename Block, int kW, int kA>
+void DotTile(const uint8_t* const w[kW], const ActivationBlock* const a[kA], int64_t blocks, float out[][kW]) {
+  static_assert(kA <= 4, "the offset sums keep four rows' even and odd chains in eight lanes");
   __m512 acc[kA][kW];
 #pragma GCC unroll 4
   for (int j = 0; j < kA; ++j) {
@@ -83,10 +119,11 @@ void DotTile(const uint8_t* const w[kTileWeightRows], const ActivationBlock* con
     for (int i = 0; i < kW; ++i) {
       const uint8_t* first = w[i] + b * Block::kBytes;
       const uint8_t* second = first + Block::kBytes;
+      PrefetchWeights(first);
       const __m128 first_scale = LoadHalf(first);
       const __m128 second_scale = pair ? LoadHalf(second) : _mm_setzero_ps();
-      weights[i] = SideBySide(UnsignedWeights<Block>(first),
-                              pair ? UnsignedWeights<Block>(second) : _mm256_setzero_si256());
+      weights[i] = pair ? UnsignedWeightPair<Block>(first, second)
+                        : SideBySide(UnsignedWeights<Block>(first), _mm256_setzero_si256());
       weight_scales[i] = SideBySide(_mm256_broadcastss_ps(first_scale), _mm256_broadcastss_ps(second_scale));
       if constexpr (kHasOffset<Block>) {
         const __m128 first_offset = _mm_broadcastss_ps(OffsetWeight<Block>(first, first_scale));
@@ -111,10 +148,11 @@ void DotTile(const uint8_t* const w[kTileWeightRows], const ActivationBlock* con
       }
     }
     if constexpr (kHasOffset<Block>) {
-      const __m256 activation_sums =
-          _mm256_setr_ps(a[0][b].sum_d, a[1][b].sum_d, a[2][b].sum_d, a[3][b].sum_d, pair ? a[0][b + 1].sum_d : 0.0f,
-                         pair ? a[1][b + 1].sum_d : 0.0f, pair ? a[2][b + 1].sum_d : 0.0f,
-                         pair ? a[3][b + 1].sum_d : 0.0f);
+      const auto sum_at = [&](int j, int64_t block) { return j < kA ? a[j][block].sum_d : 0.0f; };
+      const auto second_sum_at = [&](int j) { return pair ? sum_at(j, b + 1) : 0.0f; };
+      const __m256 activation_sums = _mm256_setr_ps(sum_at(0, b), sum_at(1, b), sum_at(2, b), sum_at(3, b),
+                                                    second_sum_at(0), second_sum_at(1), second_sum_at(2),
+                                                    second_sum_at(3));
 #pragma GCC unroll 4
       for (int i = 0; i < kW; ++i) offset_sums[i] = _mm256_fmadd_ps(offset_weights[i], activation_sums, offset_sums[i]);
     }
@@ -152,12 +190,28 @@ void MultiplyBlocks(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows
         tile_w[i] = weights + static_cast<uint64_t>(std::min<int64_t>(o + i, out_rows - 1)) * row_bytes;
       }
       float out[kTileActivationRows][kTileWeightRows];
-      DotTile<Block>(tile_w, tile_a, blocks, out);
+      DotTile<Block, kTileWeightRows, kTileActivationRows>(tile_w, tile_a, blocks, out);
       for (int j = 0; j < kTileActivationRows && r + j < rows; ++j) {
         for (int i = 0; i < kTileWeightRows && o + i < out_rows; ++i) y[(r + j) * y_stride + o + i] = out[j][i];
       }
     }
   }
+}
+
+// One weight row against one activation row, or four: the set's one-row
+// and four-row kernels, two blocks per register.
+template <typename Block>
+float DotWideOne(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float out[1][1];
+  DotTile<Block, 1, 1>(&w, &a, blocks, out);
+  return out[0][0];
+}
+template <typename Block>
+void DotWideFour(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  const ActivationBlock* const rows[4] = {a, a + stride, a + 2 * stride, a + 3 * stride};
+  float four[4][1];
+  DotTile<Block, 1, 4>(&w, rows, blocks, four);
+  for (int j = 0; j < 4; ++j) out[j] = four[j][0];
 }
 
 // The super-block types: two 32-weight sub-blocks side by side meet 64
@@ -196,6 +250,7 @@ void DotRowsQ4_KWide(const uint8_t* w, const SuperActivationBlock* a, int64_t st
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t s = 0; s < count; ++s, w += kQ4_KBytes) {
+    for (size_t line = 0; line < kQ4_KBytes; line += 64) PrefetchWeights(w + line);
     uint64_t scale_bytes, min_bytes;
     Q4_KScalesAndMins(w, &scale_bytes, &min_bytes);
     const __m512i scales =
@@ -229,6 +284,7 @@ void DotRowsQ6_KWide(const uint8_t* w, const SuperActivationBlock* a, int64_t st
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t s = 0; s < count; ++s, w += kQ6_KBytes) {
+    for (size_t line = 0; line < kQ6_KBytes; line += 64) PrefetchWeights(w + line);
     const __m128i scale_bytes = Q6_KScales(w);
     const __m512i paired = _mm512_broadcast_i64x4(PairedGroupScales(scale_bytes));
     __m512i sums[kRows];
@@ -278,16 +334,24 @@ void MultiplySuperBlocks(const uint8_t* weights, uint64_t row_bytes, int64_t out
 
 // The AVX-512 set's tiled multiplies.
 void AddAvx512Tiles(KernelSet& set) {
+  set.Set(GgmlType::kQ8_0, DotWideOne<Q8_0Block>, DotWideFour<Q8_0Block>);
+  set.Set(GgmlType::kQ4_0, DotWideOne<Q4_0Block>, DotWideFour<Q4_0Block>);
+  set.Set(GgmlType::kQ4_1, DotWideOne<Q4_1Block>, DotWideFour<Q4_1Block>);
+  set.Set(GgmlType::kQ5_0, DotWideOne<Q5_0Block>, DotWideFour<Q5_0Block>);
+  set.Set(GgmlType::kQ5_1, DotWideOne<Q5_1Block>, DotWideFour<Q5_1Block>);
+  set.Set(GgmlType::kIQ4_NL, DotWideOne<Iq4_NLBlock>, DotWideFour<Iq4_NLBlock>);
   set.multiply[static_cast<size_t>(GgmlType::kQ8_0)] = MultiplyBlocks<Q8_0Block>;
   set.multiply[static_cast<size_t>(GgmlType::kQ4_0)] = MultiplyBlocks<Q4_0Block>;
   set.multiply[static_cast<size_t>(GgmlType::kQ4_1)] = MultiplyBlocks<Q4_1Block>;
   set.multiply[static_cast<size_t>(GgmlType::kQ5_0)] = MultiplyBlocks<Q5_0Block>;
   set.multiply[static_cast<size_t>(GgmlType::kQ5_1)] = MultiplyBlocks<Q5_1Block>;
   set.multiply[static_cast<size_t>(GgmlType::kIQ4_NL)] = MultiplyBlocks<Iq4_NLBlock>;
+  set.Set(GgmlType::kQ4_K, SuperBlockDotOne<DotRowsQ4_KWide<1>>, SuperBlockDotFour<DotRowsQ4_KWide<4>>);
+  set.Set(GgmlType::kQ6_K, SuperBlockDotOne<DotRowsQ6_KWide<1>>, SuperBlockDotFour<DotRowsQ6_KWide<4>>);
   set.super_multiply[static_cast<size_t>(GgmlType::kQ4_K)] =
-      MultiplySuperBlocks<DotRowsQ4_KWide<kWideRows>, DotRowsQ4_K<4>, DotRowsQ4_K<1>>;
+      MultiplySuperBlocks<DotRowsQ4_KWide<kWideRows>, DotRowsQ4_KWide<4>, DotRowsQ4_KWide<1>>;
   set.super_multiply[static_cast<size_t>(GgmlType::kQ6_K)] =
-      MultiplySuperBlocks<DotRowsQ6_KWide<kWideRows>, DotRowsQ6_K<4>, DotRowsQ6_K<1>>;
+      MultiplySuperBlocks<DotRowsQ6_KWide<kWideRows>, DotRowsQ6_KWide<4>, DotRowsQ6_KWide<1>>;
 }
 
 }  // namespace

@@ -52,7 +52,10 @@ std::vector<std::vector<TokenId>> ReadExpected(const std::string& path) {
 
 std::string Show(const std::vector<TokenId>& ids) {
   std::string s;
-  for (TokenId id : ids) s += " " + std::to_string(id);
+  for (TokenId id : ids) {
+    s += ' ';
+    s += std::to_string(id);
+  }
   return s;
 }
 

@@ -289,14 +289,19 @@ TEST(LoraAdapter, AFusedModuleTrainedByPeftGivesEachProjectionItsRows) {
 
 // A fused module saved with stacked A's must have a block-diagonal B: a value
 // outside a projection's own block cannot be held by separate adapters.
-TEST(LoraAdapter, AFusedModuleThatSeparateAdaptersCannotHoldIsRefused) {
-  const LlamaConfig model = Phi3Model();
+// Saves a Phi-3 adapter on q_proj and v_proj (parts of one fused qkv_proj) in `dir`.
+void SavePhi3QvAdapter(const std::filesystem::path& dir) {
   LoraConfig config = AllTargets();
   config.targets = {LoraTarget::kQ, LoraTarget::kV};
-  auto adapter = LoraAdapter::Create(config, model);
+  auto adapter = LoraAdapter::Create(config, Phi3Model());
   ASSERT_TRUE(adapter.ok());
+  ASSERT_TRUE(adapter->Save(dir.string(), "m").ok());
+}
+
+TEST(LoraAdapter, AFusedModuleThatSeparateAdaptersCannotHoldIsRefused) {
+  const LlamaConfig model = Phi3Model();
   const std::filesystem::path dir = TestDir();
-  ASSERT_TRUE(adapter->Save((dir / "good").string(), "m").ok());
+  SavePhi3QvAdapter(dir / "good");
   auto raw = SafetensorsReader::Open((dir / "good" / "adapter_model.safetensors").string());
   ASSERT_TRUE(raw.ok());
   std::vector<std::vector<float>> storage;
@@ -325,12 +330,8 @@ TEST(LoraAdapter, AFusedModuleThatSeparateAdaptersCannotHoldIsRefused) {
 
 TEST(LoraAdapter, AHostileRankOrAlphaPatternIsRefusedWithTheModuleName) {
   const LlamaConfig model = Phi3Model();
-  LoraConfig config = AllTargets();
-  config.targets = {LoraTarget::kQ, LoraTarget::kV};
-  auto adapter = LoraAdapter::Create(config, model);
-  ASSERT_TRUE(adapter.ok());
   const std::filesystem::path dir = TestDir();
-  ASSERT_TRUE(adapter->Save(dir.string(), "m").ok());
+  SavePhi3QvAdapter(dir);
   std::ifstream config_file(dir / "adapter_config.json");
   const nlohmann::json saved = nlohmann::json::parse(config_file);
   ASSERT_TRUE(LoraAdapter::Load(dir.string(), model).ok());
