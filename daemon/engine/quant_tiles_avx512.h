@@ -1,7 +1,7 @@
 // engine/quant_tiles_avx512.h — prefill multiplies on 512-bit registers: for
 // the 32-weight block types four weight rows meet four activation rows per
-// load, two blocks side by side in each register; for Q4_K and Q6_K one
-// weight row meets eight activation rows, two sub-blocks side by side.
+// load, two blocks side by side in each register; for Q4_K, Q5_K and Q6_K
+// one weight row meets eight activation rows, two sub-blocks side by side.
 // Included only by quant_kernels_avx512vnni.cpp, after quant_kernels_x86.h
 // (whose block types, unpacking and finishing it uses).
 //
@@ -241,16 +241,16 @@ inline void SplitHalves(const __m512i sums[kRows], __m256i halves[2][kRows]) {
   }
 }
 
-// Q4_K: the low nibbles of qs[32c..32c+31] (sub-block 2c) in the low half,
-// their high nibbles (sub-block 2c + 1) in the high half.
-template <int kRows>
-void DotRowsQ4_KWide(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
-  const __m512i nibble_shifts = SideBySide(_mm256_setzero_si256(), _mm256_set1_epi16(4));
+// Q4_K and Q5_K: `unpack(w, c)` gives sub-block 2c's weights in the low
+// half and 2c + 1's in the high half, unsigned; the mins meet the group sums.
+template <int kRows, size_t kBytes, typename Unpack>
+void DotRowsWithMinsWide(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out,
+                         Unpack unpack) {
   __m256 acc[kRows];
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t s = 0; s < count; ++s, w += kQ4_KBytes) {
-    for (size_t line = 0; line < kQ4_KBytes; line += 64) PrefetchWeights(w + line);
+  for (int64_t s = 0; s < count; ++s, w += kBytes) {
+    for (size_t line = 0; line < kBytes; line += 64) PrefetchWeights(w + line);
     uint64_t scale_bytes, min_bytes;
     Q4_KScalesAndMins(w, &scale_bytes, &min_bytes);
     const __m512i scales =
@@ -260,8 +260,7 @@ void DotRowsQ4_KWide(const uint8_t* w, const SuperActivationBlock* a, int64_t st
     for (int i = 0; i < kRows; ++i) sums[i] = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
-      const __m512i bytes = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * c)));
-      const __m512i q = _mm512_and_si512(_mm512_srlv_epi16(bytes, nibble_shifts), _mm512_set1_epi8(0x0f));
+      const __m512i q = unpack(w, c);
       const __m512i scale = SideBySideScales(scales, 2 * c, 2 * c + 1);
 #pragma GCC unroll 8
       for (int i = 0; i < kRows; ++i) {
@@ -275,6 +274,34 @@ void DotRowsQ4_KWide(const uint8_t* w, const SuperActivationBlock* a, int64_t st
   }
 #pragma GCC unroll 8
   for (int i = 0; i < kRows; ++i) out[i] = HorizontalSum(acc[i]);
+}
+
+// 32 bytes at `p` in both halves, the low half's low nibbles and the high half's high ones.
+inline __m512i NibblesOfBoth(const uint8_t* p) {
+  const __m512i bytes = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_and_si512(_mm512_srlv_epi16(bytes, SideBySide(_mm256_setzero_si256(), _mm256_set1_epi16(4))),
+                          _mm512_set1_epi8(0x0f));
+}
+
+// Q4_K: qs[32c..32c+31] (at byte 16) hold sub-block 2c in their low nibbles, 2c+1 in their high ones.
+template <int kRows>
+void DotRowsQ4_KWide(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  DotRowsWithMinsWide<kRows, kQ4_KBytes>(w, a, stride, count, out,
+                                         [](const uint8_t* block, int c) { return NibblesOfBoth(block + 16 + 32 * c); });
+}
+
+// Q5_K: Q4_K's nibbles (at byte 48) with bit j of qh[l] (at byte 16) as bit 4 of weight l of sub-block j.
+template <int kRows>
+void DotRowsQ5_KWide(const uint8_t* w, const SuperActivationBlock* a, int64_t stride, int64_t count, float* out) {
+  DotRowsWithMinsWide<kRows, kQ5_KBytes>(w, a, stride, count, out, [](const uint8_t* block, int c) {
+    const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16)));
+    // Shifting 16-bit lanes moves no bit of one byte into bit 0 of another.
+    const __m512i fifth = _mm512_and_si512(
+        _mm512_srlv_epi16(qh, SideBySide(_mm256_set1_epi16(static_cast<int16_t>(2 * c)),
+                                         _mm256_set1_epi16(static_cast<int16_t>(2 * c + 1)))),
+        _mm512_set1_epi8(1));
+    return _mm512_or_si512(NibblesOfBoth(block + 48 + 32 * c), _mm512_slli_epi16(fifth, 4));
+  });
 }
 
 // Q6_K: quarters j and j + 1 of half k side by side.
@@ -347,9 +374,12 @@ void AddAvx512Tiles(KernelSet& set) {
   set.multiply[static_cast<size_t>(GgmlType::kQ5_1)] = MultiplyBlocks<Q5_1Block>;
   set.multiply[static_cast<size_t>(GgmlType::kIQ4_NL)] = MultiplyBlocks<Iq4_NLBlock>;
   set.Set(GgmlType::kQ4_K, SuperBlockDotOne<DotRowsQ4_KWide<1>>, SuperBlockDotFour<DotRowsQ4_KWide<4>>);
+  set.Set(GgmlType::kQ5_K, SuperBlockDotOne<DotRowsQ5_KWide<1>>, SuperBlockDotFour<DotRowsQ5_KWide<4>>);
   set.Set(GgmlType::kQ6_K, SuperBlockDotOne<DotRowsQ6_KWide<1>>, SuperBlockDotFour<DotRowsQ6_KWide<4>>);
   set.super_multiply[static_cast<size_t>(GgmlType::kQ4_K)] =
       MultiplySuperBlocks<DotRowsQ4_KWide<kWideRows>, DotRowsQ4_KWide<4>, DotRowsQ4_KWide<1>>;
+  set.super_multiply[static_cast<size_t>(GgmlType::kQ5_K)] =
+      MultiplySuperBlocks<DotRowsQ5_KWide<kWideRows>, DotRowsQ5_KWide<4>, DotRowsQ5_KWide<1>>;
   set.super_multiply[static_cast<size_t>(GgmlType::kQ6_K)] =
       MultiplySuperBlocks<DotRowsQ6_KWide<kWideRows>, DotRowsQ6_KWide<4>, DotRowsQ6_KWide<1>>;
 }
