@@ -31,6 +31,8 @@ test_packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # utilities the tests and demo scripts call; a Python gRPC client tests the API
   python3 jq python3-grpcio python3-protobuf
+  # Jinja2, the reference the chat-template renderer is compared with byte for byte
+  python3-jinja2
   # systemd-analyze verifies the unit files
   systemd
   # the NEON kernels are cross-built for aarch64 (Jetson) and checked under qemu-user
