@@ -11,6 +11,7 @@ namespace {
 
 // Output beyond this is refused: a template that loops without end.
 constexpr size_t kMaxOutputBytes = 16 << 20;
+constexpr size_t kMaxListItems = 1'000'000;
 constexpr int kMaxCallDepth = 64;
 // Statements and loop turns one rendering may take: a template that would
 // loop for hours is refused instead.
@@ -319,7 +320,19 @@ class Renderer {
     return Value::NewList(std::move(picked));
   }
 
+  // Every value an expression makes passes here: a string or list that
+  // outgrows what a prompt can be (`set s = s ~ s` in a loop doubles it) is
+  // refused before the next doubling.
   absl::StatusOr<Value> Eval(const Expr& e) {
+    absl::StatusOr<Value> v = EvalUnbounded(e);
+    if (v.ok() && ((v->is_string() && v->string_value().size() > kMaxOutputBytes) ||
+                   (v->is_list() && v->list().size() > kMaxListItems))) {
+      return Error(e.line, "a value passed 16 MiB or 1,000,000 items");
+    }
+    return v;
+  }
+
+  absl::StatusOr<Value> EvalUnbounded(const Expr& e) {
     switch (e.kind) {
       case Expr::Kind::kLiteral:
         return e.literal;
@@ -449,7 +462,10 @@ class Renderer {
       }
     }
     if (op == "*" && (a.is_string() || a.is_list()) && b.kind() == Value::Kind::kInt) {
-      if (b.int_value() > 100000) return Error(e.line, "a repetition of more than 100000");
+      const size_t unit = a.is_string() ? a.string_value().size() : a.list().size();
+      if (b.int_value() > 0 && unit > 0 && static_cast<uint64_t>(b.int_value()) > kMaxOutputBytes / unit) {
+        return Error(e.line, "a repetition passed 16 MiB");
+      }
       if (a.is_string()) {
         std::string out;
         for (int64_t i = 0; i < b.int_value(); ++i) out += a.string_value();

@@ -98,6 +98,11 @@ TEST(JinjaTemplate, RunawayTemplatesStop) {
   std::string nested;
   for (int i = 0; i < 500; ++i) nested += "{% if true %}";
   EXPECT_EQ(Render(nested), "ERROR: line 1: blocks nest too deep");
+  EXPECT_EQ(Render("{% set s = 'xx' %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}{{ s | length }}"),
+            "ERROR: line 1: a value passed 16 MiB or 1,000,000 items");
+  EXPECT_EQ(Render("{% set l = [1, 2] %}{% for i in range(40) %}{% set l = l + l %}{% endfor %}"),
+            "ERROR: line 1: a value passed 16 MiB or 1,000,000 items");
+  EXPECT_EQ(Render("{{ ('x' * 1000) * 100000 }}"), "ERROR: line 1: a repetition passed 16 MiB");
   EXPECT_EQ(Render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"),
             "ERROR: line 1: the template runs too long");
   EXPECT_NE(Render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("nests too deep"), std::string::npos);
