@@ -30,7 +30,11 @@
 #include "daemon/ops/tls_files.h"
 #include "daemon/ota/ota_agent.h"
 #include "daemon/serve/serve_metrics.h"
+#include "common/read_file.h"
+#include "daemon/serve/http_server.h"
+#include "daemon/serve/inference_core.h"
 #include "daemon/serve/inference_service.h"
+#include "daemon/serve/openai_api.h"
 #include "daemon/serve/scheduler.h"
 #include "daemon/serve/smoke_test.h"
 #include "daemon/train/training_worker.h"
@@ -85,7 +89,7 @@ train::TrainCommand TrainingCommand(const ops::DaemonConfig& args) {
 // smoke-testing new ones through `scheduler`; its figures go to `registry`.
 absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig& args, const std::string& model_name,
                                                          const engine::LlamaModel& model, serve::Scheduler& scheduler,
-                                                         serve::InferenceService& service,
+                                                         serve::InferenceCore& service,
                                                          ops::MetricsRegistry& registry) {
   ota::OtaAgentConfig config;
   config.aggregator = args.federation_aggregator;
@@ -138,6 +142,40 @@ absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig&
   registry.AddCallbackGauge("edgellm_ota_fetched_bytes", "Release artifact bytes downloaded.",
                             [raw] { return static_cast<double>(raw->stats().bytes_fetched); });
   return agent;
+}
+
+// The chat template of the model, or of the config's override; nullopt when there is none.
+absl::StatusOr<std::optional<chat::ChatFormatter>> ChatTemplate(const ops::DaemonConfig& args,
+                                                                const engine::LlamaModel& model) {
+  std::string source = args.chat_template;
+  if (!args.chat_template_file.empty()) {
+    absl::StatusOr<std::string> text = ReadFileToString(args.chat_template_file, "chat_template_file");
+    if (!text.ok()) return text.status();
+    source = *std::move(text);
+  }
+  return serve::LoadChatTemplate(model, source);
+}
+
+// The OpenAI-compatible API on http_listen, with the gRPC listener's TLS files.
+absl::StatusOr<std::unique_ptr<serve::HttpServer>> StartHttpApi(const ops::DaemonConfig& args,
+                                                                serve::OpenAiApi& api) {
+  if (!IsLoopback(args.http_listen) && args.tls_cert.empty()) {
+    return absl::InvalidArgumentError("refusing to serve HTTP on " + args.http_listen +
+                                      ": beyond loopback it needs TLS (tls_cert, tls_key)");
+  }
+  serve::HttpServerConfig config;
+  config.listen = args.http_listen;
+  config.tls_cert = args.tls_cert;
+  config.tls_key = args.tls_key;
+  config.tls_client_ca = args.tls_client_ca;
+  config.max_body_bytes = static_cast<uint64_t>(args.http_max_body_kib) << 10;
+  config.request_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(std::ceil(args.http_request_timeout_seconds * 1000)));
+  return serve::HttpServer::Start(
+      config, [&api](serve::HttpRequest request, std::shared_ptr<serve::HttpResponder> responder) {
+        api.Handle(std::move(request), std::move(responder));
+      },
+      [](int status, const std::string& message) { return serve::OpenAiApi::ErrorBody(status, message); });
 }
 
 int Run(const ops::DaemonConfig& args) {
@@ -227,13 +265,13 @@ int Run(const ops::DaemonConfig& args) {
     return 2;
   }
 
-  serve::InferenceServiceConfig service_config;
+  serve::InferenceCoreConfig service_config;
   service_config.model_name = std::filesystem::path(args.model).stem().string();
   ops::MetricsRegistry registry;
   serve::ServeMetrics serve_metrics(registry, service_config.model_name);
   registry.AddCallbackGauge("process_resident_memory_bytes", "Resident memory size in bytes.", ResidentBytes);
   // On-device training: a child process, paused whenever requests are served.
-  serve::InferenceService* service_for_training = nullptr;  // set once the service exists
+  serve::InferenceCore* service_for_training = nullptr;  // set once the service exists
   std::unique_ptr<train::TrainingWorker> trainer;
   if (!args.train_data.empty() && args.federation_aggregator.empty()) {
     ops::Gauge& train_step = registry.AddGauge("edgellm_train_step", "Optimizer steps of on-device training done.");
@@ -329,8 +367,19 @@ int Run(const ops::DaemonConfig& args) {
   Log("one more row costs " + std::to_string(service_config.draft_row_cost) + " of a decode step");
   service_config.sessions.idle_ttl =
       std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
-  serve::InferenceService service(**model, scheduler, service_config, &serve_metrics);
+  absl::StatusOr<std::optional<chat::ChatFormatter>> chat_template = ChatTemplate(args, **model);
+  if (!chat_template.ok()) {
+    Log(std::string(chat_template.status().message()));
+    return 2;
+  }
+  service_config.chat = *std::move(chat_template);
+  Log(service_config.chat ? "chat template: " + std::string(args.chat_template.empty() && args.chat_template_file.empty()
+                                                                  ? "the model's"
+                                                                  : "from the config")
+                          : "no chat template: Chat and /v1/chat/completions are refused");
+  serve::InferenceCore service(**model, scheduler, service_config, &serve_metrics);
   for (serve::ServedAdapter& adapter : adapters) service.AddAdapter(std::move(adapter));
+  serve::InferenceService grpc_service(service);
   service_for_training = &service;
   // Over-the-air releases: the installed version serves before the first request.
   std::unique_ptr<ota::OtaAgent> ota_agent;
@@ -376,12 +425,34 @@ int Run(const ops::DaemonConfig& args) {
     Log("metrics on port " + std::to_string(metrics_endpoint->port()) + " (/metrics, /healthz)");
   }
 
+  std::vector<std::string> api_keys;
+  if (!args.http_api_keys_file.empty()) {
+    absl::StatusOr<std::vector<std::string>> keys = serve::LoadApiKeys(args.http_api_keys_file);
+    if (!keys.ok()) {
+      Log(std::string(keys.status().message()));
+      return 2;
+    }
+    api_keys = *std::move(keys);
+  }
+  serve::OpenAiApi openai_api(service, std::move(api_keys));
+  std::unique_ptr<serve::HttpServer> http_server;
+  if (!args.http_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<serve::HttpServer>> started = StartHttpApi(args, openai_api);
+    if (!started.ok()) {
+      Log(std::string(started.status().message()));
+      return 2;
+    }
+    http_server = *std::move(started);
+    Log("OpenAI-compatible HTTP API on port " + std::to_string(http_server->port()) +
+        (args.tls_cert.empty() ? "" : " (TLS)") + (args.http_api_keys_file.empty() ? "" : ", API keys required"));
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   if (!socket_path.empty()) std::filesystem::remove(socket_path);
   builder.AddListeningPort(args.listen, credentials);
-  builder.RegisterService(&service);
+  builder.RegisterService(&grpc_service);
   builder.SetMaxReceiveMessageSize(4 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
@@ -434,6 +505,8 @@ int Run(const ops::DaemonConfig& args) {
   server->Shutdown(std::chrono::system_clock::now());
   if (health_server) health_server->Shutdown(std::chrono::system_clock::now());
   scheduler.Stop();
+  // Every response has had its last event: the HTTP connections can go.
+  http_server.reset();
   // Its checkpoint stays: the next start resumes.
   if (trainer != nullptr) trainer->Stop();
   if (federation != nullptr) federation->Stop();
@@ -482,6 +555,12 @@ int main(int argc, char** argv) {
             "unix:PATH, or HOST:PORT (beyond loopback only with TLS; default unix:/run/edgellmd/edgellmd.sock)");
   flags.Add("--metrics-listen", &DaemonConfig::metrics_listen, "HOST:PORT serving /metrics (Prometheus) and /healthz");
   flags.Add("--health-listen", &DaemonConfig::health_listen, "HOST:PORT serving only grpc.health.v1, in plaintext");
+  flags.Add("--http-listen", &DaemonConfig::http_listen,
+            "HOST:PORT of the OpenAI-compatible HTTP API (port 0: any free port, logged)");
+  flags.Add("--http-api-keys-file", &DaemonConfig::http_api_keys_file,
+            "File of API keys (one per line) the HTTP API requires as 'Authorization: Bearer KEY'");
+  flags.Add("--chat-template-file", &DaemonConfig::chat_template_file,
+            "Jinja chat template to use instead of the model file's tokenizer.chat_template");
   flags.Add("-t,--threads", &DaemonConfig::threads, "Compute threads (default: one per core)");
   flags.Add("-c,--ctx", &DaemonConfig::context_length, "Context length (default: the model's, at most 4096)");
   flags.Add("--mmap-weights", &DaemonConfig::mmap_weights,

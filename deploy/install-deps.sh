@@ -13,7 +13,7 @@ build_packages=(
   libtorch-dev libopenblas0-pthread libopenblas-pthread-dev
   # gRPC and Protobuf (the inference API), systemd notification
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsystemd-dev
-  # Boost.Beast and Asio (the metrics and health HTTP endpoint), YAML (the daemon's config)
+  # Boost.Beast and Asio (the HTTP API, the metrics and health endpoint), YAML (the daemon's config)
   libboost-dev libyaml-cpp-dev
   # OpenSSL: TLS certificates, SHA-256, Ed25519 release signatures; its command line makes the PKI
   libssl-dev openssl
@@ -30,7 +30,7 @@ test_packages=(
   clang libclang-rt-14-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # utilities the tests and demo scripts call; a Python gRPC client tests the API
-  python3 jq python3-grpcio python3-protobuf
+  python3 jq curl python3-grpcio python3-protobuf
   # Jinja2, the reference the chat-template renderer is compared with byte for byte
   python3-jinja2
   # systemd-analyze verifies the unit files
@@ -41,7 +41,8 @@ test_packages=(
 packages=("${build_packages[@]}")
 if [ "${1:-}" != --build-only ]; then
   packages+=("${test_packages[@]}")
-  # Node.js and npm run the offline checks of the deployment files (tests/deploy);
+  # Node.js and npm run the offline checks of the deployment files (tests/deploy)
+  # and the OpenAI SDK against the HTTP API (tests/clients);
   # a Node.js already installed from elsewhere (which brings its own npm) is kept.
   if ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 fi

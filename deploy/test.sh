@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds edgellm and runs every test: the README's test command.
 #   1. installs the Debian packages (idempotent; needs root or sudo),
-#   2. installs the npm packages of the deployment-file checkers, then
+#   2. installs the npm packages of the deployment-file checkers and of the
+#      OpenAI SDK client test, then
 #      configures, builds and runs ctest with the release preset,
 #   3. builds and runs the same tests again under AddressSanitizer +
 #      UndefinedBehaviorSanitizer,
-#   4. fuzzes the GGUF reader, the model loader, the tokenizers, the safetensors reader and the
-#      federated update decoder with libFuzzer (clang) for EDGELLM_FUZZ_SECONDS
+#   4. fuzzes the GGUF reader, the model loader, the tokenizers, the safetensors reader, the
+#      federated update decoder, the chat-template interpreter and the OpenAI request parser
+#      with libFuzzer (clang) for EDGELLM_FUZZ_SECONDS
 #      each (default 60).
 # Set EDGELLM_SKIP_DEPS=1 to skip step 1 on a machine that is already set up.
 set -euo pipefail
@@ -16,8 +18,10 @@ if [ "${EDGELLM_SKIP_DEPS:-0}" != 1 ]; then
   deploy/install-deps.sh
 fi
 
-# The offline checkers of the deployment files (npm, pinned by their lockfile).
+# The offline checkers of the deployment files and the OpenAI SDK the HTTP API
+# is tested with (npm, pinned by their lockfiles).
 npm ci --prefix tests/deploy --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
 
 cmake --workflow --preset release
 

@@ -226,7 +226,7 @@ void FillRopeTables(const RopeSpec& spec, int32_t context, std::vector<float>* c
 }
 
 void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<const TokenId> tokens,
-                absl::Span<const CpuSequence> sequences, std::vector<float>* logits) {
+                absl::Span<const CpuSequence> sequences, std::vector<float>* logits, std::vector<float>* hidden) {
   thread_local Workspace ws;
   ThreadPool& pool = ThreadPool::Shared();
   const int64_t rows = static_cast<int64_t>(tokens.size());
@@ -357,6 +357,10 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
 
   const int64_t outputs = static_cast<int64_t>(ws.logit_rows.size());
   for (int64_t o = 0; o < outputs; ++o) RmsNorm(x + ws.logit_rows[o] * d, w.output_norm, eps, d, normed + o * d);
+  if (hidden != nullptr) {
+    hidden->assign(normed, normed + outputs * d);
+    return;
+  }
   logits->resize(static_cast<size_t>(outputs * config.n_vocab));
   Multiply(w.output, normed, logits->data(), outputs);
   if (config.final_softcap > 0) {

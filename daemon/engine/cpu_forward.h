@@ -85,9 +85,11 @@ void FillRopeTables(const RopeSpec& spec, int32_t context, std::vector<float>* c
 // through the model, writes each sequence's new keys and values into its
 // cache's blocks (the cache's length is left to the caller), and sets
 // `logits` to the logits of the rows the sequences ask for, in order, each
-// n_vocab wide.
+// n_vocab wide. With `hidden`, those rows' final hidden states (after the
+// output norm, n_embd wide) go there instead, and no logits are computed.
 void CpuForward(const LlamaConfig& config, const CpuModelWeights& weights, absl::Span<const TokenId> tokens,
-                absl::Span<const CpuSequence> sequences, std::vector<float>* logits);
+                absl::Span<const CpuSequence> sequences, std::vector<float>* logits,
+                std::vector<float>* hidden = nullptr);
 
 }  // namespace edgellm::engine
 

@@ -20,6 +20,10 @@ absl::Status ValidateGeneration(absl::Span<const TokenId> prompt_ids, const Gene
   if (options.draft_tokens < 0 || options.draft_tokens > 64) {
     return absl::InvalidArgumentError(edgellm::StrCat("draft_tokens ", options.draft_tokens, " is outside 0..64"));
   }
+  if (options.top_logprobs > kMaxTopLogprobs) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("top_logprobs ", options.top_logprobs, " is above ", kMaxTopLogprobs));
+  }
   if (options.max_tokens <= 0) {
     return absl::InvalidArgumentError(edgellm::StrCat("max_tokens ", options.max_tokens, " must be positive"));
   }
@@ -52,6 +56,7 @@ GenerationState::Step GenerationState::AdvanceSpeculative(absl::Span<const float
     Step step = AdvanceOne(logits.subspan(row * vocab, vocab), draft);
     combined.token = step.token;
     combined.tokens.insert(combined.tokens.end(), step.tokens.begin(), step.tokens.end());
+    for (TokenLogprobs& l : step.logprobs) combined.logprobs.push_back(std::move(l));
     combined.text += step.text;
     combined.finished = step.finished;
     combined.finish_reason = step.finish_reason;
@@ -72,6 +77,7 @@ GenerationState::Step GenerationState::AdvanceOne(absl::Span<const float> logits
   } else {
     step.token = token;
     step.tokens.push_back(token);
+    if (options_.top_logprobs >= 0) step.logprobs.push_back(ComputeLogprobs(logits, token, options_.top_logprobs));
     generated_.push_back(token);
     history_.push_back(token);
     step.text = streamer_.Push(tokenizer_.TokenToPiece(token));

@@ -14,6 +14,7 @@
 #include "absl/types/span.h"
 #include "daemon/engine/sampler.h"
 #include "daemon/engine/text_streamer.h"
+#include "daemon/engine/token_logprobs.h"
 #include "daemon/engine/tokenizer.h"
 
 namespace edgellm::engine {
@@ -41,6 +42,9 @@ struct GenerateOptions {
   const LlamaModel* draft_model = nullptr;
   // A LoRA adapter made for the model, applied unmerged (not owned); nullptr: none.
   const LoraAdapter* adapter = nullptr;
+  // Per-token log-probabilities (token_logprobs.h) with this many of the
+  // likeliest alternatives; -1: none computed.
+  int32_t top_logprobs = -1;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled };
@@ -65,6 +69,7 @@ class GenerationState {
     bool finished = false;
     FinishReason finish_reason = FinishReason::kLength;
     int32_t accepted_drafts = 0;  // drafts that stood (AdvanceSpeculative)
+    std::vector<TokenLogprobs> logprobs;  // one per entry of `tokens`, when options.top_logprobs >= 0
   };
   // Samples from the logits that follow the sequence's last token. Unless the
   // step finished, the caller runs `token` through the model next.

@@ -400,6 +400,52 @@ absl::Status LlamaModel::ForwardNoCache(absl::Span<const TokenId> tokens, std::v
   return Forward(tokens, cache.get(), true, logits);
 }
 
+absl::Status LlamaModel::Embed(absl::Span<const std::vector<TokenId>> inputs, std::vector<float>* embeddings) const {
+  if (inputs.empty()) return absl::InvalidArgumentError("embed: no inputs");
+  KvPoolOptions pool_options;
+  pool_options.prefix_caching = false;
+  pool_options.block_count = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].empty()) return absl::InvalidArgumentError(edgellm::StrCat("embed: input ", i, " has no tokens"));
+    if (absl::Status s = impl_->CheckTokens(inputs[i]); !s.ok()) {
+      return absl::InvalidArgumentError(edgellm::StrCat("embed: input ", i, ": ", s.message()));
+    }
+    if (static_cast<int64_t>(inputs[i].size()) > impl_->context_length) {
+      return absl::OutOfRangeError(edgellm::StrCat("embed: input ", i, " has ", inputs[i].size(),
+                                                   " tokens; the context holds ", impl_->context_length));
+    }
+    pool_options.block_count += (static_cast<int32_t>(inputs[i].size()) + pool_options.block_size - 1) /
+                                pool_options.block_size;
+  }
+  // The keys and values are needed only within this forward: one pool that holds exactly them.
+  EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<KvBlockPool> pool, NewBlockPool(pool_options));
+  std::vector<std::unique_ptr<KvCache>> caches;
+  std::vector<CpuSequence> seqs;
+  std::vector<TokenId> all_tokens;
+  for (const std::vector<TokenId>& input : inputs) {
+    std::unique_ptr<KvCache> cache = pool->NewCache(static_cast<int32_t>(input.size()));
+    EDGELLM_RETURN_IF_ERROR(cache->Reserve(static_cast<int32_t>(input.size())));
+    seqs.push_back({static_cast<int64_t>(all_tokens.size()), static_cast<int64_t>(input.size()), cache.get(), true});
+    all_tokens.insert(all_tokens.end(), input.begin(), input.end());
+    caches.push_back(std::move(cache));
+  }
+  std::vector<float> hidden, unused_logits;
+  CpuForward(impl_->config, impl_->cpu, all_tokens, seqs, &unused_logits, &hidden);
+  const size_t d = static_cast<size_t>(impl_->config.n_embd);
+  embeddings->assign(inputs.size() * d, 0.0f);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    std::vector<double> sum(d, 0.0);
+    for (int64_t r = seqs[i].first; r < seqs[i].first + seqs[i].count; ++r) {
+      for (size_t j = 0; j < d; ++j) sum[j] += hidden[static_cast<size_t>(r) * d + j];
+    }
+    double norm = 0.0;
+    for (double v : sum) norm += v * v;
+    norm = std::sqrt(norm);
+    for (size_t j = 0; j < d; ++j) (*embeddings)[i * d + j] = norm > 0 ? static_cast<float>(sum[j] / norm) : 0.0f;
+  }
+  return absl::OkStatus();
+}
+
 const CpuModelWeights& LlamaModel::cpu_weights() const { return impl_->cpu; }
 
 void LlamaModel::AttachBackend(std::unique_ptr<ForwardBackend> backend) { impl_->backend = std::move(backend); }

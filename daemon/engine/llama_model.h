@@ -116,6 +116,14 @@ class LlamaModel {
   // for the cached path; logits of every token.
   absl::Status ForwardNoCache(absl::Span<const TokenId> tokens, std::vector<float>* logits) const;
 
+  // One embedding per input: the mean of its tokens' final hidden states
+  // (after the output norm), scaled to unit length, n_embd values each, rows
+  // in input order. All inputs run in one forward (on the CPU pass, whatever
+  // backend is attached), at positions 0 onward, each attending only to itself.
+  // InvalidArgument for an empty input or an id outside the vocabulary,
+  // OutOfRange for an input longer than the context.
+  absl::Status Embed(absl::Span<const std::vector<TokenId>> inputs, std::vector<float>* embeddings) const;
+
   // The weights as the fused pass reads them: in place in the mapping, or
   // the model's float copies. The LoRA trainer runs these same weights with
   // autograd, so training needs no second copy of the model.

@@ -31,6 +31,12 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   fields.Text("tls_client_ca", &config.tls_client_ca);
   fields.Text("metrics_listen", &config.metrics_listen);
   fields.Text("health_listen", &config.health_listen);
+  fields.Text("http_listen", &config.http_listen);
+  fields.Text("http_api_keys_file", &config.http_api_keys_file);
+  fields.Int("http_max_body_kib", &config.http_max_body_kib);
+  fields.Number("http_request_timeout_seconds", &config.http_request_timeout_seconds);
+  fields.Text("chat_template", &config.chat_template);
+  fields.Text("chat_template_file", &config.chat_template_file);
   fields.Int("threads", &config.threads);
   fields.Int("context_length", &config.context_length);
   fields.Bool("mmap_weights", &config.mmap_weights);
@@ -110,6 +116,13 @@ absl::Status DaemonConfig::Validate() const {
   }
   if (!(session_ttl_seconds > 0)) return absl::InvalidArgumentError("session_ttl_seconds must be positive");
   if (listen.empty()) return absl::InvalidArgumentError("listen must not be empty");
+  EDGELLM_RETURN_IF_ERROR(at_least("http_max_body_kib", http_max_body_kib, 1));
+  if (!(http_request_timeout_seconds > 0)) {
+    return absl::InvalidArgumentError("http_request_timeout_seconds must be positive");
+  }
+  if (!chat_template.empty() && !chat_template_file.empty()) {
+    return absl::InvalidArgumentError("chat_template and chat_template_file are exclusive: give one");
+  }
   EDGELLM_RETURN_IF_ERROR(at_least("train_steps", train_steps, 1));
   EDGELLM_RETURN_IF_ERROR(at_least("train_rank", train_rank, 1));
   EDGELLM_RETURN_IF_ERROR(at_least("train_max_length", train_max_length, 32));

@@ -27,6 +27,22 @@ struct DaemonConfig {
   // HOST:PORT of a plaintext gRPC listener with grpc.health.v1 and nothing
   // else, for probes that cannot speak TLS (Kubernetes' gRPC probes); empty: off.
   std::string health_listen;
+  // HOST:PORT of the OpenAI-compatible HTTP API (/v1/chat/completions, ...);
+  // empty: off. Port 0 picks a free port (logged). Beyond loopback only with
+  // TLS (tls_cert, tls_key, and tls_client_ca for client certificates, as gRPC).
+  std::string http_listen;
+  // A file of API keys, one per line: HTTP requests must send one as
+  // "Authorization: Bearer KEY". Empty: no key is asked for.
+  std::string http_api_keys_file;
+  // HTTP bodies larger than this are refused (413) before they are read.
+  int32_t http_max_body_kib = 4096;
+  // Seconds for an HTTP request to arrive whole; a slower client gets 408.
+  double http_request_timeout_seconds = 30;
+  // A Jinja chat template that replaces the model file's tokenizer.chat_template
+  // (for files that carry none, or a fixed one): the template text itself, or
+  // chat_template_file naming a file that holds it. Not both.
+  std::string chat_template;
+  std::string chat_template_file;
   // CPU compute threads; 0 = one per core.
   int32_t threads = 0;
   // Positions per sequence; 0 = the model's trained context, at most 4096.

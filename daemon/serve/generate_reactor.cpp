@@ -15,6 +15,12 @@ v1::FinishReason ToProto(engine::FinishReason reason) {
   return v1::FINISH_REASON_UNSPECIFIED;
 }
 
+void SetLogprob(const engine::Tokenizer& tokenizer, const engine::TokenLogprob& from, v1::TokenLogprob* to) {
+  to->set_token_id(static_cast<uint32_t>(from.id));
+  to->set_logprob(from.logprob);
+  to->set_piece(tokenizer.TokenToPiece(from.id));
+}
+
 }  // namespace
 
 void GenerateReactor::Start(GenerationRequest request) {
@@ -60,6 +66,11 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
       // Protobuf strings must be valid UTF-8; the exact bytes travel in token_ids.
       response.set_text(engine::ToValidUtf8(event.text));
       for (engine::TokenId id : event.token_ids) response.add_token_ids(static_cast<uint32_t>(id));
+      for (const engine::TokenLogprobs& l : event.logprobs) {
+        v1::TokenLogprobs* out = response.add_logprobs();
+        SetLogprob(tokenizer_, l.chosen, out->mutable_token());
+        for (const engine::TokenLogprob& alternative : l.top) SetLogprob(tokenizer_, alternative, out->add_top());
+      }
       if (event.last) {
         response.set_finish_reason(ToProto(event.finish_reason));
         response.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(event.prompt_tokens));

@@ -32,9 +32,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   // `on_finish` runs with the final status just before it is sent (so the
   // client never sees a status that is not yet counted); `on_done` runs once
   // the call is over, just before the reactor deletes itself.
-  GenerateReactor(Scheduler& scheduler, std::function<void(grpc::StatusCode)> on_finish,
-                  std::function<void()> on_done)
-      : scheduler_(scheduler), on_finish_(std::move(on_finish)), on_done_(std::move(on_done)) {}
+  // `tokenizer` spells out the tokens of logprobs.
+  GenerateReactor(Scheduler& scheduler, const engine::Tokenizer& tokenizer,
+                  std::function<void(grpc::StatusCode)> on_finish, std::function<void()> on_done)
+      : scheduler_(scheduler),
+        tokenizer_(tokenizer),
+        on_finish_(std::move(on_finish)),
+        on_done_(std::move(on_done)) {}
 
   // Before Start: `on_outcome` runs once, when the generation has ended or
   // was refused (possibly on the scheduler thread: it must not block).
@@ -68,6 +72,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void Act(const Next& next);
 
   Scheduler& scheduler_;
+  const engine::Tokenizer& tokenizer_;
   const std::function<void(grpc::StatusCode)> on_finish_;
   const std::function<void()> on_done_;
   std::function<void(Outcome)> on_outcome_;

@@ -103,6 +103,20 @@ absl::StatusOr<uint64_t> Scheduler::Submit(GenerationRequest request, EventSink 
   return id;
 }
 
+absl::Status Scheduler::SubmitTask(LoopTask task) {
+  absl::MutexLock lock(&mu_);
+  if (draining_ || stopping_) return absl::UnavailableError("the daemon is shutting down");
+  if (pressure_ == ops::MemoryPressure::kCritical) {
+    return absl::ResourceExhaustedError("memory is critically low: new requests are refused until it recovers");
+  }
+  if (static_cast<int32_t>(waiting_.size() + tasks_.size()) >= config_.max_waiting) {
+    return absl::ResourceExhaustedError(edgellm::StrCat("the queue is full (", config_.max_waiting,
+                                                        " waiting, ", running_, " running); retry later"));
+  }
+  tasks_.push_back(std::move(task));
+  return absl::OkStatus();
+}
+
 void Scheduler::SetMemoryPressure(ops::MemoryPressure pressure) {
   absl::MutexLock lock(&mu_);
   if (pressure != ops::MemoryPressure::kNone && pressure_ == ops::MemoryPressure::kNone) trim_pool_ = true;
@@ -117,7 +131,9 @@ void Scheduler::Cancel(uint64_t id) {
 int Scheduler::Drain(Clock::time_point deadline) {
   absl::MutexLock lock(&mu_);
   draining_ = true;
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_.empty() && running_ == 0; };
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return waiting_.empty() && tasks_.empty() && running_ == 0;
+  };
   const absl::Duration wait = absl::FromChrono(deadline - Clock::now());
   if (mu_.AwaitWithTimeout(absl::Condition(&idle), wait)) return 0;
   const int cut = static_cast<int>(waiting_.size()) + running_;
@@ -135,10 +151,13 @@ void Scheduler::Stop() {
   if (thread_.joinable()) thread_.join();
   // Requests that were never picked up (the loop never ran, or stopped first).
   std::deque<std::unique_ptr<Sequence>> left;
+  std::deque<LoopTask> tasks;
   {
     absl::MutexLock lock(&mu_);
     left.swap(waiting_);
+    tasks.swap(tasks_);
   }
+  for (LoopTask& task : tasks) task(absl::UnavailableError("the daemon is shutting down"));
   for (auto& seq : left) Finish(*seq, absl::UnavailableError("the daemon is shutting down"), engine::FinishReason::kCancelled);
 }
 
@@ -147,12 +166,13 @@ bool Scheduler::Alive(Clock::duration max_step) const {
   return started == 0 || Clock::now().time_since_epoch().count() - started < max_step.count();
 }
 
-void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason reason, std::string text,
-                       std::vector<engine::TokenId> last_tokens) {
+void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason reason,
+                       engine::GenerationState::Step last_step) {
   GenerationEvent event;
   event.last = true;
-  event.text = std::move(text);
-  event.token_ids = std::move(last_tokens);
+  event.text = std::move(last_step.text);
+  event.token_ids = std::move(last_step.tokens);
+  event.logprobs = std::move(last_step.logprobs);
   event.draft_tokens = seq.draft_tokens;
   event.accepted_tokens = seq.accepted_tokens;
   event.status = std::move(status);
@@ -177,7 +197,8 @@ void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason 
   seq.sink(std::move(event));
 }
 
-bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::vector<Dropped>& dropped) {
+bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::vector<Dropped>& dropped,
+                         std::deque<LoopTask>& tasks) {
   absl::MutexLock lock(&mu_);
   // Published before sleeping, so that Drain sees an idle loop as idle.
   running_ = static_cast<int32_t>(active.size());
@@ -186,13 +207,15 @@ bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::ve
     if (waiting_.empty() && config_.on_busy_change) config_.on_busy_change(false);
     mu_.Await(absl::Condition(
         +[](Scheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-          return s->stopping_ || s->cut_off_ || !s->waiting_.empty() || !s->cancel_requests_.empty();
+          return s->stopping_ || s->cut_off_ || !s->waiting_.empty() || !s->cancel_requests_.empty() ||
+                 !s->tasks_.empty();
         },
         this));
   }
   const std::vector<uint64_t> cancels = std::move(cancel_requests_);
   cancel_requests_.clear();
   const bool end_all = stopping_ || cut_off_;
+  tasks.swap(tasks_);
   const Clock::time_point now = Clock::now();
   // Why a request ends now, or OK to keep it.
   auto verdict = [&](const Sequence& seq) {
@@ -294,7 +317,11 @@ void Scheduler::Loop() {
   bool keep_going = true;
   while (keep_going) {
     std::vector<Dropped> dropped;
-    keep_going = TakeWork(active, dropped);
+    std::deque<LoopTask> tasks;
+    keep_going = TakeWork(active, dropped, tasks);
+    for (LoopTask& task : tasks) {
+      task(keep_going ? absl::OkStatus() : absl::UnavailableError("the daemon is shutting down"));
+    }
     for (Dropped& d : dropped) {
       // A cancelled request ends normally, with finish reason kCancelled.
       if (absl::IsCancelled(d.status)) d.status = absl::OkStatus();
@@ -400,13 +427,14 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     if (seq.first_token == Clock::time_point{}) seq.first_token = now;
     seq.last_token = now;
     if (step.finished) {
-      Finish(seq, absl::OkStatus(), step.finish_reason, std::move(step.text), std::move(step.tokens));
+      Finish(seq, absl::OkStatus(), step.finish_reason, std::move(step));
       continue;
     }
     seq.input.assign(1, step.token);
     GenerationEvent event;
     event.text = std::move(step.text);
     event.token_ids = std::move(step.tokens);
+    event.logprobs = std::move(step.logprobs);
     seq.sink(std::move(event));
   }
 }

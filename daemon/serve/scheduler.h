@@ -61,6 +61,8 @@ struct SchedulerConfig {
 struct GenerationEvent {
   std::string text;
   std::vector<engine::TokenId> token_ids;
+  // One per token id, when the request asked for options.top_logprobs >= 0.
+  std::vector<engine::TokenLogprobs> logprobs;
   bool last = false;
   // The fields below are set on the last event only.
   absl::Status status;  // OK, or why the request failed
@@ -89,6 +91,12 @@ struct GenerationRequest {
   Clock::time_point deadline = Clock::time_point::max();
 };
 
+// Work that needs the model's compute but is not a generation (embeddings):
+// called once, with OK on the scheduler thread between two steps, or with
+// Unavailable (on the stopping thread) when it will never run. Must not block
+// for long: every running stream waits for it.
+using LoopTask = std::function<void(absl::Status)>;
+
 // Thread-safe: Submit, Cancel, Drain and Alive may be called from any thread.
 class Scheduler {
  public:
@@ -108,6 +116,11 @@ class Scheduler {
   // context_limit()), ResourceExhausted when the queue is full or memory is
   // short, Unavailable once draining has begun. Does not block on the model.
   absl::StatusOr<uint64_t> Submit(GenerationRequest request, EventSink sink);
+
+  // Queues `task` to run between the next two steps. ResourceExhausted when
+  // the queue is full or memory is critically short, Unavailable once
+  // draining has begun.
+  absl::Status SubmitTask(LoopTask task);
 
   // Ends request `id` at the next step with finish reason kCancelled; its slot
   // and KV cache are freed then. No effect on a finished or unknown id.
@@ -141,9 +154,11 @@ class Scheduler {
     absl::Status status;  // why it ends: cancelled, deadline, shutdown
   };
   void Loop();
-  // Waits for work, takes out requests that must end (into `dropped`) and
-  // admits waiting ones into `active`. False once the loop must stop.
-  bool TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::vector<Dropped>& dropped);
+  // Waits for work, takes out requests that must end (into `dropped`),
+  // admits waiting ones into `active`, and hands over the queued tasks. False
+  // once the loop must stop.
+  bool TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::vector<Dropped>& dropped,
+                std::deque<LoopTask>& tasks);
   void Step(std::vector<std::unique_ptr<Sequence>>& active);
   // Sets seq.draft to up to `count` drafts for this step, from the draft
   // model or by prompt lookup. A drafter that fails turns drafting off for
@@ -156,8 +171,8 @@ class Scheduler {
   void PublishGauges(const std::vector<std::unique_ptr<Sequence>>& active, size_t waiting);
   void PublishKvUsage();
   // Sends the last event: any final text and tokens, the outcome and the figures.
-  void Finish(Sequence& seq, absl::Status status, engine::FinishReason reason, std::string text = "",
-              std::vector<engine::TokenId> last_tokens = {});
+  void Finish(Sequence& seq, absl::Status status, engine::FinishReason reason,
+              engine::GenerationState::Step last_step = {});
 
   const engine::LlamaModel& model_;
   const std::shared_ptr<engine::KvBlockPool> pool_;  // the loop thread's
@@ -169,6 +184,7 @@ class Scheduler {
   mutable absl::Mutex mu_;
   std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> cancel_requests_ ABSL_GUARDED_BY(mu_);
+  std::deque<LoopTask> tasks_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int32_t running_ ABSL_GUARDED_BY(mu_) = 0;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;

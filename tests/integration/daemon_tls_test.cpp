@@ -7,6 +7,7 @@
 
 #include "edgellm/v1/inference.grpc.pb.h"
 #include "tests/support/daemon_process.h"
+#include "tests/support/http_client.h"
 #include "tests/support/inference_client.h"
 #include "tests/support/test_support.h"
 
@@ -118,6 +119,51 @@ TEST_F(DaemonTlsTest, RefusesToStartWithAKeyThatIsNotTheCertificates) {
                                  {}, {listen_, Trusting(Pki("ca.pem"))}),
             nullptr);
   EXPECT_NE(error.find("status 2"), std::string::npos) << error;
+}
+
+// What curl gets from `url` with `options`: the HTTP status, or 0 when the
+// connection or handshake failed.
+int CurlStatus(const std::string& options, const std::string& url) {
+  const std::string command = "curl -s -o /dev/null -w '%{http_code}' --max-time 20 " + options + " '" + url + "'";
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[16] = {};
+  const size_t n = pipe != nullptr ? fread(buffer, 1, sizeof(buffer) - 1, pipe) : 0;
+  if (pipe != nullptr) pclose(pipe);
+  return n > 0 ? std::atoi(buffer) : 0;
+}
+
+TEST_F(DaemonTlsTest, TheHttpApiUsesTheSameTlsAndClientCertificates) {
+  const std::string log = (dir_ / "edgellmd.log").string();
+  std::string error;
+  auto daemon = DaemonProcess::Start(kModel,
+                                     {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("server.key"), "--tls-client-ca",
+                                      Pki("ca.pem"), "--http-listen", "127.0.0.1:0"},
+                                     &error, {}, {listen_, Trusting(Pki("ca.pem"), Pki("device-1"))}, log);
+  ASSERT_NE(daemon, nullptr) << error;
+  const int port = testing::NumberFromLog(log, "HTTP API on port ");
+  ASSERT_GT(port, 0);
+  const std::string url = "https://127.0.0.1:" + std::to_string(port) + "/v1/models";
+  const std::string ca = "--cacert " + Pki("ca.pem");
+  EXPECT_EQ(CurlStatus(ca + " --cert " + Pki("device-1.pem") + " --key " + Pki("device-1.key"), url), 200);
+  EXPECT_EQ(CurlStatus(ca, url), 0) << "no client certificate";
+  EXPECT_EQ(CurlStatus(ca + " --cert " + Other("device-1.pem") + " --key " + Other("device-1.key"), url), 0)
+      << "a client certificate from another CA";
+  EXPECT_EQ(CurlStatus("--cacert " + Other("ca.pem") + " --cert " + Pki("device-1.pem") + " --key " +
+                           Pki("device-1.key"),
+                       url),
+            0)
+      << "a server the client does not trust";
+  EXPECT_EQ(CurlStatus("", "http://127.0.0.1:" + std::to_string(port) + "/v1/models"), 0) << "plain HTTP";
+}
+
+TEST_F(DaemonTlsTest, RefusesPlainHttpBeyondLoopback) {
+  const std::string log = (dir_ / "edgellmd.log").string();
+  std::string error;
+  EXPECT_EQ(DaemonProcess::Start(kModel, {"--http-listen", "0.0.0.0:0"}, &error, {}, {}, log), nullptr);
+  EXPECT_NE(error.find("status 2"), std::string::npos) << error;
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("beyond loopback it needs TLS"), std::string::npos) << text;
 }
 
 TEST_F(DaemonTlsTest, RefusesPlainTcpBeyondLoopback) {

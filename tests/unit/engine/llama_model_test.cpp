@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -447,7 +448,10 @@ TEST(LlamaModel, ABatchedStepMatchesTheLibTorchForward) {
 // sliding windows of 8 over 37 tokens) enter both forwards alike.
 TEST(LlamaModel, EveryArchitectureMatchesTheLibTorchForward) {
   for (const char* shape : {"test-llama3", "test-qwen2", "test-qwen3", "test-phi3", "test-gemma2", "test-gemma3"}) {
-    ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kF32), 1e-4f);
+    // F32 within 3e-4 of the largest logit: OpenBLAS picks its kernels by CPU
+    // (LibTorch's side), and their summation orders differ by up to ~1.3e-4
+    // through Gemma 3's norms on an AVX-512 machine.
+    ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kF32), 3e-4f);
     ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kQ8_0), 1e-2f);
   }
 }
@@ -561,6 +565,81 @@ TEST(LlamaModel, RefusesFamilyFilesThatContradictThemselves) {
                       "qwen2.rope.dimension_count = 18");
   ExpectRefusedNaming(Rewritten(qwen2, "", "general.architecture", GgufValue::String("mamba"), "mamba.gguf"),
                       "general.architecture 'mamba' is not supported (llama, qwen2, qwen3, phi3, gemma2, gemma3 are)");
+}
+
+}  // namespace
+}  // namespace edgellm::engine
+
+namespace edgellm::engine {
+namespace {
+
+// The output matrix of an F32 model, [n_vocab][n_embd].
+std::vector<float> OutputMatrix(const LlamaModel& model) {
+  const GgufTensorInfo* info = model.gguf().FindTensor("output.weight");
+  if (info == nullptr) info = model.gguf().FindTensor("token_embd.weight");
+  EXPECT_NE(info, nullptr);
+  EXPECT_EQ(info->type, GgmlType::kF32);
+  const absl::Span<const uint8_t> bytes = model.gguf().TensorData(*info);
+  std::vector<float> out(bytes.size() / sizeof(float));
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
+}
+
+// The logits are the output matrix times each token's final hidden state, so
+// the mean of a text's logits is that matrix times the mean hidden state: the
+// direction the embedding must point in, computed here through the LibTorch
+// forward.
+TEST(LlamaModel, AnEmbeddingIsTheUnitMeanOfTheHiddenStatesTheLogitsComeFrom) {
+  const std::string path = SyntheticModel("test-spm", GgmlType::kF32);
+  auto model = LoadModel(path);
+  auto reference = LoadTorchReference(path);
+  ASSERT_NE(model, nullptr);
+  ASSERT_NE(reference, nullptr);
+  const int32_t vocab = model->config().n_vocab, d = model->config().n_embd;
+  const std::vector<std::vector<TokenId>> inputs = {SomeTokens(9, vocab), {5, 17, 42}};
+  std::vector<float> embeddings;
+  ASSERT_TRUE(model->Embed(inputs, &embeddings).ok());
+  ASSERT_EQ(embeddings.size(), inputs.size() * d);
+  const std::vector<float> w = OutputMatrix(*model);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const float* e = embeddings.data() + i * d;
+    double norm = 0;
+    for (int32_t j = 0; j < d; ++j) norm += static_cast<double>(e[j]) * e[j];
+    EXPECT_NEAR(norm, 1.0, 1e-5);
+    std::vector<float> logits;
+    ASSERT_TRUE(reference->ForwardNoCache(inputs[i], &logits).ok());
+    std::vector<double> mean(vocab, 0.0), projected(vocab, 0.0);
+    for (size_t r = 0; r < inputs[i].size(); ++r) {
+      for (int32_t v = 0; v < vocab; ++v) mean[v] += logits[r * vocab + v] / inputs[i].size();
+    }
+    for (int32_t v = 0; v < vocab; ++v) {
+      for (int32_t j = 0; j < d; ++j) projected[v] += static_cast<double>(w[static_cast<size_t>(v) * d + j]) * e[j];
+    }
+    double dot = 0, a = 0, b = 0;
+    for (int32_t v = 0; v < vocab; ++v) {
+      dot += mean[v] * projected[v];
+      a += mean[v] * mean[v];
+      b += projected[v] * projected[v];
+    }
+    EXPECT_NEAR(dot / std::sqrt(a * b), 1.0, 1e-4) << "input " << i;
+  }
+  // Batched or alone, the same.
+  std::vector<float> alone;
+  ASSERT_TRUE(model->Embed({inputs[1]}, &alone).ok());
+  ExpectClose(alone.data(), embeddings.data() + d, d, 1e-5f, "the second input alone");
+}
+
+TEST(LlamaModel, EmbedRefusesEmptyAndOutOfVocabularyInputsNamingThem) {
+  auto model = LoadModel(SyntheticModel("test-spm", GgmlType::kF32), /*context=*/16);
+  ASSERT_NE(model, nullptr);
+  std::vector<float> out;
+  EXPECT_EQ(model->Embed({}, &out).code(), absl::StatusCode::kInvalidArgument);
+  absl::Status s = model->Embed({{1, 2}, {}}, &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("input 1"), absl::string_view::npos) << s;
+  s = model->Embed({{1, 100000}}, &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(model->Embed({SomeTokens(17, 384)}, &out).code(), absl::StatusCode::kOutOfRange);
 }
 
 }  // namespace

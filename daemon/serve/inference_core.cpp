@@ -1,0 +1,216 @@
+#include "daemon/serve/inference_core.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "common/str_cat.h"
+#include "daemon/engine/gguf_reader.h"
+
+namespace edgellm::serve {
+
+InferenceCore::InferenceCore(const engine::LlamaModel& model, Scheduler& scheduler, InferenceCoreConfig config,
+                             ServeMetrics* metrics)
+    : model_(model), scheduler_(scheduler), config_(std::move(config)), metrics_(metrics), sessions_(config_.sessions) {}
+
+absl::Status InferenceCore::CheckModel(const std::string& name) const {
+  if (name.empty() || name == config_.model_name) return absl::OkStatus();
+  return absl::InvalidArgumentError(edgellm::StrCat("unknown model '", name.substr(0, 128), "'; this daemon serves '",
+                                                    config_.model_name, "'"));
+}
+
+absl::StatusOr<GenerationRequest> InferenceCore::Prepare(const CompletionParams& params, const std::string& prompt,
+                                                         Clock::time_point deadline, std::string_view what) const {
+  EDGELLM_RETURN_IF_ERROR(CheckModel(params.model));
+  if (prompt.size() > config_.max_prompt_bytes) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat(what, " has ", prompt.size(), " bytes; the limit is ", config_.max_prompt_bytes));
+  }
+  const int32_t context = scheduler_.context_limit();
+  if (params.max_tokens && *params.max_tokens == 0) return absl::InvalidArgumentError("max_tokens must be at least 1");
+  if (params.max_tokens && *params.max_tokens >= static_cast<uint32_t>(model_.context_length())) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("max_tokens ", *params.max_tokens, " does not fit the context of ", model_.context_length()));
+  }
+  GenerationRequest out;
+  engine::GenerateOptions& o = out.options;
+  {
+    absl::MutexLock lock(&adapters_mu_);
+    const LoadedAdapter* chosen = &version_adapter_;
+    if (!params.adapter.empty()) {
+      auto it = std::find_if(adapters_.begin(), adapters_.end(),
+                             [&](const LoadedAdapter& a) { return a.served.name == params.adapter; });
+      if (it == adapters_.end()) {
+        std::vector<std::string> names;
+        for (const LoadedAdapter& a : adapters_) names.push_back(a.served.name);
+        std::sort(names.begin(), names.end());
+        return absl::InvalidArgumentError(edgellm::StrCat(
+            "unknown adapter '", params.adapter.substr(0, 64), "'; loaded: ",
+            names.empty() ? std::string("none") : absl::StrJoin(names, ", ")));
+      }
+      chosen = &*it;
+    }
+    if (chosen->served.adapter) {
+      out.adapter = chosen->served.adapter;
+      o.adapter = out.adapter.get();
+      out.prefix_space = chosen->prefix_space;
+    }
+  }
+  if (params.temperature) o.sampling.temperature = *params.temperature;
+  if (params.top_k) o.sampling.top_k = static_cast<int32_t>(std::min<uint32_t>(*params.top_k, 1u << 30));
+  if (params.top_p) o.sampling.top_p = *params.top_p;
+  if (params.min_p) o.sampling.min_p = *params.min_p;
+  if (params.repeat_penalty) o.sampling.repeat_penalty = *params.repeat_penalty;
+  o.sampling.seed = params.seed ? *params.seed : std::random_device{}();
+  if (params.draft_tokens && *params.draft_tokens > 64) {
+    return absl::InvalidArgumentError(edgellm::StrCat("draft_tokens ", *params.draft_tokens, " is above 64"));
+  }
+  o.draft_tokens = params.draft_tokens ? static_cast<int32_t>(*params.draft_tokens) : config_.draft_tokens;
+  o.draft_row_cost = config_.draft_row_cost;
+  if (params.stop.size() > 16) return absl::InvalidArgumentError("at most 16 stop strings");
+  for (const std::string& stop : params.stop) {
+    if (stop.size() > 256) return absl::InvalidArgumentError("a stop string is longer than 256 bytes");
+    if (stop.empty()) return absl::InvalidArgumentError("a stop string is empty");
+    o.stop.push_back(stop);
+  }
+  if (params.top_logprobs > engine::kMaxTopLogprobs) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("top_logprobs ", params.top_logprobs, " is above ", engine::kMaxTopLogprobs));
+  }
+  o.top_logprobs = params.top_logprobs;
+  out.prompt_ids = model_.tokenizer().Encode(prompt, o.add_special, o.parse_special);
+  // Without a limit, the reply may fill what the context leaves after the prompt.
+  o.max_tokens = params.max_tokens
+                     ? static_cast<int32_t>(*params.max_tokens)
+                     : std::max<int32_t>(1, context - static_cast<int32_t>(out.prompt_ids.size()));
+  out.deadline = deadline;
+  return out;
+}
+
+absl::StatusOr<std::string> InferenceCore::RenderChat(const nlohmann::ordered_json& messages,
+                                                      const nlohmann::ordered_json& tools,
+                                                      bool add_generation_prompt) const {
+  if (!config_.chat) {
+    return absl::FailedPreconditionError(edgellm::StrCat(
+        "model '", config_.model_name,
+        "' has no chat template (tokenizer.chat_template); set chat_template or chat_template_file in the config"));
+  }
+  return config_.chat->Render(messages, tools, add_generation_prompt);
+}
+
+void InferenceCore::Embed(const std::string& model, std::vector<std::string> inputs,
+                          std::function<void(absl::StatusOr<EmbedResult>)> done) const {
+  if (absl::Status s = CheckModel(model); !s.ok()) return done(s);
+  if (inputs.empty()) return done(absl::InvalidArgumentError("input is empty: give at least one text"));
+  if (inputs.size() > static_cast<size_t>(config_.max_embedding_inputs)) {
+    return done(absl::InvalidArgumentError(edgellm::StrCat("input has ", inputs.size(), " texts; the limit is ",
+                                                           config_.max_embedding_inputs)));
+  }
+  uint64_t bytes = 0;
+  for (const std::string& text : inputs) bytes += text.size();
+  if (bytes > config_.max_prompt_bytes) {
+    return done(absl::InvalidArgumentError(
+        edgellm::StrCat("input has ", bytes, " bytes; the limit is ", config_.max_prompt_bytes)));
+  }
+  auto tokens = std::make_shared<std::vector<std::vector<engine::TokenId>>>();
+  int64_t total = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    tokens->push_back(model_.tokenizer().Encode(inputs[i]));
+    if (tokens->back().empty()) {
+      return done(absl::InvalidArgumentError(edgellm::StrCat("input[", i, "] is empty")));
+    }
+    total += static_cast<int64_t>(tokens->back().size());
+  }
+  // The inputs run as one forward beside the KV pool: bounded by what one request may hold.
+  if (total > scheduler_.context_limit()) {
+    return done(absl::InvalidArgumentError(edgellm::StrCat("input has ", total, " tokens in all; the limit is ",
+                                                           scheduler_.context_limit())));
+  }
+  auto shared_done = std::make_shared<std::function<void(absl::StatusOr<EmbedResult>)>>(std::move(done));
+  absl::Status queued = scheduler_.SubmitTask([this, tokens, shared_done, total](absl::Status runnable) {
+    if (!runnable.ok()) return (*shared_done)(runnable);
+    std::vector<float> flat;
+    if (absl::Status s = model_.Embed(*tokens, &flat); !s.ok()) return (*shared_done)(s);
+    EmbedResult result;
+    const size_t d = static_cast<size_t>(model_.config().n_embd);
+    for (size_t i = 0; i < tokens->size(); ++i) result.embeddings.emplace_back(flat.begin() + i * d, flat.begin() + (i + 1) * d);
+    result.prompt_tokens = static_cast<int32_t>(total);
+    (*shared_done)(std::move(result));
+  });
+  if (!queued.ok()) (*shared_done)(queued);
+}
+
+ModelDescription InferenceCore::Describe() const {
+  ModelDescription d;
+  d.name = config_.model_name;
+  d.architecture = model_.config().architecture;
+  d.parameters = model_.parameter_count();
+  d.quantization = std::string(model_.weight_type());
+  d.context_length = model_.context_length();
+  d.embedding_length = model_.config().n_embd;
+  d.has_chat_template = has_chat_template();
+  absl::MutexLock lock(&adapters_mu_);
+  d.version = version_;
+  for (const LoadedAdapter& a : adapters_) d.adapters.push_back(a.served.name);
+  std::sort(d.adapters.begin(), d.adapters.end());
+  return d;
+}
+
+void InferenceCore::AddAdapter(ServedAdapter adapter) {
+  absl::MutexLock lock(&adapters_mu_);
+  LoadedAdapter loaded{std::move(adapter), next_prefix_space_++};
+  auto it = std::find_if(adapters_.begin(), adapters_.end(),
+                         [&](const LoadedAdapter& a) { return a.served.name == loaded.served.name; });
+  if (it != adapters_.end()) {
+    *it = std::move(loaded);
+  } else {
+    adapters_.push_back(std::move(loaded));
+  }
+}
+
+void InferenceCore::SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter) {
+  absl::MutexLock lock(&adapters_mu_);
+  version_ = std::move(version);
+  const uint64_t prefix_space = adapter ? next_prefix_space_++ : 0;
+  version_adapter_ = {{"", std::move(adapter)}, prefix_space};
+}
+
+void InferenceCore::StreamOpened() {
+  absl::MutexLock lock(&streams_mu_);
+  ++open_streams_;
+}
+
+void InferenceCore::StreamClosed() {
+  absl::MutexLock lock(&streams_mu_);
+  --open_streams_;
+}
+
+bool InferenceCore::WaitForStreams(Clock::time_point deadline) {
+  absl::MutexLock lock(&streams_mu_);
+  auto none_open = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(streams_mu_) { return open_streams_ == 0; };
+  return streams_mu_.AwaitWithTimeout(absl::Condition(&none_open), absl::FromChrono(deadline - Clock::now()));
+}
+
+absl::StatusOr<std::optional<chat::ChatFormatter>> LoadChatTemplate(const engine::LlamaModel& model,
+                                                                    const std::string& override_source) {
+  std::string source = override_source;
+  if (source.empty()) {
+    const engine::GgufValue* value = model.gguf().Find("tokenizer.chat_template");
+    if (value == nullptr) return std::optional<chat::ChatFormatter>();
+    absl::StatusOr<std::string> text = model.gguf().GetString("tokenizer.chat_template");
+    if (!text.ok()) return text.status();
+    source = *std::move(text);
+  }
+  const engine::Tokenizer& tokenizer = model.tokenizer();
+  const auto token_text = [&](engine::TokenId id) {
+    return id >= 0 && id < tokenizer.vocab_size() ? tokenizer.vocab().tokens[static_cast<size_t>(id)] : std::string();
+  };
+  // The tokenizer adds BOS itself where the model asks, so a template's own BOS text would double it.
+  EDGELLM_ASSIGN_OR_RETURN(chat::ChatFormatter formatter,
+                           chat::ChatFormatter::Create(source, token_text(tokenizer.bos_id()),
+                                                       token_text(tokenizer.eos_id()), tokenizer.vocab().add_bos));
+  return std::optional<chat::ChatFormatter>(std::move(formatter));
+}
+
+}  // namespace edgellm::serve
