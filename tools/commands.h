@@ -11,6 +11,7 @@
 namespace edgellm::tools {
 
 void AddGenerateCommand(CLI::App& app, absl::Status* result);
+void AddChatCommand(CLI::App& app, absl::Status* result);
 void AddTokenizeCommand(CLI::App& app, absl::Status* result);
 void AddMakeModelCommand(CLI::App& app, absl::Status* result);
 void AddMergeCommand(CLI::App& app, absl::Status* result);

@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   absl::Status result;
   edgellm::tools::AddGenerateCommand(app, &result);
+  edgellm::tools::AddChatCommand(app, &result);
   edgellm::tools::AddTokenizeCommand(app, &result);
   edgellm::tools::AddMakeModelCommand(app, &result);
   edgellm::tools::AddMergeCommand(app, &result);

@@ -9,12 +9,10 @@
 #include "edgellm/v1/inference.grpc.pb.h"
 
 namespace edgellm::tools {
-namespace {
-
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const RemoteTarget& target) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const RemoteTarget& target) {
   if (target.tls_ca.empty()) {
     if (!target.tls_cert.empty()) return absl::InvalidArgumentError("--tls-cert needs --tls-ca");
-    return grpc::InsecureChannelCredentials();
+    return grpc::CreateChannel(target.server, grpc::InsecureChannelCredentials());
   }
   grpc::SslCredentialsOptions ssl;
   EDGELLM_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFileToString(target.tls_ca, "--tls-ca"));
@@ -22,16 +20,14 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const Remo
     EDGELLM_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadFileToString(target.tls_cert, "--tls-cert"));
     EDGELLM_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadFileToString(target.tls_key, "--tls-key"));
   }
-  return grpc::SslCredentials(ssl);
+  return grpc::CreateChannel(target.server, grpc::SslCredentials(ssl));
 }
-
-}  // namespace
 
 absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std::string_view prompt,
                                                  const engine::GenerateOptions& options, std::string_view adapter,
                                                  const std::function<void(std::string_view)>& on_text) {
-  EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, Credentials(target));
-  auto stub = v1::Inference::NewStub(grpc::CreateChannel(target.server, credentials));
+  EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, DaemonChannel(target));
+  auto stub = v1::Inference::NewStub(std::move(channel));
   v1::GenerateRequest request;
   request.set_session_id(target.session_id);
   request.set_prompt(std::string(prompt));

@@ -1,13 +1,17 @@
 // tools/remote_generate.h — `edgellm generate --server`: the same generation,
-// streamed from a running edgellmd over gRPC.
+// streamed from a running edgellmd over gRPC; and the channel to a daemon
+// that `edgellm chat --server` uses too.
 #ifndef EDGELLM_TOOLS_REMOTE_GENERATE_H_
 #define EDGELLM_TOOLS_REMOTE_GENERATE_H_
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "daemon/engine/generation_state.h"
@@ -34,6 +38,10 @@ struct RemoteTarget {
   std::string tls_key;
   std::string session_id;  // continue this session's conversation
 };
+
+// A channel to the daemon at `target`, with TLS when it names a CA. NotFound
+// for an unreadable TLS file, InvalidArgument for a certificate without a CA.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const RemoteTarget& target);
 
 // Streams a generation from the daemon at `target`, passing each piece of
 // text to `on_text` as it arrives. NotFound for an unreadable TLS file; the

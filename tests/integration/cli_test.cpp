@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -121,6 +122,47 @@ TEST(Cli, GenerateStreamsFromARunningDaemon) {
   run = RunCli("generate " + server + " -p hi -n 4");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("edgellm: error: server:"), std::string::npos) << run.err;
+}
+
+// `edgellm chat` in this process and through a daemon gives the same replies:
+// one message with -p, and a conversation typed on stdin (history kept by the
+// CLI locally, by the daemon's session remotely; /reset starts over).
+TEST(Cli, ChatGivesTheSameRepliesLocallyAndThroughADaemon) {
+  const std::string chat_template = testing::SharedPath("chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  EDGELLM_REQUIRE_SHARED_FILE(chat_template);
+  std::string error;
+  auto daemon = testing::DaemonProcess::Start(kModel, {"--chat-template-file", chat_template}, &error);
+  ASSERT_NE(daemon, nullptr) << error;
+  const std::string local = "chat --model " + kModel + " --chat-template-file " + chat_template + " -t 1";
+  const std::string remote = "chat --server unix://" + daemon->socket();
+  const std::string sampling = " --temp 0 -n 10 --system 'You tell stories.'";
+
+  const CliRun here = RunCli(local + sampling + " -p 'Once upon a time'");
+  ASSERT_EQ(here.exit_code, 0) << here.err;
+  const CliRun there = RunCli(remote + sampling + " -p 'Once upon a time'");
+  ASSERT_EQ(there.exit_code, 0) << there.err;
+  EXPECT_FALSE(here.out.empty());
+  EXPECT_EQ(here.out, there.out);
+
+  const std::string typed = "printf 'Once upon a time\\nWhat next?\\n/reset\\nOnce upon a time\\n/exit\\n' | ";
+  const std::string edgellm = std::string(EDGELLM_BINARY_DIR) + "/tools/edgellm ";
+  const CliRun conversation_here = testing::RunShell(typed + edgellm + local + sampling);
+  const CliRun conversation_there = testing::RunShell(typed + edgellm + remote + sampling);
+  ASSERT_EQ(conversation_here.exit_code, 0) << conversation_here.err;
+  ASSERT_EQ(conversation_there.exit_code, 0) << conversation_there.err;
+  EXPECT_EQ(conversation_here.out, conversation_there.out);
+  std::vector<std::string> replies;
+  std::stringstream lines(conversation_here.out);
+  for (std::string line; std::getline(lines, line);) replies.push_back(line);
+  ASSERT_EQ(replies.size(), 3u) << conversation_here.out;
+  EXPECT_EQ(replies[0] + "\n", here.out) << "the first turn is the one-shot reply";
+  EXPECT_EQ(replies[2], replies[0]) << "/reset starts the conversation over";
+
+  const CliRun no_template = RunCli("chat --model " + kModel + " -p hi");
+  EXPECT_EQ(no_template.exit_code, 1);
+  EXPECT_NE(no_template.err.find("has no chat template"), std::string::npos) << no_template.err;
+  EXPECT_EQ(RunCli("chat -p hi").exit_code, 1);
 }
 
 TEST(Cli, GenerateReachesATlsDaemonAndContinuesASession) {

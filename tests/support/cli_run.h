@@ -21,11 +21,11 @@ struct CliRun {
   std::string err;  // stderr
 };
 
-// `edgellm ARGS` (a shell command line) to its end.
-inline CliRun RunCli(const std::string& args) {
+// A shell command line to its end, with what it printed.
+inline CliRun RunShell(const std::string& command_line) {
   const std::string err_path =
       (std::filesystem::temp_directory_path() / ("edgellm-cli-stderr-" + std::to_string(::getpid()))).string();
-  const std::string command = std::string(EDGELLM_BINARY_DIR) + "/tools/edgellm " + args + " 2>" + err_path;
+  const std::string command = "(" + command_line + ") 2>" + err_path;
   CliRun run{-1, "", ""};
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return run;
@@ -37,6 +37,11 @@ inline CliRun RunCli(const std::string& args) {
   std::ifstream err(err_path);
   run.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
   return run;
+}
+
+// `edgellm ARGS` (a shell command line) to its end.
+inline CliRun RunCli(const std::string& args) {
+  return RunShell(std::string(EDGELLM_BINARY_DIR) + "/tools/edgellm " + args);
 }
 
 }  // namespace edgellm::testing
