@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install the packages, build,
 # generate text in-process, teach the model a fact with on-device LoRA training,
-# then start edgellmd with TLS on loopback (serving the adapter too) and stream
+# then start edgellmd with TLS on loopback (serving the adapter too, and the
+# OpenAI-compatible HTTP API beside gRPC) and stream
 # generations from it over gRPC, one of them a two-turn session; then run
 # federated rounds: edgellm-aggregator and three edgellmd on loopback with
 # mutual TLS, each daemon training on its own fact; and finally publish the
@@ -52,8 +53,13 @@ echo "== edgellmd: serving the model and the adapter over TLS on loopback (certi
 pki=$(mktemp -d /tmp/edgellm-demo-pki-XXXXXX)
 deploy/pki.sh "$pki"
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# stories260K carries no chat template: the daemon is given ChatML for its chat APIs.
+cat > "$work/chatml.jinja" <<'TEMPLATE'
+{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
+TEMPLATE
 build/release/daemon/edgellmd --model "$model" --listen "127.0.0.1:$port" \
-  --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" --adapter "facts=$work/facts" &
+  --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" --adapter "facts=$work/facts" \
+  --chat-template-file "$work/chatml.jinja" --http-listen 127.0.0.1:0 2> >(tee "$work/edgellmd.log" >&2) &
 daemon=$!
 trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$pki" "$work"' EXIT
 server=(--server "127.0.0.1:$port" --tls-ca "$pki/ca.pem")
@@ -71,6 +77,15 @@ echo "== The adapter, chosen per request by name (GenerateRequest.adapter):"
 echo "== A two-turn session: the second turn continues the first's conversation, reusing its KV"
 "$edgellm" generate "${server[@]}" --session demo --prompt "Once upon a time, there was a little dog" -n 32 --temp 0
 "$edgellm" generate "${server[@]}" --session demo --prompt " One day, the dog" -n 32 --temp 0
+
+echo "== A chat through the model's chat template (edgellm chat --server: the Chat RPC):"
+"$edgellm" chat "${server[@]}" --system "You tell short stories." -p "Once upon a time" -n 24 --temp 0
+
+http_port=$(sed -n 's/.*HTTP API on port \([0-9]*\).*/\1/p' "$work/edgellmd.log")
+echo "== The same over the OpenAI-compatible HTTP API (HTTPS on port $http_port), streamed as server-sent events:"
+curl -sN --cacert "$pki/ca.pem" "https://127.0.0.1:$http_port/v1/chat/completions" -H "Content-Type: application/json" \
+  -d '{"messages": [{"role": "system", "content": "You tell short stories."}, {"role": "user", "content": "Once upon a time"}],
+       "max_tokens": 6, "temperature": 0, "stream": true}'
 
 echo "== Stopping the daemon (SIGTERM drains in-flight requests, then it exits 0)"
 kill -TERM "$daemon"

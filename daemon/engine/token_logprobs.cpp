@@ -10,7 +10,7 @@ TokenLogprobs ComputeLogprobs(absl::Span<const float> logits, TokenId chosen, in
   float max_logit = -std::numeric_limits<float>::infinity();
   for (float l : logits) max_logit = std::max(max_logit, l);
   double sum = 0.0;
-  for (float l : logits) sum += std::exp(static_cast<double>(l) - max_logit);
+  for (float l : logits) sum += std::exp(l - max_logit);
   const double log_normalizer = max_logit + std::log(sum);
   const auto logprob = [&](TokenId id) {
     return static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - log_normalizer);

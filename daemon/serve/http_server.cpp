@@ -345,8 +345,11 @@ void HttpServer::Impl::Accept() {
   acceptor->async_accept(asio::make_strand(*io), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
+      // Streams are many small writes: Nagle's algorithm would hold each one
+      // back until the client's delayed ACK, 40 ms later.
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       if (shared.connections.load() >= shared.config.max_connections) {
-        beast::error_code ignored;
         socket.close(ignored);
       } else if (shared.tls) {
         std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(

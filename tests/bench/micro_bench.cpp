@@ -1,17 +1,21 @@
 // Google Benchmark micro-benchmarks of the engine's hot spots: the weight
 // kernels (per type, per instruction set, one thread), dequantization,
-// tokenization and sampling.
+// tokenization, sampling, logprobs and chat-template rendering.
 #include <benchmark/benchmark.h>
 
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
+#include "daemon/chat/chat_formatter.h"
 #include "daemon/engine/bpe_pretokenizer.h"
 #include "daemon/engine/compute_threads.h"
 #include "daemon/engine/quant_kernels.h"
 #include "daemon/engine/quant_matmul.h"
 #include "daemon/engine/quant_types.h"
 #include "daemon/engine/thread_pool.h"
+#include "daemon/engine/token_logprobs.h"
 #include "daemon/engine/sampler.h"
 #include "daemon/engine/synthetic_vocab.h"
 #include "daemon/engine/tokenizer.h"
@@ -203,6 +207,57 @@ void BM_Sample(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(sampler.Sample(logits, history));
 }
 BENCHMARK(BM_Sample)->Arg(32000)->Arg(49152);
+
+// Logprobs of the chosen token and the top 5, over a vocabulary: what
+// `logprobs` adds to each generated token.
+void BM_TokenLogprobs(benchmark::State& state) {
+  std::vector<float> logits(state.range(0));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (float& v : logits) v = normal(rng);
+  for (auto _ : state) benchmark::DoNotOptimize(ComputeLogprobs(logits, 17, 5));
+}
+BENCHMARK(BM_TokenLogprobs)->Arg(32000)->Arg(151936);
+
+// A 20-turn conversation (system prompt, ten user and ten assistant turns of
+// a few sentences) rendered through a real chat template: what a chat request
+// costs before its prompt is tokenized.
+void BM_RenderChat(benchmark::State& state, const char* file) {
+  std::ifstream in(std::string(EDGELLM_SHARED_DIR) + "/chat-templates/" + file);
+  const std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  absl::StatusOr<chat::ChatFormatter> formatter = chat::ChatFormatter::Create(source, "<s>", "</s>", false);
+  if (source.empty() || !formatter.ok()) {
+    state.SkipWithError("the template is missing or does not parse");
+    return;
+  }
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "system"}, {"content", "You are a helpful assistant on a factory floor."}});
+  for (int turn = 0; turn < 10; ++turn) {
+    messages.push_back({{"role", "user"},
+                        {"content", "Line " + std::to_string(turn) + " reports a pressure of 4.2 bar and a "
+                                    "temperature of 71 C. Is that within the limits for the press?"}});
+    messages.push_back({{"role", "assistant"},
+                        {"content", "Yes: the press runs between 3.5 and 5 bar, and up to 80 C. Keep an eye on "
+                                    "the temperature if it keeps rising."}});
+  }
+  messages.erase(messages.size() - 1);
+  messages.push_back({{"role", "user"}, {"content", "Thanks. Anything else?"}});
+  size_t bytes = 0;
+  for (auto _ : state) {
+    absl::StatusOr<std::string> prompt = formatter->Render(messages, nullptr, true);
+    if (!prompt.ok()) {
+      state.SkipWithError(std::string(prompt.status().message()).c_str());
+      return;
+    }
+    bytes = prompt->size();
+  }
+  state.counters["prompt_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK_CAPTURE(BM_RenderChat, llama3_1, "meta-llama-Llama-3.1-8B-Instruct.jinja")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_RenderChat, qwen2_5, "Qwen-Qwen2.5-7B-Instruct.jinja")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_RenderChat, hermes3_tool_use, "NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja")
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_RenderChat, phi3_5, "microsoft-Phi-3.5-mini-instruct.jinja")->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace edgellm::engine

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Serves the synthetic smol-135m (Q8_0) with edgellmd and runs the load
-# generator with 1, 4 and 16 concurrent clients against it.
+# generator against it with 1, 4 and 16 concurrent clients, over gRPC and
+# over the OpenAI-compatible HTTP API, alternating, in the same run.
 # Usage: tests/bench/run_load_bench.sh [build-dir]     (default: build/release)
+#   LOAD_CLIENTS (default 1,4,16), LOAD_REQUESTS (per client, default 4)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build/release}
@@ -9,13 +11,26 @@ model=$build/bench-models/smol-135m-Q8_0.gguf
 mkdir -p "$(dirname "$model")"
 [ -f "$model" ] || "$build/tools/edgellm" make-model --shape smol-135m --type Q8_0 --out "$model" >&2
 
-socket=$(mktemp -u /tmp/edgellmd-bench-XXXXXX.sock)
-"$build/daemon/edgellmd" --model "$model" --listen "unix:$socket" --max-active 16 --max-waiting 64 2>/dev/null &
+work=$(mktemp -d)
+socket=$work/edgellmd.sock
+"$build/daemon/edgellmd" --model "$model" --listen "unix:$socket" --max-active 16 --max-waiting 64 \
+  --http-listen 127.0.0.1:0 2> "$work/log" &
 daemon=$!
-trap 'kill "$daemon" 2>/dev/null || true' EXIT
-for _ in $(seq 300); do [ -S "$socket" ] && break; sleep 0.1; done
+trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$work"' EXIT
+port=
+for _ in $(seq 600); do
+  port=$(sed -n 's/.*HTTP API on port \([0-9]*\).*/\1/p' "$work/log")
+  [ -n "$port" ] && [ -S "$socket" ] && break
+  sleep 0.1
+done
 
-"$build/tests/bench/edgellm-bench-load" --server "unix://$socket" --clients 1,4,16
+IFS=, read -ra counts <<< "${LOAD_CLIENTS:-1,4,16}"
+for k in "${counts[@]}"; do
+  "$build/tests/bench/edgellm-bench-load" --server "unix://$socket" --clients "$k" \
+    --requests-per-client "${LOAD_REQUESTS:-4}"
+  "$build/tests/bench/edgellm-bench-load" --http-port "$port" --clients "$k" \
+    --requests-per-client "${LOAD_REQUESTS:-4}"
+done
 kill -TERM "$daemon"
 wait "$daemon"
-trap - EXIT
+trap 'rm -rf "$work"' EXIT

@@ -29,6 +29,8 @@ TEST(DaemonConfig, ReadsEveryKey) {
       "tls_cert: /c.pem\ntls_key: /k.pem\ntls_client_ca: /ca.pem\nkv_cache_mib: 64\nkv_block_size: 32\n"
       "prefix_caching: false\nmax_sessions: 9\nsession_ttl_seconds: 30\nmemory_low_mib: 512\n"
       "memory_critical_mib: 128\ndraft_tokens: 5\ndraft_model: /d.gguf\n"
+      "http_listen: 127.0.0.1:8080\nhttp_api_keys_file: /keys\nhttp_max_body_kib: 64\n"
+      "http_request_timeout_seconds: 2.5\nchat_template_file: /t.jinja\n"
       "adapters:\n  support-v2: /var/lib/edgellm/adapters/support\n  fr: /a/fr\n",
       "full.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -55,6 +57,11 @@ TEST(DaemonConfig, ReadsEveryKey) {
   EXPECT_EQ(c->session_ttl_seconds, 30.0);
   EXPECT_EQ(c->memory_low_mib, 512);
   EXPECT_EQ(c->memory_critical_mib, 128);
+  EXPECT_EQ(c->http_listen, "127.0.0.1:8080");
+  EXPECT_EQ(c->http_api_keys_file, "/keys");
+  EXPECT_EQ(c->http_max_body_kib, 64);
+  EXPECT_EQ(c->http_request_timeout_seconds, 2.5);
+  EXPECT_EQ(c->chat_template_file, "/t.jinja");
 }
 
 void ExpectRefused(const std::string& yaml, const std::string& message_part) {
@@ -68,6 +75,9 @@ TEST(DaemonConfig, MistakesAreNamedWithTheirLine) {
   ExpectRefused("max_active: lots\n", "bad.yaml:1: max_active: expected an integer, found 'lots'");
   ExpectRefused("listen: [a, b]\n", "listen: expected text");
   ExpectRefused("max_active: 0\n", "max_active 0 must be at least 1");
+  ExpectRefused("http_max_body_kib: 0\n", "http_max_body_kib 0 must be at least 1");
+  ExpectRefused("http_request_timeout_seconds: 0\n", "http_request_timeout_seconds must be positive");
+  ExpectRefused("chat_template: x\nchat_template_file: /t\n", "chat_template and chat_template_file are exclusive");
   ExpectRefused("drain_timeout_seconds: -1\n", "drain_timeout_seconds");
   ExpectRefused("- a list\n", "expected a mapping");
   ExpectRefused("model: [unclosed\n", "bad.yaml:");
