@@ -4,7 +4,9 @@
 Generates Python stubs for edgellm.v1 and grpc.health.v1 with protoc and
 grpc_python_plugin, starts a real edgellmd on a temporary unix socket, and
 checks health, a greedy stream against llama.cpp's reference tokens,
-ListModels, an INVALID_ARGUMENT refusal, and a clean SIGTERM exit.
+ListModels, a Chat through the chat template (equal to Generate on the prompt
+Python's Jinja2 renders), Embed, an INVALID_ARGUMENT refusal, and a clean
+SIGTERM exit.
 Exit code 0 when every check passes.
 """
 import argparse
@@ -43,14 +45,16 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--reference", required=True)
     parser.add_argument("--proto-dir", required=True)
+    parser.add_argument("--chat-template", required=True)
     args = parser.parse_args()
 
-    if not os.path.exists(args.model):
-        if os.environ.get("CI"):
-            print(f"missing shared file {args.model}")
-            return 1
-        print(f"skipping: missing shared file {args.model}")
-        return 0
+    for needed in (args.model, args.chat_template):
+        if not os.path.exists(needed):
+            if os.environ.get("CI"):
+                print(f"missing shared file {needed}")
+                return 1
+            print(f"skipping: missing shared file {needed}")
+            return 0
 
     work = tempfile.mkdtemp(prefix="edgellm-python-client-")
     generate_stubs(args.proto_dir, work)
@@ -65,7 +69,8 @@ def main():
         return check_method(health_pb2.HealthCheckRequest(), timeout=2).status
 
     socket = os.path.join(work, "edgellmd.sock")
-    daemon = subprocess.Popen([args.edgellmd, "--model", args.model, "--listen", f"unix:{socket}", "--threads", "1"])
+    daemon = subprocess.Popen([args.edgellmd, "--model", args.model, "--listen", f"unix:{socket}", "--threads", "1",
+                               "--chat-template-file", args.chat_template])
     failures = []
     passed = []
 
@@ -104,6 +109,31 @@ def main():
 
             models = stub.ListModels(inference_pb2.ListModelsRequest(), timeout=10).models
             check(len(models) == 1 and models[0].architecture == "llama", "ListModels names the llama model")
+
+            check(models[0].has_chat_template, "ListModels says the model has a chat template")
+
+            # Chat: the messages through the chat template, then exactly Generate on that prompt.
+            import jinja2
+            messages = [{"role": "system", "content": "You tell stories."}, {"role": "user", "content": "Once upon a time"}]
+            with open(args.chat_template, encoding="utf-8") as f:
+                environment = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+                prompt = environment.from_string(f.read()).render(messages=messages, add_generation_prompt=True,
+                                                                  bos_token="<s>", eos_token="</s>")
+            chat = inference_pb2.ChatRequest(
+                messages=[inference_pb2.ChatMessage(role=m["role"], content=m["content"]) for m in messages],
+                max_tokens=12, sampling=inference_pb2.SamplingParams(temperature=0.0))
+            chat_ids = [i for r in stub.Chat(chat, timeout=60) for i in r.token_ids]
+            generate = inference_pb2.GenerateRequest(prompt=prompt, max_tokens=12,
+                                                     sampling=inference_pb2.SamplingParams(temperature=0.0))
+            generate_ids = [i for r in stub.Generate(generate, timeout=60) for i in r.token_ids]
+            check(len(chat_ids) == 12 and chat_ids == generate_ids,
+                  "Chat gives Generate's tokens on the prompt Jinja2 renders")
+
+            embedded = stub.Embed(inference_pb2.EmbedRequest(inputs=["The cat sat.", "A dog ran."]), timeout=60)
+            norms = [sum(v * v for v in e.values) ** 0.5 for e in embedded.embeddings]
+            check(len(norms) == 2 and all(abs(n - 1) < 1e-4 for n in norms)
+                  and len(embedded.embeddings[0].values) == models[0].embedding_length,
+                  "Embed gives one unit-length embedding per input")
 
             try:
                 list(stub.Generate(inference_pb2.GenerateRequest(prompt="hi", max_tokens=0), timeout=10))
