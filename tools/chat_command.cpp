@@ -20,6 +20,7 @@
 #include "edgellm/v1/inference.grpc.pb.h"
 #include "tools/commands.h"
 #include "tools/remote_generate.h"
+#include "tools/shared_options.h"
 
 namespace edgellm::tools {
 namespace {
@@ -123,13 +124,7 @@ class RemoteChat final : public ChatBackend {
     request.set_session_id(session_);
     request.set_adapter(args_.adapter);
     request.set_max_tokens(static_cast<uint32_t>(std::max(options_.max_tokens, 0)));
-    v1::SamplingParams* sampling = request.mutable_sampling();
-    sampling->set_temperature(options_.sampling.temperature);
-    sampling->set_top_k(static_cast<uint32_t>(std::max(options_.sampling.top_k, 0)));
-    sampling->set_top_p(options_.sampling.top_p);
-    sampling->set_min_p(options_.sampling.min_p);
-    sampling->set_repeat_penalty(options_.sampling.repeat_penalty);
-    sampling->set_seed(options_.sampling.seed);
+    SetSampling(options_.sampling, request.mutable_sampling());
     // With a session the daemon holds what was sent before (and its replies).
     for (size_t i = session_.empty() ? 0 : sent_; i < messages.size(); ++i) {
       if (messages[i]["role"] == "assistant" && !session_.empty()) continue;
@@ -242,23 +237,13 @@ void AddChatCommand(CLI::App& app, absl::Status* result) {
   CLI::App* cmd = app.add_subcommand(
       "chat", "Chat with a model in the terminal, through its chat template (interactive, or one message with -p)");
   cmd->add_option("-m,--model", args->model, "GGUF model file (runs in this process)");
-  cmd->add_option("--server", args->remote.server,
-                  "Chat through a running edgellmd instead: unix:///PATH, unix:PATH or HOST:PORT");
-  cmd->add_option("--tls-ca", args->remote.tls_ca, "With --server: PEM CA bundle to verify the daemon by (TLS)");
-  cmd->add_option("--tls-cert", args->remote.tls_cert, "With --server: PEM client certificate (mutual TLS)");
-  cmd->add_option("--tls-key", args->remote.tls_key, "With --server: PEM key of --tls-cert");
+  AddServerOptions(*cmd, args->remote, "Chat through a running edgellmd instead");
   cmd->add_option("--system", args->system, "A system message that starts the conversation");
   cmd->add_option("-p,--prompt", args->prompt, "Answer this one message and exit");
   cmd->add_option("--chat-template-file", args->chat_template_file,
                   "With --model: a Jinja chat template instead of the file's tokenizer.chat_template");
   cmd->add_option("-n,--max-tokens", args->max_tokens, "Tokens per reply at most")->capture_default_str();
-  cmd->add_option("--temp", args->sampling.temperature, "Temperature; 0 is greedy")->capture_default_str();
-  cmd->add_option("--top-k", args->sampling.top_k, "Keep the k most likely tokens; 0 is off")->capture_default_str();
-  cmd->add_option("--top-p", args->sampling.top_p, "Nucleus sampling mass; 1 is off")->capture_default_str();
-  cmd->add_option("--min-p", args->sampling.min_p, "Drop tokens below min-p x the top probability; 0 is off")
-      ->capture_default_str();
-  cmd->add_option("--repeat-penalty", args->sampling.repeat_penalty, "Penalty for recent tokens; 1 is off")
-      ->capture_default_str();
+  AddSamplingOptions(*cmd, args->sampling);
   cmd->add_option("-s,--seed", args->seed, "Random seed (default: random)");
   cmd->add_option("-t,--threads", args->threads, "With --model: compute threads (default: one per core)");
   cmd->add_option("-c,--ctx", args->context, "With --model: context length (default: the model's, at most 4096)");

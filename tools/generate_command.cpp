@@ -9,6 +9,7 @@
 #include "daemon/engine/torch_forward.h"
 #include "tools/commands.h"
 #include "tools/remote_generate.h"
+#include "tools/shared_options.h"
 
 namespace edgellm::tools {
 namespace {
@@ -124,24 +125,12 @@ void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming it as it is produced");
   cmd->add_option("-m,--model", args->model, "GGUF model file (runs in this process)");
-  cmd->add_option("--server", args->remote.server,
-                  "Stream from a running edgellmd instead: unix:///PATH, unix:PATH or HOST:PORT");
-  cmd->add_option("--tls-ca", args->remote.tls_ca, "With --server: PEM CA bundle to verify the daemon by (TLS)");
-  cmd->add_option("--tls-cert", args->remote.tls_cert, "With --server: PEM client certificate (mutual TLS)");
-  cmd->add_option("--tls-key", args->remote.tls_key, "With --server: PEM key of --tls-cert");
+  AddServerOptions(*cmd, args->remote, "Stream from a running edgellmd instead");
   cmd->add_option("--session", args->remote.session_id,
                   "With --server: continue this session's conversation (multi-turn)");
   cmd->add_option("-p,--prompt", args->prompt, "Prompt text (the model's BOS is added)");
   cmd->add_option("-n,--max-tokens", args->max_tokens, "Tokens to generate at most")->capture_default_str();
-  cmd->add_option("--temp", args->sampling.temperature, "Temperature; 0 is greedy")->capture_default_str();
-  cmd->add_option("--top-k", args->sampling.top_k, "Keep the k most likely tokens; 0 is off")->capture_default_str();
-  cmd->add_option("--top-p", args->sampling.top_p, "Nucleus sampling mass; 1 is off")->capture_default_str();
-  cmd->add_option("--min-p", args->sampling.min_p, "Drop tokens below min-p x the top probability; 0 is off")
-      ->capture_default_str();
-  cmd->add_option("--repeat-penalty", args->sampling.repeat_penalty, "Penalty for recent tokens; 1 is off")
-      ->capture_default_str();
-  cmd->add_option("--repeat-last-n", args->sampling.repeat_last_n, "Window of the repetition penalty")
-      ->capture_default_str();
+  AddSamplingOptions(*cmd, args->sampling);
   cmd->add_option("-s,--seed", args->seed, "Random seed; the same seed gives the same output (default: random)");
   cmd->add_option("--stop", args->stop, "Stop before this string (repeatable)");
   cmd->add_option("-t,--threads", args->threads, "Compute threads (default: one per core)");

@@ -23,6 +23,15 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const RemoteTarget&
   return grpc::CreateChannel(target.server, grpc::SslCredentials(ssl));
 }
 
+void SetSampling(const engine::SamplingParams& from, v1::SamplingParams* to) {
+  to->set_temperature(from.temperature);
+  to->set_top_k(static_cast<uint32_t>(std::max(from.top_k, 0)));
+  to->set_top_p(from.top_p);
+  to->set_min_p(from.min_p);
+  to->set_repeat_penalty(from.repeat_penalty);
+  to->set_seed(from.seed);
+}
+
 absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std::string_view prompt,
                                                  const engine::GenerateOptions& options, std::string_view adapter,
                                                  const std::function<void(std::string_view)>& on_text) {
@@ -33,13 +42,7 @@ absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std
   request.set_prompt(std::string(prompt));
   request.set_adapter(std::string(adapter));
   request.set_max_tokens(static_cast<uint32_t>(std::max(options.max_tokens, 0)));
-  v1::SamplingParams* sampling = request.mutable_sampling();
-  sampling->set_temperature(options.sampling.temperature);
-  sampling->set_top_k(static_cast<uint32_t>(std::max(options.sampling.top_k, 0)));
-  sampling->set_top_p(options.sampling.top_p);
-  sampling->set_min_p(options.sampling.min_p);
-  sampling->set_repeat_penalty(options.sampling.repeat_penalty);
-  sampling->set_seed(options.sampling.seed);
+  SetSampling(options.sampling, request.mutable_sampling());
   for (const std::string& stop : options.stop) request.add_stop(stop);
   if (options.draft_tokens >= 0) request.set_draft_tokens(static_cast<uint32_t>(options.draft_tokens));
 

@@ -16,6 +16,10 @@
 #include "absl/status/statusor.h"
 #include "daemon/engine/generation_state.h"
 
+namespace edgellm::v1 {
+class SamplingParams;
+}
+
 namespace edgellm::tools {
 
 // What a generation produced, wherever it ran.
@@ -42,6 +46,9 @@ struct RemoteTarget {
 // A channel to the daemon at `target`, with TLS when it names a CA. NotFound
 // for an unreadable TLS file, InvalidArgument for a certificate without a CA.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const RemoteTarget& target);
+
+// The daemon's form of `from` (every field set, so the daemon's defaults never apply).
+void SetSampling(const engine::SamplingParams& from, v1::SamplingParams* to);
 
 // Streams a generation from the daemon at `target`, passing each piece of
 // text to `on_text` as it arrives. NotFound for an unreadable TLS file; the

@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "common/status_macros.h"
 #include "common/str_cat.h"
 
 namespace edgellm::chat::jinja {
@@ -309,7 +310,7 @@ class Parser {
         absl::StatusOr<ExprPtr> e = ParseExpression();
         if (!e.ok()) return e.status();
         node.expr = *std::move(e);
-        if (absl::Status s = ExpectClose(); !s.ok()) return s;
+        EDGELLM_RETURN_IF_ERROR(ExpectClose());
         body.push_back(std::move(node));
         continue;
       }
@@ -327,6 +328,15 @@ class Parser {
     }
   }
 
+  // Ends the tag just parsed and appends the block that follows it, up to
+  // the first of `ends` (which goes to *end), to node.bodies.
+  absl::Status ParseBlockInto(Node& node, const std::set<std::string>& ends, std::string* end) {
+    EDGELLM_RETURN_IF_ERROR(ExpectClose());
+    EDGELLM_ASSIGN_OR_RETURN(std::vector<Node> body, ParseBody(ends, end));
+    node.bodies.push_back(std::move(body));
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<Node> ParseStatement(const std::string& keyword, int line) {
     const DepthGuard guard(&block_depth_);
     if (guard.too_deep()) return Error("blocks nest too deep");
@@ -335,135 +345,77 @@ class Parser {
     std::string end;
     if (keyword == "if") {
       node.kind = Node::Kind::kIf;
-      while (true) {
-        absl::StatusOr<ExprPtr> cond = ParseExpression();
-        if (!cond.ok()) return cond.status();
-        if (absl::Status s = ExpectClose(); !s.ok()) return s;
-        node.conditions.push_back(*std::move(cond));
-        absl::StatusOr<std::vector<Node>> body = ParseBody({"elif", "else", "endif"}, &end);
-        if (!body.ok()) return body.status();
-        node.bodies.push_back(*std::move(body));
-        if (end == "elif") continue;
-        if (end == "else") {
-          if (absl::Status s = ExpectClose(); !s.ok()) return s;
-          absl::StatusOr<std::vector<Node>> otherwise = ParseBody({"endif"}, &end);
-          if (!otherwise.ok()) return otherwise.status();
-          node.bodies.push_back(*std::move(otherwise));
-        }
-        break;
-      }
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      return node;
-    }
-    if (keyword == "for") {
+      do {
+        EDGELLM_ASSIGN_OR_RETURN(ExprPtr condition, ParseExpression());
+        node.conditions.push_back(std::move(condition));
+        EDGELLM_RETURN_IF_ERROR(ParseBlockInto(node, {"elif", "else", "endif"}, &end));
+      } while (end == "elif");
+      if (end == "else") EDGELLM_RETURN_IF_ERROR(ParseBlockInto(node, {"endif"}, &end));
+    } else if (keyword == "for") {
       node.kind = Node::Kind::kFor;
       do {
-        absl::StatusOr<std::string> target = ExpectName();
-        if (!target.ok()) return target.status();
-        node.targets.push_back(*target);
+        EDGELLM_ASSIGN_OR_RETURN(std::string target, ExpectName());
+        node.targets.push_back(std::move(target));
       } while (IsOp(",") && (++pos_, true));
       if (!IsName("in")) return Error("expected 'in' in a for loop");
       ++pos_;
-      absl::StatusOr<ExprPtr> iter = ParseOr();
-      if (!iter.ok()) return iter.status();
-      node.expr = *std::move(iter);
+      EDGELLM_ASSIGN_OR_RETURN(node.expr, ParseOr());
       if (IsName("if")) {
         ++pos_;
-        absl::StatusOr<ExprPtr> filter = ParseOr();
-        if (!filter.ok()) return filter.status();
-        node.conditions.push_back(*std::move(filter));
+        EDGELLM_ASSIGN_OR_RETURN(ExprPtr filter, ParseOr());
+        node.conditions.push_back(std::move(filter));
       }
       if (IsName("recursive")) return Error("recursive loops are not supported");
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      absl::StatusOr<std::vector<Node>> body = ParseBody({"else", "endfor"}, &end);
-      if (!body.ok()) return body.status();
-      node.bodies.push_back(*std::move(body));
-      if (end == "else") {
-        if (absl::Status s = ExpectClose(); !s.ok()) return s;
-        absl::StatusOr<std::vector<Node>> otherwise = ParseBody({"endfor"}, &end);
-        if (!otherwise.ok()) return otherwise.status();
-        node.bodies.push_back(*std::move(otherwise));
-      }
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      return node;
-    }
-    if (keyword == "set") {
+      EDGELLM_RETURN_IF_ERROR(ParseBlockInto(node, {"else", "endfor"}, &end));
+      if (end == "else") EDGELLM_RETURN_IF_ERROR(ParseBlockInto(node, {"endfor"}, &end));
+    } else if (keyword == "set") {
       node.kind = Node::Kind::kSet;
       do {
-        absl::StatusOr<std::string> target = ExpectName();
-        if (!target.ok()) return target.status();
-        std::string name = *target;
+        EDGELLM_ASSIGN_OR_RETURN(std::string name, ExpectName());
         if (IsOp(".")) {
           ++pos_;
-          absl::StatusOr<std::string> attribute = ExpectName();
-          if (!attribute.ok()) return attribute.status();
-          name += "." + *attribute;
+          EDGELLM_ASSIGN_OR_RETURN(std::string attribute, ExpectName());
+          name += "." + attribute;
         }
-        node.targets.push_back(name);
+        node.targets.push_back(std::move(name));
       } while (IsOp(",") && (++pos_, true));
       if (IsOp("=")) {
         ++pos_;
-        absl::StatusOr<ExprPtr> value = ParseTupleOrExpression();
-        if (!value.ok()) return value.status();
-        node.expr = *std::move(value);
-        if (absl::Status s = ExpectClose(); !s.ok()) return s;
-        return node;
+        EDGELLM_ASSIGN_OR_RETURN(node.expr, ParseTupleOrExpression());
+      } else {
+        if (node.targets.size() != 1) return Error("a block set assigns one name");
+        EDGELLM_RETURN_IF_ERROR(ParseBlockInto(node, {"endset"}, &end));
       }
-      if (node.targets.size() != 1) return Error("a block set assigns one name");
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      absl::StatusOr<std::vector<Node>> body = ParseBody({"endset"}, &end);
-      if (!body.ok()) return body.status();
-      node.bodies.push_back(*std::move(body));
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      return node;
-    }
-    if (keyword == "macro") {
+    } else if (keyword == "macro") {
       node.kind = Node::Kind::kMacro;
-      absl::StatusOr<std::string> name = ExpectName();
-      if (!name.ok()) return name.status();
-      node.text = *name;
-      if (absl::Status s = Expect("("); !s.ok()) return s;
+      EDGELLM_ASSIGN_OR_RETURN(node.text, ExpectName());
+      EDGELLM_RETURN_IF_ERROR(Expect("("));
       while (!IsOp(")")) {
-        absl::StatusOr<std::string> param = ExpectName();
-        if (!param.ok()) return param.status();
-        node.targets.push_back(*param);
+        EDGELLM_ASSIGN_OR_RETURN(std::string param, ExpectName());
+        node.targets.push_back(std::move(param));
         ExprPtr default_value;
         if (IsOp("=")) {
           ++pos_;
-          absl::StatusOr<ExprPtr> d = ParseExpression();
-          if (!d.ok()) return d.status();
-          default_value = *std::move(d);
+          EDGELLM_ASSIGN_OR_RETURN(default_value, ParseExpression());
         }
         node.conditions.push_back(std::move(default_value));
         if (!IsOp(",")) break;
         ++pos_;
       }
-      if (absl::Status s = Expect(")"); !s.ok()) return s;
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      absl::StatusOr<std::vector<Node>> body = ParseBody({"endmacro"}, &end);
-      if (!body.ok()) return body.status();
-      node.bodies.push_back(*std::move(body));
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      return node;
-    }
-    if (keyword == "filter") {
+      EDGELLM_RETURN_IF_ERROR(Expect(")"));
+      EDGELLM_RETURN_IF_ERROR(ParseBlockInto(node, {"endmacro"}, &end));
+    } else if (keyword == "filter") {
       node.kind = Node::Kind::kFilterBlock;
-      absl::StatusOr<ExprPtr> filter = ParseFilter(nullptr);
-      if (!filter.ok()) return filter.status();
-      node.expr = *std::move(filter);
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      absl::StatusOr<std::vector<Node>> body = ParseBody({"endfilter"}, &end);
-      if (!body.ok()) return body.status();
-      node.bodies.push_back(*std::move(body));
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      return node;
-    }
-    if (keyword == "break" || keyword == "continue") {
+      EDGELLM_ASSIGN_OR_RETURN(node.expr, ParseFilter(nullptr));
+      EDGELLM_RETURN_IF_ERROR(ParseBlockInto(node, {"endfilter"}, &end));
+    } else if (keyword == "break" || keyword == "continue") {
       node.kind = keyword == "break" ? Node::Kind::kBreak : Node::Kind::kContinue;
-      if (absl::Status s = ExpectClose(); !s.ok()) return s;
-      return node;
+    } else {
+      return Error(edgellm::StrCat("the statement '", keyword, "' is not supported"));
     }
-    return Error(edgellm::StrCat("the statement '", keyword, "' is not supported"));
+    // The end tag's own close (or the statement's, for one without a block).
+    EDGELLM_RETURN_IF_ERROR(ExpectClose());
+    return node;
   }
 
   static ExprPtr Make(Expr::Kind kind, int line) {
@@ -652,7 +604,7 @@ class Parser {
             }
             inner = std::move(tuple);
           }
-          if (absl::Status s = Expect(")"); !s.ok()) return s;
+          EDGELLM_RETURN_IF_ERROR(Expect(")"));
           return inner;
         }
         if (t.text == "[") {
@@ -665,7 +617,7 @@ class Parser {
             if (!IsOp(",")) break;
             ++pos_;
           }
-          if (absl::Status s = Expect("]"); !s.ok()) return s;
+          EDGELLM_RETURN_IF_ERROR(Expect("]"));
           return list;
         }
         if (t.text == "{") {
@@ -674,7 +626,7 @@ class Parser {
           while (!IsOp("}")) {
             absl::StatusOr<ExprPtr> key = ParseExpression();
             if (!key.ok()) return key.status();
-            if (absl::Status s = Expect(":"); !s.ok()) return s;
+            EDGELLM_RETURN_IF_ERROR(Expect(":"));
             absl::StatusOr<ExprPtr> value = ParseExpression();
             if (!value.ok()) return value.status();
             dict->args.push_back(*std::move(key));
@@ -682,7 +634,7 @@ class Parser {
             if (!IsOp(",")) break;
             ++pos_;
           }
-          if (absl::Status s = Expect("}"); !s.ok()) return s;
+          EDGELLM_RETURN_IF_ERROR(Expect("}"));
           return dict;
         }
         break;
@@ -762,7 +714,7 @@ class Parser {
         const int line = Next().line;
         ExprPtr e = Make(Expr::Kind::kCall, line);
         e->args.push_back(std::move(node));
-        if (absl::Status s = ParseCallArgs(e.get()); !s.ok()) return s;
+        EDGELLM_RETURN_IF_ERROR(ParseCallArgs(e.get()));
         node = std::move(e);
       } else {
         return node;
@@ -787,7 +739,7 @@ class Parser {
     e->args.push_back(std::move(operand));
     if (IsOp("(")) {
       ++pos_;
-      if (absl::Status s = ParseCallArgs(e.get()); !s.ok()) return s;
+      EDGELLM_RETURN_IF_ERROR(ParseCallArgs(e.get()));
     }
     return e;
   }
@@ -815,7 +767,7 @@ class Parser {
         e->args.push_back(std::move(node));
         if (IsOp("(")) {
           ++pos_;
-          if (absl::Status s = ParseCallArgs(e.get()); !s.ok()) return s;
+          EDGELLM_RETURN_IF_ERROR(ParseCallArgs(e.get()));
         } else if (StartsTestArgument()) {
           absl::StatusOr<ExprPtr> argument = ParseUnary(false);
           if (!argument.ok()) return argument.status();
@@ -826,7 +778,7 @@ class Parser {
         const int line = Next().line;
         ExprPtr e = Make(Expr::Kind::kCall, line);
         e->args.push_back(std::move(node));
-        if (absl::Status s = ParseCallArgs(e.get()); !s.ok()) return s;
+        EDGELLM_RETURN_IF_ERROR(ParseCallArgs(e.get()));
         node = std::move(e);
       } else {
         return node;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/chat/jinja_builtins.h"
 #include "daemon/chat/jinja_parser.h"
@@ -31,7 +32,7 @@ class Renderer {
 
   absl::Status RenderBody(const std::vector<Node>& body, std::string* out) {
     for (const Node& node : body) {
-      if (absl::Status s = RenderNode(node, out); !s.ok()) return s;
+      EDGELLM_RETURN_IF_ERROR(RenderNode(node, out));
       if (control_ != Control::kNone) return absl::OkStatus();
       if (out->size() > kMaxOutputBytes) return Error(node.line, "the output passed 16 MiB");
     }
@@ -101,7 +102,7 @@ class Renderer {
           value = *std::move(v);
         } else {
           std::string captured;
-          if (absl::Status s = RenderBody(node.bodies[0], &captured); !s.ok()) return s;
+          EDGELLM_RETURN_IF_ERROR(RenderBody(node.bodies[0], &captured));
           value = Value::String(std::move(captured));
         }
         if (node.targets.size() == 1) return Assign(node.targets[0], value, node.line);
@@ -110,7 +111,7 @@ class Renderer {
           return Error(node.line, edgellm::StrCat("cannot unpack into ", node.targets.size(), " names"));
         }
         for (size_t i = 0; i < node.targets.size(); ++i) {
-          if (absl::Status s = Assign(node.targets[i], (*items)[i], node.line); !s.ok()) return s;
+          EDGELLM_RETURN_IF_ERROR(Assign(node.targets[i], (*items)[i], node.line));
         }
         return absl::OkStatus();
       }
@@ -119,7 +120,7 @@ class Renderer {
         return absl::OkStatus();
       case Node::Kind::kFilterBlock: {
         std::string captured;
-        if (absl::Status s = RenderBody(node.bodies[0], &captured); !s.ok()) return s;
+        EDGELLM_RETURN_IF_ERROR(RenderBody(node.bodies[0], &captured));
         absl::StatusOr<Value> filtered = ApplyFilterExpr(*node.expr, Value::String(std::move(captured)));
         if (!filtered.ok()) return filtered.status();
         *out += filtered->Str();
@@ -157,7 +158,7 @@ class Renderer {
       items = *std::move(all);
     } else {
       for (const Value& item : *all) {
-        if (absl::Status s = bind(item); !s.ok()) return s;
+        EDGELLM_RETURN_IF_ERROR(bind(item));
         absl::StatusOr<Value> keep = Eval(*node.conditions[0]);
         if (!keep.ok()) return keep.status();
         if (keep->Truthy()) items.push_back(item);
@@ -525,7 +526,7 @@ absl::StatusOr<Template> Template::Parse(std::string_view source, const ParseOpt
 absl::StatusOr<std::string> Template::Render(const Value& variables) const {
   Renderer renderer(variables);
   std::string out;
-  if (absl::Status s = renderer.RenderBody(*nodes_, &out); !s.ok()) return s;
+  EDGELLM_RETURN_IF_ERROR(renderer.RenderBody(*nodes_, &out));
   return out;
 }
 

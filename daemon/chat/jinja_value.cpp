@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/status_macros.h"
+
 namespace edgellm::chat::jinja {
 
 const Value* CallArgs::Get(std::string_view name, size_t index) const {
@@ -285,7 +287,7 @@ absl::Status AppendJson(const Value& v, std::optional<int> indent, bool sort_key
         if (!first) *out += indent ? "," : ", ";
         first = false;
         if (indent) newline(level + 1);
-        if (absl::Status s = AppendJson(item, indent, sort_keys, level + 1, out); !s.ok()) return s;
+        EDGELLM_RETURN_IF_ERROR(AppendJson(item, indent, sort_keys, level + 1, out));
       }
       if (indent) newline(level);
       *out += ']';
@@ -309,7 +311,7 @@ absl::Status AppendJson(const Value& v, std::optional<int> indent, bool sort_key
         if (indent) newline(level + 1);
         AppendJsonString(entry->first, out);
         *out += ": ";
-        if (absl::Status s = AppendJson(entry->second, indent, sort_keys, level + 1, out); !s.ok()) return s;
+        EDGELLM_RETURN_IF_ERROR(AppendJson(entry->second, indent, sort_keys, level + 1, out));
       }
       if (indent) newline(level);
       *out += '}';
@@ -376,7 +378,7 @@ std::string Value::Repr() const {
 
 absl::StatusOr<std::string> Value::ToJson(std::optional<int> indent, bool sort_keys) const {
   std::string out;
-  if (absl::Status s = AppendJson(*this, indent, sort_keys, 0, &out); !s.ok()) return s;
+  EDGELLM_RETURN_IF_ERROR(AppendJson(*this, indent, sort_keys, 0, &out));
   return out;
 }
 

@@ -3,7 +3,7 @@
 #include <array>
 #include <cmath>
 
-#include "daemon/engine/fp16.h"
+#include "common/fp16.h"
 
 namespace edgellm::engine {
 namespace {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "daemon/engine/fp16.h"
+#include "common/fp16.h"
 #include "daemon/engine/legacy_quants.h"
 
 namespace edgellm::engine {

@@ -4,7 +4,7 @@
 #include <cfloat>
 #include <cmath>
 
-#include "daemon/engine/fp16.h"
+#include "common/fp16.h"
 
 namespace edgellm::engine {
 namespace {

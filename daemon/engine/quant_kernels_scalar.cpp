@@ -2,7 +2,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "daemon/engine/fp16.h"
+#include "common/fp16.h"
 #include "daemon/engine/iq4_quants.h"
 #include "daemon/engine/k_quants.h"
 #include "daemon/engine/legacy_quants.h"

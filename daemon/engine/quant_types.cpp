@@ -5,8 +5,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "common/fp16.h"
 #include "common/str_cat.h"
-#include "daemon/engine/fp16.h"
 #include "daemon/engine/iq4_quants.h"
 #include "daemon/engine/k_quants.h"
 #include "daemon/engine/legacy_quants.h"

@@ -7,9 +7,9 @@
 #include <limits>
 
 #include "common/atomic_file.h"
-#include "common/str_cat.h"
+#include "common/fp16.h"
 #include "common/status_macros.h"
-#include "daemon/engine/fp16.h"
+#include "common/str_cat.h"
 #include "daemon/engine/mapped_file.h"
 
 namespace edgellm::engine {

@@ -10,7 +10,7 @@
 #include "daemon/ops/tls_files.h"
 #include "daemon/ota/release_store.h"
 #include "edgellm/v1/ota.grpc.pb.h"
-#include "federated/client/aggregator_channel.h"
+#include "federated/channel/aggregator_channel.h"
 #include "federated/protocol/sha256.h"
 #include "federated/release/trust_policy.h"
 

@@ -10,6 +10,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "common/read_file.h"
+#include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/engine/utf8.h"
 #include "daemon/serve/openai_requests.h"
@@ -376,46 +377,46 @@ void OpenAiApi::Handle(HttpRequest request, std::shared_ptr<HttpResponder> respo
   responder->Send(404, "application/json", ErrorBody(404, edgellm::StrCat("no such endpoint: ", request.path.substr(0, 128))));
 }
 
+void OpenAiApi::Refuse(HttpResponder& responder, const absl::Status& status) {
+  if (core_.metrics() != nullptr) core_.metrics()->CountRequest(status.code());
+  SendError(responder, status);
+}
+
+void OpenAiApi::StartGeneration(absl::StatusOr<GenerationRequest> generation, OpenAiGeneration settings, bool chat,
+                                std::shared_ptr<HttpResponder> responder) {
+  if (!generation.ok()) return Refuse(*responder, generation.status());
+  std::make_shared<HttpGeneration>(core_, std::move(responder), std::move(settings), chat)
+      ->Start(*std::move(generation));
+}
+
 void OpenAiApi::ChatCompletions(const HttpRequest& request, std::shared_ptr<HttpResponder> responder) {
   absl::StatusOr<ChatCompletionRequest> parsed = ParseChatCompletionRequest(request.body);
-  absl::Status status = parsed.status();
-  if (status.ok()) status = CheckModelName(core_, parsed->generation.params);
-  absl::StatusOr<std::string> prompt =
-      status.ok() ? core_.RenderChat(parsed->messages, parsed->tools) : absl::StatusOr<std::string>(status);
-  absl::StatusOr<GenerationRequest> generation =
-      prompt.ok() ? core_.Prepare(parsed->generation.params, *prompt, Clock::time_point::max(), "the conversation")
-                  : absl::StatusOr<GenerationRequest>(prompt.status());
-  if (!generation.ok()) {
-    if (core_.metrics() != nullptr) core_.metrics()->CountRequest(generation.status().code());
-    return SendError(*responder, generation.status());
-  }
-  std::make_shared<HttpGeneration>(core_, std::move(responder), std::move(parsed->generation), /*chat=*/true)
-      ->Start(*std::move(generation));
+  if (!parsed.ok()) return Refuse(*responder, parsed.status());
+  const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
+    EDGELLM_RETURN_IF_ERROR(CheckModelName(core_, parsed->generation.params));
+    EDGELLM_ASSIGN_OR_RETURN(std::string prompt, core_.RenderChat(parsed->messages, parsed->tools));
+    return core_.Prepare(parsed->generation.params, prompt, Clock::time_point::max(), "the conversation");
+  };
+  absl::StatusOr<GenerationRequest> generation = prepare();
+  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/true, std::move(responder));
 }
 
 void OpenAiApi::Completions(const HttpRequest& request, std::shared_ptr<HttpResponder> responder) {
   absl::StatusOr<CompletionRequest> parsed = ParseCompletionRequest(request.body);
-  absl::Status status = parsed.status();
-  if (status.ok()) status = CheckModelName(core_, parsed->generation.params);
-  absl::StatusOr<GenerationRequest> generation =
-      status.ok() ? core_.Prepare(parsed->generation.params, parsed->prompt, Clock::time_point::max())
-                  : absl::StatusOr<GenerationRequest>(status);
-  if (!generation.ok()) {
-    if (core_.metrics() != nullptr) core_.metrics()->CountRequest(generation.status().code());
-    return SendError(*responder, generation.status());
-  }
-  std::make_shared<HttpGeneration>(core_, std::move(responder), std::move(parsed->generation), /*chat=*/false)
-      ->Start(*std::move(generation));
+  if (!parsed.ok()) return Refuse(*responder, parsed.status());
+  const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
+    EDGELLM_RETURN_IF_ERROR(CheckModelName(core_, parsed->generation.params));
+    return core_.Prepare(parsed->generation.params, parsed->prompt, Clock::time_point::max());
+  };
+  absl::StatusOr<GenerationRequest> generation = prepare();
+  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/false, std::move(responder));
 }
 
 void OpenAiApi::Embeddings(const HttpRequest& request, std::shared_ptr<HttpResponder> responder) {
   absl::StatusOr<EmbeddingsRequest> parsed = ParseEmbeddingsRequest(request.body);
   absl::Status status = parsed.status();
   if (status.ok()) status = CheckModelName(core_, parsed->params);
-  if (!status.ok()) {
-    if (core_.metrics() != nullptr) core_.metrics()->CountRequest(status.code());
-    return SendError(*responder, status);
-  }
+  if (!status.ok()) return Refuse(*responder, status);
   const std::string model = parsed->model.empty() ? core_.config().model_name : parsed->model;
   const bool base64 = parsed->base64;
   core_.Embed(parsed->params.model, std::move(parsed->inputs),

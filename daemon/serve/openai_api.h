@@ -14,6 +14,7 @@
 
 #include "daemon/serve/http_server.h"
 #include "daemon/serve/inference_core.h"
+#include "daemon/serve/openai_requests.h"
 
 namespace edgellm::serve {
 
@@ -29,6 +30,11 @@ class OpenAiApi {
 
  private:
   bool Authorized(const HttpRequest& request) const;
+  // Answers `status` as OpenAI's error object, counted in the request metrics.
+  void Refuse(HttpResponder& responder, const absl::Status& status);
+  // Streams or answers `generation` (or refuses it when it is an error).
+  void StartGeneration(absl::StatusOr<GenerationRequest> generation, OpenAiGeneration settings, bool chat,
+                       std::shared_ptr<HttpResponder> responder);
   void ChatCompletions(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
   void Completions(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
   void Embeddings(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);

@@ -59,6 +59,22 @@ absl::StatusOr<std::optional<int64_t>> ReadInt(const Json& body, const char* nam
   return std::optional<int64_t>(i);
 }
 
+// A field that is a string or a list of strings (as `stop` and `input` are).
+absl::Status ReadStrings(const Json& body, const char* name, std::vector<std::string>* out) {
+  const Json* v = Field(body, name);
+  if (v == nullptr) return absl::OkStatus();
+  if (v->is_string()) {
+    out->push_back(v->get<std::string>());
+    return absl::OkStatus();
+  }
+  if (!v->is_array()) return Bad(name, "must be a string or a list of strings");
+  for (const Json& text : *v) {
+    if (!text.is_string()) return Bad(name, "must be a string or a list of strings");
+    out->push_back(text.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadModel(const Json& body, std::string* model, CompletionParams* params) {
   const Json* v = Field(body, "model");
   if (v == nullptr) return absl::OkStatus();
@@ -97,18 +113,7 @@ absl::Status ReadGeneration(const Json& body, OpenAiGeneration* g) {
   (void)n;
   EDGELLM_ASSIGN_OR_RETURN(std::optional<int64_t> draft_tokens, ReadInt(body, "draft_tokens", 0, 64));
   if (draft_tokens) p.draft_tokens = static_cast<uint32_t>(*draft_tokens);
-  if (const Json* stop = Field(body, "stop")) {
-    if (stop->is_string()) {
-      p.stop.push_back(stop->get<std::string>());
-    } else if (stop->is_array()) {
-      for (const Json& s : *stop) {
-        if (!s.is_string()) return Bad("stop", "must be a string or a list of strings");
-        p.stop.push_back(s.get<std::string>());
-      }
-    } else {
-      return Bad("stop", "must be a string or a list of strings");
-    }
-  }
+  EDGELLM_RETURN_IF_ERROR(ReadStrings(body, "stop", &p.stop));
   EDGELLM_RETURN_IF_ERROR(ReadBool(body, "stream", &g->stream));
   if (const Json* options = Field(body, "stream_options")) {
     if (!options->is_object()) return Bad("stream_options", "must be an object");
@@ -180,18 +185,8 @@ absl::StatusOr<EmbeddingsRequest> ParseEmbeddingsRequest(std::string_view body) 
   EmbeddingsRequest r;
   EDGELLM_RETURN_IF_ERROR(ReadModel(json, &r.model, &r.params));
   if (!r.params.adapter.empty()) return Bad("model", "embeddings come from the base model: name no adapter");
-  const Json* input = Field(json, "input");
-  if (input == nullptr) return Bad("input", "is required");
-  if (input->is_string()) {
-    r.inputs.push_back(input->get<std::string>());
-  } else if (input->is_array()) {
-    for (const Json& text : *input) {
-      if (!text.is_string()) return Bad("input", "must be a string or a list of strings");
-      r.inputs.push_back(text.get<std::string>());
-    }
-  } else {
-    return Bad("input", "must be a string or a list of strings");
-  }
+  if (Field(json, "input") == nullptr) return Bad("input", "is required");
+  EDGELLM_RETURN_IF_ERROR(ReadStrings(json, "input", &r.inputs));
   if (const Json* format = Field(json, "encoding_format")) {
     if (*format == "base64") {
       r.base64 = true;

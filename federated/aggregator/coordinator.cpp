@@ -18,6 +18,7 @@
 #include "daemon/engine/lora_adapter.h"
 #include "federated/aggregator/evaluator.h"
 #include "federated/aggregator/strategy.h"
+#include "federated/adapter/adapter_tensors.h"
 #include "federated/protocol/protocol.h"
 #include "federated/protocol/sha256.h"
 #include "federated/protocol/update_codec.h"

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/fp16.h"
 #include "common/str_cat.h"
-#include "daemon/engine/fp16.h"
 
 namespace edgellm::federated {
 namespace {
@@ -69,7 +69,7 @@ void EncodeValues(Writer& w, const std::vector<float>& values, TensorEncoding en
       for (float v : values) w.Put<float>(v);
       return;
     case TensorEncoding::kF16:
-      for (float v : values) w.Put<uint16_t>(engine::Fp32ToFp16(v));
+      for (float v : values) w.Put<uint16_t>(Fp32ToFp16(v));
       return;
     case TensorEncoding::kInt8:
       for (size_t start = 0; start < values.size(); start += kBlock) {
@@ -105,7 +105,7 @@ absl::Status DecodeValues(Reader& r, TensorEncoding encoding, std::vector<float>
     case TensorEncoding::kF16: {
       auto raw = r.Take(n * 2, what);
       if (!raw.ok()) return raw.status();
-      for (uint64_t i = 0; i < n; ++i) values[i] = engine::LoadFp16(reinterpret_cast<const uint8_t*>(raw->data()) + 2 * i);
+      for (uint64_t i = 0; i < n; ++i) values[i] = LoadFp16(reinterpret_cast<const uint8_t*>(raw->data()) + 2 * i);
       return absl::OkStatus();
     }
     case TensorEncoding::kInt8: {

@@ -20,6 +20,7 @@
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
 #include "edgellm/v1/federation.grpc.pb.h"
+#include "federated/adapter/adapter_tensors.h"
 #include "federated/protocol/sha256.h"
 #include "federated/protocol/update_codec.h"
 

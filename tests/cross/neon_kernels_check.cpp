@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "daemon/engine/fp16.h"
+#include "common/fp16.h"
 #include "daemon/engine/iq4_quants.h"
 #include "daemon/engine/k_quants.h"
 #include "daemon/engine/legacy_quants.h"

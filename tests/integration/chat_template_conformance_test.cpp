@@ -4,7 +4,6 @@
 // settings and with transformers' (trim_blocks and lstrip_blocks).
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "daemon/chat/jinja_template.h"
+#include "tests/support/jinja2_reference.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm::chat::jinja {
@@ -22,20 +22,6 @@ std::string ReadAll(const std::filesystem::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// The Python reference's output for one template, context file and mode.
-std::string Jinja2Renders(const std::filesystem::path& source, const std::filesystem::path& context, bool hf) {
-  const std::string command = "/usr/bin/python3 " EDGELLM_SOURCE_DIR "/tests/integration/render_jinja2.py '" +
-                              source.string() + "' '" + context.string() + "' " + (hf ? "hf" : "plain");
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return "popen failed";
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-  if (pclose(pipe) != 0) return "the Python reference failed: " + out;
-  return out;
 }
 
 TEST(ChatTemplateConformance, EveryTemplateRendersAsJinja2Does) {
@@ -57,9 +43,7 @@ TEST(ChatTemplateConformance, EveryTemplateRendersAsJinja2Does) {
       absl::StatusOr<Template> parsed = Template::Parse(ReadAll(source), options);
       ASSERT_TRUE(parsed.ok()) << source.filename() << ": " << parsed.status();
       for (auto it = conversations.begin(); it != conversations.end(); ++it) {
-        const std::filesystem::path context = dir / (it.key() + ".json");
-        std::ofstream(context) << it.value().dump();
-        const std::string want = Jinja2Renders(source, context, hf);
+        const std::string want = testing::Jinja2Renders(source, it.value(), dir, hf);
         absl::StatusOr<std::string> got = parsed->Render(Value::FromJson(it.value()));
         const std::string where = source.filename().string() + " / " + it.key() + (hf ? " (hf)" : " (plain)");
         if (want.rfind("RAISED: ", 0) == 0 || want.rfind("ERROR: ", 0) == 0) {

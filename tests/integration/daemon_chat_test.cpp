@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <cstdio>
 #include <fstream>
 #include <thread>
 
@@ -20,6 +19,7 @@
 #include "tests/support/daemon_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/inference_client.h"
+#include "tests/support/jinja2_reference.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm {
@@ -40,22 +40,6 @@ const Json kConversation = Json::array({
     {{"role", "user"}, {"content", "What did the cat do? ☀️"}},
 });
 
-// What Python's Jinja2 renders for `messages` with transformers' settings.
-std::string Jinja2Prompt(const std::filesystem::path& dir, const std::string& source, const Json& messages) {
-  const std::string context = (dir / "context.json").string();
-  std::ofstream(context) << Json{{"messages", messages}, {"add_generation_prompt", true}, {"bos_token", "<s>"},
-                                 {"eos_token", "</s>"}}.dump();
-  const std::string command = "/usr/bin/python3 " EDGELLM_SOURCE_DIR "/tests/integration/render_jinja2.py '" + source +
-                              "' '" + context + "' hf";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while (pipe != nullptr && (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-  if (pipe != nullptr) pclose(pipe);
-  return out;
-}
-
 v1::ChatRequest GreedyChat(const Json& messages, uint32_t max_tokens) {
   v1::ChatRequest request;
   for (const Json& m : messages) {
@@ -66,22 +50,6 @@ v1::ChatRequest GreedyChat(const Json& messages, uint32_t max_tokens) {
   request.set_max_tokens(max_tokens);
   request.mutable_sampling()->set_temperature(0.0f);
   return request;
-}
-
-testing::Stream Chat(v1::Inference::Stub& stub, const v1::ChatRequest& request) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  auto reader = stub.Chat(&context, request);
-  testing::Stream out;
-  v1::GenerateResponse response;
-  while (reader->Read(&response)) {
-    ++out.responses;
-    out.text += response.text();
-    out.token_ids.insert(out.token_ids.end(), response.token_ids().begin(), response.token_ids().end());
-    out.last = response;
-  }
-  out.status = reader->Finish();
-  return out;
 }
 
 class DaemonChatTest : public ::testing::Test {
@@ -119,11 +87,13 @@ class DaemonChatTest : public ::testing::Test {
 TEST_F(DaemonChatTest, GrpcChatEqualsGenerateOnThePromptJinja2RendersAndHttpChatEqualsBoth) {
   StartDaemon();
   if (HasFatalFailure() || IsSkipped()) return;
-  const std::string prompt = Jinja2Prompt(dir_, kTemplate, kConversation);
+  const std::string prompt = testing::Jinja2Renders(
+      kTemplate, {{"messages", kConversation}, {"add_generation_prompt", true}, {"bos_token", "<s>"}, {"eos_token", "</s>"}},
+      dir_);
   ASSERT_NE(prompt.find("<|im_start|>assistant\n"), std::string::npos) << prompt;
   const testing::Stream generated = testing::Generate(*stub_, testing::Greedy(prompt, 24));
   ASSERT_TRUE(generated.status.ok()) << generated.status.error_message();
-  const testing::Stream chatted = Chat(*stub_, GreedyChat(kConversation, 24));
+  const testing::Stream chatted = testing::Chat(*stub_, GreedyChat(kConversation, 24));
   ASSERT_TRUE(chatted.status.ok()) << chatted.status.error_message();
   EXPECT_EQ(chatted.token_ids, generated.token_ids);
   EXPECT_EQ(chatted.text, generated.text);
@@ -329,7 +299,7 @@ TEST_F(DaemonChatTest, BadRequestsGetTheirStatusAndNeverReachTheScheduler) {
 TEST_F(DaemonChatTest, AModelWithoutAChatTemplateRefusesChatAndSaysHowToGiveOne) {
   StartDaemon({}, /*with_template=*/false);
   if (HasFatalFailure() || IsSkipped()) return;
-  const testing::Stream chatted = Chat(*stub_, GreedyChat(kConversation, 4));
+  const testing::Stream chatted = testing::Chat(*stub_, GreedyChat(kConversation, 4));
   EXPECT_EQ(chatted.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(chatted.status.error_message().find("chat_template"), std::string::npos);
   const testing::HttpAnswer answer =
@@ -349,7 +319,7 @@ TEST_F(DaemonChatTest, ATemplateThatRefusesAConversationIsABadRequestInItsOwnWor
                            "{{ m.content }}{% endfor %}";
   StartDaemon({"--chat-template-file", strict}, /*with_template=*/false);
   if (HasFatalFailure() || IsSkipped()) return;
-  const testing::Stream chatted = Chat(*stub_, GreedyChat(kConversation, 4));
+  const testing::Stream chatted = testing::Chat(*stub_, GreedyChat(kConversation, 4));
   EXPECT_EQ(chatted.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(chatted.status.error_message().find("System messages are not supported"), std::string::npos)
       << chatted.status.error_message();
@@ -364,15 +334,15 @@ TEST_F(DaemonChatTest, ChatSessionsKeepTheMessagesAndEqualResendingThem) {
   if (HasFatalFailure() || IsSkipped()) return;
   v1::ChatRequest first = GreedyChat(Json::array({kConversation[0], kConversation[1]}), 6);
   first.set_session_id("chat-1");
-  const testing::Stream one = Chat(*stub_, first);
+  const testing::Stream one = testing::Chat(*stub_, first);
   ASSERT_TRUE(one.status.ok()) << one.status.error_message();
   v1::ChatRequest second = GreedyChat(Json::array({kConversation[3]}), 6);
   second.set_session_id("chat-1");
-  const testing::Stream two = Chat(*stub_, second);
+  const testing::Stream two = testing::Chat(*stub_, second);
   ASSERT_TRUE(two.status.ok()) << two.status.error_message();
   const Json whole = Json::array({kConversation[0], kConversation[1], {{"role", "assistant"}, {"content", one.text}},
                                   kConversation[3]});
-  const testing::Stream resent = Chat(*stub_, GreedyChat(whole, 6));
+  const testing::Stream resent = testing::Chat(*stub_, GreedyChat(whole, 6));
   EXPECT_EQ(two.token_ids, resent.token_ids);
 }
 

@@ -18,6 +18,7 @@
 #include "daemon/engine/generator.h"
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
+#include "federated/adapter/adapter_tensors.h"
 #include "federated/aggregator/state_store.h"
 #include "federated/protocol/tensor_set.h"
 #include "tests/support/daemon_process.h"

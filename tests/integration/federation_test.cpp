@@ -13,6 +13,7 @@
 
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
+#include "federated/adapter/adapter_tensors.h"
 #include "federated/aggregator/audit_log.h"
 #include "federated/aggregator/state_store.h"
 #include "federated/protocol/sha256.h"

@@ -55,21 +55,35 @@ inline v1::GenerateRequest Greedy(const std::string& prompt, uint32_t max_tokens
   return request;
 }
 
-inline Stream Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& request,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-  auto reader = stub.Generate(&context, request);
+// Everything a stream of GenerateResponse carried, to its end.
+template <typename Reader>
+Stream ReadStream(Reader& reader) {
   Stream out;
   v1::GenerateResponse response;
-  while (reader->Read(&response)) {
+  while (reader.Read(&response)) {
     ++out.responses;
     out.text += response.text();
     out.token_ids.insert(out.token_ids.end(), response.token_ids().begin(), response.token_ids().end());
     out.last = response;
   }
-  out.status = reader->Finish();
+  out.status = reader.Finish();
   return out;
+}
+
+inline Stream Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& request,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  auto reader = stub.Generate(&context, request);
+  return ReadStream(*reader);
+}
+
+inline Stream Chat(v1::Inference::Stub& stub, const v1::ChatRequest& request,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  auto reader = stub.Chat(&context, request);
+  return ReadStream(*reader);
 }
 
 }  // namespace edgellm::testing

@@ -2,10 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "tests/support/jinja2_reference.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm::chat {
@@ -68,22 +68,6 @@ TEST(NormalizeMessages, GivesTemplatesWhatTransformersGivesThem) {
   EXPECT_EQ((*out)[3]["tool_call_id"], "c1");
 }
 
-// The Python reference (tests/integration/render_jinja2.py, transformers' settings).
-std::string Jinja2Renders(const std::string& source_path, const Json& context) {
-  const std::filesystem::path dir = testing::TestDir();
-  const std::string context_path = (dir / "context.json").string();
-  std::ofstream(context_path) << context.dump();
-  const std::string command = "/usr/bin/python3 " EDGELLM_SOURCE_DIR "/tests/integration/render_jinja2.py '" +
-                              source_path + "' '" + context_path + "' hf";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while (pipe != nullptr && (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-  if (pipe != nullptr) pclose(pipe);
-  return out;
-}
-
 TEST(ChatFormatter, RendersToolsAndToolCallsAsJinja2DoesWithTransformersSettings) {
   const std::string source = testing::SharedPath("chat-templates/NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja");
   EDGELLM_REQUIRE_SHARED_FILE(source);
@@ -105,7 +89,7 @@ TEST(ChatFormatter, RendersToolsAndToolCallsAsJinja2DoesWithTransformersSettings
                         {"add_generation_prompt", true},
                         {"bos_token", "<s>"},
                         {"eos_token", "</s>"}};
-  EXPECT_EQ(*got, Jinja2Renders(source, context));
+  EXPECT_EQ(*got, testing::Jinja2Renders(source, context, testing::TestDir()));
   EXPECT_NE(got->find("get_weather"), std::string::npos);
 }
 

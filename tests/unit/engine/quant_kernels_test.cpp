@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "daemon/engine/fp16.h"
+#include "common/fp16.h"
 #include "daemon/engine/quant_types.h"
 #include "tests/support/kernel_rows.h"
 #include "tests/support/random_floats.h"

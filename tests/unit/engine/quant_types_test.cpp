@@ -6,7 +6,7 @@
 #include <cstring>
 #include <random>
 
-#include "daemon/engine/fp16.h"
+#include "common/fp16.h"
 #include "tests/support/random_floats.h"
 
 namespace edgellm::engine {

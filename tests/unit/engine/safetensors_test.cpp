@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "daemon/engine/fp16.h"
+#include "common/fp16.h"
 
 namespace edgellm::engine {
 namespace {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "daemon/engine/lora_adapter.h"
+#include "federated/adapter/adapter_tensors.h"
 #include "tests/support/model_fixtures.h"
 
 namespace edgellm::federated {

@@ -1,3 +1,4 @@
+#include "federated/adapter/adapter_tensors.h"
 #include "federated/protocol/update_codec.h"
 
 #include <gtest/gtest.h>

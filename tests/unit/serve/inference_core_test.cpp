@@ -2,12 +2,12 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <fstream>
 
 #include "absl/synchronization/notification.h"
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/synthetic_model.h"
+#include "tests/support/jinja2_reference.h"
 #include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
 
@@ -44,17 +44,10 @@ TEST(LoadChatTemplate, RendersTheTemplateTheFileCarriesAsJinja2Does) {
   // The reference: Python's Jinja2 on the same template text.
   const std::string source = (dir / "template.jinja").string();
   std::ofstream(source) << *model->gguf().GetString("tokenizer.chat_template");
-  const std::string context = (dir / "context.json").string();
-  std::ofstream(context) << Json{{"messages", messages}, {"add_generation_prompt", true},
-                                 {"bos_token", "<|begin_of_text|>"}, {"eos_token", "<|end_of_text|>"}}.dump();
-  FILE* pipe = popen(("/usr/bin/python3 " EDGELLM_SOURCE_DIR "/tests/integration/render_jinja2.py '" + source + "' '" +
-                      context + "' hf").c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string want;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) want.append(buffer, n);
-  pclose(pipe);
+  const std::string want = testing::Jinja2Renders(
+      source, {{"messages", messages}, {"add_generation_prompt", true}, {"bos_token", "<|begin_of_text|>"},
+               {"eos_token", "<|end_of_text|>"}},
+      dir);
   ASSERT_EQ(want.rfind("<|begin_of_text|>", 0), 0u) << want;
   // The tokenizer adds BOS itself, so the prompt leaves it out: one BOS, as llama.cpp gives.
   EXPECT_EQ(*prompt, want.substr(std::string("<|begin_of_text|>").size()));

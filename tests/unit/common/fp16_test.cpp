@@ -1,4 +1,4 @@
-#include "daemon/engine/fp16.h"
+#include "common/fp16.h"
 
 #include <gtest/gtest.h>
 #include <immintrin.h>
@@ -9,7 +9,7 @@
 #include <limits>
 #include <random>
 
-namespace edgellm::engine {
+namespace edgellm {
 namespace {
 
 __attribute__((target("f16c"))) uint16_t HardwareToHalf(float f) {
@@ -73,4 +73,4 @@ TEST(Bf16, RoundsToNearestEvenAndRoundTripsEveryValue) {
 }
 
 }  // namespace
-}  // namespace edgellm::engine
+}  // namespace edgellm

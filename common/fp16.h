@@ -1,16 +1,18 @@
-// engine/fp16.h — IEEE 754 half precision <-> float, bit-exact and portable.
+// common/fp16.h — IEEE 754 half precision (and bfloat16) <-> float, bit-exact
+// and portable: the engine's F16/BF16 weights and the federated codec's F16
+// updates.
 //
 // Float to half rounds to nearest, ties to even, exactly as the F16C
 // instruction `vcvtps2ph` with round-to-nearest does; NaN stays NaN,
 // overflow becomes infinity.
-#ifndef EDGELLM_ENGINE_FP16_H_
-#define EDGELLM_ENGINE_FP16_H_
+#ifndef EDGELLM_COMMON_FP16_H_
+#define EDGELLM_COMMON_FP16_H_
 
 #include <bit>
 #include <cstdint>
 #include <cstring>
 
-namespace edgellm::engine {
+namespace edgellm {
 
 inline float Fp16ToFp32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
@@ -78,6 +80,6 @@ inline uint16_t Fp32ToBf16(float f) {
   return static_cast<uint16_t>((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
 }
 
-}  // namespace edgellm::engine
+}  // namespace edgellm
 
-#endif  // EDGELLM_ENGINE_FP16_H_
+#endif  // EDGELLM_COMMON_FP16_H_

@@ -1,4 +1,4 @@
-#include "federated/client/aggregator_channel.h"
+#include "federated/channel/aggregator_channel.h"
 
 #include "common/str_cat.h"
 #include "federated/protocol/protocol.h"

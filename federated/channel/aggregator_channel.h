@@ -1,9 +1,9 @@
-// federated/client/aggregator_channel.h — how a device talks to the
+// federated/channel/aggregator_channel.h — how a device talks to the
 // aggregator: one mutual-TLS channel, and calls that a stopping daemon
 // cancels at once instead of waiting out their deadlines. Shared by the
 // federated client and the OTA agent.
-#ifndef EDGELLM_FEDERATED_CLIENT_AGGREGATOR_CHANNEL_H_
-#define EDGELLM_FEDERATED_CLIENT_AGGREGATOR_CHANNEL_H_
+#ifndef EDGELLM_FEDERATED_CHANNEL_AGGREGATOR_CHANNEL_H_
+#define EDGELLM_FEDERATED_CHANNEL_AGGREGATOR_CHANNEL_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -54,4 +54,4 @@ class CallTracker {
 
 }  // namespace edgellm::federated
 
-#endif  // EDGELLM_FEDERATED_CLIENT_AGGREGATOR_CHANNEL_H_
+#endif  // EDGELLM_FEDERATED_CHANNEL_AGGREGATOR_CHANNEL_H_
