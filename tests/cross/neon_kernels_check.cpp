@@ -35,7 +35,7 @@ using edgellm::engine::QuantizeQ5_0;
 using edgellm::engine::QuantizeQ5_1;
 using edgellm::engine::QuantizeQ5_K;
 using edgellm::engine::QuantizeQ6_K;
-using edgellm::engine::StoreFp16;
+using edgellm::StoreFp16;
 using edgellm::testing::KernelRows;
 using namespace edgellm::engine::kernels;
 
