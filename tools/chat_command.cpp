@@ -11,6 +11,7 @@
 #include <atomic>
 #include <iostream>
 #include <random>
+#include <thread>
 
 #include "common/read_file.h"
 #include "common/status_macros.h"
@@ -132,16 +133,24 @@ class RemoteChat final : public ChatBackend {
       m->set_role(messages[i]["role"]);
       m->set_content(messages[i]["content"]);
     }
-    grpc::ClientContext context;
-    auto reader = stub_->Chat(&context, request);
     std::string reply;
-    v1::GenerateResponse response;
-    while (reader->Read(&response)) {
-      if (interrupted) context.TryCancel();
-      on_text(response.text());
-      reply += response.text();
+    grpc::Status status;
+    // A turn stopped by Ctrl-C ends here at once but on the daemon at its next
+    // step: until then the session is busy (ABORTED), so the next turn retries,
+    // backing off.
+    for (int attempt = 1;; ++attempt) {
+      grpc::ClientContext context;
+      auto reader = stub_->Chat(&context, request);
+      v1::GenerateResponse response;
+      while (reader->Read(&response)) {
+        if (interrupted) context.TryCancel();
+        on_text(response.text());
+        reply += response.text();
+      }
+      status = reader->Finish();
+      if (status.error_code() != grpc::StatusCode::ABORTED || !reply.empty() || attempt == 10) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25 << std::min(attempt, 5)));
     }
-    const grpc::Status status = reader->Finish();
     if (!status.ok() && !(interrupted && status.error_code() == grpc::StatusCode::CANCELLED)) {
       return absl::Status(static_cast<absl::StatusCode>(status.error_code()), StrCat("server: ", status.error_message()));
     }
@@ -224,7 +233,12 @@ absl::Status RunChat(const ChatArgs& args) {
       std::cerr << "error: " << reply.status().message() << "\n";
       continue;
     }
-    if (interrupted) std::cerr << "(stopped)\n";
+    if (interrupted) {
+      // As the daemon does with a cancelled turn: the conversation stays as it was.
+      messages.erase(messages.size() - 1);
+      std::cerr << "(stopped; this turn is not kept)\n";
+      continue;
+    }
     messages.push_back({{"role", "assistant"}, {"content", *reply}});
   }
   return absl::OkStatus();

@@ -1,4 +1,5 @@
 // The `edgellm` CLI, run as a real process.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -163,6 +164,65 @@ TEST(Cli, ChatGivesTheSameRepliesLocallyAndThroughADaemon) {
   EXPECT_EQ(no_template.exit_code, 1);
   EXPECT_NE(no_template.err.find("has no chat template"), std::string::npos) << no_template.err;
   EXPECT_EQ(RunCli("chat -p hi").exit_code, 1);
+}
+
+// Ctrl-C while a reply streams stops that reply, and the chat goes on: the
+// next message gets the reply it would have got had the stopped turn never
+// been typed.
+TEST(Cli, CtrlCStopsTheReplyNotTheChat) {
+  const std::string chat_template = testing::SharedPath("chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  EDGELLM_REQUIRE_SHARED_FILE(chat_template);
+  std::string error;
+  auto daemon = testing::DaemonProcess::Start(kModel, {"--chat-template-file", chat_template}, &error);
+  ASSERT_NE(daemon, nullptr) << error;
+  const std::string server = "unix://" + daemon->socket();
+  const CliRun alone = RunCli("chat --server " + server + " --temp 0 -n 8 -p 'Once upon a time'");
+  ASSERT_EQ(alone.exit_code, 0) << alone.err;
+
+  int to_chat[2], from_chat[2];
+  ASSERT_EQ(::pipe(to_chat), 0);
+  ASSERT_EQ(::pipe(from_chat), 0);
+  const std::string err_path = (testing::TestDir() / "chat.err").string();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(to_chat[0], STDIN_FILENO);
+    ::dup2(from_chat[1], STDOUT_FILENO);
+    ::dup2(::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), STDERR_FILENO);
+    ::close(to_chat[1]);
+    ::close(from_chat[0]);
+    const std::string binary = std::string(EDGELLM_BINARY_DIR) + "/tools/edgellm";
+    ::execl(binary.c_str(), binary.c_str(), "chat", "--server", server.c_str(), "--temp", "0", "-n", "1500",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(to_chat[0]);
+  ::close(from_chat[1]);
+  const auto say = [&](const std::string& line) {
+    ASSERT_EQ(::write(to_chat[1], line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  };
+  say("The cat\n");
+  char buffer[4096];
+  ASSERT_GT(::read(from_chat[0], buffer, sizeof(buffer)), 0) << "the long reply starts streaming";
+  ::kill(pid, SIGINT);
+  // The limit on this one is the test's only protection from a chat that ignored Ctrl-C.
+  say("Once upon a time\n/exit\n");
+  ::close(to_chat[1]);
+  std::string out;
+  ssize_t n;
+  while ((n = ::read(from_chat[0], buffer, sizeof(buffer))) > 0) out.append(buffer, static_cast<size_t>(n));
+  ::close(from_chat[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "Ctrl-C ended the program";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::ifstream err_file(err_path);
+  const std::string err((std::istreambuf_iterator<char>(err_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(err.find("(stopped; this turn is not kept)"), std::string::npos) << err;
+  // The second reply (8 tokens here, 1500 allowed: the same greedy start) follows the stopped one.
+  ASSERT_GE(alone.out.size(), 2u);
+  EXPECT_NE(out.find("\n" + alone.out.substr(0, alone.out.size() - 1)), std::string::npos)
+      << "the reply to the next message is the one it gets alone: " << out.substr(0, 400);
 }
 
 TEST(Cli, GenerateReachesATlsDaemonAndContinuesASession) {
