@@ -31,6 +31,7 @@
 #include "daemon/ota/ota_agent.h"
 #include "daemon/serve/serve_metrics.h"
 #include "common/read_file.h"
+#include "common/status_macros.h"
 #include "daemon/serve/http_server.h"
 #include "daemon/serve/inference_core.h"
 #include "daemon/serve/inference_service.h"
@@ -178,6 +179,244 @@ absl::StatusOr<std::unique_ptr<serve::HttpServer>> StartHttpApi(const ops::Daemo
       [](int status, const std::string& message) { return serve::OpenAiApi::ErrorBody(status, message); });
 }
 
+// Logs why start-up failed and gives the exit code: 2 for a configuration
+// the daemon refuses, 1 for a failure at run time.
+int Fail(const absl::Status& status, int exit_code) {
+  Log(std::string(status.message()));
+  return exit_code;
+}
+
+// The gRPC listener's credentials: TLS from the files, or plaintext on a unix
+// socket or loopback only.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(const ops::DaemonConfig& args) {
+  if (UnixSocketPath(args.listen).empty() && !IsLoopback(args.listen) && args.tls_cert.empty()) {
+    return absl::InvalidArgumentError("refusing to listen on " + args.listen +
+                                      ": TCP beyond loopback needs TLS (tls_cert, tls_key)");
+  }
+  if (args.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  EDGELLM_ASSIGN_OR_RETURN(ops::TlsFiles tls, ops::LoadTlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca));
+  grpc::SslServerCredentialsOptions ssl(tls.client_ca.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = tls.client_ca;
+  ssl.pem_key_cert_pairs.push_back({tls.private_key, tls.cert_chain});
+  return grpc::SslServerCredentials(ssl);
+}
+
+// The model, loaded and warmed up: the first forward pays for allocations and
+// thread start-up before any request does.
+absl::StatusOr<std::unique_ptr<engine::LlamaModel>> LoadModel(const ops::DaemonConfig& args,
+                                                              const engine::ModelOptions& options) {
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::LlamaModel> model, engine::LlamaModel::Load(args.model, options));
+  const std::vector<engine::TokenId> tokens = model->tokenizer().Encode("warm up");
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache, model->NewCache(static_cast<int32_t>(tokens.size())));
+  std::vector<float> logits;
+  if (absl::Status s = model->Forward(tokens, cache.get(), false, &logits); !s.ok()) {
+    return absl::InternalError("warm-up failed: " + std::string(s.message()));
+  }
+  return model;
+}
+
+// The draft model, checked once here (same vocabulary, loads, runs); nullptr without one.
+absl::StatusOr<std::unique_ptr<engine::LlamaModel>> LoadDraftModel(const ops::DaemonConfig& args,
+                                                                   const engine::LlamaModel& model,
+                                                                   const engine::ModelOptions& options) {
+  if (args.draft_model.empty()) return nullptr;
+  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft = engine::LlamaModel::Load(args.draft_model, options);
+  absl::Status usable = draft.status();
+  if (usable.ok()) usable = engine::ModelDrafter::Create(model, **draft, {}).status();
+  if (!usable.ok()) return absl::InvalidArgumentError("draft_model " + args.draft_model + ": " + std::string(usable.message()));
+  Log("drafting with " + std::filesystem::path(args.draft_model).stem().string() + " for requests with draft_tokens > 0" +
+      " (default " + std::to_string(args.draft_tokens) + ")");
+  return draft;
+}
+
+// The configured adapters, each checked once here against the model.
+absl::StatusOr<std::vector<serve::ServedAdapter>> LoadAdapters(const ops::DaemonConfig& args,
+                                                               const engine::LlamaModel& model) {
+  std::vector<serve::ServedAdapter> adapters;
+  for (const auto& [name, dir] : args.adapters) {
+    absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, model.config());
+    if (!adapter.ok()) return absl::InvalidArgumentError("adapter " + name + ": " + std::string(adapter.status().message()));
+    Log("adapter " + name + ": rank " + std::to_string(adapter->config().rank) + ", " +
+        std::to_string(adapter->parameter_count()) + " values, from " + dir);
+    adapters.push_back({name, std::make_shared<const engine::LoraAdapter>(*std::move(adapter))});
+  }
+  return adapters;
+}
+
+// The KV blocks every sequence draws from, under kv_cache_mib (or room for
+// max_active full contexts).
+absl::StatusOr<std::shared_ptr<engine::KvBlockPool>> NewKvPool(const ops::DaemonConfig& args,
+                                                               const engine::LlamaModel& model) {
+  engine::KvPoolOptions options;
+  options.block_size = args.kv_block_size;
+  options.prefix_caching = args.prefix_caching;
+  options.block_count =
+      args.kv_cache_mib > 0
+          ? engine::KvBlockPool::BlocksInBudget(model.kv_shape(), args.kv_block_size,
+                                                static_cast<uint64_t>(args.kv_cache_mib) << 20)
+          : args.max_active * ((model.context_length() + args.kv_block_size - 1) / args.kv_block_size);
+  absl::StatusOr<std::shared_ptr<engine::KvBlockPool>> pool = model.NewBlockPool(options);
+  if (!pool.ok()) {
+    return absl::InvalidArgumentError("kv_cache_mib " + std::to_string(args.kv_cache_mib) + ": " +
+                                      std::string(pool.status().message()));
+  }
+  return pool;
+}
+
+// On-device training (train_data without an aggregator): a child process,
+// paused whenever requests are served. The finished adapter is served through
+// `*core` (set once the core exists). nullptr when not configured.
+std::unique_ptr<train::TrainingWorker> NewTrainingWorker(const ops::DaemonConfig& args,
+                                                         const engine::LlamaModel& model,
+                                                         ops::MetricsRegistry& registry, serve::InferenceCore** core) {
+  if (args.train_data.empty() || !args.federation_aggregator.empty()) return nullptr;
+  ops::Gauge& train_step = registry.AddGauge("edgellm_train_step", "Optimizer steps of on-device training done.");
+  ops::Gauge& train_loss = registry.AddGauge("edgellm_train_loss", "Training loss of the last step.");
+  ops::Gauge& eval_loss = registry.AddGauge("edgellm_train_eval_loss", "Loss on the held-out examples, last measured.");
+  ops::Counter& train_tokens = registry.AddCounter("edgellm_train_tokens_total", "Tokens trained on.");
+  train::TrainingWorkerConfig config;
+  config.command = train::TrainCommandLine(TrainingCommand(args));
+  config.out_dir = args.train_dir;
+  config.busy_share = args.train_busy_share;
+  config.idle_grace = std::chrono::milliseconds(static_cast<int64_t>(args.train_idle_seconds * 1000));
+  train::TrainingWorker::Callbacks callbacks;
+  callbacks.log = [](const std::string& line) { Log(line); };
+  callbacks.on_step = [&train_step, &train_loss, &eval_loss, &train_tokens](const train::TrainingProgress& p) {
+    train_step.Set(p.step);
+    train_loss.Set(p.loss);
+    if (p.eval_loss) eval_loss.Set(*p.eval_loss);
+    train_tokens.Add(static_cast<double>(p.tokens));
+    Log(StrCat("training: step ", p.step, "/", p.steps, " loss ", p.loss,
+               p.eval_loss ? StrCat(" eval_loss ", *p.eval_loss) : std::string(), " (", p.seconds, " s)"));
+  };
+  callbacks.on_done = [&model, core, name = args.train_adapter](const std::string& dir) {
+    absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, model.config());
+    if (!adapter.ok()) {
+      Log("training: the finished adapter cannot be served: " + std::string(adapter.status().message()));
+      return;
+    }
+    (*core)->AddAdapter({name, std::make_shared<const engine::LoraAdapter>(*std::move(adapter))});
+    Log("training: done; serving the adapter as '" + name + "'");
+  };
+  auto worker = std::make_unique<train::TrainingWorker>(config, callbacks);
+  train::TrainingWorker* raw = worker.get();
+  registry.AddCallbackGauge("edgellm_train_state",
+                            "On-device training: 0 starting, 1 running, 2 paused for requests, 3 done, "
+                            "4 failed, 5 stopped, 6 waiting for memory.",
+                            [raw] { return static_cast<double>(raw->state()); });
+  return worker;
+}
+
+// Federated rounds (train_data with an aggregator): the client trains in the
+// rounds it is selected for. nullptr when not configured.
+absl::StatusOr<std::unique_ptr<federated::FederatedClient>> NewFederation(const ops::DaemonConfig& args,
+                                                                          const engine::LlamaModel& model,
+                                                                          const std::string& model_name,
+                                                                          ops::MetricsRegistry& registry) {
+  if (args.federation_aggregator.empty() || args.train_data.empty()) return nullptr;
+  federated::FederatedClientConfig config;
+  config.aggregator = args.federation_aggregator;
+  config.ca_file = args.federation_ca;
+  config.cert_file = args.federation_cert;
+  config.key_file = args.federation_key;
+  config.device_id = args.federation_device_id;
+  config.model_id = args.federation_model_id.empty() ? model_name : args.federation_model_id;
+  config.work_dir = args.federation_dir;
+  config.rank = args.train_rank;
+  config.targets = args.train_targets;
+  config.trainer = TrainingCommand(args);
+  config.busy_share = args.train_busy_share;
+  config.idle_grace = std::chrono::milliseconds(static_cast<int64_t>(args.train_idle_seconds * 1000));
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<federated::FederatedClient> client,
+                           federated::FederatedClient::Create(std::move(config), model.config(), Log));
+  federated::FederatedClient* raw = client.get();
+  registry.AddCallbackGauge("edgellm_federation_rounds_submitted", "Federated rounds whose update was accepted.",
+                            [raw] { return static_cast<double>(raw->stats().rounds_submitted); });
+  registry.AddCallbackGauge("edgellm_federation_sent_bytes", "Update bytes sent to the aggregator, all rounds.",
+                            [raw] { return static_cast<double>(raw->stats().bytes_sent); });
+  registry.AddCallbackGauge("edgellm_federation_fetched_bytes", "Adapter bytes fetched from the aggregator.",
+                            [raw] { return static_cast<double>(raw->stats().bytes_fetched); });
+  registry.AddCallbackGauge("edgellm_federation_round", "The federated round worked on last.",
+                            [raw] { return static_cast<double>(raw->stats().round_id); });
+  registry.AddCallbackGauge("edgellm_federation_state",
+                            "Federated client: 1 idle, 2 fetching, 3 training, 4 uploading, 5 failed.",
+                            [raw] { return static_cast<double>(raw->stats().state); });
+  return client;
+}
+
+// The guard that sheds load as memory runs short: training gives way first
+// (its memory is freed at once), then the scheduler.
+std::unique_ptr<ops::MemoryGuard> NewMemoryGuard(const ops::DaemonConfig& args, serve::Scheduler& scheduler,
+                                                 train::TrainingWorker* trainer,
+                                                 federated::FederatedClient* federation,
+                                                 serve::ServeMetrics& serve_metrics, ops::MetricsRegistry& registry) {
+  ops::MemoryGuardConfig config;
+  config.low_bytes = static_cast<uint64_t>(args.memory_low_mib) << 20;
+  config.critical_bytes = static_cast<uint64_t>(args.memory_critical_mib) << 20;
+  auto guard = std::make_unique<ops::MemoryGuard>(
+      std::make_unique<ops::SystemMemory>(), config,
+      [&scheduler, trainer, federation, &serve_metrics](ops::MemoryPressure pressure, uint64_t available) {
+        scheduler.SetMemoryPressure(pressure);
+        const bool short_of_memory = pressure != ops::MemoryPressure::kNone;
+        if (trainer != nullptr) trainer->SetMemoryShort(short_of_memory);
+        if (federation != nullptr) federation->SetMemoryShort(short_of_memory);
+        serve_metrics.memory_pressure.Set(static_cast<double>(pressure));
+        Log("memory pressure " + std::string(ops::MemoryPressureName(pressure)) + " (" +
+            std::to_string(available >> 20) + " MiB available)");
+      });
+  ops::MemoryGuard* raw = guard.get();
+  registry.AddCallbackGauge("edgellm_memory_available_bytes",
+                            "Memory the daemon may still use: MemAvailable or the cgroup's headroom, the smaller.",
+                            [raw] { return static_cast<double>(raw->available_bytes()); });
+  return guard;
+}
+
+// The inference service on `listen` (and health and reflection); a unix
+// socket is replaced and made group-accessible. A TCP port 0 becomes a free
+// port, logged as "gRPC on port N".
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ops::DaemonConfig& args,
+                                                        std::shared_ptr<grpc::ServerCredentials> credentials,
+                                                        serve::InferenceService& service) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  const std::string socket_path = UnixSocketPath(args.listen);
+  if (!socket_path.empty()) std::filesystem::remove(socket_path);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(args.listen, std::move(credentials), &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || (socket_path.empty() && port == 0)) return absl::UnavailableError("cannot listen on " + args.listen);
+  if (!socket_path.empty()) ::chmod(socket_path.c_str(), 0660);
+  if (socket_path.empty()) Log("gRPC on port " + std::to_string(port));
+  return server;
+}
+
+// Health only, in plaintext, on health_listen: what it says is public anyway. nullptr when off.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthListener(const ops::DaemonConfig& args) {
+  if (args.health_listen.empty()) return nullptr;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(args.health_listen, grpc::InsecureServerCredentials(), &port);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) return absl::UnavailableError("cannot listen on " + args.health_listen + " (health_listen)");
+  Log("health on port " + std::to_string(port));
+  return server;
+}
+
+// The OpenAI-compatible API when http_listen is set (nullptr otherwise).
+absl::StatusOr<std::unique_ptr<serve::HttpServer>> StartHttpApiIfListening(const ops::DaemonConfig& args,
+                                                                           serve::OpenAiApi& api) {
+  if (args.http_listen.empty()) return nullptr;
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<serve::HttpServer> server, StartHttpApi(args, api));
+  Log("OpenAI-compatible HTTP API on port " + std::to_string(server->port()) + (args.tls_cert.empty() ? "" : " (TLS)") +
+      (args.http_api_keys_file.empty() ? "" : ", API keys required"));
+  return server;
+}
+
 int Run(const ops::DaemonConfig& args) {
   // Signals are taken by sigwait in this thread only: block them before any thread starts.
   sigset_t signals;
@@ -186,304 +425,113 @@ int Run(const ops::DaemonConfig& args) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const std::string socket_path = UnixSocketPath(args.listen);
-  if (socket_path.empty() && !IsLoopback(args.listen) && args.tls_cert.empty()) {
-    Log("refusing to listen on " + args.listen + ": TCP beyond loopback needs TLS (tls_cert, tls_key)");
-    return 2;
-  }
-  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
-  if (!args.tls_cert.empty()) {
-    absl::StatusOr<ops::TlsFiles> tls = ops::LoadTlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca);
-    if (!tls.ok()) {
-      Log(std::string(tls.status().message()));
-      return 2;
-    }
-    grpc::SslServerCredentialsOptions ssl(tls->client_ca.empty()
-                                              ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_root_certs = tls->client_ca;
-    ssl.pem_key_cert_pairs.push_back({tls->private_key, tls->cert_chain});
-    credentials = grpc::SslServerCredentials(ssl);
-  }
-
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = GrpcCredentials(args);
+  if (!credentials.ok()) return Fail(credentials.status(), 2);
   engine::ModelOptions options;
   options.threads = args.threads;
   options.context_length = args.context_length;
   options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
-  auto model = engine::LlamaModel::Load(args.model, options);
-  if (!model.ok()) {
-    Log(std::string(model.status().message()));
-    return 1;
-  }
-  // Warm-up: the first forward pays for allocations and thread start-up.
-  {
-    const std::vector<engine::TokenId> tokens = (*model)->tokenizer().Encode("warm up");
-    auto cache = (*model)->NewCache(static_cast<int32_t>(tokens.size()));
-    std::vector<float> logits;
-    absl::Status s = cache.ok() ? (*model)->Forward(tokens, cache->get(), false, &logits) : cache.status();
-    if (!s.ok()) {
-      Log("warm-up failed: " + std::string(s.message()));
-      return 1;
-    }
-  }
-  // A draft model, checked once here: same vocabulary, loads, runs.
-  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft_model;
-  if (!args.draft_model.empty()) {
-    draft_model = engine::LlamaModel::Load(args.draft_model, options);
-    absl::Status usable = draft_model.status();
-    if (usable.ok()) usable = engine::ModelDrafter::Create(**model, **draft_model, {}).status();
-    if (!usable.ok()) {
-      Log("draft_model " + args.draft_model + ": " + std::string(usable.message()));
-      return 2;
-    }
-    Log("drafting with " + std::filesystem::path(args.draft_model).stem().string() + " for requests with draft_tokens > 0" +
-        " (default " + std::to_string(args.draft_tokens) + ")");
-  }
-  // Adapters, each checked once here against the model.
-  std::vector<serve::ServedAdapter> adapters;
-  for (const auto& [name, dir] : args.adapters) {
-    absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, (*model)->config());
-    if (!adapter.ok()) {
-      Log("adapter " + name + ": " + std::string(adapter.status().message()));
-      return 2;
-    }
-    Log("adapter " + name + ": rank " + std::to_string(adapter->config().rank) + ", " +
-        std::to_string(adapter->parameter_count()) + " values, from " + dir);
-    adapters.push_back({name, std::make_shared<const engine::LoraAdapter>(*std::move(adapter))});
-  }
-  engine::KvPoolOptions pool_options;
-  pool_options.block_size = args.kv_block_size;
-  pool_options.prefix_caching = args.prefix_caching;
-  pool_options.block_count =
-      args.kv_cache_mib > 0
-          ? engine::KvBlockPool::BlocksInBudget((*model)->kv_shape(), args.kv_block_size,
-                                                static_cast<uint64_t>(args.kv_cache_mib) << 20)
-          : args.max_active * (((*model)->context_length() + args.kv_block_size - 1) / args.kv_block_size);
-  auto pool = (*model)->NewBlockPool(pool_options);
-  if (!pool.ok()) {
-    Log("kv_cache_mib " + std::to_string(args.kv_cache_mib) + ": " + std::string(pool.status().message()));
-    return 2;
-  }
+  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> model = LoadModel(args, options);
+  if (!model.ok()) return Fail(model.status(), 1);
+  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft_model = LoadDraftModel(args, **model, options);
+  if (!draft_model.ok()) return Fail(draft_model.status(), 2);
+  absl::StatusOr<std::vector<serve::ServedAdapter>> adapters = LoadAdapters(args, **model);
+  if (!adapters.ok()) return Fail(adapters.status(), 2);
+  absl::StatusOr<std::shared_ptr<engine::KvBlockPool>> pool = NewKvPool(args, **model);
+  if (!pool.ok()) return Fail(pool.status(), 2);
+  absl::StatusOr<std::optional<chat::ChatFormatter>> chat_template = ChatTemplate(args, **model);
+  if (!chat_template.ok()) return Fail(chat_template.status(), 2);
 
-  serve::InferenceCoreConfig service_config;
-  service_config.model_name = std::filesystem::path(args.model).stem().string();
+  const std::string model_name = std::filesystem::path(args.model).stem().string();
   ops::MetricsRegistry registry;
-  serve::ServeMetrics serve_metrics(registry, service_config.model_name);
+  serve::ServeMetrics serve_metrics(registry, model_name);
   registry.AddCallbackGauge("process_resident_memory_bytes", "Resident memory size in bytes.", ResidentBytes);
-  // On-device training: a child process, paused whenever requests are served.
-  serve::InferenceCore* service_for_training = nullptr;  // set once the service exists
-  std::unique_ptr<train::TrainingWorker> trainer;
-  if (!args.train_data.empty() && args.federation_aggregator.empty()) {
-    ops::Gauge& train_step = registry.AddGauge("edgellm_train_step", "Optimizer steps of on-device training done.");
-    ops::Gauge& train_loss = registry.AddGauge("edgellm_train_loss", "Training loss of the last step.");
-    ops::Gauge& eval_loss =
-        registry.AddGauge("edgellm_train_eval_loss", "Loss on the held-out examples, last measured.");
-    ops::Counter& train_tokens = registry.AddCounter("edgellm_train_tokens_total", "Tokens trained on.");
-    train::TrainingWorkerConfig worker_config;
-    worker_config.command = train::TrainCommandLine(TrainingCommand(args));
-    worker_config.out_dir = args.train_dir;
-    worker_config.busy_share = args.train_busy_share;
-    worker_config.idle_grace = std::chrono::milliseconds(static_cast<int64_t>(args.train_idle_seconds * 1000));
-    train::TrainingWorker::Callbacks callbacks;
-    callbacks.log = [](const std::string& line) { Log(line); };
-    callbacks.on_step = [&](const train::TrainingProgress& p) {
-      train_step.Set(p.step);
-      train_loss.Set(p.loss);
-      if (p.eval_loss) eval_loss.Set(*p.eval_loss);
-      train_tokens.Add(static_cast<double>(p.tokens));
-      Log(StrCat("training: step ", p.step, "/", p.steps, " loss ", p.loss,
-                 p.eval_loss ? StrCat(" eval_loss ", *p.eval_loss) : std::string(), " (", p.seconds, " s)"));
-    };
-    callbacks.on_done = [&, name = args.train_adapter](const std::string& dir) {
-      absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, (*model)->config());
-      if (!adapter.ok()) {
-        Log("training: the finished adapter cannot be served: " + std::string(adapter.status().message()));
-        return;
-      }
-      service_for_training->AddAdapter({name, std::make_shared<const engine::LoraAdapter>(*std::move(adapter))});
-      Log("training: done; serving the adapter as '" + name + "'");
-    };
-    trainer = std::make_unique<train::TrainingWorker>(worker_config, callbacks);
-    registry.AddCallbackGauge("edgellm_train_state",
-                              "On-device training: 0 starting, 1 running, 2 paused for requests, 3 done, "
-                              "4 failed, 5 stopped, 6 waiting for memory.",
-                              [&trainer] { return static_cast<double>(trainer->state()); });
-  }
-  // Federated rounds: the client trains in the rounds it is selected for.
-  std::unique_ptr<federated::FederatedClient> federation;
-  if (!args.federation_aggregator.empty() && !args.train_data.empty()) {
-    federated::FederatedClientConfig fc;
-    fc.aggregator = args.federation_aggregator;
-    fc.ca_file = args.federation_ca;
-    fc.cert_file = args.federation_cert;
-    fc.key_file = args.federation_key;
-    fc.device_id = args.federation_device_id;
-    fc.model_id = args.federation_model_id.empty() ? service_config.model_name : args.federation_model_id;
-    fc.work_dir = args.federation_dir;
-    fc.rank = args.train_rank;
-    fc.targets = args.train_targets;
-    fc.trainer = TrainingCommand(args);
-    fc.busy_share = args.train_busy_share;
-    fc.idle_grace = std::chrono::milliseconds(static_cast<int64_t>(args.train_idle_seconds * 1000));
-    auto client = federated::FederatedClient::Create(std::move(fc), (*model)->config(), Log);
-    if (!client.ok()) {
-      Log(std::string(client.status().message()));
-      return 2;
-    }
-    federation = std::move(*client);
-    registry.AddCallbackGauge("edgellm_federation_rounds_submitted", "Federated rounds whose update was accepted.",
-                              [&federation] { return static_cast<double>(federation->stats().rounds_submitted); });
-    registry.AddCallbackGauge("edgellm_federation_sent_bytes", "Update bytes sent to the aggregator, all rounds.",
-                              [&federation] { return static_cast<double>(federation->stats().bytes_sent); });
-    registry.AddCallbackGauge("edgellm_federation_fetched_bytes", "Adapter bytes fetched from the aggregator.",
-                              [&federation] { return static_cast<double>(federation->stats().bytes_fetched); });
-    registry.AddCallbackGauge("edgellm_federation_round", "The federated round worked on last.",
-                              [&federation] { return static_cast<double>(federation->stats().round_id); });
-    registry.AddCallbackGauge("edgellm_federation_state",
-                              "Federated client: 1 idle, 2 fetching, 3 training, 4 uploading, 5 failed.",
-                              [&federation] { return static_cast<double>(federation->stats().state); });
-  }
+  serve::InferenceCore* core_for_training = nullptr;  // set once the core exists
+  std::unique_ptr<train::TrainingWorker> trainer = NewTrainingWorker(args, **model, registry, &core_for_training);
+  absl::StatusOr<std::unique_ptr<federated::FederatedClient>> federation =
+      NewFederation(args, **model, model_name, registry);
+  if (!federation.ok()) return Fail(federation.status(), 2);
+
   serve::SchedulerConfig scheduler_config;
-  if (trainer != nullptr || federation != nullptr) {
+  if (trainer != nullptr || *federation != nullptr) {
     scheduler_config.on_busy_change = [&trainer, &federation](bool busy) {
       if (trainer != nullptr) trainer->SetBusy(busy);
-      if (federation != nullptr) federation->SetBusy(busy);
+      if (*federation != nullptr) (*federation)->SetBusy(busy);
     };
   }
   scheduler_config.max_active = args.max_active;
   scheduler_config.max_waiting = args.max_waiting;
   scheduler_config.prefill_chunk = args.prefill_chunk;
-  scheduler_config.draft_model = draft_model.ok() ? draft_model->get() : nullptr;
+  scheduler_config.draft_model = draft_model->get();
   serve::Scheduler scheduler(**model, *pool, scheduler_config, &serve_metrics);
   Log("KV cache: " + std::to_string((*pool)->block_count()) + " blocks of " + std::to_string(args.kv_block_size) +
       " positions, " + std::to_string(((*pool)->block_bytes() * (*pool)->block_count()) >> 20) + " MiB; up to " +
       std::to_string(scheduler.context_limit()) + " positions per request; prefix caching " +
       (args.prefix_caching ? "on" : "off"));
   scheduler.Start();
-  service_config.sessions.max_sessions = args.max_sessions;
-  service_config.draft_tokens = args.draft_tokens;
+
+  serve::InferenceCoreConfig core_config;
+  core_config.model_name = model_name;
+  core_config.sessions.max_sessions = args.max_sessions;
+  core_config.sessions.idle_ttl = std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
+  core_config.draft_tokens = args.draft_tokens;
   // Measured once, so drafting stops wherever checking drafts costs more than it saves.
-  service_config.draft_row_cost = engine::MeasureRowCost(**model);
-  Log("one more row costs " + std::to_string(service_config.draft_row_cost) + " of a decode step");
-  service_config.sessions.idle_ttl =
-      std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
-  absl::StatusOr<std::optional<chat::ChatFormatter>> chat_template = ChatTemplate(args, **model);
-  if (!chat_template.ok()) {
-    Log(std::string(chat_template.status().message()));
-    return 2;
-  }
-  service_config.chat = *std::move(chat_template);
-  Log(service_config.chat ? "chat template: " + std::string(args.chat_template.empty() && args.chat_template_file.empty()
-                                                                  ? "the model's"
-                                                                  : "from the config")
-                          : "no chat template: Chat and /v1/chat/completions are refused");
-  serve::InferenceCore service(**model, scheduler, service_config, &serve_metrics);
-  for (serve::ServedAdapter& adapter : adapters) service.AddAdapter(std::move(adapter));
-  serve::InferenceService grpc_service(service);
-  service_for_training = &service;
+  core_config.draft_row_cost = engine::MeasureRowCost(**model);
+  Log("one more row costs " + std::to_string(core_config.draft_row_cost) + " of a decode step");
+  core_config.chat = *std::move(chat_template);
+  Log(core_config.chat ? "chat template: " + std::string(args.chat_template.empty() && args.chat_template_file.empty()
+                                                              ? "the model's"
+                                                              : "from the config")
+                       : "no chat template: Chat and /v1/chat/completions are refused");
+  serve::InferenceCore core(**model, scheduler, core_config, &serve_metrics);
+  for (serve::ServedAdapter& adapter : *adapters) core.AddAdapter(std::move(adapter));
+  core_for_training = &core;
+  serve::InferenceService grpc_service(core);
   // Over-the-air releases: the installed version serves before the first request.
   std::unique_ptr<ota::OtaAgent> ota_agent;
   if (!args.ota_release_keys.empty()) {
-    auto agent = StartOta(args, service_config.model_name, **model, scheduler, service, registry);
-    if (!agent.ok()) {
-      Log(std::string(agent.status().message()));
-      return 2;
-    }
+    auto agent = StartOta(args, model_name, **model, scheduler, core, registry);
+    if (!agent.ok()) return Fail(agent.status(), 2);
     ota_agent = std::move(*agent);
   }
-
-  ops::MemoryGuardConfig guard_config;
-  guard_config.low_bytes = static_cast<uint64_t>(args.memory_low_mib) << 20;
-  guard_config.critical_bytes = static_cast<uint64_t>(args.memory_critical_mib) << 20;
-  ops::MemoryGuard memory_guard(std::make_unique<ops::SystemMemory>(), guard_config,
-                                [&](ops::MemoryPressure pressure, uint64_t available) {
-                                  scheduler.SetMemoryPressure(pressure);
-                                  // Training gives way first: its memory is freed at once.
-                                  if (trainer != nullptr) {
-                                    trainer->SetMemoryShort(pressure != ops::MemoryPressure::kNone);
-                                  }
-                                  if (federation != nullptr) {
-                                    federation->SetMemoryShort(pressure != ops::MemoryPressure::kNone);
-                                  }
-                                  serve_metrics.memory_pressure.Set(static_cast<double>(pressure));
-                                  Log("memory pressure " + std::string(ops::MemoryPressureName(pressure)) + " (" +
-                                      std::to_string(available >> 20) + " MiB available)");
-                                });
-  registry.AddCallbackGauge("edgellm_memory_available_bytes",
-                            "Memory the daemon may still use: MemAvailable or the cgroup's headroom, the smaller.",
-                            [&memory_guard] { return static_cast<double>(memory_guard.available_bytes()); });
+  std::unique_ptr<ops::MemoryGuard> memory_guard =
+      NewMemoryGuard(args, scheduler, trainer.get(), federation->get(), serve_metrics, registry);
 
   std::atomic<bool> serving{false};
   std::unique_ptr<ops::HttpEndpoint> metrics_endpoint;
   if (!args.metrics_listen.empty()) {
     auto endpoint = ops::StartMetricsEndpoint(args.metrics_listen, registry, serving);
-    if (!endpoint.ok()) {
-      Log(std::string(endpoint.status().message()));
-      return 1;
-    }
+    if (!endpoint.ok()) return Fail(endpoint.status(), 1);
     metrics_endpoint = std::move(*endpoint);
     Log("metrics on port " + std::to_string(metrics_endpoint->port()) + " (/metrics, /healthz)");
   }
-
   std::vector<std::string> api_keys;
   if (!args.http_api_keys_file.empty()) {
     absl::StatusOr<std::vector<std::string>> keys = serve::LoadApiKeys(args.http_api_keys_file);
-    if (!keys.ok()) {
-      Log(std::string(keys.status().message()));
-      return 2;
-    }
+    if (!keys.ok()) return Fail(keys.status(), 2);
     api_keys = *std::move(keys);
   }
-  serve::OpenAiApi openai_api(service, std::move(api_keys));
-  std::unique_ptr<serve::HttpServer> http_server;
-  if (!args.http_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<serve::HttpServer>> started = StartHttpApi(args, openai_api);
-    if (!started.ok()) {
-      Log(std::string(started.status().message()));
-      return 2;
-    }
-    http_server = *std::move(started);
-    Log("OpenAI-compatible HTTP API on port " + std::to_string(http_server->port()) +
-        (args.tls_cert.empty() ? "" : " (TLS)") + (args.http_api_keys_file.empty() ? "" : ", API keys required"));
-  }
+  serve::OpenAiApi openai_api(core, std::move(api_keys));
+  absl::StatusOr<std::unique_ptr<serve::HttpServer>> http_server = StartHttpApiIfListening(args, openai_api);
+  if (!http_server.ok()) return Fail(http_server.status(), 2);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartGrpc(args, *credentials, grpc_service);
+  if (!server.ok()) return Fail(server.status(), 1);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> health_server = StartHealthListener(args);
+  if (!health_server.ok()) return Fail(health_server.status(), 1);
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  if (!socket_path.empty()) std::filesystem::remove(socket_path);
-  builder.AddListeningPort(args.listen, credentials);
-  builder.RegisterService(&grpc_service);
-  builder.SetMaxReceiveMessageSize(4 << 20);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server) {
-    Log("cannot listen on " + args.listen);
-    return 1;
-  }
-  if (!socket_path.empty()) ::chmod(socket_path.c_str(), 0660);
-  // Health only, in plaintext: what it says is public anyway.
-  std::unique_ptr<grpc::Server> health_server;
-  if (!args.health_listen.empty()) {
-    grpc::ServerBuilder health_builder;
-    health_builder.AddListeningPort(args.health_listen, grpc::InsecureServerCredentials());
-    health_server = health_builder.BuildAndStart();
-    if (!health_server) {
-      Log("cannot listen on " + args.health_listen + " (health_listen)");
-      return 1;
-    }
-    health_server->GetHealthCheckService()->SetServingStatus(true);
-  }
-  server->GetHealthCheckService()->SetServingStatus(true);
+  if (*health_server) (*health_server)->GetHealthCheckService()->SetServingStatus(true);
+  (*server)->GetHealthCheckService()->SetServingStatus(true);
   serving = true;
-  Log("serving " + service_config.model_name + " on " + args.listen);
-  ops::NotifyReady("serving " + service_config.model_name);
+  Log("serving " + model_name + " on " + args.listen);
+  ops::NotifyReady("serving " + model_name);
   if (trainer != nullptr) {
     Log("training on " + args.train_data + " into " + args.train_dir + " while no request is being served");
     trainer->Start();
   }
-  if (federation != nullptr) {
-    Log("federated rounds with " + args.federation_aggregator + " as " + federation->device_id() + ", on " +
+  if (*federation != nullptr) {
+    Log("federated rounds with " + args.federation_aggregator + " as " + (*federation)->device_id() + ", on " +
         args.train_data + ", while no request is being served");
-    federation->Start();
+    (*federation)->Start();
   }
   if (ota_agent != nullptr) ota_agent->Start();
   // A step that runs for a minute means the loop is stuck: stop feeding the watchdog.
@@ -492,25 +540,26 @@ int Run(const ops::DaemonConfig& args) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   Log(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
-  server->GetHealthCheckService()->SetServingStatus(false);
-  if (health_server) health_server->GetHealthCheckService()->SetServingStatus(false);
+  (*server)->GetHealthCheckService()->SetServingStatus(false);
+  if (*health_server) (*health_server)->GetHealthCheckService()->SetServingStatus(false);
   serving = false;
   ops::NotifyStopping("draining");
   const auto drain_deadline =
       serve::Clock::now() + std::chrono::duration_cast<serve::Clock::duration>(std::chrono::duration<double>(args.drain_timeout_seconds));
   const int cut = scheduler.Drain(drain_deadline);
   if (cut > 0) Log(std::to_string(cut) + " requests were cut off at the drain timeout");
-  if (!service.WaitForStreams(drain_deadline)) Log("some streams were still open at the drain timeout");
+  if (!core.WaitForStreams(drain_deadline)) Log("some streams were still open at the drain timeout");
   // Every stream has ended: what remains are idle connections, closed at once.
-  server->Shutdown(std::chrono::system_clock::now());
-  if (health_server) health_server->Shutdown(std::chrono::system_clock::now());
+  (*server)->Shutdown(std::chrono::system_clock::now());
+  if (*health_server) (*health_server)->Shutdown(std::chrono::system_clock::now());
   scheduler.Stop();
   // Every response has had its last event: the HTTP connections can go.
-  http_server.reset();
+  http_server->reset();
   // Its checkpoint stays: the next start resumes.
   if (trainer != nullptr) trainer->Stop();
-  if (federation != nullptr) federation->Stop();
+  if (*federation != nullptr) (*federation)->Stop();
   if (ota_agent != nullptr) ota_agent->Stop();
+  const std::string socket_path = UnixSocketPath(args.listen);
   if (!socket_path.empty()) std::filesystem::remove(socket_path);
   Log("stopped");
   return 0;

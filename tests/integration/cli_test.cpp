@@ -230,7 +230,7 @@ TEST(Cli, GenerateReachesATlsDaemonAndContinuesASession) {
   const std::filesystem::path pki = testing::TestDir() / "pki";
   ASSERT_EQ(std::system((std::string(EDGELLM_SOURCE_DIR) + "/deploy/pki.sh " + pki.string() + " >/dev/null").c_str()),
             0);
-  const std::string listen = "127.0.0.1:" + std::to_string(testing::FreePort());
+  const std::string listen = "127.0.0.1:0";  // the daemon picks the port and logs it
   grpc::SslCredentialsOptions trust;
   std::ifstream ca_file(pki / "ca.pem");
   trust.pem_root_certs.assign(std::istreambuf_iterator<char>(ca_file), {});
@@ -239,7 +239,7 @@ TEST(Cli, GenerateReachesATlsDaemonAndContinuesASession) {
       kModel, {"--tls-cert", (pki / "server.pem").string(), "--tls-key", (pki / "server.key").string()}, &error, {},
       {listen, grpc::SslCredentials(trust)});
   ASSERT_NE(daemon, nullptr) << error;
-  const std::string server = "--server " + listen + " --tls-ca " + (pki / "ca.pem").string();
+  const std::string server = "--server " + daemon->target() + " --tls-ca " + (pki / "ca.pem").string();
   CliRun run = RunCli("generate " + server + " --session story -p 'Once upon a time' -n 16 --temp 0 --json");
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(nlohmann::json::parse(run.out)["prompt_tokens"], 5);
@@ -248,10 +248,10 @@ TEST(Cli, GenerateReachesATlsDaemonAndContinuesASession) {
   // The second turn's prompt is the whole conversation: both prompts and the first reply.
   EXPECT_GE(nlohmann::json::parse(run.out)["prompt_tokens"].get<int>(), 5 + 16);
 
-  run = RunCli("generate --server " + listen + " -p hi -n 4");  // no --tls-ca: a plaintext client
+  run = RunCli("generate --server " + daemon->target() + " -p hi -n 4");  // no --tls-ca: a plaintext client
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("edgellm: error: server:"), std::string::npos) << run.err;
-  run = RunCli("generate --server " + listen + " --tls-ca /nonexistent.pem -p hi -n 4");
+  run = RunCli("generate --server " + daemon->target() + " --tls-ca /nonexistent.pem -p hi -n 4");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("--tls-ca /nonexistent.pem: cannot be read"), std::string::npos) << run.err;
 }

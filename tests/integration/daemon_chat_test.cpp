@@ -60,15 +60,14 @@ class DaemonChatTest : public ::testing::Test {
   void StartDaemon(std::vector<std::string> args = {}, bool with_template = true) {
     EDGELLM_REQUIRE_SHARED_FILE(kModel);
     EDGELLM_REQUIRE_SHARED_FILE(kTemplate);
-    log_ = (dir_ / "edgellmd.log").string();
     args.insert(args.end(), {"--http-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
     if (with_template) args.insert(args.end(), {"--chat-template-file", kTemplate});
     std::string error;
-    daemon_ = DaemonProcess::Start(kModel, args, &error, {}, {}, log_);
+    daemon_ = DaemonProcess::Start(kModel, args, &error);
     ASSERT_NE(daemon_, nullptr) << error;
     stub_ = v1::Inference::NewStub(daemon_->channel());
-    http_port_ = testing::NumberFromLog(log_, "HTTP API on port ");
-    metrics_port_ = testing::NumberFromLog(log_, "metrics on port ");
+    http_port_ = daemon_->LoggedPort("HTTP API on port ");
+    metrics_port_ = daemon_->LoggedPort("metrics on port ");
     ASSERT_GT(http_port_, 0);
     ASSERT_GT(metrics_port_, 0);
   }
@@ -77,7 +76,6 @@ class DaemonChatTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::string log_;
   std::unique_ptr<DaemonProcess> daemon_;
   std::unique_ptr<v1::Inference::Stub> stub_;
   int http_port_ = -1;

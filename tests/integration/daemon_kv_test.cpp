@@ -35,8 +35,9 @@ class DaemonKvTest : public ::testing::Test {
   void SetUp() override {
     EDGELLM_REQUIRE_SHARED_FILE(kModel);
     std::string error;
-    cached_ = DaemonProcess::Start(kModel, {"--metrics-listen", "127.0.0.1:" + std::to_string(port_)}, &error);
+    cached_ = DaemonProcess::Start(kModel, {"--metrics-listen", "127.0.0.1:0"}, &error);
     ASSERT_NE(cached_, nullptr) << error;
+    port_ = cached_->LoggedPort("metrics on port ");
     fresh_ = DaemonProcess::Start(kModel, {"--prefix-caching", "false"}, &error);
     ASSERT_NE(fresh_, nullptr) << error;
     cached_stub_ = v1::Inference::NewStub(cached_->channel());
@@ -44,7 +45,7 @@ class DaemonKvTest : public ::testing::Test {
   }
   double Hits() const { return ScrapeMetric(port_, kHits); }
 
-  const int port_ = testing::FreePort();
+  int port_ = -1;
   std::unique_ptr<DaemonProcess> cached_, fresh_;
   std::unique_ptr<v1::Inference::Stub> cached_stub_, fresh_stub_;
 };
@@ -145,10 +146,11 @@ TEST_F(DaemonKvTest, OneTurnAtATimeAndACancelledTurnLeavesTheConversationAsItWas
 // Starts a daemon whose memory thresholds (MiB) are above what any machine
 // has, so it reads real memory figures and finds them short.
 // The context is 512 positions.
-std::unique_ptr<DaemonProcess> StartUnderPressure(int low_mib, int critical_mib, int port) {
+// Its metrics are on a port it picks (LoggedPort).
+std::unique_ptr<DaemonProcess> StartUnderPressure(int low_mib, int critical_mib) {
   const std::string path = (testing::TestDir() / "edgellmd.yaml").string();
   std::ofstream(path) << "memory_low_mib: " << low_mib << "\nmemory_critical_mib: " << critical_mib
-                      << "\nmetrics_listen: 127.0.0.1:" << port << "\ncontext_length: 512\n";
+                      << "\nmetrics_listen: 127.0.0.1:0\ncontext_length: 512\n";
   std::string error;
   auto daemon = DaemonProcess::Start(kModel, {"--config", path}, &error);
   EXPECT_NE(daemon, nullptr) << error;
@@ -157,9 +159,9 @@ std::unique_ptr<DaemonProcess> StartUnderPressure(int low_mib, int critical_mib,
 
 TEST(DaemonMemoryPressure, CriticalPressureRefusesNewRequests) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
-  const int port = testing::FreePort();
-  auto daemon = StartUnderPressure(1 << 30, 1 << 30, port);
+  auto daemon = StartUnderPressure(1 << 30, 1 << 30);
   ASSERT_NE(daemon, nullptr);
+  const int port = daemon->LoggedPort("metrics on port ");
   auto stub = v1::Inference::NewStub(daemon->channel());
   const Stream refused = Generate(*stub, Greedy("Once upon a time", 8));
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -169,9 +171,9 @@ TEST(DaemonMemoryPressure, CriticalPressureRefusesNewRequests) {
 
 TEST(DaemonMemoryPressure, LowPressureHalvesTheContext) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
-  const int port = testing::FreePort();
-  auto daemon = StartUnderPressure(1 << 30, 0, port);
+  auto daemon = StartUnderPressure(1 << 30, 0);
   ASSERT_NE(daemon, nullptr);
+  const int port = daemon->LoggedPort("metrics on port ");
   auto stub = v1::Inference::NewStub(daemon->channel());
   EXPECT_EQ(ScrapeMetric(port, "edgellm_memory_pressure{model=\"stories260K\"}"), 1);
   // Of the 512 positions, a request under low pressure gets 256: a prompt of

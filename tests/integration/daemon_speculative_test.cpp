@@ -31,11 +31,10 @@ v1::GenerateRequest WithDrafts(v1::GenerateRequest request, uint32_t draft_token
 
 TEST(DaemonSpeculative, DraftedOutputEqualsPlainOutputInABatchAndIsCounted) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
-  const int port = testing::FreePort();
   std::string error;
-  auto daemon = DaemonProcess::Start(
-      kModel, {"--draft-tokens", "6", "--metrics-listen", "127.0.0.1:" + std::to_string(port)}, &error);
+  auto daemon = DaemonProcess::Start(kModel, {"--draft-tokens", "6", "--metrics-listen", "127.0.0.1:0"}, &error);
   ASSERT_NE(daemon, nullptr) << error;
+  const int port = daemon->LoggedPort("metrics on port ");
   auto stub = v1::Inference::NewStub(daemon->channel());
 
   const std::vector<std::string> prompts = {"Once upon a time", "Lily and Ben went to the park",

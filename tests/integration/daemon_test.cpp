@@ -102,9 +102,9 @@ TEST_F(DaemonTest, BadRequestsAreInvalidArgumentWithAReason) {
 }
 
 TEST_F(DaemonTest, AFullQueueRefusesAtOnce) {
-  const int port = testing::FreePort();
-  StartDaemon({"--max-active", "1", "--max-waiting", "1", "--metrics-listen", "127.0.0.1:" + std::to_string(port)});
+  StartDaemon({"--max-active", "1", "--max-waiting", "1", "--metrics-listen", "127.0.0.1:0"});
   if (HasFatalFailure() || IsSkipped()) return;
+  const int port = daemon_->LoggedPort("metrics on port ");
   // One running (its first token seen), one waiting (seen in the daemon's gauge): the next is refused.
   grpc::ClientContext running_context;
   auto running = stub_->Generate(&running_context, Greedy("Once upon a time", 1900));
@@ -199,9 +199,9 @@ TEST_F(DaemonTest, SigtermDrainsInFlightStreamsAndExitsZero) {
 }
 
 TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlotAndItsKvBlocks) {
-  const int port = testing::FreePort();
-  StartDaemon({"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
+  StartDaemon({"--metrics-listen", "127.0.0.1:0"});
   if (HasFatalFailure() || IsSkipped()) return;
+  const int port = daemon_->LoggedPort("metrics on port ");
   EXPECT_EQ(testing::HttpGet(port, "/healthz").status, 200);
   ASSERT_TRUE(Generate(*stub_, Greedy("Once upon a time", 16)).status.ok());
   EXPECT_EQ(Generate(*stub_, Greedy("hi", 0)).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -254,13 +254,12 @@ TEST_F(DaemonTest, MetricsFollowRequestsAndCancellationFreesTheSlotAndItsKvBlock
 TEST(DaemonConfigFile, TheFileConfiguresAndFlagsOverride) {
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
   const std::string path = (testing::TestDir() / "edgellmd.yaml").string();
-  const int port = testing::FreePort();
-  std::ofstream(path) << "model: " << kModel << "\nmax_active: 1\nmax_waiting: 0\nmetrics_listen: 127.0.0.1:"
-                      << port << "\n";
+  std::ofstream(path) << "model: " << kModel << "\nmax_active: 1\nmax_waiting: 0\nmetrics_listen: 127.0.0.1:0\n";
   std::string error;
   // The file allows no waiting request; the flag allows one.
   auto daemon = DaemonProcess::Start("", {"--config", path, "--max-waiting", "1"}, &error);
   ASSERT_NE(daemon, nullptr) << error;
+  const int port = daemon->LoggedPort("metrics on port ");
   auto stub = v1::Inference::NewStub(daemon->channel());
   grpc::ClientContext running_context, waiting_context;
   auto running = stub->Generate(&running_context, Greedy("Once upon a time", 1900));

@@ -7,7 +7,6 @@
 
 #include "edgellm/v1/inference.grpc.pb.h"
 #include "tests/support/daemon_process.h"
-#include "tests/support/http_client.h"
 #include "tests/support/inference_client.h"
 #include "tests/support/test_support.h"
 
@@ -37,7 +36,7 @@ class DaemonTlsTest : public ::testing::Test {
     const std::string script = std::string(EDGELLM_SOURCE_DIR) + "/deploy/pki.sh";
     ASSERT_EQ(std::system((script + " " + (dir_ / "pki").string() + " device-1 >/dev/null").c_str()), 0);
     ASSERT_EQ(std::system((script + " " + (dir_ / "other").string() + " device-1 >/dev/null").c_str()), 0);
-    listen_ = "127.0.0.1:" + std::to_string(testing::FreePort());
+    listen_ = "127.0.0.1:0";  // the daemon picks the port and logs it
   }
   std::string Pki(const std::string& file) const { return (dir_ / "pki" / file).string(); }
   std::string Other(const std::string& file) const { return (dir_ / "other" / file).string(); }
@@ -90,13 +89,13 @@ TEST_F(DaemonTlsTest, MutualTlsAdmitsOnlyClientCertificatesFromItsCa) {
 // Kubernetes' gRPC probes speak no TLS: health_listen answers them in
 // plaintext with grpc.health.v1 and serves nothing else there.
 TEST_F(DaemonTlsTest, APlaintextHealthListenerAnswersHealthChecksAndNothingElse) {
-  const std::string health = "127.0.0.1:" + std::to_string(testing::FreePort());
   std::string error;
   auto daemon = DaemonProcess::Start(kModel,
                                      {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("server.key"),
-                                      "--tls-client-ca", Pki("ca.pem"), "--health-listen", health},
+                                      "--tls-client-ca", Pki("ca.pem"), "--health-listen", "127.0.0.1:0"},
                                      &error, {}, {listen_, Trusting(Pki("ca.pem"), Pki("device-1"))});
   ASSERT_NE(daemon, nullptr) << error;
+  const std::string health = "127.0.0.1:" + std::to_string(daemon->LoggedPort("health on port "));
   auto channel = grpc::CreateChannel(health, grpc::InsecureChannelCredentials());
   auto health_stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;
@@ -133,14 +132,13 @@ int CurlStatus(const std::string& options, const std::string& url) {
 }
 
 TEST_F(DaemonTlsTest, TheHttpApiUsesTheSameTlsAndClientCertificates) {
-  const std::string log = (dir_ / "edgellmd.log").string();
   std::string error;
   auto daemon = DaemonProcess::Start(kModel,
                                      {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("server.key"), "--tls-client-ca",
                                       Pki("ca.pem"), "--http-listen", "127.0.0.1:0"},
-                                     &error, {}, {listen_, Trusting(Pki("ca.pem"), Pki("device-1"))}, log);
+                                     &error, {}, {listen_, Trusting(Pki("ca.pem"), Pki("device-1"))});
   ASSERT_NE(daemon, nullptr) << error;
-  const int port = testing::NumberFromLog(log, "HTTP API on port ");
+  const int port = daemon->LoggedPort("HTTP API on port ");
   ASSERT_GT(port, 0);
   const std::string url = "https://127.0.0.1:" + std::to_string(port) + "/v1/models";
   const std::string ca = "--cacert " + Pki("ca.pem");
@@ -157,13 +155,10 @@ TEST_F(DaemonTlsTest, TheHttpApiUsesTheSameTlsAndClientCertificates) {
 }
 
 TEST_F(DaemonTlsTest, RefusesPlainHttpBeyondLoopback) {
-  const std::string log = (dir_ / "edgellmd.log").string();
   std::string error;
-  EXPECT_EQ(DaemonProcess::Start(kModel, {"--http-listen", "0.0.0.0:0"}, &error, {}, {}, log), nullptr);
+  EXPECT_EQ(DaemonProcess::Start(kModel, {"--http-listen", "0.0.0.0:0"}, &error), nullptr);
   EXPECT_NE(error.find("status 2"), std::string::npos) << error;
-  std::ifstream in(log);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("beyond loopback it needs TLS"), std::string::npos) << text;
+  EXPECT_NE(error.find("beyond loopback it needs TLS"), std::string::npos) << error;
 }
 
 TEST_F(DaemonTlsTest, RefusesPlainTcpBeyondLoopback) {

@@ -28,7 +28,8 @@ using testing::Stream;
 const std::string kModel = testing::SharedPath("models/stories260K.gguf");
 const std::string kFact = " there was a purple dragon named Zog.";
 
-std::string Config(const std::filesystem::path& dir, int port) {
+// Its metrics are on a port the daemon picks (LoggedPort).
+std::string Config(const std::filesystem::path& dir) {
   const std::string data = (dir / "facts.jsonl").string();
   {
     std::ofstream out(data);
@@ -38,7 +39,7 @@ std::string Config(const std::filesystem::path& dir, int port) {
   }
   const std::string path = (dir / "edgellmd.yaml").string();
   std::ofstream(path) << "model: " << kModel << "\n"
-                      << "metrics_listen: 127.0.0.1:" << port << "\n"
+                      << "metrics_listen: 127.0.0.1:0\n"
                       << "train_data: " << data << "\n"
                       << "train_dir: " << (dir / "train").string() << "\n"
                       << "train_adapter: facts\n"
@@ -67,12 +68,12 @@ TEST(DaemonTraining, TrainsWhileIdlePausesForRequestsAndServesTheResult) {
   std::ifstream reference_file(testing::SharedPath("models/stories260K.reference.json"));
   const nlohmann::json reference = nlohmann::json::parse(reference_file)["references"][0];
   const std::vector<uint32_t> expected = reference["generated_token_ids"].get<std::vector<uint32_t>>();
-  const int port = testing::FreePort();
-  const std::string config = Config(dir, port);
+  const std::string config = Config(dir);
 
   std::string error;
   auto daemon = DaemonProcess::Start("", {"--config", config}, &error);
   ASSERT_NE(daemon, nullptr) << error;
+  const int port = daemon->LoggedPort("metrics on port ");
   auto stub = v1::Inference::NewStub(daemon->channel());
   ASSERT_GE(AwaitAtLeast(port, "edgellm_train_step", 1), 1) << "training starts while the daemon is idle";
 

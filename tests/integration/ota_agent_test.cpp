@@ -229,10 +229,9 @@ class OtaAgentTest : public ::testing::Test {
   }
 
   void StartDaemon(double probation_seconds = 300) {
-    metrics_port_ = edgellm::testing::FreePort();
     const fs::path config = dir_ / "dev-a.yaml";
     std::ofstream(config) << "model: " << kModel << "\n"
-                          << "metrics_listen: 127.0.0.1:" << metrics_port_ << "\n"
+                          << "metrics_listen: 127.0.0.1:0\n"
                           << "federation_aggregator: 127.0.0.1:" << port_ << "\n"
                           << "federation_ca: " << (dir_ / "pki" / "ca.pem").string() << "\n"
                           << "federation_cert: " << (dir_ / "pki" / "dev-a.pem").string() << "\n"
@@ -244,6 +243,7 @@ class OtaAgentTest : public ::testing::Test {
     std::string error;
     daemon_ = DaemonProcess::Start("", {"--config", config.string()}, &error, {}, {}, log_path().string());
     ASSERT_NE(daemon_, nullptr) << error;
+    metrics_port_ = daemon_->LoggedPort("metrics on port ");
   }
   fs::path ota_dir() const { return dir_ / "ota"; }
   fs::path log_path() const { return dir_ / "dev-a.log"; }

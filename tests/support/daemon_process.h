@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,17 +23,19 @@ namespace edgellm::testing {
 
 // How a test reaches the daemon when not on its default fresh unix socket.
 struct DaemonAddress {
-  std::string listen;  // e.g. "127.0.0.1:PORT"
+  std::string listen;  // e.g. "127.0.0.1:0": the daemon picks a free port and logs it
   std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 // Starts edgellmd on a fresh unix socket (or `address`) and waits until its
-// health check says SERVING; sends SIGTERM and reaps it on destruction.
+// health check says SERVING; sends SIGTERM and reaps it on destruction. Its
+// stderr goes to a log file (`log`, or one of its own), where the ports it
+// picked for listeners given as HOST:0 are read (LoggedPort).
 class DaemonProcess {
  public:
-  // nullptr (with the reason in *error) when it does not come up within 60 s.
-  // `environment` adds NAME=VALUE entries to the daemon's environment.
-  // `log` (if not empty) receives the daemon's stderr, appended.
+  // nullptr (with the reason and the daemon's log in *error) when it does not
+  // come up within 60 s. `environment` adds NAME=VALUE entries to the daemon's
+  // environment. `log` (if not empty) receives the daemon's stderr, appended.
   static std::unique_ptr<DaemonProcess> Start(const std::string& model, const std::vector<std::string>& extra_args,
                                               std::string* error,
                                               const std::vector<std::string>& environment = {},
@@ -42,6 +45,12 @@ class DaemonProcess {
                        ("edgellmd-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".sock"))
                           .string();
     daemon->target_ = address.listen.empty() ? "unix:" + daemon->socket_ : address.listen;
+    daemon->log_ = log.empty() ? daemon->socket_ + ".log" : log;
+    daemon->owns_log_ = log.empty();
+    // A log appended to by earlier runs: this run's lines are what follows.
+    std::error_code size_error;
+    const auto size = std::filesystem::file_size(daemon->log_, size_error);
+    daemon->log_offset_ = size_error ? 0 : static_cast<size_t>(size);
     daemon->credentials_ = address.credentials ? address.credentials : grpc::InsecureChannelCredentials();
     // An empty `model` leaves the model to a --config file among `extra_args`.
     std::vector<std::string> args = {std::string(EDGELLM_BINARY_DIR) + "/daemon/edgellmd", "--listen",
@@ -50,7 +59,7 @@ class DaemonProcess {
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     daemon->pid_ = ::fork();
     if (daemon->pid_ == 0) {
-      if (!log.empty()) ::dup2(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644), STDERR_FILENO);
+      ::dup2(::open(daemon->log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644), STDERR_FILENO);
       for (const std::string& entry : environment) ::putenv(const_cast<char*>(entry.c_str()));
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
@@ -59,12 +68,25 @@ class DaemonProcess {
       ::_exit(127);
     }
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    const bool any_port = daemon->target_.size() > 2 && daemon->target_.ends_with(":0");
     while (std::chrono::steady_clock::now() < give_up) {
       int status = 0;
       if (::waitpid(daemon->pid_, &status, WNOHANG) == daemon->pid_) {
         daemon->pid_ = -1;
-        *error = "edgellmd exited during start-up with status " + std::to_string(WEXITSTATUS(status));
+        *error = "edgellmd exited during start-up with status " + std::to_string(WEXITSTATUS(status)) +
+                 "; its log: " + daemon->LogText();
         return nullptr;
+      }
+      if (any_port && daemon->target_.ends_with(":0")) {
+        // Listening on port 0: the port is in the log once the listener is up.
+        const std::string text = daemon->LogText();
+        const size_t at = text.find("gRPC on port ");
+        if (at == std::string::npos) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          continue;
+        }
+        daemon->target_ = daemon->target_.substr(0, daemon->target_.size() - 1) +
+                          std::to_string(std::atoi(text.c_str() + at + 13));
       }
       // A fresh channel per probe: a channel that failed to connect backs off for seconds.
       daemon->channel_ = daemon->NewChannel(daemon->credentials_);
@@ -72,7 +94,7 @@ class DaemonProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     *error = "edgellmd did not report SERVING within 60 s; its threads (name: state, kernel wait): " +
-             ThreadStates(daemon->pid_);
+             ThreadStates(daemon->pid_) + "; its log: " + daemon->LogText();
     return nullptr;
   }
 
@@ -97,6 +119,7 @@ class DaemonProcess {
 
   ~DaemonProcess() {
     if (pid_ > 0) Terminate();
+    if (owns_log_) std::filesystem::remove(log_);
   }
 
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
@@ -105,6 +128,25 @@ class DaemonProcess {
     return grpc::CreateChannel(target_, credentials);
   }
   const std::string& socket() const { return socket_; }
+  // The address its gRPC listener is reached at (a port 0 replaced by the one it got).
+  const std::string& target() const { return target_; }
+  // The port a listener given as HOST:0 logged after `marker` (e.g. "metrics on
+  // port "), waiting for it up to 30 s; -1 if it never came.
+  int LoggedPort(const std::string& marker) const {
+    for (int attempt = 0; attempt < 1500; ++attempt) {
+      const std::string text = LogText();
+      const size_t at = text.find(marker);
+      if (at != std::string::npos) return std::atoi(text.c_str() + at + marker.size());
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+  // What this run of the daemon has logged so far.
+  std::string LogText() const {
+    std::ifstream in(log_);
+    in.seekg(static_cast<std::streamoff>(log_offset_));
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
   pid_t pid() const { return pid_; }
 
   // UNKNOWN when the check itself fails.
@@ -148,6 +190,9 @@ class DaemonProcess {
   pid_t pid_ = -1;
   std::string socket_;
   std::string target_;
+  std::string log_;
+  bool owns_log_ = false;  // a log of its own, removed with it
+  size_t log_offset_ = 0;  // where this run's lines begin
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::shared_ptr<grpc::Channel> channel_;
 };

@@ -9,7 +9,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -71,20 +70,6 @@ inline std::vector<std::string> SseData(const std::string& body) {
     at = end == std::string::npos ? body.size() : end;
   }
   return data;
-}
-
-// The number after `marker` in the file `log`, once the file has it (for
-// up to 30 s); -1 if it never does. Daemons listening on port 0 log the port
-// they got this way.
-inline int NumberFromLog(const std::string& log, const std::string& marker) {
-  for (int attempt = 0; attempt < 1500; ++attempt) {
-    std::ifstream in(log);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const size_t at = text.find(marker);
-    if (at != std::string::npos) return std::stoi(text.substr(at + marker.size()));
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return -1;
 }
 
 }  // namespace edgellm::testing
