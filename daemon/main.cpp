@@ -172,6 +172,7 @@ absl::StatusOr<std::unique_ptr<serve::HttpServer>> StartHttpApi(const ops::Daemo
   config.max_body_bytes = static_cast<uint64_t>(args.http_max_body_kib) << 10;
   config.request_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(std::ceil(args.http_request_timeout_seconds * 1000)));
+  config.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(args.http_idle_timeout_seconds * 1000)));
   return serve::HttpServer::Start(
       config, [&api](serve::HttpRequest request, std::shared_ptr<serve::HttpResponder> responder) {
         api.Handle(std::move(request), std::move(responder));

@@ -35,6 +35,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   fields.Text("http_api_keys_file", &config.http_api_keys_file);
   fields.Int("http_max_body_kib", &config.http_max_body_kib);
   fields.Number("http_request_timeout_seconds", &config.http_request_timeout_seconds);
+  fields.Number("http_idle_timeout_seconds", &config.http_idle_timeout_seconds);
   fields.Text("chat_template", &config.chat_template);
   fields.Text("chat_template_file", &config.chat_template_file);
   fields.Int("threads", &config.threads);
@@ -120,6 +121,7 @@ absl::Status DaemonConfig::Validate() const {
   if (!(http_request_timeout_seconds > 0)) {
     return absl::InvalidArgumentError("http_request_timeout_seconds must be positive");
   }
+  if (!(http_idle_timeout_seconds > 0)) return absl::InvalidArgumentError("http_idle_timeout_seconds must be positive");
   if (!chat_template.empty() && !chat_template_file.empty()) {
     return absl::InvalidArgumentError("chat_template and chat_template_file are exclusive: give one");
   }

@@ -38,6 +38,8 @@ struct DaemonConfig {
   int32_t http_max_body_kib = 4096;
   // Seconds for an HTTP request to arrive whole; a slower client gets 408.
   double http_request_timeout_seconds = 30;
+  // Seconds a kept-alive HTTP connection may wait for its next request before it is closed.
+  double http_idle_timeout_seconds = 60;
   // A Jinja chat template that replaces the model file's tokenizer.chat_template
   // (for files that carry none, or a fixed one): the template text itself, or
   // chat_template_file naming a file that holds it. Not both.

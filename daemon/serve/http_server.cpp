@@ -127,7 +127,7 @@ template <typename Stream>
 class Connection final : public ConnectionBase, public std::enable_shared_from_this<Connection<Stream>> {
  public:
   Connection(ServerShared& server, Stream stream)
-      : server_(server), stream_(std::move(stream)), request_timer_(stream_.get_executor()) {
+      : server_(server), stream_(std::move(stream)), timer_(stream_.get_executor()) {
     ++server_.connections;
   }
   ~Connection() override { --server_.connections; }
@@ -155,18 +155,19 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(server_.config.max_body_bytes);
-    // The stream's own timeout would close the socket; this one leaves room to answer 408.
+    // The stream's own timeout would close the socket (and never applies to a
+    // read already pending): this timer leaves room to answer 408.
     beast::get_lowest_layer(stream_).expires_never();
     timed_out_ = false;
-    request_timer_.expires_after(server_.config.request_timeout);
-    request_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+    timer_.expires_after(server_.config.request_timeout);
+    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (ec) return;
       self->timed_out_ = true;
       beast::error_code ignored;
       beast::get_lowest_layer(self->stream_).socket().cancel(ignored);
     });
     http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
-      self->request_timer_.cancel();
+      self->timer_.cancel();
       self->OnRequest(ec);
     });
   }
@@ -238,6 +239,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       return;
     }
     buffer_.commit(n);
+    // The next request begins (ReadRequest gives the idle timer its deadline).
     if (!in_response_) ReadRequest();
   }
 
@@ -293,12 +295,18 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       if (!keep_alive_) {
         Close();
       } else {
-        // Idle until the next request: the watch read (or a new one) waits for it.
-        beast::get_lowest_layer(stream_).expires_after(server_.config.idle_timeout);
         if (buffer_.size() > 0 && !watching_) {
           ReadRequest();
         } else {
+          // Idle until the next request: the watch read (or a new one) waits
+          // for it, and an idle connection is closed after idle_timeout.
           Watch();
+          timer_.expires_after(server_.config.idle_timeout);
+          timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+            if (ec || self->in_response_) return;
+            beast::error_code ignored;
+            beast::get_lowest_layer(self->stream_).socket().close(ignored);
+          });
         }
       }
       return;
@@ -334,7 +342,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   bool writing_ = false;
   bool gone_ = false;
   bool timed_out_ = false;  // the request did not arrive in time
-  asio::steady_timer request_timer_;
+  asio::steady_timer timer_;  // a request's deadline to arrive, or an idle connection's
   std::function<void()> on_gone_;
   std::deque<std::string> outgoing_;
 };

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -417,7 +418,7 @@ std::string ReadSome(int fd) {
 
 TEST_F(DaemonChatTest, OversizedBodiesSlowClientsAndDisconnectsAreHandled) {
   const std::string config = (dir_ / "edgellmd.yaml").string();
-  std::ofstream(config) << "http_max_body_kib: 1\nhttp_request_timeout_seconds: 0.5\n";
+  std::ofstream(config) << "http_max_body_kib: 1\nhttp_request_timeout_seconds: 0.5\nhttp_idle_timeout_seconds: 0.5\n";
   StartDaemon({"--config", config});
   if (HasFatalFailure() || IsSkipped()) return;
   // 413 from the declared length, before the body is read.
@@ -432,6 +433,18 @@ TEST_F(DaemonChatTest, OversizedBodiesSlowClientsAndDisconnectsAreHandled) {
   const std::string partial = "POST /v1/completions HTTP/1.1\r\nHost: x\r\n";
   ASSERT_EQ(::send(fd, partial.data(), partial.size(), 0), static_cast<ssize_t>(partial.size()));
   EXPECT_EQ(ReadSome(fd).substr(0, 12), "HTTP/1.1 408");
+  ::close(fd);
+
+  // A kept-alive connection that sends nothing more is closed after the idle timeout.
+  fd = Connect(http_port_);
+  ASSERT_GE(fd, 0);
+  const std::string models = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, models.data(), models.size(), 0), static_cast<ssize_t>(models.size()));
+  EXPECT_EQ(ReadSome(fd).substr(0, 12), "HTTP/1.1 200");
+  timeval wait_at_most{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait_at_most, sizeof(wait_at_most));
+  char byte;
+  EXPECT_EQ(::recv(fd, &byte, 1, 0), 0) << "the daemon closes the idle connection";
   ::close(fd);
 
   // A streaming client that disconnects frees its slot at once.

@@ -30,7 +30,7 @@ TEST(DaemonConfig, ReadsEveryKey) {
       "prefix_caching: false\nmax_sessions: 9\nsession_ttl_seconds: 30\nmemory_low_mib: 512\n"
       "memory_critical_mib: 128\ndraft_tokens: 5\ndraft_model: /d.gguf\n"
       "http_listen: 127.0.0.1:8080\nhttp_api_keys_file: /keys\nhttp_max_body_kib: 64\n"
-      "http_request_timeout_seconds: 2.5\nchat_template_file: /t.jinja\n"
+      "http_request_timeout_seconds: 2.5\nhttp_idle_timeout_seconds: 7\nchat_template_file: /t.jinja\n"
       "adapters:\n  support-v2: /var/lib/edgellm/adapters/support\n  fr: /a/fr\n",
       "full.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -61,6 +61,7 @@ TEST(DaemonConfig, ReadsEveryKey) {
   EXPECT_EQ(c->http_api_keys_file, "/keys");
   EXPECT_EQ(c->http_max_body_kib, 64);
   EXPECT_EQ(c->http_request_timeout_seconds, 2.5);
+  EXPECT_EQ(c->http_idle_timeout_seconds, 7.0);
   EXPECT_EQ(c->chat_template_file, "/t.jinja");
 }
 
