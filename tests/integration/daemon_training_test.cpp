@@ -123,8 +123,9 @@ TEST(DaemonTraining, TrainsWhileIdlePausesForRequestsAndServesTheResult) {
   // Restarted on the same directory: nothing to train, the adapter is served again.
   auto again = DaemonProcess::Start("", {"--config", config}, &error);
   ASSERT_NE(again, nullptr) << error;
-  ASSERT_EQ(AwaitAtLeast(port, "edgellm_train_state", 3), 3.0);
-  EXPECT_EQ(testing::ScrapeMetric(port, "edgellm_train_step"), 0.0) << "no step was trained again";
+  const int port_again = again->LoggedPort("metrics on port ");
+  ASSERT_EQ(AwaitAtLeast(port_again, "edgellm_train_state", 3), 3.0);
+  EXPECT_EQ(testing::ScrapeMetric(port_again, "edgellm_train_step"), 0.0) << "no step was trained again";
   auto stub2 = v1::Inference::NewStub(again->channel());
   Stream served = Generate(*stub2, tuned);
   for (int attempt = 0; attempt < 100 && !served.status.ok(); ++attempt) {
