@@ -86,6 +86,18 @@ train::TrainCommand TrainingCommand(const ops::DaemonConfig& args) {
   return c;
 }
 
+// Where the aggregator is and who this device is to it: the same for the
+// federated client's and the OTA agent's configs.
+template <typename Config>
+void SetAggregatorIdentity(const ops::DaemonConfig& args, const std::string& model_name, Config& config) {
+  config.aggregator = args.federation_aggregator;
+  config.ca_file = args.federation_ca;
+  config.cert_file = args.federation_cert;
+  config.key_file = args.federation_key;
+  config.device_id = args.federation_device_id;
+  config.model_id = args.federation_model_id.empty() ? model_name : args.federation_model_id;
+}
+
 // The OTA agent, serving the installed version through `service` and
 // smoke-testing new ones through `scheduler`; its figures go to `registry`.
 absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig& args, const std::string& model_name,
@@ -93,12 +105,7 @@ absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig&
                                                          serve::InferenceCore& service,
                                                          ops::MetricsRegistry& registry) {
   ota::OtaAgentConfig config;
-  config.aggregator = args.federation_aggregator;
-  config.ca_file = args.federation_ca;
-  config.cert_file = args.federation_cert;
-  config.key_file = args.federation_key;
-  config.device_id = args.federation_device_id;
-  config.model_id = args.federation_model_id.empty() ? model_name : args.federation_model_id;
+  SetAggregatorIdentity(args, model_name, config);
   config.dir = args.ota_dir;
   config.release_keys = args.ota_release_keys;
   config.key_threshold = args.ota_key_threshold;
@@ -318,12 +325,7 @@ absl::StatusOr<std::unique_ptr<federated::FederatedClient>> NewFederation(const 
                                                                           ops::MetricsRegistry& registry) {
   if (args.federation_aggregator.empty() || args.train_data.empty()) return nullptr;
   federated::FederatedClientConfig config;
-  config.aggregator = args.federation_aggregator;
-  config.ca_file = args.federation_ca;
-  config.cert_file = args.federation_cert;
-  config.key_file = args.federation_key;
-  config.device_id = args.federation_device_id;
-  config.model_id = args.federation_model_id.empty() ? model_name : args.federation_model_id;
+  SetAggregatorIdentity(args, model_name, config);
   config.work_dir = args.federation_dir;
   config.rank = args.train_rank;
   config.targets = args.train_targets;

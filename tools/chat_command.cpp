@@ -135,9 +135,9 @@ class RemoteChat final : public ChatBackend {
     }
     std::string reply;
     grpc::Status status;
-    // A turn stopped by Ctrl-C ends here at once but on the daemon at its next
-    // step: until then the session is busy (ABORTED), so the next turn retries,
-    // backing off.
+    // A turn stopped by Ctrl-C ends here at once, and on the daemon as soon as
+    // the cancellation reaches it: a next turn sent in between finds the
+    // session busy (ABORTED) and retries, backing off, a bounded number of times.
     for (int attempt = 1;; ++attempt) {
       grpc::ClientContext context;
       auto reader = stub_->Chat(&context, request);

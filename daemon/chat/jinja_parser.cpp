@@ -418,6 +418,18 @@ class Parser {
     return node;
   }
 
+  // Expressions separated by commas (a trailing one allowed) up to `close`,
+  // which is left for the caller.
+  absl::Status ParseItems(std::string_view close, std::vector<ExprPtr>* items) {
+    while (!IsOp(close)) {
+      EDGELLM_ASSIGN_OR_RETURN(ExprPtr item, ParseExpression());
+      items->push_back(std::move(item));
+      if (!IsOp(",")) break;
+      ++pos_;
+    }
+    return absl::OkStatus();
+  }
+
   static ExprPtr Make(Expr::Kind kind, int line) {
     auto e = std::make_unique<Expr>();
     e->kind = kind;
@@ -592,16 +604,11 @@ class Parser {
           absl::StatusOr<ExprPtr> inner = ParseExpression();
           if (!inner.ok()) return inner.status();
           if (IsOp(",")) {
+            ++pos_;
             ExprPtr tuple = Make(Expr::Kind::kList, t.line);
             tuple->name = "tuple";
             tuple->args.push_back(*std::move(inner));
-            while (IsOp(",")) {
-              ++pos_;
-              if (IsOp(")")) break;
-              absl::StatusOr<ExprPtr> item = ParseExpression();
-              if (!item.ok()) return item.status();
-              tuple->args.push_back(*std::move(item));
-            }
+            EDGELLM_RETURN_IF_ERROR(ParseItems(")", &tuple->args));
             inner = std::move(tuple);
           }
           EDGELLM_RETURN_IF_ERROR(Expect(")"));
@@ -610,13 +617,7 @@ class Parser {
         if (t.text == "[") {
           ++pos_;
           ExprPtr list = Make(Expr::Kind::kList, t.line);
-          while (!IsOp("]")) {
-            absl::StatusOr<ExprPtr> item = ParseExpression();
-            if (!item.ok()) return item.status();
-            list->args.push_back(*std::move(item));
-            if (!IsOp(",")) break;
-            ++pos_;
-          }
+          EDGELLM_RETURN_IF_ERROR(ParseItems("]", &list->args));
           EDGELLM_RETURN_IF_ERROR(Expect("]"));
           return list;
         }

@@ -26,7 +26,9 @@ void SetLogprob(const engine::Tokenizer& tokenizer, const engine::TokenLogprob& 
 void GenerateReactor::Start(GenerationRequest request) {
   absl::StatusOr<uint64_t> id = scheduler_.Submit(std::move(request), [this](GenerationEvent e) { OnEvent(std::move(e)); });
   if (!id.ok()) {
-    if (on_outcome_) on_outcome_({id.status(), engine::FinishReason::kCancelled, ""});
+    if (std::function<void(Outcome)> on_outcome = TakeOnOutcome()) {
+      on_outcome({id.status(), engine::FinishReason::kCancelled, ""});
+    }
     FinishWith(ToGrpcStatus(id.status()));
     return;
   }
@@ -51,6 +53,7 @@ void GenerateReactor::Start(GenerationRequest request) {
 
 void GenerateReactor::OnEvent(GenerationEvent event) {
   std::optional<Outcome> outcome;
+  std::function<void(Outcome)> on_outcome;
   {
     absl::MutexLock lock(&mu_);
     // The call cannot finish until this event is delivered (see Decide).
@@ -58,7 +61,9 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
     text_ += event.text;
     if (event.last) {
       final_status_ = ToGrpcStatus(event.status);
-      if (on_outcome_) outcome = Outcome{event.status, event.finish_reason, std::move(text_)};
+      on_outcome = std::move(on_outcome_);
+      on_outcome_ = nullptr;
+      if (on_outcome) outcome = Outcome{event.status, event.finish_reason, std::move(text_)};
     }
     const bool failed = event.last && !event.status.ok();
     if (!client_gone_ && !failed) {
@@ -83,7 +88,7 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
       }
     }
   }
-  if (outcome) on_outcome_(*std::move(outcome));
+  if (outcome) on_outcome(*std::move(outcome));
   // The scheduler's thread is unknown to gRPC, which may delete the reactor
   // as soon as it finishes: decide in the critical section that ends the
   // delivery, and touch nothing after acting.
@@ -113,13 +118,19 @@ void GenerateReactor::OnWriteDone(bool ok) {
 
 void GenerateReactor::OnCancel() {
   std::optional<uint64_t> cancel;
+  // A cancelled turn ends for its session now, not at the scheduler's next
+  // step: the client's next turn must not find the session busy.
+  std::function<void(Outcome)> on_outcome;
   {
     absl::MutexLock lock(&mu_);
     client_gone_ = true;
     pending_.clear();
     cancel = id_;
     if (!id_) cancel_when_submitted_ = true;
+    on_outcome = std::move(on_outcome_);
+    on_outcome_ = nullptr;
   }
+  if (on_outcome) on_outcome({absl::CancelledError("the client cancelled"), engine::FinishReason::kCancelled, ""});
   if (cancel) scheduler_.Cancel(*cancel);
   Pump();
 }
@@ -131,6 +142,13 @@ void GenerateReactor::Pump() {
     next = Decide();
   }
   Act(next);
+}
+
+std::function<void(GenerateReactor::Outcome)> GenerateReactor::TakeOnOutcome() {
+  absl::MutexLock lock(&mu_);
+  std::function<void(Outcome)> on_outcome = std::move(on_outcome_);
+  on_outcome_ = nullptr;
+  return on_outcome;
 }
 
 GenerateReactor::Next GenerateReactor::Decide() {

@@ -40,9 +40,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
         on_finish_(std::move(on_finish)),
         on_done_(std::move(on_done)) {}
 
-  // Before Start: `on_outcome` runs once, when the generation has ended or
-  // was refused (possibly on the scheduler thread: it must not block).
-  void set_on_outcome(std::function<void(Outcome)> on_outcome) { on_outcome_ = std::move(on_outcome); }
+  // Before Start: `on_outcome` runs once, when the generation has ended, was
+  // refused, or its client cancelled (possibly on the scheduler thread: it
+  // must not block).
+  void set_on_outcome(std::function<void(Outcome)> on_outcome) {
+    absl::MutexLock lock(&mu_);
+    on_outcome_ = std::move(on_outcome);
+  }
 
   // Submits the request; a refusal (full queue, bad request) finishes the call at once.
   void Start(GenerationRequest request);
@@ -75,7 +79,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   const engine::Tokenizer& tokenizer_;
   const std::function<void(grpc::StatusCode)> on_finish_;
   const std::function<void()> on_done_;
-  std::function<void(Outcome)> on_outcome_;
+  std::function<void(Outcome)> TakeOnOutcome();  // the callback, once
+  std::function<void(Outcome)> on_outcome_ ABSL_GUARDED_BY(mu_);
   absl::Mutex mu_;
   std::string text_ ABSL_GUARDED_BY(mu_);  // everything generated so far
   bool started_ ABSL_GUARDED_BY(mu_) = false;  // Start has returned from Submit: writes may begin

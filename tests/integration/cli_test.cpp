@@ -125,17 +125,25 @@ TEST(Cli, GenerateStreamsFromARunningDaemon) {
   EXPECT_NE(run.err.find("edgellm: error: server:"), std::string::npos) << run.err;
 }
 
+const std::string kChatTemplate = testing::SharedPath("chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");
+
+// A daemon serving stories260K with a chat template (it has none of its own).
+std::unique_ptr<testing::DaemonProcess> StartChatDaemon() {
+  std::string error;
+  auto daemon = testing::DaemonProcess::Start(kModel, {"--chat-template-file", kChatTemplate}, &error);
+  EXPECT_NE(daemon, nullptr) << error;
+  return daemon;
+}
+
 // `edgellm chat` in this process and through a daemon gives the same replies:
 // one message with -p, and a conversation typed on stdin (history kept by the
 // CLI locally, by the daemon's session remotely; /reset starts over).
 TEST(Cli, ChatGivesTheSameRepliesLocallyAndThroughADaemon) {
-  const std::string chat_template = testing::SharedPath("chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
-  EDGELLM_REQUIRE_SHARED_FILE(chat_template);
-  std::string error;
-  auto daemon = testing::DaemonProcess::Start(kModel, {"--chat-template-file", chat_template}, &error);
-  ASSERT_NE(daemon, nullptr) << error;
-  const std::string local = "chat --model " + kModel + " --chat-template-file " + chat_template + " -t 1";
+  EDGELLM_REQUIRE_SHARED_FILE(kChatTemplate);
+  std::unique_ptr<testing::DaemonProcess> daemon = StartChatDaemon();
+  ASSERT_NE(daemon, nullptr);
+  const std::string local = "chat --model " + kModel + " --chat-template-file " + kChatTemplate + " -t 1";
   const std::string remote = "chat --server unix://" + daemon->socket();
   const std::string sampling = " --temp 0 -n 10 --system 'You tell stories.'";
 
@@ -170,12 +178,10 @@ TEST(Cli, ChatGivesTheSameRepliesLocallyAndThroughADaemon) {
 // next message gets the reply it would have got had the stopped turn never
 // been typed.
 TEST(Cli, CtrlCStopsTheReplyNotTheChat) {
-  const std::string chat_template = testing::SharedPath("chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");
   EDGELLM_REQUIRE_SHARED_FILE(kModel);
-  EDGELLM_REQUIRE_SHARED_FILE(chat_template);
-  std::string error;
-  auto daemon = testing::DaemonProcess::Start(kModel, {"--chat-template-file", chat_template}, &error);
-  ASSERT_NE(daemon, nullptr) << error;
+  EDGELLM_REQUIRE_SHARED_FILE(kChatTemplate);
+  std::unique_ptr<testing::DaemonProcess> daemon = StartChatDaemon();
+  ASSERT_NE(daemon, nullptr);
   const std::string server = "unix://" + daemon->socket();
   const CliRun alone = RunCli("chat --server " + server + " --temp 0 -n 8 -p 'Once upon a time'");
   ASSERT_EQ(alone.exit_code, 0) << alone.err;
