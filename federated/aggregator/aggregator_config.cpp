@@ -1,5 +1,6 @@
 #include "federated/aggregator/aggregator_config.h"
 
+#include <cmath>
 #include <set>
 
 #include "common/read_file.h"
@@ -14,11 +15,29 @@ absl::Status Bad(const std::string& where, const std::string& what) {
   return absl::InvalidArgumentError(StrCat(where, ": ", what));
 }
 
+// A number, or `auto` (kAutoNormBound).
+void NumberOrAuto(ops::YamlFields& f, const std::string& key, double* field) {
+  f.Custom(key, [&f, field](const YAML::Node& value, const std::string& k) -> absl::Status {
+    if (value.IsScalar() && value.Scalar() == "auto") {
+      *field = kAutoNormBound;
+      return absl::OkStatus();
+    }
+    try {
+      *field = value.as<double>();
+    } catch (const YAML::Exception&) {
+      return f.Error(value, k, "expected a number or auto");
+    }
+    return absl::OkStatus();
+  });
+}
+
 void DeclareStrategy(ops::YamlFields& f, StrategyConfig& s) {
   f.Text("strategy", &s.name);
   f.Number("server_learning_rate", &s.server_learning_rate);
-  f.Number("norm_bound", &s.norm_bound);
+  NumberOrAuto(f, "norm_bound", &s.norm_bound);
   f.Number("trim_fraction", &s.trim_fraction);
+  f.Int("krum_byzantine", &s.krum_byzantine);
+  f.Int("krum_selected", &s.krum_selected);
   f.Number("noise_multiplier", &s.noise_multiplier);
   f.Number("dp_delta", &s.dp_delta);
   f.Number("adam_beta1", &s.adam_beta1);
@@ -46,7 +65,8 @@ void DeclareModel(ops::YamlFields& f, ModelConfig& m) {
   f.Number("clip_norm", &m.clip_norm);
   f.Text("encoding", &m.encoding);
   f.UInt64("max_update_bytes", &m.max_update_bytes);
-  f.Number("max_update_norm", &m.max_update_norm);
+  NumberOrAuto(f, "max_update_norm", &m.max_update_norm);
+  f.Number("max_weight_ratio", &m.max_weight_ratio);
   f.Text("eval_data", &m.eval_data);
   DeclareStrategy(f, m.strategy);
 }
@@ -54,15 +74,19 @@ void DeclareModel(ops::YamlFields& f, ModelConfig& m) {
 }  // namespace
 
 absl::Status StrategyConfig::Validate() const {
-  static const std::set<std::string> kNames = {"fedavg", "fedadam", "median", "trimmed_mean", "dp_fedavg"};
+  static const std::set<std::string> kNames = {"fedavg", "fedadam", "median", "trimmed_mean", "krum", "dp_fedavg"};
   if (!kNames.contains(name)) {
-    return Bad("strategy", StrCat("'", name, "' is not one of fedavg, fedadam, median, trimmed_mean, dp_fedavg"));
+    return Bad("strategy",
+               StrCat("'", name, "' is not one of fedavg, fedadam, median, trimmed_mean, krum, dp_fedavg"));
   }
   if (!(server_learning_rate > 0)) return Bad("server_learning_rate", "must be positive");
-  if (!(norm_bound >= 0)) return Bad("norm_bound", "must not be negative");
+  if (!(norm_bound >= 0 || norm_bound == kAutoNormBound)) return Bad("norm_bound", "must be auto or not negative");
+  if (krum_byzantine < 0 || krum_selected < 1) {
+    return Bad("krum_byzantine, krum_selected", "must be at least 0 and 1");
+  }
   if (!(trim_fraction >= 0 && trim_fraction < 0.5)) return Bad("trim_fraction", "must be within [0, 0.5)");
   if (name == "dp_fedavg") {
-    if (!(norm_bound > 0)) return Bad("norm_bound", "dp_fedavg clips every update to it: it must be positive");
+    if (norm_bound == 0) return Bad("norm_bound", "dp_fedavg clips every update to it: it must be positive or auto");
     if (!(noise_multiplier > 0)) return Bad("noise_multiplier", "must be positive for dp_fedavg");
     if (!(dp_delta > 0 && dp_delta < 1)) return Bad("dp_delta", "must be within (0, 1)");
   }
@@ -92,9 +116,22 @@ absl::Status ModelConfig::Validate() const {
   if (!(learning_rate > 0) || !(clip_norm >= 0)) return Bad(where, "learning_rate must be positive, clip_norm not negative");
   if (encoding != "int8" && encoding != "f16") return Bad(where, "encoding must be int8 or f16");
   if (max_update_bytes < 1024) return Bad(where, "max_update_bytes must be at least 1024");
-  if (!(max_update_norm >= 0)) return Bad(where, "max_update_norm must not be negative");
+  if (!(max_update_norm >= 0 || max_update_norm == kAutoNormBound)) {
+    return Bad(where, "max_update_norm must be auto or not negative");
+  }
+  if (!(max_weight_ratio >= 0)) return Bad(where, "max_weight_ratio must not be negative");
+  if (strategy.name == "krum" && quorum <= 2 * strategy.krum_byzantine + 2) {
+    return Bad(where, StrCat("krum tolerating ", strategy.krum_byzantine, " Byzantine updates needs a quorum above ",
+                             2 * strategy.krum_byzantine + 2));
+  }
   if (absl::Status s = strategy.Validate(); !s.ok()) return Bad(where, std::string(s.message()));
   return absl::OkStatus();
+}
+
+void ModelConfig::ResolveNormBounds(size_t values) {
+  const double full_movement = local_steps * learning_rate * std::sqrt(static_cast<double>(values));
+  if (strategy.norm_bound == kAutoNormBound) strategy.norm_bound = full_movement;
+  if (max_update_norm == kAutoNormBound) max_update_norm = 3 * full_movement;
 }
 
 absl::Status AggregatorConfig::Validate() const {
@@ -110,6 +147,7 @@ absl::Status AggregatorConfig::Validate() const {
     return absl::InvalidArgumentError("liveness_timeout_seconds must be at least twice heartbeat_interval_seconds");
   }
   if (models.empty()) return absl::InvalidArgumentError("models: at least one model is needed");
+  if (max_concurrent_decodes < 1) return absl::InvalidArgumentError("max_concurrent_decodes must be at least 1");
   if (!release_keys.empty() &&
       (release_key_threshold < 1 || release_key_threshold > static_cast<int32_t>(release_keys.size()))) {
     return absl::InvalidArgumentError(StrCat("release_key_threshold ", release_key_threshold,
@@ -145,6 +183,7 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Number("poll_interval_seconds", &config.poll_interval_seconds);
   fields.Number("liveness_timeout_seconds", &config.liveness_timeout_seconds);
   fields.Int("threads", &config.threads);
+  fields.Int("max_concurrent_decodes", &config.max_concurrent_decodes);
   fields.TextList("admins", &config.admins);
   fields.TextList("release_keys", &config.release_keys);
   fields.Int("release_key_threshold", &config.release_key_threshold);

@@ -13,18 +13,29 @@
 
 namespace edgellm::federated {
 
+// A norm bound written `auto` in the config: derived from what devices train
+// (see ModelConfig::ResolveNormBounds).
+inline constexpr double kAutoNormBound = -1.0;
+
 // How a round's updates become the next version.
 struct StrategyConfig {
-  // fedavg | fedadam | median | trimmed_mean | dp_fedavg
+  // fedavg | fedadam | median | trimmed_mean | krum | dp_fedavg
   std::string name = "fedavg";
   // The aggregate is applied as version += server_learning_rate × aggregate
   // (FedAdam: its step size η).
   double server_learning_rate = 1.0;
   // Norm bounding: each update is scaled down to at most this L2 norm before
   // it is aggregated (0: off). dp_fedavg requires it: it is the clip S.
-  double norm_bound = 0.0;
+  // auto (the default): local_steps × learning_rate × √(values in an update),
+  // the norm of an update that moved every value one learning rate per step.
+  double norm_bound = kAutoNormBound;
   // trimmed_mean: the share of values dropped at each end, per coordinate.
   double trim_fraction = 0.2;
+  // krum: the number of Byzantine updates tolerated (f; a round needs more
+  // than 2f + 2 updates) and how many of the best-scored updates are
+  // averaged (1: Krum; more: multi-Krum).
+  int32_t krum_byzantine = 1;
+  int32_t krum_selected = 1;
   // dp_fedavg: Gaussian noise of standard deviation noise_multiplier × S
   // on the sum of clipped updates, and the δ the reported ε is for.
   double noise_multiplier = 1.0;
@@ -61,13 +72,20 @@ struct ModelConfig {
   std::string encoding = "int8";      // int8 | f16: how devices encode their delta
   // Validation of updates.
   uint64_t max_update_bytes = 64ull << 20;  // encoded
-  double max_update_norm = 0.0;             // refuse updates with a larger L2 norm (0: no bound)
+  // Refuse updates with a larger L2 norm (0: no bound). auto (the default):
+  // three times the strategy's auto norm bound.
+  double max_update_norm = kAutoNormBound;
+  // One update's weight is at most this many times the median of the local
+  // example counts the round's devices registered (0: no cap).
+  double max_weight_ratio = 4.0;
   StrategyConfig strategy;
   // JSONL held out on the aggregator: each new version's loss on it is
   // measured and recorded (optional).
   std::string eval_data;
 
   absl::Status Validate() const;
+  // Replaces `auto` norm bounds with their values for updates of `values` values.
+  void ResolveNormBounds(size_t values);
 };
 
 struct AggregatorConfig {
@@ -82,6 +100,8 @@ struct AggregatorConfig {
   double poll_interval_seconds = 2;
   double liveness_timeout_seconds = 30;  // silent this long: gone
   int32_t threads = 0;                   // evaluation threads (0: one per core)
+  // Uploads decoded and checked at once; others wait their turn.
+  int32_t max_concurrent_decodes = 2;
   std::vector<ModelConfig> models;
   // Releases. Operators whose client-certificate common name is in `admins`
   // may publish and steer rollouts. A release is accepted for rollout only

@@ -36,6 +36,13 @@ void AggregatorMetrics::Refused(const std::string& model, const std::string& rea
       .Add();
 }
 
+void AggregatorMetrics::Bounded(const std::string& model, const std::string& bound) {
+  CounterFor("edgellm_aggregator_updates_bounded_total",
+             "Accepted updates counted with less weight or norm than they claimed, by bound.",
+             {{"bound", bound}, {"model", model}})
+      .Add();
+}
+
 void AggregatorMetrics::Received(const std::string& model, uint64_t bytes) {
   CounterFor("edgellm_aggregator_received_bytes_total", "Update bytes received from devices.", {{"model", model}})
       .Add(static_cast<double>(bytes));

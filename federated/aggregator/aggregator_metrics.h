@@ -23,6 +23,9 @@ class AggregatorMetrics {
   void Accepted(const std::string& model);
   // `reason`: a short fixed word (nan, shape, norm, size, replay, ...).
   void Refused(const std::string& model, const std::string& reason);
+  // An accepted update counted with less than it claimed: `bound` is
+  // weight_cap (its example count) or norm_clip (its norm).
+  void Bounded(const std::string& model, const std::string& bound);
   void Received(const std::string& model, uint64_t bytes);
   ops::Gauge& Gauge(const std::string& name, const std::string& help, const std::string& model);
   ops::MetricsRegistry& registry() { return registry_; }

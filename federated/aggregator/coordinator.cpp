@@ -1,16 +1,22 @@
 #include "federated/aggregator/coordinator.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/hashing.h"
+#include "common/log_text.h"
 #include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
@@ -65,6 +71,33 @@ bool GoodKey(const std::string& key) {
 
 std::string Short(const std::string& sha) { return sha.substr(0, 12); }
 
+// A secret 64-bit seed from the kernel's CSPRNG. Never 0: that marks a round
+// stored before seeds were kept.
+uint64_t SecretSeed() {
+  uint64_t seed = 0;
+  while (seed == 0) {
+    ssize_t got = 0;
+    while (got != static_cast<ssize_t>(sizeof(seed))) {
+      got = ::getrandom(&seed, sizeof(seed), 0);
+      if (got < 0 && errno != EINTR) std::abort();  // no entropy source: nothing here is safe
+    }
+  }
+  return seed;
+}
+
+// The registered local example count in a device's capabilities JSON.
+int64_t LocalExamples(const std::string& capabilities) {
+  const nlohmann::json c = nlohmann::json::parse(capabilities, nullptr, false);
+  return c.is_object() && c.contains("local_examples") && c["local_examples"].is_number_integer()
+             ? c["local_examples"].get<int64_t>()
+             : 0;
+}
+
+// An update's weight in its round: its example count, capped.
+double UpdateWeight(int64_t example_count, int64_t weight_cap) {
+  return static_cast<double>(weight_cap > 0 ? std::min(example_count, weight_cap) : example_count);
+}
+
 }  // namespace
 
 Coordinator::Coordinator(AggregatorConfig config, AggregatorMetrics& metrics, Log log)
@@ -78,14 +111,24 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(const AggregatorC
   std::error_code ec;
   fs::create_directories(fs::path(config.state_dir) / "uploads", ec);
   if (ec) return absl::InternalError(StrCat(config.state_dir, ": ", ec.message()));
+  // Part files of the earlier flat layout (MODEL.ROUND.DEVICE.KEY.part): nobody can resume them now.
+  for (const auto& entry : fs::directory_iterator(fs::path(config.state_dir) / "uploads", ec)) {
+    if (entry.is_regular_file()) fs::remove(entry.path(), ec);
+  }
   EDGELLM_ASSIGN_OR_RETURN(c->store_, StateStore::Open((fs::path(config.state_dir) / "state.db").string()));
   c->artifacts_ = std::make_unique<ArtifactStore>((fs::path(config.state_dir) / "artifacts").string());
   EDGELLM_ASSIGN_OR_RETURN(c->audit_, AuditLog::Open((fs::path(config.state_dir) / "audit.log").string()));
   for (const ModelConfig& m : config.models) EDGELLM_RETURN_IF_ERROR(c->LoadModel(m));
   // Devices known before a restart count as alive for one liveness period.
   EDGELLM_ASSIGN_OR_RETURN(std::vector<DeviceRecord> devices, c->store_->Devices());
+  using Enrollments = std::map<std::string, std::string>;
+  EDGELLM_ASSIGN_OR_RETURN(Enrollments enrolled, c->store_->Enrollments());
   absl::MutexLock lock(&c->mu_);
-  for (const DeviceRecord& d : devices) c->devices_[d.device_id] = {d.model_id, NowMs()};
+  c->enrolled_ = std::move(enrolled);
+  for (const DeviceRecord& d : devices) {
+    c->devices_[d.device_id] = {d.model_id, NowMs(), LocalExamples(d.capabilities)};
+    c->enrolled_.emplace(d.device_id, d.model_id);  // registered before enrollments were kept
+  }
   return c;
 }
 
@@ -105,6 +148,7 @@ absl::Status Coordinator::LoadModel(const ModelConfig& mc) {
   for (engine::LoraTarget t : m.lora.targets) m.target_names.emplace_back(engine::LoraTargetName(t));
   EDGELLM_ASSIGN_OR_RETURN(engine::LoraAdapter initial, engine::LoraAdapter::Create(m.lora, m.model->config()));
   m.layout = ZerosLike(AdapterTensors(initial, !mc.freeze_a));
+  m.config.ResolveNormBounds(ValueCount(m.layout));
   if (!mc.eval_data.empty()) {
     EDGELLM_ASSIGN_OR_RETURN(m.evaluator, Evaluator::Create(*m.model, mc.eval_data, mc.max_length));
   }
@@ -116,7 +160,9 @@ absl::Status Coordinator::LoadModel(const ModelConfig& mc) {
       .Set(static_cast<double>(m.version.version));
   log_(StrCat("model ", mc.id, ": base ", fs::path(mc.base_model).filename().string(), " (sha256 ",
               Short(m.base_sha256), "), adapter rank ", mc.rank, " on ", absl::StrJoin(m.target_names, ","),
-              mc.freeze_a ? " (FFA-LoRA)" : "", ", strategy ", mc.strategy.name, ", at version ", m.version.version,
+              mc.freeze_a ? " (FFA-LoRA)" : "", ", strategy ", mc.strategy.name, ", updates refused above norm ",
+              m.config.max_update_norm, " and clipped to ", m.config.strategy.norm_bound, ", at version ",
+              m.version.version,
               m.round && m.round->state == RoundState::kOpen ? StrCat(", round ", m.round->round_id, " open") : ""));
   return absl::OkStatus();
 }
@@ -148,11 +194,15 @@ absl::Status Coordinator::EnsureFirstVersion(ModelState& m) {
 absl::Status Coordinator::RecoverRound(ModelState& m) {
   EDGELLM_ASSIGN_OR_RETURN(m.round, store_->LatestRound(m.config.id));
   if (!m.round || m.round->state != RoundState::kOpen) return absl::OkStatus();
-  m.aggregation = NewAggregation(m.config.strategy, m.layout, MixSeeds(Fnv1a(m.config.id), m.round->round_id));
+  if (m.round->noise_seed == 0) {  // opened by an aggregator that kept no seed
+    m.round->noise_seed = SecretSeed();
+    EDGELLM_RETURN_IF_ERROR(store_->PutRound(*m.round));
+  }
+  m.aggregation = NewAggregation(m.config.strategy, m.layout, m.round->noise_seed);
   EDGELLM_ASSIGN_OR_RETURN(std::vector<UpdateRecord> updates, store_->Updates(m.config.id, m.round->round_id));
   for (const UpdateRecord& u : updates) {
     EDGELLM_ASSIGN_OR_RETURN(TensorSet delta, LoadUpdate(*artifacts_, u.sha256));
-    m.aggregation->Add(delta, static_cast<double>(u.example_count));
+    m.aggregation->Add(delta, UpdateWeight(u.example_count, m.round->weight_cap));
     m.accepted[u.device_id] = {u.idempotency_key, u.sha256};
   }
   log_(StrCat("model ", m.config.id, ": round ", m.round->round_id, " continues with its ", updates.size(),
@@ -200,6 +250,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
                                 " (the round's is rank ", m->config.rank, " on ", absl::StrJoin(m->target_names, ","),
                                 ")"));
   }
+  EDGELLM_RETURN_IF_ERROR(Enroll(r.device_id(), r.model_id()));
   if (!mismatches.empty()) {
     log_(StrCat("refused device ", r.device_id(), ": ", absl::StrJoin(mismatches, "; ")));
     return absl::FailedPreconditionError(
@@ -215,9 +266,9 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   {
     absl::MutexLock lock(&mu_);
     const bool known = devices_.contains(r.device_id());
-    devices_[r.device_id()] = {r.model_id(), NowMs()};
+    devices_[r.device_id()] = {r.model_id(), NowMs(), r.capabilities().local_examples()};
     if (!known) {
-      log_(StrCat("device ", r.device_id(), " registered for ", r.model_id(), " (edgellmd ", r.daemon_version(), ", ",
+      log_(StrCat("device ", r.device_id(), " registered for ", r.model_id(), " (edgellmd ", LogText(r.daemon_version(), 64), ", ",
                   r.capabilities().local_examples(), " local examples, ",
                   r.capabilities().free_memory_bytes() >> 20, " MiB free)"));
     }
@@ -242,7 +293,7 @@ v1::HeartbeatResponse Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
   response.set_outcome(v1::HeartbeatResponse::OK);
   const bool open = m->round && m->round->state == RoundState::kOpen && !m->closing;
   response.set_round_over(r.round_id() != 0 && !(open && m->round->round_id == r.round_id()));
-  if (r.state() == v1::DEVICE_STATE_FAILED) log_(StrCat("device ", r.device_id(), " reports a failure: ", r.detail()));
+  if (r.state() == v1::DEVICE_STATE_FAILED) log_(StrCat("device ", r.device_id(), " reports a failure: ", LogText(r.detail())));
   return response;
 }
 
@@ -297,8 +348,48 @@ absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const v1::GetTaskReques
   return response;
 }
 
-absl::StatusOr<ArtifactRef> Coordinator::AdapterArtifact(const std::string& model_id, uint64_t version) {
+absl::Status Coordinator::Enroll(const std::string& device_id, const std::string& model_id) {
   if (FindModel(model_id) == nullptr) return absl::NotFoundError(StrCat("no model '", model_id, "' here"));
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = enrolled_.find(device_id);
+    if (it != enrolled_.end()) {
+      if (it->second == model_id) return absl::OkStatus();
+      return absl::PermissionDeniedError(
+          StrCat("device ", device_id, " is enrolled for model ", it->second, ", not ", model_id));
+    }
+  }
+  EDGELLM_RETURN_IF_ERROR(store_->PutEnrollment(device_id, model_id));
+  absl::MutexLock lock(&mu_);
+  // Two first calls racing: the first one stored wins in memory as on disk order.
+  const auto [it, inserted] = enrolled_.emplace(device_id, model_id);
+  if (!inserted && it->second != model_id) {
+    return absl::PermissionDeniedError(StrCat("device ", device_id, " is enrolled for model ", it->second));
+  }
+  if (inserted) log_(StrCat("device ", device_id, " enrolled for model ", model_id));
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::CheckEnrolled(const std::string& device_id, const std::string& model_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = enrolled_.find(device_id);
+  if (it == enrolled_.end() || it->second != model_id) {
+    return absl::PermissionDeniedError(StrCat("device ", device_id, " is not enrolled for model ", model_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Coordinator::EnrolledModel(const std::string& device_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = enrolled_.find(device_id);
+  if (it == enrolled_.end()) return absl::PermissionDeniedError(StrCat("device ", device_id, " is not enrolled"));
+  return it->second;
+}
+
+absl::StatusOr<ArtifactRef> Coordinator::AdapterArtifact(const std::string& device_id, const std::string& model_id,
+                                                         uint64_t version) {
+  if (FindModel(model_id) == nullptr) return absl::NotFoundError(StrCat("no model '", model_id, "' here"));
+  EDGELLM_RETURN_IF_ERROR(CheckEnrolled(device_id, model_id));
   EDGELLM_ASSIGN_OR_RETURN(std::optional<VersionRecord> v, store_->Version(model_id, version));
   if (!v) return absl::NotFoundError(StrCat("model ", model_id, " has no version ", version));
   return ArtifactRef{artifacts_->PathOf(v->sha256), v->sha256, v->bytes};
@@ -308,10 +399,12 @@ absl::StatusOr<std::vector<VersionRecord>> Coordinator::Versions(const std::stri
   return store_->Versions(model_id);
 }
 
+fs::path Coordinator::UploadsDir(const std::string& model_id, uint64_t round_id) const {
+  return fs::path(config_.state_dir) / "uploads" / model_id / StrCat(round_id);
+}
+
 std::string Coordinator::PartPath(const v1::UpdateHeader& h) const {
-  return (fs::path(config_.state_dir) / "uploads" /
-          StrCat(h.model_id(), ".", h.round_id(), ".", h.device_id(), ".", h.idempotency_key(), ".part"))
-      .string();
+  return (UploadsDir(h.model_id(), h.round_id()) / StrCat(h.device_id(), ".", h.idempotency_key(), ".part")).string();
 }
 
 absl::StatusOr<v1::UploadStatusResponse> Coordinator::UploadStatus(const v1::UploadStatusRequest& r) {
@@ -408,10 +501,19 @@ absl::StatusOr<UploadTarget> Coordinator::BeginUpload(const v1::UpdateHeader& h)
       return answer(v1::SubmitUpdateResponse::NOT_SELECTED,
                     StrCat("device ", h.device_id(), " is not selected for round ", h.round_id()));
     }
-    devices_[h.device_id()].last_seen_ms = NowMs();
+    DeviceState& device = devices_[h.device_id()];
+    if (h.example_count() > std::max<int64_t>(1, device.local_examples)) {
+      return refuse("weight", absl::InvalidArgumentError(StrCat("example_count ", h.example_count(),
+                                                                " is more than the ", device.local_examples,
+                                                                " local examples device ", h.device_id(),
+                                                                " registered")));
+    }
+    device.last_seen_ms = NowMs();
   }
   target.part_path = PartPath(h);
   std::error_code ec;
+  fs::create_directories(UploadsDir(h.model_id(), h.round_id()), ec);
+  if (ec) return absl::InternalError(StrCat("cannot store uploads: ", ec.message()));
   const auto size = fs::file_size(target.part_path, ec);
   target.received_bytes = ec ? 0 : size;
   if (h.offset() != target.received_bytes) {
@@ -433,6 +535,18 @@ absl::StatusOr<v1::SubmitUpdateResponse> Coordinator::Refuse(const std::string& 
 absl::StatusOr<v1::SubmitUpdateResponse> Coordinator::FinishUpload(const v1::UpdateHeader& h) {
   ModelState* m = FindModel(h.model_id());
   if (m == nullptr) return absl::NotFoundError(StrCat("no model '", h.model_id(), "' here"));
+  // An upload is read whole and decoded: only a few at once, whatever number of devices finish together.
+  {
+    absl::MutexLock lock(&decode_mu_);
+    decode_mu_.Await(absl::Condition(
+        +[](Coordinator* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->decode_mu_) { return c->decoding_ < c->config_.max_concurrent_decodes; },
+        this));
+    ++decoding_;
+  }
+  absl::Cleanup done = [this] {
+    absl::MutexLock lock(&decode_mu_);
+    --decoding_;
+  };
   const std::string part = PartPath(h);
   EDGELLM_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(part, "upload"));
   const std::string sha = Sha256Hex(bytes);
@@ -449,8 +563,13 @@ absl::StatusOr<v1::SubmitUpdateResponse> Coordinator::FinishUpload(const v1::Upd
                                                   " sent in round ", earlier->round_id)),
                   part);
   }
+  if (absl::Status s = CheckDeclaredSize(bytes, h.model_id(), m->layout); !s.ok()) {
+    return Refuse(h.model_id(), "shape", s, part);
+  }
   DecodeLimits limits;
-  limits.max_decoded_bytes = 8 * m->config.max_update_bytes + 4 * static_cast<uint64_t>(ValueCount(m->layout)) + 65536;
+  limits.layout = &m->layout;
+  limits.model_id = h.model_id();
+  limits.max_decoded_bytes = DecodedSize(h.model_id(), m->layout, TensorEncoding::kF32);
   absl::StatusOr<EncodedTensors> decoded = DecodeTensors(bytes, limits);
   if (!decoded.ok()) return Refuse(h.model_id(), "malformed", decoded.status(), part);
   if (decoded->model_id != h.model_id() || decoded->round_id != h.round_id()) {
@@ -498,12 +617,17 @@ absl::StatusOr<v1::SubmitUpdateResponse> Coordinator::FinishUpload(const v1::Upd
   UpdateRecord record{h.model_id(), h.round_id(), h.device_id(), h.idempotency_key(), sha, h.example_count(),
                       metrics.dump(), bytes.size(), NowMs()};
   EDGELLM_RETURN_IF_ERROR(store_->AddUpdate(record));
-  m->aggregation->Add(decoded->tensors, static_cast<double>(h.example_count()));
+  const double weight = UpdateWeight(h.example_count(), m->round->weight_cap);
+  if (weight < static_cast<double>(h.example_count())) metrics_.Bounded(h.model_id(), "weight_cap");
+  if (m->config.strategy.norm_bound > 0 && norm > m->config.strategy.norm_bound) {
+    metrics_.Bounded(h.model_id(), "norm_clip");
+  }
+  m->aggregation->Add(decoded->tensors, weight);
   m->accepted[h.device_id()] = {h.idempotency_key(), sha};
   metrics_.Accepted(h.model_id());
   log_(StrCat("round ", h.round_id(), ": accepted ", Short(sha), " from ", h.device_id(), " (", bytes.size(),
-              " bytes, ", h.example_count(), " examples, norm ", norm, "); ", m->accepted.size(), " of ",
-              m->round->selected.size()));
+              " bytes, ", h.example_count(), " examples", weight < h.example_count() ? StrCat(" weighing ", weight) : "",
+              ", norm ", norm, "); ", m->accepted.size(), " of ", m->round->selected.size()));
   v1::SubmitUpdateResponse response;
   response.set_outcome(v1::SubmitUpdateResponse::ACCEPTED);
   response.set_received_bytes(bytes.size());
@@ -533,18 +657,27 @@ void Coordinator::MaybeOpenRound(ModelState& m, int64_t now) {
       static_cast<size_t>(std::ceil(m.config.selection_fraction * static_cast<double>(alive.size()))));
   alive.resize(std::min(alive.size(), wanted));
   round.selected = alive;
+  round.noise_seed = SecretSeed();
+  if (m.config.max_weight_ratio > 0) {
+    std::vector<int64_t> registered;
+    for (const std::string& id : alive) registered.push_back(devices_.at(id).local_examples);
+    std::sort(registered.begin(), registered.end());
+    const int64_t median = registered[(registered.size() - 1) / 2];
+    round.weight_cap = std::max<int64_t>(1, static_cast<int64_t>(m.config.max_weight_ratio * static_cast<double>(median)));
+  }
   if (absl::Status s = store_->PutRound(round); !s.ok()) {
     log_(StrCat("cannot open a round: ", s.message()));
     return;
   }
   m.round = round;
   m.accepted.clear();
-  m.aggregation = NewAggregation(m.config.strategy, m.layout, MixSeeds(Fnv1a(m.config.id), round.round_id));
+  m.aggregation = NewAggregation(m.config.strategy, m.layout, round.noise_seed);
   metrics_.Gauge("edgellm_aggregator_round", "The model's latest round.", m.config.id)
       .Set(static_cast<double>(round.round_id));
   log_(StrCat("model ", m.config.id, ": round ", round.round_id, " opens on version ", round.base_version, " with ",
               absl::StrJoin(round.selected, ", "), "; quorum ", m.config.quorum, ", deadline in ",
-              m.config.round_timeout_seconds, " s"));
+              m.config.round_timeout_seconds, " s",
+              round.weight_cap > 0 ? StrCat(", an update weighs at most ", round.weight_cap, " examples") : ""));
 }
 
 std::string Coordinator::EndReason(ModelState& m, int64_t now, bool* closes) {
@@ -596,11 +729,8 @@ void Coordinator::Tick() {
 }
 
 void Coordinator::RemoveUploads(const std::string& model_id, uint64_t round_id) const {
-  const std::string prefix = StrCat(model_id, ".", round_id, ".");
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(fs::path(config_.state_dir) / "uploads", ec)) {
-    if (entry.path().filename().string().starts_with(prefix)) fs::remove(entry.path(), ec);
-  }
+  fs::remove_all(UploadsDir(model_id, round_id), ec);
 }
 
 absl::Status Coordinator::FailRound(ModelState& m, RoundRecord round, const std::string& reason) {

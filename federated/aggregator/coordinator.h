@@ -13,12 +13,23 @@
 // Durability: an accepted update's bytes are in the artifact store and its
 // row in SQLite before the device hears "accepted". A restarted coordinator
 // rebuilds the open round's aggregate from those, so a kill -9 loses nothing
-// that was acknowledged. Closing is deterministic (DP noise is seeded by the
-// round), so a round whose close was interrupted closes again identically.
+// that was acknowledged. Closing is deterministic (DP noise comes from a
+// secret seed drawn when the round opened and kept with it), so a round whose
+// close was interrupted closes again identically.
+//
+// No device decides the average: an update whose norm is beyond
+// max_update_norm, or whose example count is beyond what its device
+// registered, is refused; an accepted one weighs at most the round's weight
+// cap (max_weight_ratio × the median registered count of its devices) and is
+// clipped to the strategy's norm bound.
+//
+// Enrollment: a device is bound to the first model it registers for or asks
+// releases of, durably; calls for any other model are refused.
 #ifndef EDGELLM_FEDERATED_AGGREGATOR_COORDINATOR_H_
 #define EDGELLM_FEDERATED_AGGREGATOR_COORDINATOR_H_
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -63,7 +74,16 @@ class Coordinator {
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& request);
   absl::StatusOr<v1::GetTaskResponse> GetTask(const v1::GetTaskRequest& request);
-  absl::StatusOr<ArtifactRef> AdapterArtifact(const std::string& model_id, uint64_t version);
+  // A version's artifact, for a device enrolled for the model.
+  absl::StatusOr<ArtifactRef> AdapterArtifact(const std::string& device_id, const std::string& model_id,
+                                              uint64_t version);
+  // Binds the device to the model when it has no model yet; PermissionDenied
+  // when it is enrolled for another one.
+  absl::Status Enroll(const std::string& device_id, const std::string& model_id);
+  // PermissionDenied unless the device is enrolled for the model.
+  absl::Status CheckEnrolled(const std::string& device_id, const std::string& model_id);
+  // The model the device is enrolled for; PermissionDenied when none.
+  absl::StatusOr<std::string> EnrolledModel(const std::string& device_id);
   absl::StatusOr<v1::UploadStatusResponse> UploadStatus(const v1::UploadStatusRequest& request);
   // The first message of an upload: checks it and says where its bytes go.
   absl::StatusOr<UploadTarget> BeginUpload(const v1::UpdateHeader& header);
@@ -95,6 +115,7 @@ class Coordinator {
   struct DeviceState {
     std::string model_id;
     int64_t last_seen_ms = 0;
+    int64_t local_examples = 0;  // as registered
   };
   Coordinator(AggregatorConfig config, AggregatorMetrics& metrics, Log log);
 
@@ -109,6 +130,8 @@ class Coordinator {
   // Aggregates, registers the version, audits; runs without mu_ held.
   absl::Status CloseRound(ModelState& model, RoundRecord round, const std::string& reason);
   absl::Status FailRound(ModelState& model, RoundRecord round, const std::string& reason);
+  // Unfinished uploads live in uploads/MODEL/ROUND/DEVICE.KEY.part.
+  std::filesystem::path UploadsDir(const std::string& model_id, uint64_t round_id) const;
   std::string PartPath(const v1::UpdateHeader& header) const;
   // Unfinished uploads of a round that ended: nobody will resume them.
   void RemoveUploads(const std::string& model_id, uint64_t round_id) const;
@@ -125,6 +148,11 @@ class Coordinator {
 
   absl::Mutex mu_;
   std::map<std::string, DeviceState> devices_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> enrolled_ ABSL_GUARDED_BY(mu_);  // device -> model
+
+  // Uploads being read and decoded: at most config_.max_concurrent_decodes.
+  absl::Mutex decode_mu_;
+  int32_t decoding_ ABSL_GUARDED_BY(decode_mu_) = 0;
 };
 
 }  // namespace edgellm::federated

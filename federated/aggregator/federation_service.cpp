@@ -116,7 +116,7 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* context, const v1::
 grpc::Status FederationService::FetchAdapter(grpc::ServerContext* context, const v1::FetchAdapterRequest* request,
                                              grpc::ServerWriter<v1::ArtifactChunk>* writer) {
   if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
-  auto artifact = coordinator_.AdapterArtifact(request->model_id(), request->version());
+  auto artifact = coordinator_.AdapterArtifact(request->device_id(), request->model_id(), request->version());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
   return StreamArtifact(*context, *artifact, request->offset(), writer);
 }

@@ -28,7 +28,7 @@ grpc::Status ReleaseService::GetRelease(grpc::ServerContext* context, const v1::
 grpc::Status ReleaseService::FetchArtifact(grpc::ServerContext* context, const v1::FetchArtifactRequest* request,
                                            grpc::ServerWriter<v1::ArtifactChunk>* writer) {
   if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
-  absl::StatusOr<ArtifactRef> artifact = rollouts_.Artifact(request->sha256());
+  absl::StatusOr<ArtifactRef> artifact = rollouts_.Artifact(request->device_id(), request->sha256());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
   return StreamArtifact(*context, *artifact, request->offset(), writer);
 }

@@ -8,6 +8,7 @@
 #include "common/hashing.h"
 #include "common/read_file.h"
 #include "common/status_macros.h"
+#include "common/log_text.h"
 #include "common/str_cat.h"
 
 namespace edgellm::federated {
@@ -129,6 +130,12 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishReque
       p.success_threshold() > 0 ? std::min(p.success_threshold(), 1.0) : config_.success_threshold;
   record.soak_seconds = p.has_soak_seconds() ? p.soak_seconds() : static_cast<int64_t>(config_.soak_seconds);
   record.stage = "canary";
+  {
+    // The canaries are chosen now: devices that turn up later cannot make themselves canaries.
+    EDGELLM_ASSIGN_OR_RETURN(std::vector<InstallRecord> installs, coordinator_.store().Installs(m.model_id));
+    const std::set<std::string> canaries = Canaries(Fleet(m.model_id, installs), record.canary_fraction);
+    record.canaries.assign(canaries.begin(), canaries.end());
+  }
   record.published_ms = NowMs();
   record.stage_ms = record.published_ms;
   nlohmann::json signers = nlohmann::json::array();
@@ -142,6 +149,7 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishReque
                                                        {"canary_fraction", record.canary_fraction},
                                                        {"success_threshold", record.success_threshold},
                                                        {"soak_seconds", record.soak_seconds},
+                                                       {"canaries", record.canaries},
                                                        {"published_unix_ms", record.published_ms}}));
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(record));
   log_(StrCat("model ", m.model_id, ": release ", m.release, " (version ", m.version, m.rollback ? ", a rollback" : "",
@@ -196,7 +204,7 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
   v1::GetReleaseResponse response;
   response.set_outcome(v1::GetReleaseResponse::UP_TO_DATE);
   response.set_retry_after_ms(static_cast<uint32_t>(config_.poll_interval_seconds * 1000));
-  EDGELLM_RETURN_IF_ERROR(coordinator_.BaseSha256(request.model_id()).status());
+  EDGELLM_RETURN_IF_ERROR(coordinator_.Enroll(request.device_id(), request.model_id()));
   absl::MutexLock lock(&mu_);
   pollers_[request.model_id()].insert(request.device_id());
   if (!enabled()) return response;
@@ -207,21 +215,23 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
     if (i.device_id == request.device_id() && i.release == latest->release) return response;  // handled
   }
   const std::string& stage = latest->stage;
-  const bool canary =
-      Canaries(Fleet(request.model_id(), installs), latest->canary_fraction).contains(request.device_id());
+  const bool canary = CanariesOf(*latest, Fleet(request.model_id(), installs)).contains(request.device_id());
   const bool reached = stage == "full" || stage == "done" || (canary && (stage == "canary" || stage == "soak"));
   if (!reached) {
     response.set_outcome(v1::GetReleaseResponse::NOT_YET);
     return response;
   }
+  // Only a device that was offered a release may report on it.
+  EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutOffer(request.model_id(), latest->release, request.device_id()));
   response.set_outcome(v1::GetReleaseResponse::INSTALL);
   response.set_signed_release(latest->signed_release);
   return response;
 }
 
-absl::StatusOr<ArtifactRef> Rollouts::Artifact(const std::string& sha256) {
-  EDGELLM_ASSIGN_OR_RETURN(bool released, coordinator_.store().IsReleasedArtifact(sha256));
-  if (!released) return absl::NotFoundError("no release has that artifact");
+absl::StatusOr<ArtifactRef> Rollouts::Artifact(const std::string& device_id, const std::string& sha256) {
+  EDGELLM_ASSIGN_OR_RETURN(std::string model_id, coordinator_.EnrolledModel(device_id));
+  EDGELLM_ASSIGN_OR_RETURN(bool released, coordinator_.store().IsReleasedArtifact(model_id, sha256));
+  if (!released) return absl::NotFoundError(StrCat("no release of model ", model_id, " has that artifact"));
   ArtifactRef ref{coordinator_.artifacts().PathOf(sha256), sha256, 0};
   std::error_code ec;
   ref.bytes = fs::file_size(ref.path, ec);
@@ -234,6 +244,15 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
     return absl::InvalidArgumentError("an install report needs an outcome");
   }
   EDGELLM_RETURN_IF_ERROR(coordinator_.BaseSha256(report.model_id()).status());
+  EDGELLM_RETURN_IF_ERROR(coordinator_.CheckEnrolled(report.device_id(), report.model_id()));
+  EDGELLM_ASSIGN_OR_RETURN(bool offered,
+                           coordinator_.store().WasOffered(report.model_id(), report.release(), report.device_id()));
+  if (!offered) {
+    log_(StrCat("model ", report.model_id(), ": refused a report from ", report.device_id(), " on release ",
+                report.release(), ", which it was not offered"));
+    return absl::PermissionDeniedError(StrCat("release ", report.release(), " of model ", report.model_id(),
+                                              " was not offered to device ", report.device_id()));
+  }
   absl::MutexLock lock(&mu_);
   const std::string outcome = v1::InstallReport::Outcome_Name(report.outcome());
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutInstall({report.model_id(), report.device_id(), report.release(),
@@ -241,7 +260,7 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
                                                            report.detail().substr(0, 512), NowMs()}));
   log_(StrCat("model ", report.model_id(), ": ", report.device_id(), " reports ", outcome, " for release ",
               report.release(), ", serving version ", report.serving_version(),
-              report.detail().empty() ? "" : StrCat(" (", report.detail().substr(0, 200), ")")));
+              report.detail().empty() ? "" : StrCat(" (", LogText(report.detail()), ")")));
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(report.model_id()));
   if (latest && latest->release == report.release()) return Advance(*latest);
   return absl::OkStatus();
@@ -312,11 +331,17 @@ std::set<std::string> Rollouts::Canaries(std::vector<std::string> fleet, double 
   return {fleet.begin(), fleet.end()};
 }
 
+std::set<std::string> Rollouts::CanariesOf(const ReleaseRecord& release, const std::vector<std::string>& fleet) {
+  // A release published before any device was known picks its canaries from whoever is known now.
+  if (release.canaries.empty()) return Canaries(fleet, release.canary_fraction);
+  return {release.canaries.begin(), release.canaries.end()};
+}
+
 absl::Status Rollouts::Advance(ReleaseRecord& r) {
   if (r.stage != "canary" && r.stage != "soak" && r.stage != "full") return absl::OkStatus();
   EDGELLM_ASSIGN_OR_RETURN(std::vector<InstallRecord> installs, coordinator_.store().Installs(r.model_id));
   const std::vector<std::string> devices = Fleet(r.model_id, installs);
-  const std::set<std::string> canaries = Canaries(devices, r.canary_fraction);
+  const std::set<std::string> canaries = CanariesOf(r, devices);
   const size_t fleet = devices.size();
   int64_t canary_ok = 0, canary_failed = 0, ok = 0, failed = 0;
   std::string first_failure;
@@ -378,7 +403,7 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Describe(const std::string& model_id
     status.mutable_params()->set_soak_seconds(static_cast<uint32_t>(latest->soak_seconds));
   }
   const std::vector<std::string> fleet = Fleet(model_id, installs);
-  const std::set<std::string> canaries = latest ? Canaries(fleet, latest->canary_fraction) : std::set<std::string>();
+  const std::set<std::string> canaries = latest ? CanariesOf(*latest, fleet) : std::set<std::string>();
   for (const std::string& device : fleet) {
     v1::DeviceRollout* d = status.add_devices();
     d->set_device_id(device);

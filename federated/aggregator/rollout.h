@@ -9,7 +9,7 @@
 //
 // Rollout stages: canary → soak → full → done. The canaries are the first
 // max(1, ⌈canary_fraction × N⌉) of the model's N known devices ranked by a
-// stable hash of their ids. Once ⌈success_threshold × canaries⌉ of them report
+// stable hash of their ids, chosen when the release is published. Once ⌈success_threshold × canaries⌉ of them report
 // INSTALLED the rollout soaks for soak_seconds (a canary that rolls back in
 // that time still counts against it), then every device gets it. More
 // failures than the threshold allows — among the canaries, or later among
@@ -59,8 +59,10 @@ class Rollouts {
 
   // Device calls (Releases), for a device authenticated by its certificate.
   absl::StatusOr<v1::GetReleaseResponse> ReleaseFor(const v1::GetReleaseRequest& request);
-  // A released artifact; NotFound for any other sha256.
-  absl::StatusOr<ArtifactRef> Artifact(const std::string& sha256);
+  // An artifact released for the device's model; NotFound for any other sha256.
+  absl::StatusOr<ArtifactRef> Artifact(const std::string& device_id, const std::string& sha256);
+  // PermissionDenied unless the device is enrolled for the model and was
+  // offered the release.
   absl::Status Report(const v1::InstallReport& report);
 
   // Soak timers, and the aggregator's own publishing of new versions; call
@@ -81,6 +83,8 @@ class Rollouts {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The first max(1, ⌈fraction × N⌉) of `fleet` ranked by a stable hash of the id.
   static std::set<std::string> Canaries(std::vector<std::string> fleet, double fraction);
+  // The release's canaries: those chosen at publishing, or else Canaries(fleet).
+  static std::set<std::string> CanariesOf(const ReleaseRecord& release, const std::vector<std::string>& fleet);
   // Moves the release to the stage its reports and timers call for.
   absl::Status Advance(ReleaseRecord& release) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::RolloutStatus> Describe(const std::string& model_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

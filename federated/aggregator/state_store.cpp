@@ -2,8 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <array>
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
+#include "common/status_macros.h"
 #include "common/str_cat.h"
 
 namespace edgellm::federated {
@@ -16,7 +20,8 @@ CREATE TABLE IF NOT EXISTS devices(
 CREATE TABLE IF NOT EXISTS rounds(
   model_id TEXT NOT NULL, round_id INTEGER NOT NULL, base_version INTEGER NOT NULL, state TEXT NOT NULL,
   opened_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL, closed_ms INTEGER NOT NULL,
-  selected TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY(model_id, round_id));
+  selected TEXT NOT NULL, outcome TEXT NOT NULL, noise_seed INTEGER NOT NULL DEFAULT 0,
+  weight_cap INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(model_id, round_id));
 CREATE TABLE IF NOT EXISTS updates(
   seq INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL, round_id INTEGER NOT NULL,
   device_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, sha256 TEXT NOT NULL, example_count INTEGER NOT NULL,
@@ -31,13 +36,26 @@ CREATE TABLE IF NOT EXISTS releases(
   model_id TEXT NOT NULL, release INTEGER NOT NULL, version INTEGER NOT NULL, rollback INTEGER NOT NULL,
   artifact_sha256 TEXT NOT NULL, signed_release TEXT NOT NULL, canary_fraction REAL NOT NULL,
   success_threshold REAL NOT NULL, soak_seconds INTEGER NOT NULL, stage TEXT NOT NULL, resume_stage TEXT NOT NULL,
-  detail TEXT NOT NULL, published_ms INTEGER NOT NULL, stage_ms INTEGER NOT NULL, PRIMARY KEY(model_id, release));
+  detail TEXT NOT NULL, published_ms INTEGER NOT NULL, stage_ms INTEGER NOT NULL, canaries TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY(model_id, release));
 CREATE INDEX IF NOT EXISTS releases_by_artifact ON releases(artifact_sha256);
 CREATE TABLE IF NOT EXISTS installs(
   model_id TEXT NOT NULL, device_id TEXT NOT NULL, release INTEGER NOT NULL, outcome TEXT NOT NULL,
   serving_version INTEGER NOT NULL, detail TEXT NOT NULL, reported_ms INTEGER NOT NULL,
   PRIMARY KEY(model_id, device_id));
+CREATE TABLE IF NOT EXISTS enrollments(
+  device_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, enrolled_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS offers(
+  model_id TEXT NOT NULL, release INTEGER NOT NULL, device_id TEXT NOT NULL, offered_ms INTEGER NOT NULL,
+  PRIMARY KEY(model_id, release, device_id));
 )sql";
+
+// Columns added since the first schema: (table, column, declaration).
+constexpr std::array<std::array<const char*, 3>, 3> kAddedColumns = {{
+    {"rounds", "noise_seed", "INTEGER NOT NULL DEFAULT 0"},
+    {"rounds", "weight_cap", "INTEGER NOT NULL DEFAULT 0"},
+    {"releases", "canaries", "TEXT NOT NULL DEFAULT '[]'"},
+}};
 
 // One prepared statement, finalized on scope exit; values bound by position from 1.
 class Statement {
@@ -90,6 +108,15 @@ UpdateRecord ReadUpdate(const Statement& s) {
   return {s.Text(0), static_cast<uint64_t>(s.Int(1)), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6),
           static_cast<uint64_t>(s.Int(7)), s.Int(8)};
 }
+constexpr const char* kReleaseColumns =
+    "model_id, release, version, rollback, artifact_sha256, signed_release, canary_fraction, success_threshold, "
+    "soak_seconds, stage, resume_stage, detail, published_ms, stage_ms, canaries";
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 constexpr const char* kUpdateColumns =
     "model_id, round_id, device_id, idempotency_key, sha256, example_count, metrics, bytes, accepted_ms";
 
@@ -124,7 +151,19 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   absl::MutexLock lock(&store->mu_);
   if (absl::Status s = store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s.ok()) return s;
   if (absl::Status s = store->Exec(kSchema); !s.ok()) return s;
+  if (absl::Status s = store->Migrate(); !s.ok()) return s;
   return store;
+}
+
+absl::Status StateStore::Migrate() {
+  for (const auto& [table, column, declaration] : kAddedColumns) {
+    Statement s(db_, StrCat("SELECT 1 FROM pragma_table_info('", table, "') WHERE name = '", column, "'"));
+    const int rc = s.Step();
+    if (rc == SQLITE_ROW) continue;
+    if (rc != SQLITE_DONE) return Failed(path_, "reading the schema", s.Error());
+    EDGELLM_RETURN_IF_ERROR(Exec(StrCat("ALTER TABLE ", table, " ADD COLUMN ", column, " ", declaration)));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status StateStore::Exec(const std::string& sql) {
@@ -156,9 +195,12 @@ absl::StatusOr<std::vector<DeviceRecord>> StateStore::Devices() {
 }
 
 absl::Status StateStore::PutRoundLocked(const RoundRecord& r) {
-  Statement s(db_, "INSERT OR REPLACE INTO rounds VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  Statement s(db_,
+              "INSERT OR REPLACE INTO rounds(model_id, round_id, base_version, state, opened_ms, deadline_ms, "
+              "closed_ms, selected, outcome, noise_seed, weight_cap) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   s.Bind(r.model_id).Bind(r.round_id).Bind(r.base_version).Bind(std::string(RoundStateName(r.state)))
-      .Bind(r.opened_ms).Bind(r.deadline_ms).Bind(r.closed_ms).Bind(nlohmann::json(r.selected).dump()).Bind(r.outcome);
+      .Bind(r.opened_ms).Bind(r.deadline_ms).Bind(r.closed_ms).Bind(nlohmann::json(r.selected).dump()).Bind(r.outcome)
+      .Bind(r.noise_seed).Bind(r.weight_cap);
   if (s.Step() != SQLITE_DONE) return Failed(path_, "saving a round", s.Error());
   return absl::OkStatus();
 }
@@ -171,14 +213,14 @@ absl::Status StateStore::PutRound(const RoundRecord& round) {
 absl::StatusOr<std::optional<RoundRecord>> StateStore::LatestRound(const std::string& model_id) {
   absl::MutexLock lock(&mu_);
   Statement s(db_,
-              "SELECT model_id, round_id, base_version, state, opened_ms, deadline_ms, closed_ms, selected, outcome "
-              "FROM rounds WHERE model_id = ? ORDER BY round_id DESC LIMIT 1");
+              "SELECT model_id, round_id, base_version, state, opened_ms, deadline_ms, closed_ms, selected, outcome, "
+              "noise_seed, weight_cap FROM rounds WHERE model_id = ? ORDER BY round_id DESC LIMIT 1");
   s.Bind(model_id);
   const int rc = s.Step();
   if (rc == SQLITE_DONE) return std::optional<RoundRecord>();
   if (rc != SQLITE_ROW) return Failed(path_, "reading rounds", s.Error());
   RoundRecord r{s.Text(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), RoundStateFromName(s.Text(3)),
-                s.Int(4), s.Int(5), s.Int(6), {}, s.Text(8)};
+                s.Int(4), s.Int(5), s.Int(6), {}, s.Text(8), static_cast<uint64_t>(s.Int(9)), s.Int(10)};
   r.selected = nlohmann::json::parse(s.Text(7), nullptr, false).get<std::vector<std::string>>();
   return std::optional<RoundRecord>(std::move(r));
 }
@@ -291,33 +333,78 @@ absl::Status StateStore::CloseRound(const RoundRecord& round, const std::optiona
 
 absl::Status StateStore::PutRelease(const ReleaseRecord& r) {
   absl::MutexLock lock(&mu_);
-  Statement s(db_, "INSERT OR REPLACE INTO releases VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  Statement s(db_, StrCat("INSERT OR REPLACE INTO releases(", kReleaseColumns,
+                          ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   s.Bind(r.model_id).Bind(r.release).Bind(r.version).Bind(int64_t{r.rollback}).Bind(r.artifact_sha256)
       .Bind(r.signed_release).Bind(r.canary_fraction).Bind(r.success_threshold).Bind(r.soak_seconds).Bind(r.stage)
-      .Bind(r.resume_stage).Bind(r.detail).Bind(r.published_ms).Bind(r.stage_ms);
+      .Bind(r.resume_stage).Bind(r.detail).Bind(r.published_ms).Bind(r.stage_ms)
+      .Bind(nlohmann::json(r.canaries).dump());
   if (s.Step() != SQLITE_DONE) return Failed(path_, "saving a release", s.Error());
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<ReleaseRecord>> StateStore::LatestRelease(const std::string& model_id) {
   absl::MutexLock lock(&mu_);
-  Statement s(db_, "SELECT * FROM releases WHERE model_id = ? ORDER BY release DESC LIMIT 1");
+  Statement s(db_, StrCat("SELECT ", kReleaseColumns, " FROM releases WHERE model_id = ? ORDER BY release DESC LIMIT 1"));
   s.Bind(model_id);
   const int rc = s.Step();
   if (rc == SQLITE_DONE) return std::optional<ReleaseRecord>();
   if (rc != SQLITE_ROW) return Failed(path_, "reading releases", s.Error());
-  return std::optional<ReleaseRecord>(ReleaseRecord{
-      s.Text(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), s.Int(3) != 0, s.Text(4), s.Text(5),
-      s.Real(6), s.Real(7), s.Int(8), s.Text(9), s.Text(10), s.Text(11), s.Int(12), s.Int(13)});
+  ReleaseRecord r{s.Text(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), s.Int(3) != 0,
+                  s.Text(4), s.Text(5), s.Real(6), s.Real(7), s.Int(8), s.Text(9), s.Text(10), s.Text(11), s.Int(12),
+                  s.Int(13), {}};
+  const nlohmann::json canaries = nlohmann::json::parse(s.Text(14), nullptr, false);
+  if (canaries.is_array()) {
+    for (const nlohmann::json& c : canaries) {
+      if (c.is_string()) r.canaries.push_back(c.get<std::string>());
+    }
+  }
+  return std::optional<ReleaseRecord>(std::move(r));
 }
 
-absl::StatusOr<bool> StateStore::IsReleasedArtifact(const std::string& sha256) {
+absl::StatusOr<bool> StateStore::IsReleasedArtifact(const std::string& model_id, const std::string& sha256) {
   absl::MutexLock lock(&mu_);
-  Statement s(db_, "SELECT 1 FROM releases WHERE artifact_sha256 = ? LIMIT 1");
-  s.Bind(sha256);
+  Statement s(db_, "SELECT 1 FROM releases WHERE artifact_sha256 = ? AND model_id = ? LIMIT 1");
+  s.Bind(sha256).Bind(model_id);
   const int rc = s.Step();
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Failed(path_, "reading releases", s.Error());
   return rc == SQLITE_ROW;
+}
+
+absl::Status StateStore::PutOffer(const std::string& model_id, uint64_t release, const std::string& device_id) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "INSERT OR IGNORE INTO offers VALUES(?, ?, ?, ?)");
+  s.Bind(model_id).Bind(release).Bind(device_id).Bind(NowUnixMs());
+  if (s.Step() != SQLITE_DONE) return Failed(path_, "saving an offer", s.Error());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> StateStore::WasOffered(const std::string& model_id, uint64_t release,
+                                            const std::string& device_id) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT 1 FROM offers WHERE model_id = ? AND release = ? AND device_id = ?");
+  s.Bind(model_id).Bind(release).Bind(device_id);
+  const int rc = s.Step();
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Failed(path_, "reading offers", s.Error());
+  return rc == SQLITE_ROW;
+}
+
+absl::Status StateStore::PutEnrollment(const std::string& device_id, const std::string& model_id) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "INSERT OR REPLACE INTO enrollments VALUES(?, ?, ?)");
+  s.Bind(device_id).Bind(model_id).Bind(NowUnixMs());
+  if (s.Step() != SQLITE_DONE) return Failed(path_, "saving an enrollment", s.Error());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, std::string>> StateStore::Enrollments() {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT device_id, model_id FROM enrollments");
+  std::map<std::string, std::string> enrollments;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) enrollments[s.Text(0)] = s.Text(1);
+  if (rc != SQLITE_DONE) return Failed(path_, "reading enrollments", s.Error());
+  return enrollments;
 }
 
 absl::Status StateStore::PutInstall(const InstallRecord& i) {

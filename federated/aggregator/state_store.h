@@ -6,6 +6,7 @@
 #define EDGELLM_FEDERATED_AGGREGATOR_STATE_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +41,11 @@ struct RoundRecord {
   int64_t closed_ms = 0;
   std::vector<std::string> selected;  // device ids
   std::string outcome;                // why it closed or failed, in words
+  // dp_fedavg's noise seed, drawn from the system's CSPRNG when the round
+  // opens. Secret: with it, two versions give away the sum of the updates.
+  uint64_t noise_seed = 0;
+  // The most weight (examples) one update may carry in this round; 0: no cap.
+  int64_t weight_cap = 0;
 };
 
 struct UpdateRecord {
@@ -82,6 +88,7 @@ struct ReleaseRecord {
   std::string detail;
   int64_t published_ms = 0;
   int64_t stage_ms = 0;  // when the stage began
+  std::vector<std::string> canaries;  // chosen when it was published
 };
 
 // The last install report of a device for a model.
@@ -106,6 +113,10 @@ class StateStore {
   absl::Status PutDevice(const DeviceRecord& device);  // insert or replace
   absl::StatusOr<std::vector<DeviceRecord>> Devices();
 
+  // Which model each device is enrolled for: device id -> model id.
+  absl::Status PutEnrollment(const std::string& device_id, const std::string& model_id);
+  absl::StatusOr<std::map<std::string, std::string>> Enrollments();
+
   absl::Status PutRound(const RoundRecord& round);  // insert or replace
   absl::StatusOr<std::optional<RoundRecord>> LatestRound(const std::string& model_id);
   // Rounds of the model in `state`.
@@ -125,7 +136,10 @@ class StateStore {
   absl::Status PutRelease(const ReleaseRecord& release);  // insert or replace
   absl::StatusOr<std::optional<ReleaseRecord>> LatestRelease(const std::string& model_id);
   // True when a release of the model names the artifact.
-  absl::StatusOr<bool> IsReleasedArtifact(const std::string& sha256);
+  absl::StatusOr<bool> IsReleasedArtifact(const std::string& model_id, const std::string& sha256);
+  // That the release was offered to the device (it heard INSTALL for it).
+  absl::Status PutOffer(const std::string& model_id, uint64_t release, const std::string& device_id);
+  absl::StatusOr<bool> WasOffered(const std::string& model_id, uint64_t release, const std::string& device_id);
 
   absl::Status PutInstall(const InstallRecord& install);  // replaces the device's last
   absl::StatusOr<std::vector<InstallRecord>> Installs(const std::string& model_id);
@@ -136,6 +150,8 @@ class StateStore {
  private:
   StateStore(sqlite3* db, std::string path);
   absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Brings a database made by an earlier edgellm-aggregator to the current schema.
+  absl::Status Migrate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status PutRoundLocked(const RoundRecord& round) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status PutVersionLocked(const VersionRecord& version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<VersionRecord>> QueryVersions(const std::string& where_sql, const std::string& model_id,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <random>
 
 #include "common/str_cat.h"
@@ -101,6 +102,69 @@ class CoordinateWise : public Aggregation {
   std::vector<TensorSet> updates_;
 };
 
+// krum: each update scored by the summed squared distances to its n − f − 2
+// nearest others; the krum_selected best are averaged (Blanchard et al.,
+// "Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent").
+// Every update is held until the round closes.
+class Krum : public Aggregation {
+ public:
+  Krum(const StrategyConfig& config, const TensorSet& layout) : config_(config), layout_(ZerosLike(layout)) {}
+
+  void Add(const TensorSet& delta, double) override {
+    updates_.push_back(delta);
+    if (config_.norm_bound > 0) BoundNorm(updates_.back(), config_.norm_bound);
+  }
+
+  int32_t count() const override { return static_cast<int32_t>(updates_.size()); }
+
+  absl::StatusOr<TensorSet> Finish() override {
+    const size_t n = updates_.size();
+    const size_t f = static_cast<size_t>(config_.krum_byzantine);
+    if (n == 0) return NoUpdates();
+    if (n <= 2 * f + 2) {
+      return absl::FailedPreconditionError(
+          StrCat("krum tolerating ", f, " Byzantine updates needs more than ", 2 * f + 2, ", not ", n));
+    }
+    std::vector<std::vector<double>> distance(n, std::vector<double>(n, 0.0));
+    for (size_t a = 0; a < n; ++a) {
+      for (size_t b = a + 1; b < n; ++b) {
+        double d = 0;
+        for (size_t t = 0; t < layout_.size(); ++t) {
+          const std::vector<float>& x = updates_[a][t].values;
+          const std::vector<float>& y = updates_[b][t].values;
+          for (size_t i = 0; i < x.size(); ++i) d += (double{x[i]} - y[i]) * (double{x[i]} - y[i]);
+        }
+        distance[a][b] = distance[b][a] = d;
+      }
+    }
+    std::vector<std::pair<double, size_t>> scores;
+    for (size_t a = 0; a < n; ++a) {
+      std::vector<double> others;
+      for (size_t b = 0; b < n; ++b) {
+        if (b != a) others.push_back(distance[a][b]);
+      }
+      std::sort(others.begin(), others.end());
+      scores.push_back({std::accumulate(others.begin(), others.begin() + static_cast<std::ptrdiff_t>(n - f - 2), 0.0), a});
+    }
+    std::sort(scores.begin(), scores.end());
+    const size_t selected = std::min(n, static_cast<size_t>(config_.krum_selected));
+    TensorSet out = layout_;
+    for (size_t t = 0; t < out.size(); ++t) {
+      for (size_t i = 0; i < out[t].values.size(); ++i) {
+        double sum = 0;
+        for (size_t k = 0; k < selected; ++k) sum += updates_[scores[k].second][t].values[i];
+        out[t].values[i] = static_cast<float>(sum / static_cast<double>(selected));
+      }
+    }
+    return out;
+  }
+
+ private:
+  const StrategyConfig config_;
+  const TensorSet layout_;
+  std::vector<TensorSet> updates_;
+};
+
 }  // namespace
 
 std::unique_ptr<Aggregation> NewAggregation(const StrategyConfig& config, const TensorSet& layout,
@@ -108,6 +172,7 @@ std::unique_ptr<Aggregation> NewAggregation(const StrategyConfig& config, const 
   if (config.name == "median" || config.name == "trimmed_mean") {
     return std::make_unique<CoordinateWise>(config, layout);
   }
+  if (config.name == "krum") return std::make_unique<Krum>(config, layout);
   return std::make_unique<RunningMean>(config, layout, noise_seed);
 }
 

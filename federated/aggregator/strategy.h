@@ -8,8 +8,11 @@
 //                    sum plus Gaussian noise of deviation z·S, over the count;
 //   median           coordinate-wise median;
 //   trimmed_mean     coordinate-wise mean without the floor(β·n) smallest and
-//                    largest values. These two must see every update at once,
-//                    so they hold them (n adapters) until the round closes.
+//                    largest values;
+//   krum             the mean of the krum_selected updates closest to their
+//                    n − f − 2 nearest neighbours (1: Krum, more: multi-Krum).
+//                    These three must see every update at once, so they hold
+//                    them (n adapters) until the round closes.
 // Norm bounding (norm_bound > 0) scales each update down to that L2 norm
 // before any of them.
 //
@@ -39,7 +42,10 @@ class Aggregation {
 };
 
 // `layout` gives the tensors (values ignored); `noise_seed` makes dp_fedavg's
-// noise reproducible, so a round re-closed after a crash gives the same version.
+// noise reproducible, so a round re-closed after a crash gives the same
+// version. It must be secret (drawn from a CSPRNG, never derived from public
+// values): whoever knows it can subtract the noise. `config.norm_bound` must
+// be resolved (not kAutoNormBound).
 std::unique_ptr<Aggregation> NewAggregation(const StrategyConfig& config, const TensorSet& layout,
                                             uint64_t noise_seed);
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/fp16.h"
+#include "common/status_macros.h"
 #include "common/str_cat.h"
 
 namespace edgellm::federated {
@@ -146,6 +147,9 @@ absl::StatusOr<EncodedTensors> Parse(std::string_view raw, const DecodeLimits& l
   if (*count > limits.max_tensors) {
     return absl::InvalidArgumentError(StrCat("update: ", *count, " tensors, more than ", limits.max_tensors));
   }
+  if (limits.layout != nullptr && *count != limits.layout->size()) {
+    return absl::InvalidArgumentError(StrCat("update: ", *count, " tensors; expected ", limits.layout->size()));
+  }
   out.tensors.reserve(*count);
   for (uint32_t t = 0; t < *count; ++t) {
     auto name_length = r.Get<uint16_t>("tensor name");
@@ -166,6 +170,14 @@ absl::StatusOr<EncodedTensors> Parse(std::string_view raw, const DecodeLimits& l
     }
     if (*encoding > static_cast<uint8_t>(TensorEncoding::kInt8)) {
       return absl::InvalidArgumentError(StrCat("update: tensor ", tensor.name, " has unknown encoding ", *encoding));
+    }
+    if (limits.layout != nullptr) {
+      const NamedTensor& expected = (*limits.layout)[t];
+      if (tensor.name != expected.name || *rows != expected.rows || *cols != expected.cols) {
+        return absl::InvalidArgumentError(StrCat("update: tensor ", t, " is ", tensor.name, " ", *rows, "x", *cols,
+                                                 "; expected ", expected.name, " ", expected.rows, "x",
+                                                 expected.cols));
+      }
     }
     const uint64_t n = static_cast<uint64_t>(*rows) * *cols;
     // Every value takes at least one byte: a count beyond the bytes left is a lie.
@@ -193,6 +205,24 @@ std::string_view TensorEncodingName(TensorEncoding encoding) {
   return "unknown";
 }
 
+uint64_t DecodedSize(std::string_view model_id, const TensorSet& layout, TensorEncoding encoding) {
+  uint64_t size = 4 + 4 + 2 + model_id.size() + 8 + 8 + 4;
+  for (const NamedTensor& t : layout) {
+    const uint64_t n = static_cast<uint64_t>(t.rows) * t.cols;
+    size += 2 + t.name.size() + 4 + 4 + 1;
+    switch (encoding) {
+      case TensorEncoding::kF32: size += 4 * n; break;
+      case TensorEncoding::kF16: size += 2 * n; break;
+      case TensorEncoding::kInt8: {
+        const auto block = static_cast<uint64_t>(kBlock);
+        size += n + 4 * ((n + block - 1) / block);
+        break;
+      }
+    }
+  }
+  return size;
+}
+
 std::string EncodeTensors(const EncodedTensors& update, TensorEncoding encoding, int level) {
   Writer w;
   w.bytes().append(kMagic, 4);
@@ -215,6 +245,21 @@ std::string EncodeTensors(const EncodedTensors& update, TensorEncoding encoding,
   return compressed;
 }
 
+absl::Status CheckDeclaredSize(std::string_view bytes, std::string_view model_id, const TensorSet& layout) {
+  const unsigned long long size = ZSTD_getFrameContentSize(bytes.data(), bytes.size());
+  for (TensorEncoding e : {TensorEncoding::kF32, TensorEncoding::kF16, TensorEncoding::kInt8}) {
+    if (size == DecodedSize(model_id, layout, e)) return absl::OkStatus();
+  }
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) {
+    return absl::InvalidArgumentError("update: not a zstd frame that states its size");
+  }
+  return absl::InvalidArgumentError(StrCat("update: the zstd frame declares ", size,
+                                           " decoded bytes; an update of the expected layout is exactly ",
+                                           DecodedSize(model_id, layout, TensorEncoding::kInt8), " (int8), ",
+                                           DecodedSize(model_id, layout, TensorEncoding::kF16), " (f16) or ",
+                                           DecodedSize(model_id, layout, TensorEncoding::kF32), " (f32)"));
+}
+
 absl::StatusOr<EncodedTensors> DecodeTensors(std::string_view bytes, const DecodeLimits& limits) {
   // Exactly one frame, which states its size.
   const size_t frame = ZSTD_findFrameCompressedSize(bytes.data(), bytes.size());
@@ -223,6 +268,9 @@ absl::StatusOr<EncodedTensors> DecodeTensors(std::string_view bytes, const Decod
   const unsigned long long size = ZSTD_getFrameContentSize(bytes.data(), bytes.size());
   if (size == ZSTD_CONTENTSIZE_ERROR) return absl::InvalidArgumentError("update: not a zstd frame");
   if (size == ZSTD_CONTENTSIZE_UNKNOWN) return absl::InvalidArgumentError("update: the zstd frame does not state its size");
+  if (limits.layout != nullptr) {
+    EDGELLM_RETURN_IF_ERROR(CheckDeclaredSize(bytes, limits.model_id, *limits.layout));
+  }
   if (size > limits.max_decoded_bytes) {
     return absl::ResourceExhaustedError(
         StrCat("update: decodes to ", size, " bytes, more than the limit of ", limits.max_decoded_bytes));

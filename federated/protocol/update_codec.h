@@ -39,7 +39,22 @@ struct DecodeLimits {
   uint32_t max_tensors = 8192;
   uint32_t max_dimension = 1u << 20;
   uint32_t max_name_length = 256;
+  // When set, the bytes must be an update of `model_id` holding exactly these
+  // tensors (names and shapes, in order) in one encoding: the frame must
+  // state the exact size that makes, checked before anything is inflated,
+  // and each tensor's name and shape are checked before its values are
+  // allocated.
+  const TensorSet* layout = nullptr;
+  std::string model_id;
 };
+
+// The size of an encoded update before compression.
+uint64_t DecodedSize(std::string_view model_id, const TensorSet& layout, TensorEncoding encoding);
+
+// InvalidArgument unless `bytes` is a zstd frame stating the exact decoded
+// size of an update of `model_id` with these tensors in one of the encodings.
+// Reads the frame header only.
+absl::Status CheckDeclaredSize(std::string_view bytes, std::string_view model_id, const TensorSet& layout);
 
 // Encodes and compresses (zstd `level`).
 std::string EncodeTensors(const EncodedTensors& update, TensorEncoding encoding, int level = 3);

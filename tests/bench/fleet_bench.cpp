@@ -23,24 +23,17 @@
 #include "federated/adapter/adapter_tensors.h"
 #include "federated/protocol/sha256.h"
 #include "federated/protocol/update_codec.h"
+#include "tests/support/process_state.h"
 
 namespace edgellm::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using edgellm::testing::ProcessMemoryMiB;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// VmRSS or VmHWM of a process, in MiB.
-double ProcessMemoryMiB(int pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
-  }
-  return -1;
 }
 
 std::unique_ptr<grpc::ClientContext> Context() {
@@ -98,6 +91,7 @@ int Run(int argc, char** argv) {
       request.set_model_id(model_id);
       request.set_base_model_sha256(*sha);
       request.mutable_adapter_schema()->set_rank(rank);
+      request.mutable_capabilities()->set_local_examples(10);  // what each update claims below
       for (engine::LoraTarget t : lora.targets) {
         request.mutable_adapter_schema()->add_targets(std::string(engine::LoraTargetName(t)));
       }

@@ -87,6 +87,7 @@ class AggregatorProcess {
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
+  pid_t pid() const { return pid_; }
   std::string Log() const { return ReadAll(log_); }
   // Waits up to `timeout` for `text` to appear in the log.
   bool WaitForLog(const std::string& text, std::chrono::seconds timeout) const {
@@ -133,7 +134,8 @@ class FederationTestClient {
   edgellm::v1::Federation::Stub& stub() { return *stub_; }
 
   grpc::Status Register(const std::string& model_id, const std::string& base_sha256, int32_t rank,
-                        const std::vector<std::string>& targets, edgellm::v1::RegisterResponse* response = nullptr) {
+                        const std::vector<std::string>& targets, edgellm::v1::RegisterResponse* response = nullptr,
+                        int64_t local_examples = 100) {
     edgellm::v1::RegisterRequest request;
     request.set_device_id(device_id_);
     request.set_protocol_version(1);
@@ -142,6 +144,7 @@ class FederationTestClient {
     request.set_base_model_sha256(base_sha256);
     request.mutable_adapter_schema()->set_rank(rank);
     for (const std::string& t : targets) request.mutable_adapter_schema()->add_targets(t);
+    request.mutable_capabilities()->set_local_examples(local_examples);
     edgellm::v1::RegisterResponse ignored;
     auto context = Context();
     return stub_->Register(context.get(), request, response != nullptr ? response : &ignored);

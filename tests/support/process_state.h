@@ -1,5 +1,5 @@
 // tests/support/process_state.h — what /proc says of a process: its state
-// letter (R running, S sleeping, T stopped, ...) and its children.
+// letter (R running, S sleeping, T stopped, ...), its children and its memory.
 #ifndef EDGELLM_TESTS_SUPPORT_PROCESS_STATE_H_
 #define EDGELLM_TESTS_SUPPORT_PROCESS_STATE_H_
 
@@ -44,6 +44,15 @@ inline std::vector<std::pair<pid_t, char>> ChildrenOf(pid_t parent) {
     if (stat.state != 0 && stat.parent == parent) children.push_back({pid, stat.state});
   }
   return children;
+}
+
+// A memory field of /proc/PID/status (VmRSS, VmHWM, ...) in MiB; -1 if absent.
+inline double ProcessMemoryMiB(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
+  }
+  return -1;
 }
 
 }  // namespace edgellm::testing

@@ -109,7 +109,9 @@ TEST(AggregatorConfig, RefusesWhatCannotWork) {
   ASSERT_TRUE(AggregatorConfig::FromYaml(base, "a.yaml").ok());
   refused("models:\n  - id: m\n    base_model: m.gguf\n", "only mutual TLS");
   refused(base + "    strategy: fedsgd\n", "'fedsgd' is not one of");
-  refused(base + "    strategy: dp_fedavg\n", "dp_fedavg clips every update");
+  refused(base + "    strategy: dp_fedavg\n    norm_bound: 0\n", "dp_fedavg clips every update");
+  refused(base + "    norm_bound: lots\n", "expected a number or auto");
+  refused(base + "    strategy: krum\n    krum_byzantine: 1\n", "needs a quorum above 4");
   refused(base + "    quorum: 5\n    min_devices: 3\n", "quorum must be within");
   refused(base + "    encoding: f32\n", "encoding must be int8 or f16");
   refused(base + "    rounds: many\n", "a.yaml:7: rounds: expected an integer");
@@ -123,6 +125,87 @@ TEST(AggregatorConfig, RefusesWhatCannotWork) {
   refused(releases + "release_key_threshold: 3\n" + base, "release_key_threshold 3 must be between 1 and the 2");
   refused("release_signing_key: k.key\n" + base, "release_signing_key needs release_keys");
   refused(releases + "canary_fraction: 0\n" + base, "canary_fraction and success_threshold must be within (0, 1]");
+}
+
+TEST(AggregatorConfig, NormBoundsDefaultToWhatLocalTrainingCanMove) {
+  const std::string base = "tls_cert: c.pem\ntls_key: k.pem\ntls_client_ca: ca.pem\nmodels:\n  - id: m\n"
+                           "    base_model: m.gguf\n    local_steps: 10\n    learning_rate: 0.01\n";
+  auto config = AggregatorConfig::FromYaml(base, "a.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ModelConfig model = config->models[0];
+  EXPECT_EQ(model.strategy.norm_bound, kAutoNormBound);
+  model.ResolveNormBounds(400);  // 10 steps × 0.01 × √400 = 2
+  EXPECT_DOUBLE_EQ(model.strategy.norm_bound, 2.0);
+  EXPECT_DOUBLE_EQ(model.max_update_norm, 6.0);
+  auto explicit_bounds = AggregatorConfig::FromYaml(base + "    norm_bound: 0\n    max_update_norm: auto\n", "a.yaml");
+  ASSERT_TRUE(explicit_bounds.ok()) << explicit_bounds.status();
+  model = explicit_bounds->models[0];
+  model.ResolveNormBounds(400);
+  EXPECT_EQ(model.strategy.norm_bound, 0.0);  // off, as written
+  EXPECT_DOUBLE_EQ(model.max_update_norm, 6.0);
+}
+
+TEST(StateStore, KeepsEachRoundsSecretSeedAndWeightCapEnrollmentsAndOffers) {
+  const auto dir = edgellm::testing::TestDir();
+  const std::string path = (dir / "state.db").string();
+  RoundRecord round{"m", 1, 1, RoundState::kOpen, 10, 20, 0, {"dev-a"}, "", 0xfedcba9876543210ull, 400};
+  {
+    auto store = StateStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->PutRound(round).ok());
+    ASSERT_TRUE((*store)->PutEnrollment("dev-a", "m").ok());
+    ASSERT_TRUE((*store)->PutOffer("m", 3, "dev-a").ok());
+    ReleaseRecord release;
+    release.model_id = "m";
+    release.release = 3;
+    release.canaries = {"dev-a", "dev-c"};
+    ASSERT_TRUE((*store)->PutRelease(release).ok());
+  }
+  auto store = StateStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  auto latest = (*store)->LatestRound("m");
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->noise_seed, round.noise_seed);
+  EXPECT_EQ((*latest)->weight_cap, 400);
+  EXPECT_EQ((*(*store)->Enrollments()).at("dev-a"), "m");
+  EXPECT_TRUE(*(*store)->WasOffered("m", 3, "dev-a"));
+  EXPECT_FALSE(*(*store)->WasOffered("m", 3, "dev-b"));
+  EXPECT_FALSE(*(*store)->WasOffered("m", 2, "dev-a"));
+  auto release = (*store)->LatestRelease("m");
+  ASSERT_TRUE(release.ok() && release->has_value());
+  EXPECT_EQ((*release)->canaries, (std::vector<std::string>{"dev-a", "dev-c"}));
+}
+
+// A database written by an aggregator from before seeds, caps and canaries
+// were kept opens with those columns added, its rows intact.
+TEST(StateStore, MigratesADatabaseOfTheFirstSchema) {
+  const auto dir = edgellm::testing::TestDir();
+  const std::string path = (dir / "state.db").string();
+  const std::string sql =
+      "CREATE TABLE rounds(model_id TEXT NOT NULL, round_id INTEGER NOT NULL, base_version INTEGER NOT NULL, "
+      "state TEXT NOT NULL, opened_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL, closed_ms INTEGER NOT NULL, "
+      "selected TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY(model_id, round_id));"
+      "INSERT INTO rounds VALUES('m', 7, 3, 'open', 1, 2, 0, '[\"dev-a\"]', '');"
+      "CREATE TABLE releases(model_id TEXT NOT NULL, release INTEGER NOT NULL, version INTEGER NOT NULL, "
+      "rollback INTEGER NOT NULL, artifact_sha256 TEXT NOT NULL, signed_release TEXT NOT NULL, "
+      "canary_fraction REAL NOT NULL, success_threshold REAL NOT NULL, soak_seconds INTEGER NOT NULL, "
+      "stage TEXT NOT NULL, resume_stage TEXT NOT NULL, detail TEXT NOT NULL, published_ms INTEGER NOT NULL, "
+      "stage_ms INTEGER NOT NULL, PRIMARY KEY(model_id, release));"
+      "INSERT INTO releases VALUES('m', 2, 5, 0, 'aa', '{}', 0.25, 1.0, 0, 'canary', '', '', 1, 1);";
+  {
+    std::ofstream(dir / "first.sql") << sql;
+  }
+  ASSERT_EQ(std::system(("/usr/bin/sqlite3 " + path + " < " + (dir / "first.sql").string()).c_str()), 0);
+  auto store = StateStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto round = (*store)->LatestRound("m");
+  ASSERT_TRUE(round.ok() && round->has_value()) << round.status();
+  EXPECT_EQ((*round)->round_id, 7u);
+  EXPECT_EQ((*round)->noise_seed, 0u);  // the coordinator draws one when it takes the round up
+  auto release = (*store)->LatestRelease("m");
+  ASSERT_TRUE(release.ok() && release->has_value()) << release.status();
+  EXPECT_EQ((*release)->version, 5u);
+  EXPECT_TRUE((*release)->canaries.empty());
 }
 
 }  // namespace

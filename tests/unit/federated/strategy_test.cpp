@@ -58,6 +58,38 @@ TEST(Strategy, MedianAndTrimmedMeanResistOneWildlyScaledUpdate) {
   }
 }
 
+TEST(Strategy, KrumPicksTheUpdatesClosestToTheirNeighboursAndMultiKrumAveragesThem) {
+  std::vector<TensorSet> honest;
+  for (float v : {1.0f, 1.01f, 0.99f, 1.2f, 0.7f}) {
+    honest.push_back(Filled(std::vector<float>(6, v), std::vector<float>(4, -v)));
+  }
+  // Two colluding updates close to each other and far from the rest.
+  const TensorSet wild = Filled(std::vector<float>(6, 50.0f), std::vector<float>(4, 50.0f));
+  StrategyConfig krum = Named("krum");
+  krum.krum_byzantine = 2;
+  krum.norm_bound = 0;
+  for (int32_t selected : {1, 3}) {
+    krum.krum_selected = selected;
+    auto agg = NewAggregation(krum, Layout(), 0);
+    agg->Add(wild, 1);
+    for (const TensorSet& h : honest) agg->Add(h, 1e9);  // weights do not count
+    agg->Add(wild, 1);
+    auto result = agg->Finish();
+    ASSERT_TRUE(result.ok()) << result.status();
+    // Scores (sums of the 3 smallest squared distances, per value): 1.01 → 0.0366,
+    // 1.0 → 0.0402, 0.99 → 0.0446; the colluders' include the distance to the honest.
+    // Krum: 1.01; multi-Krum of 3: the mean of 1.01, 1.0 and 0.99.
+    const float expected = selected == 1 ? 1.01f : 1.0f;
+    EXPECT_NEAR((*result)[0].values[0], expected, 1e-5f) << selected;
+    EXPECT_NEAR((*result)[1].values[2], -expected, 1e-5f) << selected;
+  }
+  // Four updates cannot tolerate one Byzantine one (n must exceed 2f + 2).
+  krum.krum_byzantine = 1;
+  auto few = NewAggregation(krum, Layout(), 0);
+  for (int i = 0; i < 4; ++i) few->Add(honest[static_cast<size_t>(i)], 1);
+  EXPECT_EQ(few->Finish().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(Strategy, NormBoundingScalesEachUpdateDownToTheBound) {
   TensorSet big = Filled({3, 0, 0, 0, 0, 0}, {4, 0, 0, 0});  // norm 5
   EXPECT_DOUBLE_EQ(BoundNorm(big, 1.0), 5.0);

@@ -1,0 +1,374 @@
+// edgellm-aggregator against devices that attack it: each test is an attack
+// a stolen or compromised device can make with its own valid certificate,
+// run against the real program over real mutual TLS, and what must hold
+// afterwards (the aggregate, the rollout, the aggregator's memory).
+#include <gtest/gtest.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <future>
+#include <numeric>
+
+#include "common/hashing.h"
+#include "edgellm/v1/ota.grpc.pb.h"
+#include "federated/aggregator/aggregator_config.h"
+#include "federated/aggregator/strategy.h"
+#include "federated/release/signing_key.h"
+#include "tests/support/aggregator_fixture.h"
+#include "tests/support/process_state.h"
+
+namespace edgellm::federated {
+namespace {
+
+using edgellm::testing::FederationTestClient;
+using testing::kModelId;
+using testing::kRank;
+using testing::kTargets;
+using v1::SubmitUpdateResponse;
+
+class AdversarialFleet : public testing::AggregatorFixture {
+ protected:
+  // Registers each device with its local example count.
+  std::vector<std::unique_ptr<FederationTestClient>> Devices(const std::vector<std::pair<std::string, int64_t>>& ids,
+                                                             const std::string& model_id = kModelId) {
+    std::vector<std::unique_ptr<FederationTestClient>> devices;
+    for (const auto& [id, examples] : ids) {
+      devices.push_back(Device(id));
+      grpc::Status s = devices.back()->Register(model_id, base_sha_, kRank, kTargets, nullptr, examples);
+      EXPECT_TRUE(s.ok()) << id << ": " << s.error_message();
+    }
+    return devices;
+  }
+
+  // Every value of the layout set to `value`.
+  TensorSet Filled(float value) const {
+    TensorSet delta = layout_;
+    for (NamedTensor& t : delta) std::fill(t.values.begin(), t.values.end(), value);
+    return delta;
+  }
+};
+
+// Item 1: with DP-FedAvg, a version minus its parent is the noised mean of
+// the clipped updates. If the noise can be regenerated from public values
+// (the model id and the round), whoever holds both versions and their own
+// update recovers the others' exactly.
+TEST_F(AdversarialFleet, TheDpNoiseCannotBeRegeneratedFromPublicValues) {
+  testing::Settings settings;
+  settings.strategy = "dp_fedavg";
+  settings.model_lines = "    norm_bound: 10\n    noise_multiplier: 1.0\n";
+  WriteConfig(settings);
+  StartAggregator();
+  auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}, {"dev-c", 100}});
+  v1::Task task;
+  ASSERT_TRUE(devices[0]->WaitForTask(kModelId, &task));
+  const std::vector<TensorSet> deltas = {Delta(1.0f), Delta(2.0f), Delta(3.0f)};
+  SubmitUpdateResponse response;
+  for (size_t d = 0; d < devices.size(); ++d) {
+    auto upload = UploadOf(deltas[d], task.round_id(), task.adapter_version(), "k" + std::to_string(d), 100);
+    ASSERT_TRUE(devices[d]->Submit(upload, &response).ok());
+    ASSERT_EQ(response.outcome(), SubmitUpdateResponse::ACCEPTED) << response.detail();
+  }
+  ASSERT_TRUE(aggregator_->WaitForLog("version 2 from 3 updates", std::chrono::seconds(60))) << aggregator_->Log();
+  const TensorSet released = FetchB(*devices[0], task.adapter_version() + 1);
+  ASSERT_EQ(released.size(), layout_.size());
+
+  // The attack: the same aggregation, seeded from what everyone knows.
+  StrategyConfig strategy;
+  strategy.name = "dp_fedavg";
+  strategy.norm_bound = 10;
+  strategy.noise_multiplier = 1.0;
+  auto regenerated = NewAggregation(strategy, layout_, MixSeeds(Fnv1a(kModelId), task.round_id()));
+  for (const TensorSet& d : deltas) regenerated->Add(d, 1.0);
+  auto guess = regenerated->Finish();
+  ASSERT_TRUE(guess.ok());
+  // The noise on the sum has deviation z·S = 10, so on the mean of three
+  // 10/3 per value: a regenerated noise would match to float rounding.
+  double worst = 0, noise_square_sum = 0;
+  size_t values = 0;
+  for (size_t t = 0; t < released.size(); ++t) {
+    for (size_t i = 0; i < released[t].values.size(); ++i) {
+      worst = std::max(worst, std::fabs(double{released[t].values[i]} - (*guess)[t].values[i]));
+      double honest_sum = 0;
+      for (const TensorSet& d : deltas) honest_sum += d[t].values[i];
+      const double noise = 3.0 * released[t].values[i] - honest_sum;
+      noise_square_sum += noise * noise;
+      ++values;
+    }
+  }
+  EXPECT_GT(worst, 1.0) << "the released version is the publicly regenerated one";
+  // The noise is still there, at its calibrated deviation.
+  const double deviation = std::sqrt(noise_square_sum / static_cast<double>(values));
+  EXPECT_NEAR(deviation, 10.0, 1.0);
+}
+
+// Item 2: the weight of an update is what its device says it is, and its
+// size is whatever it sends. One device must not decide the average.
+TEST_F(AdversarialFleet, OneDeviceWithAHugeExampleCountDoesNotDecideTheAverage) {
+  WriteConfig({});
+  StartAggregator();
+  // dev-a lies at registration too: it claims a billion local examples.
+  auto devices = Devices({{"dev-a", 1'000'000'000}, {"dev-b", 100}, {"dev-c", 200}});
+  v1::Task task;
+  ASSERT_TRUE(devices[0]->WaitForTask(kModelId, &task));
+  const uint64_t round = task.round_id(), base = task.adapter_version();
+  SubmitUpdateResponse response;
+  // Δ = −100 everywhere with a weight of 1e9: far beyond any update local training makes.
+  grpc::Status s = devices[0]->Submit(UploadOf(Filled(-100.0f), round, base, "bomb", 1'000'000'000), &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("norm"), std::string::npos) << s.error_message();
+  // dev-b claims more examples than it registered.
+  s = devices[1]->Submit(UploadOf(Delta(1.0f), round, base, "more", 101), &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("registered"), std::string::npos) << s.error_message();
+  // The largest update dev-a can get accepted, still with its billion examples.
+  const double refusal_bound = 3 * 20 * 0.01 * std::sqrt(static_cast<double>(ValueCount(layout_)));
+  const float largest = static_cast<float>(-0.95 * refusal_bound / std::sqrt(static_cast<double>(ValueCount(layout_))));
+  ASSERT_TRUE(devices[0]->Submit(UploadOf(Filled(largest), round, base, "a", 1'000'000'000), &response).ok());
+  EXPECT_EQ(response.outcome(), SubmitUpdateResponse::ACCEPTED) << response.detail();
+  ASSERT_TRUE(devices[1]->Submit(UploadOf(Delta(1.0f), round, base, "b", 100), &response).ok());
+  ASSERT_TRUE(devices[2]->Submit(UploadOf(Delta(2.0f), round, base, "c", 200), &response).ok());
+  ASSERT_TRUE(aggregator_->WaitForLog("version 2 from 3 updates", std::chrono::seconds(60))) << aggregator_->Log();
+  // dev-a's weight is capped at 4 × the median registered count (200 → 800)
+  // and its update clipped to the norm bound, so each value of the mean
+  // moves by at most (800 / 1100) × (clip / √n) ≈ 0.15.
+  const TensorSet released = FetchB(*devices[0], base + 1);
+  float lowest = 0;
+  for (const NamedTensor& t : released) lowest = std::min(lowest, *std::min_element(t.values.begin(), t.values.end()));
+  EXPECT_GT(lowest, -0.2f);
+  EXPECT_LT(lowest, -0.01f) << "dev-a's update, clipped and capped, still counts";
+  const std::string metrics = Metrics();
+  for (const char* reason : {"reason=\"norm\"", "reason=\"weight\""}) {
+    EXPECT_NE(metrics.find(reason), std::string::npos) << reason << "\n" << metrics;
+  }
+  EXPECT_NE(metrics.find("edgellm_aggregator_updates_bounded_total{bound=\"weight_cap\",model=\"stories\"} 1"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("edgellm_aggregator_updates_bounded_total{bound=\"norm_clip\",model=\"stories\"} 1"),
+            std::string::npos)
+      << metrics;
+}
+
+// An update whose zstd frame holds `decoded_bytes` of zeros after a valid
+// header: tens of kilobytes that decode into hundreds of megabytes.
+std::string DecompressionBomb(uint64_t round, uint64_t base, uint32_t rows, uint32_t cols) {
+  std::string header = "EDLU";
+  auto put = [&](auto value) { header.append(reinterpret_cast<const char*>(&value), sizeof(value)); };
+  put(uint32_t{1});
+  put(static_cast<uint16_t>(kModelId.size()));
+  header += kModelId;
+  put(round);
+  put(base);
+  put(uint32_t{1});
+  const std::string name = "x";
+  put(static_cast<uint16_t>(name.size()));
+  header += name;
+  put(rows);
+  put(cols);
+  put(uint8_t{2});  // INT8: 36 bytes per block of 32 values
+  const uint64_t payload = (static_cast<uint64_t>(rows) * cols + 31) / 32 * 36;
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 1);
+  ZSTD_CCtx_setPledgedSrcSize(cctx, header.size() + payload);
+  std::string out(ZSTD_CStreamOutSize(), '\0');
+  std::string frame;
+  const std::string zeros(1 << 20, '\0');
+  auto feed = [&](const char* data, size_t size, ZSTD_EndDirective directive) {
+    ZSTD_inBuffer in{data, size, 0};
+    size_t left;
+    do {
+      ZSTD_outBuffer o{out.data(), out.size(), 0};
+      left = ZSTD_compressStream2(cctx, &o, &in, directive);
+      frame.append(out.data(), o.pos);
+    } while (in.pos < in.size || (directive == ZSTD_e_end && left != 0));
+  };
+  feed(header.data(), header.size(), ZSTD_e_continue);
+  for (uint64_t at = 0; at < payload; at += zeros.size()) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), payload - at));
+    feed(zeros.data(), n, at + n == payload ? ZSTD_e_end : ZSTD_e_continue);
+  }
+  ZSTD_freeCCtx(cctx);
+  return frame;
+}
+
+// Item 3: three devices send decompression bombs at once. The aggregator
+// refuses them without inflating them, and goes on serving.
+TEST_F(AdversarialFleet, ThreeConcurrentDecompressionBombsLeaveTheAggregatorsMemoryAlone) {
+  testing::Settings settings;
+  settings.max_update_bytes = 64ull << 20;
+  WriteConfig(settings);
+  StartAggregator();
+  auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}, {"dev-c", 100}});
+  v1::Task task;
+  ASSERT_TRUE(devices[0]->WaitForTask(kModelId, &task));
+  const uint64_t round = task.round_id(), base = task.adapter_version();
+  // ~512 MiB declared: 2^20 rows of 455 INT8 values.
+  const std::string bomb = DecompressionBomb(round, base, 1u << 20, 455);
+  ASSERT_LT(bomb.size(), 64u << 10);
+  ASSERT_GT(ZSTD_getFrameContentSize(bomb.data(), bomb.size()), 500ull << 20);
+  const double rss_before = edgellm::testing::ProcessMemoryMiB(aggregator_->pid(), "VmRSS");
+  std::vector<std::future<grpc::Status>> attacks;
+  for (size_t d = 0; d < devices.size(); ++d) {
+    attacks.push_back(std::async(std::launch::async, [&, d] {
+      FederationTestClient::Upload u;
+      u.model_id = kModelId;
+      u.round_id = round;
+      u.key = "bomb";
+      u.examples = 100;
+      u.bytes = bomb;
+      u.sha256 = Sha256Hex(bomb);
+      SubmitUpdateResponse ignored;
+      // Each device's own bytes: a replay of another's would be refused for that alone.
+      u.bytes += std::string(d, '\0');
+      u.sha256 = Sha256Hex(u.bytes);
+      return devices[d]->Submit(u, &ignored);
+    }));
+  }
+  for (auto& attack : attacks) {
+    const grpc::Status s = attack.get();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  }
+  const double peak = edgellm::testing::ProcessMemoryMiB(aggregator_->pid(), "VmHWM");
+  EXPECT_LT(peak, rss_before + 128) << "before the bombs: " << rss_before << " MiB";
+  // It goes on: the three honest updates close the round.
+  SubmitUpdateResponse response;
+  for (size_t d = 0; d < devices.size(); ++d) {
+    ASSERT_TRUE(devices[d]->Submit(UploadOf(Delta(1.0f + d), round, base, "ok", 100), &response).ok());
+    EXPECT_EQ(response.outcome(), SubmitUpdateResponse::ACCEPTED) << response.detail();
+  }
+  EXPECT_TRUE(aggregator_->WaitForLog("version 2 from 3 updates", std::chrono::seconds(60))) << aggregator_->Log();
+}
+
+// Item 4: install reports move rollouts, so only a device that was offered
+// the release may report on it.
+TEST_F(AdversarialFleet, ADeviceOfAnotherModelCannotHaltARollout) {
+  auto key = release::SigningKey::Generate();
+  ASSERT_TRUE(key.ok());
+  {
+    std::ofstream(dir_ / "release.key") << key->PrivatePem();
+    std::ofstream(dir_ / "release.pub") << key->PublicPem();
+  }
+  testing::Settings settings;
+  settings.top_lines = "release_keys: [" + (dir_ / "release.pub").string() + "]\nrelease_signing_key: " +
+                       (dir_ / "release.key").string() + "\ncanary_fraction: 0.25\nsoak_seconds: 0\n";
+  // A second model on the same base file, for dev-d.
+  settings.model_lines = "  - id: other\n    base_model: " + testing::kModel +
+                         "\n    rank: 4\n    targets: q_proj,v_proj\n    min_devices: 1\n    quorum: 1\n"
+                         "    rounds: 0\n";
+  WriteConfig(settings);
+  StartAggregator();
+  auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}, {"dev-c", 100}});
+  auto stranger = Devices({{"dev-d", 100}}, "other");
+  v1::Task task;
+  ASSERT_TRUE(devices[0]->WaitForTask(kModelId, &task));
+  SubmitUpdateResponse response;
+  for (size_t d = 0; d < devices.size(); ++d) {
+    auto upload = UploadOf(Delta(1.0f + d), task.round_id(), task.adapter_version(), "k", 100);
+    ASSERT_TRUE(devices[d]->Submit(upload, &response).ok());
+  }
+  ASSERT_TRUE(aggregator_->WaitForLog("model stories: release 1", std::chrono::seconds(60))) << aggregator_->Log();
+
+  auto releases = [&](const std::string& id) {
+    return v1::Releases::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(port_),
+        edgellm::testing::DeviceCredentials(dir_ / "pki" / "ca.pem", dir_ / "pki" / (id + ".pem"),
+                                            dir_ / "pki" / (id + ".key"))));
+  };
+  auto report = [&](const std::string& id, v1::InstallReport::Outcome outcome) {
+    v1::InstallReport r;
+    r.set_device_id(id);
+    r.set_model_id(kModelId);
+    r.set_release(1);
+    r.set_outcome(outcome);
+    r.set_detail("forged");
+    grpc::ClientContext context;
+    v1::InstallReportResponse ignored;
+    return releases(id)->ReportInstall(&context, r, &ignored);
+  };
+  // Which of the three is the canary: the one offered the release.
+  std::string canary;
+  std::vector<std::string> others;
+  for (const char* id : {"dev-a", "dev-b", "dev-c"}) {
+    v1::GetReleaseRequest request;
+    request.set_device_id(id);
+    request.set_model_id(kModelId);
+    grpc::ClientContext context;
+    v1::GetReleaseResponse answer;
+    ASSERT_TRUE(releases(id)->GetRelease(&context, request, &answer).ok());
+    (answer.outcome() == v1::GetReleaseResponse::INSTALL ? canary : others.emplace_back()) = id;
+  }
+  ASSERT_FALSE(canary.empty());
+  // dev-d, enrolled for another model, tries to halt this one.
+  grpc::Status s = report("dev-d", v1::InstallReport::SMOKE_FAILED);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  // A device of this model that was not offered the release yet fakes a canary's success or failure.
+  s = report(others.front(), v1::InstallReport::INSTALLED);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  s = report(others.back(), v1::InstallReport::SMOKE_FAILED);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_EQ(aggregator_->Log().find("halted"), std::string::npos) << aggregator_->Log();
+  // The canary's own report moves it on.
+  s = report(canary, v1::InstallReport::INSTALLED);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(aggregator_->WaitForLog("rollout: canary -> soak", std::chrono::seconds(30))) << aggregator_->Log();
+}
+
+// Item 10: an unfinished upload belongs to its model and round alone. Model
+// ids may contain dots, so "stories" round 1 must not take "stories.1"'s.
+TEST_F(AdversarialFleet, TheEndOfOneModelsRoundLeavesAnotherModelsUploadsAlone) {
+  testing::Settings settings;
+  settings.model_lines = "  - id: stories.1\n    base_model: " + testing::kModel +
+                         "\n    rank: 4\n    targets: q_proj,v_proj\n    min_devices: 1\n    quorum: 1\n";
+  WriteConfig(settings);
+  StartAggregator();
+  auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}, {"dev-c", 100}});
+  auto other = Devices({{"dev-d", 100}}, "stories.1");
+  v1::Task other_task;
+  ASSERT_TRUE(other[0]->WaitForTask("stories.1", &other_task));
+  FederationTestClient::Upload half = UploadOf(Delta(1.0f), other_task.round_id(), other_task.adapter_version(), "d", 1);
+  half.model_id = "stories.1";
+  half.bytes = EncodeTensors({"stories.1", other_task.round_id(), other_task.adapter_version(), Delta(1.0f)},
+                             TensorEncoding::kF32);
+  half.sha256 = Sha256Hex(half.bytes);
+  half.stop_after = half.bytes.size() / 2;
+  SubmitUpdateResponse response;
+  ASSERT_TRUE(other[0]->Submit(half, &response).ok());
+  ASSERT_EQ(response.outcome(), SubmitUpdateResponse::INCOMPLETE);
+
+  v1::Task task;
+  ASSERT_TRUE(devices[0]->WaitForTask(kModelId, &task));
+  for (size_t d = 0; d < devices.size(); ++d) {
+    auto upload = UploadOf(Delta(1.0f + d), task.round_id(), task.adapter_version(), "k", 100);
+    ASSERT_TRUE(devices[d]->Submit(upload, &response).ok());
+  }
+  ASSERT_TRUE(aggregator_->WaitForLog("model stories: round 1 closed", std::chrono::seconds(60)))
+      << aggregator_->Log();
+  v1::UploadStatusResponse status;
+  ASSERT_TRUE(other[0]->UploadStatus("stories.1", other_task.round_id(), "d", &status).ok());
+  EXPECT_EQ(status.received_bytes(), half.bytes.size() / 2);
+}
+
+// Item 11: what a device says reaches the log escaped: it cannot forge a line.
+TEST_F(AdversarialFleet, ADeviceCannotForgeALogLine) {
+  WriteConfig({});
+  StartAggregator();
+  auto devices = Devices({{"dev-a", 100}});
+  v1::HeartbeatRequest request;
+  request.set_device_id("dev-a");
+  request.set_model_id(kModelId);
+  request.set_state(v1::DEVICE_STATE_FAILED);
+  request.set_detail("disk full\nmodel stories: round 7 closed (forged): version 9\x1b[2J");
+  grpc::ClientContext context;
+  v1::HeartbeatResponse response;
+  ASSERT_TRUE(devices[0]->stub().Heartbeat(&context, request, &response).ok());
+  ASSERT_TRUE(aggregator_->WaitForLog("reports a failure: disk full", std::chrono::seconds(10))) << aggregator_->Log();
+  const std::string log = aggregator_->Log();
+  EXPECT_EQ(log.find("\nmodel stories: round 7 closed"), std::string::npos) << log;
+  EXPECT_EQ(log.find('\x1b'), std::string::npos) << log;
+  EXPECT_NE(log.find("disk full\\nmodel stories: round 7 closed (forged): version 9\\x1b[2J"), std::string::npos)
+      << log;
+}
+
+}  // namespace
+}  // namespace edgellm::federated
