@@ -17,6 +17,8 @@
 #include <functional>
 #include <vector>
 
+#include "common/read_file.h"
+#include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/engine/draft_length.h"
 #include "daemon/engine/drafter.h"
@@ -29,14 +31,13 @@
 #include "daemon/ops/systemd_notify.h"
 #include "daemon/ops/tls_files.h"
 #include "daemon/ota/ota_agent.h"
-#include "daemon/serve/serve_metrics.h"
-#include "common/read_file.h"
-#include "common/status_macros.h"
+#include "daemon/serve/health_probe_service.h"
 #include "daemon/serve/http_server.h"
 #include "daemon/serve/inference_core.h"
 #include "daemon/serve/inference_service.h"
 #include "daemon/serve/openai_api.h"
 #include "daemon/serve/scheduler.h"
+#include "daemon/serve/serve_metrics.h"
 #include "daemon/serve/smoke_test.h"
 #include "daemon/train/training_worker.h"
 #include "federated/client/federated_client.h"
@@ -107,6 +108,7 @@ absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig&
   ota::OtaAgentConfig config;
   SetAggregatorIdentity(args, model_name, config);
   config.dir = args.ota_dir;
+  config.base_model_path = args.model;
   config.release_keys = args.ota_release_keys;
   config.key_threshold = args.ota_key_threshold;
   config.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(args.ota_poll_seconds * 1000));
@@ -164,6 +166,15 @@ absl::StatusOr<std::optional<chat::ChatFormatter>> ChatTemplate(const ops::Daemo
   return serve::LoadChatTemplate(model, source);
 }
 
+// Beyond loopback, only clients with a certificate from tls_client_ca, unless
+// tls_allow_any_client says otherwise.
+absl::Status CheckClientCa(const ops::DaemonConfig& args, const std::string& address) {
+  if (IsLoopback(address) || !args.tls_client_ca.empty() || args.tls_allow_any_client) return absl::OkStatus();
+  return absl::InvalidArgumentError("refusing to listen on " + address +
+                                    ": beyond loopback clients need certificates from tls_client_ca "
+                                    "(or tls_allow_any_client: true to serve any TLS client)");
+}
+
 // The OpenAI-compatible API on http_listen, with the gRPC listener's TLS files.
 absl::StatusOr<std::unique_ptr<serve::HttpServer>> StartHttpApi(const ops::DaemonConfig& args,
                                                                 serve::OpenAiApi& api) {
@@ -171,6 +182,7 @@ absl::StatusOr<std::unique_ptr<serve::HttpServer>> StartHttpApi(const ops::Daemo
     return absl::InvalidArgumentError("refusing to serve HTTP on " + args.http_listen +
                                       ": beyond loopback it needs TLS (tls_cert, tls_key)");
   }
+  EDGELLM_RETURN_IF_ERROR(CheckClientCa(args, args.http_listen));
   serve::HttpServerConfig config;
   config.listen = args.http_listen;
   config.tls_cert = args.tls_cert;
@@ -201,6 +213,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(const o
     return absl::InvalidArgumentError("refusing to listen on " + args.listen +
                                       ": TCP beyond loopback needs TLS (tls_cert, tls_key)");
   }
+  if (UnixSocketPath(args.listen).empty()) EDGELLM_RETURN_IF_ERROR(CheckClientCa(args, args.listen));
   if (args.tls_cert.empty()) return grpc::InsecureServerCredentials();
   EDGELLM_ASSIGN_OR_RETURN(ops::TlsFiles tls, ops::LoadTlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca));
   grpc::SslServerCredentialsOptions ssl(tls.client_ca.empty()
@@ -399,12 +412,11 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ops::DaemonConfig&
 }
 
 // Health only, in plaintext, on health_listen: what it says is public anyway. nullptr when off.
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthListener(const ops::DaemonConfig& args) {
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthListener(const ops::DaemonConfig& args,
+                                                                  serve::HealthProbeService& service) {
   if (args.health_listen.empty()) return nullptr;
-  grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(args.health_listen, grpc::InsecureServerCredentials(), &port);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = serve::StartHealthProbeServer(args.health_listen, service, &port);
   if (!server || port == 0) return absl::UnavailableError("cannot listen on " + args.health_listen + " (health_listen)");
   Log("health on port " + std::to_string(port));
   return server;
@@ -476,6 +488,7 @@ int Run(const ops::DaemonConfig& args) {
   serve::InferenceCoreConfig core_config;
   core_config.model_name = model_name;
   core_config.sessions.max_sessions = args.max_sessions;
+  core_config.max_caller_share = args.max_caller_share;
   core_config.sessions.idle_ttl = std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
   core_config.draft_tokens = args.draft_tokens;
   // Measured once, so drafting stops wherever checking drafts costs more than it saves.
@@ -519,10 +532,11 @@ int Run(const ops::DaemonConfig& args) {
   if (!http_server.ok()) return Fail(http_server.status(), 2);
   absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartGrpc(args, *credentials, grpc_service);
   if (!server.ok()) return Fail(server.status(), 1);
-  absl::StatusOr<std::unique_ptr<grpc::Server>> health_server = StartHealthListener(args);
+  serve::HealthProbeService health_probe("edgellm.v1.Inference");
+  absl::StatusOr<std::unique_ptr<grpc::Server>> health_server = StartHealthListener(args, health_probe);
   if (!health_server.ok()) return Fail(health_server.status(), 1);
 
-  if (*health_server) (*health_server)->GetHealthCheckService()->SetServingStatus(true);
+  health_probe.SetServing(true);
   (*server)->GetHealthCheckService()->SetServingStatus(true);
   serving = true;
   Log("serving " + model_name + " on " + args.listen);
@@ -544,7 +558,7 @@ int Run(const ops::DaemonConfig& args) {
   sigwait(&signals, &signal_number);
   Log(std::string("received ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining");
   (*server)->GetHealthCheckService()->SetServingStatus(false);
-  if (*health_server) (*health_server)->GetHealthCheckService()->SetServingStatus(false);
+  health_probe.SetServing(false);
   serving = false;
   ops::NotifyStopping("draining");
   const auto drain_deadline =
@@ -632,6 +646,8 @@ int main(int argc, char** argv) {
   flags.Add("--tls-key", &DaemonConfig::tls_key, "PEM private key of --tls-cert");
   flags.Add("--tls-client-ca", &DaemonConfig::tls_client_ca,
             "PEM CA bundle: require client certificates it signed (mutual TLS)");
+  flags.Add("--tls-allow-any-client", &DaemonConfig::tls_allow_any_client,
+            "Beyond loopback, serve TLS clients without a certificate from --tls-client-ca");
   flags.Add("--drain-timeout", &DaemonConfig::drain_timeout_seconds, "Seconds to finish in-flight requests on SIGTERM");
   std::vector<std::string> adapter_flags;
   app.add_option("--adapter", adapter_flags,

@@ -7,9 +7,12 @@
 #   3. builds and runs the same tests again under AddressSanitizer +
 #      UndefinedBehaviorSanitizer,
 #   4. fuzzes the GGUF reader, the model loader, the tokenizers, the safetensors reader, the
-#      federated update decoder, the chat-template interpreter and the OpenAI request parser
-#      with libFuzzer (clang) for EDGELLM_FUZZ_SECONDS
-#      each (default 60).
+#      federated update decoder, the chat-template interpreter, the OpenAI request parser
+#      and the validation of structured device and client requests (Register, upload
+#      headers, install reports, release polls, Generate) with libFuzzer (clang) for
+#      EDGELLM_FUZZ_SECONDS
+#      each (default 60); the same clang build checks the locking code with
+#      -Wthread-safety -Werror=thread-safety.
 # Set EDGELLM_SKIP_DEPS=1 to skip step 1 on a machine that is already set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,10 +9,17 @@
 
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdlib>
+
 #include "common/atomic_file.h"
+#include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/ops/tls_files.h"
 #include "edgellm/v1/ota.grpc.pb.h"
+#include "federated/protocol/sha256.h"
 #include "federated/release/manifest.h"
 #include "federated/release/signing_key.h"
 #include "tools/commands.h"
@@ -106,6 +113,7 @@ absl::Status RunKeygen(const KeygenArgs& args) {
 struct PublishArgs {
   AdminConnection connection;
   std::string model;
+  std::string base_model;  // the GGUF the release is for, to check its sha256 (optional)
   uint64_t version = 0;
   bool rollback = false;
   uint32_t expires_in_days = 0;
@@ -116,6 +124,78 @@ struct PublishArgs {
   bool json = false;
 };
 
+// The prepared manifest's artifact, fetched and checked against its size and
+// sha256: what is signed is what devices will get.
+absl::Status CheckPreparedArtifact(v1::ReleaseAdmin::Stub& stub, const release::ReleaseManifest& manifest) {
+  v1::FetchPreparedArtifactRequest request;
+  request.set_model_id(manifest.model_id);
+  request.set_sha256(manifest.artifact_sha256);
+  auto context = Call();
+  std::unique_ptr<grpc::ClientReader<v1::ArtifactChunk>> reader = stub.FetchPreparedArtifact(context.get(), request);
+  federated::Sha256 hash;
+  uint64_t bytes = 0;
+  v1::ArtifactChunk chunk;
+  while (reader->Read(&chunk)) {
+    bytes += chunk.data().size();
+    if (bytes > manifest.artifact_bytes) {
+      context->TryCancel();
+      (void)reader->Finish();
+      return absl::FailedPreconditionError(StrCat("the artifact runs past the ", manifest.artifact_bytes,
+                                                  " bytes the manifest states; not signing"));
+    }
+    hash.Update(chunk.data());
+  }
+  EDGELLM_RETURN_IF_ERROR(FromGrpc(reader->Finish(), "fetching the artifact to check it"));
+  const std::string sha = hash.Finish();
+  if (bytes != manifest.artifact_bytes || sha != manifest.artifact_sha256) {
+    return absl::FailedPreconditionError(StrCat("the artifact is ", bytes, " bytes with sha256 ", sha,
+                                                "; the manifest states ", manifest.artifact_bytes, " bytes with ",
+                                                manifest.artifact_sha256, "; not signing"));
+  }
+  return absl::OkStatus();
+}
+
+// Everything in a prepared manifest that the operator did not choose is
+// checked before it is signed: a hostile or broken aggregator gets nothing
+// signed that devices would install in a way nobody asked for.
+absl::Status CheckManifest(const release::ReleaseManifest& m, const PublishArgs& args, uint64_t current_release,
+                           int64_t now) {
+  auto refuse = [](const std::string& what) {
+    return absl::FailedPreconditionError(StrCat("the prepared manifest ", what, "; not signing"));
+  };
+  if (m.model_id != args.model || (args.version != 0 && m.version != args.version) || m.rollback != args.rollback) {
+    return refuse(StrCat("is for ", m.model_id, " version ", m.version, m.rollback ? " (a rollback)" : "",
+                         ", not what was asked for"));
+  }
+  // Devices refuse every release at or below one they accepted: a jump would lock them out of the next ones.
+  if (m.release != current_release + 1) {
+    return refuse(StrCat("is release ", m.release, "; the model's next release is ", current_release + 1));
+  }
+  if (m.kind != release::ArtifactKind::kAdapter) return refuse(StrCat("is of kind ", release::ArtifactKindName(m.kind)));
+  if (m.created_at < now - 600 || m.created_at > now + 600) {
+    return refuse(StrCat("was created at ", m.created_at, ", not now (", now, ")"));
+  }
+  const int64_t lifetime = m.expires_at - m.created_at;
+  const int64_t asked = args.expires_in_days > 0 ? int64_t{args.expires_in_days} * 86400 : -1;
+  if (lifetime <= 0 || lifetime > 366 * 86400 || (asked > 0 && std::llabs(lifetime - asked) > 60)) {
+    return refuse(StrCat("expires ", lifetime / 86400.0, " days after its creation",
+                         asked > 0 ? StrCat(", not the ", args.expires_in_days, " asked for") : ""));
+  }
+  const nlohmann::json config = nlohmann::json::parse(m.adapter_config, nullptr, false);
+  if (!config.is_object() || config.value("peft_type", "") != "LORA" || !config["r"].is_number_integer() ||
+      !config["target_modules"].is_array()) {
+    return refuse("has no LoRA adapter_config (peft_type LORA, r, target_modules)");
+  }
+  if (!args.base_model.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(std::string base_sha, federated::Sha256OfFile(args.base_model));
+    if (base_sha != m.base_model_sha256) {
+      return refuse(StrCat("is for the base model with sha256 ", m.base_model_sha256, ", not ", args.base_model,
+                           " (", base_sha, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunPublish(const PublishArgs& args) {
   std::vector<release::SigningKey> keys;
   for (const std::string& path : args.signing_keys) {
@@ -125,6 +205,11 @@ absl::Status RunPublish(const PublishArgs& args) {
   }
   absl::StatusOr<std::unique_ptr<v1::ReleaseAdmin::Stub>> stub = Connect(args.connection);
   if (!stub.ok()) return stub.status();
+  v1::GetRolloutRequest current_request;
+  current_request.set_model_id(args.model);
+  v1::RolloutStatus current;
+  EDGELLM_RETURN_IF_ERROR(
+      FromGrpc((*stub)->GetRollout(Call().get(), current_request, &current), "reading the current release"));
   v1::PrepareReleaseRequest prepare;
   prepare.set_model_id(args.model);
   prepare.set_version(args.version);
@@ -138,13 +223,21 @@ absl::Status RunPublish(const PublishArgs& args) {
   // What is signed is shown first: the operator signs what they read.
   absl::StatusOr<release::ReleaseManifest> manifest = release::ReleaseManifest::FromJson(prepared.manifest_json());
   if (!manifest.ok()) return manifest.status();
-  if (manifest->model_id != args.model || (args.version != 0 && manifest->version != args.version) ||
-      manifest->rollback != args.rollback) {
-    return absl::FailedPreconditionError("the aggregator prepared a manifest other than the one asked for; not signing");
-  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  EDGELLM_RETURN_IF_ERROR(CheckManifest(*manifest, args, current.release(), now));
+  EDGELLM_RETURN_IF_ERROR(CheckPreparedArtifact(**stub, *manifest));
+  const nlohmann::json adapter = nlohmann::json::parse(manifest->adapter_config);
   std::cerr << "signing release " << manifest->release << " of " << manifest->model_id << ": version "
-            << manifest->version << ", artifact " << manifest->artifact_sha256 << " (" << manifest->artifact_bytes
-            << " bytes)" << (manifest->rollback ? ", a rollback" : "") << "\n";
+            << manifest->version << " (parent " << manifest->parent_version << ")"
+            << (manifest->rollback ? ", a rollback" : "") << "\n"
+            << "  artifact " << manifest->artifact_sha256 << " (" << manifest->artifact_bytes
+            << " bytes, fetched and checked)\n"
+            << "  adapter: LoRA rank " << adapter["r"] << ", alpha " << adapter.value("lora_alpha", nlohmann::json())
+            << " on " << adapter["target_modules"].dump() << "\n"
+            << "  for base model sha256 " << manifest->base_model_sha256
+            << (args.base_model.empty() ? "" : " (checked against " + args.base_model + ")") << "\n"
+            << "  expires in " << (manifest->expires_at - now) / 86400.0 << " days\n";
   release::SignedRelease envelope{prepared.manifest_json(), {}};
   for (const release::SigningKey& key : keys) release::AddSignature(envelope, key);
   v1::PublishRequest publish;
@@ -191,6 +284,8 @@ void AddPublishOptions(CLI::App* cmd, PublishArgs& args) {
                   "PEM Ed25519 private key to sign with (repeat for k-of-n: each adds a signature)")
       ->required();
   cmd->add_option("--expires-in-days", args.expires_in_days, "Devices refuse the manifest after this (default 30)");
+  cmd->add_option("--base-model", args.base_model,
+                  "The base GGUF the release is for: its sha256 must be the one the manifest names");
   cmd->add_option("--canary-fraction", args.canary_fraction, "Share of devices that get it first");
   cmd->add_option("--success-threshold", args.success_threshold, "Share of canaries that must succeed");
   cmd->add_option("--soak-seconds", args.soak_seconds,

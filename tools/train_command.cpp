@@ -118,6 +118,9 @@ void AddTrainCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("--warmup", o.warmup_steps, "Warm-up steps (default: a tenth of the steps, at most 100)");
   cmd->add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->capture_default_str();
   cmd->add_option("--clip", o.clip_norm, "Clip gradients to this global norm; 0 is off")->capture_default_str();
+  cmd->add_option("--proximal-mu", o.proximal_mu,
+                  "FedProx: add mu/2 * |w - w0|^2 to the loss, w0 the starting adapter (0: off)")
+      ->capture_default_str();
   cmd->add_option("--rank", o.lora.rank, "LoRA rank")->capture_default_str();
   cmd->add_option("--alpha", o.lora.alpha, "LoRA alpha (scale alpha / rank)")->capture_default_str();
   cmd->add_option("--dropout", o.lora.dropout, "Dropout on the adapter's input")->capture_default_str();

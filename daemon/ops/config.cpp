@@ -29,6 +29,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   fields.Text("tls_cert", &config.tls_cert);
   fields.Text("tls_key", &config.tls_key);
   fields.Text("tls_client_ca", &config.tls_client_ca);
+  fields.Bool("tls_allow_any_client", &config.tls_allow_any_client);
   fields.Text("metrics_listen", &config.metrics_listen);
   fields.Text("health_listen", &config.health_listen);
   fields.Text("http_listen", &config.http_listen);
@@ -48,6 +49,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   fields.Int("kv_block_size", &config.kv_block_size);
   fields.Bool("prefix_caching", &config.prefix_caching);
   fields.Int("max_sessions", &config.max_sessions);
+  fields.Number("max_caller_share", &config.max_caller_share);
   fields.Int("draft_tokens", &config.draft_tokens);
   fields.Text("draft_model", &config.draft_model);
   fields.Number("session_ttl_seconds", &config.session_ttl_seconds);
@@ -105,6 +107,9 @@ absl::Status DaemonConfig::Validate() const {
   EDGELLM_RETURN_IF_ERROR(at_least("kv_block_size", kv_block_size, 1));
   if (kv_block_size > 1024) return absl::InvalidArgumentError("kv_block_size must be at most 1024");
   EDGELLM_RETURN_IF_ERROR(at_least("max_sessions", max_sessions, 1));
+  if (!(max_caller_share > 0 && max_caller_share <= 1)) {
+    return absl::InvalidArgumentError("max_caller_share must be within (0, 1]");
+  }
   EDGELLM_RETURN_IF_ERROR(at_least("draft_tokens", draft_tokens, 0));
   if (draft_tokens > 64) return absl::InvalidArgumentError("draft_tokens must be at most 64");
   EDGELLM_RETURN_IF_ERROR(at_least("memory_low_mib", memory_low_mib, 0));

@@ -22,6 +22,9 @@ struct DaemonConfig {
   std::string tls_key;
   // PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS).
   std::string tls_client_ca;
+  // Beyond loopback a client CA is required: without one, any TLS client
+  // could generate text, read adapters' outputs and hold slots. This opts out.
+  bool tls_allow_any_client = false;
   // HOST:PORT of the /metrics and /healthz endpoint; empty turns it off.
   std::string metrics_listen;
   // HOST:PORT of a plaintext gRPC listener with grpc.health.v1 and nothing
@@ -123,6 +126,10 @@ struct DaemonConfig {
   // Multi-turn sessions kept at once, and how long an idle one is kept.
   int32_t max_sessions = 256;
   double session_ttl_seconds = 600.0;
+  // Fair share: one caller (client certificate, API key, or all uncertified
+  // local clients together) may hold at most this share of max_active +
+  // max_waiting; 1: no limit.
+  double max_caller_share = 1.0;
   // Shed load when available memory (MemAvailable or the cgroup's headroom)
   // falls below memory_low_mib (fewer slots, shorter context) and refuse new
   // requests below memory_critical_mib; 0 and 0 turn the guard off.

@@ -43,6 +43,7 @@ struct OtaAgent::Impl {
   std::thread loop;
   mutable absl::Mutex mu;
   OtaStats stats ABSL_GUARDED_BY(mu);
+  std::string base_model_sha256;  // the loop thread's: computed on first need
 
   // Serves what the state names, after checking it; falls back as it must.
   absl::Status Restore();
@@ -50,6 +51,8 @@ struct OtaAgent::Impl {
   void Loop();
   // Handles one offered release; the outcome goes into the state's report.
   void Handle(const std::string& signed_text);
+  // FailedPrecondition when the release is signed for another base model.
+  absl::Status CheckBaseModel(const release::ReleaseManifest& manifest);
   // The artifact's path once downloaded and its sha256 checked.
   absl::StatusOr<std::string> Download(const release::ReleaseManifest& manifest);
   // Records the outcome of `release` (and the state) and tries to deliver it.
@@ -185,6 +188,7 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
   if (manifest.ok()) {
     absl::Status installable =
         release::CheckInstallable(*manifest, config.model_id, {state.current.version, state.last_release});
+    if (installable.ok()) installable = CheckBaseModel(*manifest);
     if (!installable.ok()) manifest = installable;
   }
   if (!manifest.ok()) {
@@ -223,6 +227,12 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
     return;
   }
   absl::Status smoke = hooks.smoke_test(store->PathOf(*installed));
+  if (absl::IsUnavailable(smoke)) {
+    log(StrCat("ota: release ", manifest->release, ": the smoke test could not run now (", smoke.message(),
+               "); will try again"));
+    calls.Sleep(std::max(config.poll_interval, std::chrono::milliseconds(1000)));
+    return;
+  }
   if (!smoke.ok()) {
     log(StrCat("ota: release ", manifest->release, " (version ", manifest->version, ") failed its smoke test (",
                smoke.message(), "); still serving version ", state.current.version));
@@ -254,6 +264,19 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
   Count(&OtaStats::installs);
   store->Prune();
   Conclude(next, manifest->release, v1::InstallReport::INSTALLED, "");
+}
+
+absl::Status OtaAgent::Impl::CheckBaseModel(const release::ReleaseManifest& manifest) {
+  if (config.base_model_path.empty()) return absl::OkStatus();
+  if (base_model_sha256.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(base_model_sha256, federated::Sha256OfFile(config.base_model_path));
+  }
+  if (manifest.base_model_sha256 != base_model_sha256) {
+    return absl::FailedPreconditionError(StrCat("the release is for the base model with sha256 ",
+                                                manifest.base_model_sha256.substr(0, 16), "...; this device serves ",
+                                                base_model_sha256.substr(0, 16), "..."));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> OtaAgent::Impl::Download(const release::ReleaseManifest& manifest) {

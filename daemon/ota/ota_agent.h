@@ -33,6 +33,9 @@ struct OtaAgentConfig {
   std::string key_file;
   std::string device_id;  // "": the certificate's common name
   std::string model_id;
+  // The GGUF served: a release signed for another base model is refused
+  // (its sha256 is computed once, in the agent's thread).
+  std::string base_model_path;
   std::string dir;  // the ReleaseStore's directory
   std::vector<std::string> release_keys;  // PEM public keys trusted to sign releases
   int key_threshold = 1;                  // signatures by distinct trusted keys a release needs
@@ -43,7 +46,10 @@ struct OtaAgentConfig {
 // How the agent puts a version to use; provided by the daemon.
 struct ServingHooks {
   // Loads the version in `dir` and generates from it without serving it:
-  // OK, or why it is unusable (load failure, failed or non-finite generation).
+  // OK, or why it is unusable (load failure, failed or non-finite
+  // generation); Unavailable when it could not run now (the daemon refused
+  // it for load, memory or draining): that says nothing of the version, and
+  // it is tried again later.
   std::function<absl::Status(const std::string& dir)> smoke_test;
   // Serves the version in `dir` ("" for the bare base model) as `version`
   // from now on; requests in flight keep theirs.

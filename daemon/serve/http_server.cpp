@@ -9,6 +9,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <deque>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <optional>
 #include <thread>
 
@@ -27,6 +29,16 @@ using tcp = asio::ip::tcp;
 
 constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
 constexpr size_t kWatchBytes = 4096;
+
+// The common name of the certificate the TLS peer showed ("" without one).
+std::string PeerCommonName(SSL* ssl) {
+  X509* certificate = SSL_get_peer_certificate(ssl);
+  if (certificate == nullptr) return "";
+  char name[256] = {};
+  const int length = X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, name, sizeof(name));
+  X509_free(certificate);
+  return length > 0 ? std::string(name, static_cast<size_t>(length)) : "";
+}
 
 // The bytes of a response's status line and headers.
 std::string Head(int status, const std::string& content_type,
@@ -136,7 +148,9 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
       beast::get_lowest_layer(stream_).expires_after(server_.config.request_timeout);
       stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
-        if (!ec) self->ReadRequest();
+        if (ec) return;
+        self->peer_name_ = PeerCommonName(self->stream_.native_handle());
+        self->ReadRequest();
       });
     } else {
       ReadRequest();
@@ -206,6 +220,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       request.headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
     }
     request.body = std::move(message.body());
+    request.peer_name = peer_name_;
     keep_alive_ = message.keep_alive();
     ++request_;
     in_response_ = true;
@@ -342,6 +357,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   bool writing_ = false;
   bool gone_ = false;
   bool timed_out_ = false;  // the request did not arrive in time
+  std::string peer_name_;   // the client certificate's common name, if it showed one
   asio::steady_timer timer_;  // a request's deadline to arrive, or an idle connection's
   std::function<void()> on_gone_;
   std::deque<std::string> outgoing_;

@@ -36,6 +36,7 @@ struct HttpRequest {
   std::string path;    // the target without its query
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
+  std::string peer_name;  // the TLS client certificate's common name, or ""
 };
 
 // One response. Either Send once, or StartStream, any number of Write, then

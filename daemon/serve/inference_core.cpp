@@ -1,6 +1,7 @@
 #include "daemon/serve/inference_core.h"
 
 #include <algorithm>
+#include <limits>
 #include <random>
 
 #include "absl/strings/str_join.h"
@@ -176,14 +177,27 @@ void InferenceCore::SetModelVersion(std::string version, std::shared_ptr<const e
   version_adapter_ = {{"", std::move(adapter)}, prefix_space};
 }
 
-void InferenceCore::StreamOpened() {
+absl::Status InferenceCore::StreamOpened(const std::string& caller) {
+  const SchedulerConfig& places = scheduler_.config();
+  const int share = config_.max_caller_share >= 1.0
+                        ? std::numeric_limits<int>::max()
+                        : std::max(1, static_cast<int>(config_.max_caller_share * (places.max_active + places.max_waiting)));
   absl::MutexLock lock(&streams_mu_);
+  int& held = streams_by_caller_[caller];
+  if (held >= share) {
+    return absl::ResourceExhaustedError(edgellm::StrCat("caller '", caller, "' already has ", held,
+                                                        " requests in flight, its share (max_caller_share); retry later"));
+  }
+  ++held;
   ++open_streams_;
+  return absl::OkStatus();
 }
 
-void InferenceCore::StreamClosed() {
+void InferenceCore::StreamClosed(const std::string& caller) {
   absl::MutexLock lock(&streams_mu_);
   --open_streams_;
+  auto it = streams_by_caller_.find(caller);
+  if (it != streams_by_caller_.end() && --it->second <= 0) streams_by_caller_.erase(it);
 }
 
 bool InferenceCore::WaitForStreams(Clock::time_point deadline) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +41,10 @@ struct InferenceCoreConfig {
   // The model's chat template (or its override); none: chat requests are refused.
   std::optional<chat::ChatFormatter> chat;
   int32_t max_embedding_inputs = 64;  // inputs of one embeddings request
+  // Fair share: one caller (a client certificate, an API key, or every
+  // uncertified local client together) may have at most this share of the
+  // scheduler's places (active + waiting) in flight; 1: no limit.
+  double max_caller_share = 1.0;
 };
 
 // What ListModels and GET /v1/models say about the model.
@@ -104,8 +109,10 @@ class InferenceCore {
   void SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter);
 
   // Streams (of any front end) open now: draining waits for them to end.
-  void StreamOpened();
-  void StreamClosed();
+  // ResourceExhausted (nothing counted) when `caller` already holds its
+  // share; every stream opened must be closed with the same caller.
+  absl::Status StreamOpened(const std::string& caller);
+  void StreamClosed(const std::string& caller);
   // Blocks until no stream is open, or `deadline`; true if none is.
   bool WaitForStreams(Clock::time_point deadline);
 
@@ -127,6 +134,7 @@ class InferenceCore {
   LoadedAdapter version_adapter_ ABSL_GUARDED_BY(adapters_mu_){{"", nullptr}, 0};
   absl::Mutex streams_mu_;
   int open_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
+  std::map<std::string, int> streams_by_caller_ ABSL_GUARDED_BY(streams_mu_);
 };
 
 // The chat template the daemon uses for `model`: `override_source` when not

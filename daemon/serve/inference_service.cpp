@@ -17,6 +17,16 @@ grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, const absl
   return reactor;
 }
 
+// Who is calling: "cert:NAME" for a client certificate's common name, or
+// "local" for every caller without one (the unix socket, plaintext loopback).
+std::string CallerOf(const grpc::CallbackServerContext& context) {
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  const std::vector<grpc::string_ref> names =
+      auth ? auth->FindPropertyValues("x509_common_name") : std::vector<grpc::string_ref>();
+  if (names.empty()) return "local";
+  return "cert:" + std::string(names.front().data(), names.front().size());
+}
+
 // The client's deadline on the steady clock; max() when it has none.
 Clock::time_point SteadyDeadline(const grpc::CallbackServerContext& context) {
   const auto deadline = context.deadline();
@@ -63,19 +73,27 @@ Json ToJson(const v1::ChatMessage& message) {
 
 }  // namespace
 
-GenerateReactor* InferenceService::NewReactor() {
-  core_.StreamOpened();
-  return new GenerateReactor(
+GenerateReactor* InferenceService::NewReactor(const std::string& caller, bool* admitted) {
+  const absl::Status admission = core_.StreamOpened(caller);
+  *admitted = admission.ok();
+  auto* reactor = new GenerateReactor(
       core_.scheduler(), core_.model().tokenizer(),
       [this](grpc::StatusCode code) {
         if (core_.metrics() != nullptr) core_.metrics()->CountRequest(static_cast<absl::StatusCode>(code));
       },
-      [this] { core_.StreamClosed(); });
+      [this, caller, counted = *admitted] {
+        if (counted) core_.StreamClosed(caller);
+      });
+  if (!admission.ok()) reactor->FinishWith(ToGrpcStatus(admission));
+  return reactor;
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc::CallbackServerContext* context,
                                                                            const v1::GenerateRequest* request) {
-  GenerateReactor* reactor = NewReactor();
+  const std::string caller = CallerOf(*context);
+  bool admitted = false;
+  GenerateReactor* reactor = NewReactor(caller, &admitted);
+  if (!admitted) return reactor;
   CompletionParams params = ToParams(*request);
   params.max_tokens = request->max_tokens();
   const std::string& session = request->session_id();
@@ -88,7 +106,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
     }
     return reactor;
   }
-  absl::StatusOr<std::string> conversation = core_.sessions().BeginTurn(session);
+  absl::StatusOr<std::string> conversation = core_.sessions().BeginTurn(caller, session);
   if (!conversation.ok()) {
     reactor->FinishWith(ToGrpcStatus(conversation.status()));
     return reactor;
@@ -112,7 +130,10 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::CallbackServerContext* context,
                                                                        const v1::ChatRequest* request) {
-  GenerateReactor* reactor = NewReactor();
+  const std::string caller = CallerOf(*context);
+  bool admitted = false;
+  GenerateReactor* reactor = NewReactor(caller, &admitted);
+  if (!admitted) return reactor;
   CompletionParams params = ToParams(*request);
   if (request->max_tokens() > 0) params.max_tokens = request->max_tokens();
   Json tools = nullptr;
@@ -127,7 +148,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::Cal
   // A session keeps its messages as JSON text in the session store.
   Json messages = Json::array();
   if (!session.empty()) {
-    absl::StatusOr<std::string> stored = core_.sessions().BeginTurn(session);
+    absl::StatusOr<std::string> stored = core_.sessions().BeginTurn(caller, session);
     if (!stored.ok()) {
       reactor->FinishWith(ToGrpcStatus(stored.status()));
       return reactor;

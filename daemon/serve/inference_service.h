@@ -39,7 +39,9 @@ class InferenceService final : public v1::Inference::CallbackService {
                                        v1::ListModelsResponse* response) override;
 
  private:
-  GenerateReactor* NewReactor();
+  // A reactor for `caller`'s stream, counted by the core; when the caller has
+  // no place left it is already finished with that error (`*admitted` false).
+  GenerateReactor* NewReactor(const std::string& caller, bool* admitted);
 
   InferenceCore& core_;
 };

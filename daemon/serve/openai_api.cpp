@@ -137,8 +137,9 @@ Json Usage(const GenerationEvent& last) {
 class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
  public:
   HttpGeneration(InferenceCore& core, std::shared_ptr<HttpResponder> responder, OpenAiGeneration generation,
-                 bool chat)
+                 bool chat, std::string caller)
       : core_(core),
+        caller_(std::move(caller)),
         responder_(std::move(responder)),
         generation_(std::move(generation)),
         chat_(chat),
@@ -146,7 +147,11 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
         created_(UnixNow()) {}
 
   void Start(GenerationRequest request) {
-    core_.StreamOpened();
+    if (absl::Status admitted = core_.StreamOpened(caller_); !admitted.ok()) {
+      Count(admitted.code());
+      SendError(*responder_, admitted);
+      return;
+    }
     std::weak_ptr<HttpGeneration> weak = weak_from_this();
     responder_->OnClientGone([weak] {
       if (auto self = weak.lock()) self->CancelFromClient();
@@ -158,7 +163,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
     if (!id.ok()) {
       Count(id.status().code());
       SendError(*responder_, id.status());
-      core_.StreamClosed();
+      core_.StreamClosed(caller_);
       return;
     }
     bool cancel = false;
@@ -257,7 +262,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
       return;
     }
     Count(event.status.code());
-    core_.StreamClosed();
+    core_.StreamClosed(caller_);
     if (!event.status.ok()) {
       if (generation_.stream) {
         const int http = HttpStatus(event.status.code());
@@ -301,6 +306,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
   }
 
   InferenceCore& core_;
+  const std::string caller_;  // whose share of the places it takes
   const std::shared_ptr<HttpResponder> responder_;
   const OpenAiGeneration generation_;
   const bool chat_;
@@ -339,21 +345,26 @@ std::string OpenAiApi::ErrorBody(int status, const std::string& message, const s
   return Dump(ErrorJson(status, message, param));
 }
 
-bool OpenAiApi::Authorized(const HttpRequest& request) const {
-  if (key_digests_.empty()) return true;
+std::optional<std::string> OpenAiApi::Caller(const HttpRequest& request) const {
+  const std::string certified = request.peer_name.empty() ? "local" : "cert:" + request.peer_name;
+  if (key_digests_.empty()) return certified;
   auto it = request.headers.find("authorization");
-  if (it == request.headers.end()) return false;
+  if (it == request.headers.end()) return std::nullopt;
   const std::string& value = it->second;
-  if (value.rfind("Bearer ", 0) != 0) return false;
+  if (value.rfind("Bearer ", 0) != 0) return std::nullopt;
   // Digests of equal length, every key compared: the time taken says nothing about any key.
   const std::string digest = Sha256(std::string_view(value).substr(7));
-  bool match = false;
-  for (const std::string& key : key_digests_) match |= CRYPTO_memcmp(key.data(), digest.data(), digest.size()) == 0;
-  return match;
+  std::optional<size_t> match;
+  for (size_t k = 0; k < key_digests_.size(); ++k) {
+    if (CRYPTO_memcmp(key_digests_[k].data(), digest.data(), digest.size()) == 0) match = k;
+  }
+  if (!match) return std::nullopt;
+  return request.peer_name.empty() ? edgellm::StrCat("api-key:", *match) : certified;
 }
 
 void OpenAiApi::Handle(HttpRequest request, std::shared_ptr<HttpResponder> responder) {
-  if (!Authorized(request)) {
+  const std::optional<std::string> caller = Caller(request);
+  if (!caller) {
     responder->Send(401, "application/json",
                     ErrorBody(401, "a valid API key is required: send it as 'Authorization: Bearer KEY'"),
                     {{"WWW-Authenticate", "Bearer"}});
@@ -361,8 +372,8 @@ void OpenAiApi::Handle(HttpRequest request, std::shared_ptr<HttpResponder> respo
     return;
   }
   const bool post = request.method == "POST", get = request.method == "GET";
-  if (request.path == "/v1/chat/completions" && post) return ChatCompletions(request, std::move(responder));
-  if (request.path == "/v1/completions" && post) return Completions(request, std::move(responder));
+  if (request.path == "/v1/chat/completions" && post) return ChatCompletions(request, *caller, std::move(responder));
+  if (request.path == "/v1/completions" && post) return Completions(request, *caller, std::move(responder));
   if (request.path == "/v1/embeddings" && post) return Embeddings(request, std::move(responder));
   if ((request.path == "/v1/models" || request.path.rfind("/v1/models/", 0) == 0) && get) {
     return Models(request, std::move(responder));
@@ -383,13 +394,14 @@ void OpenAiApi::Refuse(HttpResponder& responder, const absl::Status& status) {
 }
 
 void OpenAiApi::StartGeneration(absl::StatusOr<GenerationRequest> generation, OpenAiGeneration settings, bool chat,
-                                std::shared_ptr<HttpResponder> responder) {
+                                const std::string& caller, std::shared_ptr<HttpResponder> responder) {
   if (!generation.ok()) return Refuse(*responder, generation.status());
-  std::make_shared<HttpGeneration>(core_, std::move(responder), std::move(settings), chat)
+  std::make_shared<HttpGeneration>(core_, std::move(responder), std::move(settings), chat, caller)
       ->Start(*std::move(generation));
 }
 
-void OpenAiApi::ChatCompletions(const HttpRequest& request, std::shared_ptr<HttpResponder> responder) {
+void OpenAiApi::ChatCompletions(const HttpRequest& request, const std::string& caller,
+                                std::shared_ptr<HttpResponder> responder) {
   absl::StatusOr<ChatCompletionRequest> parsed = ParseChatCompletionRequest(request.body);
   if (!parsed.ok()) return Refuse(*responder, parsed.status());
   const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
@@ -398,10 +410,11 @@ void OpenAiApi::ChatCompletions(const HttpRequest& request, std::shared_ptr<Http
     return core_.Prepare(parsed->generation.params, prompt, Clock::time_point::max(), "the conversation");
   };
   absl::StatusOr<GenerationRequest> generation = prepare();
-  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/true, std::move(responder));
+  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/true, caller, std::move(responder));
 }
 
-void OpenAiApi::Completions(const HttpRequest& request, std::shared_ptr<HttpResponder> responder) {
+void OpenAiApi::Completions(const HttpRequest& request, const std::string& caller,
+                            std::shared_ptr<HttpResponder> responder) {
   absl::StatusOr<CompletionRequest> parsed = ParseCompletionRequest(request.body);
   if (!parsed.ok()) return Refuse(*responder, parsed.status());
   const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
@@ -409,7 +422,8 @@ void OpenAiApi::Completions(const HttpRequest& request, std::shared_ptr<HttpResp
     return core_.Prepare(parsed->generation.params, parsed->prompt, Clock::time_point::max());
   };
   absl::StatusOr<GenerationRequest> generation = prepare();
-  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/false, std::move(responder));
+  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/false, caller,
+                  std::move(responder));
 }
 
 void OpenAiApi::Embeddings(const HttpRequest& request, std::shared_ptr<HttpResponder> responder) {

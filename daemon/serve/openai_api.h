@@ -9,6 +9,7 @@
 #define EDGELLM_SERVE_OPENAI_API_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,14 +30,17 @@ class OpenAiApi {
   static std::string ErrorBody(int status, const std::string& message, const std::string& param = "");
 
  private:
-  bool Authorized(const HttpRequest& request) const;
+  // Who is calling ("cert:NAME" for a client certificate, "api-key:N" for
+  // the Nth key, or "local"), or nullopt when an API key is needed and missing.
+  std::optional<std::string> Caller(const HttpRequest& request) const;
   // Answers `status` as OpenAI's error object, counted in the request metrics.
   void Refuse(HttpResponder& responder, const absl::Status& status);
   // Streams or answers `generation` (or refuses it when it is an error).
   void StartGeneration(absl::StatusOr<GenerationRequest> generation, OpenAiGeneration settings, bool chat,
+                       const std::string& caller, std::shared_ptr<HttpResponder> responder);
+  void ChatCompletions(const HttpRequest& request, const std::string& caller,
                        std::shared_ptr<HttpResponder> responder);
-  void ChatCompletions(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
-  void Completions(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
+  void Completions(const HttpRequest& request, const std::string& caller, std::shared_ptr<HttpResponder> responder);
   void Embeddings(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
   void Models(const HttpRequest& request, std::shared_ptr<HttpResponder> responder);
 

@@ -142,6 +142,7 @@ class Scheduler {
   // Positions one request may use: the model's context, or fewer if the KV
   // budget holds fewer.
   int32_t context_limit() const { return context_limit_; }
+  const SchedulerConfig& config() const { return config_; }
 
   // True while the loop is idle or its current step began less than
   // `max_step` ago: what the supervisor's watchdog should hear.

@@ -21,7 +21,7 @@ absl::Status CheckId(const std::string& id) {
 
 }  // namespace
 
-absl::StatusOr<std::string> SessionStore::BeginTurn(const std::string& id) {
+absl::StatusOr<std::string> SessionStore::BeginTurn(const std::string& caller, const std::string& id) {
   if (absl::Status s = CheckId(id); !s.ok()) return s;
   const Clock::time_point now = now_();
   absl::MutexLock lock(&mu_);
@@ -39,7 +39,10 @@ absl::StatusOr<std::string> SessionStore::BeginTurn(const std::string& id) {
       }
       sessions_.erase(idle);
     }
-    it = sessions_.emplace(id, Session{}).first;
+    it = sessions_.emplace(id, Session{caller, "", now, false}).first;
+  } else if (it->second.caller != caller) {
+    // Another caller's conversation is neither shown nor continued.
+    return absl::NotFoundError(edgellm::StrCat("no session '", id, "' of this caller"));
   } else if (it->second.in_turn) {
     return absl::AbortedError(edgellm::StrCat("session '", id, "' already has a turn in progress"));
   }

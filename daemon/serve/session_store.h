@@ -5,7 +5,9 @@
 // prompt is appended, and the whole conversation runs as one prompt — exactly
 // what a client resending the conversation would send, so the answer is the
 // same. The KV of the earlier turns is found by the KV pool's prefix matching,
-// so only the new turn is computed. One turn at a time per session. Bounded:
+// so only the new turn is computed. One turn at a time per session. A session
+// belongs to the caller that began it (its certificate's name, say): to any
+// other caller it does not exist. Bounded:
 // at most max_sessions (idle ones evicted least recently used first), and a
 // session idle for longer than idle_ttl is forgotten.
 #ifndef EDGELLM_SERVE_SESSION_STORE_H_
@@ -36,11 +38,12 @@ class SessionStore {
   explicit SessionStore(SessionStoreConfig config, std::function<Clock::time_point()> now = Clock::now)
       : config_(config), now_(std::move(now)) {}
 
-  // Starts a turn of session `id` and returns its conversation so far ("" for
-  // a new session). InvalidArgument for a malformed id, Aborted while another
-  // turn of it is in progress, ResourceExhausted when max_sessions sessions
-  // all have a turn in progress.
-  absl::StatusOr<std::string> BeginTurn(const std::string& id);
+  // Starts a turn of `caller`'s session `id` and returns its conversation so
+  // far ("" for a new session). InvalidArgument for a malformed id, NotFound
+  // when another caller's session has that id, Aborted while another turn of
+  // it is in progress, ResourceExhausted when max_sessions sessions all have a
+  // turn in progress.
+  absl::StatusOr<std::string> BeginTurn(const std::string& caller, const std::string& id);
   // Ends the turn begun last: `conversation` (the whole text, this turn
   // included) replaces the session's text; nullopt leaves it as it was.
   void EndTurn(const std::string& id, std::optional<std::string> conversation);
@@ -49,6 +52,7 @@ class SessionStore {
 
  private:
   struct Session {
+    std::string caller;
     std::string conversation;
     Clock::time_point last_used;
     bool in_turn = false;

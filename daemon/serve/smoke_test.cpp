@@ -35,10 +35,14 @@ absl::Status SmokeTest(Scheduler& scheduler, const engine::LlamaModel& model,
     outcome->tokens = event.completion_tokens;
     outcome->done.Notify();
   });
-  if (!id.ok()) return absl::FailedPreconditionError(StrCat("smoke test not admitted: ", id.status().message()));
+  // Not admitted (a full queue, memory pressure, draining) says nothing of the version.
+  if (!id.ok()) return absl::UnavailableError(StrCat("smoke test not admitted: ", id.status().message()));
   if (!outcome->done.WaitForNotificationWithTimeout(absl::FromChrono(timeout + std::chrono::seconds(5)))) {
     scheduler.Cancel(*id);
     return absl::FailedPreconditionError("smoke test: the generation did not finish in time");
+  }
+  if (absl::IsResourceExhausted(outcome->status) || absl::IsUnavailable(outcome->status)) {
+    return absl::UnavailableError(StrCat("smoke test: the daemon refused it for now: ", outcome->status.message()));
   }
   if (!outcome->status.ok()) {
     return absl::FailedPreconditionError(StrCat("smoke test: the generation failed: ", outcome->status.message()));

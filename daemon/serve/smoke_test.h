@@ -17,7 +17,8 @@ namespace edgellm::serve {
 
 // Blocks until the generation ends (at most `timeout`). FailedPrecondition
 // saying what went wrong: the generation failed, produced nothing, or did
-// not finish in time.
+// not finish in time; Unavailable when the scheduler would not run it now
+// (full, memory pressure, draining), which says nothing of the version.
 absl::Status SmokeTest(Scheduler& scheduler, const engine::LlamaModel& model,
                        std::shared_ptr<const engine::LoraAdapter> adapter, const std::string& prompt,
                        int32_t max_tokens = 8, std::chrono::seconds timeout = std::chrono::seconds(60));

@@ -31,7 +31,8 @@ uint64_t OptionsFingerprint(const TrainerOptions& o, const TrainingPlan& plan, c
   std::string text = edgellm::StrCat(
       "lora ", o.lora.rank, " ", o.lora.alpha, " ", o.lora.dropout, " ", o.lora.use_rslora, " ", o.lora.freeze_a, " ",
       o.lora.seed, " steps ", o.steps, " lr ", o.learning_rate, " ", o.min_learning_rate_ratio, " ", o.warmup_steps,
-      " wd ", o.weight_decay, " betas ", o.beta1, " ", o.beta2, " clip ", o.clip_norm, " seed ", o.seed, " plan ",
+      " wd ", o.weight_decay, " betas ", o.beta1, " ", o.beta2, " clip ", o.clip_norm, " mu ", o.proximal_mu,
+      " seed ", o.seed, " plan ",
       plan.micro_batch, " ", plan.grad_accumulation, " ", plan.max_length, " model ", base.parameter_count(), " ",
       base.weight_type(), " ", base.gguf().file_size());
   for (engine::LoraTarget t : o.lora.targets) text += edgellm::StrCat(" ", engine::LoraTargetName(t));
@@ -77,6 +78,7 @@ absl::Status TrainerOptions::Validate() const {
   }
   if (!(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0)) return bad("betas must be in [0, 1)");
   if (weight_decay < 0.0 || clip_norm < 0.0) return bad("weight decay and clip norm must not be negative");
+  if (!(proximal_mu >= 0.0) || !std::isfinite(proximal_mu)) return bad("proximal mu ", proximal_mu, " is negative");
   if (micro_batch < 1 || grad_accumulation < 1) return bad("micro-batch and accumulation must be at least 1");
   if (max_length < kShortestRows) return bad("max length ", max_length, " is below ", kShortestRows);
   if (eval_every < 0 || checkpoint_every < 0 || memory_budget_mib < 0) return bad("negative intervals or budget");
@@ -164,6 +166,7 @@ struct LoraTrainer::Impl {
   std::optional<engine::LoraAdapter> adapter;
   std::unique_ptr<LoraModel> model;
   std::unique_ptr<AdamW> optimizer;
+  std::vector<at::Tensor> anchor;  // FedProx's w₀: the trainable weights as the run began
   int32_t warmup = 0;
   int32_t step = 0;
   bool resumed = false;
@@ -326,6 +329,10 @@ absl::StatusOr<std::unique_ptr<LoraTrainer>> LoraTrainer::Create(const engine::L
   impl->model = std::make_unique<LoraModel>(base, *impl->adapter, impl->plan.recompute_layers);
   impl->optimizer = std::make_unique<AdamW>(
       impl->model->trainable(), AdamWOptions{options.beta1, options.beta2, 1e-8, options.weight_decay});
+  if (options.proximal_mu > 0) {
+    // Before a checkpoint is resumed: w₀ is where the run began, not where it stopped.
+    for (const at::Tensor& p : impl->model->trainable()) impl->anchor.push_back(p.detach().clone());
+  }
   const std::string checkpoint = (std::filesystem::path(out_dir) / kCheckpointFile).string();
   if (std::filesystem::exists(checkpoint)) EDGELLM_RETURN_IF_ERROR(impl->Resume(checkpoint));
   return std::unique_ptr<LoraTrainer>(new LoraTrainer(std::move(impl)));
@@ -390,6 +397,19 @@ absl::StatusOr<StepReport> LoraTrainer::Step() {
       loss_sum += s.model->LossAndBackward(batches[m], dropout, 1.0 / static_cast<double>(labelled));
     }
     report.loss = labelled > 0 ? loss_sum / static_cast<double>(labelled) : 0.0;
+    if (s.options.proximal_mu > 0) {
+      // The gradient of μ/2·‖w − w₀‖² is μ·(w − w₀).
+      const std::vector<at::Tensor>& params = s.model->trainable();
+      for (size_t i = 0; i < params.size(); ++i) {
+        at::Tensor param = params[i];
+        const at::Tensor pull = (param.detach() - s.anchor[i]) * s.options.proximal_mu;
+        if (param.grad().defined()) {
+          param.mutable_grad().add_(pull);
+        } else {
+          param.mutable_grad() = pull;
+        }
+      }
+    }
     report.grad_norm = ClipGradients(s.model->trainable(), s.options.clip_norm);
     report.learning_rate = ScheduledLearningRate(s.step, s.options.steps, s.warmup, s.options.learning_rate,
                                                  s.options.min_learning_rate_ratio);

@@ -50,6 +50,11 @@ struct TrainerOptions {
   // A PEFT adapter to start from instead of a fresh one (a federated round's
   // global version); its rank, alpha and targets must be those of `lora`.
   std::string init_adapter;
+  // FedProx (Li et al., "Federated Optimization in Heterogeneous Networks"):
+  // the loss gains μ/2·‖w − w₀‖², w₀ the adapter the run started from, so a
+  // device with data unlike the others' strays less from the global version.
+  // 0: off.
+  double proximal_mu = 0.0;
 
   absl::Status Validate() const;
 };

@@ -52,6 +52,8 @@ std::vector<std::string> TrainCommandLine(const TrainCommand& c) {
                                    std::to_string(c.clip_norm),
                                    "--lora-seed",
                                    std::to_string(c.lora_seed),
+                                   "--proximal-mu",
+                                   std::to_string(c.proximal_mu),
                                    "--json"};
   if (!c.init_adapter.empty()) {
     argv.push_back("--init-adapter");

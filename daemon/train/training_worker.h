@@ -53,6 +53,7 @@ struct TrainCommand {
   bool freeze_a = false;
   uint64_t lora_seed = 0;
   double clip_norm = 1.0;
+  double proximal_mu = 0.0;  // FedProx; 0: off
 };
 // Its argv.
 std::vector<std::string> TrainCommandLine(const TrainCommand& command);

@@ -63,6 +63,7 @@ void DeclareModel(ops::YamlFields& f, ModelConfig& m) {
   f.Int("micro_batch", &m.micro_batch);
   f.Int("max_length", &m.max_length);
   f.Number("clip_norm", &m.clip_norm);
+  f.Number("proximal_mu", &m.proximal_mu);
   f.Text("encoding", &m.encoding);
   f.UInt64("max_update_bytes", &m.max_update_bytes);
   NumberOrAuto(f, "max_update_norm", &m.max_update_norm);
@@ -114,6 +115,7 @@ absl::Status ModelConfig::Validate() const {
     return Bad(where, "local_steps and micro_batch must be at least 1, max_length at least 32");
   }
   if (!(learning_rate > 0) || !(clip_norm >= 0)) return Bad(where, "learning_rate must be positive, clip_norm not negative");
+  if (!(proximal_mu >= 0) || !std::isfinite(proximal_mu)) return Bad(where, "proximal_mu must not be negative");
   if (encoding != "int8" && encoding != "f16") return Bad(where, "encoding must be int8 or f16");
   if (max_update_bytes < 1024) return Bad(where, "max_update_bytes must be at least 1024");
   if (!(max_update_norm >= 0 || max_update_norm == kAutoNormBound)) {
@@ -148,6 +150,11 @@ absl::Status AggregatorConfig::Validate() const {
   }
   if (models.empty()) return absl::InvalidArgumentError("models: at least one model is needed");
   if (max_concurrent_decodes < 1) return absl::InvalidArgumentError("max_concurrent_decodes must be at least 1");
+  if (max_calls_per_device < 1 || max_streams_per_connection < 1) {
+    return absl::InvalidArgumentError("max_calls_per_device and max_streams_per_connection must be at least 1");
+  }
+  if (max_threads < 8) return absl::InvalidArgumentError("max_threads must be at least 8");
+  if (!(connection_idle_seconds > 0)) return absl::InvalidArgumentError("connection_idle_seconds must be positive");
   if (!release_keys.empty() &&
       (release_key_threshold < 1 || release_key_threshold > static_cast<int32_t>(release_keys.size()))) {
     return absl::InvalidArgumentError(StrCat("release_key_threshold ", release_key_threshold,
@@ -184,10 +191,16 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Number("liveness_timeout_seconds", &config.liveness_timeout_seconds);
   fields.Int("threads", &config.threads);
   fields.Int("max_concurrent_decodes", &config.max_concurrent_decodes);
+  fields.Int("max_calls_per_device", &config.max_calls_per_device);
+  fields.Int("max_threads", &config.max_threads);
+  fields.Int("max_streams_per_connection", &config.max_streams_per_connection);
+  fields.Number("connection_idle_seconds", &config.connection_idle_seconds);
   fields.TextList("admins", &config.admins);
+  fields.Text("revoked_certificates_file", &config.revoked_certificates_file);
   fields.TextList("release_keys", &config.release_keys);
   fields.Int("release_key_threshold", &config.release_key_threshold);
   fields.Text("release_signing_key", &config.release_signing_key);
+  fields.Text("audit_signing_key", &config.audit_signing_key);
   fields.Number("release_expiry_days", &config.release_expiry_days);
   fields.Number("canary_fraction", &config.canary_fraction);
   fields.Number("success_threshold", &config.success_threshold);

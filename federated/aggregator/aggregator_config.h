@@ -69,6 +69,7 @@ struct ModelConfig {
   int32_t micro_batch = 4;
   int32_t max_length = 256;
   double clip_norm = 1.0;             // devices' gradient clipping
+  double proximal_mu = 0.0;           // FedProx: devices' proximal term μ (0: plain local training)
   std::string encoding = "int8";      // int8 | f16: how devices encode their delta
   // Validation of updates.
   uint64_t max_update_bytes = 64ull << 20;  // encoded
@@ -102,6 +103,13 @@ struct AggregatorConfig {
   int32_t threads = 0;                   // evaluation threads (0: one per core)
   // Uploads decoded and checked at once; others wait their turn.
   int32_t max_concurrent_decodes = 2;
+  // Bounds on what devices can hold: calls in flight per device (each holds
+  // a thread), threads of the gRPC server in all, streams per connection, and
+  // how long a connection may stay idle.
+  int32_t max_calls_per_device = 8;
+  int32_t max_threads = 256;
+  int32_t max_streams_per_connection = 16;
+  double connection_idle_seconds = 600;
   std::vector<ModelConfig> models;
   // Releases. Operators whose client-certificate common name is in `admins`
   // may publish and steer rollouts. A release is accepted for rollout only
@@ -109,9 +117,16 @@ struct AggregatorConfig {
   // keys: the devices' trust set). With release_signing_key (a PEM Ed25519
   // private key), each round's new version is published by itself.
   std::vector<std::string> admins;
+  // Common names of certificates no longer accepted, one per line; read again
+  // whenever the file changes (no restart). Empty: none.
+  std::string revoked_certificates_file;
   std::vector<std::string> release_keys;
   int32_t release_key_threshold = 1;
   std::string release_signing_key;
+  // A PEM Ed25519 private key that signs the audit log's head after every
+  // append (audit.log.head), so a rewritten tail is found; empty: unsigned.
+  // Keep it where whoever could rewrite state_dir cannot read it.
+  std::string audit_signing_key;
   double release_expiry_days = 30;   // of manifests published by the aggregator itself
   double canary_fraction = 0.25;     // rollout defaults, for releases that do not say
   double success_threshold = 1.0;

@@ -28,6 +28,7 @@
 #include "federated/protocol/protocol.h"
 #include "federated/protocol/sha256.h"
 #include "federated/protocol/update_codec.h"
+#include "federated/release/signing_key.h"
 
 namespace edgellm::federated {
 namespace fs = std::filesystem;
@@ -117,7 +118,12 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(const AggregatorC
   }
   EDGELLM_ASSIGN_OR_RETURN(c->store_, StateStore::Open((fs::path(config.state_dir) / "state.db").string()));
   c->artifacts_ = std::make_unique<ArtifactStore>((fs::path(config.state_dir) / "artifacts").string());
-  EDGELLM_ASSIGN_OR_RETURN(c->audit_, AuditLog::Open((fs::path(config.state_dir) / "audit.log").string()));
+  std::optional<release::SigningKey> audit_key;
+  if (!config.audit_signing_key.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(audit_key, release::SigningKey::Load(config.audit_signing_key));
+  }
+  EDGELLM_ASSIGN_OR_RETURN(c->audit_,
+                           AuditLog::Open((fs::path(config.state_dir) / "audit.log").string(), std::move(audit_key)));
   for (const ModelConfig& m : config.models) EDGELLM_RETURN_IF_ERROR(c->LoadModel(m));
   // Devices known before a restart count as alive for one liveness period.
   EDGELLM_ASSIGN_OR_RETURN(std::vector<DeviceRecord> devices, c->store_->Devices());
@@ -343,6 +349,7 @@ absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const v1::GetTaskReques
   c->set_freeze_a(mc.freeze_a);
   c->set_lora_seed(mc.lora_seed);
   c->set_clip_norm(mc.clip_norm);
+  c->set_proximal_mu(mc.proximal_mu);
   c->set_encoding(mc.encoding == "f16" ? v1::RoundConfig::ENCODING_F16 : v1::RoundConfig::ENCODING_INT8);
   c->set_max_update_bytes(mc.max_update_bytes);
   return response;
@@ -512,8 +519,18 @@ absl::StatusOr<UploadTarget> Coordinator::BeginUpload(const v1::UpdateHeader& h)
   }
   target.part_path = PartPath(h);
   std::error_code ec;
-  fs::create_directories(UploadsDir(h.model_id(), h.round_id()), ec);
+  const fs::path dir = UploadsDir(h.model_id(), h.round_id());
+  fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(StrCat("cannot store uploads: ", ec.message()));
+  // One unfinished upload per device and round: a new key abandons the others,
+  // so fresh keys cannot fill the disk.
+  // Names are DEVICE.KEY.part and keys hold no dot, so the device is all before the last dot of the stem.
+  const fs::path mine = fs::path(target.part_path).filename();
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string stem = entry.path().stem().string();
+    const bool same_device = stem.substr(0, stem.rfind('.')) == h.device_id();
+    if (same_device && entry.path().filename() != mine) fs::remove(entry.path(), ec);
+  }
   const auto size = fs::file_size(target.part_path, ec);
   target.received_bytes = ec ? 0 : size;
   if (h.offset() != target.received_bytes) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -63,6 +64,30 @@ grpc::Status AuthenticateDevice(const grpc::ServerContext& context, const std::s
   return grpc::Status::OK;
 }
 
+grpc::Status AdmitCaller(const grpc::ServerContext& context, CallerChecks& checks, DeviceCalls::Ticket* ticket) {
+  std::string certified;
+  if (grpc::Status s = CertifiedName(context, &certified); !s.ok()) return s;
+  if (checks.revoked.Revoked(certified)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, StrCat("certificate '", certified, "' is revoked"));
+  }
+  if (std::find(checks.operators.begin(), checks.operators.end(), certified) != checks.operators.end()) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        StrCat("'", certified, "' is an operator's certificate, not a device's"));
+  }
+  *ticket = checks.calls.Admit(certified);
+  if (!*ticket) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        StrCat("'", certified, "' already has ", checks.calls.limit(), " calls in flight"));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdmitDevice(const grpc::ServerContext& context, const std::string& device_id, CallerChecks& checks,
+                         DeviceCalls::Ticket* ticket) {
+  if (grpc::Status s = AuthenticateDevice(context, device_id); !s.ok()) return s;
+  return AdmitCaller(context, checks, ticket);
+}
+
 grpc::Status StreamArtifact(const grpc::ServerContext& context, const ArtifactRef& artifact, uint64_t offset,
                             grpc::ServerWriter<v1::ArtifactChunk>* writer) {
   if (offset > artifact.bytes) {
@@ -90,7 +115,8 @@ grpc::Status StreamArtifact(const grpc::ServerContext& context, const ArtifactRe
 
 grpc::Status FederationService::Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                                          v1::RegisterResponse* response) {
-  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  DeviceCalls::Ticket ticket;
+  if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
   auto result = coordinator_.Register(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = *result;
@@ -99,14 +125,16 @@ grpc::Status FederationService::Register(grpc::ServerContext* context, const v1:
 
 grpc::Status FederationService::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                                           v1::HeartbeatResponse* response) {
-  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  DeviceCalls::Ticket ticket;
+  if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
   *response = coordinator_.Heartbeat(*request);
   return grpc::Status::OK;
 }
 
 grpc::Status FederationService::GetTask(grpc::ServerContext* context, const v1::GetTaskRequest* request,
                                         v1::GetTaskResponse* response) {
-  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  DeviceCalls::Ticket ticket;
+  if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
   auto result = coordinator_.GetTask(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = *result;
@@ -115,7 +143,8 @@ grpc::Status FederationService::GetTask(grpc::ServerContext* context, const v1::
 
 grpc::Status FederationService::FetchAdapter(grpc::ServerContext* context, const v1::FetchAdapterRequest* request,
                                              grpc::ServerWriter<v1::ArtifactChunk>* writer) {
-  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  DeviceCalls::Ticket ticket;
+  if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
   auto artifact = coordinator_.AdapterArtifact(request->device_id(), request->model_id(), request->version());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
   return StreamArtifact(*context, *artifact, request->offset(), writer);
@@ -123,7 +152,8 @@ grpc::Status FederationService::FetchAdapter(grpc::ServerContext* context, const
 
 grpc::Status FederationService::UploadStatus(grpc::ServerContext* context, const v1::UploadStatusRequest* request,
                                              v1::UploadStatusResponse* response) {
-  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  DeviceCalls::Ticket ticket;
+  if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
   auto result = coordinator_.UploadStatus(*request);
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = *result;
@@ -132,6 +162,9 @@ grpc::Status FederationService::UploadStatus(grpc::ServerContext* context, const
 
 grpc::Status FederationService::SubmitUpdate(grpc::ServerContext* context, grpc::ServerReader<v1::UpdateChunk>* reader,
                                              v1::SubmitUpdateResponse* response) {
+  // Admitted before its first message is read: a stream that never sends one holds a place all the same.
+  DeviceCalls::Ticket ticket;
+  if (grpc::Status s = AdmitCaller(*context, checks_, &ticket); !s.ok()) return s;
   v1::UpdateChunk chunk;
   if (!reader->Read(&chunk) || !chunk.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "an upload starts with its header");

@@ -1,17 +1,28 @@
 // federated/aggregator/federation_service.h — edgellm.v1.Federation over the
 // Coordinator: authenticates every call by the client certificate's common
-// name, bounds every stream, and maps the coordinator's answers to gRPC.
+// name, bounds every stream and each device's calls in flight, and maps the
+// coordinator's answers to gRPC.
 #ifndef EDGELLM_FEDERATED_AGGREGATOR_FEDERATION_SERVICE_H_
 #define EDGELLM_FEDERATED_AGGREGATOR_FEDERATION_SERVICE_H_
 
 #include "edgellm/v1/federation.grpc.pb.h"
 #include "federated/aggregator/coordinator.h"
+#include "federated/aggregator/device_calls.h"
+#include "federated/aggregator/revocation_list.h"
 
 namespace edgellm::federated {
 
+// What every device call passes before its handler runs: a certificate that
+// is not revoked and not an operator's, and a place among its calls in flight.
+struct CallerChecks {
+  DeviceCalls& calls;
+  RevocationList& revoked;
+  const std::vector<std::string>& operators;  // the admins: their certificates are never devices
+};
+
 class FederationService final : public v1::Federation::Service {
  public:
-  explicit FederationService(Coordinator& coordinator) : coordinator_(coordinator) {}
+  FederationService(Coordinator& coordinator, CallerChecks& checks) : coordinator_(coordinator), checks_(checks) {}
 
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                         v1::RegisterResponse* response) override;
@@ -28,6 +39,7 @@ class FederationService final : public v1::Federation::Service {
 
  private:
   Coordinator& coordinator_;
+  CallerChecks& checks_;
 };
 
 // The common name of the peer's client certificate into *name; UNAUTHENTICATED
@@ -38,6 +50,14 @@ grpc::Status CertifiedName(const grpc::ServerContext& context, std::string* name
 // a certificate common name, PERMISSION_DENIED for another device's id,
 // INVALID_ARGUMENT for an id that is not 1-64 of [A-Za-z0-9._-].
 grpc::Status AuthenticateDevice(const grpc::ServerContext& context, const std::string& device_id);
+
+// A place among the calls in flight of the certificate's holder into
+// *ticket: UNAUTHENTICATED without a certificate, PERMISSION_DENIED for a
+// revoked one or an operator's, RESOURCE_EXHAUSTED when it has no place left.
+grpc::Status AdmitCaller(const grpc::ServerContext& context, CallerChecks& checks, DeviceCalls::Ticket* ticket);
+// AuthenticateDevice, then AdmitCaller.
+grpc::Status AdmitDevice(const grpc::ServerContext& context, const std::string& device_id, CallerChecks& checks,
+                         DeviceCalls::Ticket* ticket);
 
 // Streams `artifact` from `offset` in chunks of kChunkBytes: OUT_OF_RANGE
 // for an offset past its end, CANCELLED when the device goes away.

@@ -19,6 +19,8 @@
 #include "federated/aggregator/aggregator_config.h"
 #include "federated/aggregator/aggregator_metrics.h"
 #include "federated/aggregator/coordinator.h"
+#include "federated/aggregator/device_calls.h"
+#include "federated/aggregator/revocation_list.h"
 #include "federated/aggregator/federation_service.h"
 #include "federated/aggregator/release_service.h"
 #include "federated/aggregator/rollout.h"
@@ -70,9 +72,12 @@ int Run(const AggregatorConfig& config) {
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = tls->client_ca;
   ssl.pem_key_cert_pairs.push_back({tls->private_key, tls->cert_chain});
-  FederationService service(**coordinator);
-  ReleaseService releases(**rollouts);
-  ReleaseAdminService release_admin(**rollouts, config.admins);
+  DeviceCalls device_calls(config.max_calls_per_device);
+  RevocationList revoked(config.revoked_certificates_file);
+  CallerChecks checks{device_calls, revoked, config.admins};
+  FederationService service(**coordinator, checks);
+  ReleaseService releases(**rollouts, checks);
+  ReleaseAdminService release_admin(**rollouts, config.admins, revoked);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -81,6 +86,17 @@ int Run(const AggregatorConfig& config) {
   builder.RegisterService(&releases);
   builder.RegisterService(&release_admin);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  // Every bound a device could otherwise push: threads (a call beyond them is
+  // refused), streams on one connection, connections left idle or silently
+  // gone (keepalive pings find them), and how often a client may ping.
+  grpc::ResourceQuota quota("edgellm-aggregator");
+  quota.SetMaxThreads(config.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.max_streams_per_connection);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, static_cast<int>(config.connection_idle_seconds * 1000));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
     Log("cannot listen on " + config.listen);

@@ -21,13 +21,15 @@ grpc::Status Answer(absl::StatusOr<T> result, T* response) {
 
 grpc::Status ReleaseService::GetRelease(grpc::ServerContext* context, const v1::GetReleaseRequest* request,
                                         v1::GetReleaseResponse* response) {
-  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  DeviceCalls::Ticket ticket;
+  if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
   return Answer(rollouts_.ReleaseFor(*request), response);
 }
 
 grpc::Status ReleaseService::FetchArtifact(grpc::ServerContext* context, const v1::FetchArtifactRequest* request,
                                            grpc::ServerWriter<v1::ArtifactChunk>* writer) {
-  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  DeviceCalls::Ticket ticket;
+  if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
   absl::StatusOr<ArtifactRef> artifact = rollouts_.Artifact(request->device_id(), request->sha256());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
   return StreamArtifact(*context, *artifact, request->offset(), writer);
@@ -35,13 +37,18 @@ grpc::Status ReleaseService::FetchArtifact(grpc::ServerContext* context, const v
 
 grpc::Status ReleaseService::ReportInstall(grpc::ServerContext* context, const v1::InstallReport* request,
                                            v1::InstallReportResponse*) {
-  if (grpc::Status s = AuthenticateDevice(*context, request->device_id()); !s.ok()) return s;
+  DeviceCalls::Ticket ticket;
+  if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
   return ToGrpcStatus(rollouts_.Report(*request));
 }
 
-grpc::Status ReleaseAdminService::Authorize(const grpc::ServerContext& context) const {
-  std::string name;
+grpc::Status ReleaseAdminService::Authorize(const grpc::ServerContext& context, std::string* operator_name) const {
+  std::string ignored;
+  std::string& name = operator_name != nullptr ? *operator_name : ignored;
   if (grpc::Status s = CertifiedName(context, &name); !s.ok()) return s;
+  if (revoked_.Revoked(name)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, StrCat("certificate '", name, "' is revoked"));
+  }
   if (std::find(admins_.begin(), admins_.end(), name) == admins_.end()) {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         StrCat("'", name, "' is not among the aggregator's admins"));
@@ -60,8 +67,9 @@ grpc::Status ReleaseAdminService::PrepareRelease(grpc::ServerContext* context, c
 
 grpc::Status ReleaseAdminService::Publish(grpc::ServerContext* context, const v1::PublishRequest* request,
                                           v1::RolloutStatus* response) {
-  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
-  return Answer(rollouts_.Publish(*request), response);
+  std::string name;
+  if (grpc::Status s = Authorize(*context, &name); !s.ok()) return s;
+  return Answer(rollouts_.Publish(*request, name), response);
 }
 
 grpc::Status ReleaseAdminService::GetRollout(grpc::ServerContext* context, const v1::GetRolloutRequest* request,
@@ -73,8 +81,18 @@ grpc::Status ReleaseAdminService::GetRollout(grpc::ServerContext* context, const
 grpc::Status ReleaseAdminService::ControlRollout(grpc::ServerContext* context,
                                                  const v1::ControlRolloutRequest* request,
                                                  v1::RolloutStatus* response) {
+  std::string name;
+  if (grpc::Status s = Authorize(*context, &name); !s.ok()) return s;
+  return Answer(rollouts_.Control(*request, name), response);
+}
+
+grpc::Status ReleaseAdminService::FetchPreparedArtifact(grpc::ServerContext* context,
+                                                        const v1::FetchPreparedArtifactRequest* request,
+                                                        grpc::ServerWriter<v1::ArtifactChunk>* writer) {
   if (grpc::Status s = Authorize(*context); !s.ok()) return s;
-  return Answer(rollouts_.Control(*request), response);
+  absl::StatusOr<ArtifactRef> artifact = rollouts_.PreparedArtifact(request->model_id(), request->sha256());
+  if (!artifact.ok()) return ToGrpcStatus(artifact.status());
+  return StreamArtifact(*context, *artifact, request->offset(), writer);
 }
 
 }  // namespace edgellm::federated

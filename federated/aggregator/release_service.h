@@ -9,13 +9,14 @@
 #include <vector>
 
 #include "edgellm/v1/ota.grpc.pb.h"
+#include "federated/aggregator/federation_service.h"
 #include "federated/aggregator/rollout.h"
 
 namespace edgellm::federated {
 
 class ReleaseService final : public v1::Releases::Service {
  public:
-  explicit ReleaseService(Rollouts& rollouts) : rollouts_(rollouts) {}
+  ReleaseService(Rollouts& rollouts, CallerChecks& checks) : rollouts_(rollouts), checks_(checks) {}
 
   grpc::Status GetRelease(grpc::ServerContext* context, const v1::GetReleaseRequest* request,
                           v1::GetReleaseResponse* response) override;
@@ -26,12 +27,13 @@ class ReleaseService final : public v1::Releases::Service {
 
  private:
   Rollouts& rollouts_;
+  CallerChecks& checks_;
 };
 
 class ReleaseAdminService final : public v1::ReleaseAdmin::Service {
  public:
-  ReleaseAdminService(Rollouts& rollouts, std::vector<std::string> admins)
-      : rollouts_(rollouts), admins_(std::move(admins)) {}
+  ReleaseAdminService(Rollouts& rollouts, std::vector<std::string> admins, RevocationList& revoked)
+      : rollouts_(rollouts), admins_(std::move(admins)), revoked_(revoked) {}
 
   grpc::Status PrepareRelease(grpc::ServerContext* context, const v1::PrepareReleaseRequest* request,
                               v1::PrepareReleaseResponse* response) override;
@@ -41,12 +43,15 @@ class ReleaseAdminService final : public v1::ReleaseAdmin::Service {
                           v1::RolloutStatus* response) override;
   grpc::Status ControlRollout(grpc::ServerContext* context, const v1::ControlRolloutRequest* request,
                               v1::RolloutStatus* response) override;
+  grpc::Status FetchPreparedArtifact(grpc::ServerContext* context, const v1::FetchPreparedArtifactRequest* request,
+                                     grpc::ServerWriter<v1::ArtifactChunk>* writer) override;
 
  private:
-  // OK for a caller whose certificate names an admin; PERMISSION_DENIED else.
-  grpc::Status Authorize(const grpc::ServerContext& context) const;
+  // OK for an admin's certificate, whose name goes to *operator_name if given.
+  grpc::Status Authorize(const grpc::ServerContext& context, std::string* operator_name = nullptr) const;
   Rollouts& rollouts_;
   const std::vector<std::string> admins_;
+  RevocationList& revoked_;
 };
 
 }  // namespace edgellm::federated

@@ -39,6 +39,15 @@ absl::StatusOr<std::unique_ptr<Rollouts>> Rollouts::Create(const AggregatorConfi
   rollouts->policy_ = std::move(policy);
   if (!config.release_signing_key.empty()) {
     EDGELLM_ASSIGN_OR_RETURN(release::SigningKey key, release::SigningKey::Load(config.release_signing_key));
+    const auto& trusted = rollouts->policy_->keys();
+    const bool counts = std::any_of(trusted.begin(), trusted.end(),
+                                    [&](const release::PublicKey& k) { return k.key_id() == key.key_id(); });
+    if (counts && rollouts->policy_->threshold() <= 1) {
+      rollouts->log_(StrCat("WARNING: release_signing_key (key ", key.key_id(), ") alone meets the threshold of ",
+                            rollouts->policy_->threshold(), ": whoever takes this machine can release to the whole ",
+                            "fleet. Keep release keys offline, or raise release_key_threshold so that an operator ",
+                            "must sign too."));
+    }
     rollouts->signing_key_ = std::move(key);
   }
   return rollouts;
@@ -69,6 +78,7 @@ absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequ
   EDGELLM_ASSIGN_OR_RETURN(std::string adapter_config,
                            ReadFileToString((dir / "adapter_config.json").string(), "version adapter config"));
   EDGELLM_ASSIGN_OR_RETURN(std::string sha, coordinator_.artifacts().Put(weights));
+  prepared_[request.model_id()].insert(sha);
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
 
   release::ReleaseManifest manifest;
@@ -88,12 +98,25 @@ absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequ
   return manifest.ToJson();
 }
 
-absl::StatusOr<v1::RolloutStatus> Rollouts::Publish(const v1::PublishRequest& request) {
+absl::StatusOr<ArtifactRef> Rollouts::PreparedArtifact(const std::string& model_id, const std::string& sha256) {
   absl::MutexLock lock(&mu_);
-  return PublishLocked(request);
+  if (!prepared_[model_id].contains(sha256)) {
+    return absl::NotFoundError(StrCat("no release of model ", model_id, " was prepared with that artifact"));
+  }
+  ArtifactRef ref{coordinator_.artifacts().PathOf(sha256), sha256, 0};
+  std::error_code ec;
+  ref.bytes = fs::file_size(ref.path, ec);
+  if (ec) return absl::InternalError("a prepared artifact is missing from the artifact store");
+  return ref;
 }
 
-absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishRequest& request) {
+absl::StatusOr<v1::RolloutStatus> Rollouts::Publish(const v1::PublishRequest& request, const std::string& publisher) {
+  absl::MutexLock lock(&mu_);
+  return PublishLocked(request, publisher);
+}
+
+absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishRequest& request,
+                                                          const std::string& publisher) {
   if (!enabled()) return absl::FailedPreconditionError("releases are off: the aggregator has no release_keys");
   EDGELLM_ASSIGN_OR_RETURN(release::SignedRelease envelope, release::SignedRelease::FromJson(request.signed_release()));
   EDGELLM_ASSIGN_OR_RETURN(release::ReleaseManifest m, policy_->Verify(envelope, NowMs() / 1000));
@@ -146,6 +169,7 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishReque
                                                        {"rollback", m.rollback},
                                                        {"artifact_sha256", m.artifact_sha256},
                                                        {"signers", signers},
+                                                       {"published_by", publisher},
                                                        {"canary_fraction", record.canary_fraction},
                                                        {"success_threshold", record.success_threshold},
                                                        {"soak_seconds", record.soak_seconds},
@@ -163,7 +187,8 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Status(const std::string& model_id) 
   return Describe(model_id);
 }
 
-absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequest& request) {
+absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequest& request,
+                                                    const std::string& operator_name) {
   absl::MutexLock lock(&mu_);
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
   if (!latest) return absl::NotFoundError(StrCat("model ", request.model_id(), " has no release"));
@@ -179,7 +204,9 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequ
       if (r.stage != "paused" && r.stage != "halted") {
         return absl::FailedPreconditionError(StrCat("the rollout is ", r.stage, ": nothing to resume"));
       }
-      // A halted rollout resumes at its canaries, whose failures were looked at.
+      // A halted rollout resumes at its canaries, whose failures were looked
+      // at: they no longer count, and the devices that failed are offered it again.
+      if (r.stage == "halted") r.failures_before_ms = NowMs();
       r.stage = r.stage == "paused" ? r.resume_stage : "canary";
       r.resume_stage.clear();
       r.detail.clear();
@@ -195,8 +222,14 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequ
       return absl::InvalidArgumentError("action must be PAUSE, RESUME or ABORT");
   }
   r.stage_ms = NowMs();
+  EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append({{"model", r.model_id},
+                                                       {"release", r.release},
+                                                       {"action", v1::ControlRolloutRequest::Action_Name(request.action())},
+                                                       {"stage", r.stage},
+                                                       {"operator", operator_name},
+                                                       {"unix_ms", r.stage_ms}}));
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(r));
-  log_(StrCat("model ", r.model_id, ": release ", r.release, " rollout ", r.stage));
+  log_(StrCat("model ", r.model_id, ": release ", r.release, " rollout ", r.stage, " (", operator_name, ")"));
   return Describe(r.model_id);
 }
 
@@ -212,7 +245,8 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
   if (!latest || request.last_release() >= latest->release || latest->stage == "aborted") return response;
   EDGELLM_ASSIGN_OR_RETURN(std::vector<InstallRecord> installs, coordinator_.store().Installs(request.model_id()));
   for (const InstallRecord& i : installs) {
-    if (i.device_id == request.device_id() && i.release == latest->release) return response;  // handled
+    const bool forgiven = IsFailure(i.outcome) && i.reported_ms < latest->failures_before_ms;
+    if (i.device_id == request.device_id() && i.release == latest->release && !forgiven) return response;  // handled
   }
   const std::string& stage = latest->stage;
   const bool canary = CanariesOf(*latest, Fleet(request.model_id(), installs)).contains(request.device_id());
@@ -255,6 +289,13 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
   }
   absl::MutexLock lock(&mu_);
   const std::string outcome = v1::InstallReport::Outcome_Name(report.outcome());
+  EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append({{"model", report.model_id()},
+                                                       {"release", report.release()},
+                                                       {"device", report.device_id()},
+                                                       {"outcome", outcome},
+                                                       {"serving_version", report.serving_version()},
+                                                       {"detail", report.detail().substr(0, 512)},
+                                                       {"unix_ms", NowMs()}}));
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutInstall({report.model_id(), report.device_id(), report.release(),
                                                            outcome, report.serving_version(),
                                                            report.detail().substr(0, 512), NowMs()}));
@@ -302,7 +343,7 @@ void Rollouts::PublishNewVersions() {
     release::AddSignature(envelope, *signing_key_);
     v1::PublishRequest publish;
     publish.set_signed_release(envelope.ToJson());
-    if (absl::StatusOr<v1::RolloutStatus> s = PublishLocked(publish); !s.ok()) {
+    if (absl::StatusOr<v1::RolloutStatus> s = PublishLocked(publish, "edgellm-aggregator"); !s.ok()) {
       log_(StrCat("model ", model_id, ": cannot publish version ", newest.version, ": ", s.status().message()));
       continue;
     }
@@ -348,6 +389,7 @@ absl::Status Rollouts::Advance(ReleaseRecord& r) {
   for (const InstallRecord& i : installs) {
     if (i.release != r.release) continue;
     const bool failure = IsFailure(i.outcome);
+    if (failure && i.reported_ms < r.failures_before_ms) continue;  // looked at before a resume
     (failure ? failed : ok) += 1;
     if (canaries.contains(i.device_id)) (failure ? canary_failed : canary_ok) += 1;
     if (failure && first_failure.empty()) {

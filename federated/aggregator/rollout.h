@@ -53,9 +53,14 @@ class Rollouts {
   absl::StatusOr<std::string> Prepare(const v1::PrepareReleaseRequest& request);
   // Checks the envelope (trusted signatures, the next release number, not
   // expired, its artifact held) and starts its rollout.
-  absl::StatusOr<v1::RolloutStatus> Publish(const v1::PublishRequest& request);
+  // `publisher` (the operator's name) goes into the audit log.
+  absl::StatusOr<v1::RolloutStatus> Publish(const v1::PublishRequest& request, const std::string& publisher);
   absl::StatusOr<v1::RolloutStatus> Status(const std::string& model_id);
-  absl::StatusOr<v1::RolloutStatus> Control(const v1::ControlRolloutRequest& request);
+  // The artifact of one of the model's versions, by the sha256 Prepare named;
+  // NotFound for any other.
+  absl::StatusOr<ArtifactRef> PreparedArtifact(const std::string& model_id, const std::string& sha256);
+  // Pauses, resumes or aborts; the action and `operator_name` go into the audit log.
+  absl::StatusOr<v1::RolloutStatus> Control(const v1::ControlRolloutRequest& request, const std::string& operator_name);
 
   // Device calls (Releases), for a device authenticated by its certificate.
   absl::StatusOr<v1::GetReleaseResponse> ReleaseFor(const v1::GetReleaseRequest& request);
@@ -75,7 +80,7 @@ class Rollouts {
   bool enabled() const { return policy_.has_value(); }
   absl::StatusOr<std::string> PrepareLocked(const v1::PrepareReleaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::RolloutStatus> PublishLocked(const v1::PublishRequest& request)
+  absl::StatusOr<v1::RolloutStatus> PublishLocked(const v1::PublishRequest& request, const std::string& publisher)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Devices of the model: registered for rounds, heard asking for releases,
   // or named in its install reports (`installs`, read once by the caller).
@@ -97,6 +102,7 @@ class Rollouts {
   std::optional<release::SigningKey> signing_key_;
   absl::Mutex mu_;
   std::map<std::string, std::set<std::string>> pollers_ ABSL_GUARDED_BY(mu_);  // model → devices
+  std::map<std::string, std::set<std::string>> prepared_ ABSL_GUARDED_BY(mu_);  // model → artifacts prepared
   // model → the version whose automatic publishing failed (logged once, not retried every tick)
   std::map<std::string, uint64_t> unpublishable_ ABSL_GUARDED_BY(mu_);
 };

@@ -89,6 +89,7 @@ struct ReleaseRecord {
   int64_t published_ms = 0;
   int64_t stage_ms = 0;  // when the stage began
   std::vector<std::string> canaries;  // chosen when it was published
+  int64_t failures_before_ms = 0;     // failures reported before this (a resume) no longer count
 };
 
 // The last install report of a device for a model.

@@ -62,10 +62,11 @@ class RunningMean : public Aggregation {
   uint64_t noise_seed_;
 };
 
-// median / trimmed_mean: every update is held until the round closes.
-class CoordinateWise : public Aggregation {
+// The strategies that must see every update at once: each is held, norm
+// bounded, until the round closes; weights do not count.
+class HeldUpdates : public Aggregation {
  public:
-  CoordinateWise(const StrategyConfig& config, const TensorSet& layout) : config_(config), layout_(ZerosLike(layout)) {}
+  HeldUpdates(const StrategyConfig& config, const TensorSet& layout) : config_(config), layout_(ZerosLike(layout)) {}
 
   void Add(const TensorSet& delta, double) override {
     updates_.push_back(delta);
@@ -73,6 +74,17 @@ class CoordinateWise : public Aggregation {
   }
 
   int32_t count() const override { return static_cast<int32_t>(updates_.size()); }
+
+ protected:
+  const StrategyConfig config_;
+  const TensorSet layout_;
+  std::vector<TensorSet> updates_;
+};
+
+// median / trimmed_mean.
+class CoordinateWise : public HeldUpdates {
+ public:
+  using HeldUpdates::HeldUpdates;
 
   absl::StatusOr<TensorSet> Finish() override {
     if (updates_.empty()) return NoUpdates();
@@ -95,27 +107,14 @@ class CoordinateWise : public Aggregation {
     }
     return out;
   }
-
- private:
-  const StrategyConfig config_;
-  const TensorSet layout_;
-  std::vector<TensorSet> updates_;
 };
 
 // krum: each update scored by the summed squared distances to its n − f − 2
 // nearest others; the krum_selected best are averaged (Blanchard et al.,
 // "Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent").
-// Every update is held until the round closes.
-class Krum : public Aggregation {
+class Krum : public HeldUpdates {
  public:
-  Krum(const StrategyConfig& config, const TensorSet& layout) : config_(config), layout_(ZerosLike(layout)) {}
-
-  void Add(const TensorSet& delta, double) override {
-    updates_.push_back(delta);
-    if (config_.norm_bound > 0) BoundNorm(updates_.back(), config_.norm_bound);
-  }
-
-  int32_t count() const override { return static_cast<int32_t>(updates_.size()); }
+  using HeldUpdates::HeldUpdates;
 
   absl::StatusOr<TensorSet> Finish() override {
     const size_t n = updates_.size();
@@ -158,11 +157,6 @@ class Krum : public Aggregation {
     }
     return out;
   }
-
- private:
-  const StrategyConfig config_;
-  const TensorSet layout_;
-  std::vector<TensorSet> updates_;
 };
 
 }  // namespace

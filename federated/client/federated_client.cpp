@@ -331,6 +331,7 @@ bool FederatedClient::Impl::Train(const v1::Task& task, const fs::path& dir, std
   command.freeze_a = rc.freeze_a();
   command.lora_seed = rc.lora_seed();
   command.clip_norm = rc.clip_norm();
+  command.proximal_mu = rc.proximal_mu();
   train::TrainingWorkerConfig worker_config;
   worker_config.command = train::TrainCommandLine(command);
   worker_config.out_dir = command.out_dir;

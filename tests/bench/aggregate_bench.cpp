@@ -8,6 +8,7 @@
 // exactly what Coordinator::FinishUpload does besides the disk.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -37,7 +38,7 @@ int Run(int argc, char** argv) {
   app.add_option("--model", model_path, "GGUF whose shapes the adapter takes")->required();
   app.add_option("--rank", rank, "LoRA rank")->capture_default_str();
   app.add_option("--targets", targets, "Adapted projections")->capture_default_str();
-  app.add_option("--strategy", strategy, "fedavg | fedadam | median | trimmed_mean | dp_fedavg")->capture_default_str();
+  app.add_option("--strategy", strategy, "fedavg | fedadam | median | trimmed_mean | krum | dp_fedavg")->capture_default_str();
   app.add_option("--encoding", encoding, "int8 | f16")->capture_default_str();
   app.add_option("--updates", updates, "Updates aggregated")->capture_default_str();
   app.add_flag("--full", full, "A and B (not FFA-LoRA's B only)");
@@ -72,11 +73,20 @@ int Run(int argc, char** argv) {
   federated::StrategyConfig config;
   config.name = strategy;
   config.norm_bound = strategy == "dp_fedavg" ? 1.0 : 0.0;
+  config.krum_byzantine = std::max(0, (updates - 3) / 2);
   auto aggregation = federated::NewAggregation(config, layout, 7);
+  // What the aggregator does with each upload: the frame's declared size
+  // first, then a decode that checks names and shapes before allocating.
+  federated::DecodeLimits limits;
+  limits.layout = &layout;
+  limits.model_id = "m";
+  limits.max_decoded_bytes = federated::DecodedSize("m", layout, federated::TensorEncoding::kF32);
   const auto start = Clock::now();
   for (const std::string& bytes : encoded) {
     const std::string sha = federated::Sha256Hex(bytes);
-    auto decoded = federated::DecodeTensors(bytes);
+    auto decoded = federated::CheckDeclaredSize(bytes, "m", layout).ok()
+                       ? federated::DecodeTensors(bytes, limits)
+                       : absl::StatusOr<federated::EncodedTensors>(absl::InvalidArgumentError("size"));
     if (!decoded.ok() || !federated::CheckSameLayout(layout, decoded->tensors).ok() ||
         !federated::FirstNonFinite(decoded->tensors).empty() || sha.empty()) {
       std::cerr << "a generated update did not validate\n";

@@ -10,10 +10,12 @@
 #include <cstring>
 #include <future>
 #include <numeric>
+#include <thread>
 
 #include "common/hashing.h"
 #include "edgellm/v1/ota.grpc.pb.h"
 #include "federated/aggregator/aggregator_config.h"
+#include "federated/aggregator/audit_log.h"
 #include "federated/aggregator/strategy.h"
 #include "federated/release/signing_key.h"
 #include "tests/support/aggregator_fixture.h"
@@ -22,6 +24,7 @@
 namespace edgellm::federated {
 namespace {
 
+namespace fs = std::filesystem;
 using edgellm::testing::FederationTestClient;
 using testing::kModelId;
 using testing::kRank;
@@ -40,6 +43,70 @@ class AdversarialFleet : public testing::AggregatorFixture {
       EXPECT_TRUE(s.ok()) << id << ": " << s.error_message();
     }
     return devices;
+  }
+
+  // An aggregator that publishes each round's version by itself (canaries
+  // first: one of three devices; no soak), with `model_lines` for more
+  // models; dev-a, dev-b and dev-c run round 1, whose version is release 1.
+  std::vector<std::unique_ptr<FederationTestClient>> StartRollout(const std::string& model_lines) {
+    auto key = release::SigningKey::Generate();
+    EXPECT_TRUE(key.ok());
+    std::ofstream(dir_ / "release.key") << key->PrivatePem();
+    std::ofstream(dir_ / "release.pub") << key->PublicPem();
+    testing::Settings settings;
+    settings.top_lines = "release_keys: [" + (dir_ / "release.pub").string() + "]\nrelease_signing_key: " +
+                         (dir_ / "release.key").string() + "\nadmins: [operator]\ncanary_fraction: 0.25\n" +
+                         "soak_seconds: 0\n";
+    settings.model_lines = model_lines;
+    WriteConfig(settings);
+    StartAggregator();
+    auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}, {"dev-c", 100}});
+    v1::Task task;
+    EXPECT_TRUE(devices[0]->WaitForTask(kModelId, &task));
+    SubmitUpdateResponse response;
+    for (size_t d = 0; d < devices.size(); ++d) {
+      auto upload = UploadOf(Delta(1.0f + d), task.round_id(), task.adapter_version(), "k", 100);
+      EXPECT_TRUE(devices[d]->Submit(upload, &response).ok());
+    }
+    EXPECT_TRUE(aggregator_->WaitForLog("model stories: release 1", std::chrono::seconds(60))) << aggregator_->Log();
+    return devices;
+  }
+
+  std::unique_ptr<v1::Releases::Stub> Releases(const std::string& id) const {
+    return v1::Releases::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(port_),
+        edgellm::testing::DeviceCredentials(dir_ / "pki" / "ca.pem", dir_ / "pki" / (id + ".pem"),
+                                            dir_ / "pki" / (id + ".key"))));
+  }
+
+  // Whether the device hears INSTALL for the model's release.
+  bool Offered(const std::string& id) const {
+    v1::GetReleaseRequest request;
+    request.set_device_id(id);
+    request.set_model_id(kModelId);
+    grpc::ClientContext context;
+    v1::GetReleaseResponse answer;
+    EXPECT_TRUE(Releases(id)->GetRelease(&context, request, &answer).ok());
+    return answer.outcome() == v1::GetReleaseResponse::INSTALL;
+  }
+
+  // The one of dev-a, dev-b and dev-c offered release 1, and the others.
+  std::pair<std::string, std::vector<std::string>> FindCanary() const {
+    std::pair<std::string, std::vector<std::string>> found;
+    for (const char* id : {"dev-a", "dev-b", "dev-c"}) (Offered(id) ? found.first : found.second.emplace_back()) = id;
+    return found;
+  }
+
+  grpc::Status Report(const std::string& id, v1::InstallReport::Outcome outcome) const {
+    v1::InstallReport r;
+    r.set_device_id(id);
+    r.set_model_id(kModelId);
+    r.set_release(1);
+    r.set_outcome(outcome);
+    r.set_detail("reported by the test");
+    grpc::ClientContext context;
+    v1::InstallReportResponse ignored;
+    return Releases(id)->ReportInstall(&context, r, &ignored);
   }
 
   // Every value of the layout set to `value`.
@@ -243,75 +310,95 @@ TEST_F(AdversarialFleet, ThreeConcurrentDecompressionBombsLeaveTheAggregatorsMem
 // Item 4: install reports move rollouts, so only a device that was offered
 // the release may report on it.
 TEST_F(AdversarialFleet, ADeviceOfAnotherModelCannotHaltARollout) {
-  auto key = release::SigningKey::Generate();
-  ASSERT_TRUE(key.ok());
-  {
-    std::ofstream(dir_ / "release.key") << key->PrivatePem();
-    std::ofstream(dir_ / "release.pub") << key->PublicPem();
-  }
-  testing::Settings settings;
-  settings.top_lines = "release_keys: [" + (dir_ / "release.pub").string() + "]\nrelease_signing_key: " +
-                       (dir_ / "release.key").string() + "\ncanary_fraction: 0.25\nsoak_seconds: 0\n";
   // A second model on the same base file, for dev-d.
-  settings.model_lines = "  - id: other\n    base_model: " + testing::kModel +
-                         "\n    rank: 4\n    targets: q_proj,v_proj\n    min_devices: 1\n    quorum: 1\n"
-                         "    rounds: 0\n";
-  WriteConfig(settings);
-  StartAggregator();
-  auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}, {"dev-c", 100}});
+  const std::string other = "  - id: other\n    base_model: " + testing::kModel +
+                            "\n    rank: 4\n    targets: q_proj,v_proj\n    min_devices: 1\n    quorum: 1\n";
+  auto devices = StartRollout(other);
+  ASSERT_FALSE(HasFatalFailure());
   auto stranger = Devices({{"dev-d", 100}}, "other");
-  v1::Task task;
-  ASSERT_TRUE(devices[0]->WaitForTask(kModelId, &task));
-  SubmitUpdateResponse response;
-  for (size_t d = 0; d < devices.size(); ++d) {
-    auto upload = UploadOf(Delta(1.0f + d), task.round_id(), task.adapter_version(), "k", 100);
-    ASSERT_TRUE(devices[d]->Submit(upload, &response).ok());
-  }
-  ASSERT_TRUE(aggregator_->WaitForLog("model stories: release 1", std::chrono::seconds(60))) << aggregator_->Log();
-
-  auto releases = [&](const std::string& id) {
-    return v1::Releases::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(port_),
-        edgellm::testing::DeviceCredentials(dir_ / "pki" / "ca.pem", dir_ / "pki" / (id + ".pem"),
-                                            dir_ / "pki" / (id + ".key"))));
-  };
-  auto report = [&](const std::string& id, v1::InstallReport::Outcome outcome) {
-    v1::InstallReport r;
-    r.set_device_id(id);
-    r.set_model_id(kModelId);
-    r.set_release(1);
-    r.set_outcome(outcome);
-    r.set_detail("forged");
-    grpc::ClientContext context;
-    v1::InstallReportResponse ignored;
-    return releases(id)->ReportInstall(&context, r, &ignored);
-  };
-  // Which of the three is the canary: the one offered the release.
-  std::string canary;
-  std::vector<std::string> others;
-  for (const char* id : {"dev-a", "dev-b", "dev-c"}) {
-    v1::GetReleaseRequest request;
-    request.set_device_id(id);
-    request.set_model_id(kModelId);
-    grpc::ClientContext context;
-    v1::GetReleaseResponse answer;
-    ASSERT_TRUE(releases(id)->GetRelease(&context, request, &answer).ok());
-    (answer.outcome() == v1::GetReleaseResponse::INSTALL ? canary : others.emplace_back()) = id;
-  }
+  const auto [canary, others] = FindCanary();
   ASSERT_FALSE(canary.empty());
   // dev-d, enrolled for another model, tries to halt this one.
-  grpc::Status s = report("dev-d", v1::InstallReport::SMOKE_FAILED);
+  grpc::Status s = Report("dev-d", v1::InstallReport::SMOKE_FAILED);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
   // A device of this model that was not offered the release yet fakes a canary's success or failure.
-  s = report(others.front(), v1::InstallReport::INSTALLED);
+  s = Report(others.front(), v1::InstallReport::INSTALLED);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
-  s = report(others.back(), v1::InstallReport::SMOKE_FAILED);
+  s = Report(others.back(), v1::InstallReport::SMOKE_FAILED);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
   EXPECT_EQ(aggregator_->Log().find("halted"), std::string::npos) << aggregator_->Log();
   // The canary's own report moves it on.
-  s = report(canary, v1::InstallReport::INSTALLED);
+  s = Report(canary, v1::InstallReport::INSTALLED);
   EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_TRUE(aggregator_->WaitForLog("rollout: canary -> soak", std::chrono::seconds(30))) << aggregator_->Log();
+}
+
+// Item 10 and 11: a rollout halted by its canary and resumed by an operator
+// (who looked at the failure) offers the release to the canary again and goes
+// on when it installs; the audit log names the operator and every report.
+TEST_F(AdversarialFleet, AHaltedRolloutResumedByAnOperatorMakesProgressAndTheAuditLogSaysWho) {
+  auto devices = StartRollout("");
+  ASSERT_FALSE(HasFatalFailure());
+  const auto [canary, others] = FindCanary();
+  ASSERT_FALSE(canary.empty());
+  ASSERT_TRUE(Report(canary, v1::InstallReport::SMOKE_FAILED).ok());
+  ASSERT_TRUE(aggregator_->WaitForLog("rollout: canary -> halted", std::chrono::seconds(30))) << aggregator_->Log();
+  EXPECT_FALSE(Offered(canary));  // halted: nobody is offered it
+  auto admin = v1::ReleaseAdmin::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port_),
+      edgellm::testing::DeviceCredentials(dir_ / "pki" / "ca.pem", dir_ / "pki" / "operator.pem",
+                                          dir_ / "pki" / "operator.key")));
+  v1::ControlRolloutRequest resume;
+  resume.set_model_id(kModelId);
+  resume.set_action(v1::ControlRolloutRequest::RESUME);
+  grpc::ClientContext context;
+  v1::RolloutStatus status;
+  ASSERT_TRUE(admin->ControlRollout(&context, resume, &status).ok());
+  EXPECT_EQ(status.stage(), "canary");
+  EXPECT_TRUE(Offered(canary)) << "the canary that failed is offered the release again";
+  ASSERT_TRUE(Report(canary, v1::InstallReport::INSTALLED).ok());
+  EXPECT_TRUE(aggregator_->WaitForLog("rollout: canary -> soak", std::chrono::seconds(30))) << aggregator_->Log();
+  EXPECT_TRUE(aggregator_->WaitForLog("rollout: soak -> full", std::chrono::seconds(30))) << aggregator_->Log();
+  aggregator_->Terminate();
+  const std::string audit = edgellm::testing::ReadAll(dir_ / "state" / "audit.log");
+  EXPECT_NE(audit.find("\"action\":\"RESUME\""), std::string::npos) << audit;
+  EXPECT_NE(audit.find("\"operator\":\"operator\""), std::string::npos) << audit;
+  EXPECT_NE(audit.find("\"outcome\":\"SMOKE_FAILED\""), std::string::npos) << audit;
+  EXPECT_NE(audit.find("\"device\":\"" + canary + "\""), std::string::npos) << audit;
+  EXPECT_TRUE(AuditLog::Verify((dir_ / "state" / "audit.log").string()).ok());
+}
+
+// Item 5: a stolen device is revoked while the aggregator runs and refused
+// at its next call; a device cannot fetch another model's adapter; an
+// operator's certificate is not a device's.
+TEST_F(AdversarialFleet, ARevokedDeviceIsRefusedAtOnceAndNoDeviceReachesAnotherModel) {
+  testing::Settings settings;
+  settings.top_lines = "revoked_certificates_file: " + (dir_ / "revoked").string() + "\nadmins: [operator]\n";
+  settings.model_lines = "  - id: other\n    base_model: " + testing::kModel +
+                         "\n    rank: 4\n    targets: q_proj,v_proj\n    min_devices: 1\n    quorum: 1\n";
+  WriteConfig(settings);
+  StartAggregator();
+  auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}});
+  auto stranger = Devices({{"dev-d", 100}}, "other");
+  std::ofstream(dir_ / "revoked") << "# stolen on 2026-12-04\ndev-b\n";
+  grpc::Status s = devices[1]->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_NE(s.error_message().find("revoked"), std::string::npos) << s.error_message();
+  EXPECT_TRUE(devices[0]->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100).ok());
+  std::ofstream(dir_ / "revoked", std::ios::trunc) << "# found again\n";
+  EXPECT_TRUE(devices[1]->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100).ok());
+
+  std::string bytes;
+  s = stranger[0]->Fetch(kModelId, 1, &bytes);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_TRUE(bytes.empty());
+  s = stranger[0]->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_TRUE(stranger[0]->Fetch("other", 1, &bytes).ok());
+
+  s = Device("operator")->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_NE(s.error_message().find("operator's certificate"), std::string::npos) << s.error_message();
 }
 
 // Item 10: an unfinished upload belongs to its model and round alone. Model
@@ -347,6 +434,76 @@ TEST_F(AdversarialFleet, TheEndOfOneModelsRoundLeavesAnotherModelsUploadsAlone) 
   v1::UploadStatusResponse status;
   ASSERT_TRUE(other[0]->UploadStatus("stories.1", other_task.round_id(), "d", &status).ok());
   EXPECT_EQ(status.received_bytes(), half.bytes.size() / 2);
+}
+
+// Item 9: one device abandons 300 uploads, each under a fresh idempotency
+// key, each with half its bytes sent: the disk holds one part file of it.
+TEST_F(AdversarialFleet, AbandonedUploadsUnderFreshKeysDoNotFillTheDisk) {
+  WriteConfig({});
+  StartAggregator();
+  auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}, {"dev-c", 100}});
+  v1::Task task;
+  ASSERT_TRUE(devices[0]->WaitForTask(kModelId, &task));
+  SubmitUpdateResponse response;
+  for (int i = 0; i < 300; ++i) {
+    FederationTestClient::Upload half =
+        UploadOf(Delta(1.0f + 0.001f * i), task.round_id(), task.adapter_version(), "key-" + std::to_string(i), 1);
+    half.stop_after = half.bytes.size() / 2;
+    ASSERT_TRUE(devices[0]->Submit(half, &response).ok());
+    ASSERT_EQ(response.outcome(), SubmitUpdateResponse::INCOMPLETE);
+  }
+  size_t parts = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir_ / "state" / "uploads")) parts += entry.is_regular_file();
+  EXPECT_EQ(parts, 1u);
+  // The last one can still be finished.
+  FederationTestClient::Upload last = UploadOf(Delta(1.0f + 0.001f * 299), task.round_id(), task.adapter_version(),
+                                               "key-299", 1);
+  last.offset = last.bytes.size() / 2;
+  ASSERT_TRUE(devices[0]->Submit(last, &response).ok());
+  EXPECT_EQ(response.outcome(), SubmitUpdateResponse::ACCEPTED) << response.detail();
+}
+
+// Item 9: one device opens 4,000 upload streams and never sends a byte on
+// them. Each would hold a server thread; the aggregator keeps its threads
+// and memory bounded and goes on serving the other devices.
+TEST_F(AdversarialFleet, FourThousandSilentStreamsDoNotStarveTheOtherDevices) {
+  WriteConfig({});
+  StartAggregator();
+  auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}, {"dev-c", 100}});
+  const pid_t pid = aggregator_->pid();
+  const double rss_before = edgellm::testing::ProcessMemoryMiB(pid, "VmRSS");
+  const auto credentials = edgellm::testing::DeviceCredentials(dir_ / "pki" / "ca.pem", dir_ / "pki" / "dev-a.pem",
+                                                                dir_ / "pki" / "dev-a.key");
+  struct Silent {
+    std::unique_ptr<grpc::ClientContext> context;
+    SubmitUpdateResponse response;
+    std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> writer;
+  };
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<v1::Federation::Stub>> stubs;
+  std::vector<Silent> silent(4000);
+  for (size_t i = 0; i < silent.size(); ++i) {
+    if (i % 16 == 0) {  // a connection per 16 streams, as many as one connection may carry
+      grpc::ChannelArguments arguments;
+      arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      channels.push_back(
+          grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port_), credentials, arguments));
+      stubs.push_back(v1::Federation::NewStub(channels.back()));
+    }
+    silent[i].context = std::make_unique<grpc::ClientContext>();
+    silent[i].context->set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+    silent[i].writer = stubs.back()->SubmitUpdate(silent[i].context.get(), &silent[i].response);
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // for the aggregator to take up what reached it
+  const double threads = edgellm::testing::ProcessStatus(pid, "Threads");
+  const double rss = edgellm::testing::ProcessMemoryMiB(pid, "VmRSS");
+  // Another device is served as before.
+  v1::Task task;
+  EXPECT_TRUE(devices[1]->WaitForTask(kModelId, &task));
+  EXPECT_TRUE(devices[2]->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100).ok());
+  for (Silent& s : silent) s.context->TryCancel();
+  EXPECT_LT(threads, 300) << "aggregator threads with 4,000 silent streams open";
+  EXPECT_LT(rss, rss_before + 256) << "before: " << rss_before << " MiB";
 }
 
 // Item 11: what a device says reaches the log escaped: it cannot forge a line.

@@ -1,8 +1,10 @@
 // edgellmd over TCP with TLS: real certificates from deploy/pki.sh, a
 // real gRPC client, clients that should and should not get through.
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include "edgellm/v1/inference.grpc.pb.h"
@@ -34,7 +36,7 @@ class DaemonTlsTest : public ::testing::Test {
     EDGELLM_REQUIRE_SHARED_FILE(kModel);
     dir_ = testing::TestDir();
     const std::string script = std::string(EDGELLM_SOURCE_DIR) + "/deploy/pki.sh";
-    ASSERT_EQ(std::system((script + " " + (dir_ / "pki").string() + " device-1 >/dev/null").c_str()), 0);
+    ASSERT_EQ(std::system((script + " " + (dir_ / "pki").string() + " device-1 device-2 >/dev/null").c_str()), 0);
     ASSERT_EQ(std::system((script + " " + (dir_ / "other").string() + " device-1 >/dev/null").c_str()), 0);
     listen_ = "127.0.0.1:0";  // the daemon picks the port and logs it
   }
@@ -86,6 +88,21 @@ TEST_F(DaemonTlsTest, MutualTlsAdmitsOnlyClientCertificatesFromItsCa) {
   EXPECT_EQ(Attempt(*daemon, Trusting(Pki("ca.pem"), Other("device-1"))), grpc::StatusCode::UNAVAILABLE);
 }
 
+// grpc.reflection.v1alpha's list_services, sent as one message with the
+// generic stub (no reflection stubs are installed): the status it ends with.
+grpc::StatusCode ReflectionListServices(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub generic(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  const grpc::Slice slice(std::string("\x3a\x00", 2));  // field 7 (list_services) = ""
+  const grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  generic.UnaryCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", {}, &request,
+                    &response, [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get().error_code();
+}
+
 // Kubernetes' gRPC probes speak no TLS: health_listen answers them in
 // plaintext with grpc.health.v1 and serves nothing else there.
 TEST_F(DaemonTlsTest, APlaintextHealthListenerAnswersHealthChecksAndNothingElse) {
@@ -106,6 +123,54 @@ TEST_F(DaemonTlsTest, APlaintextHealthListenerAnswersHealthChecksAndNothingElse)
   grpc::ClientContext list_context;
   v1::ListModelsResponse models;
   EXPECT_EQ(stub->ListModels(&list_context, {}, &models).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  // Nor reflection, whose streams would each hold one of its threads; the TLS port keeps it.
+  EXPECT_EQ(ReflectionListServices(channel), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(ReflectionListServices(daemon->channel()), grpc::StatusCode::OK);
+  // The inference service's own name answers as "" does; others are unknown.
+  grpc::ClientContext named_context;
+  grpc::health::v1::HealthCheckRequest named;
+  named.set_service("edgellm.v1.Inference");
+  ASSERT_TRUE(health_stub->Check(&named_context, named, &response).ok());
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  grpc::ClientContext unknown_context;
+  named.set_service("no.such.Service");
+  EXPECT_EQ(health_stub->Check(&unknown_context, named, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// A session is its caller's: another certificate cannot read or continue it.
+TEST_F(DaemonTlsTest, ASessionBelongsToTheCertificateThatBeganIt) {
+  std::string error;
+  auto daemon = DaemonProcess::Start(kModel,
+                                     {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("server.key"),
+                                      "--tls-client-ca", Pki("ca.pem")},
+                                     &error, {}, {listen_, Trusting(Pki("ca.pem"), Pki("device-1"))});
+  ASSERT_NE(daemon, nullptr) << error;
+  auto one = v1::Inference::NewStub(daemon->NewChannel(Trusting(Pki("ca.pem"), Pki("device-1"))));
+  auto two = v1::Inference::NewStub(daemon->NewChannel(Trusting(Pki("ca.pem"), Pki("device-2"))));
+  v1::GenerateRequest turn = Greedy("Once upon a time", 4);
+  turn.set_session_id("shared-name");
+  ASSERT_TRUE(Generate(*one, turn).status.ok());
+  const auto stolen = Generate(*two, turn);
+  EXPECT_EQ(stolen.status.error_code(), grpc::StatusCode::NOT_FOUND) << stolen.status.error_message();
+  EXPECT_TRUE(Generate(*one, turn).status.ok());  // still device-1's, undisturbed
+}
+
+// Beyond loopback, TLS alone would let any client in: a client CA is
+// required (unless tls_allow_any_client opts out in so many words).
+TEST_F(DaemonTlsTest, BeyondLoopbackAClientCaIsRequired) {
+  std::string error;
+  EXPECT_EQ(DaemonProcess::Start(kModel, {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("server.key")}, &error, {},
+                                 {"0.0.0.0:0", Trusting(Pki("ca.pem"))}),
+            nullptr);
+  EXPECT_NE(error.find("status 2"), std::string::npos) << error;
+  EXPECT_NE(error.find("tls_client_ca"), std::string::npos) << error;
+  // The HTTP API the same.
+  EXPECT_EQ(DaemonProcess::Start(kModel,
+                                 {"--tls-cert", Pki("server.pem"), "--tls-key", Pki("server.key"), "--http-listen",
+                                  "0.0.0.0:0"},
+                                 &error, {}, {listen_, Trusting(Pki("ca.pem"))}),
+            nullptr);
+  EXPECT_NE(error.find("tls_client_ca"), std::string::npos) << error;
 }
 
 TEST_F(DaemonTlsTest, RefusesToStartWithAKeyThatIsNotTheCertificates) {

@@ -57,10 +57,11 @@ class HostileReleaseServer final : public v1::Releases::Service {
     absl::MutexLock lock(&mu_);
     cut_after_ = bytes;
   }
-  // Waits up to 60 s for a report on `release` (with `outcome`, if given)
+  // Waits up to `timeout` for a report on `release` (with `outcome`, if given)
   // since the last offer; OUTCOME_UNSPECIFIED if none came.
   v1::InstallReport AwaitReport(uint64_t release,
-                                v1::InstallReport::Outcome outcome = v1::InstallReport::OUTCOME_UNSPECIFIED) {
+                                v1::InstallReport::Outcome outcome = v1::InstallReport::OUTCOME_UNSPECIFIED,
+                                absl::Duration timeout = absl::Seconds(60)) {
     absl::MutexLock lock(&mu_);
     const auto find = [&]() -> const v1::InstallReport* {
       for (size_t i = offered_at_; i < reports_.size(); ++i) {
@@ -72,7 +73,7 @@ class HostileReleaseServer final : public v1::Releases::Service {
       return nullptr;
     };
     const auto found = [&] { return find() != nullptr; };
-    mu_.AwaitWithTimeout(absl::Condition(&found), absl::Seconds(60));
+    mu_.AwaitWithTimeout(absl::Condition(&found), timeout);
     const v1::InstallReport* r = find();
     return r != nullptr ? *r : v1::InstallReport();
   }
@@ -228,7 +229,8 @@ class OtaAgentTest : public ::testing::Test {
     return server_.AwaitReport(m.release);
   }
 
-  void StartDaemon(double probation_seconds = 300) {
+  // `extra` config lines, e.g. to put the daemon under memory pressure.
+  void StartDaemon(double probation_seconds = 300, const std::string& extra = "") {
     const fs::path config = dir_ / "dev-a.yaml";
     std::ofstream(config) << "model: " << kModel << "\n"
                           << "metrics_listen: 127.0.0.1:0\n"
@@ -239,7 +241,8 @@ class OtaAgentTest : public ::testing::Test {
                           << "ota_release_keys: [" << (dir_ / "release.pub").string() << "]\n"
                           << "ota_dir: " << ota_dir().string() << "\n"
                           << "ota_poll_seconds: 0.1\n"
-                          << "ota_probation_seconds: " << probation_seconds << "\n";
+                          << "ota_probation_seconds: " << probation_seconds << "\n"
+                          << extra;
     std::string error;
     daemon_ = DaemonProcess::Start("", {"--config", config.string()}, &error, {}, {}, log_path().string());
     ASSERT_NE(daemon_, nullptr) << error;
@@ -422,6 +425,41 @@ TEST_F(OtaAgentTest, AVersionThatCannotGenerateFailsItsSmokeTestAndNeverServes) 
   EXPECT_EQ(ServedVersion(), "v1");
   EXPECT_EQ(Metric("edgellm_ota_smoke_failures"), 1.0);
   EXPECT_FALSE(fs::exists(ota_dir() / "versions" / "r2-v2"));
+}
+
+// Signed for another base model, an adapter would run on weights it was not
+// trained for: it is refused.
+TEST_F(OtaAgentTest, AReleaseSignedForAnotherBaseModelIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const Artifact adapter = MakeAdapter(0.05f, 1);
+  release::ReleaseManifest m = Manifest(1, 1, adapter);
+  m.base_model_sha256 = std::string(64, 'b');
+  const v1::InstallReport report = OfferAndAwait(m, adapter.weights);
+  EXPECT_EQ(report.outcome(), v1::InstallReport::REFUSED);
+  EXPECT_NE(report.detail().find("base model"), std::string::npos) << report.detail();
+  EXPECT_EQ(ServedVersion(), "base");
+}
+
+// A daemon under critical memory pressure refuses every new request, the
+// smoke test's too: that says nothing of the release, which must not be
+// reported as failed (that would halt its rollout everywhere).
+TEST_F(OtaAgentTest, ASmokeTestTheDaemonCannotRunNowIsNotAFailure) {
+  // More memory than any machine has must stay available: the guard is critical from the start.
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(300, "memory_low_mib: 100000000\nmemory_critical_mib: 100000000\n"));
+  const Artifact adapter = MakeAdapter(0.05f, 1);
+  const release::ReleaseManifest m = Manifest(1, 1, adapter);
+  server_.Offer(Sign(m, key_), adapter.weights, m.release);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (edgellm::testing::ReadAll(log_path()).find("could not run now") == std::string::npos &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(edgellm::testing::ReadAll(log_path()).find("could not run now"), std::string::npos)
+      << edgellm::testing::ReadAll(log_path());
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // retries, still no verdict
+  EXPECT_EQ(server_.AwaitReport(m.release, v1::InstallReport::SMOKE_FAILED, absl::Seconds(1)).outcome(),
+            v1::InstallReport::OUTCOME_UNSPECIFIED);
+  EXPECT_EQ(Metric("edgellm_ota_smoke_failures"), 0.0);
 }
 
 TEST_F(OtaAgentTest, ACrashWhileOnProbationRestoresTheLastKnownGoodVersion) {

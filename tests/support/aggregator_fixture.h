@@ -50,7 +50,7 @@ class AggregatorFixture : public ::testing::Test {
   void SetUp() override {
     EDGELLM_REQUIRE_SHARED_FILE(kModel);
     dir_ = edgellm::testing::TestDir();
-    ASSERT_TRUE(edgellm::testing::MakePki(dir_ / "pki", {"dev-a", "dev-b", "dev-c", "dev-d"}));
+    ASSERT_TRUE(edgellm::testing::MakePki(dir_ / "pki", {"dev-a", "dev-b", "dev-c", "dev-d", "operator"}));
     port_ = edgellm::testing::FreePort();
     metrics_port_ = edgellm::testing::FreePort();
     auto sha = Sha256OfFile(kModel);

@@ -46,13 +46,19 @@ inline std::vector<std::pair<pid_t, char>> ChildrenOf(pid_t parent) {
   return children;
 }
 
-// A memory field of /proc/PID/status (VmRSS, VmHWM, ...) in MiB; -1 if absent.
-inline double ProcessMemoryMiB(pid_t pid, const std::string& field) {
+// The number a field of /proc/PID/status holds (Threads, or VmRSS in kB...); -1 if absent.
+inline double ProcessStatus(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1));
   }
   return -1;
+}
+
+// A memory field of /proc/PID/status (VmRSS, VmHWM, ...) in MiB; -1 if absent.
+inline double ProcessMemoryMiB(pid_t pid, const std::string& field) {
+  const double kib = ProcessStatus(pid, field);
+  return kib < 0 ? -1 : kib / 1024.0;
 }
 
 }  // namespace edgellm::testing

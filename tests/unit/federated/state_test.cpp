@@ -9,6 +9,8 @@
 #include "federated/aggregator/artifact_store.h"
 #include "federated/aggregator/audit_log.h"
 #include "federated/aggregator/state_store.h"
+#include "federated/protocol/sha256.h"
+#include "federated/release/signing_key.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm::federated {
@@ -89,6 +91,42 @@ TEST(AuditLog, ChainsItsLinesAndFindsAnEditedOne) {
   const absl::Status broken = AuditLog::Verify(path);
   EXPECT_EQ(broken.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(broken.message().find(":2:"), std::string::npos) << broken;
+}
+
+// A tail rewritten whole, every hash recomputed, still makes a chain; the
+// signed head is what finds it.
+TEST(AuditLog, ASignedHeadFindsATailRewrittenWithItsHashes) {
+  const auto dir = edgellm::testing::TestDir();
+  const std::string path = (dir / "audit.log").string();
+  auto key = release::SigningKey::Generate();
+  ASSERT_TRUE(key.ok());
+  auto public_key = release::PublicKey::FromPem(key->PublicPem());
+  ASSERT_TRUE(public_key.ok());
+  {
+    auto log = AuditLog::Open(path, *std::move(key));
+    ASSERT_TRUE(log.ok()) << log.status();
+    ASSERT_TRUE((*log)->Append({{"model", "m"}, {"round", 1}, {"updates", {"aa"}}}).ok());
+    ASSERT_TRUE((*log)->Append({{"model", "m"}, {"round", 2}, {"updates", {"bb"}}}).ok());
+  }
+  ASSERT_TRUE(AuditLog::VerifyHead(path, *public_key).ok()) << AuditLog::VerifyHead(path, *public_key);
+  // The attacker drops round 2 and writes another in its place, chained properly.
+  std::string first;
+  {
+    std::ifstream in(path);
+    std::getline(in, first);
+  }
+  const nlohmann::json forged = {{"model", "m"}, {"round", 2}, {"updates", {"cc"}}, {"prev", Sha256Hex(first)}};
+  std::ofstream(path, std::ios::trunc) << first << "\n" << forged.dump() << "\n";
+  EXPECT_TRUE(AuditLog::Verify(path).ok()) << "the chain alone cannot tell";
+  const absl::Status head = AuditLog::VerifyHead(path, *public_key);
+  EXPECT_EQ(head.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(head.message().find("rewritten"), std::string::npos) << head;
+  // So does cutting the last line, and a head signed by another key.
+  std::ofstream(path, std::ios::trunc) << first << "\n";
+  EXPECT_NE(AuditLog::VerifyHead(path, *public_key).message().find("cut"), std::string::npos);
+  auto other = release::SigningKey::Generate();
+  auto other_public = release::PublicKey::FromPem(other->PublicPem());
+  EXPECT_EQ(AuditLog::VerifyHead(path, *other_public).code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(AggregatorConfig, TheExampleFileIsValid) {

@@ -61,6 +61,30 @@ TEST(LoadChatTemplate, RendersTheTemplateTheFileCarriesAsJinja2Does) {
   EXPECT_EQ(LoadChatTemplate(*model, "{% if %}").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(InferenceCore, NoCallerHoldsMoreThanItsShareOfThePlaces) {
+  auto model = engine::LlamaModel::Load(testing::SyntheticModel("test-spm", engine::GgmlType::kF32), {});
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto pool = (*model)->NewBlockPool({16, 8, true});
+  ASSERT_TRUE(pool.ok());
+  SchedulerConfig places;
+  places.max_active = 2;
+  places.max_waiting = 2;
+  Scheduler scheduler(**model, *pool, places);
+  InferenceCoreConfig config;
+  config.max_caller_share = 0.5;  // 2 of the 4 places
+  InferenceCore core(**model, scheduler, config);
+  ASSERT_TRUE(core.StreamOpened("cert:app-a").ok());
+  ASSERT_TRUE(core.StreamOpened("cert:app-a").ok());
+  const absl::Status third = core.StreamOpened("cert:app-a");
+  EXPECT_EQ(third.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(third.message().find("max_caller_share"), std::string::npos) << third;
+  EXPECT_TRUE(core.StreamOpened("cert:app-b").ok());  // another caller still gets in
+  core.StreamClosed("cert:app-a");
+  EXPECT_TRUE(core.StreamOpened("cert:app-a").ok());  // a place handed back is its own again
+  for (const char* caller : {"cert:app-a", "cert:app-a", "cert:app-b"}) core.StreamClosed(caller);
+  EXPECT_TRUE(core.WaitForStreams(Clock::now()));  // the refused one was never counted
+}
+
 TEST(InferenceCore, EmbeddingsRunBetweenStepsAndBadOnesNeverQueue) {
   engine::ModelOptions options;
   options.threads = 1;
