@@ -1,7 +1,11 @@
 #include "daemon/ota/ota_agent.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <random>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
@@ -153,6 +157,11 @@ absl::Status OtaAgent::Impl::Restore() {
 }
 
 void OtaAgent::Impl::Loop() {
+  // Consecutive polls that could not reach the aggregator: the wait doubles
+  // with each (up to a minute, with jitter), so a fleet whose aggregator is
+  // away does not hammer it when it comes back.
+  int failures = 0;
+  std::minstd_rand jitter(static_cast<uint32_t>(std::hash<std::string>()(config.device_id)));
   while (!calls.stopping()) {
     DeliverReport();
     OtaState state = store->state();
@@ -170,7 +179,15 @@ void OtaAgent::Impl::Loop() {
     grpc::Status s = stub->GetRelease(calls.NewCall(std::chrono::seconds(10)).get(), request, &response);
     if (!s.ok()) {
       if (!Transient(s)) log("ota: asking for releases: " + Describe(s));
-    } else if (response.outcome() == v1::GetReleaseResponse::INSTALL) {
+      ++failures;
+      const double backoff = std::min(60'000.0, static_cast<double>(config.poll_interval.count()) *
+                                                    std::pow(2.0, std::min(failures - 1, 10)));
+      const double spread = std::uniform_real_distribution<double>(0.8, 1.2)(jitter);
+      calls.Sleep(std::chrono::milliseconds(static_cast<int64_t>(backoff * spread)));
+      continue;
+    }
+    failures = 0;
+    if (response.outcome() == v1::GetReleaseResponse::INSTALL) {
       Handle(response.signed_release());
       continue;
     }
@@ -185,6 +202,15 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
   absl::StatusOr<release::SignedRelease> envelope = release::SignedRelease::FromJson(signed_text);
   absl::StatusOr<release::ReleaseManifest> manifest =
       envelope.ok() ? policy->Verify(*envelope, NowUnix()) : absl::StatusOr<release::ReleaseManifest>(envelope.status());
+  if (manifest.ok() && manifest->release == state.current.release && manifest->version == state.current.version) {
+    // Installed and served already: the aggregator has not heard so. The
+    // report is INSTALLED, pending or sent again — never a refusal.
+    if (state.report.outcome == 0 || state.report.release != manifest->release) {
+      Conclude(state, manifest->release, v1::InstallReport::INSTALLED, "");
+    }
+    calls.Sleep(config.poll_interval);
+    return;
+  }
   if (manifest.ok()) {
     absl::Status installable =
         release::CheckInstallable(*manifest, config.model_id, {state.current.version, state.last_release});

@@ -502,8 +502,18 @@ TEST_F(AdversarialFleet, FourThousandSilentStreamsDoNotStarveTheOtherDevices) {
   EXPECT_TRUE(devices[1]->WaitForTask(kModelId, &task));
   EXPECT_TRUE(devices[2]->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100).ok());
   for (Silent& s : silent) s.context->TryCancel();
+  std::cerr << "aggregator with 4,000 silent streams: " << threads << " threads, RSS " << rss_before << " -> " << rss
+            << " MiB\n";
   EXPECT_LT(threads, 300) << "aggregator threads with 4,000 silent streams open";
-  EXPECT_LT(rss, rss_before + 256) << "before: " << rss_before << " MiB";
+  // The connections themselves (TLS state and buffers) cost memory; the
+  // threads the streams would hold do not. Under AddressSanitizer, freed
+  // memory waits in its quarantine (256 MiB) before it is reused.
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr double kBudgetMiB = 128 + 256;
+#else
+  constexpr double kBudgetMiB = 128;
+#endif
+  EXPECT_LT(rss, rss_before + kBudgetMiB) << "before: " << rss_before << " MiB";
 }
 
 // Item 11: what a device says reaches the log escaped: it cannot forge a line.

@@ -52,6 +52,21 @@ class HostileReleaseServer final : public v1::Releases::Service {
     chunk_bytes_ = bytes;
     chunk_delay_ = delay;
   }
+  // Release polls fail as if the aggregator were unreachable while `away`; counts them.
+  void SetAway(bool away) {
+    absl::MutexLock lock(&mu_);
+    away_ = away;
+    polls_while_away_ = 0;
+  }
+  int polls_while_away() {
+    absl::MutexLock lock(&mu_);
+    return polls_while_away_;
+  }
+  // The next `count` install reports fail as if the aggregator were unreachable.
+  void FailReports(int count) {
+    absl::MutexLock lock(&mu_);
+    failing_reports_ = count;
+  }
   // The next download ends, as if the connection broke, after `bytes`.
   void CutNextDownloadAfter(size_t bytes) {
     absl::MutexLock lock(&mu_);
@@ -89,6 +104,10 @@ class HostileReleaseServer final : public v1::Releases::Service {
   grpc::Status GetRelease(grpc::ServerContext*, const v1::GetReleaseRequest*,
                           v1::GetReleaseResponse* response) override {
     absl::MutexLock lock(&mu_);
+    if (away_) {
+      ++polls_while_away_;
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the aggregator is away");
+    }
     response->set_retry_after_ms(100);
     bool reported = false;
     for (size_t i = offered_at_; i < reports_.size(); ++i) reported |= reports_[i].release() == offered_release_;
@@ -138,6 +157,10 @@ class HostileReleaseServer final : public v1::Releases::Service {
   grpc::Status ReportInstall(grpc::ServerContext*, const v1::InstallReport* report,
                              v1::InstallReportResponse*) override {
     absl::MutexLock lock(&mu_);
+    if (failing_reports_ > 0) {
+      --failing_reports_;
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the aggregator is away");
+    }
     reports_.push_back(*report);
     return grpc::Status::OK;
   }
@@ -154,6 +177,9 @@ class HostileReleaseServer final : public v1::Releases::Service {
   std::vector<uint64_t> fetch_offsets_ ABSL_GUARDED_BY(mu_);
   size_t bytes_sent_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<v1::InstallReport> reports_ ABSL_GUARDED_BY(mu_);
+  int failing_reports_ ABSL_GUARDED_BY(mu_) = 0;
+  bool away_ ABSL_GUARDED_BY(mu_) = false;
+  int polls_while_away_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // A PEFT adapter for stories260K: its weights file and config.
@@ -425,6 +451,32 @@ TEST_F(OtaAgentTest, AVersionThatCannotGenerateFailsItsSmokeTestAndNeverServes) 
   EXPECT_EQ(ServedVersion(), "v1");
   EXPECT_EQ(Metric("edgellm_ota_smoke_failures"), 1.0);
   EXPECT_FALSE(fs::exists(ota_dir() / "versions" / "r2-v2"));
+}
+
+// The aggregator does not hear the INSTALLED report and offers the release
+// again: the device serves it already, so the report it finally delivers is
+// still INSTALLED — not a refusal of a release "not newer" than its own.
+TEST_F(OtaAgentTest, AnUndeliveredInstalledReportStaysInstalled) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  server_.FailReports(6);
+  const Artifact adapter = MakeAdapter(0.05f, 1);
+  const v1::InstallReport report = OfferAndAwait(Manifest(1, 1, adapter), adapter.weights);
+  EXPECT_EQ(report.outcome(), v1::InstallReport::INSTALLED) << report.detail();
+  EXPECT_EQ(report.serving_version(), 1u);
+  EXPECT_EQ(ServedVersion(), "v1");
+}
+
+// An aggregator that cannot be reached is asked less and less often: over
+// 3 s, polling every 0.1 s would ask 30 times; backing off (0.1, 0.2, 0.4,
+// ... s) asks about 5.
+TEST_F(OtaAgentTest, PollsBackOffWhileTheAggregatorIsAway) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  server_.SetAway(true);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const int polls = server_.polls_while_away();
+  server_.SetAway(false);
+  EXPECT_GE(polls, 2);
+  EXPECT_LE(polls, 12);
 }
 
 // Signed for another base model, an adapter would run on weights it was not
