@@ -256,7 +256,9 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
                                 " (the round's is rank ", m->config.rank, " on ", absl::StrJoin(m->target_names, ","),
                                 ")"));
   }
-  EDGELLM_RETURN_IF_ERROR(Enroll(r.device_id(), r.model_id()));
+  // A device of another model hears nothing of this one's; a device that
+  // does not fit it is not bound to it (a mistaken model id is not for life).
+  EDGELLM_RETURN_IF_ERROR(CheckNotEnrolledElsewhere(r.device_id(), r.model_id()));
   if (!mismatches.empty()) {
     log_(StrCat("refused device ", r.device_id(), ": ", absl::StrJoin(mismatches, "; ")));
     return absl::FailedPreconditionError(
@@ -267,6 +269,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
                                  {"accelerator", r.capabilities().accelerator()},
                                  {"threads", r.capabilities().threads()},
                                  {"local_examples", r.capabilities().local_examples()}};
+  EDGELLM_RETURN_IF_ERROR(Enroll(r.device_id(), r.model_id()));
   EDGELLM_RETURN_IF_ERROR(
       store_->PutDevice({r.device_id(), r.model_id(), r.daemon_version(), capabilities.dump(), NowMs()}));
   {
@@ -355,16 +358,22 @@ absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const v1::GetTaskReques
   return response;
 }
 
+absl::Status Coordinator::CheckNotEnrolledElsewhere(const std::string& device_id, const std::string& model_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = enrolled_.find(device_id);
+  if (it != enrolled_.end() && it->second != model_id) {
+    return absl::PermissionDeniedError(
+        StrCat("device ", device_id, " is enrolled for model ", it->second, ", not ", model_id));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Coordinator::Enroll(const std::string& device_id, const std::string& model_id) {
   if (FindModel(model_id) == nullptr) return absl::NotFoundError(StrCat("no model '", model_id, "' here"));
+  EDGELLM_RETURN_IF_ERROR(CheckNotEnrolledElsewhere(device_id, model_id));
   {
     absl::MutexLock lock(&mu_);
-    auto it = enrolled_.find(device_id);
-    if (it != enrolled_.end()) {
-      if (it->second == model_id) return absl::OkStatus();
-      return absl::PermissionDeniedError(
-          StrCat("device ", device_id, " is enrolled for model ", it->second, ", not ", model_id));
-    }
+    if (enrolled_.contains(device_id)) return absl::OkStatus();
   }
   EDGELLM_RETURN_IF_ERROR(store_->PutEnrollment(device_id, model_id));
   absl::MutexLock lock(&mu_);

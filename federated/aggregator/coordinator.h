@@ -82,6 +82,8 @@ class Coordinator {
   absl::Status Enroll(const std::string& device_id, const std::string& model_id);
   // PermissionDenied unless the device is enrolled for the model.
   absl::Status CheckEnrolled(const std::string& device_id, const std::string& model_id);
+  // PermissionDenied when the device is enrolled for another model.
+  absl::Status CheckNotEnrolledElsewhere(const std::string& device_id, const std::string& model_id);
   // The model the device is enrolled for; PermissionDenied when none.
   absl::StatusOr<std::string> EnrolledModel(const std::string& device_id);
   absl::StatusOr<v1::UploadStatusResponse> UploadStatus(const v1::UploadStatusRequest& request);

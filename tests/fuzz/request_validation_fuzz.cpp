@@ -7,8 +7,11 @@
 // answer is fine; a crash, a hang or unbounded memory is not.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -46,8 +49,13 @@ struct World {
 World& TheWorld() {
   static World* world = [] {
     auto* w = new World;
-    const fs::path dir = fs::temp_directory_path() / ("edgellm-fuzz-requests-" + std::to_string(::getpid()));
+    static const fs::path dir = fs::temp_directory_path() / ("edgellm-fuzz-requests-" + std::to_string(::getpid()));
     fs::create_directories(dir);
+    // libFuzzer ends the process with exit(): the state goes with it.
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    });
     const std::string model_path = (dir / "model.gguf").string();
     if (!engine::WriteSyntheticModel({*engine::FindShape("test-spm"), engine::GgmlType::kF32, 1, ""}, model_path).ok()) {
       std::abort();

@@ -396,6 +396,13 @@ TEST_F(AdversarialFleet, ARevokedDeviceIsRefusedAtOnceAndNoDeviceReachesAnotherM
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
   EXPECT_TRUE(stranger[0]->Fetch("other", 1, &bytes).ok());
 
+  // A device that tried the wrong model first (it did not fit) is not bound to it.
+  auto mistaken = Device("dev-c");
+  s = mistaken->Register("other", std::string(64, 'f'), kRank, kTargets, nullptr, 100);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  s = mistaken->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+
   s = Device("operator")->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
   EXPECT_NE(s.error_message().find("operator's certificate"), std::string::npos) << s.error_message();
