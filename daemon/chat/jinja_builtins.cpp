@@ -1,5 +1,6 @@
 #include "daemon/chat/jinja_builtins.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -295,7 +296,11 @@ absl::StatusOr<Value> ApplyFilter(std::string_view name, const Value& operand, c
   if (name == "tojson") {
     std::optional<int> indent;
     if (const Value* v = args.Get("indent", 0); v != nullptr && v->is_number()) {
-      indent = static_cast<int>(v->int_value());
+      // As Python's json.dumps: a negative indent breaks lines without spaces.
+      // A wide one would multiply the output by its width: bounded.
+      const int64_t width = std::max<int64_t>(0, v->int_value());
+      if (width > 64) return Bad(edgellm::StrCat("tojson: indent ", width, " is more than 64"));
+      indent = static_cast<int>(width);
     }
     absl::StatusOr<std::string> json = operand.ToJson(indent, BoolArg(args, "sort_keys", 100, false));
     if (!json.ok()) return json.status();

@@ -256,6 +256,9 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
   if (absl::IsUnavailable(smoke)) {
     log(StrCat("ota: release ", manifest->release, ": the smoke test could not run now (", smoke.message(),
                "); will try again"));
+    if (absl::Status s = store->ReturnToStaging(*installed, manifest->artifact_sha256); !s.ok()) {
+      log("ota: " + std::string(s.message()));
+    }
     calls.Sleep(std::max(config.poll_interval, std::chrono::milliseconds(1000)));
     return;
   }

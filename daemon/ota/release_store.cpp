@@ -108,6 +108,15 @@ absl::StatusOr<InstalledVersion> ReleaseStore::Install(const release::SignedRele
   return installed;
 }
 
+absl::Status ReleaseStore::ReturnToStaging(const InstalledVersion& version, const std::string& sha256) {
+  const fs::path dir = PathOf(version);
+  std::error_code ec;
+  fs::rename(dir / kArtifactFile, PartPath(sha256), ec);
+  if (ec) return absl::InternalError(StrCat("cannot move the artifact of ", dir.string(), " back: ", ec.message()));
+  fs::remove_all(dir, ec);
+  return absl::OkStatus();
+}
+
 absl::Status ReleaseStore::Verify(const InstalledVersion& version, const release::TrustPolicy& policy) const {
   const fs::path dir = PathOf(version);
   EDGELLM_ASSIGN_OR_RETURN(std::string text, ReadFileToString((dir / kEnvelopeFile).string(), "release envelope"));

@@ -57,6 +57,11 @@ class ReleaseStore {
   // Makes `state` durable (atomic replace of state.json) and current.
   absl::Status Save(const OtaState& state);
 
+  // Takes an installed version apart again, its artifact back to staging as
+  // the complete download of `sha256`: a version whose smoke test could not
+  // run now is tried again later without being downloaded again.
+  absl::Status ReturnToStaging(const InstalledVersion& version, const std::string& sha256);
+
   // Where the download of the artifact `sha256` is kept while it arrives.
   std::string PartPath(const std::string& sha256) const;
   // Installs a verified release whose complete, checked artifact is at

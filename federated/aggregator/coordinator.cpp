@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -73,14 +73,15 @@ bool GoodKey(const std::string& key) {
 std::string Short(const std::string& sha) { return sha.substr(0, 12); }
 
 // A secret 64-bit seed from the kernel's CSPRNG. Never 0: that marks a round
-// stored before seeds were kept.
-uint64_t SecretSeed() {
+// stored before seeds were kept. Internal when the kernel gives none: a round
+// must not open with a guessable seed.
+absl::StatusOr<uint64_t> SecretSeed() {
   uint64_t seed = 0;
   while (seed == 0) {
-    ssize_t got = 0;
-    while (got != static_cast<ssize_t>(sizeof(seed))) {
-      got = ::getrandom(&seed, sizeof(seed), 0);
-      if (got < 0 && errno != EINTR) std::abort();  // no entropy source: nothing here is safe
+    const ssize_t got = ::getrandom(&seed, sizeof(seed), 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got != static_cast<ssize_t>(sizeof(seed))) {
+      return absl::InternalError(StrCat("no random seed from the kernel: ", std::strerror(errno)));
     }
   }
   return seed;
@@ -201,7 +202,7 @@ absl::Status Coordinator::RecoverRound(ModelState& m) {
   EDGELLM_ASSIGN_OR_RETURN(m.round, store_->LatestRound(m.config.id));
   if (!m.round || m.round->state != RoundState::kOpen) return absl::OkStatus();
   if (m.round->noise_seed == 0) {  // opened by an aggregator that kept no seed
-    m.round->noise_seed = SecretSeed();
+    EDGELLM_ASSIGN_OR_RETURN(m.round->noise_seed, SecretSeed());
     EDGELLM_RETURN_IF_ERROR(store_->PutRound(*m.round));
   }
   m.aggregation = NewAggregation(m.config.strategy, m.layout, m.round->noise_seed);
@@ -683,7 +684,12 @@ void Coordinator::MaybeOpenRound(ModelState& m, int64_t now) {
       static_cast<size_t>(std::ceil(m.config.selection_fraction * static_cast<double>(alive.size()))));
   alive.resize(std::min(alive.size(), wanted));
   round.selected = alive;
-  round.noise_seed = SecretSeed();
+  absl::StatusOr<uint64_t> seed = SecretSeed();
+  if (!seed.ok()) {
+    log_(StrCat("cannot open a round: ", seed.status().message()));
+    return;
+  }
+  round.noise_seed = *seed;
   if (m.config.max_weight_ratio > 0) {
     std::vector<int64_t> registered;
     for (const std::string& id : alive) registered.push_back(devices_.at(id).local_examples);

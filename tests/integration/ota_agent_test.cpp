@@ -182,6 +182,13 @@ class HostileReleaseServer final : public v1::Releases::Service {
   int polls_while_away_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// How often `needle` stands in `text`.
+int Count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 // A PEFT adapter for stories260K: its weights file and config.
 struct Artifact {
   std::string weights;
@@ -508,10 +515,13 @@ TEST_F(OtaAgentTest, ASmokeTestTheDaemonCannotRunNowIsNotAFailure) {
   }
   ASSERT_NE(edgellm::testing::ReadAll(log_path()).find("could not run now"), std::string::npos)
       << edgellm::testing::ReadAll(log_path());
-  std::this_thread::sleep_for(std::chrono::seconds(2));  // retries, still no verdict
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // retries, still no verdict
   EXPECT_EQ(server_.AwaitReport(m.release, v1::InstallReport::SMOKE_FAILED, absl::Seconds(1)).outcome(),
             v1::InstallReport::OUTCOME_UNSPECIFIED);
   EXPECT_EQ(Metric("edgellm_ota_smoke_failures"), 0.0);
+  // Tried again from the download it kept: fetched once, whatever the number of tries.
+  EXPECT_GE(Count(edgellm::testing::ReadAll(log_path()), "could not run now"), 2);
+  EXPECT_EQ(server_.fetch_offsets().size(), 1u);
 }
 
 TEST_F(OtaAgentTest, ACrashWhileOnProbationRestoresTheLastKnownGoodVersion) {

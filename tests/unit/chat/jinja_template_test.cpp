@@ -34,6 +34,11 @@ TEST(JinjaTemplate, ToJsonIsTransformersJsonDumps) {
   EXPECT_EQ(Render("{{ x | tojson(sort_keys=true) }}", data),
             R"({"a": {}, "b": [1, 2.5, "é\n\"q\""], "c": [], "d": null, "e": true})");
   EXPECT_NE(Render("{{ [1] | map('string') | tojson }}").find("not JSON serializable"), std::string::npos);
+  // As json.dumps, a negative indent breaks lines without spaces; a hostile
+  // width (found by fuzz.chat_template) is refused, not multiplied into the output.
+  EXPECT_EQ(Render("{{ [1, 2] | tojson(indent=-3) }}"), "[\n1,\n2\n]");
+  EXPECT_NE(Render("{{ [1] | tojson(indent=1000000000) }}").find("indent 1000000000 is more than 64"),
+            std::string::npos);
 }
 
 TEST(JinjaTemplate, WhitespaceControlAndBlockTrimming) {
