@@ -35,6 +35,8 @@ test_packages=(
   python3-jinja2
   # systemd-analyze verifies the unit files
   systemd
+  # libfaketime: the OTA tests set a daemon's clock back and forward
+  faketime
   # the NEON kernels are cross-built for aarch64 (Jetson) and checked under qemu-user
   g++-aarch64-linux-gnu qemu-user
 )

@@ -13,6 +13,7 @@
 #include "common/str_cat.h"
 #include "daemon/ops/tls_files.h"
 #include "daemon/ota/release_store.h"
+#include "daemon/ota/trusted_clock.h"
 #include "edgellm/v1/ota.grpc.pb.h"
 #include "federated/channel/aggregator_channel.h"
 #include "federated/protocol/sha256.h"
@@ -26,9 +27,11 @@ using federated::CallTracker;
 using federated::Describe;
 using federated::Transient;
 
-int64_t NowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+// A release under whose smoke test the daemon died this many times is
+// reported and skipped: once may be a power cut, twice is the release.
+constexpr int kSmokeDeathLimit = 2;
+// How often the probation time left is written down while it runs out.
+constexpr std::chrono::seconds kProbationPersistInterval{10};
 
 std::string OutcomeName(int32_t outcome) {
   return v1::InstallReport::Outcome_Name(static_cast<v1::InstallReport::Outcome>(outcome));
@@ -48,9 +51,21 @@ struct OtaAgent::Impl {
   mutable absl::Mutex mu;
   OtaStats stats ABSL_GUARDED_BY(mu);
   std::string base_model_sha256;  // the loop thread's: computed on first need
+  std::unique_ptr<TrustedClock> clock;  // from the state's floor, at Restore
+  // When the probation time left was last counted down, and last saved.
+  std::chrono::steady_clock::time_point probation_counted;
+  std::chrono::steady_clock::time_point probation_saved;
 
   // Serves what the state names, after checking it; falls back as it must.
   absl::Status Restore();
+  // Settles a smoke test the daemon died in (`state.smoke`): tried once more,
+  // or reported and skipped.
+  void SettleInterruptedSmokeTest(OtaState& state);
+  // Counts the current version's probation down by the monotonic time since
+  // the last count; at zero it becomes the last-known-good.
+  void CountDownProbation();
+  // store->Save with the trusted clock's floor.
+  absl::Status SaveState(OtaState state);
   absl::Status Serve(const InstalledVersion& version);
   void Loop();
   // Handles one offered release; the outcome goes into the state's report.
@@ -94,9 +109,10 @@ void OtaAgent::Start() {
 void OtaAgent::Stop() {
   impl_->calls.Stop();
   if (impl_->loop.joinable()) impl_->loop.join();
+  impl_->CountDownProbation();
   OtaState state = impl_->store->state();
   state.clean_stop = true;
-  if (absl::Status s = impl_->store->Save(state); !s.ok()) impl_->log("ota: " + std::string(s.message()));
+  if (absl::Status s = impl_->SaveState(state); !s.ok()) impl_->log("ota: " + std::string(s.message()));
 }
 
 OtaStats OtaAgent::stats() const {
@@ -112,16 +128,63 @@ absl::Status OtaAgent::Impl::Serve(const InstalledVersion& version) {
   return absl::OkStatus();
 }
 
+absl::Status OtaAgent::Impl::SaveState(OtaState state) {
+  state.time_floor = clock->Floor();
+  return store->Save(state);
+}
+
+void OtaAgent::Impl::CountDownProbation() {
+  const auto now = std::chrono::steady_clock::now();
+  const int64_t elapsed_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - std::exchange(probation_counted, now)).count();
+  OtaState state = store->state();
+  if (state.probation_left_ms <= 0) return;
+  state.probation_left_ms = std::max<int64_t>(0, state.probation_left_ms - elapsed_ms);
+  if (state.probation_left_ms == 0) {
+    state.last_good = state.current;
+    if (SaveState(state).ok()) store->Prune();
+    return;
+  }
+  if (now - probation_saved < kProbationPersistInterval) return;
+  probation_saved = now;
+  if (absl::Status s = SaveState(state); !s.ok()) log("ota: " + std::string(s.message()));
+}
+
+void OtaAgent::Impl::SettleInterruptedSmokeTest(OtaState& state) {
+  const SmokeInProgress smoke = std::exchange(state.smoke, {});
+  if (smoke.attempts >= kSmokeDeathLimit) {
+    log(StrCat("ota: the daemon died during ", smoke.attempts, " smoke tests of release ", smoke.version.release,
+               " (version ", smoke.version.version, "); skipping it"));
+    Count(&OtaStats::smoke_failures);
+    state.report = {smoke.version.release, v1::InstallReport::SMOKE_FAILED,
+                    StrCat("the daemon died during ", smoke.attempts, " smoke tests of the release")};
+    state.last_release = std::max(state.last_release, smoke.version.release);
+    return;
+  }
+  log(StrCat("ota: the daemon died during the smoke test of release ", smoke.version.release, " (version ",
+             smoke.version.version, "); it will be tried once more"));
+  // Its download is kept for the next try; the count of tries goes on.
+  if (absl::Status s = store->ReturnToStaging(smoke.version, smoke.artifact_sha256); !s.ok()) {
+    log("ota: " + std::string(s.message()));
+  }
+  state.smoke = smoke;
+}
+
 absl::Status OtaAgent::Impl::Restore() {
   OtaState state = store->state();
-  const bool crashed_on_probation = !state.clean_stop && NowUnix() < state.probation_until;
+  clock = std::make_unique<TrustedClock>(state.time_floor);
+  probation_counted = probation_saved = std::chrono::steady_clock::now();
+  // A death during a smoke test is the tested release's doing, not the served version's.
+  const bool died_in_smoke_test = state.smoke.version.release != 0;
+  if (died_in_smoke_test) SettleInterruptedSmokeTest(state);
+  const bool crashed_on_probation = !state.clean_stop && state.probation_left_ms > 0 && !died_in_smoke_test;
   if (crashed_on_probation && state.current.release != 0) {
     log(StrCat("ota: the daemon stopped uncleanly while release ", state.current.release, " (version ",
                state.current.version, ") was on probation; restoring version ", state.last_good.version));
     state.report = {state.current.release, v1::InstallReport::ROLLED_BACK,
                     "the daemon stopped uncleanly while the version was on probation"};
     state.current = state.last_good;
-    state.probation_until = 0;
+    state.probation_left_ms = 0;
     Count(&OtaStats::rollbacks);
   }
   // The first of the current and the last-known-good version that passes its
@@ -139,13 +202,14 @@ absl::Status OtaAgent::Impl::Restore() {
   }
   state.current = chosen;
   state.clean_stop = false;
-  EDGELLM_RETURN_IF_ERROR(store->Save(state));
+  EDGELLM_RETURN_IF_ERROR(SaveState(state));
+  if (died_in_smoke_test) store->Prune();
   absl::Status served = Serve(state.current);
   if (!served.ok() && state.current.release != 0) {
     log(StrCat("ota: version ", state.current.version, " cannot be served (", served.message(),
                "); serving the base model"));
     state.current = {};
-    EDGELLM_RETURN_IF_ERROR(store->Save(state));
+    EDGELLM_RETURN_IF_ERROR(SaveState(state));
     served = Serve(state.current);
   }
   if (served.ok()) {
@@ -164,12 +228,8 @@ void OtaAgent::Impl::Loop() {
   std::minstd_rand jitter(static_cast<uint32_t>(std::hash<std::string>()(config.device_id)));
   while (!calls.stopping()) {
     DeliverReport();
-    OtaState state = store->state();
-    if (state.probation_until != 0 && NowUnix() >= state.probation_until) {
-      state.probation_until = 0;
-      state.last_good = state.current;
-      if (store->Save(state).ok()) store->Prune();
-    }
+    CountDownProbation();
+    const OtaState& state = store->state();
     v1::GetReleaseRequest request;
     request.set_device_id(config.device_id);
     request.set_model_id(config.model_id);
@@ -201,7 +261,10 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
   OtaState state = store->state();
   absl::StatusOr<release::SignedRelease> envelope = release::SignedRelease::FromJson(signed_text);
   absl::StatusOr<release::ReleaseManifest> manifest =
-      envelope.ok() ? policy->Verify(*envelope, NowUnix()) : absl::StatusOr<release::ReleaseManifest>(envelope.status());
+      envelope.ok() ? policy->Verify(*envelope, clock->NowUnix())
+                    : absl::StatusOr<release::ReleaseManifest>(envelope.status());
+  // Signed by trusted keys: its creation time has passed, whatever the wall clock says.
+  if (manifest.ok()) clock->Witness(manifest->created_at);
   if (manifest.ok() && manifest->release == state.current.release && manifest->version == state.current.version) {
     // Installed and served already: the aggregator has not heard so. The
     // report is INSTALLED, pending or sent again — never a refusal.
@@ -252,13 +315,23 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
     Conclude(state, manifest->release, v1::InstallReport::REFUSED, std::string(installed.status().message()));
     return;
   }
+  // Written down first: a start that finds it knows the daemon died in the test.
+  OtaState testing = state;
+  const int earlier_attempts = state.smoke.version.release == manifest->release ? state.smoke.attempts : 0;
+  testing.smoke = {*installed, manifest->artifact_sha256, earlier_attempts + 1};
+  if (absl::Status s = SaveState(testing); !s.ok()) {
+    log("ota: " + std::string(s.message()));
+    return;
+  }
   absl::Status smoke = hooks.smoke_test(store->PathOf(*installed));
+  state.smoke = {};
   if (absl::IsUnavailable(smoke)) {
     log(StrCat("ota: release ", manifest->release, ": the smoke test could not run now (", smoke.message(),
                "); will try again"));
     if (absl::Status s = store->ReturnToStaging(*installed, manifest->artifact_sha256); !s.ok()) {
       log("ota: " + std::string(s.message()));
     }
+    if (absl::Status s = SaveState(state); !s.ok()) log("ota: " + std::string(s.message()));
     calls.Sleep(std::max(config.poll_interval, std::chrono::milliseconds(1000)));
     return;
   }
@@ -273,10 +346,11 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
   // Durable before serving: a crash from here on finds the new version on
   // probation and restores the one before it.
   OtaState next = state;
-  if (state.probation_until == 0 || state.current.release == 0) next.last_good = state.current;
+  if (state.probation_left_ms == 0 || state.current.release == 0) next.last_good = state.current;
   next.current = *installed;
-  next.probation_until = NowUnix() + config.probation.count();
-  if (absl::Status s = store->Save(next); !s.ok()) {
+  next.probation_left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(config.probation).count();
+  probation_counted = probation_saved = std::chrono::steady_clock::now();
+  if (absl::Status s = SaveState(next); !s.ok()) {
     log("ota: " + std::string(s.message()));
     return;
   }
@@ -355,7 +429,7 @@ void OtaAgent::Impl::Conclude(OtaState state, uint64_t release, v1::InstallRepor
                               const std::string& detail) {
   if (release > state.last_release && outcome != v1::InstallReport::REFUSED) state.last_release = release;
   state.report = {release, outcome, detail.substr(0, 512)};
-  if (absl::Status s = store->Save(state); !s.ok()) log("ota: " + std::string(s.message()));
+  if (absl::Status s = SaveState(state); !s.ok()) log("ota: " + std::string(s.message()));
   DeliverReport();
 }
 
@@ -377,7 +451,7 @@ void OtaAgent::Impl::DeliverReport() {
   }
   OtaState delivered = state;
   delivered.report = {};
-  if (absl::Status saved = store->Save(delivered); !saved.ok()) log("ota: " + std::string(saved.message()));
+  if (absl::Status saved = SaveState(delivered); !saved.ok()) log("ota: " + std::string(saved.message()));
 }
 
 }  // namespace edgellm::ota

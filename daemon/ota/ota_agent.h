@@ -11,8 +11,12 @@
 // atomically; smoke-tests it without serving it; and swaps it in — requests
 // in flight finish on the version they began with. Every outcome is reported
 // to the aggregator (kept on disk until delivered). A new version stays on
-// probation for a while: if the daemon dies uncleanly in that time, the next
-// start restores the last-known-good version and reports the rollback.
+// probation for a while of serving time (the monotonic clock's, so a jumping
+// wall clock changes nothing): if the daemon dies uncleanly in that time, the
+// next start restores the last-known-good version and reports the rollback.
+// A release the daemon dies in the smoke test of is tried once more, then
+// reported SMOKE_FAILED and skipped: no crash loop. Expiry is checked against
+// a TrustedClock, so a clock set back does not revive expired releases.
 #ifndef EDGELLM_OTA_OTA_AGENT_H_
 #define EDGELLM_OTA_OTA_AGENT_H_
 

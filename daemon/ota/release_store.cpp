@@ -54,8 +54,16 @@ absl::StatusOr<std::unique_ptr<ReleaseStore>> ReleaseStore::Open(const std::stri
     s.current = VersionFromJson(j.value("current", Json()));
     s.last_good = VersionFromJson(j.value("last_good", Json()));
     s.last_release = j.value("last_release", uint64_t{0});
-    s.probation_until = j.value("probation_until", int64_t{0});
+    s.probation_left_ms = j.value("probation_left_ms", int64_t{0});
+    s.time_floor = j.value("time_floor", int64_t{0});
     s.clean_stop = j.value("clean_stop", true);
+    const Json smoke = j.value("smoke", Json());
+    if (smoke.is_object()) {
+      s.smoke = {VersionFromJson(smoke.value("version", Json())), smoke.value("artifact_sha256", ""),
+                 smoke.value("attempts", 0)};
+      // It names a staging file: a sha256 in hex or nothing.
+      if (!federated::IsSha256Hex(s.smoke.artifact_sha256)) s.smoke = {};
+    }
     const Json report = j.value("report", Json());
     if (report.is_object()) {
       s.report = {report.value("release", uint64_t{0}), report.value("outcome", 0), report.value("detail", "")};
@@ -68,8 +76,12 @@ absl::Status ReleaseStore::Save(const OtaState& state) {
   Json j = {{"current", ToJson(state.current)},
             {"last_good", ToJson(state.last_good)},
             {"last_release", state.last_release},
-            {"probation_until", state.probation_until},
+            {"probation_left_ms", state.probation_left_ms},
+            {"time_floor", state.time_floor},
             {"clean_stop", state.clean_stop},
+            {"smoke", {{"version", ToJson(state.smoke.version)},
+                       {"artifact_sha256", state.smoke.artifact_sha256},
+                       {"attempts", state.smoke.attempts}}},
             {"report", {{"release", state.report.release},
                         {"outcome", state.report.outcome},
                         {"detail", state.report.detail}}}};

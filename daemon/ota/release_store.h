@@ -3,7 +3,8 @@
 //
 // Layout under the OTA directory:
 //   state.json            what is served, the last-known-good, the highest
-//                         release seen, the probation deadline (atomic writes)
+//                         release seen, the probation left, the time floor,
+//                         a smoke test under way (atomic writes)
 //   staging/<sha>.part    a download in progress (resumed after a restart)
 //   versions/r<R>-v<N>/   an installed release: the artifact, the signed
 //                         envelope, adapter_config.json; made as a hidden
@@ -36,14 +37,25 @@ struct PendingReport {
   std::string detail;
 };
 
+// A smoke test begun and not yet concluded: if the next start finds one, the
+// daemon died during it.
+struct SmokeInProgress {
+  InstalledVersion version;  // release 0: none
+  std::string artifact_sha256;
+  int attempts = 0;      // smoke tests of this release begun and not concluded
+};
+
 struct OtaState {
   InstalledVersion current;
   InstalledVersion last_good;  // what a failed current falls back to
   uint64_t last_release = 0;   // the highest release accepted or refused for good
-  // Until then the current version is on probation: a daemon that stops
-  // uncleanly before it restores last_good.
-  int64_t probation_until = 0;
+  // Serving time (measured by the monotonic clock, so a jumping wall clock
+  // neither shortens nor stretches it) the current version still has on
+  // probation: a daemon that stops uncleanly before it restores last_good.
+  int64_t probation_left_ms = 0;
+  int64_t time_floor = 0;  // TrustedClock's floor, seconds since the epoch
   bool clean_stop = true;
+  SmokeInProgress smoke;
   PendingReport report;
 };
 

@@ -200,7 +200,7 @@ class OtaAgentTest : public ::testing::Test {
   void SetUp() override {
     EDGELLM_REQUIRE_SHARED_FILE(kModel);
     dir_ = edgellm::testing::TestDir();
-    ASSERT_TRUE(edgellm::testing::MakePki(dir_ / "pki", {"dev-a"}));
+    ASSERT_TRUE(edgellm::testing::MakePki(dir_ / "pki", {"dev-a"}, /*backdated=*/true));
     key_ = *release::SigningKey::Generate();
     std::ofstream(dir_ / "release.pub") << key_.PublicPem();
     grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
@@ -263,7 +263,9 @@ class OtaAgentTest : public ::testing::Test {
   }
 
   // `extra` config lines, e.g. to put the daemon under memory pressure.
-  void StartDaemon(double probation_seconds = 300, const std::string& extra = "") {
+  // `environment`, e.g. a FakeClock.
+  void StartDaemon(double probation_seconds = 300, const std::string& extra = "",
+                   const std::vector<std::string>& environment = {}) {
     const fs::path config = dir_ / "dev-a.yaml";
     std::ofstream(config) << "model: " << kModel << "\n"
                           << "metrics_listen: 127.0.0.1:0\n"
@@ -277,10 +279,63 @@ class OtaAgentTest : public ::testing::Test {
                           << "ota_probation_seconds: " << probation_seconds << "\n"
                           << extra;
     std::string error;
-    daemon_ = DaemonProcess::Start("", {"--config", config.string()}, &error, {}, {}, log_path().string());
+    daemon_ = DaemonProcess::Start("", {"--config", config.string()}, &error, environment, {}, log_path().string());
     ASSERT_NE(daemon_, nullptr) << error;
     metrics_port_ = daemon_->LoggedPort("metrics on port ");
   }
+  // The OTA agent alone (ota_agent_harness), its smoke tests dying (`die`)
+  // or passing (`pass`); its log goes to harness_log().
+  pid_t StartHarness(const std::string& mode) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(::open(harness_log().c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644), STDERR_FILENO);
+      std::vector<std::string> args = {std::string(EDGELLM_BINARY_DIR) + "/tests/integration/ota_agent_harness",
+                                       "127.0.0.1:" + std::to_string(port_),
+                                       (dir_ / "pki").string(),
+                                       "dev-a",
+                                       (dir_ / "release.pub").string(),
+                                       ota_dir().string(),
+                                       kModel,
+                                       mode};
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    return pid;
+  }
+  // The harness's wait status once it exits; -1 if it runs on after 60 s.
+  int AwaitExit(pid_t pid) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < give_up) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid) return status;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return -1;
+  }
+  // libfaketime's variables for a daemon whose wall clock is `setting` (an
+  // offset like "-2h", or "file" for one read from clock_file() at every
+  // call); its monotonic clock stays true.
+  std::vector<std::string> FakeClock(const std::string& setting) {
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    std::vector<std::string> environment = {
+        "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+        // ASan wants to come first among the libraries; libfaketime only wraps the clock.
+        std::string("ASAN_OPTIONS=") + (asan != nullptr ? std::string(asan) + ":" : "") + "verify_asan_link_order=0"};
+    if (setting == "file") {
+      environment.push_back("FAKETIME_TIMESTAMP_FILE=" + clock_file().string());
+      environment.push_back("FAKETIME_NO_CACHE=1");
+    } else {
+      environment.push_back("FAKETIME=" + setting);
+    }
+    return environment;
+  }
+  fs::path clock_file() const { return dir_ / "clock"; }
+  fs::path harness_log() const { return dir_ / "harness.log"; }
   fs::path ota_dir() const { return dir_ / "ota"; }
   fs::path log_path() const { return dir_ / "dev-a.log"; }
 
@@ -544,6 +599,88 @@ TEST_F(OtaAgentTest, ACrashWhileOnProbationRestoresTheLastKnownGoodVersion) {
   EXPECT_EQ(rolled_back.outcome(), v1::InstallReport::ROLLED_BACK);
   EXPECT_EQ(rolled_back.serving_version(), 1u);
   EXPECT_NE(ReadAll(log_path()).find("on probation; restoring version 1"), std::string::npos) << ReadAll(log_path());
+}
+
+// A release that crashes the daemon in its smoke test must not keep the
+// device in a crash loop: the smoke test under way is written down first, a
+// start that finds it tries the release once more (one death may be a power
+// cut), and after a second death reports it and never tests it again.
+TEST_F(OtaAgentTest, AReleaseTheDaemonDiesTestingIsTriedOnceMoreThenReportedAndSkipped) {
+  const Artifact adapter = MakeAdapter(0.05f, 1);
+  const release::ReleaseManifest m = Manifest(1, 1, adapter);
+  server_.Offer(Sign(m, key_), adapter.weights, m.release);
+  for (int death = 1; death <= 2; ++death) {
+    const int status = AwaitExit(StartHarness("die"));
+    ASSERT_TRUE(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT)
+        << "start " << death << ": " << ReadAll(harness_log());
+  }
+  EXPECT_NE(ReadAll(harness_log()).find("it will be tried once more"), std::string::npos) << ReadAll(harness_log());
+  const pid_t third = StartHarness("pass");
+  const v1::InstallReport report = server_.AwaitReport(1);
+  ::kill(third, SIGTERM);
+  EXPECT_EQ(WEXITSTATUS(AwaitExit(third)), 0);
+  EXPECT_EQ(report.outcome(), v1::InstallReport::SMOKE_FAILED) << report.detail();
+  EXPECT_NE(report.detail().find("died during 2 smoke tests"), std::string::npos) << report.detail();
+  EXPECT_EQ(report.serving_version(), 0u);
+  const std::string log = ReadAll(harness_log());
+  EXPECT_EQ(Count(log, "smoke-testing"), 2) << log;
+  EXPECT_EQ(Count(log, "serving v1"), 0) << log;
+  EXPECT_EQ(server_.fetch_offsets().size(), 1u);  // the second try used the first download
+  EXPECT_FALSE(fs::exists(ota_dir() / "versions" / "r1-v1"));
+}
+
+TEST_F(OtaAgentTest, OneDeathDuringASmokeTestIsNotHeldAgainstTheRelease) {
+  const Artifact adapter = MakeAdapter(0.05f, 1);
+  const release::ReleaseManifest m = Manifest(1, 1, adapter);
+  server_.Offer(Sign(m, key_), adapter.weights, m.release);
+  const int status = AwaitExit(StartHarness("die"));
+  ASSERT_TRUE(status != -1 && WIFSIGNALED(status)) << ReadAll(harness_log());
+  const pid_t second = StartHarness("pass");
+  const v1::InstallReport report = server_.AwaitReport(1);
+  ::kill(second, SIGTERM);
+  AwaitExit(second);
+  EXPECT_EQ(report.outcome(), v1::InstallReport::INSTALLED) << report.detail();
+  EXPECT_EQ(report.serving_version(), 1u);
+  EXPECT_EQ(Count(ReadAll(harness_log()), "smoke-testing"), 2);
+}
+
+// A device whose wall clock is set back (a dead RTC battery, a lying time
+// server) must not take a release that had expired by the last time it knew
+// of: the creation time of the last release it verified, carried forward.
+TEST_F(OtaAgentTest, AClockSetBackDoesNotReviveAnExpiredRelease) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const Artifact v1 = MakeAdapter(0.05f, 1);
+  ASSERT_EQ(OfferAndAwait(Manifest(1, 1, v1), v1.weights).outcome(), v1::InstallReport::INSTALLED);
+  daemon_->Terminate();
+  // Release 2 expired half an hour ago; the device now believes it is two hours earlier.
+  const Artifact v2 = MakeAdapter(-0.05f, 2);
+  release::ReleaseManifest expired = Manifest(2, 2, v2);
+  expired.created_at = NowUnix() - 3 * 3600;
+  expired.expires_at = NowUnix() - 1800;
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(300, "", FakeClock("-2h")));
+  const v1::InstallReport report = OfferAndAwait(expired, v2.weights);
+  EXPECT_EQ(report.outcome(), v1::InstallReport::REFUSED) << report.detail();
+  EXPECT_NE(report.detail().find("expired"), std::string::npos) << report.detail();
+  EXPECT_EQ(ServedVersion(), "v1");
+}
+
+// Probation is serving time: a wall clock jumping two hours forward while a
+// new version is on probation for one does not make it the last-known-good.
+TEST_F(OtaAgentTest, AClockJumpingForwardDoesNotCutProbationShort) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(0));
+  const Artifact v1 = MakeAdapter(0.05f, 1);
+  ASSERT_EQ(OfferAndAwait(Manifest(1, 1, v1), v1.weights).outcome(), v1::InstallReport::INSTALLED);
+  daemon_->Terminate();
+  std::ofstream(clock_file()) << "+0\n";
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(3600, "", FakeClock("file")));
+  const Artifact v2 = MakeAdapter(-0.05f, 2);
+  ASSERT_EQ(OfferAndAwait(Manifest(2, 2, v2), v2.weights).outcome(), v1::InstallReport::INSTALLED);
+  std::ofstream(clock_file()) << "+2h\n";
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // twenty polls of the jumped clock
+  daemon_->Kill9();
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(3600));
+  EXPECT_EQ(ServedVersion(), "v1");
+  EXPECT_EQ(server_.AwaitReport(2, v1::InstallReport::ROLLED_BACK).outcome(), v1::InstallReport::ROLLED_BACK);
 }
 
 }  // namespace

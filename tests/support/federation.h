@@ -30,9 +30,13 @@ inline std::string ReadAll(const std::filesystem::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// deploy/pki.sh into `dir`: ca.pem, aggregator.pem/.key and NAME.pem/.key per device.
-inline bool MakePki(const std::filesystem::path& dir, const std::vector<std::string>& devices) {
-  std::string command = std::string(EDGELLM_SOURCE_DIR) + "/deploy/pki.sh " + dir.string() + " --server aggregator";
+// deploy/pki.sh into `dir`: ca.pem, aggregator.pem/.key and NAME.pem/.key per
+// device; `backdated` certificates were valid from a day ago (for processes
+// whose clock is set back).
+inline bool MakePki(const std::filesystem::path& dir, const std::vector<std::string>& devices,
+                    bool backdated = false) {
+  std::string command = std::string(backdated ? "faketime -f -1d " : "") + EDGELLM_SOURCE_DIR + "/deploy/pki.sh " +
+                        dir.string() + " --server aggregator";
   for (const std::string& d : devices) command += " " + d;
   return std::system((command + " >/dev/null").c_str()) == 0;
 }

@@ -86,7 +86,9 @@ TEST(ReleaseStore, StateSurvivesReopeningAndHalfMadeInstallsAreRemoved) {
     OtaState state;
     state.current = *installed;
     state.last_release = 2;
-    state.probation_until = 123;
+    state.probation_left_ms = 123;
+    state.time_floor = 1'700'000'000;
+    state.smoke = {*installed, std::string(64, 'a'), 1};
     state.clean_stop = false;
     state.report = {2, 1, "ok"};
     ASSERT_TRUE((*store)->Save(state).ok());
@@ -101,7 +103,11 @@ TEST(ReleaseStore, StateSurvivesReopeningAndHalfMadeInstallsAreRemoved) {
   EXPECT_EQ(state.current.version, 3u);
   EXPECT_EQ(state.current.release, 2u);
   EXPECT_EQ(state.last_release, 2u);
-  EXPECT_EQ(state.probation_until, 123);
+  EXPECT_EQ(state.probation_left_ms, 123);
+  EXPECT_EQ(state.time_floor, 1'700'000'000);
+  EXPECT_EQ(state.smoke.version.dir, state.current.dir);
+  EXPECT_EQ(state.smoke.artifact_sha256, std::string(64, 'a'));
+  EXPECT_EQ(state.smoke.attempts, 1);
   EXPECT_FALSE(state.clean_stop);
   EXPECT_EQ(state.report.detail, "ok");
   EXPECT_TRUE((*store)->Verify(state.current, f.policy).ok());
