@@ -155,6 +155,9 @@ absl::Status AggregatorConfig::Validate() const {
   }
   if (max_threads < 8) return absl::InvalidArgumentError("max_threads must be at least 8");
   if (!(connection_idle_seconds > 0)) return absl::InvalidArgumentError("connection_idle_seconds must be positive");
+  if (!(max_stream_seconds > 0) || max_stream_seconds > 86'400) {
+    return absl::InvalidArgumentError("max_stream_seconds must be within (0, 86400]");
+  }
   if (!release_keys.empty() &&
       (release_key_threshold < 1 || release_key_threshold > static_cast<int32_t>(release_keys.size()))) {
     return absl::InvalidArgumentError(StrCat("release_key_threshold ", release_key_threshold,
@@ -195,6 +198,7 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Int("max_threads", &config.max_threads);
   fields.Int("max_streams_per_connection", &config.max_streams_per_connection);
   fields.Number("connection_idle_seconds", &config.connection_idle_seconds);
+  fields.Number("max_stream_seconds", &config.max_stream_seconds);
   fields.TextList("admins", &config.admins);
   fields.Text("revoked_certificates_file", &config.revoked_certificates_file);
   fields.TextList("release_keys", &config.release_keys);

@@ -105,11 +105,13 @@ struct AggregatorConfig {
   int32_t max_concurrent_decodes = 2;
   // Bounds on what devices can hold: calls in flight per device (each holds
   // a thread), threads of the gRPC server in all, streams per connection, and
-  // how long a connection may stay idle.
+  // how long a connection may stay idle and a stream may run (a device
+  // resumes an upload or a download that was cut where it stopped).
   int32_t max_calls_per_device = 8;
   int32_t max_threads = 256;
   int32_t max_streams_per_connection = 16;
   double connection_idle_seconds = 600;
+  double max_stream_seconds = 900;
   std::vector<ModelConfig> models;
   // Releases. Operators whose client-certificate common name is in `admins`
   // may publish and steer rollouts. A release is accepted for rollout only

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "common/grpc_status.h"
+#include "common/log_text.h"
 #include "common/str_cat.h"
 #include "federated/protocol/protocol.h"
 
@@ -145,6 +146,7 @@ grpc::Status FederationService::FetchAdapter(grpc::ServerContext* context, const
                                              grpc::ServerWriter<v1::ArtifactChunk>* writer) {
   DeviceCalls::Ticket ticket;
   if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
+  const StreamDeadlines::Watch watch = checks_.deadlines.Start(context, "FetchAdapter of " + request->device_id());
   auto artifact = coordinator_.AdapterArtifact(request->device_id(), request->model_id(), request->version());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
   return StreamArtifact(*context, *artifact, request->offset(), writer);
@@ -165,6 +167,9 @@ grpc::Status FederationService::SubmitUpdate(grpc::ServerContext* context, grpc:
   // Admitted before its first message is read: a stream that never sends one holds a place all the same.
   DeviceCalls::Ticket ticket;
   if (grpc::Status s = AdmitCaller(*context, checks_, &ticket); !s.ok()) return s;
+  std::string caller;
+  CertifiedName(*context, &caller);  // admitted: it has one
+  const StreamDeadlines::Watch watch = checks_.deadlines.Start(context, "SubmitUpdate of " + LogText(caller));
   v1::UpdateChunk chunk;
   if (!reader->Read(&chunk) || !chunk.has_header()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "an upload starts with its header");

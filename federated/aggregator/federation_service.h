@@ -9,6 +9,7 @@
 #include "federated/aggregator/coordinator.h"
 #include "federated/aggregator/device_calls.h"
 #include "federated/aggregator/revocation_list.h"
+#include "federated/aggregator/stream_deadlines.h"
 
 namespace edgellm::federated {
 
@@ -18,6 +19,7 @@ struct CallerChecks {
   DeviceCalls& calls;
   RevocationList& revoked;
   const std::vector<std::string>& operators;  // the admins: their certificates are never devices
+  StreamDeadlines& deadlines;
 };
 
 class FederationService final : public v1::Federation::Service {

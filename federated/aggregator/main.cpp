@@ -74,7 +74,10 @@ int Run(const AggregatorConfig& config) {
   ssl.pem_key_cert_pairs.push_back({tls->private_key, tls->cert_chain});
   DeviceCalls device_calls(config.max_calls_per_device);
   RevocationList revoked(config.revoked_certificates_file);
-  CallerChecks checks{device_calls, revoked, config.admins};
+  StreamDeadlines deadlines(std::chrono::milliseconds(static_cast<int64_t>(config.max_stream_seconds * 1000)), Log,
+                            registry.AddCounter("edgellm_aggregator_streams_cut_total",
+                                                "Streams cancelled for running longer than max_stream_seconds."));
+  CallerChecks checks{device_calls, revoked, config.admins, deadlines};
   FederationService service(**coordinator, checks);
   ReleaseService releases(**rollouts, checks);
   ReleaseAdminService release_admin(**rollouts, config.admins, revoked);

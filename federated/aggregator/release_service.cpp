@@ -30,6 +30,7 @@ grpc::Status ReleaseService::FetchArtifact(grpc::ServerContext* context, const v
                                            grpc::ServerWriter<v1::ArtifactChunk>* writer) {
   DeviceCalls::Ticket ticket;
   if (grpc::Status s = AdmitDevice(*context, request->device_id(), checks_, &ticket); !s.ok()) return s;
+  const StreamDeadlines::Watch watch = checks_.deadlines.Start(context, "FetchArtifact of " + request->device_id());
   absl::StatusOr<ArtifactRef> artifact = rollouts_.Artifact(request->device_id(), request->sha256());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
   return StreamArtifact(*context, *artifact, request->offset(), writer);

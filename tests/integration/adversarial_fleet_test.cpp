@@ -523,6 +523,37 @@ TEST_F(AdversarialFleet, FourThousandSilentStreamsDoNotStarveTheOtherDevices) {
   EXPECT_LT(rss, rss_before + kBudgetMiB) << "before: " << rss_before << " MiB";
 }
 
+// Item 9: a device trickles its upload a few bytes at a time, holding a
+// server thread as long as it likes. The stream is cut at max_stream_seconds
+// (2 s here; the upload would take a minute), what arrived is kept, and the
+// device resumes from there.
+TEST_F(AdversarialFleet, AStreamTricklingForeverIsCutAtItsDeadlineAndCanResume) {
+  testing::Settings settings;
+  settings.top_lines = "max_stream_seconds: 2\n";
+  WriteConfig(settings);
+  StartAggregator();
+  auto devices = Devices({{"dev-a", 100}, {"dev-b", 100}, {"dev-c", 100}});
+  v1::Task task;
+  ASSERT_TRUE(devices[0]->WaitForTask(kModelId, &task));
+  FederationTestClient::Upload slow = UploadOf(Delta(1.0f), task.round_id(), task.adapter_version(), "slow", 100);
+  slow.chunk_bytes = std::max<size_t>(1, slow.bytes.size() / 300);
+  slow.pause = std::chrono::milliseconds(200);
+  SubmitUpdateResponse response;
+  const grpc::Status cut = devices[0]->Submit(slow, &response);
+  EXPECT_EQ(cut.error_code(), grpc::StatusCode::CANCELLED) << cut.error_message();
+  ASSERT_TRUE(aggregator_->WaitForLog("cut the SubmitUpdate of dev-a stream", std::chrono::seconds(10)))
+      << aggregator_->Log();
+  EXPECT_NE(Metrics().find("edgellm_aggregator_streams_cut_total 1"), std::string::npos) << Metrics();
+  v1::UploadStatusResponse status;
+  ASSERT_TRUE(devices[0]->UploadStatus(kModelId, task.round_id(), "slow", &status).ok());
+  EXPECT_GT(status.received_bytes(), 0u);
+  EXPECT_LT(status.received_bytes(), slow.bytes.size());
+  FederationTestClient::Upload rest = UploadOf(Delta(1.0f), task.round_id(), task.adapter_version(), "slow", 100);
+  rest.offset = status.received_bytes();
+  ASSERT_TRUE(devices[0]->Submit(rest, &response).ok());
+  EXPECT_EQ(response.outcome(), SubmitUpdateResponse::ACCEPTED) << response.detail();
+}
+
 // Item 11: what a device says reaches the log escaped: it cannot forge a line.
 TEST_F(AdversarialFleet, ADeviceCannotForgeALogLine) {
   WriteConfig({});

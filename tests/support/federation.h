@@ -211,6 +211,8 @@ class FederationTestClient {
     uint64_t offset = 0;         // stream bytes from here
     uint64_t stop_after = 0;     // 0: all; else end the stream after this many bytes
     std::string claimed_device;  // "": this client's id
+    size_t chunk_bytes = 64 << 10;
+    std::chrono::milliseconds pause{0};  // between chunks: a slow link
   };
   grpc::Status Submit(const Upload& u, edgellm::v1::SubmitUpdateResponse* response) {
     auto context = Context();
@@ -227,10 +229,11 @@ class FederationTestClient {
     h->set_offset(u.offset);
     bool open = writer->Write(header);
     const uint64_t end = u.stop_after != 0 ? u.offset + u.stop_after : u.bytes.size();
-    for (uint64_t at = u.offset; open && at < end; at += 64 << 10) {
+    for (uint64_t at = u.offset; open && at < end; at += u.chunk_bytes) {
       edgellm::v1::UpdateChunk chunk;
-      chunk.set_data(u.bytes.substr(at, std::min<uint64_t>(64 << 10, end - at)));
+      chunk.set_data(u.bytes.substr(at, std::min<uint64_t>(u.chunk_bytes, end - at)));
       open = writer->Write(chunk);
+      if (u.pause.count() > 0) std::this_thread::sleep_for(u.pause);
     }
     writer->WritesDone();
     return writer->Finish();
