@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -127,10 +128,15 @@ absl::Status AuditLog::Append(nlohmann::json record) {
   const std::string with_newline = line + "\n";
   const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) return absl::InternalError(StrCat(path_, ": cannot be opened for appending"));
+  const off_t end = ::lseek(fd, 0, SEEK_END);
   const bool written = ::write(fd, with_newline.data(), with_newline.size()) == static_cast<ssize_t>(with_newline.size());
   const bool synced = written && ::fsync(fd) == 0;
+  const int error = errno;
+  // A full disk writes part of the line: cut it off, or the next record
+  // would be glued to it and break the chain for good.
+  if (!synced && end >= 0 && ::ftruncate(fd, end) == 0) ::fsync(fd);
   ::close(fd);
-  if (!synced) return absl::InternalError(StrCat(path_, ": append failed"));
+  if (!synced) return absl::InternalError(StrCat(path_, ": append failed (", std::strerror(error), ")"));
   last_hash_ = Sha256Hex(line);
   ++lines_;
   if (record.contains("model") && record.contains("round")) {

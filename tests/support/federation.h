@@ -50,6 +50,7 @@ class AggregatorProcess {
     auto process = std::unique_ptr<AggregatorProcess>(new AggregatorProcess(log));
     const std::string start_marker = "listening on";
     const size_t log_before = ReadAll(log).size();
+    process->log_offset_ = log_before;
     process->pid_ = ::fork();
     if (process->pid_ == 0) {
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -93,6 +94,13 @@ class AggregatorProcess {
   }
   pid_t pid() const { return pid_; }
   std::string Log() const { return ReadAll(log_); }
+  // The number after `marker` in this run's log: the port of a listener
+  // given as HOST:0 ("(port " for gRPC, "metrics on port "); 0 if absent.
+  int LoggedPort(const std::string& marker) const {
+    const std::string text = Log();
+    const size_t at = text.find(marker, log_offset_);
+    return at == std::string::npos ? 0 : std::atoi(text.c_str() + at + marker.size());
+  }
   // Waits up to `timeout` for `text` to appear in the log.
   bool WaitForLog(const std::string& text, std::chrono::seconds timeout) const {
     const auto give_up = std::chrono::steady_clock::now() + timeout;
@@ -107,6 +115,7 @@ class AggregatorProcess {
   explicit AggregatorProcess(std::filesystem::path log) : log_(std::move(log)) {}
   pid_t pid_ = -1;
   std::filesystem::path log_;
+  size_t log_offset_ = 0;  // where this run's lines begin
 };
 
 // Channel credentials from PEM files; an empty cert means none is presented.

@@ -1,7 +1,9 @@
 // The aggregator's durable state: SQLite rows across reopening, the audit
 // chain, and the config's checks.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -91,6 +93,36 @@ TEST(AuditLog, ChainsItsLinesAndFindsAnEditedOne) {
   const absl::Status broken = AuditLog::Verify(path);
   EXPECT_EQ(broken.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(broken.message().find(":2:"), std::string::npos) << broken;
+}
+
+// A full disk lets an append write part of its line. The record is refused,
+// and the part is cut off: the next record, once there is room again, must
+// not be glued to it (a chain broken for good, an aggregator that cannot
+// start). The process's file size limit stands in for the full disk.
+TEST(AuditLog, AnAppendCutShortByAFullDiskLeavesNoPartOfItsLine) {
+  const auto dir = edgellm::testing::TestDir();
+  const std::string path = (dir / "audit.log").string();
+  auto log = AuditLog::Open(path);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE((*log)->Append({{"model", "m"}, {"round", 1}}).ok());
+  const auto size = std::filesystem::file_size(path);
+  rlimit previous{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &previous), 0);
+  const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit full = previous;
+  full.rlim_cur = size + 10;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &full), 0);
+  const absl::Status refused = (*log)->Append({{"model", "m"}, {"round", 2}, {"detail", std::string(100, 'x')}});
+  ::setrlimit(RLIMIT_FSIZE, &previous);
+  std::signal(SIGXFSZ, previous_handler);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(std::filesystem::file_size(path), size);
+  ASSERT_TRUE((*log)->Append({{"model", "m"}, {"round", 3}}).ok());
+  EXPECT_TRUE(AuditLog::Verify(path).ok()) << AuditLog::Verify(path);
+  auto reopened = AuditLog::Open(path);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_TRUE((*reopened)->HasRound("m", 3));
+  EXPECT_FALSE((*reopened)->HasRound("m", 2));
 }
 
 // A tail rewritten whole, every hash recomputed, still makes a chain; the
