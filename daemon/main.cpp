@@ -389,25 +389,37 @@ std::unique_ptr<ops::MemoryGuard> NewMemoryGuard(const ops::DaemonConfig& args, 
   return guard;
 }
 
-// The inference service on `listen` (and health and reflection); a unix
-// socket is replaced and made group-accessible. A TCP port 0 becomes a free
-// port, logged as "gRPC on port N".
+// The daemon's own listener for a plaintext unix socket `listen` (replaced,
+// made group-accessible), which knows each connection's uid; nullptr for TCP
+// or TLS, which gRPC listens for itself.
+absl::StatusOr<std::unique_ptr<serve::UnixPeerListener>> ListenOnUnixSocket(const ops::DaemonConfig& args) {
+  const std::string socket_path = UnixSocketPath(args.listen);
+  if (socket_path.empty() || !args.tls_cert.empty()) return nullptr;
+  return serve::UnixPeerListener::Listen(socket_path);
+}
+
+// The inference service (and health and reflection) on `unix_listener`'s
+// connections, or on `listen`: a unix socket with TLS is replaced and made
+// group-accessible, a TCP port 0 becomes a free port, logged as "gRPC on port N".
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartGrpc(const ops::DaemonConfig& args,
                                                         std::shared_ptr<grpc::ServerCredentials> credentials,
-                                                        serve::InferenceService& service) {
+                                                        serve::InferenceService& service,
+                                                        serve::UnixPeerListener* unix_listener) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  const std::string socket_path = UnixSocketPath(args.listen);
+  const std::string socket_path = unix_listener == nullptr ? UnixSocketPath(args.listen) : "";
   if (!socket_path.empty()) std::filesystem::remove(socket_path);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(args.listen, std::move(credentials), &port);
+  if (unix_listener == nullptr) builder.AddListeningPort(args.listen, std::move(credentials), &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(4 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || (socket_path.empty() && port == 0)) return absl::UnavailableError("cannot listen on " + args.listen);
+  const bool tcp = unix_listener == nullptr && socket_path.empty();
+  if (!server || (tcp && port == 0)) return absl::UnavailableError("cannot listen on " + args.listen);
+  if (unix_listener != nullptr) unix_listener->Start(server.get());
   if (!socket_path.empty()) ::chmod(socket_path.c_str(), 0660);
-  if (socket_path.empty()) Log("gRPC on port " + std::to_string(port));
+  if (tcp) Log("gRPC on port " + std::to_string(port));
   return server;
 }
 
@@ -502,7 +514,9 @@ int Run(const ops::DaemonConfig& args) {
   serve::InferenceCore core(**model, scheduler, core_config, &serve_metrics);
   for (serve::ServedAdapter& adapter : *adapters) core.AddAdapter(std::move(adapter));
   core_for_training = &core;
-  serve::InferenceService grpc_service(core);
+  absl::StatusOr<std::unique_ptr<serve::UnixPeerListener>> unix_listener = ListenOnUnixSocket(args);
+  if (!unix_listener.ok()) return Fail(unix_listener.status(), 1);
+  serve::InferenceService grpc_service(core, unix_listener->get());
   // Over-the-air releases: the installed version serves before the first request.
   std::unique_ptr<ota::OtaAgent> ota_agent;
   if (!args.ota_release_keys.empty()) {
@@ -530,7 +544,8 @@ int Run(const ops::DaemonConfig& args) {
   serve::OpenAiApi openai_api(core, std::move(api_keys));
   absl::StatusOr<std::unique_ptr<serve::HttpServer>> http_server = StartHttpApiIfListening(args, openai_api);
   if (!http_server.ok()) return Fail(http_server.status(), 2);
-  absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartGrpc(args, *credentials, grpc_service);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server =
+      StartGrpc(args, *credentials, grpc_service, unix_listener->get());
   if (!server.ok()) return Fail(server.status(), 1);
   serve::HealthProbeService health_probe("edgellm.v1.Inference");
   absl::StatusOr<std::unique_ptr<grpc::Server>> health_server = StartHealthListener(args, health_probe);
@@ -567,6 +582,7 @@ int Run(const ops::DaemonConfig& args) {
   if (cut > 0) Log(std::to_string(cut) + " requests were cut off at the drain timeout");
   if (!core.WaitForStreams(drain_deadline)) Log("some streams were still open at the drain timeout");
   // Every stream has ended: what remains are idle connections, closed at once.
+  if (*unix_listener) (*unix_listener)->Stop();
   (*server)->Shutdown(std::chrono::system_clock::now());
   if (*health_server) (*health_server)->Shutdown(std::chrono::system_clock::now());
   scheduler.Stop();

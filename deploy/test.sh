@@ -3,9 +3,11 @@
 #   1. installs the Debian packages (idempotent; needs root or sudo),
 #   2. installs the npm packages of the deployment-file checkers and of the
 #      OpenAI SDK client test, then
-#      configures, builds and runs ctest with the release preset,
+#      configures, builds and runs ctest with the release preset (the fleet
+#      soak among them: 16 rounds when CI is set),
 #   3. builds and runs the same tests again under AddressSanitizer +
-#      UndefinedBehaviorSanitizer,
+#      UndefinedBehaviorSanitizer, then the unit tests of threaded code (engine,
+#      serve, aggregator logic) under ThreadSanitizer,
 #   4. fuzzes the GGUF reader, the model loader, the tokenizers, the safetensors reader, the
 #      federated update decoder, the chat-template interpreter, the OpenAI request parser
 #      and the validation of structured device and client requests (Register, upload
@@ -29,6 +31,8 @@ npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
 cmake --workflow --preset release
 
 cmake --workflow --preset asan
+
+cmake --workflow --preset tsan
 
 cmake --preset fuzz -DEDGELLM_FUZZ_SECONDS="${EDGELLM_FUZZ_SECONDS:-60}"
 cmake --build --preset fuzz

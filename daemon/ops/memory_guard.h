@@ -21,7 +21,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/notification.h"
+#include "common/mutex.h"
 
 namespace edgellm::ops {
 
@@ -79,7 +79,7 @@ class MemoryGuard {
   const OnChange on_change_;
   std::atomic<MemoryPressure> pressure_{MemoryPressure::kNone};
   std::atomic<uint64_t> available_{0};
-  absl::Notification stop_;
+  Notification stop_;
   std::thread thread_;
 };
 

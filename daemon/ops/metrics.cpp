@@ -81,14 +81,14 @@ MetricsRegistry::Series& MetricsRegistry::NewSeries(const std::string& name, con
 }
 
 Counter& MetricsRegistry::AddCounter(const std::string& name, const std::string& help, const Labels& labels) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Series& s = NewSeries(name, "counter", help, labels);
   s.counter = std::make_unique<Counter>();
   return *s.counter;
 }
 
 Gauge& MetricsRegistry::AddGauge(const std::string& name, const std::string& help, const Labels& labels) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Series& s = NewSeries(name, "gauge", help, labels);
   s.gauge = std::make_unique<Gauge>();
   return *s.gauge;
@@ -96,7 +96,7 @@ Gauge& MetricsRegistry::AddGauge(const std::string& name, const std::string& hel
 
 Histogram& MetricsRegistry::AddHistogram(const std::string& name, const std::string& help,
                                          std::vector<double> bounds, const Labels& labels) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Series& s = NewSeries(name, "histogram", help, labels);
   s.histogram = std::make_unique<Histogram>(std::move(bounds));
   return *s.histogram;
@@ -104,12 +104,12 @@ Histogram& MetricsRegistry::AddHistogram(const std::string& name, const std::str
 
 void MetricsRegistry::AddCallbackGauge(const std::string& name, const std::string& help,
                                        std::function<double()> read, const Labels& labels) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   NewSeries(name, "gauge", help, labels).read = std::move(read);
 }
 
 std::string MetricsRegistry::Render() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::string out;
   for (const auto& [name, family] : families_) {
     absl::StrAppend(&out, "# HELP ", name, " ", family.help, "\n# TYPE ", name, " ", family.type, "\n");

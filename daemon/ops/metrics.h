@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace edgellm::ops {
 
@@ -89,7 +89,7 @@ class MetricsRegistry {
   Series& NewSeries(const std::string& name, const std::string& type, const std::string& help, const Labels& labels)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, Family> families_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "absl/synchronization/notification.h"
+#include "common/mutex.h"
 
 namespace edgellm::ops {
 
@@ -27,7 +27,7 @@ class WatchdogPinger {
   WatchdogPinger& operator=(const WatchdogPinger&) = delete;
 
  private:
-  absl::Notification stop_;
+  Notification stop_;
   std::thread thread_;
 };
 

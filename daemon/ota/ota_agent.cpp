@@ -8,7 +8,7 @@
 #include <random>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/ops/tls_files.h"
@@ -48,7 +48,7 @@ struct OtaAgent::Impl {
   std::unique_ptr<v1::Releases::Stub> stub;
   CallTracker calls;
   std::thread loop;
-  mutable absl::Mutex mu;
+  mutable Mutex mu;
   OtaStats stats ABSL_GUARDED_BY(mu);
   std::string base_model_sha256;  // the loop thread's: computed on first need
   std::unique_ptr<TrustedClock> clock;  // from the state's floor, at Restore
@@ -78,7 +78,7 @@ struct OtaAgent::Impl {
   void Conclude(OtaState state, uint64_t release, v1::InstallReport::Outcome outcome, const std::string& detail);
   void DeliverReport();
   void Count(int64_t OtaStats::*counter) {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     ++(stats.*counter);
   }
 };
@@ -116,13 +116,13 @@ void OtaAgent::Stop() {
 }
 
 OtaStats OtaAgent::stats() const {
-  absl::MutexLock lock(&impl_->mu);
+  MutexLock lock(&impl_->mu);
   return impl_->stats;
 }
 
 absl::Status OtaAgent::Impl::Serve(const InstalledVersion& version) {
   EDGELLM_RETURN_IF_ERROR(hooks.serve(version.release == 0 ? "" : store->PathOf(version), version.version));
-  absl::MutexLock lock(&mu);
+  MutexLock lock(&mu);
   stats.version = version.version;
   stats.release = version.release;
   return absl::OkStatus();
@@ -405,7 +405,7 @@ absl::StatusOr<std::string> OtaAgent::Impl::Download(const release::ReleaseManif
       out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
       out.flush();
       offset += chunk.data().size();
-      absl::MutexLock lock(&mu);
+      MutexLock lock(&mu);
       stats.bytes_fetched += static_cast<int64_t>(chunk.data().size());
     }
     out.close();

@@ -1,7 +1,7 @@
 #include "daemon/serve/generate_reactor.h"
 
-#include "daemon/engine/utf8.h"
 #include "common/grpc_status.h"
+#include "daemon/engine/utf8.h"
 
 namespace edgellm::serve {
 namespace {
@@ -34,7 +34,7 @@ void GenerateReactor::Start(GenerationRequest request) {
   }
   bool cancel = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     id_ = *id;
     cancel = cancel_when_submitted_;
   }
@@ -44,7 +44,7 @@ void GenerateReactor::Start(GenerationRequest request) {
   // finish the call and the reactor may be gone.
   Next next;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     started_ = true;
     next = Decide();
   }
@@ -55,7 +55,7 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
   std::optional<Outcome> outcome;
   std::function<void(Outcome)> on_outcome;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     // The call cannot finish until this event is delivered (see Decide).
     delivering_ = true;
     text_ += event.text;
@@ -94,7 +94,7 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
   // delivery, and touch nothing after acting.
   Next next;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     delivering_ = false;
     next = Decide();
   }
@@ -104,7 +104,7 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
 void GenerateReactor::OnWriteDone(bool ok) {
   std::optional<uint64_t> cancel;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     writing_ = false;
     if (!ok && !client_gone_) {
       client_gone_ = true;
@@ -122,7 +122,7 @@ void GenerateReactor::OnCancel() {
   // step: the client's next turn must not find the session busy.
   std::function<void(Outcome)> on_outcome;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     client_gone_ = true;
     pending_.clear();
     cancel = id_;
@@ -138,14 +138,14 @@ void GenerateReactor::OnCancel() {
 void GenerateReactor::Pump() {
   Next next;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     next = Decide();
   }
   Act(next);
 }
 
 std::function<void(GenerateReactor::Outcome)> GenerateReactor::TakeOnOutcome() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::function<void(Outcome)> on_outcome = std::move(on_outcome_);
   on_outcome_ = nullptr;
   return on_outcome;

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "daemon/serve/scheduler.h"
 #include "edgellm/v1/inference.grpc.pb.h"
 
@@ -44,7 +44,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   // refused, or its client cancelled (possibly on the scheduler thread: it
   // must not block).
   void set_on_outcome(std::function<void(Outcome)> on_outcome) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     on_outcome_ = std::move(on_outcome);
   }
 
@@ -81,7 +81,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   const std::function<void()> on_done_;
   std::function<void(Outcome)> TakeOnOutcome();  // the callback, once
   std::function<void(Outcome)> on_outcome_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex mu_;
+  Mutex mu_;
   std::string text_ ABSL_GUARDED_BY(mu_);  // everything generated so far
   bool started_ ABSL_GUARDED_BY(mu_) = false;  // Start has returned from Submit: writes may begin
   std::optional<uint64_t> id_ ABSL_GUARDED_BY(mu_);

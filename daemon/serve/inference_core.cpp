@@ -37,7 +37,7 @@ absl::StatusOr<GenerationRequest> InferenceCore::Prepare(const CompletionParams&
   GenerationRequest out;
   engine::GenerateOptions& o = out.options;
   {
-    absl::MutexLock lock(&adapters_mu_);
+    MutexLock lock(&adapters_mu_);
     const LoadedAdapter* chosen = &version_adapter_;
     if (!params.adapter.empty()) {
       auto it = std::find_if(adapters_.begin(), adapters_.end(),
@@ -151,7 +151,7 @@ ModelDescription InferenceCore::Describe() const {
   d.context_length = model_.context_length();
   d.embedding_length = model_.config().n_embd;
   d.has_chat_template = has_chat_template();
-  absl::MutexLock lock(&adapters_mu_);
+  MutexLock lock(&adapters_mu_);
   d.version = version_;
   for (const LoadedAdapter& a : adapters_) d.adapters.push_back(a.served.name);
   std::sort(d.adapters.begin(), d.adapters.end());
@@ -159,7 +159,7 @@ ModelDescription InferenceCore::Describe() const {
 }
 
 void InferenceCore::AddAdapter(ServedAdapter adapter) {
-  absl::MutexLock lock(&adapters_mu_);
+  MutexLock lock(&adapters_mu_);
   LoadedAdapter loaded{std::move(adapter), next_prefix_space_++};
   auto it = std::find_if(adapters_.begin(), adapters_.end(),
                          [&](const LoadedAdapter& a) { return a.served.name == loaded.served.name; });
@@ -171,7 +171,7 @@ void InferenceCore::AddAdapter(ServedAdapter adapter) {
 }
 
 void InferenceCore::SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter) {
-  absl::MutexLock lock(&adapters_mu_);
+  MutexLock lock(&adapters_mu_);
   version_ = std::move(version);
   const uint64_t prefix_space = adapter ? next_prefix_space_++ : 0;
   version_adapter_ = {{"", std::move(adapter)}, prefix_space};
@@ -182,7 +182,7 @@ absl::Status InferenceCore::StreamOpened(const std::string& caller) {
   const int share = config_.max_caller_share >= 1.0
                         ? std::numeric_limits<int>::max()
                         : std::max(1, static_cast<int>(config_.max_caller_share * (places.max_active + places.max_waiting)));
-  absl::MutexLock lock(&streams_mu_);
+  MutexLock lock(&streams_mu_);
   int& held = streams_by_caller_[caller];
   if (held >= share) {
     return absl::ResourceExhaustedError(edgellm::StrCat("caller '", caller, "' already has ", held,
@@ -194,14 +194,14 @@ absl::Status InferenceCore::StreamOpened(const std::string& caller) {
 }
 
 void InferenceCore::StreamClosed(const std::string& caller) {
-  absl::MutexLock lock(&streams_mu_);
+  MutexLock lock(&streams_mu_);
   --open_streams_;
   auto it = streams_by_caller_.find(caller);
   if (it != streams_by_caller_.end() && --it->second <= 0) streams_by_caller_.erase(it);
 }
 
 bool InferenceCore::WaitForStreams(Clock::time_point deadline) {
-  absl::MutexLock lock(&streams_mu_);
+  MutexLock lock(&streams_mu_);
   auto none_open = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(streams_mu_) { return open_streams_ == 0; };
   return streams_mu_.AwaitWithTimeout(absl::Condition(&none_open), absl::FromChrono(deadline - Clock::now()));
 }

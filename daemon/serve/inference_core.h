@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "daemon/chat/chat_formatter.h"
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
@@ -127,12 +127,12 @@ class InferenceCore {
   const InferenceCoreConfig config_;
   ServeMetrics* const metrics_;
   SessionStore sessions_;
-  mutable absl::Mutex adapters_mu_;
+  mutable Mutex adapters_mu_;
   std::vector<LoadedAdapter> adapters_ ABSL_GUARDED_BY(adapters_mu_);
   uint64_t next_prefix_space_ ABSL_GUARDED_BY(adapters_mu_) = 1;
   std::string version_ ABSL_GUARDED_BY(adapters_mu_) = "local";
   LoadedAdapter version_adapter_ ABSL_GUARDED_BY(adapters_mu_){{"", nullptr}, 0};
-  absl::Mutex streams_mu_;
+  Mutex streams_mu_;
   int open_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
   std::map<std::string, int> streams_by_caller_ ABSL_GUARDED_BY(streams_mu_);
 };

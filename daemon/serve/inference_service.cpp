@@ -17,15 +17,6 @@ grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context, const absl
   return reactor;
 }
 
-// Who is calling: "cert:NAME" for a client certificate's common name, or
-// "local" for every caller without one (the unix socket, plaintext loopback).
-std::string CallerOf(const grpc::CallbackServerContext& context) {
-  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  const std::vector<grpc::string_ref> names =
-      auth ? auth->FindPropertyValues("x509_common_name") : std::vector<grpc::string_ref>();
-  if (names.empty()) return "local";
-  return "cert:" + std::string(names.front().data(), names.front().size());
-}
 
 // The client's deadline on the steady clock; max() when it has none.
 Clock::time_point SteadyDeadline(const grpc::CallbackServerContext& context) {
@@ -86,6 +77,18 @@ GenerateReactor* InferenceService::NewReactor(const std::string& caller, bool* a
       });
   if (!admission.ok()) reactor->FinishWith(ToGrpcStatus(admission));
   return reactor;
+}
+
+std::string InferenceService::CallerOf(const grpc::CallbackServerContext& context) const {
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  const std::vector<grpc::string_ref> names =
+      auth ? auth->FindPropertyValues("x509_common_name") : std::vector<grpc::string_ref>();
+  if (!names.empty()) return "cert:" + std::string(names.front().data(), names.front().size());
+  if (local_peers_ != nullptr) {
+    std::string user = local_peers_->CallerOf(context.peer());
+    if (!user.empty()) return user;
+  }
+  return "local";
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc::CallbackServerContext* context,

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "daemon/serve/inference_core.h"
+#include "daemon/serve/unix_peer_listener.h"
 #include "edgellm/v1/inference.grpc.pb.h"
 
 namespace edgellm::serve {
@@ -22,8 +23,11 @@ class GenerateReactor;
 
 class InferenceService final : public v1::Inference::CallbackService {
  public:
-  // `core` must outlive the service.
-  explicit InferenceService(InferenceCore& core) : core_(core) {}
+  // `core` (and `local_peers`, if any) must outlive the service. Callers
+  // are told apart by their client certificate, or on a unix socket accepted
+  // by `local_peers` by their uid; every other caller is "local".
+  explicit InferenceService(InferenceCore& core, UnixPeerListener* local_peers = nullptr)
+      : core_(core), local_peers_(local_peers) {}
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* context,
                                                            const v1::GenerateRequest* request) override;
@@ -42,8 +46,11 @@ class InferenceService final : public v1::Inference::CallbackService {
   // A reactor for `caller`'s stream, counted by the core; when the caller has
   // no place left it is already finished with that error (`*admitted` false).
   GenerateReactor* NewReactor(const std::string& caller, bool* admitted);
+  // "cert:NAME", "uid:N" or "local".
+  std::string CallerOf(const grpc::CallbackServerContext& context) const;
 
   InferenceCore& core_;
+  UnixPeerListener* const local_peers_;
 };
 
 }  // namespace edgellm::serve

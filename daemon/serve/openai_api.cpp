@@ -8,7 +8,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
@@ -168,7 +168,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
     }
     bool cancel = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       id_in_scheduler_ = *id;
       cancel = client_gone_;
     }
@@ -183,7 +183,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
   void CancelFromClient() {
     std::optional<uint64_t> id;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       client_gone_ = true;
       id = id_in_scheduler_;
     }
@@ -312,7 +312,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
   const bool chat_;
   const std::string id_;
   const int64_t created_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::optional<uint64_t> id_in_scheduler_ ABSL_GUARDED_BY(mu_);
   bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
   // Whole responses: what has come so far (scheduler thread only).

@@ -69,7 +69,7 @@ Scheduler::Scheduler(const engine::LlamaModel& model, std::shared_ptr<engine::Kv
 Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::Start() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (started_) return;
   started_ = true;
   thread_ = std::thread([this] { Loop(); });
@@ -79,7 +79,7 @@ absl::StatusOr<uint64_t> Scheduler::Submit(GenerationRequest request, EventSink 
   if (absl::Status s = engine::ValidateGeneration(request.prompt_ids, request.options, context_limit_); !s.ok()) {
     return s;
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (draining_ || stopping_) return absl::UnavailableError("the daemon is shutting down");
   if (pressure_ == ops::MemoryPressure::kCritical) {
     return absl::ResourceExhaustedError("memory is critically low: new requests are refused until it recovers");
@@ -104,7 +104,7 @@ absl::StatusOr<uint64_t> Scheduler::Submit(GenerationRequest request, EventSink 
 }
 
 absl::Status Scheduler::SubmitTask(LoopTask task) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (draining_ || stopping_) return absl::UnavailableError("the daemon is shutting down");
   if (pressure_ == ops::MemoryPressure::kCritical) {
     return absl::ResourceExhaustedError("memory is critically low: new requests are refused until it recovers");
@@ -118,18 +118,18 @@ absl::Status Scheduler::SubmitTask(LoopTask task) {
 }
 
 void Scheduler::SetMemoryPressure(ops::MemoryPressure pressure) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (pressure != ops::MemoryPressure::kNone && pressure_ == ops::MemoryPressure::kNone) trim_pool_ = true;
   pressure_ = pressure;
 }
 
 void Scheduler::Cancel(uint64_t id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   cancel_requests_.push_back(id);
 }
 
 int Scheduler::Drain(Clock::time_point deadline) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   draining_ = true;
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return waiting_.empty() && tasks_.empty() && running_ == 0;
@@ -144,7 +144,7 @@ int Scheduler::Drain(Clock::time_point deadline) {
 
 void Scheduler::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
     draining_ = true;
   }
@@ -153,7 +153,7 @@ void Scheduler::Stop() {
   std::deque<std::unique_ptr<Sequence>> left;
   std::deque<LoopTask> tasks;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     left.swap(waiting_);
     tasks.swap(tasks_);
   }
@@ -199,7 +199,7 @@ void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason 
 
 bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::vector<Dropped>& dropped,
                          std::deque<LoopTask>& tasks) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // Published before sleeping, so that Drain sees an idle loop as idle.
   running_ = static_cast<int32_t>(active.size());
   if (active.empty()) {

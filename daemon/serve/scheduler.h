@@ -30,7 +30,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "daemon/engine/generation_state.h"
 #include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/llama_model.h"
@@ -182,7 +182,7 @@ class Scheduler {
   const int32_t context_limit_;
   std::thread thread_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> cancel_requests_ ABSL_GUARDED_BY(mu_);
   std::deque<LoopTask> tasks_ ABSL_GUARDED_BY(mu_);

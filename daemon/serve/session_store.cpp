@@ -24,7 +24,7 @@ absl::Status CheckId(const std::string& id) {
 absl::StatusOr<std::string> SessionStore::BeginTurn(const std::string& caller, const std::string& id) {
   if (absl::Status s = CheckId(id); !s.ok()) return s;
   const Clock::time_point now = now_();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   DropExpired(now);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) {
@@ -53,7 +53,7 @@ absl::StatusOr<std::string> SessionStore::BeginTurn(const std::string& caller, c
 
 void SessionStore::EndTurn(const std::string& id, std::optional<std::string> conversation) {
   const Clock::time_point now = now_();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   it->second.in_turn = false;
@@ -62,7 +62,7 @@ void SessionStore::EndTurn(const std::string& id, std::optional<std::string> con
 }
 
 size_t SessionStore::size() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return sessions_.size();
 }
 

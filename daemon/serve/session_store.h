@@ -22,7 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace edgellm::serve {
 
@@ -61,7 +61,7 @@ class SessionStore {
 
   const SessionStoreConfig config_;
   const std::function<Clock::time_point()> now_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -2,7 +2,7 @@
 
 #include <atomic>
 
-#include "absl/synchronization/notification.h"
+#include "common/mutex.h"
 #include "common/str_cat.h"
 
 namespace edgellm::serve {
@@ -24,7 +24,7 @@ absl::Status SmokeTest(Scheduler& scheduler, const engine::LlamaModel& model,
   request.deadline = Clock::now() + timeout;
 
   struct Outcome {
-    absl::Notification done;
+    Notification done;
     absl::Status status;
     int32_t tokens = 0;
   };

@@ -104,14 +104,14 @@ TrainingWorker::TrainingWorker(TrainingWorkerConfig config, Callbacks callbacks)
 TrainingWorker::~TrainingWorker() { Stop(); }
 
 void TrainingWorker::Start() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (started_) return;
   started_ = true;
   thread_ = std::thread([this] { Supervise(); });
 }
 
 void TrainingWorker::SetBusy(bool busy) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (busy == busy_) return;
   busy_ = busy;
   const Clock::time_point now = Clock::now();
@@ -125,7 +125,7 @@ void TrainingWorker::SetBusy(bool busy) {
 }
 
 void TrainingWorker::SetMemoryShort(bool short_of_memory) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (short_of_memory == memory_short_) return;
   memory_short_ = short_of_memory;
   // SIGKILL frees the memory at once; its checkpoints are written atomically.
@@ -134,23 +134,23 @@ void TrainingWorker::SetMemoryShort(bool short_of_memory) {
 
 void TrainingWorker::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
     // A stopped process dies of SIGKILL too; its checkpoints are written atomically.
     if (pid_ > 0) ::kill(pid_, SIGKILL);
   }
   if (thread_.joinable()) thread_.join();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (state_ != TrainingState::kDone && state_ != TrainingState::kFailed) state_ = TrainingState::kStopped;
 }
 
 TrainingState TrainingWorker::state() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return state_;
 }
 
 pid_t TrainingWorker::pid() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return pid_;
 }
 
@@ -215,7 +215,7 @@ bool TrainingWorker::RunOnce() {
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_ || memory_short_) return false;
     const pid_t parent = ::getpid();
     const pid_t child = ::fork();
@@ -262,7 +262,7 @@ bool TrainingWorker::RunOnce() {
         }
       }
     }
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_ || memory_short_) {
       if (pid_ > 0) ::kill(pid_, SIGKILL);
     } else {
@@ -273,14 +273,14 @@ bool TrainingWorker::RunOnce() {
   ::close(err[0]);
   pid_t child;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     child = pid_;
   }
   int status = 0;
   if (child > 0) ::waitpid(child, &status, 0);
   bool killed_by_us;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     pid_ = -1;
     child_running_ = false;
     killed_by_us = stopping_ || memory_short_;
@@ -299,13 +299,13 @@ void TrainingWorker::Supervise() {
   while (true) {
     if (RunOnce()) {
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         state_ = TrainingState::kDone;
       }
       if (callbacks_.on_done) callbacks_.on_done(config_.out_dir);
       return;
     }
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return;
     if (memory_short_) {
       // Not the trainer's failure: wait for memory, then resume from the checkpoint.

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace edgellm::train {
 
@@ -118,7 +118,7 @@ class TrainingWorker {
   const Callbacks callbacks_;
   std::thread thread_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   pid_t pid_ ABSL_GUARDED_BY(mu_) = -1;
   bool child_running_ ABSL_GUARDED_BY(mu_) = false;  // not SIGSTOPped
   bool busy_ ABSL_GUARDED_BY(mu_) = false;

@@ -48,6 +48,7 @@ void DeclareStrategy(ops::YamlFields& f, StrategyConfig& s) {
 void DeclareModel(ops::YamlFields& f, ModelConfig& m) {
   f.Text("id", &m.id);
   f.Text("base_model", &m.base_model);
+  f.Text("devices_file", &m.devices_file);
   f.Int("rank", &m.rank);
   f.Number("alpha", &m.alpha);
   f.Text("targets", &m.targets);

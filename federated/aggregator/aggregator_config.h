@@ -51,6 +51,11 @@ struct StrategyConfig {
 struct ModelConfig {
   std::string id;          // what devices register for
   std::string base_model;  // the GGUF devices must hold (its sha256 is checked at registration)
+  // The devices allowed to enroll for the model, by certificate name (a
+  // NameListFile, read again when it changes); "": any device of the CA, the
+  // first model it asks for. A device taken off the list is refused at its
+  // next call; put on another model's list, it may enroll there.
+  std::string devices_file;
   // The shared adapter.
   int32_t rank = 8;
   double alpha = 16.0;

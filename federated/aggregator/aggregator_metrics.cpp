@@ -4,7 +4,7 @@ namespace edgellm::federated {
 
 ops::Counter& AggregatorMetrics::CounterFor(const std::string& name, const std::string& help,
                                             const ops::Labels& labels) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ops::Counter*& counter = counters_[{name, labels}];
   if (counter == nullptr) counter = &registry_.AddCounter(name, help, labels);
   return *counter;
@@ -14,7 +14,7 @@ void AggregatorMetrics::RoundEnded(const std::string& model, bool closed, double
   CounterFor("edgellm_aggregator_rounds_total", "Rounds ended, by outcome (closed: a new version; failed: no quorum).",
              {{"model", model}, {"outcome", closed ? "closed" : "failed"}})
       .Add();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ops::Histogram*& histogram = durations_[model];
   if (histogram == nullptr) {
     histogram = &registry_.AddHistogram("edgellm_aggregator_round_duration_seconds",
@@ -49,7 +49,7 @@ void AggregatorMetrics::Received(const std::string& model, uint64_t bytes) {
 }
 
 ops::Gauge& AggregatorMetrics::Gauge(const std::string& name, const std::string& help, const std::string& model) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ops::Gauge*& gauge = gauges_[{name, model}];
   if (gauge == nullptr) gauge = &registry_.AddGauge(name, help, {{"model", model}});
   return *gauge;

@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "daemon/ops/metrics.h"
 
 namespace edgellm::federated {
@@ -34,7 +34,7 @@ class AggregatorMetrics {
   ops::Counter& CounterFor(const std::string& name, const std::string& help, const ops::Labels& labels);
 
   ops::MetricsRegistry& registry_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::pair<std::string, ops::Labels>, ops::Counter*> counters_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, ops::Histogram*> durations_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, ops::Gauge*> gauges_ ABSL_GUARDED_BY(mu_);

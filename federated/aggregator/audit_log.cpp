@@ -105,7 +105,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path
     EDGELLM_RETURN_IF_ERROR(VerifyHead(path, public_key));
   }
   std::unique_ptr<AuditLog> log(new AuditLog(path, std::move(head_key)));
-  absl::MutexLock lock(&log->mu_);
+  MutexLock lock(&log->mu_);
   log->last_hash_ = kGenesis;
   std::ifstream in(path);
   std::string line;
@@ -122,7 +122,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path
 }
 
 absl::Status AuditLog::Append(nlohmann::json record) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   record["prev"] = last_hash_;
   const std::string line = record.dump();
   const std::string with_newline = line + "\n";
@@ -146,7 +146,7 @@ absl::Status AuditLog::Append(nlohmann::json record) {
 }
 
 bool AuditLog::HasRound(const std::string& model_id, uint64_t round_id) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return std::find(rounds_.begin(), rounds_.end(), std::make_pair(model_id, round_id)) != rounds_.end();
 }
 

@@ -21,7 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "federated/release/signing_key.h"
 
 namespace edgellm::federated {
@@ -54,7 +54,7 @@ class AuditLog {
 
   const std::string path_;
   const std::optional<release::SigningKey> head_key_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::string last_hash_ ABSL_GUARDED_BY(mu_);
   int64_t lines_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::pair<std::string, uint64_t>> rounds_ ABSL_GUARDED_BY(mu_);

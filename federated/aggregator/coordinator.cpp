@@ -22,9 +22,10 @@
 #include "common/str_cat.h"
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
-#include "federated/aggregator/evaluator.h"
-#include "federated/aggregator/strategy.h"
 #include "federated/adapter/adapter_tensors.h"
+#include "federated/aggregator/evaluator.h"
+#include "federated/aggregator/name_list_file.h"
+#include "federated/aggregator/strategy.h"
 #include "federated/protocol/protocol.h"
 #include "federated/protocol/sha256.h"
 #include "federated/protocol/update_codec.h"
@@ -36,6 +37,7 @@ namespace fs = std::filesystem;
 // One model's rounds. Fields below `layout` change under the coordinator's mu_.
 struct Coordinator::ModelState {
   ModelConfig config;
+  std::unique_ptr<NameListFile> allowed_devices;  // null: no devices_file
   std::string base_sha256;
   std::unique_ptr<engine::LlamaModel> model;
   std::unique_ptr<Evaluator> evaluator;
@@ -130,7 +132,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(const AggregatorC
   EDGELLM_ASSIGN_OR_RETURN(std::vector<DeviceRecord> devices, c->store_->Devices());
   using Enrollments = std::map<std::string, std::string>;
   EDGELLM_ASSIGN_OR_RETURN(Enrollments enrolled, c->store_->Enrollments());
-  absl::MutexLock lock(&c->mu_);
+  MutexLock lock(&c->mu_);
   c->enrolled_ = std::move(enrolled);
   for (const DeviceRecord& d : devices) {
     c->devices_[d.device_id] = {d.model_id, NowMs(), LocalExamples(d.capabilities)};
@@ -143,6 +145,7 @@ absl::Status Coordinator::LoadModel(const ModelConfig& mc) {
   auto state = std::make_unique<ModelState>();
   ModelState& m = *state;
   m.config = mc;
+  if (!mc.devices_file.empty()) m.allowed_devices = std::make_unique<NameListFile>(mc.devices_file);
   EDGELLM_ASSIGN_OR_RETURN(m.base_sha256, Sha256OfFile(mc.base_model));
   engine::ModelOptions options;
   options.threads = config_.threads;
@@ -229,7 +232,7 @@ bool Coordinator::Alive(const std::string& device_id, int64_t now) const {
 }
 
 int32_t Coordinator::AliveDevices(const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const int64_t now = NowMs();
   int32_t n = 0;
   for (const auto& [id, d] : devices_) n += d.model_id == model_id && Alive(id, now);
@@ -274,7 +277,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   EDGELLM_RETURN_IF_ERROR(
       store_->PutDevice({r.device_id(), r.model_id(), r.daemon_version(), capabilities.dump(), NowMs()}));
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     const bool known = devices_.contains(r.device_id());
     devices_[r.device_id()] = {r.model_id(), NowMs(), r.capabilities().local_examples()};
     if (!known) {
@@ -293,7 +296,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
 v1::HeartbeatResponse Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
   v1::HeartbeatResponse response;
   ModelState* m = FindModel(r.model_id());
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = devices_.find(r.device_id());
   if (it == devices_.end() || m == nullptr) {
     response.set_outcome(v1::HeartbeatResponse::REGISTER_AGAIN);
@@ -312,7 +315,7 @@ absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const v1::GetTaskReques
   if (m == nullptr) return absl::NotFoundError(StrCat("no model '", r.model_id(), "' here"));
   v1::GetTaskResponse response;
   response.set_retry_after_ms(static_cast<uint32_t>(config_.poll_interval_seconds * 1000));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto device = devices_.find(r.device_id());
   if (device == devices_.end()) {
     response.set_outcome(v1::GetTaskResponse::REGISTER_AGAIN);
@@ -359,45 +362,64 @@ absl::StatusOr<v1::GetTaskResponse> Coordinator::GetTask(const v1::GetTaskReques
   return response;
 }
 
+bool Coordinator::Allowed(const std::string& device_id, const std::string& model_id) {
+  const ModelState* m = FindModel(model_id);
+  return m != nullptr && (m->allowed_devices == nullptr || m->allowed_devices->Contains(device_id));
+}
+
+absl::Status Coordinator::CheckAllowed(const std::string& device_id, const std::string& model_id) {
+  if (Allowed(device_id, model_id)) return absl::OkStatus();
+  return absl::PermissionDeniedError(StrCat("device ", device_id, " is not in the devices_file of model ", model_id));
+}
+
 absl::Status Coordinator::CheckNotEnrolledElsewhere(const std::string& device_id, const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
-  auto it = enrolled_.find(device_id);
-  if (it != enrolled_.end() && it->second != model_id) {
-    return absl::PermissionDeniedError(
-        StrCat("device ", device_id, " is enrolled for model ", it->second, ", not ", model_id));
+  std::string enrolled_for;
+  {
+    MutexLock lock(&mu_);
+    auto it = enrolled_.find(device_id);
+    if (it == enrolled_.end() || it->second == model_id) return absl::OkStatus();
+    enrolled_for = it->second;
   }
-  return absl::OkStatus();
+  // An operator moves a device by taking it off one model's list and putting
+  // it on another's.
+  if (!Allowed(device_id, enrolled_for) && Allowed(device_id, model_id)) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      StrCat("device ", device_id, " is enrolled for model ", enrolled_for, ", not ", model_id));
 }
 
 absl::Status Coordinator::Enroll(const std::string& device_id, const std::string& model_id) {
   if (FindModel(model_id) == nullptr) return absl::NotFoundError(StrCat("no model '", model_id, "' here"));
+  EDGELLM_RETURN_IF_ERROR(CheckAllowed(device_id, model_id));
   EDGELLM_RETURN_IF_ERROR(CheckNotEnrolledElsewhere(device_id, model_id));
   {
-    absl::MutexLock lock(&mu_);
-    if (enrolled_.contains(device_id)) return absl::OkStatus();
+    MutexLock lock(&mu_);
+    auto it = enrolled_.find(device_id);
+    if (it != enrolled_.end() && it->second == model_id) return absl::OkStatus();
   }
   EDGELLM_RETURN_IF_ERROR(store_->PutEnrollment(device_id, model_id));
-  absl::MutexLock lock(&mu_);
-  // Two first calls racing: the first one stored wins in memory as on disk order.
-  const auto [it, inserted] = enrolled_.emplace(device_id, model_id);
-  if (!inserted && it->second != model_id) {
-    return absl::PermissionDeniedError(StrCat("device ", device_id, " is enrolled for model ", it->second));
+  MutexLock lock(&mu_);
+  std::string& enrolled_for = enrolled_[device_id];
+  const std::string moved_from = std::exchange(enrolled_for, model_id);
+  if (moved_from != model_id) {
+    log_(moved_from.empty() ? StrCat("device ", device_id, " enrolled for model ", model_id)
+                            : StrCat("device ", device_id, " moved from model ", moved_from, " to model ", model_id));
   }
-  if (inserted) log_(StrCat("device ", device_id, " enrolled for model ", model_id));
   return absl::OkStatus();
 }
 
 absl::Status Coordinator::CheckEnrolled(const std::string& device_id, const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
-  auto it = enrolled_.find(device_id);
-  if (it == enrolled_.end() || it->second != model_id) {
-    return absl::PermissionDeniedError(StrCat("device ", device_id, " is not enrolled for model ", model_id));
+  {
+    MutexLock lock(&mu_);
+    auto it = enrolled_.find(device_id);
+    if (it == enrolled_.end() || it->second != model_id) {
+      return absl::PermissionDeniedError(StrCat("device ", device_id, " is not enrolled for model ", model_id));
+    }
   }
-  return absl::OkStatus();
+  return CheckAllowed(device_id, model_id);
 }
 
 absl::StatusOr<std::string> Coordinator::EnrolledModel(const std::string& device_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = enrolled_.find(device_id);
   if (it == enrolled_.end()) return absl::PermissionDeniedError(StrCat("device ", device_id, " is not enrolled"));
   return it->second;
@@ -430,7 +452,7 @@ absl::StatusOr<v1::UploadStatusResponse> Coordinator::UploadStatus(const v1::Upl
   v1::UploadStatusResponse response;
   ModelState* m = FindModel(r.model_id());
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = m->accepted.find(r.device_id());
     response.set_accepted(it != m->accepted.end() && it->second.first == r.idempotency_key() && m->round &&
                           m->round->round_id == r.round_id());
@@ -484,7 +506,7 @@ absl::StatusOr<UploadTarget> Coordinator::BeginUpload(const v1::UpdateHeader& h)
     return target;
   };
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     const bool open = m->round && m->round->state == RoundState::kOpen && !m->closing;
     if (!open || m->round->round_id != h.round_id()) {
       // A retry whose first answer was lost when the round closed: it counted.
@@ -564,14 +586,14 @@ absl::StatusOr<v1::SubmitUpdateResponse> Coordinator::FinishUpload(const v1::Upd
   if (m == nullptr) return absl::NotFoundError(StrCat("no model '", h.model_id(), "' here"));
   // An upload is read whole and decoded: only a few at once, whatever number of devices finish together.
   {
-    absl::MutexLock lock(&decode_mu_);
+    MutexLock lock(&decode_mu_);
     decode_mu_.Await(absl::Condition(
         +[](Coordinator* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->decode_mu_) { return c->decoding_ < c->config_.max_concurrent_decodes; },
         this));
     ++decoding_;
   }
   absl::Cleanup done = [this] {
-    absl::MutexLock lock(&decode_mu_);
+    MutexLock lock(&decode_mu_);
     --decoding_;
   };
   const std::string part = PartPath(h);
@@ -623,7 +645,7 @@ absl::StatusOr<v1::SubmitUpdateResponse> Coordinator::FinishUpload(const v1::Upd
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& [name, value] : h.metrics()) metrics[name] = std::isfinite(value) ? nlohmann::json(value) : nlohmann::json();
   metrics["norm"] = norm;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const bool open = m->round && m->round->state == RoundState::kOpen && !m->closing && m->round->round_id == h.round_id();
   if (!open) {
     metrics_.Refused(h.model_id(), "late");
@@ -742,7 +764,7 @@ void Coordinator::Tick() {
     std::string reason;
     bool closes = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (m.closing) continue;
       if (!m.round || m.round->state != RoundState::kOpen) {
         MaybeOpenRound(m, now);
@@ -755,7 +777,7 @@ void Coordinator::Tick() {
     }
     absl::Status s = closes ? CloseRound(m, round, reason) : FailRound(m, round, reason);
     if (!s.ok()) log_(StrCat("model ", id, ": round ", round.round_id, " could not end: ", s.message()));
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     m.closing = false;
   }
 }
@@ -783,7 +805,7 @@ absl::Status Coordinator::FailRound(ModelState& m, RoundRecord round, const std:
   RemoveUploads(m.config.id, round.round_id);
   metrics_.RoundEnded(m.config.id, false, static_cast<double>(round.closed_ms - round.opened_ms) / 1000.0);
   log_(StrCat("model ", m.config.id, ": round ", round.round_id, " failed: ", reason));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   m.round = round;
   m.aggregation.reset();
   m.accepted.clear();
@@ -876,7 +898,7 @@ absl::Status Coordinator::CloseRound(ModelState& m, RoundRecord round, const std
               updates.size(), " updates, ", examples, " examples",
               metrics.contains("eval_loss") ? StrCat(", eval loss ", metrics["eval_loss"].get<double>()) : "",
               metrics.contains("dp_epsilon") ? StrCat(", epsilon ", metrics["dp_epsilon"].get<double>()) : ""));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   m.round = round;
   m.version = record;
   ++m.closed_rounds;

@@ -38,7 +38,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "edgellm/v1/federation.pb.h"
 #include "federated/aggregator/aggregator_config.h"
 #include "federated/aggregator/aggregator_metrics.h"
@@ -125,6 +125,9 @@ class Coordinator {
   absl::Status EnsureFirstVersion(ModelState& model);
   absl::Status RecoverRound(ModelState& model);
   ModelState* FindModel(const std::string& model_id);
+  // Whether the model's devices_file (if any) lists the device.
+  bool Allowed(const std::string& device_id, const std::string& model_id);
+  absl::Status CheckAllowed(const std::string& device_id, const std::string& model_id);
   bool Alive(const std::string& device_id, int64_t now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeOpenRound(ModelState& model, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The round should end now: "" if not, else why.
@@ -148,12 +151,12 @@ class Coordinator {
   std::unique_ptr<AuditLog> audit_;
   std::map<std::string, std::unique_ptr<ModelState>> models_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, DeviceState> devices_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> enrolled_ ABSL_GUARDED_BY(mu_);  // device -> model
 
   // Uploads being read and decoded: at most config_.max_concurrent_decodes.
-  absl::Mutex decode_mu_;
+  Mutex decode_mu_;
   int32_t decoding_ ABSL_GUARDED_BY(decode_mu_) = 0;
 };
 

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace edgellm::federated {
 
@@ -43,7 +43,7 @@ class DeviceCalls {
   };
 
   Ticket Admit(const std::string& device_id) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     int32_t& held = in_flight_[device_id];
     if (held >= limit_) return {};
     ++held;
@@ -54,13 +54,13 @@ class DeviceCalls {
 
  private:
   void Release(const std::string& device_id) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = in_flight_.find(device_id);
     if (it != in_flight_.end() && --it->second <= 0) in_flight_.erase(it);
   }
 
   const int32_t limit_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, int32_t> in_flight_ ABSL_GUARDED_BY(mu_);
 };
 

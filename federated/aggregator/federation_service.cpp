@@ -68,7 +68,7 @@ grpc::Status AuthenticateDevice(const grpc::ServerContext& context, const std::s
 grpc::Status AdmitCaller(const grpc::ServerContext& context, CallerChecks& checks, DeviceCalls::Ticket* ticket) {
   std::string certified;
   if (grpc::Status s = CertifiedName(context, &certified); !s.ok()) return s;
-  if (checks.revoked.Revoked(certified)) {
+  if (checks.revoked.Contains(certified)) {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, StrCat("certificate '", certified, "' is revoked"));
   }
   if (std::find(checks.operators.begin(), checks.operators.end(), certified) != checks.operators.end()) {

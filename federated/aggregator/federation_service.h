@@ -8,7 +8,7 @@
 #include "edgellm/v1/federation.grpc.pb.h"
 #include "federated/aggregator/coordinator.h"
 #include "federated/aggregator/device_calls.h"
-#include "federated/aggregator/revocation_list.h"
+#include "federated/aggregator/name_list_file.h"
 #include "federated/aggregator/stream_deadlines.h"
 
 namespace edgellm::federated {
@@ -17,7 +17,7 @@ namespace edgellm::federated {
 // is not revoked and not an operator's, and a place among its calls in flight.
 struct CallerChecks {
   DeviceCalls& calls;
-  RevocationList& revoked;
+  NameListFile& revoked;
   const std::vector<std::string>& operators;  // the admins: their certificates are never devices
   StreamDeadlines& deadlines;
 };

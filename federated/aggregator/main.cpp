@@ -20,7 +20,7 @@
 #include "federated/aggregator/aggregator_metrics.h"
 #include "federated/aggregator/coordinator.h"
 #include "federated/aggregator/device_calls.h"
-#include "federated/aggregator/revocation_list.h"
+#include "federated/aggregator/name_list_file.h"
 #include "federated/aggregator/federation_service.h"
 #include "federated/aggregator/release_service.h"
 #include "federated/aggregator/rollout.h"
@@ -73,7 +73,7 @@ int Run(const AggregatorConfig& config) {
   ssl.pem_root_certs = tls->client_ca;
   ssl.pem_key_cert_pairs.push_back({tls->private_key, tls->cert_chain});
   DeviceCalls device_calls(config.max_calls_per_device);
-  RevocationList revoked(config.revoked_certificates_file);
+  NameListFile revoked(config.revoked_certificates_file);
   StreamDeadlines deadlines(std::chrono::milliseconds(static_cast<int64_t>(config.max_stream_seconds * 1000)), Log,
                             registry.AddCounter("edgellm_aggregator_streams_cut_total",
                                                 "Streams cancelled for running longer than max_stream_seconds."));

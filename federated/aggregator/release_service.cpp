@@ -47,7 +47,7 @@ grpc::Status ReleaseAdminService::Authorize(const grpc::ServerContext& context, 
   std::string ignored;
   std::string& name = operator_name != nullptr ? *operator_name : ignored;
   if (grpc::Status s = CertifiedName(context, &name); !s.ok()) return s;
-  if (revoked_.Revoked(name)) {
+  if (revoked_.Contains(name)) {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, StrCat("certificate '", name, "' is revoked"));
   }
   if (std::find(admins_.begin(), admins_.end(), name) == admins_.end()) {

@@ -32,7 +32,7 @@ class ReleaseService final : public v1::Releases::Service {
 
 class ReleaseAdminService final : public v1::ReleaseAdmin::Service {
  public:
-  ReleaseAdminService(Rollouts& rollouts, std::vector<std::string> admins, RevocationList& revoked)
+  ReleaseAdminService(Rollouts& rollouts, std::vector<std::string> admins, NameListFile& revoked)
       : rollouts_(rollouts), admins_(std::move(admins)), revoked_(revoked) {}
 
   grpc::Status PrepareRelease(grpc::ServerContext* context, const v1::PrepareReleaseRequest* request,
@@ -51,7 +51,7 @@ class ReleaseAdminService final : public v1::ReleaseAdmin::Service {
   grpc::Status Authorize(const grpc::ServerContext& context, std::string* operator_name = nullptr) const;
   Rollouts& rollouts_;
   const std::vector<std::string> admins_;
-  RevocationList& revoked_;
+  NameListFile& revoked_;
 };
 
 }  // namespace edgellm::federated

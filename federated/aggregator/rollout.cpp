@@ -6,9 +6,9 @@
 #include <filesystem>
 
 #include "common/hashing.h"
+#include "common/log_text.h"
 #include "common/read_file.h"
 #include "common/status_macros.h"
-#include "common/log_text.h"
 #include "common/str_cat.h"
 
 namespace edgellm::federated {
@@ -54,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Rollouts>> Rollouts::Create(const AggregatorConfi
 }
 
 absl::StatusOr<std::string> Rollouts::Prepare(const v1::PrepareReleaseRequest& request) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return PrepareLocked(request);
 }
 
@@ -99,7 +99,7 @@ absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequ
 }
 
 absl::StatusOr<ArtifactRef> Rollouts::PreparedArtifact(const std::string& model_id, const std::string& sha256) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!prepared_[model_id].contains(sha256)) {
     return absl::NotFoundError(StrCat("no release of model ", model_id, " was prepared with that artifact"));
   }
@@ -111,7 +111,7 @@ absl::StatusOr<ArtifactRef> Rollouts::PreparedArtifact(const std::string& model_
 }
 
 absl::StatusOr<v1::RolloutStatus> Rollouts::Publish(const v1::PublishRequest& request, const std::string& publisher) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return PublishLocked(request, publisher);
 }
 
@@ -182,14 +182,14 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishReque
 }
 
 absl::StatusOr<v1::RolloutStatus> Rollouts::Status(const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   EDGELLM_RETURN_IF_ERROR(coordinator_.BaseSha256(model_id).status());
   return Describe(model_id);
 }
 
 absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequest& request,
                                                     const std::string& operator_name) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
   if (!latest) return absl::NotFoundError(StrCat("model ", request.model_id(), " has no release"));
   ReleaseRecord& r = *latest;
@@ -238,7 +238,7 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
   response.set_outcome(v1::GetReleaseResponse::UP_TO_DATE);
   response.set_retry_after_ms(static_cast<uint32_t>(config_.poll_interval_seconds * 1000));
   EDGELLM_RETURN_IF_ERROR(coordinator_.Enroll(request.device_id(), request.model_id()));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   pollers_[request.model_id()].insert(request.device_id());
   if (!enabled()) return response;
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
@@ -287,7 +287,7 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
     return absl::PermissionDeniedError(StrCat("release ", report.release(), " of model ", report.model_id(),
                                               " was not offered to device ", report.device_id()));
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const std::string outcome = v1::InstallReport::Outcome_Name(report.outcome());
   EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append({{"model", report.model_id()},
                                                        {"release", report.release()},
@@ -308,7 +308,7 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
 }
 
 void Rollouts::Tick() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!enabled()) return;
   for (const std::string& model_id : coordinator_.ModelIds()) {
     absl::StatusOr<std::optional<ReleaseRecord>> latest = coordinator_.store().LatestRelease(model_id);

@@ -28,7 +28,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "edgellm/v1/ota.pb.h"
 #include "federated/aggregator/aggregator_config.h"
 #include "federated/aggregator/coordinator.h"
@@ -100,7 +100,7 @@ class Rollouts {
   const Log log_;
   std::optional<release::TrustPolicy> policy_;
   std::optional<release::SigningKey> signing_key_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, std::set<std::string>> pollers_ ABSL_GUARDED_BY(mu_);  // model → devices
   std::map<std::string, std::set<std::string>> prepared_ ABSL_GUARDED_BY(mu_);  // model → artifacts prepared
   // model → the version whose automatic publishing failed (logged once, not retried every tick)

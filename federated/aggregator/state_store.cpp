@@ -135,7 +135,7 @@ std::string_view RoundStateName(RoundState state) {
 StateStore::StateStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
 
 StateStore::~StateStore() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   sqlite3_close(db_);
 }
 
@@ -149,7 +149,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   }
   sqlite3_busy_timeout(db, 5000);
   std::unique_ptr<StateStore> store(new StateStore(db, path));
-  absl::MutexLock lock(&store->mu_);
+  MutexLock lock(&store->mu_);
   if (absl::Status s = store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s.ok()) return s;
   if (absl::Status s = store->Exec(kSchema); !s.ok()) return s;
   if (absl::Status s = store->Migrate(); !s.ok()) return s;
@@ -178,7 +178,7 @@ absl::Status StateStore::Exec(const std::string& sql) {
 }
 
 absl::Status StateStore::PutDevice(const DeviceRecord& d) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "INSERT OR REPLACE INTO devices VALUES(?, ?, ?, ?, ?)");
   s.Bind(d.device_id).Bind(d.model_id).Bind(d.daemon_version).Bind(d.capabilities).Bind(d.registered_ms);
   if (s.Step() != SQLITE_DONE) return Failed(path_, "saving a device", s.Error());
@@ -186,7 +186,7 @@ absl::Status StateStore::PutDevice(const DeviceRecord& d) {
 }
 
 absl::StatusOr<std::vector<DeviceRecord>> StateStore::Devices() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "SELECT device_id, model_id, daemon_version, capabilities, registered_ms FROM devices");
   std::vector<DeviceRecord> devices;
   int rc;
@@ -207,12 +207,12 @@ absl::Status StateStore::PutRoundLocked(const RoundRecord& r) {
 }
 
 absl::Status StateStore::PutRound(const RoundRecord& round) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return PutRoundLocked(round);
 }
 
 absl::StatusOr<std::optional<RoundRecord>> StateStore::LatestRound(const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_,
               "SELECT model_id, round_id, base_version, state, opened_ms, deadline_ms, closed_ms, selected, outcome, "
               "noise_seed, weight_cap FROM rounds WHERE model_id = ? ORDER BY round_id DESC LIMIT 1");
@@ -227,7 +227,7 @@ absl::StatusOr<std::optional<RoundRecord>> StateStore::LatestRound(const std::st
 }
 
 absl::StatusOr<int64_t> StateStore::CountRounds(const std::string& model_id, RoundState state) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "SELECT COUNT(*) FROM rounds WHERE model_id = ? AND state = ?");
   s.Bind(model_id).Bind(std::string(RoundStateName(state)));
   if (s.Step() != SQLITE_ROW) return Failed(path_, "counting rounds", s.Error());
@@ -235,7 +235,7 @@ absl::StatusOr<int64_t> StateStore::CountRounds(const std::string& model_id, Rou
 }
 
 absl::Status StateStore::AddUpdate(const UpdateRecord& u) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, StrCat("INSERT INTO updates(", kUpdateColumns, ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   s.Bind(u.model_id).Bind(u.round_id).Bind(u.device_id).Bind(u.idempotency_key).Bind(u.sha256).Bind(u.example_count)
       .Bind(u.metrics).Bind(u.bytes).Bind(u.accepted_ms);
@@ -248,7 +248,7 @@ absl::Status StateStore::AddUpdate(const UpdateRecord& u) {
 }
 
 absl::StatusOr<std::vector<UpdateRecord>> StateStore::Updates(const std::string& model_id, uint64_t round_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, StrCat("SELECT ", kUpdateColumns, " FROM updates WHERE model_id = ? AND round_id = ? ORDER BY seq"));
   s.Bind(model_id).Bind(round_id);
   std::vector<UpdateRecord> updates;
@@ -259,7 +259,7 @@ absl::StatusOr<std::vector<UpdateRecord>> StateStore::Updates(const std::string&
 }
 
 absl::StatusOr<std::optional<UpdateRecord>> StateStore::UpdateBySha(const std::string& sha256) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, StrCat("SELECT ", kUpdateColumns, " FROM updates WHERE sha256 = ? ORDER BY seq LIMIT 1"));
   s.Bind(sha256);
   const int rc = s.Step();
@@ -277,7 +277,7 @@ absl::Status StateStore::PutVersionLocked(const VersionRecord& v) {
 }
 
 absl::Status StateStore::PutVersion(const VersionRecord& version) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return PutVersionLocked(version);
 }
 
@@ -299,7 +299,7 @@ absl::StatusOr<std::vector<VersionRecord>> StateStore::QueryVersions(const std::
 }
 
 absl::StatusOr<std::optional<VersionRecord>> StateStore::LatestVersion(const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto versions = QueryVersions("model_id = ? ORDER BY version DESC LIMIT 1", model_id, -1);
   if (!versions.ok()) return versions.status();
   if (versions->empty()) return std::optional<VersionRecord>();
@@ -307,7 +307,7 @@ absl::StatusOr<std::optional<VersionRecord>> StateStore::LatestVersion(const std
 }
 
 absl::StatusOr<std::optional<VersionRecord>> StateStore::Version(const std::string& model_id, uint64_t version) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto versions = QueryVersions("model_id = ? AND version = ?", model_id, static_cast<int64_t>(version));
   if (!versions.ok()) return versions.status();
   if (versions->empty()) return std::optional<VersionRecord>();
@@ -315,12 +315,12 @@ absl::StatusOr<std::optional<VersionRecord>> StateStore::Version(const std::stri
 }
 
 absl::StatusOr<std::vector<VersionRecord>> StateStore::Versions(const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return QueryVersions("model_id = ? ORDER BY version", model_id, -1);
 }
 
 absl::Status StateStore::CloseRound(const RoundRecord& round, const std::optional<VersionRecord>& version) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   absl::Status s = PutRoundLocked(round);
   if (s.ok() && version) s = PutVersionLocked(*version);
@@ -333,7 +333,7 @@ absl::Status StateStore::CloseRound(const RoundRecord& round, const std::optiona
 }
 
 absl::Status StateStore::PutRelease(const ReleaseRecord& r) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, StrCat("INSERT OR REPLACE INTO releases(", kReleaseColumns,
                           ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   s.Bind(r.model_id).Bind(r.release).Bind(r.version).Bind(int64_t{r.rollback}).Bind(r.artifact_sha256)
@@ -345,7 +345,7 @@ absl::Status StateStore::PutRelease(const ReleaseRecord& r) {
 }
 
 absl::StatusOr<std::optional<ReleaseRecord>> StateStore::LatestRelease(const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, StrCat("SELECT ", kReleaseColumns, " FROM releases WHERE model_id = ? ORDER BY release DESC LIMIT 1"));
   s.Bind(model_id);
   const int rc = s.Step();
@@ -364,7 +364,7 @@ absl::StatusOr<std::optional<ReleaseRecord>> StateStore::LatestRelease(const std
 }
 
 absl::StatusOr<bool> StateStore::IsReleasedArtifact(const std::string& model_id, const std::string& sha256) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "SELECT 1 FROM releases WHERE artifact_sha256 = ? AND model_id = ? LIMIT 1");
   s.Bind(sha256).Bind(model_id);
   const int rc = s.Step();
@@ -373,7 +373,7 @@ absl::StatusOr<bool> StateStore::IsReleasedArtifact(const std::string& model_id,
 }
 
 absl::Status StateStore::PutOffer(const std::string& model_id, uint64_t release, const std::string& device_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "INSERT OR IGNORE INTO offers VALUES(?, ?, ?, ?)");
   s.Bind(model_id).Bind(release).Bind(device_id).Bind(NowUnixMs());
   if (s.Step() != SQLITE_DONE) return Failed(path_, "saving an offer", s.Error());
@@ -382,7 +382,7 @@ absl::Status StateStore::PutOffer(const std::string& model_id, uint64_t release,
 
 absl::StatusOr<bool> StateStore::WasOffered(const std::string& model_id, uint64_t release,
                                             const std::string& device_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "SELECT 1 FROM offers WHERE model_id = ? AND release = ? AND device_id = ?");
   s.Bind(model_id).Bind(release).Bind(device_id);
   const int rc = s.Step();
@@ -391,7 +391,7 @@ absl::StatusOr<bool> StateStore::WasOffered(const std::string& model_id, uint64_
 }
 
 absl::Status StateStore::PutEnrollment(const std::string& device_id, const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "INSERT OR REPLACE INTO enrollments VALUES(?, ?, ?)");
   s.Bind(device_id).Bind(model_id).Bind(NowUnixMs());
   if (s.Step() != SQLITE_DONE) return Failed(path_, "saving an enrollment", s.Error());
@@ -399,7 +399,7 @@ absl::Status StateStore::PutEnrollment(const std::string& device_id, const std::
 }
 
 absl::StatusOr<std::map<std::string, std::string>> StateStore::Enrollments() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "SELECT device_id, model_id FROM enrollments");
   std::map<std::string, std::string> enrollments;
   int rc;
@@ -409,7 +409,7 @@ absl::StatusOr<std::map<std::string, std::string>> StateStore::Enrollments() {
 }
 
 absl::Status StateStore::PutInstall(const InstallRecord& i) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "INSERT OR REPLACE INTO installs VALUES(?, ?, ?, ?, ?, ?, ?)");
   s.Bind(i.model_id).Bind(i.device_id).Bind(i.release).Bind(i.outcome).Bind(i.serving_version).Bind(i.detail)
       .Bind(i.reported_ms);
@@ -418,7 +418,7 @@ absl::Status StateStore::PutInstall(const InstallRecord& i) {
 }
 
 absl::StatusOr<std::vector<InstallRecord>> StateStore::Installs(const std::string& model_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Statement s(db_, "SELECT * FROM installs WHERE model_id = ? ORDER BY device_id");
   s.Bind(model_id);
   std::vector<InstallRecord> installs;

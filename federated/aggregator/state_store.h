@@ -14,7 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 struct sqlite3;
 
@@ -158,7 +158,7 @@ class StateStore {
   absl::StatusOr<std::vector<VersionRecord>> QueryVersions(const std::string& where_sql, const std::string& model_id,
                                                            int64_t number) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::Mutex mu_;
+  Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   const std::string path_;
 };

@@ -9,26 +9,26 @@ StreamDeadlines::StreamDeadlines(std::chrono::milliseconds limit, Log log, ops::
 
 StreamDeadlines::~StreamDeadlines() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   watcher_.join();
 }
 
 StreamDeadlines::Watch StreamDeadlines::Start(grpc::ServerContext* context, std::string what) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const uint64_t id = next_id_++;
   streams_.emplace(id, Stream{std::chrono::steady_clock::now() + limit_, context, std::move(what)});
   return Watch(this, id);
 }
 
 void StreamDeadlines::Forget(uint64_t id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   streams_.erase(id);
 }
 
 void StreamDeadlines::Run() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   while (!stopping_) {
     const auto now = std::chrono::steady_clock::now();
     while (!streams_.empty() && streams_.begin()->second.deadline <= now) {

@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "daemon/ops/metrics.h"
 
 namespace edgellm::federated {
@@ -66,7 +66,7 @@ class StreamDeadlines {
   const std::chrono::milliseconds limit_;
   const Log log_;
   ops::Counter& cut_;
-  absl::Mutex mu_;
+  Mutex mu_;
   // Ids count up and every stream has the same limit: the first is the
   // earliest deadline.
   std::map<uint64_t, Stream> streams_ ABSL_GUARDED_BY(mu_);

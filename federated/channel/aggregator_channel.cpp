@@ -37,7 +37,7 @@ bool Transient(const grpc::Status& s) {
 
 void CallTracker::Untrack::operator()(grpc::ClientContext* context) const {
   {
-    absl::MutexLock lock(&tracker->mu_);
+    MutexLock lock(&tracker->mu_);
     tracker->calls_.erase(context);
   }
   delete context;
@@ -47,26 +47,26 @@ CallTracker::Call CallTracker::NewCall(std::chrono::seconds timeout) {
   Call context(new grpc::ClientContext(), Untrack{this});
   context->set_deadline(std::chrono::system_clock::now() + timeout);
   context->set_wait_for_ready(true);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (stopping_) context->TryCancel();
   calls_.insert(context.get());
   return context;
 }
 
 bool CallTracker::Sleep(std::chrono::milliseconds duration) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const auto until = absl::Now() + absl::FromChrono(duration);
   while (!stopping_ && absl::Now() < until) mu_.AwaitWithDeadline(absl::Condition(&stopping_), until);
   return !stopping_;
 }
 
 bool CallTracker::stopping() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return stopping_;
 }
 
 void CallTracker::Stop() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   stopping_ = true;
   for (grpc::ClientContext* call : calls_) call->TryCancel();
 }

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "daemon/ops/tls_files.h"
 
 namespace edgellm::federated {
@@ -47,7 +47,7 @@ class CallTracker {
   void Stop();
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
 };

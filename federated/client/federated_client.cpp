@@ -14,11 +14,11 @@
 #include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
-#include "federated/adapter/adapter_tensors.h"
 #include "daemon/engine/lora_adapter.h"
-#include "federated/channel/aggregator_channel.h"
 #include "daemon/ops/tls_files.h"
 #include "edgellm/v1/federation.grpc.pb.h"
+#include "federated/adapter/adapter_tensors.h"
+#include "federated/channel/aggregator_channel.h"
 #include "federated/protocol/protocol.h"
 #include "federated/protocol/sha256.h"
 #include "federated/protocol/tensor_set.h"
@@ -71,7 +71,7 @@ struct FederatedClient::Impl {
   std::atomic<int32_t> steps{0};
   std::string failure;  // the last failure's reason, for the heartbeat (under mu)
 
-  mutable absl::Mutex mu;
+  mutable Mutex mu;
   bool busy ABSL_GUARDED_BY(mu) = false;
   bool memory_short ABSL_GUARDED_BY(mu) = false;
   std::shared_ptr<train::TrainingWorker> worker ABSL_GUARDED_BY(mu);
@@ -84,7 +84,7 @@ struct FederatedClient::Impl {
   void SetState(v1::DeviceState s) { state = s; }
   void Fail(const std::string& why) {
     log(why);
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     failure = why;
     state = v1::DEVICE_STATE_FAILED;
   }
@@ -138,7 +138,7 @@ void FederatedClient::Stop() {
   impl_->calls.Stop();
   std::shared_ptr<train::TrainingWorker> worker;
   {
-    absl::MutexLock lock(&impl_->mu);
+    MutexLock lock(&impl_->mu);
     worker = impl_->worker;
   }
   if (worker) worker->Stop();
@@ -149,7 +149,7 @@ void FederatedClient::Stop() {
 void FederatedClient::SetBusy(bool busy) {
   std::shared_ptr<train::TrainingWorker> worker;
   {
-    absl::MutexLock lock(&impl_->mu);
+    MutexLock lock(&impl_->mu);
     impl_->busy = busy;
     worker = impl_->worker;
   }
@@ -159,7 +159,7 @@ void FederatedClient::SetBusy(bool busy) {
 void FederatedClient::SetMemoryShort(bool short_of_memory) {
   std::shared_ptr<train::TrainingWorker> worker;
   {
-    absl::MutexLock lock(&impl_->mu);
+    MutexLock lock(&impl_->mu);
     impl_->memory_short = short_of_memory;
     worker = impl_->worker;
   }
@@ -167,7 +167,7 @@ void FederatedClient::SetMemoryShort(bool short_of_memory) {
 }
 
 FederatedClientStats FederatedClient::stats() const {
-  absl::MutexLock lock(&impl_->mu);
+  MutexLock lock(&impl_->mu);
   FederatedClientStats s = impl_->stats;
   s.round_id = impl_->round_id;
   s.state = impl_->state;
@@ -258,7 +258,7 @@ void FederatedClient::Impl::HeartbeatLoop() {
     request.set_steps(steps);
     request.set_free_memory_bytes(MemAvailableBytes());
     {
-      absl::MutexLock lock(&mu);
+      MutexLock lock(&mu);
       if (state == v1::DEVICE_STATE_FAILED) request.set_detail(failure);
     }
     v1::HeartbeatResponse response;
@@ -295,7 +295,7 @@ absl::StatusOr<std::string> FederatedClient::Impl::Fetch(const v1::Task& task, c
       if (chunk.offset() != offset || offset + chunk.data().size() > task.adapter_bytes()) break;
       out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
       offset += chunk.data().size();
-      absl::MutexLock lock(&mu);
+      MutexLock lock(&mu);
       stats.bytes_fetched += static_cast<int64_t>(chunk.data().size());
     }
     out.close();
@@ -344,7 +344,7 @@ bool FederatedClient::Impl::Train(const v1::Task& task, const fs::path& dir, std
   callbacks.on_step = [this, metrics](const train::TrainingProgress& p) {
     step = p.step;
     steps = p.steps;
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     (*metrics)["loss"] = p.loss;
     if (p.eval_loss) (*metrics)["eval_loss"] = *p.eval_loss;
     (*metrics)["steps"] = p.step;
@@ -352,7 +352,7 @@ bool FederatedClient::Impl::Train(const v1::Task& task, const fs::path& dir, std
   };
   auto worker = std::make_shared<train::TrainingWorker>(worker_config, callbacks);
   {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     if (Stopping()) return false;
     worker->SetBusy(busy);
     worker->SetMemoryShort(memory_short);
@@ -367,7 +367,7 @@ bool FederatedClient::Impl::Train(const v1::Task& task, const fs::path& dir, std
   }
   worker->Stop();
   {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     this->worker.reset();
   }
   if (s == train::TrainingState::kFailed) Fail(StrCat("federation: round ", task.round_id(), ": training failed"));
@@ -504,7 +504,7 @@ void FederatedClient::Impl::Upload(const v1::Task& task, const std::string& byte
       switch (response.outcome()) {
         case v1::SubmitUpdateResponse::ACCEPTED:
         case v1::SubmitUpdateResponse::ACCEPTED_EARLIER: {
-          absl::MutexLock lock(&mu);
+          MutexLock lock(&mu);
           stats.rounds_submitted += 1;
           stats.bytes_sent += sent;
           state = v1::DEVICE_STATE_IDLE;

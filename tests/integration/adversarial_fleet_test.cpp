@@ -408,6 +408,48 @@ TEST_F(AdversarialFleet, ARevokedDeviceIsRefusedAtOnceAndNoDeviceReachesAnotherM
   EXPECT_NE(s.error_message().find("operator's certificate"), std::string::npos) << s.error_message();
 }
 
+// Item 5: with a devices_file, a model takes only the devices it lists — not
+// every certificate of the fleet CA on its first call. Taken off the list, a
+// device is refused at its next call; put on another model's list instead, it
+// moves there (how an operator re-enrolls a device), without a restart.
+TEST_F(AdversarialFleet, AModelsDevicesFileDecidesWhoEnrollsAndMovesADevice) {
+  const fs::path stories_devices = dir_ / "stories.devices";
+  const fs::path other_devices = dir_ / "other.devices";
+  std::ofstream(stories_devices) << "# the stories fleet\ndev-a\ndev-b\n";
+  std::ofstream(other_devices) << "dev-c\n";
+  testing::Settings settings;
+  settings.model_lines = "    devices_file: " + stories_devices.string() + "\n  - id: other\n    base_model: " +
+                         testing::kModel + "\n    rank: 4\n    targets: q_proj,v_proj\n    devices_file: " +
+                         other_devices.string() + "\n";
+  WriteConfig(settings);
+  StartAggregator();
+  auto a = Device("dev-a");
+  auto b = Device("dev-b");
+  auto d = Device("dev-d");
+  EXPECT_TRUE(a->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100).ok());
+  EXPECT_TRUE(b->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100).ok());
+  grpc::Status s = d->Register(kModelId, base_sha_, kRank, kTargets, nullptr, 100);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_NE(s.error_message().find("not in the devices_file of model stories"), std::string::npos)
+      << s.error_message();
+  std::string bytes;
+  EXPECT_EQ(d->Fetch(kModelId, 1, &bytes).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // dev-b is moved to the other model: refused here at once, welcome there.
+  std::ofstream(stories_devices, std::ios::trunc) << "dev-a\n";
+  std::ofstream(other_devices, std::ios::trunc) << "dev-c\ndev-b\n";
+  s = b->Fetch(kModelId, 1, &bytes);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  s = b->Register("other", base_sha_, kRank, kTargets, nullptr, 100);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(b->Fetch("other", 1, &bytes).ok());
+  EXPECT_TRUE(aggregator_->WaitForLog("device dev-b moved from model stories to model other", std::chrono::seconds(5)))
+      << aggregator_->Log();
+  // dev-a, listed on its own model only, stays bound to it.
+  s = a->Register("other", base_sha_, kRank, kTargets, nullptr, 100);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+}
+
 // Item 10: an unfinished upload belongs to its model and round alone. Model
 // ids may contain dots, so "stories" round 1 must not take "stories.1"'s.
 TEST_F(AdversarialFleet, TheEndOfOneModelsRoundLeavesAnotherModelsUploadsAlone) {

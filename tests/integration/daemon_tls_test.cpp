@@ -1,13 +1,17 @@
 // edgellmd over TCP with TLS: real certificates from deploy/pki.sh, a
-// real gRPC client, clients that should and should not get through.
+// real gRPC client, clients that should and should not get through; and
+// who a caller is, by certificate or by unix user.
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <future>
 #include <sstream>
 
 #include "edgellm/v1/inference.grpc.pb.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/inference_client.h"
 #include "tests/support/test_support.h"
@@ -153,6 +157,32 @@ TEST_F(DaemonTlsTest, ASessionBelongsToTheCertificateThatBeganIt) {
   const auto stolen = Generate(*two, turn);
   EXPECT_EQ(stolen.status.error_code(), grpc::StatusCode::NOT_FOUND) << stolen.status.error_message();
   EXPECT_TRUE(Generate(*one, turn).status.ok());  // still device-1's, undisturbed
+}
+
+// On the unix socket the caller is the user at the other end (the kernel's
+// SO_PEERCRED): another local user cannot continue a session, whatever its
+// name. The other user is `nobody`, running the edgellm CLI.
+TEST_F(DaemonTlsTest, ASessionOnTheUnixSocketBelongsToTheUserThatBeganIt) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client as another user";
+  std::string error;
+  auto daemon = DaemonProcess::Start(kModel, {}, &error);
+  ASSERT_NE(daemon, nullptr) << error;
+  ::chmod(daemon->socket().c_str(), 0666);  // for this test: any local user may connect
+  auto stub = v1::Inference::NewStub(daemon->channel());
+  v1::GenerateRequest turn = Greedy("Once upon a time", 4);
+  turn.set_session_id("shared-name");
+  ASSERT_TRUE(Generate(*stub, turn).status.ok());
+  const auto as_nobody = [&](const std::string& session) {
+    return testing::RunShell("setpriv --reuid=65534 --regid=65534 --clear-groups " + std::string(EDGELLM_BINARY_DIR) +
+                             "/tools/edgellm generate --server unix:" + daemon->socket() + " --session " + session +
+                             " --prompt 'Once upon a time' -n 4 --temp 0");
+  };
+  const auto stolen = as_nobody("shared-name");
+  EXPECT_NE(stolen.exit_code, 0) << stolen.out;
+  EXPECT_NE(stolen.err.find("no session 'shared-name' of this caller"), std::string::npos) << stolen.err;
+  const auto own = as_nobody("nobodys-own");
+  EXPECT_EQ(own.exit_code, 0) << own.err;
+  EXPECT_TRUE(Generate(*stub, turn).status.ok());  // still root's, undisturbed
 }
 
 // Beyond loopback, TLS alone would let any client in: a client CA is

@@ -5,7 +5,7 @@
 #include <atomic>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 
 namespace edgellm::ops {
 namespace {
@@ -56,16 +56,16 @@ class ScriptedMemory final : public MemorySource {
 };
 
 TEST(MemoryGuard, ReportsTheFirstSampleAndEveryChange) {
-  absl::Mutex mu;
+  Mutex mu;
   std::vector<MemoryPressure> seen;
   {
     MemoryGuard guard(std::make_unique<ScriptedMemory>(std::vector<uint64_t>{500, 500, 50, 50, 5, 500}),
                       {.low_bytes = 100, .critical_bytes = 10, .interval = std::chrono::milliseconds(1)},
                       [&](MemoryPressure pressure, uint64_t) {
-                        absl::MutexLock lock(&mu);
+                        MutexLock lock(&mu);
                         seen.push_back(pressure);
                       });
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     mu.Await(absl::Condition(+[](std::vector<MemoryPressure>* s) { return s->size() >= 4; }, &seen));
     EXPECT_EQ(guard.available_bytes(), 500u);
   }

@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "absl/synchronization/notification.h"
+#include "common/mutex.h"
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/synthetic_model.h"
 #include "tests/support/jinja2_reference.h"
@@ -103,7 +103,7 @@ TEST(InferenceCore, EmbeddingsRunBetweenStepsAndBadOnesNeverQueue) {
   EXPECT_EQ(core.RenderChat(Json::array(), nullptr).status().code(), absl::StatusCode::kFailedPrecondition);
 
   const auto embed = [&](const std::string& name, std::vector<std::string> inputs) {
-    absl::Notification done;
+    Notification done;
     absl::StatusOr<EmbedResult> out = absl::UnknownError("not called");
     core.Embed(name, std::move(inputs), [&](absl::StatusOr<EmbedResult> result) {
       out = std::move(result);

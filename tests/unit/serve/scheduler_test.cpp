@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "absl/synchronization/notification.h"
+#include "common/mutex.h"
 #include "daemon/engine/generator.h"
 #include "tests/support/model_fixtures.h"
 
@@ -25,7 +25,7 @@ class Collector {
  public:
   EventSink Sink() {
     return [this](GenerationEvent event) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (outcome_.first_event == Clock::time_point{}) outcome_.first_event = Clock::now();
       outcome_.tokens.insert(outcome_.tokens.end(), event.token_ids.begin(), event.token_ids.end());
       if (event.last) {
@@ -38,14 +38,14 @@ class Collector {
   }
   Outcome Wait() {
     done_.WaitForNotification();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return outcome_;
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   Outcome outcome_;
-  absl::Notification done_;
+  Notification done_;
 };
 
 class SchedulerTest : public ::testing::Test {
@@ -106,11 +106,11 @@ TEST_F(SchedulerTest, ARequestWaitsUntilTheKvBlocksItMayNeedAreFree) {
 // What on-device training pauses on: busy the moment a request is queued,
 // idle once none is left, told on every change.
 TEST_F(SchedulerTest, ItSaysWhenItTurnsBusyAndIdle) {
-  absl::Mutex mu;
+  Mutex mu;
   std::vector<bool> changes;
   SchedulerConfig config;
   config.on_busy_change = [&](bool busy) {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     if (changes.empty() || changes.back() != busy) changes.push_back(busy);
   };
   auto scheduler = MakeScheduler(12, config);
@@ -118,12 +118,12 @@ TEST_F(SchedulerTest, ItSaysWhenItTurnsBusyAndIdle) {
   Collector first;
   ASSERT_TRUE(scheduler->Submit(Request(Prompt(10, 1), 8), first.Sink()).ok());
   {
-    absl::MutexLock lock(&mu);
+    MutexLock lock(&mu);
     // Said before Submit returned; the request may have finished since, and idle been said too.
     EXPECT_NE(std::find(changes.begin(), changes.end(), true), changes.end()) << "busy before Submit returns";
   }
   ASSERT_TRUE(first.Wait().status.ok());
-  absl::MutexLock lock(&mu);
+  MutexLock lock(&mu);
   mu.Await(absl::Condition(&idle));
   // The loop may have said idle once before the request came.
   if (changes.front() == false && changes.size() > 2) changes.erase(changes.begin());

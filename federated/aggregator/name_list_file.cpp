@@ -1,4 +1,4 @@
-#include "federated/aggregator/revocation_list.h"
+#include "federated/aggregator/name_list_file.h"
 
 #include <sys/stat.h>
 
@@ -8,11 +8,11 @@
 
 namespace edgellm::federated {
 
-bool RevocationList::Revoked(const std::string& name) {
+bool NameListFile::Contains(const std::string& name) {
   if (path_.empty()) return false;
   struct stat info {};
   const bool exists = ::stat(path_.c_str(), &info) == 0;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const off_t size = exists ? info.st_size : -1;
   const bool changed = size != size_ || info.st_mtim.tv_sec != modified_.tv_sec ||
                        info.st_mtim.tv_nsec != modified_.tv_nsec;
