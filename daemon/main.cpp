@@ -17,6 +17,7 @@
 #include <functional>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
@@ -547,6 +548,10 @@ int Run(const ops::DaemonConfig& args) {
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       StartGrpc(args, *credentials, grpc_service, unix_listener->get());
   if (!server.ok()) return Fail(server.status(), 1);
+  // Whatever way Run ends, no connection is handed to the server once it is gone.
+  absl::Cleanup stop_accepting = [&unix_listener] {
+    if (*unix_listener) (*unix_listener)->Stop();
+  };
   serve::HealthProbeService health_probe("edgellm.v1.Inference");
   absl::StatusOr<std::unique_ptr<grpc::Server>> health_server = StartHealthListener(args, health_probe);
   if (!health_server.ok()) return Fail(health_server.status(), 1);
