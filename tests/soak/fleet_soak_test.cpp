@@ -4,7 +4,8 @@
 // mutual TLS go through rounds and staged rollouts, while a chaos thread
 // kills -9 the aggregator or a daemon (and starts it again), cuts every
 // connection at once (all traffic passes a ChaosProxy), and fills the disk
-// quota of the aggregator's state directory (a tmpfs of its own). At the end:
+// quota of the aggregator's state directory or of one daemon's (tmpfs disks
+// of their own), in turn. At the end:
 // no update the aggregator answered ACCEPTED is missing from its state, every
 // device serves the last release's version (the daemons only ever serve
 // verified ones), and no process that lived through the chaos grew in memory
@@ -12,7 +13,7 @@
 //
 // EDGELLM_SOAK_ROUNDS and EDGELLM_SOAK_ROLLOUTS set its length: 50 rounds and
 // 5 rollouts, or 16 and 2 when CI is set. ctest runs it in a mount namespace of
-// its own (unshare) so that it may mount the tmpfs.
+// its own (unshare) so that it may mount its tmpfs disks.
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
@@ -53,6 +54,9 @@ const std::vector<std::string> kDaemons = {"edge-0", "edge-1", "edge-2"};
 // The chaos spares this daemon's process (not its connections): one process
 // lives through the whole run, to show its memory and descriptors stay flat.
 const std::string kSpared = "edge-2";
+// This daemon keeps its federation, OTA and training state on a small disk
+// of its own, which the chaos fills as it fills the aggregator's.
+const std::string kSmallDisk = "edge-0";
 
 int EnvInt(const char* name, int fallback) {
   const char* value = std::getenv(name);
@@ -95,6 +99,7 @@ int OpenDescriptors(pid_t pid) {
 // What the soak counts, for its report.
 struct Tally {
   std::atomic<int> aggregator_kills{0}, daemon_kills{0}, cuts{0}, connections_cut{0}, disk_fills{0};
+  std::atomic<int> device_disk_fills{0};  // of the disk_fills, the daemon's
   std::atomic<int> restarts{0};  // killed processes that came back serving
   std::atomic<int> publish_tries{0}, resumes{0};
 };
@@ -113,12 +118,14 @@ class FleetSoak : public testing::AggregatorFixture {
     ASSERT_TRUE(edgellm::testing::MakePki(dir_ / "pki", names));
     const auto keygen = RunCli("keygen --out " + (dir_ / "release").string());
     ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
-    // The aggregator's state on a 32 MiB tmpfs: a disk the chaos can fill.
-    fs::create_directories(state_dir());
-    ASSERT_EQ(::mount("tmpfs", state_dir().c_str(), "tmpfs", 0, "size=32m"), 0)
-        << "cannot mount a tmpfs at " << state_dir() << " (" << std::strerror(errno)
-        << "): run the soak as ctest does, under `unshare --mount --map-root-user`";
-    mounted_ = true;
+    // The aggregator's state and one daemon's on tmpfs disks the chaos can fill.
+    for (const fs::path& disk : disks()) {
+      fs::create_directories(disk);
+      ASSERT_EQ(::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=32m"), 0)
+          << "cannot mount a tmpfs at " << disk << " (" << std::strerror(errno)
+          << "): run the soak as ctest does, under `unshare --mount --map-root-user`";
+      mounted_.push_back(disk);
+    }
   }
   void TearDown() override {
     stop_ = true;
@@ -126,16 +133,22 @@ class FleetSoak : public testing::AggregatorFixture {
     daemons_.clear();
     aggregator_.reset();
     proxy_.reset();
-    if (mounted_) {
-      // The tmpfs goes with the namespace: what a failure left is kept beside it.
+    for (const fs::path& disk : mounted_) {
+      // A tmpfs goes with the namespace: what a failure left is kept beside it.
       std::error_code ec;
-      if (HasFailure()) fs::copy(state_dir(), dir_ / "state-at-failure", fs::copy_options::recursive, ec);
-      ::umount2(state_dir().c_str(), MNT_DETACH);
+      if (HasFailure()) {
+        fs::copy(disk, dir_ / (disk.filename().string() + "-at-failure"), fs::copy_options::recursive, ec);
+      }
+      ::umount2(disk.c_str(), MNT_DETACH);
     }
   }
 
   static std::string LightName(int i) { return "light-" + std::to_string(100 + i).substr(1); }
   fs::path state_dir() const { return dir_ / "state"; }
+  fs::path small_disk() const { return dir_ / (kSmallDisk + "-disk"); }
+  std::vector<fs::path> disks() const { return {state_dir(), small_disk()}; }
+  // Where `device` keeps its state.
+  fs::path DataDir(const std::string& device) const { return device == kSmallDisk ? small_disk() : dir_; }
   std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& id) const {
     return edgellm::testing::DeviceCredentials(dir_ / "pki" / "ca.pem", dir_ / "pki" / (id + ".pem"),
                                                dir_ / "pki" / (id + ".key"));
@@ -196,12 +209,12 @@ class FleetSoak : public testing::AggregatorFixture {
           << "federation_ca: " << (dir_ / "pki" / "ca.pem").string() << "\n"
           << "federation_cert: " << (dir_ / "pki" / (device + ".pem")).string() << "\n"
           << "federation_key: " << (dir_ / "pki" / (device + ".key")).string() << "\n"
-          << "federation_dir: " << (dir_ / (device + "-federation")).string() << "\n"
+          << "federation_dir: " << (DataDir(device) / (device + "-federation")).string() << "\n"
           << "ota_release_keys: [" << (dir_ / "release.pub").string() << "]\n"
-          << "ota_dir: " << (dir_ / (device + "-ota")).string() << "\n"
+          << "ota_dir: " << (DataDir(device) / (device + "-ota")).string() << "\n"
           << "ota_poll_seconds: 0.5\nota_probation_seconds: 2\n"
           << "train_data: " << data.string() << "\n"
-          << "train_dir: " << (dir_ / (device + "-train")).string() << "\n"
+          << "train_dir: " << (DataDir(device) / (device + "-train")).string() << "\n"
           << "train_rank: " << testing::kRank << "\ntrain_targets: q_proj,v_proj\ntrain_idle_seconds: 0\n"
           << "train_program: " << EDGELLM_BINARY_DIR << "/tools/edgellm\n";
     }
@@ -337,11 +350,13 @@ class FleetSoak : public testing::AggregatorFixture {
       tally_.cuts++;
       tally_.connections_cut += proxy_->CutAll();
     } else {
-      // Fills the aggregator's disk for a few seconds.
+      // Fills the aggregator's disk and the small daemon's in turn, for a few seconds.
+      const fs::path disk = disks()[tally_.disk_fills % 2];
       tally_.disk_fills++;
+      tally_.device_disk_fills += disk == small_disk();
       struct statvfs fs_stat {};
-      ::statvfs(state_dir().c_str(), &fs_stat);
-      const fs::path ballast = state_dir() / "ballast";
+      ::statvfs(disk.c_str(), &fs_stat);
+      const fs::path ballast = disk / "ballast";
       const int fd = ::open(ballast.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::posix_fallocate(fd, 0, static_cast<off_t>(fs_stat.f_bavail * fs_stat.f_frsize));
       ::close(fd);
@@ -421,7 +436,7 @@ class FleetSoak : public testing::AggregatorFixture {
 
   int rounds_ = 0;
   int rollouts_ = 0;
-  bool mounted_ = false;
+  std::vector<fs::path> mounted_;
   std::atomic<bool> stop_{false};
   std::unique_ptr<ChaosProxy> proxy_;
   std::mutex processes_mu_;  // aggregator_ and daemons_ while the chaos replaces them
@@ -555,7 +570,7 @@ TEST_F(FleetSoak, RoundsAndRolloutsGoOnThroughKillsCutsAndAFullDisk) {
             << 3600.0 * rounds_ / rounds_seconds << " rounds/hour); faults: " << tally_.aggregator_kills
             << " aggregator kill -9, " << tally_.daemon_kills << " daemon kill -9, " << tally_.cuts
             << " cuts of every connection (" << tally_.connections_cut << " connections), " << tally_.disk_fills
-            << " full disks; recoveries: " << tally_.restarts << " of " << tally_.aggregator_kills + tally_.daemon_kills
+            << " full disks (" << tally_.device_disk_fills << " of them a daemon's); recoveries: " << tally_.restarts << " of " << tally_.aggregator_kills + tally_.daemon_kills
             << " killed processes back serving, " << tally_.publish_tries << " publish calls for " << published
             << " releases, " << tally_.resumes << " halted rollouts resumed; " << claimed.size()
             << " accepted updates, all in the state; footprints:" << footprint_report.str() << "\n";
