@@ -121,10 +121,6 @@ class Notification {
     MutexLock lock(&mu_);
     notified_ = true;
   }
-  bool HasBeenNotified() {
-    MutexLock lock(&mu_);
-    return notified_;
-  }
   // Whether it was notified within `timeout`.
   bool WaitForNotificationWithTimeout(absl::Duration timeout) {
     MutexLock lock(&mu_);

@@ -1,5 +1,7 @@
 #include "daemon/ota/release_store.h"
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -55,6 +57,13 @@ absl::StatusOr<std::unique_ptr<ReleaseStore>> ReleaseStore::Open(const std::stri
     s.last_good = VersionFromJson(j.value("last_good", Json()));
     s.last_release = j.value("last_release", uint64_t{0});
     s.probation_left_ms = j.value("probation_left_ms", int64_t{0});
+    // A state from before probation was counted in serving time: what its
+    // deadline leaves.
+    if (!j.contains("probation_left_ms") && j.value("probation_until", int64_t{0}) > 0) {
+      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+      s.probation_left_ms = std::max<int64_t>(0, j.value("probation_until", int64_t{0}) - now) * 1000;
+    }
     s.time_floor = j.value("time_floor", int64_t{0});
     s.clean_stop = j.value("clean_stop", true);
     const Json smoke = j.value("smoke", Json());

@@ -7,7 +7,10 @@
 // wall clock is believed only when it is later than that: a clock set back
 // cannot make an expired release valid again. The floor never takes a value
 // from the wall clock, so a clock wrongly set forward (and later corrected)
-// does not leave every release looking expired.
+// does not leave every release looking expired; nor does it take a creation
+// time more than a day ahead of both the wall clock and itself (a signer
+// whose clock was wrong), which would make every later release look expired
+// for good.
 #ifndef EDGELLM_OTA_TRUSTED_CLOCK_H_
 #define EDGELLM_OTA_TRUSTED_CLOCK_H_
 
@@ -27,16 +30,19 @@ class TrustedClock {
     return floor_ + std::chrono::duration_cast<std::chrono::seconds>(elapsed).count();
   }
   // The wall clock, unless the floor is later.
-  int64_t NowUnix() const {
-    const int64_t wall =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    return std::max(wall, Floor());
-  }
-  // `unix` is known to have passed (e.g. a verified release was created then).
+  int64_t NowUnix() const { return std::max(Wall(), Floor()); }
+  // `unix` is known to have passed (e.g. a verified release was created
+  // then); ignored more than a day ahead of NowUnix.
   void Witness(int64_t unix) {
-    if (unix <= Floor()) return;
+    constexpr int64_t kMostAhead = 86'400;
+    if (unix <= Floor() || unix > NowUnix() + kMostAhead) return;
     floor_ = unix;
     since_ = std::chrono::steady_clock::now();
+  }
+
+  static int64_t Wall() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
   }
 
  private:

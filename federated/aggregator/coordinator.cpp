@@ -145,7 +145,12 @@ absl::Status Coordinator::LoadModel(const ModelConfig& mc) {
   auto state = std::make_unique<ModelState>();
   ModelState& m = *state;
   m.config = mc;
-  if (!mc.devices_file.empty()) m.allowed_devices = std::make_unique<NameListFile>(mc.devices_file);
+  if (!mc.devices_file.empty()) {
+    m.allowed_devices = std::make_unique<NameListFile>(mc.devices_file);
+    if (!fs::exists(mc.devices_file)) {
+      log_(StrCat("model ", mc.id, ": devices_file ", mc.devices_file, " does not exist (yet): no device may enroll"));
+    }
+  }
   EDGELLM_ASSIGN_OR_RETURN(m.base_sha256, Sha256OfFile(mc.base_model));
   engine::ModelOptions options;
   options.threads = config_.threads;

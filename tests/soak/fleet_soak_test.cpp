@@ -337,7 +337,11 @@ class FleetSoak : public testing::AggregatorFixture {
       if (!StartAggregator()) return false;
       tally_.restarts++;
     } else if (kind < 55) {
-      const std::string victim = kDaemons[std::uniform_int_distribution<size_t>(0, kDaemons.size() - 2)(rng)];
+      std::vector<std::string> victims;
+      for (const std::string& d : kDaemons) {
+        if (d != kSpared) victims.push_back(d);
+      }
+      const std::string victim = victims[std::uniform_int_distribution<size_t>(0, victims.size() - 1)(rng)];
       tally_.daemon_kills++;
       {
         std::lock_guard<std::mutex> lock(processes_mu_);

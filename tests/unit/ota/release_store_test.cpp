@@ -147,5 +147,19 @@ TEST(ReleaseStore, AStateNamingAPathOutsideTheStoreIsNotFollowed) {
   EXPECT_EQ(ReleaseStore::Open(ota.string()).status().code(), absl::StatusCode::kDataLoss);
 }
 
+// A state written before probation was counted in serving time keeps what
+// its deadline leaves of it.
+TEST(ReleaseStore, AnOlderStatesProbationDeadlineBecomesTheTimeLeft) {
+  const fs::path ota = edgellm::testing::TestDir() / "ota";
+  fs::create_directories(ota);
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::ofstream(ota / "state.json") << R"({"probation_until": )" << now + 100 << R"(, "clean_stop": false})";
+  auto store = ReleaseStore::Open(ota.string());
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_GT((*store)->state().probation_left_ms, 90'000);
+  EXPECT_LE((*store)->state().probation_left_ms, 100'000);
+}
+
 }  // namespace
 }  // namespace edgellm::ota
