@@ -480,9 +480,22 @@ class Renderer {
     const bool floats = a.kind() == Value::Kind::kFloat || b.kind() == Value::Kind::kFloat;
     const double x = a.number(), y = b.number();
     const int64_t i = a.int_value(), j = b.int_value();
-    if (op == "+") return floats ? Value::Float(x + y) : Value::Int(i + j);
-    if (op == "-") return floats ? Value::Float(x - y) : Value::Int(i - j);
-    if (op == "*") return floats ? Value::Float(x * y) : Value::Int(i * j);
+    int64_t exact = 0;
+    if (op == "+") {
+      if (floats) return Value::Float(x + y);
+      if (__builtin_add_overflow(i, j, &exact)) return Error(e.line, "integer overflow in +");
+      return Value::Int(exact);
+    }
+    if (op == "-") {
+      if (floats) return Value::Float(x - y);
+      if (__builtin_sub_overflow(i, j, &exact)) return Error(e.line, "integer overflow in -");
+      return Value::Int(exact);
+    }
+    if (op == "*") {
+      if (floats) return Value::Float(x * y);
+      if (__builtin_mul_overflow(i, j, &exact)) return Error(e.line, "integer overflow in *");
+      return Value::Int(exact);
+    }
     if (op == "/") {
       if (y == 0) return Error(e.line, "division by zero");
       return Value::Float(x / y);
@@ -493,6 +506,7 @@ class Renderer {
         const double q = std::floor(x / y);
         return op == "//" ? Value::Float(q) : Value::Float(x - q * y);
       }
+      if (i == INT64_MIN && j == -1) return Error(e.line, "integer overflow in " + op);
       int64_t q = i / j;
       if ((i % j != 0) && ((i < 0) != (j < 0))) --q;
       return op == "//" ? Value::Int(q) : Value::Int(i - q * j);
@@ -500,7 +514,9 @@ class Renderer {
     if (op == "**") {
       if (!floats && j >= 0) {
         int64_t r = 1;
-        for (int64_t k = 0; k < j && k < 64; ++k) r *= i;
+        for (int64_t k = 0; k < j && k < 64; ++k) {
+          if (__builtin_mul_overflow(r, i, &r)) return Error(e.line, "integer overflow in **");
+        }
         return Value::Int(r);
       }
       return Value::Float(std::pow(x, y));
