@@ -22,6 +22,7 @@ struct MakeModelArgs {
   std::string out;
   uint64_t seed = 1;
   std::string vocab_from;
+  int32_t context = 0;  // 0: the shape's
 };
 
 absl::Status RunMakeModel(const MakeModelArgs& args) {
@@ -29,6 +30,10 @@ absl::Status RunMakeModel(const MakeModelArgs& args) {
   if (!shape) {
     return absl::InvalidArgumentError(edgellm::StrCat("unknown shape '", args.shape, "'; known: ", ShapeNames()));
   }
+  if (args.context < 0 || args.context > (1 << 20)) {
+    return absl::InvalidArgumentError(edgellm::StrCat("--ctx ", args.context, " is outside 0..1048576"));
+  }
+  if (args.context > 0) shape->n_ctx = args.context;
   // A mix names the type most of its weights get.
   const std::optional<engine::QuantMix> mix = engine::QuantMixFromName(args.type);
   std::optional<engine::GgmlType> type = mix ? engine::GgmlType::kQ4_K : engine::GgmlTypeFromName(args.type);
@@ -58,6 +63,7 @@ void AddMakeModelCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("--seed", args->seed, "Seed of the random weights and vocabulary")->capture_default_str();
   cmd->add_option("--vocab-from", args->vocab_from,
                   "Copy the tokenizer of this GGUF (e.g. a real model's or a vocab-only file) instead of a synthetic one");
+  cmd->add_option("--ctx", args->context, "Context length the file declares (default: the shape's)");
   cmd->callback([args, result] { *result = RunMakeModel(*args); });
 }
 

@@ -34,6 +34,7 @@ void SetSampling(const engine::SamplingParams& from, v1::SamplingParams* to) {
 
 absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std::string_view prompt,
                                                  const engine::GenerateOptions& options, std::string_view adapter,
+                                                 const OutputConstraint& constraint,
                                                  const std::function<void(std::string_view)>& on_text) {
   EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, DaemonChannel(target));
   auto stub = v1::Inference::NewStub(std::move(channel));
@@ -45,6 +46,8 @@ absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std
   SetSampling(options.sampling, request.mutable_sampling());
   for (const std::string& stop : options.stop) request.add_stop(stop);
   if (options.draft_tokens >= 0) request.set_draft_tokens(static_cast<uint32_t>(options.draft_tokens));
+  if (!constraint.grammar.empty()) request.set_grammar(constraint.grammar);
+  if (!constraint.json_schema.empty()) request.set_json_schema(constraint.json_schema);
 
   grpc::ClientContext context;
   auto reader = stub->Generate(&context, request);

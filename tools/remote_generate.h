@@ -34,6 +34,13 @@ struct GenerateOutcome {
   int64_t accepted_tokens = 0;  // of those, the ones that stood
 };
 
+// The form the output must take: one of a GBNF grammar or a JSON Schema
+// (JSON text), or neither.
+struct OutputConstraint {
+  std::string grammar;
+  std::string json_schema;
+};
+
 // Where the daemon is and how to reach it.
 struct RemoteTarget {
   std::string server;      // unix:///PATH, unix:PATH or HOST:PORT
@@ -57,6 +64,7 @@ void SetSampling(const engine::SamplingParams& from, v1::SamplingParams* to);
 // names one of the daemon's adapters; empty: the base model.
 absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std::string_view prompt,
                                                  const engine::GenerateOptions& options, std::string_view adapter,
+                                                 const OutputConstraint& constraint,
                                                  const std::function<void(std::string_view)>& on_text);
 
 }  // namespace edgellm::tools

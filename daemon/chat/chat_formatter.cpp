@@ -48,7 +48,7 @@ absl::StatusOr<Json> NormalizeContent(const Json& content, const std::string& wh
   return Json(joined);
 }
 
-absl::StatusOr<Json> NormalizeToolCalls(const Json& calls, const std::string& where) {
+absl::StatusOr<Json> NormalizeToolCalls(const Json& calls, const std::string& where, bool arguments_as_objects) {
   if (!calls.is_array()) return FieldError(where, "must be a list");
   Json out = Json::array();
   for (size_t i = 0; i < calls.size(); ++i) {
@@ -66,7 +66,7 @@ absl::StatusOr<Json> NormalizeToolCalls(const Json& calls, const std::string& wh
       return FieldError(edgellm::StrCat(at, ".function.name"), "must be a string");
     }
     auto arguments = function->find("arguments");
-    if (arguments != function->end() && arguments->is_string()) {
+    if (arguments_as_objects && arguments != function->end() && arguments->is_string()) {
       // Templates were written for transformers, where arguments are a dict.
       Json parsed = Json::parse(arguments->get<std::string>(), nullptr, /*allow_exceptions=*/false);
       if (parsed.is_object()) *arguments = std::move(parsed);
@@ -78,7 +78,7 @@ absl::StatusOr<Json> NormalizeToolCalls(const Json& calls, const std::string& wh
 
 }  // namespace
 
-absl::StatusOr<Json> NormalizeMessages(const Json& messages) {
+absl::StatusOr<Json> NormalizeMessages(const Json& messages, bool arguments_as_objects) {
   if (!messages.is_array()) return FieldError("messages", "must be a list");
   if (messages.empty()) return FieldError("messages", "is empty: a conversation needs at least one message");
   if (messages.size() > kMaxMessages) {
@@ -118,7 +118,7 @@ absl::StatusOr<Json> NormalizeMessages(const Json& messages) {
     EDGELLM_RETURN_IF_ERROR(CheckOptionalString(message, where, "tool_call_id"));
     if (has_tool_calls) {
       if (role != "assistant") return FieldError(where + ".tool_calls", "is only for assistant messages");
-      EDGELLM_ASSIGN_OR_RETURN(message["tool_calls"], NormalizeToolCalls(message["tool_calls"], where + ".tool_calls"));
+      EDGELLM_ASSIGN_OR_RETURN(message["tool_calls"], NormalizeToolCalls(message["tool_calls"], where + ".tool_calls", arguments_as_objects));
     }
     out.push_back(std::move(message));
   }
@@ -126,8 +126,9 @@ absl::StatusOr<Json> NormalizeMessages(const Json& messages) {
 }
 
 ChatFormatter::ChatFormatter(std::shared_ptr<const jinja::Template> chat_template, std::string bos_token,
-                             std::string eos_token, bool strip_leading_bos)
+                             std::string eos_token, bool strip_leading_bos, ToolCallFormat tool_call_format)
     : template_(std::move(chat_template)),
+      tool_call_format_(tool_call_format),
       bos_token_(std::move(bos_token)),
       eos_token_(std::move(eos_token)),
       strip_leading_bos_(strip_leading_bos) {}
@@ -145,16 +146,33 @@ absl::StatusOr<ChatFormatter> ChatFormatter::Create(std::string_view source, std
     return absl::InvalidArgumentError(edgellm::StrCat("the chat template: ", parsed.status().message()));
   }
   return ChatFormatter(std::make_shared<const jinja::Template>(*std::move(parsed)), std::move(bos_token),
-                       std::move(eos_token), strip_leading_bos);
+                       std::move(eos_token), strip_leading_bos, DetectToolCallFormat(source));
 }
 
 absl::StatusOr<std::string> ChatFormatter::Render(const Json& messages, const Json& tools,
                                                   bool add_generation_prompt) const {
-  EDGELLM_ASSIGN_OR_RETURN(Json normalized, NormalizeMessages(messages));
+  // Functionary's template prints the arguments' text as it is.
+  EDGELLM_ASSIGN_OR_RETURN(Json normalized,
+                           NormalizeMessages(messages, tool_call_format_ != ToolCallFormat::kFunctionary));
   if (!tools.is_null() && !tools.is_array()) return FieldError("tools", "must be a list");
   Json variables = Json::object();
   variables["messages"] = std::move(normalized);
-  if (!tools.is_null()) variables["tools"] = tools;
+  if (!tools.is_null()) {
+    // Templates print a tool's description and walk its parameters'
+    // properties: a tool that leaves them out gets empty ones, as OpenAI
+    // treats it.
+    Json complete = tools;
+    for (Json& tool : complete) {
+      if (!tool.is_object() || !tool.contains("function") || !tool["function"].is_object()) continue;
+      Json& function = tool["function"];
+      if (!function.contains("description") || !function["description"].is_string()) function["description"] = "";
+      if (!function.contains("parameters") || !function["parameters"].is_object()) {
+        function["parameters"] = {{"type", "object"}, {"properties", Json::object()}};
+      }
+      if (!function["parameters"].contains("properties")) function["parameters"]["properties"] = Json::object();
+    }
+    variables["tools"] = std::move(complete);
+  }
   variables["add_generation_prompt"] = add_generation_prompt;
   variables["bos_token"] = bos_token_;
   variables["eos_token"] = eos_token_;

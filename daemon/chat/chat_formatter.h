@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "daemon/chat/tool_calls.h"
 #include "nlohmann/json.hpp"
 
 namespace edgellm::chat {
@@ -30,8 +31,9 @@ inline constexpr size_t kMaxMessages = 4096;
 // (joined by newlines); `name` and `tool_call_id` strings; an assistant's
 // `tool_calls` a list of {"type": "function", "function": {"name",
 // "arguments"}}, whose JSON `arguments` string becomes the object templates
-// print.
-absl::StatusOr<nlohmann::ordered_json> NormalizeMessages(const nlohmann::ordered_json& messages);
+// print (unless `arguments_as_objects` is false: the template prints the text).
+absl::StatusOr<nlohmann::ordered_json> NormalizeMessages(const nlohmann::ordered_json& messages,
+                                                         bool arguments_as_objects = true);
 
 // Immutable once created; Render may run on many threads at once.
 class ChatFormatter {
@@ -52,11 +54,15 @@ class ChatFormatter {
   absl::StatusOr<std::string> Render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                                      bool add_generation_prompt) const;
 
+  // How the model writes tool calls, as its template shows it.
+  ToolCallFormat tool_call_format() const { return tool_call_format_; }
+
  private:
   ChatFormatter(std::shared_ptr<const jinja::Template> chat_template, std::string bos_token, std::string eos_token,
-                bool strip_leading_bos);
+                bool strip_leading_bos, ToolCallFormat tool_call_format);
 
   std::shared_ptr<const jinja::Template> template_;
+  ToolCallFormat tool_call_format_;
   std::string bos_token_;
   std::string eos_token_;
   bool strip_leading_bos_;

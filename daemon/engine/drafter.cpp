@@ -17,6 +17,12 @@ std::vector<DraftToken> Draft::ForSampler() const {
   return out;
 }
 
+void Draft::Truncate(size_t n) {
+  if (n >= tokens.size()) return;
+  if (!probs.empty()) probs.resize(n * (probs.size() / tokens.size()));
+  tokens.resize(n);
+}
+
 absl::StatusOr<Draft> PromptLookupDrafter::Propose(absl::Span<const TokenId> history, int32_t max_tokens) {
   Draft draft;
   draft.tokens = PromptLookupDraft(history, max_tokens);

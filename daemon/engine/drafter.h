@@ -30,6 +30,8 @@ struct Draft {
 
   // The tokens as the sampler's draft rule takes them; valid while *this is.
   std::vector<DraftToken> ForSampler() const;
+  // Keeps the first `n` tokens (and their probabilities).
+  void Truncate(size_t n);
 };
 
 // Not thread-safe: one per sequence.

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "daemon/engine/sampler.h"
+#include "daemon/grammar/grammar_automaton.h"
 #include "daemon/engine/text_streamer.h"
 #include "daemon/engine/token_logprobs.h"
 #include "daemon/engine/tokenizer.h"
@@ -45,6 +46,15 @@ struct GenerateOptions {
   // Per-token log-probabilities (token_logprobs.h) with this many of the
   // likeliest alternatives; -1: none computed.
   int32_t top_logprobs = -1;
+  // The output follows this grammar: tokens it refuses are masked before
+  // sampling, the end comes only where it may, and generation stops once it
+  // is complete. Built for the model's vocabulary (TokenTrieOf); shared by
+  // the requests of one grammar. Null: free text.
+  std::shared_ptr<grammar::GrammarAutomaton> grammar;
+  // With a grammar: the output is free until this text appears in it, and
+  // follows the grammar from the text's start on (a tool call after prose).
+  // "": the grammar holds from the first token.
+  std::string grammar_trigger;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled };
@@ -70,6 +80,9 @@ class GenerationState {
     FinishReason finish_reason = FinishReason::kLength;
     int32_t accepted_drafts = 0;  // drafts that stood (AdvanceSpeculative)
     std::vector<TokenLogprobs> logprobs;  // one per entry of `tokens`, when options.top_logprobs >= 0
+    // Not OK when the generation cannot go on (a grammar that outgrew its
+    // limits, or that no token can continue); `finished` is then set too.
+    absl::Status status;
   };
   // Samples from the logits that follow the sequence's last token. Unless the
   // step finished, the caller runs `token` through the model next.
@@ -88,8 +101,15 @@ class GenerationState {
   // Prompt and generated tokens: the sequence as the model has seen it.
   const std::vector<TokenId>& history() const { return history_; }
 
+  // How many of `drafts`, in order, the grammar lets stand (all of them
+  // without a grammar in force): drafts beyond are not worth checking.
+  size_t GrammarAllowedDrafts(absl::Span<const TokenId> drafts);
+
  private:
   Step AdvanceOne(absl::Span<const float> logits, const DraftToken* draft);
+  bool grammar_active() const { return grammar_state_ > grammar::kDeadState; }
+  // Follows the output with the grammar after `piece` was added to it.
+  absl::Status FollowGrammar(TokenId token, const std::string& piece);
 
   const Tokenizer& tokenizer_;
   GenerateOptions options_;
@@ -100,6 +120,11 @@ class GenerationState {
   std::string text_;
   Sampler sampler_;
   TextStreamer streamer_;
+  // The grammar's state while it is in force; -1 before (or without) it.
+  grammar::StateId grammar_state_ = -1;
+  bool awaiting_trigger_ = false;
+  std::string since_trigger_search_;  // output bytes that may hold the start of the trigger
+  absl::Status grammar_error_;
 };
 
 }  // namespace edgellm::engine

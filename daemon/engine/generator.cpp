@@ -62,6 +62,7 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
       result.finish_reason = FinishReason::kCancelled;
       break;
     }
+    if (!step.status.ok()) return step.status;
     if (step.finished) {
       result.finish_reason = step.finish_reason;
       break;
@@ -73,6 +74,7 @@ absl::StatusOr<GenerateResult> GenerateFromTokens(const LlamaModel& model, std::
       const int32_t room = std::min(options.max_tokens - static_cast<int32_t>(state.generated().size()),
                                     cache->capacity() - cache->length() - 1);
       EDGELLM_ASSIGN_OR_RETURN(draft, drafter->Propose(state.history(), std::min(wanted, room)));
+      draft.Truncate(state.GrammarAllowedDrafts(draft.tokens));
     }
     tokens.assign(1, step.token);
     tokens.insert(tokens.end(), draft.tokens.begin(), draft.tokens.end());

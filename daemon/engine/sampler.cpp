@@ -30,10 +30,20 @@ absl::Status SamplingParams::Validate() const {
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
 TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId> history, const DraftToken* draft,
-                        std::vector<float>* distribution) {
+                        std::vector<float>* distribution, absl::Span<const uint64_t> allowed) {
   candidates_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) candidates_[i] = {static_cast<TokenId>(i), logits[i], 0.0f};
   ApplyRepetitionPenalty(history);
+  if (!allowed.empty()) {
+    // Kept in id order, so greedy ties still go to the lowest id.
+    size_t kept = 0;
+    for (const Candidate& c : candidates_) {
+      const size_t id = static_cast<size_t>(c.id);
+      if (id / 64 < allowed.size() && ((allowed[id / 64] >> (id % 64)) & 1)) candidates_[kept++] = c;
+    }
+    candidates_.resize(kept);
+    if (kept == 0) return -1;
+  }
   if (params_.temperature <= 0.0f) {
     // First maximum wins, so ties go to the lowest id.
     const TokenId id = std::max_element(candidates_.begin(), candidates_.end(),

@@ -51,9 +51,12 @@ class Sampler {
   // probabilities, q: the draft's). Greedy sampling ignores the draft: the
   // argmax either equals it or not. `distribution`, when given, receives the
   // probabilities the token was drawn from, vocabulary-wide (one-hot when
-  // greedy): what a draft model reports as q.
+  // greedy): what a draft model reports as q. A non-empty `allowed` (one bit
+  // per token, as a grammar's mask) leaves out every token whose bit is 0
+  // before any other stage; -1 when it leaves none.
   TokenId Sample(absl::Span<const float> logits, absl::Span<const TokenId> history,
-                 const DraftToken* draft = nullptr, std::vector<float>* distribution = nullptr);
+                 const DraftToken* draft = nullptr, std::vector<float>* distribution = nullptr,
+                 absl::Span<const uint64_t> allowed = {});
 
  private:
   struct Candidate {

@@ -22,6 +22,10 @@ struct CompletionParams {
   std::vector<std::string> stop;
   std::optional<uint32_t> draft_tokens;
   int32_t top_logprobs = -1;  // -1: no logprobs; else alternatives per token (0..20)
+  // GBNF the output must follow ("": free text); a JSON Schema, an OpenAI
+  // response_format or a tool choice arrives here as its grammar.
+  std::string grammar;
+  std::string grammar_trigger;  // GenerateOptions::grammar_trigger
 };
 
 }  // namespace edgellm::serve

@@ -58,12 +58,21 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
     MutexLock lock(&mu_);
     // The call cannot finish until this event is delivered (see Decide).
     delivering_ = true;
+    std::vector<chat::ToolCall> calls;
+    if (tool_calls_) {
+      event.text = tool_calls_->Push(event.text);
+      if (event.last) {
+        ToolCallReply::Final final_calls = tool_calls_->Finish();
+        event.text += final_calls.content;
+        calls = std::move(final_calls.calls);
+      }
+    }
     text_ += event.text;
     if (event.last) {
       final_status_ = ToGrpcStatus(event.status);
       on_outcome = std::move(on_outcome_);
       on_outcome_ = nullptr;
-      if (on_outcome) outcome = Outcome{event.status, event.finish_reason, std::move(text_)};
+      if (on_outcome) outcome = Outcome{event.status, event.finish_reason, std::move(text_), calls};
     }
     const bool failed = event.last && !event.status.ok();
     if (!client_gone_ && !failed) {
@@ -77,7 +86,13 @@ void GenerateReactor::OnEvent(GenerationEvent event) {
         for (const engine::TokenLogprob& alternative : l.top) SetLogprob(tokenizer_, alternative, out->add_top());
       }
       if (event.last) {
-        response.set_finish_reason(ToProto(event.finish_reason));
+        response.set_finish_reason(calls.empty() ? ToProto(event.finish_reason) : v1::FINISH_REASON_TOOL_CALLS);
+        for (const chat::ToolCall& call : calls) {
+          v1::ToolCall* out = response.add_tool_calls();
+          out->set_id(call.id);
+          out->set_name(call.name);
+          out->set_arguments(engine::ToValidUtf8(call.arguments));
+        }
         response.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(event.prompt_tokens));
         response.mutable_usage()->set_completion_tokens(static_cast<uint32_t>(event.completion_tokens));
         response.mutable_usage()->set_draft_tokens(static_cast<uint32_t>(event.draft_tokens));

@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "common/mutex.h"
 #include "daemon/serve/scheduler.h"
+#include "daemon/serve/structured_output.h"
 #include "edgellm/v1/inference.grpc.pb.h"
 
 namespace edgellm::serve {
@@ -27,7 +28,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   struct Outcome {
     absl::Status status;
     engine::FinishReason finish_reason = engine::FinishReason::kCancelled;
-    std::string text;
+    std::string text;  // with tools: the content, without the calls
+    std::vector<chat::ToolCall> tool_calls;
   };
   // `on_finish` runs with the final status just before it is sent (so the
   // client never sees a status that is not yet counted); `on_done` runs once
@@ -46,6 +48,13 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   void set_on_outcome(std::function<void(Outcome)> on_outcome) {
     MutexLock lock(&mu_);
     on_outcome_ = std::move(on_outcome);
+  }
+
+  // Before Start: the reply may hold tool calls, taken out of its text and
+  // sent in the last response's tool_calls.
+  void set_tool_calls(ToolCallSetup setup) {
+    MutexLock lock(&mu_);
+    tool_calls_.emplace(std::move(setup));
   }
 
   // Submits the request; a refusal (full queue, bad request) finishes the call at once.
@@ -82,7 +91,8 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   std::function<void(Outcome)> TakeOnOutcome();  // the callback, once
   std::function<void(Outcome)> on_outcome_ ABSL_GUARDED_BY(mu_);
   Mutex mu_;
-  std::string text_ ABSL_GUARDED_BY(mu_);  // everything generated so far
+  std::string text_ ABSL_GUARDED_BY(mu_);  // everything generated so far (with tools: the content)
+  std::optional<ToolCallReply> tool_calls_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;  // Start has returned from Submit: writes may begin
   std::optional<uint64_t> id_ ABSL_GUARDED_BY(mu_);
   bool cancel_when_submitted_ ABSL_GUARDED_BY(mu_) = false;

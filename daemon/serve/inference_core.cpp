@@ -8,12 +8,18 @@
 #include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/engine/gguf_reader.h"
+#include "daemon/engine/token_trie_of.h"
 
 namespace edgellm::serve {
 
 InferenceCore::InferenceCore(const engine::LlamaModel& model, Scheduler& scheduler, InferenceCoreConfig config,
                              ServeMetrics* metrics)
-    : model_(model), scheduler_(scheduler), config_(std::move(config)), metrics_(metrics), sessions_(config_.sessions) {}
+    : model_(model),
+      scheduler_(scheduler),
+      config_(std::move(config)),
+      metrics_(metrics),
+      sessions_(config_.sessions),
+      grammars_([&model] { return engine::TokenTrieOf(model.tokenizer()); }, config_.grammars) {}
 
 absl::Status InferenceCore::CheckModel(const std::string& name) const {
   if (name.empty() || name == config_.model_name) return absl::OkStatus();
@@ -80,6 +86,10 @@ absl::StatusOr<GenerationRequest> InferenceCore::Prepare(const CompletionParams&
         edgellm::StrCat("top_logprobs ", params.top_logprobs, " is above ", engine::kMaxTopLogprobs));
   }
   o.top_logprobs = params.top_logprobs;
+  if (!params.grammar.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(o.grammar, grammars_.Get(params.grammar));
+    o.grammar_trigger = params.grammar_trigger;
+  }
   out.prompt_ids = model_.tokenizer().Encode(prompt, o.add_special, o.parse_special);
   // Without a limit, the reply may fill what the context leaves after the prompt.
   o.max_tokens = params.max_tokens
@@ -97,7 +107,17 @@ absl::StatusOr<std::string> InferenceCore::RenderChat(const nlohmann::ordered_js
         "model '", config_.model_name,
         "' has no chat template (tokenizer.chat_template); set chat_template or chat_template_file in the config"));
   }
-  return config_.chat->Render(messages, tools, add_generation_prompt);
+  const chat::ToolCallFormat format = config_.chat->tool_call_format();
+  absl::StatusOr<std::string> prompt =
+      config_.chat->Render(chat::MessagesForFormat(format, messages, tools), tools, add_generation_prompt);
+  // Templates without a system role (Gemma's) take the generic format's
+  // description of the tools in the first user turn instead.
+  if (!prompt.ok() && format == chat::ToolCallFormat::kGeneric && tools.is_array() && !tools.empty()) {
+    absl::StatusOr<std::string> without_system = config_.chat->Render(
+        chat::MessagesForFormat(format, messages, tools, /*system_role=*/false), tools, add_generation_prompt);
+    if (without_system.ok()) return without_system;
+  }
+  return prompt;
 }
 
 void InferenceCore::Embed(const std::string& model, std::vector<std::string> inputs,

@@ -19,6 +19,7 @@
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
 #include "daemon/serve/completion_params.h"
+#include "daemon/serve/grammar_cache.h"
 #include "daemon/serve/scheduler.h"
 #include "daemon/serve/serve_metrics.h"
 #include "daemon/serve/session_store.h"
@@ -45,6 +46,7 @@ struct InferenceCoreConfig {
   // uncertified local client together) may have at most this share of the
   // scheduler's places (active + waiting) in flight; 1: no limit.
   double max_caller_share = 1.0;
+  GrammarCacheConfig grammars;  // limits of the grammars requests send
 };
 
 // What ListModels and GET /v1/models say about the model.
@@ -87,6 +89,10 @@ class InferenceCore {
                                             Clock::time_point deadline, std::string_view what = "the prompt") const;
 
   bool has_chat_template() const { return config_.chat.has_value(); }
+  // How the model writes tool calls (generic without a chat template).
+  chat::ToolCallFormat tool_call_format() const {
+    return config_.chat ? config_.chat->tool_call_format() : chat::ToolCallFormat::kGeneric;
+  }
   // The prompt for a conversation (see ChatFormatter::Render); FailedPrecondition
   // when the model has no chat template.
   absl::StatusOr<std::string> RenderChat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
@@ -127,6 +133,7 @@ class InferenceCore {
   const InferenceCoreConfig config_;
   ServeMetrics* const metrics_;
   SessionStore sessions_;
+  mutable GrammarCache grammars_;
   mutable Mutex adapters_mu_;
   std::vector<LoadedAdapter> adapters_ ABSL_GUARDED_BY(adapters_mu_);
   uint64_t next_prefix_space_ ABSL_GUARDED_BY(adapters_mu_) = 1;

@@ -1,9 +1,11 @@
 #include "daemon/serve/inference_service.h"
 
 #include "common/grpc_status.h"
+#include "common/json_depth.h"
 #include "common/str_cat.h"
 #include "daemon/engine/utf8.h"
 #include "daemon/serve/generate_reactor.h"
+#include "daemon/serve/structured_output.h"
 
 namespace edgellm::serve {
 namespace {
@@ -43,6 +45,24 @@ CompletionParams ToParams(const Request& request) {
   if (request.has_draft_tokens()) p.draft_tokens = request.draft_tokens();
   if (request.has_top_logprobs()) p.top_logprobs = static_cast<int32_t>(std::min<uint32_t>(request.top_logprobs(), 1000));
   return p;
+}
+
+// The grammar or JSON Schema a Generate or Chat request constrains its output with.
+template <typename Request>
+absl::StatusOr<OutputForm> FormOf(const Request& request) {
+  OutputForm form;
+  if (request.constraint_case() == Request::kGrammar) form.grammar = request.grammar();
+  if (request.constraint_case() == Request::kJsonSchema) {
+    if (JsonDepth(request.json_schema()) > kMaxJsonDepth) {
+      return absl::InvalidArgumentError(edgellm::StrCat("json_schema nests deeper than ", kMaxJsonDepth, " levels"));
+    }
+    Json schema = Json::parse(request.json_schema(), nullptr, /*allow_exceptions=*/false);
+    if (schema.is_discarded() || !(schema.is_object() || schema.is_boolean())) {
+      return absl::InvalidArgumentError("json_schema is not a JSON Schema (a JSON object)");
+    }
+    form.json_schema = std::move(schema);
+  }
+  return form;
 }
 
 Json ToJson(const v1::ChatMessage& message) {
@@ -99,6 +119,13 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
   if (!admitted) return reactor;
   CompletionParams params = ToParams(*request);
   params.max_tokens = request->max_tokens();
+  absl::StatusOr<OutputForm> form = FormOf(*request);
+  absl::Status formed = form.status();
+  if (formed.ok()) formed = ApplyOutputForm(*form, core_.tool_call_format(), params).status();
+  if (!formed.ok()) {
+    reactor->FinishWith(ToGrpcStatus(formed));
+    return reactor;
+  }
   const std::string& session = request->session_id();
   if (session.empty()) {
     absl::StatusOr<GenerationRequest> generation = core_.Prepare(params, request->prompt(), SteadyDeadline(*context));
@@ -139,14 +166,38 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::Cal
   if (!admitted) return reactor;
   CompletionParams params = ToParams(*request);
   if (request->max_tokens() > 0) params.max_tokens = request->max_tokens();
-  Json tools = nullptr;
-  if (!request->tools_json().empty()) {
-    tools = Json::parse(request->tools_json(), nullptr, /*allow_exceptions=*/false);
-    if (!tools.is_array()) {
-      reactor->FinishWith(ToGrpcStatus(absl::InvalidArgumentError("tools_json is not a JSON list")));
-      return reactor;
+  absl::StatusOr<OutputForm> form = FormOf(*request);
+  std::optional<ToolCallSetup> tool_calls;
+  const auto shape = [&]() -> absl::Status {
+    if (!form.ok()) return form.status();
+    if (!request->tools_json().empty()) {
+      if (JsonDepth(request->tools_json()) > kMaxJsonDepth) {
+        return absl::InvalidArgumentError(edgellm::StrCat("tools_json nests deeper than ", kMaxJsonDepth, " levels"));
+      }
+      form->tools = Json::parse(request->tools_json(), nullptr, /*allow_exceptions=*/false);
+      if (!form->tools.is_array()) return absl::InvalidArgumentError("tools_json is not a JSON list");
     }
+    if (!request->tool_choice().empty()) {
+      Json choice = request->tool_choice();
+      if (choice != "auto" && choice != "none" && choice != "required") {
+        choice = {{"type", "function"}, {"function", {{"name", request->tool_choice()}}}};
+      }
+      absl::StatusOr<chat::ToolChoice> parsed = chat::ParseToolChoice(choice, form->tools);
+      if (!parsed.ok()) return parsed.status();
+      form->tool_choice = *parsed;
+    }
+    form->parallel_tool_calls = request->parallel_tool_calls();
+    absl::StatusOr<std::optional<ToolCallSetup>> setup = ApplyOutputForm(*form, core_.tool_call_format(), params);
+    if (!setup.ok()) return setup.status();
+    tool_calls = *std::move(setup);
+    return absl::OkStatus();
+  };
+  if (absl::Status shaped = shape(); !shaped.ok()) {
+    reactor->FinishWith(ToGrpcStatus(shaped));
+    return reactor;
   }
+  const Json tools = form->tool_choice.mode == chat::ToolChoice::Mode::kNone ? Json(nullptr) : form->tools;
+  if (tool_calls) reactor->set_tool_calls(*std::move(tool_calls));
   const std::string& session = request->session_id();
   // A session keeps its messages as JSON text in the session store.
   Json messages = Json::array();
@@ -180,7 +231,18 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::Cal
     reactor->set_on_outcome([this, session, messages = std::move(messages)](GenerateReactor::Outcome outcome) mutable {
       const bool complete = outcome.status.ok() && outcome.finish_reason != engine::FinishReason::kCancelled;
       if (!complete) return core_.sessions().EndTurn(session, std::nullopt);
-      messages.push_back({{"role", "assistant"}, {"content", engine::ToValidUtf8(outcome.text)}});
+      Json reply = {{"role", "assistant"}, {"content", engine::ToValidUtf8(outcome.text)}};
+      if (!outcome.tool_calls.empty()) {
+        Json calls = Json::array();
+        for (const chat::ToolCall& call : outcome.tool_calls) {
+          calls.push_back({{"id", call.id},
+                           {"type", "function"},
+                           {"function", {{"name", call.name}, {"arguments", engine::ToValidUtf8(call.arguments)}}}});
+        }
+        reply["tool_calls"] = std::move(calls);
+        if (outcome.text.empty()) reply["content"] = nullptr;
+      }
+      messages.push_back(std::move(reply));
       core_.sessions().EndTurn(session, messages.dump());
     });
   }

@@ -137,8 +137,9 @@ Json Usage(const GenerationEvent& last) {
 class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
  public:
   HttpGeneration(InferenceCore& core, std::shared_ptr<HttpResponder> responder, OpenAiGeneration generation,
-                 bool chat, std::string caller)
-      : core_(core),
+                 bool chat, std::string caller, std::optional<ToolCallSetup> tool_calls)
+      : tool_calls_(tool_calls ? std::make_optional<ToolCallReply>(*std::move(tool_calls)) : std::nullopt),
+        core_(core),
         caller_(std::move(caller)),
         responder_(std::move(responder)),
         generation_(std::move(generation)),
@@ -249,7 +250,22 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
     responder_->Write("data: " + Dump(chunk) + "\n\n");
   }
 
+  // The calls of a reply with tools, as streamed deltas or a message's list.
+  static Json ToolCallsJson(const std::vector<chat::ToolCall>& calls, bool delta) {
+    Json out = Json::array();
+    for (size_t i = 0; i < calls.size(); ++i) {
+      Json call = delta ? Json{{"index", i}} : Json::object();
+      call["id"] = calls[i].id;
+      call["type"] = "function";
+      call["function"] = {{"name", calls[i].name}, {"arguments", engine::ToValidUtf8(calls[i].arguments)}};
+      out.push_back(std::move(call));
+    }
+    return out;
+  }
+
   void OnEvent(GenerationEvent event) {
+    // A reply with tools shows its content as it comes; the calls come at the end.
+    if (tool_calls_) event.text = tool_calls_->Push(event.text);
     if (!event.last && generation_.stream) {
       if (event.text.empty() && !generation_.logprobs) return;
       const std::string text = engine::ToValidUtf8(event.text);
@@ -273,12 +289,20 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
       }
       return;
     }
+    std::optional<ToolCallReply::Final> final_calls;
+    if (tool_calls_) {
+      final_calls = tool_calls_->Finish();
+      event.text += final_calls->content;
+    }
+    const bool called = final_calls && !final_calls->calls.empty();
+    const std::string_view finish_reason = called ? "tool_calls" : FinishReasonText(event.finish_reason);
     if (generation_.stream) {
       const std::string text = engine::ToValidUtf8(event.text);
       if (!text.empty() || !event.logprobs.empty()) {
         SendChunk(chat_ ? Json{{"content", text}} : Json(text), LogprobsOf(event.logprobs), nullptr);
       }
-      SendChunk(chat_ ? Json::object() : Json(""), nullptr, FinishReasonText(event.finish_reason));
+      if (called) SendChunk(Json{{"tool_calls", ToolCallsJson(final_calls->calls, /*delta=*/true)}}, nullptr, nullptr);
+      SendChunk(chat_ ? Json::object() : Json(""), nullptr, finish_reason);
       if (generation_.include_usage) {
         Json chunk = Envelope();
         chunk["choices"] = Json::array();
@@ -295,16 +319,21 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
     Json choice = {{"index", 0}};
     if (chat_) {
       choice["message"] = {{"role", "assistant"}, {"content", engine::ToValidUtf8(text_)}};
+      if (called) {
+        if (text_.empty()) choice["message"]["content"] = nullptr;
+        choice["message"]["tool_calls"] = ToolCallsJson(final_calls->calls, /*delta=*/false);
+      }
     } else {
       choice["text"] = engine::ToValidUtf8(text_);
     }
     choice["logprobs"] = LogprobsOf(logprobs_);
-    choice["finish_reason"] = FinishReasonText(event.finish_reason);
+    choice["finish_reason"] = finish_reason;
     response["choices"] = Json::array({std::move(choice)});
     response["usage"] = Usage(event);
     SendJson(*responder_, response);
   }
 
+  std::optional<ToolCallReply> tool_calls_;  // a reply with tools (scheduler thread only)
   InferenceCore& core_;
   const std::string caller_;  // whose share of the places it takes
   const std::shared_ptr<HttpResponder> responder_;
@@ -394,9 +423,11 @@ void OpenAiApi::Refuse(HttpResponder& responder, const absl::Status& status) {
 }
 
 void OpenAiApi::StartGeneration(absl::StatusOr<GenerationRequest> generation, OpenAiGeneration settings, bool chat,
-                                const std::string& caller, std::shared_ptr<HttpResponder> responder) {
+                                const std::string& caller, std::shared_ptr<HttpResponder> responder,
+                                std::optional<ToolCallSetup> tool_calls) {
   if (!generation.ok()) return Refuse(*responder, generation.status());
-  std::make_shared<HttpGeneration>(core_, std::move(responder), std::move(settings), chat, caller)
+  std::make_shared<HttpGeneration>(core_, std::move(responder), std::move(settings), chat, caller,
+                                   std::move(tool_calls))
       ->Start(*std::move(generation));
 }
 
@@ -404,13 +435,19 @@ void OpenAiApi::ChatCompletions(const HttpRequest& request, const std::string& c
                                 std::shared_ptr<HttpResponder> responder) {
   absl::StatusOr<ChatCompletionRequest> parsed = ParseChatCompletionRequest(request.body);
   if (!parsed.ok()) return Refuse(*responder, parsed.status());
+  std::optional<ToolCallSetup> tool_calls;
   const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
     EDGELLM_RETURN_IF_ERROR(CheckModelName(core_, parsed->generation.params));
-    EDGELLM_ASSIGN_OR_RETURN(std::string prompt, core_.RenderChat(parsed->messages, parsed->tools));
+    const OutputForm& form = parsed->generation.form;
+    EDGELLM_ASSIGN_OR_RETURN(tool_calls, ApplyOutputForm(form, core_.tool_call_format(), parsed->generation.params));
+    const bool offer_tools = form.tool_choice.mode != chat::ToolChoice::Mode::kNone;
+    EDGELLM_ASSIGN_OR_RETURN(std::string prompt,
+                             core_.RenderChat(parsed->messages, offer_tools ? form.tools : Json(nullptr)));
     return core_.Prepare(parsed->generation.params, prompt, Clock::time_point::max(), "the conversation");
   };
   absl::StatusOr<GenerationRequest> generation = prepare();
-  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/true, caller, std::move(responder));
+  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/true, caller, std::move(responder),
+                  std::move(tool_calls));
 }
 
 void OpenAiApi::Completions(const HttpRequest& request, const std::string& caller,
@@ -419,6 +456,8 @@ void OpenAiApi::Completions(const HttpRequest& request, const std::string& calle
   if (!parsed.ok()) return Refuse(*responder, parsed.status());
   const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
     EDGELLM_RETURN_IF_ERROR(CheckModelName(core_, parsed->generation.params));
+    EDGELLM_RETURN_IF_ERROR(
+        ApplyOutputForm(parsed->generation.form, core_.tool_call_format(), parsed->generation.params).status());
     return core_.Prepare(parsed->generation.params, parsed->prompt, Clock::time_point::max());
   };
   absl::StatusOr<GenerationRequest> generation = prepare();

@@ -37,7 +37,8 @@ class OpenAiApi {
   void Refuse(HttpResponder& responder, const absl::Status& status);
   // Streams or answers `generation` (or refuses it when it is an error).
   void StartGeneration(absl::StatusOr<GenerationRequest> generation, OpenAiGeneration settings, bool chat,
-                       const std::string& caller, std::shared_ptr<HttpResponder> responder);
+                       const std::string& caller, std::shared_ptr<HttpResponder> responder,
+                       std::optional<ToolCallSetup> tool_calls = std::nullopt);
   void ChatCompletions(const HttpRequest& request, const std::string& caller,
                        std::shared_ptr<HttpResponder> responder);
   void Completions(const HttpRequest& request, const std::string& caller, std::shared_ptr<HttpResponder> responder);

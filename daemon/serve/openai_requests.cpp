@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common/json_depth.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/engine/token_logprobs.h"
@@ -17,6 +18,9 @@ absl::Status Bad(std::string_view field, std::string_view problem) {
 }
 
 absl::StatusOr<Json> ParseObject(std::string_view body) {
+  if (JsonDepth(body) > kMaxJsonDepth) {
+    return absl::InvalidArgumentError(edgellm::StrCat("the body nests deeper than ", kMaxJsonDepth, " levels"));
+  }
   Json json = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return absl::InvalidArgumentError("the body is not valid JSON");
   if (!json.is_object()) return absl::InvalidArgumentError("the body must be a JSON object");
@@ -87,6 +91,46 @@ absl::Status ReadModel(const Json& body, std::string* model, CompletionParams* p
   return absl::OkStatus();
 }
 
+// response_format, and the grammar and json_schema fields llama.cpp's server takes.
+absl::Status ReadOutputForm(const Json& body, OutputForm* form) {
+  if (const Json* grammar = Field(body, "grammar")) {
+    if (!grammar->is_string()) return Bad("grammar", "must be a string of GBNF");
+    form->grammar = grammar->get<std::string>();
+  }
+  if (const Json* schema = Field(body, "json_schema")) {
+    if (!schema->is_object() && !schema->is_boolean()) return Bad("json_schema", "must be a JSON Schema object");
+    form->json_schema = *schema;
+  }
+  const Json* format = Field(body, "response_format");
+  if (format == nullptr) return absl::OkStatus();
+  const std::string type = format->is_object() ? format->value("type", "") : "";
+  if (type == "text") return absl::OkStatus();
+  if (type == "json_object") {
+    form->json_object = true;
+    return absl::OkStatus();
+  }
+  if (type != "json_schema") {
+    return Bad("response_format", "must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or "
+                                  "{\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}");
+  }
+  const Json* spec = Field(*format, "json_schema");
+  if (spec == nullptr || !spec->is_object()) return Bad("response_format", "json_schema must be an object");
+  if (const Json* name = Field(*spec, "name"); name != nullptr && !name->is_string()) {
+    return Bad("response_format", "json_schema.name must be a string");
+  }
+  const Json* schema = Field(*spec, "schema");
+  if (schema == nullptr) {
+    form->json_schema = Json::object();  // OpenAI's default: any JSON
+  } else if (!schema->is_object() && !schema->is_boolean()) {
+    return Bad("response_format", "json_schema.schema must be a JSON Schema object");
+  } else {
+    form->json_schema = *schema;
+  }
+  if (form->grammar || form->json_object) return Bad("response_format", "excludes grammar and json_schema");
+  form->json_schema_field = "response_format.json_schema.schema";
+  return absl::OkStatus();
+}
+
 // What /v1/chat/completions and /v1/completions share.
 absl::Status ReadGeneration(const Json& body, OpenAiGeneration* g) {
   CompletionParams& p = g->params;
@@ -122,7 +166,7 @@ absl::Status ReadGeneration(const Json& body, OpenAiGeneration* g) {
   if (const Json* user = Field(body, "user"); user != nullptr && !user->is_string()) {
     return Bad("user", "must be a string");
   }
-  return absl::OkStatus();
+  return ReadOutputForm(body, &g->form);
 }
 
 }  // namespace
@@ -138,22 +182,16 @@ absl::StatusOr<ChatCompletionRequest> ParseChatCompletionRequest(std::string_vie
   const Json* messages = Field(json, "messages");
   if (messages == nullptr) return Bad("messages", "is required");
   r.messages = *messages;
-  r.tools = nullptr;
+  OutputForm& form = r.generation.form;
   if (const Json* tools = Field(json, "tools")) {
     if (!tools->is_array()) return Bad("tools", "must be a list");
-    r.tools = *tools;
+    EDGELLM_RETURN_IF_ERROR(chat::ValidateTools(*tools));
+    form.tools = *tools;
   }
   if (const Json* choice = Field(json, "tool_choice")) {
-    if (!(choice->is_string() && (*choice == "auto" || *choice == "none"))) {
-      return Bad("tool_choice", "supports 'auto' and 'none'");
-    }
-    if (*choice == "none") r.tools = nullptr;
+    EDGELLM_ASSIGN_OR_RETURN(form.tool_choice, chat::ParseToolChoice(*choice, form.tools));
   }
-  if (const Json* format = Field(json, "response_format")) {
-    if (!format->is_object() || format->value("type", "") != "text") {
-      return Bad("response_format", "supports only {\"type\": \"text\"}");
-    }
-  }
+  EDGELLM_RETURN_IF_ERROR(ReadBool(json, "parallel_tool_calls", &form.parallel_tool_calls));
   return r;
 }
 
@@ -204,9 +242,12 @@ std::string ParamOf(std::string_view message) {
       "model", "messages", "temperature", "top_p", "min_p", "repeat_penalty", "frequency_penalty",
       "presence_penalty", "top_k", "seed", "max_tokens", "max_completion_tokens", "n", "draft_tokens", "stop",
       "stream", "stream_options", "user", "logprobs", "top_logprobs", "tools", "tool_choice", "response_format",
-      "echo", "suffix", "best_of", "prompt", "input", "encoding_format", "dimensions"};
+      "echo", "suffix", "best_of", "prompt", "input", "encoding_format", "dimensions", "grammar", "json_schema",
+      "parallel_tool_calls"};
   const std::string_view first = message.substr(0, message.find(' '));
   if (first.rfind("messages[", 0) == 0 || first.rfind("input[", 0) == 0) return std::string(first);
+  if (first.rfind("tools[", 0) == 0) return "tools";
+  if (first.rfind("response_format", 0) == 0) return "response_format";
   for (std::string_view field : kFields) {
     if (first == field) return std::string(first);
   }

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/serve/completion_params.h"
+#include "daemon/serve/structured_output.h"
 #include "nlohmann/json.hpp"
 
 namespace edgellm::serve {
@@ -20,12 +21,14 @@ struct OpenAiGeneration {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool logprobs = false;
+  // response_format, and llama.cpp's grammar and json_schema fields; chat
+  // requests add tools, tool_choice and parallel_tool_calls.
+  OutputForm form;
 };
 
 struct ChatCompletionRequest {
   OpenAiGeneration generation;
   nlohmann::ordered_json messages;
-  nlohmann::ordered_json tools;  // null when none
 };
 
 struct CompletionRequest {

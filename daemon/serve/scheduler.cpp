@@ -351,6 +351,8 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     seq->input.resize(1);
     const int32_t room = seq->max_positions - seq->cache->length() - 1;
     ProposeDrafts(*seq, std::min(seq->draft_length.Next(), room));
+    // Drafts the grammar refuses would only be rejected: they are not run.
+    seq->draft.Truncate(seq->state.GrammarAllowedDrafts(seq->draft.tokens));
     seq->input.insert(seq->input.end(), seq->draft.tokens.begin(), seq->draft.tokens.end());
     items.push_back({seq->input, seq->cache.get(), /*all_logits=*/seq->input.size() > 1, seq->adapter});
     seq->step_tokens = static_cast<int32_t>(seq->input.size());
@@ -414,6 +416,10 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
       continue;
     }
     engine::GenerationState::Step& step = steps[i];
+    if (!step.status.ok()) {
+      Finish(seq, step.status, engine::FinishReason::kCancelled);
+      continue;
+    }
     const Clock::time_point now = Clock::now();
     if (metrics_ != nullptr) {
       if (seq.first_token == Clock::time_point{}) {

@@ -6,18 +6,10 @@
 // Usage: node openai_sdk_test.mjs BASE_URL API_KEY MODEL
 // Prints "ok: N checks" and exits 0, or names the first failed check and exits 1.
 import OpenAI from "openai";
+import { check, passed } from "./check.mjs";
 
 const [baseURL, apiKey, model] = process.argv.slice(2);
 const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 60_000 });
-let checks = 0;
-
-function check(condition, what, detail = "") {
-  if (!condition) {
-    console.error(`FAILED: ${what} ${detail}`);
-    process.exit(1);
-  }
-  ++checks;
-}
 
 const messages = [
   { role: "system", content: "You tell short stories." },
@@ -88,4 +80,4 @@ try {
 } catch (error) {
   check(error instanceof OpenAI.AuthenticationError, "a wrong key is the SDK's AuthenticationError", String(error));
 }
-console.log(`ok: ${checks} checks`);
+console.log(`ok: ${passed()} checks`);

@@ -10,17 +10,8 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 [ -d "$here/node_modules/openai" ] || { echo "tests/clients/node_modules is missing: npm ci --prefix tests/clients"; exit 1; }
 echo "sk-edgellm-test" > "$work/keys"
-"$edgellmd" --model "$model" --listen "unix:$work/d.sock" --threads 1 --http-listen 127.0.0.1:0 \
-  --http-api-keys-file "$work/keys" --chat-template-file "$template" 2> "$work/log" &
-pid=$!
-port=
-for _ in $(seq 1 600); do
-  port=$(sed -n 's/.*HTTP API on port \([0-9]*\).*/\1/p' "$work/log")
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/log"; exit 1; }
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "edgellmd never reported its HTTP port"; cat "$work/log"; exit 1; }
+. "$here/start_edgellmd.sh"
+start_edgellmd "$model" "$template" --threads 1
 name=$(basename "$model" .gguf)
 node "$here/openai_sdk_test.mjs" "http://127.0.0.1:$port/v1" sk-edgellm-test "$name"
 

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -123,6 +124,40 @@ TEST(Cli, GenerateStreamsFromARunningDaemon) {
   run = RunCli("generate " + server + " -p hi -n 4");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("edgellm: error: server:"), std::string::npos) << run.err;
+}
+
+TEST(Cli, GenerateFollowsAGrammarOrASchemaHereAndThroughTheDaemon) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  const std::filesystem::path dir = testing::TestDir();
+  {
+    std::ofstream(dir / "answer.gbnf") << "root ::= (\"yes\" | \"no\") \", because \" [a-z ]{3,20} \".\"\n";
+    std::ofstream(dir / "hero.json")
+        << R"({"type": "object", "properties": {"hero": {"type": "string", "maxLength": 16},
+              "age": {"type": "integer", "minimum": 3, "maximum": 9}}, "required": ["hero", "age"]})";
+    std::ofstream(dir / "bad.gbnf") << "root ::= item\n";
+  }
+  std::string error;
+  auto daemon = testing::DaemonProcess::Start(kModel, {}, &error);
+  ASSERT_NE(daemon, nullptr) << error;
+  for (const std::string& where : {"-m " + kModel, "--server unix://" + daemon->socket()}) {
+    CliRun run = RunCli("generate " + where + " -p 'Once upon a time' -n 60 --seed 3 --json --grammar " +
+                        (dir / "answer.gbnf").string());
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const std::string text = nlohmann::json::parse(run.out)["text"];
+    EXPECT_TRUE(text.rfind("yes, because ", 0) == 0 || text.rfind("no, because ", 0) == 0) << where << ": " << text;
+    EXPECT_EQ(text.back(), '.') << text;
+    run = RunCli("generate " + where + " -p 'Once upon a time' -n 60 --seed 3 --json --json-schema " +
+                 (dir / "hero.json").string());
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const nlohmann::json hero = nlohmann::json::parse(nlohmann::json::parse(run.out)["text"].get<std::string>());
+    EXPECT_LE(hero["hero"].get<std::string>().size(), 16u * 4) << hero;
+    EXPECT_GE(hero["age"].get<int>(), 3);
+    EXPECT_LE(hero["age"].get<int>(), 9);
+    run = RunCli("generate " + where + " -p hi --grammar " + (dir / "bad.gbnf").string());
+    EXPECT_EQ(run.exit_code, 1);
+    EXPECT_NE(run.err.find("rule 'item' is used but never defined"), std::string::npos) << run.err;
+  }
+  EXPECT_EQ(daemon->Terminate(), 0);
 }
 
 const std::string kChatTemplate = testing::SharedPath("chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");

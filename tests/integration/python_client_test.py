@@ -5,8 +5,8 @@ Generates Python stubs for edgellm.v1 and grpc.health.v1 with protoc and
 grpc_python_plugin, starts a real edgellmd on a temporary unix socket, and
 checks health, a greedy stream against llama.cpp's reference tokens,
 ListModels, a Chat through the chat template (equal to Generate on the prompt
-Python's Jinja2 renders), Embed, an INVALID_ARGUMENT refusal, and a clean
-SIGTERM exit.
+Python's Jinja2 renders), Embed, structured output (a JSON Schema, a grammar,
+tool calls), INVALID_ARGUMENT refusals, and a clean SIGTERM exit.
 Exit code 0 when every check passes.
 """
 import argparse
@@ -134,6 +134,40 @@ def main():
             check(len(norms) == 2 and all(abs(n - 1) < 1e-4 for n in norms)
                   and len(embedded.embeddings[0].values) == models[0].embedding_length,
                   "Embed gives one unit-length embedding per input")
+
+            # Structured output over gRPC: a JSON Schema on Generate, a GBNF grammar on Chat, tool calls.
+            schema = {"type": "object", "properties": {"hero": {"type": "string", "maxLength": 20},
+                                                       "age": {"type": "integer", "minimum": 1, "maximum": 12}},
+                      "required": ["hero", "age"]}
+            for seed in (1, 2, 3):
+                text = "".join(r.text for r in stub.Generate(inference_pb2.GenerateRequest(
+                    prompt="Once upon a time", max_tokens=100, json_schema=json.dumps(schema),
+                    sampling=inference_pb2.SamplingParams(temperature=0.8, seed=seed)), timeout=60))
+                value = json.loads(text)
+                check(set(value) == {"hero", "age"} and isinstance(value["hero"], str) and len(value["hero"]) <= 20
+                      and 1 <= value["age"] <= 12, f"Generate with json_schema gives JSON the schema accepts: {text}")
+            answer = "".join(r.text for r in stub.Chat(inference_pb2.ChatRequest(
+                messages=[inference_pb2.ChatMessage(role="user", content="Is the sky blue?")], max_tokens=10,
+                grammar='root ::= ("yes" | "no") "."'), timeout=60))
+            check(answer in ("yes.", "no."), f"Chat with a grammar follows it: {answer!r}")
+            tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+                "type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}}]
+            responses = list(stub.Chat(inference_pb2.ChatRequest(
+                messages=[inference_pb2.ChatMessage(role="user", content="Weather in Oslo?")], max_tokens=300,
+                sampling=inference_pb2.SamplingParams(seed=11), tools_json=json.dumps(tools),
+                tool_choice="required"), timeout=60))
+            calls = responses[-1].tool_calls
+            check(len(calls) >= 1 and calls[0].name == "get_weather" and calls[0].id.startswith("call_")
+                  and isinstance(json.loads(calls[0].arguments)["city"], str)
+                  and responses[-1].finish_reason == inference_pb2.FINISH_REASON_TOOL_CALLS,
+                  f"Chat with tool_choice required returns the call in tool_calls: {calls}")
+            try:
+                list(stub.Generate(inference_pb2.GenerateRequest(prompt="hi", max_tokens=4, grammar="root ::= item"),
+                                   timeout=10))
+                check(False, "an undefined rule is refused")
+            except grpc.RpcError as error:
+                check(error.code() == grpc.StatusCode.INVALID_ARGUMENT and "rule 'item'" in error.details(),
+                      "a grammar with an undefined rule is INVALID_ARGUMENT naming the rule")
 
             try:
                 list(stub.Generate(inference_pb2.GenerateRequest(prompt="hi", max_tokens=0), timeout=10))

@@ -19,11 +19,12 @@ PROJECT_ROOTS = ("common", "daemon", "federated", "tools", "tests", "edgellm")
 
 ALLOWED = {
     "common": ["common"],
-    "daemon/engine": ["common", "daemon/engine"],
-    "daemon/chat": ["common", "daemon/chat"],
+    "daemon/grammar": ["common", "daemon/grammar"],
+    "daemon/engine": ["common", "daemon/grammar", "daemon/engine"],
+    "daemon/chat": ["common", "daemon/grammar", "daemon/chat"],
     "daemon/ops": ["common", "daemon/ops"],
     "daemon/train": ["common", "daemon/engine", "daemon/train"],
-    "daemon/serve": ["common", "daemon/engine", "daemon/chat", "daemon/ops", "daemon/serve", "edgellm"],
+    "daemon/serve": ["common", "daemon/grammar", "daemon/engine", "daemon/chat", "daemon/ops", "daemon/serve", "edgellm"],
     "daemon/ota": ["common", "daemon/ops", "daemon/ota", "federated/protocol", "federated/release",
                    "federated/channel", "edgellm"],
     "federated/protocol": ["common", "federated/protocol"],

@@ -29,14 +29,39 @@ TEST(OpenAiRequests, AChatRequestCarriesEverySettingItNames) {
   EXPECT_FLOAT_EQ(*p.repeat_penalty, 1.2f);
   EXPECT_TRUE(r->generation.stream);
   EXPECT_TRUE(r->generation.include_usage);
-  EXPECT_TRUE(r->tools.is_array());
+  EXPECT_TRUE(r->generation.form.tools.is_array());
 
   absl::StatusOr<ChatCompletionRequest> plain =
       ParseChatCompletionRequest(R"({"messages": [], "tools": [], "tool_choice": "none", "logprobs": false})");
   ASSERT_TRUE(plain.ok());
   EXPECT_FALSE(plain->generation.params.max_tokens.has_value());
   EXPECT_EQ(plain->generation.params.top_logprobs, -1);
-  EXPECT_TRUE(plain->tools.is_null()) << "tool_choice none hides the tools";
+  EXPECT_EQ(plain->generation.form.tool_choice.mode, chat::ToolChoice::Mode::kNone);
+}
+
+TEST(OpenAiRequests, ResponseFormatsToolsAndGrammarsAreRead) {
+  absl::StatusOr<ChatCompletionRequest> schema = ParseChatCompletionRequest(
+      R"({"messages": [], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "strict": true,
+          "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}})");
+  ASSERT_TRUE(schema.ok()) << schema.status();
+  ASSERT_TRUE(schema->generation.form.json_schema.has_value());
+  EXPECT_EQ((*schema->generation.form.json_schema)["properties"]["a"]["type"], "integer");
+  EXPECT_EQ(schema->generation.form.json_schema_field, "response_format.json_schema.schema");
+  absl::StatusOr<ChatCompletionRequest> object =
+      ParseChatCompletionRequest(R"({"messages": [], "response_format": {"type": "json_object"}})");
+  ASSERT_TRUE(object.ok());
+  EXPECT_TRUE(object->generation.form.json_object);
+  absl::StatusOr<ChatCompletionRequest> tools = ParseChatCompletionRequest(
+      R"({"messages": [], "tools": [{"type": "function", "function": {"name": "get_weather",
+          "parameters": {"type": "object"}}}], "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+          "parallel_tool_calls": false})");
+  ASSERT_TRUE(tools.ok()) << tools.status();
+  EXPECT_EQ(tools->generation.form.tool_choice.mode, chat::ToolChoice::Mode::kNamed);
+  EXPECT_EQ(tools->generation.form.tool_choice.name, "get_weather");
+  EXPECT_FALSE(tools->generation.form.parallel_tool_calls);
+  absl::StatusOr<CompletionRequest> grammar = ParseCompletionRequest(R"({"prompt": "x", "grammar": "root ::= \"a\""})");
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  EXPECT_EQ(*grammar->generation.form.grammar, "root ::= \"a\"");
 }
 
 TEST(OpenAiRequests, EachMistakeNamesItsField) {
@@ -56,7 +81,14 @@ TEST(OpenAiRequests, EachMistakeNamesItsField) {
       {R"({"messages": [], "logprobs": true, "top_logprobs": 21})", "top_logprobs"},
       {R"({"messages": [], "presence_penalty": 0.5})", "presence_penalty"},
       {R"({"messages": [], "tool_choice": "required"})", "tool_choice"},
-      {R"({"messages": [], "response_format": {"type": "json_object"}})", "response_format"},
+      {R"({"messages": [], "response_format": {"type": "xml"}})", "response_format"},
+      {R"({"messages": [], "response_format": {"type": "json_schema", "json_schema": {"schema": 3}}})", "response_format"},
+      {R"({"messages": [], "tools": [{"type": "function", "function": {"name": "a b"}}]})", "tools"},
+      {R"({"messages": [], "tools": [{"type": "function", "function": {"name": "f"}}],
+           "tool_choice": {"type": "function", "function": {"name": "g"}}})", "tool_choice"},
+      {R"({"messages": [], "grammar": 5})", "grammar"},
+      {R"({"messages": [], "json_schema": "x"})", "json_schema"},
+      {R"({"messages": [], "parallel_tool_calls": 1})", "parallel_tool_calls"},
       {R"({"messages": [], "model": 7})", "model"},
       {R"({"messages": [], "user": 7})", "user"},
       {R"({})", "messages"},
@@ -68,6 +100,10 @@ TEST(OpenAiRequests, EachMistakeNamesItsField) {
     EXPECT_EQ(ParamOf(std::string(r.status().message())), c.param) << c.body << ": " << r.status();
   }
   EXPECT_EQ(ParseChatCompletionRequest("not json").status().code(), absl::StatusCode::kInvalidArgument);
+  // A schema nested beyond reason would take a thread's stack to copy: refused before it is parsed.
+  const std::string deep = R"({"prompt": "x", "json_schema": {"const": )" + std::string(200000, '[') +
+                           std::string(200000, ']') + "}}";
+  EXPECT_EQ(ParseCompletionRequest(deep).status().message(), "the body nests deeper than 128 levels");
   EXPECT_EQ(ParamOf("the body is not valid JSON"), "");
   EXPECT_EQ(ParamOf("messages[3].role 'x' is not one of"), "messages[3].role");
 }
