@@ -276,9 +276,11 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) RmsNorm(x + r * d, lw.attn_norm, eps, d, normed + r * d);
     });
-    Multiply(lw.wq, normed, q, rows);
-    Multiply(lw.wk, normed, k, rows);
-    Multiply(lw.wv, normed, v, rows);
+    {
+      const WeightMatrix* const projections[] = {&lw.wq, &lw.wk, &lw.wv};
+      float* const outputs[] = {q, k, v};
+      MultiplyShared(projections, normed, outputs, rows);
+    }
     if (adapted) {
       AddAdapters(sequences, layer, LoraTarget::kQ, normed, q, ws.lora);
       AddAdapters(sequences, layer, LoraTarget::kK, normed, k, ws.lora);
@@ -332,8 +334,11 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
         RmsNorm(x + r * d, lw.ffn_norm, eps, d, normed + r * d);
       }
     });
-    Multiply(lw.gate, normed, gate, rows);
-    Multiply(lw.up, normed, up, rows);
+    {
+      const WeightMatrix* const projections[] = {&lw.gate, &lw.up};
+      float* const outputs[] = {gate, up};
+      MultiplyShared(projections, normed, outputs, rows);
+    }
     if (adapted) {
       AddAdapters(sequences, layer, LoraTarget::kGate, normed, gate, ws.lora);
       AddAdapters(sequences, layer, LoraTarget::kUp, normed, up, ws.lora);

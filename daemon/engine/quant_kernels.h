@@ -94,6 +94,10 @@ struct KernelSet {
   // where this set has one.
   std::array<MultiplyQuantFn, kTypeSlots> multiply{};
   std::array<MultiplySuperFn, kTypeSlots> super_multiply{};
+  // By GGML type id, true where `multiply` puts sixteen weight rows side by
+  // side in its registers: then it beats the dots for any number of activation
+  // rows, one included, and is handed whole groups of sixteen weight rows.
+  std::array<bool, kTypeSlots> multiply_interleaved{};
   // True where this set's four-row kernels multiply a prefill chunk faster
   // than dequantizing the weight for BLAS does (BM_PrefillMatMul): then the
   // kernels take every row count for the types that have one.
@@ -105,6 +109,7 @@ struct KernelSet {
   DotSuper4Fn SuperDot4(GgmlType type) const { return At(super_dot4, type); }
   MultiplyQuantFn Multiply(GgmlType type) const { return At(multiply, type); }
   MultiplySuperFn SuperMultiply(GgmlType type) const { return At(super_multiply, type); }
+  bool MultiplyInterleaved(GgmlType type) const { return At(multiply_interleaved, type); }
   bool HasDot(GgmlType type) const { return Dot(type) != nullptr || SuperDot(type) != nullptr; }
   bool HasDot4(GgmlType type) const { return Dot4(type) != nullptr || SuperDot4(type) != nullptr; }
 
@@ -120,7 +125,7 @@ struct KernelSet {
  private:
   template <typename Fn>
   static Fn At(const std::array<Fn, kTypeSlots>& table, GgmlType type) {
-    return static_cast<size_t>(type) < kTypeSlots ? table[static_cast<size_t>(type)] : nullptr;
+    return static_cast<size_t>(type) < kTypeSlots ? table[static_cast<size_t>(type)] : Fn{};
   }
 };
 

@@ -1,12 +1,14 @@
 // The x86 kernels with AVX512-VNNI's byte dot (on 256-bit registers) besides
 // AVX2 (Ice Lake, Sapphire Rapids, Zen 4 and later), and the prefill tiles on
-// 512-bit registers.
+// 512-bit registers, sixteen weight rows side by side for Q4_0, Q5_0
+// and Q8_0.
 #include "daemon/engine/quant_kernels.h"
 
 #if defined(__x86_64__)
 #define EDGELLM_X86_BYTE_DOT EDGELLM_X86_AVX512VNNI
 #include "daemon/engine/quant_kernels_x86.h"
 #include "daemon/engine/quant_tiles_avx512.h"
+#include "daemon/engine/quant_interleaved_avx512.h"
 
 namespace edgellm::engine::kernels {
 
@@ -17,6 +19,7 @@ const KernelSet* Avx512VnniKernels() {
   static const KernelSet set = [] {
     KernelSet avx512 = X86Kernels("avx512vnni");
     AddAvx512Tiles(avx512);
+    AddAvx512Interleaved(avx512);
     return avx512;
   }();
   return supported ? &set : nullptr;

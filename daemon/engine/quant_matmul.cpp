@@ -1,6 +1,7 @@
 #include "daemon/engine/quant_matmul.h"
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "common/str_cat.h"
@@ -18,52 +19,87 @@ int64_t RowsPerChunk(uint64_t row_bytes) {
 }
 
 // A tiled multiply pays off from a tile's worth of activation rows; its
-// chunks are whole tiles of weight rows.
+// chunks are whole tiles of weight rows. An interleaving one pays off from
+// one activation row, and its chunks are whole groups of sixteen weight rows.
 constexpr int64_t kTileRows = 4;
+constexpr int64_t kInterleavedRows = 16;
 
-// y = x · Wᵀ for quantized weights: each activation row is quantized once,
-// `block` values per Activation, into a buffer reused across calls (the
-// scheduler thread runs every forward), then meets every weight row through
-// the type's tiled multiply when it has one and there are rows enough, else
-// its dot, four rows at a time where it has a four-row kernel.
+// Chunks of whole tiles, about RowsPerChunk rows each, and as many of them
+// for every thread: a small model's 576-row matrix in 5 chunks leaves one
+// of two threads a chunk behind the other on every product.
+int64_t BalancedChunk(int64_t out, uint64_t row_bytes, int64_t tile, int threads) {
+  const int64_t per_thread = (out + threads - 1) / threads;
+  const int64_t target = RowsPerChunk(row_bytes);
+  const int64_t chunks_each = std::max<int64_t>(1, (per_thread + target / 2) / target);
+  const int64_t rows = std::max<int64_t>(1, (per_thread + chunks_each - 1) / chunks_each);
+  return (rows + tile - 1) / tile * tile;
+}
+
+// A type's kernels for one activation layout (ActivationBlock or SuperActivationBlock).
 template <typename Activation>
-void MultiplyQuantized(const uint8_t* weight, const float* x, float* y, MatMulShape shape, uint64_t row_bytes,
-                       int64_t block, void (*quantize)(const float*, Activation*, int64_t),
-                       float (*dot)(const uint8_t*, const Activation*, int64_t),
-                       void (*dot4)(const uint8_t*, const Activation*, int64_t, int64_t, float[4]),
-                       void (*multiply)(const uint8_t*, uint64_t, int64_t, const Activation*, int64_t, int64_t,
-                                        float*, int64_t),
-                       ThreadPool& threads) {
-  const int64_t in = shape.in_features, out = shape.out_features, rows = shape.rows;
+struct QuantKernels {
+  void (*quantize)(const float*, Activation*, int64_t);
+  float (*dot)(const uint8_t*, const Activation*, int64_t);
+  void (*dot4)(const uint8_t*, const Activation*, int64_t, int64_t, float[4]);
+  void (*multiply)(const uint8_t*, uint64_t, int64_t, const Activation*, int64_t, int64_t, float*, int64_t);
+  bool interleaved;
+};
+
+// y_p = x · W_pᵀ for quantized weights of one type that read the same
+// activations: each activation row is quantized once, `block` values per
+// Activation, into a buffer reused across calls (the scheduler thread runs
+// every forward), then meets every weight row of every product through the
+// type's tiled multiply when it has one and there are rows enough (any, for
+// an interleaving one), else its dot, four rows at a time where it has a
+// four-row kernel. The products' chunks are one job for the pool.
+template <typename Activation>
+void MultiplyQuantized(absl::Span<const SharedProduct> products, const float* x, int64_t rows, int64_t in,
+                       uint64_t row_bytes, int64_t block, const QuantKernels<Activation>& k, ThreadPool& threads) {
   const int64_t blocks = in / block;
   thread_local std::vector<Activation> activations;
   if (activations.size() < static_cast<size_t>(rows * blocks)) activations.resize(static_cast<size_t>(rows * blocks));
   Activation* a = activations.data();
   threads.Run(rows, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) quantize(x + r * in, a + r * blocks, blocks);
+    for (int64_t r = begin; r < end; ++r) k.quantize(x + r * in, a + r * blocks, blocks);
   });
-  if (multiply != nullptr && rows >= kTileRows) {
-    const int64_t chunk = (RowsPerChunk(row_bytes) + kTileRows - 1) / kTileRows * kTileRows;
-    threads.Run(out, chunk, [&](int64_t begin, int64_t end) {
-      multiply(weight + begin * row_bytes, row_bytes, end - begin, a, rows, blocks, y + begin, out);
-    });
-    return;
+  const bool tiled = k.multiply != nullptr && (rows >= kTileRows || k.interleaved);
+  int64_t total_out = 0;
+  for (const SharedProduct& product : products) total_out += product.out_features;
+  const int64_t tile = tiled ? (k.interleaved ? kInterleavedRows : kTileRows) : 1;
+  const int64_t chunk = BalancedChunk(total_out, row_bytes, tile, threads.size());
+  // Chunk c of the job is chunk c - first_chunk[p] of product p.
+  std::array<int64_t, kMaxSharedProducts + 1> first_chunk{};
+  for (size_t p = 0; p < products.size(); ++p) {
+    first_chunk[p + 1] = first_chunk[p] + (products[p].out_features + chunk - 1) / chunk;
   }
-  // A chunk's weight rows (about kBytesPerChunk) stay in cache while every
-  // group of four activation rows meets all of them: the activations of a
-  // long prompt, megabytes, stream past once per chunk rather than once per
-  // weight row.
-  threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
-    int64_t r = 0;
-    for (; dot4 != nullptr && r + 4 <= rows; r += 4) {
-      for (int64_t o = begin; o < end; ++o) {
-        float four[4];
-        dot4(weight + o * row_bytes, a + r * blocks, blocks, blocks, four);
-        for (int i = 0; i < 4; ++i) y[(r + i) * out + o] = four[i];
+  threads.Run(first_chunk[products.size()], 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      size_t p = 0;
+      while (c >= first_chunk[p + 1]) ++p;
+      const SharedProduct& product = products[p];
+      const int64_t out = product.out_features, first = (c - first_chunk[p]) * chunk;
+      const int64_t count = std::min(chunk, out - first);
+      const uint8_t* weight = product.weight + first * row_bytes;
+      float* y = product.y + first;
+      if (tiled) {
+        k.multiply(weight, row_bytes, count, a, rows, blocks, y, out);
+        continue;
       }
-    }
-    for (; r < rows; ++r) {
-      for (int64_t o = begin; o < end; ++o) y[r * out + o] = dot(weight + o * row_bytes, a + r * blocks, blocks);
+      // A chunk's weight rows (about kBytesPerChunk) stay in cache while
+      // every group of four activation rows meets all of them: the
+      // activations of a long prompt, megabytes, stream past once per chunk
+      // rather than once per weight row.
+      int64_t r = 0;
+      for (; k.dot4 != nullptr && r + 4 <= rows; r += 4) {
+        for (int64_t o = 0; o < count; ++o) {
+          float four[4];
+          k.dot4(weight + o * row_bytes, a + r * blocks, blocks, blocks, four);
+          for (int i = 0; i < 4; ++i) y[(r + i) * out + o] = four[i];
+        }
+      }
+      for (; r < rows; ++r) {
+        for (int64_t o = 0; o < count; ++o) y[r * out + o] = k.dot(weight + o * row_bytes, a + r * blocks, blocks);
+      }
     }
   });
 }
@@ -76,36 +112,54 @@ bool HasMatMulKernel(GgmlType type) {
 
 absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
                          const kernels::KernelSet* kernel_set, ThreadPool* pool) {
+  const SharedProduct product{weight, shape.out_features, y};
+  return QuantMatMulShared(type, {&product, 1}, x, shape.rows, shape.in_features, kernel_set, pool);
+}
+
+absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> products, const float* x, int64_t rows,
+                               int64_t in_features, const kernels::KernelSet* kernel_set, ThreadPool* pool) {
   if (!HasMatMulKernel(type)) {
     return absl::InvalidArgumentError(edgellm::StrCat("matmul: no kernel for ", TraitsOf(type).name, " weights"));
   }
   const int64_t block = std::max<int64_t>(kernels::kBlock, TraitsOf(type).block_size);
-  if (shape.in_features <= 0 || shape.in_features % block != 0 || shape.rows < 0 || shape.out_features < 0) {
-    return absl::InvalidArgumentError(edgellm::StrCat("matmul: ", shape.in_features, " inputs are not whole ",
+  if (in_features <= 0 || in_features % block != 0 || rows < 0) {
+    return absl::InvalidArgumentError(edgellm::StrCat("matmul: ", in_features, " inputs are not whole ",
                                                       TraitsOf(type).name, " blocks of ", block));
+  }
+  if (products.empty() || products.size() > kMaxSharedProducts) {
+    return absl::InvalidArgumentError(
+        edgellm::StrCat("matmul: ", products.size(), " products, not 1 to ", kMaxSharedProducts));
+  }
+  for (const SharedProduct& product : products) {
+    if (product.out_features < 0) return absl::InvalidArgumentError("matmul: a negative output width");
   }
   const kernels::KernelSet& k = kernel_set != nullptr ? *kernel_set : kernels::BestKernels();
   ThreadPool& threads = pool != nullptr ? *pool : ThreadPool::Shared();
-  const int64_t in = shape.in_features, out = shape.out_features, rows = shape.rows;
+  const int64_t in = in_features;
   const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(in));
 
   if (type == GgmlType::kF32 || type == GgmlType::kF16) {
     const kernels::DotFloatFn dot = type == GgmlType::kF32 ? k.dot_f32 : k.dot_f16;
-    threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
-      for (int64_t o = begin; o < end; ++o) {
-        const uint8_t* w = weight + o * row_bytes;
-        for (int64_t r = 0; r < rows; ++r) y[r * out + o] = dot(w, x + r * in, in);
-      }
-    });
+    for (const SharedProduct& product : products) {
+      const int64_t out = product.out_features;
+      threads.Run(out, RowsPerChunk(row_bytes), [&](int64_t begin, int64_t end) {
+        for (int64_t o = begin; o < end; ++o) {
+          const uint8_t* w = product.weight + o * row_bytes;
+          for (int64_t r = 0; r < rows; ++r) product.y[r * out + o] = dot(w, x + r * in, in);
+        }
+      });
+    }
     return absl::OkStatus();
   }
 
   if (const kernels::DotSuperFn dot = k.SuperDot(type)) {
-    MultiplyQuantized(weight, x, y, shape, row_bytes, static_cast<int64_t>(kSuperBlock), k.quantize_super, dot,
-                      k.SuperDot4(type), k.SuperMultiply(type), threads);
+    const QuantKernels<kernels::SuperActivationBlock> super{k.quantize_super, dot, k.SuperDot4(type),
+                                                            k.SuperMultiply(type), false};
+    MultiplyQuantized(products, x, rows, in, row_bytes, static_cast<int64_t>(kSuperBlock), super, threads);
   } else {
-    MultiplyQuantized(weight, x, y, shape, row_bytes, kernels::kBlock, k.quantize, k.Dot(type), k.Dot4(type),
-                      k.Multiply(type), threads);
+    const QuantKernels<kernels::ActivationBlock> legacy{k.quantize, k.Dot(type), k.Dot4(type), k.Multiply(type),
+                                                        k.MultiplyInterleaved(type)};
+    MultiplyQuantized(products, x, rows, in, row_bytes, kernels::kBlock, legacy, threads);
   }
   return absl::OkStatus();
 }

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "daemon/engine/quant_kernels.h"
 #include "daemon/engine/quant_types.h"
 
@@ -35,6 +36,23 @@ struct MatMulShape {
 // the best set for this CPU; `pool` to the shared one.
 absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
                          const kernels::KernelSet* kernel_set = nullptr, ThreadPool* pool = nullptr);
+
+// One product of QuantMatMulShared: out_features rows of weight (as
+// QuantMatMul takes it) into y[rows, out_features].
+struct SharedProduct {
+  const uint8_t* weight;
+  int64_t out_features;
+  float* y;
+};
+inline constexpr size_t kMaxSharedProducts = 4;
+
+// y_p = x · W_pᵀ for up to kMaxSharedProducts weights of one type that read
+// the same activations (a layer's query, key and value projections; its gate
+// and up ones): x is quantized once, and the rows of all the products are
+// one job for the pool, split evenly, instead of one job each.
+absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> products, const float* x, int64_t rows,
+                               int64_t in_features, const kernels::KernelSet* kernel_set = nullptr,
+                               ThreadPool* pool = nullptr);
 
 }  // namespace edgellm::engine
 

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -43,14 +44,23 @@ WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count) {
   return {matrix.type, matrix.data + static_cast<uint64_t>(first) * row_bytes, matrix.in_features, count};
 }
 
-void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows, ActivationPrecision precision) {
-  // Where the four-row kernels beat dequantizing for BLAS (the x86 sets),
-  // they take any row count; otherwise BLAS takes over past a few rows.
+namespace {
+
+// Whether the engine's kernels multiply `w` by `rows` activation rows: where
+// the four-row kernels beat dequantizing for BLAS (the x86 sets), they take
+// any row count; otherwise BLAS takes over past a few rows.
+bool KernelsMultiply(const WeightMatrix& w, int64_t rows, ActivationPrecision precision) {
   const kernels::KernelSet& best = kernels::BestKernels();
   const bool kernels_for_any_rows = best.prefill_in_kernels && best.HasDot4(w.type);
   const bool float_kernel = w.type == GgmlType::kF32 || w.type == GgmlType::kF16;
   const bool kernels_allowed = precision == ActivationPrecision::kInt8 || float_kernel;
-  if (kernels_allowed && (rows <= kKernelMaxRows || kernels_for_any_rows) && w.in_features % kernels::kBlock == 0) {
+  return kernels_allowed && (rows <= kKernelMaxRows || kernels_for_any_rows) && w.in_features % kernels::kBlock == 0;
+}
+
+}  // namespace
+
+void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows, ActivationPrecision precision) {
+  if (KernelsMultiply(w, rows, precision)) {
     // The shape was checked by CanMultiplyInPlace: this cannot fail.
     (void)QuantMatMul(w.type, w.data, x, y, {rows, w.in_features, w.out_features});
     return;
@@ -74,6 +84,24 @@ void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows, Act
                 static_cast<int>(in), 1.0f, x, static_cast<int>(in), tile_floats, static_cast<int>(in), 0.0f,
                 y + begin, static_cast<int>(out));
   });
+}
+
+void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* x, float* const* ys, int64_t rows) {
+  std::array<SharedProduct, kMaxSharedProducts> products;
+  bool shared = !weights.empty() && weights.size() <= kMaxSharedProducts;
+  for (size_t i = 0; shared && i < weights.size(); ++i) {
+    const WeightMatrix& w = *weights[i];
+    shared = w.type == weights[0]->type && w.in_features == weights[0]->in_features &&
+             KernelsMultiply(w, rows, ActivationPrecision::kInt8);
+    products[i] = {w.data, w.out_features, ys[i]};
+  }
+  if (shared) {
+    // The shapes were checked by CanMultiplyInPlace: this cannot fail.
+    (void)QuantMatMulShared(weights[0]->type, absl::MakeConstSpan(products.data(), weights.size()), x, rows,
+                            weights[0]->in_features);
+    return;
+  }
+  for (size_t i = 0; i < weights.size(); ++i) Multiply(*weights[i], x, ys[i], rows);
 }
 
 void MultiplyTransposed(const WeightMatrix& w, const float* y, float* x, int64_t rows) {

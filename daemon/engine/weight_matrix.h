@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "absl/types/span.h"
 #include "daemon/engine/gguf.h"
 #include "daemon/engine/quant_types.h"
 
@@ -50,6 +51,12 @@ enum class ActivationPrecision {
 // while its per-thread scratch grows to the largest tile it has seen.
 void Multiply(const WeightMatrix& weight, const float* x, float* y, int64_t rows,
               ActivationPrecision precision = ActivationPrecision::kInt8);
+
+// ys[i] = x · weights[i]ᵀ for weights that read the same activations (a
+// layer's query, key and value projections; its gate and up ones), with
+// kInt8 activations: one product of the pool when they are of one type and
+// width (x is quantized once), else one Multiply each.
+void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* x, float* const* ys, int64_t rows);
 
 // x[rows, in] = y[rows, out] · W: the product backward through a frozen
 // weight needs (the gradient of its input). Each pool thread dequantizes a

@@ -162,8 +162,10 @@ TEST(QuantKernels, TiledMultiplyGivesExactlyTheSingleRowDots) {
   for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
                         GgmlType::kIQ4_NL}) {
     for (int64_t n : {32, 96, 544, 2048 + 32}) {
-      for (int64_t out_rows : {1, 3, 4, 9}) {
-        const int64_t rows = 2 + out_rows;  // below, at and past a tile's four
+      // Below, at and past a tile's four weight rows, and a group of sixteen
+      // (the interleaving kernels') with one row over, and two and a half groups.
+      for (int64_t out_rows : {1, 3, 4, 9, 17, 40}) {
+        const int64_t rows = 1 + out_rows * 3 % 10;  // 1, 2, 3, 4, 8 and 10 activation rows
         std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(out_rows * n, 23 + static_cast<uint32_t>(n)));
         // A Q8_0 row of -128s, which no quantizer writes but files may hold.
         if (type == GgmlType::kQ8_0) std::memset(w.data() + 2, 0x80, kBlock);
@@ -186,7 +188,7 @@ TEST(QuantKernels, TiledMultiplyGivesExactlyTheSingleRowDots) {
     }
   }
   if (const KernelSet* avx512 = Avx512VnniKernels()) {
-    EXPECT_EQ(checked, 6 * 4 * 4) << avx512->name << " has a tiled multiply for every 32-weight block type";
+    EXPECT_EQ(checked, 6 * 4 * 6) << avx512->name << " has a tiled multiply for every 32-weight block type";
   }
 }
 
@@ -233,6 +235,7 @@ TEST(QuantKernels, AWeightOfMinus128IsHandled) {
   for (int i = 0; i < kBlock; ++i) a.q[i] = (i % 2 == 0) ? 127 : -127;
   a.q[0] = 127;
   a.q[1] = 127;
+  a.sum_d = 2 * 127;  // d times the sum of q, as Quantize writes it
   for (const KernelSet* set : Available()) {
     EXPECT_EQ(set->Dot(GgmlType::kQ8_0)(w.data(), &a, 1), -128.0f * 127 * 2) << set->name;
   }

@@ -109,6 +109,35 @@ TEST(QuantMatMul, ARowGetsTheSameResultAloneOrInABatch) {
   }
 }
 
+TEST(QuantMatMul, SharedProductsGiveExactlyWhatEachGivesAlone) {
+  const int64_t in = 512;
+  const int64_t widths[] = {96, 32, 64};  // a query, key and value projection's shapes
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_K,
+                        GgmlType::kQ6_K}) {
+    for (int64_t rows : {1, 3, 7}) {
+      const std::vector<float> x = RandomFloats(rows * in, 41 + static_cast<uint32_t>(rows));
+      std::vector<std::vector<uint8_t>> weights;
+      std::vector<std::vector<float>> shared_y, alone_y;
+      std::vector<SharedProduct> products;
+      for (int64_t width : widths) {
+        weights.push_back(RandomWeight(type, {rows, in, width}, 43 + static_cast<uint32_t>(width)));
+        shared_y.emplace_back(static_cast<size_t>(rows * width), NAN);
+        alone_y.emplace_back(static_cast<size_t>(rows * width), NAN);
+      }
+      for (size_t p = 0; p < weights.size(); ++p) products.push_back({weights[p].data(), widths[p], shared_y[p].data()});
+      ASSERT_TRUE(QuantMatMulShared(type, products, x.data(), rows, in, nullptr, &pool).ok());
+      for (size_t p = 0; p < weights.size(); ++p) {
+        ASSERT_TRUE(
+            QuantMatMul(type, weights[p].data(), x.data(), alone_y[p].data(), {rows, in, widths[p]}, nullptr, &pool).ok());
+        for (size_t i = 0; i < alone_y[p].size(); ++i) {
+          ASSERT_EQ(shared_y[p][i], alone_y[p][i]) << TraitsOf(type).name << " rows " << rows << " product " << p;
+        }
+      }
+    }
+  }
+}
+
 TEST(QuantMatMul, RefusesWhatItCannotCompute) {
   std::vector<uint8_t> w(1024);
   std::vector<float> x(64), y(64);
@@ -118,6 +147,10 @@ TEST(QuantMatMul, RefusesWhatItCannotCompute) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(QuantMatMul(GgmlType::kQ8_0, w.data(), x.data(), y.data(), {1, 48, 1}).code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(QuantMatMulShared(GgmlType::kQ8_0, {}, x.data(), 1, 32).code(), absl::StatusCode::kInvalidArgument);
+  const SharedProduct five[5] = {{w.data(), 1, y.data()}, {w.data(), 1, y.data()}, {w.data(), 1, y.data()},
+                                 {w.data(), 1, y.data()}, {w.data(), 1, y.data()}};
+  EXPECT_EQ(QuantMatMulShared(GgmlType::kQ8_0, five, x.data(), 1, 32).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(HasMatMulKernel(GgmlType::kBF16));
   EXPECT_TRUE(HasMatMulKernel(GgmlType::kQ4_0));
 }

@@ -55,6 +55,41 @@ TEST(WeightMatrix, APrefillRowGetsExactlyWhatItGetsAlone) {
   }
 }
 
+// Weights that read the same activations give together what each gives
+// alone, of one type (one job for the pool) or of a mix (one Multiply each,
+// as a Q4_K_M layer's Q4_K query and Q6_K value projections are).
+TEST(WeightMatrix, SharedActivationsGiveWhatEachWeightGivesAlone) {
+  const int64_t in = 512;
+  for (const std::vector<GgmlType>& types : std::vector<std::vector<GgmlType>>{
+           {GgmlType::kQ4_0, GgmlType::kQ4_0, GgmlType::kQ4_0},
+           {GgmlType::kQ4_K, GgmlType::kQ4_K, GgmlType::kQ6_K},
+           {GgmlType::kQ8_0, GgmlType::kQ8_0}}) {
+    for (int64_t rows : {1, 5, 40}) {
+      std::vector<Weight> weights;
+      std::vector<const WeightMatrix*> matrices;
+      std::vector<std::vector<float>> together, alone;
+      std::vector<float*> outputs;
+      for (size_t i = 0; i < types.size(); ++i) {
+        weights.push_back(RandomWeight(types[i], in, 32 * static_cast<int64_t>(i + 1), 9 + static_cast<uint32_t>(i)));
+        together.emplace_back(static_cast<size_t>(rows * 32 * static_cast<int64_t>(i + 1)), NAN);
+        alone.emplace_back(together.back().size(), NAN);
+      }
+      for (size_t i = 0; i < types.size(); ++i) {
+        matrices.push_back(&weights[i].matrix);
+        outputs.push_back(together[i].data());
+      }
+      const std::vector<float> x = RandomFloats(rows * in, 10);
+      MultiplyShared(matrices, x.data(), outputs.data(), rows);
+      for (size_t i = 0; i < types.size(); ++i) {
+        Multiply(weights[i].matrix, x.data(), alone[i].data(), rows);
+        for (size_t j = 0; j < alone[i].size(); ++j) {
+          ASSERT_EQ(together[i][j], alone[i][j]) << TraitsOf(types[i]).name << " rows " << rows << " weight " << i;
+        }
+      }
+    }
+  }
+}
+
 // Float activations give the product with the dequantized weight, for any
 // row count: what training's backward pass (MultiplyTransposed) differentiates.
 TEST(WeightMatrix, FloatActivationsGiveTheDequantizedProduct) {

@@ -1,0 +1,259 @@
+// engine/quant_interleaved_avx512.h — Q4_0, Q5_0 and Q8_0 multiplies on 512-bit
+// registers with sixteen weight rows side by side: each 32-bit lane holds four
+// consecutive weights of its own row, so one byte dot against four activations
+// broadcast to every lane advances sixteen rows' sums at once, and a block's
+// scales are applied once for sixteen rows rather than once per row and lane
+// (llama.cpp's repacked Q4_0 layouts do the same with eight rows).
+//
+// The file's layout is kept: sixteen rows are interleaved into a per-thread
+// scratch (a few KiB, in L1) just before they are multiplied, and every
+// activation row of the call meets them there, so a prefill chunk pays the
+// interleaving once per sixteen weight rows and nothing else in the engine
+// has to know about it. A decode step pays it on every use, and still does a
+// block of sixteen rows in about half the instructions of sixteen one-row dots.
+//
+// The arithmetic per lane is fixed: the block's integer sum, then
+// acc += (weight scale · activation scale) · sum and off += weight scale ·
+// activation sum_d, then acc − offset · off. The set's one-row and four-row
+// dots of these types run this same code, so a row's value does not depend
+// on how many activation rows a forward carries (decode and prefill agree bit
+// for bit). Included only by quant_kernels_avx512vnni.cpp, after
+// quant_kernels_x86.h.
+#ifndef EDGELLM_ENGINE_QUANT_INTERLEAVED_AVX512_H_
+#define EDGELLM_ENGINE_QUANT_INTERLEAVED_AVX512_H_
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "daemon/engine/quant_kernels.h"
+
+namespace edgellm::engine::kernels {
+namespace {
+
+inline constexpr int kInterleavedRows = 16;
+
+// 16 bytes at `offset` of rows 4l + k (l = 0..3) in lane l of register k,
+// transposed so that lane p of register g holds dword g of row p.
+inline void InterleaveSixteenBytes(const uint8_t* const rows[kInterleavedRows], uint64_t offset, __m512i out[4]) {
+  __m512i z[4];
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    const auto at = [&](int l) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * l + k] + offset)); };
+    z[k] = _mm512_inserti32x4(
+        _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(at(0)), at(1), 1), at(2), 2), at(3), 3);
+  }
+  // Per 128-bit lane, a 4 x 4 transpose of dwords across the four registers.
+  const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+  out[0] = _mm512_unpacklo_epi64(t0, t2);
+  out[1] = _mm512_unpackhi_epi64(t0, t2);
+  out[2] = _mm512_unpacklo_epi64(t1, t3);
+  out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+// How a type's block of sixteen rows lies in the scratch: 16 float scales,
+// then kGroups registers of interleaved bytes.
+//
+// Q4_0: the 16 bytes of nibbles as they are (dword g's low nibbles are
+// weights 4g..4g+3, its high nibbles weights 16+4g..16+4g+3), unsigned 0..15
+// once unpacked; the stored offset 8 comes off through the activations' sums.
+struct InterleavedQ4_0 {
+  static constexpr int kBlockBytes = 18, kGroups = 4;
+  static constexpr float kOffset = 8.0f;
+  static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
+    InterleaveSixteenBytes(rows, block_at + 2, out);
+  }
+  // The byte dot of group g's weights with activations q (as 8 dwords),
+  // into two independent sums.
+  static void Dot(__m512i group, int g, const int32_t* q, __m512i sums[2]) {
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+    sums[0] = _mm512_dpbusd_epi32(sums[0], _mm512_and_si512(group, low_nibbles), _mm512_set1_epi32(q[g]));
+    sums[1] = _mm512_dpbusd_epi32(sums[1], _mm512_and_si512(_mm512_srli_epi16(group, 4), low_nibbles),
+                                  _mm512_set1_epi32(q[4 + g]));
+  }
+};
+
+// Q8_0: the 32 signed bytes as w + 128 (the byte dot's unsigned operand);
+// the 128 comes off through the activations' sums.
+struct InterleavedQ8_0 {
+  static constexpr int kBlockBytes = 34, kGroups = 8;
+  static constexpr float kOffset = 128.0f;
+  static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
+    InterleaveSixteenBytes(rows, block_at + 2, out);
+    InterleaveSixteenBytes(rows, block_at + 18, out + 4);
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+#pragma GCC unroll 8
+    for (int g = 0; g < kGroups; ++g) out[g] = _mm512_xor_si512(out[g], flip);
+  }
+  static void Dot(__m512i group, int g, const int32_t* q, __m512i sums[2]) {
+    sums[g & 1] = _mm512_dpbusd_epi32(sums[g & 1], group, _mm512_set1_epi32(q[g]));
+  }
+};
+
+// Q5_0: Q4_0's nibbles (at byte 6) with bit i of the 32-bit qh (at byte 2)
+// as bit 4 of weight i, unpacked here into eight groups of bytes 0..31 (as
+// Q8_0 lays its groups out); the stored offset 16 comes off through the
+// activations' sums.
+struct InterleavedQ5_0 {
+  static constexpr int kBlockBytes = 22, kGroups = 8;
+  static constexpr float kOffset = 16.0f;
+  static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
+    __m512i nibbles[4];
+    InterleaveSixteenBytes(rows, block_at + 6, nibbles);
+    alignas(64) int32_t offsets[kInterleavedRows];
+    for (int p = 0; p < kInterleavedRows; ++p) offsets[p] = static_cast<int32_t>(rows[p] - rows[0]);
+    const __m512i qh = _mm512_i32gather_epi32(_mm512_load_si512(offsets), rows[0] + block_at + 2, 1);
+    // Four bits of qh from bit `first` on, as bit 4 of four bytes: the
+    // multiply copies bit j to bit 8j (the copies 7 bits apart never meet).
+    const auto fifth_bits = [&](int first) {
+      const __m512i four = _mm512_and_si512(_mm512_srli_epi32(qh, first), _mm512_set1_epi32(0xf));
+      return _mm512_slli_epi32(
+          _mm512_and_si512(_mm512_mullo_epi32(four, _mm512_set1_epi32(0x00204081)), _mm512_set1_epi32(0x01010101)), 4);
+    };
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+      out[g] = _mm512_or_si512(_mm512_and_si512(nibbles[g], low_nibbles), fifth_bits(4 * g));
+      out[4 + g] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(nibbles[g], 4), low_nibbles),
+                                   fifth_bits(16 + 4 * g));
+    }
+  }
+  static void Dot(__m512i group, int g, const int32_t* q, __m512i sums[2]) { InterleavedQ8_0::Dot(group, g, q, sums); }
+};
+
+// A block in the scratch: its scales, then its groups, a register each.
+template <typename Layout>
+inline constexpr int kScratchRegisters = 1 + Layout::kGroups;
+struct alignas(64) ScratchRegister {
+  __m512i bits;
+};
+
+// Sixteen weight rows' `blocks` blocks into `scratch`.
+template <typename Layout>
+void InterleaveRows(const uint8_t* const rows[kInterleavedRows], int64_t blocks, ScratchRegister* scratch) {
+  alignas(64) int32_t offsets[kInterleavedRows];
+  for (int p = 0; p < kInterleavedRows; ++p) offsets[p] = static_cast<int32_t>(rows[p] - rows[0]);
+  const __m512i scale_at = _mm512_load_si512(offsets);
+  for (int64_t b = 0; b < blocks; ++b, scratch += kScratchRegisters<Layout>) {
+    const uint64_t block_at = static_cast<uint64_t>(b) * Layout::kBlockBytes;
+    // Each row's fp16 scale is the low half of the dword at its block's start.
+    const __m512i scale_words = _mm512_i32gather_epi32(scale_at, rows[0] + block_at, 1);
+    scratch[0].bits = _mm512_castps_si512(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(scale_words)));
+    __m512i groups[Layout::kGroups];
+    Layout::Interleave(rows, block_at, groups);
+#pragma GCC unroll 8
+    for (int g = 0; g < Layout::kGroups; ++g) scratch[1 + g].bits = groups[g];
+  }
+}
+
+// The interleaved rows in `scratch` against activation rows a[0..kA), into
+// lane p of out[j] (weight row p, activation row j).
+template <typename Layout, int kA>
+void DotInterleaved(const ScratchRegister* scratch, int64_t blocks, const ActivationBlock* const a[kA], __m512 out[kA]) {
+  __m512 acc[kA], off[kA];
+#pragma GCC unroll 4
+  for (int j = 0; j < kA; ++j) acc[j] = off[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b, scratch += kScratchRegisters<Layout>) {
+    __m512i sums[kA][2];
+#pragma GCC unroll 4
+    for (int j = 0; j < kA; ++j) sums[j][0] = sums[j][1] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int g = 0; g < Layout::kGroups; ++g) {
+      const __m512i group = scratch[1 + g].bits;
+#pragma GCC unroll 4
+      for (int j = 0; j < kA; ++j) {
+        int32_t q[8];
+        std::memcpy(q, a[j][b].q, sizeof(q));
+        Layout::Dot(group, g, q, sums[j]);
+      }
+    }
+    const __m512 scales = _mm512_castsi512_ps(scratch[0].bits);
+#pragma GCC unroll 4
+    for (int j = 0; j < kA; ++j) {
+      const ActivationBlock& block = a[j][b];
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(sums[j][0], sums[j][1]));
+      acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(scales, _mm512_set1_ps(block.d)), sum, acc[j]);
+      off[j] = _mm512_fmadd_ps(scales, _mm512_set1_ps(block.sum_d), off[j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < kA; ++j) out[j] = _mm512_fnmadd_ps(_mm512_set1_ps(Layout::kOffset), off[j], acc[j]);
+}
+
+// y[r·y_stride + o] for `out_rows` weight rows (each `row_bytes` after the
+// last) and `rows` activation rows (each `a_stride` blocks after the last):
+// sixteen weight rows at a time (a group past the last row repeats it and
+// keeps only the real rows), four activation rows at a time against them.
+template <typename Layout>
+void MultiplyInterleavedRows(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows, const ActivationBlock* a,
+                             int64_t a_stride, int64_t rows, int64_t blocks, float* y, int64_t y_stride) {
+  // Grows to the largest row seen, then stays: a warm decode step allocates nothing.
+  thread_local std::vector<ScratchRegister> scratch;
+  const size_t registers = static_cast<size_t>(blocks) * kScratchRegisters<Layout>;
+  if (scratch.size() < registers) scratch.resize(registers);
+  for (int64_t o = 0; o < out_rows; o += kInterleavedRows) {
+    const uint8_t* group[kInterleavedRows];
+    for (int p = 0; p < kInterleavedRows; ++p) {
+      group[p] = weights + static_cast<uint64_t>(std::min<int64_t>(o + p, out_rows - 1)) * row_bytes;
+    }
+    InterleaveRows<Layout>(group, blocks, scratch.data());
+    const int64_t real = std::min<int64_t>(kInterleavedRows, out_rows - o);
+    const __mmask16 keep = static_cast<__mmask16>((1u << real) - 1);
+    const auto emit = [&]<int kA>(int64_t r) {
+      const ActivationBlock* rows_a[kA];
+      for (int j = 0; j < kA; ++j) rows_a[j] = a + (r + j) * a_stride;
+      __m512 out[kA];
+      DotInterleaved<Layout, kA>(scratch.data(), blocks, rows_a, out);
+      for (int j = 0; j < kA; ++j) _mm512_mask_storeu_ps(y + (r + j) * y_stride + o, keep, out[j]);
+    };
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) emit.template operator()<4>(r);
+    switch (rows - r) {
+      case 3: emit.template operator()<3>(r); break;
+      case 2: emit.template operator()<2>(r); break;
+      case 1: emit.template operator()<1>(r); break;
+      default: break;
+    }
+  }
+}
+
+template <typename Layout>
+void MultiplyInterleaved(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows, const ActivationBlock* a,
+                         int64_t rows, int64_t blocks, float* y, int64_t y_stride) {
+  MultiplyInterleavedRows<Layout>(weights, row_bytes, out_rows, a, blocks, rows, blocks, y, y_stride);
+}
+
+// One weight row against one activation row or four: a group of sixteen
+// copies of the row, so each lane computes what the multiply computes.
+template <typename Layout>
+float DotInterleavedOne(const uint8_t* w, const ActivationBlock* a, int64_t blocks) {
+  float y;
+  MultiplyInterleavedRows<Layout>(w, 0, 1, a, blocks, 1, blocks, &y, 1);
+  return y;
+}
+template <typename Layout>
+void DotInterleavedFour(const uint8_t* w, const ActivationBlock* a, int64_t stride, int64_t blocks, float out[4]) {
+  MultiplyInterleavedRows<Layout>(w, 0, 1, a, stride, 4, blocks, out, 1);
+}
+
+template <typename Layout>
+void SetInterleaved(KernelSet& set, GgmlType type) {
+  set.Set(type, DotInterleavedOne<Layout>, DotInterleavedFour<Layout>);
+  set.multiply[static_cast<size_t>(type)] = MultiplyInterleaved<Layout>;
+  set.multiply_interleaved[static_cast<size_t>(type)] = true;
+}
+
+// The AVX-512 set's interleaved types: every row count, decode included.
+void AddAvx512Interleaved(KernelSet& set) {
+  SetInterleaved<InterleavedQ4_0>(set, GgmlType::kQ4_0);
+  SetInterleaved<InterleavedQ5_0>(set, GgmlType::kQ5_0);
+  SetInterleaved<InterleavedQ8_0>(set, GgmlType::kQ8_0);
+}
+
+}  // namespace
+}  // namespace edgellm::engine::kernels
+
+#endif  // EDGELLM_ENGINE_QUANT_INTERLEAVED_AVX512_H_
