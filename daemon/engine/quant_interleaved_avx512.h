@@ -5,20 +5,20 @@
 // scales are applied once for sixteen rows rather than once per row and lane
 // (llama.cpp's repacked Q4_0 layouts do the same with eight rows).
 //
-// The file's layout is kept: sixteen rows are interleaved into a per-thread
-// scratch (a few KiB, in L1) just before they are multiplied, and every
-// activation row of the call meets them there, so a prefill chunk pays the
-// interleaving once per sixteen weight rows and nothing else in the engine
-// has to know about it. A decode step pays it on every use, and still does a
+// The file's layout is kept: sixteen rows are interleaved, a strip of blocks
+// at a time, into a scratch on the stack (in L1) just before they are
+// multiplied, and every activation row of the call meets them there, so a
+// prefill chunk pays the interleaving once per sixteen weight rows and
+// nothing else in the engine has to know about it. A decode step pays it on every use, and still does a
 // block of sixteen rows in about half the instructions of sixteen one-row dots.
 //
 // The arithmetic per lane is fixed: the block's integer sum, then
 // acc += (weight scale · activation scale) · sum and off += weight scale ·
-// activation sum_d, then acc − offset · off. The set's one-row and four-row
+// activation sum_d over a strip of 32 blocks, then y += acc − offset · off. The set's one-row and four-row
 // dots of these types run this same code, so a row's value does not depend
 // on how many activation rows a forward carries (decode and prefill agree bit
 // for bit). Included only by quant_kernels_avx512vnni.cpp, after
-// quant_kernels_x86.h.
+// quant_kernels_x86.h and quant_tiles_avx512.h.
 #ifndef EDGELLM_ENGINE_QUANT_INTERLEAVED_AVX512_H_
 #define EDGELLM_ENGINE_QUANT_INTERLEAVED_AVX512_H_
 
@@ -26,7 +26,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "daemon/engine/quant_kernels.h"
 
@@ -35,23 +34,39 @@ namespace {
 
 inline constexpr int kInterleavedRows = 16;
 
-// 16 bytes at `offset` of rows 4l + k (l = 0..3) in lane l of register k,
-// transposed so that lane p of register g holds dword g of row p.
-inline void InterleaveSixteenBytes(const uint8_t* const rows[kInterleavedRows], uint64_t offset, __m512i out[4]) {
-  __m512i z[4];
+// 16 bytes at `offset` of rows 4l + k (l = 0..3) in lane l of register k.
+inline void LoadSixteenRows(const uint8_t* const rows[kInterleavedRows], uint64_t offset, __m512i z[4]) {
 #pragma GCC unroll 4
   for (int k = 0; k < 4; ++k) {
     const auto at = [&](int l) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[4 * l + k] + offset)); };
     z[k] = _mm512_inserti32x4(
         _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(at(0)), at(1), 1), at(2), 2), at(3), 3);
   }
-  // Per 128-bit lane, a 4 x 4 transpose of dwords across the four registers.
+}
+
+// 16 bytes at `offset` of sixteen rows, transposed so that lane p of
+// register g holds dword g of row p: per 128-bit lane, a 4 x 4 transpose of
+// dwords across the four registers LoadSixteenRows fills.
+inline void InterleaveSixteenBytes(const uint8_t* const rows[kInterleavedRows], uint64_t offset, __m512i out[4]) {
+  __m512i z[4];
+  LoadSixteenRows(rows, offset, z);
   const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
   const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
   out[0] = _mm512_unpacklo_epi64(t0, t2);
   out[1] = _mm512_unpackhi_epi64(t0, t2);
   out[2] = _mm512_unpacklo_epi64(t1, t3);
   out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+// Dwords 0 and 1 at `offset` of sixteen rows, lane p row p (the scale and
+// what follows it; sixteen loads and four shuffles, which beat a gather).
+inline void FirstTwoDwords(const uint8_t* const rows[kInterleavedRows], uint64_t offset, __m512i* first,
+                           __m512i* second) {
+  __m512i z[4];
+  LoadSixteenRows(rows, offset, z);
+  const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t2 = _mm512_unpacklo_epi32(z[2], z[3]);
+  *first = _mm512_unpacklo_epi64(t0, t2);
+  *second = _mm512_unpackhi_epi64(t0, t2);
 }
 
 // How a type's block of sixteen rows lies in the scratch: 16 float scales,
@@ -103,22 +118,26 @@ struct InterleavedQ5_0 {
   static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
     __m512i nibbles[4];
     InterleaveSixteenBytes(rows, block_at + 6, nibbles);
-    alignas(64) int32_t offsets[kInterleavedRows];
-    for (int p = 0; p < kInterleavedRows; ++p) offsets[p] = static_cast<int32_t>(rows[p] - rows[0]);
-    const __m512i qh = _mm512_i32gather_epi32(_mm512_load_si512(offsets), rows[0] + block_at + 2, 1);
-    // Four bits of qh from bit `first` on, as bit 4 of four bytes: the
-    // multiply copies bit j to bit 8j (the copies 7 bits apart never meet).
-    const auto fifth_bits = [&](int first) {
-      const __m512i four = _mm512_and_si512(_mm512_srli_epi32(qh, first), _mm512_set1_epi32(0xf));
-      return _mm512_slli_epi32(
-          _mm512_and_si512(_mm512_mullo_epi32(four, _mm512_set1_epi32(0x00204081)), _mm512_set1_epi32(0x01010101)), 4);
+    // qh is bytes 2-5: the high half of dword 0 and the low half of dword 1.
+    __m512i first, second;
+    FirstTwoDwords(rows, block_at, &first, &second);
+    const __m512i qh = _mm512_or_si512(_mm512_srli_epi32(first, 16), _mm512_slli_epi32(second, 16));
+    // Four bits of each lane's qh from bit 8·byte + 4·half on, as masks of
+    // four bytes: the byte is copied to the lane's four, and byte i tested
+    // for bit 4·half + i.
+    const auto fifth_bits = [&](int byte, int half) {
+      const __m512i lane_starts = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00000000, 0x04040404, 0x08080808, 0x0c0c0c0c));
+      const __m512i copies =
+          _mm512_shuffle_epi8(qh, _mm512_add_epi8(lane_starts, _mm512_set1_epi8(static_cast<char>(byte))));
+      return _mm512_test_epi8_mask(copies, _mm512_set1_epi32(0x08040201 << (4 * half)));
     };
-    const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0f), bit_four = _mm512_set1_epi8(0x10);
 #pragma GCC unroll 4
     for (int g = 0; g < 4; ++g) {
-      out[g] = _mm512_or_si512(_mm512_and_si512(nibbles[g], low_nibbles), fifth_bits(4 * g));
-      out[4 + g] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(nibbles[g], 4), low_nibbles),
-                                   fifth_bits(16 + 4 * g));
+      const __m512i low = _mm512_and_si512(nibbles[g], low_nibbles);
+      const __m512i high = _mm512_and_si512(_mm512_srli_epi16(nibbles[g], 4), low_nibbles);
+      out[g] = _mm512_mask_add_epi8(low, fifth_bits(g / 2, g % 2), low, bit_four);
+      out[4 + g] = _mm512_mask_add_epi8(high, fifth_bits(2 + g / 2, g % 2), high, bit_four);
     }
   }
   static void Dot(__m512i group, int g, const int32_t* q, __m512i sums[2]) { InterleavedQ8_0::Dot(group, g, q, sums); }
@@ -131,16 +150,22 @@ struct alignas(64) ScratchRegister {
   __m512i bits;
 };
 
-// Sixteen weight rows' `blocks` blocks into `scratch`.
+// Blocks [first, first + count) of sixteen weight rows into `scratch`;
+// `next` is where the sixteen rows after them start.
 template <typename Layout>
-void InterleaveRows(const uint8_t* const rows[kInterleavedRows], int64_t blocks, ScratchRegister* scratch) {
-  alignas(64) int32_t offsets[kInterleavedRows];
-  for (int p = 0; p < kInterleavedRows; ++p) offsets[p] = static_cast<int32_t>(rows[p] - rows[0]);
-  const __m512i scale_at = _mm512_load_si512(offsets);
-  for (int64_t b = 0; b < blocks; ++b, scratch += kScratchRegisters<Layout>) {
+void InterleaveRows(const uint8_t* const rows[kInterleavedRows], int64_t first, int64_t count,
+                    ScratchRegister* scratch, const uint8_t* next) {
+  for (int64_t b = first; b < first + count; ++b, scratch += kScratchRegisters<Layout>) {
     const uint64_t block_at = static_cast<uint64_t>(b) * Layout::kBlockBytes;
+    // Sixteen streams are more than the hardware prefetcher follows: while
+    // these rows are read across, the next sixteen (contiguous) are asked
+    // for in order, a block's share of them per block.
+    for (uint64_t line = 0; line < kInterleavedRows * Layout::kBlockBytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(next) + kInterleavedRows * block_at + line, _MM_HINT_T0);
+    }
     // Each row's fp16 scale is the low half of the dword at its block's start.
-    const __m512i scale_words = _mm512_i32gather_epi32(scale_at, rows[0] + block_at, 1);
+    __m512i scale_words, unused;
+    FirstTwoDwords(rows, block_at, &scale_words, &unused);
     scratch[0].bits = _mm512_castps_si512(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(scale_words)));
     __m512i groups[Layout::kGroups];
     Layout::Interleave(rows, block_at, groups);
@@ -174,7 +199,7 @@ void DotInterleaved(const ScratchRegister* scratch, int64_t blocks, const Activa
 #pragma GCC unroll 4
     for (int j = 0; j < kA; ++j) {
       const ActivationBlock& block = a[j][b];
-      const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(sums[j][0], sums[j][1]));
+      const __m512 sum = LanesToFloat(_mm512_add_epi32(sums[j][0], sums[j][1]));
       acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(scales, _mm512_set1_ps(block.d)), sum, acc[j]);
       off[j] = _mm512_fmadd_ps(scales, _mm512_set1_ps(block.sum_d), off[j]);
     }
@@ -183,39 +208,48 @@ void DotInterleaved(const ScratchRegister* scratch, int64_t blocks, const Activa
   for (int j = 0; j < kA; ++j) out[j] = _mm512_fnmadd_ps(_mm512_set1_ps(Layout::kOffset), off[j], acc[j]);
 }
 
+// Blocks interleaved at a time: a strip of sixteen rows (18 KiB for Q8_0)
+// stays in L1 while the activation rows pass it, and lives on the stack, so
+// no thread ever allocates for it.
+inline constexpr int64_t kStripBlocks = 32;
+
 // y[r·y_stride + o] for `out_rows` weight rows (each `row_bytes` after the
 // last) and `rows` activation rows (each `a_stride` blocks after the last):
 // sixteen weight rows at a time (a group past the last row repeats it and
-// keeps only the real rows), four activation rows at a time against them.
+// keeps only the real rows), a strip of their blocks at a time, four
+// activation rows at a time against it. Each strip's sums are added to y.
 template <typename Layout>
 void MultiplyInterleavedRows(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows, const ActivationBlock* a,
                              int64_t a_stride, int64_t rows, int64_t blocks, float* y, int64_t y_stride) {
-  // Grows to the largest row seen, then stays: a warm decode step allocates nothing.
-  thread_local std::vector<ScratchRegister> scratch;
-  const size_t registers = static_cast<size_t>(blocks) * kScratchRegisters<Layout>;
-  if (scratch.size() < registers) scratch.resize(registers);
+  ScratchRegister strip[kStripBlocks * kScratchRegisters<Layout>];
   for (int64_t o = 0; o < out_rows; o += kInterleavedRows) {
     const uint8_t* group[kInterleavedRows];
     for (int p = 0; p < kInterleavedRows; ++p) {
       group[p] = weights + static_cast<uint64_t>(std::min<int64_t>(o + p, out_rows - 1)) * row_bytes;
     }
-    InterleaveRows<Layout>(group, blocks, scratch.data());
     const int64_t real = std::min<int64_t>(kInterleavedRows, out_rows - o);
     const __mmask16 keep = static_cast<__mmask16>((1u << real) - 1);
-    const auto emit = [&]<int kA>(int64_t r) {
-      const ActivationBlock* rows_a[kA];
-      for (int j = 0; j < kA; ++j) rows_a[j] = a + (r + j) * a_stride;
-      __m512 out[kA];
-      DotInterleaved<Layout, kA>(scratch.data(), blocks, rows_a, out);
-      for (int j = 0; j < kA; ++j) _mm512_mask_storeu_ps(y + (r + j) * y_stride + o, keep, out[j]);
-    };
-    int64_t r = 0;
-    for (; r + 4 <= rows; r += 4) emit.template operator()<4>(r);
-    switch (rows - r) {
-      case 3: emit.template operator()<3>(r); break;
-      case 2: emit.template operator()<2>(r); break;
-      case 1: emit.template operator()<1>(r); break;
-      default: break;
+    for (int64_t first = 0; first < blocks; first += kStripBlocks) {
+      const int64_t count = std::min(kStripBlocks, blocks - first);
+      InterleaveRows<Layout>(group, first, count, strip, weights + (o + kInterleavedRows) * row_bytes);
+      const auto emit = [&]<int kA>(int64_t r) {
+        const ActivationBlock* rows_a[kA];
+        for (int j = 0; j < kA; ++j) rows_a[j] = a + (r + j) * a_stride + first;
+        __m512 out[kA];
+        DotInterleaved<Layout, kA>(strip, count, rows_a, out);
+        for (int j = 0; j < kA; ++j) {
+          float* at = y + (r + j) * y_stride + o;
+          _mm512_mask_storeu_ps(at, keep, first == 0 ? out[j] : _mm512_add_ps(_mm512_maskz_loadu_ps(keep, at), out[j]));
+        }
+      };
+      int64_t r = 0;
+      for (; r + 4 <= rows; r += 4) emit.template operator()<4>(r);
+      switch (rows - r) {
+        case 3: emit.template operator()<3>(r); break;
+        case 2: emit.template operator()<2>(r); break;
+        case 1: emit.template operator()<1>(r); break;
+        default: break;
+      }
     }
   }
 }

@@ -87,6 +87,11 @@ inline __m512i UnsignedWeightPair(const uint8_t* first, const uint8_t* second) {
   }
 }
 
+// int32 lanes as floats. _mm512_cvtepi32_ps passes GCC 12 an undefined
+// register, which it then warns of wherever it inlines it; the zero-masked
+// form is the same instruction on every lane.
+inline __m512 LanesToFloat(__m512i v) { return _mm512_maskz_cvtepi32_ps(static_cast<__mmask16>(0xffff), v); }
+
 inline __m512i NegatedOffsetSums(__m512i activations) {
   return _mm512_sub_epi32(_mm512_setzero_si512(),
                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(static_cast<char>(0x80)),
@@ -144,7 +149,7 @@ void DotTile(const uint8_t* const w[kW], const ActivationBlock* const a[kA], int
 #pragma GCC unroll 4
       for (int i = 0; i < kW; ++i) {
         const __m512i sums = _mm512_dpbusd_epi32(base, weights[i], q);
-        acc[j][i] = _mm512_fmadd_ps(_mm512_mul_ps(weight_scales[i], scale), _mm512_cvtepi32_ps(sums), acc[j][i]);
+        acc[j][i] = _mm512_fmadd_ps(_mm512_mul_ps(weight_scales[i], scale), LanesToFloat(sums), acc[j][i]);
       }
     }
     if constexpr (kHasOffset<Block>) {
