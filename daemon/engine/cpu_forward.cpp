@@ -9,6 +9,7 @@
 
 #include "daemon/engine/gelu.h"
 #include "daemon/engine/kv_block_pool.h"
+#include "daemon/engine/quant_kernels.h"
 #include "daemon/engine/thread_pool.h"
 
 namespace edgellm::engine {
@@ -17,6 +18,11 @@ namespace {
 // Rows per chunk of the row-wise steps (norms, rotations, activations): a
 // decode step's few rows stay on the calling thread.
 constexpr int64_t kRowsPerChunk = 8;
+// Query rows of one KV head up to which attention skips BLAS (a decode step's
+// group of heads sharing it).
+constexpr int64_t kFewQueryRows = 8;
+// Query-key products worth a chunk of attention work of its own.
+constexpr int64_t kMinAttentionWorkPerChunk = 1 << 16;
 
 // Grows `buffer` to at least `n` floats and returns its data; never shrinks,
 // so a warm buffer is reused without allocating.
@@ -137,14 +143,27 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   const float inverse_softcap = softcap > 0 ? 1.0f / softcap : 0.0f;
   // Row i, at position pos0 + i, sees positions [first_seen(i), pos0 + i].
   auto first_seen = [&](int64_t i) { return window > 0 ? std::max<int64_t>(0, pos0 + i - window + 1) : 0; };
+  // A decode step's few query rows meet each block's keys through the
+  // engine's float dot: at these sizes BLAS spends more packing its operands
+  // than multiplying them (a fifth of a small model's decode step).
+  const bool few_queries = m <= kFewQueryRows && hd % kernels::kBlock == 0;
+  const kernels::DotFloatFn dot = kernels::BestKernels().dot_f32;
   for (int64_t p0 = first_seen(0) / block_size * block_size; p0 < total; p0 += block_size) {
     const int64_t run = std::min<int64_t>(block_size, total - p0);
     const int32_t block = seq.cache->block_table()[p0 / block_size];
     const float* keys = pool.LayerData(block, layer, false) + kv_head * block_size * hd;
     const float* values = pool.LayerData(block, layer, true) + kv_head * block_size * hd;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(run),
-                static_cast<int>(hd), scale, queries, static_cast<int>(hd), keys, static_cast<int>(hd), 0.0f, scores,
-                static_cast<int>(run));
+    if (few_queries) {
+      for (int64_t r = 0; r < m; ++r) {
+        for (int64_t t = 0; t < run; ++t) {
+          scores[r * run + t] = scale * dot(reinterpret_cast<const uint8_t*>(keys + t * hd), queries + r * hd, hd);
+        }
+      }
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(run),
+                  static_cast<int>(hd), scale, queries, static_cast<int>(hd), keys, static_cast<int>(hd), 0.0f, scores,
+                  static_cast<int>(run));
+    }
     for (int64_t r = 0; r < m; ++r) {
       float* row = scores + r * run;
       const int64_t from = std::max<int64_t>(0, first_seen(r % n) - p0);
@@ -173,9 +192,20 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       }
       std::fill(row + valid, row + run, 0.0f);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(hd),
-                static_cast<int>(run), 1.0f, scores, static_cast<int>(run), values, static_cast<int>(hd), 1.0f, result,
-                static_cast<int>(hd));
+    if (few_queries) {
+      for (int64_t r = 0; r < m; ++r) {
+        float* row_result = result + r * hd;
+        for (int64_t t = 0; t < run; ++t) {
+          const float weight = scores[r * run + t];
+          const float* value = values + t * hd;
+          for (int64_t j = 0; j < hd; ++j) row_result[j] += weight * value[j];
+        }
+      }
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(hd),
+                  static_cast<int>(run), 1.0f, scores, static_cast<int>(run), values, static_cast<int>(hd), 1.0f,
+                  result, static_cast<int>(hd));
+    }
   }
   for (int64_t g = 0; g < group; ++g) {
     for (int64_t i = 0; i < n; ++i) {
@@ -314,7 +344,13 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     }
     const int64_t heads_kv = config.n_head_kv;
     const int32_t window = config.IsSlidingLayer(layer) ? config.sliding_window : 0;
-    pool.Run(static_cast<int64_t>(sequences.size()) * heads_kv, 1, [&](int64_t begin, int64_t end) {
+    // Heads per chunk: enough multiply-adds to pay for handing them to
+    // another thread (a tiny model's heads all stay on the calling thread).
+    int64_t attended = 0;
+    for (const CpuSequence& seq : sequences) attended += seq.count * (seq.cache->length() + seq.count);
+    const int64_t per_head = attended * (config.n_head / heads_kv) * hd / static_cast<int64_t>(sequences.size());
+    const int64_t heads_per_chunk = std::max<int64_t>(1, kMinAttentionWorkPerChunk / std::max<int64_t>(per_head, 1));
+    pool.Run(static_cast<int64_t>(sequences.size()) * heads_kv, heads_per_chunk, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
         const int64_t s = task / heads_kv, kv_head = task % heads_kv;
         const CpuSequence& seq = sequences[s];
