@@ -105,6 +105,29 @@ int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_
   return m * (2 * config.head_dim + block_size + 2);
 }
 
+// e^x in place for x <= 0 (scores less their row's maximum), within a few
+// units in the last place: x = k·ln 2 + r with |r| <= ln 2 / 2, e^r by its
+// Taylor polynomial to r^6, 2^k written into the exponent. Plain arithmetic
+// the compiler vectorizes, where std::exp is a call per value (a prompt's
+// attention takes tens of millions of them). Below -87, e^x is 0; a NaN
+// stays a NaN.
+void ExpOfNonPositive(float* v, int64_t n) {
+  constexpr float kLog2e = 1.44269504f, kLn2High = 0.693359375f, kLn2Low = -2.12194440e-4f;
+  constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = v[i] >= -87.0f ? v[i] : -87.0f;
+    const float k = (x * kLog2e + kRound) - kRound;
+    const float r = (x - k * kLn2High) - k * kLn2Low;
+    const float p =
+        1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
+    const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+    float two_to_k;
+    std::memcpy(&two_to_k, &bits, sizeof(two_to_k));
+    const float e = p * two_to_k;
+    v[i] = v[i] >= -87.0f ? e : (v[i] < -87.0f ? 0.0f : v[i]);  // a NaN stays one
+  }
+}
+
 // Attention of one sequence's rows for KV head `kv_head` and the query heads
 // that share it, over the sequence's cache: rows [count, n_head * head_dim]
 // of `out` get those heads' outputs. It runs a KV block at a time on the
@@ -153,58 +176,74 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     const int32_t block = seq.cache->block_table()[p0 / block_size];
     const float* keys = pool.LayerData(block, layer, false) + kv_head * block_size * hd;
     const float* values = pool.LayerData(block, layer, true) + kv_head * block_size * hd;
-    if (few_queries) {
-      for (int64_t r = 0; r < m; ++r) {
-        for (int64_t t = 0; t < run; ++t) {
-          scores[r * run + t] = scale * dot(reinterpret_cast<const uint8_t*>(keys + t * hd), queries + r * hd, hd);
+    // Rows before p0 see none of this block (a prompt's early rows and the
+    // later blocks of its own chunk): each head's rows from `first` on are
+    // multiplied, and the others left as they are.
+    const int64_t first = std::max<int64_t>(0, p0 - pos0), seeing = n - first;
+    for (int64_t g = 0; g < group; ++g) {
+      const float* group_queries = queries + (g * n + first) * hd;
+      float* group_scores = scores + (g * n + first) * run;
+      if (few_queries) {
+        for (int64_t r = 0; r < seeing; ++r) {
+          for (int64_t t = 0; t < run; ++t) {
+            group_scores[r * run + t] =
+                scale * dot(reinterpret_cast<const uint8_t*>(keys + t * hd), group_queries + r * hd, hd);
+          }
         }
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(seeing), static_cast<int>(run),
+                    static_cast<int>(hd), scale, group_queries, static_cast<int>(hd), keys, static_cast<int>(hd),
+                    0.0f, group_scores, static_cast<int>(run));
       }
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(run),
-                  static_cast<int>(hd), scale, queries, static_cast<int>(hd), keys, static_cast<int>(hd), 0.0f, scores,
-                  static_cast<int>(run));
     }
-    for (int64_t r = 0; r < m; ++r) {
-      float* row = scores + r * run;
-      const int64_t from = std::max<int64_t>(0, first_seen(r % n) - p0);
-      const int64_t valid = std::min<int64_t>(run, pos0 + r % n + 1 - p0);
-      if (valid <= from) {
-        std::fill(row, row + run, 0.0f);
-        continue;
-      }
-      if (softcap > 0) {
-        for (int64_t t = from; t < valid; ++t) row[t] = softcap * std::tanh(row[t] * inverse_softcap);
-      }
-      float block_max = row[from];
-      for (int64_t t = from + 1; t < valid; ++t) block_max = std::max(block_max, row[t]);
-      const float new_max = std::max(row_max[r], block_max);
-      // A row's first visible block finds its maximum at -inf: the rescale is 0 of nothing.
-      if (new_max > row_max[r] && row_sum[r] > 0.0f) {
-        const float rescale = std::exp(row_max[r] - new_max);
-        row_sum[r] *= rescale;
-        for (int64_t j = 0; j < hd; ++j) result[r * hd + j] *= rescale;
-      }
-      row_max[r] = new_max;
-      std::fill(row, row + from, 0.0f);
-      for (int64_t t = from; t < valid; ++t) {
-        row[t] = std::exp(row[t] - new_max);
-        row_sum[r] += row[t];
-      }
-      std::fill(row + valid, row + run, 0.0f);
-    }
-    if (few_queries) {
-      for (int64_t r = 0; r < m; ++r) {
-        float* row_result = result + r * hd;
-        for (int64_t t = 0; t < run; ++t) {
-          const float weight = scores[r * run + t];
-          const float* value = values + t * hd;
-          for (int64_t j = 0; j < hd; ++j) row_result[j] += weight * value[j];
+    for (int64_t g = 0; g < group; ++g) {
+      for (int64_t i = first; i < n; ++i) {
+        const int64_t r = g * n + i;
+        float* row = scores + r * run;
+        const int64_t from = std::max<int64_t>(0, first_seen(i) - p0);
+        const int64_t valid = std::min<int64_t>(run, pos0 + i + 1 - p0);
+        if (valid <= from) {
+          std::fill(row, row + run, 0.0f);
+          continue;
         }
+        if (softcap > 0) {
+          for (int64_t t = from; t < valid; ++t) row[t] = softcap * std::tanh(row[t] * inverse_softcap);
+        }
+        float block_max = row[from];
+        for (int64_t t = from + 1; t < valid; ++t) block_max = std::max(block_max, row[t]);
+        const float new_max = std::max(row_max[r], block_max);
+        // A row's first visible block finds its maximum at -inf: the rescale is 0 of nothing.
+        if (new_max > row_max[r] && row_sum[r] > 0.0f) {
+          const float rescale = std::exp(row_max[r] - new_max);
+          row_sum[r] *= rescale;
+          for (int64_t j = 0; j < hd; ++j) result[r * hd + j] *= rescale;
+        }
+        row_max[r] = new_max;
+        std::fill(row, row + from, 0.0f);
+        for (int64_t t = from; t < valid; ++t) row[t] -= new_max;
+        ExpOfNonPositive(row + from, valid - from);
+        float sum = 0.0f;
+        for (int64_t t = from; t < valid; ++t) sum += row[t];
+        row_sum[r] += sum;
+        std::fill(row + valid, row + run, 0.0f);
       }
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(hd),
-                  static_cast<int>(run), 1.0f, scores, static_cast<int>(run), values, static_cast<int>(hd), 1.0f,
-                  result, static_cast<int>(hd));
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      const float* group_scores = scores + (g * n + first) * run;
+      float* group_result = result + (g * n + first) * hd;
+      if (few_queries) {
+        for (int64_t r = 0; r < seeing; ++r) {
+          for (int64_t t = 0; t < run; ++t) {
+            const float weight = group_scores[r * run + t];
+            const float* value = values + t * hd;
+            for (int64_t j = 0; j < hd; ++j) group_result[r * hd + j] += weight * value[j];
+          }
+        }
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(seeing), static_cast<int>(hd),
+                    static_cast<int>(run), 1.0f, group_scores, static_cast<int>(run), values, static_cast<int>(hd),
+                    1.0f, group_result, static_cast<int>(hd));
+      }
     }
   }
   for (int64_t g = 0; g < group; ++g) {
