@@ -134,8 +134,19 @@ TEST_F(SchedulerTest, RequestsThatFitRunTogether) {
   auto scheduler = MakeScheduler(12, {.max_active = 4});
   const std::vector<TokenId> a = Prompt(20, 1), b = Prompt(20, 2);
   Collector first, second;
-  ASSERT_TRUE(scheduler->Submit(Request(a, 24), first.Sink()).ok());
+  // The first request's first token waits for the second to be submitted, so
+  // the second arrives while the first has 23 tokens to go, however fast they come.
+  Notification second_submitted;
+  EventSink first_sink = first.Sink();
+  ASSERT_TRUE(scheduler
+                  ->Submit(Request(a, 24),
+                           [&](GenerationEvent event) {
+                             second_submitted.WaitForNotification();
+                             first_sink(std::move(event));
+                           })
+                  .ok());
   ASSERT_TRUE(scheduler->Submit(Request(b, 24), second.Sink()).ok());
+  second_submitted.Notify();
   const Outcome one = first.Wait(), two = second.Wait();
   EXPECT_LT(two.first_event, one.last_event);
   EXPECT_EQ(one.tokens, Reference(a, 24));
