@@ -3,7 +3,8 @@
 # with the same thread counts, and prints edgellm ÷ llama.cpp for prefill (a
 # 512-token prompt, llama-bench's pp512) and decode (128 tokens from an empty
 # context, its tg128): one `compare` line per figure, then a Markdown table of
-# them all. The files are the speed targets' shapes (smol-135m, qwen2.5-0.5b,
+# them all, with edgellm's decode as a fraction of the memory bandwidth the
+# benchmark measures in the same run (weight bytes per token × tok/s ÷ GB/s). The files are the speed targets' shapes (smol-135m, qwen2.5-0.5b,
 # llama3.2-1b, tinyllama-1.1b) at Q4_0, Q8_0 and Q4_K_M (laid out as
 # llama-quantize lays it out, engine/quant_mix.h), written by `edgellm
 # make-model` into the build tree (random weights at the real shapes;
@@ -74,6 +75,7 @@ for shape in ${COMPARE_SHAPES:-smol-135m qwen2.5-0.5b llama3.2-1b tinyllama-1.1b
         --prompt-tokens 1 --decode-tokens 128 --batch-sizes 1)
       ours_prefill=$(figure prefill_tok_s)
       ours_decode=$(figure decode_tok_s)
+      fraction=$(figure decode_fraction_of_bandwidth)
       row="| $shape $type | $threads"
       for pair in "prefill_tok_s $ours_prefill $llama_prefill" "decode_tok_s $ours_decode $llama_decode"; do
         read -r metric mine theirs <<<"$pair"
@@ -81,11 +83,11 @@ for shape in ${COMPARE_SHAPES:-smol-135m qwen2.5-0.5b llama3.2-1b tinyllama-1.1b
         echo "compare model=$(basename "$model") threads=$threads metric=$metric edgellm=$mine llama_cpp=$theirs ratio=$ratio"
         row+=" | $mine | $theirs | $ratio"
       done
-      table+=("$row |")
+      table+=("$row | $(awk -v f="$fraction" 'BEGIN { printf "%.2f", f }') |")
     done
   done
 done
 echo
-echo "| file | threads | edgellm prefill tok/s | llama.cpp | ratio | edgellm decode tok/s | llama.cpp | ratio |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| file | threads | edgellm prefill tok/s | llama.cpp | ratio | edgellm decode tok/s | llama.cpp | ratio | edgellm decode ÷ bandwidth |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${table[@]}"
