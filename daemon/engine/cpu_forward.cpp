@@ -109,13 +109,14 @@ int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_
 // units in the last place: x = k·ln 2 + r with |r| <= ln 2 / 2, e^r by its
 // Taylor polynomial to r^6, 2^k written into the exponent. Plain arithmetic
 // the compiler vectorizes, where std::exp is a call per value (a prompt's
-// attention takes tens of millions of them). Below -87, e^x is 0; a NaN
-// stays a NaN.
+// attention takes tens of millions of them). Below -87, e^x is 0, above 88
+// infinite (a row whose every score is -inf gives +inf here); a NaN stays a
+// NaN.
 void ExpOfNonPositive(float* v, int64_t n) {
   constexpr float kLog2e = 1.44269504f, kLn2High = 0.693359375f, kLn2Low = -2.12194440e-4f;
   constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
   for (int64_t i = 0; i < n; ++i) {
-    const float x = v[i] >= -87.0f ? v[i] : -87.0f;
+    const float x = v[i] > -87.0f ? (v[i] < 88.0f ? v[i] : 88.0f) : -87.0f;  // a NaN becomes -87 here
     const float k = (x * kLog2e + kRound) - kRound;
     const float r = (x - k * kLn2High) - k * kLn2Low;
     const float p =
@@ -124,7 +125,8 @@ void ExpOfNonPositive(float* v, int64_t n) {
     float two_to_k;
     std::memcpy(&two_to_k, &bits, sizeof(two_to_k));
     const float e = p * two_to_k;
-    v[i] = v[i] >= -87.0f ? e : (v[i] < -87.0f ? 0.0f : v[i]);  // a NaN stays one
+    v[i] = v[i] >= -87.0f ? (v[i] <= 88.0f ? e : std::numeric_limits<float>::infinity())
+                          : (v[i] < -87.0f ? 0.0f : v[i]);  // and stays one here
   }
 }
 
