@@ -13,8 +13,8 @@
 #      and the validation of structured device and client requests (Register, upload
 #      headers, install reports, release polls, Generate) with libFuzzer (clang) for
 #      EDGELLM_FUZZ_SECONDS
-#      each (default 60); the same clang build checks the locking code with
-#      -Wthread-safety -Werror=thread-safety.
+#      each (default 60, 30 when CI is set); the same clang build checks the
+#      locking code with -Wthread-safety -Werror=thread-safety.
 # Set EDGELLM_SKIP_DEPS=1 to skip step 1 on a machine that is already set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,7 @@ cmake --workflow --preset asan
 
 cmake --workflow --preset tsan
 
-cmake --preset fuzz -DEDGELLM_FUZZ_SECONDS="${EDGELLM_FUZZ_SECONDS:-60}"
+if [ -n "${CI:-}" ]; then default_fuzz_seconds=30; else default_fuzz_seconds=60; fi
+cmake --preset fuzz -DEDGELLM_FUZZ_SECONDS="${EDGELLM_FUZZ_SECONDS:-$default_fuzz_seconds}"
 cmake --build --preset fuzz
 ctest --preset fuzz
