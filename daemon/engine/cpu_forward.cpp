@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "daemon/engine/fast_exp.h"
 #include "daemon/engine/gelu.h"
 #include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/quant_kernels.h"
@@ -105,31 +106,6 @@ int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_
   return m * (2 * config.head_dim + block_size + 2);
 }
 
-// e^x in place for x <= 0 (scores less their row's maximum), within a few
-// units in the last place: x = k·ln 2 + r with |r| <= ln 2 / 2, e^r by its
-// Taylor polynomial to r^6, 2^k written into the exponent. Plain arithmetic
-// the compiler vectorizes, where std::exp is a call per value (a prompt's
-// attention takes tens of millions of them). Below -87, e^x is 0, above 88
-// infinite (a row whose every score is -inf gives +inf here); a NaN stays a
-// NaN.
-void ExpOfNonPositive(float* v, int64_t n) {
-  constexpr float kLog2e = 1.44269504f, kLn2High = 0.693359375f, kLn2Low = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
-  for (int64_t i = 0; i < n; ++i) {
-    const float x = v[i] > -87.0f ? (v[i] < 88.0f ? v[i] : 88.0f) : -87.0f;  // a NaN becomes -87 here
-    const float k = (x * kLog2e + kRound) - kRound;
-    const float r = (x - k * kLn2High) - k * kLn2Low;
-    const float p =
-        1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-    const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
-    float two_to_k;
-    std::memcpy(&two_to_k, &bits, sizeof(two_to_k));
-    const float e = p * two_to_k;
-    v[i] = v[i] >= -87.0f ? (v[i] <= 88.0f ? e : std::numeric_limits<float>::infinity())
-                          : (v[i] < -87.0f ? 0.0f : v[i]);  // and stays one here
-  }
-}
-
 // Attention of one sequence's rows for KV head `kv_head` and the query heads
 // that share it, over the sequence's cache: rows [count, n_head * head_dim]
 // of `out` get those heads' outputs. It runs a KV block at a time on the
@@ -168,11 +144,12 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   const float inverse_softcap = softcap > 0 ? 1.0f / softcap : 0.0f;
   // Row i, at position pos0 + i, sees positions [first_seen(i), pos0 + i].
   auto first_seen = [&](int64_t i) { return window > 0 ? std::max<int64_t>(0, pos0 + i - window + 1) : 0; };
-  // A decode step's few query rows meet each block's keys through the
-  // engine's float dot: at these sizes BLAS spends more packing its operands
-  // than multiplying them (a fifth of a small model's decode step).
+  // A decode step's few query rows meet each block's keys and values through
+  // the engine's float kernels: at these sizes BLAS spends more packing its
+  // operands than multiplying them (a fifth of a small model's decode step).
   const bool few_queries = m <= kFewQueryRows && hd % kernels::kBlock == 0;
   const kernels::DotFloatFn dot = kernels::BestKernels().dot_f32;
+  const kernels::WeightedRowSumFn weighted_row_sum = kernels::BestKernels().weighted_row_sum;
   for (int64_t p0 = first_seen(0) / block_size * block_size; p0 < total; p0 += block_size) {
     const int64_t run = std::min<int64_t>(block_size, total - p0);
     const int32_t block = seq.cache->block_table()[p0 / block_size];
@@ -223,7 +200,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
         row_max[r] = new_max;
         std::fill(row, row + from, 0.0f);
         for (int64_t t = from; t < valid; ++t) row[t] -= new_max;
-        ExpOfNonPositive(row + from, valid - from);
+        ExpInPlace(row + from, valid - from);
         float sum = 0.0f;
         for (int64_t t = from; t < valid; ++t) sum += row[t];
         row_sum[r] += sum;
@@ -235,11 +212,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       float* group_result = result + (g * n + first) * hd;
       if (few_queries) {
         for (int64_t r = 0; r < seeing; ++r) {
-          for (int64_t t = 0; t < run; ++t) {
-            const float weight = group_scores[r * run + t];
-            const float* value = values + t * hd;
-            for (int64_t j = 0; j < hd; ++j) group_result[r * hd + j] += weight * value[j];
-          }
+          weighted_row_sum(group_scores + r * run, values, run, hd, group_result + r * hd);
         }
       } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(seeing), static_cast<int>(hd),

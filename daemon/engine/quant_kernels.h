@@ -73,6 +73,10 @@ using MultiplySuperFn = void (*)(const uint8_t* weights, uint64_t row_bytes, int
                                  int64_t y_stride);
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
+// out[j] += Σ_t weights[t] · rows[t·width + j] for j < width, t < count, the
+// terms added in order of t: attention's weighted sum of a block's values.
+using WeightedRowSumFn = void (*)(const float* weights, const float* rows, int64_t count, int64_t width,
+                                  float* out);
 
 // GGML type ids are below this.
 inline constexpr size_t kTypeSlots = 40;
@@ -83,6 +87,7 @@ struct KernelSet {
   QuantizeSuperFn quantize_super = nullptr;
   DotFloatFn dot_f16 = nullptr;
   DotFloatFn dot_f32 = nullptr;
+  WeightedRowSumFn weighted_row_sum = nullptr;
   // By GGML type id, the dot of that type's weights with quantized
   // activations, and the four-row one where there is one; nullptr: none. A
   // type has entries in `dot` or in `super_dot`, never both.

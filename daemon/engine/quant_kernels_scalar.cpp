@@ -274,6 +274,12 @@ float DotF32(const uint8_t* w, const float* x, int64_t n) {
   return total;
 }
 
+void WeightedRowSum(const float* weights, const float* rows, int64_t count, int64_t width, float* out) {
+  for (int64_t t = 0; t < count; ++t) {
+    for (int64_t j = 0; j < width; ++j) out[j] += weights[t] * rows[t * width + j];
+  }
+}
+
 }  // namespace
 
 const KernelSet& ScalarKernels() {
@@ -284,6 +290,7 @@ const KernelSet& ScalarKernels() {
     scalar.quantize_super = QuantizeSuper;
     scalar.dot_f16 = DotF16;
     scalar.dot_f32 = DotF32;
+    scalar.weighted_row_sum = WeightedRowSum;
     scalar.Set(GgmlType::kQ4_0, DotQ4_0, Dot4<DotQ4_0>);
     scalar.Set(GgmlType::kQ4_1, DotQ4_1);
     scalar.Set(GgmlType::kQ5_0, DotQ5_0);

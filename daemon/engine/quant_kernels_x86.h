@@ -12,6 +12,7 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <string_view>
 
@@ -682,6 +683,32 @@ float DotF32(const uint8_t* w, const float* x, int64_t n) {
   return HorizontalSum(_mm256_add_ps(acc0, acc1));
 }
 
+// Four registers of `out` stay in place while every row's weight meets them.
+void WeightedRowSum(const float* weights, const float* rows, int64_t count, int64_t width, float* out) {
+  int64_t j = 0;
+  for (; j + 32 <= width; j += 32) {
+    __m256 a0 = _mm256_loadu_ps(out + j), a1 = _mm256_loadu_ps(out + j + 8);
+    __m256 a2 = _mm256_loadu_ps(out + j + 16), a3 = _mm256_loadu_ps(out + j + 24);
+    for (int64_t t = 0; t < count; ++t) {
+      const __m256 w = _mm256_broadcast_ss(weights + t);
+      const float* row = rows + t * width + j;
+      a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(row), a0);
+      a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(row + 8), a1);
+      a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(row + 16), a2);
+      a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(row + 24), a3);
+    }
+    _mm256_storeu_ps(out + j, a0);
+    _mm256_storeu_ps(out + j + 8, a1);
+    _mm256_storeu_ps(out + j + 16, a2);
+    _mm256_storeu_ps(out + j + 24, a3);
+  }
+  for (; j < width; ++j) {
+    float sum = out[j];
+    for (int64_t t = 0; t < count; ++t) sum = std::fma(weights[t], rows[t * width + j], sum);
+    out[j] = sum;
+  }
+}
+
 // AVX2, FMA and F16C: what every set here needs. F16C from CPUID itself: not
 // every compiler's __builtin_cpu_supports knows it.
 bool CpuRunsAvx2() {
@@ -698,6 +725,7 @@ KernelSet X86Kernels(std::string_view name) {
   x86.quantize_super = QuantizeSuper;
   x86.dot_f16 = DotF16;
   x86.dot_f32 = DotF32;
+  x86.weighted_row_sum = WeightedRowSum;
   x86.prefill_in_kernels = true;
   x86.Set(GgmlType::kQ8_0, DotOne<Q8_0Block>, DotFour<Q8_0Block>);
   x86.Set(GgmlType::kQ4_0, DotOne<Q4_0Block>, DotFour<Q4_0Block>);

@@ -291,6 +291,26 @@ TEST(QuantKernels, FloatDotsMatchTheExactSum) {
   }
 }
 
+TEST(QuantKernels, WeightedRowSumsMatchTheExactSum) {
+  for (int64_t width : {1, 31, 32, 64, 80, 128, 257}) {
+    for (int64_t count : {0, 1, 7, 16}) {
+      const std::vector<float> weights = RandomFloats(count, 11 + static_cast<uint32_t>(count));
+      const std::vector<float> rows = RandomFloats(count * width, 13 + static_cast<uint32_t>(width));
+      const std::vector<float> start = RandomFloats(width, 17);
+      for (const KernelSet* set : Available()) {
+        std::vector<float> out = start;
+        set->weighted_row_sum(weights.data(), rows.data(), count, width, out.data());
+        for (int64_t j = 0; j < width; ++j) {
+          double want = start[j];
+          for (int64_t t = 0; t < count; ++t) want += static_cast<double>(weights[t]) * rows[t * width + j];
+          ASSERT_NEAR(out[j], want, 1e-5 * (count + 1)) << set->name << " width=" << width << " count=" << count
+                                                         << " j=" << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(QuantKernels, TheBestSetIsOneThisMachineRuns) {
   const KernelSet& best = BestKernels();
   bool found = false;
