@@ -20,6 +20,7 @@
 #include "daemon/serve/inference_core.h"
 #include "edgellm/v1/inference.grpc.pb.h"
 #include "tools/commands.h"
+#include "tools/output_constraint.h"
 #include "tools/remote_generate.h"
 #include "tools/shared_options.h"
 
@@ -40,6 +41,7 @@ struct ChatArgs {
   int32_t threads = 0;
   int32_t context = 0;
   std::string adapter;
+  OutputConstraintFiles constraint_files;
 };
 
 // Set by Ctrl-C; the reply being written stops at its next token.
@@ -59,7 +61,8 @@ class ChatBackend {
 
 class LocalChat final : public ChatBackend {
  public:
-  static absl::StatusOr<std::unique_ptr<LocalChat>> Create(const ChatArgs& args, const engine::GenerateOptions& options) {
+  static absl::StatusOr<std::unique_ptr<LocalChat>> Create(const ChatArgs& args, const engine::GenerateOptions& options,
+                                                           const OutputConstraint& constraint) {
     engine::ModelOptions model_options;
     model_options.threads = args.threads;
     model_options.context_length = args.context;
@@ -82,6 +85,7 @@ class LocalChat final : public ChatBackend {
     }
     chat->options_ = options;
     chat->options_.adapter = chat->adapter_.get();
+    EDGELLM_ASSIGN_OR_RETURN(chat->options_.grammar, CompileOutputConstraint(constraint, *chat->model_));
     return chat;
   }
 
@@ -108,8 +112,12 @@ class LocalChat final : public ChatBackend {
 class RemoteChat final : public ChatBackend {
  public:
   RemoteChat(std::shared_ptr<grpc::Channel> channel, const ChatArgs& args, const engine::GenerateOptions& options,
-             bool keep_session)
-      : stub_(v1::Inference::NewStub(std::move(channel))), args_(args), options_(options), keep_session_(keep_session) {
+             OutputConstraint constraint, bool keep_session)
+      : stub_(v1::Inference::NewStub(std::move(channel))),
+        args_(args),
+        options_(options),
+        constraint_(std::move(constraint)),
+        keep_session_(keep_session) {
     Reset();
   }
 
@@ -126,6 +134,8 @@ class RemoteChat final : public ChatBackend {
     request.set_adapter(args_.adapter);
     request.set_max_tokens(static_cast<uint32_t>(std::max(options_.max_tokens, 0)));
     SetSampling(options_.sampling, request.mutable_sampling());
+    if (!constraint_.grammar.empty()) request.set_grammar(constraint_.grammar);
+    if (!constraint_.json_schema.empty()) request.set_json_schema(constraint_.json_schema);
     // With a session the daemon holds what was sent before (and its replies).
     for (size_t i = session_.empty() ? 0 : sent_; i < messages.size(); ++i) {
       if (messages[i]["role"] == "assistant" && !session_.empty()) continue;
@@ -163,6 +173,7 @@ class RemoteChat final : public ChatBackend {
   std::unique_ptr<v1::Inference::Stub> stub_;
   const ChatArgs& args_;
   const engine::GenerateOptions options_;
+  const OutputConstraint constraint_;
   const bool keep_session_;
   std::string session_;
   size_t sent_ = 0;  // messages the daemon's session already holds
@@ -177,13 +188,14 @@ absl::Status RunChat(const ChatArgs& args) {
   options.sampling = args.sampling;
   options.sampling.seed = args.seed >= 0 ? static_cast<uint64_t>(args.seed) : std::random_device{}();
   EDGELLM_RETURN_IF_ERROR(options.sampling.Validate());
+  EDGELLM_ASSIGN_OR_RETURN(OutputConstraint constraint, ReadOutputConstraint(args.constraint_files));
   const bool one_shot = !args.prompt.empty();
   std::unique_ptr<ChatBackend> backend;
   if (!args.model.empty()) {
-    EDGELLM_ASSIGN_OR_RETURN(backend, LocalChat::Create(args, options));
+    EDGELLM_ASSIGN_OR_RETURN(backend, LocalChat::Create(args, options, constraint));
   } else {
     EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, DaemonChannel(args.remote));
-    backend = std::make_unique<RemoteChat>(std::move(channel), args, options, !one_shot);
+    backend = std::make_unique<RemoteChat>(std::move(channel), args, options, std::move(constraint), !one_shot);
   }
   Json messages = Json::array();
   const auto start_over = [&] {
@@ -263,6 +275,7 @@ void AddChatCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("-c,--ctx", args->context, "With --model: context length (default: the model's, at most 4096)");
   cmd->add_option("--adapter", args->adapter,
                   "LoRA adapter: a PEFT directory with --model, an adapter's name with --server");
+  AddOutputConstraintOptions(*cmd, args->constraint_files);
   cmd->callback([args, result] { *result = RunChat(*args); });
 }
 

@@ -5,14 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
-#include "common/read_file.h"
 #include "common/status_macros.h"
 #include "daemon/engine/engine.h"
-#include "daemon/engine/token_trie_of.h"
-#include "daemon/grammar/grammar_automaton.h"
-#include "daemon/grammar/json_schema.h"
 #include "daemon/engine/torch_forward.h"
 #include "tools/commands.h"
+#include "tools/output_constraint.h"
 #include "tools/remote_generate.h"
 #include "tools/shared_options.h"
 
@@ -33,36 +30,9 @@ struct GenerateArgs {
   int32_t draft_tokens = -1;  // unset: off here, the daemon's choice with --server
   std::string draft_model;
   std::string adapter;  // a PEFT directory here; an adapter's name with --server
-  std::string grammar_file;
-  std::string json_schema_file;
+  OutputConstraintFiles constraint_files;
   bool json = false;
 };
-
-// The --grammar or --json-schema file's text.
-absl::StatusOr<OutputConstraint> ReadConstraint(const GenerateArgs& args) {
-  OutputConstraint constraint;
-  if (!args.grammar_file.empty()) {
-    EDGELLM_ASSIGN_OR_RETURN(constraint.grammar, ReadFileToString(args.grammar_file, "grammar file"));
-  }
-  if (!args.json_schema_file.empty()) {
-    EDGELLM_ASSIGN_OR_RETURN(constraint.json_schema, ReadFileToString(args.json_schema_file, "JSON Schema file"));
-  }
-  return constraint;
-}
-
-// The constraint as the engine enforces it, over `model`'s vocabulary.
-absl::StatusOr<std::shared_ptr<grammar::GrammarAutomaton>> CompileConstraint(const OutputConstraint& constraint,
-                                                                             const engine::LlamaModel& model) {
-  std::string gbnf = constraint.grammar;
-  if (!constraint.json_schema.empty()) {
-    nlohmann::ordered_json schema = nlohmann::ordered_json::parse(constraint.json_schema, nullptr, false);
-    if (schema.is_discarded()) return absl::InvalidArgumentError("the --json-schema file is not JSON");
-    EDGELLM_ASSIGN_OR_RETURN(gbnf, grammar::JsonSchemaToGbnf(schema));
-  }
-  if (gbnf.empty()) return nullptr;
-  EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<const grammar::ByteGrammar> compiled, grammar::ByteGrammar::FromGbnf(gbnf));
-  return std::make_shared<grammar::GrammarAutomaton>(std::move(compiled), engine::TokenTrieOf(model.tokenizer()));
-}
 
 absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const engine::GenerateOptions& options,
                                                 const OutputConstraint& constraint, const engine::TextSink& sink) {
@@ -77,7 +47,7 @@ absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const 
     if (absl::Status s = engine::UseLibTorch(**model, args.device); !s.ok()) return s;
   }
   engine::GenerateOptions local = options;
-  EDGELLM_ASSIGN_OR_RETURN(local.grammar, CompileConstraint(constraint, **model));
+  EDGELLM_ASSIGN_OR_RETURN(local.grammar, CompileOutputConstraint(constraint, **model));
   absl::StatusOr<engine::LoraAdapter> adapter;
   if (!args.adapter.empty()) {
     adapter = engine::LoraAdapter::Load(args.adapter, (*model)->config());
@@ -118,10 +88,7 @@ absl::Status RunGenerate(const GenerateArgs& args) {
     std::cout << text << std::flush;
     return true;
   };
-  if (!args.grammar_file.empty() && !args.json_schema_file.empty()) {
-    return absl::InvalidArgumentError("--grammar and --json-schema exclude each other");
-  }
-  EDGELLM_ASSIGN_OR_RETURN(const OutputConstraint constraint, ReadConstraint(args));
+  EDGELLM_ASSIGN_OR_RETURN(const OutputConstraint constraint, ReadOutputConstraint(args.constraint_files));
   absl::StatusOr<GenerateOutcome> outcome =
       args.remote.server.empty()
           ? GenerateLocally(args, options, constraint, args.json ? engine::TextSink() : engine::TextSink(print))
@@ -182,10 +149,7 @@ void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("--adapter", args->adapter,
                   "LoRA adapter applied unmerged: a PEFT directory (adapter_config.json + "
                   "adapter_model.safetensors); with --server, the name of one of the daemon's adapters");
-  cmd->add_option("--grammar", args->grammar_file,
-                  "A GBNF grammar file (llama.cpp's form): the output always follows it");
-  cmd->add_option("--json-schema", args->json_schema_file,
-                  "A JSON Schema file: the output is always JSON that the schema accepts");
+  AddOutputConstraintOptions(*cmd, args->constraint_files);
   cmd->add_flag("--json", args->json, "Print one JSON object instead of streaming text");
   cmd->callback([args, result] { *result = RunGenerate(*args); });
 }

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/engine/generation_state.h"
+#include "tools/output_constraint.h"
 
 namespace edgellm::v1 {
 class SamplingParams;
@@ -32,13 +33,6 @@ struct GenerateOutcome {
   std::string finish_reason;
   int64_t draft_tokens = 0;     // speculative drafts checked
   int64_t accepted_tokens = 0;  // of those, the ones that stood
-};
-
-// The form the output must take: one of a GBNF grammar or a JSON Schema
-// (JSON text), or neither.
-struct OutputConstraint {
-  std::string grammar;
-  std::string json_schema;
 };
 
 // Where the daemon is and how to reach it.

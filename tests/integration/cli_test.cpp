@@ -209,6 +209,51 @@ TEST(Cli, ChatGivesTheSameRepliesLocallyAndThroughADaemon) {
   EXPECT_EQ(RunCli("chat -p hi").exit_code, 1);
 }
 
+// `edgellm chat --json-schema` (or --grammar): every reply of the conversation
+// is JSON the schema accepts, the same in this process and through a daemon.
+TEST(Cli, ChatRepliesFollowASchemaHereAndThroughTheDaemon) {
+  EDGELLM_REQUIRE_SHARED_FILE(kModel);
+  EDGELLM_REQUIRE_SHARED_FILE(kChatTemplate);
+  const std::filesystem::path dir = testing::TestDir();
+  std::ofstream(dir / "hero.json")
+      << R"({"type": "object", "properties": {"hero": {"type": "string", "maxLength": 16},
+            "age": {"type": "integer", "minimum": 3, "maximum": 9}}, "required": ["hero", "age"]})";
+  std::ofstream(dir / "answer.gbnf") << "root ::= (\"yes\" | \"no\") \".\"\n";
+  std::unique_ptr<testing::DaemonProcess> daemon = StartChatDaemon();
+  ASSERT_NE(daemon, nullptr);
+  const std::string local = "chat --model " + kModel + " --chat-template-file " + kChatTemplate + " -t 1";
+  const std::string remote = "chat --server unix://" + daemon->socket();
+  const std::string options = " --temp 0 -n 80 --json-schema " + (dir / "hero.json").string();
+  const std::string typed = "printf 'Tell me of a hero.\\nAnother one?\\nAnd a third?\\n' | ";
+  const std::string edgellm = std::string(EDGELLM_BINARY_DIR) + "/tools/edgellm ";
+  const CliRun here = testing::RunShell(typed + edgellm + local + options);
+  const CliRun there = testing::RunShell(typed + edgellm + remote + options);
+  ASSERT_EQ(here.exit_code, 0) << here.err;
+  ASSERT_EQ(there.exit_code, 0) << there.err;
+  EXPECT_EQ(here.out, there.out);
+  std::stringstream lines(here.out);
+  int replies = 0;
+  for (std::string line; std::getline(lines, line); ++replies) {
+    const nlohmann::json hero = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(hero.is_object()) << line;
+    ASSERT_TRUE(hero["hero"].is_string()) << line;
+    ASSERT_TRUE(hero["age"].is_number_integer()) << line;
+    EXPECT_GE(hero["age"].get<int>(), 3) << line;
+    EXPECT_LE(hero["age"].get<int>(), 9) << line;
+  }
+  EXPECT_EQ(replies, 3) << here.out;
+
+  for (const std::string& where : {local, remote}) {
+    const CliRun answer = RunCli(where + " --temp 1 -n 8 -p 'Is it day?' --grammar " + (dir / "answer.gbnf").string());
+    ASSERT_EQ(answer.exit_code, 0) << answer.err;
+    EXPECT_TRUE(answer.out == "yes.\n" || answer.out == "no.\n") << where << ": " << answer.out;
+  }
+  const CliRun both = RunCli(local + " -p hi --grammar " + (dir / "answer.gbnf").string() + " --json-schema " +
+                             (dir / "hero.json").string());
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_NE(both.err.find("--grammar and --json-schema exclude each other"), std::string::npos) << both.err;
+}
+
 // Ctrl-C while a reply streams stops that reply, and the chat goes on: the
 // next message gets the reply it would have got had the stopped turn never
 // been typed.
