@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Serves the synthetic smol-135m (Q8_0) with edgellmd and runs the load
-# generator against it with 1, 4 and 16 concurrent clients, over gRPC and
-# over the OpenAI-compatible HTTP API, alternating, in the same run.
+# Serves a synthetic model (smol-135m Q8_0 unless told) with edgellmd and runs
+# the load generator against it with 1, 4 and 16 concurrent clients, over gRPC
+# and over the OpenAI-compatible HTTP API, alternating, in the same run.
 # Usage: tests/bench/run_load_bench.sh [build-dir]     (default: build/release)
-#   LOAD_CLIENTS (default 1,4,16), LOAD_REQUESTS (per client, default 4)
+#   LOAD_CLIENTS (default 1,4,16), LOAD_REQUESTS (per client, default 4),
+#   LOAD_SHAPE (default smol-135m), LOAD_TYPE (default Q8_0), LOAD_APIS
+#   (default grpc,http), LOAD_MAX_TOKENS (per request, default 64)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build/release}
-model=$build/bench-models/smol-135m-Q8_0.gguf
+shape=${LOAD_SHAPE:-smol-135m}
+type=${LOAD_TYPE:-Q8_0}
+model=$build/bench-models/$shape-$type.gguf
 mkdir -p "$(dirname "$model")"
-[ -f "$model" ] || "$build/tools/edgellm" make-model --shape smol-135m --type Q8_0 --out "$model" >&2
+[ -f "$model" ] || "$build/tools/edgellm" make-model --shape "$shape" --type "$type" --out "$model" >&2
 
 work=$(mktemp -d)
 socket=$work/edgellmd.sock
@@ -25,11 +29,13 @@ for _ in $(seq 600); do
 done
 
 IFS=, read -ra counts <<< "${LOAD_CLIENTS:-1,4,16}"
+IFS=, read -ra apis <<< "${LOAD_APIS:-grpc,http}"
 for k in "${counts[@]}"; do
-  "$build/tests/bench/edgellm-bench-load" --server "unix://$socket" --clients "$k" \
-    --requests-per-client "${LOAD_REQUESTS:-4}"
-  "$build/tests/bench/edgellm-bench-load" --http-port "$port" --clients "$k" \
-    --requests-per-client "${LOAD_REQUESTS:-4}"
+  for api in "${apis[@]}"; do
+    if [ "$api" = grpc ]; then where=(--server "unix://$socket"); else where=(--http-port "$port"); fi
+    "$build/tests/bench/edgellm-bench-load" "${where[@]}" --clients "$k" \
+      --requests-per-client "${LOAD_REQUESTS:-4}" --max-tokens "${LOAD_MAX_TOKENS:-64}"
+  done
 done
 kill -TERM "$daemon"
 wait "$daemon"
