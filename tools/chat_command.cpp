@@ -134,8 +134,7 @@ class RemoteChat final : public ChatBackend {
     request.set_adapter(args_.adapter);
     request.set_max_tokens(static_cast<uint32_t>(std::max(options_.max_tokens, 0)));
     SetSampling(options_.sampling, request.mutable_sampling());
-    if (!constraint_.grammar.empty()) request.set_grammar(constraint_.grammar);
-    if (!constraint_.json_schema.empty()) request.set_json_schema(constraint_.json_schema);
+    SetConstraint(constraint_, &request);
     // With a session the daemon holds what was sent before (and its replies).
     for (size_t i = session_.empty() ? 0 : sent_; i < messages.size(); ++i) {
       if (messages[i]["role"] == "assistant" && !session_.empty()) continue;

@@ -46,8 +46,7 @@ absl::StatusOr<GenerateOutcome> GenerateRemotely(const RemoteTarget& target, std
   SetSampling(options.sampling, request.mutable_sampling());
   for (const std::string& stop : options.stop) request.add_stop(stop);
   if (options.draft_tokens >= 0) request.set_draft_tokens(static_cast<uint32_t>(options.draft_tokens));
-  if (!constraint.grammar.empty()) request.set_grammar(constraint.grammar);
-  if (!constraint.json_schema.empty()) request.set_json_schema(constraint.json_schema);
+  SetConstraint(constraint, &request);
 
   grpc::ClientContext context;
   auto reader = stub->Generate(&context, request);

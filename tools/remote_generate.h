@@ -51,6 +51,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> DaemonChannel(const RemoteTarget&
 // The daemon's form of `from` (every field set, so the daemon's defaults never apply).
 void SetSampling(const engine::SamplingParams& from, v1::SamplingParams* to);
 
+// `constraint` in a daemon request (a GenerateRequest or a ChatRequest).
+template <typename Request>
+void SetConstraint(const OutputConstraint& constraint, Request* to) {
+  if (!constraint.grammar.empty()) to->set_grammar(constraint.grammar);
+  if (!constraint.json_schema.empty()) to->set_json_schema(constraint.json_schema);
+}
+
 // Streams a generation from the daemon at `target`, passing each piece of
 // text to `on_text` as it arrives. NotFound for an unreadable TLS file; the
 // daemon's status becomes the returned error, its message prefixed "server: ".

@@ -15,7 +15,7 @@ candidates() {
 all_candidates=$(while read -r lib; do candidates "$lib"; done <<< "$libs" | sort -u)
 # "package[:arch][, package...]: /path" for every candidate some package owns.
 # shellcheck disable=SC2086
-owners=$(dpkg -S $all_candidates 2>/dev/null | grep -E '^[^ ]+: /' || true)
+owners=$(dpkg -S $all_candidates 2>/dev/null | grep -E '^[^ ,]+(, [^ ,]+)*: /' || true)
 while read -r lib; do
   owner=""
   while read -r candidate; do

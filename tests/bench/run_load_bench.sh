@@ -32,7 +32,11 @@ IFS=, read -ra counts <<< "${LOAD_CLIENTS:-1,4,16}"
 IFS=, read -ra apis <<< "${LOAD_APIS:-grpc,http}"
 for k in "${counts[@]}"; do
   for api in "${apis[@]}"; do
-    if [ "$api" = grpc ]; then where=(--server "unix://$socket"); else where=(--http-port "$port"); fi
+    case $api in
+      grpc) where=(--server "unix://$socket") ;;
+      http) where=(--http-port "$port") ;;
+      *) echo "LOAD_APIS: '$api' is neither grpc nor http" >&2; exit 2 ;;
+    esac
     "$build/tests/bench/edgellm-bench-load" "${where[@]}" --clients "$k" \
       --requests-per-client "${LOAD_REQUESTS:-4}" --max-tokens "${LOAD_MAX_TOKENS:-64}"
   done
