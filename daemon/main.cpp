@@ -21,7 +21,6 @@
 #include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
-#include "daemon/engine/draft_length.h"
 #include "daemon/engine/drafter.h"
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
@@ -491,6 +490,8 @@ int Run(const ops::DaemonConfig& args) {
   scheduler_config.max_waiting = args.max_waiting;
   scheduler_config.prefill_chunk = args.prefill_chunk;
   scheduler_config.draft_model = draft_model->get();
+  // So drafting stops wherever checking drafts costs more than it saves.
+  scheduler_config.measure_row_cost = true;
   serve::Scheduler scheduler(**model, *pool, scheduler_config, &serve_metrics);
   Log("KV cache: " + std::to_string((*pool)->block_count()) + " blocks of " + std::to_string(args.kv_block_size) +
       " positions, " + std::to_string(((*pool)->block_bytes() * (*pool)->block_count()) >> 20) + " MiB; up to " +
@@ -504,9 +505,6 @@ int Run(const ops::DaemonConfig& args) {
   core_config.max_caller_share = args.max_caller_share;
   core_config.sessions.idle_ttl = std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
   core_config.draft_tokens = args.draft_tokens;
-  // Measured once, so drafting stops wherever checking drafts costs more than it saves.
-  core_config.draft_row_cost = engine::MeasureRowCost(**model);
-  Log("one more row costs " + std::to_string(core_config.draft_row_cost) + " of a decode step");
   core_config.chat = *std::move(chat_template);
   Log(core_config.chat ? "chat template: " + std::string(args.chat_template.empty() && args.chat_template_file.empty()
                                                               ? "the model's"

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "daemon/engine/kv_cache.h"
 #include "daemon/engine/llama_model.h"
 
 namespace edgellm::engine {
@@ -70,29 +71,62 @@ void DraftLength::Update(int32_t drafted, int32_t accepted) {
   }
 }
 
-double MeasureRowCost(const LlamaModel& model) {
-  constexpr int32_t kPrefix = 16, kRows = 5, kRepeats = 3;
-  auto cache = model.NewCache(kPrefix + kRows);
-  if (!cache.ok()) return 0.0;
-  std::vector<TokenId> tokens(kPrefix + kRows);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<TokenId>((i * 7 + 1) % model.config().n_vocab);
-  std::vector<float> logits;
-  if (!model.Forward(absl::MakeConstSpan(tokens).subspan(0, kPrefix), cache->get(), false, &logits).ok()) return 0.0;
-  // The fastest of a few runs of each: the least disturbed by anything else on the machine.
-  auto fastest = [&](int32_t rows) {
-    double best = 1e30;
-    for (int r = 0; r < kRepeats + 1; ++r) {  // the first run warms up
-      const auto start = std::chrono::steady_clock::now();
-      const absl::Status s =
-          model.Forward(absl::MakeConstSpan(tokens).subspan(kPrefix, rows), cache->get(), rows > 1, &logits);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      (*cache)->Truncate(kPrefix);
-      if (!s.ok()) return 0.0;
-      if (r > 0) best = std::min(best, seconds);
-    }
-    return best;
+namespace {
+constexpr int32_t kProbePrefix = 16, kProbeRows = 5, kProbeRepeats = 3;
+// The untimed prefix, then for one row and for kProbeRows rows a warm-up and kProbeRepeats timed runs.
+constexpr int32_t kProbeForwards = 1 + 2 * (1 + kProbeRepeats);
+}  // namespace
+
+RowCostProbe::~RowCostProbe() = default;
+
+bool RowCostProbe::RunNext() {
+  if (done_) return true;
+  const auto give_up = [this] {
+    row_cost_ = 0.0;
+    done_ = true;
+    cache_.reset();
+    return true;
   };
-  return RowCostFrom(fastest(1), fastest(kRows), kRows);
+  if (forwards_run_ == 0) {
+    auto cache = model_.NewCache(kProbePrefix + kProbeRows);
+    if (!cache.ok()) return give_up();
+    cache_ = std::move(*cache);
+    tokens_.resize(kProbePrefix + kProbeRows);
+    for (size_t i = 0; i < tokens_.size(); ++i) {
+      tokens_[i] = static_cast<TokenId>((i * 7 + 1) % model_.config().n_vocab);
+    }
+    ++forwards_run_;
+    if (!model_.Forward(absl::MakeConstSpan(tokens_).subspan(0, kProbePrefix), cache_.get(), false, &logits_).ok()) {
+      return give_up();
+    }
+    return false;
+  }
+  const int32_t run = forwards_run_ - 1;  // 0 .. 2 * (1 + kProbeRepeats) - 1
+  const int32_t rows = run < 1 + kProbeRepeats ? 1 : kProbeRows;
+  const bool warm_up = run % (1 + kProbeRepeats) == 0;
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Status s =
+      model_.Forward(absl::MakeConstSpan(tokens_).subspan(kProbePrefix, rows), cache_.get(), rows > 1, &logits_);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  cache_->Truncate(kProbePrefix);
+  if (!s.ok()) return give_up();
+  // The fastest run of each: the least disturbed by anything else on the machine.
+  if (!warm_up) {
+    double& fastest = rows == 1 ? fastest_one_ : fastest_several_;
+    fastest = std::min(fastest, seconds);
+  }
+  if (++forwards_run_ < kProbeForwards) return false;
+  row_cost_ = RowCostFrom(fastest_one_, fastest_several_, kProbeRows);
+  done_ = true;
+  cache_.reset();
+  return true;
+}
+
+double MeasureRowCost(const LlamaModel& model) {
+  RowCostProbe probe(model);
+  while (!probe.RunNext()) {
+  }
+  return probe.row_cost();
 }
 
 double RowCostFrom(double one_seconds, double several_seconds, int32_t rows) {

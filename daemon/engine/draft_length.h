@@ -20,9 +20,14 @@
 #define EDGELLM_ENGINE_DRAFT_LENGTH_H_
 
 #include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "daemon/engine/tokenizer.h"
 
 namespace edgellm::engine {
 
+class KvCache;
 class LlamaModel;
 
 class DraftLength {
@@ -36,6 +41,8 @@ class DraftLength {
   int32_t Next();
   // What the step's check found; a step without drafts changes nothing.
   void Update(int32_t drafted, int32_t accepted);
+  // A row cost learnt after construction (as by a RowCostProbe) for the steps from now on.
+  void SetRowCost(double row_cost) { row_cost_ = row_cost; }
 
  private:
   int32_t max_;
@@ -52,8 +59,36 @@ class DraftLength {
 };
 
 // What one more row adds to a forward of `model` at a decode position, as a
-// share of a one-row forward: RowCostFrom the fastest of a few timed one-row
-// and five-row forwards on a scratch cache. 0 if the model cannot run them.
+// share of a one-row forward, measured one timed forward at a time, so that a
+// caller with other work (the scheduler, between requests) can run them in
+// its idle moments: RowCostFrom the fastest of a few one-row and five-row
+// forwards on a scratch cache, after a warm-up of each. Not thread-safe.
+class RowCostProbe {
+ public:
+  explicit RowCostProbe(const LlamaModel& model) : model_(model) {}
+  RowCostProbe(const RowCostProbe&) = delete;
+  RowCostProbe& operator=(const RowCostProbe&) = delete;
+  ~RowCostProbe();
+
+  // Runs the next forward; true once every one has run (or the model could
+  // not run one), and row_cost() is final.
+  bool RunNext();
+  bool done() const { return done_; }
+  // 0 until done, and when the model cannot run the forwards.
+  double row_cost() const { return row_cost_; }
+
+ private:
+  const LlamaModel& model_;
+  std::unique_ptr<KvCache> cache_;
+  std::vector<TokenId> tokens_;
+  std::vector<float> logits_;
+  int32_t forwards_run_ = 0;
+  double fastest_one_ = 1e30, fastest_several_ = 1e30;
+  double row_cost_ = 0.0;
+  bool done_ = false;
+};
+
+// A RowCostProbe run to the end at once. 0 if the model cannot run it.
 double MeasureRowCost(const LlamaModel& model);
 
 // The row cost of a forward of `rows` rows taking `several_seconds` where

@@ -27,7 +27,7 @@ void GenerateReactor::Start(GenerationRequest request) {
   absl::StatusOr<uint64_t> id = scheduler_.Submit(std::move(request), [this](GenerationEvent e) { OnEvent(std::move(e)); });
   if (!id.ok()) {
     if (std::function<void(Outcome)> on_outcome = TakeOnOutcome()) {
-      on_outcome({id.status(), engine::FinishReason::kCancelled, ""});
+      on_outcome({id.status(), engine::FinishReason::kCancelled, "", {}});
     }
     FinishWith(ToGrpcStatus(id.status()));
     return;
@@ -145,7 +145,7 @@ void GenerateReactor::OnCancel() {
     on_outcome = std::move(on_outcome_);
     on_outcome_ = nullptr;
   }
-  if (on_outcome) on_outcome({absl::CancelledError("the client cancelled"), engine::FinishReason::kCancelled, ""});
+  if (on_outcome) on_outcome({absl::CancelledError("the client cancelled"), engine::FinishReason::kCancelled, "", {}});
   if (cancel) scheduler_.Cancel(*cancel);
   Pump();
 }

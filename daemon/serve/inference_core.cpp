@@ -74,7 +74,6 @@ absl::StatusOr<GenerationRequest> InferenceCore::Prepare(const CompletionParams&
     return absl::InvalidArgumentError(edgellm::StrCat("draft_tokens ", *params.draft_tokens, " is above 64"));
   }
   o.draft_tokens = params.draft_tokens ? static_cast<int32_t>(*params.draft_tokens) : config_.draft_tokens;
-  o.draft_row_cost = config_.draft_row_cost;
   if (params.stop.size() > 16) return absl::InvalidArgumentError("at most 16 stop strings");
   for (const std::string& stop : params.stop) {
     if (stop.size() > 256) return absl::InvalidArgumentError("a stop string is longer than 256 bytes");

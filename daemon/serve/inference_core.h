@@ -38,7 +38,6 @@ struct InferenceCoreConfig {
   uint64_t max_prompt_bytes = 1 << 20;  // longer prompts, texts or conversations are refused
   SessionStoreConfig sessions;
   int32_t draft_tokens = 0;  // speculative drafts per step for requests that do not say; 0: off
-  double draft_row_cost = 0.0;  // the model's, for every request's drafting (GenerateOptions)
   // The model's chat template (or its override); none: chat requests are refused.
   std::optional<chat::ChatFormatter> chat;
   int32_t max_embedding_inputs = 64;  // inputs of one embeddings request

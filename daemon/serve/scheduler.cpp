@@ -64,7 +64,13 @@ Scheduler::Scheduler(const engine::LlamaModel& model, std::shared_ptr<engine::Kv
       config_(config),
       metrics_(metrics),
       context_limit_(static_cast<int32_t>(std::min<int64_t>(
-          model.context_length(), static_cast<int64_t>(pool_->block_count()) * pool_->block_size()))) {}
+          model.context_length(), static_cast<int64_t>(pool_->block_count()) * pool_->block_size()))) {
+  if (config_.measure_row_cost) {
+    row_cost_probe_ = std::make_unique<engine::RowCostProbe>(model_);
+    MutexLock lock(&mu_);
+    probing_ = true;
+  }
+}
 
 Scheduler::~Scheduler() { Stop(); }
 
@@ -208,7 +214,7 @@ bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::ve
     mu_.Await(absl::Condition(
         +[](Scheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
           return s->stopping_ || s->cut_off_ || !s->waiting_.empty() || !s->cancel_requests_.empty() ||
-                 !s->tasks_.empty();
+                 !s->tasks_.empty() || s->probing_;
         },
         this));
   }
@@ -247,6 +253,7 @@ bool Scheduler::TakeWork(std::vector<std::unique_ptr<Sequence>>& active, std::ve
   while (!end_all && static_cast<int32_t>(active.size()) < slots && !waiting_.empty()) {
     // First come, first served: a request that does not fit waits for blocks to free up.
     if (!AttachCache(*waiting_.front(), active)) break;
+    if (const std::optional<double> cost = row_cost()) waiting_.front()->draft_length.SetRowCost(*cost);
     active.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
@@ -327,13 +334,33 @@ void Scheduler::Loop() {
       if (absl::IsCancelled(d.status)) d.status = absl::OkStatus();
       Finish(*d.sequence, std::move(d.status), engine::FinishReason::kCancelled);
     }
-    if (active.empty()) continue;
+    if (active.empty()) {
+      // Idle: nothing is waiting, or it would have been admitted.
+      if (keep_going && tasks.empty() && row_cost_probe_ != nullptr) ProbeRowCost();
+      continue;
+    }
     step_started_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     Step(active);
     step_started_ns_.store(0, std::memory_order_relaxed);
     active.erase(std::remove_if(active.begin(), active.end(), [](const auto& s) { return s->finished; }),
                  active.end());
   }
+}
+
+void Scheduler::ProbeRowCost() {
+  if (!row_cost_probe_->RunNext()) return;
+  const double cost = row_cost_probe_->row_cost();
+  row_cost_probe_.reset();
+  measured_row_cost_.store(cost, std::memory_order_relaxed);
+  std::fprintf(stderr, "edgellmd: one more row costs %.3f of a decode step\n", cost);
+  MutexLock lock(&mu_);
+  probing_ = false;
+}
+
+std::optional<double> Scheduler::row_cost() const {
+  const double cost = measured_row_cost_.load(std::memory_order_relaxed);
+  if (cost < 0.0) return std::nullopt;
+  return cost;
 }
 
 void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {

@@ -24,6 +24,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +32,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/mutex.h"
+#include "daemon/engine/draft_length.h"
 #include "daemon/engine/generation_state.h"
 #include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/llama_model.h"
@@ -50,6 +52,12 @@ struct SchedulerConfig {
   // sequence with its own drafter and KV cache outside the pool; nullptr:
   // from prompt lookup.
   const engine::LlamaModel* draft_model = nullptr;
+  // Measure what one more row costs a decode step (engine::RowCostProbe) in
+  // the loop's idle moments, one forward at a time, so that a request
+  // arriving meanwhile waits at most one forward and start-up does not wait
+  // at all. Every sequence admitted after the measurement drafts by it
+  // (GenerateOptions::draft_row_cost is replaced); before, rows count as free.
+  bool measure_row_cost = false;
   // Told true when a request arrives and false when none is left to serve
   // (on the caller's and the loop's thread, under the scheduler's lock: it
   // must return at once). On-device training pauses on it.
@@ -144,6 +152,9 @@ class Scheduler {
   int32_t context_limit() const { return context_limit_; }
   const SchedulerConfig& config() const { return config_; }
 
+  // What one more row costs a decode step, once measure_row_cost has measured it.
+  std::optional<double> row_cost() const;
+
   // True while the loop is idle or its current step began less than
   // `max_step` ago: what the supervisor's watchdog should hear.
   bool Alive(Clock::duration max_step) const;
@@ -169,6 +180,8 @@ class Scheduler {
   // prompt, if the blocks it may need fit beside those `active` may still
   // need. False (and no cache) when they do not.
   bool AttachCache(Sequence& seq, const std::vector<std::unique_ptr<Sequence>>& active);
+  // Runs the row-cost probe's next forward; logs the cost when it is known.
+  void ProbeRowCost();
   void PublishGauges(const std::vector<std::unique_ptr<Sequence>>& active, size_t waiting);
   void PublishKvUsage();
   // Sends the last event: any final text and tokens, the outcome and the figures.
@@ -181,6 +194,8 @@ class Scheduler {
   ServeMetrics* const metrics_;
   const int32_t context_limit_;
   std::thread thread_;
+  std::unique_ptr<engine::RowCostProbe> row_cost_probe_;  // the loop thread's; null once done
+  std::atomic<double> measured_row_cost_{-1.0};          // negative until measured
 
   mutable Mutex mu_;
   std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);
@@ -193,6 +208,7 @@ class Scheduler {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   ops::MemoryPressure pressure_ ABSL_GUARDED_BY(mu_) = ops::MemoryPressure::kNone;
+  bool probing_ ABSL_GUARDED_BY(mu_) = false;  // the row-cost probe has forwards to run
   bool trim_pool_ ABSL_GUARDED_BY(mu_) = false;  // give unused KV memory back at the next step
   // When the running step began; zero while the loop is between steps.
   std::atomic<int64_t> step_started_ns_{0};

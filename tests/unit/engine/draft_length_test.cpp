@@ -105,5 +105,32 @@ TEST(DraftLength, TheMeasuredRowCostIsAShareOfAStep) {
   EXPECT_LE(cost, 2.0);
 }
 
+TEST(DraftLength, AProbeRunsItsForwardsOneAtATime) {
+  auto model = LlamaModel::Load(edgellm::testing::SyntheticModel("test-spm", GgmlType::kQ8_0), {});
+  ASSERT_TRUE(model.ok()) << model.status();
+  RowCostProbe probe(**model);
+  int forwards = 0;
+  while (!probe.done()) {
+    EXPECT_EQ(probe.row_cost(), 0.0) << "a row cost before the last forward";
+    probe.RunNext();
+    ++forwards;
+    ASSERT_LE(forwards, 100);
+  }
+  // A prefix, then a warm-up and three timed runs of one row and of five.
+  EXPECT_EQ(forwards, 9);
+  EXPECT_GE(probe.row_cost(), 0.0);
+  EXPECT_LE(probe.row_cost(), 2.0);
+  EXPECT_TRUE(probe.RunNext()) << "a finished probe stays finished";
+}
+
+TEST(DraftLength, ARowCostLearntLaterCapsTheLength) {
+  // Rows that cost a whole step each never pay at the prior's 50% acceptance.
+  DraftLength free_rows(8);
+  DraftLength priced(8);
+  priced.SetRowCost(1.0);
+  EXPECT_EQ(free_rows.Next(), 8);
+  EXPECT_EQ(priced.Next(), 0);
+}
+
 }  // namespace
 }  // namespace edgellm::engine

@@ -23,8 +23,9 @@ std::vector<uint8_t> WriteFile(const std::filesystem::path& path, size_t size) {
 
 TEST(MappedFile, BothAccessModesHoldTheFilesBytes) {
   const std::filesystem::path dir = edgellm::testing::TestDir();
-  // Sizes around a page and one that spans many pages and ends mid-page.
-  for (size_t size : {size_t{1}, size_t{4096}, size_t{4097}, size_t{3 << 20} + 5}) {
+  // Sizes around a page, one that spans many pages and ends mid-page, and one
+  // large enough that a resident copy is read in parts by several threads.
+  for (size_t size : {size_t{1}, size_t{4096}, size_t{4097}, size_t{3 << 20} + 5, size_t{130 << 20} + 7}) {
     const std::filesystem::path path = dir / ("file-" + std::to_string(size));
     const std::vector<uint8_t> expected = WriteFile(path, size);
     for (FileAccess access : {FileAccess::kMapped, FileAccess::kResident}) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "common/mutex.h"
 #include "daemon/engine/generator.h"
@@ -151,6 +153,40 @@ TEST_F(SchedulerTest, RequestsThatFitRunTogether) {
   EXPECT_LT(two.first_event, one.last_event);
   EXPECT_EQ(one.tokens, Reference(a, 24));
   EXPECT_EQ(two.tokens, Reference(b, 24));
+}
+
+// What one more row costs is measured in the loop's idle moments: a request
+// submitted at start-up is served meanwhile (its drafts priced as free), and
+// the requests after the measurement draft by it, with the same greedy tokens.
+TEST_F(SchedulerTest, MeasuresTheRowCostWhileIdleWithoutHoldingUpRequests) {
+  auto scheduler = MakeScheduler(12, {.measure_row_cost = true});
+  const std::vector<TokenId> a = Prompt(12, 1), b = Prompt(12, 2);
+  GenerationRequest drafting = Request(a, 16);
+  drafting.options.draft_tokens = 4;
+  Collector first;
+  ASSERT_TRUE(scheduler->Submit(std::move(drafting), first.Sink()).ok());
+  const Outcome one = first.Wait();
+  ASSERT_TRUE(one.status.ok()) << one.status;
+  EXPECT_EQ(one.tokens, Reference(a, 16));
+  for (int i = 0; i < 6000 && !scheduler->row_cost(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(scheduler->row_cost().has_value()) << "the idle loop never finished measuring";
+  EXPECT_GE(*scheduler->row_cost(), 0.0);
+  EXPECT_LE(*scheduler->row_cost(), 2.0);
+  GenerationRequest later = Request(b, 16);
+  later.options.draft_tokens = 4;
+  Collector second;
+  ASSERT_TRUE(scheduler->Submit(std::move(later), second.Sink()).ok());
+  const Outcome two = second.Wait();
+  ASSERT_TRUE(two.status.ok()) << two.status;
+  EXPECT_EQ(two.tokens, Reference(b, 16));
+}
+
+TEST_F(SchedulerTest, WithoutBeingAskedItMeasuresNoRowCost) {
+  auto scheduler = MakeScheduler(12);
+  Collector first;
+  ASSERT_TRUE(scheduler->Submit(Request(Prompt(12, 1), 4), first.Sink()).ok());
+  ASSERT_TRUE(first.Wait().status.ok());
+  EXPECT_FALSE(scheduler->row_cost().has_value());
 }
 
 TEST_F(SchedulerTest, APromptBeyondTheKvBudgetIsInvalid) {
