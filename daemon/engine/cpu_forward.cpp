@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 
-#include "daemon/engine/fast_exp.h"
+#include "daemon/engine/attention.h"
 #include "daemon/engine/gelu.h"
 #include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/quant_kernels.h"
+#include "daemon/engine/swiglu.h"
 #include "daemon/engine/thread_pool.h"
 
 namespace edgellm::engine {
@@ -19,9 +19,6 @@ namespace {
 // Rows per chunk of the row-wise steps (norms, rotations, activations): a
 // decode step's few rows stay on the calling thread.
 constexpr int64_t kRowsPerChunk = 8;
-// Query rows of one KV head up to which attention skips BLAS (a decode step's
-// group of heads sharing it).
-constexpr int64_t kFewQueryRows = 8;
 // Query-key products worth a chunk of attention work of its own.
 constexpr int64_t kMinAttentionWorkPerChunk = 1 << 16;
 
@@ -100,137 +97,6 @@ void WriteKv(KvCache& cache, int32_t layer, const float* k, const float* v, int6
   }
 }
 
-// Floats of scratch AttendOneKvHead needs for `rows` rows of a sequence.
-int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_size) {
-  const int64_t m = static_cast<int64_t>(config.n_head / config.n_head_kv) * rows;
-  return m * (2 * config.head_dim + block_size + 2);
-}
-
-// Attention of one sequence's rows for KV head `kv_head` and the query heads
-// that share it, over the sequence's cache: rows [count, n_head * head_dim]
-// of `out` get those heads' outputs. It runs a KV block at a time on the
-// block's keys and values where they lie, with a running softmax (each row
-// keeps its maximum and sum so far and rescales its partial output), so its
-// `scratch` (AttentionScratch floats) depends on the rows, never on the
-// length of the sequence. In a sliding-window layer (`window` > 0) row i sees
-// only the last `window` positions up to its own; blocks no row sees are
-// skipped.
-void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t pos0, int32_t layer,
-                     int64_t kv_head, int32_t window, const float* q, float* scratch, float* out) {
-  const int64_t n = seq.count, hd = config.head_dim;
-  const int64_t group = config.n_head / config.n_head_kv;
-  const int64_t q_width = static_cast<int64_t>(config.n_head) * hd;
-  const int64_t m = group * n;  // query rows, ordered (head in group, row)
-  const int64_t total = pos0 + n;
-  const KvBlockPool& pool = seq.cache->pool();
-  const int32_t block_size = pool.block_size();
-  float* queries = scratch;
-  float* result = queries + m * hd;
-  float* scores = result + m * hd;
-  float* row_max = scores + m * block_size;
-  float* row_sum = row_max + m;
-  for (int64_t g = 0; g < group; ++g) {
-    for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(queries + (g * n + i) * hd, q + (seq.first + i) * q_width + (kv_head * group + g) * hd,
-                  static_cast<size_t>(hd) * sizeof(float));
-    }
-  }
-  std::fill(row_max, row_max + m, -std::numeric_limits<float>::infinity());
-  std::fill(row_sum, row_sum + m, 0.0f);
-  std::fill(result, result + m * hd, 0.0f);
-  // The query was scaled already where the family scales it after the rotation.
-  const float scale = config.arch->prescaled_query ? 1.0f : config.attention_scale;
-  const float softcap = config.attention_softcap;
-  const float inverse_softcap = softcap > 0 ? 1.0f / softcap : 0.0f;
-  // Row i, at position pos0 + i, sees positions [first_seen(i), pos0 + i].
-  auto first_seen = [&](int64_t i) { return window > 0 ? std::max<int64_t>(0, pos0 + i - window + 1) : 0; };
-  // A decode step's few query rows meet each block's keys and values through
-  // the engine's float kernels: at these sizes BLAS spends more packing its
-  // operands than multiplying them (a fifth of a small model's decode step).
-  const bool few_queries = m <= kFewQueryRows && hd % kernels::kBlock == 0;
-  const kernels::DotFloatFn dot = kernels::BestKernels().dot_f32;
-  const kernels::WeightedRowSumFn weighted_row_sum = kernels::BestKernels().weighted_row_sum;
-  for (int64_t p0 = first_seen(0) / block_size * block_size; p0 < total; p0 += block_size) {
-    const int64_t run = std::min<int64_t>(block_size, total - p0);
-    const int32_t block = seq.cache->block_table()[p0 / block_size];
-    const float* keys = pool.LayerData(block, layer, false) + kv_head * block_size * hd;
-    const float* values = pool.LayerData(block, layer, true) + kv_head * block_size * hd;
-    // Rows before p0 see none of this block (a prompt's early rows and the
-    // later blocks of its own chunk): each head's rows from `first` on are
-    // multiplied, and the others left as they are.
-    const int64_t first = std::max<int64_t>(0, p0 - pos0), seeing = n - first;
-    for (int64_t g = 0; g < group; ++g) {
-      const float* group_queries = queries + (g * n + first) * hd;
-      float* group_scores = scores + (g * n + first) * run;
-      if (few_queries) {
-        for (int64_t r = 0; r < seeing; ++r) {
-          for (int64_t t = 0; t < run; ++t) {
-            group_scores[r * run + t] =
-                scale * dot(reinterpret_cast<const uint8_t*>(keys + t * hd), group_queries + r * hd, hd);
-          }
-        }
-      } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(seeing), static_cast<int>(run),
-                    static_cast<int>(hd), scale, group_queries, static_cast<int>(hd), keys, static_cast<int>(hd),
-                    0.0f, group_scores, static_cast<int>(run));
-      }
-    }
-    for (int64_t g = 0; g < group; ++g) {
-      for (int64_t i = first; i < n; ++i) {
-        const int64_t r = g * n + i;
-        float* row = scores + r * run;
-        const int64_t from = std::max<int64_t>(0, first_seen(i) - p0);
-        const int64_t valid = std::min<int64_t>(run, pos0 + i + 1 - p0);
-        if (valid <= from) {
-          std::fill(row, row + run, 0.0f);
-          continue;
-        }
-        if (softcap > 0) {
-          for (int64_t t = from; t < valid; ++t) row[t] = softcap * std::tanh(row[t] * inverse_softcap);
-        }
-        float block_max = row[from];
-        for (int64_t t = from + 1; t < valid; ++t) block_max = std::max(block_max, row[t]);
-        const float new_max = std::max(row_max[r], block_max);
-        // A row's first visible block finds its maximum at -inf: the rescale is 0 of nothing.
-        if (new_max > row_max[r] && row_sum[r] > 0.0f) {
-          const float rescale = std::exp(row_max[r] - new_max);
-          row_sum[r] *= rescale;
-          for (int64_t j = 0; j < hd; ++j) result[r * hd + j] *= rescale;
-        }
-        row_max[r] = new_max;
-        std::fill(row, row + from, 0.0f);
-        for (int64_t t = from; t < valid; ++t) row[t] -= new_max;
-        ExpInPlace(row + from, valid - from);
-        float sum = 0.0f;
-        for (int64_t t = from; t < valid; ++t) sum += row[t];
-        row_sum[r] += sum;
-        std::fill(row + valid, row + run, 0.0f);
-      }
-    }
-    for (int64_t g = 0; g < group; ++g) {
-      const float* group_scores = scores + (g * n + first) * run;
-      float* group_result = result + (g * n + first) * hd;
-      if (few_queries) {
-        for (int64_t r = 0; r < seeing; ++r) {
-          weighted_row_sum(group_scores + r * run, values, run, hd, group_result + r * hd);
-        }
-      } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(seeing), static_cast<int>(hd),
-                    static_cast<int>(run), 1.0f, group_scores, static_cast<int>(run), values, static_cast<int>(hd),
-                    1.0f, group_result, static_cast<int>(hd));
-      }
-    }
-  }
-  for (int64_t g = 0; g < group; ++g) {
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t r = g * n + i;
-      const float inverse = 1.0f / row_sum[r];
-      float* dst = out + (seq.first + i) * q_width + (kv_head * group + g) * hd;
-      for (int64_t j = 0; j < hd; ++j) dst[j] = result[r * hd + j] * inverse;
-    }
-  }
-}
-
 // Adds each adapted sequence's low-rank term to its rows of `y`:
 // y += scale · (x·Aᵀ)·Bᵀ, with x and y as wide as the projection's input and
 // output. Rank-sized products, so they stay on the calling thread.
@@ -290,12 +156,29 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
   ws.positions.clear();
   ws.logit_rows.clear();
   ws.scratch_offsets.clear();
+  // Query-key products of one KV head's attention, on average over the sequences.
+  int64_t attended = 0;
+  bool one_row_each = true;
+  for (const CpuSequence& seq : sequences) {
+    attended += seq.count * (seq.cache->length() + seq.count);
+    one_row_each = one_row_each && seq.count == 1;
+  }
+  const int64_t per_head =
+      attended * (config.n_head / config.n_head_kv) * hd / static_cast<int64_t>(sequences.size());
+  // A decode step's KV heads are split into parts where the threads could not share them evenly.
+  const int64_t kv_tasks = static_cast<int64_t>(sequences.size()) * config.n_head_kv;
+  const int64_t attention_parts =
+      one_row_each ? AttentionParts(kv_tasks, pool.size(), per_head, kMinAttentionWorkPerChunk) : 1;
+  // Scratch for as many parts as a long context would split into, so that
+  // crossing into it does not make a decode step allocate.
+  const int64_t scratch_parts = one_row_each ? AttentionParts(kv_tasks, pool.size(), 1, 0) : 1;
   int64_t scratch_floats = 0;
   bool adapted = false;
   for (const CpuSequence& seq : sequences) {
     adapted = adapted || seq.adapter != nullptr;
     ws.scratch_offsets.push_back(scratch_floats);
-    scratch_floats += config.n_head_kv * AttentionScratch(config, seq.count, seq.cache->pool().block_size());
+    scratch_floats +=
+        scratch_parts * config.n_head_kv * AttentionScratch(config, seq.count, seq.cache->pool().block_size());
     for (int64_t i = 0; i < seq.count; ++i) ws.positions.push_back(seq.cache->length() + static_cast<int32_t>(i));
     for (int64_t i = seq.all_logits ? 0 : seq.count - 1; i < seq.count; ++i) ws.logit_rows.push_back(seq.first + i);
   }
@@ -358,21 +241,32 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     }
     const int64_t heads_kv = config.n_head_kv;
     const int32_t window = config.IsSlidingLayer(layer) ? config.sliding_window : 0;
-    // Heads per chunk: enough multiply-adds to pay for handing them to
+    const int64_t tasks = static_cast<int64_t>(sequences.size()) * heads_kv;
+    const int64_t parts = attention_parts;
+    // Tasks per chunk: enough multiply-adds to pay for handing them to
     // another thread (a tiny model's heads all stay on the calling thread).
-    int64_t attended = 0;
-    for (const CpuSequence& seq : sequences) attended += seq.count * (seq.cache->length() + seq.count);
-    const int64_t per_head = attended * (config.n_head / heads_kv) * hd / static_cast<int64_t>(sequences.size());
-    const int64_t heads_per_chunk = std::max<int64_t>(1, kMinAttentionWorkPerChunk / std::max<int64_t>(per_head, 1));
-    pool.Run(static_cast<int64_t>(sequences.size()) * heads_kv, heads_per_chunk, [&](int64_t begin, int64_t end) {
+    const int64_t per_task = per_head / parts;
+    const int64_t tasks_per_chunk = std::max<int64_t>(1, kMinAttentionWorkPerChunk / std::max<int64_t>(per_task, 1));
+    pool.Run(tasks * parts, tasks_per_chunk, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
-        const int64_t s = task / heads_kv, kv_head = task % heads_kv;
+        const int64_t s = task / (heads_kv * parts), kv_head = task / parts % heads_kv, part = task % parts;
         const CpuSequence& seq = sequences[s];
-        float* scratch = attention_scratch + scratch_offsets[s] +
-                         kv_head * AttentionScratch(config, seq.count, seq.cache->pool().block_size());
-        AttendOneKvHead(config, seq, seq.cache->length(), layer, kv_head, window, q, scratch, attention);
+        const int64_t scratch_size = AttentionScratch(config, seq.count, seq.cache->pool().block_size());
+        float* scratch = attention_scratch + scratch_offsets[s] + (kv_head * parts + part) * scratch_size;
+        AttendOneKvHead(config, seq, seq.cache->length(), layer, kv_head, window, q, scratch, attention,
+                        {part, parts});
       }
     });
+    if (parts > 1) {
+      for (size_t s = 0; s < sequences.size(); ++s) {
+        const CpuSequence& seq = sequences[s];
+        const int64_t scratch_size = AttentionScratch(config, seq.count, seq.cache->pool().block_size());
+        for (int64_t kv_head = 0; kv_head < heads_kv; ++kv_head) {
+          MergeAttentionParts(config, seq, kv_head, attention_scratch + scratch_offsets[s] + kv_head * parts * scratch_size,
+                              scratch_size, parts, attention);
+        }
+      }
+    }
     Multiply(lw.wo, attention, projected, rows);
     if (adapted) AddAdapters(sequences, layer, LoraTarget::kO, attention, projected, ws.lora);
     pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
@@ -399,7 +293,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
       });
     } else {
       pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin * ff; i < end * ff; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+        SwiGluInPlace(gate + begin * ff, up + begin * ff, (end - begin) * ff);
       });
     }
     Multiply(lw.down, gate, projected, rows);

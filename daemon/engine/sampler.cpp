@@ -31,6 +31,19 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 
 TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId> history, const DraftToken* draft,
                         std::vector<float>* distribution, absl::Span<const uint64_t> allowed) {
+  // Greedy's pick, with all the mass on it when the distribution is asked for.
+  const auto greedy = [&](TokenId id) {
+    if (distribution != nullptr) {
+      distribution->assign(logits.size(), 0.0f);
+      (*distribution)[static_cast<size_t>(id)] = 1.0f;
+    }
+    return id;
+  };
+  const bool penalized = params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0 && !history.empty();
+  if (params_.temperature <= 0.0f && !penalized && allowed.empty() && !logits.empty()) {
+    // Plain greedy needs no candidates: the first maximum, so ties go to the lowest id.
+    return greedy(static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+  }
   candidates_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) candidates_[i] = {static_cast<TokenId>(i), logits[i], 0.0f};
   ApplyRepetitionPenalty(history);
@@ -46,14 +59,9 @@ TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId
   }
   if (params_.temperature <= 0.0f) {
     // First maximum wins, so ties go to the lowest id.
-    const TokenId id = std::max_element(candidates_.begin(), candidates_.end(),
-                                        [](const Candidate& a, const Candidate& b) { return a.logit < b.logit; })
-                           ->id;
-    if (distribution != nullptr) {
-      distribution->assign(logits.size(), 0.0f);
-      (*distribution)[static_cast<size_t>(id)] = 1.0f;
-    }
-    return id;
+    return greedy(std::max_element(candidates_.begin(), candidates_.end(),
+                                   [](const Candidate& a, const Candidate& b) { return a.logit < b.logit; })
+                      ->id);
   }
   ApplyTemperature();
   KeepTopK();

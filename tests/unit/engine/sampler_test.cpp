@@ -26,6 +26,20 @@ TEST(Sampler, GreedyPicksTheLargestLogitAndTheLowestIdOnTies) {
   EXPECT_EQ(s.Sample(std::vector<float>{5.0f, 1.0f, 5.0f}, {}), 0);
 }
 
+// Plain greedy skips building candidates; a mask that allows everything
+// takes the full path: both pick the same token, ties included.
+TEST(Sampler, PlainGreedyAgreesWithTheFullPath) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> level(-20, 20);  // few distinct values: many ties
+  Sampler plain(Plain(0.0f)), full(Plain(0.0f));
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<float> logits(1 + trial * 13 % 700);
+    for (float& l : logits) l = 0.25f * static_cast<float>(level(rng));
+    const std::vector<uint64_t> everything((logits.size() + 63) / 64, ~uint64_t{0});
+    EXPECT_EQ(plain.Sample(logits, {}), full.Sample(logits, {}, nullptr, nullptr, everything)) << "trial " << trial;
+  }
+}
+
 TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
   std::vector<float> logits(100);
   for (int i = 0; i < 100; ++i) logits[i] = std::sin(static_cast<float>(i));

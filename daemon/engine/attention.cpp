@@ -1,0 +1,207 @@
+#include "daemon/engine/attention.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+#include "daemon/engine/fast_exp.h"
+#include "daemon/engine/kv_block_pool.h"
+#include "daemon/engine/quant_kernels.h"
+
+namespace edgellm::engine {
+namespace {
+
+// Query rows of one KV head up to which attention skips BLAS (a decode step's
+// group of heads sharing it).
+constexpr int64_t kFewQueryRows = 8;
+
+// A scratch of AttentionScratch floats for `m` query rows: their queries
+// and (unnormalized) outputs [m, head_dim], one block's scores
+// [m, block_size], and each row's maximum and sum so far.
+template <typename Float>
+struct ScratchView {
+  Float *queries, *result, *scores, *row_max, *row_sum;
+};
+template <typename Float>
+ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t block_size) {
+  ScratchView<Float> v;
+  v.queries = scratch;
+  v.result = v.queries + m * hd;
+  v.scores = v.result + m * hd;
+  v.row_max = v.scores + m * block_size;
+  v.row_sum = v.row_max + m;
+  return v;
+}
+
+}  // namespace
+
+int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_size) {
+  const int64_t m = static_cast<int64_t>(config.n_head / config.n_head_kv) * rows;
+  return m * (2 * config.head_dim + block_size + 2);
+}
+
+void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t pos0, int32_t layer,
+                     int64_t kv_head, int32_t window, const float* q, float* scratch, float* out,
+                     AttentionPart part) {
+  const int64_t n = seq.count, hd = config.head_dim;
+  const int64_t group = config.n_head / config.n_head_kv;
+  const int64_t q_width = static_cast<int64_t>(config.n_head) * hd;
+  const int64_t m = group * n;  // query rows, ordered (head in group, row)
+  const int64_t total = pos0 + n;
+  const KvBlockPool& pool = seq.cache->pool();
+  const int32_t block_size = pool.block_size();
+  const ScratchView<float> view = ViewScratch(scratch, m, hd, block_size);
+  float *queries = view.queries, *result = view.result, *scores = view.scores;
+  float *row_max = view.row_max, *row_sum = view.row_sum;
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(queries + (g * n + i) * hd, q + (seq.first + i) * q_width + (kv_head * group + g) * hd,
+                  static_cast<size_t>(hd) * sizeof(float));
+    }
+  }
+  std::fill(row_max, row_max + m, -std::numeric_limits<float>::infinity());
+  std::fill(row_sum, row_sum + m, 0.0f);
+  std::fill(result, result + m * hd, 0.0f);
+  // The query was scaled already where the family scales it after the rotation.
+  const float scale = config.arch->prescaled_query ? 1.0f : config.attention_scale;
+  const float softcap = config.attention_softcap;
+  const float inverse_softcap = softcap > 0 ? 1.0f / softcap : 0.0f;
+  // Row i, at position pos0 + i, sees positions [first_seen(i), pos0 + i].
+  auto first_seen = [&](int64_t i) { return window > 0 ? std::max<int64_t>(0, pos0 + i - window + 1) : 0; };
+  // A decode step's few query rows meet each block's keys and values through
+  // the engine's float kernels: at these sizes BLAS spends more packing its
+  // operands than multiplying them (a fifth of a small model's decode step).
+  const bool few_queries = m <= kFewQueryRows && hd % kernels::kBlock == 0;
+  const kernels::DotFloatFn dot = kernels::BestKernels().dot_f32;
+  const kernels::WeightedRowSumFn weighted_row_sum = kernels::BestKernels().weighted_row_sum;
+  // This part's share of the blocks from the first one any row sees.
+  const int64_t first_block = first_seen(0) / block_size, blocks = (total + block_size - 1) / block_size - first_block;
+  const int64_t part_begin = (first_block + blocks * part.index / part.count) * block_size;
+  const int64_t part_end = std::min(total, (first_block + blocks * (part.index + 1) / part.count) * block_size);
+  for (int64_t p0 = part_begin; p0 < part_end; p0 += block_size) {
+    const int64_t run = std::min<int64_t>(block_size, total - p0);
+    const int32_t block = seq.cache->block_table()[p0 / block_size];
+    const float* keys = pool.LayerData(block, layer, false) + kv_head * block_size * hd;
+    const float* values = pool.LayerData(block, layer, true) + kv_head * block_size * hd;
+    // Rows before p0 see none of this block (a prompt's early rows and the
+    // later blocks of its own chunk): each head's rows from `first` on are
+    // multiplied, and the others left as they are.
+    const int64_t first = std::max<int64_t>(0, p0 - pos0), seeing = n - first;
+    for (int64_t g = 0; g < group; ++g) {
+      const float* group_queries = queries + (g * n + first) * hd;
+      float* group_scores = scores + (g * n + first) * run;
+      if (few_queries) {
+        for (int64_t r = 0; r < seeing; ++r) {
+          for (int64_t t = 0; t < run; ++t) {
+            group_scores[r * run + t] =
+                scale * dot(reinterpret_cast<const uint8_t*>(keys + t * hd), group_queries + r * hd, hd);
+          }
+        }
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(seeing), static_cast<int>(run),
+                    static_cast<int>(hd), scale, group_queries, static_cast<int>(hd), keys, static_cast<int>(hd),
+                    0.0f, group_scores, static_cast<int>(run));
+      }
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      for (int64_t i = first; i < n; ++i) {
+        const int64_t r = g * n + i;
+        float* row = scores + r * run;
+        const int64_t from = std::max<int64_t>(0, first_seen(i) - p0);
+        const int64_t valid = std::min<int64_t>(run, pos0 + i + 1 - p0);
+        if (valid <= from) {
+          std::fill(row, row + run, 0.0f);
+          continue;
+        }
+        if (softcap > 0) {
+          for (int64_t t = from; t < valid; ++t) row[t] = softcap * std::tanh(row[t] * inverse_softcap);
+        }
+        float block_max = row[from];
+        for (int64_t t = from + 1; t < valid; ++t) block_max = std::max(block_max, row[t]);
+        const float new_max = std::max(row_max[r], block_max);
+        // A row's first visible block finds its maximum at -inf: the rescale is 0 of nothing.
+        if (new_max > row_max[r] && row_sum[r] > 0.0f) {
+          const float rescale = std::exp(row_max[r] - new_max);
+          row_sum[r] *= rescale;
+          for (int64_t j = 0; j < hd; ++j) result[r * hd + j] *= rescale;
+        }
+        row_max[r] = new_max;
+        std::fill(row, row + from, 0.0f);
+        for (int64_t t = from; t < valid; ++t) row[t] -= new_max;
+        ExpInPlace(row + from, valid - from);
+        float sum = 0.0f;
+        for (int64_t t = from; t < valid; ++t) sum += row[t];
+        row_sum[r] += sum;
+        std::fill(row + valid, row + run, 0.0f);
+      }
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      const float* group_scores = scores + (g * n + first) * run;
+      float* group_result = result + (g * n + first) * hd;
+      if (few_queries) {
+        for (int64_t r = 0; r < seeing; ++r) {
+          weighted_row_sum(group_scores + r * run, values, run, hd, group_result + r * hd);
+        }
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(seeing), static_cast<int>(hd),
+                    static_cast<int>(run), 1.0f, group_scores, static_cast<int>(run), values, static_cast<int>(hd),
+                    1.0f, group_result, static_cast<int>(hd));
+      }
+    }
+  }
+  if (part.count > 1) return;  // MergeAttentionParts finishes
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = g * n + i;
+      const float inverse = 1.0f / row_sum[r];
+      float* dst = out + (seq.first + i) * q_width + (kv_head * group + g) * hd;
+      for (int64_t j = 0; j < hd; ++j) dst[j] = result[r * hd + j] * inverse;
+    }
+  }
+}
+
+void MergeAttentionParts(const LlamaConfig& config, const CpuSequence& seq, int64_t kv_head, const float* scratch,
+                         int64_t scratch_stride, int64_t parts, float* out) {
+  const int64_t n = seq.count, hd = config.head_dim;
+  const int64_t group = config.n_head / config.n_head_kv;
+  const int64_t q_width = static_cast<int64_t>(config.n_head) * hd;
+  const int64_t m = group * n;
+  const int32_t block_size = seq.cache->pool().block_size();
+  for (int64_t g = 0; g < group; ++g) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = g * n + i;
+      // A part with none of the positions this row sees has a sum of 0 and adds nothing.
+      float max = -std::numeric_limits<float>::infinity();
+      for (int64_t p = 0; p < parts; ++p) {
+        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size);
+        if (part.row_sum[r] > 0.0f) max = std::max(max, part.row_max[r]);
+      }
+      float* dst = out + (seq.first + i) * q_width + (kv_head * group + g) * hd;
+      std::fill(dst, dst + hd, 0.0f);
+      float total = 0.0f;
+      for (int64_t p = 0; p < parts; ++p) {
+        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size);
+        if (!(part.row_sum[r] > 0.0f)) continue;
+        const float weight = std::exp(part.row_max[r] - max);
+        total += part.row_sum[r] * weight;
+        for (int64_t j = 0; j < hd; ++j) dst[j] += part.result[r * hd + j] * weight;
+      }
+      const float inverse = 1.0f / total;
+      for (int64_t j = 0; j < hd; ++j) dst[j] *= inverse;
+    }
+  }
+}
+
+int64_t AttentionParts(int64_t tasks, int threads, int64_t work_per_task, int64_t min_work_per_part) {
+  if (tasks <= 0 || threads <= 1) return 1;
+  // The fewest parts that make the tasks a multiple of the threads.
+  const int64_t parts = threads / std::gcd(tasks, static_cast<int64_t>(threads));
+  if (parts <= 1 || work_per_task / parts < min_work_per_part) return 1;
+  return parts;
+}
+
+}  // namespace edgellm::engine
