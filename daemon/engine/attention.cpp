@@ -75,8 +75,17 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   // A decode step's few query rows meet each block's keys and values through
   // the engine's float kernels: at these sizes BLAS spends more packing its
   // operands than multiplying them (a fifth of a small model's decode step).
-  const bool few_queries = m <= kFewQueryRows && hd % kernels::kBlock == 0;
-  const kernels::DotFloatFn dot = kernels::BestKernels().dot_f32;
+  const bool few_queries = m <= kFewQueryRows;
+  // The kernels' float dot takes whole blocks of 32; a narrower head (a tiny
+  // model's) is a plain loop, still far cheaper than a BLAS call.
+  const kernels::DotFloatFn kernel_dot = kernels::BestKernels().dot_f32;
+  const bool whole_blocks = hd % kernels::kBlock == 0;
+  const auto dot = [&](const float* key, const float* query) {
+    if (whole_blocks) return kernel_dot(reinterpret_cast<const uint8_t*>(key), query, hd);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < hd; ++j) sum += key[j] * query[j];
+    return sum;
+  };
   const kernels::WeightedRowSumFn weighted_row_sum = kernels::BestKernels().weighted_row_sum;
   // This part's share of the blocks from the first one any row sees.
   const int64_t first_block = first_seen(0) / block_size, blocks = (total + block_size - 1) / block_size - first_block;
@@ -97,8 +106,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       if (few_queries) {
         for (int64_t r = 0; r < seeing; ++r) {
           for (int64_t t = 0; t < run; ++t) {
-            group_scores[r * run + t] =
-                scale * dot(reinterpret_cast<const uint8_t*>(keys + t * hd), group_queries + r * hd, hd);
+            group_scores[r * run + t] = scale * dot(keys + t * hd, group_queries + r * hd);
           }
         }
       } else {
