@@ -39,6 +39,8 @@ test_packages=(
   faketime
   # the NEON kernels are cross-built for aarch64 (Jetson) and checked under qemu-user
   g++-aarch64-linux-gnu qemu-user
+  # perf: tests/bench/profile_decode.sh shows where a decode step's time goes
+  linux-perf
 )
 packages=("${build_packages[@]}")
 if [ "${1:-}" != --build-only ]; then

@@ -83,6 +83,9 @@ struct Args {
   int32_t reps = 3;
   bool mmap_weights = false;  // map the file instead of reading it into memory
   std::vector<int32_t> batch_sizes = {1, 4, 16};
+  // Time only the decode loop (no prefill, batches, drafting or bandwidth),
+  // for a profiler to see decode steps and nothing else.
+  bool only_decode = false;
 };
 
 // Aggregate decode speed of `batch` sequences decoding together, one batched
@@ -188,7 +191,7 @@ int Run(const Args& args) {
   std::vector<double> prefill_rates, decode_rates;
   for (int rep = 0; rep <= args.reps; ++rep) {  // rep 0 is the warm-up
     absl::Status s;
-    {
+    if (!args.only_decode) {
       absl::StatusOr<std::unique_ptr<engine::KvCache>> cache = model.NewCache(args.prefill_tokens);
       if (!cache.ok()) {
         std::cerr << "edgellm-bench-engine: " << cache.status().message() << "\n";
@@ -217,6 +220,10 @@ int Run(const Args& args) {
     if (rep > 0) decode_rates.push_back(args.decode_tokens / decode_seconds);
   }
   const double decode = Median(decode_rates);
+  if (args.only_decode) {
+    print("decode_tok_s", decode, "tok/s");
+    return 0;
+  }
   print("prefill_tok_s", Median(prefill_rates), "tok/s");
   print("decode_tok_s", decode, "tok/s");
   // Weight bytes streamed per second while decoding: compare with the machine's memory bandwidth.
@@ -265,6 +272,8 @@ int main(int argc, char** argv) {
   app.add_option("--prefill-tokens", args.prefill_tokens, "Prompt length for prefill_tok_s")->capture_default_str();
   app.add_option("--decode-tokens", args.decode_tokens, "Tokens to decode")->capture_default_str();
   app.add_flag("--mmap-weights", args.mmap_weights, "Map the model from the page cache instead of reading it in");
+  app.add_flag("--only-decode", args.only_decode,
+               "Time only the decode loop (no prefill, batches, drafting or bandwidth): what a profiler should see");
   app.add_option("--reps", args.reps, "Measured repetitions (after one warm-up)")->capture_default_str();
   app.add_option("--batch-sizes", args.batch_sizes, "Sequences decoding together, for aggregate decode tok/s")
       ->delimiter(',');

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Where a decode step's time goes, from `perf script -F tid,ip,sym` on stdin.
+
+The thread with the most samples is the one that calls the forward: its time
+is the step's time, so its samples are the step's breakdown; the others are
+the pool's workers, whose samples show how much of the step they spend
+working. Each sample is put in one category by its leaf symbol:
+
+  kernels    the matrix products (quantized, interleaved, float) and
+             attention (scores, softmax exponentials, weighted sums)
+  row-wise   norms, rotary embedding, the SwiGLU gate, copies
+  hand-off   the thread pool handing out chunks and waiting for them, and
+             the kernel entered from there (yield, futex)
+  sampling   picking the next token
+  other      everything else (named below)
+"""
+import collections
+import sys
+
+CATEGORIES = [
+    ("hand-off", ("ThreadPool::Run", "ThreadPool::DoChunks", "ThreadPool::WorkerLoop", "sched_yield", "futex",
+                  "__atomic_wait", "pvm_irq_enable", "syscall")),
+    ("kernels", ("InterleaveRows", "DotInterleaved", "MultiplyInterleaved", "DotF32", "DotF16", "WeightedRowSum",
+                 "ExpInPlace", "AttendOneKvHead", "MergeAttentionParts", "sgemm", "MultiplyQuantized",
+                 "QuantMatMulShared", "kernels::", "Quantize")),
+    ("row-wise", ("RmsNorm", "Rope", "SwiGlu", "CpuForward", "memmove", "memcpy", "memset", "WriteKv")),
+    ("sampling", ("Sampler", "max_element")),
+]
+
+
+def category(symbol):
+    for name, keys in CATEGORIES:
+        if any(k in symbol for k in keys):
+            return name
+    return "other"
+
+
+def main():
+    per_thread = collections.defaultdict(collections.Counter)
+    for line in sys.stdin:
+        fields = line.split(None, 2)
+        if len(fields) == 3 and fields[0].isdigit():
+            per_thread[fields[0]][fields[2].strip()] += 1
+    if not per_thread:
+        sys.exit("decode_profile.py: no samples on stdin")
+    threads = sorted(per_thread.values(), key=lambda c: -sum(c.values()))
+    caller_total = sum(threads[0].values())
+    for index, symbols in enumerate(threads[:4]):
+        total = sum(symbols.values())
+        if index > 0 and total < caller_total / 20:
+            break
+        by_category = collections.Counter()
+        for symbol, n in symbols.items():
+            by_category[category(symbol)] += n
+        role = "calling thread (the step's time)" if index == 0 else f"worker {index}"
+        print(f"{role}: {total} samples")
+        for name, _ in CATEGORIES + [("other", ())]:
+            print(f"  {name:9s} {100.0 * by_category[name] / total:5.1f}%")
+        others = [(s, n) for s, n in symbols.most_common() if category(s) == "other"][:4]
+        if others:
+            print("  other is: " + ", ".join(f"{s[:48]} {100.0 * n / total:.1f}%" for s, n in others))
+    main_categories = collections.Counter()
+    for symbol, n in threads[0].items():
+        main_categories[category(symbol)] += n
+    outside = 100.0 * (caller_total - main_categories["kernels"]) / caller_total
+    print(f"decode_outside_kernels_percent={outside:.1f}")
+
+
+if __name__ == "__main__":
+    main()
