@@ -69,7 +69,6 @@ class FederatedRounds : public ::testing::Test {
     EDGELLM_REQUIRE_SHARED_FILE(kModel);
     dir_ = edgellm::testing::TestDir();
     ASSERT_TRUE(edgellm::testing::MakePki(dir_ / "pki", {"dev-a", "dev-b", "dev-c"}));
-    port_ = edgellm::testing::FreePort();
   }
 
   // The aggregator for `rounds` rounds of `local_steps` each, all three devices in each.
@@ -98,10 +97,17 @@ class FederatedRounds : public ::testing::Test {
     config.close();
     RestartAggregator();
   }
+  // The first start listens on a port the aggregator picks, pinned in its
+  // config then, so that a restart keeps the address the daemons were given.
   void RestartAggregator() {
     std::string error;
     aggregator_ = AggregatorProcess::Start(dir_ / "aggregator.yaml", dir_ / "aggregator.log", &error);
     ASSERT_NE(aggregator_, nullptr) << error;
+    if (port_ == 0) {
+      port_ = aggregator_->LoggedPort("(port ");
+      ASSERT_GT(port_, 0) << aggregator_->Log();
+      ASSERT_TRUE(edgellm::testing::PinPort(dir_ / "aggregator.yaml", "listen", port_));
+    }
   }
 
   // edgellmd holding `f`'s fact as its local data; its stderr in DEVICE.log.
@@ -115,10 +121,9 @@ class FederatedRounds : public ::testing::Test {
       out << R"({"text": "Lily and Ben went to the park. They played on the swings."})" << "\n";
       out << R"({"text": "The cat sat in the sun. It was warm and happy."})" << "\n";
     }
-    if (!metrics_ports_.contains(f.device)) metrics_ports_[f.device] = edgellm::testing::FreePort();
     const fs::path config = dir_ / (f.device + ".yaml");
     std::ofstream(config) << "model: " << model_ << "\n"
-                          << "metrics_listen: 127.0.0.1:" << metrics_ports_[f.device] << "\n"
+                          << "metrics_listen: 127.0.0.1:0\n"
                           << "train_data: " << data.string() << "\n"
                           << "train_dir: " << (dir_ / (f.device + "-train")).string() << "\n"
                           << "train_rank: 8\ntrain_targets: all\ntrain_idle_seconds: 0\n"
@@ -132,6 +137,7 @@ class FederatedRounds : public ::testing::Test {
     auto daemon =
         DaemonProcess::Start("", {"--config", config.string()}, &error, {}, {}, (dir_ / (f.device + ".log")).string());
     EXPECT_NE(daemon, nullptr) << f.device << ": " << error;
+    if (daemon != nullptr) metrics_ports_[f.device] = daemon->LoggedPort("metrics on port ");
     return daemon;
   }
   fs::path FederationDir(const std::string& device) const { return dir_ / (device + "-federation"); }
@@ -143,9 +149,9 @@ class FederatedRounds : public ::testing::Test {
   std::string model_ = kModel;
   std::string model_id_ = "stories260K";
   fs::path dir_;
-  int port_ = 0;
+  int port_ = 0;  // 0 until the aggregator's first start reports it
   std::unique_ptr<AggregatorProcess> aggregator_;
-  std::map<std::string, int> metrics_ports_;
+  std::map<std::string, int> metrics_ports_;  // each device's, as its last start reported it
 };
 
 TEST_F(FederatedRounds, ThreeDaemonsTeachTheGlobalAdapterWhatEachKnows) {

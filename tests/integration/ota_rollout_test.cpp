@@ -50,7 +50,6 @@ class OtaRollout : public ::testing::Test {
     const auto keygen = RunCli("keygen --out " + (dir_ / "release").string());
     ASSERT_EQ(keygen.exit_code, 0) << keygen.err;
     EXPECT_NE(keygen.out.find("key "), std::string::npos);
-    port_ = edgellm::testing::FreePort();
   }
 
   // `model_lines` go under the model's entry; `extra` at the top level.
@@ -71,6 +70,9 @@ class OtaRollout : public ::testing::Test {
     std::string error;
     aggregator_ = AggregatorProcess::Start(dir_ / "aggregator.yaml", dir_ / "aggregator.log", &error);
     ASSERT_NE(aggregator_, nullptr) << error;
+    // It listens on a port of its choosing (0 in the config) the first time; later starts keep it.
+    if (port_ == 0) port_ = aggregator_->LoggedPort("(port ");
+    ASSERT_GT(port_, 0) << aggregator_->Log();
   }
 
   // edgellmd installing releases; with `train` it also trains in rounds on its fact.
@@ -152,7 +154,7 @@ class OtaRollout : public ::testing::Test {
   }
 
   fs::path dir_;
-  int port_ = 0;
+  int port_ = 0;  // 0 until the aggregator's first start reports it
   std::unique_ptr<AggregatorProcess> aggregator_;
 };
 

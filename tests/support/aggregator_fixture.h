@@ -51,8 +51,6 @@ class AggregatorFixture : public ::testing::Test {
     EDGELLM_REQUIRE_SHARED_FILE(kModel);
     dir_ = edgellm::testing::TestDir();
     ASSERT_TRUE(edgellm::testing::MakePki(dir_ / "pki", {"dev-a", "dev-b", "dev-c", "dev-d", "operator"}));
-    port_ = edgellm::testing::FreePort();
-    metrics_port_ = edgellm::testing::FreePort();
     auto sha = Sha256OfFile(kModel);
     ASSERT_TRUE(sha.ok());
     base_sha_ = *sha;
@@ -94,10 +92,20 @@ class AggregatorFixture : public ::testing::Test {
         << s.model_lines;
   }
 
+  // The first start listens on ports the aggregator picks (0 in the config);
+  // they are pinned in the config then, so a restart keeps the address.
   void StartAggregator() {
     std::string error;
     aggregator_ = AggregatorProcess::Start(dir_ / "aggregator.yaml", dir_ / "aggregator.log", &error);
     ASSERT_NE(aggregator_, nullptr) << error;
+    if (port_ == 0) {
+      port_ = aggregator_->LoggedPort("(port ");
+      metrics_port_ = aggregator_->LoggedPort("metrics on port ");
+      ASSERT_GT(port_, 0) << aggregator_->Log();
+      ASSERT_GT(metrics_port_, 0) << aggregator_->Log();
+      ASSERT_TRUE(edgellm::testing::PinPort(dir_ / "aggregator.yaml", "listen", port_));
+      ASSERT_TRUE(edgellm::testing::PinPort(dir_ / "aggregator.yaml", "metrics_listen", metrics_port_));
+    }
   }
 
   std::unique_ptr<FederationTestClient> Device(const std::string& id, const fs::path& pki_dir = {}) {
@@ -177,8 +185,8 @@ class AggregatorFixture : public ::testing::Test {
   std::string Metrics() { return edgellm::testing::HttpRequest(metrics_port_, "GET /metrics").body; }
 
   fs::path dir_;
-  int port_ = 0;
-  int metrics_port_ = 0;
+  int port_ = 0;          // 0 until the first start reports it
+  int metrics_port_ = 0;  // likewise
   std::string base_sha_;
   TensorSet layout_;
   std::unique_ptr<AggregatorProcess> aggregator_;

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -117,6 +118,24 @@ class AggregatorProcess {
   std::filesystem::path log_;
   size_t log_offset_ = 0;  // where this run's lines begin
 };
+
+// Sets the port of a config file's `key: HOST:0` line. A program listening
+// on port 0 picks a free one; pinning it there after the first start makes a
+// restart listen where the clients were told to connect.
+inline bool PinPort(const std::filesystem::path& config, const std::string& key, int port) {
+  std::istringstream in(ReadAll(config));
+  std::string text, line;
+  bool pinned = false;
+  while (std::getline(in, line)) {
+    if (!pinned && line.starts_with(key + ": ") && line.ends_with(":0")) {
+      line.replace(line.size() - 1, 1, std::to_string(port));
+      pinned = true;
+    }
+    text += line + "\n";
+  }
+  if (pinned) std::ofstream(config, std::ios::trunc) << text;
+  return pinned;
+}
 
 // Channel credentials from PEM files; an empty cert means none is presented.
 inline std::shared_ptr<grpc::ChannelCredentials> DeviceCredentials(const std::filesystem::path& ca,

@@ -44,19 +44,6 @@ inline HttpResult HttpRequest(int port, const std::string& request_line) {
 
 inline HttpResult HttpGet(int port, const std::string& path) { return HttpRequest(port, "GET " + path); }
 
-// A port that was free a moment ago.
-inline int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 }  // namespace edgellm::testing
 
 #endif  // EDGELLM_TESTS_SUPPORT_HTTP_GET_H_
