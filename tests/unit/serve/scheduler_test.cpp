@@ -160,25 +160,22 @@ TEST_F(SchedulerTest, RequestsThatFitRunTogether) {
 // the requests after the measurement draft by it, with the same greedy tokens.
 TEST_F(SchedulerTest, MeasuresTheRowCostWhileIdleWithoutHoldingUpRequests) {
   auto scheduler = MakeScheduler(12, {.measure_row_cost = true});
-  const std::vector<TokenId> a = Prompt(12, 1), b = Prompt(12, 2);
-  GenerationRequest drafting = Request(a, 16);
-  drafting.options.draft_tokens = 4;
-  Collector first;
-  ASSERT_TRUE(scheduler->Submit(std::move(drafting), first.Sink()).ok());
-  const Outcome one = first.Wait();
-  ASSERT_TRUE(one.status.ok()) << one.status;
-  EXPECT_EQ(one.tokens, Reference(a, 16));
+  // A greedy request drafting four tokens a step gives plain generation's tokens.
+  const auto drafting_request_matches = [&](const std::vector<TokenId>& prompt) {
+    GenerationRequest request = Request(prompt, 16);
+    request.options.draft_tokens = 4;
+    Collector collector;
+    ASSERT_TRUE(scheduler->Submit(std::move(request), collector.Sink()).ok());
+    const Outcome outcome = collector.Wait();
+    ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+    EXPECT_EQ(outcome.tokens, Reference(prompt, 16));
+  };
+  drafting_request_matches(Prompt(12, 1));
   for (int i = 0; i < 6000 && !scheduler->row_cost(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_TRUE(scheduler->row_cost().has_value()) << "the idle loop never finished measuring";
   EXPECT_GE(*scheduler->row_cost(), 0.0);
   EXPECT_LE(*scheduler->row_cost(), 2.0);
-  GenerationRequest later = Request(b, 16);
-  later.options.draft_tokens = 4;
-  Collector second;
-  ASSERT_TRUE(scheduler->Submit(std::move(later), second.Sink()).ok());
-  const Outcome two = second.Wait();
-  ASSERT_TRUE(two.status.ok()) << two.status;
-  EXPECT_EQ(two.tokens, Reference(b, 16));
+  drafting_request_matches(Prompt(12, 2));
 }
 
 TEST_F(SchedulerTest, WithoutBeingAskedItMeasuresNoRowCost) {
