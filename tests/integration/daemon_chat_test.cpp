@@ -180,7 +180,11 @@ TEST_F(DaemonChatTest, LogprobsAreTheModelsOwnOnBothApis) {
   const Json lp = Json::parse(answer.body)["choices"][0]["logprobs"];
   ASSERT_EQ(lp["token_logprobs"].size(), 8u);
   for (size_t i = 0; i < 8; ++i) {
-    EXPECT_FLOAT_EQ(lp["token_logprobs"][i].get<float>(), logprobs[i].token().logprob());
+    // This request starts from the first one's cached prompt blocks and runs
+    // its last prompt token alone, a decode step, whose attention adds in
+    // another order than the first request's prefill: the same model's
+    // figures, to float rounding.
+    EXPECT_NEAR(lp["token_logprobs"][i].get<float>(), logprobs[i].token().logprob(), 1e-5);
     EXPECT_EQ(lp["tokens"][i], logprobs[i].token().piece());
     EXPECT_EQ(lp["top_logprobs"][i].size(), 3u);
   }
