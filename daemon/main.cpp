@@ -458,6 +458,8 @@ int Run(const ops::DaemonConfig& args) {
   options.threads = args.threads;
   options.context_length = args.context_length;
   options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
+  // Served by the engine's CPU forward only (training runs in a process of its own).
+  options.pack_weights = true;
   absl::StatusOr<std::unique_ptr<engine::LlamaModel>> model = LoadModel(args, options);
   if (!model.ok()) return Fail(model.status(), 1);
   absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft_model = LoadDraftModel(args, **model, options);

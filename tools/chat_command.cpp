@@ -66,6 +66,7 @@ class LocalChat final : public ChatBackend {
     engine::ModelOptions model_options;
     model_options.threads = args.threads;
     model_options.context_length = args.context;
+    model_options.pack_weights = true;
     auto chat = std::unique_ptr<LocalChat>(new LocalChat());
     EDGELLM_ASSIGN_OR_RETURN(chat->model_, engine::LlamaModel::Load(args.model, model_options));
     std::string override_source;

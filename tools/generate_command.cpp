@@ -40,6 +40,7 @@ absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const 
   engine::ModelOptions model_options;
   model_options.threads = args.threads;
   model_options.context_length = args.context;
+  model_options.pack_weights = args.device == "cpu";  // LibTorch reads the weights as the file has them
   auto model = engine::LlamaModel::Load(args.model, model_options);
   if (!model.ok()) return model.status();
   // The CPU runs the engine's own pass; any other device, LibTorch's.

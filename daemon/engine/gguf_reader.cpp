@@ -297,6 +297,11 @@ const GgufTensorInfo* GgufReader::FindTensor(std::string_view name) const {
   return nullptr;
 }
 
+absl::Status GgufReader::RewriteInPlace(const std::function<void()>& rewrite) {
+  if (file_ == nullptr) return absl::FailedPreconditionError(name_ + " was parsed from memory, not read from a file");
+  return file_->RewriteInPlace(rewrite);
+}
+
 absl::Span<const uint8_t> GgufReader::TensorData(const GgufTensorInfo& info) const {
   return bytes_.subspan(data_offset_ + info.offset, info.n_bytes);
 }

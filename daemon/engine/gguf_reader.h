@@ -8,6 +8,7 @@
 #ifndef EDGELLM_ENGINE_GGUF_READER_H_
 #define EDGELLM_ENGINE_GGUF_READER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,10 @@ class GgufReader {
   const GgufTensorInfo* FindTensor(std::string_view name) const;
   // The tensor's bytes inside the mapping; valid as long as the reader lives.
   absl::Span<const uint8_t> TensorData(const GgufTensorInfo& info) const;
+  // For a file read into memory: its bytes (as TensorData gives them) may be
+  // rewritten in place while `rewrite` runs (MappedFile::RewriteInPlace).
+  // FailedPrecondition for a mapped file or one parsed from memory.
+  absl::Status RewriteInPlace(const std::function<void()>& rewrite);
 
  private:
   GgufReader() = default;

@@ -46,6 +46,9 @@ struct LlamaModel::Impl {
   std::set<std::string> used_tensors;
 
   absl::Status LoadWeights();
+  // Packs the matrices the best kernel set can pack (ModelOptions::pack_weights).
+  absl::Status PackWeights();
+  int32_t packed_matrices = 0;
   absl::StatusOr<const GgufTensorInfo*> Expect(const std::string& name, std::vector<uint64_t> dims);
   absl::StatusOr<WeightMatrix> LoadMatrix(const std::string& name, uint64_t in, uint64_t out);
   absl::StatusOr<const float*> LoadVector(const std::string& name, uint64_t n);
@@ -275,6 +278,9 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(std::unique_ptr
                                                     : std::min(impl->config.n_ctx_train, kDefaultMaxContext);
   try {
     EDGELLM_RETURN_IF_ERROR(impl->LoadWeights());
+    if (options.pack_weights && options.file_access == FileAccess::kResident) {
+      EDGELLM_RETURN_IF_ERROR(impl->PackWeights());
+    }
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("model: out of memory while loading weights");
   }
@@ -447,6 +453,28 @@ absl::Status LlamaModel::Embed(absl::Span<const std::vector<TokenId>> inputs, st
 }
 
 const CpuModelWeights& LlamaModel::cpu_weights() const { return impl_->cpu; }
+
+int32_t LlamaModel::packed_matrices() const { return impl_->packed_matrices; }
+
+absl::Status LlamaModel::Impl::PackWeights() {
+  std::vector<WeightMatrix*> matrices;
+  for (CpuLayerWeights& layer : cpu.layers) {
+    for (WeightMatrix* w : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.gate, &layer.up, &layer.down}) {
+      matrices.push_back(w);
+    }
+  }
+  // A tied output matrix is the embedding table, whose rows are also read one at a time.
+  if (cpu.output.data != cpu.embedding) matrices.push_back(&cpu.output);
+  std::erase_if(matrices, [](const WeightMatrix* w) { return !CanPack(*w); });
+  // Bytes are packed once, however many matrices name them.
+  std::set<const uint8_t*> seen;
+  std::erase_if(matrices, [&](const WeightMatrix* w) { return !seen.insert(w->data).second; });
+  if (matrices.empty()) return absl::OkStatus();
+  return gguf->RewriteInPlace([&] {
+    for (WeightMatrix* w : matrices) PackInPlace(*w, const_cast<uint8_t*>(w->data));
+    packed_matrices = static_cast<int32_t>(matrices.size());
+  });
+}
 
 void LlamaModel::AttachBackend(std::unique_ptr<ForwardBackend> backend) { impl_->backend = std::move(backend); }
 

@@ -42,6 +42,11 @@ struct ModelOptions {
   // How the file is held (mapped_file.h): read into memory, or mapped from
   // the page cache (shared with other readers, nothing read at load).
   FileAccess file_access = FileAccess::kResident;
+  // With a resident file: rewrite every matrix the best kernel set can pack
+  // (KernelSet::pack) into that form once, in place, so that no forward
+  // interleaves its rows again. A packed model runs only the engine's CPU
+  // forward: not LibTorch's (UseLibTorch refuses it), not training.
+  bool pack_weights = false;
 };
 
 // One sequence's share of a batched forward.
@@ -128,6 +133,8 @@ class LlamaModel {
   // the model's float copies. The LoRA trainer runs these same weights with
   // autograd, so training needs no second copy of the model.
   const CpuModelWeights& cpu_weights() const;
+  // Matrices packed at load (ModelOptions::pack_weights); 0 when none was.
+  int32_t packed_matrices() const;
 
   // From now on, forwards run on `backend` (see forward_backend.h). Call
   // before the first forward.

@@ -84,7 +84,7 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
     absl::StatusOr<void*> p = ReadResident(fd, size, path);
     ::close(fd);
     if (!p.ok()) return p.status();
-    return std::unique_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(*p), size));
+    return std::unique_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(*p), size, true));
   }
   if (size > 0) {
     void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -96,7 +96,21 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
     data = static_cast<const uint8_t*>(p);
   }
   ::close(fd);  // the mapping keeps the file alive
-  return std::unique_ptr<MappedFile>(new MappedFile(path, data, size));
+  return std::unique_ptr<MappedFile>(new MappedFile(path, data, size, false));
+}
+
+absl::Status MappedFile::RewriteInPlace(const std::function<void()>& rewrite) {
+  if (!resident_) {
+    return absl::FailedPreconditionError(edgellm::StrCat(path_, " is mapped from the page cache, not held in memory"));
+  }
+  if (size_ == 0) return absl::OkStatus();
+  void* start = const_cast<uint8_t*>(data_);
+  if (::mprotect(start, size_, PROT_READ | PROT_WRITE) != 0) {
+    return absl::InternalError(edgellm::StrCat("cannot make ", path_, "'s bytes writable: ", std::strerror(errno)));
+  }
+  rewrite();
+  ::mprotect(start, size_, PROT_READ);
+  return absl::OkStatus();
 }
 
 MappedFile::~MappedFile() {

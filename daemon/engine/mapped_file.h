@@ -4,6 +4,7 @@
 #define EDGELLM_ENGINE_MAPPED_FILE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,12 +40,19 @@ class MappedFile {
   absl::Span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
 
+  // For a resident copy: the bytes are writable while `rewrite` runs (the
+  // model loader packing weights for its kernels), read-only again after.
+  // FailedPrecondition for a mapping of the file, whose pages are the page
+  // cache's. Not to be called while anything else reads the bytes.
+  absl::Status RewriteInPlace(const std::function<void()>& rewrite);
+
  private:
-  MappedFile(std::string path, const uint8_t* data, size_t size)
-      : path_(std::move(path)), data_(data), size_(size) {}
+  MappedFile(std::string path, const uint8_t* data, size_t size, bool resident)
+      : path_(std::move(path)), data_(data), size_(size), resident_(resident) {}
   std::string path_;
   const uint8_t* data_;
   size_t size_;
+  bool resident_;
 };
 
 }  // namespace edgellm::engine

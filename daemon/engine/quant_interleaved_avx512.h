@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "daemon/engine/quant_kernels.h"
 
@@ -33,6 +34,7 @@ namespace edgellm::engine::kernels {
 namespace {
 
 inline constexpr int kInterleavedRows = 16;
+static_assert(kInterleavedRows == kPackedGroupRows, "a packed group is one interleaved group");
 
 // 16 bytes at `offset` of rows 4l + k (l = 0..3) in lane l of register k.
 inline void LoadSixteenRows(const uint8_t* const rows[kInterleavedRows], uint64_t offset, __m512i z[4]) {
@@ -174,20 +176,49 @@ void InterleaveRows(const uint8_t* const rows[kInterleavedRows], int64_t first, 
   }
 }
 
-// The interleaved rows in `scratch` against activation rows a[0..kA), into
-// lane p of out[j] (weight row p, activation row j).
-template <typename Layout, int kA>
-void DotInterleaved(const ScratchRegister* scratch, int64_t blocks, const ActivationBlock* const a[kA], __m512 out[kA]) {
+// Where DotInterleaved reads a block's sixteen scales and its groups: the
+// scratch a strip was interleaved into just before, or a matrix packed into
+// that form at load (PackInterleaved), whose scales stay F16 so that a
+// packed block takes exactly the bytes of the sixteen blocks it replaces.
+template <typename Layout>
+struct FromScratch {
+  const ScratchRegister* at;
+  __m512 Scales(int64_t b) const { return _mm512_castsi512_ps(at[b * kScratchRegisters<Layout>].bits); }
+  __m512i Group(int64_t b, int g) const { return at[b * kScratchRegisters<Layout> + 1 + g].bits; }
+};
+
+// A packed block: sixteen F16 scales, then the groups as the scratch holds them.
+template <typename Layout>
+inline constexpr int64_t kPackedBlockBytes = 32 + 64 * Layout::kGroups;
+// Whether a type packs in place: its packed block is sixteen of its blocks' bytes.
+template <typename Layout>
+inline constexpr bool kPacksInPlace = kPackedBlockBytes<Layout> == kInterleavedRows * Layout::kBlockBytes;
+
+template <typename Layout>
+struct FromPacked {
+  const uint8_t* at;
+  __m512 Scales(int64_t b) const {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + b * kPackedBlockBytes<Layout>)));
+  }
+  __m512i Group(int64_t b, int g) const { return _mm512_loadu_si512(at + b * kPackedBlockBytes<Layout> + 32 + 64 * g); }
+};
+
+// The sixteen interleaved rows `source` holds against activation rows
+// a[0..kA), into lane p of out[j] (weight row p, activation row j). The
+// scales are the same floats from either source, so a packed matrix gives
+// bit for bit what interleaving the file's rows gives.
+template <typename Layout, int kA, typename Source>
+void DotInterleaved(const Source& source, int64_t blocks, const ActivationBlock* const a[kA], __m512 out[kA]) {
   __m512 acc[kA], off[kA];
 #pragma GCC unroll 4
   for (int j = 0; j < kA; ++j) acc[j] = off[j] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b, scratch += kScratchRegisters<Layout>) {
+  for (int64_t b = 0; b < blocks; ++b) {
     __m512i sums[kA][2];
 #pragma GCC unroll 4
     for (int j = 0; j < kA; ++j) sums[j][0] = sums[j][1] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int g = 0; g < Layout::kGroups; ++g) {
-      const __m512i group = scratch[1 + g].bits;
+      const __m512i group = source.Group(b, g);
 #pragma GCC unroll 4
       for (int j = 0; j < kA; ++j) {
         int32_t q[8];
@@ -195,7 +226,7 @@ void DotInterleaved(const ScratchRegister* scratch, int64_t blocks, const Activa
         Layout::Dot(group, g, q, sums[j]);
       }
     }
-    const __m512 scales = _mm512_castsi512_ps(scratch[0].bits);
+    const __m512 scales = source.Scales(b);
 #pragma GCC unroll 4
     for (int j = 0; j < kA; ++j) {
       const ActivationBlock& block = a[j][b];
@@ -206,6 +237,19 @@ void DotInterleaved(const ScratchRegister* scratch, int64_t blocks, const Activa
   }
 #pragma GCC unroll 4
   for (int j = 0; j < kA; ++j) out[j] = _mm512_fnmadd_ps(_mm512_set1_ps(Layout::kOffset), off[j], acc[j]);
+}
+
+// Calls emit<kA>(r) for the activation rows [0, rows) four at a time, then the rest.
+template <typename Emit>
+void ForActivationRows(int64_t rows, const Emit& emit) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) emit.template operator()<4>(r);
+  switch (rows - r) {
+    case 3: emit.template operator()<3>(r); break;
+    case 2: emit.template operator()<2>(r); break;
+    case 1: emit.template operator()<1>(r); break;
+    default: break;
+  }
 }
 
 // Blocks interleaved at a time: a strip of sixteen rows (18 KiB for Q8_0)
@@ -236,21 +280,64 @@ void MultiplyInterleavedRows(const uint8_t* weights, uint64_t row_bytes, int64_t
         const ActivationBlock* rows_a[kA];
         for (int j = 0; j < kA; ++j) rows_a[j] = a + (r + j) * a_stride + first;
         __m512 out[kA];
-        DotInterleaved<Layout, kA>(strip, count, rows_a, out);
+        DotInterleaved<Layout, kA>(FromScratch<Layout>{strip}, count, rows_a, out);
         for (int j = 0; j < kA; ++j) {
           float* at = y + (r + j) * y_stride + o;
           _mm512_mask_storeu_ps(at, keep, first == 0 ? out[j] : _mm512_add_ps(_mm512_maskz_loadu_ps(keep, at), out[j]));
         }
       };
-      int64_t r = 0;
-      for (; r + 4 <= rows; r += 4) emit.template operator()<4>(r);
-      switch (rows - r) {
-        case 3: emit.template operator()<3>(r); break;
-        case 2: emit.template operator()<2>(r); break;
-        case 1: emit.template operator()<1>(r); break;
-        default: break;
-      }
+      ForActivationRows(rows, emit);
     }
+  }
+}
+
+// MultiplyInterleavedRows on a matrix packed by PackInterleaved (whole
+// groups of sixteen rows): each group's blocks are read in order from one
+// stream, with nothing left to interleave.
+template <typename Layout>
+void MultiplyPacked(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows, const ActivationBlock* a,
+                    int64_t rows, int64_t blocks, float* y, int64_t y_stride) {
+  for (int64_t o = 0; o < out_rows; o += kInterleavedRows) {
+    const uint8_t* packed = weights + static_cast<uint64_t>(o) * row_bytes;
+    for (int64_t first = 0; first < blocks; first += kStripBlocks) {
+      const int64_t count = std::min(kStripBlocks, blocks - first);
+      const FromPacked<Layout> source{packed + first * kPackedBlockBytes<Layout>};
+      const auto emit = [&]<int kA>(int64_t r) {
+        const ActivationBlock* rows_a[kA];
+        for (int j = 0; j < kA; ++j) rows_a[j] = a + (r + j) * blocks + first;
+        __m512 out[kA];
+        DotInterleaved<Layout, kA>(source, count, rows_a, out);
+        for (int j = 0; j < kA; ++j) {
+          float* at = y + (r + j) * y_stride + o;
+          _mm512_storeu_ps(at, first == 0 ? out[j] : _mm512_add_ps(_mm512_loadu_ps(at), out[j]));
+        }
+      };
+      ForActivationRows(rows, emit);
+    }
+  }
+}
+
+// Rewrites `out_rows` rows (a multiple of sixteen, each `row_bytes` after the
+// last) in place into the form MultiplyPacked reads: per group of sixteen
+// rows, per block, the sixteen F16 scales and then the groups Interleave makes.
+template <typename Layout>
+void PackInterleaved(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int64_t blocks) {
+  std::vector<uint8_t> packed(kInterleavedRows * row_bytes);
+  for (int64_t o = 0; o + kInterleavedRows <= out_rows; o += kInterleavedRows) {
+    uint8_t* group_start = weights + static_cast<uint64_t>(o) * row_bytes;
+    const uint8_t* group[kInterleavedRows];
+    for (int p = 0; p < kInterleavedRows; ++p) group[p] = group_start + p * row_bytes;
+    uint8_t* to = packed.data();
+    for (int64_t b = 0; b < blocks; ++b, to += kPackedBlockBytes<Layout>) {
+      const uint64_t block_at = static_cast<uint64_t>(b) * Layout::kBlockBytes;
+      __m512i scale_words, unused;
+      FirstTwoDwords(group, block_at, &scale_words, &unused);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(to), _mm512_cvtepi32_epi16(scale_words));
+      __m512i groups[Layout::kGroups];
+      Layout::Interleave(group, block_at, groups);
+      for (int g = 0; g < Layout::kGroups; ++g) _mm512_storeu_si512(to + 32 + 64 * g, groups[g]);
+    }
+    std::memcpy(group_start, packed.data(), packed.size());
   }
 }
 
@@ -278,6 +365,10 @@ void SetInterleaved(KernelSet& set, GgmlType type) {
   set.Set(type, DotInterleavedOne<Layout>, DotInterleavedFour<Layout>);
   set.multiply[static_cast<size_t>(type)] = MultiplyInterleaved<Layout>;
   set.multiply_interleaved[static_cast<size_t>(type)] = true;
+  if constexpr (kPacksInPlace<Layout>) {
+    set.multiply_packed[static_cast<size_t>(type)] = MultiplyPacked<Layout>;
+    set.pack[static_cast<size_t>(type)] = PackInterleaved<Layout>;
+  }
 }
 
 // The AVX-512 set's interleaved types: every row count, decode included.

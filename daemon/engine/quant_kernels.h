@@ -71,6 +71,11 @@ using MultiplyQuantFn = void (*)(const uint8_t* weights, uint64_t row_bytes, int
 using MultiplySuperFn = void (*)(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows,
                                  const SuperActivationBlock* a, int64_t rows, int64_t count, float* y,
                                  int64_t y_stride);
+// Rewrites `out_rows` weight rows of `blocks` blocks (a multiple of sixteen
+// rows, each `row_bytes` after the last) in place into a set's packed form.
+using PackFn = void (*)(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int64_t blocks);
+// Weight rows a packed group holds: a packed matrix has whole groups.
+inline constexpr int64_t kPackedGroupRows = 16;
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
 // out[j] += Σ_t weights[t] · rows[t·width + j] for j < width, t < count, the
@@ -103,6 +108,13 @@ struct KernelSet {
   // side in its registers: then it beats the dots for any number of activation
   // rows, one included, and is handed whole groups of sixteen weight rows.
   std::array<bool, kTypeSlots> multiply_interleaved{};
+  // By GGML type id, where an interleaving `multiply` has a form to pack a
+  // matrix into once at load (same bytes, its groups of sixteen rows already
+  // interleaved): the packing, and the multiply that reads the packed form
+  // (bit for bit what `multiply` gives on the unpacked rows). Only these read
+  // a packed matrix.
+  std::array<PackFn, kTypeSlots> pack{};
+  std::array<MultiplyQuantFn, kTypeSlots> multiply_packed{};
   // True where this set's four-row kernels multiply a prefill chunk faster
   // than dequantizing the weight for BLAS does (BM_PrefillMatMul): then the
   // kernels take every row count for the types that have one.
@@ -115,6 +127,8 @@ struct KernelSet {
   MultiplyQuantFn Multiply(GgmlType type) const { return At(multiply, type); }
   MultiplySuperFn SuperMultiply(GgmlType type) const { return At(super_multiply, type); }
   bool MultiplyInterleaved(GgmlType type) const { return At(multiply_interleaved, type); }
+  PackFn Pack(GgmlType type) const { return At(pack, type); }
+  MultiplyQuantFn MultiplyPacked(GgmlType type) const { return At(multiply_packed, type); }
   bool HasDot(GgmlType type) const { return Dot(type) != nullptr || SuperDot(type) != nullptr; }
   bool HasDot4(GgmlType type) const { return Dot4(type) != nullptr || SuperDot4(type) != nullptr; }
 

@@ -117,7 +117,7 @@ bool HasMatMulKernel(GgmlType type) {
 
 absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
                          const kernels::KernelSet* kernel_set, ThreadPool* pool) {
-  const SharedProduct product{weight, shape.out_features, y};
+  const SharedProduct product{weight, shape.out_features, y, shape.packed};
   return QuantMatMulShared(type, {&product, 1}, x, shape.rows, shape.in_features, kernel_set, pool);
 }
 
@@ -140,6 +140,24 @@ absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> pr
   }
   const kernels::KernelSet& k = kernel_set != nullptr ? *kernel_set : kernels::BestKernels();
   ThreadPool& threads = pool != nullptr ? *pool : ThreadPool::Shared();
+  if (products[0].packed) {
+    const kernels::MultiplyQuantFn multiply_packed = k.MultiplyPacked(type);
+    if (multiply_packed == nullptr) {
+      return absl::FailedPreconditionError(edgellm::StrCat("matmul: the ", k.name, " kernels cannot read packed ",
+                                                           TraitsOf(type).name, " weights"));
+    }
+    for (const SharedProduct& product : products) {
+      if (!product.packed || product.out_features % kernels::kPackedGroupRows != 0) {
+        return absl::InvalidArgumentError("matmul: packed and unpacked weights in one call, or a packed one of "
+                                          "rows that are not whole groups of sixteen");
+      }
+    }
+    // Interleaving: every row count goes to the (packed) multiply, in chunks of whole groups.
+    const QuantKernels<kernels::ActivationBlock> packed{k.quantize, k.Dot(type), nullptr, multiply_packed, true};
+    MultiplyQuantized(products, x, rows, in_features, RowBytes(type, static_cast<uint64_t>(in_features)),
+                      kernels::kBlock, packed, threads);
+    return absl::OkStatus();
+  }
   const int64_t in = in_features;
   const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(in));
 

@@ -28,6 +28,9 @@ struct MatMulShape {
   int64_t rows;          // activation rows
   int64_t in_features;   // a multiple of 32 (of 256 for the K types)
   int64_t out_features;
+  // The weight is in the kernel set's packed form (KernelSet::pack; whole
+  // groups of sixteen rows), which only its packed multiply reads.
+  bool packed = false;
 };
 
 // y[rows, out] = x[rows, in] · Wᵀ, with W the `type` weight at `weight`
@@ -43,6 +46,7 @@ struct SharedProduct {
   const uint8_t* weight;
   int64_t out_features;
   float* y;
+  bool packed = false;  // as MatMulShape::packed; the same for every product of a call
 };
 inline constexpr size_t kMaxSharedProducts = 4;
 

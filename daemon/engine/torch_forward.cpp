@@ -341,6 +341,10 @@ absl::Status TorchForward::Forward(absl::Span<const TokenId> tokens, absl::Span<
 }  // namespace
 
 absl::Status UseLibTorch(LlamaModel& model, const std::string& device) {
+  if (model.packed_matrices() > 0) {
+    return absl::FailedPreconditionError("model: its weights were packed for the engine's kernels at load; "
+                                         "LibTorch needs them as the file has them");
+  }
   at::Device parsed(at::kCPU);
   try {
     parsed = at::Device(device);

@@ -41,7 +41,19 @@ WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data) {
 
 WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count) {
   const uint64_t row_bytes = RowBytes(matrix.type, static_cast<uint64_t>(matrix.in_features));
-  return {matrix.type, matrix.data + static_cast<uint64_t>(first) * row_bytes, matrix.in_features, count};
+  return {matrix.type, matrix.data + static_cast<uint64_t>(first) * row_bytes, matrix.in_features, count,
+          matrix.packed};
+}
+
+bool CanPack(const WeightMatrix& w) {
+  return !w.packed && kernels::BestKernels().Pack(w.type) != nullptr && w.out_features % kernels::kPackedGroupRows == 0 &&
+         w.in_features % kernels::kBlock == 0;
+}
+
+void PackInPlace(WeightMatrix& w, uint8_t* writable) {
+  kernels::BestKernels().Pack(w.type)(writable, RowBytes(w.type, static_cast<uint64_t>(w.in_features)),
+                                      w.out_features, w.in_features / kernels::kBlock);
+  w.packed = true;
 }
 
 namespace {
@@ -60,9 +72,9 @@ bool KernelsMultiply(const WeightMatrix& w, int64_t rows, ActivationPrecision pr
 }  // namespace
 
 void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows, ActivationPrecision precision) {
-  if (KernelsMultiply(w, rows, precision)) {
-    // The shape was checked by CanMultiplyInPlace: this cannot fail.
-    (void)QuantMatMul(w.type, w.data, x, y, {rows, w.in_features, w.out_features});
+  if (w.packed || KernelsMultiply(w, rows, precision)) {
+    // The shape was checked by CanMultiplyInPlace (and CanPack): this cannot fail.
+    (void)QuantMatMul(w.type, w.data, x, y, {rows, w.in_features, w.out_features, w.packed});
     return;
   }
   const int64_t in = w.in_features, out = w.out_features;
@@ -92,8 +104,8 @@ void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* 
   for (size_t i = 0; shared && i < weights.size(); ++i) {
     const WeightMatrix& w = *weights[i];
     shared = w.type == weights[0]->type && w.in_features == weights[0]->in_features &&
-             KernelsMultiply(w, rows, ActivationPrecision::kInt8);
-    products[i] = {w.data, w.out_features, ys[i]};
+             w.packed == weights[0]->packed && (w.packed || KernelsMultiply(w, rows, ActivationPrecision::kInt8));
+    products[i] = {w.data, w.out_features, ys[i], w.packed};
   }
   if (shared) {
     // The shapes were checked by CanMultiplyInPlace: this cannot fail.

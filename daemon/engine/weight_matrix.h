@@ -25,6 +25,9 @@ struct WeightMatrix {
   const uint8_t* data = nullptr;  // out_features rows of RowBytes(type, in_features), in the mapping
   int64_t in_features = 0;
   int64_t out_features = 0;
+  // Rewritten at load into the best kernel set's packed form (PackInPlace):
+  // then only Multiply and MultiplyShared can read it, with int8 activations.
+  bool packed = false;
 
   uint64_t bytes() const;
 };
@@ -36,6 +39,13 @@ WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data);
 // Output rows [first, first + count) of `matrix`, viewed in place: a part of
 // a fused projection (Phi-3's attn_qkv, its gate and up rows).
 WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count);
+
+// Whether the best kernel set has a packed form for `w` (KernelSet::pack):
+// a type it packs in place, in whole groups of sixteen rows.
+bool CanPack(const WeightMatrix& w);
+// Rewrites `w`'s bytes, which `writable` points at, into that form and marks
+// it packed. Its result is bit for bit the unpacked one's.
+void PackInPlace(WeightMatrix& w, uint8_t* writable);
 
 // What Multiply may do to the activations of a quantized weight.
 enum class ActivationPrecision {
@@ -58,7 +68,7 @@ void Multiply(const WeightMatrix& weight, const float* x, float* y, int64_t rows
 // width (x is quantized once), else one Multiply each.
 void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* x, float* const* ys, int64_t rows);
 
-// x[rows, in] = y[rows, out] · W: the product backward through a frozen
+// x[rows, in] = y[rows, out] · W (`weight` not packed): the product backward through a frozen
 // weight needs (the gradient of its input). Each pool thread dequantizes a
 // tile of W's columns at a time, so the extra memory is a tile per thread,
 // never the matrix.

@@ -86,6 +86,7 @@ struct Args {
   // Time only the decode loop (no prefill, batches, drafting or bandwidth),
   // for a profiler to see decode steps and nothing else.
   bool only_decode = false;
+  bool unpacked = false;  // leave the weights as the file has them (ModelOptions::pack_weights off)
 };
 
 // Aggregate decode speed of `batch` sequences decoding together, one batched
@@ -160,6 +161,7 @@ int Run(const Args& args) {
   engine::ModelOptions options;
   options.threads = args.threads;
   options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
+  options.pack_weights = !args.unpacked;
   const Clock::time_point load_start = Clock::now();
   auto loaded = engine::LlamaModel::Load(args.model, options);
   if (!loaded.ok()) {
@@ -176,6 +178,7 @@ int Run(const Args& args) {
     std::fflush(stdout);
   };
   print("load_s", load_seconds, "s");
+  print("packed_matrices", model.packed_matrices(), "matrices");
   print("rss_after_load_mib", CurrentRssMiB(), "MiB");
 
   const int32_t vocab = model.config().n_vocab;
@@ -272,6 +275,7 @@ int main(int argc, char** argv) {
   app.add_option("--prefill-tokens", args.prefill_tokens, "Prompt length for prefill_tok_s")->capture_default_str();
   app.add_option("--decode-tokens", args.decode_tokens, "Tokens to decode")->capture_default_str();
   app.add_flag("--mmap-weights", args.mmap_weights, "Map the model from the page cache instead of reading it in");
+  app.add_flag("--unpacked", args.unpacked, "Leave the weights as the file has them instead of packing them at load");
   app.add_flag("--only-decode", args.only_decode,
                "Time only the decode loop (no prefill, batches, drafting or bandwidth): what a profiler should see");
   app.add_option("--reps", args.reps, "Measured repetitions (after one warm-up)")->capture_default_str();

@@ -65,8 +65,12 @@ TEST_F(ConstrainedGenerationTest, EverySeedAndTemperatureGivesJsonTheSchemaAccep
       EXPECT_TRUE(json.at("value").is_number_integer());
       EXPECT_GE(json.at("value").get<int>(), 5);
       EXPECT_LE(json.at("value").get<int>(), 30);
-      if (json.contains("zone")) EXPECT_EQ(json["zone"].get<std::string>().size(), 3u) << result->text;
-      if (json.contains("note")) EXPECT_LE(json["note"].get<std::string>().size(), 12u * 4) << result->text;
+      if (json.contains("zone")) {
+        EXPECT_EQ(json["zone"].get<std::string>().size(), 3u) << result->text;
+      }
+      if (json.contains("note")) {
+        EXPECT_LE(json["note"].get<std::string>().size(), 12u * 4) << result->text;
+      }
       ++outputs;
     }
   }

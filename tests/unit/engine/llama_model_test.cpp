@@ -11,6 +11,7 @@
 #include "daemon/engine/cpu_forward.h"
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/gguf_writer.h"
+#include "daemon/engine/quant_kernels.h"
 #include "daemon/engine/torch_forward.h"
 #include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
@@ -96,6 +97,53 @@ TEST(LlamaModel, CachedDecodingMatchesAFullForward) {
     }
     EXPECT_EQ(cache->length(), 24);
   }
+}
+
+// Weights packed at load for the kernels compute bit for bit what the file's
+// rows compute: a prefill with every row's logits, then single steps.
+TEST(LlamaModel, PackedWeightsComputeExactlyWhatTheFileGives) {
+  const bool packs = kernels::BestKernels().Pack(GgmlType::kQ4_0) != nullptr;
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0}) {
+    const std::string path = SyntheticModel("test-spm", type);
+    std::vector<std::vector<float>> logits_of(2);
+    for (bool pack : {false, true}) {
+      ModelOptions options;
+      options.threads = 2;
+      options.pack_weights = pack;
+      auto model = LlamaModel::Load(path, options);
+      ASSERT_TRUE(model.ok()) << model.status();
+      // Seven matrices in each of two layers and the output.
+      EXPECT_EQ((*model)->packed_matrices(), pack && packs ? 2 * 7 + 1 : 0) << TraitsOf(type).name;
+      auto cache = NewCache(**model);
+      const std::vector<TokenId> tokens = SomeTokens(16, (*model)->config().n_vocab);
+      std::vector<float> logits;
+      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(tokens).subspan(0, 10), cache.get(), true, &logits).ok());
+      logits_of[pack] = logits;
+      for (size_t i = 10; i < tokens.size(); ++i) {
+        ASSERT_TRUE((*model)->Forward({&tokens[i], 1}, cache.get(), false, &logits).ok());
+        logits_of[pack].insert(logits_of[pack].end(), logits.begin(), logits.end());
+      }
+    }
+    ASSERT_EQ(logits_of[0].size(), logits_of[1].size());
+    EXPECT_EQ(std::memcmp(logits_of[0].data(), logits_of[1].data(), logits_of[0].size() * sizeof(float)), 0)
+        << TraitsOf(type).name;
+  }
+}
+
+TEST(LlamaModel, AMappedFileIsNotPackedAndAPackedModelRefusesLibTorch) {
+  const std::string path = SyntheticModel("test-spm", GgmlType::kQ8_0);
+  ModelOptions options;
+  options.pack_weights = true;
+  options.file_access = FileAccess::kMapped;
+  auto mapped = LlamaModel::Load(path, options);
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  EXPECT_EQ((*mapped)->packed_matrices(), 0) << "the page cache's pages are not the process's to rewrite";
+  if (kernels::BestKernels().Pack(GgmlType::kQ8_0) == nullptr) GTEST_SKIP() << "these kernels pack nothing";
+  options.file_access = FileAccess::kResident;
+  auto packed = LlamaModel::Load(path, options);
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  const absl::Status torch = UseLibTorch(**packed, "cpu");
+  EXPECT_EQ(torch.code(), absl::StatusCode::kFailedPrecondition) << torch;
 }
 
 TEST(LlamaModel, QuantizedWeightsStayCloseToF32) {

@@ -192,6 +192,55 @@ TEST(QuantKernels, TiledMultiplyGivesExactlyTheSingleRowDots) {
   }
 }
 
+// A matrix packed at load (KernelSet::pack) multiplies to exactly what its
+// rows as the file has them give, for every activation row count, and a
+// packed chunk of a matrix (whole groups of sixteen) to that chunk's rows.
+TEST(QuantKernels, PackedMatricesGiveExactlyWhatTheirRowsGive) {
+  int checked = 0;
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0}) {
+    for (int64_t n : {32, 544, 2048 + 32}) {
+      for (int64_t out_rows : {16, 48}) {
+        const std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(out_rows * n, 41 + static_cast<uint32_t>(n)));
+        const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(n));
+        for (const KernelSet* set : Available()) {
+          if (set->Pack(type) == nullptr) continue;
+          ASSERT_NE(set->MultiplyPacked(type), nullptr) << set->name;
+          std::vector<uint8_t> packed = w;
+          set->Pack(type)(packed.data(), row_bytes, out_rows, n / kBlock);
+          EXPECT_NE(packed, w) << "packing changed nothing";
+          for (int64_t rows : {1, 2, 3, 4, 7, 10}) {
+            ++checked;
+            const std::vector<float> x = RandomFloats(rows * n, 43 + static_cast<uint32_t>(rows), 2.0f);
+            const KernelRows a(ScalarKernels(), type, x.data(), rows, n);
+            std::vector<float> expected(static_cast<size_t>(rows * out_rows), NAN), y = expected;
+            set->Multiply(type)(w.data(), row_bytes, out_rows, a.blocks().data(), rows, n / kBlock, expected.data(),
+                                out_rows);
+            set->MultiplyPacked(type)(packed.data(), row_bytes, out_rows, a.blocks().data(), rows, n / kBlock,
+                                      y.data(), out_rows);
+            EXPECT_EQ(std::memcmp(y.data(), expected.data(), y.size() * sizeof(float)), 0)
+                << set->name << " " << TraitsOf(type).name << " n=" << n << " " << out_rows << "x" << rows;
+            // The second group alone, as a chunk of the pool's job is handed it.
+            if (out_rows > 16) {
+              std::vector<float> part(static_cast<size_t>(rows * 16), NAN);
+              set->MultiplyPacked(type)(packed.data() + 16 * row_bytes, row_bytes, 16, a.blocks().data(), rows,
+                                        n / kBlock, part.data(), 16);
+              for (int64_t r = 0; r < rows; ++r) {
+                EXPECT_EQ(std::memcmp(&part[r * 16], &expected[r * out_rows + 16], 16 * sizeof(float)), 0)
+                    << set->name << " " << TraitsOf(type).name << " row " << r;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  if (const KernelSet* avx512 = Avx512VnniKernels()) {
+    // Q4_0 and Q8_0 pack in place; Q5_0's unpacked fifth bits would not fit.
+    EXPECT_EQ(checked, 2 * 3 * 2 * 6) << avx512->name;
+    EXPECT_EQ(avx512->Pack(GgmlType::kQ5_0), nullptr);
+  }
+}
+
 TEST(QuantKernels, SuperBlockMultiplyGivesExactlyTheSingleRowDots) {
   int checked = 0;
   for (GgmlType type : {GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
