@@ -172,6 +172,10 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
   const int64_t kv_tasks = static_cast<int64_t>(sequences.size()) * config.n_head_kv;
   const int64_t attention_parts =
       one_row_each ? AttentionParts(kv_tasks, pool.size(), per_head, kMinAttentionWorkPerChunk) : 1;
+  // Tasks per chunk: enough multiply-adds to pay for handing them to another
+  // thread (a tiny model's heads all stay on the calling thread).
+  const int64_t attention_tasks_per_chunk =
+      std::max<int64_t>(1, kMinAttentionWorkPerChunk / std::max<int64_t>(per_head / attention_parts, 1));
   // Scratch for as many parts as a long context would split into, so that
   // crossing into it does not make a decode step allocate.
   const int64_t scratch_parts = one_row_each ? AttentionParts(kv_tasks, pool.size(), 1, 0) : 1;
@@ -244,13 +248,8 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     }
     const int64_t heads_kv = config.n_head_kv;
     const int32_t window = config.IsSlidingLayer(layer) ? config.sliding_window : 0;
-    const int64_t tasks = static_cast<int64_t>(sequences.size()) * heads_kv;
     const int64_t parts = attention_parts;
-    // Tasks per chunk: enough multiply-adds to pay for handing them to
-    // another thread (a tiny model's heads all stay on the calling thread).
-    const int64_t per_task = per_head / parts;
-    const int64_t tasks_per_chunk = std::max<int64_t>(1, kMinAttentionWorkPerChunk / std::max<int64_t>(per_task, 1));
-    pool.Run(tasks * parts, tasks_per_chunk, [&](int64_t begin, int64_t end) {
+    pool.Run(kv_tasks * parts, attention_tasks_per_chunk, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
         const int64_t s = task / (heads_kv * parts), kv_head = task / parts % heads_kv, part = task % parts;
         const CpuSequence& seq = sequences[s];
@@ -265,8 +264,8 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
         const CpuSequence& seq = sequences[s];
         const int64_t scratch_size = AttentionScratch(config, seq.count, seq.cache->pool().block_size());
         for (int64_t kv_head = 0; kv_head < heads_kv; ++kv_head) {
-          MergeAttentionParts(config, seq, kv_head, attention_scratch + scratch_offsets[s] + kv_head * parts * scratch_size,
-                              scratch_size, parts, attention);
+          const float* head_scratch = attention_scratch + scratch_offsets[s] + kv_head * parts * scratch_size;
+          MergeAttentionParts(config, seq, kv_head, head_scratch, scratch_size, parts, attention);
         }
       }
     }
