@@ -72,7 +72,8 @@ using MultiplySuperFn = void (*)(const uint8_t* weights, uint64_t row_bytes, int
                                  const SuperActivationBlock* a, int64_t rows, int64_t count, float* y,
                                  int64_t y_stride);
 // Rewrites `out_rows` weight rows of `blocks` blocks (a multiple of sixteen
-// rows, each `row_bytes` after the last) in place into a set's packed form.
+// rows, each `row_bytes` after the last; super-blocks for the K types) in
+// place into a set's packed form.
 using PackFn = void (*)(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int64_t blocks);
 // Weight rows a packed group holds: a packed matrix has whole groups.
 inline constexpr int64_t kPackedGroupRows = 16;
@@ -115,6 +116,10 @@ struct KernelSet {
   // a packed matrix.
   std::array<PackFn, kTypeSlots> pack{};
   std::array<MultiplyQuantFn, kTypeSlots> multiply_packed{};
+  // The same for the super-block types: their packed multiply is within float
+  // rounding of `super_multiply` (it sums each super-block in one integer),
+  // and gives a row the same value whatever the number of activation rows.
+  std::array<MultiplySuperFn, kTypeSlots> super_multiply_packed{};
   // True where this set's four-row kernels multiply a prefill chunk faster
   // than dequantizing the weight for BLAS does (BM_PrefillMatMul): then the
   // kernels take every row count for the types that have one.
@@ -129,6 +134,7 @@ struct KernelSet {
   bool MultiplyInterleaved(GgmlType type) const { return At(multiply_interleaved, type); }
   PackFn Pack(GgmlType type) const { return At(pack, type); }
   MultiplyQuantFn MultiplyPacked(GgmlType type) const { return At(multiply_packed, type); }
+  MultiplySuperFn SuperMultiplyPacked(GgmlType type) const { return At(super_multiply_packed, type); }
   bool HasDot(GgmlType type) const { return Dot(type) != nullptr || SuperDot(type) != nullptr; }
   bool HasDot4(GgmlType type) const { return Dot4(type) != nullptr || SuperDot4(type) != nullptr; }
 

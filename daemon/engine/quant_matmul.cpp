@@ -142,7 +142,8 @@ absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> pr
   ThreadPool& threads = pool != nullptr ? *pool : ThreadPool::Shared();
   if (products[0].packed) {
     const kernels::MultiplyQuantFn multiply_packed = k.MultiplyPacked(type);
-    if (multiply_packed == nullptr) {
+    const kernels::MultiplySuperFn super_multiply_packed = k.SuperMultiplyPacked(type);
+    if (multiply_packed == nullptr && super_multiply_packed == nullptr) {
       return absl::FailedPreconditionError(edgellm::StrCat("matmul: the ", k.name, " kernels cannot read packed ",
                                                            TraitsOf(type).name, " weights"));
     }
@@ -153,9 +154,15 @@ absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> pr
       }
     }
     // Interleaving: every row count goes to the (packed) multiply, in chunks of whole groups.
-    const QuantKernels<kernels::ActivationBlock> packed{k.quantize, k.Dot(type), nullptr, multiply_packed, true};
-    MultiplyQuantized(products, x, rows, in_features, RowBytes(type, static_cast<uint64_t>(in_features)),
-                      kernels::kBlock, packed, threads);
+    const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(in_features));
+    if (super_multiply_packed != nullptr) {
+      const QuantKernels<kernels::SuperActivationBlock> packed{k.quantize_super, k.SuperDot(type), nullptr,
+                                                               super_multiply_packed, true};
+      MultiplyQuantized(products, x, rows, in_features, row_bytes, block, packed, threads);
+    } else {
+      const QuantKernels<kernels::ActivationBlock> packed{k.quantize, k.Dot(type), nullptr, multiply_packed, true};
+      MultiplyQuantized(products, x, rows, in_features, row_bytes, kernels::kBlock, packed, threads);
+    }
     return absl::OkStatus();
   }
   const int64_t in = in_features;

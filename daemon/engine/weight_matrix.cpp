@@ -22,6 +22,9 @@ constexpr int64_t kTileRows = 64;
 constexpr int64_t kTransposedColumns = 256;
 constexpr int64_t kTransposedTileRows = 512;
 
+// Values per block as the kernels count them: 32, or 256 for the K types.
+int64_t KernelBlock(GgmlType type) { return std::max<int64_t>(kernels::kBlock, TraitsOf(type).block_size); }
+
 }  // namespace
 
 uint64_t WeightMatrix::bytes() const {
@@ -47,12 +50,12 @@ WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count) {
 
 bool CanPack(const WeightMatrix& w) {
   return !w.packed && kernels::BestKernels().Pack(w.type) != nullptr && w.out_features % kernels::kPackedGroupRows == 0 &&
-         w.in_features % kernels::kBlock == 0;
+         w.in_features % KernelBlock(w.type) == 0;
 }
 
 void PackInPlace(WeightMatrix& w, uint8_t* writable) {
   kernels::BestKernels().Pack(w.type)(writable, RowBytes(w.type, static_cast<uint64_t>(w.in_features)),
-                                      w.out_features, w.in_features / kernels::kBlock);
+                                      w.out_features, w.in_features / KernelBlock(w.type));
   w.packed = true;
 }
 

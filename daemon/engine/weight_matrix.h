@@ -44,7 +44,8 @@ WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count);
 // a type it packs in place, in whole groups of sixteen rows.
 bool CanPack(const WeightMatrix& w);
 // Rewrites `w`'s bytes, which `writable` points at, into that form and marks
-// it packed. Its result is bit for bit the unpacked one's.
+// it packed. Its result is bit for bit the unpacked one's for the 32-weight
+// types, within float rounding of it for the K types.
 void PackInPlace(WeightMatrix& w, uint8_t* writable);
 
 // What Multiply may do to the activations of a quantized weight.

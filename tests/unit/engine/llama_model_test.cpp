@@ -130,6 +130,39 @@ TEST(LlamaModel, PackedWeightsComputeExactlyWhatTheFileGives) {
   }
 }
 
+// Q4_K and Q6_K weights packed at load compute what the file's rows compute
+// to float rounding (a super-block is scaled once, not in eight partial
+// sums), prefill and single steps alike.
+TEST(LlamaModel, PackedSuperBlockWeightsComputeWhatTheFileGivesToRounding) {
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    const bool packs = kernels::BestKernels().Pack(type) != nullptr;
+    const std::string path = SyntheticModel("test-k", type);
+    std::vector<std::vector<float>> logits_of(2);
+    for (bool pack : {false, true}) {
+      ModelOptions options;
+      options.threads = 2;
+      options.pack_weights = pack;
+      auto model = LlamaModel::Load(path, options);
+      ASSERT_TRUE(model.ok()) << model.status();
+      EXPECT_EQ((*model)->packed_matrices(), pack && packs ? 2 * 7 + 1 : 0) << TraitsOf(type).name;
+      auto cache = NewCache(**model);
+      const std::vector<TokenId> tokens = SomeTokens(16, (*model)->config().n_vocab);
+      std::vector<float> logits;
+      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(tokens).subspan(0, 10), cache.get(), true, &logits).ok());
+      logits_of[pack] = logits;
+      for (size_t i = 10; i < tokens.size(); ++i) {
+        ASSERT_TRUE((*model)->Forward({&tokens[i], 1}, cache.get(), false, &logits).ok());
+        logits_of[pack].insert(logits_of[pack].end(), logits.begin(), logits.end());
+      }
+    }
+    ASSERT_EQ(logits_of[0].size(), logits_of[1].size());
+    float spread = 0.0f;
+    for (float v : logits_of[0]) spread = std::max(spread, std::fabs(v));
+    ExpectClose(logits_of[1].data(), logits_of[0].data(), logits_of[0].size(), 1e-4f * spread,
+                std::string(TraitsOf(type).name));
+  }
+}
+
 TEST(LlamaModel, AMappedFileIsNotPackedAndAPackedModelRefusesLibTorch) {
   const std::string path = SyntheticModel("test-spm", GgmlType::kQ8_0);
   ModelOptions options;

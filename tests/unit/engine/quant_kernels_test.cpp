@@ -241,6 +241,76 @@ TEST(QuantKernels, PackedMatricesGiveExactlyWhatTheirRowsGive) {
   }
 }
 
+// A K-type matrix packed at load multiplies to the exact sums of its rows
+// (within the float rounding of one super-block's scaling), the same as its
+// rows give through the row-wise kernels to that rounding, gives a row the
+// same value bit for bit whatever the number of activation rows, and a packed
+// chunk of the matrix (whole groups of sixteen) that chunk's rows. Extreme
+// bytes (every scale, min and quant at its largest) overflow nothing.
+TEST(QuantKernels, PackedSuperBlockMatricesGiveTheirRowsSumsForAnyRowCount) {
+  int checked = 0;
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    for (int64_t n : {256, 768, 2048 + 256}) {
+      for (int64_t out_rows : {16, 48}) {
+        std::vector<uint8_t> w = QuantizeRow(type, RandomFloats(out_rows * n, 47 + static_cast<uint32_t>(n)));
+        const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(n));
+        if (n == 768) {
+          // The second row's bytes all 0xff but its scales (d and dmin 1): the largest sums.
+          std::memset(w.data() + row_bytes, 0xff, row_bytes);
+          for (uint64_t b = row_bytes; b < 2 * row_bytes; b += RowBytes(type, 256)) {
+            StoreFp16(&w[b + (type == GgmlType::kQ6_K ? 208 : 0)], 1.0f);
+            if (type == GgmlType::kQ4_K) StoreFp16(&w[b + 2], 1.0f);
+          }
+        }
+        const int64_t count = n / static_cast<int64_t>(kSuperBlock);
+        for (const KernelSet* set : Available()) {
+          if (set->Pack(type) == nullptr) continue;
+          ASSERT_NE(set->SuperMultiplyPacked(type), nullptr) << set->name;
+          std::vector<uint8_t> packed = w;
+          set->Pack(type)(packed.data(), row_bytes, out_rows, count);
+          EXPECT_NE(packed, w) << "packing changed nothing";
+          const std::vector<float> x = RandomFloats(10 * n, 53 + static_cast<uint32_t>(n), 2.0f);
+          const KernelRows a(ScalarKernels(), type, x.data(), 10, n);
+          std::vector<float> ten(static_cast<size_t>(10 * out_rows), NAN);
+          set->SuperMultiplyPacked(type)(packed.data(), row_bytes, out_rows, a.super_blocks().data(), 10, count,
+                                         ten.data(), out_rows);
+          for (int64_t r = 0; r < 10; ++r) {
+            for (int64_t o = 0; o < out_rows; ++o) {
+              const std::vector<uint8_t> row(w.begin() + o * row_bytes, w.begin() + (o + 1) * row_bytes);
+              const double want = ReferenceDot(type, row, a, r, n);
+              const float got = ten[r * out_rows + o];
+              ASSERT_NEAR(got, want, 1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n))))
+                  << set->name << " " << TraitsOf(type).name << " n=" << n << " row " << r << " weight row " << o;
+              EXPECT_NEAR(got, a.Dot(*set, type, w.data() + o * row_bytes, r),
+                          1e-5 * (std::fabs(want) + std::sqrt(static_cast<double>(n))));
+            }
+          }
+          for (int64_t rows : {1, 2, 3, 4, 7}) {
+            ++checked;
+            std::vector<float> y(static_cast<size_t>(rows * out_rows), NAN);
+            set->SuperMultiplyPacked(type)(packed.data(), row_bytes, out_rows, a.super_blocks().data(), rows, count,
+                                           y.data(), out_rows);
+            EXPECT_EQ(std::memcmp(y.data(), ten.data(), y.size() * sizeof(float)), 0)
+                << set->name << " " << TraitsOf(type).name << " n=" << n << " " << out_rows << "x" << rows;
+            if (out_rows > 16) {
+              std::vector<float> part(static_cast<size_t>(rows * 16), NAN);
+              set->SuperMultiplyPacked(type)(packed.data() + 16 * row_bytes, row_bytes, 16, a.super_blocks().data(),
+                                             rows, count, part.data(), 16);
+              for (int64_t r = 0; r < rows; ++r) {
+                EXPECT_EQ(std::memcmp(&part[r * 16], &ten[r * out_rows + 16], 16 * sizeof(float)), 0)
+                    << set->name << " " << TraitsOf(type).name << " row " << r;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  if (const KernelSet* avx512 = Avx512VnniKernels()) {
+    EXPECT_EQ(checked, 2 * 3 * 2 * 5) << avx512->name << " packs Q4_K and Q6_K";
+  }
+}
+
 TEST(QuantKernels, SuperBlockMultiplyGivesExactlyTheSingleRowDots) {
   int checked = 0;
   for (GgmlType type : {GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
