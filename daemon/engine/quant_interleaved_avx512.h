@@ -5,12 +5,13 @@
 // scales are applied once for sixteen rows rather than once per row and lane
 // (llama.cpp's repacked Q4_0 layouts do the same with eight rows).
 //
-// The file's layout is kept: sixteen rows are interleaved, a strip of blocks
-// at a time, into a scratch on the stack (in L1) just before they are
-// multiplied, and every activation row of the call meets them there, so a
-// prefill chunk pays the interleaving once per sixteen weight rows and
-// nothing else in the engine has to know about it. A decode step pays it on every use, and still does a
-// block of sixteen rows in about half the instructions of sixteen one-row dots.
+// A matrix in the file's layout is interleaved, sixteen rows and a strip of
+// blocks at a time, into a scratch on the stack (in L1) just before it is
+// multiplied, and every activation row of the call meets it there, so a
+// prefill chunk pays the interleaving once per sixteen weight rows. Where the
+// model is read into memory, each matrix is instead packed once at load
+// (PackInterleaved, in the bytes it had) into the form the multiply reads,
+// and a decode step streams it with nothing left to shuffle.
 //
 // The arithmetic per lane is fixed: the block's integer sum, then
 // acc += (weight scale · activation scale) · sum and off += weight scale ·
@@ -113,36 +114,67 @@ struct InterleavedQ8_0 {
 // Q5_0: Q4_0's nibbles (at byte 6) with bit i of the 32-bit qh (at byte 2)
 // as bit 4 of weight i, unpacked here into eight groups of bytes 0..31 (as
 // Q8_0 lays its groups out); the stored offset 16 comes off through the
-// activations' sums.
+// activations' sums. Packed, a block keeps its qh and nibbles (five
+// registers, the bytes of sixteen blocks) and is unpacked on use.
 struct InterleavedQ5_0 {
   static constexpr int kBlockBytes = 22, kGroups = 8;
   static constexpr float kOffset = 16.0f;
+  // Bits 4·half..4·half+3 of byte `byte` of each lane's qh as a mask of
+  // four bytes: the byte is copied to the lane's four, and byte i tested for
+  // bit 4·half + i.
+  static __mmask64 FifthBits(__m512i qh, int byte, int half) {
+    const __m512i lane_starts = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00000000, 0x04040404, 0x08080808, 0x0c0c0c0c));
+    const __m512i copies =
+        _mm512_shuffle_epi8(qh, _mm512_add_epi8(lane_starts, _mm512_set1_epi8(static_cast<char>(byte))));
+    return _mm512_test_epi8_mask(copies, _mm512_set1_epi32(0x08040201 << (4 * half)));
+  }
+  // Group g from the qh and the four registers of nibbles.
+  static __m512i Group(__m512i qh, __m512i nibbles, int g) {
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
+    const __m512i bits = g < 4 ? _mm512_and_si512(nibbles, low_nibbles)
+                               : _mm512_and_si512(_mm512_srli_epi16(nibbles, 4), low_nibbles);
+    const int k = g % 4;
+    return _mm512_mask_add_epi8(bits, FifthBits(qh, (g < 4 ? 0 : 2) + k / 2, k % 2), bits, _mm512_set1_epi8(0x10));
+  }
+  // The qh of sixteen rows, lane p row p's (bytes 2-5: the high half of dword 0 and the low half of dword 1).
+  static __m512i Qh(const uint8_t* const rows[kInterleavedRows], uint64_t block_at) {
+    __m512i first, second;
+    FirstTwoDwords(rows, block_at, &first, &second);
+    return _mm512_or_si512(_mm512_srli_epi32(first, 16), _mm512_slli_epi32(second, 16));
+  }
   static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
     __m512i nibbles[4];
     InterleaveSixteenBytes(rows, block_at + 6, nibbles);
-    // qh is bytes 2-5: the high half of dword 0 and the low half of dword 1.
-    __m512i first, second;
-    FirstTwoDwords(rows, block_at, &first, &second);
-    const __m512i qh = _mm512_or_si512(_mm512_srli_epi32(first, 16), _mm512_slli_epi32(second, 16));
-    // Four bits of each lane's qh from bit 8·byte + 4·half on, as masks of
-    // four bytes: the byte is copied to the lane's four, and byte i tested
-    // for bit 4·half + i.
-    const auto fifth_bits = [&](int byte, int half) {
-      const __m512i lane_starts = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00000000, 0x04040404, 0x08080808, 0x0c0c0c0c));
-      const __m512i copies =
-          _mm512_shuffle_epi8(qh, _mm512_add_epi8(lane_starts, _mm512_set1_epi8(static_cast<char>(byte))));
-      return _mm512_test_epi8_mask(copies, _mm512_set1_epi32(0x08040201 << (4 * half)));
-    };
-    const __m512i low_nibbles = _mm512_set1_epi8(0x0f), bit_four = _mm512_set1_epi8(0x10);
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) {
-      const __m512i low = _mm512_and_si512(nibbles[g], low_nibbles);
-      const __m512i high = _mm512_and_si512(_mm512_srli_epi16(nibbles[g], 4), low_nibbles);
-      out[g] = _mm512_mask_add_epi8(low, fifth_bits(g / 2, g % 2), low, bit_four);
-      out[4 + g] = _mm512_mask_add_epi8(high, fifth_bits(2 + g / 2, g % 2), high, bit_four);
-    }
+    const __m512i qh = Qh(rows, block_at);
+#pragma GCC unroll 8
+    for (int g = 0; g < kGroups; ++g) out[g] = Group(qh, nibbles[g % 4], g);
   }
   static void Dot(__m512i group, int g, const int32_t* q, __m512i sums[2]) { InterleavedQ8_0::Dot(group, g, q, sums); }
+};
+
+// What a packed block holds after its sixteen F16 scales: by default the
+// groups as Interleave makes them; a layout whose groups would not fit in
+// the bytes of sixteen blocks packs fewer registers and makes each group
+// from them on use.
+template <typename Layout>
+struct PackedForm {
+  static constexpr int kRegisters = Layout::kGroups;
+  static void Pack(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
+    Layout::Interleave(rows, block_at, out);
+  }
+  static __m512i Group(const uint8_t* registers, int g) { return _mm512_loadu_si512(registers + 64 * g); }
+};
+// Q5_0 packed: the qh register, then the four of nibbles.
+template <>
+struct PackedForm<InterleavedQ5_0> {
+  static constexpr int kRegisters = 5;
+  static void Pack(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
+    out[0] = InterleavedQ5_0::Qh(rows, block_at);
+    InterleaveSixteenBytes(rows, block_at + 6, out + 1);
+  }
+  static __m512i Group(const uint8_t* registers, int g) {
+    return InterleavedQ5_0::Group(_mm512_loadu_si512(registers), _mm512_loadu_si512(registers + 64 * (1 + g % 4)), g);
+  }
 };
 
 // A block in the scratch: its scales, then its groups, a register each.
@@ -187,9 +219,9 @@ struct FromScratch {
   __m512i Group(int64_t b, int g) const { return at[b * kScratchRegisters<Layout> + 1 + g].bits; }
 };
 
-// A packed block: sixteen F16 scales, then the groups as the scratch holds them.
+// A packed block: sixteen F16 scales, then its registers (PackedForm).
 template <typename Layout>
-inline constexpr int64_t kPackedBlockBytes = 32 + 64 * Layout::kGroups;
+inline constexpr int64_t kPackedBlockBytes = 32 + 64 * PackedForm<Layout>::kRegisters;
 // Whether a type packs in place: its packed block is sixteen of its blocks' bytes.
 template <typename Layout>
 inline constexpr bool kPacksInPlace = kPackedBlockBytes<Layout> == kInterleavedRows * Layout::kBlockBytes;
@@ -200,7 +232,7 @@ struct FromPacked {
   __m512 Scales(int64_t b) const {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + b * kPackedBlockBytes<Layout>)));
   }
-  __m512i Group(int64_t b, int g) const { return _mm512_loadu_si512(at + b * kPackedBlockBytes<Layout> + 32 + 64 * g); }
+  __m512i Group(int64_t b, int g) const { return PackedForm<Layout>::Group(at + b * kPackedBlockBytes<Layout> + 32, g); }
 };
 
 // The sixteen interleaved rows `source` holds against activation rows
@@ -297,16 +329,31 @@ void MultiplyInterleavedRows(const uint8_t* weights, uint64_t row_bytes, int64_t
 template <typename Layout>
 void MultiplyPacked(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows, const ActivationBlock* a,
                     int64_t rows, int64_t blocks, float* y, int64_t y_stride) {
+  // A form that makes its groups on use makes them once per strip into the
+  // scratch when more than one pass of activation rows will read them.
+  constexpr bool kMakesGroups = PackedForm<Layout>::kRegisters != Layout::kGroups;
+  ScratchRegister strip[kMakesGroups ? kStripBlocks * kScratchRegisters<Layout> : 1];
   for (int64_t o = 0; o < out_rows; o += kInterleavedRows) {
     const uint8_t* packed = weights + static_cast<uint64_t>(o) * row_bytes;
     for (int64_t first = 0; first < blocks; first += kStripBlocks) {
       const int64_t count = std::min(kStripBlocks, blocks - first);
       const FromPacked<Layout> source{packed + first * kPackedBlockBytes<Layout>};
+      if (kMakesGroups && rows > 4) {
+        for (int64_t b = 0; b < count; ++b) {
+          ScratchRegister* block = strip + b * kScratchRegisters<Layout>;
+          block[0].bits = _mm512_castps_si512(source.Scales(b));
+          for (int g = 0; g < Layout::kGroups; ++g) block[1 + g].bits = source.Group(b, g);
+        }
+      }
       const auto emit = [&]<int kA>(int64_t r) {
         const ActivationBlock* rows_a[kA];
         for (int j = 0; j < kA; ++j) rows_a[j] = a + (r + j) * blocks + first;
         __m512 out[kA];
-        DotInterleaved<Layout, kA>(source, count, rows_a, out);
+        if (kMakesGroups && rows > 4) {
+          DotInterleaved<Layout, kA>(FromScratch<Layout>{strip}, count, rows_a, out);
+        } else {
+          DotInterleaved<Layout, kA>(source, count, rows_a, out);
+        }
         for (int j = 0; j < kA; ++j) {
           float* at = y + (r + j) * y_stride + o;
           _mm512_storeu_ps(at, first == 0 ? out[j] : _mm512_add_ps(_mm512_loadu_ps(at), out[j]));
@@ -319,7 +366,7 @@ void MultiplyPacked(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows
 
 // Rewrites `out_rows` rows (a multiple of sixteen, each `row_bytes` after the
 // last) in place into the form MultiplyPacked reads: per group of sixteen
-// rows, per block, the sixteen F16 scales and then the groups Interleave makes.
+// rows, per block, the sixteen F16 scales and then its PackedForm registers.
 template <typename Layout>
 void PackInterleaved(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int64_t blocks) {
   std::vector<uint8_t> packed(kInterleavedRows * row_bytes);
@@ -333,9 +380,9 @@ void PackInterleaved(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int
       __m512i scale_words, unused;
       FirstTwoDwords(group, block_at, &scale_words, &unused);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(to), _mm512_cvtepi32_epi16(scale_words));
-      __m512i groups[Layout::kGroups];
-      Layout::Interleave(group, block_at, groups);
-      for (int g = 0; g < Layout::kGroups; ++g) _mm512_storeu_si512(to + 32 + 64 * g, groups[g]);
+      __m512i registers[PackedForm<Layout>::kRegisters];
+      PackedForm<Layout>::Pack(group, block_at, registers);
+      for (int g = 0; g < PackedForm<Layout>::kRegisters; ++g) _mm512_storeu_si512(to + 32 + 64 * g, registers[g]);
     }
     std::memcpy(group_start, packed.data(), packed.size());
   }

@@ -103,7 +103,7 @@ TEST(LlamaModel, CachedDecodingMatchesAFullForward) {
 // rows compute: a prefill with every row's logits, then single steps.
 TEST(LlamaModel, PackedWeightsComputeExactlyWhatTheFileGives) {
   const bool packs = kernels::BestKernels().Pack(GgmlType::kQ4_0) != nullptr;
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     const std::string path = SyntheticModel("test-spm", type);
     std::vector<std::vector<float>> logits_of(2);
     for (bool pack : {false, true}) {
