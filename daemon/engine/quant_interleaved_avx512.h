@@ -72,6 +72,10 @@ inline void FirstTwoDwords(const uint8_t* const rows[kInterleavedRows], uint64_t
   *second = _mm512_unpackhi_epi64(t0, t2);
 }
 
+// The four bytes at `q` as one dword in every lane (a load that broadcasts,
+// not a general register moved into each lane).
+inline __m512i BroadcastDword(const int8_t* q) { return _mm512_broadcastd_epi32(_mm_loadu_si32(q)); }
+
 // How a type's block of sixteen rows lies in the scratch: 16 float scales,
 // then kGroups registers of interleaved bytes.
 //
@@ -84,13 +88,13 @@ struct InterleavedQ4_0 {
   static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
     InterleaveSixteenBytes(rows, block_at + 2, out);
   }
-  // The byte dot of group g's weights with activations q (as 8 dwords),
+  // The byte dot of group g's weights with the block's 32 activations q,
   // into two independent sums.
-  static void Dot(__m512i group, int g, const int32_t* q, __m512i sums[2]) {
+  static void Dot(__m512i group, int g, const int8_t* q, __m512i sums[2]) {
     const __m512i low_nibbles = _mm512_set1_epi8(0x0f);
-    sums[0] = _mm512_dpbusd_epi32(sums[0], _mm512_and_si512(group, low_nibbles), _mm512_set1_epi32(q[g]));
+    sums[0] = _mm512_dpbusd_epi32(sums[0], _mm512_and_si512(group, low_nibbles), BroadcastDword(q + 4 * g));
     sums[1] = _mm512_dpbusd_epi32(sums[1], _mm512_and_si512(_mm512_srli_epi16(group, 4), low_nibbles),
-                                  _mm512_set1_epi32(q[4 + g]));
+                                  BroadcastDword(q + 16 + 4 * g));
   }
 };
 
@@ -106,8 +110,8 @@ struct InterleavedQ8_0 {
 #pragma GCC unroll 8
     for (int g = 0; g < kGroups; ++g) out[g] = _mm512_xor_si512(out[g], flip);
   }
-  static void Dot(__m512i group, int g, const int32_t* q, __m512i sums[2]) {
-    sums[g & 1] = _mm512_dpbusd_epi32(sums[g & 1], group, _mm512_set1_epi32(q[g]));
+  static void Dot(__m512i group, int g, const int8_t* q, __m512i sums[2]) {
+    sums[g & 1] = _mm512_dpbusd_epi32(sums[g & 1], group, BroadcastDword(q + 4 * g));
   }
 };
 
@@ -149,7 +153,7 @@ struct InterleavedQ5_0 {
 #pragma GCC unroll 8
     for (int g = 0; g < kGroups; ++g) out[g] = Group(qh, nibbles[g % 4], g);
   }
-  static void Dot(__m512i group, int g, const int32_t* q, __m512i sums[2]) { InterleavedQ8_0::Dot(group, g, q, sums); }
+  static void Dot(__m512i group, int g, const int8_t* q, __m512i sums[2]) { InterleavedQ8_0::Dot(group, g, q, sums); }
 };
 
 // What a packed block holds after its sixteen F16 scales: by default the
@@ -253,9 +257,7 @@ void DotInterleaved(const Source& source, int64_t blocks, const ActivationBlock*
       const __m512i group = source.Group(b, g);
 #pragma GCC unroll 4
       for (int j = 0; j < kA; ++j) {
-        int32_t q[8];
-        std::memcpy(q, a[j][b].q, sizeof(q));
-        Layout::Dot(group, g, q, sums[j]);
+        Layout::Dot(group, g, a[j][b].q, sums[j]);
       }
     }
     const __m512 scales = source.Scales(b);

@@ -93,11 +93,7 @@ void PackSuperBlocks(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int
 }
 
 // Activation dword `i` (values 4i..4i+3) in every lane.
-inline __m512i ActivationDword(const SuperActivationBlock& a, int i) {
-  int32_t dword;
-  std::memcpy(&dword, a.q + 4 * i, sizeof(dword));
-  return _mm512_set1_epi32(dword);
-}
+inline __m512i ActivationDword(const SuperActivationBlock& a, int i) { return BroadcastDword(a.q + 4 * i); }
 // Two int16 values as one dword in every lane, `low` in the low half.
 inline __m512i WordPair(int32_t low, int32_t high) {
   return _mm512_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(high) << 16) | static_cast<uint16_t>(low)));
