@@ -42,6 +42,7 @@ struct Workspace {
   std::vector<int32_t> positions;  // per row
   std::vector<int64_t> logit_rows;
   std::vector<float> lora;  // a sequence's rows times A
+  std::vector<uint8_t> embedding_row;  // a token's row of a packed tied embedding
 };
 
 // out = x * weight / sqrt(mean(x²) + eps), summed in double as llama.cpp does.
@@ -195,10 +196,17 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
   const int32_t* positions = ws.positions.data();
   const int64_t* scratch_offsets = ws.scratch_offsets.data();
   const uint64_t embedding_row = RowBytes(w.embedding_type, static_cast<uint64_t>(d));
+  // A tied output matrix packed at load is the embedding table in the packed form.
+  const bool packed_embedding = w.output.packed && w.output.data == w.embedding;
+  if (packed_embedding && ws.embedding_row.size() < embedding_row) ws.embedding_row.resize(embedding_row);
   for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = w.embedding + static_cast<uint64_t>(tokens[r]) * embedding_row;
+    if (packed_embedding) {
+      ReadRow(w.output, tokens[r], ws.embedding_row.data());
+      row = ws.embedding_row.data();
+    }
     // Ids were checked and the row size validated at load: this cannot fail.
-    (void)Dequantize(w.embedding_type,
-                     absl::MakeConstSpan(w.embedding + static_cast<uint64_t>(tokens[r]) * embedding_row, embedding_row),
+    (void)Dequantize(w.embedding_type, absl::MakeConstSpan(row, embedding_row),
                      absl::MakeSpan(x + r * d, static_cast<size_t>(d)));
     if (config.embedding_scale != 1.0f) {
       for (int64_t i = 0; i < d; ++i) x[r * d + i] *= config.embedding_scale;

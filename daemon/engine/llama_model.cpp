@@ -463,8 +463,9 @@ absl::Status LlamaModel::Impl::PackWeights() {
       matrices.push_back(w);
     }
   }
-  // A tied output matrix is the embedding table, whose rows are also read one at a time.
-  if (cpu.output.data != cpu.embedding) matrices.push_back(&cpu.output);
+  // A tied output matrix is the embedding table too, whose rows the forward
+  // then reads back from the packed form (ReadRow).
+  matrices.push_back(&cpu.output);
   std::erase_if(matrices, [](const WeightMatrix* w) { return !CanPack(*w); });
   // Bytes are packed once, however many matrices name them.
   std::set<const uint8_t*> seen;

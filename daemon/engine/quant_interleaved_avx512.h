@@ -84,6 +84,7 @@ inline __m512i BroadcastDword(const int8_t* q) { return _mm512_broadcastd_epi32(
 // once unpacked; the stored offset 8 comes off through the activations' sums.
 struct InterleavedQ4_0 {
   static constexpr int kBlockBytes = 18, kGroups = 4;
+  static constexpr uint32_t kFlippedBits = 0;
   static constexpr float kOffset = 8.0f;
   static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
     InterleaveSixteenBytes(rows, block_at + 2, out);
@@ -102,6 +103,7 @@ struct InterleavedQ4_0 {
 // the 128 comes off through the activations' sums.
 struct InterleavedQ8_0 {
   static constexpr int kBlockBytes = 34, kGroups = 8;
+  static constexpr uint32_t kFlippedBits = 0x80808080u;  // each byte's sign bit
   static constexpr float kOffset = 128.0f;
   static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
     InterleaveSixteenBytes(rows, block_at + 2, out);
@@ -167,6 +169,16 @@ struct PackedForm {
     Layout::Interleave(rows, block_at, out);
   }
   static __m512i Group(const uint8_t* registers, int g) { return _mm512_loadu_si512(registers + 64 * g); }
+  // Row p's block back from its registers: dword g of the bytes after the
+  // scale is lane p of group g, with the bits Interleave flipped flipped back.
+  static void UnpackRow(const uint8_t* registers, int p, uint8_t* block) {
+    for (int g = 0; g < Layout::kGroups; ++g) {
+      uint32_t dword;
+      std::memcpy(&dword, registers + 64 * g + 4 * p, 4);
+      dword ^= Layout::kFlippedBits;
+      std::memcpy(block + 2 + 4 * g, &dword, 4);
+    }
+  }
 };
 // Q5_0 packed: the qh register, then the four of nibbles.
 template <>
@@ -178,6 +190,9 @@ struct PackedForm<InterleavedQ5_0> {
   }
   static __m512i Group(const uint8_t* registers, int g) {
     return InterleavedQ5_0::Group(_mm512_loadu_si512(registers), _mm512_loadu_si512(registers + 64 * (1 + g % 4)), g);
+  }
+  static void UnpackRow(const uint8_t* registers, int p, uint8_t* block) {
+    for (int k = 0; k < kRegisters; ++k) std::memcpy(block + 2 + 4 * k, registers + 64 * k + 4 * p, 4);
   }
 };
 
@@ -391,6 +406,16 @@ void PackInterleaved(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int
 }
 
 template <typename Layout>
+void UnpackInterleavedRow(const uint8_t* group, uint64_t, int p, int64_t blocks, uint8_t* out) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* packed = group + b * kPackedBlockBytes<Layout>;
+    uint8_t* block = out + b * Layout::kBlockBytes;
+    std::memcpy(block, packed + 2 * p, 2);
+    PackedForm<Layout>::UnpackRow(packed + 32, p, block);
+  }
+}
+
+template <typename Layout>
 void MultiplyInterleaved(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows, const ActivationBlock* a,
                          int64_t rows, int64_t blocks, float* y, int64_t y_stride) {
   MultiplyInterleavedRows<Layout>(weights, row_bytes, out_rows, a, blocks, rows, blocks, y, y_stride);
@@ -417,6 +442,7 @@ void SetInterleaved(KernelSet& set, GgmlType type) {
   if constexpr (kPacksInPlace<Layout>) {
     set.multiply_packed[static_cast<size_t>(type)] = MultiplyPacked<Layout>;
     set.pack[static_cast<size_t>(type)] = PackInterleaved<Layout>;
+    set.unpack_row[static_cast<size_t>(type)] = UnpackInterleavedRow<Layout>;
   }
 }
 

@@ -77,6 +77,10 @@ using MultiplySuperFn = void (*)(const uint8_t* weights, uint64_t row_bytes, int
 using PackFn = void (*)(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int64_t blocks);
 // Weight rows a packed group holds: a packed matrix has whole groups.
 inline constexpr int64_t kPackedGroupRows = 16;
+// Row `p` (< kPackedGroupRows) of the packed group at `group` back in the
+// file's layout, `row_bytes` bytes of `blocks` blocks into `out`: a packed
+// tied output matrix is still the embedding table, read a row at a time.
+using UnpackRowFn = void (*)(const uint8_t* group, uint64_t row_bytes, int p, int64_t blocks, uint8_t* out);
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
 // out[j] += Σ_t weights[t] · rows[t·width + j] for j < width, t < count, the
@@ -115,6 +119,7 @@ struct KernelSet {
   // (bit for bit what `multiply` gives on the unpacked rows). Only these read
   // a packed matrix.
   std::array<PackFn, kTypeSlots> pack{};
+  std::array<UnpackRowFn, kTypeSlots> unpack_row{};
   std::array<MultiplyQuantFn, kTypeSlots> multiply_packed{};
   // The same for the super-block types: their packed multiply is within float
   // rounding of `super_multiply` (it sums each super-block in one integer),
@@ -133,6 +138,7 @@ struct KernelSet {
   MultiplySuperFn SuperMultiply(GgmlType type) const { return At(super_multiply, type); }
   bool MultiplyInterleaved(GgmlType type) const { return At(multiply_interleaved, type); }
   PackFn Pack(GgmlType type) const { return At(pack, type); }
+  UnpackRowFn UnpackRow(GgmlType type) const { return At(unpack_row, type); }
   MultiplyQuantFn MultiplyPacked(GgmlType type) const { return At(multiply_packed, type); }
   MultiplySuperFn SuperMultiplyPacked(GgmlType type) const { return At(super_multiply_packed, type); }
   bool HasDot(GgmlType type) const { return Dot(type) != nullptr || SuperDot(type) != nullptr; }

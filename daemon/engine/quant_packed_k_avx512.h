@@ -92,6 +92,19 @@ void PackSuperBlocks(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int
   }
 }
 
+// Row p of a packed group of `count` super-blocks back in the file's layout.
+template <typename Layout>
+void UnpackSuperBlockRow(const uint8_t* group, uint64_t, int p, int64_t count, uint8_t* out) {
+  for (int64_t s = 0; s < count; ++s) {
+    const uint8_t* from = group + s * kPackedSuperBytes<Layout>;
+    uint8_t* block = out + s * Layout::kBlockBytes;
+    for (int h = 0; h < Layout::kHalves; ++h) std::memcpy(block + Layout::kHalfAt[h], from + 32 * h + 2 * p, 2);
+    for (int k = 0; k < Layout::kDwords; ++k) {
+      std::memcpy(block + Layout::kDwordsAt + 4 * k, from + 32 * Layout::kHalves + 64 * k + 4 * p, 4);
+    }
+  }
+}
+
 // Activation dword `i` (values 4i..4i+3) in every lane.
 inline __m512i ActivationDword(const SuperActivationBlock& a, int i) { return BroadcastDword(a.q + 4 * i); }
 // Two int16 values as one dword in every lane, `low` in the low half.
@@ -306,6 +319,7 @@ void MultiplyPackedSuper(const uint8_t* weights, uint64_t row_bytes, int64_t out
 template <typename Kernel>
 void SetPackedSuper(KernelSet& set, GgmlType type) {
   set.pack[static_cast<size_t>(type)] = PackSuperBlocks<typename Kernel::Layout>;
+  set.unpack_row[static_cast<size_t>(type)] = UnpackSuperBlockRow<typename Kernel::Layout>;
   set.super_multiply_packed[static_cast<size_t>(type)] = MultiplyPackedSuper<Kernel>;
 }
 

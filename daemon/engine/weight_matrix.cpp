@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -49,7 +50,8 @@ WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count) {
 }
 
 bool CanPack(const WeightMatrix& w) {
-  return !w.packed && kernels::BestKernels().Pack(w.type) != nullptr && w.out_features % kernels::kPackedGroupRows == 0 &&
+  return !w.packed && kernels::BestKernels().Pack(w.type) != nullptr &&
+         kernels::BestKernels().UnpackRow(w.type) != nullptr && w.out_features % kernels::kPackedGroupRows == 0 &&
          w.in_features % KernelBlock(w.type) == 0;
 }
 
@@ -57,6 +59,17 @@ void PackInPlace(WeightMatrix& w, uint8_t* writable) {
   kernels::BestKernels().Pack(w.type)(writable, RowBytes(w.type, static_cast<uint64_t>(w.in_features)),
                                       w.out_features, w.in_features / KernelBlock(w.type));
   w.packed = true;
+}
+
+void ReadRow(const WeightMatrix& w, int64_t row, uint8_t* out) {
+  const uint64_t row_bytes = RowBytes(w.type, static_cast<uint64_t>(w.in_features));
+  if (!w.packed) {
+    std::memcpy(out, w.data + static_cast<uint64_t>(row) * row_bytes, row_bytes);
+    return;
+  }
+  const int64_t p = row % kernels::kPackedGroupRows;
+  kernels::BestKernels().UnpackRow(w.type)(w.data + static_cast<uint64_t>(row - p) * row_bytes, row_bytes,
+                                           static_cast<int>(p), w.in_features / KernelBlock(w.type), out);
 }
 
 namespace {

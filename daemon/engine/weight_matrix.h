@@ -40,13 +40,17 @@ WeightMatrix MatrixOf(const GgufTensorInfo& info, const uint8_t* data);
 // a fused projection (Phi-3's attn_qkv, its gate and up rows).
 WeightMatrix RowsOf(const WeightMatrix& matrix, int64_t first, int64_t count);
 
-// Whether the best kernel set has a packed form for `w` (KernelSet::pack):
-// a type it packs in place, in whole groups of sixteen rows.
+// Whether the best kernel set has a packed form for `w` (KernelSet::pack,
+// and unpack_row to read a row back): a type it packs in place, in whole
+// groups of sixteen rows.
 bool CanPack(const WeightMatrix& w);
 // Rewrites `w`'s bytes, which `writable` points at, into that form and marks
 // it packed. Its result is bit for bit the unpacked one's for the 32-weight
 // types, within float rounding of it for the K types.
 void PackInPlace(WeightMatrix& w, uint8_t* writable);
+// Row `row` of `w` in the file's layout into `out` (RowBytes of its inputs),
+// unpacked from the packed form if `w` is packed.
+void ReadRow(const WeightMatrix& w, int64_t row, uint8_t* out);
 
 // What Multiply may do to the activations of a quantized weight.
 enum class ActivationPrecision {

@@ -100,11 +100,16 @@ TEST(LlamaModel, CachedDecodingMatchesAFullForward) {
 }
 
 // Weights packed at load for the kernels compute bit for bit what the file's
-// rows compute: a prefill with every row's logits, then single steps.
+// rows compute: a prefill with every row's logits, then single steps; with
+// a tied output matrix (test-llama3) too, whose packed rows are the embedding.
 TEST(LlamaModel, PackedWeightsComputeExactlyWhatTheFileGives) {
   const bool packs = kernels::BestKernels().Pack(GgmlType::kQ4_0) != nullptr;
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
-    const std::string path = SyntheticModel("test-spm", type);
+  for (const auto& [shape, type] : std::vector<std::pair<std::string, GgmlType>>{{"test-spm", GgmlType::kQ4_0},
+                                                                                {"test-spm", GgmlType::kQ5_0},
+                                                                                {"test-spm", GgmlType::kQ8_0},
+                                                                                {"test-llama3", GgmlType::kQ4_0},
+                                                                                {"test-llama3", GgmlType::kQ8_0}}) {
+    const std::string path = SyntheticModel(shape, type);
     std::vector<std::vector<float>> logits_of(2);
     for (bool pack : {false, true}) {
       ModelOptions options;
@@ -126,7 +131,7 @@ TEST(LlamaModel, PackedWeightsComputeExactlyWhatTheFileGives) {
     }
     ASSERT_EQ(logits_of[0].size(), logits_of[1].size());
     EXPECT_EQ(std::memcmp(logits_of[0].data(), logits_of[1].data(), logits_of[0].size() * sizeof(float)), 0)
-        << TraitsOf(type).name;
+        << shape << " " << TraitsOf(type).name;
   }
 }
 

@@ -192,6 +192,19 @@ TEST(QuantKernels, TiledMultiplyGivesExactlyTheSingleRowDots) {
   }
 }
 
+// Every row of a packed matrix reads back (KernelSet::unpack_row) as the file had it.
+void ExpectEveryRowUnpacks(const KernelSet& set, GgmlType type, const std::vector<uint8_t>& packed,
+                           const std::vector<uint8_t>& file, uint64_t row_bytes, int64_t out_rows, int64_t blocks) {
+  ASSERT_NE(set.UnpackRow(type), nullptr) << set.name << " " << TraitsOf(type).name;
+  std::vector<uint8_t> row(row_bytes);
+  for (int64_t o = 0; o < out_rows; ++o) {
+    const int p = static_cast<int>(o % kPackedGroupRows);
+    set.UnpackRow(type)(packed.data() + (o - p) * row_bytes, row_bytes, p, blocks, row.data());
+    ASSERT_EQ(std::memcmp(row.data(), file.data() + o * row_bytes, row_bytes), 0)
+        << set.name << " " << TraitsOf(type).name << " row " << o;
+  }
+}
+
 // A matrix packed at load (KernelSet::pack) multiplies to exactly what its
 // rows as the file has them give, for every activation row count, and a
 // packed chunk of a matrix (whole groups of sixteen) to that chunk's rows.
@@ -208,6 +221,7 @@ TEST(QuantKernels, PackedMatricesGiveExactlyWhatTheirRowsGive) {
           std::vector<uint8_t> packed = w;
           set->Pack(type)(packed.data(), row_bytes, out_rows, n / kBlock);
           EXPECT_NE(packed, w) << "packing changed nothing";
+          ExpectEveryRowUnpacks(*set, type, packed, w, row_bytes, out_rows, n / kBlock);
           for (int64_t rows : {1, 2, 3, 4, 7, 10}) {
             ++checked;
             const std::vector<float> x = RandomFloats(rows * n, 43 + static_cast<uint32_t>(rows), 2.0f);
@@ -267,6 +281,7 @@ TEST(QuantKernels, PackedSuperBlockMatricesGiveTheirRowsSumsForAnyRowCount) {
           std::vector<uint8_t> packed = w;
           set->Pack(type)(packed.data(), row_bytes, out_rows, count);
           EXPECT_NE(packed, w) << "packing changed nothing";
+          ExpectEveryRowUnpacks(*set, type, packed, w, row_bytes, out_rows, count);
           const std::vector<float> x = RandomFloats(10 * n, 53 + static_cast<uint32_t>(n), 2.0f);
           const KernelRows a(ScalarKernels(), type, x.data(), 10, n);
           std::vector<float> ten(static_cast<size_t>(10 * out_rows), NAN);
