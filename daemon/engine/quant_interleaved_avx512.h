@@ -406,7 +406,7 @@ void PackInterleaved(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int
 }
 
 template <typename Layout>
-void UnpackInterleavedRow(const uint8_t* group, uint64_t, int p, int64_t blocks, uint8_t* out) {
+void UnpackInterleavedRow(const uint8_t* group, int p, int64_t blocks, uint8_t* out) {
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* packed = group + b * kPackedBlockBytes<Layout>;
     uint8_t* block = out + b * Layout::kBlockBytes;

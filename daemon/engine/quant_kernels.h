@@ -77,10 +77,10 @@ using MultiplySuperFn = void (*)(const uint8_t* weights, uint64_t row_bytes, int
 using PackFn = void (*)(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int64_t blocks);
 // Weight rows a packed group holds: a packed matrix has whole groups.
 inline constexpr int64_t kPackedGroupRows = 16;
-// Row `p` (< kPackedGroupRows) of the packed group at `group` back in the
-// file's layout, `row_bytes` bytes of `blocks` blocks into `out`: a packed
-// tied output matrix is still the embedding table, read a row at a time.
-using UnpackRowFn = void (*)(const uint8_t* group, uint64_t row_bytes, int p, int64_t blocks, uint8_t* out);
+// Row `p` (< kPackedGroupRows) of the packed group of `blocks` blocks at
+// `group` back in the file's layout, into `out`: a packed tied output matrix
+// is still the embedding table, read a row at a time.
+using UnpackRowFn = void (*)(const uint8_t* group, int p, int64_t blocks, uint8_t* out);
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
 // out[j] += Σ_t weights[t] · rows[t·width + j] for j < width, t < count, the

@@ -94,7 +94,7 @@ void PackSuperBlocks(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int
 
 // Row p of a packed group of `count` super-blocks back in the file's layout.
 template <typename Layout>
-void UnpackSuperBlockRow(const uint8_t* group, uint64_t, int p, int64_t count, uint8_t* out) {
+void UnpackSuperBlockRow(const uint8_t* group, int p, int64_t count, uint8_t* out) {
   for (int64_t s = 0; s < count; ++s) {
     const uint8_t* from = group + s * kPackedSuperBytes<Layout>;
     uint8_t* block = out + s * Layout::kBlockBytes;

@@ -68,8 +68,8 @@ void ReadRow(const WeightMatrix& w, int64_t row, uint8_t* out) {
     return;
   }
   const int64_t p = row % kernels::kPackedGroupRows;
-  kernels::BestKernels().UnpackRow(w.type)(w.data + static_cast<uint64_t>(row - p) * row_bytes, row_bytes,
-                                           static_cast<int>(p), w.in_features / KernelBlock(w.type), out);
+  kernels::BestKernels().UnpackRow(w.type)(w.data + static_cast<uint64_t>(row - p) * row_bytes, static_cast<int>(p),
+                                           w.in_features / KernelBlock(w.type), out);
 }
 
 namespace {

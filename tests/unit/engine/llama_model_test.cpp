@@ -99,38 +99,43 @@ TEST(LlamaModel, CachedDecodingMatchesAFullForward) {
   }
 }
 
+// The logits of a 10-token prefill (every row's) and then six single steps
+// of the model at `path`, loaded with or without packing its weights.
+std::vector<float> PrefillAndStepLogits(const std::string& path, bool pack) {
+  ModelOptions options;
+  options.threads = 2;
+  options.pack_weights = pack;
+  auto model = LlamaModel::Load(path, options);
+  EXPECT_TRUE(model.ok()) << model.status();
+  if (!model.ok()) return {};
+  // Seven matrices in each of two layers and the output.
+  const bool packs = kernels::BestKernels().Pack((*model)->cpu_weights().output.type) != nullptr;
+  EXPECT_EQ((*model)->packed_matrices(), pack && packs ? 2 * 7 + 1 : 0) << path;
+  auto cache = NewCache(**model);
+  const std::vector<TokenId> tokens = SomeTokens(16, (*model)->config().n_vocab);
+  std::vector<float> logits, all;
+  EXPECT_TRUE((*model)->Forward(absl::MakeConstSpan(tokens).subspan(0, 10), cache.get(), true, &all).ok());
+  for (size_t i = 10; i < tokens.size(); ++i) {
+    EXPECT_TRUE((*model)->Forward({&tokens[i], 1}, cache.get(), false, &logits).ok());
+    all.insert(all.end(), logits.begin(), logits.end());
+  }
+  return all;
+}
+
 // Weights packed at load for the kernels compute bit for bit what the file's
 // rows compute: a prefill with every row's logits, then single steps; with
 // a tied output matrix (test-llama3) too, whose packed rows are the embedding.
 TEST(LlamaModel, PackedWeightsComputeExactlyWhatTheFileGives) {
-  const bool packs = kernels::BestKernels().Pack(GgmlType::kQ4_0) != nullptr;
   for (const auto& [shape, type] : std::vector<std::pair<std::string, GgmlType>>{{"test-spm", GgmlType::kQ4_0},
                                                                                 {"test-spm", GgmlType::kQ5_0},
                                                                                 {"test-spm", GgmlType::kQ8_0},
                                                                                 {"test-llama3", GgmlType::kQ4_0},
                                                                                 {"test-llama3", GgmlType::kQ8_0}}) {
     const std::string path = SyntheticModel(shape, type);
-    std::vector<std::vector<float>> logits_of(2);
-    for (bool pack : {false, true}) {
-      ModelOptions options;
-      options.threads = 2;
-      options.pack_weights = pack;
-      auto model = LlamaModel::Load(path, options);
-      ASSERT_TRUE(model.ok()) << model.status();
-      // Seven matrices in each of two layers and the output.
-      EXPECT_EQ((*model)->packed_matrices(), pack && packs ? 2 * 7 + 1 : 0) << TraitsOf(type).name;
-      auto cache = NewCache(**model);
-      const std::vector<TokenId> tokens = SomeTokens(16, (*model)->config().n_vocab);
-      std::vector<float> logits;
-      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(tokens).subspan(0, 10), cache.get(), true, &logits).ok());
-      logits_of[pack] = logits;
-      for (size_t i = 10; i < tokens.size(); ++i) {
-        ASSERT_TRUE((*model)->Forward({&tokens[i], 1}, cache.get(), false, &logits).ok());
-        logits_of[pack].insert(logits_of[pack].end(), logits.begin(), logits.end());
-      }
-    }
-    ASSERT_EQ(logits_of[0].size(), logits_of[1].size());
-    EXPECT_EQ(std::memcmp(logits_of[0].data(), logits_of[1].data(), logits_of[0].size() * sizeof(float)), 0)
+    const std::vector<float> file = PrefillAndStepLogits(path, false), packed = PrefillAndStepLogits(path, true);
+    ASSERT_EQ(file.size(), packed.size());
+    ASSERT_FALSE(file.empty());
+    EXPECT_EQ(std::memcmp(file.data(), packed.data(), file.size() * sizeof(float)), 0)
         << shape << " " << TraitsOf(type).name;
   }
 }
@@ -140,31 +145,13 @@ TEST(LlamaModel, PackedWeightsComputeExactlyWhatTheFileGives) {
 // sums), prefill and single steps alike.
 TEST(LlamaModel, PackedSuperBlockWeightsComputeWhatTheFileGivesToRounding) {
   for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    const bool packs = kernels::BestKernels().Pack(type) != nullptr;
     const std::string path = SyntheticModel("test-k", type);
-    std::vector<std::vector<float>> logits_of(2);
-    for (bool pack : {false, true}) {
-      ModelOptions options;
-      options.threads = 2;
-      options.pack_weights = pack;
-      auto model = LlamaModel::Load(path, options);
-      ASSERT_TRUE(model.ok()) << model.status();
-      EXPECT_EQ((*model)->packed_matrices(), pack && packs ? 2 * 7 + 1 : 0) << TraitsOf(type).name;
-      auto cache = NewCache(**model);
-      const std::vector<TokenId> tokens = SomeTokens(16, (*model)->config().n_vocab);
-      std::vector<float> logits;
-      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(tokens).subspan(0, 10), cache.get(), true, &logits).ok());
-      logits_of[pack] = logits;
-      for (size_t i = 10; i < tokens.size(); ++i) {
-        ASSERT_TRUE((*model)->Forward({&tokens[i], 1}, cache.get(), false, &logits).ok());
-        logits_of[pack].insert(logits_of[pack].end(), logits.begin(), logits.end());
-      }
-    }
-    ASSERT_EQ(logits_of[0].size(), logits_of[1].size());
+    const std::vector<float> file = PrefillAndStepLogits(path, false), packed = PrefillAndStepLogits(path, true);
+    ASSERT_EQ(file.size(), packed.size());
+    ASSERT_FALSE(file.empty());
     float spread = 0.0f;
-    for (float v : logits_of[0]) spread = std::max(spread, std::fabs(v));
-    ExpectClose(logits_of[1].data(), logits_of[0].data(), logits_of[0].size(), 1e-4f * spread,
-                std::string(TraitsOf(type).name));
+    for (float v : file) spread = std::max(spread, std::fabs(v));
+    ExpectClose(packed.data(), file.data(), file.size(), 1e-4f * spread, std::string(TraitsOf(type).name));
   }
 }
 

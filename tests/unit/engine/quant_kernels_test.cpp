@@ -199,7 +199,7 @@ void ExpectEveryRowUnpacks(const KernelSet& set, GgmlType type, const std::vecto
   std::vector<uint8_t> row(row_bytes);
   for (int64_t o = 0; o < out_rows; ++o) {
     const int p = static_cast<int>(o % kPackedGroupRows);
-    set.UnpackRow(type)(packed.data() + (o - p) * row_bytes, row_bytes, p, blocks, row.data());
+    set.UnpackRow(type)(packed.data() + (o - p) * row_bytes, p, blocks, row.data());
     ASSERT_EQ(std::memcmp(row.data(), file.data() + o * row_bytes, row_bytes), 0)
         << set.name << " " << TraitsOf(type).name << " row " << o;
   }
