@@ -124,6 +124,7 @@ struct InterleavedQ8_0 {
 // registers, the bytes of sixteen blocks) and is unpacked on use.
 struct InterleavedQ5_0 {
   static constexpr int kBlockBytes = 22, kGroups = 8;
+  static constexpr uint32_t kFlippedBits = 0;
   static constexpr float kOffset = 16.0f;
   // Bits 4·half..4·half+3 of byte `byte` of each lane's qh as a mask of
   // four bytes: the byte is copied to the lane's four, and byte i tested for
@@ -169,16 +170,6 @@ struct PackedForm {
     Layout::Interleave(rows, block_at, out);
   }
   static __m512i Group(const uint8_t* registers, int g) { return _mm512_loadu_si512(registers + 64 * g); }
-  // Row p's block back from its registers: dword g of the bytes after the
-  // scale is lane p of group g, with the bits Interleave flipped flipped back.
-  static void UnpackRow(const uint8_t* registers, int p, uint8_t* block) {
-    for (int g = 0; g < Layout::kGroups; ++g) {
-      uint32_t dword;
-      std::memcpy(&dword, registers + 64 * g + 4 * p, 4);
-      dword ^= Layout::kFlippedBits;
-      std::memcpy(block + 2 + 4 * g, &dword, 4);
-    }
-  }
 };
 // Q5_0 packed: the qh register, then the four of nibbles.
 template <>
@@ -190,9 +181,6 @@ struct PackedForm<InterleavedQ5_0> {
   }
   static __m512i Group(const uint8_t* registers, int g) {
     return InterleavedQ5_0::Group(_mm512_loadu_si512(registers), _mm512_loadu_si512(registers + 64 * (1 + g % 4)), g);
-  }
-  static void UnpackRow(const uint8_t* registers, int p, uint8_t* block) {
-    for (int k = 0; k < kRegisters; ++k) std::memcpy(block + 2 + 4 * k, registers + 64 * k + 4 * p, 4);
   }
 };
 
@@ -350,12 +338,13 @@ void MultiplyPacked(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows
   // scratch when more than one pass of activation rows will read them.
   constexpr bool kMakesGroups = PackedForm<Layout>::kRegisters != Layout::kGroups;
   ScratchRegister strip[kMakesGroups ? kStripBlocks * kScratchRegisters<Layout> : 1];
+  const bool groups_in_scratch = kMakesGroups && rows > 4;
   for (int64_t o = 0; o < out_rows; o += kInterleavedRows) {
     const uint8_t* packed = weights + static_cast<uint64_t>(o) * row_bytes;
     for (int64_t first = 0; first < blocks; first += kStripBlocks) {
       const int64_t count = std::min(kStripBlocks, blocks - first);
       const FromPacked<Layout> source{packed + first * kPackedBlockBytes<Layout>};
-      if (kMakesGroups && rows > 4) {
+      if (groups_in_scratch) {
         for (int64_t b = 0; b < count; ++b) {
           ScratchRegister* block = strip + b * kScratchRegisters<Layout>;
           block[0].bits = _mm512_castps_si512(source.Scales(b));
@@ -366,7 +355,7 @@ void MultiplyPacked(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows
         const ActivationBlock* rows_a[kA];
         for (int j = 0; j < kA; ++j) rows_a[j] = a + (r + j) * blocks + first;
         __m512 out[kA];
-        if (kMakesGroups && rows > 4) {
+        if (groups_in_scratch) {
           DotInterleaved<Layout, kA>(FromScratch<Layout>{strip}, count, rows_a, out);
         } else {
           DotInterleaved<Layout, kA>(source, count, rows_a, out);
@@ -405,13 +394,21 @@ void PackInterleaved(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int
   }
 }
 
+// Row p of a packed group back in the file's layout: in every packed form,
+// register k holds dword k of the bytes after each row's scale in lane p,
+// with the bits Interleave flipped (kFlippedBits) to flip back.
 template <typename Layout>
 void UnpackInterleavedRow(const uint8_t* group, int p, int64_t blocks, uint8_t* out) {
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* packed = group + b * kPackedBlockBytes<Layout>;
     uint8_t* block = out + b * Layout::kBlockBytes;
     std::memcpy(block, packed + 2 * p, 2);
-    PackedForm<Layout>::UnpackRow(packed + 32, p, block);
+    for (int k = 0; k < PackedForm<Layout>::kRegisters; ++k) {
+      uint32_t dword;
+      std::memcpy(&dword, packed + 32 + 64 * k + 4 * p, 4);
+      dword ^= Layout::kFlippedBits;
+      std::memcpy(block + 2 + 4 * k, &dword, 4);
+    }
   }
 }
 

@@ -71,6 +71,14 @@ struct PackedSuperBlock {
   static constexpr int64_t kPrefetchBlocks = 2;
 };
 
+// Calls copy(packed offset, block offset, bytes) for each field of row p's
+// super-block: where it lies in the packed super-block and in the file's.
+template <typename Layout, typename Copy>
+void ForEachPackedField(int p, const Copy& copy) {
+  for (int h = 0; h < Layout::kHalves; ++h) copy(32 * h + 2 * p, Layout::kHalfAt[h], 2);
+  for (int k = 0; k < Layout::kDwords; ++k) copy(32 * Layout::kHalves + 64 * k + 4 * p, Layout::kDwordsAt + 4 * k, 4);
+}
+
 // Rewrites `out_rows` rows (a multiple of sixteen, each `row_bytes` after the
 // last, `count` super-blocks each) in place into the packed form.
 template <typename Layout>
@@ -82,10 +90,7 @@ void PackSuperBlocks(uint8_t* weights, uint64_t row_bytes, int64_t out_rows, int
       uint8_t* to = packed.data() + s * kPackedSuperBytes<Layout>;
       for (int p = 0; p < kInterleavedRows; ++p) {
         const uint8_t* block = group + p * row_bytes + s * Layout::kBlockBytes;
-        for (int h = 0; h < Layout::kHalves; ++h) std::memcpy(to + 32 * h + 2 * p, block + Layout::kHalfAt[h], 2);
-        for (int k = 0; k < Layout::kDwords; ++k) {
-          std::memcpy(to + 32 * Layout::kHalves + 64 * k + 4 * p, block + Layout::kDwordsAt + 4 * k, 4);
-        }
+        ForEachPackedField<Layout>(p, [&](int at, int from, size_t bytes) { std::memcpy(to + at, block + from, bytes); });
       }
     }
     std::memcpy(group, packed.data(), packed.size());
@@ -98,10 +103,7 @@ void UnpackSuperBlockRow(const uint8_t* group, int p, int64_t count, uint8_t* ou
   for (int64_t s = 0; s < count; ++s) {
     const uint8_t* from = group + s * kPackedSuperBytes<Layout>;
     uint8_t* block = out + s * Layout::kBlockBytes;
-    for (int h = 0; h < Layout::kHalves; ++h) std::memcpy(block + Layout::kHalfAt[h], from + 32 * h + 2 * p, 2);
-    for (int k = 0; k < Layout::kDwords; ++k) {
-      std::memcpy(block + Layout::kDwordsAt + 4 * k, from + 32 * Layout::kHalves + 64 * k + 4 * p, 4);
-    }
+    ForEachPackedField<Layout>(p, [&](int at, int to, size_t bytes) { std::memcpy(block + to, from + at, bytes); });
   }
 }
 
