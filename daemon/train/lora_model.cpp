@@ -6,12 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "common/hashing.h"
 #include "daemon/engine/quant_types.h"
 #include "daemon/engine/torch_ops.h"
 #include "daemon/engine/weight_matrix.h"
+#include "daemon/train/fused_attention.h"
+#include "daemon/train/fused_ops.h"
 
 namespace edgellm::train {
 
@@ -24,8 +25,7 @@ struct LoraModel::Context {
   int64_t length = 0;  // tokens per row
   // Per rotary table of the model: [rows * length, 1, rope_dims / 2] each.
   std::vector<std::pair<at::Tensor, at::Tensor>> rotations;
-  at::Tensor mask;          // [rows, 1, length, length], 0 or -inf
-  at::Tensor sliding_mask;  // the same within the sliding window (undefined: no sliding layer)
+  AttentionMask mask;
   DropoutSeed dropout;
 };
 
@@ -40,7 +40,7 @@ class FrozenLinearFunction : public torch::autograd::Function<FrozenLinearFuncti
     std::vector<int64_t> shape = input.sizes().vec();
     shape.back() = weight->out_features;
     at::Tensor y = at::empty(shape, input.options());
-    engine::Multiply(*weight, input.data_ptr<float>(), y.data_ptr<float>(), rows, engine::ActivationPrecision::kFloat);
+    engine::Multiply(*weight, input.data_ptr<float>(), y.data_ptr<float>(), rows, ForwardPrecision(*weight));
     return y;
   }
 
@@ -164,20 +164,16 @@ at::Tensor LoraModel::Project(const at::Tensor& x, const engine::WeightMatrix& w
 
 at::Tensor LoraModel::Layer(int32_t layer, const at::Tensor& x, const Context& context) const {
   const engine::CpuLayerWeights& w = weights_.layers[layer];
-  const int64_t d = config_.n_embd, hd = config_.head_dim;
+  const int64_t hd = config_.head_dim;
   const int64_t n_head = config_.n_head, n_kv = config_.n_head_kv;
-  const int64_t rows = context.rows, length = context.length;
   const float eps = config_.rms_norm_eps;
 
-  const at::Tensor h = engine::RmsNorm(x, FloatView(w.attn_norm, {d}), eps);
-  auto heads = [&](const at::Tensor& t, int64_t count) {  // [rows * length, count * hd] -> [rows, count, length, hd]
-    return t.view({rows, length, count, hd}).transpose(1, 2);
-  };
+  const at::Tensor h = FusedRmsNorm(x, w.attn_norm, eps);
   // A projection as [rows * length, heads, hd], with the layer's bias and per-head norm where it has them.
   auto split = [&](at::Tensor projected, const float* bias, const float* norm, int64_t count) {
     if (bias != nullptr) projected = projected + FloatView(bias, {count * hd});
     at::Tensor per_head = projected.view({-1, count, hd});
-    return norm != nullptr ? engine::RmsNorm(per_head, FloatView(norm, {hd}), eps) : per_head;
+    return norm != nullptr ? FusedRmsNorm(per_head, norm, eps) : per_head;
   };
   const engine::RopeStyle style = config_.arch->rope;
   const auto& [cos, sin] = context.rotations[rope_table_[layer]];
@@ -187,31 +183,30 @@ at::Tensor LoraModel::Layer(int32_t layer, const at::Tensor& x, const Context& c
                                          cos, sin, config_.rope_dims, style);
   // Where the family scales the query after its rotation, the scores are not scaled again.
   if (config_.arch->prescaled_query) q = q * config_.attention_scale;
-  const double score_scale = config_.arch->prescaled_query ? 1.0 : config_.attention_scale;
-  const at::Tensor v = split(Project(h, w.wv, layer, LoraTarget::kV, context), w.v_bias, nullptr, n_kv).reshape({-1, n_kv * hd});
-  const int64_t group = n_head / n_kv;
-  at::Tensor keys = heads(k.reshape({-1, n_kv * hd}), n_kv);
-  at::Tensor values = heads(v, n_kv);
-  if (group > 1) {
-    keys = keys.repeat_interleave(group, 1);
-    values = values.repeat_interleave(group, 1);
-  }
-  const at::Tensor queries = heads(q.reshape({-1, n_head * hd}), n_head);
-  const at::Tensor& mask = config_.IsSlidingLayer(layer) ? context.sliding_mask : context.mask;
-  const at::Tensor scores =
-      engine::SoftCap(at::matmul(queries, keys.transpose(2, 3)) * score_scale, config_.attention_softcap) + mask;
-  const at::Tensor attended =
-      at::matmul(at::softmax(scores, -1), values).transpose(1, 2).reshape({rows * length, n_head * hd});
+  const at::Tensor v = split(Project(h, w.wv, layer, LoraTarget::kV, context), w.v_bias, nullptr, n_kv);
+  AttentionShape shape;
+  shape.rows = context.rows;
+  shape.length = context.length;
+  shape.heads = n_head;
+  shape.kv_heads = n_kv;
+  shape.head_dim = hd;
+  shape.scale = config_.arch->prescaled_query ? 1.0f : config_.attention_scale;
+  shape.softcap = config_.attention_softcap;
+  shape.window = config_.IsSlidingLayer(layer) ? config_.sliding_window : 0;
+  const at::Tensor attended = FusedAttention(q.reshape({-1, n_head * hd}), k.reshape({-1, n_kv * hd}),
+                                             v.reshape({-1, n_kv * hd}), context.mask, shape);
   at::Tensor projected = Project(attended, w.wo, layer, LoraTarget::kO, context);
-  if (w.post_attention_norm != nullptr) projected = engine::RmsNorm(projected, FloatView(w.post_attention_norm, {d}), eps);
+  if (w.post_attention_norm != nullptr) projected = FusedRmsNorm(projected, w.post_attention_norm, eps);
   const at::Tensor after_attention = x + projected;
 
-  const at::Tensor h2 = engine::RmsNorm(after_attention, FloatView(w.ffn_norm, {d}), eps);
+  const at::Tensor h2 = FusedRmsNorm(after_attention, w.ffn_norm, eps);
   const at::Tensor gate = Project(h2, w.gate, layer, LoraTarget::kGate, context);
   const at::Tensor up = Project(h2, w.up, layer, LoraTarget::kUp, context);
-  at::Tensor down =
-      Project(engine::GatedActivation(config_.arch->activation, gate, up, /*round_as_ggml=*/false), w.down, layer, LoraTarget::kDown, context);
-  if (w.post_ffn_norm != nullptr) down = engine::RmsNorm(down, FloatView(w.post_ffn_norm, {d}), eps);
+  const at::Tensor gated = config_.arch->activation == engine::Activation::kSilu
+                               ? FusedSiluGlu(gate, up)
+                               : engine::GatedActivation(config_.arch->activation, gate, up, /*round_as_ggml=*/false);
+  at::Tensor down = Project(gated, w.down, layer, LoraTarget::kDown, context);
+  if (w.post_ffn_norm != nullptr) down = FusedRmsNorm(down, w.post_ffn_norm, eps);
   return after_attention + down;
 }
 
@@ -225,20 +220,7 @@ LoraModel::Context LoraModel::MakeContext(const TrainingBatch& batch, const Drop
   for (const auto& [cos, sin] : rope_tables_) {
     context.rotations.emplace_back(cos.index_select(0, positions).unsqueeze(1), sin.index_select(0, positions).unsqueeze(1));
   }
-  // Token i sees token j of its own example at or before it (and itself, so a pad row is never empty).
-  const at::Tensor same = batch.segments.unsqueeze(2) == batch.segments.unsqueeze(1);
-  const at::Tensor causal = at::ones({length, length}, at::kBool).tril();
-  const at::Tensor allowed = (same & causal) | at::eye(length, at::kBool);
-  auto mask_of = [&](const at::Tensor& allowed_pairs) {
-    return at::zeros({rows, 1, length, length}, at::kFloat)
-        .masked_fill_(allowed_pairs.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
-  };
-  context.mask = mask_of(allowed);
-  if (config_.sliding_window > 0) {
-    // In a sliding layer, only the last sliding_window positions of the example, its own included.
-    const at::Tensor distance = batch.positions.unsqueeze(2) - batch.positions.unsqueeze(1);
-    context.sliding_mask = mask_of((allowed & (distance < config_.sliding_window)) | at::eye(length, at::kBool));
-  }
+  context.mask = {batch.segments.contiguous(), batch.positions.contiguous()};
   return context;
 }
 
@@ -267,10 +249,8 @@ at::Tensor LoraModel::LossSum(const TrainingBatch& batch, const Context& context
   // Only labelled tokens reach the (vocabulary-wide) output.
   const at::Tensor labels = batch.labels.reshape({-1});
   const at::Tensor labelled = labels.ge(0).nonzero().squeeze(1);
-  const at::Tensor last = engine::RmsNorm(x.index_select(0, labelled), FloatView(weights_.output_norm, {d}),
-                                          config_.rms_norm_eps);
-  const at::Tensor logits = engine::SoftCap(FrozenLinear(last, weights_.output), config_.final_softcap);
-  return at::cross_entropy_loss(logits, labels.index_select(0, labelled), {}, at::Reduction::Sum);
+  const at::Tensor last = FusedRmsNorm(x.index_select(0, labelled), weights_.output_norm, config_.rms_norm_eps);
+  return OutputLoss(last, labels.index_select(0, labelled), weights_.output, config_.final_softcap);
 }
 
 double LoraModel::LossAndBackward(const TrainingBatch& batch, const DropoutSeed& dropout, double loss_scale) const {

@@ -10,6 +10,10 @@
 // a layer, not the model. The adapter's A and B are tensors over the
 // LoraAdapter's own buffers, so what the optimizer changes is the adapter.
 //
+// Attention, the norms, SwiGLU and the output's cross-entropy are fused
+// autograd functions (fused_attention.h, fused_ops.h) that keep only their
+// inputs, not the intermediates of ATen's composites.
+//
 // With recompute_layers, each layer keeps only its input for the backward
 // pass and runs again during it (activation checkpointing): about a third
 // more compute for activations of one layer instead of all of them.

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -16,8 +17,10 @@
 #include "daemon/engine/gguf_reader.h"
 #include "daemon/engine/safetensors.h"
 #include "daemon/engine/thread_pool.h"
+#include "daemon/train/fused_ops.h"
 #include "daemon/train/lora_model.h"
 #include "daemon/train/optimizer.h"
+#include "daemon/train/tensor_block_cache.h"
 
 namespace edgellm::train {
 namespace {
@@ -97,14 +100,18 @@ uint64_t EstimateStepBytes(const engine::LlamaConfig& m, const engine::LoraConfi
                            int32_t max_length, bool recompute_layers) {
   const uint64_t tokens = static_cast<uint64_t>(micro_batch) * static_cast<uint64_t>(max_length);
   const uint64_t d = m.n_embd, ff = m.n_ff, heads = m.n_head;
-  // Floats a layer keeps per token for its backward: norms, projections and
-  // their rotations, the grouped keys and values, scores and probabilities,
-  // the MLP's four intermediates, and each adapter's dropped input and A·x.
-  uint64_t per_token = 12 * d + 6 * ff + 2 * heads * static_cast<uint64_t>(max_length);
+  const uint64_t q_dim = heads * static_cast<uint64_t>(m.head_dim);
+  const uint64_t kv_dim = static_cast<uint64_t>(m.n_head_kv) * static_cast<uint64_t>(m.head_dim);
+  // Floats a layer keeps per token for its backward (lora_model.cpp, fused_ops.h,
+  // fused_attention.h): its input, the two normalized inputs, the residual
+  // after attention, the rotated queries and keys, the values, the attention's
+  // output and one log-sum-exp per head, the gate, up and gated MLP values,
+  // and each adapter's A·x (and its input with dropout applied, and the mask).
+  uint64_t per_token = 4 * d + 2 * q_dim + 2 * kv_dim + heads + 3 * ff;
   uint64_t lora_params = 0;
   for (engine::LoraTarget t : lora.targets) {
     const engine::ProjectionShape shape = engine::ShapeOf(m, t);
-    per_token += static_cast<uint64_t>(shape.in + lora.rank);
+    per_token += static_cast<uint64_t>(lora.rank) + (lora.dropout > 0.0f ? 2 * static_cast<uint64_t>(shape.in) : 0);
     lora_params += static_cast<uint64_t>(lora.rank * (shape.in + shape.out)) * m.n_layer;
   }
   const uint64_t one_layer = tokens * per_token;
@@ -112,10 +119,14 @@ uint64_t EstimateStepBytes(const engine::LlamaConfig& m, const engine::LoraConfi
   // and one layer recomputed at a time), plus the gradients of one layer's
   // activations while its backward runs.
   const uint64_t layers = (recompute_layers ? tokens * d * m.n_layer + one_layer : one_layer * m.n_layer) + one_layer;
-  const uint64_t logits = tokens * static_cast<uint64_t>(m.n_vocab) * 3;  // logits, probabilities, their gradient
-  const uint64_t mask = static_cast<uint64_t>(micro_batch) * max_length * max_length;
+  // One chunk of logits and the output's input gradient.
+  const uint64_t logits =
+      std::min<uint64_t>(tokens, kOutputLossChunkRows) * static_cast<uint64_t>(m.n_vocab) + tokens * d;
   const uint64_t optimizer = lora_params * 4;  // values, gradients, two moments
-  return 4 * (layers + logits + mask + optimizer + tokens * d);
+  // Each compute thread's two length × length tiles of scores (fused_attention.h).
+  const uint64_t attention_tiles = 2 * static_cast<uint64_t>(max_length) * static_cast<uint64_t>(max_length) *
+                                   static_cast<uint64_t>(engine::ThreadPool::Shared().size());
+  return 4 * (layers + logits + optimizer + attention_tiles + tokens * d);
 }
 
 absl::StatusOr<TrainingPlan> PlanTraining(const engine::LlamaConfig& model, const TrainerOptions& options) {
@@ -326,6 +337,7 @@ absl::StatusOr<std::unique_ptr<LoraTrainer>> LoraTrainer::Create(const engine::L
   // LibTorch's OpenMP threads would spin between its operations against that
   // pool: with two of them on 2 cores a step took 35% longer.
   at::set_num_threads(1);
+  UseTensorBlockCache();
   impl->model = std::make_unique<LoraModel>(base, *impl->adapter, impl->plan.recompute_layers);
   impl->optimizer = std::make_unique<AdamW>(
       impl->model->trainable(), AdamWOptions{options.beta1, options.beta2, 1e-8, options.weight_decay});

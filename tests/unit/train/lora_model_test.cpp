@@ -210,9 +210,11 @@ TEST(LoraModel, RecomputedLayersGiveTheSameGradients) {
   EXPECT_NE(kept.Loss(batch), loss_kept) << "dropout was on while training";
 }
 
-// The quantized base's backward (dequantized a tile at a time) gives the
-// gradients of the same weights held in F32.
-TEST(LoraModel, AQuantizedBaseBackpropagatesAsItsF32Copy) {
+// A quantized base trains as its weights held in F32 would: its forward
+// multiplies int8 activations as the engine serves it, and its backward
+// dequantizes the weights a tile at a time, so the loss agrees to the
+// activations' rounding and every gradient points the same way.
+TEST(LoraModel, AQuantizedBaseTrainsAsItsF32Copy) {
   for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K}) {
     auto quantized = LoadModel(SyntheticModel(type == GgmlType::kQ4_K ? "test-k" : "test-spm", type));
     ASSERT_NE(quantized, nullptr);
@@ -224,11 +226,12 @@ TEST(LoraModel, AQuantizedBaseBackpropagatesAsItsF32Copy) {
     const TrainingBatch batch = RowsOf({SomeTokens(40, quantized->config().n_vocab, 9)}, false);
     const double lq = on_quantized.LossAndBackward(batch, DropoutSeed{}, 1.0);
     const double lf = on_f32.LossAndBackward(batch, DropoutSeed{}, 1.0);
-    EXPECT_NEAR(lq, lf, 1e-3 * lf) << engine::TraitsOf(type).name;
+    EXPECT_NEAR(lq, lf, 2e-3 * lf) << engine::TraitsOf(type).name;
     const std::vector<at::Tensor> gq = Grads(on_quantized), gf = Grads(on_f32);
     for (size_t i = 0; i < gq.size(); ++i) {
-      const double scale = gf[i].abs().max().item<double>();
-      EXPECT_LE((gq[i] - gf[i]).abs().max().item<double>(), 1e-3 * scale + 1e-6)
+      const double cosine = (gq[i] * gf[i]).sum().item<double>() / (gq[i].norm() * gf[i].norm()).item<double>();
+      EXPECT_GE(cosine, 0.999) << engine::TraitsOf(type).name << " " << on_f32.trainable_names()[i];
+      EXPECT_NEAR(gq[i].norm().item<double>(), gf[i].norm().item<double>(), 0.015 * gf[i].norm().item<double>())
           << engine::TraitsOf(type).name << " " << on_f32.trainable_names()[i];
     }
   }
