@@ -8,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "daemon/engine/fast_exp.h"
 #include "daemon/engine/thread_pool.h"
 
 namespace edgellm::train {
@@ -81,11 +82,10 @@ void Forward(const Geometry& g, const float* q, const float* k, const float* v, 
       for (int64_t i = 0; i < length; ++i) {
         float* p_row = p + i * length;
         const float largest = *std::max_element(p_row, p_row + i + 1);
+        for (int64_t j = 0; j <= i; ++j) p_row[j] -= largest;
+        engine::ExpInPlace(p_row, i + 1);
         double sum = 0.0;
-        for (int64_t j = 0; j <= i; ++j) {
-          p_row[j] = std::exp(p_row[j] - largest);
-          sum += p_row[j];
-        }
+        for (int64_t j = 0; j <= i; ++j) sum += p_row[j];
         const float inverse = static_cast<float>(1.0 / sum);
         for (int64_t j = 0; j <= i; ++j) p_row[j] *= inverse;
         std::fill(p_row + i + 1, p_row + length, 0.0f);
@@ -106,8 +106,9 @@ void Backward(const Geometry& g, const float* q, const float* k, const float* v,
   const int64_t length = shape.length, hd = shape.head_dim, group = shape.heads / shape.kv_heads;
   const int n = static_cast<int>(length), lq = static_cast<int>(g.q_stride()), lkv = static_cast<int>(g.kv_stride());
   engine::ThreadPool::Shared().Run(shape.rows * shape.kv_heads, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores_buffer, grad_buffer;
+    thread_local std::vector<float> scores_buffer, dp_buffer, grad_buffer;
     float* p = Scratch(scores_buffer, length);
+    float* dp = Scratch(dp_buffer, length);
     float* ds = Scratch(grad_buffer, length);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t row = task / shape.kv_heads;
@@ -115,25 +116,29 @@ void Backward(const Geometry& g, const float* q, const float* k, const float* v,
         const int64_t qo = g.QueryOffset(row, head), ko = g.KeyOffset(row, head);
         const float* lse = logsumexp + (row * shape.heads + head) * length;
         Scores(g, q, k, row, head, p);
-        // dP = dO · vᵀ, before p turns from scores into probabilities.
+        // dP = dO · vᵀ.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, static_cast<int>(hd), 1.0f, grad_out + qo, lq,
-                    v + ko, lkv, 0.0f, ds, n);
+                    v + ko, lkv, 0.0f, dp, n);
         for (int64_t i = 0; i < length; ++i) {
           float* p_row = p + i * length;
+          const float* dp_row = dp + i * length;
           float* ds_row = ds + i * length;
           float delta = 0.0f;  // Σ dO · O of this query: the softmax's row term
           for (int64_t c = 0; c < hd; ++c) delta += grad_out[qo + i * lq + c] * out[qo + i * lq + c];
-          for (int64_t j = 0; j < length; ++j) {
-            const float s = p_row[j];
-            const float prob = j <= i ? std::exp(s - lse[i]) : 0.0f;  // exp(-inf) is 0 where unseen
-            p_row[j] = prob;
-            float grad = prob * (ds_row[j] - delta) * shape.scale;
-            if (shape.softcap > 0.0f && prob != 0.0f) {
-              const float t = s / shape.softcap;
-              grad *= 1.0f - t * t;
-            }
-            ds_row[j] = grad;
+          // The cap's slope, 1 − (s / cap)², while p holds the capped scores
+          // (any finite value where the query does not see: its probability is 0).
+          for (int64_t j = 0; j <= i; ++j) {
+            const bool capped = shape.softcap > 0.0f && p_row[j] != -std::numeric_limits<float>::infinity();
+            const float t = capped ? p_row[j] / shape.softcap : 0.0f;
+            ds_row[j] = 1.0f - t * t;
           }
+          // The probabilities again, from the scores and the forward's log-sum-exp
+          // (exp(-inf) is 0 where the query does not see); later keys are 0.
+          for (int64_t j = 0; j <= i; ++j) p_row[j] -= lse[i];
+          engine::ExpInPlace(p_row, i + 1);
+          std::fill(p_row + i + 1, p_row + length, 0.0f);
+          for (int64_t j = 0; j <= i; ++j) ds_row[j] *= p_row[j] * (dp_row[j] - delta) * shape.scale;
+          std::fill(ds_row + i + 1, ds_row + length, 0.0f);
         }
         // dv += pᵀ · dO; dq = dS · k; dk += dSᵀ · q.
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, static_cast<int>(hd), n, 1.0f, p, n, grad_out + qo, lq,
