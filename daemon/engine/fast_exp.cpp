@@ -6,8 +6,9 @@
 namespace edgellm::engine {
 
 // One copy per instruction set on x86-64, picked when the program loads: the
-// same arithmetic 4, 8 or 16 lanes wide.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// same arithmetic 4, 8 or 16 lanes wide. Not under ThreadSanitizer, whose
+// instrumented resolver would run before its runtime is up.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define EDGELLM_EXP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define EDGELLM_EXP_CLONES
