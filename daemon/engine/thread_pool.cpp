@@ -22,6 +22,8 @@ inline void CpuRelax() {
 }
 
 std::mutex shared_mu;
+// The shared pool, read without the lock: every product of a forward asks for it.
+std::atomic<ThreadPool*> shared_pool{nullptr};
 std::unique_ptr<ThreadPool>& SharedSlot() {
   static std::unique_ptr<ThreadPool> pool;
   return pool;
@@ -34,25 +36,26 @@ ThreadPool::ThreadPool(int threads) : shares_(std::make_unique<Share[]>(static_c
 }
 
 ThreadPool::~ThreadPool() {
-  stop_.store(true);
-  generation_.fetch_add(1);
-  generation_.notify_all();
+  line_.stop.store(true);
+  line_.generation.fetch_add(1);
+  line_.generation.notify_all();
   for (std::thread& t : workers_) t.join();
 }
 
 void ThreadPool::DoChunks(int self) {
   const int threads = size();
+  const int64_t grain = line_.grain;
   for (int k = 0; k < threads; ++k) {
     Share& share = shares_[static_cast<size_t>((self + k) % threads)];
-    while (true) {
-      const int64_t begin = share.next.fetch_add(grain_);
+    while (!line_.failed.load(std::memory_order_relaxed)) {
+      const int64_t begin = share.next.fetch_add(grain);
       if (begin >= share.end) break;
       try {
-        (*job_)(begin, std::min(share.end, begin + grain_));
+        (*line_.job)(begin, std::min(share.end, begin + grain));
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mu_);
         if (!error_) error_ = std::current_exception();
-        for (int i = 0; i < threads; ++i) shares_[static_cast<size_t>(i)].next.store(tasks_);  // no more chunks for anyone
+        line_.failed.store(true, std::memory_order_relaxed);  // no more chunks for anyone
       }
     }
   }
@@ -61,19 +64,19 @@ void ThreadPool::DoChunks(int self) {
 void ThreadPool::WorkerLoop(int self) {
   uint64_t seen = 0;
   while (true) {
-    uint64_t now = generation_.load(std::memory_order_acquire);
+    uint64_t now = line_.generation.load(std::memory_order_acquire);
     for (int spin = 0; now == seen && spin < kSpins; ++spin) {
       CpuRelax();
-      now = generation_.load(std::memory_order_acquire);
+      now = line_.generation.load(std::memory_order_acquire);
     }
     if (now == seen) {
-      generation_.wait(seen);
+      line_.generation.wait(seen);
       continue;
     }
     seen = now;
-    if (stop_.load()) return;
+    if (line_.stop.load()) return;
     DoChunks(self);
-    busy_.fetch_sub(1, std::memory_order_acq_rel);
+    line_.busy.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -84,9 +87,6 @@ void ThreadPool::Run(int64_t tasks, int64_t grain, ChunkFn fn) {
     for (int64_t begin = 0; begin < tasks; begin += grain) fn(begin, std::min(tasks, begin + grain));
     return;
   }
-  job_ = &fn;
-  tasks_ = tasks;
-  grain_ = grain;
   // Whole chunks per share, so that every chunk but the last is `grain` long.
   const int threads = size();
   const int64_t chunks = (tasks + grain - 1) / grain;
@@ -96,30 +96,38 @@ void ThreadPool::Run(int64_t tasks, int64_t grain, ChunkFn fn) {
     share.next.store(std::min(tasks, i * per_share), std::memory_order_relaxed);
     share.end = std::min(tasks, (i + 1) * per_share);
   }
-  busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  generation_.notify_all();
+  line_.job = &fn;
+  line_.grain = grain;
+  line_.failed.store(false, std::memory_order_relaxed);
+  line_.busy.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  line_.generation.fetch_add(1, std::memory_order_release);
+  line_.generation.notify_all();
   DoChunks(0);
   // A worker that lost its core (a busy machine) finishes sooner if we yield.
-  for (int spin = 0; busy_.load(std::memory_order_acquire) != 0; ++spin) {
+  for (int spin = 0; line_.busy.load(std::memory_order_acquire) != 0; ++spin) {
     if (spin < kSpins) {
       CpuRelax();
     } else {
       std::this_thread::yield();
     }
   }
+  if (!line_.failed.load(std::memory_order_relaxed)) return;
   std::exception_ptr error;
   {
     std::lock_guard<std::mutex> lock(error_mu_);
     std::swap(error, error_);
   }
-  if (error) std::rethrow_exception(error);
+  std::rethrow_exception(error);
 }
 
 ThreadPool& ThreadPool::Shared() {
+  if (ThreadPool* pool = shared_pool.load(std::memory_order_acquire)) return *pool;
   std::lock_guard<std::mutex> lock(shared_mu);
   std::unique_ptr<ThreadPool>& pool = SharedSlot();
-  if (!pool) pool = std::make_unique<ThreadPool>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  if (!pool) {
+    pool = std::make_unique<ThreadPool>(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    shared_pool.store(pool.get(), std::memory_order_release);
+  }
   return *pool;
 }
 
@@ -128,7 +136,9 @@ void ThreadPool::SetThreads(int threads) {
   std::unique_ptr<ThreadPool>& pool = SharedSlot();
   threads = std::max(threads, 1);
   if (pool && pool->size() == threads) return;
+  shared_pool.store(nullptr, std::memory_order_release);
   pool = std::make_unique<ThreadPool>(threads);
+  shared_pool.store(pool.get(), std::memory_order_release);
 }
 
 }  // namespace edgellm::engine

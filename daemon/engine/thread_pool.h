@@ -68,6 +68,16 @@ class ThreadPool {
   void WorkerLoop(int self);
   void DoChunks(int self);
 
+  // What a worker reads to start a job and writes to finish it, in one cache
+  // line (a job's hand-off and return is this line crossing between cores).
+  struct alignas(64) JobLine {
+    std::atomic<uint64_t> generation{0};  // a job is published by bumping it
+    std::atomic<int> busy{0};  // workers still on the current job
+    std::atomic<bool> failed{false};  // a chunk threw: no more chunks for anyone
+    std::atomic<bool> stop{false};
+    const ChunkFn* job = nullptr;
+    int64_t grain = 1;
+  };
   // The chunks of one thread's share not yet taken, [next, end).
   struct alignas(64) Share {
     std::atomic<int64_t> next{0};
@@ -75,14 +85,8 @@ class ThreadPool {
   };
 
   std::vector<std::thread> workers_;
-  // A job: published by bumping generation_.
-  const ChunkFn* job_ = nullptr;
-  int64_t tasks_ = 0;
-  int64_t grain_ = 1;
+  JobLine line_;
   std::unique_ptr<Share[]> shares_;  // one per thread; the caller's is 0
-  std::atomic<int> busy_{0};  // workers still on the current job
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<bool> stop_{false};
   std::mutex error_mu_;
   std::exception_ptr error_;  // the first exception of the current job
 };

@@ -87,6 +87,33 @@ struct Args {
   // for a profiler to see decode steps and nothing else.
   bool only_decode = false;
   bool unpacked = false;  // leave the weights as the file has them (ModelOptions::pack_weights off)
+  // perf's control and acknowledgement FIFOs (perf record --control=fifo:CTL,ACK -D -1):
+  // events are enabled around each decode loop only, so a profile sees no
+  // load, prompt or cache set-up.
+  std::string perf_control, perf_ack;
+};
+
+// Switches a `perf record --control` session's events on or off and waits
+// until perf says it has, so no sample of what comes before or after lands.
+class PerfControl {
+ public:
+  PerfControl(const std::string& control, const std::string& ack) {
+    if (control.empty()) return;
+    control_.open(control);
+    ack_.open(ack);
+  }
+  void Enable() { Send("enable"); }
+  void Disable() { Send("disable"); }
+
+ private:
+  void Send(const char* command) {
+    if (!control_.is_open()) return;
+    control_ << command << std::endl;
+    std::string reply;
+    std::getline(ack_, reply);
+  }
+  std::ofstream control_;
+  std::ifstream ack_;
 };
 
 // Aggregate decode speed of `batch` sequences decoding together, one batched
@@ -192,6 +219,7 @@ int Run(const Args& args) {
   std::vector<float> logits;
 
   std::vector<double> prefill_rates, decode_rates;
+  PerfControl perf(args.perf_control, args.perf_ack);
   for (int rep = 0; rep <= args.reps; ++rep) {  // rep 0 is the warm-up
     absl::Status s;
     if (!args.only_decode) {
@@ -210,12 +238,14 @@ int Run(const Args& args) {
       return 1;
     }
     if (s.ok()) s = model.Forward(prompt, cache->get(), false, &logits);
+    if (rep > 0) perf.Enable();
     const Clock::time_point start = Clock::now();
     for (int32_t i = 0; s.ok() && i < args.decode_tokens; ++i) {
       const TokenId next = static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       s = model.Forward({&next, 1}, cache->get(), false, &logits);
     }
     const double decode_seconds = Seconds(start);
+    if (rep > 0) perf.Disable();
     if (!s.ok()) {
       std::cerr << "edgellm-bench-engine: " << s.message() << "\n";
       return 1;
@@ -278,6 +308,9 @@ int main(int argc, char** argv) {
   app.add_flag("--unpacked", args.unpacked, "Leave the weights as the file has them instead of packing them at load");
   app.add_flag("--only-decode", args.only_decode,
                "Time only the decode loop (no prefill, batches, drafting or bandwidth): what a profiler should see");
+  app.add_option("--perf-control", args.perf_control,
+                 "perf record's control FIFO: events are enabled around each measured decode loop only");
+  app.add_option("--perf-ack", args.perf_ack, "perf record's acknowledgement FIFO, with --perf-control");
   app.add_option("--reps", args.reps, "Measured repetitions (after one warm-up)")->capture_default_str();
   app.add_option("--batch-sizes", args.batch_sizes, "Sequences decoding together, for aggregate decode tok/s")
       ->delimiter(',');

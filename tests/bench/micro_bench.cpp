@@ -87,6 +87,24 @@ BENCHMARK_CAPTURE(BM_MatVec, IQ4_XS_simd, GgmlType::kIQ4_XS, true);
 BENCHMARK_CAPTURE(BM_MatVec, Q8_0_scalar, GgmlType::kQ8_0, false);
 BENCHMARK_CAPTURE(BM_MatVec, Q4_K_scalar, GgmlType::kQ4_K, false);
 
+// One job of two one-task chunks through a pool of two threads: what a
+// kernel's hand-off to the other thread and back costs, with no work in it.
+// A decode step runs about five such jobs per layer.
+void BM_PoolHandOff(benchmark::State& state) {
+  ThreadPool pool(2);
+  struct alignas(64) Count {
+    int64_t chunks = 0;
+  };
+  Count done[2];  // a line per task, so the chunks share nothing but the pool
+  for (auto _ : state) {
+    pool.Run(2, 1, [&](int64_t begin, int64_t) { ++done[begin].chunks; });
+  }
+  if (done[0].chunks + done[1].chunks != 2 * static_cast<int64_t>(state.iterations())) {
+    state.SkipWithError("a chunk was lost");
+  }
+}
+BENCHMARK(BM_PoolHandOff);
+
 // One decode row through 256 MiB of weights (far past any cache: rows of
 // 2304, as gemma2-2b's, made of one quantized 2304 x 2304 matrix repeated),
 // on one thread: how much of memory's bandwidth the kernel turns into

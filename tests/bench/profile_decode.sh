@@ -13,8 +13,12 @@ build=${3:-$root/build/release}
 command -v perf > /dev/null || { echo "profile_decode.sh: perf is missing (deploy/install-deps.sh installs linux-perf)" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+mkfifo "$work/control" "$work/ack"
 # 999 Hz: often enough for a figure, seldom enough not to slow the run down.
-perf record -F 999 -o "$work/perf.data" -- "$build/tests/bench/edgellm-bench-engine" --model "$model" \
+# Events start disabled (-D -1); the bench enables them around each measured
+# decode loop, so no sample of loading, prompts or cache set-up is counted.
+perf record -F 999 -D -1 --control "fifo:$work/control,$work/ack" -o "$work/perf.data" -- \
+  "$build/tests/bench/edgellm-bench-engine" --model "$model" --perf-control "$work/control" --perf-ack "$work/ack" \
   --threads "$threads" --only-decode --prompt-tokens "${PROFILE_PROMPT:-128}" \
   --decode-tokens "${PROFILE_DECODE:-128}" --reps "${PROFILE_REPS:-20}" 2> "$work/perf.log"
 perf script -i "$work/perf.data" -F tid,ip,sym 2> /dev/null | awk '{tid = $1; $1 = ""; $2 = ""; print tid, "-", $0}' |
