@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Where a decode step's time goes, from `perf script -F tid,ip,sym` on stdin.
+"""Where a decode step's time goes, from `perf script -F pid,tid,ip,sym` on stdin
+(lines of `PID/TID - SYMBOL`).
 
-The thread with the most samples is the one that calls the forward: its time
-is the step's time, so its samples are the step's breakdown; the others are
-the pool's workers, whose samples show how much of the step they spend
-working. Each sample is put in one category by its leaf symbol:
+The process's main thread (its tid is its pid) calls the forward: its time is
+the step's time, so its samples are the step's breakdown; the others are the
+pool's workers, whose samples show how much of the step they spend working.
+(A worker spinning between jobs is sampled as often as the caller, so the
+busiest thread is not always the caller.) For a forward called from another
+thread (edgellmd's scheduler), pass that thread's id as the argument. Each sample is put in one category by its leaf symbol:
 
   kernels    the matrix products (quantized, interleaved, float) and
              attention (scores, softmax exponentials, weighted sums)
@@ -29,6 +32,8 @@ CATEGORIES = [
 
 
 def category(symbol):
+    if symbol == "main":
+        return "sampling"  # edgellm-bench-engine's greedy pick is inlined into main
     for name, keys in CATEGORIES:
         if any(k in symbol for k in keys):
             return name
@@ -37,13 +42,20 @@ def category(symbol):
 
 def main():
     per_thread = collections.defaultdict(collections.Counter)
+    main_thread = None
     for line in sys.stdin:
         fields = line.split(None, 2)
-        if len(fields) == 3 and fields[0].isdigit():
-            per_thread[fields[0]][fields[2].strip()] += 1
-    if not per_thread:
-        sys.exit("decode_profile.py: no samples on stdin")
-    threads = sorted(per_thread.values(), key=lambda c: -sum(c.values()))
+        ids = fields[0].split("/") if fields else []
+        if len(fields) == 3 and len(ids) == 2 and all(i.isdigit() for i in ids):
+            per_thread[ids[1]][fields[2].strip()] += 1
+            if ids[0] == ids[1]:
+                main_thread = ids[1]
+    if len(sys.argv) > 1:
+        main_thread = sys.argv[1]
+    if main_thread not in per_thread:
+        sys.exit("decode_profile.py: no samples of the calling thread on stdin")
+    workers = sorted((c for tid, c in per_thread.items() if tid != main_thread), key=lambda c: -sum(c.values()))
+    threads = [per_thread[main_thread]] + workers
     caller_total = sum(threads[0].values())
     for index, symbols in enumerate(threads[:4]):
         total = sum(symbols.values())

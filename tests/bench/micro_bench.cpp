@@ -2,6 +2,9 @@
 // kernels (per type, per instruction set, one thread), dequantization,
 // tokenization, sampling, logprobs and chat-template rendering.
 #include <benchmark/benchmark.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <fstream>
 #include <iterator>
@@ -279,5 +282,30 @@ BENCHMARK_CAPTURE(BM_RenderChat, phi3_5, "microsoft-Phi-3.5-mini-instruct.jinja"
 
 }  // namespace
 }  // namespace edgellm::engine
+
+#if defined(__x86_64__)
+// The most 8-bit multiply-adds a core can do: sixteen independent chains of
+// AVX-512 VNNI dot products (vpdpbusd, 64 per instruction) with nothing to
+// load. A batch of decode streams or a prompt is bounded by this times the
+// cores; items are multiply-adds.
+__attribute__((target("avx512f,avx512vnni"))) void BM_Int8MultiplyAddPeak(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    state.SkipWithError("no AVX-512 VNNI on this CPU");
+    return;
+  }
+  constexpr int kChains = 16, kRounds = 1024;
+  __m512i acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_epi32(c);
+  const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+  for (auto _ : state) {
+    for (int round = 0; round < kRounds; ++round) {
+      for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
+    }
+    for (int c = 0; c < kChains; ++c) benchmark::DoNotOptimize(acc[c]);
+  }
+  state.SetItemsProcessed(state.iterations() * kRounds * kChains * 64);
+}
+BENCHMARK(BM_Int8MultiplyAddPeak);
+#endif
 
 BENCHMARK_MAIN();
