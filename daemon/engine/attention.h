@@ -1,10 +1,11 @@
 // engine/attention.h — one sequence's attention for one KV head and the query
 // heads that share it, read straight from the sequence's KV blocks.
 //
-// It runs a KV block at a time on the block's keys and values where they
-// lie, with a running softmax (each query row keeps its maximum and sum so
-// far and rescales its partial output), so its scratch depends on the rows,
-// never on the length of the sequence. The blocks may also be split into
+// It runs a span of eight KV blocks at a time, with a running softmax (each
+// query row keeps its maximum and sum so far and rescales its partial output
+// once per span), so its scratch depends on the rows, never on the length of
+// the sequence. A decode step's few rows read the keys and values where they
+// lie; a prompt's rows meet a copy of the span's, gathered for one product. The blocks may also be split into
 // parts run on different threads and merged after (as flash-decoding does):
 // a decode step has one task per KV head, which two threads cannot share
 // evenly when there are three of them.
