@@ -222,9 +222,17 @@ void InterleaveRows(const uint8_t* const rows[kInterleavedRows], int64_t first, 
 template <typename Layout>
 struct FromScratch {
   const ScratchRegister* at;
+  void Prefetch(int64_t) const {}  // already in L1
   __m512 Scales(int64_t b) const { return _mm512_castsi512_ps(at[b * kScratchRegisters<Layout>].bits); }
   __m512i Group(int64_t b, int g) const { return at[b * kScratchRegisters<Layout> + 1 + g].bits; }
 };
+
+// Blocks ahead of the one being multiplied that a packed matrix's multiply
+// of several activation rows asks memory for: sixteen rows (a batch of
+// decode steps) read each block only twice, too little work to hide a load
+// from memory behind. (One row streams, and the hardware's prefetcher keeps
+// up: asking there made decode slower.)
+inline constexpr int64_t kPrefetchBlocks = 8;
 
 // A packed block: sixteen F16 scales, then its registers (PackedForm).
 template <typename Layout>
@@ -233,9 +241,17 @@ inline constexpr int64_t kPackedBlockBytes = 32 + 64 * PackedForm<Layout>::kRegi
 template <typename Layout>
 inline constexpr bool kPacksInPlace = kPackedBlockBytes<Layout> == kInterleavedRows * Layout::kBlockBytes;
 
-template <typename Layout>
+template <typename Layout, bool kPrefetch = false>
 struct FromPacked {
   const uint8_t* at;
+  // Asks for block b + kPrefetchBlocks (in the same stream: the blocks of a
+  // group lie in order, and the next group follows the last).
+  void Prefetch(int64_t b) const {
+    if constexpr (kPrefetch) {
+      const char* ahead = reinterpret_cast<const char*>(at + (b + kPrefetchBlocks) * kPackedBlockBytes<Layout>);
+      for (int64_t line = 0; line < kPackedBlockBytes<Layout>; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+    }
+  }
   __m512 Scales(int64_t b) const {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + b * kPackedBlockBytes<Layout>)));
   }
@@ -245,41 +261,55 @@ struct FromPacked {
 // The sixteen interleaved rows `source` holds against activation rows
 // a[0..kA), into lane p of out[j] (weight row p, activation row j). The
 // scales are the same floats from either source, so a packed matrix gives
-// bit for bit what interleaving the file's rows gives.
+// bit for bit what interleaving the file's rows gives. The offsets' sums
+// (off) run in a pass of their own after the products' (acc): each is still
+// added block by block in order, and the products' pass keeps only two sums
+// and one accumulator per activation row in registers, so eight rows fit.
 template <typename Layout, int kA, typename Source>
 void DotInterleaved(const Source& source, int64_t blocks, const ActivationBlock* const a[kA], __m512 out[kA]) {
-  __m512 acc[kA], off[kA];
-#pragma GCC unroll 4
-  for (int j = 0; j < kA; ++j) acc[j] = off[j] = _mm512_setzero_ps();
+  __m512 acc[kA];
+#pragma GCC unroll 8
+  for (int j = 0; j < kA; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
+    source.Prefetch(b);
     __m512i sums[kA][2];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < kA; ++j) sums[j][0] = sums[j][1] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int g = 0; g < Layout::kGroups; ++g) {
       const __m512i group = source.Group(b, g);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int j = 0; j < kA; ++j) {
         Layout::Dot(group, g, a[j][b].q, sums[j]);
       }
     }
     const __m512 scales = source.Scales(b);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int j = 0; j < kA; ++j) {
-      const ActivationBlock& block = a[j][b];
       const __m512 sum = LanesToFloat(_mm512_add_epi32(sums[j][0], sums[j][1]));
-      acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(scales, _mm512_set1_ps(block.d)), sum, acc[j]);
-      off[j] = _mm512_fmadd_ps(scales, _mm512_set1_ps(block.sum_d), off[j]);
+      acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(scales, _mm512_set1_ps(a[j][b].d)), sum, acc[j]);
     }
   }
-#pragma GCC unroll 4
+  __m512 off[kA];
+#pragma GCC unroll 8
+  for (int j = 0; j < kA; ++j) off[j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __m512 scales = source.Scales(b);
+#pragma GCC unroll 8
+    for (int j = 0; j < kA; ++j) off[j] = _mm512_fmadd_ps(scales, _mm512_set1_ps(a[j][b].sum_d), off[j]);
+  }
+#pragma GCC unroll 8
   for (int j = 0; j < kA; ++j) out[j] = _mm512_fnmadd_ps(_mm512_set1_ps(Layout::kOffset), off[j], acc[j]);
 }
 
-// Calls emit<kA>(r) for the activation rows [0, rows) four at a time, then the rest.
-template <typename Emit>
+// Calls emit<kA>(r) for the activation rows [0, rows), kMost at a time
+// (8 or 4), then the rest.
+template <int kMost = 4, typename Emit>
 void ForActivationRows(int64_t rows, const Emit& emit) {
   int64_t r = 0;
+  if constexpr (kMost >= 8) {
+    for (; r + 8 <= rows; r += 8) emit.template operator()<8>(r);
+  }
   for (; r + 4 <= rows; r += 4) emit.template operator()<4>(r);
   switch (rows - r) {
     case 3: emit.template operator()<3>(r); break;
@@ -297,7 +327,7 @@ inline constexpr int64_t kStripBlocks = 32;
 // y[r·y_stride + o] for `out_rows` weight rows (each `row_bytes` after the
 // last) and `rows` activation rows (each `a_stride` blocks after the last):
 // sixteen weight rows at a time (a group past the last row repeats it and
-// keeps only the real rows), a strip of their blocks at a time, four
+// keeps only the real rows), a strip of their blocks at a time, eight
 // activation rows at a time against it. Each strip's sums are added to y.
 template <typename Layout>
 void MultiplyInterleavedRows(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows, const ActivationBlock* a,
@@ -323,7 +353,7 @@ void MultiplyInterleavedRows(const uint8_t* weights, uint64_t row_bytes, int64_t
           _mm512_mask_storeu_ps(at, keep, first == 0 ? out[j] : _mm512_add_ps(_mm512_maskz_loadu_ps(keep, at), out[j]));
         }
       };
-      ForActivationRows(rows, emit);
+      ForActivationRows<8>(rows, emit);
     }
   }
 }
@@ -358,14 +388,18 @@ void MultiplyPacked(const uint8_t* weights, uint64_t row_bytes, int64_t out_rows
         if (groups_in_scratch) {
           DotInterleaved<Layout, kA>(FromScratch<Layout>{strip}, count, rows_a, out);
         } else {
-          DotInterleaved<Layout, kA>(source, count, rows_a, out);
+          if (rows > 1) {
+            DotInterleaved<Layout, kA>(FromPacked<Layout, true>{source.at}, count, rows_a, out);
+          } else {
+            DotInterleaved<Layout, kA>(source, count, rows_a, out);
+          }
         }
         for (int j = 0; j < kA; ++j) {
           float* at = y + (r + j) * y_stride + o;
           _mm512_storeu_ps(at, first == 0 ? out[j] : _mm512_add_ps(_mm512_loadu_ps(at), out[j]));
         }
       };
-      ForActivationRows(rows, emit);
+      ForActivationRows<8>(rows, emit);
     }
   }
 }
