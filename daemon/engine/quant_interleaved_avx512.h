@@ -232,7 +232,7 @@ struct FromScratch {
 // decode steps) read each block only twice, too little work to hide a load
 // from memory behind. (One row streams, and the hardware's prefetcher keeps
 // up: asking there made decode slower.)
-inline constexpr int64_t kPrefetchBlocks = 8;
+inline constexpr int64_t kPrefetchAheadBlocks = 8;
 
 // A packed block: sixteen F16 scales, then its registers (PackedForm).
 template <typename Layout>
@@ -244,11 +244,11 @@ inline constexpr bool kPacksInPlace = kPackedBlockBytes<Layout> == kInterleavedR
 template <typename Layout, bool kPrefetch = false>
 struct FromPacked {
   const uint8_t* at;
-  // Asks for block b + kPrefetchBlocks (in the same stream: the blocks of a
+  // Asks for block b + kPrefetchAheadBlocks (in the same stream: the blocks of a
   // group lie in order, and the next group follows the last).
   void Prefetch(int64_t b) const {
     if constexpr (kPrefetch) {
-      const char* ahead = reinterpret_cast<const char*>(at + (b + kPrefetchBlocks) * kPackedBlockBytes<Layout>);
+      const char* ahead = reinterpret_cast<const char*>(at + (b + kPrefetchAheadBlocks) * kPackedBlockBytes<Layout>);
       for (int64_t line = 0; line < kPackedBlockBytes<Layout>; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
     }
   }
