@@ -3,19 +3,12 @@
 #include <cstring>
 #include <limits>
 
+#include "daemon/engine/cpu_clones.h"
+
 namespace edgellm::engine {
 
-// One copy per instruction set on x86-64, picked when the program loads: the
-// same arithmetic 4, 8 or 16 lanes wide. Not under ThreadSanitizer, whose
-// instrumented resolver would run before its runtime is up.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
-#define EDGELLM_EXP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define EDGELLM_EXP_CLONES
-#endif
-
 // Every step is a plain select, not a branch, so that the loop vectorizes.
-EDGELLM_EXP_CLONES void ExpInPlace(float* v, int64_t n) {
+EDGELLM_CPU_CLONES void ExpInPlace(float* v, int64_t n) {
   constexpr float kLog2e = 1.44269504f, kLn2High = 0.693359375f, kLn2Low = -2.12194440e-4f;
   constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
   constexpr float kInfinity = std::numeric_limits<float>::infinity();

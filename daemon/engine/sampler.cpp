@@ -2,10 +2,54 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "common/str_cat.h"
+#include "daemon/engine/cpu_clones.h"
 
 namespace edgellm::engine {
+
+EDGELLM_CPU_CLONES TokenId ArgMax(absl::Span<const float> logits) {
+  // Sixteen lanes as one vector (GCC's vector extension: a register of the
+  // clone's width, or several): each keeps its largest logit so far and the
+  // group of sixteen it was in.
+  using Floats = float __attribute__((vector_size(64)));
+  using Groups = int32_t __attribute__((vector_size(64)));
+  constexpr size_t kLanes = 16;
+  Floats best_lanes;
+  for (size_t l = 0; l < kLanes; ++l) best_lanes[l] = -std::numeric_limits<float>::infinity();
+  Groups where_lanes = {};
+  const size_t groups = logits.size() / kLanes;
+  for (size_t g = 0; g < groups; ++g) {
+    Floats group;
+    std::memcpy(&group, logits.data() + g * kLanes, sizeof(group));
+    const Groups larger = group > best_lanes;
+    best_lanes = larger ? group : best_lanes;
+    where_lanes = larger ? Groups{} + static_cast<int32_t>(g) : where_lanes;
+  }
+  float best[kLanes];
+  int32_t where[kLanes];
+  std::memcpy(best, &best_lanes, sizeof(best));
+  std::memcpy(where, &where_lanes, sizeof(where));
+  // A lane that saw nothing larger than -inf offers its first id, l, at -inf.
+  size_t pick = static_cast<size_t>(where[0]) * kLanes;
+  float largest = best[0];
+  for (size_t l = 1; l < kLanes; ++l) {
+    const size_t id = static_cast<size_t>(where[l]) * kLanes + l;
+    if (best[l] > largest || (best[l] == largest && id < pick)) {
+      largest = best[l];
+      pick = id;
+    }
+  }
+  for (size_t i = groups * kLanes; i < logits.size(); ++i) {
+    if (logits[i] > largest) {
+      largest = logits[i];
+      pick = i;
+    }
+  }
+  return static_cast<TokenId>(pick);
+}
 
 absl::Status SamplingParams::Validate() const {
   if (!std::isfinite(temperature) || temperature > 100.0f) {
@@ -42,7 +86,7 @@ TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId
   const bool penalized = params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0 && !history.empty();
   if (params_.temperature <= 0.0f && !penalized && allowed.empty() && !logits.empty()) {
     // Plain greedy needs no candidates: the first maximum, so ties go to the lowest id.
-    return greedy(static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+    return greedy(ArgMax(logits));
   }
   candidates_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) candidates_[i] = {static_cast<TokenId>(i), logits[i], 0.0f};

@@ -27,7 +27,7 @@ CATEGORIES = [
                  "ExpInPlace", "AttendOneKvHead", "MergeAttentionParts", "sgemm", "MultiplyQuantized",
                  "QuantMatMulShared", "kernels::", "Quantize")),
     ("row-wise", ("RmsNorm", "Rope", "SwiGlu", "CpuForward", "memmove", "memcpy", "memset", "WriteKv")),
-    ("sampling", ("Sampler", "max_element")),
+    ("sampling", ("Sampler", "max_element", "ArgMax")),
 ]
 
 

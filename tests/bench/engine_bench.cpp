@@ -138,7 +138,7 @@ absl::StatusOr<double> BatchDecodeTokensPerSecond(const engine::LlamaModel& mode
     if (absl::Status s = model.ForwardBatch(items, &logits); !s.ok()) return s;
     for (int32_t b = 0; b < batch; ++b) {
       const float* row = logits.data() + static_cast<size_t>(b) * vocab;
-      next[b] = static_cast<TokenId>(std::max_element(row, row + vocab) - row);
+      next[b] = engine::ArgMax({row, static_cast<size_t>(vocab)});
     }
   }
   return static_cast<double>(batch) * args.decode_tokens / Seconds(start);
@@ -244,7 +244,7 @@ int Run(const Args& args) {
     if (rep > 0) perf.Enable();
     const Clock::time_point start = Clock::now();
     for (int32_t i = 0; s.ok() && i < args.decode_tokens; ++i) {
-      const TokenId next = static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      const TokenId next = engine::ArgMax(logits);
       s = model.Forward({&next, 1}, cache->get(), false, &logits);
     }
     const double decode_seconds = Seconds(start);

@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
+#include <vector>
 
 namespace edgellm::engine {
 namespace {
@@ -18,6 +21,34 @@ SamplingParams Plain(float temperature, uint64_t seed = 1) {
   p.min_p = 0.0f;
   p.seed = seed;
   return p;
+}
+
+TEST(ArgMax, IsTheFirstLargestAtEveryLengthAndWithTies) {
+  std::mt19937 rng(7);
+  for (size_t n : {size_t{1}, size_t{5}, size_t{15}, size_t{16}, size_t{17}, size_t{31}, size_t{33}, size_t{49152},
+                   size_t{151936}}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      // Few distinct values, so ties are common, in every lane and the tail.
+      std::uniform_int_distribution<int> value(-4, trial % 5);
+      std::vector<float> logits(n);
+      for (float& l : logits) l = static_cast<float>(value(rng));
+      const auto expected = std::max_element(logits.begin(), logits.end()) - logits.begin();
+      ASSERT_EQ(ArgMax(logits), expected) << n << " logits, trial " << trial;
+    }
+  }
+}
+
+TEST(ArgMax, NeverPicksANanAndFallsToTheFirstIdWithoutNumbers) {
+  std::vector<float> logits(40, -1.0f);
+  logits[3] = std::nanf("");
+  logits[21] = 2.0f;
+  logits[37] = std::nanf("");
+  EXPECT_EQ(ArgMax(logits), 21);
+  std::vector<float> nothing(40, -std::numeric_limits<float>::infinity());
+  nothing[5] = std::nanf("");
+  EXPECT_EQ(ArgMax(nothing), 0);
+  const std::vector<float> tail_only = {-std::numeric_limits<float>::infinity(), 3.0f, 3.0f};
+  EXPECT_EQ(ArgMax(tail_only), 1);
 }
 
 TEST(Sampler, GreedyPicksTheLargestLogitAndTheLowestIdOnTies) {
