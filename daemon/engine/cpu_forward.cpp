@@ -45,10 +45,24 @@ struct Workspace {
   std::vector<uint8_t> embedding_row;  // a token's row of a packed tied embedding
 };
 
-// out = x * weight / sqrt(mean(x²) + eps), summed in double as llama.cpp does.
+// out = x * weight / sqrt(mean(x²) + eps), summed in double as llama.cpp does,
+// in eight running sums (one chain of dependent double adds was a decode
+// step's longest piece of serial work outside the kernels).
 void RmsNorm(const float* x, const float* weight, float eps, int64_t n, float* out) {
+  using Floats = float __attribute__((vector_size(32)));
+  using Doubles = double __attribute__((vector_size(64)));
+  constexpr int64_t kLanes = 8;
+  Doubles sums = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    Floats part;
+    std::memcpy(&part, x + i, sizeof(part));
+    const Doubles wide = __builtin_convertvector(part, Doubles);
+    sums += wide * wide;
+  }
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  for (int64_t l = 0; l < kLanes; ++l) sum += sums[l];
+  for (; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
   const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
