@@ -27,10 +27,14 @@ constexpr int64_t kSpanBlocks = 8;
 
 int64_t SpanPositions(int32_t block_size) { return kSpanBlocks * block_size; }
 
+// Whether `m` query rows read keys and values where they lie (a decode
+// step's few) rather than meet a gathered copy in one BLAS product.
+bool FewQueries(int64_t m) { return m <= kFewQueryRows; }
+
 // A scratch of AttentionScratch floats for `m` query rows: their queries
 // and (unnormalized) outputs [m, head_dim], one span's scores [m, span],
-// each row's maximum and sum so far, and the span's keys and values
-// gathered from its blocks [span, head_dim] for the product of many rows.
+// each row's maximum and sum so far, and (beyond a few rows) the span's keys
+// and values gathered from its blocks [span, head_dim].
 template <typename Float>
 struct ScratchView {
   Float *queries, *result, *scores, *row_max, *row_sum, *keys, *values;
@@ -44,8 +48,9 @@ ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t bl
   v.scores = v.result + m * hd;
   v.row_max = v.scores + m * span;
   v.row_sum = v.row_max + m;
-  v.keys = v.row_sum + m;
-  v.values = v.keys + span * hd;
+  const bool gathers = !FewQueries(m);
+  v.keys = gathers ? v.row_sum + m : nullptr;
+  v.values = gathers ? v.keys + span * hd : nullptr;
   return v;
 }
 
@@ -54,7 +59,7 @@ ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t bl
 int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_size) {
   const int64_t m = static_cast<int64_t>(config.n_head / config.n_head_kv) * rows;
   const int64_t span = SpanPositions(block_size);
-  return m * (2 * config.head_dim + span + 2) + 2 * span * config.head_dim;
+  return m * (2 * config.head_dim + span + 2) + (FewQueries(m) ? 0 : 2 * span * config.head_dim);
 }
 
 void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t pos0, int32_t layer,
@@ -88,7 +93,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   // A decode step's few query rows meet each block's keys and values through
   // the engine's float kernels: at these sizes BLAS spends more packing its
   // operands than multiplying them (a fifth of a small model's decode step).
-  const bool few_queries = m <= kFewQueryRows;
+  const bool few_queries = FewQueries(m);
   // The kernels' float dot takes whole blocks of 32; a narrower head (a tiny
   // model's) is a plain loop, still far cheaper than a BLAS call.
   const kernels::DotFloatFn kernel_dot = kernels::BestKernels().dot_f32;
