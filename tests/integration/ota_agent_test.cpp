@@ -28,6 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using edgellm::testing::DaemonProcess;
+using edgellm::testing::kLibFaketime;
 using edgellm::testing::ReadAll;
 
 const std::string kModel = edgellm::testing::SharedPath("models/stories260K.gguf");
@@ -323,7 +324,7 @@ class OtaAgentTest : public ::testing::Test {
   std::vector<std::string> FakeClock(const std::string& setting) {
     const char* asan = std::getenv("ASAN_OPTIONS");
     std::vector<std::string> environment = {
-        "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+        std::string("LD_PRELOAD=") + kLibFaketime, "FAKETIME_DONT_FAKE_MONOTONIC=1",
         // ASan wants to come first among the libraries; libfaketime only wraps the clock.
         std::string("ASAN_OPTIONS=") + (asan != nullptr ? std::string(asan) + ":" : "") + "verify_asan_link_order=0"};
     if (setting == "file") {

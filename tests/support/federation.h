@@ -31,13 +31,19 @@ inline std::string ReadAll(const std::filesystem::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// libfaketime, preloaded with its variables (FAKETIME=-2h, ...) rather than
+// through the `faketime` wrapper: the wrapper keeps a named semaphore per
+// process id in /dev/shm, and one a killed run left behind fails a later
+// process that gets the same id ("sem_open: File exists").
+inline constexpr char kLibFaketime[] = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 // deploy/pki.sh into `dir`: ca.pem, aggregator.pem/.key and NAME.pem/.key per
 // device; `backdated` certificates were valid from a day ago (for processes
 // whose clock is set back).
 inline bool MakePki(const std::filesystem::path& dir, const std::vector<std::string>& devices,
                     bool backdated = false) {
-  std::string command = std::string(backdated ? "faketime -f -1d " : "") + EDGELLM_SOURCE_DIR + "/deploy/pki.sh " +
-                        dir.string() + " --server aggregator";
+  std::string command = (backdated ? std::string("LD_PRELOAD=") + kLibFaketime + " FAKETIME=-1d " : std::string()) +
+                        EDGELLM_SOURCE_DIR + "/deploy/pki.sh " + dir.string() + " --server aggregator";
   for (const std::string& d : devices) command += " " + d;
   return std::system((command + " >/dev/null").c_str()) == 0;
 }
