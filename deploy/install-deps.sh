@@ -35,8 +35,9 @@ test_packages=(
   python3-jinja2
   # systemd-analyze verifies the unit files
   systemd
-  # libfaketime: the OTA tests set a daemon's clock back and forward
-  faketime
+  # libfaketime (preloaded by the tests, not through the faketime wrapper):
+  # the OTA tests set a daemon's clock back and forward, and backdate certificates
+  libfaketime
   # the NEON kernels are cross-built for aarch64 (Jetson) and checked under qemu-user
   g++-aarch64-linux-gnu qemu-user
   # perf: tests/bench/profile_decode.sh shows where a decode step's time goes

@@ -32,8 +32,6 @@ CATEGORIES = [
 
 
 def category(symbol):
-    if symbol == "main":
-        return "sampling"  # edgellm-bench-engine's greedy pick is inlined into main
     for name, keys in CATEGORIES:
         if any(k in symbol for k in keys):
             return name

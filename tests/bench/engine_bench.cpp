@@ -311,9 +311,13 @@ int main(int argc, char** argv) {
   app.add_flag("--unpacked", args.unpacked, "Leave the weights as the file has them instead of packing them at load");
   app.add_flag("--only-decode", args.only_decode,
                "Time only the decode loop (no prefill, batches, drafting or bandwidth): what a profiler should see");
-  app.add_option("--perf-control", args.perf_control,
-                 "perf record's control FIFO: events are enabled around each measured decode loop only");
-  app.add_option("--perf-ack", args.perf_ack, "perf record's acknowledgement FIFO, with --perf-control");
+  CLI::Option* perf_control = app.add_option(
+      "--perf-control", args.perf_control,
+      "perf record's control FIFO: events are enabled around each measured decode loop only");
+  CLI::Option* perf_ack =
+      app.add_option("--perf-ack", args.perf_ack, "perf record's acknowledgement FIFO, with --perf-control");
+  perf_control->needs(perf_ack);
+  perf_ack->needs(perf_control);
   app.add_option("--reps", args.reps, "Measured repetitions (after one warm-up)")->capture_default_str();
   app.add_option("--batch-sizes", args.batch_sizes, "Sequences decoding together, for aggregate decode tok/s")
       ->delimiter(',');
