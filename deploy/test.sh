@@ -15,7 +15,10 @@
 #      EDGELLM_FUZZ_SECONDS
 #      each (default 60, 30 when CI is set); the same clang build checks the
 #      locking code with -Wthread-safety -Werror=thread-safety.
-# Set EDGELLM_SKIP_DEPS=1 to skip step 1 on a machine that is already set up.
+# Set EDGELLM_SKIP_DEPS=1 to skip step 1 on a machine that is already set up,
+# and EDGELLM_FREE_BUILD_DIRS=1 (CI does) to delete each build tree once its
+# tests have passed: the next one then has its disk space (ccache keeps what
+# a rebuild needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,11 +31,19 @@ fi
 npm ci --prefix tests/deploy --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
 
+# Deletes a build tree whose tests passed, when asked to.
+free_build_dir() {
+  if [ "${EDGELLM_FREE_BUILD_DIRS:-0}" = 1 ]; then rm -rf "build/$1"; fi
+}
+
 cmake --workflow --preset release
+free_build_dir release
 
 cmake --workflow --preset asan
+free_build_dir asan
 
 cmake --workflow --preset tsan
+free_build_dir tsan
 
 if [ -n "${CI:-}" ]; then default_fuzz_seconds=30; else default_fuzz_seconds=60; fi
 cmake --preset fuzz -DEDGELLM_FUZZ_SECONDS="${EDGELLM_FUZZ_SECONDS:-$default_fuzz_seconds}"

@@ -1,5 +1,5 @@
 // tests/support/model_fixtures.h — synthetic GGUF models for tests, written
-// once per test binary into a temporary directory.
+// once per test binary into a temporary directory removed at its exit.
 #ifndef EDGELLM_TESTS_SUPPORT_MODEL_FIXTURES_H_
 #define EDGELLM_TESTS_SUPPORT_MODEL_FIXTURES_H_
 
@@ -11,6 +11,7 @@
 
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/synthetic_model.h"
+#include "tests/support/test_support.h"
 
 namespace edgellm::testing {
 
@@ -21,6 +22,7 @@ inline std::string SyntheticModel(const std::string& shape, engine::GgmlType typ
   if (auto it = written.find(key); it != written.end()) return it->second;
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("edgellm-models-" + std::to_string(::getpid()));
+  if (written.empty()) TemporaryDirectories::Add(dir, TemporaryDirectories::kAlways);
   std::filesystem::create_directories(dir);
   const std::string path = (dir / (key + ".gguf")).string();
   std::optional<engine::ModelShape> s = engine::FindShape(shape);

@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
 
 namespace edgellm::testing {
 
@@ -20,7 +23,32 @@ inline bool RunningInCi() {
   return ci != nullptr && *ci != '\0' && std::string(ci) != "0" && std::string(ci) != "false";
 }
 
-// A fresh directory for the current test, removed and recreated on each call.
+// Temporary directories a test binary made, removed when it exits: always
+// (`kAlways`, what can be made again), or only when every test passed
+// (`kIfPassed`, so that a failure's files can still be looked at). A suite
+// runs each test in a process of its own, so without this every process
+// would leave its models and state behind, gigabytes over a run.
+class TemporaryDirectories {
+ public:
+  enum Keep { kAlways, kIfPassed };
+  static void Add(const std::filesystem::path& dir, Keep keep) {
+    static TemporaryDirectories directories;  // made after gtest's UnitTest, so destroyed before it
+    directories.dirs_.emplace_back(dir, keep);
+  }
+  ~TemporaryDirectories() {
+    const bool passed = !::testing::UnitTest::GetInstance()->Failed();
+    for (const auto& [dir, keep] : dirs_) {
+      std::error_code ec;
+      if (keep == kAlways || passed) std::filesystem::remove_all(dir, ec);
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::filesystem::path, Keep>> dirs_;
+};
+
+// A fresh directory for the current test, removed and recreated on each call,
+// and at exit when every test passed.
 inline std::filesystem::path TestDir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::filesystem::path dir = std::filesystem::temp_directory_path() /
@@ -28,6 +56,7 @@ inline std::filesystem::path TestDir() {
                                std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  TemporaryDirectories::Add(dir, TemporaryDirectories::kIfPassed);
   return dir;
 }
 
