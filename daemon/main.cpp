@@ -21,6 +21,7 @@
 #include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
+#include "daemon/aggregator_identity.h"
 #include "daemon/engine/drafter.h"
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
@@ -30,7 +31,7 @@
 #include "daemon/ops/metrics.h"
 #include "daemon/ops/systemd_notify.h"
 #include "daemon/ops/tls_files.h"
-#include "daemon/ota/ota_agent.h"
+#include "daemon/ota_wiring.h"
 #include "daemon/serve/health_probe_service.h"
 #include "daemon/serve/http_server.h"
 #include "daemon/serve/inference_core.h"
@@ -38,7 +39,6 @@
 #include "daemon/serve/openai_api.h"
 #include "daemon/serve/scheduler.h"
 #include "daemon/serve/serve_metrics.h"
-#include "daemon/serve/smoke_test.h"
 #include "daemon/train/training_worker.h"
 #include "federated/client/federated_client.h"
 
@@ -85,73 +85,6 @@ train::TrainCommand TrainingCommand(const ops::DaemonConfig& args) {
   c.memory_budget_mib = args.train_memory_budget_mib;
   c.threads = args.threads;
   return c;
-}
-
-// Where the aggregator is and who this device is to it: the same for the
-// federated client's and the OTA agent's configs.
-template <typename Config>
-void SetAggregatorIdentity(const ops::DaemonConfig& args, const std::string& model_name, Config& config) {
-  config.aggregator = args.federation_aggregator;
-  config.ca_file = args.federation_ca;
-  config.cert_file = args.federation_cert;
-  config.key_file = args.federation_key;
-  config.device_id = args.federation_device_id;
-  config.model_id = args.federation_model_id.empty() ? model_name : args.federation_model_id;
-}
-
-// The OTA agent, serving the installed version through `service` and
-// smoke-testing new ones through `scheduler`; its figures go to `registry`.
-absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig& args, const std::string& model_name,
-                                                         const engine::LlamaModel& model, serve::Scheduler& scheduler,
-                                                         serve::InferenceCore& service,
-                                                         ops::MetricsRegistry& registry) {
-  ota::OtaAgentConfig config;
-  SetAggregatorIdentity(args, model_name, config);
-  config.dir = args.ota_dir;
-  config.base_model_path = args.model;
-  config.release_keys = args.ota_release_keys;
-  config.key_threshold = args.ota_key_threshold;
-  config.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(args.ota_poll_seconds * 1000));
-  config.probation = std::chrono::seconds(static_cast<int64_t>(args.ota_probation_seconds));
-  const auto load = [&model](const std::string& dir) -> absl::StatusOr<std::shared_ptr<const engine::LoraAdapter>> {
-    absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, model.config());
-    if (!adapter.ok()) return adapter.status();
-    return std::make_shared<const engine::LoraAdapter>(*std::move(adapter));
-  };
-  ota::ServingHooks hooks;
-  hooks.smoke_test = [&, load, prompt = args.ota_smoke_prompt](const std::string& dir) -> absl::Status {
-    absl::StatusOr<std::shared_ptr<const engine::LoraAdapter>> adapter = load(dir);
-    if (!adapter.ok()) return adapter.status();
-    return serve::SmokeTest(scheduler, model, *std::move(adapter), prompt);
-  };
-  hooks.serve = [&service, load](const std::string& dir, uint64_t version) -> absl::Status {
-    if (dir.empty()) {
-      service.SetModelVersion("base", nullptr);
-      return absl::OkStatus();
-    }
-    absl::StatusOr<std::shared_ptr<const engine::LoraAdapter>> adapter = load(dir);
-    if (!adapter.ok()) return adapter.status();
-    service.SetModelVersion(StrCat("v", version), *std::move(adapter));
-    return absl::OkStatus();
-  };
-  auto agent = ota::OtaAgent::Create(std::move(config), std::move(hooks), Log);
-  if (!agent.ok()) return agent.status();
-  ota::OtaAgent* raw = agent->get();
-  registry.AddCallbackGauge("edgellm_model_version", "The model version served (0: the base model, no release).",
-                            [raw] { return static_cast<double>(raw->stats().version); });
-  registry.AddCallbackGauge("edgellm_ota_release", "The release the served version came from.",
-                            [raw] { return static_cast<double>(raw->stats().release); });
-  registry.AddCallbackGauge("edgellm_ota_installs", "Releases installed and swapped in since start.",
-                            [raw] { return static_cast<double>(raw->stats().installs); });
-  registry.AddCallbackGauge("edgellm_ota_refusals", "Releases refused: signature, expiry, sha256, not newer.",
-                            [raw] { return static_cast<double>(raw->stats().refusals); });
-  registry.AddCallbackGauge("edgellm_ota_smoke_failures", "Installed releases that failed their smoke test.",
-                            [raw] { return static_cast<double>(raw->stats().smoke_failures); });
-  registry.AddCallbackGauge("edgellm_ota_rollbacks", "Restores of the last-known-good version after a crash on probation.",
-                            [raw] { return static_cast<double>(raw->stats().rollbacks); });
-  registry.AddCallbackGauge("edgellm_ota_fetched_bytes", "Release artifact bytes downloaded.",
-                            [raw] { return static_cast<double>(raw->stats().bytes_fetched); });
-  return agent;
 }
 
 // The chat template of the model, or of the config's override; nullopt when there is none.
@@ -521,7 +454,7 @@ int Run(const ops::DaemonConfig& args) {
   // Over-the-air releases: the installed version serves before the first request.
   std::unique_ptr<ota::OtaAgent> ota_agent;
   if (!args.ota_release_keys.empty()) {
-    auto agent = StartOta(args, model_name, **model, scheduler, core, registry);
+    auto agent = StartOta(args, model_name, **model, scheduler, core, registry, Log);
     if (!agent.ok()) return Fail(agent.status(), 2);
     ota_agent = std::move(*agent);
   }

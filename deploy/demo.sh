@@ -184,11 +184,12 @@ for i in 0 1 2; do
 done
 admin=(--aggregator "127.0.0.1:$agg_port" --ca "$fed/pki/ca.pem" --cert "$fed/pki/operator.pem"
        --key "$fed/pki/operator.key" -m stories)
-echo "== Publishing version 4 as a signed release; it rolls out to a canary first (edgellm publish):"
+echo "== Publishing version 4 as a signed release; it rolls out to a canary first, judged on the held-out"
+echo "   facts against the version it serves (edgellm publish):"
 "$edgellm" publish "${admin[@]}" --signing-key "$fed/release.key"
 await_log() { for _ in $(seq 600); do grep -q -e "$1" "$fed/aggregator.log" && break; sleep 0.2; done; }
 await_log "release 1 rollout: canary -> soak"
-echo "== The canary installed, smoke-tested and swapped in version 4; the rest wait out the soak (edgellm rollout status):"
+echo "== The canary installed, smoke-tested, evaluated and swapped in version 4; the rest wait out the soak (edgellm rollout status):"
 "$edgellm" rollout status "${admin[@]}"
 await_log "release 1 rollout: .* -> done"
 echo "== Rollout done (edgellm rollout status):"

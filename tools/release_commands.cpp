@@ -15,11 +15,13 @@
 #include <cstdlib>
 
 #include "common/atomic_file.h"
+#include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/ops/tls_files.h"
 #include "edgellm/v1/ota.grpc.pb.h"
 #include "federated/protocol/sha256.h"
+#include "federated/release/evaluation_proto.h"
 #include "federated/release/manifest.h"
 #include "federated/release/signing_key.h"
 #include "tools/commands.h"
@@ -80,7 +82,8 @@ void PrintStatus(const v1::RolloutStatus& status, bool json) {
               << (status.rollback() ? ", a rollback" : "") << "): " << status.stage()
               << (status.detail().empty() ? "" : " — " + status.detail()) << "\n"
               << "  canary fraction " << status.params().canary_fraction() << ", success threshold "
-              << status.params().success_threshold() << ", soak " << status.params().soak_seconds() << " s\n";
+              << status.params().success_threshold() << ", soak " << status.params().soak_seconds() << " s"
+              << (status.params().require_approval() ? ", then an operator's approval" : "") << "\n";
   }
   for (const v1::DeviceRollout& d : status.devices()) {
     std::cout << "  " << d.device_id() << (d.canary() ? " (canary)" : "") << ": serving "
@@ -88,6 +91,9 @@ void PrintStatus(const v1::RolloutStatus& status, bool json) {
                                            : "version " + std::to_string(d.serving_version()))
               << (d.last_report().empty() ? "" : ", " + d.last_report())
               << (d.detail().empty() ? "" : " — " + d.detail()) << "\n";
+    if (d.has_evaluation()) {
+      std::cout << "    evaluation: " << release::DescribeFigures(release::FromProto(d.evaluation())) << "\n";
+    }
   }
 }
 
@@ -121,8 +127,59 @@ struct PublishArgs {
   double canary_fraction = 0;
   double success_threshold = 0;
   int64_t soak_seconds = -1;  // -1: the aggregator's default
+  bool require_approval = false;
+  // The evaluation canaries judge the release by; none given: the aggregator's default.
+  std::string eval_data;         // held-out JSONL
+  double max_loss_ratio = 0;
+  std::string exact_match;       // JSONL of {"prompt", "expected"[, "max_tokens"]}
+  double max_exact_match_drop = 0;
+  bool no_evaluation = false;
   bool json = false;
 };
+
+// The evaluation spec the publish options ask for, as JSON; "" when they ask for none.
+absl::StatusOr<std::string> EvaluationJson(const PublishArgs& args) {
+  if (args.eval_data.empty() && args.exact_match.empty()) {
+    if (args.max_loss_ratio > 0 || args.max_exact_match_drop > 0) {
+      return absl::InvalidArgumentError("--max-loss-ratio and --max-exact-match-drop need --eval-data or --exact-match");
+    }
+    return std::string();
+  }
+  release::EvaluationSpec spec;
+  if (!args.eval_data.empty()) {
+    absl::StatusOr<std::string> examples = ReadFileToString(args.eval_data, "--eval-data");
+    if (!examples.ok()) return examples.status();
+    spec.examples_jsonl = *std::move(examples);
+    spec.max_loss_ratio = args.max_loss_ratio;
+  }
+  if (!args.exact_match.empty()) {
+    absl::StatusOr<std::string> text = ReadFileToString(args.exact_match, "--exact-match");
+    if (!text.ok()) return text.status();
+    size_t line_number = 0;
+    for (std::string_view rest = *text; !rest.empty();) {
+      const size_t end = std::min(rest.find('\n'), rest.size());
+      const std::string_view line = rest.substr(0, end);
+      rest.remove_prefix(std::min(end + 1, rest.size()));
+      ++line_number;
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string() || !j.contains("expected") ||
+          !j["expected"].is_string()) {
+        return absl::InvalidArgumentError(
+            StrCat(args.exact_match, ":", line_number, ": not an object with \"prompt\" and \"expected\" text"));
+      }
+      spec.exact_match.push_back({j["prompt"].get<std::string>(), j["expected"].get<std::string>(),
+                                  j.value("max_tokens", 0)});
+    }
+    spec.max_exact_match_drop = args.max_exact_match_drop;
+  }
+  // The same bounds the aggregator and the devices apply, checked before anything is sent.
+  const std::string json = spec.ToJson();
+  if (absl::StatusOr<release::EvaluationSpec> checked = release::EvaluationSpec::FromJson(json); !checked.ok()) {
+    return checked.status();
+  }
+  return json;
+}
 
 // The prepared manifest's artifact, fetched and checked against its size and
 // sha256: what is signed is what devices will get.
@@ -215,6 +272,10 @@ absl::Status RunPublish(const PublishArgs& args) {
   prepare.set_version(args.version);
   prepare.set_rollback(args.rollback);
   prepare.set_expires_in_days(args.expires_in_days);
+  absl::StatusOr<std::string> evaluation = EvaluationJson(args);
+  if (!evaluation.ok()) return evaluation.status();
+  prepare.set_evaluation_json(*evaluation);
+  prepare.set_no_evaluation(args.no_evaluation);
   v1::PrepareReleaseResponse prepared;
   if (absl::Status s = FromGrpc((*stub)->PrepareRelease(Call().get(), prepare, &prepared), "preparing the release");
       !s.ok()) {
@@ -238,6 +299,21 @@ absl::Status RunPublish(const PublishArgs& args) {
             << "  for base model sha256 " << manifest->base_model_sha256
             << (args.base_model.empty() ? "" : " (checked against " + args.base_model + ")") << "\n"
             << "  expires in " << (manifest->expires_at - now) / 86400.0 << " days\n";
+  if (const std::optional<release::EvaluationSpec>& e = manifest->evaluation) {
+    std::cerr << "  judged by the canaries before serving: ";
+    if (!e->examples_jsonl.empty()) {
+      std::cerr << e->examples_jsonl.size() << " bytes of held-out examples"
+                << (e->max_loss_ratio > 0 ? StrCat(", loss at most ", e->max_loss_ratio, "x the replaced version's")
+                                          : std::string(", loss reported"));
+    }
+    if (!e->exact_match.empty()) {
+      std::cerr << (e->examples_jsonl.empty() ? "" : "; ") << e->exact_match.size()
+                << " exact-match prompts, a drop of at most " << e->max_exact_match_drop;
+    }
+    std::cerr << "\n";
+  } else {
+    std::cerr << "  no evaluation: the canaries smoke-test it only\n";
+  }
   release::SignedRelease envelope{prepared.manifest_json(), {}};
   for (const release::SigningKey& key : keys) release::AddSignature(envelope, key);
   v1::PublishRequest publish;
@@ -245,6 +321,7 @@ absl::Status RunPublish(const PublishArgs& args) {
   publish.mutable_rollout()->set_canary_fraction(args.canary_fraction);
   publish.mutable_rollout()->set_success_threshold(args.success_threshold);
   if (args.soak_seconds >= 0) publish.mutable_rollout()->set_soak_seconds(static_cast<uint32_t>(args.soak_seconds));
+  publish.mutable_rollout()->set_require_approval(args.require_approval);
   v1::RolloutStatus status;
   if (absl::Status s = FromGrpc((*stub)->Publish(Call().get(), publish, &status), "publishing"); !s.ok()) return s;
   PrintStatus(status, args.json);
@@ -291,6 +368,20 @@ void AddPublishOptions(CLI::App* cmd, PublishArgs& args) {
   cmd->add_option("--soak-seconds", args.soak_seconds,
                   "Wait after the canaries succeed, before the rest (default: the aggregator's soak_seconds)")
       ->check(CLI::Range(int64_t{0}, int64_t{7 * 86400}));
+  cmd->add_flag("--require-approval", args.require_approval,
+                "After the soak, wait for `edgellm rollout approve` before the rest of the fleet");
+  cmd->add_option("--eval-data", args.eval_data,
+                  "Held-out JSONL the canaries measure the release's loss on, against the version they serve "
+                  "(default: the model's eval_data on the aggregator)");
+  cmd->add_option("--max-loss-ratio", args.max_loss_ratio,
+                  "Canaries refuse the release when its loss is over this times the served version's")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--exact-match", args.exact_match,
+                  "JSONL of {\"prompt\", \"expected\"}: the greedy completion must begin with the expected text");
+  cmd->add_option("--max-exact-match-drop", args.max_exact_match_drop,
+                  "How far the share of exact matches may fall below the served version's (default 0)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--no-evaluation", args.no_evaluation, "Canaries only smoke-test the release");
   cmd->add_flag("--json", args.json, "Print the rollout status as JSON");
 }
 
@@ -315,6 +406,7 @@ void AddReleaseCommands(CLI::App& app, absl::Status* result) {
       {"status", v1::ControlRolloutRequest::ACTION_UNSPECIFIED},
       {"pause", v1::ControlRolloutRequest::PAUSE},
       {"resume", v1::ControlRolloutRequest::RESUME},
+      {"approve", v1::ControlRolloutRequest::APPROVE},
       {"abort", v1::ControlRolloutRequest::ABORT}};
   for (const auto& [name, action] : actions) {
     CLI::App* sub = rollout_cmd->add_subcommand(name, StrCat("The rollout: ", name));

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "edgellm/v1/ota.grpc.pb.h"
 #include "federated/channel/aggregator_channel.h"
 #include "federated/protocol/sha256.h"
+#include "federated/release/evaluation_proto.h"
 #include "federated/release/trust_policy.h"
 
 namespace edgellm::ota {
@@ -74,8 +76,16 @@ struct OtaAgent::Impl {
   absl::Status CheckBaseModel(const release::ReleaseManifest& manifest);
   // The artifact's path once downloaded and its sha256 checked.
   absl::StatusOr<std::string> Download(const release::ReleaseManifest& manifest);
-  // Records the outcome of `release` (and the state) and tries to deliver it.
-  void Conclude(OtaState state, uint64_t release, v1::InstallReport::Outcome outcome, const std::string& detail);
+  // Records the outcome of `release` (and the state) and tries to deliver it;
+  // `evaluation`: the figures measured, as JSON.
+  void Conclude(OtaState state, uint64_t release, v1::InstallReport::Outcome outcome, const std::string& detail,
+                const std::string& evaluation = "");
+  // Runs the release's evaluation on the installed candidate against the
+  // version served now; OK with the figures when they meet its thresholds.
+  // Unavailable when it could not run now; FailedPrecondition (with the
+  // figures in `figures`, if measured) when the release falls short.
+  absl::Status Evaluate(const InstalledVersion& candidate, const release::EvaluationSpec& spec,
+                        const InstalledVersion& served, std::optional<release::EvaluationFigures>& figures);
   void DeliverReport();
   void Count(int64_t OtaStats::*counter) {
     MutexLock lock(&mu);
@@ -157,7 +167,7 @@ void OtaAgent::Impl::SettleInterruptedSmokeTest(OtaState& state) {
                " (version ", smoke.version.version, "); skipping it"));
     Count(&OtaStats::smoke_failures);
     state.report = {smoke.version.release, v1::InstallReport::SMOKE_FAILED,
-                    StrCat("the daemon died during ", smoke.attempts, " smoke tests of the release")};
+                    StrCat("the daemon died during ", smoke.attempts, " smoke tests of the release"), ""};
     state.last_release = std::max(state.last_release, smoke.version.release);
     return;
   }
@@ -182,7 +192,7 @@ absl::Status OtaAgent::Impl::Restore() {
     log(StrCat("ota: the daemon stopped uncleanly while release ", state.current.release, " (version ",
                state.current.version, ") was on probation; restoring version ", state.last_good.version));
     state.report = {state.current.release, v1::InstallReport::ROLLED_BACK,
-                    "the daemon stopped uncleanly while the version was on probation"};
+                    "the daemon stopped uncleanly while the version was on probation", ""};
     state.current = state.last_good;
     state.probation_left_ms = 0;
     Count(&OtaStats::rollbacks);
@@ -324,9 +334,28 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
     return;
   }
   absl::Status smoke = hooks.smoke_test(store->PathOf(*installed));
+  std::optional<release::EvaluationFigures> figures;
+  if (smoke.ok() && manifest->evaluation) {
+    absl::Status evaluated = Evaluate(*installed, *manifest->evaluation, state.current, figures);
+    if (absl::IsUnavailable(evaluated)) {
+      smoke = evaluated;
+    } else if (!evaluated.ok()) {
+      // The report carries the figures beside the words.
+      const std::string figures_json = figures ? figures->ToJson() : std::string();
+      const std::string detail(evaluated.message());
+      log(StrCat("ota: release ", manifest->release, " (version ", manifest->version, ") failed its evaluation (",
+                 detail, figures ? "; " + release::DescribeFigures(*figures) : std::string(), "); still serving version ",
+                 state.current.version));
+      Count(&OtaStats::eval_failures);
+      state.smoke = {};
+      store->Prune();
+      Conclude(state, manifest->release, v1::InstallReport::EVAL_FAILED, detail, figures_json);
+      return;
+    }
+  }
   state.smoke = {};
   if (absl::IsUnavailable(smoke)) {
-    log(StrCat("ota: release ", manifest->release, ": the smoke test could not run now (", smoke.message(),
+    log(StrCat("ota: release ", manifest->release, ": its test could not run now (", smoke.message(),
                "); will try again"));
     if (absl::Status s = store->ReturnToStaging(*installed, manifest->artifact_sha256); !s.ok()) {
       log("ota: " + std::string(s.message()));
@@ -363,10 +392,28 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
     return;
   }
   log(StrCat("ota: now serving version ", manifest->version, " (release ", manifest->release, "); on probation for ",
-             config.probation.count(), " s"));
+             config.probation.count(), " s", figures ? "; " + release::DescribeFigures(*figures) : std::string()));
   Count(&OtaStats::installs);
   store->Prune();
-  Conclude(next, manifest->release, v1::InstallReport::INSTALLED, "");
+  Conclude(next, manifest->release, v1::InstallReport::INSTALLED, "", figures ? figures->ToJson() : std::string());
+}
+
+absl::Status OtaAgent::Impl::Evaluate(const InstalledVersion& candidate, const release::EvaluationSpec& spec,
+                                      const InstalledVersion& served,
+                                      std::optional<release::EvaluationFigures>& figures) {
+  if (!hooks.evaluate) return absl::FailedPreconditionError("this daemon cannot run a release's evaluation");
+  log(StrCat("ota: release ", candidate.release, ": evaluating it against ",
+             served.release == 0 ? std::string("the base model") : StrCat("version ", served.version)));
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<release::EvaluationFigures> measured =
+      hooks.evaluate(store->PathOf(candidate), served.release == 0 ? "" : store->PathOf(served), spec);
+  if (!measured.ok()) {
+    if (absl::IsUnavailable(measured.status())) return measured.status();
+    return absl::FailedPreconditionError(StrCat("the evaluation failed: ", measured.status().message()));
+  }
+  figures = *measured;
+  figures->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return release::Judge(spec, *figures);
 }
 
 absl::Status OtaAgent::Impl::CheckBaseModel(const release::ReleaseManifest& manifest) {
@@ -426,9 +473,9 @@ absl::StatusOr<std::string> OtaAgent::Impl::Download(const release::ReleaseManif
 }
 
 void OtaAgent::Impl::Conclude(OtaState state, uint64_t release, v1::InstallReport::Outcome outcome,
-                              const std::string& detail) {
+                              const std::string& detail, const std::string& evaluation) {
   if (release > state.last_release && outcome != v1::InstallReport::REFUSED) state.last_release = release;
-  state.report = {release, outcome, detail.substr(0, 512)};
+  state.report = {release, outcome, detail.substr(0, 512), evaluation};
   if (absl::Status s = SaveState(state); !s.ok()) log("ota: " + std::string(s.message()));
   DeliverReport();
 }
@@ -443,6 +490,12 @@ void OtaAgent::Impl::DeliverReport() {
   report.set_outcome(static_cast<v1::InstallReport::Outcome>(state.report.outcome));
   report.set_serving_version(state.current.version);
   report.set_detail(state.report.detail);
+  if (!state.report.evaluation.empty()) {
+    if (absl::StatusOr<release::EvaluationFigures> f = release::EvaluationFigures::FromJson(state.report.evaluation);
+        f.ok()) {
+      release::ToProto(*f, report.mutable_evaluation());
+    }
+  }
   v1::InstallReportResponse response;
   grpc::Status s = stub->ReportInstall(calls.NewCall(std::chrono::seconds(10)).get(), report, &response);
   if (!s.ok()) {

@@ -8,7 +8,9 @@
 // the trusted keys and threshold, the expiry, the model, and that it is newer
 // than what is installed (or a signed rollback); downloads the artifact in
 // chunks, resuming a broken download; checks its sha256; installs it
-// atomically; smoke-tests it without serving it; and swaps it in — requests
+// atomically; smoke-tests it without serving it; runs the evaluation its
+// manifest carries, if any, against the version served now and refuses it
+// when it falls below the thresholds; and swaps it in — requests
 // in flight finish on the version they began with. Every outcome is reported
 // to the aggregator (kept on disk until delivered). A new version stays on
 // probation for a while of serving time (the monotonic clock's, so a jumping
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "federated/release/evaluation.h"
 
 namespace edgellm::ota {
 
@@ -58,6 +61,13 @@ struct ServingHooks {
   // Serves the version in `dir` ("" for the bare base model) as `version`
   // from now on; requests in flight keep theirs.
   std::function<absl::Status(const std::string& dir, uint64_t version)> serve;
+  // Measures the candidate version in `candidate_dir` (its held-out examples
+  // in kEvaluationExamplesFile) against the one in `served_dir` ("": the bare
+  // base model) as `spec` asks; Unavailable when it could not run now.
+  // Unset: releases that carry an evaluation fail it.
+  std::function<absl::StatusOr<release::EvaluationFigures>(
+      const std::string& candidate_dir, const std::string& served_dir, const release::EvaluationSpec& spec)>
+      evaluate;
 };
 
 struct OtaStats {
@@ -66,6 +76,7 @@ struct OtaStats {
   int64_t installs = 0;
   int64_t refusals = 0;      // releases that failed verification
   int64_t smoke_failures = 0;
+  int64_t eval_failures = 0;  // releases that fell below their evaluation's thresholds
   int64_t rollbacks = 0;     // restores of the last-known-good after a crash on probation
   int64_t bytes_fetched = 0;
 };

@@ -75,7 +75,8 @@ absl::StatusOr<std::unique_ptr<ReleaseStore>> ReleaseStore::Open(const std::stri
     }
     const Json report = j.value("report", Json());
     if (report.is_object()) {
-      s.report = {report.value("release", uint64_t{0}), report.value("outcome", 0), report.value("detail", "")};
+      s.report = {report.value("release", uint64_t{0}), report.value("outcome", 0), report.value("detail", ""),
+                  report.value("evaluation", "")};
     }
   }
   return store;
@@ -93,7 +94,8 @@ absl::Status ReleaseStore::Save(const OtaState& state) {
                        {"attempts", state.smoke.attempts}}},
             {"report", {{"release", state.report.release},
                         {"outcome", state.report.outcome},
-                        {"detail", state.report.detail}}}};
+                        {"detail", state.report.detail},
+                        {"evaluation", state.report.evaluation}}}};
   EDGELLM_RETURN_IF_ERROR(WriteFileAtomically((fs::path(dir_) / "state.json").string(), j.dump(2) + "\n"));
   state_ = state;
   return absl::OkStatus();
@@ -122,6 +124,10 @@ absl::StatusOr<InstalledVersion> ReleaseStore::Install(const release::SignedRele
   EDGELLM_RETURN_IF_ERROR(SyncPath((temporary / kArtifactFile).string()));
   EDGELLM_RETURN_IF_ERROR(WriteFileAtomically((temporary / kConfigFile).string(), manifest.adapter_config));
   EDGELLM_RETURN_IF_ERROR(WriteFileAtomically((temporary / kEnvelopeFile).string(), signed_release.ToJson()));
+  if (manifest.evaluation && !manifest.evaluation->examples_jsonl.empty()) {
+    EDGELLM_RETURN_IF_ERROR(
+        WriteFileAtomically((temporary / kEvaluationExamplesFile).string(), manifest.evaluation->examples_jsonl));
+  }
   fs::remove_all(final_dir, ec);
   fs::rename(temporary, final_dir, ec);
   if (ec) return absl::InternalError(StrCat("cannot rename ", temporary.string(), ": ", ec.message()));

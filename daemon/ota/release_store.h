@@ -7,7 +7,8 @@
 //                         a smoke test under way (atomic writes)
 //   staging/<sha>.part    a download in progress (resumed after a restart)
 //   versions/r<R>-v<N>/   an installed release: the artifact, the signed
-//                         envelope, adapter_config.json; made as a hidden
+//                         envelope, adapter_config.json, the held-out
+//                         examples of its evaluation; made as a hidden
 //                         temporary directory, fsynced, then renamed in
 // A version directory exists complete or not at all; state.json names only
 // complete ones. Not thread-safe: the OTA agent's thread owns it.
@@ -24,6 +25,9 @@
 
 namespace edgellm::ota {
 
+// In a version's directory: the held-out examples of the release's evaluation (JSONL).
+inline constexpr const char* kEvaluationExamplesFile = "evaluation.jsonl";
+
 struct InstalledVersion {
   uint64_t release = 0;  // 0: none; the bare base model serves
   uint64_t version = 0;
@@ -35,6 +39,7 @@ struct PendingReport {
   uint64_t release = 0;  // 0: none
   int32_t outcome = 0;   // edgellm.v1.InstallReport.Outcome
   std::string detail;
+  std::string evaluation;  // release::EvaluationFigures JSON; "": not evaluated
 };
 
 // A smoke test begun and not yet concluded: if the next start finds one, the

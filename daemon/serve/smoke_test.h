@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
 #include "daemon/serve/scheduler.h"
@@ -22,6 +22,13 @@ namespace edgellm::serve {
 absl::Status SmokeTest(Scheduler& scheduler, const engine::LlamaModel& model,
                        std::shared_ptr<const engine::LoraAdapter> adapter, const std::string& prompt,
                        int32_t max_tokens = 8, std::chrono::seconds timeout = std::chrono::seconds(60));
+
+// The greedy completion of `prompt` by a version that is not served (the
+// smoke test's generation), with the same errors but for producing nothing.
+absl::StatusOr<std::string> GreedyCompletion(Scheduler& scheduler, const engine::LlamaModel& model,
+                                             std::shared_ptr<const engine::LoraAdapter> adapter,
+                                             const std::string& prompt, int32_t max_tokens,
+                                             std::chrono::seconds timeout);
 
 }  // namespace edgellm::serve
 

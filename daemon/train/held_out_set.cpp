@@ -1,54 +1,63 @@
-#include "federated/aggregator/evaluator.h"
+#include "daemon/train/held_out_set.h"
 
 #include <cmath>
 
 #include "common/str_cat.h"
 #include "daemon/train/dataset.h"
 
-namespace edgellm::federated {
+namespace edgellm::train {
 
-absl::StatusOr<std::unique_ptr<Evaluator>> Evaluator::Create(const engine::LlamaModel& model, const std::string& path,
-                                                             int32_t max_length) {
-  train::DatasetOptions options;
+absl::StatusOr<HeldOutSet> HeldOutSet::Load(const std::string& path, const engine::Tokenizer& tokenizer,
+                                            int32_t max_length) {
+  DatasetOptions options;
   options.max_length = max_length;
   options.eval_fraction = 0.0;
-  auto data = train::LoadJsonlDataset(path, model.tokenizer(), options);
+  auto data = LoadJsonlDataset(path, tokenizer, options);
   if (!data.ok()) return data.status();
   // Packed rows are cut back into their examples: each is run on its own.
-  std::vector<Example> examples;
-  for (const train::PackedRow& row : data->train) {
+  std::vector<HeldOutExample> examples;
+  for (const PackedRow& row : data->train) {
     for (size_t i = 0; i < row.tokens.size(); ++i) {
       if (i == 0 || row.segments[i] != row.segments[i - 1]) examples.emplace_back();
       examples.back().tokens.push_back(row.tokens[i]);
       examples.back().labels.push_back(row.labels[i]);
     }
   }
-  if (examples.empty()) return absl::InvalidArgumentError(StrCat(path, ": no evaluation examples"));
-  return std::unique_ptr<Evaluator>(new Evaluator(model, std::move(examples)));
+  if (examples.empty()) return absl::InvalidArgumentError(StrCat(path, ": no held-out examples"));
+  return HeldOutSet(std::move(examples));
 }
 
-absl::StatusOr<double> Evaluator::Loss(const engine::LoraAdapter* adapter) const {
-  const int32_t vocab = model_.config().n_vocab;
-  double total = 0.0;
-  int64_t count = 0;
+absl::StatusOr<LossSum> HeldOutSet::ExampleLoss(const engine::LlamaModel& model, const HeldOutExample& example,
+                                                const engine::LoraAdapter* adapter) {
+  const int32_t vocab = model.config().n_vocab;
   std::vector<float> logits;
-  for (const Example& e : examples_) {
-    auto cache = model_.NewCache(static_cast<int32_t>(e.tokens.size()));
-    if (!cache.ok()) return cache.status();
-    if (absl::Status s = model_.Forward(e.tokens, cache->get(), true, &logits, adapter); !s.ok()) return s;
-    for (size_t i = 0; i < e.tokens.size(); ++i) {
-      if (e.labels[i] < 0) continue;
-      const float* row = logits.data() + i * static_cast<size_t>(vocab);
-      double max = row[0];
-      for (int32_t v = 1; v < vocab; ++v) max = std::max<double>(max, row[v]);
-      double sum = 0.0;
-      for (int32_t v = 0; v < vocab; ++v) sum += std::exp(row[v] - max);
-      total += max + std::log(sum) - row[e.labels[i]];
-      ++count;
-    }
+  auto cache = model.NewCache(static_cast<int32_t>(example.tokens.size()));
+  if (!cache.ok()) return cache.status();
+  if (absl::Status s = model.Forward(example.tokens, cache->get(), true, &logits, adapter); !s.ok()) return s;
+  LossSum sum;
+  for (size_t i = 0; i < example.tokens.size(); ++i) {
+    if (example.labels[i] < 0) continue;
+    const float* row = logits.data() + i * static_cast<size_t>(vocab);
+    double max = row[0];
+    for (int32_t v = 1; v < vocab; ++v) max = std::max<double>(max, row[v]);
+    double exp_sum = 0.0;
+    for (int32_t v = 0; v < vocab; ++v) exp_sum += std::exp(row[v] - max);
+    sum.total += max + std::log(exp_sum) - row[example.labels[i]];
+    ++sum.tokens;
   }
-  if (count == 0) return absl::InvalidArgumentError("evaluation: no labelled tokens");
-  return total / static_cast<double>(count);
+  return sum;
 }
 
-}  // namespace edgellm::federated
+absl::StatusOr<double> HeldOutSet::MeanLoss(const engine::LlamaModel& model,
+                                            const engine::LoraAdapter* adapter) const {
+  LossSum sum;
+  for (const HeldOutExample& example : examples_) {
+    absl::StatusOr<LossSum> one = ExampleLoss(model, example, adapter);
+    if (!one.ok()) return one.status();
+    sum.Add(*one);
+  }
+  if (sum.tokens == 0) return absl::InvalidArgumentError("held-out set: no labelled tokens");
+  return sum.total / static_cast<double>(sum.tokens);
+}
+
+}  // namespace edgellm::train

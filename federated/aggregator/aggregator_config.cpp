@@ -172,6 +172,9 @@ absl::Status AggregatorConfig::Validate() const {
     return absl::InvalidArgumentError("canary_fraction and success_threshold must be within (0, 1]");
   }
   if (!(soak_seconds >= 0)) return absl::InvalidArgumentError("soak_seconds must not be negative");
+  if (!(canary_max_loss_ratio >= 0) || !std::isfinite(canary_max_loss_ratio)) {
+    return absl::InvalidArgumentError("canary_max_loss_ratio must be a finite number >= 0");
+  }
   std::set<std::string> ids;
   for (const ModelConfig& m : models) {
     EDGELLM_RETURN_IF_ERROR(m.Validate());
@@ -210,6 +213,8 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Number("canary_fraction", &config.canary_fraction);
   fields.Number("success_threshold", &config.success_threshold);
   fields.Number("soak_seconds", &config.soak_seconds);
+  fields.Number("canary_max_loss_ratio", &config.canary_max_loss_ratio);
+  fields.Bool("require_approval", &config.require_approval);
   fields.Custom("models", [&](const YAML::Node& list, const std::string& key) -> absl::Status {
     if (!list.IsSequence()) return fields.Error(list, key, "expected a list of models");
     for (const YAML::Node& entry : list) {

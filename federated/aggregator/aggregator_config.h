@@ -138,6 +138,14 @@ struct AggregatorConfig {
   double canary_fraction = 0.25;     // rollout defaults, for releases that do not say
   double success_threshold = 1.0;
   double soak_seconds = 60;
+  // Releases of a model with eval_data carry its examples (the first 256 KiB
+  // of lines) as their evaluation: each canary measures the release against
+  // the version it serves and refuses it when its loss is over this many
+  // times the served version's (0: no evaluation unless a release asks).
+  double canary_max_loss_ratio = 1.05;
+  // After the soak, rollouts wait for an operator's approval before the rest
+  // of the fleet (rollbacks only when they ask).
+  bool require_approval = false;
 
   static absl::StatusOr<AggregatorConfig> FromYaml(const std::string& text, const std::string& origin);
   static absl::StatusOr<AggregatorConfig> Load(const std::string& path);

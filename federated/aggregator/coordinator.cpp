@@ -22,8 +22,8 @@
 #include "common/str_cat.h"
 #include "daemon/engine/llama_model.h"
 #include "daemon/engine/lora_adapter.h"
+#include "daemon/train/held_out_set.h"
 #include "federated/adapter/adapter_tensors.h"
-#include "federated/aggregator/evaluator.h"
 #include "federated/aggregator/name_list_file.h"
 #include "federated/aggregator/strategy.h"
 #include "federated/protocol/protocol.h"
@@ -40,7 +40,7 @@ struct Coordinator::ModelState {
   std::unique_ptr<NameListFile> allowed_devices;  // null: no devices_file
   std::string base_sha256;
   std::unique_ptr<engine::LlamaModel> model;
-  std::unique_ptr<Evaluator> evaluator;
+  std::optional<train::HeldOutSet> held_out;  // from eval_data
   engine::LoraConfig lora;
   std::vector<std::string> target_names;
   TensorSet layout;  // the tensors an update holds: B only under FFA-LoRA
@@ -165,7 +165,7 @@ absl::Status Coordinator::LoadModel(const ModelConfig& mc) {
   m.layout = ZerosLike(AdapterTensors(initial, !mc.freeze_a));
   m.config.ResolveNormBounds(ValueCount(m.layout));
   if (!mc.eval_data.empty()) {
-    EDGELLM_ASSIGN_OR_RETURN(m.evaluator, Evaluator::Create(*m.model, mc.eval_data, mc.max_length));
+    EDGELLM_ASSIGN_OR_RETURN(m.held_out, train::HeldOutSet::Load(mc.eval_data, m.model->tokenizer(), mc.max_length));
   }
   models_[mc.id] = std::move(state);
   EDGELLM_RETURN_IF_ERROR(EnsureFirstVersion(m));
@@ -198,8 +198,8 @@ absl::Status Coordinator::EnsureFirstVersion(ModelState& m) {
   EDGELLM_ASSIGN_OR_RETURN(std::string sha, artifacts_->Put(bytes));
   EDGELLM_RETURN_IF_ERROR(adapter.Save(VersionDir(m.config.id, 1), m.config.id));
   nlohmann::json metrics = {{"initial", true}};
-  if (m.evaluator) {
-    EDGELLM_ASSIGN_OR_RETURN(double loss, m.evaluator->Loss(&adapter));
+  if (m.held_out) {
+    EDGELLM_ASSIGN_OR_RETURN(double loss, m.held_out->MeanLoss(*m.model, &adapter));
     metrics["eval_loss"] = loss;
   }
   m.version = {m.config.id, 1, 0, 0, sha, bytes.size(), NowMs(), metrics.dump(), ""};
@@ -837,8 +837,22 @@ absl::Status Coordinator::CloseRound(ModelState& m, RoundRecord round, const std
   EDGELLM_ASSIGN_OR_RETURN(EncodedTensors base, DecodeTensors(base_bytes));
   EDGELLM_RETURN_IF_ERROR(SetAdapterTensors(adapter, base.tensors));
   EDGELLM_RETURN_IF_ERROR(AddToAdapter(adapter, step));
+  // Only finite versions are registered: a step that overflows (finite
+  // updates, a wild server learning rate) fails the round, and nothing of it
+  // can be released.
+  const TensorSet version_tensors = AdapterTensors(adapter, true);
+  if (const std::string bad = FirstNonFinite(version_tensors); !bad.empty()) {
+    return FailRound(m, round, StrCat("the new version's tensor ", bad, " holds NaN or infinity; not registered"));
+  }
+  std::optional<double> eval_loss;
+  if (m.held_out) {
+    EDGELLM_ASSIGN_OR_RETURN(eval_loss, m.held_out->MeanLoss(*m.model, &adapter));
+    if (!std::isfinite(*eval_loss)) {
+      return FailRound(m, round, "the new version's loss on eval_data is not finite; not registered");
+    }
+  }
   const uint64_t version = m.version.version + 1;
-  const std::string bytes = EncodeTensors({m.config.id, 0, version, AdapterTensors(adapter, true)}, TensorEncoding::kF32);
+  const std::string bytes = EncodeTensors({m.config.id, 0, version, version_tensors}, TensorEncoding::kF32);
   EDGELLM_ASSIGN_OR_RETURN(std::string sha, artifacts_->Put(bytes));
   EDGELLM_RETURN_IF_ERROR(adapter.Save(VersionDir(m.config.id, version), m.config.id));
   std::string optimizer_sha;
@@ -856,10 +870,7 @@ absl::Status Coordinator::CloseRound(ModelState& m, RoundRecord round, const std
                         {"bytes", u.bytes}, {"metrics", nlohmann::json::parse(u.metrics, nullptr, false)}});
   }
   nlohmann::json metrics = {{"updates", updates.size()}, {"examples", examples}, {"step_norm", L2Norm(step)}};
-  if (m.evaluator) {
-    EDGELLM_ASSIGN_OR_RETURN(double loss, m.evaluator->Loss(&adapter));
-    metrics["eval_loss"] = loss;
-  }
+  if (eval_loss) metrics["eval_loss"] = *eval_loss;
   nlohmann::json parameters = {{"strategy", strategy.name},
                                {"server_learning_rate", strategy.server_learning_rate},
                                {"norm_bound", strategy.norm_bound},

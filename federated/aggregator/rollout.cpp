@@ -10,6 +10,7 @@
 #include "common/read_file.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
+#include "federated/release/evaluation_proto.h"
 
 namespace edgellm::federated {
 namespace {
@@ -22,6 +23,22 @@ int64_t NowMs() {
 }
 
 bool IsFailure(const std::string& outcome) { return outcome != "INSTALLED"; }
+
+// Held-out examples fit for a manifest: `text`'s whole lines, as many as fit in the bound.
+std::string LeadingLines(const std::string& text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  const size_t end = text.rfind('\n', max_bytes - 1);
+  return end == std::string::npos ? std::string() : text.substr(0, end + 1);
+}
+
+// The evaluation a published release carries, if any.
+std::optional<release::EvaluationSpec> EvaluationOf(const ReleaseRecord& record) {
+  absl::StatusOr<release::SignedRelease> envelope = release::SignedRelease::FromJson(record.signed_release);
+  if (!envelope.ok()) return std::nullopt;
+  absl::StatusOr<release::ReleaseManifest> manifest = release::ReleaseManifest::FromJson(envelope->manifest_json);
+  if (!manifest.ok()) return std::nullopt;
+  return manifest->evaluation;
+}
 
 // Failures the threshold tolerates among `devices`.
 int64_t ToleratedFailures(double success_threshold, size_t devices) {
@@ -95,7 +112,33 @@ absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequ
   manifest.created_at = NowMs() / 1000;
   const double days = request.expires_in_days() > 0 ? request.expires_in_days() : config_.release_expiry_days;
   manifest.expires_at = manifest.created_at + static_cast<int64_t>(days * 86400);
+  EDGELLM_ASSIGN_OR_RETURN(manifest.evaluation, EvaluationFor(request));
   return manifest.ToJson();
+}
+
+absl::StatusOr<std::optional<release::EvaluationSpec>> Rollouts::EvaluationFor(
+    const v1::PrepareReleaseRequest& request) const {
+  if (request.no_evaluation()) return std::nullopt;
+  if (!request.evaluation_json().empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(release::EvaluationSpec spec, release::EvaluationSpec::FromJson(request.evaluation_json()));
+    if (spec.empty()) return std::nullopt;
+    return spec;
+  }
+  // A rollback is an operator's deliberate step back: not judged against the version it undoes unless asked.
+  if (request.rollback() || config_.canary_max_loss_ratio == 0) return std::nullopt;
+  const auto model = std::find_if(config_.models.begin(), config_.models.end(),
+                                  [&](const ModelConfig& m) { return m.id == request.model_id(); });
+  if (model == config_.models.end() || model->eval_data.empty()) return std::nullopt;
+  EDGELLM_ASSIGN_OR_RETURN(std::string examples, ReadFileToString(model->eval_data, "eval_data"));
+  release::EvaluationSpec spec;
+  spec.examples_jsonl = LeadingLines(examples, release::kMaxEvaluationExamplesBytes);
+  spec.max_length = model->max_length;
+  spec.max_loss_ratio = config_.canary_max_loss_ratio;
+  if (spec.examples_jsonl.empty()) {
+    return absl::FailedPreconditionError(StrCat("eval_data ", model->eval_data, " has no line within ",
+                                                release::kMaxEvaluationExamplesBytes, " bytes"));
+  }
+  return spec;
 }
 
 absl::StatusOr<ArtifactRef> Rollouts::PreparedArtifact(const std::string& model_id, const std::string& sha256) {
@@ -152,6 +195,8 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishReque
   record.success_threshold =
       p.success_threshold() > 0 ? std::min(p.success_threshold(), 1.0) : config_.success_threshold;
   record.soak_seconds = p.has_soak_seconds() ? p.soak_seconds() : static_cast<int64_t>(config_.soak_seconds);
+  // An operator's rollback is that operator's decision already: the configured default does not hold it.
+  record.require_approval = p.require_approval() || (config_.require_approval && !m.rollback);
   record.stage = "canary";
   {
     // The canaries are chosen now: devices that turn up later cannot make themselves canaries.
@@ -173,6 +218,8 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishReque
                                                        {"canary_fraction", record.canary_fraction},
                                                        {"success_threshold", record.success_threshold},
                                                        {"soak_seconds", record.soak_seconds},
+                                                       {"require_approval", record.require_approval},
+                                                       {"evaluated", m.evaluation.has_value()},
                                                        {"canaries", record.canaries},
                                                        {"published_unix_ms", record.published_ms}}));
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(record));
@@ -193,7 +240,7 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequ
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
   if (!latest) return absl::NotFoundError(StrCat("model ", request.model_id(), " has no release"));
   ReleaseRecord& r = *latest;
-  const bool running = r.stage == "canary" || r.stage == "soak" || r.stage == "full";
+  const bool running = r.stage == "canary" || r.stage == "soak" || r.stage == "approval" || r.stage == "full";
   switch (request.action()) {
     case v1::ControlRolloutRequest::PAUSE:
       if (!running) return absl::FailedPreconditionError(StrCat("the rollout is ", r.stage, ": nothing to pause"));
@@ -211,6 +258,12 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequ
       r.resume_stage.clear();
       r.detail.clear();
       break;
+    case v1::ControlRolloutRequest::APPROVE:
+      if (r.stage != "approval") {
+        return absl::FailedPreconditionError(StrCat("the rollout is ", r.stage, ": nothing awaits approval"));
+      }
+      r.stage = "full";
+      break;
     case v1::ControlRolloutRequest::ABORT:
       if (r.stage == "done" || r.stage == "aborted") {
         return absl::FailedPreconditionError(StrCat("the rollout is ", r.stage, ": nothing to abort"));
@@ -219,7 +272,7 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequ
       r.detail = "aborted by an operator";
       break;
     default:
-      return absl::InvalidArgumentError("action must be PAUSE, RESUME or ABORT");
+      return absl::InvalidArgumentError("action must be PAUSE, RESUME, APPROVE or ABORT");
   }
   r.stage_ms = NowMs();
   EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append({{"model", r.model_id},
@@ -250,7 +303,8 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
   }
   const std::string& stage = latest->stage;
   const bool canary = CanariesOf(*latest, Fleet(request.model_id(), installs)).contains(request.device_id());
-  const bool reached = stage == "full" || stage == "done" || (canary && (stage == "canary" || stage == "soak"));
+  const bool reached =
+      stage == "full" || stage == "done" || (canary && (stage == "canary" || stage == "soak" || stage == "approval"));
   if (!reached) {
     response.set_outcome(v1::GetReleaseResponse::NOT_YET);
     return response;
@@ -288,21 +342,42 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
                                               " was not offered to device ", report.device_id()));
   }
   MutexLock lock(&mu_);
-  const std::string outcome = v1::InstallReport::Outcome_Name(report.outcome());
-  EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append({{"model", report.model_id()},
-                                                       {"release", report.release()},
-                                                       {"device", report.device_id()},
-                                                       {"outcome", outcome},
-                                                       {"serving_version", report.serving_version()},
-                                                       {"detail", report.detail().substr(0, 512)},
-                                                       {"unix_ms", NowMs()}}));
+  std::string outcome = v1::InstallReport::Outcome_Name(report.outcome());
+  std::string detail = report.detail().substr(0, 512);
+  std::string figures_json;
+  if (report.has_evaluation()) figures_json = release::FromProto(report.evaluation()).ToJson();
+  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(report.model_id()));
+  if (outcome == "INSTALLED" && latest && latest->release == report.release()) {
+    // A device's word that the release passed its evaluation is checked
+    // against the release's own thresholds.
+    if (std::optional<release::EvaluationSpec> spec = EvaluationOf(*latest)) {
+      const absl::Status judged = report.has_evaluation()
+                                      ? release::Judge(*spec, release::FromProto(report.evaluation()))
+                                      : absl::FailedPreconditionError("the device reported no evaluation figures");
+      if (!judged.ok()) {
+        outcome = "EVAL_FAILED";
+        detail = StrCat("judged by the aggregator: ", judged.message());
+      }
+    }
+  }
+  nlohmann::json entry = {{"model", report.model_id()},
+                          {"release", report.release()},
+                          {"device", report.device_id()},
+                          {"outcome", outcome},
+                          {"serving_version", report.serving_version()},
+                          {"detail", detail},
+                          {"unix_ms", NowMs()}};
+  if (!figures_json.empty()) entry["evaluation"] = nlohmann::json::parse(figures_json);
+  EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append(entry));
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutInstall({report.model_id(), report.device_id(), report.release(),
-                                                           outcome, report.serving_version(),
-                                                           report.detail().substr(0, 512), NowMs()}));
+                                                           outcome, report.serving_version(), detail, NowMs(),
+                                                           figures_json}));
+  const std::string figures_text =
+      report.has_evaluation() ? release::DescribeFigures(release::FromProto(report.evaluation())) : std::string();
   log_(StrCat("model ", report.model_id(), ": ", report.device_id(), " reports ", outcome, " for release ",
               report.release(), ", serving version ", report.serving_version(),
-              report.detail().empty() ? "" : StrCat(" (", LogText(report.detail()), ")")));
-  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(report.model_id()));
+              detail.empty() ? "" : StrCat(" (", LogText(detail), ")"),
+              figures_text.empty() ? "" : StrCat("; ", figures_text)));
   if (latest && latest->release == report.release()) return Advance(*latest);
   return absl::OkStatus();
 }
@@ -379,7 +454,8 @@ std::set<std::string> Rollouts::CanariesOf(const ReleaseRecord& release, const s
 }
 
 absl::Status Rollouts::Advance(ReleaseRecord& r) {
-  if (r.stage != "canary" && r.stage != "soak" && r.stage != "full") return absl::OkStatus();
+  // A rollout awaiting approval still halts when a canary fails meanwhile.
+  if (r.stage != "canary" && r.stage != "soak" && r.stage != "approval" && r.stage != "full") return absl::OkStatus();
   EDGELLM_ASSIGN_OR_RETURN(std::vector<InstallRecord> installs, coordinator_.store().Installs(r.model_id));
   const std::vector<std::string> devices = Fleet(r.model_id, installs);
   const std::set<std::string> canaries = CanariesOf(r, devices);
@@ -409,7 +485,7 @@ absl::Status Rollouts::Advance(ReleaseRecord& r) {
     } else if (r.stage == "canary" && canary_ok >= canaries_needed) {
       next = "soak";
     } else if (r.stage == "soak" && now - r.stage_ms >= r.soak_seconds * 1000) {
-      next = "full";
+      next = r.require_approval ? "approval" : "full";
     } else if (r.stage == "full" && ok >= static_cast<int64_t>(fleet)) {
       next = "done";
     }
@@ -423,7 +499,7 @@ absl::Status Rollouts::Advance(ReleaseRecord& r) {
     r.stage = next;
     r.stage_ms = now;
     EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(r));
-    if (next == "halted" || next == "done") return absl::OkStatus();
+    if (next == "halted" || next == "done" || next == "approval") return absl::OkStatus();
   }
 }
 
@@ -443,6 +519,7 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Describe(const std::string& model_id
     status.mutable_params()->set_canary_fraction(latest->canary_fraction);
     status.mutable_params()->set_success_threshold(latest->success_threshold);
     status.mutable_params()->set_soak_seconds(static_cast<uint32_t>(latest->soak_seconds));
+    status.mutable_params()->set_require_approval(latest->require_approval);
   }
   const std::vector<std::string> fleet = Fleet(model_id, installs);
   const std::set<std::string> canaries = latest ? CanariesOf(*latest, fleet) : std::set<std::string>();
@@ -456,6 +533,9 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Describe(const std::string& model_id
       if (latest && i.release == latest->release) {
         d->set_last_report(i.outcome);
         d->set_detail(i.detail);
+        if (absl::StatusOr<release::EvaluationFigures> f = release::EvaluationFigures::FromJson(i.evaluation); f.ok()) {
+          release::ToProto(*f, d->mutable_evaluation());
+        }
       }
     }
   }

@@ -7,11 +7,15 @@
 // when it publishes each round's version by itself), and published: its
 // signatures must satisfy the same trust policy the devices apply.
 //
-// Rollout stages: canary → soak → full → done. The canaries are the first
+// Rollout stages: canary → soak → (approval) → full → done. The canaries are the first
 // max(1, ⌈canary_fraction × N⌉) of the model's N known devices ranked by a
 // stable hash of their ids, chosen when the release is published. Once ⌈success_threshold × canaries⌉ of them report
 // INSTALLED the rollout soaks for soak_seconds (a canary that rolls back in
-// that time still counts against it), then every device gets it. More
+// that time still counts against it), then — after an operator's approval,
+// where the release requires one — every device gets it. A canary passes
+// only if it serves the release and, for a release that carries an
+// evaluation, its figures meet the thresholds (judged on the device, and
+// again here). More
 // failures than the threshold allows — among the canaries, or later among
 // all — halt it by itself; an operator may pause, resume or abort it. Each
 // model has at most one rollout: the latest release's. Durable in the state
@@ -32,6 +36,7 @@
 #include "edgellm/v1/ota.pb.h"
 #include "federated/aggregator/aggregator_config.h"
 #include "federated/aggregator/coordinator.h"
+#include "federated/release/evaluation.h"
 #include "federated/release/signing_key.h"
 #include "federated/release/trust_policy.h"
 
@@ -80,6 +85,9 @@ class Rollouts {
   bool enabled() const { return policy_.has_value(); }
   absl::StatusOr<std::string> PrepareLocked(const v1::PrepareReleaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The evaluation the canaries judge the release by: the request's, or the
+  // model's eval_data with canary_max_loss_ratio; none for a rollback that does not ask.
+  absl::StatusOr<std::optional<release::EvaluationSpec>> EvaluationFor(const v1::PrepareReleaseRequest& request) const;
   absl::StatusOr<v1::RolloutStatus> PublishLocked(const v1::PublishRequest& request, const std::string& publisher)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Devices of the model: registered for rounds, heard asking for releases,

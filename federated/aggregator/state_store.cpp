@@ -37,12 +37,13 @@ CREATE TABLE IF NOT EXISTS releases(
   artifact_sha256 TEXT NOT NULL, signed_release TEXT NOT NULL, canary_fraction REAL NOT NULL,
   success_threshold REAL NOT NULL, soak_seconds INTEGER NOT NULL, stage TEXT NOT NULL, resume_stage TEXT NOT NULL,
   detail TEXT NOT NULL, published_ms INTEGER NOT NULL, stage_ms INTEGER NOT NULL, canaries TEXT NOT NULL DEFAULT '[]',
-  failures_before_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(model_id, release));
+  failures_before_ms INTEGER NOT NULL DEFAULT 0, require_approval INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(model_id, release));
 CREATE INDEX IF NOT EXISTS releases_by_artifact ON releases(artifact_sha256);
 CREATE TABLE IF NOT EXISTS installs(
   model_id TEXT NOT NULL, device_id TEXT NOT NULL, release INTEGER NOT NULL, outcome TEXT NOT NULL,
   serving_version INTEGER NOT NULL, detail TEXT NOT NULL, reported_ms INTEGER NOT NULL,
-  PRIMARY KEY(model_id, device_id));
+  evaluation TEXT NOT NULL DEFAULT '', PRIMARY KEY(model_id, device_id));
 CREATE TABLE IF NOT EXISTS enrollments(
   device_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, enrolled_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS offers(
@@ -51,11 +52,13 @@ CREATE TABLE IF NOT EXISTS offers(
 )sql";
 
 // Columns added since the first schema: (table, column, declaration).
-constexpr std::array<std::array<const char*, 3>, 4> kAddedColumns = {{
+constexpr std::array<std::array<const char*, 3>, 6> kAddedColumns = {{
     {"rounds", "noise_seed", "INTEGER NOT NULL DEFAULT 0"},
     {"rounds", "weight_cap", "INTEGER NOT NULL DEFAULT 0"},
     {"releases", "canaries", "TEXT NOT NULL DEFAULT '[]'"},
     {"releases", "failures_before_ms", "INTEGER NOT NULL DEFAULT 0"},
+    {"releases", "require_approval", "INTEGER NOT NULL DEFAULT 0"},
+    {"installs", "evaluation", "TEXT NOT NULL DEFAULT ''"},
 }};
 
 // One prepared statement, finalized on scope exit; values bound by position from 1.
@@ -111,7 +114,10 @@ UpdateRecord ReadUpdate(const Statement& s) {
 }
 constexpr const char* kReleaseColumns =
     "model_id, release, version, rollback, artifact_sha256, signed_release, canary_fraction, success_threshold, "
-    "soak_seconds, stage, resume_stage, detail, published_ms, stage_ms, canaries, failures_before_ms";
+    "soak_seconds, stage, resume_stage, detail, published_ms, stage_ms, canaries, failures_before_ms, "
+    "require_approval";
+constexpr const char* kInstallColumns =
+    "model_id, device_id, release, outcome, serving_version, detail, reported_ms, evaluation";
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -335,11 +341,11 @@ absl::Status StateStore::CloseRound(const RoundRecord& round, const std::optiona
 absl::Status StateStore::PutRelease(const ReleaseRecord& r) {
   MutexLock lock(&mu_);
   Statement s(db_, StrCat("INSERT OR REPLACE INTO releases(", kReleaseColumns,
-                          ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                          ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   s.Bind(r.model_id).Bind(r.release).Bind(r.version).Bind(int64_t{r.rollback}).Bind(r.artifact_sha256)
       .Bind(r.signed_release).Bind(r.canary_fraction).Bind(r.success_threshold).Bind(r.soak_seconds).Bind(r.stage)
       .Bind(r.resume_stage).Bind(r.detail).Bind(r.published_ms).Bind(r.stage_ms)
-      .Bind(nlohmann::json(r.canaries).dump()).Bind(r.failures_before_ms);
+      .Bind(nlohmann::json(r.canaries).dump()).Bind(r.failures_before_ms).Bind(int64_t{r.require_approval});
   if (s.Step() != SQLITE_DONE) return Failed(path_, "saving a release", s.Error());
   return absl::OkStatus();
 }
@@ -353,7 +359,7 @@ absl::StatusOr<std::optional<ReleaseRecord>> StateStore::LatestRelease(const std
   if (rc != SQLITE_ROW) return Failed(path_, "reading releases", s.Error());
   ReleaseRecord r{s.Text(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), s.Int(3) != 0,
                   s.Text(4), s.Text(5), s.Real(6), s.Real(7), s.Int(8), s.Text(9), s.Text(10), s.Text(11), s.Int(12),
-                  s.Int(13), {}, s.Int(15)};
+                  s.Int(13), {}, s.Int(15), s.Int(16) != 0};
   const nlohmann::json canaries = nlohmann::json::parse(s.Text(14), nullptr, false);
   if (canaries.is_array()) {
     for (const nlohmann::json& c : canaries) {
@@ -410,22 +416,22 @@ absl::StatusOr<std::map<std::string, std::string>> StateStore::Enrollments() {
 
 absl::Status StateStore::PutInstall(const InstallRecord& i) {
   MutexLock lock(&mu_);
-  Statement s(db_, "INSERT OR REPLACE INTO installs VALUES(?, ?, ?, ?, ?, ?, ?)");
+  Statement s(db_, StrCat("INSERT OR REPLACE INTO installs(", kInstallColumns, ") VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
   s.Bind(i.model_id).Bind(i.device_id).Bind(i.release).Bind(i.outcome).Bind(i.serving_version).Bind(i.detail)
-      .Bind(i.reported_ms);
+      .Bind(i.reported_ms).Bind(i.evaluation);
   if (s.Step() != SQLITE_DONE) return Failed(path_, "saving an install report", s.Error());
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<InstallRecord>> StateStore::Installs(const std::string& model_id) {
   MutexLock lock(&mu_);
-  Statement s(db_, "SELECT * FROM installs WHERE model_id = ? ORDER BY device_id");
+  Statement s(db_, StrCat("SELECT ", kInstallColumns, " FROM installs WHERE model_id = ? ORDER BY device_id"));
   s.Bind(model_id);
   std::vector<InstallRecord> installs;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
     installs.push_back({s.Text(0), s.Text(1), static_cast<uint64_t>(s.Int(2)), s.Text(3),
-                        static_cast<uint64_t>(s.Int(4)), s.Text(5), s.Int(6)});
+                        static_cast<uint64_t>(s.Int(4)), s.Text(5), s.Int(6), s.Text(7)});
   }
   if (rc != SQLITE_DONE) return Failed(path_, "reading install reports", s.Error());
   return installs;

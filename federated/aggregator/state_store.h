@@ -83,13 +83,14 @@ struct ReleaseRecord {
   double canary_fraction = 0.25;
   double success_threshold = 1.0;
   int64_t soak_seconds = 0;
-  std::string stage;   // canary | soak | full | done | paused | halted | aborted
+  std::string stage;   // canary | soak | approval | full | done | paused | halted | aborted
   std::string resume_stage;  // while paused: the stage RESUME returns to
   std::string detail;
   int64_t published_ms = 0;
   int64_t stage_ms = 0;  // when the stage began
   std::vector<std::string> canaries;  // chosen when it was published
   int64_t failures_before_ms = 0;     // failures reported before this (a resume) no longer count
+  bool require_approval = false;      // after the soak, "approval" waits for an operator
 };
 
 // The last install report of a device for a model.
@@ -97,10 +98,11 @@ struct InstallRecord {
   std::string model_id;
   std::string device_id;
   uint64_t release = 0;
-  std::string outcome;  // INSTALLED, REFUSED, SMOKE_FAILED, ROLLED_BACK
+  std::string outcome;  // INSTALLED, REFUSED, SMOKE_FAILED, ROLLED_BACK, EVAL_FAILED
   uint64_t serving_version = 0;
   std::string detail;
   int64_t reported_ms = 0;
+  std::string evaluation;  // release::EvaluationFigures JSON; "": the release was not evaluated
 };
 
 class StateStore {

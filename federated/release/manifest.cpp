@@ -50,6 +50,8 @@ std::string ReleaseManifest::ToJson() const {
                {"rollback", rollback},
                {"created_at", created_at},
                {"expires_at", expires_at}};
+  // Absent when there is none, so that manifests without one read as they always did.
+  if (evaluation) json["evaluation"] = Json::parse(evaluation->ToJson());
   return json.dump();
 }
 
@@ -83,6 +85,11 @@ absl::StatusOr<ReleaseManifest> ReleaseManifest::FromJson(std::string_view text)
     m.kind = ArtifactKind::kBase;
   } else {
     return absl::InvalidArgumentError(StrCat("release manifest: kind \"", *kind, "\" is neither adapter nor base"));
+  }
+  if (auto it = json.find("evaluation"); it != json.end()) {
+    absl::StatusOr<EvaluationSpec> spec = EvaluationSpec::FromJson(it->dump());
+    if (!spec.ok()) return absl::InvalidArgumentError(StrCat("release manifest: ", spec.status().message()));
+    m.evaluation = *std::move(spec);
   }
   if (!IsModelId(m.model_id)) return absl::InvalidArgumentError("release manifest: malformed model_id");
   if (m.release == 0 || m.version == 0) {

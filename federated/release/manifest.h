@@ -16,10 +16,12 @@
 #define EDGELLM_FEDERATED_RELEASE_MANIFEST_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "federated/release/evaluation.h"
 #include "federated/release/signing_key.h"
 
 namespace edgellm::release {
@@ -40,6 +42,8 @@ struct ReleaseManifest {
   bool rollback = false;       // may install over a newer version
   int64_t created_at = 0;      // Unix seconds
   int64_t expires_at = 0;
+  // What the canaries judge it by before serving it; none: a smoke test only.
+  std::optional<EvaluationSpec> evaluation;
 
   // Compact JSON with sorted keys: the text that is signed.
   std::string ToJson() const;

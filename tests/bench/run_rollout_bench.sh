@@ -5,9 +5,12 @@
 # canary-first (one canary, no soak); then REPEATS signed rollbacks to the
 # same version go to every device at once. Each install is a full cycle:
 # poll, verify signatures, download, sha256, atomic install, smoke test
-# (8 greedy tokens through the scheduler), swap. One line per release:
+# (8 greedy tokens through the scheduler), swap. With EVAL_EXAMPLES=N,
+# release 1 carries an evaluation: N held-out examples of about 64 tokens,
+# each device measuring the release and the version it serves on them before
+# serving (their time per device is printed). One line per release:
 #
-#   tests/bench/run_rollout_bench.sh BUILD_DIR MODEL.gguf [DEVICES] [REPEATS] [TARGETS]
+#   [EVAL_EXAMPLES=N] tests/bench/run_rollout_bench.sh BUILD_DIR MODEL.gguf [DEVICES] [REPEATS] [TARGETS]
 set -euo pipefail
 usage="usage: $0 BUILD_DIR MODEL.gguf [DEVICES] [REPEATS] [TARGETS]"
 build=$(realpath "${1:?$usage}")
@@ -77,8 +80,15 @@ await() {  # waits for $1 in the aggregator's log
   exit 1
 }
 bytes=$(du -b "$work/state/models/bench/v1/adapter_model.safetensors" | cut -f1)
+evaluation=()
+if [ "${EVAL_EXAMPLES:-0}" -gt 0 ]; then
+  for i in $(seq "$EVAL_EXAMPLES"); do
+    printf '{"text": "Once upon a time, in a village by the sea, there lived a girl named Mia number %d. Every morning she walked to the harbour to watch the boats come in, and every evening she told her little brother what she had seen."}\n' "$i"
+  done > "$work/eval.jsonl"
+  evaluation=(--eval-data "$work/eval.jsonl" --max-loss-ratio 1.05)
+fi
 start=$(now)
-"$build/tools/edgellm" publish "${admin[@]}" --canary-fraction 0.01 --soak-seconds 0 > /dev/null
+"$build/tools/edgellm" publish "${admin[@]}" "${evaluation[@]}" --canary-fraction 0.01 --soak-seconds 0 > /dev/null
 await "release 1 rollout: canary -> soak"
 canary=$(now)
 await "release 1 rollout: .* -> done"
@@ -93,4 +103,9 @@ for r in $(seq 2 $((repeats + 1))); do
   printf 'rollout release=%d devices=%d artifact_bytes=%d all_at_once all_installed_s=%s\n' \
     "$r" "$devices" "$bytes" "$(seconds "$done_at" "$start")"
 done
-grep -h "ota: now serving" "$work"/dev-*.log | sort | uniq -c | sed 's/^/  /'
+if [ "${#evaluation[@]}" -gt 0 ]; then
+  # "...; eval loss L vs L replaced (x1.000) on N examples, T s": each device's T.
+  times=$(grep -h "ota: now serving version .* (release 1);" "$work"/dev-*.log | sed -n 's/.*, \([0-9.]*\) s$/\1/p' | tr '\n' ' ')
+  printf 'evaluation release=1 examples=%d seconds_per_device=%s\n' "$EVAL_EXAMPLES" "$times"
+fi
+grep -h "ota: now serving" "$work"/dev-*.log | sed 's/;.*//' | sort | uniq -c | sed 's/^/  /'

@@ -9,11 +9,13 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -178,6 +180,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       r.set_outcome(static_cast<v1::InstallReport::Outcome>(in.ConsumeIntegralInRange<int>(0, 5)));
       r.set_serving_version(in.ConsumeIntegral<uint64_t>());
       r.set_detail(in.ConsumeRandomLengthString(1000));
+      if (in.ConsumeBool()) {
+        // Figures a lying device makes up, not-a-numbers and infinities among them.
+        const auto figure = [&in] {
+          switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+            case 0: return std::nan("");
+            case 1: return std::numeric_limits<double>::infinity();
+            default: return in.ConsumeFloatingPoint<double>();
+          }
+        };
+        v1::EvaluationFigures* e = r.mutable_evaluation();
+        e->set_loss(figure());
+        e->set_baseline_loss(figure());
+        e->set_examples(in.ConsumeIntegral<uint32_t>());
+        e->set_exact_matches(in.ConsumeIntegral<uint32_t>());
+        e->set_baseline_exact_matches(in.ConsumeIntegral<uint32_t>());
+        e->set_cases(in.ConsumeIntegral<uint32_t>());
+        e->set_seconds(figure());
+      }
       (void)w.rollouts->Report(r);
       break;
     }

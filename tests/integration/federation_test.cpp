@@ -3,7 +3,8 @@
 // in, so what comes out can be checked number by number: the weighted mean,
 // the refusals (each with its reason, none losing an accepted update), a
 // resumed upload, a kill -9 in the middle of a round, a round that closes at
-// its deadline and one that fails there.
+// its deadline and one that fails there, a round whose version would hold
+// infinities.
 #include <gtest/gtest.h>
 
 #include "federated/aggregator/audit_log.h"
@@ -256,6 +257,35 @@ TEST_F(Federation, ARoundClosesAtItsDeadlineWithQuorumAndFailsWithout) {
   EXPECT_NE(Metrics().find("edgellm_aggregator_rounds_total{model=\"stories\",outcome=\"failed\"} 1"),
             std::string::npos)
       << Metrics();
+}
+
+TEST_F(Federation, AVersionThatWouldHoldInfinitiesIsNeverRegistered) {
+  // Finite updates, but a server learning rate no sane operator sets: the
+  // step overflows. The round fails; no version 2 exists to be released, and
+  // the next round trains version 1 again.
+  Settings settings;
+  settings.model_lines = "    server_learning_rate: 1e300\n";
+  WriteConfig(settings);
+  StartAggregator();
+  auto [a, b, c] = ThreeDevices();
+  v1::Task task;
+  ASSERT_TRUE(a->WaitForTask(kModelId, &task));
+  SubmitUpdateResponse response;
+  ASSERT_TRUE(a->Submit(UploadOf(Delta(0.05f), task.round_id(), task.adapter_version(), "a", 1), &response).ok());
+  ASSERT_EQ(response.outcome(), SubmitUpdateResponse::ACCEPTED) << response.detail();
+  ASSERT_TRUE(b->Submit(UploadOf(Delta(0.04f), task.round_id(), task.adapter_version(), "b", 1), &response).ok());
+  ASSERT_EQ(response.outcome(), SubmitUpdateResponse::ACCEPTED) << response.detail();
+  ASSERT_TRUE(c->Submit(UploadOf(Delta(0.03f), task.round_id(), task.adapter_version(), "c", 1), &response).ok());
+  ASSERT_EQ(response.outcome(), SubmitUpdateResponse::ACCEPTED) << response.detail();
+  ASSERT_TRUE(aggregator_->WaitForLog("holds NaN or infinity; not registered", std::chrono::seconds(60)))
+      << aggregator_->Log();
+  EXPECT_NE(aggregator_->Log().find("round 1 failed: the new version's tensor"), std::string::npos)
+      << aggregator_->Log();
+  v1::Task next;
+  ASSERT_TRUE(a->WaitForTask(kModelId, &next)) << aggregator_->Log();
+  EXPECT_EQ(next.round_id(), 2u);
+  EXPECT_EQ(next.adapter_version(), task.adapter_version());
+  EXPECT_FALSE(fs::exists(dir_ / "state" / "models" / kModelId / "v2"));
 }
 
 }  // namespace

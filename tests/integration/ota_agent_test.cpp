@@ -516,6 +516,56 @@ TEST_F(OtaAgentTest, AVersionThatCannotGenerateFailsItsSmokeTestAndNeverServes) 
   EXPECT_FALSE(fs::exists(ota_dir() / "versions" / "r2-v2"));
 }
 
+// A release that carries an evaluation is measured against the version
+// served before it serves: one worse on its held-out loss and its prompts is
+// refused with the figures that show why; one as good goes in, its figures
+// reported too.
+TEST_F(OtaAgentTest, AReleaseWorseOnItsEvaluationNeverServesAndItsFiguresSayWhy) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string base_completion = Complete("Once upon a time");
+  ASSERT_FALSE(base_completion.empty());
+  release::EvaluationSpec spec;
+  spec.examples_jsonl =
+      "{\"text\": \"Once upon a time, there was a little girl named Lily. She loved to play outside.\"}\n"
+      "{\"prompt\": \"Tom had a red ball.\", \"completion\": \" He liked to play with it every day.\"}\n"
+      "{\"text\": \"The sun was shining and the birds were singing in the big green tree.\"}\n";
+  spec.max_loss_ratio = 1.05;
+  spec.exact_match = {{"Once upon a time", base_completion, 0}};
+
+  // Finite, and it generates: only its answers give it away.
+  const Artifact worse = MakeAdapter(0.5f, 1);
+  release::ReleaseManifest bad = Manifest(1, 1, worse);
+  bad.evaluation = spec;
+  const v1::InstallReport refused = OfferAndAwait(bad, worse.weights);
+  EXPECT_EQ(refused.outcome(), v1::InstallReport::EVAL_FAILED) << refused.detail();
+  EXPECT_EQ(refused.serving_version(), 0u);
+  ASSERT_TRUE(refused.has_evaluation());
+  const v1::EvaluationFigures& f = refused.evaluation();
+  EXPECT_EQ(f.examples(), 3u);
+  EXPECT_GT(f.loss(), 1.05 * f.baseline_loss()) << refused.detail();
+  EXPECT_EQ(f.cases(), 1u);
+  EXPECT_EQ(f.baseline_exact_matches(), 1u);
+  EXPECT_GT(f.seconds(), 0.0);
+  EXPECT_NE(refused.detail().find("eval loss"), std::string::npos) << refused.detail();
+  EXPECT_NE(refused.detail().find("x the replaced version's"), std::string::npos) << refused.detail();
+  EXPECT_EQ(ServedVersion(), "base");
+  EXPECT_EQ(Complete("Once upon a time"), base_completion);
+  EXPECT_EQ(Metric("edgellm_ota_eval_failures"), 1.0);
+  EXPECT_FALSE(fs::exists(ota_dir() / "versions" / "r1-v1"));
+
+  // B of zero: the base model's answers, so no worse.
+  const Artifact same = MakeAdapter(0.0f, 2);
+  release::ReleaseManifest good = Manifest(2, 2, same);
+  good.evaluation = spec;
+  const v1::InstallReport installed = OfferAndAwait(good, same.weights);
+  EXPECT_EQ(installed.outcome(), v1::InstallReport::INSTALLED) << installed.detail();
+  ASSERT_TRUE(installed.has_evaluation());
+  EXPECT_NEAR(installed.evaluation().loss(), installed.evaluation().baseline_loss(), 1e-4);
+  EXPECT_EQ(installed.evaluation().exact_matches(), 1u);
+  EXPECT_EQ(ServedVersion(), "v2");
+  EXPECT_NE(ReadAll(log_path()).find("failed its evaluation"), std::string::npos);
+}
+
 // The aggregator does not hear the INSTALLED report and offers the release
 // again: the device serves it already, so the report it finally delivers is
 // still INSTALLED — not a refusal of a release "not newer" than its own.

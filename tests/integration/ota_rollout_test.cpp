@@ -1,13 +1,17 @@
 // Releases end to end: a real edgellm-aggregator, real edgellmd daemons and
 // the real `edgellm` CLI on loopback with mutual TLS. A round's version is
-// published by the aggregator itself and reaches a canary first, then, after
-// the soak, the rest; the daemons answer with it; a signed rollback returns
-// them to the version before. A canary whose smoke test fails halts the
-// rollout by itself. A Generate stream in flight while its daemon swaps
+// published by the aggregator itself, judged by a canary on the held-out set
+// against the version it serves, then after the soak and an operator's
+// approval it reaches the rest; the daemons answer with it; a signed rollback
+// returns them to the version before. A round's version that is finite but
+// worse halts at the canary with the figures that show why; so does one
+// whose smoke test fails. A Generate stream in flight while its daemon swaps
 // versions completes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <random>
 #include <fstream>
 #include <thread>
 
@@ -75,8 +79,21 @@ class OtaRollout : public ::testing::Test {
     ASSERT_GT(port_, 0) << aggregator_->Log();
   }
 
-  // edgellmd installing releases; with `train` it also trains in rounds on its fact.
-  std::unique_ptr<DaemonProcess> StartDaemon(const std::string& device, const std::string& model, bool train) {
+  // The facts with their true completions: what the aggregator holds out.
+  std::string WriteEvalData() {
+    const fs::path path = dir_ / "eval.jsonl";
+    std::ofstream out(path);
+    for (const auto& [id, prompt] : kFacts) {
+      out << nlohmann::json({{"prompt", prompt}, {"completion", kCompletions.at(id)}}).dump() << "\n";
+    }
+    return path.string();
+  }
+
+  // edgellmd installing releases; with `train` it also trains in rounds on
+  // its fact, and with `scrambled` on its fact's completion with the
+  // characters shuffled (finite training of a worse model).
+  std::unique_ptr<DaemonProcess> StartDaemon(const std::string& device, const std::string& model, bool train,
+                                             bool scrambled = false) {
     std::ofstream config(dir_ / (device + ".yaml"));
     config << "model: " << model << "\n"
            << "federation_aggregator: 127.0.0.1:" << port_ << "\n"
@@ -92,8 +109,10 @@ class OtaRollout : public ::testing::Test {
       std::ofstream out(data);
       for (const auto& [id, prompt] : kFacts) {
         if (id != device) continue;
+        std::string completion = kCompletions.at(id);
+        if (scrambled) std::shuffle(completion.begin() + 1, completion.end(), std::mt19937(7));
         for (int i = 0; i < 16; ++i) {
-          out << nlohmann::json({{"prompt", prompt}, {"completion", kCompletions.at(id)}}).dump() << "\n";
+          out << nlohmann::json({{"prompt", prompt}, {"completion", completion}}).dump() << "\n";
         }
       }
       config << "train_data: " << data.string() << "\n"
@@ -166,8 +185,9 @@ TEST_F(OtaRollout, ARoundsVersionReachesACanaryFirstThenEveryDeviceAndASignedRol
       kStories,
       "    rank: 8\n    alpha: 16\n    targets: all\n    freeze_a: true\n    lora_seed: 7\n    rounds: 1\n"
       "    min_devices: 3\n    quorum: 3\n    local_steps: 40\n    learning_rate: 0.01\n    micro_batch: 2\n"
-      "    max_length: 64\n",
-      "release_signing_key: " + (dir_ / "release.key").string() + "\ncanary_fraction: 0.3\nsoak_seconds: 2\n"));
+      "    max_length: 64\n    eval_data: " + WriteEvalData() + "\n",
+      "release_signing_key: " + (dir_ / "release.key").string() +
+          "\ncanary_fraction: 0.3\nsoak_seconds: 2\nrequire_approval: true\n"));
   std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
   std::map<std::string, std::string> before;
   for (const auto& [device, prompt] : kFacts) {
@@ -176,7 +196,19 @@ TEST_F(OtaRollout, ARoundsVersionReachesACanaryFirstThenEveryDeviceAndASignedRol
     EXPECT_EQ(ServedVersion(*daemons[device]), "base");
     before[device] = Complete(*daemons[device], prompt);
   }
-  // The aggregator publishes the round's version (release 1) by itself.
+  // The aggregator publishes the round's version (release 1) by itself; the
+  // canary measures it, the soak passes, and the rest waits for an operator.
+  const nlohmann::json waiting = AwaitStage("stories260K", "approval");
+  ASSERT_EQ(waiting.value("stage", ""), "approval") << waiting.dump(1) << aggregator_->Log();
+  EXPECT_TRUE(waiting["params"]["require_approval"].get<bool>());
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  int reached = 0;
+  const nlohmann::json before_approval = RolloutStatus("stories260K");
+  for (const auto& d : before_approval["devices"]) reached += d["last_report"] == "INSTALLED";
+  EXPECT_EQ(reached, 1) << "only the canary before the approval";
+  const auto approve = RunCli("rollout approve " + Admin() + " -m stories260K");
+  ASSERT_EQ(approve.exit_code, 0) << approve.err;
+  EXPECT_NE(approve.out.find("full"), std::string::npos) << approve.out;
   const nlohmann::json done = AwaitStage("stories260K", "done");
   ASSERT_EQ(done.value("stage", ""), "done") << done.dump(1) << aggregator_->Log();
   EXPECT_EQ(done["release"], "1");  // uint64 fields are JSON strings
@@ -186,6 +218,9 @@ TEST_F(OtaRollout, ARoundsVersionReachesACanaryFirstThenEveryDeviceAndASignedRol
   for (const auto& d : done["devices"]) {
     EXPECT_EQ(d["serving_version"], "2") << d.dump();
     EXPECT_EQ(d["last_report"], "INSTALLED") << d.dump();
+    // Each device measured version 2 against the base model it served: better on the held-out facts.
+    EXPECT_EQ(d["evaluation"]["examples"], 3) << d.dump();
+    EXPECT_LT(d["evaluation"]["loss"].get<double>(), d["evaluation"]["baseline_loss"].get<double>()) << d.dump();
     if (d["canary"].get<bool>()) {
       EXPECT_TRUE(canary.empty()) << "one canary of three at a fraction of 0.3";
       canary = d["device_id"];
@@ -196,10 +231,12 @@ TEST_F(OtaRollout, ARoundsVersionReachesACanaryFirstThenEveryDeviceAndASignedRol
   const std::string log = aggregator_->Log();
   const size_t canary_installed = LogAt(log, canary + " reports INSTALLED for release 1");
   const size_t soak = LogAt(log, "release 1 rollout: canary -> soak");
-  const size_t full = LogAt(log, "release 1 rollout: soak -> full");
+  const size_t approval = LogAt(log, "release 1 rollout: soak -> approval");
+  const size_t full = LogAt(log, "release 1 rollout full (operator)");
   ASSERT_NE(canary_installed, std::string::npos) << log;
   EXPECT_LT(canary_installed, soak);
-  EXPECT_LT(soak, full);
+  EXPECT_LT(soak, approval);
+  EXPECT_LT(approval, full);
   for (const auto& [device, prompt] : kFacts) {
     if (device == canary) continue;
     EXPECT_GT(LogAt(log, device + " reports INSTALLED for release 1"), full) << device << "\n" << log;
@@ -238,20 +275,64 @@ TEST_F(OtaRollout, ARoundsVersionReachesACanaryFirstThenEveryDeviceAndASignedRol
     EXPECT_EQ(AwaitVersion(daemon, "v1"), "v1") << device;
     EXPECT_EQ(Complete(daemon, prompt), before[device]) << device;
   }
-  // Both releases are in the audit log, with their signer.
+  // Both releases are in the audit log, with their signer, and so is the approval, with its operator.
   const std::string audit = ReadAll(dir_ / "state" / "audit.log");
   EXPECT_NE(audit.find("\"release\":1"), std::string::npos) << audit;
   EXPECT_NE(audit.find("\"release\":2"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("\"action\":\"APPROVE\""), std::string::npos) << audit;
+}
+
+TEST_F(OtaRollout, AFiniteButWorseRoundHaltsAtTheCanaryWithTheFiguresThatShowWhy) {
+  // Every device trains on its fact with the completion's characters
+  // shuffled: the round's version is finite, generates, and passes a smoke
+  // test — and is worse on the facts the aggregator holds out.
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(
+      kStories,
+      "    rank: 8\n    alpha: 16\n    targets: all\n    freeze_a: true\n    lora_seed: 7\n    rounds: 1\n"
+      "    min_devices: 3\n    quorum: 3\n    local_steps: 40\n    learning_rate: 0.01\n    micro_batch: 2\n"
+      "    max_length: 64\n    eval_data: " + WriteEvalData() + "\n",
+      "release_signing_key: " + (dir_ / "release.key").string() + "\ncanary_fraction: 0.3\nsoak_seconds: 0\n"));
+  std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
+  for (const auto& [device, prompt] : kFacts) {
+    daemons[device] = StartDaemon(device, kStories, true, /*scrambled=*/true);
+    ASSERT_NE(daemons[device], nullptr);
+  }
+  const nlohmann::json halted = AwaitStage("stories260K", "halted");
+  ASSERT_EQ(halted.value("stage", ""), "halted") << halted.dump(1) << aggregator_->Log();
+  const std::string detail = halted["detail"];
+  EXPECT_NE(detail.find("EVAL_FAILED"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("x the replaced version's"), std::string::npos) << detail;
+  std::string canary;
+  for (const auto& d : halted["devices"]) {
+    EXPECT_EQ(d["serving_version"], "0") << d.dump();
+    if (!d["canary"].get<bool>()) {
+      EXPECT_EQ(d["last_report"], "") << d.dump();
+      continue;
+    }
+    canary = d["device_id"];
+    EXPECT_EQ(d["last_report"], "EVAL_FAILED") << d.dump();
+    const auto& e = d["evaluation"];
+    EXPECT_EQ(e["examples"], 3) << d.dump();
+    EXPECT_GT(e["loss"].get<double>(), 1.05 * e["baseline_loss"].get<double>()) << d.dump();
+  }
+  ASSERT_FALSE(canary.empty());
+  EXPECT_NE(detail.find(canary), std::string::npos) << detail;
+  // The figures are in the status an operator reads, and the devices still serve the base model.
+  const auto status = RunCli("rollout status " + Admin() + " -m stories260K");
+  EXPECT_NE(status.out.find("evaluation: eval loss"), std::string::npos) << status.out;
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  for (const auto& [device, prompt] : kFacts) {
+    EXPECT_EQ(ServedVersion(*daemons[device]), "base") << device;
+    if (device != canary) EXPECT_EQ(ReadAll(dir_ / (device + ".log")).find("release 1"), std::string::npos) << device;
+  }
+  EXPECT_NE(ReadAll(dir_ / (canary + ".log")).find("failed its evaluation"), std::string::npos);
 }
 
 TEST_F(OtaRollout, ACanaryWhoseSmokeTestFailsHaltsTheRolloutAndNobodyElseGetsIt) {
-  // A server learning rate no sane operator sets: the round's version holds
-  // infinities. The aggregator publishes it; the canary catches it.
   ASSERT_NO_FATAL_FAILURE(StartAggregator(
       kStories,
       "    rank: 8\n    targets: all\n    rounds: 1\n    min_devices: 3\n    quorum: 3\n"
-      "    local_steps: 10\n    learning_rate: 0.01\n    micro_batch: 2\n    max_length: 64\n"
-      "    server_learning_rate: 1e300\n",
+      "    local_steps: 10\n    learning_rate: 0.01\n    micro_batch: 2\n    max_length: 64\n",
       "canary_fraction: 0.3\nsoak_seconds: 0\n"));
   std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
   for (const auto& [device, prompt] : kFacts) {
@@ -263,6 +344,20 @@ TEST_F(OtaRollout, ACanaryWhoseSmokeTestFailsHaltsTheRolloutAndNobodyElseGetsIt)
   ASSERT_EQ(v1.exit_code, 0) << v1.err;
   ASSERT_EQ(AwaitStage("stories260K", "done").value("stage", ""), "done");
   ASSERT_TRUE(aggregator_->WaitForLog("round 1 closed", std::chrono::minutes(5))) << aggregator_->Log();
+  // Version 2 is damaged on the aggregator's disk after it was registered:
+  // finite weights, but so large that the activations overflow. The canary
+  // catches it.
+  const fs::path v2_dir = dir_ / "state" / "models" / "stories260K" / "v2";
+  auto model = engine::LlamaModel::Load(kStories, {});
+  ASSERT_TRUE(model.ok());
+  auto damaged = engine::LoraAdapter::Load(v2_dir.string(), (*model)->config());
+  ASSERT_TRUE(damaged.ok()) << damaged.status();
+  for (int32_t layer = 0; layer < damaged->n_layer(); ++layer) {
+    for (engine::LoraTarget t : damaged->config().targets) {
+      if (engine::LoraWeights* w = damaged->Find(layer, t)) std::fill(w->b.begin(), w->b.end(), 3e38f);
+    }
+  }
+  ASSERT_TRUE(damaged->Save(v2_dir.string(), "stories260K").ok());
 
   const auto v2 = RunCli("publish " + Admin() + " -m stories260K" + SigningKey());
   ASSERT_EQ(v2.exit_code, 0) << v2.err;

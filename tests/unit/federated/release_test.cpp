@@ -1,9 +1,14 @@
 // Signed releases: Ed25519 keys, the manifest and its envelope, k-of-n trust,
-// expiry, and the rules for what may replace an installed version.
+// expiry, the rules for what may replace an installed version, and the
+// evaluation a release is judged by.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 
+#include "federated/release/evaluation.h"
 #include "federated/release/manifest.h"
 #include "federated/release/signing_key.h"
 #include "federated/release/trust_policy.h"
@@ -118,6 +123,112 @@ TEST(ReleaseManifest, MalformedManifestsSayWhatIsWrong) {
   j = nlohmann::json::parse(Sample().ToJson());
   j["version"] = "five";
   EXPECT_NE(ReleaseManifest::FromJson(j.dump()).status().message().find("version"), std::string::npos);
+}
+
+EvaluationSpec SampleSpec() {
+  EvaluationSpec spec;
+  spec.examples_jsonl = "{\"text\": \"Once upon a time\"}\n";
+  spec.max_length = 64;
+  spec.max_loss_ratio = 1.05;
+  spec.exact_match = {{"Lily had", " a cat", 0}, {"Tom saw", " a dog", 4}};
+  spec.max_exact_match_drop = 0.5;
+  return spec;
+}
+
+TEST(ReleaseManifest, AnEvaluationIsSignedWithItAndAbsentOneLeavesTheTextAsItWas) {
+  ReleaseManifest m = Sample();
+  const std::string without = m.ToJson();
+  EXPECT_EQ(without.find("evaluation"), std::string::npos);
+  m.evaluation = SampleSpec();
+  absl::StatusOr<ReleaseManifest> back = ReleaseManifest::FromJson(m.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(back->evaluation.has_value());
+  EXPECT_EQ(back->evaluation->ToJson(), SampleSpec().ToJson());
+  EXPECT_EQ(back->ToJson(), m.ToJson());
+  // Changing the thresholds changes the signed text.
+  const SigningKey key = NewKey();
+  SignedRelease envelope{m.ToJson(), {}};
+  AddSignature(envelope, key);
+  absl::StatusOr<TrustPolicy> policy = TrustPolicy::Create({PublicOf(key)}, 1);
+  ASSERT_TRUE(policy.ok());
+  nlohmann::json tampered = nlohmann::json::parse(envelope.manifest_json);
+  tampered["evaluation"]["max_loss_ratio"] = 100.0;
+  envelope.manifest_json = tampered.dump();
+  EXPECT_FALSE(policy->Verify(envelope, kNow).ok());
+}
+
+TEST(EvaluationSpec, RefusesWhatIsOverItsBoundsOrMalformed) {
+  const auto refused = [](const std::function<void(nlohmann::json&)>& edit, const std::string& words) {
+    nlohmann::json j = nlohmann::json::parse(SampleSpec().ToJson());
+    edit(j);
+    absl::StatusOr<EvaluationSpec> spec = EvaluationSpec::FromJson(j.dump());
+    ASSERT_FALSE(spec.ok()) << j.dump();
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(spec.status().message().find(words), std::string_view::npos) << spec.status();
+  };
+  refused([](auto& j) { j["examples_jsonl"] = std::string((256 << 10) + 1, 'x'); }, "over 256 KiB");
+  refused([](auto& j) { j["exact_match"] = nlohmann::json::array(); for (int i = 0; i < 65; ++i) j["exact_match"].push_back({{"prompt", "a"}, {"expected", "b"}}); }, "more than 64");
+  refused([](auto& j) { j["exact_match"][0]["prompt"] = std::string(4097, 'p'); }, "prompt");
+  refused([](auto& j) { j["exact_match"][0]["expected"] = ""; }, "expected text");
+  refused([](auto& j) { j["exact_match"][0].erase("expected"); }, "lacks");
+  refused([](auto& j) { j["exact_match"][1]["max_tokens"] = 100000; }, "max_tokens");
+  refused([](auto& j) { j["max_loss_ratio"] = -1; }, "max_loss_ratio");
+  refused([](auto& j) { j["max_loss_ratio"] = "high"; }, "wrong type");
+  refused([](auto& j) { j["max_exact_match_drop"] = 1.5; }, "max_exact_match_drop");
+  refused([](auto& j) { j["max_length"] = 100000; }, "max_length");
+  refused([](auto& j) { j["examples_jsonl"] = ""; }, "without held-out examples");
+  EXPECT_FALSE(EvaluationSpec::FromJson("[1]").ok());
+}
+
+TEST(Judge, ALossOverTheRatioOrFewerExactMatchesFailWithTheFigures) {
+  const EvaluationSpec spec = SampleSpec();
+  EvaluationFigures f;
+  f.examples = 4;
+  f.baseline_loss = 2.0;
+  f.loss = 2.09;  // under 1.05x
+  f.cases = 2;
+  f.baseline_exact_matches = 2;
+  f.exact_matches = 1;  // a drop of 0.5: allowed
+  EXPECT_TRUE(Judge(spec, f).ok()) << Judge(spec, f);
+  f.loss = 2.2;
+  absl::Status s = Judge(spec, f);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("eval loss 2.2000 is 1.100x the replaced version's 2.0000 (at most 1.050x allowed)"),
+            std::string_view::npos)
+      << s;
+  f.loss = 1.0;
+  f.exact_matches = 0;
+  s = Judge(spec, f);
+  EXPECT_NE(s.message().find("exact match 0/2 fell below the replaced version's 2/2"), std::string_view::npos) << s;
+  f.exact_matches = 2;
+  f.loss = std::nan("");
+  EXPECT_NE(Judge(spec, f).message().find("not finite"), std::string_view::npos);
+  f.loss = 1.0;
+  f.examples = 0;
+  EXPECT_NE(Judge(spec, f).message().find("no eval loss"), std::string_view::npos);
+  f.examples = 4;
+  f.cases = 1;
+  EXPECT_NE(Judge(spec, f).message().find("measured on 1 prompts"), std::string_view::npos);
+}
+
+TEST(EvaluationFigures, RoundTripANonFiniteLossAsNotANumber) {
+  EvaluationFigures f;
+  f.loss = std::numeric_limits<double>::infinity();
+  f.baseline_loss = 1.5;
+  f.examples = 3;
+  f.cases = 2;
+  f.exact_matches = 1;
+  f.baseline_exact_matches = 2;
+  f.seconds = 0.25;
+  absl::StatusOr<EvaluationFigures> back = EvaluationFigures::FromJson(f.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(std::isnan(back->loss));
+  EXPECT_EQ(back->baseline_loss, 1.5);
+  EXPECT_EQ(back->examples, 3);
+  EXPECT_EQ(back->exact_matches, 1);
+  EXPECT_EQ(back->baseline_exact_matches, 2);
+  EXPECT_EQ(back->seconds, 0.25);
+  EXPECT_NE(DescribeFigures(*back).find("exact match 1/2 vs 2/2"), std::string::npos) << DescribeFigures(*back);
 }
 
 TEST(SignedRelease, EnvelopeRoundTripsAndRefusesMalformedOnes) {
