@@ -519,10 +519,14 @@ int Run(const ops::DaemonConfig& args) {
   const int cut = scheduler.Drain(drain_deadline);
   if (cut > 0) Log(std::to_string(cut) + " requests were cut off at the drain timeout");
   if (!core.WaitForStreams(drain_deadline)) Log("some streams were still open at the drain timeout");
-  // Every stream has ended: what remains are idle connections, closed at once.
+  // Every stream has ended: what remains are idle connections. A short grace
+  // lets the transport flush the last streams' trailers before it closes
+  // them (closing at once could cut a finished stream's status off: the
+  // client then saw "Broken pipe"); with no call left, Shutdown returns then.
   if (*unix_listener) (*unix_listener)->Stop();
-  (*server)->Shutdown(std::chrono::system_clock::now());
-  if (*health_server) (*health_server)->Shutdown(std::chrono::system_clock::now());
+  const auto flush_deadline = std::chrono::system_clock::now() + std::chrono::seconds(1);
+  (*server)->Shutdown(flush_deadline);
+  if (*health_server) (*health_server)->Shutdown(flush_deadline);
   scheduler.Stop();
   // Every response has had its last event: the HTTP connections can go.
   http_server->reset();
