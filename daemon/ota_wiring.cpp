@@ -61,6 +61,19 @@ absl::StatusOr<release::EvaluationFigures> EvaluateRelease(serve::Scheduler& sch
   return figures;
 }
 
+// What the daemon's serving metrics count so far, as the live figures take it.
+release::ServingTally ServingTallyOf(const serve::ServeMetrics& metrics) {
+  release::ServingTally tally;
+  tally.requests = metrics.RequestsEnded();
+  // Codes without a series of their own (UNKNOWN, DATA_LOSS) count as INTERNAL.
+  tally.errors = metrics.RequestsEndedWith(absl::StatusCode::kInternal);
+  tally.refusals = metrics.RequestsEndedWith(absl::StatusCode::kResourceExhausted) +
+                   metrics.RequestsEndedWith(absl::StatusCode::kUnavailable);
+  tally.ttft_bounds = metrics.time_to_first_token.bounds();
+  tally.ttft_cumulative = metrics.time_to_first_token.CumulativeCounts();
+  return tally;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig& args, const std::string& model_name,
@@ -75,6 +88,8 @@ absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig&
   config.key_threshold = args.ota_key_threshold;
   config.poll_interval = std::chrono::milliseconds(static_cast<int64_t>(args.ota_poll_seconds * 1000));
   config.probation = std::chrono::seconds(static_cast<int64_t>(args.ota_probation_seconds));
+  config.live_report_interval =
+      std::chrono::milliseconds(static_cast<int64_t>(args.ota_live_report_seconds * 1000));
   const auto load = [&model](const std::string& dir) -> absl::StatusOr<std::shared_ptr<const engine::LoraAdapter>> {
     absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, model.config());
     if (!adapter.ok()) return adapter.status();
@@ -100,6 +115,7 @@ absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig&
                                               const release::EvaluationSpec& spec) {
     return EvaluateRelease(scheduler, model, load, candidate_dir, served_dir, spec);
   };
+  if (serve::ServeMetrics* metrics = service.metrics()) hooks.tally = [metrics] { return ServingTallyOf(*metrics); };
   auto agent = ota::OtaAgent::Create(std::move(config), std::move(hooks), std::move(log));
   if (!agent.ok()) return agent.status();
   ota::OtaAgent* raw = agent->get();

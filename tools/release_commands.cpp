@@ -94,6 +94,10 @@ void PrintStatus(const v1::RolloutStatus& status, bool json) {
     if (d.has_evaluation()) {
       std::cout << "    evaluation: " << release::DescribeFigures(release::FromProto(d.evaluation())) << "\n";
     }
+    if (d.has_live()) {
+      const release::LiveReport live{release::FromProto(d.live()), release::FromProto(d.live_baseline())};
+      std::cout << "    serving: " << release::DescribeLive(live) << "\n";
+    }
   }
 }
 

@@ -82,6 +82,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   fields.Text("ota_dir", &config.ota_dir);
   fields.Number("ota_poll_seconds", &config.ota_poll_seconds);
   fields.Number("ota_probation_seconds", &config.ota_probation_seconds);
+  fields.Number("ota_live_report_seconds", &config.ota_live_report_seconds);
   fields.Text("ota_smoke_prompt", &config.ota_smoke_prompt);
   EDGELLM_RETURN_IF_ERROR(fields.Apply(root));
   EDGELLM_RETURN_IF_ERROR(config.Validate());
@@ -165,6 +166,7 @@ absl::Status DaemonConfig::Validate() const {
     if (ota_dir.empty()) return absl::InvalidArgumentError("ota_dir must not be empty");
     if (!(ota_poll_seconds > 0)) return absl::InvalidArgumentError("ota_poll_seconds must be positive");
     if (!(ota_probation_seconds >= 0)) return absl::InvalidArgumentError("ota_probation_seconds must not be negative");
+    if (!(ota_live_report_seconds > 0)) return absl::InvalidArgumentError("ota_live_report_seconds must be positive");
     if (ota_smoke_prompt.empty()) return absl::InvalidArgumentError("ota_smoke_prompt must not be empty");
   }
   auto check_name = [](const std::string& name) {

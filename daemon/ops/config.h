@@ -122,6 +122,8 @@ struct DaemonConfig {
   std::string ota_dir = "/var/lib/edgellm/ota";
   double ota_poll_seconds = 5.0;
   double ota_probation_seconds = 300.0;
+  // While on probation: how often the serving since the swap is reported.
+  double ota_live_report_seconds = 10.0;
   std::string ota_smoke_prompt = "Once upon a time";  // a new version must generate from it before it serves
   // Multi-turn sessions kept at once, and how long an idle one is kept.
   int32_t max_sessions = 256;

@@ -57,6 +57,19 @@ struct OtaAgent::Impl {
   // When the probation time left was last counted down, and last saved.
   std::chrono::steady_clock::time_point probation_counted;
   std::chrono::steady_clock::time_point probation_saved;
+  // Where the window of serving that the next swap takes as its baseline
+  // began: the daemon's start, or the last swap.
+  release::ServingTally window_tally;
+  std::chrono::steady_clock::time_point window_start;
+  // The version on probation whose live figures are reported (release 0: none).
+  struct LiveWindow {
+    uint64_t release = 0;
+    uint64_t version = 0;
+    release::LiveFigures baseline;
+    std::string evaluation;  // the install's figures (JSON), sent again with each report
+    int64_t reported_requests = -1;
+    std::chrono::steady_clock::time_point reported;
+  } live;
 
   // Serves what the state names, after checking it; falls back as it must.
   absl::Status Restore();
@@ -87,6 +100,12 @@ struct OtaAgent::Impl {
   absl::Status Evaluate(const InstalledVersion& candidate, const release::EvaluationSpec& spec,
                         const InstalledVersion& served, std::optional<release::EvaluationFigures>& figures);
   void DeliverReport();
+  // Begins the live window of a version just swapped in: the window before
+  // it becomes its baseline.
+  void StartLiveWindow(const InstalledVersion& version, const std::string& evaluation);
+  // While the version of the live window is on probation, sends its figures
+  // when they changed and the interval has passed.
+  void ReportLive();
   void Count(int64_t OtaStats::*counter) {
     MutexLock lock(&mu);
     ++(stats.*counter);
@@ -183,7 +202,8 @@ void OtaAgent::Impl::SettleInterruptedSmokeTest(OtaState& state) {
 absl::Status OtaAgent::Impl::Restore() {
   OtaState state = store->state();
   clock = std::make_unique<TrustedClock>(state.time_floor);
-  probation_counted = probation_saved = std::chrono::steady_clock::now();
+  probation_counted = probation_saved = window_start = std::chrono::steady_clock::now();
+  if (hooks.tally) window_tally = hooks.tally();
   // A death during a smoke test is the tested release's doing, not the served version's.
   const bool died_in_smoke_test = state.smoke.version.release != 0;
   if (died_in_smoke_test) SettleInterruptedSmokeTest(state);
@@ -239,6 +259,7 @@ void OtaAgent::Impl::Loop() {
   while (!calls.stopping()) {
     DeliverReport();
     CountDownProbation();
+    ReportLive();
     const OtaState& state = store->state();
     v1::GetReleaseRequest request;
     request.set_device_id(config.device_id);
@@ -395,7 +416,57 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
              config.probation.count(), " s", figures ? "; " + release::DescribeFigures(*figures) : std::string()));
   Count(&OtaStats::installs);
   store->Prune();
-  Conclude(next, manifest->release, v1::InstallReport::INSTALLED, "", figures ? figures->ToJson() : std::string());
+  const std::string figures_json = figures ? figures->ToJson() : std::string();
+  StartLiveWindow(next.current, figures_json);
+  Conclude(next, manifest->release, v1::InstallReport::INSTALLED, "", figures_json);
+}
+
+void OtaAgent::Impl::StartLiveWindow(const InstalledVersion& version, const std::string& evaluation) {
+  if (!hooks.tally) return;
+  const release::ServingTally now_tally = hooks.tally();
+  const auto now = std::chrono::steady_clock::now();
+  live = {};
+  live.release = version.release;
+  live.version = version.version;
+  live.baseline = release::Between(window_tally, now_tally, std::chrono::duration<double>(now - window_start).count());
+  live.evaluation = evaluation;
+  live.reported = now;
+  window_tally = now_tally;
+  window_start = now;
+}
+
+void OtaAgent::Impl::ReportLive() {
+  const OtaState& state = store->state();
+  if (live.release == 0 || state.current.release != live.release || state.probation_left_ms <= 0) return;
+  // The install report goes first; live figures follow it.
+  if (state.report.outcome != 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - live.reported < config.live_report_interval) return;
+  const release::LiveFigures figures =
+      release::Between(window_tally, hooks.tally(), std::chrono::duration<double>(now - window_start).count());
+  if (figures.requests == live.reported_requests) return;
+  v1::InstallReport report;
+  report.set_device_id(config.device_id);
+  report.set_model_id(config.model_id);
+  report.set_release(live.release);
+  report.set_outcome(v1::InstallReport::INSTALLED);
+  report.set_serving_version(live.version);
+  if (!live.evaluation.empty()) {
+    if (absl::StatusOr<release::EvaluationFigures> f = release::EvaluationFigures::FromJson(live.evaluation); f.ok()) {
+      release::ToProto(*f, report.mutable_evaluation());
+    }
+  }
+  release::ToProto(figures, report.mutable_live());
+  release::ToProto(live.baseline, report.mutable_live_baseline());
+  v1::InstallReportResponse response;
+  grpc::Status s = stub->ReportInstall(calls.NewCall(std::chrono::seconds(10)).get(), report, &response);
+  // Figures not delivered are sent fresher at the next interval.
+  live.reported = now;
+  if (!s.ok()) {
+    if (!Transient(s)) log("ota: reporting live figures: " + Describe(s));
+    return;
+  }
+  live.reported_requests = figures.requests;
 }
 
 absl::Status OtaAgent::Impl::Evaluate(const InstalledVersion& candidate, const release::EvaluationSpec& spec,

@@ -16,6 +16,10 @@
 // probation for a while of serving time (the monotonic clock's, so a jumping
 // wall clock changes nothing): if the daemon dies uncleanly in that time, the
 // next start restores the last-known-good version and reports the rollback.
+// While it is on probation the agent also reports, every
+// live_report_interval, how serving went since the swap against how it went
+// before (errors, refusals, time to first token: release::LiveFigures), for
+// the aggregator to judge.
 // A release the daemon dies in the smoke test of is tried once more, then
 // reported SMOKE_FAILED and skipped: no crash loop. Expiry is checked against
 // a TrustedClock, so a clock set back does not revive expired releases.
@@ -30,6 +34,7 @@
 
 #include "absl/status/statusor.h"
 #include "federated/release/evaluation.h"
+#include "federated/release/live_figures.h"
 
 namespace edgellm::ota {
 
@@ -48,6 +53,7 @@ struct OtaAgentConfig {
   int key_threshold = 1;                  // signatures by distinct trusted keys a release needs
   std::chrono::milliseconds poll_interval{5000};
   std::chrono::seconds probation{300};
+  std::chrono::milliseconds live_report_interval{10000};
 };
 
 // How the agent puts a version to use; provided by the daemon.
@@ -68,6 +74,8 @@ struct ServingHooks {
   std::function<absl::StatusOr<release::EvaluationFigures>(
       const std::string& candidate_dir, const std::string& served_dir, const release::EvaluationSpec& spec)>
       evaluate;
+  // The daemon's serving counts since it started. Unset: no live figures are reported.
+  std::function<release::ServingTally()> tally;
 };
 
 struct OtaStats {

@@ -34,10 +34,12 @@ ServeMetrics::ServeMetrics(ops::MetricsRegistry& r, const std::string& model)
     finished_[reason] = &r.AddCounter("edgellm_request_success_total", "Requests that finished, by reason.",
                                       {{"model", model}, {"finished_reason", name}});
   }
-  const absl::StatusCode codes[] = {absl::StatusCode::kOk,           absl::StatusCode::kCancelled,
-                                    absl::StatusCode::kInvalidArgument, absl::StatusCode::kDeadlineExceeded,
-                                    absl::StatusCode::kResourceExhausted, absl::StatusCode::kAborted,
-                                    absl::StatusCode::kInternal,     absl::StatusCode::kUnavailable};
+  const absl::StatusCode codes[] = {
+      absl::StatusCode::kOk,           absl::StatusCode::kCancelled,         absl::StatusCode::kInvalidArgument,
+      absl::StatusCode::kNotFound,     absl::StatusCode::kDeadlineExceeded,  absl::StatusCode::kPermissionDenied,
+      absl::StatusCode::kResourceExhausted, absl::StatusCode::kFailedPrecondition, absl::StatusCode::kAborted,
+      absl::StatusCode::kUnimplemented, absl::StatusCode::kInternal,       absl::StatusCode::kUnavailable,
+      absl::StatusCode::kUnauthenticated};
   for (absl::StatusCode code : codes) {
     std::string name = absl::StatusCodeToString(code);
     for (char& c : name) c = c == ' ' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -51,6 +53,17 @@ void ServeMetrics::CountFinished(engine::FinishReason reason) { finished_.at(rea
 void ServeMetrics::CountRequest(absl::StatusCode code) {
   auto it = requests_.find(code);
   (it != requests_.end() ? it->second : requests_.at(absl::StatusCode::kInternal))->Add();
+}
+
+uint64_t ServeMetrics::RequestsEndedWith(absl::StatusCode code) const {
+  auto it = requests_.find(code);
+  return it != requests_.end() ? static_cast<uint64_t>(it->second->value()) : 0;
+}
+
+uint64_t ServeMetrics::RequestsEnded() const {
+  double total = 0;
+  for (const auto& [code, counter] : requests_) total += counter->value();
+  return static_cast<uint64_t>(total);
 }
 
 }  // namespace edgellm::serve

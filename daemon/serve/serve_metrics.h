@@ -5,6 +5,7 @@
 #ifndef EDGELLM_SERVE_SERVE_METRICS_H_
 #define EDGELLM_SERVE_SERVE_METRICS_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -36,7 +37,11 @@ class ServeMetrics {
   // edgellm_request_success_total{finished_reason="stop|length|abort"}
   void CountFinished(engine::FinishReason reason);
   // edgellm_requests_total{code="OK|INVALID_ARGUMENT|..."}: every Generate call by its final status.
+  // Codes without a series of their own count as INTERNAL.
   void CountRequest(absl::StatusCode code);
+  // Requests counted so far with `code`, and with any.
+  uint64_t RequestsEndedWith(absl::StatusCode code) const;
+  uint64_t RequestsEnded() const;
 
  private:
   std::map<engine::FinishReason, ops::Counter*> finished_;

@@ -175,6 +175,16 @@ absl::Status AggregatorConfig::Validate() const {
   if (!(canary_max_loss_ratio >= 0) || !std::isfinite(canary_max_loss_ratio)) {
     return absl::InvalidArgumentError("canary_max_loss_ratio must be a finite number >= 0");
   }
+  const release::LiveThresholds& live = canary_live;
+  if (live.min_requests < 1) return absl::InvalidArgumentError("canary_live_min_requests must be at least 1");
+  if (!(live.max_error_rate_increase >= 0 && live.max_error_rate_increase <= 1) ||
+      !(live.max_refusal_rate_increase >= 0 && live.max_refusal_rate_increase <= 1)) {
+    return absl::InvalidArgumentError(
+        "canary_max_error_rate_increase and canary_max_refusal_rate_increase must be within [0, 1]");
+  }
+  if (!(live.max_ttft_p99_ratio >= 0) || !std::isfinite(live.max_ttft_p99_ratio)) {
+    return absl::InvalidArgumentError("canary_max_ttft_p99_ratio must be a finite number >= 0");
+  }
   std::set<std::string> ids;
   for (const ModelConfig& m : models) {
     EDGELLM_RETURN_IF_ERROR(m.Validate());
@@ -215,6 +225,10 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Number("soak_seconds", &config.soak_seconds);
   fields.Number("canary_max_loss_ratio", &config.canary_max_loss_ratio);
   fields.Bool("require_approval", &config.require_approval);
+  fields.Int("canary_live_min_requests", &config.canary_live.min_requests);
+  fields.Number("canary_max_error_rate_increase", &config.canary_live.max_error_rate_increase);
+  fields.Number("canary_max_refusal_rate_increase", &config.canary_live.max_refusal_rate_increase);
+  fields.Number("canary_max_ttft_p99_ratio", &config.canary_live.max_ttft_p99_ratio);
   fields.Custom("models", [&](const YAML::Node& list, const std::string& key) -> absl::Status {
     if (!list.IsSequence()) return fields.Error(list, key, "expected a list of models");
     for (const YAML::Node& entry : list) {

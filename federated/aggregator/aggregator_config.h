@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "federated/release/live_figures.h"
 
 namespace edgellm::federated {
 
@@ -146,6 +147,12 @@ struct AggregatorConfig {
   // After the soak, rollouts wait for an operator's approval before the rest
   // of the fleet (rollbacks only when they ask).
   bool require_approval = false;
+  // How each device's serving after the swap (errors, refusals, time to
+  // first token, from the live figures it sends while on probation) is
+  // judged against its serving before; past them, its report counts as
+  // LIVE_FAILED: canary_live_min_requests, canary_max_error_rate_increase,
+  // canary_max_refusal_rate_increase, canary_max_ttft_p99_ratio.
+  release::LiveThresholds canary_live;
 
   static absl::StatusOr<AggregatorConfig> FromYaml(const std::string& text, const std::string& origin);
   static absl::StatusOr<AggregatorConfig> Load(const std::string& path);

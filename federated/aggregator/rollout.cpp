@@ -360,24 +360,46 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
       }
     }
   }
-  nlohmann::json entry = {{"model", report.model_id()},
-                          {"release", report.release()},
-                          {"device", report.device_id()},
-                          {"outcome", outcome},
-                          {"serving_version", report.serving_version()},
-                          {"detail", detail},
-                          {"unix_ms", NowMs()}};
-  if (!figures_json.empty()) entry["evaluation"] = nlohmann::json::parse(figures_json);
-  EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append(entry));
+  // While on probation a device sends INSTALLED again with how its serving
+  // went since the swap: judged against how it went before.
+  std::string live_json;
+  std::optional<release::LiveReport> live;
+  if (report.has_live()) {
+    live = release::LiveReport{release::FromProto(report.live()), release::FromProto(report.live_baseline())};
+    live_json = live->ToJson();
+    if (outcome == "INSTALLED" && latest && latest->release == report.release()) {
+      if (absl::Status judged = release::JudgeLive(config_.canary_live, *live); !judged.ok()) {
+        outcome = "LIVE_FAILED";
+        detail = StrCat("judged by the aggregator on the device's serving since the swap: ", judged.message());
+      }
+    }
+  }
+  // A live report that passes changes nothing worth a line in the logs.
+  const bool quiet = live && outcome == "INSTALLED";
+  if (!quiet) {
+    nlohmann::json entry = {{"model", report.model_id()},
+                            {"release", report.release()},
+                            {"device", report.device_id()},
+                            {"outcome", outcome},
+                            {"serving_version", report.serving_version()},
+                            {"detail", detail},
+                            {"unix_ms", NowMs()}};
+    if (!figures_json.empty()) entry["evaluation"] = nlohmann::json::parse(figures_json);
+    if (!live_json.empty()) entry["live"] = nlohmann::json::parse(live_json);
+    EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append(entry));
+  }
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutInstall({report.model_id(), report.device_id(), report.release(),
                                                            outcome, report.serving_version(), detail, NowMs(),
-                                                           figures_json}));
-  const std::string figures_text =
-      report.has_evaluation() ? release::DescribeFigures(release::FromProto(report.evaluation())) : std::string();
-  log_(StrCat("model ", report.model_id(), ": ", report.device_id(), " reports ", outcome, " for release ",
-              report.release(), ", serving version ", report.serving_version(),
-              detail.empty() ? "" : StrCat(" (", LogText(detail), ")"),
-              figures_text.empty() ? "" : StrCat("; ", figures_text)));
+                                                           figures_json, live_json}));
+  if (!quiet) {
+    const std::string figures_text =
+        report.has_evaluation() ? release::DescribeFigures(release::FromProto(report.evaluation())) : std::string();
+    log_(StrCat("model ", report.model_id(), ": ", report.device_id(), " reports ", outcome, " for release ",
+                report.release(), ", serving version ", report.serving_version(),
+                detail.empty() ? "" : StrCat(" (", LogText(detail), ")"),
+                figures_text.empty() ? "" : StrCat("; ", figures_text),
+                live ? StrCat("; ", release::DescribeLive(*live)) : ""));
+  }
   if (latest && latest->release == report.release()) return Advance(*latest);
   return absl::OkStatus();
 }
@@ -535,6 +557,10 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Describe(const std::string& model_id
         d->set_detail(i.detail);
         if (absl::StatusOr<release::EvaluationFigures> f = release::EvaluationFigures::FromJson(i.evaluation); f.ok()) {
           release::ToProto(*f, d->mutable_evaluation());
+        }
+        if (absl::StatusOr<release::LiveReport> l = release::LiveReport::FromJson(i.live); l.ok()) {
+          release::ToProto(l->live, d->mutable_live());
+          release::ToProto(l->baseline, d->mutable_live_baseline());
         }
       }
     }

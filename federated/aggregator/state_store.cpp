@@ -43,7 +43,7 @@ CREATE INDEX IF NOT EXISTS releases_by_artifact ON releases(artifact_sha256);
 CREATE TABLE IF NOT EXISTS installs(
   model_id TEXT NOT NULL, device_id TEXT NOT NULL, release INTEGER NOT NULL, outcome TEXT NOT NULL,
   serving_version INTEGER NOT NULL, detail TEXT NOT NULL, reported_ms INTEGER NOT NULL,
-  evaluation TEXT NOT NULL DEFAULT '', PRIMARY KEY(model_id, device_id));
+  evaluation TEXT NOT NULL DEFAULT '', live TEXT NOT NULL DEFAULT '', PRIMARY KEY(model_id, device_id));
 CREATE TABLE IF NOT EXISTS enrollments(
   device_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, enrolled_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS offers(
@@ -52,13 +52,14 @@ CREATE TABLE IF NOT EXISTS offers(
 )sql";
 
 // Columns added since the first schema: (table, column, declaration).
-constexpr std::array<std::array<const char*, 3>, 6> kAddedColumns = {{
+constexpr std::array<std::array<const char*, 3>, 7> kAddedColumns = {{
     {"rounds", "noise_seed", "INTEGER NOT NULL DEFAULT 0"},
     {"rounds", "weight_cap", "INTEGER NOT NULL DEFAULT 0"},
     {"releases", "canaries", "TEXT NOT NULL DEFAULT '[]'"},
     {"releases", "failures_before_ms", "INTEGER NOT NULL DEFAULT 0"},
     {"releases", "require_approval", "INTEGER NOT NULL DEFAULT 0"},
     {"installs", "evaluation", "TEXT NOT NULL DEFAULT ''"},
+    {"installs", "live", "TEXT NOT NULL DEFAULT ''"},
 }};
 
 // One prepared statement, finalized on scope exit; values bound by position from 1.
@@ -117,7 +118,7 @@ constexpr const char* kReleaseColumns =
     "soak_seconds, stage, resume_stage, detail, published_ms, stage_ms, canaries, failures_before_ms, "
     "require_approval";
 constexpr const char* kInstallColumns =
-    "model_id, device_id, release, outcome, serving_version, detail, reported_ms, evaluation";
+    "model_id, device_id, release, outcome, serving_version, detail, reported_ms, evaluation, live";
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -416,9 +417,9 @@ absl::StatusOr<std::map<std::string, std::string>> StateStore::Enrollments() {
 
 absl::Status StateStore::PutInstall(const InstallRecord& i) {
   MutexLock lock(&mu_);
-  Statement s(db_, StrCat("INSERT OR REPLACE INTO installs(", kInstallColumns, ") VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+  Statement s(db_, StrCat("INSERT OR REPLACE INTO installs(", kInstallColumns, ") VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   s.Bind(i.model_id).Bind(i.device_id).Bind(i.release).Bind(i.outcome).Bind(i.serving_version).Bind(i.detail)
-      .Bind(i.reported_ms).Bind(i.evaluation);
+      .Bind(i.reported_ms).Bind(i.evaluation).Bind(i.live);
   if (s.Step() != SQLITE_DONE) return Failed(path_, "saving an install report", s.Error());
   return absl::OkStatus();
 }
@@ -431,7 +432,7 @@ absl::StatusOr<std::vector<InstallRecord>> StateStore::Installs(const std::strin
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
     installs.push_back({s.Text(0), s.Text(1), static_cast<uint64_t>(s.Int(2)), s.Text(3),
-                        static_cast<uint64_t>(s.Int(4)), s.Text(5), s.Int(6), s.Text(7)});
+                        static_cast<uint64_t>(s.Int(4)), s.Text(5), s.Int(6), s.Text(7), s.Text(8)});
   }
   if (rc != SQLITE_DONE) return Failed(path_, "reading install reports", s.Error());
   return installs;

@@ -103,6 +103,7 @@ struct InstallRecord {
   std::string detail;
   int64_t reported_ms = 0;
   std::string evaluation;  // release::EvaluationFigures JSON; "": the release was not evaluated
+  std::string live;        // release::LiveReport JSON: the last live figures sent; "": none
 };
 
 class StateStore {

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <random>
 #include <fstream>
@@ -91,9 +92,9 @@ class OtaRollout : public ::testing::Test {
 
   // edgellmd installing releases; with `train` it also trains in rounds on
   // its fact, and with `scrambled` on its fact's completion with the
-  // characters shuffled (finite training of a worse model).
+  // characters shuffled (finite training of a worse model); `extra` config lines go at the end.
   std::unique_ptr<DaemonProcess> StartDaemon(const std::string& device, const std::string& model, bool train,
-                                             bool scrambled = false) {
+                                             bool scrambled = false, const std::string& extra = "") {
     std::ofstream config(dir_ / (device + ".yaml"));
     config << "model: " << model << "\n"
            << "federation_aggregator: 127.0.0.1:" << port_ << "\n"
@@ -120,6 +121,7 @@ class OtaRollout : public ::testing::Test {
              << "train_rank: 8\ntrain_targets: all\ntrain_idle_seconds: 0\n"
              << "train_program: " << EDGELLM_BINARY_DIR << "/tools/edgellm\n";
     }
+    config << extra;
     config.close();
     std::string error;
     auto daemon = DaemonProcess::Start("", {"--config", (dir_ / (device + ".yaml")).string()}, &error, {}, {},
@@ -176,6 +178,13 @@ class OtaRollout : public ::testing::Test {
   int port_ = 0;  // 0 until the aggregator's first start reports it
   std::unique_ptr<AggregatorProcess> aggregator_;
 };
+
+// A uint64 field of a status in JSON (a string there), or -1 when absent.
+int64_t Count(const nlohmann::json& object, const std::string& key) {
+  if (!object.is_object() || !object.contains(key)) return -1;
+  const nlohmann::json& v = object[key];
+  return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>();
+}
 
 // Index of `text` in the aggregator's log, or npos.
 size_t LogAt(const std::string& log, const std::string& text) { return log.find(text); }
@@ -402,6 +411,98 @@ TEST_F(OtaRollout, ACanaryWhoseSmokeTestFailsHaltsTheRolloutAndNobodyElseGetsIt)
   EXPECT_NE(intruder.exit_code, 0);
   EXPECT_NE(intruder.err.find("'dev-a' is not among the aggregator's admins"), std::string::npos) << intruder.err;
   EXPECT_EQ(RolloutStatus("stories260K").value("stage", ""), "aborted");
+}
+
+TEST_F(OtaRollout, ACanaryThatRefusesRequestsAfterTheSwapHaltsTheRolloutDuringItsSoak) {
+  // No rounds: version 1 (the untrained adapter) is published by hand, with a
+  // long soak. The canary's live figures decide. Its time to first token is
+  // not judged here (milliseconds on stories260K: noise); the unit tests judge it.
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(kStories, "    rounds: 1\n    min_devices: 3\n",
+                                          "canary_fraction: 0.3\nsoak_seconds: 600\ncanary_live_min_requests: 10\n"
+                                          "canary_max_ttft_p99_ratio: 0\n"));
+  // One slot and one waiting place: a burst is refused in part.
+  const std::string small = "max_active: 1\nmax_waiting: 1\nota_live_report_seconds: 0.2\n";
+  std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
+  for (const auto& [device, prompt] : kFacts) {
+    daemons[device] = StartDaemon(device, kStories, false, false, small);
+    ASSERT_NE(daemons[device], nullptr);
+    // The baseline: ten requests served before the swap, none refused.
+    for (int i = 0; i < 10; ++i) Complete(*daemons[device], prompt);
+  }
+  const auto publish = RunCli("publish " + Admin() + " -m stories260K --version 1" + SigningKey());
+  ASSERT_EQ(publish.exit_code, 0) << publish.err;
+  const nlohmann::json soaking = AwaitStage("stories260K", "soak");
+  ASSERT_EQ(soaking.value("stage", ""), "soak") << soaking.dump(1) << aggregator_->Log();
+  std::string canary;
+  for (const auto& d : soaking["devices"]) {
+    if (d["canary"].get<bool>()) canary = d["device_id"];
+  }
+  ASSERT_FALSE(canary.empty());
+  DaemonProcess& daemon = *daemons[canary];
+  ASSERT_EQ(AwaitVersion(daemon, "v1"), "v1");
+
+  // Ten requests served as before: the canary's figures pass and the soak goes on.
+  for (int i = 0; i < 10; ++i) Complete(daemon, "Once upon a time");
+  const auto canary_of = [&](const nlohmann::json& status) {
+    for (const auto& d : status["devices"]) {
+      if (d["device_id"] == canary) return d;
+    }
+    return nlohmann::json::object();
+  };
+  nlohmann::json device = nlohmann::json::object();
+  for (int i = 0; i < 120 && Count(device.value("live", nlohmann::json()), "requests") < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    device = canary_of(RolloutStatus("stories260K"));
+  }
+  ASSERT_EQ(Count(device["live"], "requests"), 10) << device.dump(1);
+  EXPECT_EQ(Count(device["live_baseline"], "requests"), 10) << device.dump(1);
+  EXPECT_EQ(device["last_report"], "INSTALLED") << device.dump(1);
+  EXPECT_EQ(RolloutStatus("stories260K").value("stage", ""), "soak");
+
+  // Then bursts of sixteen streams at once, until some are refused.
+  auto stub = v1::Inference::NewStub(daemon.channel());
+  int64_t sent = 10, refused = 0;
+  for (int burst = 0; burst < 20 && refused < 5; ++burst) {
+    std::vector<std::thread> threads;
+    std::atomic<int> burst_refused{0};
+    for (int i = 0; i < 16; ++i) {
+      threads.emplace_back([&] {
+        const auto s = edgellm::testing::Generate(*stub, edgellm::testing::Greedy("Once upon a time", 200));
+        if (s.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) ++burst_refused;
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    sent += 16;
+    refused += burst_refused;
+  }
+  ASSERT_GE(refused, 5) << "the bursts never filled the canary's queue";
+  const nlohmann::json halted = AwaitStage("stories260K", "halted");
+  ASSERT_EQ(halted.value("stage", ""), "halted") << halted.dump(1) << aggregator_->Log();
+  const std::string detail = halted["detail"];
+  EXPECT_NE(detail.find(canary + " reported LIVE_FAILED"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("refusals of"), std::string::npos) << detail;
+  // Its live reports go on while it is on probation: the last one counts every request sent.
+  nlohmann::json last = halted;
+  for (int i = 0; i < 120 && Count(canary_of(last).value("live", nlohmann::json()), "requests") < sent; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    last = RolloutStatus("stories260K");
+  }
+  EXPECT_EQ(last.value("stage", ""), "halted");
+  for (const auto& d : last["devices"]) {
+    if (d["device_id"] != canary) {
+      EXPECT_EQ(d["last_report"], "") << d.dump();
+      EXPECT_EQ(d["serving_version"], "0") << d.dump();
+      continue;
+    }
+    EXPECT_EQ(d["last_report"], "LIVE_FAILED") << d.dump();
+    EXPECT_EQ(Count(d["live"], "requests"), sent) << d.dump();
+    EXPECT_EQ(Count(d["live"], "refusals"), refused) << d.dump();
+    EXPECT_EQ(Count(d["live_baseline"], "refusals"), 0) << d.dump();
+  }
+  const auto status = RunCli("rollout status " + Admin() + " -m stories260K");
+  EXPECT_NE(status.out.find("serving: " + std::to_string(sent) + " requests since the swap"), std::string::npos)
+      << status.out;
+  EXPECT_NE(aggregator_->Log().find("reports LIVE_FAILED for release 1"), std::string::npos);
 }
 
 TEST_F(OtaRollout, AGenerateStreamInFlightAcrossTheSwapCompletes) {
