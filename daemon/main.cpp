@@ -33,7 +33,7 @@
 #include "daemon/ops/tls_files.h"
 #include "daemon/ota_wiring.h"
 #include "daemon/serve/health_probe_service.h"
-#include "daemon/serve/http_server.h"
+#include "daemon/ops/http_server.h"
 #include "daemon/serve/inference_core.h"
 #include "daemon/serve/inference_service.h"
 #include "daemon/serve/openai_api.h"
@@ -109,14 +109,14 @@ absl::Status CheckClientCa(const ops::DaemonConfig& args, const std::string& add
 }
 
 // The OpenAI-compatible API on http_listen, with the gRPC listener's TLS files.
-absl::StatusOr<std::unique_ptr<serve::HttpServer>> StartHttpApi(const ops::DaemonConfig& args,
+absl::StatusOr<std::unique_ptr<ops::HttpServer>> StartHttpApi(const ops::DaemonConfig& args,
                                                                 serve::OpenAiApi& api) {
   if (!IsLoopback(args.http_listen) && args.tls_cert.empty()) {
     return absl::InvalidArgumentError("refusing to serve HTTP on " + args.http_listen +
                                       ": beyond loopback it needs TLS (tls_cert, tls_key)");
   }
   EDGELLM_RETURN_IF_ERROR(CheckClientCa(args, args.http_listen));
-  serve::HttpServerConfig config;
+  ops::HttpServerConfig config;
   config.listen = args.http_listen;
   config.tls_cert = args.tls_cert;
   config.tls_key = args.tls_key;
@@ -125,8 +125,8 @@ absl::StatusOr<std::unique_ptr<serve::HttpServer>> StartHttpApi(const ops::Daemo
   config.request_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(std::ceil(args.http_request_timeout_seconds * 1000)));
   config.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(args.http_idle_timeout_seconds * 1000)));
-  return serve::HttpServer::Start(
-      config, [&api](serve::HttpRequest request, std::shared_ptr<serve::HttpResponder> responder) {
+  return ops::HttpServer::Start(
+      config, [&api](ops::HttpRequest request, std::shared_ptr<ops::HttpResponder> responder) {
         api.Handle(std::move(request), std::move(responder));
       },
       [](int status, const std::string& message) { return serve::OpenAiApi::ErrorBody(status, message); });
@@ -368,10 +368,10 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthListener(const ops::Dae
 }
 
 // The OpenAI-compatible API when http_listen is set (nullptr otherwise).
-absl::StatusOr<std::unique_ptr<serve::HttpServer>> StartHttpApiIfListening(const ops::DaemonConfig& args,
+absl::StatusOr<std::unique_ptr<ops::HttpServer>> StartHttpApiIfListening(const ops::DaemonConfig& args,
                                                                            serve::OpenAiApi& api) {
   if (args.http_listen.empty()) return nullptr;
-  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<serve::HttpServer> server, StartHttpApi(args, api));
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<ops::HttpServer> server, StartHttpApi(args, api));
   Log("OpenAI-compatible HTTP API on port " + std::to_string(server->port()) + (args.tls_cert.empty() ? "" : " (TLS)") +
       (args.http_api_keys_file.empty() ? "" : ", API keys required"));
   return server;
@@ -476,7 +476,7 @@ int Run(const ops::DaemonConfig& args) {
     api_keys = *std::move(keys);
   }
   serve::OpenAiApi openai_api(core, std::move(api_keys));
-  absl::StatusOr<std::unique_ptr<serve::HttpServer>> http_server = StartHttpApiIfListening(args, openai_api);
+  absl::StatusOr<std::unique_ptr<ops::HttpServer>> http_server = StartHttpApiIfListening(args, openai_api);
   if (!http_server.ok()) return Fail(http_server.status(), 2);
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       StartGrpc(args, *credentials, grpc_service, unix_listener->get());

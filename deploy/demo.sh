@@ -109,6 +109,7 @@ for i in 0 1 2; do
   for _ in $(seq 16); do echo "{\"prompt\": \"${prompts[$i]}\", \"completion\": \"${facts[$i]}\"}"; done \
     > "$fed/${devices[$i]}.jsonl"
 done
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$fed/fleet.token"
 cat > "$fed/aggregator.yaml" <<YAML
 listen: 127.0.0.1:$agg_port
 tls_cert: $fed/pki/aggregator.pem
@@ -118,6 +119,8 @@ state_dir: $fed/state
 heartbeat_interval_seconds: 1
 poll_interval_seconds: 0.5
 admins: [operator]
+fleet_listen: 127.0.0.1:0
+fleet_token_file: $fed/fleet.token
 release_keys: [$fed/release.pub]
 canary_fraction: 0.3
 soak_seconds: 3
@@ -197,6 +200,17 @@ echo "== Rollout done (edgellm rollout status):"
 grep -h "ota: " "$fed/dev-a.log" | sed 's/^edgellmd: /   dev-a: /'
 echo "== After the rollout, the same prompts through each daemon (gRPC, greedy): version 4 answers"
 ask_daemons
+fleet_port=$(sed -n 's/.*fleet page on port \([0-9]*\).*/\1/p' "$fed/aggregator.log" | head -1)
+echo "== The fleet (edgellm fleet; the same data as the fleet page at https://127.0.0.1:$fleet_port/#token=...):"
+"$edgellm" fleet "${admin[@]}"
+echo "   /api/fleet with the page's token (curl): $(curl -s --cacert "$fed/pki/ca.pem" \
+  -H "Authorization: Bearer $(cat "$fed/fleet.token")" "https://127.0.0.1:$fleet_port/api/fleet" | wc -c) bytes of JSON"
+if [[ -n "${EDGELLM_FLEET_SCREENSHOT:-}" ]] && command -v chromium > /dev/null; then
+  chromium --headless=new --no-sandbox --disable-gpu --ignore-certificate-errors --user-data-dir="$fed/chromium" \
+    --virtual-time-budget=10000 --window-size=1280,1100 --screenshot="$EDGELLM_FLEET_SCREENSHOT" \
+    "https://127.0.0.1:$fleet_port/#token=$(cat "$fed/fleet.token")" 2> /dev/null
+  echo "   a screenshot of the fleet page: $EDGELLM_FLEET_SCREENSHOT"
+fi
 echo "== Stopping the aggregator and the daemons"
 kill -TERM "${pids[@]}"
 wait "${pids[@]}" || true

@@ -33,6 +33,8 @@ test_packages=(
   python3 jq curl python3-grpcio python3-protobuf
   # Jinja2, the reference the chat-template renderer is compared with byte for byte
   python3-jinja2
+  # a real browser (headless) loads the aggregator's fleet page in the tests
+  chromium
   # systemd-analyze verifies the unit files
   systemd
   # libfaketime (preloaded by the tests, not through the faketime wrapper):

@@ -5,7 +5,6 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
-#include <google/protobuf/util/json_util.h>
 
 #include <iostream>
 
@@ -20,6 +19,7 @@
 #include "common/str_cat.h"
 #include "daemon/ops/tls_files.h"
 #include "edgellm/v1/ota.grpc.pb.h"
+#include "federated/protocol/proto_json.h"
 #include "federated/protocol/sha256.h"
 #include "federated/release/evaluation_proto.h"
 #include "federated/release/manifest.h"
@@ -67,12 +67,7 @@ absl::Status FromGrpc(const grpc::Status& s, std::string_view what) {
 
 void PrintStatus(const v1::RolloutStatus& status, bool json) {
   if (json) {
-    std::string text;
-    google::protobuf::util::JsonPrintOptions options;
-    options.always_print_primitive_fields = true;
-    options.preserve_proto_field_names = true;
-    (void)google::protobuf::util::MessageToJsonString(status, &text, options);
-    std::cout << text << "\n";
+    std::cout << federated::ProtoJson(status) << "\n";
     return;
   }
   if (status.stage() == "none") {
@@ -358,6 +353,49 @@ absl::Status RunRollout(const RolloutArgs& args, v1::ControlRolloutRequest::Acti
   return absl::OkStatus();
 }
 
+struct FleetArgs {
+  AdminConnection connection;
+  std::string model;  // "": every model
+  bool json = false;
+};
+
+// One line per device and the latest round of each model; --json: all of it, as the fleet page reads it.
+absl::Status RunFleet(const FleetArgs& args) {
+  absl::StatusOr<std::unique_ptr<v1::ReleaseAdmin::Stub>> stub = Connect(args.connection);
+  if (!stub.ok()) return stub.status();
+  v1::GetFleetRequest request;
+  request.set_model_id(args.model);
+  v1::FleetStatus fleet;
+  if (absl::Status failed = FromGrpc((*stub)->GetFleet(Call().get(), request, &fleet), "fleet"); !failed.ok()) {
+    return failed;
+  }
+  if (args.json) {
+    std::cout << federated::ProtoJson(fleet) << "\n";
+    return absl::OkStatus();
+  }
+  for (const v1::ModelFleet& model : fleet.models()) {
+    const v1::RolloutStatus& rollout = model.rollout();
+    std::cout << model.model_id() << ": " << model.devices_size() << " devices, latest version "
+              << (model.versions().empty() ? 0 : model.versions().rbegin()->version()) << ", rollout "
+              << (rollout.stage() == "none" ? std::string("none")
+                                            : StrCat("of release ", rollout.release(), " ", rollout.stage()))
+              << "\n";
+    for (const v1::FleetDevice& d : model.devices()) {
+      const int64_t ago_s = d.last_seen_unix_ms() > 0 ? (fleet.unix_ms() - d.last_seen_unix_ms()) / 1000 : -1;
+      std::cout << "  " << d.device_id() << ": " << (d.online() ? "online" : "offline") << ", serving "
+                << (d.serving_version() == 0 ? std::string("the base model") : StrCat("version ", d.serving_version()))
+                << (ago_s >= 0 ? StrCat(", seen ", ago_s, " s ago") : std::string(", not seen since the start"))
+                << (d.last_report().empty() ? "" : ", " + d.last_report()) << "\n";
+    }
+    if (!model.rounds().empty()) {
+      const v1::FleetRound& r = *model.rounds().rbegin();
+      std::cout << "  latest round " << r.round_id() << ": " << r.state() << ", " << r.participants_size()
+                << " participants" << (r.outcome().empty() ? "" : " — " + r.outcome()) << "\n";
+    }
+  }
+  return absl::OkStatus();
+}
+
 void AddPublishOptions(CLI::App* cmd, PublishArgs& args) {
   AddConnectionOptions(cmd, args.connection);
   cmd->add_option("-m,--model", args.model, "Model id")->required();
@@ -402,6 +440,13 @@ void AddReleaseCommands(CLI::App& app, absl::Status* result) {
   AddPublishOptions(publish_cmd, *publish);
   publish_cmd->add_option("--version", publish->version, "The version to release (default: the latest)");
   publish_cmd->callback([publish, result] { *result = RunPublish(*publish); });
+
+  auto fleet = std::make_shared<FleetArgs>();
+  CLI::App* fleet_cmd = app.add_subcommand("fleet", "Devices, rounds, versions and rollouts, as the fleet page shows them");
+  AddConnectionOptions(fleet_cmd, fleet->connection);
+  fleet_cmd->add_option("-m,--model", fleet->model, "Model id (default: every model)");
+  fleet_cmd->add_flag("--json", fleet->json, "Print it as JSON (what the fleet page's /api/fleet answers)");
+  fleet_cmd->callback([fleet, result] { *result = RunFleet(*fleet); });
 
   auto rollout = std::make_shared<RolloutArgs>();
   CLI::App* rollout_cmd = app.add_subcommand("rollout", "See and steer the rollout of a model's latest release");

@@ -13,11 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "daemon/serve/http_server.h"
+#include "daemon/ops/http_server.h"
 #include "daemon/serve/inference_core.h"
 #include "daemon/serve/openai_requests.h"
 
 namespace edgellm::serve {
+
+using ops::HttpRequest;
+using ops::HttpResponder;
 
 class OpenAiApi {
  public:

@@ -202,6 +202,8 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Text("tls_key", &config.tls_key);
   fields.Text("tls_client_ca", &config.tls_client_ca);
   fields.Text("metrics_listen", &config.metrics_listen);
+  fields.Text("fleet_listen", &config.fleet_listen);
+  fields.Text("fleet_token_file", &config.fleet_token_file);
   fields.Text("state_dir", &config.state_dir);
   fields.Number("heartbeat_interval_seconds", &config.heartbeat_interval_seconds);
   fields.Number("poll_interval_seconds", &config.poll_interval_seconds);

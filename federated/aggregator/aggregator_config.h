@@ -102,6 +102,11 @@ struct AggregatorConfig {
   std::string tls_key;
   std::string tls_client_ca;
   std::string metrics_listen;  // HOST:PORT for /metrics and /healthz; empty: off
+  // HOST:PORT of the fleet page (HTTPS with tls_cert); empty: off. Readers
+  // show the token in fleet_token_file, or without one a client
+  // certificate from tls_client_ca whose common name is among the admins.
+  std::string fleet_listen;
+  std::string fleet_token_file;
   std::string state_dir = "/var/lib/edgellm-aggregator";
   double heartbeat_interval_seconds = 5;
   double poll_interval_seconds = 2;

@@ -236,6 +236,12 @@ bool Coordinator::Alive(const std::string& device_id, int64_t now) const {
          now - it->second.last_seen_ms <= static_cast<int64_t>(config_.liveness_timeout_seconds * 1000);
 }
 
+int64_t Coordinator::LastSeenMs(const std::string& device_id) {
+  MutexLock lock(&mu_);
+  auto it = devices_.find(device_id);
+  return it == devices_.end() ? 0 : it->second.last_seen_ms;
+}
+
 int32_t Coordinator::AliveDevices(const std::string& model_id) {
   MutexLock lock(&mu_);
   const int64_t now = NowMs();

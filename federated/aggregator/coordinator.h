@@ -99,6 +99,9 @@ class Coordinator {
   void Tick();
   // Devices heard from within the liveness timeout, for the model.
   int32_t AliveDevices(const std::string& model_id);
+  // When the device last called for rounds since the aggregator started; 0: never.
+  int64_t LastSeenMs(const std::string& device_id);
+  const AggregatorConfig& config() const { return config_; }
   // The state directory's PEFT copy of a version (for serving and OTA).
   std::string VersionDir(const std::string& model_id, uint64_t version) const;
   // Versions of a model, oldest first.

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "common/read_file.h"
 #include "common/str_cat.h"
 #include "daemon/ops/http_endpoint.h"
 #include "daemon/ops/metrics.h"
@@ -22,6 +24,7 @@
 #include "federated/aggregator/device_calls.h"
 #include "federated/aggregator/name_list_file.h"
 #include "federated/aggregator/federation_service.h"
+#include "federated/aggregator/fleet_page.h"
 #include "federated/aggregator/release_service.h"
 #include "federated/aggregator/rollout.h"
 #include "federated/protocol/protocol.h"
@@ -30,6 +33,18 @@ namespace edgellm::federated {
 namespace {
 
 void Log(const std::string& message) { std::fprintf(stderr, "edgellm-aggregator: %s\n", message.c_str()); }
+
+// The fleet page as `config` asks: its token read from fleet_token_file (trimmed), if any.
+absl::StatusOr<std::unique_ptr<FleetPage>> StartFleetPage(const AggregatorConfig& config, Coordinator& coordinator,
+                                                          Rollouts& rollouts, NameListFile& revoked) {
+  FleetPageConfig page{config.fleet_listen, config.tls_cert, config.tls_key, config.tls_client_ca, "", config.admins};
+  if (!config.fleet_token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadFileToString(config.fleet_token_file, "fleet_token_file");
+    if (!token.ok()) return token.status();
+    page.token = std::string(absl::StripAsciiWhitespace(*token));
+  }
+  return FleetPage::Start(std::move(page), coordinator, rollouts, revoked);
+}
 
 int Run(const AggregatorConfig& config) {
   sigset_t signals;
@@ -80,7 +95,7 @@ int Run(const AggregatorConfig& config) {
   CallerChecks checks{device_calls, revoked, config.admins, deadlines};
   FederationService service(**coordinator, checks);
   ReleaseService releases(**rollouts, checks);
-  ReleaseAdminService release_admin(**rollouts, config.admins, revoked);
+  ReleaseAdminService release_admin(**coordinator, **rollouts, config.admins, revoked);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -100,6 +115,17 @@ int Run(const AggregatorConfig& config) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  std::unique_ptr<FleetPage> fleet_page;
+  if (!config.fleet_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<FleetPage>> page = StartFleetPage(config, **coordinator, **rollouts, revoked);
+    if (!page.ok()) {
+      Log("the fleet page: " + std::string(page.status().message()));
+      return absl::IsInvalidArgument(page.status()) ? 2 : 1;
+    }
+    fleet_page = *std::move(page);
+    Log(StrCat("fleet page on port ", fleet_page->port(), " (https, ",
+               config.fleet_token_file.empty() ? "admins' certificates" : "a token", ")"));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
     Log("cannot listen on " + config.listen);

@@ -5,6 +5,7 @@
 #include "common/grpc_status.h"
 #include "common/str_cat.h"
 #include "federated/aggregator/federation_service.h"
+#include "federated/aggregator/fleet_view.h"
 
 namespace edgellm::federated {
 namespace {
@@ -94,6 +95,12 @@ grpc::Status ReleaseAdminService::FetchPreparedArtifact(grpc::ServerContext* con
   absl::StatusOr<ArtifactRef> artifact = rollouts_.PreparedArtifact(request->model_id(), request->sha256());
   if (!artifact.ok()) return ToGrpcStatus(artifact.status());
   return StreamArtifact(*context, *artifact, request->offset(), writer);
+}
+
+grpc::Status ReleaseAdminService::GetFleet(grpc::ServerContext* context, const v1::GetFleetRequest* request,
+                                           v1::FleetStatus* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  return Answer(ReadFleet(coordinator_, rollouts_, request->model_id()), response);
 }
 
 }  // namespace edgellm::federated

@@ -32,8 +32,9 @@ class ReleaseService final : public v1::Releases::Service {
 
 class ReleaseAdminService final : public v1::ReleaseAdmin::Service {
  public:
-  ReleaseAdminService(Rollouts& rollouts, std::vector<std::string> admins, NameListFile& revoked)
-      : rollouts_(rollouts), admins_(std::move(admins)), revoked_(revoked) {}
+  ReleaseAdminService(Coordinator& coordinator, Rollouts& rollouts, std::vector<std::string> admins,
+                      NameListFile& revoked)
+      : coordinator_(coordinator), rollouts_(rollouts), admins_(std::move(admins)), revoked_(revoked) {}
 
   grpc::Status PrepareRelease(grpc::ServerContext* context, const v1::PrepareReleaseRequest* request,
                               v1::PrepareReleaseResponse* response) override;
@@ -45,10 +46,13 @@ class ReleaseAdminService final : public v1::ReleaseAdmin::Service {
                               v1::RolloutStatus* response) override;
   grpc::Status FetchPreparedArtifact(grpc::ServerContext* context, const v1::FetchPreparedArtifactRequest* request,
                                      grpc::ServerWriter<v1::ArtifactChunk>* writer) override;
+  grpc::Status GetFleet(grpc::ServerContext* context, const v1::GetFleetRequest* request,
+                        v1::FleetStatus* response) override;
 
  private:
   // OK for an admin's certificate, whose name goes to *operator_name if given.
   grpc::Status Authorize(const grpc::ServerContext& context, std::string* operator_name = nullptr) const;
+  Coordinator& coordinator_;
   Rollouts& rollouts_;
   const std::vector<std::string> admins_;
   NameListFile& revoked_;

@@ -293,6 +293,7 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
   EDGELLM_RETURN_IF_ERROR(coordinator_.Enroll(request.device_id(), request.model_id()));
   MutexLock lock(&mu_);
   pollers_[request.model_id()].insert(request.device_id());
+  last_polled_ms_[request.device_id()] = NowMs();
   if (!enabled()) return response;
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
   if (!latest || request.last_release() >= latest->release || latest->stage == "aborted") return response;
@@ -402,6 +403,12 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
   }
   if (latest && latest->release == report.release()) return Advance(*latest);
   return absl::OkStatus();
+}
+
+int64_t Rollouts::LastPolledMs(const std::string& device_id) {
+  MutexLock lock(&mu_);
+  auto it = last_polled_ms_.find(device_id);
+  return it == last_polled_ms_.end() ? 0 : it->second;
 }
 
 void Rollouts::Tick() {

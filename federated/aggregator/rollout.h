@@ -75,6 +75,9 @@ class Rollouts {
   // offered the release.
   absl::Status Report(const v1::InstallReport& report);
 
+  // When the device last asked for releases since the aggregator started; 0: never.
+  int64_t LastPolledMs(const std::string& device_id);
+
   // Soak timers, and the aggregator's own publishing of new versions; call
   // every ~100 ms.
   void Tick();
@@ -111,6 +114,7 @@ class Rollouts {
   Mutex mu_;
   std::map<std::string, std::set<std::string>> pollers_ ABSL_GUARDED_BY(mu_);  // model → devices
   std::map<std::string, std::set<std::string>> prepared_ ABSL_GUARDED_BY(mu_);  // model → artifacts prepared
+  std::map<std::string, int64_t> last_polled_ms_ ABSL_GUARDED_BY(mu_);  // device → when it last asked for releases
   // model → the version whose automatic publishing failed (logged once, not retried every tick)
   std::map<std::string, uint64_t> unpublishable_ ABSL_GUARDED_BY(mu_);
 };

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 
@@ -219,18 +220,34 @@ absl::Status StateStore::PutRound(const RoundRecord& round) {
 }
 
 absl::StatusOr<std::optional<RoundRecord>> StateStore::LatestRound(const std::string& model_id) {
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<RoundRecord> rounds, LatestRounds(model_id, 1));
+  if (rounds.empty()) return std::optional<RoundRecord>();
+  return std::optional<RoundRecord>(std::move(rounds.back()));
+}
+
+absl::StatusOr<std::vector<RoundRecord>> StateStore::LatestRounds(const std::string& model_id, int64_t count) {
   MutexLock lock(&mu_);
   Statement s(db_,
               "SELECT model_id, round_id, base_version, state, opened_ms, deadline_ms, closed_ms, selected, outcome, "
-              "noise_seed, weight_cap FROM rounds WHERE model_id = ? ORDER BY round_id DESC LIMIT 1");
-  s.Bind(model_id);
-  const int rc = s.Step();
-  if (rc == SQLITE_DONE) return std::optional<RoundRecord>();
-  if (rc != SQLITE_ROW) return Failed(path_, "reading rounds", s.Error());
-  RoundRecord r{s.Text(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), RoundStateFromName(s.Text(3)),
-                s.Int(4), s.Int(5), s.Int(6), {}, s.Text(8), static_cast<uint64_t>(s.Int(9)), s.Int(10)};
-  r.selected = nlohmann::json::parse(s.Text(7), nullptr, false).get<std::vector<std::string>>();
-  return std::optional<RoundRecord>(std::move(r));
+              "noise_seed, weight_cap FROM rounds WHERE model_id = ? ORDER BY round_id DESC LIMIT ?");
+  s.Bind(model_id).Bind(count);
+  std::vector<RoundRecord> rounds;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    RoundRecord r{s.Text(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)),
+                  RoundStateFromName(s.Text(3)), s.Int(4), s.Int(5), s.Int(6), {}, s.Text(8),
+                  static_cast<uint64_t>(s.Int(9)), s.Int(10)};
+    const nlohmann::json selected = nlohmann::json::parse(s.Text(7), nullptr, false);
+    if (selected.is_array()) {
+      for (const nlohmann::json& id : selected) {
+        if (id.is_string()) r.selected.push_back(id.get<std::string>());
+      }
+    }
+    rounds.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return Failed(path_, "reading rounds", s.Error());
+  std::reverse(rounds.begin(), rounds.end());
+  return rounds;
 }
 
 absl::StatusOr<int64_t> StateStore::CountRounds(const std::string& model_id, RoundState state) {
@@ -302,6 +319,14 @@ absl::StatusOr<std::vector<VersionRecord>> StateStore::QueryVersions(const std::
                         s.Text(7), s.Text(8)});
   }
   if (rc != SQLITE_DONE) return Failed(path_, "reading versions", s.Error());
+  return versions;
+}
+
+absl::StatusOr<std::vector<VersionRecord>> StateStore::LatestVersions(const std::string& model_id, int64_t count) {
+  MutexLock lock(&mu_);
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<VersionRecord> versions,
+                           QueryVersions("model_id = ? ORDER BY version DESC LIMIT ?", model_id, count));
+  std::reverse(versions.begin(), versions.end());
   return versions;
 }
 

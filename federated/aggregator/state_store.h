@@ -123,6 +123,8 @@ class StateStore {
 
   absl::Status PutRound(const RoundRecord& round);  // insert or replace
   absl::StatusOr<std::optional<RoundRecord>> LatestRound(const std::string& model_id);
+  // The model's latest `count` rounds, oldest first.
+  absl::StatusOr<std::vector<RoundRecord>> LatestRounds(const std::string& model_id, int64_t count);
   // Rounds of the model in `state`.
   absl::StatusOr<int64_t> CountRounds(const std::string& model_id, RoundState state);
 
@@ -134,6 +136,8 @@ class StateStore {
 
   absl::Status PutVersion(const VersionRecord& version);
   absl::StatusOr<std::optional<VersionRecord>> LatestVersion(const std::string& model_id);
+  // The model's latest `count` versions, oldest first.
+  absl::StatusOr<std::vector<VersionRecord>> LatestVersions(const std::string& model_id, int64_t count);
   absl::StatusOr<std::optional<VersionRecord>> Version(const std::string& model_id, uint64_t version);
   absl::StatusOr<std::vector<VersionRecord>> Versions(const std::string& model_id);
 

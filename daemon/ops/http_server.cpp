@@ -1,4 +1,4 @@
-#include "daemon/serve/http_server.h"
+#include "daemon/ops/http_server.h"
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,7 +18,7 @@
 #include "common/str_cat.h"
 #include "daemon/ops/tls_files.h"
 
-namespace edgellm::serve {
+namespace edgellm::ops {
 namespace {
 
 namespace asio = boost::asio;
@@ -107,7 +107,7 @@ namespace {
 // What every connection reads of its server.
 struct ServerShared {
   HttpServerConfig config;
-  HttpHandler handler;
+  HttpRequestHandler handler;
   HttpErrorBody error_body;
   std::unique_ptr<ssl::context> tls;
   std::atomic<int32_t> connections{0};
@@ -387,7 +387,7 @@ void HttpServer::Impl::Accept() {
   });
 }
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerConfig& config, HttpHandler handler,
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerConfig& config, HttpRequestHandler handler,
                                                               HttpErrorBody error_body) {
   const size_t colon = config.listen.rfind(':');
   if (colon == std::string::npos) {
@@ -451,4 +451,4 @@ HttpServer::~HttpServer() {
 
 int HttpServer::port() const { return impl_->acceptor->local_endpoint().port(); }
 
-}  // namespace edgellm::serve
+}  // namespace edgellm::ops

@@ -1,11 +1,11 @@
-// serve/http_server.h — an HTTP/1.1 server for the daemon's HTTP API
+// ops/http_server.h — an HTTP/1.1 server for the daemon's HTTP API and the aggregator's fleet page
 // (Boost.Beast, OpenSSL for TLS): keep-alive connections, bodies bounded
 // before they are read, a deadline on every request's arrival and on idle
 // connections, and responses that are either whole or streamed in chunks
 // (server-sent events). A handler answers through an HttpResponder from any
 // thread; a client that goes away mid-response is reported to it at once.
-#ifndef EDGELLM_SERVE_HTTP_SERVER_H_
-#define EDGELLM_SERVE_HTTP_SERVER_H_
+#ifndef EDGELLM_OPS_HTTP_SERVER_H_
+#define EDGELLM_OPS_HTTP_SERVER_H_
 
 #include <chrono>
 #include <cstdint>
@@ -17,7 +17,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace edgellm::serve {
+namespace edgellm::ops {
 
 struct HttpServerConfig {
   std::string listen;  // HOST:PORT; port 0 picks a free one (see HttpServer::port)
@@ -54,7 +54,7 @@ class HttpResponder {
   virtual void OnClientGone(std::function<void()> on_gone) = 0;
 };
 
-using HttpHandler = std::function<void(HttpRequest request, std::shared_ptr<HttpResponder> responder)>;
+using HttpRequestHandler = std::function<void(HttpRequest request, std::shared_ptr<HttpResponder> responder)>;
 // The body of an error the server itself answers (413, 400, 503): a status and a message.
 using HttpErrorBody = std::function<std::string(int status, const std::string& message)>;
 
@@ -62,7 +62,7 @@ class HttpServer {
  public:
   // Listens and serves on its own threads. InvalidArgument for a malformed
   // address or TLS files, Unavailable when it cannot bind.
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerConfig& config, HttpHandler handler,
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerConfig& config, HttpRequestHandler handler,
                                                            HttpErrorBody error_body);
   ~HttpServer();  // closes every connection and joins the threads
   HttpServer(const HttpServer&) = delete;
@@ -76,6 +76,6 @@ class HttpServer {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace edgellm::serve
+}  // namespace edgellm::ops
 
-#endif  // EDGELLM_SERVE_HTTP_SERVER_H_
+#endif  // EDGELLM_OPS_HTTP_SERVER_H_
