@@ -180,15 +180,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       r.set_outcome(static_cast<v1::InstallReport::Outcome>(in.ConsumeIntegralInRange<int>(0, 5)));
       r.set_serving_version(in.ConsumeIntegral<uint64_t>());
       r.set_detail(in.ConsumeRandomLengthString(1000));
+      // Figures a lying device makes up, not-a-numbers and infinities among them.
+      const auto figure = [&in] {
+        switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+          case 0: return std::nan("");
+          case 1: return std::numeric_limits<double>::infinity();
+          default: return in.ConsumeFloatingPoint<double>();
+        }
+      };
+      for (int which = 0; which < 2; ++which) {
+        if (!in.ConsumeBool()) continue;
+        v1::LiveFigures* live = which == 0 ? r.mutable_live() : r.mutable_live_baseline();
+        live->set_requests(in.ConsumeIntegral<uint64_t>());
+        live->set_errors(in.ConsumeIntegral<uint64_t>());
+        live->set_refusals(in.ConsumeIntegral<uint64_t>());
+        live->set_ttft_samples(in.ConsumeIntegral<uint64_t>());
+        live->set_ttft_p99_seconds(figure());
+        live->set_seconds(figure());
+      }
       if (in.ConsumeBool()) {
-        // Figures a lying device makes up, not-a-numbers and infinities among them.
-        const auto figure = [&in] {
-          switch (in.ConsumeIntegralInRange<int>(0, 3)) {
-            case 0: return std::nan("");
-            case 1: return std::numeric_limits<double>::infinity();
-            default: return in.ConsumeFloatingPoint<double>();
-          }
-        };
         v1::EvaluationFigures* e = r.mutable_evaluation();
         e->set_loss(figure());
         e->set_baseline_loss(figure());
