@@ -52,16 +52,25 @@ echo "== The same prompt with the adapter applied unmerged (edgellm generate --a
 echo "== edgellmd: serving the model and the adapter over TLS on loopback (certificates from deploy/pki.sh)"
 pki=$(mktemp -d /tmp/edgellm-demo-pki-XXXXXX)
 deploy/pki.sh "$pki"
-port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# The number after TEXT in the log FILE, once it is there (60 s at most): the
+# port a program listening on port 0 chose.
+logged_port() {
+  for _ in $(seq 600); do
+    grep -q "$2" "$1" 2> /dev/null && break
+    sleep 0.1
+  done
+  sed -n "s/.*$2\([0-9]*\).*/\1/p" "$1" | head -1
+}
 # stories260K carries no chat template: the daemon is given ChatML for its chat APIs.
 cat > "$work/chatml.jinja" <<'TEMPLATE'
 {% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
 TEMPLATE
-build/release/daemon/edgellmd --model "$model" --listen "127.0.0.1:$port" \
+build/release/daemon/edgellmd --model "$model" --listen 127.0.0.1:0 \
   --tls-cert "$pki/server.pem" --tls-key "$pki/server.key" --adapter "facts=$work/facts" \
   --chat-template-file "$work/chatml.jinja" --http-listen 127.0.0.1:0 2> >(tee "$work/edgellmd.log" >&2) &
 daemon=$!
 trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$pki" "$work"' EXIT
+port=$(logged_port "$work/edgellmd.log" "gRPC on port ")
 server=(--server "127.0.0.1:$port" --tls-ca "$pki/ca.pem")
 for _ in $(seq 100); do
   "$edgellm" generate "${server[@]}" --prompt "x" -n 1 >/dev/null 2>&1 && break
@@ -103,7 +112,6 @@ echo "== A release signing key (Ed25519) for the operator; the daemons trust its
 prompts=("Once upon a time" "The little bird" "Lily had a cat")
 facts=(" there was a purple dragon named Zog." " sang a song about the blue moon." " named Max who loved green apples.")
 devices=(dev-a dev-b dev-c)
-agg_port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 for i in 0 1 2; do
   echo "{\"prompt\": \"${prompts[$i]}\", \"completion\": \"${facts[$i]}\"}" >> "$fed/eval.jsonl"
   for _ in $(seq 16); do echo "{\"prompt\": \"${prompts[$i]}\", \"completion\": \"${facts[$i]}\"}"; done \
@@ -111,7 +119,7 @@ for i in 0 1 2; do
 done
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$fed/fleet.token"
 cat > "$fed/aggregator.yaml" <<YAML
-listen: 127.0.0.1:$agg_port
+listen: 127.0.0.1:0
 tls_cert: $fed/pki/aggregator.pem
 tls_key: $fed/pki/aggregator.key
 tls_client_ca: $fed/pki/ca.pem
@@ -141,6 +149,8 @@ models:
 YAML
 build/release/federated/aggregator/edgellm-aggregator --config "$fed/aggregator.yaml" 2> "$fed/aggregator.log" &
 pids+=($!)
+agg_port=$(logged_port "$fed/aggregator.log" "(port ")
+fleet_port=$(logged_port "$fed/aggregator.log" "fleet page on port ")
 for device in "${devices[@]}"; do
   cat > "$fed/$device.yaml" <<YAML
 model: $model
@@ -200,7 +210,6 @@ echo "== Rollout done (edgellm rollout status):"
 grep -h "ota: " "$fed/dev-a.log" | sed 's/^edgellmd: /   dev-a: /'
 echo "== After the rollout, the same prompts through each daemon (gRPC, greedy): version 4 answers"
 ask_daemons
-fleet_port=$(sed -n 's/.*fleet page on port \([0-9]*\).*/\1/p' "$fed/aggregator.log" | head -1)
 echo "== The fleet (edgellm fleet; the same data as the fleet page at https://127.0.0.1:$fleet_port/#token=...):"
 "$edgellm" fleet "${admin[@]}"
 echo "   /api/fleet with the page's token (curl): $(curl -s --cacert "$fed/pki/ca.pem" \
