@@ -305,6 +305,9 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
     calls.Sleep(config.poll_interval);
     return;
   }
+  // Another release is under way: the live figures of the one on probation
+  // no longer matter to any rollout.
+  if (manifest.ok()) live.release = 0;
   if (manifest.ok()) {
     absl::Status installable =
         release::CheckInstallable(*manifest, config.model_id, {state.current.version, state.last_release});

@@ -343,11 +343,15 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
                                               " was not offered to device ", report.device_id()));
   }
   MutexLock lock(&mu_);
+  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(report.model_id()));
+  // Live figures matter to the rollout under way alone: those of an older
+  // release (a device still on probation with it) must not replace what the
+  // device reported on the latest one.
+  if (report.has_live() && (!latest || latest->release != report.release())) return absl::OkStatus();
   std::string outcome = v1::InstallReport::Outcome_Name(report.outcome());
   std::string detail = report.detail().substr(0, 512);
   std::string figures_json;
   if (report.has_evaluation()) figures_json = release::FromProto(report.evaluation()).ToJson();
-  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(report.model_id()));
   if (outcome == "INSTALLED" && latest && latest->release == report.release()) {
     // A device's word that the release passed its evaluation is checked
     // against the release's own thresholds.
