@@ -18,17 +18,20 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# The number after TEXT in the aggregator's log once it is there: the port a
+# listener given as port 0 chose.
+logged_port() {
+  for _ in $(seq 600); do grep -q "$1" "$work/aggregator.log" && break; sleep 0.1; done
+  sed -n "s/.*$1\([0-9]*\).*/\1/p" "$work/aggregator.log" | head -1
+}
 
 "$root/deploy/pki.sh" "$work/pki" --server aggregator dev-a dev-b dev-c > /dev/null
-port=$(free_port)
-metrics=$(free_port)
 cat > "$work/aggregator.yaml" <<YAML
-listen: 127.0.0.1:$port
+listen: 127.0.0.1:0
 tls_cert: $work/pki/aggregator.pem
 tls_key: $work/pki/aggregator.key
 tls_client_ca: $work/pki/ca.pem
-metrics_listen: 127.0.0.1:$metrics
+metrics_listen: 127.0.0.1:0
 state_dir: $work/state
 heartbeat_interval_seconds: 1
 poll_interval_seconds: 0.2
@@ -48,6 +51,8 @@ models:
 YAML
 "$build/federated/aggregator/edgellm-aggregator" --config "$work/aggregator.yaml" 2> "$work/aggregator.log" &
 pids+=($!)
+port=$(logged_port "(port ")
+metrics=$(logged_port "metrics on port ")
 facts=(" there was a purple dragon named Zog." " sang a song about the blue moon." " named Max who loved green apples.")
 i=0
 for device in dev-a dev-b dev-c; do

@@ -22,16 +22,14 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 names=()
 for i in $(seq "$devices"); do names+=("dev-$i"); done
 "$root/deploy/pki.sh" "$work/pki" --server aggregator "${names[@]}" operator > /dev/null
 "$build/tools/edgellm" keygen --out "$work/release" > /dev/null
-port=$(free_port)
 cat > "$work/aggregator.yaml" <<YAML
-listen: 127.0.0.1:$port
+listen: 127.0.0.1:0
 tls_cert: $work/pki/aggregator.pem
 tls_key: $work/pki/aggregator.key
 tls_client_ca: $work/pki/ca.pem
@@ -51,6 +49,8 @@ YAML
 "$build/federated/aggregator/edgellm-aggregator" --config "$work/aggregator.yaml" 2> "$work/aggregator.log" &
 pids+=($!)
 for _ in $(seq 600); do grep -q "listening on" "$work/aggregator.log" && break; sleep 0.1; done
+# It chose a free port (listen: ...:0) and logged it.
+port=$(sed -n 's/.*(port \([0-9]*\).*/\1/p' "$work/aggregator.log" | head -1)
 for name in "${names[@]}"; do
   cat > "$work/$name.yaml" <<YAML
 model: $model
