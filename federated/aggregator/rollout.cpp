@@ -31,15 +31,6 @@ std::string LeadingLines(const std::string& text, size_t max_bytes) {
   return end == std::string::npos ? std::string() : text.substr(0, end + 1);
 }
 
-// The evaluation a published release carries, if any.
-std::optional<release::EvaluationSpec> EvaluationOf(const ReleaseRecord& record) {
-  absl::StatusOr<release::SignedRelease> envelope = release::SignedRelease::FromJson(record.signed_release);
-  if (!envelope.ok()) return std::nullopt;
-  absl::StatusOr<release::ReleaseManifest> manifest = release::ReleaseManifest::FromJson(envelope->manifest_json);
-  if (!manifest.ok()) return std::nullopt;
-  return manifest->evaluation;
-}
-
 // Failures the threshold tolerates among `devices`.
 int64_t ToleratedFailures(double success_threshold, size_t devices) {
   return static_cast<int64_t>(std::floor((1.0 - success_threshold) * static_cast<double>(devices) + 1e-9));
@@ -355,7 +346,7 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
   if (outcome == "INSTALLED" && latest && latest->release == report.release()) {
     // A device's word that the release passed its evaluation is checked
     // against the release's own thresholds.
-    if (std::optional<release::EvaluationSpec> spec = EvaluationOf(*latest)) {
+    if (const std::optional<release::EvaluationSpec>& spec = EvaluationOf(*latest)) {
       const absl::Status judged = report.has_evaluation()
                                       ? release::Judge(*spec, release::FromProto(report.evaluation()))
                                       : absl::FailedPreconditionError("the device reported no evaluation figures");
@@ -407,6 +398,18 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
   }
   if (latest && latest->release == report.release()) return Advance(*latest);
   return absl::OkStatus();
+}
+
+const std::optional<release::EvaluationSpec>& Rollouts::EvaluationOf(const ReleaseRecord& record) {
+  auto& [parsed_release, spec] = evaluations_[record.model_id];
+  if (parsed_release == record.release) return spec;
+  parsed_release = record.release;
+  spec.reset();
+  absl::StatusOr<release::SignedRelease> envelope = release::SignedRelease::FromJson(record.signed_release);
+  if (!envelope.ok()) return spec;
+  absl::StatusOr<release::ReleaseManifest> manifest = release::ReleaseManifest::FromJson(envelope->manifest_json);
+  if (manifest.ok()) spec = manifest->evaluation;
+  return spec;
 }
 
 int64_t Rollouts::LastPolledMs(const std::string& device_id) {

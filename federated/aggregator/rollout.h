@@ -91,6 +91,11 @@ class Rollouts {
   // The evaluation the canaries judge the release by: the request's, or the
   // model's eval_data with canary_max_loss_ratio; none for a rollback that does not ask.
   absl::StatusOr<std::optional<release::EvaluationSpec>> EvaluationFor(const v1::PrepareReleaseRequest& request) const;
+  // The evaluation the model's latest release carries, if any: parsed from
+  // its signed manifest (up to 256 KiB of examples) once per release, not
+  // at every report.
+  const std::optional<release::EvaluationSpec>& EvaluationOf(const ReleaseRecord& record)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::RolloutStatus> PublishLocked(const v1::PublishRequest& request, const std::string& publisher)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Devices of the model: registered for rounds, heard asking for releases,
@@ -114,7 +119,10 @@ class Rollouts {
   Mutex mu_;
   std::map<std::string, std::set<std::string>> pollers_ ABSL_GUARDED_BY(mu_);  // model → devices
   std::map<std::string, std::set<std::string>> prepared_ ABSL_GUARDED_BY(mu_);  // model → artifacts prepared
-  std::map<std::string, int64_t> last_polled_ms_ ABSL_GUARDED_BY(mu_);  // device → when it last asked for releases
+  std::map<std::string, int64_t> last_polled_ms_ ABSL_GUARDED_BY(mu_);
+  // model → its latest release's number and evaluation, as EvaluationOf parsed them
+  std::map<std::string, std::pair<uint64_t, std::optional<release::EvaluationSpec>>> evaluations_
+      ABSL_GUARDED_BY(mu_);  // device → when it last asked for releases
   // model → the version whose automatic publishing failed (logged once, not retried every tick)
   std::map<std::string, uint64_t> unpublishable_ ABSL_GUARDED_BY(mu_);
 };
