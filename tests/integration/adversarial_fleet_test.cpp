@@ -17,6 +17,7 @@
 #include "federated/aggregator/aggregator_config.h"
 #include "federated/aggregator/audit_log.h"
 #include "federated/aggregator/strategy.h"
+#include "federated/release/manifest.h"
 #include "federated/release/signing_key.h"
 #include "tests/support/aggregator_fixture.h"
 #include "tests/support/process_state.h"
@@ -366,6 +367,86 @@ TEST_F(AdversarialFleet, AHaltedRolloutResumedByAnOperatorMakesProgressAndTheAud
   EXPECT_NE(audit.find("\"outcome\":\"SMOKE_FAILED\""), std::string::npos) << audit;
   EXPECT_NE(audit.find("\"device\":\"" + canary + "\""), std::string::npos) << audit;
   EXPECT_TRUE(AuditLog::Verify((dir_ / "state" / "audit.log").string()).ok());
+}
+
+// A canary on probation with release 1 keeps sending its live figures; an
+// operator publishes release 2 (a rollback), whose smoke test fails on the
+// canary. A live report for release 1 arriving after that must neither
+// replace the canary's SMOKE_FAILED on release 2 nor be judged for it.
+TEST_F(AdversarialFleet, ALiveReportForAnOlderReleaseDoesNotHideAFailureOnTheLatest) {
+  auto devices = StartRollout("");
+  ASSERT_FALSE(HasFatalFailure());
+  const auto [canary, others] = FindCanary();
+  ASSERT_FALSE(canary.empty());
+  ASSERT_TRUE(Report(canary, v1::InstallReport::INSTALLED).ok());
+  auto admin = v1::ReleaseAdmin::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port_),
+      edgellm::testing::DeviceCredentials(dir_ / "pki" / "ca.pem", dir_ / "pki" / "operator.pem",
+                                          dir_ / "pki" / "operator.key")));
+  v1::PrepareReleaseRequest prepare;
+  prepare.set_model_id(kModelId);
+  prepare.set_version(1);
+  prepare.set_rollback(true);
+  v1::PrepareReleaseResponse prepared;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(admin->PrepareRelease(&context, prepare, &prepared).ok());
+  }
+  auto key = release::SigningKey::Load((dir_ / "release.key").string());
+  ASSERT_TRUE(key.ok());
+  release::SignedRelease envelope{prepared.manifest_json(), {}};
+  release::AddSignature(envelope, *key);
+  v1::PublishRequest publish;
+  publish.set_signed_release(envelope.ToJson());
+  publish.mutable_rollout()->set_canary_fraction(0.25);
+  v1::RolloutStatus status;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(admin->Publish(&context, publish, &status).ok());
+  }
+  ASSERT_EQ(status.release(), 2u);
+  ASSERT_TRUE(Offered(canary));
+  v1::InstallReport failed;
+  failed.set_device_id(canary);
+  failed.set_model_id(kModelId);
+  failed.set_release(2);
+  failed.set_outcome(v1::InstallReport::SMOKE_FAILED);
+  failed.set_detail("the smoke test failed");
+  v1::InstallReportResponse ignored;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(Releases(canary)->ReportInstall(&context, failed, &ignored).ok());
+  }
+  // The late live report of release 1, with figures that would fail any judge.
+  v1::InstallReport late;
+  late.set_device_id(canary);
+  late.set_model_id(kModelId);
+  late.set_release(1);
+  late.set_outcome(v1::InstallReport::INSTALLED);
+  late.mutable_live()->set_requests(100);
+  late.mutable_live()->set_errors(100);
+  late.mutable_live_baseline()->set_requests(100);
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(Releases(canary)->ReportInstall(&context, late, &ignored).ok());
+  }
+  v1::GetRolloutRequest get;
+  get.set_model_id(kModelId);
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(admin->GetRollout(&context, get, &status).ok());
+  }
+  EXPECT_EQ(status.release(), 2u);
+  EXPECT_EQ(status.stage(), "halted") << status.detail();
+  bool seen = false;
+  for (const v1::DeviceRollout& d : status.devices()) {
+    if (d.device_id() != canary) continue;
+    seen = true;
+    EXPECT_EQ(d.last_report(), "SMOKE_FAILED") << d.DebugString();
+    EXPECT_FALSE(d.has_live()) << d.DebugString();
+  }
+  EXPECT_TRUE(seen);
+  EXPECT_EQ(aggregator_->Log().find("LIVE_FAILED"), std::string::npos) << aggregator_->Log();
 }
 
 // Item 5: a stolen device is revoked while the aggregator runs and refused
