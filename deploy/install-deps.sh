@@ -31,6 +31,8 @@ test_packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   # utilities the tests and demo scripts call; a Python gRPC client tests the API
   python3 jq curl python3-grpcio python3-protobuf
+  # the zstd command line, which tests/bench/measure_base_delta.sh compares deltas with
+  zstd
   # Jinja2, the reference the chat-template renderer is compared with byte for byte
   python3-jinja2
   # a real browser (headless) loads the aggregator's fleet page in the tests
