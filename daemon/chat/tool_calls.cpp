@@ -17,6 +17,22 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// The member `key` of `object`, or null when `object` is not an object or
+// lacks it: request JSON is never trusted to have the types it should
+// (nlohmann's value() and at() throw on a wrong one).
+const Json& FieldOf(const Json& object, const char* key) {
+  static const Json kNull;
+  if (!object.is_object()) return kNull;
+  auto it = object.find(key);
+  return it == object.end() ? kNull : *it;
+}
+
+// The string member `key` of `object`, or "" when it is absent or not a string.
+std::string TextOf(const Json& object, const char* key) {
+  const Json& value = FieldOf(object, key);
+  return value.is_string() ? value.get<std::string>() : std::string();
+}
+
 std::string_view Trim(std::string_view text) {
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos) return {};
@@ -53,7 +69,7 @@ std::optional<ToolCall> CallOf(const Json& object) {
   return call;
 }
 
-const Json& FunctionOf(const Json& tool) { return tool.at("function"); }
+const Json& FunctionOf(const Json& tool) { return FieldOf(tool, "function"); }
 
 std::string Join(const std::vector<std::string>& alternatives) {
   std::string out = "(";
@@ -92,7 +108,7 @@ absl::Status ValidateTools(const Json& tools) {
   for (size_t i = 0; i < tools.size(); ++i) {
     const Json& tool = tools[i];
     const std::string where = edgellm::StrCat("tools[", i, "]");
-    if (!tool.is_object() || tool.value("type", "") != "function") {
+    if (!tool.is_object() || TextOf(tool, "type") != "function") {
       return absl::InvalidArgumentError(where + " must be {\"type\": \"function\", \"function\": {...}}");
     }
     auto function = tool.find("function");
@@ -139,7 +155,7 @@ absl::StatusOr<ToolChoice> ParseToolChoice(const Json& choice, const Json& tools
     return absl::InvalidArgumentError("tool_choice must be 'auto', 'none', 'required' or a named function");
   }
   const Json* name = nullptr;
-  if (choice.is_object() && choice.value("type", "") == "function") {
+  if (choice.is_object() && TextOf(choice, "type") == "function") {
     auto function = choice.find("function");
     if (function != choice.end() && function->is_object()) {
       auto it = function->find("name");
@@ -154,7 +170,7 @@ absl::StatusOr<ToolChoice> ParseToolChoice(const Json& choice, const Json& tools
   out.name = name->get<std::string>();
   if (tools.is_array()) {
     for (const Json& tool : tools) {
-      if (FunctionOf(tool).value("name", "") == out.name) return out;
+      if (TextOf(FunctionOf(tool), "name") == out.name) return out;
     }
   }
   return absl::InvalidArgumentError(
@@ -175,7 +191,7 @@ absl::StatusOr<ToolCallGrammar> ToolCallGrammarFor(ToolCallFormat format, const 
   std::vector<std::string> functions;
   for (size_t i = 0; i < tools.size(); ++i) {
     const Json& function = FunctionOf(tools[i]);
-    const std::string name = function.value("name", "");
+    const std::string name = TextOf(function, "name");
     if (choice.mode == ToolChoice::Mode::kNamed && name != choice.name) continue;
     Json parameters = {{"type", "object"}};
     if (auto it = function.find("parameters"); it != function.end() && it->is_object()) parameters = *it;
@@ -362,22 +378,22 @@ Json MessagesForFormat(ToolCallFormat format, Json messages, const Json& tools, 
   const bool has_tools = tools.is_array() && !tools.empty();
   for (Json& message : messages) {
     if (!message.is_object()) continue;
-    const std::string role = message.value("role", "");
+    const std::string role = TextOf(message, "role");
     if (role == "assistant" && message.contains("tool_calls") && message["tool_calls"].is_array()) {
       Json calls = Json::array();
       for (const Json& call : message["tool_calls"]) {
-        const Json function = call.is_object() ? call.value("function", Json::object()) : Json::object();
-        Json arguments = function.value("arguments", Json("{}"));
+        const Json& function = FieldOf(call, "function");
+        Json arguments = FieldOf(function, "arguments").is_null() ? Json("{}") : FieldOf(function, "arguments");
         if (arguments.is_string()) {
           std::optional<Json> parsed = ParseJson(arguments.get<std::string>());
           if (parsed) arguments = *parsed;
         }
-        calls.push_back({{"name", function.value("name", "")}, {"arguments", arguments}});
+        calls.push_back({{"name", TextOf(function, "name")}, {"arguments", arguments}});
       }
       message.erase("tool_calls");
       message["content"] = Json{{"tool_calls", calls}}.dump();
     } else if (role == "tool") {
-      Json response = {{"tool_call_id", message.value("tool_call_id", "")},
+      Json response = {{"tool_call_id", TextOf(message, "tool_call_id")},
                        {"content", message.contains("content") ? message["content"] : Json("")}};
       message = {{"role", "user"}, {"content", Json{{"tool_response", response}}.dump()}};
     }
@@ -389,7 +405,7 @@ Json MessagesForFormat(ToolCallFormat format, Json messages, const Json& tools, 
       "<arguments object>}]}. Otherwise reply with only {\"response\": <your reply>}.");
   const std::string wanted_role = system_role ? "system" : "user";
   for (Json& message : messages) {
-    if (!message.is_object() || message.value("role", "") != wanted_role) continue;
+    if (!message.is_object() || TextOf(message, "role") != wanted_role) continue;
     if (message.contains("content") && message["content"].is_string()) {
       message["content"] = system_role ? message["content"].get<std::string>() + "\n\n" + instructions
                                        : instructions + "\n\n" + message["content"].get<std::string>();
