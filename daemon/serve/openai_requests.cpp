@@ -103,7 +103,8 @@ absl::Status ReadOutputForm(const Json& body, OutputForm* form) {
   }
   const Json* format = Field(body, "response_format");
   if (format == nullptr) return absl::OkStatus();
-  const std::string type = format->is_object() ? format->value("type", "") : "";
+  const Json* type_field = Field(*format, "type");
+  const std::string type = type_field != nullptr && type_field->is_string() ? type_field->get<std::string>() : "";
   if (type == "text") return absl::OkStatus();
   if (type == "json_object") {
     form->json_object = true;
@@ -169,9 +170,7 @@ absl::Status ReadGeneration(const Json& body, OpenAiGeneration* g) {
   return ReadOutputForm(body, &g->form);
 }
 
-}  // namespace
-
-absl::StatusOr<ChatCompletionRequest> ParseChatCompletionRequest(std::string_view body) {
+absl::StatusOr<ChatCompletionRequest> ReadChatCompletion(std::string_view body) {
   EDGELLM_ASSIGN_OR_RETURN(Json json, ParseObject(body));
   ChatCompletionRequest r;
   EDGELLM_RETURN_IF_ERROR(ReadGeneration(json, &r.generation));
@@ -195,7 +194,7 @@ absl::StatusOr<ChatCompletionRequest> ParseChatCompletionRequest(std::string_vie
   return r;
 }
 
-absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body) {
+absl::StatusOr<CompletionRequest> ReadCompletion(std::string_view body) {
   EDGELLM_ASSIGN_OR_RETURN(Json json, ParseObject(body));
   CompletionRequest r;
   EDGELLM_RETURN_IF_ERROR(ReadGeneration(json, &r.generation));
@@ -218,7 +217,7 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body) 
   return r;
 }
 
-absl::StatusOr<EmbeddingsRequest> ParseEmbeddingsRequest(std::string_view body) {
+absl::StatusOr<EmbeddingsRequest> ReadEmbeddings(std::string_view body) {
   EDGELLM_ASSIGN_OR_RETURN(Json json, ParseObject(body));
   EmbeddingsRequest r;
   EDGELLM_RETURN_IF_ERROR(ReadModel(json, &r.model, &r.params));
@@ -235,6 +234,32 @@ absl::StatusOr<EmbeddingsRequest> ParseEmbeddingsRequest(std::string_view body) 
   if (Field(json, "dimensions") != nullptr) return Bad("dimensions", "is not supported: embeddings have the model's width");
   if (const Json* user = Field(json, "user"); user != nullptr && !user->is_string()) return Bad("user", "must be a string");
   return r;
+}
+
+// Runs `read`. Every field is checked for its type before it is read, but a
+// member of a type no check foresaw makes nlohmann's accessors throw: that
+// is the request's fault, answered as such, and never the daemon's end.
+template <typename Request>
+absl::StatusOr<Request> RefusingTypeErrors(absl::StatusOr<Request> (*read)(std::string_view), std::string_view body) {
+  try {
+    return read(body);
+  } catch (const Json::exception& e) {
+    return absl::InvalidArgumentError(edgellm::StrCat("the request has a field of the wrong JSON type (", e.what(), ")"));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<ChatCompletionRequest> ParseChatCompletionRequest(std::string_view body) {
+  return RefusingTypeErrors(&ReadChatCompletion, body);
+}
+
+absl::StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body) {
+  return RefusingTypeErrors(&ReadCompletion, body);
+}
+
+absl::StatusOr<EmbeddingsRequest> ParseEmbeddingsRequest(std::string_view body) {
+  return RefusingTypeErrors(&ReadEmbeddings, body);
 }
 
 std::string ParamOf(std::string_view message) {

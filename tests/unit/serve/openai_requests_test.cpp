@@ -78,6 +78,9 @@ TEST(OpenAiRequests, EachMistakeNamesItsField) {
       {R"({"messages": [], "stop": 4})", "stop"},
       {R"({"messages": [], "stream": "yes"})", "stream"},
       {R"({"messages": [], "stream_options": []})", "stream_options"},
+      // A member of the wrong type where the code once read it unchecked (found by the fuzzer).
+      {R"({"messages": [], "response_format": {"type": 3935394151953}})", "response_format"},
+      {R"({"messages": [], "tools": [{"type": {"name": "f"}}]})", "tools"},
       {R"({"messages": [], "logprobs": true, "top_logprobs": 21})", "top_logprobs"},
       {R"({"messages": [], "presence_penalty": 0.5})", "presence_penalty"},
       {R"({"messages": [], "tool_choice": "required"})", "tool_choice"},
