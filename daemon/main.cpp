@@ -24,6 +24,7 @@
 #include "daemon/aggregator_identity.h"
 #include "daemon/engine/drafter.h"
 #include "daemon/engine/llama_model.h"
+#include "daemon/model_loader.h"
 #include "daemon/engine/lora_adapter.h"
 #include "daemon/ops/config.h"
 #include "daemon/ops/http_endpoint.h"
@@ -31,13 +32,13 @@
 #include "daemon/ops/metrics.h"
 #include "daemon/ops/systemd_notify.h"
 #include "daemon/ops/tls_files.h"
+#include "daemon/ota/release_store.h"
 #include "daemon/ota_wiring.h"
 #include "daemon/serve/health_probe_service.h"
 #include "daemon/ops/http_server.h"
 #include "daemon/serve/inference_core.h"
 #include "daemon/serve/inference_service.h"
 #include "daemon/serve/openai_api.h"
-#include "daemon/serve/scheduler.h"
 #include "daemon/serve/serve_metrics.h"
 #include "daemon/train/training_worker.h"
 #include "federated/client/federated_client.h"
@@ -68,11 +69,11 @@ bool IsLoopback(const std::string& address) {
   return address.rfind("127.", 0) == 0 || address.rfind("localhost:", 0) == 0 || address.rfind("[::1]:", 0) == 0;
 }
 
-// The trainer's command line from the train_* keys.
-train::TrainCommand TrainingCommand(const ops::DaemonConfig& args) {
+// The trainer's command line from the train_* keys, training on the model in `model_file`.
+train::TrainCommand TrainingCommand(const ops::DaemonConfig& args, const std::string& model_file) {
   train::TrainCommand c;
   c.program = args.train_program;
-  c.model = args.model;
+  c.model = model_file;
   c.data = args.train_data;
   c.out_dir = args.train_dir;
   c.steps = args.train_steps;
@@ -85,18 +86,6 @@ train::TrainCommand TrainingCommand(const ops::DaemonConfig& args) {
   c.memory_budget_mib = args.train_memory_budget_mib;
   c.threads = args.threads;
   return c;
-}
-
-// The chat template of the model, or of the config's override; nullopt when there is none.
-absl::StatusOr<std::optional<chat::ChatFormatter>> ChatTemplate(const ops::DaemonConfig& args,
-                                                                const engine::LlamaModel& model) {
-  std::string source = args.chat_template;
-  if (!args.chat_template_file.empty()) {
-    absl::StatusOr<std::string> text = ReadFileToString(args.chat_template_file, "chat_template_file");
-    if (!text.ok()) return text.status();
-    source = *std::move(text);
-  }
-  return serve::LoadChatTemplate(model, source);
 }
 
 // Beyond loopback, only clients with a certificate from tls_client_ca, unless
@@ -157,29 +146,19 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(const o
   return grpc::SslServerCredentials(ssl);
 }
 
-// The model, loaded and warmed up: the first forward pays for allocations and
-// thread start-up before any request does.
-absl::StatusOr<std::unique_ptr<engine::LlamaModel>> LoadModel(const ops::DaemonConfig& args,
-                                                              const engine::ModelOptions& options) {
-  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::LlamaModel> model, engine::LlamaModel::Load(args.model, options));
-  const std::vector<engine::TokenId> tokens = model->tokenizer().Encode("warm up");
-  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache, model->NewCache(static_cast<int32_t>(tokens.size())));
-  std::vector<float> logits;
-  if (absl::Status s = model->Forward(tokens, cache.get(), false, &logits); !s.ok()) {
-    return absl::InternalError("warm-up failed: " + std::string(s.message()));
-  }
-  return model;
-}
-
-// The draft model, checked once here (same vocabulary, loads, runs); nullptr without one.
-absl::StatusOr<std::unique_ptr<engine::LlamaModel>> LoadDraftModel(const ops::DaemonConfig& args,
-                                                                   const engine::LlamaModel& model,
-                                                                   const engine::ModelOptions& options) {
+// The draft model; nullptr without one. The model loader checks it can
+// draft for each model it loads.
+absl::StatusOr<std::unique_ptr<engine::LlamaModel>> LoadDraftModel(const ops::DaemonConfig& args) {
   if (args.draft_model.empty()) return nullptr;
+  engine::ModelOptions options;
+  options.threads = args.threads;
+  options.context_length = args.context_length;
+  options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
+  options.pack_weights = true;
   absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft = engine::LlamaModel::Load(args.draft_model, options);
-  absl::Status usable = draft.status();
-  if (usable.ok()) usable = engine::ModelDrafter::Create(model, **draft, {}).status();
-  if (!usable.ok()) return absl::InvalidArgumentError("draft_model " + args.draft_model + ": " + std::string(usable.message()));
+  if (!draft.ok()) {
+    return absl::InvalidArgumentError("draft_model " + args.draft_model + ": " + std::string(draft.status().message()));
+  }
   Log("drafting with " + std::filesystem::path(args.draft_model).stem().string() + " for requests with draft_tokens > 0" +
       " (default " + std::to_string(args.draft_tokens) + ")");
   return draft;
@@ -199,31 +178,11 @@ absl::StatusOr<std::vector<serve::ServedAdapter>> LoadAdapters(const ops::Daemon
   return adapters;
 }
 
-// The KV blocks every sequence draws from, under kv_cache_mib (or room for
-// max_active full contexts).
-absl::StatusOr<std::shared_ptr<engine::KvBlockPool>> NewKvPool(const ops::DaemonConfig& args,
-                                                               const engine::LlamaModel& model) {
-  engine::KvPoolOptions options;
-  options.block_size = args.kv_block_size;
-  options.prefix_caching = args.prefix_caching;
-  options.block_count =
-      args.kv_cache_mib > 0
-          ? engine::KvBlockPool::BlocksInBudget(model.kv_shape(), args.kv_block_size,
-                                                static_cast<uint64_t>(args.kv_cache_mib) << 20)
-          : args.max_active * ((model.context_length() + args.kv_block_size - 1) / args.kv_block_size);
-  absl::StatusOr<std::shared_ptr<engine::KvBlockPool>> pool = model.NewBlockPool(options);
-  if (!pool.ok()) {
-    return absl::InvalidArgumentError("kv_cache_mib " + std::to_string(args.kv_cache_mib) + ": " +
-                                      std::string(pool.status().message()));
-  }
-  return pool;
-}
-
 // On-device training (train_data without an aggregator): a child process,
 // paused whenever requests are served. The finished adapter is served through
 // `*core` (set once the core exists). nullptr when not configured.
 std::unique_ptr<train::TrainingWorker> NewTrainingWorker(const ops::DaemonConfig& args,
-                                                         const engine::LlamaModel& model,
+                                                         const serve::ServedModel& model,
                                                          ops::MetricsRegistry& registry, serve::InferenceCore** core) {
   if (args.train_data.empty() || !args.federation_aggregator.empty()) return nullptr;
   ops::Gauge& train_step = registry.AddGauge("edgellm_train_step", "Optimizer steps of on-device training done.");
@@ -231,7 +190,7 @@ std::unique_ptr<train::TrainingWorker> NewTrainingWorker(const ops::DaemonConfig
   ops::Gauge& eval_loss = registry.AddGauge("edgellm_train_eval_loss", "Loss on the held-out examples, last measured.");
   ops::Counter& train_tokens = registry.AddCounter("edgellm_train_tokens_total", "Tokens trained on.");
   train::TrainingWorkerConfig config;
-  config.command = train::TrainCommandLine(TrainingCommand(args));
+  config.command = train::TrainCommandLine(TrainingCommand(args, model.file()));
   config.out_dir = args.train_dir;
   config.busy_share = args.train_busy_share;
   config.idle_grace = std::chrono::milliseconds(static_cast<int64_t>(args.train_idle_seconds * 1000));
@@ -245,8 +204,8 @@ std::unique_ptr<train::TrainingWorker> NewTrainingWorker(const ops::DaemonConfig
     Log(StrCat("training: step ", p.step, "/", p.steps, " loss ", p.loss,
                p.eval_loss ? StrCat(" eval_loss ", *p.eval_loss) : std::string(), " (", p.seconds, " s)"));
   };
-  callbacks.on_done = [&model, core, name = args.train_adapter](const std::string& dir) {
-    absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, model.config());
+  callbacks.on_done = [config = model.model().config(), core, name = args.train_adapter](const std::string& dir) {
+    absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, config);
     if (!adapter.ok()) {
       Log("training: the finished adapter cannot be served: " + std::string(adapter.status().message()));
       return;
@@ -266,7 +225,7 @@ std::unique_ptr<train::TrainingWorker> NewTrainingWorker(const ops::DaemonConfig
 // Federated rounds (train_data with an aggregator): the client trains in the
 // rounds it is selected for. nullptr when not configured.
 absl::StatusOr<std::unique_ptr<federated::FederatedClient>> NewFederation(const ops::DaemonConfig& args,
-                                                                          const engine::LlamaModel& model,
+                                                                          const serve::ServedModel& model,
                                                                           const std::string& model_name,
                                                                           ops::MetricsRegistry& registry) {
   if (args.federation_aggregator.empty() || args.train_data.empty()) return nullptr;
@@ -275,11 +234,11 @@ absl::StatusOr<std::unique_ptr<federated::FederatedClient>> NewFederation(const 
   config.work_dir = args.federation_dir;
   config.rank = args.train_rank;
   config.targets = args.train_targets;
-  config.trainer = TrainingCommand(args);
+  config.trainer = TrainingCommand(args, model.file());
   config.busy_share = args.train_busy_share;
   config.idle_grace = std::chrono::milliseconds(static_cast<int64_t>(args.train_idle_seconds * 1000));
   EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<federated::FederatedClient> client,
-                           federated::FederatedClient::Create(std::move(config), model.config(), Log));
+                           federated::FederatedClient::Create(std::move(config), model.model().config(), Log));
   federated::FederatedClient* raw = client.get();
   registry.AddCallbackGauge("edgellm_federation_rounds_submitted", "Federated rounds whose update was accepted.",
                             [raw] { return static_cast<double>(raw->stats().rounds_submitted); });
@@ -297,7 +256,7 @@ absl::StatusOr<std::unique_ptr<federated::FederatedClient>> NewFederation(const 
 
 // The guard that sheds load as memory runs short: training gives way first
 // (its memory is freed at once), then the scheduler.
-std::unique_ptr<ops::MemoryGuard> NewMemoryGuard(const ops::DaemonConfig& args, serve::Scheduler& scheduler,
+std::unique_ptr<ops::MemoryGuard> NewMemoryGuard(const ops::DaemonConfig& args, serve::InferenceCore& core,
                                                  train::TrainingWorker* trainer,
                                                  federated::FederatedClient* federation,
                                                  serve::ServeMetrics& serve_metrics, ops::MetricsRegistry& registry) {
@@ -306,8 +265,8 @@ std::unique_ptr<ops::MemoryGuard> NewMemoryGuard(const ops::DaemonConfig& args, 
   config.critical_bytes = static_cast<uint64_t>(args.memory_critical_mib) << 20;
   auto guard = std::make_unique<ops::MemoryGuard>(
       std::make_unique<ops::SystemMemory>(), config,
-      [&scheduler, trainer, federation, &serve_metrics](ops::MemoryPressure pressure, uint64_t available) {
-        scheduler.SetMemoryPressure(pressure);
+      [&core, trainer, federation, &serve_metrics](ops::MemoryPressure pressure, uint64_t available) {
+        core.SetMemoryPressure(pressure);
         const bool short_of_memory = pressure != ops::MemoryPressure::kNone;
         if (trainer != nullptr) trainer->SetMemoryShort(short_of_memory);
         if (federation != nullptr) federation->SetMemoryShort(short_of_memory);
@@ -387,38 +346,21 @@ int Run(const ops::DaemonConfig& args) {
 
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = GrpcCredentials(args);
   if (!credentials.ok()) return Fail(credentials.status(), 2);
-  engine::ModelOptions options;
-  options.threads = args.threads;
-  options.context_length = args.context_length;
-  options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
-  // Served by the engine's CPU forward only (training runs in a process of its own).
-  options.pack_weights = true;
-  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> model = LoadModel(args, options);
-  if (!model.ok()) return Fail(model.status(), 1);
-  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft_model = LoadDraftModel(args, **model, options);
+  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft_model = LoadDraftModel(args);
   if (!draft_model.ok()) return Fail(draft_model.status(), 2);
-  absl::StatusOr<std::vector<serve::ServedAdapter>> adapters = LoadAdapters(args, **model);
-  if (!adapters.ok()) return Fail(adapters.status(), 2);
-  absl::StatusOr<std::shared_ptr<engine::KvBlockPool>> pool = NewKvPool(args, **model);
-  if (!pool.ok()) return Fail(pool.status(), 2);
-  absl::StatusOr<std::optional<chat::ChatFormatter>> chat_template = ChatTemplate(args, **model);
-  if (!chat_template.ok()) return Fail(chat_template.status(), 2);
 
   const std::string model_name = std::filesystem::path(args.model).stem().string();
   ops::MetricsRegistry registry;
   serve::ServeMetrics serve_metrics(registry, model_name);
   registry.AddCallbackGauge("process_resident_memory_bytes", "Resident memory size in bytes.", ResidentBytes);
-  serve::InferenceCore* core_for_training = nullptr;  // set once the core exists
-  std::unique_ptr<train::TrainingWorker> trainer = NewTrainingWorker(args, **model, registry, &core_for_training);
-  absl::StatusOr<std::unique_ptr<federated::FederatedClient>> federation =
-      NewFederation(args, **model, model_name, registry);
-  if (!federation.ok()) return Fail(federation.status(), 2);
-
+  // Set once the model is loaded; on-device training pauses while requests are served.
+  std::unique_ptr<train::TrainingWorker> trainer;
+  std::unique_ptr<federated::FederatedClient> federation;
   serve::SchedulerConfig scheduler_config;
-  if (trainer != nullptr || *federation != nullptr) {
+  if (!args.train_data.empty()) {
     scheduler_config.on_busy_change = [&trainer, &federation](bool busy) {
       if (trainer != nullptr) trainer->SetBusy(busy);
-      if (*federation != nullptr) (*federation)->SetBusy(busy);
+      if (federation != nullptr) federation->SetBusy(busy);
     };
   }
   scheduler_config.max_active = args.max_active;
@@ -427,12 +369,26 @@ int Run(const ops::DaemonConfig& args) {
   scheduler_config.draft_model = draft_model->get();
   // So drafting stops wherever checking drafts costs more than it saves.
   scheduler_config.measure_row_cost = true;
-  serve::Scheduler scheduler(**model, *pool, scheduler_config, &serve_metrics);
-  Log("KV cache: " + std::to_string((*pool)->block_count()) + " blocks of " + std::to_string(args.kv_block_size) +
-      " positions, " + std::to_string(((*pool)->block_bytes() * (*pool)->block_count()) >> 20) + " MiB; up to " +
-      std::to_string(scheduler.context_limit()) + " positions per request; prefix caching " +
-      (args.prefix_caching ? "on" : "off"));
-  scheduler.Start();
+  const ModelLoader loader(args, scheduler_config, &serve_metrics, Log);
+  // A base model installed over the air serves from the start.
+  const std::string model_file =
+      args.ota_release_keys.empty() ? args.model : ota::BaseFileAtStart(args.ota_dir).value_or(args.model);
+  absl::StatusOr<std::shared_ptr<serve::ServedModel>> model = loader.Load(model_file, "");
+  if (!model.ok()) return Fail(model.status(), absl::IsInvalidArgument(model.status()) ? 2 : 1);
+  if (*draft_model != nullptr && model_file == args.model) {
+    if (absl::Status usable = engine::ModelDrafter::Create((*model)->model(), **draft_model, {}).status(); !usable.ok()) {
+      return Fail(absl::InvalidArgumentError("draft_model " + args.draft_model + ": " + std::string(usable.message())), 2);
+    }
+  }
+  absl::StatusOr<std::vector<serve::ServedAdapter>> adapters = LoadAdapters(args, (*model)->model());
+  if (!adapters.ok()) return Fail(adapters.status(), 2);
+
+  serve::InferenceCore* core_for_training = nullptr;  // set once the core exists
+  trainer = NewTrainingWorker(args, **model, registry, &core_for_training);
+  absl::StatusOr<std::unique_ptr<federated::FederatedClient>> new_federation =
+      NewFederation(args, **model, model_name, registry);
+  if (!new_federation.ok()) return Fail(new_federation.status(), 2);
+  federation = *std::move(new_federation);
 
   serve::InferenceCoreConfig core_config;
   core_config.model_name = model_name;
@@ -440,12 +396,12 @@ int Run(const ops::DaemonConfig& args) {
   core_config.max_caller_share = args.max_caller_share;
   core_config.sessions.idle_ttl = std::chrono::seconds(static_cast<int64_t>(std::ceil(args.session_ttl_seconds)));
   core_config.draft_tokens = args.draft_tokens;
-  core_config.chat = *std::move(chat_template);
-  Log(core_config.chat ? "chat template: " + std::string(args.chat_template.empty() && args.chat_template_file.empty()
-                                                              ? "the model's"
-                                                              : "from the config")
-                       : "no chat template: Chat and /v1/chat/completions are refused");
-  serve::InferenceCore core(**model, scheduler, core_config, &serve_metrics);
+  Log("up to " + std::to_string((*model)->scheduler().context_limit()) + " positions per request");
+  serve::InferenceCore core(*std::move(model), core_config, &serve_metrics);
+  core.set_on_model_freed([](const std::string& file) {
+    Log("the replaced base model " + std::filesystem::path(file).filename().string() +
+        " finished its last request; its memory is returned");
+  });
   for (serve::ServedAdapter& adapter : *adapters) core.AddAdapter(std::move(adapter));
   core_for_training = &core;
   absl::StatusOr<std::unique_ptr<serve::UnixPeerListener>> unix_listener = ListenOnUnixSocket(args);
@@ -454,12 +410,12 @@ int Run(const ops::DaemonConfig& args) {
   // Over-the-air releases: the installed version serves before the first request.
   std::unique_ptr<ota::OtaAgent> ota_agent;
   if (!args.ota_release_keys.empty()) {
-    auto agent = StartOta(args, model_name, **model, scheduler, core, registry, Log);
+    auto agent = StartOta(args, model_name, loader, core, registry, Log);
     if (!agent.ok()) return Fail(agent.status(), 2);
     ota_agent = std::move(*agent);
   }
   std::unique_ptr<ops::MemoryGuard> memory_guard =
-      NewMemoryGuard(args, scheduler, trainer.get(), federation->get(), serve_metrics, registry);
+      NewMemoryGuard(args, core, trainer.get(), federation.get(), serve_metrics, registry);
 
   std::atomic<bool> serving{false};
   std::unique_ptr<ops::HttpEndpoint> metrics_endpoint;
@@ -498,14 +454,14 @@ int Run(const ops::DaemonConfig& args) {
     Log("training on " + args.train_data + " into " + args.train_dir + " while no request is being served");
     trainer->Start();
   }
-  if (*federation != nullptr) {
-    Log("federated rounds with " + args.federation_aggregator + " as " + (*federation)->device_id() + ", on " +
+  if (federation != nullptr) {
+    Log("federated rounds with " + args.federation_aggregator + " as " + federation->device_id() + ", on " +
         args.train_data + ", while no request is being served");
-    (*federation)->Start();
+    federation->Start();
   }
   if (ota_agent != nullptr) ota_agent->Start();
   // A step that runs for a minute means the loop is stuck: stop feeding the watchdog.
-  ops::WatchdogPinger watchdog([&scheduler] { return scheduler.Alive(std::chrono::minutes(1)); });
+  ops::WatchdogPinger watchdog([&core] { return core.Alive(std::chrono::minutes(1)); });
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
@@ -516,7 +472,7 @@ int Run(const ops::DaemonConfig& args) {
   ops::NotifyStopping("draining");
   const auto drain_deadline =
       serve::Clock::now() + std::chrono::duration_cast<serve::Clock::duration>(std::chrono::duration<double>(args.drain_timeout_seconds));
-  const int cut = scheduler.Drain(drain_deadline);
+  const int cut = core.Drain(drain_deadline);
   if (cut > 0) Log(std::to_string(cut) + " requests were cut off at the drain timeout");
   if (!core.WaitForStreams(drain_deadline)) Log("some streams were still open at the drain timeout");
   // Every stream has ended: what remains are idle connections. A short grace
@@ -527,12 +483,12 @@ int Run(const ops::DaemonConfig& args) {
   const auto flush_deadline = std::chrono::system_clock::now() + std::chrono::seconds(1);
   (*server)->Shutdown(flush_deadline);
   if (*health_server) (*health_server)->Shutdown(flush_deadline);
-  scheduler.Stop();
+  core.Stop();
   // Every response has had its last event: the HTTP connections can go.
   http_server->reset();
   // Its checkpoint stays: the next start resumes.
   if (trainer != nullptr) trainer->Stop();
-  if (*federation != nullptr) (*federation)->Stop();
+  if (federation != nullptr) federation->Stop();
   if (ota_agent != nullptr) ota_agent->Stop();
   const std::string socket_path = UnixSocketPath(args.listen);
   if (!socket_path.empty()) std::filesystem::remove(socket_path);

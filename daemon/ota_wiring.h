@@ -1,6 +1,7 @@
 // daemon/ota_wiring.h — the OTA agent inside edgellmd: how it smoke-tests,
-// evaluates and serves versions with the daemon's scheduler and inference
-// core, and the figures it publishes.
+// evaluates and serves versions with the daemon's inference core (loading a
+// base-model release beside the model serving, memory permitting), and the
+// figures it publishes.
 #ifndef EDGELLM_DAEMON_OTA_WIRING_H_
 #define EDGELLM_DAEMON_OTA_WIRING_H_
 
@@ -9,21 +10,20 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "daemon/engine/llama_model.h"
+#include "daemon/model_loader.h"
 #include "daemon/ops/config.h"
 #include "daemon/ops/metrics.h"
 #include "daemon/ota/ota_agent.h"
 #include "daemon/serve/inference_core.h"
-#include "daemon/serve/scheduler.h"
 
 namespace edgellm {
 
-// The OTA agent, serving the installed version through `service` and testing
-// new ones through `scheduler`; its figures go to `registry`. Everything
-// given must outlive it.
+// The OTA agent, serving the installed version through `core` and loading
+// base models with `loader`; its figures go to `registry`. Everything given
+// must outlive it.
 absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig& args, const std::string& model_name,
-                                                         const engine::LlamaModel& model, serve::Scheduler& scheduler,
-                                                         serve::InferenceCore& service, ops::MetricsRegistry& registry,
+                                                         const ModelLoader& loader, serve::InferenceCore& core,
+                                                         ops::MetricsRegistry& registry,
                                                          std::function<void(const std::string&)> log);
 
 }  // namespace edgellm

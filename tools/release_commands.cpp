@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "common/atomic_file.h"
 #include "common/read_file.h"
@@ -119,6 +121,7 @@ struct PublishArgs {
   AdminConnection connection;
   std::string model;
   std::string base_model;  // the GGUF the release is for, to check its sha256 (optional)
+  std::string base_file;   // a GGUF to release whole as the new base model (a base-model release)
   uint64_t version = 0;
   bool rollback = false;
   uint32_t expires_in_days = 0;
@@ -227,7 +230,8 @@ absl::Status CheckManifest(const release::ReleaseManifest& m, const PublishArgs&
   if (m.release != current_release + 1) {
     return refuse(StrCat("is release ", m.release, "; the model's next release is ", current_release + 1));
   }
-  if (m.kind != release::ArtifactKind::kAdapter) return refuse(StrCat("is of kind ", release::ArtifactKindName(m.kind)));
+  const release::ArtifactKind kind_asked = args.base_file.empty() ? release::ArtifactKind::kAdapter : release::ArtifactKind::kBase;
+  if (m.kind != kind_asked) return refuse(StrCat("is of kind ", release::ArtifactKindName(m.kind)));
   if (m.created_at < now - 600 || m.created_at > now + 600) {
     return refuse(StrCat("was created at ", m.created_at, ", not now (", now, ")"));
   }
@@ -237,6 +241,7 @@ absl::Status CheckManifest(const release::ReleaseManifest& m, const PublishArgs&
     return refuse(StrCat("expires ", lifetime / 86400.0, " days after its creation",
                          asked > 0 ? StrCat(", not the ", args.expires_in_days, " asked for") : ""));
   }
+  if (m.kind == release::ArtifactKind::kBase) return absl::OkStatus();
   const nlohmann::json config = nlohmann::json::parse(m.adapter_config, nullptr, false);
   if (!config.is_object() || config.value("peft_type", "") != "LORA" || !config["r"].is_number_integer() ||
       !config["target_modules"].is_array()) {
@@ -250,6 +255,42 @@ absl::Status CheckManifest(const release::ReleaseManifest& m, const PublishArgs&
     }
   }
   return absl::OkStatus();
+}
+
+// Uploads `file` for a base-model release; returns its sha256, computed here.
+absl::StatusOr<std::string> UploadBaseModel(v1::ReleaseAdmin::Stub& stub, const std::string& model_id,
+                                            const std::string& file) {
+  EDGELLM_ASSIGN_OR_RETURN(std::string sha, federated::Sha256OfFile(file));
+  std::error_code ec;
+  const uint64_t bytes = std::filesystem::file_size(file, ec);
+  if (ec) return absl::InvalidArgumentError(StrCat("--base ", file, ": ", ec.message()));
+  std::ifstream in(file, std::ios::binary);
+  grpc::ClientContext context;
+  // A large model over a slow link: an hour, not the admin calls' 30 s.
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(1));
+  v1::UploadBaseModelResponse response;
+  std::unique_ptr<grpc::ClientWriter<v1::BaseModelChunk>> writer = stub.UploadBaseModel(&context, &response);
+  v1::BaseModelChunk chunk;
+  chunk.mutable_header()->set_model_id(model_id);
+  chunk.mutable_header()->set_total_bytes(bytes);
+  chunk.mutable_header()->set_sha256(sha);
+  std::string buffer(1 << 20, '\0');
+  const auto start = std::chrono::steady_clock::now();
+  bool writing = true;
+  do {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    chunk.set_data(buffer.data(), static_cast<size_t>(in.gcount()));
+    writing = writer->Write(chunk);
+    chunk.clear_header();
+  } while (writing && in.gcount() > 0 && in);
+  writer->WritesDone();
+  EDGELLM_RETURN_IF_ERROR(FromGrpc(writer->Finish(), "uploading the base model"));
+  if (response.sha256() != sha || response.bytes() != bytes) {
+    return absl::FailedPreconditionError("the aggregator stored other bytes than were sent");
+  }
+  std::cerr << "uploaded " << file << " (" << bytes << " bytes, sha256 " << sha << ") in "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n";
+  return sha;
 }
 
 absl::Status RunPublish(const PublishArgs& args) {
@@ -266,8 +307,15 @@ absl::Status RunPublish(const PublishArgs& args) {
   v1::RolloutStatus current;
   EDGELLM_RETURN_IF_ERROR(
       FromGrpc((*stub)->GetRollout(Call().get(), current_request, &current), "reading the current release"));
+  std::string base_sha;
+  if (!args.base_file.empty()) {
+    absl::StatusOr<std::string> uploaded = UploadBaseModel(**stub, args.model, args.base_file);
+    if (!uploaded.ok()) return uploaded.status();
+    base_sha = *std::move(uploaded);
+  }
   v1::PrepareReleaseRequest prepare;
   prepare.set_model_id(args.model);
+  prepare.set_base_model_sha256(base_sha);
   prepare.set_version(args.version);
   prepare.set_rollback(args.rollback);
   prepare.set_expires_in_days(args.expires_in_days);
@@ -286,18 +334,28 @@ absl::Status RunPublish(const PublishArgs& args) {
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch()).count();
   EDGELLM_RETURN_IF_ERROR(CheckManifest(*manifest, args, current.release(), now));
-  EDGELLM_RETURN_IF_ERROR(CheckPreparedArtifact(**stub, *manifest));
-  const nlohmann::json adapter = nlohmann::json::parse(manifest->adapter_config);
   std::cerr << "signing release " << manifest->release << " of " << manifest->model_id << ": version "
             << manifest->version << " (parent " << manifest->parent_version << ")"
-            << (manifest->rollback ? ", a rollback" : "") << "\n"
-            << "  artifact " << manifest->artifact_sha256 << " (" << manifest->artifact_bytes
-            << " bytes, fetched and checked)\n"
-            << "  adapter: LoRA rank " << adapter["r"] << ", alpha " << adapter.value("lora_alpha", nlohmann::json())
-            << " on " << adapter["target_modules"].dump() << "\n"
-            << "  for base model sha256 " << manifest->base_model_sha256
-            << (args.base_model.empty() ? "" : " (checked against " + args.base_model + ")") << "\n"
-            << "  expires in " << (manifest->expires_at - now) / 86400.0 << " days\n";
+            << (manifest->rollback ? ", a rollback" : "") << "\n";
+  if (manifest->kind == release::ArtifactKind::kBase) {
+    // What is signed is the file read here: the sha256 was computed from it.
+    if (manifest->artifact_sha256 != base_sha) {
+      return absl::FailedPreconditionError("the prepared manifest names another file than the one uploaded; not signing");
+    }
+    std::cerr << "  base model " << args.base_file << ": " << manifest->artifact_bytes << " bytes, sha256 "
+              << manifest->artifact_sha256 << "\n"
+              << "  adapters released for the previous base model are refused by devices that install it\n";
+  } else {
+    EDGELLM_RETURN_IF_ERROR(CheckPreparedArtifact(**stub, *manifest));
+    const nlohmann::json adapter = nlohmann::json::parse(manifest->adapter_config);
+    std::cerr << "  artifact " << manifest->artifact_sha256 << " (" << manifest->artifact_bytes
+              << " bytes, fetched and checked)\n"
+              << "  adapter: LoRA rank " << adapter["r"] << ", alpha " << adapter.value("lora_alpha", nlohmann::json())
+              << " on " << adapter["target_modules"].dump() << "\n"
+              << "  for base model sha256 " << manifest->base_model_sha256
+              << (args.base_model.empty() ? "" : " (checked against " + args.base_model + ")") << "\n";
+  }
+  std::cerr << "  expires in " << (manifest->expires_at - now) / 86400.0 << " days\n";
   if (const std::optional<release::EvaluationSpec>& e = manifest->evaluation) {
     std::cerr << "  judged by the canaries before serving: ";
     if (!e->examples_jsonl.empty()) {
@@ -438,7 +496,10 @@ void AddReleaseCommands(CLI::App& app, absl::Status* result) {
   auto publish = std::make_shared<PublishArgs>();
   CLI::App* publish_cmd = app.add_subcommand("publish", "Sign a model version and start its staged rollout");
   AddPublishOptions(publish_cmd, *publish);
-  publish_cmd->add_option("--version", publish->version, "The version to release (default: the latest)");
+  publish_cmd->add_option("--version", publish->version,
+                          "The version to release (default: the latest; with --base: one past the latest released)");
+  publish_cmd->add_option("--base", publish->base_file,
+                          "Release this GGUF whole as the new base model (uploaded to the aggregator first)");
   publish_cmd->callback([publish, result] { *result = RunPublish(*publish); });
 
   auto fleet = std::make_shared<FleetArgs>();

@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "common/mutex.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
@@ -34,6 +35,9 @@ using federated::Transient;
 constexpr int kSmokeDeathLimit = 2;
 // How often the probation time left is written down while it runs out.
 constexpr std::chrono::seconds kProbationPersistInterval{10};
+// Disk a base-model download must leave free: state, logs and the next
+// adapter still have to fit.
+constexpr uint64_t kDiskReserveBytes = uint64_t{64} << 20;
 
 std::string OutcomeName(int32_t outcome) {
   return v1::InstallReport::Outcome_Name(static_cast<v1::InstallReport::Outcome>(outcome));
@@ -52,7 +56,7 @@ struct OtaAgent::Impl {
   std::thread loop;
   mutable Mutex mu;
   OtaStats stats ABSL_GUARDED_BY(mu);
-  std::string base_model_sha256;  // the loop thread's: computed on first need
+  std::string configured_base_sha256;  // the configured model file's; the loop thread's: computed on first need
   std::unique_ptr<TrustedClock> clock;  // from the state's floor, at Restore
   // When the probation time left was last counted down, and last saved.
   std::chrono::steady_clock::time_point probation_counted;
@@ -85,8 +89,12 @@ struct OtaAgent::Impl {
   void Loop();
   // Handles one offered release; the outcome goes into the state's report.
   void Handle(const std::string& signed_text);
-  // FailedPrecondition when the release is signed for another base model.
-  absl::Status CheckBaseModel(const release::ReleaseManifest& manifest);
+  // FailedPrecondition when the release is signed for another base model
+  // than the one served, or is a base model that cannot fit on the disk.
+  absl::Status CheckBaseModel(const release::ReleaseManifest& manifest, const InstalledVersion& served);
+  ServedFiles FilesOf(const InstalledVersion& version) const {
+    return {store->BaseFileOf(version), version.base_sha256, store->AdapterDirOf(version)};
+  }
   // The artifact's path once downloaded and its sha256 checked.
   absl::StatusOr<std::string> Download(const release::ReleaseManifest& manifest);
   // Records the outcome of `release` (and the state) and tries to deliver it;
@@ -150,7 +158,7 @@ OtaStats OtaAgent::stats() const {
 }
 
 absl::Status OtaAgent::Impl::Serve(const InstalledVersion& version) {
-  EDGELLM_RETURN_IF_ERROR(hooks.serve(version.release == 0 ? "" : store->PathOf(version), version.version));
+  EDGELLM_RETURN_IF_ERROR(hooks.serve(FilesOf(version), version.version));
   MutexLock lock(&mu);
   stats.version = version.version;
   stats.release = version.release;
@@ -311,7 +319,7 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
   if (manifest.ok()) {
     absl::Status installable =
         release::CheckInstallable(*manifest, config.model_id, {state.current.version, state.last_release});
-    if (installable.ok()) installable = CheckBaseModel(*manifest);
+    if (installable.ok()) installable = CheckBaseModel(*manifest, state.current);
     if (!installable.ok()) manifest = installable;
   }
   if (!manifest.ok()) {
@@ -342,7 +350,7 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
     }
     return;
   }
-  absl::StatusOr<InstalledVersion> installed = store->Install(*envelope, *manifest, *artifact);
+  absl::StatusOr<InstalledVersion> installed = store->Install(*envelope, *manifest, *artifact, state.current);
   if (!installed.ok()) {
     log(StrCat("ota: release ", manifest->release, " cannot be installed: ", installed.status().message()));
     Count(&OtaStats::refusals);
@@ -357,7 +365,14 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
     log("ota: " + std::string(s.message()));
     return;
   }
-  absl::Status smoke = hooks.smoke_test(store->PathOf(*installed));
+  // Whatever way this ends, a base model loaded for the test and not served goes.
+  absl::Cleanup forget_candidate = [this] {
+    if (hooks.forget_candidate) hooks.forget_candidate();
+  };
+  if (installed->is_base()) {
+    log(StrCat("ota: release ", manifest->release, ": loading the base model beside the one serving to test it"));
+  }
+  absl::Status smoke = hooks.smoke_test(FilesOf(*installed));
   std::optional<release::EvaluationFigures> figures;
   if (smoke.ok() && manifest->evaluation) {
     absl::Status evaluated = Evaluate(*installed, *manifest->evaluation, state.current, figures);
@@ -388,6 +403,14 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
     calls.Sleep(std::max(config.poll_interval, std::chrono::milliseconds(1000)));
     return;
   }
+  if (absl::IsResourceExhausted(smoke)) {
+    // Nothing is wrong with the release: this device cannot hold it now.
+    log(StrCat("ota: refusing release ", manifest->release, ": ", smoke.message()));
+    Count(&OtaStats::refusals);
+    store->Prune();
+    Conclude(state, manifest->release, v1::InstallReport::REFUSED, std::string(smoke.message()));
+    return;
+  }
   if (!smoke.ok()) {
     log(StrCat("ota: release ", manifest->release, " (version ", manifest->version, ") failed its smoke test (",
                smoke.message(), "); still serving version ", state.current.version));
@@ -415,9 +438,11 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
     Conclude(state, manifest->release, v1::InstallReport::SMOKE_FAILED, std::string(s.message()));
     return;
   }
-  log(StrCat("ota: now serving version ", manifest->version, " (release ", manifest->release, "); on probation for ",
-             config.probation.count(), " s", figures ? "; " + release::DescribeFigures(*figures) : std::string()));
+  log(StrCat("ota: now serving version ", manifest->version, " (release ", manifest->release,
+             installed->is_base() ? ", a new base model" : "", "); on probation for ", config.probation.count(), " s",
+             figures ? "; " + release::DescribeFigures(*figures) : std::string()));
   Count(&OtaStats::installs);
+  if (installed->is_base()) Count(&OtaStats::base_installs);
   store->Prune();
   const std::string figures_json = figures ? figures->ToJson() : std::string();
   StartLiveWindow(next.current, figures_json);
@@ -479,8 +504,9 @@ absl::Status OtaAgent::Impl::Evaluate(const InstalledVersion& candidate, const r
   log(StrCat("ota: release ", candidate.release, ": evaluating it against ",
              served.release == 0 ? std::string("the base model") : StrCat("version ", served.version)));
   const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<release::EvaluationFigures> measured =
-      hooks.evaluate(store->PathOf(candidate), served.release == 0 ? "" : store->PathOf(served), spec);
+  absl::StatusOr<release::EvaluationFigures> measured = hooks.evaluate(
+      FilesOf(candidate), FilesOf(served), (fs::path(store->PathOf(candidate)) / kEvaluationExamplesFile).string(),
+      spec);
   if (!measured.ok()) {
     if (absl::IsUnavailable(measured.status())) return measured.status();
     return absl::FailedPreconditionError(StrCat("the evaluation failed: ", measured.status().message()));
@@ -490,15 +516,35 @@ absl::Status OtaAgent::Impl::Evaluate(const InstalledVersion& candidate, const r
   return release::Judge(spec, *figures);
 }
 
-absl::Status OtaAgent::Impl::CheckBaseModel(const release::ReleaseManifest& manifest) {
-  if (config.base_model_path.empty()) return absl::OkStatus();
-  if (base_model_sha256.empty()) {
-    EDGELLM_ASSIGN_OR_RETURN(base_model_sha256, federated::Sha256OfFile(config.base_model_path));
+absl::Status OtaAgent::Impl::CheckBaseModel(const release::ReleaseManifest& manifest, const InstalledVersion& served) {
+  if (manifest.kind == release::ArtifactKind::kBase) {
+    // Room for the download beside everything kept (the model serving and the one to fall back to).
+    std::error_code ec;
+    const fs::space_info space = fs::space(config.dir, ec);
+    const uint64_t part = fs::exists(store->PartPath(manifest.artifact_sha256), ec)
+                              ? fs::file_size(store->PartPath(manifest.artifact_sha256), ec)
+                              : 0;
+    const uint64_t needed = manifest.artifact_bytes - std::min(part, manifest.artifact_bytes) + kDiskReserveBytes;
+    if (!ec && space.available < needed) {
+      return absl::FailedPreconditionError(StrCat("the base model needs ", (needed >> 20), " MiB free in ", config.dir,
+                                                  " (its ", manifest.artifact_bytes >> 20, " MiB and ",
+                                                  kDiskReserveBytes >> 20, " MiB to spare); ", space.available >> 20,
+                                                  " MiB are free"));
+    }
+    return absl::OkStatus();
   }
-  if (manifest.base_model_sha256 != base_model_sha256) {
+  std::string served_sha = served.base_sha256;
+  if (served.base.empty()) {
+    if (config.base_model_path.empty()) return absl::OkStatus();
+    if (configured_base_sha256.empty()) {
+      EDGELLM_ASSIGN_OR_RETURN(configured_base_sha256, federated::Sha256OfFile(config.base_model_path));
+    }
+    served_sha = configured_base_sha256;
+  }
+  if (manifest.base_model_sha256 != served_sha) {
     return absl::FailedPreconditionError(StrCat("the release is for the base model with sha256 ",
                                                 manifest.base_model_sha256.substr(0, 16), "...; this device serves ",
-                                                base_model_sha256.substr(0, 16), "..."));
+                                                served_sha.substr(0, 16), "..."));
   }
   return absl::OkStatus();
 }

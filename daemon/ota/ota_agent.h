@@ -6,12 +6,14 @@
 // to the bare base model). Then a thread polls the aggregator for the
 // release meant for this device; for one it: checks the signatures against
 // the trusted keys and threshold, the expiry, the model, and that it is newer
-// than what is installed (or a signed rollback); downloads the artifact in
-// chunks, resuming a broken download; checks its sha256; installs it
-// atomically; smoke-tests it without serving it; runs the evaluation its
+// than what is installed (or a signed rollback); that an adapter release is
+// for the base model served, and that a base-model release's file fits on
+// the disk; downloads the artifact in chunks, resuming a broken download;
+// checks its sha256; installs it atomically; smoke-tests it without serving
+// it (a base model loaded beside the one serving); runs the evaluation its
 // manifest carries, if any, against the version served now and refuses it
 // when it falls below the thresholds; and swaps it in — requests
-// in flight finish on the version they began with. Every outcome is reported
+// in flight finish on the version (and base model) they began with. Every outcome is reported
 // to the aggregator (kept on disk until delivered). A new version stays on
 // probation for a while of serving time (the monotonic clock's, so a jumping
 // wall clock changes nothing): if the daemon dies uncleanly in that time, the
@@ -56,26 +58,38 @@ struct OtaAgentConfig {
   std::chrono::milliseconds live_report_interval{10000};
 };
 
+// What a version serves: a base model and an adapter on it.
+struct ServedFiles {
+  std::string base;         // the GGUF file; "": the configured model file
+  std::string base_sha256;  // of `base`, when known
+  std::string adapter;      // a PEFT adapter directory; "": none (the bare base model)
+};
+
 // How the agent puts a version to use; provided by the daemon.
 struct ServingHooks {
-  // Loads the version in `dir` and generates from it without serving it:
-  // OK, or why it is unusable (load failure, failed or non-finite
-  // generation); Unavailable when it could not run now (the daemon refused
-  // it for load, memory or draining): that says nothing of the version, and
-  // it is tried again later.
-  std::function<absl::Status(const std::string& dir)> smoke_test;
-  // Serves the version in `dir` ("" for the bare base model) as `version`
-  // from now on; requests in flight keep theirs.
-  std::function<absl::Status(const std::string& dir, uint64_t version)> serve;
-  // Measures the candidate version in `candidate_dir` (its held-out examples
-  // in kEvaluationExamplesFile) against the one in `served_dir` ("": the bare
-  // base model) as `spec` asks; Unavailable when it could not run now.
-  // Unset: releases that carry an evaluation fail it.
-  std::function<absl::StatusOr<release::EvaluationFigures>(
-      const std::string& candidate_dir, const std::string& served_dir, const release::EvaluationSpec& spec)>
+  // Loads the version and generates from it without serving it (a base
+  // model other than the one serving is loaded beside it): OK, or why it is
+  // unusable (load failure, failed or non-finite generation);
+  // ResourceExhausted when it cannot be loaded here (no memory for a second
+  // base model): the release is refused; Unavailable when it could not run now (the daemon refused it
+  // for load, memory or draining): that says nothing of the version, and it
+  // is tried again later.
+  std::function<absl::Status(const ServedFiles& files)> smoke_test;
+  // Serves `files` as `version` from now on; requests in flight keep theirs.
+  std::function<absl::Status(const ServedFiles& files, uint64_t version)> serve;
+  // Measures the candidate version against the one served, on the held-out
+  // examples in `examples_file` (if the spec has them), as `spec` asks;
+  // Unavailable when it could not run now. Unset: releases that carry an
+  // evaluation fail it.
+  std::function<absl::StatusOr<release::EvaluationFigures>(const ServedFiles& candidate, const ServedFiles& served,
+                                                           const std::string& examples_file,
+                                                           const release::EvaluationSpec& spec)>
       evaluate;
   // The daemon's serving counts since it started. Unset: no live figures are reported.
   std::function<release::ServingTally()> tally;
+  // The version last smoke-tested will not be served: a base model loaded
+  // for it may go. Unset: nothing to free.
+  std::function<void()> forget_candidate;
 };
 
 struct OtaStats {
@@ -86,6 +100,7 @@ struct OtaStats {
   int64_t smoke_failures = 0;
   int64_t eval_failures = 0;  // releases that fell below their evaluation's thresholds
   int64_t rollbacks = 0;     // restores of the last-known-good after a crash on probation
+  int64_t base_installs = 0;  // of those installs, base-model releases
   int64_t bytes_fetched = 0;
 };
 

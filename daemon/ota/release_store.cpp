@@ -1,6 +1,7 @@
 #include "daemon/ota/release_store.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -21,16 +22,36 @@ constexpr const char* kArtifactFile = "adapter_model.safetensors";
 constexpr const char* kConfigFile = "adapter_config.json";
 constexpr const char* kEnvelopeFile = "release.json";
 
-Json ToJson(const InstalledVersion& v) { return {{"release", v.release}, {"version", v.version}, {"dir", v.dir}}; }
+Json ToJson(const InstalledVersion& v) {
+  return {{"release", v.release}, {"version", v.version}, {"dir", v.dir}, {"base", v.base},
+          {"base_sha256", v.base_sha256}};
+}
+
+// Only names this store made: never a path out of versions/.
+bool IsVersionDirName(const std::string& name) {
+  return name.find('/') == std::string::npos && !name.starts_with(".");
+}
 
 InstalledVersion VersionFromJson(const Json& j) {
   InstalledVersion v;
   if (!j.is_object()) return v;
-  v.release = j.value("release", uint64_t{0});
-  v.version = j.value("version", uint64_t{0});
-  v.dir = j.value("dir", std::string());
-  // Only names this store made: never a path out of versions/.
-  if (v.dir.find('/') != std::string::npos || v.dir.starts_with(".")) v = {};
+  const auto text = [&j](const char* key) {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const auto number = [&j](const char* key) {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : uint64_t{0};
+  };
+  v.release = number("release");
+  v.version = number("version");
+  v.dir = text("dir");
+  v.base = text("base");
+  v.base_sha256 = text("base_sha256");
+  if (!IsVersionDirName(v.dir) || !IsVersionDirName(v.base) ||
+      (!v.base_sha256.empty() && !federated::IsSha256Hex(v.base_sha256))) {
+    v = {};
+  }
   return v;
 }
 
@@ -107,11 +128,15 @@ std::string ReleaseStore::PartPath(const std::string& sha256) const {
 
 absl::StatusOr<InstalledVersion> ReleaseStore::Install(const release::SignedRelease& signed_release,
                                                        const release::ReleaseManifest& manifest,
-                                                       const std::string& artifact) {
-  if (manifest.kind != release::ArtifactKind::kAdapter) {
-    return absl::UnimplementedError("this daemon installs adapter releases; base-model releases are not supported");
+                                                       const std::string& artifact, const InstalledVersion& base) {
+  const bool is_base = manifest.kind == release::ArtifactKind::kBase;
+  InstalledVersion installed{manifest.release, manifest.version, StrCat("r", manifest.release, "-v", manifest.version),
+                             base.base, base.base_sha256};
+  if (is_base) {
+    installed.base = installed.dir;
+    installed.base_sha256 = manifest.artifact_sha256;
   }
-  InstalledVersion installed{manifest.release, manifest.version, StrCat("r", manifest.release, "-v", manifest.version)};
+  const char* artifact_file = is_base ? kBaseModelFile : kArtifactFile;
   const fs::path versions = fs::path(dir_) / "versions";
   const fs::path temporary = versions / ("." + installed.dir);
   const fs::path final_dir = versions / installed.dir;
@@ -119,10 +144,12 @@ absl::StatusOr<InstalledVersion> ReleaseStore::Install(const release::SignedRele
   fs::remove_all(temporary, ec);
   fs::create_directories(temporary, ec);
   if (ec) return absl::InternalError(StrCat("cannot create ", temporary.string(), ": ", ec.message()));
-  fs::rename(artifact, temporary / kArtifactFile, ec);
+  fs::rename(artifact, temporary / artifact_file, ec);
   if (ec) return absl::InternalError(StrCat("cannot move ", artifact, " into ", temporary.string(), ": ", ec.message()));
-  EDGELLM_RETURN_IF_ERROR(SyncPath((temporary / kArtifactFile).string()));
-  EDGELLM_RETURN_IF_ERROR(WriteFileAtomically((temporary / kConfigFile).string(), manifest.adapter_config));
+  EDGELLM_RETURN_IF_ERROR(SyncPath((temporary / artifact_file).string()));
+  if (!is_base) {
+    EDGELLM_RETURN_IF_ERROR(WriteFileAtomically((temporary / kConfigFile).string(), manifest.adapter_config));
+  }
   EDGELLM_RETURN_IF_ERROR(WriteFileAtomically((temporary / kEnvelopeFile).string(), signed_release.ToJson()));
   if (manifest.evaluation && !manifest.evaluation->examples_jsonl.empty()) {
     EDGELLM_RETURN_IF_ERROR(
@@ -138,7 +165,7 @@ absl::StatusOr<InstalledVersion> ReleaseStore::Install(const release::SignedRele
 absl::Status ReleaseStore::ReturnToStaging(const InstalledVersion& version, const std::string& sha256) {
   const fs::path dir = PathOf(version);
   std::error_code ec;
-  fs::rename(dir / kArtifactFile, PartPath(sha256), ec);
+  fs::rename(dir / (version.is_base() ? kBaseModelFile : kArtifactFile), PartPath(sha256), ec);
   if (ec) return absl::InternalError(StrCat("cannot move the artifact of ", dir.string(), " back: ", ec.message()));
   fs::remove_all(dir, ec);
   return absl::OkStatus();
@@ -152,9 +179,28 @@ absl::Status ReleaseStore::Verify(const InstalledVersion& version, const release
   if (manifest.release != version.release || manifest.version != version.version) {
     return absl::DataLossError(StrCat(dir.string(), ": its envelope is for release ", manifest.release));
   }
-  EDGELLM_ASSIGN_OR_RETURN(std::string sha, federated::Sha256OfFile((dir / kArtifactFile).string()));
+  if ((manifest.kind == release::ArtifactKind::kBase) != version.is_base()) {
+    return absl::DataLossError(StrCat(dir.string(), ": its envelope is of another kind"));
+  }
+  const fs::path artifact = dir / (version.is_base() ? kBaseModelFile : kArtifactFile);
+  EDGELLM_ASSIGN_OR_RETURN(std::string sha, federated::Sha256OfFile(artifact.string()));
   if (sha != manifest.artifact_sha256) {
     return absl::DataLossError(StrCat(dir.string(), ": the artifact no longer matches its sha256"));
+  }
+  if (version.is_base()) return absl::OkStatus();
+  if (!version.base.empty()) {
+    // An adapter is only as good as the base model under it.
+    InstalledVersion base = version;
+    base.dir = version.base;
+    EDGELLM_ASSIGN_OR_RETURN(std::string envelope_text,
+                             ReadFileToString((PathOf(base) + "/" + kEnvelopeFile), "base release envelope"));
+    EDGELLM_ASSIGN_OR_RETURN(release::SignedRelease base_envelope, release::SignedRelease::FromJson(envelope_text));
+    EDGELLM_ASSIGN_OR_RETURN(release::ReleaseManifest base_manifest, policy.VerifySignatures(base_envelope));
+    EDGELLM_ASSIGN_OR_RETURN(std::string base_sha, federated::Sha256OfFile(BaseFileOf(version)));
+    if (base_manifest.kind != release::ArtifactKind::kBase || base_sha != base_manifest.artifact_sha256 ||
+        base_sha != version.base_sha256) {
+      return absl::DataLossError(StrCat(dir.string(), ": its base model in ", version.base, " fails its check"));
+    }
   }
   return absl::OkStatus();
 }
@@ -163,12 +209,42 @@ std::string ReleaseStore::PathOf(const InstalledVersion& version) const {
   return (fs::path(dir_) / "versions" / version.dir).string();
 }
 
+std::string ReleaseStore::BaseFileOf(const InstalledVersion& version) const {
+  if (version.base.empty()) return "";
+  return (fs::path(dir_) / "versions" / version.base / kBaseModelFile).string();
+}
+
+std::string ReleaseStore::AdapterDirOf(const InstalledVersion& version) const {
+  if (version.release == 0 || version.is_base()) return "";
+  return PathOf(version);
+}
+
+std::string ReleaseStore::BaseFileAtStart() const {
+  const bool crashed_on_probation =
+      !state_.clean_stop && state_.probation_left_ms > 0 && state_.smoke.version.release == 0;
+  return BaseFileOf(crashed_on_probation ? state_.last_good : state_.current);
+}
+
 void ReleaseStore::Prune() const {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(fs::path(dir_) / "versions", ec)) {
     const std::string name = entry.path().filename().string();
-    if (name != state_.current.dir && name != state_.last_good.dir) fs::remove_all(entry.path(), ec);
+    const std::array<const std::string*, 4> kept = {&state_.current.dir, &state_.last_good.dir, &state_.current.base,
+                                                    &state_.last_good.base};
+    if (std::none_of(kept.begin(), kept.end(), [&](const std::string* k) { return *k == name; })) {
+      fs::remove_all(entry.path(), ec);
+    }
   }
+}
+
+std::optional<std::string> BaseFileAtStart(const std::string& dir) {
+  if (!fs::exists(fs::path(dir) / "state.json")) return std::nullopt;
+  absl::StatusOr<std::unique_ptr<ReleaseStore>> store = ReleaseStore::Open(dir);
+  if (!store.ok()) return std::nullopt;
+  std::string file = (*store)->BaseFileAtStart();
+  std::error_code ec;
+  if (file.empty() || !fs::is_regular_file(file, ec)) return std::nullopt;
+  return file;
 }
 
 }  // namespace edgellm::ota

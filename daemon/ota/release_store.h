@@ -6,17 +6,24 @@
 //                         release seen, the probation left, the time floor,
 //                         a smoke test under way (atomic writes)
 //   staging/<sha>.part    a download in progress (resumed after a restart)
-//   versions/r<R>-v<N>/   an installed release: the artifact, the signed
-//                         envelope, adapter_config.json, the held-out
+//   versions/r<R>-v<N>/   an installed release: the artifact
+//                         (adapter_model.safetensors and adapter_config.json
+//                         of an adapter release, model.gguf of a base-model
+//                         release), the signed envelope, the held-out
 //                         examples of its evaluation; made as a hidden
 //                         temporary directory, fsynced, then renamed in
 // A version directory exists complete or not at all; state.json names only
-// complete ones. Not thread-safe: the OTA agent's thread owns it.
+// complete ones. An adapter version names the base model it runs on: the
+// configured model file, or a base-model release's directory. Pruning keeps
+// the current and the last-known-good version and their base models: two
+// base-model slots at most, the one serving and the one to fall back to.
+// Not thread-safe: the OTA agent's thread owns it.
 #ifndef EDGELLM_OTA_RELEASE_STORE_H_
 #define EDGELLM_OTA_RELEASE_STORE_H_
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -27,11 +34,20 @@ namespace edgellm::ota {
 
 // In a version's directory: the held-out examples of the release's evaluation (JSONL).
 inline constexpr const char* kEvaluationExamplesFile = "evaluation.jsonl";
+// In a base-model release's directory: the model.
+inline constexpr const char* kBaseModelFile = "model.gguf";
 
 struct InstalledVersion {
   uint64_t release = 0;  // 0: none; the bare base model serves
   uint64_t version = 0;
   std::string dir;       // the version's directory name under versions/
+  // The base model it runs on: a base-model release's directory name under
+  // versions/ (its own, for a base-model release), or "" for the configured
+  // model file.
+  std::string base;
+  std::string base_sha256;  // of that base model's file; "" for the configured one (computed when needed)
+
+  bool is_base() const { return !dir.empty() && base == dir; }
 };
 
 // An install report not yet delivered to the aggregator.
@@ -82,17 +98,30 @@ class ReleaseStore {
   // Where the download of the artifact `sha256` is kept while it arrives.
   std::string PartPath(const std::string& sha256) const;
   // Installs a verified release whose complete, checked artifact is at
-  // `artifact`: moves it into a new version directory with the envelope and
-  // the adapter config, fsyncs, renames the directory into place. Returns
-  // the installed version (not yet served; Save a state naming it).
+  // `artifact`: moves it into a new version directory with the envelope (and
+  // an adapter's config), fsyncs, renames the directory into place. An
+  // adapter release is installed on `base` (the base model served now).
+  // Returns the installed version (not yet served; Save a state naming it).
   absl::StatusOr<InstalledVersion> Install(const release::SignedRelease& signed_release,
-                                           const release::ReleaseManifest& manifest, const std::string& artifact);
+                                           const release::ReleaseManifest& manifest, const std::string& artifact,
+                                           const InstalledVersion& base);
   // Checks an installed version again: its envelope's signatures (not its
   // expiry: an installed version stays usable) and its artifact's sha256.
   absl::Status Verify(const InstalledVersion& version, const release::TrustPolicy& policy) const;
-  // The directory of an installed version (a PEFT adapter directory).
+  // The directory of an installed version (a PEFT adapter directory, or a
+  // base-model release's).
   std::string PathOf(const InstalledVersion& version) const;
-  // Removes version directories that are neither current nor last-known-good.
+  // The model file `version` runs on; "" for the configured model file.
+  std::string BaseFileOf(const InstalledVersion& version) const;
+  // The adapter directory `version` serves; "" for none (a bare base model).
+  std::string AdapterDirOf(const InstalledVersion& version) const;
+  // The model file the daemon should load at start, before the agent checks
+  // anything ("" for the configured one): the current version's, or the
+  // last-known-good's when the current one was on probation when the daemon
+  // stopped uncleanly — what Restore will most likely choose.
+  std::string BaseFileAtStart() const;
+  // Removes version directories that are neither current nor last-known-good
+  // nor the base model of either.
   void Prune() const;
 
  private:
@@ -100,6 +129,11 @@ class ReleaseStore {
   std::string dir_;
   OtaState state_;
 };
+
+// The model file a daemon keeping its releases in `dir` should load at start
+// (ReleaseStore::BaseFileAtStart); nullopt for the configured one, also when
+// nothing is installed or the file is missing.
+std::optional<std::string> BaseFileAtStart(const std::string& dir);
 
 }  // namespace edgellm::ota
 

@@ -12,14 +12,98 @@
 
 namespace edgellm::serve {
 
-InferenceCore::InferenceCore(const engine::LlamaModel& model, Scheduler& scheduler, InferenceCoreConfig config,
-                             ServeMetrics* metrics)
-    : model_(model),
-      scheduler_(scheduler),
-      config_(std::move(config)),
-      metrics_(metrics),
-      sessions_(config_.sessions),
-      grammars_([&model] { return engine::TokenTrieOf(model.tokenizer()); }, config_.grammars) {}
+namespace {
+
+// How often replaced models are checked for requests still running on them.
+constexpr auto kRetireInterval = std::chrono::milliseconds(200);
+
+}  // namespace
+
+InferenceCore::InferenceCore(std::shared_ptr<ServedModel> model, InferenceCoreConfig config, ServeMetrics* metrics)
+    : config_(std::move(config)), metrics_(metrics), sessions_(config_.sessions) {
+  serving_.model = std::move(model);
+  serving_.version = "local";
+  retirer_ = std::thread([this] { RetireModels(); });
+}
+
+InferenceCore::~InferenceCore() { Stop(); }
+
+Serving InferenceCore::Current() const {
+  MutexLock lock(&adapters_mu_);
+  return serving_;
+}
+
+std::vector<std::shared_ptr<ServedModel>> InferenceCore::LiveModels() const {
+  MutexLock lock(&adapters_mu_);
+  std::vector<std::shared_ptr<ServedModel>> models = replaced_;
+  if (serving_.model) models.push_back(serving_.model);
+  return models;
+}
+
+void InferenceCore::RetireModels() {
+  MutexLock lock(&adapters_mu_);
+  while (!stopping_) {
+    auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(adapters_mu_) { return stopping_; };
+    adapters_mu_.AwaitWithTimeout(absl::Condition(&wake), absl::FromChrono(kRetireInterval));
+    // Only this list and requests hold a replaced model: when the list's
+    // reference is the last, no request can take it again.
+    std::vector<std::shared_ptr<ServedModel>> unused;
+    for (auto it = replaced_.begin(); it != replaced_.end();) {
+      if (it->use_count() == 1) {
+        unused.push_back(std::move(*it));
+        it = replaced_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (unused.empty()) continue;
+    std::function<void(const std::string&)> on_freed = on_freed_;
+    adapters_mu_.Unlock();
+    for (std::shared_ptr<ServedModel>& model : unused) {
+      const std::string file = model->file();
+      model.reset();
+      if (on_freed) on_freed(file);
+    }
+    adapters_mu_.Lock();
+  }
+}
+
+void InferenceCore::Stop() {
+  {
+    MutexLock lock(&adapters_mu_);
+    if (stopping_ && !retirer_.joinable()) return;
+    stopping_ = true;
+  }
+  if (retirer_.joinable()) retirer_.join();
+  for (const std::shared_ptr<ServedModel>& model : LiveModels()) model->scheduler().Stop();
+}
+
+void InferenceCore::SetMemoryPressure(ops::MemoryPressure pressure) {
+  for (const std::shared_ptr<ServedModel>& model : LiveModels()) model->scheduler().SetMemoryPressure(pressure);
+}
+
+bool InferenceCore::Alive(Clock::duration max_step) const {
+  for (const std::shared_ptr<ServedModel>& model : LiveModels()) {
+    if (!model->scheduler().Alive(max_step)) return false;
+  }
+  return true;
+}
+
+int InferenceCore::Drain(Clock::time_point deadline) {
+  int cut = 0;
+  for (const std::shared_ptr<ServedModel>& model : LiveModels()) cut += model->scheduler().Drain(deadline);
+  return cut;
+}
+
+int InferenceCore::models_loaded() const {
+  MutexLock lock(&adapters_mu_);
+  return static_cast<int>(replaced_.size()) + (serving_.model ? 1 : 0);
+}
+
+void InferenceCore::set_on_model_freed(std::function<void(const std::string& file)> on_freed) {
+  MutexLock lock(&adapters_mu_);
+  on_freed_ = std::move(on_freed);
+}
 
 absl::Status InferenceCore::CheckModel(const std::string& name) const {
   if (name.empty() || name == config_.model_name) return absl::OkStatus();
@@ -27,42 +111,49 @@ absl::Status InferenceCore::CheckModel(const std::string& name) const {
                                                     config_.model_name, "'"));
 }
 
-absl::StatusOr<GenerationRequest> InferenceCore::Prepare(const CompletionParams& params, const std::string& prompt,
-                                                         Clock::time_point deadline, std::string_view what) const {
+absl::StatusOr<GenerationRequest> InferenceCore::Prepare(const Serving& serving, const CompletionParams& params,
+                                                         const std::string& prompt, Clock::time_point deadline,
+                                                         std::string_view what) const {
+  const engine::LlamaModel& model = serving.model->model();
   EDGELLM_RETURN_IF_ERROR(CheckModel(params.model));
   if (prompt.size() > config_.max_prompt_bytes) {
     return absl::InvalidArgumentError(
         edgellm::StrCat(what, " has ", prompt.size(), " bytes; the limit is ", config_.max_prompt_bytes));
   }
-  const int32_t context = scheduler_.context_limit();
+  const int32_t context = serving.model->scheduler().context_limit();
   if (params.max_tokens && *params.max_tokens == 0) return absl::InvalidArgumentError("max_tokens must be at least 1");
-  if (params.max_tokens && *params.max_tokens >= static_cast<uint32_t>(model_.context_length())) {
+  if (params.max_tokens && *params.max_tokens >= static_cast<uint32_t>(model.context_length())) {
     return absl::InvalidArgumentError(
-        edgellm::StrCat("max_tokens ", *params.max_tokens, " does not fit the context of ", model_.context_length()));
+        edgellm::StrCat("max_tokens ", *params.max_tokens, " does not fit the context of ", model.context_length()));
   }
   GenerationRequest out;
   engine::GenerateOptions& o = out.options;
-  {
+  if (params.adapter.empty() && serving.adapter) {
+    out.adapter = serving.adapter;
+    o.adapter = out.adapter.get();
+    out.prefix_space = serving.prefix_space;
+  }
+  if (!params.adapter.empty()) {
     MutexLock lock(&adapters_mu_);
-    const LoadedAdapter* chosen = &version_adapter_;
-    if (!params.adapter.empty()) {
-      auto it = std::find_if(adapters_.begin(), adapters_.end(),
-                             [&](const LoadedAdapter& a) { return a.served.name == params.adapter; });
-      if (it == adapters_.end()) {
-        std::vector<std::string> names;
-        for (const LoadedAdapter& a : adapters_) names.push_back(a.served.name);
-        std::sort(names.begin(), names.end());
-        return absl::InvalidArgumentError(edgellm::StrCat(
-            "unknown adapter '", params.adapter.substr(0, 64), "'; loaded: ",
-            names.empty() ? std::string("none") : absl::StrJoin(names, ", ")));
-      }
-      chosen = &*it;
+    auto it = std::find_if(adapters_.begin(), adapters_.end(),
+                           [&](const LoadedAdapter& a) { return a.served.name == params.adapter; });
+    if (it == adapters_.end()) {
+      std::vector<std::string> names;
+      for (const LoadedAdapter& a : adapters_) names.push_back(a.served.name);
+      std::sort(names.begin(), names.end());
+      return absl::InvalidArgumentError(edgellm::StrCat(
+          "unknown adapter '", params.adapter.substr(0, 64), "'; loaded: ",
+          names.empty() ? std::string("none") : absl::StrJoin(names, ", ")));
     }
-    if (chosen->served.adapter) {
-      out.adapter = chosen->served.adapter;
-      o.adapter = out.adapter.get();
-      out.prefix_space = chosen->prefix_space;
+    // Loaded for the base model served before a base-model release, perhaps.
+    if (absl::Status fits = it->served.adapter->CheckFits(model.config()); !fits.ok()) {
+      return absl::FailedPreconditionError(edgellm::StrCat("adapter '", it->served.name,
+                                                           "' does not fit the base model served now: ",
+                                                           fits.message()));
     }
+    out.adapter = it->served.adapter;
+    o.adapter = out.adapter.get();
+    out.prefix_space = it->prefix_space;
   }
   if (params.temperature) o.sampling.temperature = *params.temperature;
   if (params.top_k) o.sampling.top_k = static_cast<int32_t>(std::min<uint32_t>(*params.top_k, 1u << 30));
@@ -86,10 +177,10 @@ absl::StatusOr<GenerationRequest> InferenceCore::Prepare(const CompletionParams&
   }
   o.top_logprobs = params.top_logprobs;
   if (!params.grammar.empty()) {
-    EDGELLM_ASSIGN_OR_RETURN(o.grammar, grammars_.Get(params.grammar));
+    EDGELLM_ASSIGN_OR_RETURN(o.grammar, serving.model->grammars().Get(params.grammar));
     o.grammar_trigger = params.grammar_trigger;
   }
-  out.prompt_ids = model_.tokenizer().Encode(prompt, o.add_special, o.parse_special);
+  out.prompt_ids = model.tokenizer().Encode(prompt, o.add_special, o.parse_special);
   // Without a limit, the reply may fill what the context leaves after the prompt.
   o.max_tokens = params.max_tokens
                      ? static_cast<int32_t>(*params.max_tokens)
@@ -98,21 +189,22 @@ absl::StatusOr<GenerationRequest> InferenceCore::Prepare(const CompletionParams&
   return out;
 }
 
-absl::StatusOr<std::string> InferenceCore::RenderChat(const nlohmann::ordered_json& messages,
+absl::StatusOr<std::string> InferenceCore::RenderChat(const Serving& serving, const nlohmann::ordered_json& messages,
                                                       const nlohmann::ordered_json& tools,
                                                       bool add_generation_prompt) const {
-  if (!config_.chat) {
+  const std::optional<chat::ChatFormatter>& chat = serving.model->chat();
+  if (!chat) {
     return absl::FailedPreconditionError(edgellm::StrCat(
         "model '", config_.model_name,
         "' has no chat template (tokenizer.chat_template); set chat_template or chat_template_file in the config"));
   }
-  const chat::ToolCallFormat format = config_.chat->tool_call_format();
+  const chat::ToolCallFormat format = chat->tool_call_format();
   absl::StatusOr<std::string> prompt =
-      config_.chat->Render(chat::MessagesForFormat(format, messages, tools), tools, add_generation_prompt);
+      chat->Render(chat::MessagesForFormat(format, messages, tools), tools, add_generation_prompt);
   // Templates without a system role (Gemma's) take the generic format's
   // description of the tools in the first user turn instead.
   if (!prompt.ok() && format == chat::ToolCallFormat::kGeneric && tools.is_array() && !tools.empty()) {
-    absl::StatusOr<std::string> without_system = config_.chat->Render(
+    absl::StatusOr<std::string> without_system = chat->Render(
         chat::MessagesForFormat(format, messages, tools, /*system_role=*/false), tools, add_generation_prompt);
     if (without_system.ok()) return without_system;
   }
@@ -133,27 +225,31 @@ void InferenceCore::Embed(const std::string& model, std::vector<std::string> inp
     return done(absl::InvalidArgumentError(
         edgellm::StrCat("input has ", bytes, " bytes; the limit is ", config_.max_prompt_bytes)));
   }
+  const std::shared_ptr<ServedModel> served = Current().model;
   auto tokens = std::make_shared<std::vector<std::vector<engine::TokenId>>>();
   int64_t total = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    tokens->push_back(model_.tokenizer().Encode(inputs[i]));
+    tokens->push_back(served->model().tokenizer().Encode(inputs[i]));
     if (tokens->back().empty()) {
       return done(absl::InvalidArgumentError(edgellm::StrCat("input[", i, "] is empty")));
     }
     total += static_cast<int64_t>(tokens->back().size());
   }
   // The inputs run as one forward beside the KV pool: bounded by what one request may hold.
-  if (total > scheduler_.context_limit()) {
+  if (total > served->scheduler().context_limit()) {
     return done(absl::InvalidArgumentError(edgellm::StrCat("input has ", total, " tokens in all; the limit is ",
-                                                           scheduler_.context_limit())));
+                                                           served->scheduler().context_limit())));
   }
   auto shared_done = std::make_shared<std::function<void(absl::StatusOr<EmbedResult>)>>(std::move(done));
-  absl::Status queued = scheduler_.SubmitTask([this, tokens, shared_done, total](absl::Status runnable) {
+  // The task holds no reference to the model: it runs on that model's own
+  // scheduler, which the model outlives.
+  const engine::LlamaModel* weights = &served->model();
+  absl::Status queued = served->scheduler().SubmitTask([weights, tokens, shared_done, total](absl::Status runnable) {
     if (!runnable.ok()) return (*shared_done)(runnable);
     std::vector<float> flat;
-    if (absl::Status s = model_.Embed(*tokens, &flat); !s.ok()) return (*shared_done)(s);
+    if (absl::Status s = weights->Embed(*tokens, &flat); !s.ok()) return (*shared_done)(s);
     EmbedResult result;
-    const size_t d = static_cast<size_t>(model_.config().n_embd);
+    const size_t d = static_cast<size_t>(weights->config().n_embd);
     for (size_t i = 0; i < tokens->size(); ++i) result.embeddings.emplace_back(flat.begin() + i * d, flat.begin() + (i + 1) * d);
     result.prompt_tokens = static_cast<int32_t>(total);
     (*shared_done)(std::move(result));
@@ -162,16 +258,19 @@ void InferenceCore::Embed(const std::string& model, std::vector<std::string> inp
 }
 
 ModelDescription InferenceCore::Describe() const {
+  const Serving serving = Current();
+  const engine::LlamaModel& model = serving.model->model();
   ModelDescription d;
   d.name = config_.model_name;
-  d.architecture = model_.config().architecture;
-  d.parameters = model_.parameter_count();
-  d.quantization = std::string(model_.weight_type());
-  d.context_length = model_.context_length();
-  d.embedding_length = model_.config().n_embd;
-  d.has_chat_template = has_chat_template();
+  d.architecture = model.config().architecture;
+  d.parameters = model.parameter_count();
+  d.quantization = std::string(model.weight_type());
+  d.context_length = model.context_length();
+  d.embedding_length = model.config().n_embd;
+  d.has_chat_template = serving.model->chat().has_value();
+  d.version = serving.version;
+  d.sha256 = serving.model->sha256();
   MutexLock lock(&adapters_mu_);
-  d.version = version_;
   for (const LoadedAdapter& a : adapters_) d.adapters.push_back(a.served.name);
   std::sort(d.adapters.begin(), d.adapters.end());
   return d;
@@ -189,15 +288,19 @@ void InferenceCore::AddAdapter(ServedAdapter adapter) {
   }
 }
 
-void InferenceCore::SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter) {
+void InferenceCore::SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter,
+                                    std::shared_ptr<ServedModel> model) {
   MutexLock lock(&adapters_mu_);
-  version_ = std::move(version);
-  const uint64_t prefix_space = adapter ? next_prefix_space_++ : 0;
-  version_adapter_ = {{"", std::move(adapter)}, prefix_space};
+  if (model && model != serving_.model) {
+    replaced_.push_back(std::exchange(serving_.model, std::move(model)));
+  }
+  serving_.version = std::move(version);
+  serving_.prefix_space = adapter ? next_prefix_space_++ : 0;
+  serving_.adapter = std::move(adapter);
 }
 
 absl::Status InferenceCore::StreamOpened(const std::string& caller) {
-  const SchedulerConfig& places = scheduler_.config();
+  const SchedulerConfig& places = Current().model->scheduler().config();
   const int share = config_.max_caller_share >= 1.0
                         ? std::numeric_limits<int>::max()
                         : std::max(1, static_cast<int>(config_.max_caller_share * (places.max_active + places.max_waiting)));

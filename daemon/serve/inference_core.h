@@ -1,8 +1,9 @@
 // serve/inference_core.h — what every front end of the daemon shares: the
 // checks that turn a request (from gRPC or the OpenAI-style HTTP API) into a
-// generation for the scheduler, the model's chat template, the loaded
-// adapters and installed version, the sessions, embeddings, and the count of
-// open streams that draining waits for. Knows nothing of gRPC or HTTP.
+// generation for the scheduler, the served base model (swapped whole by a
+// base-model release) and the version on it, the loaded adapters, the
+// sessions, embeddings, and the count of open streams that draining waits
+// for. Knows nothing of gRPC or HTTP.
 #ifndef EDGELLM_SERVE_INFERENCE_CORE_H_
 #define EDGELLM_SERVE_INFERENCE_CORE_H_
 
@@ -12,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/mutex.h"
@@ -22,6 +24,7 @@
 #include "daemon/serve/grammar_cache.h"
 #include "daemon/serve/scheduler.h"
 #include "daemon/serve/serve_metrics.h"
+#include "daemon/serve/served_model.h"
 #include "daemon/serve/session_store.h"
 #include "nlohmann/json.hpp"
 
@@ -38,14 +41,20 @@ struct InferenceCoreConfig {
   uint64_t max_prompt_bytes = 1 << 20;  // longer prompts, texts or conversations are refused
   SessionStoreConfig sessions;
   int32_t draft_tokens = 0;  // speculative drafts per step for requests that do not say; 0: off
-  // The model's chat template (or its override); none: chat requests are refused.
-  std::optional<chat::ChatFormatter> chat;
   int32_t max_embedding_inputs = 64;  // inputs of one embeddings request
   // Fair share: one caller (a client certificate, an API key, or every
   // uncertified local client together) may have at most this share of the
   // scheduler's places (active + waiting) in flight; 1: no limit.
   double max_caller_share = 1.0;
-  GrammarCacheConfig grammars;  // limits of the grammars requests send
+};
+
+// What one request runs on, taken once when it arrives: the base model and
+// the version served on it. Holding it keeps that model loaded.
+struct Serving {
+  std::shared_ptr<ServedModel> model;
+  std::string version;
+  std::shared_ptr<const engine::LoraAdapter> adapter;  // nullptr: the bare base model
+  uint64_t prefix_space = 0;                           // of `adapter`
 };
 
 // What ListModels and GET /v1/models say about the model.
@@ -57,6 +66,7 @@ struct ModelDescription {
   int32_t context_length = 0;
   int32_t embedding_length = 0;
   std::string version;
+  std::string sha256;                 // of the base model's file, when known
   std::vector<std::string> adapters;  // sorted
   bool has_chat_template = false;
 };
@@ -69,12 +79,14 @@ struct EmbedResult {
 // Thread-safe.
 class InferenceCore {
  public:
-  // `model`, `scheduler` (and `metrics`, which may be null) must outlive the core.
-  InferenceCore(const engine::LlamaModel& model, Scheduler& scheduler, InferenceCoreConfig config,
-                ServeMetrics* metrics = nullptr);
+  // Serves `model` ("local" as its version). `metrics`, which may be null,
+  // must outlive the core.
+  InferenceCore(std::shared_ptr<ServedModel> model, InferenceCoreConfig config, ServeMetrics* metrics = nullptr);
+  // Stops every model's scheduler (Stop).
+  ~InferenceCore();
 
-  const engine::LlamaModel& model() const { return model_; }
-  Scheduler& scheduler() const { return scheduler_; }
+  // What a request arriving now runs on.
+  Serving Current() const;
   ServeMetrics* metrics() const { return metrics_; }
   SessionStore& sessions() { return sessions_; }
   const InferenceCoreConfig& config() const { return config_; }
@@ -84,18 +96,21 @@ class InferenceCore {
   // InvalidArgument naming the field for a setting out of range, an unknown
   // model or adapter. `prompt` is the whole text to complete
   // (a session's conversation included); `what` names it in errors.
-  absl::StatusOr<GenerationRequest> Prepare(const CompletionParams& params, const std::string& prompt,
-                                            Clock::time_point deadline, std::string_view what = "the prompt") const;
+  // The request runs on `serving` (from Current()).
+  absl::StatusOr<GenerationRequest> Prepare(const Serving& serving, const CompletionParams& params,
+                                            const std::string& prompt, Clock::time_point deadline,
+                                            std::string_view what = "the prompt") const;
 
-  bool has_chat_template() const { return config_.chat.has_value(); }
+  bool has_chat_template() const { return Current().model->chat().has_value(); }
   // How the model writes tool calls (generic without a chat template).
-  chat::ToolCallFormat tool_call_format() const {
-    return config_.chat ? config_.chat->tool_call_format() : chat::ToolCallFormat::kGeneric;
+  static chat::ToolCallFormat ToolCallFormatOf(const Serving& serving) {
+    const auto& chat = serving.model->chat();
+    return chat ? chat->tool_call_format() : chat::ToolCallFormat::kGeneric;
   }
   // The prompt for a conversation (see ChatFormatter::Render); FailedPrecondition
   // when the model has no chat template.
-  absl::StatusOr<std::string> RenderChat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                                         bool add_generation_prompt = true) const;
+  absl::StatusOr<std::string> RenderChat(const Serving& serving, const nlohmann::ordered_json& messages,
+                                         const nlohmann::ordered_json& tools, bool add_generation_prompt = true) const;
 
   // Embeds `inputs` (each tokenized as a prompt) on the scheduler's thread and
   // calls `done` once with the result, possibly before returning. Errors
@@ -106,12 +121,26 @@ class InferenceCore {
   ModelDescription Describe() const;
 
   // Serves `adapter` from now on, replacing one of the same name; requests
-  // in flight keep the one they started with.
+  // in flight keep the one they started with. Named adapters that do not fit
+  // the base model served are refused to requests, naming why.
   void AddAdapter(ServedAdapter adapter);
   // Serves `version` of the model from now on: requests that name no adapter
-  // run with `adapter` (nullptr: the bare base model). Requests in flight
-  // finish on the version they started with.
-  void SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter);
+  // run with `adapter` (nullptr: the bare base model) on `model` (nullptr: the
+  // base model served now). Requests in flight finish on the model and
+  // version they started with; a replaced model's memory is returned once its
+  // last one has ended (told to `on_freed`, on a thread of the core's).
+  void SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter,
+                       std::shared_ptr<ServedModel> model = nullptr);
+  void set_on_model_freed(std::function<void(const std::string& file)> on_freed);
+
+  // Over every model still running (the served one and any being replaced):
+  // see Scheduler.
+  void SetMemoryPressure(ops::MemoryPressure pressure);
+  bool Alive(Clock::duration max_step) const;
+  int Drain(Clock::time_point deadline);
+  void Stop();
+  // Models loaded now: 2 while a replaced one still finishes requests.
+  int models_loaded() const;
 
   // Streams (of any front end) open now: draining waits for them to end.
   // ResourceExhausted (nothing counted) when `caller` already holds its
@@ -127,17 +156,22 @@ class InferenceCore {
     uint64_t prefix_space;  // never reused, so a replaced adapter's KV blocks are never shared
   };
 
-  const engine::LlamaModel& model_;
-  Scheduler& scheduler_;
+  // Frees replaced models no request holds any more, until the core stops.
+  void RetireModels();
+  std::vector<std::shared_ptr<ServedModel>> LiveModels() const;
+
   const InferenceCoreConfig config_;
   ServeMetrics* const metrics_;
   SessionStore sessions_;
-  mutable GrammarCache grammars_;
   mutable Mutex adapters_mu_;
+  Serving serving_ ABSL_GUARDED_BY(adapters_mu_);
   std::vector<LoadedAdapter> adapters_ ABSL_GUARDED_BY(adapters_mu_);
   uint64_t next_prefix_space_ ABSL_GUARDED_BY(adapters_mu_) = 1;
-  std::string version_ ABSL_GUARDED_BY(adapters_mu_) = "local";
-  LoadedAdapter version_adapter_ ABSL_GUARDED_BY(adapters_mu_){{"", nullptr}, 0};
+  // Replaced models whose requests may still run; freed by the retiring thread.
+  std::vector<std::shared_ptr<ServedModel>> replaced_ ABSL_GUARDED_BY(adapters_mu_);
+  std::function<void(const std::string&)> on_freed_ ABSL_GUARDED_BY(adapters_mu_);
+  bool stopping_ ABSL_GUARDED_BY(adapters_mu_) = false;
+  std::thread retirer_;
   Mutex streams_mu_;
   int open_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
   std::map<std::string, int> streams_by_caller_ ABSL_GUARDED_BY(streams_mu_);

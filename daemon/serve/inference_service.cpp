@@ -84,15 +84,16 @@ Json ToJson(const v1::ChatMessage& message) {
 
 }  // namespace
 
-GenerateReactor* InferenceService::NewReactor(const std::string& caller, bool* admitted) {
+GenerateReactor* InferenceService::NewReactor(const Serving& serving, const std::string& caller, bool* admitted) {
   const absl::Status admission = core_.StreamOpened(caller);
   *admitted = admission.ok();
+  // The call holds the model it runs on until it is over.
   auto* reactor = new GenerateReactor(
-      core_.scheduler(), core_.model().tokenizer(),
+      serving.model->scheduler(), serving.model->model().tokenizer(),
       [this](grpc::StatusCode code) {
         if (core_.metrics() != nullptr) core_.metrics()->CountRequest(static_cast<absl::StatusCode>(code));
       },
-      [this, caller, counted = *admitted] {
+      [this, caller, counted = *admitted, model = serving.model] {
         if (counted) core_.StreamClosed(caller);
       });
   if (!admission.ok()) reactor->FinishWith(ToGrpcStatus(admission));
@@ -114,21 +115,22 @@ std::string InferenceService::CallerOf(const grpc::CallbackServerContext& contex
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc::CallbackServerContext* context,
                                                                            const v1::GenerateRequest* request) {
   const std::string caller = CallerOf(*context);
+  const Serving serving = core_.Current();
   bool admitted = false;
-  GenerateReactor* reactor = NewReactor(caller, &admitted);
+  GenerateReactor* reactor = NewReactor(serving, caller, &admitted);
   if (!admitted) return reactor;
   CompletionParams params = ToParams(*request);
   params.max_tokens = request->max_tokens();
   absl::StatusOr<OutputForm> form = FormOf(*request);
   absl::Status formed = form.status();
-  if (formed.ok()) formed = ApplyOutputForm(*form, core_.tool_call_format(), params).status();
+  if (formed.ok()) formed = ApplyOutputForm(*form, InferenceCore::ToolCallFormatOf(serving), params).status();
   if (!formed.ok()) {
     reactor->FinishWith(ToGrpcStatus(formed));
     return reactor;
   }
   const std::string& session = request->session_id();
   if (session.empty()) {
-    absl::StatusOr<GenerationRequest> generation = core_.Prepare(params, request->prompt(), SteadyDeadline(*context));
+    absl::StatusOr<GenerationRequest> generation = core_.Prepare(serving, params, request->prompt(), SteadyDeadline(*context));
     if (!generation.ok()) {
       reactor->FinishWith(ToGrpcStatus(generation.status()));
     } else {
@@ -143,7 +145,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
   }
   *conversation += request->prompt();
   absl::StatusOr<GenerationRequest> generation =
-      core_.Prepare(params, *conversation, SteadyDeadline(*context), "the conversation");
+      core_.Prepare(serving, params, *conversation, SteadyDeadline(*context), "the conversation");
   if (!generation.ok()) {
     core_.sessions().EndTurn(session, std::nullopt);
     reactor->FinishWith(ToGrpcStatus(generation.status()));
@@ -161,8 +163,9 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::CallbackServerContext* context,
                                                                        const v1::ChatRequest* request) {
   const std::string caller = CallerOf(*context);
+  const Serving serving = core_.Current();
   bool admitted = false;
-  GenerateReactor* reactor = NewReactor(caller, &admitted);
+  GenerateReactor* reactor = NewReactor(serving, caller, &admitted);
   if (!admitted) return reactor;
   CompletionParams params = ToParams(*request);
   if (request->max_tokens() > 0) params.max_tokens = request->max_tokens();
@@ -187,7 +190,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::Cal
       form->tool_choice = *parsed;
     }
     form->parallel_tool_calls = request->parallel_tool_calls();
-    absl::StatusOr<std::optional<ToolCallSetup>> setup = ApplyOutputForm(*form, core_.tool_call_format(), params);
+    absl::StatusOr<std::optional<ToolCallSetup>> setup = ApplyOutputForm(*form, InferenceCore::ToolCallFormatOf(serving), params);
     if (!setup.ok()) return setup.status();
     tool_calls = *std::move(setup);
     return absl::OkStatus();
@@ -218,9 +221,9 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::Cal
     }
   }
   for (const v1::ChatMessage& message : request->messages()) messages.push_back(ToJson(message));
-  absl::StatusOr<std::string> prompt = core_.RenderChat(messages, tools);
+  absl::StatusOr<std::string> prompt = core_.RenderChat(serving, messages, tools);
   absl::StatusOr<GenerationRequest> generation =
-      prompt.ok() ? core_.Prepare(params, *prompt, SteadyDeadline(*context), "the conversation")
+      prompt.ok() ? core_.Prepare(serving, params, *prompt, SteadyDeadline(*context), "the conversation")
                   : absl::StatusOr<GenerationRequest>(prompt.status());
   if (!generation.ok()) {
     if (!session.empty()) core_.sessions().EndTurn(session, std::nullopt);
@@ -278,7 +281,7 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
   }
   const bool add_special = !request->has_add_special() || request->add_special();
   const bool parse_special = !request->has_parse_special() || request->parse_special();
-  for (engine::TokenId id : core_.model().tokenizer().Encode(request->text(), add_special, parse_special)) {
+  for (engine::TokenId id : core_.Current().model->model().tokenizer().Encode(request->text(), add_special, parse_special)) {
     response->add_token_ids(static_cast<uint32_t>(id));
   }
   return Reply(context, absl::OkStatus());
@@ -288,7 +291,8 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerConte
                                                        const v1::DetokenizeRequest* request,
                                                        v1::DetokenizeResponse* response) {
   if (absl::Status s = core_.CheckModel(request->model()); !s.ok()) return Reply(context, s);
-  const engine::Tokenizer& tokenizer = core_.model().tokenizer();
+  const std::shared_ptr<ServedModel> served = core_.Current().model;
+  const engine::Tokenizer& tokenizer = served->model().tokenizer();
   std::vector<engine::TokenId> ids;
   for (uint32_t id : request->token_ids()) {
     if (id >= static_cast<uint32_t>(tokenizer.vocab_size())) {

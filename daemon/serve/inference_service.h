@@ -45,7 +45,7 @@ class InferenceService final : public v1::Inference::CallbackService {
  private:
   // A reactor for `caller`'s stream, counted by the core; when the caller has
   // no place left it is already finished with that error (`*admitted` false).
-  GenerateReactor* NewReactor(const std::string& caller, bool* admitted);
+  GenerateReactor* NewReactor(const Serving& serving, const std::string& caller, bool* admitted);
   // "cert:NAME", "uid:N" or "local".
   std::string CallerOf(const grpc::CallbackServerContext& context) const;
 

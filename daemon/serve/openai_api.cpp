@@ -136,10 +136,12 @@ Json Usage(const GenerationEvent& last) {
 // streamed. Lives until its last event; the sink runs on the scheduler thread.
 class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
  public:
-  HttpGeneration(InferenceCore& core, std::shared_ptr<HttpResponder> responder, OpenAiGeneration generation,
-                 bool chat, std::string caller, std::optional<ToolCallSetup> tool_calls)
+  // The generation runs on `serving`'s model, which it holds until it ends.
+  HttpGeneration(InferenceCore& core, Serving serving, std::shared_ptr<HttpResponder> responder,
+                 OpenAiGeneration generation, bool chat, std::string caller, std::optional<ToolCallSetup> tool_calls)
       : tool_calls_(tool_calls ? std::make_optional<ToolCallReply>(*std::move(tool_calls)) : std::nullopt),
         core_(core),
+        serving_(std::move(serving)),
         caller_(std::move(caller)),
         responder_(std::move(responder)),
         generation_(std::move(generation)),
@@ -158,7 +160,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
       if (auto self = weak.lock()) self->CancelFromClient();
     });
     absl::StatusOr<uint64_t> id =
-        core_.scheduler().Submit(std::move(request), [self = shared_from_this()](GenerationEvent e) {
+        serving_.model->scheduler().Submit(std::move(request), [self = shared_from_this()](GenerationEvent e) {
           self->OnEvent(std::move(e));
         });
     if (!id.ok()) {
@@ -173,7 +175,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
       id_in_scheduler_ = *id;
       cancel = client_gone_;
     }
-    if (cancel) core_.scheduler().Cancel(*id);
+    if (cancel) serving_.model->scheduler().Cancel(*id);
     if (generation_.stream) {
       responder_->StartStream(200, "text/event-stream");
       if (chat_) SendChunk(Json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr);
@@ -188,7 +190,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
       client_gone_ = true;
       id = id_in_scheduler_;
     }
-    if (id) core_.scheduler().Cancel(*id);
+    if (id) serving_.model->scheduler().Cancel(*id);
   }
 
   void Count(absl::StatusCode code) {
@@ -206,7 +208,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
   // Completions' logprobs: parallel lists of tokens, their logprobs, the
   // alternatives as {token: logprob} and each token's offset in the text.
   void AddCompletionLogprobs(Json& logprobs, const std::vector<engine::TokenLogprobs>& entries) {
-    const engine::Tokenizer& tokenizer = core_.model().tokenizer();
+    const engine::Tokenizer& tokenizer = serving_.model->model().tokenizer();
     for (const engine::TokenLogprobs& l : entries) {
       const std::string piece = engine::ToValidUtf8(tokenizer.TokenToPiece(l.chosen.id));
       Json top = Json::object();
@@ -223,7 +225,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
     if (!generation_.logprobs) return nullptr;
     if (chat_) {
       Json content = Json::array();
-      for (const engine::TokenLogprobs& l : entries) content.push_back(ChatLogprob(core_.model().tokenizer(), l));
+      for (const engine::TokenLogprobs& l : entries) content.push_back(ChatLogprob(serving_.model->model().tokenizer(), l));
       return {{"content", std::move(content)}};
     }
     Json logprobs = {{"tokens", Json::array()},
@@ -337,6 +339,7 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
   InferenceCore& core_;
   const std::string caller_;  // whose share of the places it takes
   const std::shared_ptr<HttpResponder> responder_;
+  const Serving serving_;
   const OpenAiGeneration generation_;
   const bool chat_;
   const std::string id_;
@@ -422,11 +425,11 @@ void OpenAiApi::Refuse(HttpResponder& responder, const absl::Status& status) {
   SendError(responder, status);
 }
 
-void OpenAiApi::StartGeneration(absl::StatusOr<GenerationRequest> generation, OpenAiGeneration settings, bool chat,
-                                const std::string& caller, std::shared_ptr<HttpResponder> responder,
-                                std::optional<ToolCallSetup> tool_calls) {
+void OpenAiApi::StartGeneration(const Serving& serving, absl::StatusOr<GenerationRequest> generation,
+                                OpenAiGeneration settings, bool chat, const std::string& caller,
+                                std::shared_ptr<HttpResponder> responder, std::optional<ToolCallSetup> tool_calls) {
   if (!generation.ok()) return Refuse(*responder, generation.status());
-  std::make_shared<HttpGeneration>(core_, std::move(responder), std::move(settings), chat, caller,
+  std::make_shared<HttpGeneration>(core_, serving, std::move(responder), std::move(settings), chat, caller,
                                    std::move(tool_calls))
       ->Start(*std::move(generation));
 }
@@ -436,17 +439,18 @@ void OpenAiApi::ChatCompletions(const HttpRequest& request, const std::string& c
   absl::StatusOr<ChatCompletionRequest> parsed = ParseChatCompletionRequest(request.body);
   if (!parsed.ok()) return Refuse(*responder, parsed.status());
   std::optional<ToolCallSetup> tool_calls;
+  const Serving serving = core_.Current();
   const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
     EDGELLM_RETURN_IF_ERROR(CheckModelName(core_, parsed->generation.params));
     const OutputForm& form = parsed->generation.form;
-    EDGELLM_ASSIGN_OR_RETURN(tool_calls, ApplyOutputForm(form, core_.tool_call_format(), parsed->generation.params));
+    EDGELLM_ASSIGN_OR_RETURN(tool_calls, ApplyOutputForm(form, InferenceCore::ToolCallFormatOf(serving), parsed->generation.params));
     const bool offer_tools = form.tool_choice.mode != chat::ToolChoice::Mode::kNone;
     EDGELLM_ASSIGN_OR_RETURN(std::string prompt,
-                             core_.RenderChat(parsed->messages, offer_tools ? form.tools : Json(nullptr)));
-    return core_.Prepare(parsed->generation.params, prompt, Clock::time_point::max(), "the conversation");
+                             core_.RenderChat(serving, parsed->messages, offer_tools ? form.tools : Json(nullptr)));
+    return core_.Prepare(serving, parsed->generation.params, prompt, Clock::time_point::max(), "the conversation");
   };
   absl::StatusOr<GenerationRequest> generation = prepare();
-  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/true, caller, std::move(responder),
+  StartGeneration(serving, std::move(generation), std::move(parsed->generation), /*chat=*/true, caller, std::move(responder),
                   std::move(tool_calls));
 }
 
@@ -454,14 +458,15 @@ void OpenAiApi::Completions(const HttpRequest& request, const std::string& calle
                             std::shared_ptr<HttpResponder> responder) {
   absl::StatusOr<CompletionRequest> parsed = ParseCompletionRequest(request.body);
   if (!parsed.ok()) return Refuse(*responder, parsed.status());
+  const Serving serving = core_.Current();
   const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
     EDGELLM_RETURN_IF_ERROR(CheckModelName(core_, parsed->generation.params));
     EDGELLM_RETURN_IF_ERROR(
-        ApplyOutputForm(parsed->generation.form, core_.tool_call_format(), parsed->generation.params).status());
-    return core_.Prepare(parsed->generation.params, parsed->prompt, Clock::time_point::max());
+        ApplyOutputForm(parsed->generation.form, InferenceCore::ToolCallFormatOf(serving), parsed->generation.params).status());
+    return core_.Prepare(serving, parsed->generation.params, parsed->prompt, Clock::time_point::max());
   };
   absl::StatusOr<GenerationRequest> generation = prepare();
-  StartGeneration(std::move(generation), std::move(parsed->generation), /*chat=*/false, caller,
+  StartGeneration(serving, std::move(generation), std::move(parsed->generation), /*chat=*/false, caller,
                   std::move(responder));
 }
 

@@ -38,10 +38,10 @@ class OpenAiApi {
   std::optional<std::string> Caller(const HttpRequest& request) const;
   // Answers `status` as OpenAI's error object, counted in the request metrics.
   void Refuse(HttpResponder& responder, const absl::Status& status);
-  // Streams or answers `generation` (or refuses it when it is an error).
-  void StartGeneration(absl::StatusOr<GenerationRequest> generation, OpenAiGeneration settings, bool chat,
-                       const std::string& caller, std::shared_ptr<HttpResponder> responder,
-                       std::optional<ToolCallSetup> tool_calls = std::nullopt);
+  // Streams or answers `generation`, prepared on `serving` (or refuses it when it is an error).
+  void StartGeneration(const Serving& serving, absl::StatusOr<GenerationRequest> generation,
+                       OpenAiGeneration settings, bool chat, const std::string& caller,
+                       std::shared_ptr<HttpResponder> responder, std::optional<ToolCallSetup> tool_calls = std::nullopt);
   void ChatCompletions(const HttpRequest& request, const std::string& caller,
                        std::shared_ptr<HttpResponder> responder);
   void Completions(const HttpRequest& request, const std::string& caller, std::shared_ptr<HttpResponder> responder);

@@ -53,6 +53,7 @@ absl::StatusOr<VersionScores> ScoreVersion(Scheduler& scheduler, const engine::L
     absl::StatusOr<train::LossSum> loss = ExampleLoss(scheduler, model, adapter, example, deadline);
     if (!loss.ok()) return loss.status();
     scores.loss.Add(*loss);
+    ++scores.examples;
   }
   for (const ExactMatchPrompt& p : prompts) {
     absl::StatusOr<std::string> completion = GreedyCompletion(scheduler, model, adapter, p.prompt, TokensFor(p), timeout);

@@ -26,6 +26,7 @@ struct ExactMatchPrompt {
 
 struct VersionScores {
   train::LossSum loss;  // over every held-out example
+  int64_t examples = 0;  // held-out examples scored
   int32_t exact_matches = 0;
 };
 

@@ -168,6 +168,9 @@ absl::Status AggregatorConfig::Validate() const {
     return absl::InvalidArgumentError("release_signing_key needs release_keys: the set devices trust");
   }
   if (!(release_expiry_days > 0)) return absl::InvalidArgumentError("release_expiry_days must be positive");
+  if (max_base_model_mib == 0 || max_base_model_mib > (uint64_t{1} << 24)) {
+    return absl::InvalidArgumentError("max_base_model_mib must be 1 to 16777216");
+  }
   if (!(canary_fraction > 0 && canary_fraction <= 1) || !(success_threshold > 0 && success_threshold <= 1)) {
     return absl::InvalidArgumentError("canary_fraction and success_threshold must be within (0, 1]");
   }
@@ -222,6 +225,7 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Text("release_signing_key", &config.release_signing_key);
   fields.Text("audit_signing_key", &config.audit_signing_key);
   fields.Number("release_expiry_days", &config.release_expiry_days);
+  fields.UInt64("max_base_model_mib", &config.max_base_model_mib);
   fields.Number("canary_fraction", &config.canary_fraction);
   fields.Number("success_threshold", &config.success_threshold);
   fields.Number("soak_seconds", &config.soak_seconds);

@@ -140,6 +140,8 @@ struct AggregatorConfig {
   // append (audit.log.head), so a rewritten tail is found; empty: unsigned.
   // Keep it where whoever could rewrite state_dir cannot read it.
   std::string audit_signing_key;
+  // The largest GGUF an operator may upload for a base-model release.
+  uint64_t max_base_model_mib = 32768;
   double release_expiry_days = 30;   // of manifests published by the aggregator itself
   double canary_fraction = 0.25;     // rollout defaults, for releases that do not say
   double success_threshold = 1.0;

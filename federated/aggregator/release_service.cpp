@@ -1,11 +1,14 @@
 #include "federated/aggregator/release_service.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 
 #include "common/grpc_status.h"
 #include "common/str_cat.h"
 #include "federated/aggregator/federation_service.h"
 #include "federated/aggregator/fleet_view.h"
+#include "federated/protocol/sha256.h"
 
 namespace edgellm::federated {
 namespace {
@@ -101,6 +104,54 @@ grpc::Status ReleaseAdminService::GetFleet(grpc::ServerContext* context, const v
                                            v1::FleetStatus* response) {
   if (grpc::Status s = Authorize(*context); !s.ok()) return s;
   return Answer(ReadFleet(coordinator_, rollouts_, request->model_id()), response);
+}
+
+grpc::Status ReleaseAdminService::UploadBaseModel(grpc::ServerContext* context,
+                                                  grpc::ServerReader<v1::BaseModelChunk>* reader,
+                                                  v1::UploadBaseModelResponse* response) {
+  if (grpc::Status s = Authorize(*context); !s.ok()) return s;
+  v1::BaseModelChunk chunk;
+  if (!reader->Read(&chunk) || !chunk.has_header()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "an upload starts with its header");
+  }
+  const v1::BaseModelHeader header = chunk.header();
+  absl::StatusOr<std::string> part_path = rollouts_.BeginBaseModelUpload(header);
+  if (!part_path.ok()) return ToGrpcStatus(part_path.status());
+  std::ofstream part(*part_path, std::ios::binary | std::ios::trunc);
+  Sha256 hash;
+  uint64_t received = 0;
+  const auto append = [&](const std::string& data) -> grpc::Status {
+    if (received + data.size() > header.total_bytes()) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          StrCat("the upload runs past its declared ", header.total_bytes(), " bytes"));
+    }
+    part.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!part) return grpc::Status(grpc::StatusCode::INTERNAL, "cannot store the upload");
+    hash.Update(data);
+    received += data.size();
+    return grpc::Status::OK;
+  };
+  grpc::Status appended = append(chunk.data());
+  while (appended.ok() && reader->Read(&chunk)) {
+    if (chunk.has_header()) {
+      appended = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "only the first message of an upload is a header");
+      break;
+    }
+    appended = append(chunk.data());
+  }
+  part.close();
+  if (!appended.ok() || !part) {
+    std::error_code ec;
+    std::filesystem::remove(*part_path, ec);
+    return appended.ok() ? grpc::Status(grpc::StatusCode::INTERNAL, "cannot store the upload") : appended;
+  }
+  const std::string sha = hash.Finish();
+  if (grpc::Status s = ToGrpcStatus(rollouts_.FinishBaseModelUpload(header, *part_path, received, sha)); !s.ok()) {
+    return s;
+  }
+  response->set_sha256(sha);
+  response->set_bytes(received);
+  return grpc::Status::OK;
 }
 
 }  // namespace edgellm::federated

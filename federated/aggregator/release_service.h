@@ -48,6 +48,8 @@ class ReleaseAdminService final : public v1::ReleaseAdmin::Service {
                                      grpc::ServerWriter<v1::ArtifactChunk>* writer) override;
   grpc::Status GetFleet(grpc::ServerContext* context, const v1::GetFleetRequest* request,
                         v1::FleetStatus* response) override;
+  grpc::Status UploadBaseModel(grpc::ServerContext* context, grpc::ServerReader<v1::BaseModelChunk>* reader,
+                               v1::UploadBaseModelResponse* response) override;
 
  private:
   // OK for an admin's certificate, whose name goes to *operator_name if given.

@@ -4,11 +4,13 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "common/hashing.h"
 #include "common/log_text.h"
 #include "common/read_file.h"
 #include "common/status_macros.h"
+#include "federated/protocol/sha256.h"
 #include "common/str_cat.h"
 #include "federated/release/evaluation_proto.h"
 
@@ -66,8 +68,55 @@ absl::StatusOr<std::string> Rollouts::Prepare(const v1::PrepareReleaseRequest& r
   return PrepareLocked(request);
 }
 
+absl::StatusOr<std::string> Rollouts::BeginBaseModelUpload(const v1::BaseModelHeader& header) {
+  if (!enabled()) return absl::FailedPreconditionError("releases are off: the aggregator has no release_keys");
+  EDGELLM_RETURN_IF_ERROR(coordinator_.BaseSha256(header.model_id()).status());
+  if (!IsSha256Hex(header.sha256())) return absl::InvalidArgumentError("the header's sha256 is not 64 hex digits");
+  const uint64_t limit = config_.max_base_model_mib << 20;
+  if (header.total_bytes() == 0 || header.total_bytes() > limit) {
+    return absl::ResourceExhaustedError(StrCat("a base model of ", header.total_bytes(), " bytes; the limit is ",
+                                               config_.max_base_model_mib, " MiB (max_base_model_mib)"));
+  }
+  const fs::path dir = fs::path(config_.state_dir) / "uploads";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(StrCat("cannot create ", dir.string(), ": ", ec.message()));
+  // One upload at a time per file: whatever an earlier, broken one left goes.
+  const fs::path part = dir / (header.sha256() + ".part");
+  fs::remove(part, ec);
+  // The upload and its copy in the artifact store, beside what is there.
+  const fs::space_info space = fs::space(dir, ec);
+  if (!ec && space.available < header.total_bytes() + (uint64_t{256} << 20)) {
+    return absl::ResourceExhaustedError(StrCat("the state directory has ", space.available >> 20, " MiB free; a base ",
+                                               "model of ", header.total_bytes() >> 20, " MiB needs 256 MiB more"));
+  }
+  return part.string();
+}
+
+absl::Status Rollouts::FinishBaseModelUpload(const v1::BaseModelHeader& header, const std::string& part,
+                                             uint64_t received, const std::string& sha256) {
+  std::error_code ec;
+  const auto refuse = [&](const std::string& why) {
+    fs::remove(part, ec);
+    return absl::InvalidArgumentError(why);
+  };
+  if (received != header.total_bytes()) {
+    return refuse(StrCat("the upload ended at ", received, " of ", header.total_bytes(), " bytes"));
+  }
+  if (sha256 != header.sha256()) {
+    return refuse(StrCat("the upload's sha256 is ", sha256, ", its header says ", header.sha256()));
+  }
+  std::string magic(4, '\0');
+  std::ifstream(part, std::ios::binary).read(magic.data(), 4);
+  if (magic != "GGUF") return refuse("the upload is not a GGUF file");
+  EDGELLM_RETURN_IF_ERROR(coordinator_.artifacts().Adopt(part, sha256));
+  log_(StrCat("base model ", sha256.substr(0, 12), " (", received, " bytes) uploaded for ", header.model_id()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequest& request) {
   if (!enabled()) return absl::FailedPreconditionError("releases are off: the aggregator has no release_keys");
+  if (!request.base_model_sha256().empty()) return PrepareBaseLocked(request);
   EDGELLM_ASSIGN_OR_RETURN(std::string base_sha, coordinator_.BaseSha256(request.model_id()));
   EDGELLM_ASSIGN_OR_RETURN(std::vector<VersionRecord> versions, coordinator_.Versions(request.model_id()));
   if (versions.empty()) return absl::NotFoundError(StrCat("model ", request.model_id(), " has no version"));
@@ -99,6 +148,36 @@ absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequ
   manifest.artifact_bytes = weights.size();
   manifest.base_model_sha256 = base_sha;
   manifest.adapter_config = adapter_config;
+  manifest.rollback = request.rollback();
+  manifest.created_at = NowMs() / 1000;
+  const double days = request.expires_in_days() > 0 ? request.expires_in_days() : config_.release_expiry_days;
+  manifest.expires_at = manifest.created_at + static_cast<int64_t>(days * 86400);
+  EDGELLM_ASSIGN_OR_RETURN(manifest.evaluation, EvaluationFor(request));
+  return manifest.ToJson();
+}
+
+absl::StatusOr<std::string> Rollouts::PrepareBaseLocked(const v1::PrepareReleaseRequest& request) {
+  EDGELLM_RETURN_IF_ERROR(coordinator_.BaseSha256(request.model_id()).status());
+  const std::string& sha = request.base_model_sha256();
+  std::error_code ec;
+  const std::string path = IsSha256Hex(sha) ? coordinator_.artifacts().PathOf(sha) : std::string();
+  const uint64_t bytes = path.empty() ? 0 : fs::file_size(path, ec);
+  if (path.empty() || ec) {
+    return absl::NotFoundError(StrCat("no base model with sha256 ", sha.substr(0, 64), " was uploaded"));
+  }
+  prepared_[request.model_id()].insert(sha);
+  EDGELLM_ASSIGN_OR_RETURN(std::vector<VersionRecord> versions, coordinator_.Versions(request.model_id()));
+  EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
+  const uint64_t newest = std::max<uint64_t>(versions.empty() ? 0 : versions.back().version, latest ? latest->version : 0);
+  release::ReleaseManifest manifest;
+  manifest.model_id = request.model_id();
+  manifest.release = latest ? latest->release + 1 : 1;
+  manifest.version = request.version() != 0 ? request.version() : newest + 1;
+  manifest.parent_version = latest ? latest->version : 0;
+  manifest.kind = release::ArtifactKind::kBase;
+  manifest.artifact_sha256 = sha;
+  manifest.artifact_bytes = bytes;
+  manifest.base_model_sha256 = sha;
   manifest.rollback = request.rollback();
   manifest.created_at = NowMs() / 1000;
   const double days = request.expires_in_days() > 0 ? request.expires_in_days() : config_.release_expiry_days;
@@ -155,7 +234,8 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishReque
   EDGELLM_ASSIGN_OR_RETURN(release::SignedRelease envelope, release::SignedRelease::FromJson(request.signed_release()));
   EDGELLM_ASSIGN_OR_RETURN(release::ReleaseManifest m, policy_->Verify(envelope, NowMs() / 1000));
   EDGELLM_ASSIGN_OR_RETURN(std::string base_sha, coordinator_.BaseSha256(m.model_id));
-  if (m.base_model_sha256 != base_sha) {
+  // A base-model release brings its own; an adapter is for the aggregator's.
+  if (m.kind == release::ArtifactKind::kAdapter && m.base_model_sha256 != base_sha) {
     return absl::FailedPreconditionError("the manifest's base model is not the one this aggregator's devices hold");
   }
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(m.model_id));

@@ -54,8 +54,17 @@ class Rollouts {
 
   // Operator calls (ReleaseAdmin).
   // The unsigned manifest of the next release: NotFound for an unknown model
-  // or version.
+  // or version, or a base model not uploaded.
   absl::StatusOr<std::string> Prepare(const v1::PrepareReleaseRequest& request);
+  // Where the upload of a base model goes while it arrives, after checking
+  // the header: the model, a size within max_base_model_mib and the disk's
+  // room for it (ResourceExhausted naming the bound), a sha256.
+  absl::StatusOr<std::string> BeginBaseModelUpload(const v1::BaseModelHeader& header);
+  // Stores the upload at `part` under its sha256 when its bytes are the
+  // header's (`received` of them hashing to `sha256`) and a GGUF file;
+  // InvalidArgument (the part removed) otherwise.
+  absl::Status FinishBaseModelUpload(const v1::BaseModelHeader& header, const std::string& part, uint64_t received,
+                                     const std::string& sha256);
   // Checks the envelope (trusted signatures, the next release number, not
   // expired, its artifact held) and starts its rollout.
   // `publisher` (the operator's name) goes into the audit log.
@@ -87,6 +96,9 @@ class Rollouts {
       : config_(config), coordinator_(coordinator), log_(std::move(log)) {}
   bool enabled() const { return policy_.has_value(); }
   absl::StatusOr<std::string> PrepareLocked(const v1::PrepareReleaseRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The manifest of a base-model release of the uploaded GGUF the request names.
+  absl::StatusOr<std::string> PrepareBaseLocked(const v1::PrepareReleaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The evaluation the canaries judge the release by: the request's, or the
   // model's eval_data with canary_max_loss_ratio; none for a rollback that does not ask.

@@ -101,6 +101,11 @@ absl::StatusOr<ReleaseManifest> ReleaseManifest::FromJson(std::string_view text)
   if (m.kind == ArtifactKind::kAdapter && m.adapter_config.empty()) {
     return absl::InvalidArgumentError("release manifest: an adapter release without its adapter_config");
   }
+  // A base model is the base model of its own release.
+  if (m.kind == ArtifactKind::kBase && (m.base_model_sha256 != m.artifact_sha256 || !m.adapter_config.empty())) {
+    return absl::InvalidArgumentError(
+        "release manifest: a base-model release names its own file as base_model_sha256 and has no adapter_config");
+  }
   if (m.expires_at <= m.created_at) {
     return absl::InvalidArgumentError("release manifest: expires_at is not after created_at");
   }

@@ -42,9 +42,6 @@ struct World {
   std::unique_ptr<federated::AggregatorMetrics> metrics;
   std::unique_ptr<federated::Coordinator> coordinator;
   std::unique_ptr<federated::Rollouts> rollouts;
-  std::unique_ptr<engine::LlamaModel> model;
-  std::shared_ptr<engine::KvBlockPool> pool;
-  std::unique_ptr<serve::Scheduler> scheduler;
   std::unique_ptr<serve::InferenceCore> core;
 };
 
@@ -83,13 +80,14 @@ World& TheWorld() {
     engine::ModelOptions options;
     options.threads = 1;
     options.context_length = 64;
-    w->model = *engine::LlamaModel::Load(model_path, options);
-    w->pool = *w->model->NewBlockPool({16, 8, true});
-    w->scheduler = std::make_unique<serve::Scheduler>(*w->model, w->pool, serve::SchedulerConfig{});
+    std::unique_ptr<engine::LlamaModel> model = *engine::LlamaModel::Load(model_path, options);
+    std::shared_ptr<engine::KvBlockPool> pool = *model->NewBlockPool({16, 8, true});
+    auto served = std::make_shared<serve::ServedModel>(std::move(model), std::move(pool), serve::SchedulerConfig{},
+                                                       nullptr, std::nullopt, model_path, w->base_sha);
     serve::InferenceCoreConfig core_config;
     core_config.model_name = "m";
     core_config.max_caller_share = 0.5;
-    w->core = std::make_unique<serve::InferenceCore>(*w->model, *w->scheduler, core_config);
+    w->core = std::make_unique<serve::InferenceCore>(std::move(served), core_config);
     return w;
   }();
   return *world;
@@ -235,7 +233,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (int i = in.ConsumeIntegralInRange<int>(0, 8); i > 0; --i) p.stop.push_back(in.ConsumeRandomLengthString(40));
       const std::string caller = Id(in);
       if (w.core->StreamOpened(caller).ok()) {
-        (void)w.core->Prepare(p, in.ConsumeRandomLengthString(2000), serve::Clock::time_point::max());
+        (void)w.core->Prepare(w.core->Current(), p, in.ConsumeRandomLengthString(2000), serve::Clock::time_point::max());
         w.core->StreamClosed(caller);
       }
       break;

@@ -33,12 +33,12 @@ int main(int argc, char** argv) {
   config.base_model_path = argv[6];
   config.poll_interval = std::chrono::milliseconds(100);
   edgellm::ota::ServingHooks hooks;
-  hooks.smoke_test = [die](const std::string& dir) {
-    std::cerr << "smoke-testing " << dir << std::endl;
+  hooks.smoke_test = [die](const edgellm::ota::ServedFiles& files) {
+    std::cerr << "smoke-testing " << files.adapter << files.base << std::endl;
     if (die) std::abort();
     return absl::OkStatus();
   };
-  hooks.serve = [](const std::string&, uint64_t version) {
+  hooks.serve = [](const edgellm::ota::ServedFiles&, uint64_t version) {
     if (version == 0) {
       std::cerr << "serving base" << std::endl;
     } else {

@@ -131,7 +131,14 @@ TEST_F(PublishTest, AHostileAggregatorGetsNothingSigned) {
   ExpectRefused([](auto& m) { m.artifact_bytes = 4; }, "runs past");
   ExpectRefused([](auto& m) { m.expires_at = m.created_at + 3650 * 86400; }, "days after its creation");
   ExpectRefused([](auto& m) { m.created_at -= 86400; }, "was created at");
-  ExpectRefused([](auto& m) { m.kind = release::ArtifactKind::kBase; }, "is of kind");
+  // A well-formed base-model release of the same bytes, where an adapter was asked for.
+  ExpectRefused(
+      [](auto& m) {
+        m.kind = release::ArtifactKind::kBase;
+        m.base_model_sha256 = m.artifact_sha256;
+        m.adapter_config.clear();
+      },
+      "is of kind base");
   ExpectRefused([](auto& m) { m.adapter_config = "{}"; }, "adapter_config");
   ExpectRefused([](auto& m) { m.model_id = "other"; }, "not what was asked for");
   // The honest one is signed and published, its checks shown.

@@ -26,16 +26,18 @@ struct Fixture {
   fs::path dir = edgellm::testing::TestDir();
 
   // A signed release of `version` whose artifact is `bytes`, written to a staging file.
-  std::pair<release::SignedRelease, release::ReleaseManifest> Release(uint64_t release, uint64_t version,
-                                                                      const std::string& bytes, fs::path* artifact) {
+  std::pair<release::SignedRelease, release::ReleaseManifest> Release(
+      uint64_t release, uint64_t version, const std::string& bytes, fs::path* artifact,
+      release::ArtifactKind kind = release::ArtifactKind::kAdapter, std::string base_sha = std::string(64, '0')) {
     release::ReleaseManifest m;
+    m.kind = kind;
     m.model_id = "m";
     m.release = release;
     m.version = version;
     m.artifact_sha256 = federated::Sha256Hex(bytes);
     m.artifact_bytes = bytes.size();
-    m.base_model_sha256 = std::string(64, '0');
-    m.adapter_config = R"({"r": 4})";
+    m.base_model_sha256 = kind == release::ArtifactKind::kBase ? m.artifact_sha256 : base_sha;
+    m.adapter_config = kind == release::ArtifactKind::kBase ? "" : R"({"r": 4})";
     m.created_at = 1;
     m.expires_at = 2;
     release::SignedRelease signed_release{m.ToJson(), {}};
@@ -52,7 +54,7 @@ TEST(ReleaseStore, InstallsAVersionThatVerifiesUntilItsBytesChange) {
   ASSERT_TRUE(store.ok()) << store.status();
   fs::path artifact;
   auto [envelope, manifest] = f.Release(1, 7, "weights", &artifact);
-  absl::StatusOr<InstalledVersion> installed = (*store)->Install(envelope, manifest, artifact.string());
+  absl::StatusOr<InstalledVersion> installed = (*store)->Install(envelope, manifest, artifact.string(), {});
   ASSERT_TRUE(installed.ok()) << installed.status();
   EXPECT_EQ(installed->version, 7u);
   EXPECT_FALSE(fs::exists(artifact));  // moved, not copied
@@ -81,7 +83,7 @@ TEST(ReleaseStore, StateSurvivesReopeningAndHalfMadeInstallsAreRemoved) {
     ASSERT_TRUE(store.ok());
     fs::path artifact;
     auto [envelope, manifest] = f.Release(2, 3, "v3", &artifact);
-    auto installed = (*store)->Install(envelope, manifest, artifact.string());
+    auto installed = (*store)->Install(envelope, manifest, artifact.string(), {});
     ASSERT_TRUE(installed.ok());
     OtaState state;
     state.current = *installed;
@@ -121,7 +123,7 @@ TEST(ReleaseStore, PruneKeepsOnlyTheCurrentAndLastKnownGoodVersions) {
   for (uint64_t r = 1; r <= 3; ++r) {
     fs::path artifact;
     auto [envelope, manifest] = f.Release(r, r, "v" + std::to_string(r), &artifact);
-    versions.push_back(*(*store)->Install(envelope, manifest, artifact.string()));
+    versions.push_back(*(*store)->Install(envelope, manifest, artifact.string(), {}));
   }
   OtaState state;
   state.current = versions[2];
@@ -131,6 +133,59 @@ TEST(ReleaseStore, PruneKeepsOnlyTheCurrentAndLastKnownGoodVersions) {
   EXPECT_FALSE(fs::exists((*store)->PathOf(versions[0])));
   EXPECT_TRUE(fs::exists((*store)->PathOf(versions[1])));
   EXPECT_TRUE(fs::exists((*store)->PathOf(versions[2])));
+}
+
+TEST(ReleaseStore, ABaseModelReleaseIsASlotItsAdaptersRunOnAndPruningKeepsItWhileNeeded) {
+  Fixture f;
+  const fs::path ota = f.dir / "ota";
+  auto store = ReleaseStore::Open(ota.string());
+  ASSERT_TRUE(store.ok());
+  fs::path artifact;
+  auto [base_envelope, base_manifest] = f.Release(1, 2, "GGUF new base", &artifact, release::ArtifactKind::kBase);
+  absl::StatusOr<InstalledVersion> base = (*store)->Install(base_envelope, base_manifest, artifact.string(), {});
+  ASSERT_TRUE(base.ok()) << base.status();
+  EXPECT_TRUE(base->is_base());
+  EXPECT_EQ(base->base_sha256, base_manifest.artifact_sha256);
+  EXPECT_EQ((*store)->BaseFileOf(*base), ((*store)->PathOf(*base) + "/model.gguf"));
+  EXPECT_EQ((*store)->AdapterDirOf(*base), "");
+  EXPECT_EQ(ReadText((*store)->BaseFileOf(*base)), "GGUF new base");
+  EXPECT_FALSE(fs::exists(fs::path((*store)->PathOf(*base)) / "adapter_config.json"));
+  EXPECT_TRUE((*store)->Verify(*base, f.policy).ok());
+
+  // An adapter installed while the new base serves runs on it, and is only as good as it.
+  auto [adapter_envelope, adapter_manifest] =
+      f.Release(2, 3, "adapter", &artifact, release::ArtifactKind::kAdapter, base_manifest.artifact_sha256);
+  absl::StatusOr<InstalledVersion> adapter =
+      (*store)->Install(adapter_envelope, adapter_manifest, artifact.string(), *base);
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  EXPECT_FALSE(adapter->is_base());
+  EXPECT_EQ(adapter->base, base->dir);
+  EXPECT_EQ((*store)->BaseFileOf(*adapter), (*store)->BaseFileOf(*base));
+  EXPECT_EQ((*store)->AdapterDirOf(*adapter), (*store)->PathOf(*adapter));
+  EXPECT_TRUE((*store)->Verify(*adapter, f.policy).ok());
+  std::ofstream((*store)->BaseFileOf(*base), std::ios::binary) << "GGUF tampered";
+  EXPECT_EQ((*store)->Verify(*adapter, f.policy).code(), absl::StatusCode::kDataLoss);
+  std::ofstream((*store)->BaseFileOf(*base), std::ios::binary) << "GGUF new base";
+
+  // The adapter serving, the configured model as the last-known-good: the base slot stays.
+  OtaState state;
+  state.current = *adapter;
+  ASSERT_TRUE((*store)->Save(state).ok());
+  (*store)->Prune();
+  EXPECT_TRUE(fs::exists((*store)->BaseFileOf(*adapter)));
+  EXPECT_EQ(BaseFileAtStart(ota.string()), (*store)->BaseFileOf(*base));
+  // Stopped uncleanly with the adapter on probation: the start loads what it falls back to.
+  state.last_good = {};
+  state.probation_left_ms = 1000;
+  state.clean_stop = false;
+  ASSERT_TRUE((*store)->Save(state).ok());
+  EXPECT_EQ(BaseFileAtStart(ota.string()), std::nullopt);
+  // Back on the configured model for good: the slot goes.
+  state = {};
+  ASSERT_TRUE((*store)->Save(state).ok());
+  (*store)->Prune();
+  EXPECT_FALSE(fs::exists((*store)->PathOf(*base)));
+  EXPECT_EQ(BaseFileAtStart(ota.string()), std::nullopt);
 }
 
 TEST(ReleaseStore, AStateNamingAPathOutsideTheStoreIsNotFollowed) {

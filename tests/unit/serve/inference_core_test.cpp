@@ -16,6 +16,20 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// `file` served as the daemon serves a model: its own pool and scheduler.
+std::shared_ptr<ServedModel> Served(const std::string& file, SchedulerConfig places = {}, int32_t context = 64) {
+  engine::ModelOptions options;
+  options.threads = 1;
+  options.context_length = context;
+  auto model = engine::LlamaModel::Load(file, options);
+  EXPECT_TRUE(model.ok()) << model.status();
+  if (!model.ok()) return nullptr;
+  auto pool = (*model)->NewBlockPool({16, 8, true});
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  if (!pool.ok()) return nullptr;
+  return std::make_shared<ServedModel>(*std::move(model), *std::move(pool), places, nullptr, std::nullopt, file, "");
+}
+
 // A model whose file carries Llama 3's vocabulary and chat template (from
 // llama.cpp's vocab-only file), as a real Llama 3 GGUF does.
 std::unique_ptr<engine::LlamaModel> Llama3WithItsTemplate(const std::filesystem::path& dir, const std::string& vocab) {
@@ -62,17 +76,14 @@ TEST(LoadChatTemplate, RendersTheTemplateTheFileCarriesAsJinja2Does) {
 }
 
 TEST(InferenceCore, NoCallerHoldsMoreThanItsShareOfThePlaces) {
-  auto model = engine::LlamaModel::Load(testing::SyntheticModel("test-spm", engine::GgmlType::kF32), {});
-  ASSERT_TRUE(model.ok()) << model.status();
-  auto pool = (*model)->NewBlockPool({16, 8, true});
-  ASSERT_TRUE(pool.ok());
   SchedulerConfig places;
   places.max_active = 2;
   places.max_waiting = 2;
-  Scheduler scheduler(**model, *pool, places);
+  std::shared_ptr<ServedModel> model = Served(testing::SyntheticModel("test-spm", engine::GgmlType::kF32), places);
+  ASSERT_NE(model, nullptr);
   InferenceCoreConfig config;
   config.max_caller_share = 0.5;  // 2 of the 4 places
-  InferenceCore core(**model, scheduler, config);
+  InferenceCore core(model, config);
   ASSERT_TRUE(core.StreamOpened("cert:app-a").ok());
   ASSERT_TRUE(core.StreamOpened("cert:app-a").ok());
   const absl::Status third = core.StreamOpened("cert:app-a");
@@ -86,21 +97,15 @@ TEST(InferenceCore, NoCallerHoldsMoreThanItsShareOfThePlaces) {
 }
 
 TEST(InferenceCore, EmbeddingsRunBetweenStepsAndBadOnesNeverQueue) {
-  engine::ModelOptions options;
-  options.threads = 1;
-  options.context_length = 64;
-  auto model = engine::LlamaModel::Load(testing::SyntheticModel("test-spm", engine::GgmlType::kF32), options);
-  ASSERT_TRUE(model.ok()) << model.status();
-  auto pool = (*model)->NewBlockPool({16, 8, true});
-  ASSERT_TRUE(pool.ok());
-  Scheduler scheduler(**model, *pool, {});
-  scheduler.Start();
+  std::shared_ptr<ServedModel> model = Served(testing::SyntheticModel("test-spm", engine::GgmlType::kF32));
+  ASSERT_NE(model, nullptr);
   InferenceCoreConfig config;
   config.model_name = "test";
   config.max_embedding_inputs = 2;
-  InferenceCore core(**model, scheduler, config);
+  InferenceCore core(model, config);
   EXPECT_FALSE(core.has_chat_template());
-  EXPECT_EQ(core.RenderChat(Json::array(), nullptr).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(core.RenderChat(core.Current(), Json::array(), nullptr).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 
   const auto embed = [&](const std::string& name, std::vector<std::string> inputs) {
     Notification done;
@@ -115,7 +120,7 @@ TEST(InferenceCore, EmbeddingsRunBetweenStepsAndBadOnesNeverQueue) {
   absl::StatusOr<EmbedResult> ok = embed("test", {"hello world", "hi"});
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->embeddings.size(), 2u);
-  EXPECT_EQ(ok->embeddings[0].size(), static_cast<size_t>((*model)->config().n_embd));
+  EXPECT_EQ(ok->embeddings[0].size(), static_cast<size_t>(model->model().config().n_embd));
   EXPECT_GT(ok->prompt_tokens, 2);
   EXPECT_EQ(embed("other", {"x"}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(embed("", {}).status().code(), absl::StatusCode::kInvalidArgument);
@@ -124,8 +129,93 @@ TEST(InferenceCore, EmbeddingsRunBetweenStepsAndBadOnesNeverQueue) {
   for (int i = 0; i < 200; ++i) long_text += std::string(1, static_cast<char>('a' + i % 26)) + " ";
   EXPECT_EQ(embed("", {long_text}).status().code(), absl::StatusCode::kInvalidArgument)
       << "more tokens than one request may hold";
-  scheduler.Stop();
+  core.Stop();
   EXPECT_EQ(embed("", {"x"}).status().code(), absl::StatusCode::kUnavailable);
+}
+
+// The events of one generation, collected until its last.
+struct Collected {
+  Mutex mu;
+  std::vector<engine::TokenId> tokens ABSL_GUARDED_BY(mu);
+  std::optional<absl::Status> status ABSL_GUARDED_BY(mu);
+  EventSink Sink() {
+    return [this](GenerationEvent e) {
+      MutexLock lock(&mu);
+      tokens.insert(tokens.end(), e.token_ids.begin(), e.token_ids.end());
+      if (e.last) status = e.status;
+    };
+  }
+  absl::Status Wait() {
+    MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](std::optional<absl::Status>* s) { return s->has_value(); }, &status));
+    return *status;
+  }
+  size_t token_count() {
+    MutexLock lock(&mu);
+    return tokens.size();
+  }
+};
+
+TEST(InferenceCore, ASwappedBaseModelFinishesTheRequestsOnItThenIsFreed) {
+  const std::string old_file = testing::SyntheticModel("test-spm", engine::GgmlType::kF32);
+  const std::string new_file = testing::SyntheticModel("test-spm", engine::GgmlType::kQ8_0, 2);
+  std::shared_ptr<ServedModel> old_model = Served(old_file, {}, 256);
+  std::shared_ptr<ServedModel> new_model = Served(new_file, {}, 256);
+  ASSERT_TRUE(old_model && new_model);
+  std::weak_ptr<ServedModel> old_weak = old_model;
+  InferenceCore core(std::move(old_model), {});
+  Mutex freed_mu;
+  std::vector<std::string> freed;
+  core.set_on_model_freed([&](const std::string& file) {
+    MutexLock lock(&freed_mu);
+    freed.push_back(file);
+  });
+  const CompletionParams params = [] {
+    CompletionParams p;
+    p.max_tokens = 100;
+    p.temperature = 0.0f;
+    return p;
+  }();
+
+  // A long request on the old model, under way when the swap comes.
+  Serving before = core.Current();
+  absl::StatusOr<GenerationRequest> long_request = core.Prepare(before, params, "Once upon a time", Clock::time_point::max());
+  ASSERT_TRUE(long_request.ok()) << long_request.status();
+  long_request->options.ignore_eos = true;
+  Collected on_old;
+  ASSERT_TRUE(before.model->scheduler().Submit(*std::move(long_request), on_old.Sink()).ok());
+  core.SetModelVersion("v2", nullptr, new_model);
+  EXPECT_EQ(core.Describe().quantization, "Q8_0");
+  EXPECT_EQ(core.Describe().version, "v2");
+  EXPECT_EQ(core.models_loaded(), 2);
+
+  // A new request runs on the new model meanwhile.
+  const Serving after = core.Current();
+  EXPECT_EQ(after.model, new_model);
+  absl::StatusOr<GenerationRequest> short_request = core.Prepare(after, params, "Hello", Clock::time_point::max());
+  ASSERT_TRUE(short_request.ok());
+  short_request->options.max_tokens = 4;
+  short_request->options.ignore_eos = true;
+  Collected on_new;
+  ASSERT_TRUE(after.model->scheduler().Submit(*std::move(short_request), on_new.Sink()).ok());
+  EXPECT_TRUE(on_new.Wait().ok());
+  EXPECT_EQ(on_new.token_count(), 4u);
+
+  // The old one runs to its end, none cut off; then its memory goes.
+  EXPECT_TRUE(on_old.Wait().ok());
+  EXPECT_EQ(on_old.token_count(), 100u);
+  {
+    MutexLock lock(&freed_mu);
+    EXPECT_TRUE(freed.empty()) << "`before` still holds it";
+  }
+  before.model.reset();  // the last holder outside the core
+  MutexLock lock(&freed_mu);
+  freed_mu.AwaitWithTimeout(absl::Condition(+[](std::vector<std::string>* f) { return !f->empty(); }, &freed),
+                            absl::Seconds(30));
+  ASSERT_EQ(freed.size(), 1u);
+  EXPECT_EQ(freed[0], old_file);
+  EXPECT_TRUE(old_weak.expired());
+  EXPECT_EQ(core.models_loaded(), 1);
 }
 
 }  // namespace
