@@ -7,7 +7,8 @@
 # federated rounds: edgellm-aggregator and three edgellmd on loopback with
 # mutual TLS, each daemon training on its own fact; and finally publish the
 # rounds' result as a signed release and roll it out canary-first to the three
-# daemons, which then answer with it. It uses the
+# daemons, which then answer with it; then merge it into the model's weights
+# and roll that out as a base-model release. It uses the
 # real pretrained model in ../shared/models when it is there, and otherwise a
 # model that `edgellm make-model` writes.
 # Set EDGELLM_SKIP_DEPS=1 to skip the package install on a machine already set up.
@@ -209,6 +210,16 @@ echo "== Rollout done (edgellm rollout status):"
 "$edgellm" rollout status "${admin[@]}"
 grep -h "ota: " "$fed/dev-a.log" | sed 's/^edgellmd: /   dev-a: /'
 echo "== After the rollout, the same prompts through each daemon (gRPC, greedy): version 4 answers"
+ask_daemons
+echo "== A base-model release: version 4 merged into the model's weights (edgellm merge) and published whole"
+echo "   (edgellm publish --base); each daemon downloads it, loads it beside the model serving, judges it on the"
+echo "   held-out facts against what it serves (base + version 4), swaps it in, and frees the model before:"
+"$edgellm" merge -m "$model" --adapter "$fed/state/models/stories/v4" -o "$fed/stories-merged.gguf" > /dev/null
+"$edgellm" publish "${admin[@]}" --signing-key "$fed/release.key" --base "$fed/stories-merged.gguf" 2>&1 |
+  grep -E "uploaded|base model|signing" | sed 's/^/   /'
+await_log "release 2 rollout: .* -> done"
+grep -h -E "ota: .*release 2|ota: now serving version 5|memory is returned" "$fed/dev-a.log" | sed 's/^edgellmd: /   dev-a: /'
+echo "== The merged base model answers as version 4 did, with no adapter (gRPC, greedy):"
 ask_daemons
 echo "== The fleet (edgellm fleet; the same data as the fleet page at https://127.0.0.1:$fleet_port/#token=...):"
 "$edgellm" fleet "${admin[@]}"

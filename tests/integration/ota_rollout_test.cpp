@@ -6,7 +6,9 @@
 // returns them to the version before. A round's version that is finite but
 // worse halts at the canary with the figures that show why; so does one
 // whose smoke test fails. A Generate stream in flight while its daemon swaps
-// versions completes.
+// versions (an adapter, or the whole base model) completes. A base model
+// published with `edgellm publish --base` reaches the canary, then every
+// device; adapters for the base model before it are then refused.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -533,6 +535,115 @@ TEST_F(OtaRollout, AGenerateStreamInFlightAcrossTheSwapCompletes) {
   EXPECT_EQ(tokens, 120u);
   EXPECT_GT(after_swap, 0u) << "the stream ended before the swap: nothing was in flight across it";
   EXPECT_NE(ReadAll(dir_ / "dev-a.log").find("now serving version 1"), std::string::npos);
+}
+
+// Devices of `model` the aggregator has heard from, per `edgellm fleet --json` (waits up to 30 s for `count`).
+size_t AwaitFleet(const std::string& admin, const std::string& model, size_t count) {
+  size_t devices = 0;
+  for (int i = 0; i < 300 && devices < count; ++i) {
+    const auto run = RunCli("fleet " + admin + " -m " + model + " --json");
+    const nlohmann::json fleet = nlohmann::json::parse(run.out, nullptr, false);
+    devices = fleet.is_object() && fleet.contains("models") && !fleet["models"].empty()
+                  ? fleet["models"][0].value("devices", nlohmann::json::array()).size()
+                  : 0;
+    if (devices < count) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return devices;
+}
+
+// The quantization the daemon's model reports.
+std::string Quantization(DaemonProcess& daemon) {
+  auto stub = v1::Inference::NewStub(daemon.channel());
+  grpc::ClientContext context;
+  v1::ListModelsResponse response;
+  if (!stub->ListModels(&context, {}, &response).ok() || response.models_size() != 1) return "?";
+  return response.models(0).quantization();
+}
+
+TEST_F(OtaRollout, ABaseModelPublishedWithTheCliReachesTheCanaryThenEveryDeviceAndOldAdaptersAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(kStories, "", "canary_fraction: 0.3\nsoak_seconds: 1\n"));
+  std::map<std::string, std::unique_ptr<DaemonProcess>> daemons;
+  for (const auto& [device, prompt] : kFacts) {
+    daemons[device] = StartDaemon(device, kStories, false);
+    ASSERT_NE(daemons[device], nullptr);
+    EXPECT_EQ(Quantization(*daemons[device]), "F32");
+  }
+  ASSERT_EQ(AwaitFleet(Admin(), "stories260K", 3), 3u);
+  // The fleet moves to the same model re-quantized.
+  const fs::path new_base = dir_ / "stories260K-q8.gguf";
+  ASSERT_EQ(RunCli("quantize -m " + kStories + " --type Q8_0 -o " + new_base.string()).exit_code, 0);
+  const auto publish =
+      RunCli("publish " + Admin() + " -m stories260K --base " + new_base.string() + SigningKey() + " --json");
+  ASSERT_EQ(publish.exit_code, 0) << publish.err;
+  EXPECT_NE(publish.err.find("uploaded " + new_base.string()), std::string::npos) << publish.err;
+  EXPECT_NE(publish.err.find("base model " + new_base.string()), std::string::npos) << publish.err;
+  const nlohmann::json published = nlohmann::json::parse(publish.out, nullptr, false);
+  ASSERT_TRUE(published.is_object()) << publish.out;
+  EXPECT_EQ(published.value("stage", ""), "canary");
+  const std::string version = "v" + std::to_string(Count(published, "version"));
+
+  const nlohmann::json done = AwaitStage("stories260K", "done");
+  ASSERT_EQ(done.value("stage", ""), "done") << done.dump(1) << aggregator_->Log();
+  for (const auto& [device, prompt] : kFacts) {
+    EXPECT_EQ(AwaitVersion(*daemons[device], version), version) << device;
+    EXPECT_EQ(Quantization(*daemons[device]), "Q8_0") << device;
+    EXPECT_FALSE(Complete(*daemons[device], prompt).empty());
+  }
+  for (const auto& d : done["devices"]) EXPECT_EQ(d["last_report"], "INSTALLED") << d.dump();
+
+  // Version 1, the adapter for the base model before, rolled back to: every device refuses it.
+  const auto rollback = RunCli("rollout rollback " + Admin() + " -m stories260K --to-version 1" + SigningKey());
+  ASSERT_EQ(rollback.exit_code, 0) << rollback.err;
+  const nlohmann::json halted = AwaitStage("stories260K", "halted");
+  ASSERT_EQ(halted.value("stage", ""), "halted") << halted.dump(1);
+  bool named_the_base = false;
+  for (const auto& d : halted["devices"]) {
+    if (d.value("last_report", "") != "REFUSED") continue;
+    named_the_base |= d.value("detail", "").find("is for the base model with sha256") != std::string::npos;
+  }
+  EXPECT_TRUE(named_the_base) << halted.dump(1);
+  for (const auto& [device, prompt] : kFacts) EXPECT_EQ(ServedVersion(*daemons[device]), version) << device;
+}
+
+TEST_F(OtaRollout, AGenerateStreamInFlightAcrossABaseModelSwapCompletesOnTheOldModel) {
+  const std::string model = edgellm::testing::SyntheticModel("smol-135m", engine::GgmlType::kQ8_0);
+  ASSERT_NO_FATAL_FAILURE(StartAggregator(model, "    rounds: 1\n    min_devices: 3\n", ""));
+  auto daemon = StartDaemon("dev-a", model, false);
+  ASSERT_NE(daemon, nullptr);
+  const fs::path new_base = dir_ / "smol-q4.gguf";
+  ASSERT_EQ(RunCli("quantize -m " + model + " --type Q4_0 -o " + new_base.string()).exit_code, 0);
+  auto stub = v1::Inference::NewStub(daemon->channel());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  auto reader = stub->Generate(&context, edgellm::testing::Greedy("The history of the world", 1200));
+  v1::GenerateResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  size_t tokens = response.token_ids_size();
+
+  const auto publish = RunCli("publish " + Admin() + " -m " + fs::path(model).stem().string() + " --base " +
+                              new_base.string() + SigningKey() + " --canary-fraction 1 --no-evaluation");
+  ASSERT_EQ(publish.exit_code, 0) << publish.err;
+  size_t after_swap = 0;
+  bool swapped = false;
+  while (reader->Read(&response)) {
+    tokens += response.token_ids_size();
+    if (!swapped) swapped = Quantization(*daemon) == "Q4_0";
+    if (swapped) after_swap += response.token_ids_size();
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(tokens, 1200u);
+  EXPECT_GT(after_swap, 0u) << "the stream ended before the swap: nothing was in flight across it";
+  for (int i = 0; i < 100 && Quantization(*daemon) != "Q4_0"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Quantization(*daemon), "Q4_0");
+  std::string log;
+  for (int i = 0; i < 300; ++i) {
+    log = ReadAll(dir_ / "dev-a.log");
+    if (log.find("its memory is returned") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(log.find("a new base model"), std::string::npos) << log;
+  EXPECT_NE(log.find("finished its last request; its memory is returned"), std::string::npos) << log;
 }
 
 }  // namespace
