@@ -373,7 +373,7 @@ int Run(const ops::DaemonConfig& args) {
   // A base model installed over the air serves from the start.
   const std::string model_file =
       args.ota_release_keys.empty() ? args.model : ota::BaseFileAtStart(args.ota_dir).value_or(args.model);
-  absl::StatusOr<std::shared_ptr<serve::ServedModel>> model = loader.Load(model_file, "");
+  absl::StatusOr<std::shared_ptr<serve::ServedModel>> model = loader.Load(model_file);
   if (!model.ok()) return Fail(model.status(), absl::IsInvalidArgument(model.status()) ? 2 : 1);
   if (*draft_model != nullptr && model_file == args.model) {
     if (absl::Status usable = engine::ModelDrafter::Create((*model)->model(), **draft_model, {}).status(); !usable.ok()) {

@@ -66,8 +66,7 @@ ModelLoader::ModelLoader(const ops::DaemonConfig& args, serve::SchedulerConfig s
                          Log log)
     : args_(args), scheduler_(std::move(scheduler)), metrics_(metrics), log_(std::move(log)) {}
 
-absl::StatusOr<std::shared_ptr<serve::ServedModel>> ModelLoader::Load(const std::string& file,
-                                                                      std::string sha256) const {
+absl::StatusOr<std::shared_ptr<serve::ServedModel>> ModelLoader::Load(const std::string& file) const {
   EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::LlamaModel> model, LoadWarm(args_, file));
   EDGELLM_ASSIGN_OR_RETURN(std::shared_ptr<engine::KvBlockPool> pool, NewKvPool(args_, *model));
   EDGELLM_ASSIGN_OR_RETURN(std::optional<chat::ChatFormatter> chat, ChatTemplate(args_, *model));
@@ -87,7 +86,7 @@ absl::StatusOr<std::shared_ptr<serve::ServedModel>> ModelLoader::Load(const std:
                     : (args_.chat_template.empty() && args_.chat_template_file.empty() ? "the model's"
                                                                                          : "from the config")));
   return std::make_shared<serve::ServedModel>(std::move(model), std::move(pool), scheduler, metrics_, std::move(chat),
-                                              file, std::move(sha256));
+                                              file);
 }
 
 uint64_t ModelLoader::BytesToLoad(const std::string& file, const serve::ServedModel& loaded) const {

@@ -27,7 +27,7 @@ class ModelLoader {
 
   // InvalidArgument when the configuration does not suit the model (KV
   // budget, chat template); other codes when the file does not load or run.
-  absl::StatusOr<std::shared_ptr<serve::ServedModel>> Load(const std::string& file, std::string sha256) const;
+  absl::StatusOr<std::shared_ptr<serve::ServedModel>> Load(const std::string& file) const;
   // The memory loading `file` beside `loaded` would take: the file's bytes
   // (weights are read resident) and as much KV cache as `loaded` holds.
   uint64_t BytesToLoad(const std::string& file, const serve::ServedModel& loaded) const;

@@ -52,7 +52,7 @@ class BaseModels {
                  reserve >> 20, " MiB must stay free (memory_low_mib); ", *available >> 20, " MiB are available"));
     }
     const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<std::shared_ptr<serve::ServedModel>> loaded = loader_.Load(file, files.base_sha256);
+    absl::StatusOr<std::shared_ptr<serve::ServedModel>> loaded = loader_.Load(file);
     if (!loaded.ok()) return loaded.status();
     log_(StrCat("ota: loaded ", file, " beside the model serving in ",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), " s"));

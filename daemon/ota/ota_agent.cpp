@@ -19,6 +19,7 @@
 #include "edgellm/v1/ota.grpc.pb.h"
 #include "federated/channel/aggregator_channel.h"
 #include "federated/protocol/sha256.h"
+#include "federated/release/base_delta.h"
 #include "federated/release/evaluation_proto.h"
 #include "federated/release/trust_policy.h"
 
@@ -87,16 +88,29 @@ struct OtaAgent::Impl {
   absl::Status SaveState(OtaState state);
   absl::Status Serve(const InstalledVersion& version);
   void Loop();
-  // Handles one offered release; the outcome goes into the state's report.
-  void Handle(const std::string& signed_text);
+  // Handles one offered release (with the delta it may be fetched as); the
+  // outcome goes into the state's report.
+  void Handle(const std::string& signed_text, const v1::BaseDeltaOffer& delta);
   // FailedPrecondition when the release is signed for another base model
   // than the one served, or is a base model that cannot fit on the disk.
-  absl::Status CheckBaseModel(const release::ReleaseManifest& manifest, const InstalledVersion& served);
+  absl::Status CheckBaseModel(const release::ReleaseManifest& manifest, const InstalledVersion& served,
+                              const v1::BaseDeltaOffer& delta);
+  // The configured model file's sha256, computed once.
+  absl::StatusOr<std::string> ConfiguredBaseSha256();
   ServedFiles FilesOf(const InstalledVersion& version) const {
-    return {store->BaseFileOf(version), version.base_sha256, store->AdapterDirOf(version)};
+    return {store->BaseFileOf(version), store->AdapterDirOf(version)};
   }
-  // The artifact's path once downloaded and its sha256 checked.
-  absl::StatusOr<std::string> Download(const release::ReleaseManifest& manifest);
+  // The artifact's path once downloaded (or rebuilt from `delta` against the
+  // base model `served` runs on) and its sha256 checked.
+  absl::StatusOr<std::string> Download(const release::ReleaseManifest& manifest, const v1::BaseDeltaOffer& delta,
+                                       const InstalledVersion& served);
+  // The artifact rebuilt from the delta; Unavailable when the download was
+  // cut (resumed later), another error when the delta cannot rebuild it.
+  absl::StatusOr<std::string> RebuildFromDelta(const release::ReleaseManifest& manifest,
+                                               const v1::BaseDeltaOffer& delta, const std::string& held);
+  // Fetches `bytes` bytes of the artifact `sha256` into `path`, resuming
+  // what is there; Unavailable when the stream ends early.
+  absl::Status Fetch(const std::string& sha256, uint64_t bytes, const std::string& path);
   // Records the outcome of `release` (and the state) and tries to deliver it;
   // `evaluation`: the figures measured, as JSON.
   void Conclude(OtaState state, uint64_t release, v1::InstallReport::Outcome outcome, const std::string& detail,
@@ -287,7 +301,7 @@ void OtaAgent::Impl::Loop() {
     }
     failures = 0;
     if (response.outcome() == v1::GetReleaseResponse::INSTALL) {
-      Handle(response.signed_release());
+      Handle(response.signed_release(), response.delta());
       continue;
     }
     const auto wait = response.retry_after_ms() > 0 ? std::chrono::milliseconds(response.retry_after_ms())
@@ -296,7 +310,7 @@ void OtaAgent::Impl::Loop() {
   }
 }
 
-void OtaAgent::Impl::Handle(const std::string& signed_text) {
+void OtaAgent::Impl::Handle(const std::string& signed_text, const v1::BaseDeltaOffer& delta) {
   OtaState state = store->state();
   absl::StatusOr<release::SignedRelease> envelope = release::SignedRelease::FromJson(signed_text);
   absl::StatusOr<release::ReleaseManifest> manifest =
@@ -319,7 +333,7 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
   if (manifest.ok()) {
     absl::Status installable =
         release::CheckInstallable(*manifest, config.model_id, {state.current.version, state.last_release});
-    if (installable.ok()) installable = CheckBaseModel(*manifest, state.current);
+    if (installable.ok()) installable = CheckBaseModel(*manifest, state.current, delta);
     if (!installable.ok()) manifest = installable;
   }
   if (!manifest.ok()) {
@@ -338,7 +352,7 @@ void OtaAgent::Impl::Handle(const std::string& signed_text) {
   }
   log(StrCat("ota: release ", manifest->release, " (version ", manifest->version, manifest->rollback ? ", a rollback" : "",
              ", ", manifest->artifact_bytes, " bytes) verified; downloading"));
-  absl::StatusOr<std::string> artifact = Download(*manifest);
+  absl::StatusOr<std::string> artifact = Download(*manifest, delta, state.current);
   if (!artifact.ok()) {
     if (absl::IsDataLoss(artifact.status())) {
       log(StrCat("ota: refusing release ", manifest->release, ": ", artifact.status().message()));
@@ -516,7 +530,15 @@ absl::Status OtaAgent::Impl::Evaluate(const InstalledVersion& candidate, const r
   return release::Judge(spec, *figures);
 }
 
-absl::Status OtaAgent::Impl::CheckBaseModel(const release::ReleaseManifest& manifest, const InstalledVersion& served) {
+absl::StatusOr<std::string> OtaAgent::Impl::ConfiguredBaseSha256() {
+  if (configured_base_sha256.empty()) {
+    EDGELLM_ASSIGN_OR_RETURN(configured_base_sha256, federated::Sha256OfFile(config.base_model_path));
+  }
+  return configured_base_sha256;
+}
+
+absl::Status OtaAgent::Impl::CheckBaseModel(const release::ReleaseManifest& manifest, const InstalledVersion& served,
+                                            const v1::BaseDeltaOffer& delta) {
   if (manifest.kind == release::ArtifactKind::kBase) {
     // Room for the download beside everything kept (the model serving and the one to fall back to).
     std::error_code ec;
@@ -524,7 +546,9 @@ absl::Status OtaAgent::Impl::CheckBaseModel(const release::ReleaseManifest& mani
     const uint64_t part = fs::exists(store->PartPath(manifest.artifact_sha256), ec)
                               ? fs::file_size(store->PartPath(manifest.artifact_sha256), ec)
                               : 0;
-    const uint64_t needed = manifest.artifact_bytes - std::min(part, manifest.artifact_bytes) + kDiskReserveBytes;
+    // A delta, if offered, lies beside the file it rebuilds until then.
+    const uint64_t needed = manifest.artifact_bytes - std::min(part, manifest.artifact_bytes) +
+                            std::min(delta.bytes(), manifest.artifact_bytes) + kDiskReserveBytes;
     if (!ec && space.available < needed) {
       return absl::FailedPreconditionError(StrCat("the base model needs ", (needed >> 20), " MiB free in ", config.dir,
                                                   " (its ", manifest.artifact_bytes >> 20, " MiB and ",
@@ -536,10 +560,7 @@ absl::Status OtaAgent::Impl::CheckBaseModel(const release::ReleaseManifest& mani
   std::string served_sha = served.base_sha256;
   if (served.base.empty()) {
     if (config.base_model_path.empty()) return absl::OkStatus();
-    if (configured_base_sha256.empty()) {
-      EDGELLM_ASSIGN_OR_RETURN(configured_base_sha256, federated::Sha256OfFile(config.base_model_path));
-    }
-    served_sha = configured_base_sha256;
+    EDGELLM_ASSIGN_OR_RETURN(served_sha, ConfiguredBaseSha256());
   }
   if (manifest.base_model_sha256 != served_sha) {
     return absl::FailedPreconditionError(StrCat("the release is for the base model with sha256 ",
@@ -549,39 +570,91 @@ absl::Status OtaAgent::Impl::CheckBaseModel(const release::ReleaseManifest& mani
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> OtaAgent::Impl::Download(const release::ReleaseManifest& manifest) {
-  const std::string part = store->PartPath(manifest.artifact_sha256);
+absl::Status OtaAgent::Impl::Fetch(const std::string& sha256, uint64_t bytes, const std::string& path) {
   std::error_code ec;
-  uint64_t offset = fs::exists(part) ? fs::file_size(part, ec) : 0;
-  if (offset > manifest.artifact_bytes) {
-    fs::remove(part, ec);
+  uint64_t offset = fs::exists(path) ? fs::file_size(path, ec) : 0;
+  if (offset > bytes) {
+    fs::remove(path, ec);
     offset = 0;
   }
-  if (offset < manifest.artifact_bytes) {
-    if (offset > 0) log(StrCat("ota: resuming the download at byte ", offset));
-    v1::FetchArtifactRequest request;
-    request.set_device_id(config.device_id);
-    request.set_sha256(manifest.artifact_sha256);
-    request.set_offset(offset);
-    auto context = calls.NewCall(std::chrono::seconds(300));
-    auto reader = stub->FetchArtifact(context.get(), request);
-    std::ofstream out(part, std::ios::binary | std::ios::app);
-    v1::ArtifactChunk chunk;
-    while (reader->Read(&chunk)) {
-      if (chunk.offset() != offset || offset + chunk.data().size() > manifest.artifact_bytes) break;
-      out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-      out.flush();
-      offset += chunk.data().size();
-      MutexLock lock(&mu);
-      stats.bytes_fetched += static_cast<int64_t>(chunk.data().size());
+  if (offset == bytes) return absl::OkStatus();
+  if (offset > 0) log(StrCat("ota: resuming the download at byte ", offset));
+  v1::FetchArtifactRequest request;
+  request.set_device_id(config.device_id);
+  request.set_sha256(sha256);
+  request.set_offset(offset);
+  auto context = calls.NewCall(std::chrono::seconds(300));
+  auto reader = stub->FetchArtifact(context.get(), request);
+  std::ofstream out(path, std::ios::binary | std::ios::app);
+  v1::ArtifactChunk chunk;
+  while (reader->Read(&chunk)) {
+    if (chunk.offset() != offset || offset + chunk.data().size() > bytes) break;
+    out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    out.flush();
+    offset += chunk.data().size();
+    MutexLock lock(&mu);
+    stats.bytes_fetched += static_cast<int64_t>(chunk.data().size());
+  }
+  out.close();
+  grpc::Status s = reader->Finish();
+  if (offset < bytes) {
+    return absl::UnavailableError(StrCat("the download stopped at byte ", offset, " of ", bytes,
+                                         s.ok() ? std::string(" (the stream ended early)") : ": " + Describe(s)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> OtaAgent::Impl::RebuildFromDelta(const release::ReleaseManifest& manifest,
+                                                             const v1::BaseDeltaOffer& delta, const std::string& held) {
+  const std::string delta_path = store->PartPath(delta.sha256());
+  log(StrCat("ota: release ", manifest.release, ": fetching it as a delta of ", delta.bytes(), " bytes against ",
+             fs::path(held).filename().string()));
+  EDGELLM_RETURN_IF_ERROR(Fetch(delta.sha256(), delta.bytes(), delta_path));
+  std::error_code ec;
+  const auto drop = [&](const absl::Status& why) {
+    fs::remove(delta_path, ec);
+    fs::remove(store->PartPath(manifest.artifact_sha256), ec);
+    return absl::DataLossError(why.message());
+  };
+  EDGELLM_ASSIGN_OR_RETURN(std::string delta_sha, federated::Sha256OfFile(delta_path));
+  if (delta_sha != delta.sha256()) return drop(absl::DataLossError("the delta's sha256 is not the one offered"));
+  const std::string rebuilt = store->PartPath(manifest.artifact_sha256);
+  if (absl::Status s = release::ApplyBaseDelta(held, delta_path, manifest.artifact_bytes, rebuilt); !s.ok()) {
+    return drop(s);
+  }
+  EDGELLM_ASSIGN_OR_RETURN(std::string sha, federated::Sha256OfFile(rebuilt));
+  if (sha != manifest.artifact_sha256) {
+    return drop(absl::DataLossError(StrCat("the rebuilt file's sha256 is ", sha.substr(0, 16),
+                                           "..., the signed manifest says ", manifest.artifact_sha256.substr(0, 16),
+                                           "...")));
+  }
+  fs::remove(delta_path, ec);
+  return rebuilt;
+}
+
+absl::StatusOr<std::string> OtaAgent::Impl::Download(const release::ReleaseManifest& manifest,
+                                                      const v1::BaseDeltaOffer& delta,
+                                                      const InstalledVersion& served) {
+  if (manifest.kind == release::ArtifactKind::kBase && federated::IsSha256Hex(delta.sha256()) &&
+      delta.bytes() < manifest.artifact_bytes) {
+    // The base model it applies to, if it is the one this device runs on.
+    std::string held;
+    if (served.base.empty()) {
+      absl::StatusOr<std::string> configured = ConfiguredBaseSha256();
+      if (configured.ok() && *configured == delta.from_sha256()) held = config.base_model_path;
+    } else if (served.base_sha256 == delta.from_sha256()) {
+      held = store->BaseFileOf(served);
     }
-    out.close();
-    grpc::Status s = reader->Finish();
-    if (offset < manifest.artifact_bytes) {
-      return absl::UnavailableError(StrCat("the download stopped at byte ", offset, " of ", manifest.artifact_bytes,
-                                           s.ok() ? std::string(" (the stream ended early)") : ": " + Describe(s)));
+    if (!held.empty()) {
+      absl::StatusOr<std::string> rebuilt = RebuildFromDelta(manifest, delta, held);
+      if (rebuilt.ok() || absl::IsUnavailable(rebuilt.status())) return rebuilt;
+      log(StrCat("ota: release ", manifest.release, ": the delta did not rebuild it (", rebuilt.status().message(),
+                 "); fetching the whole file"));
     }
   }
+  const std::string part = store->PartPath(manifest.artifact_sha256);
+  EDGELLM_RETURN_IF_ERROR(Fetch(manifest.artifact_sha256, manifest.artifact_bytes, part));
+  std::error_code ec;
   EDGELLM_ASSIGN_OR_RETURN(std::string sha, federated::Sha256OfFile(part));
   if (sha != manifest.artifact_sha256) {
     fs::remove(part, ec);

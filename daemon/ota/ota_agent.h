@@ -60,9 +60,8 @@ struct OtaAgentConfig {
 
 // What a version serves: a base model and an adapter on it.
 struct ServedFiles {
-  std::string base;         // the GGUF file; "": the configured model file
-  std::string base_sha256;  // of `base`, when known
-  std::string adapter;      // a PEFT adapter directory; "": none (the bare base model)
+  std::string base;     // the GGUF file; "": the configured model file
+  std::string adapter;  // a PEFT adapter directory; "": none (the bare base model)
 };
 
 // How the agent puts a version to use; provided by the daemon.

@@ -269,7 +269,6 @@ ModelDescription InferenceCore::Describe() const {
   d.embedding_length = model.config().n_embd;
   d.has_chat_template = serving.model->chat().has_value();
   d.version = serving.version;
-  d.sha256 = serving.model->sha256();
   MutexLock lock(&adapters_mu_);
   for (const LoadedAdapter& a : adapters_) d.adapters.push_back(a.served.name);
   std::sort(d.adapters.begin(), d.adapters.end());

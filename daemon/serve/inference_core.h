@@ -66,7 +66,6 @@ struct ModelDescription {
   int32_t context_length = 0;
   int32_t embedding_length = 0;
   std::string version;
-  std::string sha256;                 // of the base model's file, when known
   std::vector<std::string> adapters;  // sorted
   bool has_chat_template = false;
 };

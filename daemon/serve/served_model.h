@@ -20,11 +20,10 @@ namespace edgellm::serve {
 class ServedModel {
  public:
   // Starts a scheduler for `model` on `pool`. `file` names where the model
-  // came from (its GGUF path), `sha256` its content ("" when not computed).
+  // came from (its GGUF path).
   ServedModel(std::unique_ptr<const engine::LlamaModel> model, std::shared_ptr<engine::KvBlockPool> pool,
               const SchedulerConfig& scheduler_config, ServeMetrics* metrics,
-              std::optional<chat::ChatFormatter> chat, std::string file, std::string sha256,
-              GrammarCacheConfig grammars = {});
+              std::optional<chat::ChatFormatter> chat, std::string file, GrammarCacheConfig grammars = {});
   // Ends every request still running with Unavailable and joins the
   // scheduler's thread: never from that thread.
   ~ServedModel();
@@ -36,7 +35,6 @@ class ServedModel {
   const std::optional<chat::ChatFormatter>& chat() const { return chat_; }
   GrammarCache& grammars() const { return grammars_; }
   const std::string& file() const { return file_; }
-  const std::string& sha256() const { return sha256_; }
   // The bytes its KV blocks may take.
   uint64_t kv_bytes() const { return kv_bytes_; }
 
@@ -47,7 +45,6 @@ class ServedModel {
   std::optional<chat::ChatFormatter> chat_;
   mutable GrammarCache grammars_;
   std::string file_;
-  std::string sha256_;
 };
 
 }  // namespace edgellm::serve

@@ -43,6 +43,8 @@ int64_t ToleratedFailures(double success_threshold, size_t devices) {
 absl::StatusOr<std::unique_ptr<Rollouts>> Rollouts::Create(const AggregatorConfig& config, Coordinator& coordinator,
                                                            Log log) {
   std::unique_ptr<Rollouts> rollouts(new Rollouts(config, coordinator, std::move(log)));
+  rollouts->deltas_ = std::make_unique<BaseDeltas>(coordinator.artifacts(),
+                                                   (fs::path(config.state_dir) / "deltas").string(), rollouts->log_);
   if (config.release_keys.empty()) return rollouts;
   EDGELLM_ASSIGN_OR_RETURN(release::TrustPolicy policy,
                            release::TrustPolicy::Load(config.release_keys, config.release_key_threshold));
@@ -112,6 +114,20 @@ absl::Status Rollouts::FinishBaseModelUpload(const v1::BaseModelHeader& header, 
   EDGELLM_RETURN_IF_ERROR(coordinator_.artifacts().Adopt(part, sha256));
   log_(StrCat("base model ", sha256.substr(0, 12), " (", received, " bytes) uploaded for ", header.model_id()));
   return absl::OkStatus();
+}
+
+absl::Status Rollouts::MakeBaseDelta(const std::string& signed_release) {
+  EDGELLM_ASSIGN_OR_RETURN(release::SignedRelease envelope, release::SignedRelease::FromJson(signed_release));
+  // Not verified yet (Publish does that): at worst a delta is made for nothing.
+  absl::StatusOr<release::ReleaseManifest> m = release::ReleaseManifest::FromJson(envelope.manifest_json);
+  if (!m.ok() || m->kind != release::ArtifactKind::kBase) return absl::OkStatus();
+  const auto model = std::find_if(config_.models.begin(), config_.models.end(),
+                                  [&](const ModelConfig& c) { return c.id == m->model_id; });
+  std::error_code ec;
+  if (model == config_.models.end() || !fs::exists(coordinator_.artifacts().PathOf(m->artifact_sha256), ec)) {
+    return absl::OkStatus();
+  }
+  return deltas_->Make(m->model_id, m->artifact_sha256, model->base_model).status();
 }
 
 absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequest& request) {
@@ -294,8 +310,10 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::PublishLocked(const v1::PublishReque
                                                        {"canaries", record.canaries},
                                                        {"published_unix_ms", record.published_ms}}));
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutRelease(record));
+  if (m.kind == release::ArtifactKind::kBase) EDGELLM_RETURN_IF_ERROR(deltas_->Released(m.model_id, m.artifact_sha256));
   log_(StrCat("model ", m.model_id, ": release ", m.release, " (version ", m.version, m.rollback ? ", a rollback" : "",
-              ") published; canaries first (", record.canary_fraction, " of the fleet)"));
+              m.kind == release::ArtifactKind::kBase ? ", a base model" : "", ") published; canaries first (",
+              record.canary_fraction, " of the fleet)"));
   return Describe(m.model_id);
 }
 
@@ -385,12 +403,22 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutOffer(request.model_id(), latest->release, request.device_id()));
   response.set_outcome(v1::GetReleaseResponse::INSTALL);
   response.set_signed_release(latest->signed_release);
+  if (std::optional<BaseDelta> delta = deltas_->For(latest->artifact_sha256)) {
+    response.mutable_delta()->set_from_sha256(delta->from_sha256);
+    response.mutable_delta()->set_sha256(delta->sha256);
+    response.mutable_delta()->set_bytes(delta->bytes);
+  }
   return response;
 }
 
 absl::StatusOr<ArtifactRef> Rollouts::Artifact(const std::string& device_id, const std::string& sha256) {
   EDGELLM_ASSIGN_OR_RETURN(std::string model_id, coordinator_.EnrolledModel(device_id));
   EDGELLM_ASSIGN_OR_RETURN(bool released, coordinator_.store().IsReleasedArtifact(model_id, sha256));
+  if (!released) {
+    // Or the delta of the latest release's base model.
+    EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(model_id));
+    released = latest && deltas_->IsDeltaOf(latest->artifact_sha256, sha256);
+  }
   if (!released) return absl::NotFoundError(StrCat("no release of model ", model_id, " has that artifact"));
   ArtifactRef ref{coordinator_.artifacts().PathOf(sha256), sha256, 0};
   std::error_code ec;

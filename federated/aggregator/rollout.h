@@ -35,6 +35,7 @@
 #include "common/mutex.h"
 #include "edgellm/v1/ota.pb.h"
 #include "federated/aggregator/aggregator_config.h"
+#include "federated/aggregator/base_deltas.h"
 #include "federated/aggregator/coordinator.h"
 #include "federated/release/evaluation.h"
 #include "federated/release/signing_key.h"
@@ -65,6 +66,11 @@ class Rollouts {
   // InvalidArgument (the part removed) otherwise.
   absl::Status FinishBaseModelUpload(const v1::BaseModelHeader& header, const std::string& part, uint64_t received,
                                      const std::string& sha256);
+  // For the envelope of a base-model release about to be published: makes
+  // its delta against the base model the fleet holds now (BaseDeltas), so
+  // that it is offered from the first poll on. Nothing for other releases.
+  // Slow (seconds per GB): called without the rollouts' lock.
+  absl::Status MakeBaseDelta(const std::string& signed_release);
   // Checks the envelope (trusted signatures, the next release number, not
   // expired, its artifact held) and starts its rollout.
   // `publisher` (the operator's name) goes into the audit log.
@@ -128,6 +134,7 @@ class Rollouts {
   const Log log_;
   std::optional<release::TrustPolicy> policy_;
   std::optional<release::SigningKey> signing_key_;
+  std::unique_ptr<BaseDeltas> deltas_;
   Mutex mu_;
   std::map<std::string, std::set<std::string>> pollers_ ABSL_GUARDED_BY(mu_);  // model → devices
   std::map<std::string, std::set<std::string>> prepared_ ABSL_GUARDED_BY(mu_);  // model → artifacts prepared

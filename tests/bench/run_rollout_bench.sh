@@ -8,9 +8,14 @@
 # (8 greedy tokens through the scheduler), swap. With EVAL_EXAMPLES=N,
 # release 1 carries an evaluation: N held-out examples of about 64 tokens,
 # each device measuring the release and the version it serves on them before
-# serving (their time per device is printed). One line per release:
+# serving (their time per device is printed). With BASE_MODEL=FILE.gguf,
+# release 1 is that file as a base-model release instead (uploaded by
+# `edgellm publish --base`, downloaded whole, loaded beside the model serving,
+# smoke-tested, swapped in), no rollbacks follow, and each device's peak
+# resident memory (VmHWM) before the release and after the swap is printed.
+# One line per release:
 #
-#   [EVAL_EXAMPLES=N] tests/bench/run_rollout_bench.sh BUILD_DIR MODEL.gguf [DEVICES] [REPEATS] [TARGETS]
+#   [EVAL_EXAMPLES=N] [BASE_MODEL=NEW.gguf] tests/bench/run_rollout_bench.sh BUILD_DIR MODEL.gguf [DEVICES] [REPEATS] [TARGETS]
 set -euo pipefail
 usage="usage: $0 BUILD_DIR MODEL.gguf [DEVICES] [REPEATS] [TARGETS]"
 build=$(realpath "${1:?$usage}")
@@ -25,6 +30,7 @@ trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$
 now() { date +%s.%N; }
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 names=()
+daemon_pids=()
 for i in $(seq "$devices"); do names+=("dev-$i"); done
 "$root/deploy/pki.sh" "$work/pki" --server aggregator "${names[@]}" operator > /dev/null
 "$build/tools/edgellm" keygen --out "$work/release" > /dev/null
@@ -67,6 +73,7 @@ ota_poll_seconds: 0.2
 YAML
   "$build/daemon/edgellmd" --config "$work/$name.yaml" 2> "$work/$name.log" &
   pids+=($!)
+  daemon_pids+=($!)
 done
 for name in "${names[@]}"; do
   for _ in $(seq 1200); do grep -q "serving bench\|serving $(basename "$model" .gguf)" "$work/$name.log" && break; sleep 0.1; done
@@ -79,6 +86,31 @@ await() {  # waits for $1 in the aggregator's log
   echo "timed out waiting for: $1" >&2
   exit 1
 }
+# Each daemon's peak resident memory so far, in MiB.
+peaks() {
+  for pid in "${daemon_pids[@]}"; do
+    awk '/^VmHWM:/ { printf "%d ", $2 / 1024 }' "/proc/$pid/status"
+  done
+}
+if [ -n "${BASE_MODEL:-}" ]; then
+  base=$(realpath "$BASE_MODEL")
+  before=$(peaks)
+  start=$(now)
+  upload=$("$build/tools/edgellm" publish "${admin[@]}" --base "$base" --no-evaluation --canary-fraction 0.01 \
+             --soak-seconds 0 2>&1 > /dev/null | sed -n 's/^uploaded .* in \([0-9.]*\) s$/\1/p')
+  await "release 1 rollout: canary -> soak"
+  canary=$(now)
+  await "release 1 rollout: .* -> done"
+  done_at=$(now)
+  sleep 2  # the replaced models finish and are freed
+  fetched=$(grep -h "ota: release 1 (version" "$work"/dev-*.log | sed -n 's/.*, \([0-9]*\) bytes.*/\1/p' | head -1)
+  printf 'base_rollout devices=%d model_bytes=%d new_bytes=%d fetched_bytes_per_device=%s upload_s=%s canary_serving_s=%s all_serving_s=%s\n' \
+    "$devices" "$(stat -c %s "$model")" "$(stat -c %s "$base")" "$fetched" "$upload" \
+    "$(seconds "$canary" "$start")" "$(seconds "$done_at" "$start")"
+  printf 'peak_rss_mib before=[ %s] after_swap=[ %s] freed=%d of %d devices\n' "$before" "$(peaks)" \
+    "$(grep -l "its memory is returned" "$work"/dev-*.log | wc -l)" "$devices"
+  exit 0
+fi
 bytes=$(du -b "$work/state/models/bench/v1/adapter_model.safetensors" | cut -f1)
 evaluation=()
 if [ "${EVAL_EXAMPLES:-0}" -gt 0 ]; then

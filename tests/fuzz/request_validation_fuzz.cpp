@@ -83,7 +83,7 @@ World& TheWorld() {
     std::unique_ptr<engine::LlamaModel> model = *engine::LlamaModel::Load(model_path, options);
     std::shared_ptr<engine::KvBlockPool> pool = *model->NewBlockPool({16, 8, true});
     auto served = std::make_shared<serve::ServedModel>(std::move(model), std::move(pool), serve::SchedulerConfig{},
-                                                       nullptr, std::nullopt, model_path, w->base_sha);
+                                                       nullptr, std::nullopt, model_path);
     serve::InferenceCoreConfig core_config;
     core_config.model_name = "m";
     core_config.max_caller_share = 0.5;

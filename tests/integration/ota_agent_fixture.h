@@ -47,6 +47,19 @@ class HostileReleaseServer final : public v1::Releases::Service {
     artifact_ = artifact;
     offered_release_ = release;
     offered_at_ = reports_.size();
+    delta_ = {};
+    delta_bytes_.clear();
+  }
+  // With the release offered next (after Offer): `bytes` as its delta, offered as `offer` says.
+  void OfferDelta(const v1::BaseDeltaOffer& offer, const std::string& bytes) {
+    absl::MutexLock lock(&mu_);
+    delta_ = offer;
+    delta_bytes_ = bytes;
+  }
+  // The sha256 of each FetchArtifact call, in order.
+  std::vector<std::string> fetched() {
+    absl::MutexLock lock(&mu_);
+    return fetched_;
   }
   void SetChunks(size_t bytes, std::chrono::milliseconds delay) {
     absl::MutexLock lock(&mu_);
@@ -118,6 +131,7 @@ class HostileReleaseServer final : public v1::Releases::Service {
     }
     response->set_outcome(v1::GetReleaseResponse::INSTALL);
     response->set_signed_release(envelope_);
+    if (!delta_.sha256().empty()) *response->mutable_delta() = delta_;
     return grpc::Status::OK;
   }
 
@@ -129,7 +143,8 @@ class HostileReleaseServer final : public v1::Releases::Service {
     size_t cut_after;
     {
       absl::MutexLock lock(&mu_);
-      artifact = artifact_;
+      artifact = !delta_.sha256().empty() && request->sha256() == delta_.sha256() ? delta_bytes_ : artifact_;
+      fetched_.push_back(request->sha256());
       chunk_bytes = chunk_bytes_;
       delay = chunk_delay_;
       cut_after = std::exchange(cut_after_, SIZE_MAX);
@@ -170,6 +185,9 @@ class HostileReleaseServer final : public v1::Releases::Service {
   absl::Mutex mu_;
   std::string envelope_ ABSL_GUARDED_BY(mu_);
   std::string artifact_ ABSL_GUARDED_BY(mu_);
+  v1::BaseDeltaOffer delta_ ABSL_GUARDED_BY(mu_);
+  std::string delta_bytes_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> fetched_ ABSL_GUARDED_BY(mu_);
   uint64_t offered_release_ ABSL_GUARDED_BY(mu_) = 0;
   size_t offered_at_ ABSL_GUARDED_BY(mu_) = 0;  // reports before the offer are about earlier ones
   size_t chunk_bytes_ ABSL_GUARDED_BY(mu_) = 1 << 20;

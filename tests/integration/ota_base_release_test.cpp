@@ -1,8 +1,11 @@
 // Base-model releases in a real edgellmd: a whole GGUF released over the air
-// is downloaded, loaded beside the model serving, tested, swapped in, kept
-// across a clean restart, given up after a crash on probation or a tampered
-// file, refused when it cannot fit beside the model serving, and adapters
-// released for the base model before it are refused on it.
+// is downloaded (or rebuilt from a delta against the model the device holds,
+// falling back to the whole file when the delta is bad), loaded beside the
+// model serving, tested, swapped in, kept across a clean restart, given up
+// after a crash on probation or a tampered file, refused when it cannot fit
+// beside the model serving, and adapters released for the base model before
+// it are refused on it.
+#include "federated/release/base_delta.h"
 #include "tests/integration/ota_agent_fixture.h"
 #include "tests/support/cli_run.h"
 
@@ -152,6 +155,66 @@ TEST_F(OtaBaseRelease, ABaseModelThatCannotFitBesideTheModelServingIsRefusedSayi
   EXPECT_NE(report.detail().find("memory_low_mib"), std::string::npos) << report.detail();
   EXPECT_EQ(Served().quantization(), "F32");
   EXPECT_EQ(Count(ReadAll(log_path()), "model.gguf: llama"), 0) << "it was never loaded";
+}
+
+// The delta of `new_base` against the configured model, every tensor matched by its offset (same layout).
+std::string DeltaOf(const fs::path& dir, const std::string& old_file, const fs::path& new_base) {
+  const fs::path out = dir / "base.delta";
+  // The two files differ only in their tensors' types here: nothing matches, so match everything after the header.
+  const uint64_t size = std::min(fs::file_size(old_file), fs::file_size(new_base));
+  EXPECT_TRUE(release::WriteBaseDelta(old_file, new_base.string(), {{4096, 4096, size - 4096}}, out.string(), 3).ok());
+  return ReadAll(out);
+}
+
+TEST_F(OtaBaseRelease, ADeviceHoldingTheBaseModelBeforeFetchesTheDeltaAndRebuildsTheFile) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  // The model one step of training away: the configured file with a few weights moved.
+  std::string bytes = ReadAll(kModel);
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] = static_cast<char>(bytes[i] + 1);
+  const fs::path new_base = dir_ / "stories260K-moved.gguf";
+  std::ofstream(new_base, std::ios::binary) << bytes;
+  const std::string delta = DeltaOf(dir_, kModel, new_base);
+  ASSERT_LT(delta.size(), bytes.size() / 4);
+  const release::ReleaseManifest m = BaseManifest(1, 5, bytes);
+  server_.Offer(Sign(m, key_), bytes, 1);
+  v1::BaseDeltaOffer offer;
+  offer.set_from_sha256(*federated::Sha256OfFile(kModel));
+  offer.set_sha256(federated::Sha256Hex(delta));
+  offer.set_bytes(delta.size());
+  server_.OfferDelta(offer, delta);
+  const v1::InstallReport report = server_.AwaitReport(1);
+  ASSERT_EQ(report.outcome(), v1::InstallReport::INSTALLED) << report.detail();
+  EXPECT_EQ(server_.fetched(), std::vector<std::string>{offer.sha256()}) << "the delta only, never the whole file";
+  EXPECT_EQ(server_.bytes_sent(), delta.size());
+  EXPECT_EQ(ReadAll(ota_dir() / "versions" / "r1-v5" / "model.gguf"), bytes);
+  EXPECT_EQ(Metric("edgellm_ota_fetched_bytes"), static_cast<double>(delta.size()));
+  EXPECT_TRUE(fs::is_empty(ota_dir() / "staging"));
+  EXPECT_NE(ReadAll(log_path()).find("fetching it as a delta of"), std::string::npos);
+}
+
+TEST_F(OtaBaseRelease, ADeltaThatDoesNotRebuildTheSignedFileFallsBackToTheWholeFile) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string bytes = ReadAll(new_base_);
+  // A delta against another file than the device holds, offered as if against its own: it rebuilds something else.
+  std::string other = ReadAll(kModel);
+  other[8192] ^= 0x55;  // within the range the delta takes from the old file
+  const fs::path other_file = dir_ / "other.gguf";
+  std::ofstream(other_file, std::ios::binary) << other;
+  const std::string delta = DeltaOf(dir_, other_file.string(), new_base_);
+  const release::ReleaseManifest m = BaseManifest(1, 5, bytes);
+  server_.Offer(Sign(m, key_), bytes, 1);
+  v1::BaseDeltaOffer offer;
+  offer.set_from_sha256(*federated::Sha256OfFile(kModel));
+  offer.set_sha256(federated::Sha256Hex(delta));
+  offer.set_bytes(delta.size());
+  server_.OfferDelta(offer, delta);
+  const v1::InstallReport report = server_.AwaitReport(1);
+  ASSERT_EQ(report.outcome(), v1::InstallReport::INSTALLED) << report.detail();
+  EXPECT_EQ(server_.fetched(), (std::vector<std::string>{offer.sha256(), m.artifact_sha256}));
+  EXPECT_EQ(ReadAll(ota_dir() / "versions" / "r1-v5" / "model.gguf"), bytes);
+  EXPECT_EQ(Served().quantization(), "Q8_0");
+  EXPECT_NE(ReadAll(log_path()).find("the delta did not rebuild it (the rebuilt file's sha256"), std::string::npos)
+      << ReadAll(log_path());
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ std::shared_ptr<ServedModel> Served(const std::string& file, SchedulerConfig pla
   auto pool = (*model)->NewBlockPool({16, 8, true});
   EXPECT_TRUE(pool.ok()) << pool.status();
   if (!pool.ok()) return nullptr;
-  return std::make_shared<ServedModel>(*std::move(model), *std::move(pool), places, nullptr, std::nullopt, file, "");
+  return std::make_shared<ServedModel>(*std::move(model), *std::move(pool), places, nullptr, std::nullopt, file);
 }
 
 // A model whose file carries Llama 3's vocabulary and chat template (from

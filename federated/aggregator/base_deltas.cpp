@@ -1,0 +1,118 @@
+#include "federated/aggregator/base_deltas.h"
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/read_file.h"
+#include "common/status_macros.h"
+#include "common/str_cat.h"
+#include "daemon/engine/gguf_reader.h"
+#include "federated/protocol/sha256.h"
+#include "federated/release/base_delta.h"
+
+namespace edgellm::federated {
+namespace {
+
+namespace fs = std::filesystem;
+
+// zstd's level for deltas: most of a merged model's difference is zeros,
+// which every level finds; the higher ones cost minutes on a 1B model.
+constexpr int kDeltaLevel = 9;
+
+// The byte ranges of `to`'s tensors that stand where a tensor of the same
+// name, type and size stood in `from`; none when either is not a GGUF file.
+std::vector<release::MatchedRange> MatchTensors(const std::string& from, const std::string& to) {
+  absl::StatusOr<std::unique_ptr<engine::GgufReader>> old_file = engine::GgufReader::Open(from);
+  absl::StatusOr<std::unique_ptr<engine::GgufReader>> new_file = engine::GgufReader::Open(to);
+  std::vector<release::MatchedRange> matched;
+  if (!old_file.ok() || !new_file.ok()) return matched;
+  for (const engine::GgufTensorInfo& t : (*new_file)->tensors()) {
+    const engine::GgufTensorInfo* before = (*old_file)->FindTensor(t.name);
+    if (before == nullptr || before->type != t.type || before->n_bytes != t.n_bytes) continue;
+    matched.push_back({(*new_file)->data_offset() + t.offset, (*old_file)->data_offset() + before->offset, t.n_bytes});
+  }
+  return matched;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<BaseDelta>> BaseDeltas::Make(const std::string& model_id, const std::string& to_sha256,
+                                                          const std::string& configured_base) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return absl::InternalError(StrCat("cannot create ", dir_, ": ", ec.message()));
+  const fs::path base_record = fs::path(dir_) / (model_id + ".base");
+  std::string from_path = configured_base;
+  if (fs::exists(base_record)) {
+    EDGELLM_ASSIGN_OR_RETURN(std::string previous, ReadFileToString(base_record.string(), "base record"));
+    if (IsSha256Hex(previous) && previous != to_sha256 && fs::exists(artifacts_.PathOf(previous))) {
+      from_path = artifacts_.PathOf(previous);
+    }
+  }
+  const fs::path record = fs::path(dir_) / (to_sha256 + ".json");
+  if (fs::exists(record)) {
+    if (std::optional<BaseDelta> known = For(to_sha256)) return known;
+  }
+  const std::string to_path = artifacts_.PathOf(to_sha256);
+  EDGELLM_ASSIGN_OR_RETURN(std::string from_sha, Sha256OfFile(from_path));
+  if (from_sha == to_sha256) return std::optional<BaseDelta>();
+  const auto start = std::chrono::steady_clock::now();
+  const std::string out = (fs::path(dir_) / (to_sha256 + ".delta")).string();
+  if (absl::Status s = release::WriteBaseDelta(from_path, to_path, MatchTensors(from_path, to_path), out, kDeltaLevel);
+      !s.ok()) {
+    log_(StrCat("no delta for base model ", to_sha256.substr(0, 12), ": ", s.message()));
+    return std::optional<BaseDelta>();
+  }
+  BaseDelta delta{from_sha, "", fs::file_size(out, ec)};
+  const uint64_t whole = fs::file_size(to_path, ec);
+  if (ec || delta.bytes * 10 > whole * 9) {
+    log_(StrCat("no delta for base model ", to_sha256.substr(0, 12), ": ", delta.bytes, " bytes against ", whole,
+                " whole saves too little"));
+    fs::remove(out, ec);
+    return std::optional<BaseDelta>();
+  }
+  EDGELLM_ASSIGN_OR_RETURN(delta.sha256, Sha256OfFile(out));
+  EDGELLM_RETURN_IF_ERROR(artifacts_.Adopt(out, delta.sha256));
+  const nlohmann::json j = {{"from", delta.from_sha256}, {"sha256", delta.sha256}, {"bytes", delta.bytes}};
+  EDGELLM_RETURN_IF_ERROR(WriteFileAtomically(record.string(), j.dump()));
+  log_(StrCat("base model ", to_sha256.substr(0, 12), ": a delta of ", delta.bytes, " bytes (", whole,
+              " whole) against ", from_sha.substr(0, 12), ", made in ",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), " s"));
+  MutexLock lock(&mu_);
+  known_[to_sha256] = delta;
+  return std::optional<BaseDelta>(delta);
+}
+
+absl::Status BaseDeltas::Released(const std::string& model_id, const std::string& to_sha256) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  return WriteFileAtomically((fs::path(dir_) / (model_id + ".base")).string(), to_sha256);
+}
+
+std::optional<BaseDelta> BaseDeltas::For(const std::string& to_sha256) {
+  MutexLock lock(&mu_);
+  if (auto it = known_.find(to_sha256); it != known_.end()) return it->second;
+  // Read once per artifact: what is not there now is recorded as none (Make adds what it makes).
+  std::optional<BaseDelta>& known = known_[to_sha256];
+  if (!IsSha256Hex(to_sha256)) return std::nullopt;
+  absl::StatusOr<std::string> text = ReadFileToString((fs::path(dir_) / (to_sha256 + ".json")).string(), "delta");
+  if (!text.ok()) return std::nullopt;
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.value("from", nlohmann::json()).is_string() ||
+      !j.value("sha256", nlohmann::json()).is_string() || !j.value("bytes", nlohmann::json()).is_number_unsigned()) {
+    return std::nullopt;
+  }
+  BaseDelta delta{j["from"].get<std::string>(), j["sha256"].get<std::string>(), j["bytes"].get<uint64_t>()};
+  if (!IsSha256Hex(delta.from_sha256) || !IsSha256Hex(delta.sha256)) return std::nullopt;
+  known = delta;
+  return delta;
+}
+
+bool BaseDeltas::IsDeltaOf(const std::string& to_sha256, const std::string& sha256) {
+  const std::optional<BaseDelta> delta = For(to_sha256);
+  return delta && delta->sha256 == sha256;
+}
+
+}  // namespace edgellm::federated
