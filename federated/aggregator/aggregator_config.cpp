@@ -226,6 +226,7 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Text("audit_signing_key", &config.audit_signing_key);
   fields.Number("release_expiry_days", &config.release_expiry_days);
   fields.UInt64("max_base_model_mib", &config.max_base_model_mib);
+  fields.Bool("base_deltas", &config.base_deltas);
   fields.Number("canary_fraction", &config.canary_fraction);
   fields.Number("success_threshold", &config.success_threshold);
   fields.Number("soak_seconds", &config.soak_seconds);

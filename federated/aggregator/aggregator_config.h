@@ -142,6 +142,9 @@ struct AggregatorConfig {
   std::string audit_signing_key;
   // The largest GGUF an operator may upload for a base-model release.
   uint64_t max_base_model_mib = 32768;
+  // Base-model releases are also offered as a delta against the base model
+  // the fleet holds (made at publishing: seconds per GB of model).
+  bool base_deltas = true;
   double release_expiry_days = 30;   // of manifests published by the aggregator itself
   double canary_fraction = 0.25;     // rollout defaults, for releases that do not say
   double success_threshold = 1.0;

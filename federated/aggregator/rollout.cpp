@@ -120,7 +120,7 @@ absl::Status Rollouts::MakeBaseDelta(const std::string& signed_release) {
   EDGELLM_ASSIGN_OR_RETURN(release::SignedRelease envelope, release::SignedRelease::FromJson(signed_release));
   // Not verified yet (Publish does that): at worst a delta is made for nothing.
   absl::StatusOr<release::ReleaseManifest> m = release::ReleaseManifest::FromJson(envelope.manifest_json);
-  if (!m.ok() || m->kind != release::ArtifactKind::kBase) return absl::OkStatus();
+  if (!config_.base_deltas || !m.ok() || m->kind != release::ArtifactKind::kBase) return absl::OkStatus();
   const auto model = std::find_if(config_.models.begin(), config_.models.end(),
                                   [&](const ModelConfig& c) { return c.id == m->model_id; });
   std::error_code ec;

@@ -12,7 +12,8 @@
 # release 1 is that file as a base-model release instead (uploaded by
 # `edgellm publish --base`, downloaded whole, loaded beside the model serving,
 # smoke-tested, swapped in), no rollbacks follow, and each device's peak
-# resident memory (VmHWM) before the release and after the swap is printed.
+# resident memory (VmHWM) before the release and after the swap is printed;
+# with BASE_DELTAS=false the aggregator offers no delta (the whole file).
 # One line per release:
 #
 #   [EVAL_EXAMPLES=N] [BASE_MODEL=NEW.gguf] tests/bench/run_rollout_bench.sh BUILD_DIR MODEL.gguf [DEVICES] [REPEATS] [TARGETS]
@@ -43,6 +44,7 @@ state_dir: $work/state
 poll_interval_seconds: 0.2
 admins: [operator]
 release_keys: [$work/release.pub]
+base_deltas: ${BASE_DELTAS:-true}
 models:
   - id: bench
     base_model: $model
@@ -103,9 +105,12 @@ if [ -n "${BASE_MODEL:-}" ]; then
   await "release 1 rollout: .* -> done"
   done_at=$(now)
   sleep 2  # the replaced models finish and are freed
-  fetched=$(grep -h "ota: release 1 (version" "$work"/dev-*.log | sed -n 's/.*, \([0-9]*\) bytes.*/\1/p' | head -1)
-  printf 'base_rollout devices=%d model_bytes=%d new_bytes=%d fetched_bytes_per_device=%s upload_s=%s canary_serving_s=%s all_serving_s=%s\n' \
-    "$devices" "$(stat -c %s "$model")" "$(stat -c %s "$base")" "$fetched" "$upload" \
+  # A delta's bytes when one was fetched, else the whole file's.
+  fetched=$(grep -h "ota: release 1: fetching it as a delta of" "$work"/dev-*.log | sed -n 's/.*delta of \([0-9]*\) bytes.*/\1/p' | head -1 || true)
+  [ -n "$fetched" ] || fetched=$(grep -h "ota: release 1 (version" "$work"/dev-*.log | sed -n 's/.*, \([0-9]*\) bytes.*/\1/p' | head -1)
+  delta_made=$(sed -n 's/.*: a delta of [0-9]* bytes .* made in \([0-9.]*\) s$/\1/p' "$work/aggregator.log" || true)
+  printf 'base_rollout devices=%d model_bytes=%d new_bytes=%d fetched_bytes_per_device=%s upload_s=%s delta_made_s=%s canary_serving_s=%s all_serving_s=%s\n' \
+    "$devices" "$(stat -c %s "$model")" "$(stat -c %s "$base")" "$fetched" "$upload" "${delta_made:-none}" \
     "$(seconds "$canary" "$start")" "$(seconds "$done_at" "$start")"
   printf 'peak_rss_mib before=[ %s] after_swap=[ %s] freed=%d of %d devices\n' "$before" "$(peaks)" \
     "$(grep -l "its memory is returned" "$work"/dev-*.log | wc -l)" "$devices"
