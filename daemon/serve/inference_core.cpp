@@ -41,30 +41,31 @@ std::vector<std::shared_ptr<ServedModel>> InferenceCore::LiveModels() const {
 }
 
 void InferenceCore::RetireModels() {
-  MutexLock lock(&adapters_mu_);
-  while (!stopping_) {
-    auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(adapters_mu_) { return stopping_; };
-    adapters_mu_.AwaitWithTimeout(absl::Condition(&wake), absl::FromChrono(kRetireInterval));
-    // Only this list and requests hold a replaced model: when the list's
-    // reference is the last, no request can take it again.
+  for (;;) {
     std::vector<std::shared_ptr<ServedModel>> unused;
-    for (auto it = replaced_.begin(); it != replaced_.end();) {
-      if (it->use_count() == 1) {
-        unused.push_back(std::move(*it));
-        it = replaced_.erase(it);
-      } else {
-        ++it;
+    std::function<void(const std::string&)> on_freed;
+    {
+      MutexLock lock(&adapters_mu_);
+      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(adapters_mu_) { return stopping_; };
+      adapters_mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::FromChrono(kRetireInterval));
+      if (stopping_) return;
+      // Only this list and requests hold a replaced model: when the list's
+      // reference is the last, no request can take it again.
+      for (auto it = replaced_.begin(); it != replaced_.end();) {
+        if (it->use_count() == 1) {
+          unused.push_back(std::move(*it));
+          it = replaced_.erase(it);
+        } else {
+          ++it;
+        }
       }
+      on_freed = on_freed_;
     }
-    if (unused.empty()) continue;
-    std::function<void(const std::string&)> on_freed = on_freed_;
-    adapters_mu_.Unlock();
     for (std::shared_ptr<ServedModel>& model : unused) {
       const std::string file = model->file();
       model.reset();
       if (on_freed) on_freed(file);
     }
-    adapters_mu_.Lock();
   }
 }
 
