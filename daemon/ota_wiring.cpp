@@ -4,8 +4,7 @@
 
 #include "common/str_cat.h"
 #include "daemon/aggregator_identity.h"
-#include "daemon/engine/lora_adapter.h"
-#include "daemon/ops/memory_guard.h"
+#include "daemon/base_model_swap.h"
 #include "daemon/ota/release_store.h"
 #include "daemon/serve/release_evaluation.h"
 #include "daemon/serve/smoke_test.h"
@@ -15,70 +14,7 @@ namespace edgellm {
 namespace {
 
 using Adapter = std::shared_ptr<const engine::LoraAdapter>;
-
-// The adapter in `dir` for `model`; nullptr for "" (the bare base model).
-absl::StatusOr<Adapter> LoadAdapter(const std::string& dir, const engine::LlamaModel& model) {
-  if (dir.empty()) return nullptr;
-  absl::StatusOr<engine::LoraAdapter> adapter = engine::LoraAdapter::Load(dir, model.config());
-  if (!adapter.ok()) return adapter.status();
-  return std::make_shared<const engine::LoraAdapter>(*std::move(adapter));
-}
-
-// The base models the agent's versions run on: the one serving, and a new
-// one loaded beside it for its test (memory permitting) until it is served
-// or given up. The agent's thread only.
-class BaseModels {
- public:
-  BaseModels(const ops::DaemonConfig& args, const ModelLoader& loader, serve::InferenceCore& core,
-             std::function<void(const std::string&)> log)
-      : args_(args), loader_(loader), core_(core), log_(std::move(log)) {}
-
-  // The model `files` runs on: the one serving, the candidate, or (when
-  // `load` says so) a new one — refused with ResourceExhausted when it
-  // would not fit beside the one serving.
-  absl::StatusOr<std::shared_ptr<serve::ServedModel>> For(const ota::ServedFiles& files, bool load) {
-    const std::string file = files.base.empty() ? args_.model : files.base;
-    std::shared_ptr<serve::ServedModel> serving = core_.Current().model;
-    if (serving->file() == file) return serving;
-    if (candidate_ && candidate_->file() == file) return candidate_;
-    if (!load) return absl::FailedPreconditionError(StrCat(file, " is not loaded"));
-    candidate_.reset();
-    const uint64_t needed = loader_.BytesToLoad(file, *serving);
-    const uint64_t reserve = static_cast<uint64_t>(args_.memory_low_mib) << 20;
-    if (absl::StatusOr<uint64_t> available = ops::SystemMemory().AvailableBytes();
-        available.ok() && *available < needed + reserve) {
-      return absl::ResourceExhaustedError(
-          StrCat("the base model needs about ", needed >> 20, " MiB beside the one serving (weights and KV cache), and ",
-                 reserve >> 20, " MiB must stay free (memory_low_mib); ", *available >> 20, " MiB are available"));
-    }
-    const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<std::shared_ptr<serve::ServedModel>> loaded = loader_.Load(file);
-    if (!loaded.ok()) return loaded.status();
-    log_(StrCat("ota: loaded ", file, " beside the model serving in ",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), " s"));
-    candidate_ = *std::move(loaded);
-    return candidate_;
-  }
-  // Serves `files` as `version`; the candidate, if it was that, is served now.
-  absl::Status Serve(const ota::ServedFiles& files, uint64_t version) {
-    absl::StatusOr<std::shared_ptr<serve::ServedModel>> model = For(files, /*load=*/true);
-    if (!model.ok()) return model.status();
-    absl::StatusOr<Adapter> adapter = LoadAdapter(files.adapter, (*model)->model());
-    if (!adapter.ok()) return adapter.status();
-    core_.SetModelVersion(files.adapter.empty() && files.base.empty() ? std::string("base") : StrCat("v", version),
-                          *std::move(adapter), *model);
-    candidate_.reset();
-    return absl::OkStatus();
-  }
-  void ForgetCandidate() { candidate_.reset(); }
-
- private:
-  const ops::DaemonConfig& args_;
-  const ModelLoader& loader_;
-  serve::InferenceCore& core_;
-  const std::function<void(const std::string&)> log_;
-  std::shared_ptr<serve::ServedModel> candidate_;
-};
+using Load = BaseModelSwap::Load;
 
 // A version's scores on `spec`: held-out examples from `examples_file` and the exact-match prompts.
 absl::StatusOr<serve::VersionScores> Score(const serve::ServedModel& model, Adapter adapter,
@@ -96,26 +32,28 @@ absl::StatusOr<serve::VersionScores> Score(const serve::ServedModel& model, Adap
   return serve::ScoreVersion(model.scheduler(), model.model(), std::move(adapter), examples, prompts);
 }
 
-// The candidate and the served version scored on `spec`, one after the other
-// (each on its own base model).
-absl::StatusOr<release::EvaluationFigures> EvaluateRelease(BaseModels& bases, const ota::ServedFiles& candidate,
+// The served version and the candidate scored on `spec`, one after the
+// other (each on its own base model): the served one first, so that a
+// candidate that must be drained in is compared with figures already taken.
+absl::StatusOr<release::EvaluationFigures> EvaluateRelease(BaseModelSwap& bases, const ota::ServedFiles& candidate,
                                                            const ota::ServedFiles& served,
                                                            const std::string& examples_file,
                                                            const release::EvaluationSpec& spec) {
-  absl::StatusOr<std::shared_ptr<serve::ServedModel>> candidate_model = bases.For(candidate, /*load=*/true);
+  absl::StatusOr<serve::VersionScores> served_scores = [&]() -> absl::StatusOr<serve::VersionScores> {
+    absl::StatusOr<std::shared_ptr<serve::ServedModel>> model = bases.For(served, Load::kNo);
+    if (!model.ok()) return model.status();
+    absl::StatusOr<Adapter> adapter = LoadAdapterFor(served.adapter, (*model)->model());
+    if (!adapter.ok()) return adapter.status();
+    return Score(**model, *std::move(adapter), examples_file, spec);
+  }();
+  if (!served_scores.ok()) return served_scores.status();
+  absl::StatusOr<std::shared_ptr<serve::ServedModel>> candidate_model = bases.For(candidate, Load::kDrain);
   if (!candidate_model.ok()) return candidate_model.status();
-  absl::StatusOr<std::shared_ptr<serve::ServedModel>> served_model = bases.For(served, /*load=*/false);
-  if (!served_model.ok()) return served_model.status();
-  absl::StatusOr<Adapter> candidate_adapter = LoadAdapter(candidate.adapter, (*candidate_model)->model());
+  absl::StatusOr<Adapter> candidate_adapter = LoadAdapterFor(candidate.adapter, (*candidate_model)->model());
   if (!candidate_adapter.ok()) return candidate_adapter.status();
-  absl::StatusOr<Adapter> served_adapter = LoadAdapter(served.adapter, (*served_model)->model());
-  if (!served_adapter.ok()) return served_adapter.status();
   absl::StatusOr<serve::VersionScores> candidate_scores =
       Score(**candidate_model, *std::move(candidate_adapter), examples_file, spec);
   if (!candidate_scores.ok()) return candidate_scores.status();
-  absl::StatusOr<serve::VersionScores> served_scores =
-      Score(**served_model, *std::move(served_adapter), examples_file, spec);
-  if (!served_scores.ok()) return served_scores.status();
   const auto mean = [](const train::LossSum& sum) {
     return sum.tokens > 0 ? sum.total / static_cast<double>(sum.tokens) : 0.0;
   };
@@ -158,12 +96,16 @@ absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig&
   config.probation = std::chrono::seconds(static_cast<int64_t>(args.ota_probation_seconds));
   config.live_report_interval =
       std::chrono::milliseconds(static_cast<int64_t>(args.ota_live_report_seconds * 1000));
-  auto bases = std::make_shared<BaseModels>(args, loader, core, log);
+  auto bases = std::make_shared<BaseModelSwap>(args, loader, core, log);
   ota::ServingHooks hooks;
-  hooks.smoke_test = [bases, prompt = args.ota_smoke_prompt](const ota::ServedFiles& files) -> absl::Status {
-    absl::StatusOr<std::shared_ptr<serve::ServedModel>> model = bases->For(files, /*load=*/true);
+  hooks.smoke_test = [bases, log, prompt = args.ota_smoke_prompt](const ota::ServedFiles& files) -> absl::Status {
+    absl::StatusOr<std::shared_ptr<serve::ServedModel>> model = bases->For(files, Load::kBeside);
+    if (!model.ok() && bases->Deferred()) {
+      log(StrCat("ota: ", model.status().message(), ": it will be tested once the model serving is drained"));
+      return absl::OkStatus();
+    }
     if (!model.ok()) return model.status();
-    absl::StatusOr<Adapter> adapter = LoadAdapter(files.adapter, (*model)->model());
+    absl::StatusOr<Adapter> adapter = LoadAdapterFor(files.adapter, (*model)->model());
     if (!adapter.ok()) return adapter.status();
     return serve::SmokeTest((*model)->scheduler(), (*model)->model(), *std::move(adapter), prompt);
   };
@@ -172,7 +114,7 @@ absl::StatusOr<std::unique_ptr<ota::OtaAgent>> StartOta(const ops::DaemonConfig&
                            const std::string& examples_file, const release::EvaluationSpec& spec) {
     return EvaluateRelease(*bases, candidate, served, examples_file, spec);
   };
-  hooks.forget_candidate = [bases] { bases->ForgetCandidate(); };
+  hooks.forget_candidate = [bases] { bases->Forget(); };
   if (serve::ServeMetrics* metrics = core.metrics()) hooks.tally = [metrics] { return ServingTallyOf(*metrics); };
   auto agent = ota::OtaAgent::Create(std::move(config), std::move(hooks), std::move(log));
   if (!agent.ok()) return agent.status();

@@ -20,7 +20,10 @@ constexpr auto kRetireInterval = std::chrono::milliseconds(200);
 }  // namespace
 
 InferenceCore::InferenceCore(std::shared_ptr<ServedModel> model, InferenceCoreConfig config, ServeMetrics* metrics)
-    : config_(std::move(config)), metrics_(metrics), sessions_(config_.sessions) {
+    : config_(std::move(config)),
+      metrics_(metrics),
+      sessions_(config_.sessions),
+      places_(model->scheduler().config().max_active + model->scheduler().config().max_waiting) {
   serving_.model = std::move(model);
   serving_.version = "local";
   retirer_ = std::thread([this] { RetireModels(); });
@@ -31,6 +34,34 @@ InferenceCore::~InferenceCore() { Stop(); }
 Serving InferenceCore::Current() const {
   MutexLock lock(&adapters_mu_);
   return serving_;
+}
+
+absl::StatusOr<Serving> InferenceCore::Acquire() const {
+  Serving serving = Current();
+  if (!serving.model) {
+    return absl::UnavailableError(
+        "the daemon is swapping its base model (the new one does not fit beside the old); retry in a few seconds");
+  }
+  return serving;
+}
+
+bool InferenceCore::Unload(Clock::time_point deadline) {
+  std::shared_ptr<ServedModel> unloaded;
+  {
+    MutexLock lock(&adapters_mu_);
+    if (!serving_.model) return true;
+    unloaded = serving_.model;
+    replaced_.push_back(std::exchange(serving_.model, nullptr));
+    serving_.version = "swapping";
+    serving_.adapter = nullptr;
+  }
+  // Requests in flight finish (or are cut off at the deadline); the retiring thread then frees it.
+  unloaded->scheduler().Drain(deadline);
+  std::weak_ptr<ServedModel> gone = unloaded;
+  unloaded.reset();
+  const auto give_up = deadline + std::chrono::seconds(10);
+  while (!gone.expired() && Clock::now() < give_up) std::this_thread::sleep_for(kRetireInterval / 4);
+  return gone.expired();
 }
 
 std::vector<std::shared_ptr<ServedModel>> InferenceCore::LiveModels() const {
@@ -226,7 +257,9 @@ void InferenceCore::Embed(const std::string& model, std::vector<std::string> inp
     return done(absl::InvalidArgumentError(
         edgellm::StrCat("input has ", bytes, " bytes; the limit is ", config_.max_prompt_bytes)));
   }
-  const std::shared_ptr<ServedModel> served = Current().model;
+  absl::StatusOr<Serving> serving = Acquire();
+  if (!serving.ok()) return done(serving.status());
+  const std::shared_ptr<ServedModel> served = serving->model;
   auto tokens = std::make_shared<std::vector<std::vector<engine::TokenId>>>();
   int64_t total = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -260,19 +293,22 @@ void InferenceCore::Embed(const std::string& model, std::vector<std::string> inp
 
 ModelDescription InferenceCore::Describe() const {
   const Serving serving = Current();
-  const engine::LlamaModel& model = serving.model->model();
   ModelDescription d;
   d.name = config_.model_name;
+  d.version = serving.version;
+  {
+    MutexLock lock(&adapters_mu_);
+    for (const LoadedAdapter& a : adapters_) d.adapters.push_back(a.served.name);
+  }
+  std::sort(d.adapters.begin(), d.adapters.end());
+  if (!serving.model) return d;
+  const engine::LlamaModel& model = serving.model->model();
   d.architecture = model.config().architecture;
   d.parameters = model.parameter_count();
   d.quantization = std::string(model.weight_type());
   d.context_length = model.context_length();
   d.embedding_length = model.config().n_embd;
   d.has_chat_template = serving.model->chat().has_value();
-  d.version = serving.version;
-  MutexLock lock(&adapters_mu_);
-  for (const LoadedAdapter& a : adapters_) d.adapters.push_back(a.served.name);
-  std::sort(d.adapters.begin(), d.adapters.end());
   return d;
 }
 
@@ -292,7 +328,8 @@ void InferenceCore::SetModelVersion(std::string version, std::shared_ptr<const e
                                     std::shared_ptr<ServedModel> model) {
   MutexLock lock(&adapters_mu_);
   if (model && model != serving_.model) {
-    replaced_.push_back(std::exchange(serving_.model, std::move(model)));
+    std::shared_ptr<ServedModel> before = std::exchange(serving_.model, std::move(model));
+    if (before) replaced_.push_back(std::move(before));
   }
   serving_.version = std::move(version);
   serving_.prefix_space = adapter ? next_prefix_space_++ : 0;
@@ -300,10 +337,9 @@ void InferenceCore::SetModelVersion(std::string version, std::shared_ptr<const e
 }
 
 absl::Status InferenceCore::StreamOpened(const std::string& caller) {
-  const SchedulerConfig& places = Current().model->scheduler().config();
   const int share = config_.max_caller_share >= 1.0
                         ? std::numeric_limits<int>::max()
-                        : std::max(1, static_cast<int>(config_.max_caller_share * (places.max_active + places.max_waiting)));
+                        : std::max(1, static_cast<int>(config_.max_caller_share * places_));
   MutexLock lock(&streams_mu_);
   int& held = streams_by_caller_[caller];
   if (held >= share) {

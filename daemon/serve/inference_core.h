@@ -51,7 +51,7 @@ struct InferenceCoreConfig {
 // What one request runs on, taken once when it arrives: the base model and
 // the version served on it. Holding it keeps that model loaded.
 struct Serving {
-  std::shared_ptr<ServedModel> model;
+  std::shared_ptr<ServedModel> model;  // nullptr while the base model is swapped by draining
   std::string version;
   std::shared_ptr<const engine::LoraAdapter> adapter;  // nullptr: the bare base model
   uint64_t prefix_space = 0;                           // of `adapter`
@@ -84,7 +84,10 @@ class InferenceCore {
   // Stops every model's scheduler (Stop).
   ~InferenceCore();
 
-  // What a request arriving now runs on.
+  // What a request arriving now runs on; Unavailable, saying why, while the
+  // daemon swaps its base model by draining (Unload).
+  absl::StatusOr<Serving> Acquire() const;
+  // The same, its model nullptr while none is served.
   Serving Current() const;
   ServeMetrics* metrics() const { return metrics_; }
   SessionStore& sessions() { return sessions_; }
@@ -100,7 +103,10 @@ class InferenceCore {
                                             const std::string& prompt, Clock::time_point deadline,
                                             std::string_view what = "the prompt") const;
 
-  bool has_chat_template() const { return Current().model->chat().has_value(); }
+  bool has_chat_template() const {
+    const Serving serving = Current();
+    return serving.model && serving.model->chat().has_value();
+  }
   // How the model writes tool calls (generic without a chat template).
   static chat::ToolCallFormat ToolCallFormatOf(const Serving& serving) {
     const auto& chat = serving.model->chat();
@@ -131,6 +137,12 @@ class InferenceCore {
   void SetModelVersion(std::string version, std::shared_ptr<const engine::LoraAdapter> adapter,
                        std::shared_ptr<ServedModel> model = nullptr);
   void set_on_model_freed(std::function<void(const std::string& file)> on_freed);
+  // Stops serving the base model to free its memory for another that cannot
+  // fit beside it: new requests are refused (Unavailable, saying why) until
+  // SetModelVersion gives a model again; requests in flight go on until
+  // `deadline`, then are cut off. Returns once its memory is returned
+  // (false if it was not by `deadline` plus a grace).
+  bool Unload(Clock::time_point deadline);
 
   // Over every model still running (the served one and any being replaced):
   // see Scheduler.
@@ -162,6 +174,8 @@ class InferenceCore {
   const InferenceCoreConfig config_;
   ServeMetrics* const metrics_;
   SessionStore sessions_;
+  // Places (active + waiting) of a model's scheduler, for the callers' shares.
+  const int places_;
   mutable Mutex adapters_mu_;
   Serving serving_ ABSL_GUARDED_BY(adapters_mu_);
   std::vector<LoadedAdapter> adapters_ ABSL_GUARDED_BY(adapters_mu_);

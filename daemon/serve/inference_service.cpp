@@ -84,6 +84,22 @@ Json ToJson(const v1::ChatMessage& message) {
 
 }  // namespace
 
+namespace {
+
+// A streaming call answered with an error before anything was streamed.
+class RefusedStream final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::RefuseStream(const absl::Status& status) {
+  if (core_.metrics() != nullptr) core_.metrics()->CountRequest(status.code());
+  return new RefusedStream(ToGrpcStatus(status));
+}
+
 GenerateReactor* InferenceService::NewReactor(const Serving& serving, const std::string& caller, bool* admitted) {
   const absl::Status admission = core_.StreamOpened(caller);
   *admitted = admission.ok();
@@ -115,7 +131,9 @@ std::string InferenceService::CallerOf(const grpc::CallbackServerContext& contex
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc::CallbackServerContext* context,
                                                                            const v1::GenerateRequest* request) {
   const std::string caller = CallerOf(*context);
-  const Serving serving = core_.Current();
+  const absl::StatusOr<Serving> acquired = core_.Acquire();
+  if (!acquired.ok()) return RefuseStream(acquired.status());
+  const Serving& serving = *acquired;
   bool admitted = false;
   GenerateReactor* reactor = NewReactor(serving, caller, &admitted);
   if (!admitted) return reactor;
@@ -163,7 +181,9 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(grpc:
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::CallbackServerContext* context,
                                                                        const v1::ChatRequest* request) {
   const std::string caller = CallerOf(*context);
-  const Serving serving = core_.Current();
+  const absl::StatusOr<Serving> acquired = core_.Acquire();
+  if (!acquired.ok()) return RefuseStream(acquired.status());
+  const Serving& serving = *acquired;
   bool admitted = false;
   GenerateReactor* reactor = NewReactor(serving, caller, &admitted);
   if (!admitted) return reactor;
@@ -281,7 +301,9 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
   }
   const bool add_special = !request->has_add_special() || request->add_special();
   const bool parse_special = !request->has_parse_special() || request->parse_special();
-  for (engine::TokenId id : core_.Current().model->model().tokenizer().Encode(request->text(), add_special, parse_special)) {
+  const absl::StatusOr<Serving> serving = core_.Acquire();
+  if (!serving.ok()) return Reply(context, serving.status());
+  for (engine::TokenId id : serving->model->model().tokenizer().Encode(request->text(), add_special, parse_special)) {
     response->add_token_ids(static_cast<uint32_t>(id));
   }
   return Reply(context, absl::OkStatus());
@@ -291,8 +313,9 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerConte
                                                        const v1::DetokenizeRequest* request,
                                                        v1::DetokenizeResponse* response) {
   if (absl::Status s = core_.CheckModel(request->model()); !s.ok()) return Reply(context, s);
-  const std::shared_ptr<ServedModel> served = core_.Current().model;
-  const engine::Tokenizer& tokenizer = served->model().tokenizer();
+  const absl::StatusOr<Serving> serving = core_.Acquire();
+  if (!serving.ok()) return Reply(context, serving.status());
+  const engine::Tokenizer& tokenizer = serving->model->model().tokenizer();
   std::vector<engine::TokenId> ids;
   for (uint32_t id : request->token_ids()) {
     if (id >= static_cast<uint32_t>(tokenizer.vocab_size())) {

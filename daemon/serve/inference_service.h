@@ -46,6 +46,8 @@ class InferenceService final : public v1::Inference::CallbackService {
   // A reactor for `caller`'s stream, counted by the core; when the caller has
   // no place left it is already finished with that error (`*admitted` false).
   GenerateReactor* NewReactor(const Serving& serving, const std::string& caller, bool* admitted);
+  // A stream refused at once with `status` (counted in the metrics).
+  grpc::ServerWriteReactor<v1::GenerateResponse>* RefuseStream(const absl::Status& status);
   // "cert:NAME", "uid:N" or "local".
   std::string CallerOf(const grpc::CallbackServerContext& context) const;
 

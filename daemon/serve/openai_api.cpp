@@ -439,7 +439,9 @@ void OpenAiApi::ChatCompletions(const HttpRequest& request, const std::string& c
   absl::StatusOr<ChatCompletionRequest> parsed = ParseChatCompletionRequest(request.body);
   if (!parsed.ok()) return Refuse(*responder, parsed.status());
   std::optional<ToolCallSetup> tool_calls;
-  const Serving serving = core_.Current();
+  const absl::StatusOr<Serving> acquired = core_.Acquire();
+  if (!acquired.ok()) return Refuse(*responder, acquired.status());
+  const Serving& serving = *acquired;
   const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
     EDGELLM_RETURN_IF_ERROR(CheckModelName(core_, parsed->generation.params));
     const OutputForm& form = parsed->generation.form;
@@ -458,7 +460,9 @@ void OpenAiApi::Completions(const HttpRequest& request, const std::string& calle
                             std::shared_ptr<HttpResponder> responder) {
   absl::StatusOr<CompletionRequest> parsed = ParseCompletionRequest(request.body);
   if (!parsed.ok()) return Refuse(*responder, parsed.status());
-  const Serving serving = core_.Current();
+  const absl::StatusOr<Serving> acquired = core_.Acquire();
+  if (!acquired.ok()) return Refuse(*responder, acquired.status());
+  const Serving& serving = *acquired;
   const auto prepare = [&]() -> absl::StatusOr<GenerationRequest> {
     EDGELLM_RETURN_IF_ERROR(CheckModelName(core_, parsed->generation.params));
     EDGELLM_RETURN_IF_ERROR(

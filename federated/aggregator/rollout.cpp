@@ -164,12 +164,7 @@ absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequ
   manifest.artifact_bytes = weights.size();
   manifest.base_model_sha256 = base_sha;
   manifest.adapter_config = adapter_config;
-  manifest.rollback = request.rollback();
-  manifest.created_at = NowMs() / 1000;
-  const double days = request.expires_in_days() > 0 ? request.expires_in_days() : config_.release_expiry_days;
-  manifest.expires_at = manifest.created_at + static_cast<int64_t>(days * 86400);
-  EDGELLM_ASSIGN_OR_RETURN(manifest.evaluation, EvaluationFor(request));
-  return manifest.ToJson();
+  return FinishManifest(request, manifest);
 }
 
 absl::StatusOr<std::string> Rollouts::PrepareBaseLocked(const v1::PrepareReleaseRequest& request) {
@@ -194,6 +189,11 @@ absl::StatusOr<std::string> Rollouts::PrepareBaseLocked(const v1::PrepareRelease
   manifest.artifact_sha256 = sha;
   manifest.artifact_bytes = bytes;
   manifest.base_model_sha256 = sha;
+  return FinishManifest(request, manifest);
+}
+
+absl::StatusOr<std::string> Rollouts::FinishManifest(const v1::PrepareReleaseRequest& request,
+                                                     release::ReleaseManifest& manifest) const {
   manifest.rollback = request.rollback();
   manifest.created_at = NowMs() / 1000;
   const double days = request.expires_in_days() > 0 ? request.expires_in_days() : config_.release_expiry_days;

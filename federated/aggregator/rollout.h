@@ -106,6 +106,10 @@ class Rollouts {
   // The manifest of a base-model release of the uploaded GGUF the request names.
   absl::StatusOr<std::string> PrepareBaseLocked(const v1::PrepareReleaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets what every prepared manifest takes from the request (rollback,
+  // times, evaluation) and returns its JSON.
+  absl::StatusOr<std::string> FinishManifest(const v1::PrepareReleaseRequest& request,
+                                             release::ReleaseManifest& manifest) const;
   // The evaluation the canaries judge the release by: the request's, or the
   // model's eval_data with canary_max_loss_ratio; none for a rollback that does not ask.
   absl::StatusOr<std::optional<release::EvaluationSpec>> EvaluationFor(const v1::PrepareReleaseRequest& request) const;

@@ -41,20 +41,16 @@ inline int64_t NowUnix() {
 // reports on it, serving artifacts in small, optionally slow chunks.
 class HostileReleaseServer final : public v1::Releases::Service {
  public:
-  void Offer(const std::string& envelope, const std::string& artifact, uint64_t release) {
+  // With `delta`, when given: `delta_bytes` offered as the artifact's delta, as `delta` says.
+  void Offer(const std::string& envelope, const std::string& artifact, uint64_t release,
+             const v1::BaseDeltaOffer& delta = {}, const std::string& delta_bytes = "") {
     absl::MutexLock lock(&mu_);
     envelope_ = envelope;
     artifact_ = artifact;
     offered_release_ = release;
     offered_at_ = reports_.size();
-    delta_ = {};
-    delta_bytes_.clear();
-  }
-  // With the release offered next (after Offer): `bytes` as its delta, offered as `offer` says.
-  void OfferDelta(const v1::BaseDeltaOffer& offer, const std::string& bytes) {
-    absl::MutexLock lock(&mu_);
-    delta_ = offer;
-    delta_bytes_ = bytes;
+    delta_ = delta;
+    delta_bytes_ = delta_bytes;
   }
   // The sha256 of each FetchArtifact call, in order.
   std::vector<std::string> fetched() {

@@ -2,9 +2,10 @@
 // is downloaded (or rebuilt from a delta against the model the device holds,
 // falling back to the whole file when the delta is bad), loaded beside the
 // model serving, tested, swapped in, kept across a clean restart, given up
-// after a crash on probation or a tampered file, refused when it cannot fit
-// beside the model serving, and adapters released for the base model before
-// it are refused on it.
+// after a crash on probation or a tampered file, swapped by draining when it
+// cannot fit beside the model serving (the model before served again when
+// the new one fails), and adapters released for the base model before it are
+// refused on it.
 #include "federated/release/base_delta.h"
 #include "tests/integration/ota_agent_fixture.h"
 #include "tests/support/cli_run.h"
@@ -35,6 +36,17 @@ class OtaBaseRelease : public OtaAgentTest {
     m.created_at = NowUnix() - 60;
     m.expires_at = NowUnix() + 3600;
     return m;
+  }
+  // Offers `m` (its file `bytes`) with `delta` as a delta against the configured model.
+  v1::BaseDeltaOffer OfferWithDelta(const release::ReleaseManifest& m, const std::string& bytes,
+                                    const std::string& delta) {
+    v1::BaseDeltaOffer offer;
+    offer.set_from_sha256(*federated::Sha256OfFile(kModel));
+    offer.set_sha256(federated::Sha256Hex(delta));
+    offer.set_bytes(delta.size());
+    // In one step: a poll between the two would see the release without its delta.
+    server_.Offer(Sign(m, key_), bytes, m.release, offer, delta);
+    return offer;
   }
   v1::ModelInfo Served() {
     auto stub = v1::Inference::NewStub(daemon_->channel());
@@ -145,16 +157,46 @@ TEST_F(OtaBaseRelease, ASignedFileThatDoesNotLoadFailsItsSmokeTestAndTheModelSer
   EXPECT_FALSE(fs::exists(ota_dir() / "versions" / "r1-v5")) << "a failed base model does not keep its slot";
 }
 
-TEST_F(OtaBaseRelease, ABaseModelThatCannotFitBesideTheModelServingIsRefusedSayingWhy) {
+TEST_F(OtaBaseRelease, ABaseModelThatCannotFitBesideTheModelServingIsSwappedByDrainingAndSaysSo) {
   // As if the box had almost no memory to spare: more must stay free than it has.
   ASSERT_NO_FATAL_FAILURE(StartDaemon(300, "memory_low_mib: 100000000\n"));
   const std::string bytes = ReadAll(new_base_);
+  // Judged against the model it replaces: that model's figures are taken before it is drained.
+  release::ReleaseManifest m = BaseManifest(1, 5, bytes);
+  m.evaluation = release::EvaluationSpec{};
+  m.evaluation->examples_jsonl = R"({"prompt": "Once upon a time", "completion": " there was a little girl."})" "\n";
+  m.evaluation->max_loss_ratio = 1.5;
+  const v1::InstallReport report = OfferAndAwait(m, bytes);
+  ASSERT_EQ(report.outcome(), v1::InstallReport::INSTALLED) << report.detail();
+  ASSERT_TRUE(report.has_evaluation());
+  EXPECT_GT(report.evaluation().loss(), 0.0);
+  EXPECT_GT(report.evaluation().baseline_loss(), 0.0) << "the drained model's figures";
+  EXPECT_NEAR(report.evaluation().loss(), report.evaluation().baseline_loss(), 0.1) << "Q8_0 of the same weights";
+  EXPECT_EQ(Served().quantization(), "Q8_0");
+  EXPECT_EQ(Served().version(), "v5");
+  EXPECT_FALSE(Complete("Once upon a time").empty());
+  const std::string log = ReadAll(log_path());
+  EXPECT_NE(log.find("MiB must stay free (memory_low_mib)"), std::string::npos) << log;
+  EXPECT_NE(log.find("it will be tested once the model serving is drained"), std::string::npos) << log;
+  EXPECT_NE(log.find("draining the model serving (requests in flight finish, new ones are refused until the swap)"),
+            std::string::npos) << log;
+  // Never two models at once: the old one's memory went before the new one was loaded.
+  const size_t freed = log.find("replaced base model stories260K.gguf finished its last request");
+  const size_t loaded = log.find("model.gguf: llama");
+  EXPECT_NE(freed, std::string::npos) << log;
+  EXPECT_LT(freed, loaded) << log;
+}
+
+TEST_F(OtaBaseRelease, ASwapByDrainingWhoseModelDoesNotLoadServesTheModelBeforeAgain) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(300, "memory_low_mib: 100000000\n"));
+  std::string bytes = ReadAll(new_base_);
+  bytes.resize(bytes.size() / 2);
   const v1::InstallReport report = OfferAndAwait(BaseManifest(1, 5, bytes), bytes);
-  EXPECT_EQ(report.outcome(), v1::InstallReport::REFUSED);
-  EXPECT_NE(report.detail().find("beside the one serving"), std::string::npos) << report.detail();
-  EXPECT_NE(report.detail().find("memory_low_mib"), std::string::npos) << report.detail();
+  EXPECT_EQ(report.outcome(), v1::InstallReport::SMOKE_FAILED) << report.detail();
   EXPECT_EQ(Served().quantization(), "F32");
-  EXPECT_EQ(Count(ReadAll(log_path()), "model.gguf: llama"), 0) << "it was never loaded";
+  EXPECT_EQ(Served().version(), "base");
+  EXPECT_FALSE(Complete("Once upon a time").empty());
+  EXPECT_NE(ReadAll(log_path()).find("serving the drained model"), std::string::npos) << ReadAll(log_path());
 }
 
 // The delta of `new_base` against the configured model, every tensor matched by its offset (same layout).
@@ -176,12 +218,7 @@ TEST_F(OtaBaseRelease, ADeviceHoldingTheBaseModelBeforeFetchesTheDeltaAndRebuild
   const std::string delta = DeltaOf(dir_, kModel, new_base);
   ASSERT_LT(delta.size(), bytes.size() / 4);
   const release::ReleaseManifest m = BaseManifest(1, 5, bytes);
-  server_.Offer(Sign(m, key_), bytes, 1);
-  v1::BaseDeltaOffer offer;
-  offer.set_from_sha256(*federated::Sha256OfFile(kModel));
-  offer.set_sha256(federated::Sha256Hex(delta));
-  offer.set_bytes(delta.size());
-  server_.OfferDelta(offer, delta);
+  const v1::BaseDeltaOffer offer = OfferWithDelta(m, bytes, delta);
   const v1::InstallReport report = server_.AwaitReport(1);
   ASSERT_EQ(report.outcome(), v1::InstallReport::INSTALLED) << report.detail();
   EXPECT_EQ(server_.fetched(), std::vector<std::string>{offer.sha256()}) << "the delta only, never the whole file";
@@ -202,12 +239,7 @@ TEST_F(OtaBaseRelease, ADeltaThatDoesNotRebuildTheSignedFileFallsBackToTheWholeF
   std::ofstream(other_file, std::ios::binary) << other;
   const std::string delta = DeltaOf(dir_, other_file.string(), new_base_);
   const release::ReleaseManifest m = BaseManifest(1, 5, bytes);
-  server_.Offer(Sign(m, key_), bytes, 1);
-  v1::BaseDeltaOffer offer;
-  offer.set_from_sha256(*federated::Sha256OfFile(kModel));
-  offer.set_sha256(federated::Sha256Hex(delta));
-  offer.set_bytes(delta.size());
-  server_.OfferDelta(offer, delta);
+  const v1::BaseDeltaOffer offer = OfferWithDelta(m, bytes, delta);
   const v1::InstallReport report = server_.AwaitReport(1);
   ASSERT_EQ(report.outcome(), v1::InstallReport::INSTALLED) << report.detail();
   EXPECT_EQ(server_.fetched(), (std::vector<std::string>{offer.sha256(), m.artifact_sha256}));

@@ -218,5 +218,45 @@ TEST(InferenceCore, ASwappedBaseModelFinishesTheRequestsOnItThenIsFreed) {
   EXPECT_EQ(core.models_loaded(), 1);
 }
 
+TEST(InferenceCore, UnloadingDrainsTheModelRefusesNewRequestsSayingWhyAndReturnsItsMemory) {
+  const std::string old_file = testing::SyntheticModel("test-spm", engine::GgmlType::kF32);
+  std::shared_ptr<ServedModel> old_model = Served(old_file, {}, 256);
+  ASSERT_NE(old_model, nullptr);
+  std::weak_ptr<ServedModel> old_weak = old_model;
+  InferenceCore core(std::move(old_model), {});
+  CompletionParams params;
+  params.max_tokens = 60;
+  absl::StatusOr<Serving> before = core.Acquire();
+  ASSERT_TRUE(before.ok());
+  absl::StatusOr<GenerationRequest> request = core.Prepare(*before, params, "Once upon a time", Clock::time_point::max());
+  ASSERT_TRUE(request.ok());
+  request->options.ignore_eos = true;
+  Collected in_flight;
+  ASSERT_TRUE(before->model->scheduler().Submit(*std::move(request), in_flight.Sink()).ok());
+  before = absl::UnavailableError("released");  // the caller lets go of it, as a front end does once submitted
+
+  EXPECT_TRUE(core.Unload(Clock::now() + std::chrono::seconds(60)));
+  EXPECT_TRUE(in_flight.Wait().ok()) << "the request in flight finished";
+  EXPECT_EQ(in_flight.token_count(), 60u);
+  EXPECT_TRUE(old_weak.expired()) << "its memory is returned";
+  const absl::StatusOr<Serving> refused = core.Acquire();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(refused.status().message().find("swapping its base model"), std::string::npos) << refused.status();
+  EXPECT_EQ(core.Describe().version, "swapping");
+  EXPECT_FALSE(core.has_chat_template());
+  Notification embedded;
+  core.Embed("", {"x"}, [&](absl::StatusOr<EmbedResult> result) {
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+    embedded.Notify();
+  });
+  embedded.WaitForNotification();
+
+  std::shared_ptr<ServedModel> new_model = Served(testing::SyntheticModel("test-spm", engine::GgmlType::kQ8_0, 2));
+  ASSERT_NE(new_model, nullptr);
+  core.SetModelVersion("v2", nullptr, std::move(new_model));
+  ASSERT_TRUE(core.Acquire().ok());
+  EXPECT_EQ(core.Describe().quantization, "Q8_0");
+}
+
 }  // namespace
 }  // namespace edgellm::serve
