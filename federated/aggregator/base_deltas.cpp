@@ -39,16 +39,20 @@ std::vector<release::MatchedRange> MatchTensors(const std::string& from, const s
 }  // namespace
 
 absl::StatusOr<std::optional<BaseDelta>> BaseDeltas::Make(const std::string& model_id, const std::string& to_sha256,
-                                                          const std::string& configured_base) {
+                                                          const std::string& configured_base,
+                                                          const std::string& configured_sha256) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) return absl::InternalError(StrCat("cannot create ", dir_, ": ", ec.message()));
   const fs::path base_record = fs::path(dir_) / (model_id + ".base");
+  // Content-addressed: a stored file's name is its sha256, so neither file is hashed again here.
   std::string from_path = configured_base;
+  std::string from_sha = configured_sha256;
   if (fs::exists(base_record)) {
     EDGELLM_ASSIGN_OR_RETURN(std::string previous, ReadFileToString(base_record.string(), "base record"));
     if (IsSha256Hex(previous) && previous != to_sha256 && fs::exists(artifacts_.PathOf(previous))) {
       from_path = artifacts_.PathOf(previous);
+      from_sha = previous;
     }
   }
   const fs::path record = fs::path(dir_) / (to_sha256 + ".json");
@@ -56,7 +60,6 @@ absl::StatusOr<std::optional<BaseDelta>> BaseDeltas::Make(const std::string& mod
     if (std::optional<BaseDelta> known = For(to_sha256)) return known;
   }
   const std::string to_path = artifacts_.PathOf(to_sha256);
-  EDGELLM_ASSIGN_OR_RETURN(std::string from_sha, Sha256OfFile(from_path));
   if (from_sha == to_sha256) return std::optional<BaseDelta>();
   const auto start = std::chrono::steady_clock::now();
   const std::string out = (fs::path(dir_) / (to_sha256 + ".delta")).string();

@@ -38,11 +38,12 @@ class BaseDeltas {
 
   // Makes the delta of the stored base model `to_sha256` of `model_id`
   // against the base model its fleet holds now (the model's latest base
-  // release, or `configured_base`). No delta (nullopt) when it would save
+  // release, or `configured_base`, whose sha256 the caller knows). No delta (nullopt) when it would save
   // less than a tenth of the file, or the files cannot be compared; an error
   // only when the state cannot be written.
   absl::StatusOr<std::optional<BaseDelta>> Make(const std::string& model_id, const std::string& to_sha256,
-                                                const std::string& configured_base);
+                                                const std::string& configured_base,
+                                                const std::string& configured_sha256);
   // Records `to_sha256` as the model's base model from now on: it has been published.
   absl::Status Released(const std::string& model_id, const std::string& to_sha256);
   // The delta made for the base model `to_sha256`, if any.

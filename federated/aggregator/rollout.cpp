@@ -127,7 +127,8 @@ absl::Status Rollouts::MakeBaseDelta(const std::string& signed_release) {
   if (model == config_.models.end() || !fs::exists(coordinator_.artifacts().PathOf(m->artifact_sha256), ec)) {
     return absl::OkStatus();
   }
-  return deltas_->Make(m->model_id, m->artifact_sha256, model->base_model).status();
+  EDGELLM_ASSIGN_OR_RETURN(std::string configured_sha, coordinator_.BaseSha256(m->model_id));
+  return deltas_->Make(m->model_id, m->artifact_sha256, model->base_model, configured_sha).status();
 }
 
 absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequest& request) {

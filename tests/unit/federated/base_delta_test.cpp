@@ -100,7 +100,7 @@ TEST(BaseDelta, ADeltaThatLiesIsRefusedWithItsReason) {
   ASSERT_TRUE(apply(Frame(good), 100).ok());
   EXPECT_EQ(ReadAll(dir / "out"), std::string(100, 'x'));
 
-  refused_for(Frame(good).substr(0, Frame(good).size() - 8), 100, "");  // truncated
+  refused_for(Frame(good).substr(0, Frame(good).size() - 8), 100, "the delta");  // truncated
   refused_for(Frame(good), 99, "the release states 99");
   refused_for(Frame("not a delta at all, just words"), 100, "not an edgellm base-model delta");
   refused_for("plain bytes that are no zstd frame", 100, "zstd");
