@@ -65,7 +65,7 @@ int Run(const AggregatorConfig& config) {
     Log(std::string(coordinator.status().message()));
     return 1;
   }
-  auto rollouts = Rollouts::Create(config, **coordinator, Log);
+  auto rollouts = Rollouts::Create(**coordinator, Log);
   if (!rollouts.ok()) {
     Log(std::string(rollouts.status().message()));
     return 2;

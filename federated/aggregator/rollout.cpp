@@ -40,9 +40,9 @@ int64_t ToleratedFailures(double success_threshold, size_t devices) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Rollouts>> Rollouts::Create(const AggregatorConfig& config, Coordinator& coordinator,
-                                                           Log log) {
-  std::unique_ptr<Rollouts> rollouts(new Rollouts(config, coordinator, std::move(log)));
+absl::StatusOr<std::unique_ptr<Rollouts>> Rollouts::Create(Coordinator& coordinator, Log log) {
+  std::unique_ptr<Rollouts> rollouts(new Rollouts(coordinator, std::move(log)));
+  const AggregatorConfig& config = coordinator.config();
   rollouts->deltas_ = std::make_unique<BaseDeltas>(coordinator.artifacts(),
                                                    (fs::path(config.state_dir) / "deltas").string(), rollouts->log_);
   if (config.release_keys.empty()) return rollouts;

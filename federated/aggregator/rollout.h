@@ -47,11 +47,11 @@ namespace edgellm::federated {
 class Rollouts {
  public:
   using Log = std::function<void(const std::string&)>;
-  // Reads the trusted keys and the signing key named by `config`
-  // (InvalidArgument naming a bad file). Without release_keys, releases are
-  // off: every call answers FailedPrecondition, devices hear UP_TO_DATE.
-  static absl::StatusOr<std::unique_ptr<Rollouts>> Create(const AggregatorConfig& config, Coordinator& coordinator,
-                                                          Log log);
+  // Reads the trusted keys and the signing key named by the coordinator's
+  // config, which it keeps for its lifetime (InvalidArgument naming a bad
+  // file). Without release_keys, releases are off: every call answers
+  // FailedPrecondition, devices hear UP_TO_DATE.
+  static absl::StatusOr<std::unique_ptr<Rollouts>> Create(Coordinator& coordinator, Log log);
 
   // Operator calls (ReleaseAdmin).
   // The unsigned manifest of the next release: NotFound for an unknown model
@@ -98,8 +98,8 @@ class Rollouts {
   void Tick();
 
  private:
-  Rollouts(const AggregatorConfig& config, Coordinator& coordinator, Log log)
-      : config_(config), coordinator_(coordinator), log_(std::move(log)) {}
+  Rollouts(Coordinator& coordinator, Log log)
+      : config_(coordinator.config()), coordinator_(coordinator), log_(std::move(log)) {}
   bool enabled() const { return policy_.has_value(); }
   absl::StatusOr<std::string> PrepareLocked(const v1::PrepareReleaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -76,7 +76,7 @@ World& TheWorld() {
     config.models = {m};
     w->metrics = std::make_unique<federated::AggregatorMetrics>(w->registry);
     w->coordinator = *federated::Coordinator::Open(config, *w->metrics, [](const std::string&) {});
-    w->rollouts = *federated::Rollouts::Create(config, *w->coordinator, [](const std::string&) {});
+    w->rollouts = *federated::Rollouts::Create(*w->coordinator, [](const std::string&) {});
     engine::ModelOptions options;
     options.threads = 1;
     options.context_length = 64;
