@@ -141,9 +141,9 @@ class HttpGeneration : public std::enable_shared_from_this<HttpGeneration> {
                  OpenAiGeneration generation, bool chat, std::string caller, std::optional<ToolCallSetup> tool_calls)
       : tool_calls_(tool_calls ? std::make_optional<ToolCallReply>(*std::move(tool_calls)) : std::nullopt),
         core_(core),
-        serving_(std::move(serving)),
         caller_(std::move(caller)),
         responder_(std::move(responder)),
+        serving_(std::move(serving)),
         generation_(std::move(generation)),
         chat_(chat),
         id_(RandomId(chat ? "chatcmpl-" : "cmpl-")),

@@ -20,7 +20,8 @@ double SecondsBetween(Clock::time_point a, Clock::time_point b) {
 
 struct Scheduler::Sequence {
   // `context` bounds the positions this sequence may use.
-  Sequence(uint64_t id, GenerationRequest request, EventSink sink, const engine::LlamaModel& model, int32_t context)
+  Sequence(uint64_t id, GenerationRequest request, EventSink sink, const engine::LlamaModel& model, int32_t context,
+           ServeMetrics* metrics)
       : id(id),
         deadline(request.deadline),
         sink(std::move(sink)),
@@ -31,7 +32,8 @@ struct Scheduler::Sequence {
         draft_length(request.options.draft_tokens, request.options.draft_row_cost),
         adapter(request.options.adapter),
         adapter_owner(std::move(request.adapter)),
-        prefix_space(request.prefix_space) {}
+        prefix_space(request.prefix_space),
+        metrics(request.counted ? metrics : nullptr) {}
 
   uint64_t id;
   Clock::time_point deadline;
@@ -51,6 +53,7 @@ struct Scheduler::Sequence {
   const engine::LoraAdapter* adapter;  // applied unmerged to this sequence; nullptr: none
   std::shared_ptr<const engine::LoraAdapter> adapter_owner;
   uint64_t prefix_space;               // see GenerationRequest
+  ServeMetrics* metrics;               // the scheduler's, or nullptr when the request is not counted
   Clock::time_point submitted = Clock::now();
   Clock::time_point first_token{};
   Clock::time_point last_token{};
@@ -104,7 +107,7 @@ absl::StatusOr<uint64_t> Scheduler::Submit(GenerationRequest request, EventSink 
                                                         " waiting, ", running_, " running); retry later"));
   }
   const uint64_t id = next_id_++;
-  waiting_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(sink), model_, context));
+  waiting_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(sink), model_, context, metrics_));
   if (config_.on_busy_change) config_.on_busy_change(true);
   return id;
 }
@@ -192,9 +195,9 @@ void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason 
     const double decode_s = SecondsBetween(seq.first_token, now);
     if (decode_s > 0 && event.completion_tokens > 1) event.decode_tokens_per_s = (event.completion_tokens - 1) / decode_s;
   }
-  if (metrics_ != nullptr) {
-    metrics_->e2e_latency.Observe(event.total_s);
-    if (event.status.ok()) metrics_->CountFinished(reason);
+  if (seq.metrics != nullptr) {
+    seq.metrics->e2e_latency.Observe(event.total_s);
+    if (event.status.ok()) seq.metrics->CountFinished(reason);
   }
   seq.finished = true;
   // Its full blocks stay in the pool, registered, for prompts that begin the same way.
@@ -299,9 +302,9 @@ bool Scheduler::AttachCache(Sequence& seq, const std::vector<std::unique_ptr<Seq
   if (needed > pool_->available_blocks()) return false;
   seq.prefilled = static_cast<size_t>(cache->length());
   seq.cache = std::move(cache);
-  if (metrics_ != nullptr) {
-    metrics_->prefix_cache_queries.Add(static_cast<double>(prompt.size()));
-    metrics_->prefix_cache_hits.Add(static_cast<double>(seq.prefilled));
+  if (seq.metrics != nullptr) {
+    seq.metrics->prefix_cache_queries.Add(static_cast<double>(prompt.size()));
+    seq.metrics->prefix_cache_hits.Add(static_cast<double>(seq.prefilled));
   }
   return true;
 }
@@ -428,9 +431,9 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     seq.draft_length.Update(static_cast<int32_t>(drafts.size()), steps[i].accepted_drafts);
     seq.draft_tokens += static_cast<int32_t>(drafts.size());
     seq.accepted_tokens += steps[i].accepted_drafts;
-    if (metrics_ != nullptr && !drafts.empty()) {
-      metrics_->draft_tokens.Add(static_cast<double>(drafts.size()));
-      metrics_->accepted_tokens.Add(steps[i].accepted_drafts);
+    if (seq.metrics != nullptr && !drafts.empty()) {
+      seq.metrics->draft_tokens.Add(static_cast<double>(drafts.size()));
+      seq.metrics->accepted_tokens.Add(steps[i].accepted_drafts);
     }
   }
   // Before any event goes out: a client that saw a token sees the blocks it took.
@@ -448,14 +451,14 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
       continue;
     }
     const Clock::time_point now = Clock::now();
-    if (metrics_ != nullptr) {
+    if (seq.metrics != nullptr) {
       if (seq.first_token == Clock::time_point{}) {
-        metrics_->prompt_tokens.Add(static_cast<double>(seq.state.prompt_ids().size()));
-        metrics_->time_to_first_token.Observe(SecondsBetween(seq.submitted, now));
+        seq.metrics->prompt_tokens.Add(static_cast<double>(seq.state.prompt_ids().size()));
+        seq.metrics->time_to_first_token.Observe(SecondsBetween(seq.submitted, now));
       } else {
-        metrics_->inter_token_latency.Observe(SecondsBetween(seq.last_token, now));
+        seq.metrics->inter_token_latency.Observe(SecondsBetween(seq.last_token, now));
       }
-      metrics_->generation_tokens.Add(static_cast<double>(step.tokens.size()));
+      seq.metrics->generation_tokens.Add(static_cast<double>(step.tokens.size()));
     }
     if (seq.first_token == Clock::time_point{}) seq.first_token = now;
     seq.last_token = now;

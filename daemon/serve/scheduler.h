@@ -97,6 +97,10 @@ struct GenerationRequest {
   // base model, one of its own for each adapter (whose keys and values differ).
   uint64_t prefix_space = 0;
   Clock::time_point deadline = Clock::time_point::max();
+  // False for the daemon's own generations (smoke tests, release
+  // evaluations): they stay out of the serving metrics, by which a canary's
+  // live figures are judged.
+  bool counted = true;
 };
 
 // Work that needs the model's compute but is not a generation (embeddings):

@@ -28,6 +28,7 @@ absl::StatusOr<Completion> Complete(Scheduler& scheduler, const engine::LlamaMod
   static std::atomic<uint64_t> next_space{~uint64_t{0}};
   request.prefix_space = next_space.fetch_sub(1);
   request.deadline = Clock::now() + timeout;
+  request.counted = false;
 
   struct Outcome {
     Notification done;

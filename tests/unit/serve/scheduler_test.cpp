@@ -8,6 +8,8 @@
 
 #include "common/mutex.h"
 #include "daemon/engine/generator.h"
+#include "daemon/serve/serve_metrics.h"
+#include "daemon/serve/smoke_test.h"
 #include "tests/support/model_fixtures.h"
 
 namespace edgellm::serve {
@@ -60,10 +62,11 @@ class SchedulerTest : public ::testing::Test {
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);
   }
-  std::unique_ptr<Scheduler> MakeScheduler(int32_t blocks, SchedulerConfig config = {}) {
+  std::unique_ptr<Scheduler> MakeScheduler(int32_t blocks, SchedulerConfig config = {},
+                                           ServeMetrics* metrics = nullptr) {
     auto pool = model_->NewBlockPool({.block_size = 8, .block_count = blocks});
     EXPECT_TRUE(pool.ok()) << pool.status();
-    auto scheduler = std::make_unique<Scheduler>(*model_, *pool, config, nullptr);
+    auto scheduler = std::make_unique<Scheduler>(*model_, *pool, config, metrics);
     scheduler->Start();
     return scheduler;
   }
@@ -153,6 +156,35 @@ TEST_F(SchedulerTest, RequestsThatFitRunTogether) {
   EXPECT_LT(two.first_event, one.last_event);
   EXPECT_EQ(one.tokens, Reference(a, 24));
   EXPECT_EQ(two.tokens, Reference(b, 24));
+}
+
+// A canary is judged by its serving metrics against the figures before its
+// swap: the daemon's own smoke tests and evaluations must not be in them.
+TEST_F(SchedulerTest, TheDaemonsOwnGenerationsStayOutOfTheServingMetrics) {
+  ops::MetricsRegistry registry;
+  ServeMetrics metrics(registry, "m");
+  auto scheduler = MakeScheduler(12, {.max_active = 4}, &metrics);
+  const auto first_tokens = [&] { return metrics.time_to_first_token.CumulativeCounts().back(); };
+  ASSERT_TRUE(SmokeTest(*scheduler, *model_, nullptr, "Once upon a time").ok());
+  GenerationRequest own = Request(Prompt(10, 1), 6);
+  own.counted = false;
+  Collector internal;
+  ASSERT_TRUE(scheduler->Submit(std::move(own), internal.Sink()).ok());
+  ASSERT_TRUE(internal.Wait().status.ok());
+  EXPECT_EQ(first_tokens(), 0u);
+  EXPECT_EQ(metrics.inter_token_latency.CumulativeCounts().back(), 0u);
+  EXPECT_EQ(metrics.e2e_latency.CumulativeCounts().back(), 0u);
+  EXPECT_EQ(metrics.generation_tokens.value(), 0.0);
+  EXPECT_EQ(metrics.prompt_tokens.value(), 0.0);
+
+  Collector served;
+  ASSERT_TRUE(scheduler->Submit(Request(Prompt(10, 2), 6), served.Sink()).ok());
+  ASSERT_TRUE(served.Wait().status.ok());
+  EXPECT_EQ(first_tokens(), 1u);
+  EXPECT_EQ(metrics.inter_token_latency.CumulativeCounts().back(), 5u);
+  EXPECT_EQ(metrics.e2e_latency.CumulativeCounts().back(), 1u);
+  EXPECT_EQ(metrics.generation_tokens.value(), 6.0);
+  EXPECT_EQ(metrics.prompt_tokens.value(), 10.0);
 }
 
 // What one more row costs is measured in the loop's idle moments: a request
