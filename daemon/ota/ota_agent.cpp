@@ -692,8 +692,11 @@ void OtaAgent::Impl::DeliverReport() {
   v1::InstallReportResponse response;
   grpc::Status s = stub->ReportInstall(calls.NewCall(std::chrono::seconds(10)).get(), report, &response);
   if (!s.ok()) {
+    // Kept for the next poll when the aggregator could not take it now (down,
+    // or this device's reports came too fast for it); dropped when refused.
+    const bool later = Transient(s) || s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
     if (!Transient(s)) log("ota: reporting " + OutcomeName(state.report.outcome) + ": " + Describe(s));
-    if (Transient(s)) return;
+    if (later) return;
   }
   OtaState delivered = state;
   delivered.report = {};

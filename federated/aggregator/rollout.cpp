@@ -442,6 +442,10 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
     return absl::PermissionDeniedError(StrCat("release ", report.release(), " of model ", report.model_id(),
                                               " was not offered to device ", report.device_id()));
   }
+  if (!reports_.Take(report.device_id())) {
+    return absl::ResourceExhaustedError(StrCat("device ", report.device_id(), " reports faster than ",
+                                               reports_.per_second(), " a second: try again later"));
+  }
   MutexLock lock(&mu_);
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(report.model_id()));
   // Live figures matter to the rollout under way alone: those of an older

@@ -37,6 +37,7 @@
 #include "federated/aggregator/aggregator_config.h"
 #include "federated/aggregator/base_deltas.h"
 #include "federated/aggregator/coordinator.h"
+#include "federated/aggregator/report_budget.h"
 #include "federated/release/evaluation.h"
 #include "federated/release/signing_key.h"
 #include "federated/release/trust_policy.h"
@@ -99,7 +100,10 @@ class Rollouts {
 
  private:
   Rollouts(Coordinator& coordinator, Log log)
-      : config_(coordinator.config()), coordinator_(coordinator), log_(std::move(log)) {}
+      : config_(coordinator.config()),
+        coordinator_(coordinator),
+        log_(std::move(log)),
+        reports_(config_.device_report_burst, config_.device_reports_per_second) {}
   bool enabled() const { return policy_.has_value(); }
   absl::StatusOr<std::string> PrepareLocked(const v1::PrepareReleaseRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -139,13 +143,14 @@ class Rollouts {
   std::optional<release::TrustPolicy> policy_;
   std::optional<release::SigningKey> signing_key_;
   std::unique_ptr<BaseDeltas> deltas_;
+  ReportBudget reports_;  // install reports per device
   Mutex mu_;
   std::map<std::string, std::set<std::string>> pollers_ ABSL_GUARDED_BY(mu_);  // model → devices
   std::map<std::string, std::set<std::string>> prepared_ ABSL_GUARDED_BY(mu_);  // model → artifacts prepared
-  std::map<std::string, int64_t> last_polled_ms_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> last_polled_ms_ ABSL_GUARDED_BY(mu_);  // device → when it last asked for releases
   // model → its latest release's number and evaluation, as EvaluationOf parsed them
   std::map<std::string, std::pair<uint64_t, std::optional<release::EvaluationSpec>>> evaluations_
-      ABSL_GUARDED_BY(mu_);  // device → when it last asked for releases
+      ABSL_GUARDED_BY(mu_);
   // model → the version whose automatic publishing failed (logged once, not retried every tick)
   std::map<std::string, uint64_t> unpublishable_ ABSL_GUARDED_BY(mu_);
 };

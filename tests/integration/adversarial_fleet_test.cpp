@@ -449,6 +449,63 @@ TEST_F(AdversarialFleet, ALiveReportForAnOlderReleaseDoesNotHideAFailureOnTheLat
   EXPECT_EQ(aggregator_->Log().find("LIVE_FAILED"), std::string::npos) << aggregator_->Log();
 }
 
+// A canary reporting in a loop, each report one the aggregator judges
+// LIVE_FAILED (a database write and an audit line apiece): after its burst it
+// is refused without a write, its refill lets an honest report through, and
+// the other devices are answered throughout.
+TEST_F(AdversarialFleet, ACanaryReportingInALoopIsHeldToItsReportBudget) {
+  const auto devices = StartRollout("");
+  const auto [canary, others] = FindCanary();
+  ASSERT_FALSE(canary.empty());
+  ASSERT_TRUE(Report(canary, v1::InstallReport::INSTALLED).ok());
+  v1::InstallReport flood;
+  flood.set_device_id(canary);
+  flood.set_model_id(kModelId);
+  flood.set_release(1);
+  flood.set_outcome(v1::InstallReport::INSTALLED);
+  flood.mutable_live()->set_requests(100);
+  flood.mutable_live()->set_errors(100);
+  flood.mutable_live_baseline()->set_requests(100);
+  auto stub = Releases(canary);
+  int accepted = 0, refused = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200; ++i) {
+    grpc::ClientContext context;
+    v1::InstallReportResponse ignored;
+    const grpc::Status s = stub->ReportInstall(&context, flood, &ignored);
+    if (s.ok()) {
+      ++accepted;
+    } else {
+      ASSERT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+      EXPECT_NE(s.error_message().find("reports faster than"), std::string::npos) << s.error_message();
+      ++refused;
+    }
+  }
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GT(refused, 0);
+  // The first INSTALLED, then the burst of 10 less that one, then one a second.
+  EXPECT_LE(accepted, 9 + static_cast<int>(std::ceil(elapsed)) + 1) << elapsed << " s";
+  const std::string audit = edgellm::testing::ReadAll(dir_ / "state" / "audit.log");
+  size_t lines = 0;
+  for (size_t at = audit.find("\"outcome\":\"LIVE_FAILED\""); at != std::string::npos;
+       at = audit.find("\"outcome\":\"LIVE_FAILED\"", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, static_cast<size_t>(accepted)) << "one audit line per accepted report, none per refused one";
+  v1::GetReleaseRequest poll;
+  poll.set_device_id(others[0]);
+  poll.set_model_id(kModelId);
+  {
+    grpc::ClientContext context;
+    v1::GetReleaseResponse answer;
+    EXPECT_TRUE(Releases(others[0])->GetRelease(&context, poll, &answer).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  grpc::ClientContext context;
+  v1::InstallReportResponse ignored;
+  EXPECT_TRUE(stub->ReportInstall(&context, flood, &ignored).ok()) << "refilled at one a second";
+}
+
 // Item 5: a stolen device is revoked while the aggregator runs and refused
 // at its next call; a device cannot fetch another model's adapter; an
 // operator's certificate is not a device's.

@@ -72,10 +72,18 @@ class HostileReleaseServer final : public v1::Releases::Service {
     absl::MutexLock lock(&mu_);
     return polls_while_away_;
   }
-  // The next `count` install reports fail as if the aggregator were unreachable.
-  void FailReports(int count) {
+  // Offers the release to one poll only (an aggregator's rollout that moved
+  // on), not to every poll until the device reports on it.
+  void OfferOnce() {
+    absl::MutexLock lock(&mu_);
+    offer_once_ = true;
+  }
+  // The next `count` install reports fail as if the aggregator were
+  // unreachable, or with `code`.
+  void FailReports(int count, grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE) {
     absl::MutexLock lock(&mu_);
     failing_reports_ = count;
+    failing_reports_code_ = code;
   }
   // The next download ends, as if the connection broke, after `bytes`.
   void CutNextDownloadAfter(size_t bytes) {
@@ -121,10 +129,11 @@ class HostileReleaseServer final : public v1::Releases::Service {
     response->set_retry_after_ms(100);
     bool reported = false;
     for (size_t i = offered_at_; i < reports_.size(); ++i) reported |= reports_[i].release() == offered_release_;
-    if (envelope_.empty() || reported) {
+    if (envelope_.empty() || reported || (offer_once_ && offers_ > 0)) {
       response->set_outcome(v1::GetReleaseResponse::UP_TO_DATE);
       return grpc::Status::OK;
     }
+    ++offers_;
     response->set_outcome(v1::GetReleaseResponse::INSTALL);
     response->set_signed_release(envelope_);
     if (!delta_.sha256().empty()) *response->mutable_delta() = delta_;
@@ -171,7 +180,7 @@ class HostileReleaseServer final : public v1::Releases::Service {
     absl::MutexLock lock(&mu_);
     if (failing_reports_ > 0) {
       --failing_reports_;
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the aggregator is away");
+      return grpc::Status(failing_reports_code_, "the aggregator cannot take this report now");
     }
     reports_.push_back(*report);
     return grpc::Status::OK;
@@ -193,6 +202,9 @@ class HostileReleaseServer final : public v1::Releases::Service {
   size_t bytes_sent_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<v1::InstallReport> reports_ ABSL_GUARDED_BY(mu_);
   int failing_reports_ ABSL_GUARDED_BY(mu_) = 0;
+  bool offer_once_ ABSL_GUARDED_BY(mu_) = false;
+  int offers_ ABSL_GUARDED_BY(mu_) = 0;  // INSTALL answers
+  grpc::StatusCode failing_reports_code_ ABSL_GUARDED_BY(mu_) = grpc::StatusCode::UNAVAILABLE;
   bool away_ ABSL_GUARDED_BY(mu_) = false;
   int polls_while_away_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -224,6 +224,22 @@ TEST_F(OtaAgentTest, AnUndeliveredInstalledReportStaysInstalled) {
   EXPECT_EQ(ServedVersion(), "v1");
 }
 
+// An aggregator holding this device to its report budget refuses reports
+// with RESOURCE_EXHAUSTED for a while: the device keeps the report and
+// delivers it at its next poll, instead of dropping it.
+TEST_F(OtaAgentTest, AReportRefusedForComingTooFastIsDeliveredLater) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  server_.OfferOnce();
+  server_.FailReports(3, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  const Artifact adapter = MakeAdapter(0.05f, 1);
+  server_.Offer(Sign(Manifest(1, 1, adapter), key_), adapter.weights, 1);
+  // Dropped, the outcome would reach the aggregator only with the first live
+  // figures that get through (every 10 s while on probation): 30 s here.
+  const v1::InstallReport report = server_.AwaitReport(1, v1::InstallReport::OUTCOME_UNSPECIFIED, absl::Seconds(15));
+  EXPECT_EQ(report.outcome(), v1::InstallReport::INSTALLED) << report.detail();
+  EXPECT_EQ(report.serving_version(), 1u);
+}
+
 // An aggregator that cannot be reached is asked less and less often: over
 // 3 s, polling every 0.1 s would ask 30 times; backing off (0.1, 0.2, 0.4,
 // ... s) asks about 5.
