@@ -1,5 +1,6 @@
 #include "federated/aggregator/base_deltas.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -38,23 +39,73 @@ std::vector<release::MatchedRange> MatchTensors(const std::string& from, const s
 
 }  // namespace
 
-absl::StatusOr<std::optional<BaseDelta>> BaseDeltas::Make(const std::string& model_id, const std::string& to_sha256,
-                                                          const std::string& configured_base,
-                                                          const std::string& configured_sha256) {
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) return absl::InternalError(StrCat("cannot create ", dir_, ": ", ec.message()));
-  const fs::path base_record = fs::path(dir_) / (model_id + ".base");
+BaseDeltas::~BaseDeltas() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (worker_.joinable()) worker_.join();
+}
+
+void BaseDeltas::StartMaking(const std::string& model_id, const std::string& to_sha256,
+                             const std::string& configured_base, const std::string& configured_sha256) {
+  absl::StatusOr<Job> job = Plan(model_id, to_sha256, configured_base, configured_sha256);
+  if (!job.ok()) {
+    log_(StrCat("no delta for base model ", to_sha256.substr(0, 12), ": ", job.status().message()));
+    return;
+  }
+  MutexLock lock(&mu_);
+  if (stopping_) return;
+  jobs_.push_back(*std::move(job));
+  if (!worker_.joinable()) worker_ = std::thread([this] { Worker(); });
+}
+
+bool BaseDeltas::Making(const std::string& to_sha256) {
+  MutexLock lock(&mu_);
+  return std::any_of(jobs_.begin(), jobs_.end(), [&](const Job& j) { return j.to_sha256 == to_sha256; });
+}
+
+void BaseDeltas::Worker() {
+  while (true) {
+    Job job;
+    {
+      MutexLock lock(&mu_);
+      const auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !jobs_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      job = jobs_.front();
+    }
+    // Run logs what it made, or why it made none.
+    if (absl::StatusOr<std::optional<BaseDelta>> made = Run(job); !made.ok()) {
+      log_(StrCat("no delta for base model ", job.to_sha256.substr(0, 12), ": ", made.status().message()));
+    }
+    MutexLock lock(&mu_);
+    jobs_.pop_front();
+  }
+}
+
+absl::StatusOr<BaseDeltas::Job> BaseDeltas::Plan(const std::string& model_id, const std::string& to_sha256,
+                                                 const std::string& configured_base,
+                                                 const std::string& configured_sha256) {
   // Content-addressed: a stored file's name is its sha256, so neither file is hashed again here.
-  std::string from_path = configured_base;
-  std::string from_sha = configured_sha256;
+  Job job{to_sha256, configured_base, configured_sha256};
+  const fs::path base_record = fs::path(dir_) / (model_id + ".base");
   if (fs::exists(base_record)) {
     EDGELLM_ASSIGN_OR_RETURN(std::string previous, ReadFileToString(base_record.string(), "base record"));
     if (IsSha256Hex(previous) && previous != to_sha256 && fs::exists(artifacts_.PathOf(previous))) {
-      from_path = artifacts_.PathOf(previous);
-      from_sha = previous;
+      job.from_path = artifacts_.PathOf(previous);
+      job.from_sha256 = previous;
     }
   }
+  return job;
+}
+
+absl::StatusOr<std::optional<BaseDelta>> BaseDeltas::Run(const Job& job) {
+  const std::string& to_sha256 = job.to_sha256;
+  const std::string& from_sha = job.from_sha256;
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return absl::InternalError(StrCat("cannot create ", dir_, ": ", ec.message()));
   const fs::path record = fs::path(dir_) / (to_sha256 + ".json");
   if (fs::exists(record)) {
     if (std::optional<BaseDelta> known = For(to_sha256)) return known;
@@ -63,7 +114,12 @@ absl::StatusOr<std::optional<BaseDelta>> BaseDeltas::Make(const std::string& mod
   if (from_sha == to_sha256) return std::optional<BaseDelta>();
   const auto start = std::chrono::steady_clock::now();
   const std::string out = (fs::path(dir_) / (to_sha256 + ".delta")).string();
-  if (absl::Status s = release::WriteBaseDelta(from_path, to_path, MatchTensors(from_path, to_path), out, kDeltaLevel);
+  const auto stopping = [this] {
+    MutexLock lock(&mu_);
+    return stopping_;
+  };
+  if (absl::Status s = release::WriteBaseDelta(job.from_path, to_path, MatchTensors(job.from_path, to_path), out,
+                                               kDeltaLevel, stopping);
       !s.ok()) {
     log_(StrCat("no delta for base model ", to_sha256.substr(0, 12), ": ", s.message()));
     return std::optional<BaseDelta>();

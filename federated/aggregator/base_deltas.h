@@ -2,9 +2,10 @@
 // as: for each released base model, its delta (release::WriteBaseDelta)
 // against the base model the fleet held before it — the previous base-model
 // release of the model, or its configured base_model — made once when the
-// release is published and kept in the artifact store. Devices that hold
-// that file download the delta; the others, or any whose rebuild fails, the
-// whole file.
+// release is published, on a thread of its own (seconds per GB: an
+// operator's publish call does not wait for it), and kept in the artifact
+// store. Devices that hold that file download the delta; the others, or any
+// whose rebuild fails, the whole file.
 //
 // Under state_dir/deltas: <to_sha256>.json ({"from", "sha256", "bytes"}) per
 // delta made, and <model>.base naming the model's latest base-model release.
@@ -12,10 +13,12 @@
 #define EDGELLM_FEDERATED_AGGREGATOR_BASE_DELTAS_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "common/mutex.h"
@@ -35,15 +38,22 @@ class BaseDeltas {
   using Log = std::function<void(const std::string&)>;
   BaseDeltas(const ArtifactStore& artifacts, std::string dir, Log log)
       : artifacts_(artifacts), dir_(std::move(dir)), log_(std::move(log)) {}
+  // Stops a delta being made (nothing of it is kept) and waits for its thread.
+  ~BaseDeltas();
+  BaseDeltas(const BaseDeltas&) = delete;
+  BaseDeltas& operator=(const BaseDeltas&) = delete;
 
-  // Makes the delta of the stored base model `to_sha256` of `model_id`
-  // against the base model its fleet holds now (the model's latest base
-  // release, or `configured_base`, whose sha256 the caller knows). No delta (nullopt) when it would save
-  // less than a tenth of the file, or the files cannot be compared; an error
-  // only when the state cannot be written.
-  absl::StatusOr<std::optional<BaseDelta>> Make(const std::string& model_id, const std::string& to_sha256,
-                                                const std::string& configured_base,
-                                                const std::string& configured_sha256);
+  // Starts making the delta of the stored base model `to_sha256` of
+  // `model_id` against the base model its fleet holds now (the model's
+  // latest base release, or `configured_base`, whose sha256 the caller
+  // knows): which file that is is decided before this returns, so a release
+  // recorded right after does not change it. Making(to_sha256) is true until
+  // it is done. No delta when it would save less than a tenth of the file,
+  // or the files cannot be compared (logged).
+  void StartMaking(const std::string& model_id, const std::string& to_sha256, const std::string& configured_base,
+                   const std::string& configured_sha256);
+  // True while the delta of `to_sha256` is waiting to be made or being made.
+  bool Making(const std::string& to_sha256);
   // Records `to_sha256` as the model's base model from now on: it has been published.
   absl::Status Released(const std::string& model_id, const std::string& to_sha256);
   // The delta made for the base model `to_sha256`, if any.
@@ -52,11 +62,27 @@ class BaseDeltas {
   bool IsDeltaOf(const std::string& to_sha256, const std::string& sha256);
 
  private:
+  // A delta to make: of the stored base model `to_sha256`, against `from_path`.
+  struct Job {
+    std::string to_sha256;
+    std::string from_path;
+    std::string from_sha256;
+  };
+  // The job for `to_sha256` of `model_id`: against the model's latest base release, or the configured base.
+  absl::StatusOr<Job> Plan(const std::string& model_id, const std::string& to_sha256,
+                           const std::string& configured_base, const std::string& configured_sha256);
+  // The delta made, or nullopt (logged why); an error only when the state cannot be written.
+  absl::StatusOr<std::optional<BaseDelta>> Run(const Job& job);
+  void Worker();
+
   const ArtifactStore& artifacts_;
   const std::string dir_;
   const Log log_;
   Mutex mu_;
   std::map<std::string, std::optional<BaseDelta>> known_ ABSL_GUARDED_BY(mu_);  // to_sha256 → its delta, as read
+  std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);  // the first one is being made
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread worker_;  // started with the first job
 };
 
 }  // namespace edgellm::federated

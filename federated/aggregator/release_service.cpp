@@ -74,7 +74,7 @@ grpc::Status ReleaseAdminService::Publish(grpc::ServerContext* context, const v1
                                           v1::RolloutStatus* response) {
   std::string name;
   if (grpc::Status s = Authorize(*context, &name); !s.ok()) return s;
-  if (absl::Status s = rollouts_.MakeBaseDelta(request->signed_release()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = rollouts_.StartBaseDelta(request->signed_release()); !s.ok()) return ToGrpcStatus(s);
   return Answer(rollouts_.Publish(*request, name), response);
 }
 

@@ -116,7 +116,7 @@ absl::Status Rollouts::FinishBaseModelUpload(const v1::BaseModelHeader& header, 
   return absl::OkStatus();
 }
 
-absl::Status Rollouts::MakeBaseDelta(const std::string& signed_release) {
+absl::Status Rollouts::StartBaseDelta(const std::string& signed_release) {
   EDGELLM_ASSIGN_OR_RETURN(release::SignedRelease envelope, release::SignedRelease::FromJson(signed_release));
   // Not verified yet (Publish does that): at worst a delta is made for nothing.
   absl::StatusOr<release::ReleaseManifest> m = release::ReleaseManifest::FromJson(envelope.manifest_json);
@@ -128,7 +128,8 @@ absl::Status Rollouts::MakeBaseDelta(const std::string& signed_release) {
     return absl::OkStatus();
   }
   EDGELLM_ASSIGN_OR_RETURN(std::string configured_sha, coordinator_.BaseSha256(m->model_id));
-  return deltas_->Make(m->model_id, m->artifact_sha256, model->base_model, configured_sha).status();
+  deltas_->StartMaking(m->model_id, m->artifact_sha256, model->base_model, configured_sha);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Rollouts::PrepareLocked(const v1::PrepareReleaseRequest& request) {
@@ -394,6 +395,10 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
   }
   const std::string& stage = latest->stage;
   const bool canary = CanariesOf(*latest, Fleet(request.model_id(), installs)).contains(request.device_id());
+  if (deltas_->Making(latest->artifact_sha256)) {
+    response.set_outcome(v1::GetReleaseResponse::NOT_YET);
+    return response;
+  }
   const bool reached =
       stage == "full" || stage == "done" || (canary && (stage == "canary" || stage == "soak" || stage == "approval"));
   if (!reached) {
@@ -665,6 +670,9 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Describe(const std::string& model_id
     status.set_rollback(latest->rollback);
     status.set_stage(latest->stage);
     status.set_detail(latest->detail);
+    if (latest->detail.empty() && deltas_->Making(latest->artifact_sha256)) {
+      status.set_detail("making the base model's delta: devices are offered the release once it is made");
+    }
     status.mutable_params()->set_canary_fraction(latest->canary_fraction);
     status.mutable_params()->set_success_threshold(latest->success_threshold);
     status.mutable_params()->set_soak_seconds(static_cast<uint32_t>(latest->soak_seconds));

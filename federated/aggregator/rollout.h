@@ -67,11 +67,12 @@ class Rollouts {
   // InvalidArgument (the part removed) otherwise.
   absl::Status FinishBaseModelUpload(const v1::BaseModelHeader& header, const std::string& part, uint64_t received,
                                      const std::string& sha256);
-  // For the envelope of a base-model release about to be published: makes
-  // its delta against the base model the fleet holds now (BaseDeltas), so
-  // that it is offered from the first poll on. Nothing for other releases.
-  // Slow (seconds per GB): called without the rollouts' lock.
-  absl::Status MakeBaseDelta(const std::string& signed_release);
+  // For the envelope of a base-model release about to be published: starts
+  // making its delta against the base model the fleet holds now
+  // (BaseDeltas), in the background. Devices hear NOT_YET until it is done,
+  // so that the delta is offered from the first INSTALL on. Nothing for other
+  // releases.
+  absl::Status StartBaseDelta(const std::string& signed_release);
   // Checks the envelope (trusted signatures, the next release number, not
   // expired, its artifact held) and starts its rollout.
   // `publisher` (the operator's name) goes into the audit log.

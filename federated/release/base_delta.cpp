@@ -168,7 +168,8 @@ class Decompressor {
 }  // namespace
 
 absl::Status WriteBaseDelta(const std::string& old_file, const std::string& new_file,
-                            std::vector<MatchedRange> matched, const std::string& out, int level) {
+                            std::vector<MatchedRange> matched, const std::string& out, int level,
+                            const std::function<bool()>& stopping) {
   File old_in(old_file, O_RDONLY);
   File new_in(new_file, O_RDONLY);
   if (!old_in.ok() || !new_in.ok()) return absl::NotFoundError(StrCat("cannot read ", old_file, " or ", new_file));
@@ -202,6 +203,7 @@ absl::Status WriteBaseDelta(const std::string& old_file, const std::string& new_
       if (kind == kDifference) PutU64(head, old_offset);
       EDGELLM_RETURN_IF_ERROR(zstd.Add(head.data(), head.size()));
       for (uint64_t done = 0; done < length;) {
+        if (stopping && stopping()) return absl::CancelledError("stopped before the delta was made");
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, length - done));
         if (!new_in.ReadAt(new_offset + done, fresh.data(), n)) return absl::InternalError("cannot read " + new_file);
         if (kind == kDifference) {

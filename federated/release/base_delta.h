@@ -17,6 +17,7 @@
 #define EDGELLM_FEDERATED_RELEASE_BASE_DELTA_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,9 +35,11 @@ struct MatchedRange {
 
 // Writes the delta of `new_file` against `old_file` to `out` (atomically),
 // at zstd `level`. `matched` must lie within both files and not overlap in
-// the new one (InvalidArgument otherwise).
+// the new one (InvalidArgument otherwise). Cancelled, with nothing written,
+// when `stopping` (asked between chunks) says so.
 absl::Status WriteBaseDelta(const std::string& old_file, const std::string& new_file,
-                            std::vector<MatchedRange> matched, const std::string& out, int level);
+                            std::vector<MatchedRange> matched, const std::string& out, int level,
+                            const std::function<bool()>& stopping = {});
 
 // Rebuilds the new file at `out` from `delta` and `old_file`, writing at
 // most `new_size` bytes (the size the signed manifest states) and never

@@ -10,8 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
+#include "common/read_file.h"
+#include "federated/aggregator/artifact_store.h"
+#include "federated/aggregator/base_deltas.h"
 #include "tests/support/federation.h"
+#include "tests/support/model_fixtures.h"
 #include "tests/support/test_support.h"
 
 namespace edgellm::release {
@@ -80,6 +85,20 @@ TEST(BaseDelta, RebuildsTheNewFileExactlyAndIsSmallWhereLittleMoved) {
   EXPECT_FALSE(fs::exists(dir / "bad"));
 }
 
+// An aggregator stopping while it makes a delta does not leave half of one.
+TEST(BaseDelta, StoppingLeavesNothingBehind) {
+  const fs::path dir = edgellm::testing::TestDir();
+  Write(dir / "old", RandomBytes(3 << 20, 1));
+  Write(dir / "new", RandomBytes(3 << 20, 2));
+  int asked = 0;
+  const absl::Status stopped = WriteBaseDelta((dir / "old").string(), (dir / "new").string(), {{0, 0, 3 << 20}},
+                                              (dir / "delta").string(), 1, [&] { return ++asked > 1; });
+  EXPECT_EQ(stopped.code(), absl::StatusCode::kCancelled) << stopped;
+  EXPECT_EQ(asked, 2) << "asked before each chunk";
+  EXPECT_FALSE(fs::exists(dir / "delta"));
+  EXPECT_FALSE(fs::exists(dir / "delta.tmp"));
+}
+
 TEST(BaseDelta, ADeltaThatLiesIsRefusedWithItsReason) {
   const fs::path dir = edgellm::testing::TestDir();
   const std::string old_bytes = RandomBytes(1 << 16, 1);
@@ -123,6 +142,63 @@ TEST(BaseDelta, ADeltaThatLiesIsRefusedWithItsReason) {
   bomb += std::string(1 << 20, '\0');
   refused_for(Frame(bomb), 100, "does not fit the files");
   EXPECT_LE(fs::file_size(dir / "out"), 100u);
+}
+
+// The aggregator's deltas: made on a thread of their own against the file
+// the fleet holds, offered once made; destroyed while one is being made, the
+// aggregator leaves either a whole delta or none.
+class BaseDeltasTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = edgellm::testing::TestDir();
+    fs::create_directories(dir_ / "artifacts");
+    store_ = std::make_unique<federated::ArtifactStore>((dir_ / "artifacts").string());
+    absl::StatusOr<std::string> old_bytes =
+        ReadFileToString(edgellm::testing::SyntheticModel("test-spm", engine::GgmlType::kF32), "model");
+    ASSERT_TRUE(old_bytes.ok());
+    old_ = *old_bytes;
+    // The same tensors with a few weights moved, as merging an adapter does.
+    new_ = old_;
+    for (size_t i = new_.size() / 2; i < new_.size(); i += 4099) new_[i] = static_cast<char>(new_[i] ^ 0x10);
+    old_sha_ = *store_->Put(old_);
+    new_sha_ = *store_->Put(new_);
+  }
+  void ExpectRebuilds(const federated::BaseDelta& delta) {
+    EXPECT_EQ(delta.from_sha256, old_sha_);
+    EXPECT_LT(delta.bytes, new_.size() / 10);
+    const absl::Status applied =
+        ApplyBaseDelta(store_->PathOf(old_sha_), store_->PathOf(delta.sha256), new_.size(), (dir_ / "rebuilt").string());
+    ASSERT_TRUE(applied.ok()) << applied;
+    EXPECT_EQ(ReadAll(dir_ / "rebuilt"), new_);
+  }
+
+  fs::path dir_;
+  std::unique_ptr<federated::ArtifactStore> store_;
+  std::string old_, new_, old_sha_, new_sha_;
+};
+
+TEST_F(BaseDeltasTest, AreMadeInTheBackgroundAndOfferedOnceMade) {
+  federated::BaseDeltas deltas(*store_, (dir_ / "deltas").string(), [](const std::string&) {});
+  deltas.StartMaking("m", new_sha_, store_->PathOf(old_sha_), old_sha_);
+  for (int i = 0; i < 6000 && deltas.Making(new_sha_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_FALSE(deltas.Making(new_sha_));
+  const std::optional<federated::BaseDelta> delta = deltas.For(new_sha_);
+  ASSERT_TRUE(delta.has_value());
+  EXPECT_TRUE(deltas.IsDeltaOf(new_sha_, delta->sha256));
+  ExpectRebuilds(*delta);
+}
+
+TEST_F(BaseDeltasTest, StoppedWhileMakingOneLeavesAWholeDeltaOrNone) {
+  {
+    federated::BaseDeltas deltas(*store_, (dir_ / "deltas").string(), [](const std::string&) {});
+    deltas.StartMaking("m", new_sha_, store_->PathOf(old_sha_), old_sha_);
+  }
+  std::error_code ec;  // stopped before it began, it made no directory either
+  for (const fs::directory_entry& e : fs::directory_iterator(dir_ / "deltas", ec)) {
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+  }
+  federated::BaseDeltas after_restart(*store_, (dir_ / "deltas").string(), [](const std::string&) {});
+  if (const std::optional<federated::BaseDelta> delta = after_restart.For(new_sha_)) ExpectRebuilds(*delta);
 }
 
 }  // namespace
