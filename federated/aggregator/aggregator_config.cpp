@@ -155,9 +155,11 @@ absl::Status AggregatorConfig::Validate() const {
     return absl::InvalidArgumentError("max_calls_per_device and max_streams_per_connection must be at least 1");
   }
   if (max_threads < 8) return absl::InvalidArgumentError("max_threads must be at least 8");
-  if (!(device_report_burst >= 1) || !(device_reports_per_second > 0)) {
+  if (!(device_call_burst >= 1) || !(device_calls_per_second > 0) || !(device_report_burst >= 1) ||
+      !(device_reports_per_second > 0)) {
     return absl::InvalidArgumentError(
-        "device_report_burst must be at least 1 and device_reports_per_second positive");
+        "device_call_burst and device_report_burst must be at least 1, device_calls_per_second and "
+        "device_reports_per_second positive");
   }
   if (!(connection_idle_seconds > 0)) return absl::InvalidArgumentError("connection_idle_seconds must be positive");
   if (!(max_stream_seconds > 0) || max_stream_seconds > 86'400) {
@@ -222,6 +224,8 @@ absl::StatusOr<AggregatorConfig> AggregatorConfig::FromYaml(const std::string& t
   fields.Int("max_streams_per_connection", &config.max_streams_per_connection);
   fields.Number("connection_idle_seconds", &config.connection_idle_seconds);
   fields.Number("max_stream_seconds", &config.max_stream_seconds);
+  fields.Number("device_call_burst", &config.device_call_burst);
+  fields.Number("device_calls_per_second", &config.device_calls_per_second);
   fields.Number("device_report_burst", &config.device_report_burst);
   fields.Number("device_reports_per_second", &config.device_reports_per_second);
   fields.TextList("admins", &config.admins);

@@ -123,9 +123,12 @@ struct AggregatorConfig {
   int32_t max_streams_per_connection = 16;
   double connection_idle_seconds = 600;
   double max_stream_seconds = 900;
-  // Install reports (outcomes, and live figures while on probation) a device
-  // may send at once, and how many a second after that; more are refused
-  // with RESOURCE_EXHAUSTED, which devices retry later.
+  // Calls a device may make at once, and how many a second after that; and
+  // of those, install reports (outcomes, and live figures while on
+  // probation). More are refused with RESOURCE_EXHAUSTED, which devices
+  // retry later.
+  double device_call_burst = 100;
+  double device_calls_per_second = 20;
   double device_report_burst = 10;
   double device_reports_per_second = 1;
   std::vector<ModelConfig> models;

@@ -80,6 +80,11 @@ grpc::Status AdmitCaller(const grpc::ServerContext& context, CallerChecks& check
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         StrCat("'", certified, "' already has ", checks.calls.limit(), " calls in flight"));
   }
+  if (!checks.rates.Take(certified)) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, StrCat("'", certified, "' calls faster than ",
+                                                                     checks.rates.per_second(),
+                                                                     " a second: back off and try again"));
+  }
   return grpc::Status::OK;
 }
 

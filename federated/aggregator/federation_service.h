@@ -9,6 +9,7 @@
 #include "federated/aggregator/coordinator.h"
 #include "federated/aggregator/device_calls.h"
 #include "federated/aggregator/name_list_file.h"
+#include "federated/aggregator/rate_budget.h"
 #include "federated/aggregator/stream_deadlines.h"
 
 namespace edgellm::federated {
@@ -17,6 +18,7 @@ namespace edgellm::federated {
 // is not revoked and not an operator's, and a place among its calls in flight.
 struct CallerChecks {
   DeviceCalls& calls;
+  RateBudget& rates;  // calls per device over time
   NameListFile& revoked;
   const std::vector<std::string>& operators;  // the admins: their certificates are never devices
   StreamDeadlines& deadlines;

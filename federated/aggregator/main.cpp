@@ -92,7 +92,8 @@ int Run(const AggregatorConfig& config) {
   StreamDeadlines deadlines(std::chrono::milliseconds(static_cast<int64_t>(config.max_stream_seconds * 1000)), Log,
                             registry.AddCounter("edgellm_aggregator_streams_cut_total",
                                                 "Streams cancelled for running longer than max_stream_seconds."));
-  CallerChecks checks{device_calls, revoked, config.admins, deadlines};
+  RateBudget device_rates(config.device_call_burst, config.device_calls_per_second);
+  CallerChecks checks{device_calls, device_rates, revoked, config.admins, deadlines};
   FederationService service(**coordinator, checks);
   ReleaseService releases(**rollouts, checks);
   ReleaseAdminService release_admin(**coordinator, **rollouts, config.admins, revoked);

@@ -366,6 +366,7 @@ absl::StatusOr<v1::RolloutStatus> Rollouts::Control(const v1::ControlRolloutRequ
       return absl::InvalidArgumentError("action must be PAUSE, RESUME, APPROVE or ABORT");
   }
   r.stage_ms = NowMs();
+  last_said_.clear();
   EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append({{"model", r.model_id},
                                                        {"release", r.release},
                                                        {"action", v1::ControlRolloutRequest::Action_Name(request.action())},
@@ -488,8 +489,12 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
       }
     }
   }
-  // A live report that passes changes nothing worth a line in the logs.
-  const bool quiet = live && outcome == "INSTALLED";
+  // A live report that passes changes nothing worth a line in the logs, nor
+  // does a device saying again what it said last since the rollout last
+  // changed hands (its detail and figures are kept all the same).
+  const std::string said = StrCat(report.release(), " ", outcome);
+  std::string& last_said = last_said_[report.device_id()];
+  const bool quiet = (live && outcome == "INSTALLED") || said == last_said;
   if (!quiet) {
     nlohmann::json entry = {{"model", report.model_id()},
                             {"release", report.release()},
@@ -501,6 +506,7 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
     if (!figures_json.empty()) entry["evaluation"] = nlohmann::json::parse(figures_json);
     if (!live_json.empty()) entry["live"] = nlohmann::json::parse(live_json);
     EDGELLM_RETURN_IF_ERROR(coordinator_.audit().Append(entry));
+    last_said = said;
   }
   EDGELLM_RETURN_IF_ERROR(coordinator_.store().PutInstall({report.model_id(), report.device_id(), report.release(),
                                                            outcome, report.serving_version(), detail, NowMs(),

@@ -37,7 +37,7 @@
 #include "federated/aggregator/aggregator_config.h"
 #include "federated/aggregator/base_deltas.h"
 #include "federated/aggregator/coordinator.h"
-#include "federated/aggregator/report_budget.h"
+#include "federated/aggregator/rate_budget.h"
 #include "federated/release/evaluation.h"
 #include "federated/release/signing_key.h"
 #include "federated/release/trust_policy.h"
@@ -144,7 +144,7 @@ class Rollouts {
   std::optional<release::TrustPolicy> policy_;
   std::optional<release::SigningKey> signing_key_;
   std::unique_ptr<BaseDeltas> deltas_;
-  ReportBudget reports_;  // install reports per device
+  RateBudget reports_;  // install reports per device
   Mutex mu_;
   std::map<std::string, std::set<std::string>> pollers_ ABSL_GUARDED_BY(mu_);  // model → devices
   std::map<std::string, std::set<std::string>> prepared_ ABSL_GUARDED_BY(mu_);  // model → artifacts prepared
@@ -154,6 +154,8 @@ class Rollouts {
       ABSL_GUARDED_BY(mu_);
   // model → the version whose automatic publishing failed (logged once, not retried every tick)
   std::map<std::string, uint64_t> unpublishable_ ABSL_GUARDED_BY(mu_);
+  // device → the release, outcome and detail of its last audited report
+  std::map<std::string, std::string> last_said_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace edgellm::federated

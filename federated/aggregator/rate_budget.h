@@ -1,10 +1,11 @@
-// federated/aggregator/report_budget.h — how often each device may report
-// on a rollout. Every install report is a write to the state database (and
-// one that fails its judgement a line in the audit log): a device that
-// reports in a loop must not wear out either, nor take the writes other
-// devices wait for.
-#ifndef EDGELLM_FEDERATED_AGGREGATOR_REPORT_BUDGET_H_
-#define EDGELLM_FEDERATED_AGGREGATOR_REPORT_BUDGET_H_
+// federated/aggregator/rate_budget.h — how often each device may call. The
+// calls in flight per device are bounded (DeviceCalls), but a device calling
+// in a loop, one call at a time, would still have the state database read
+// (and for install reports written) as fast as it likes, and take that time
+// from the other devices: each device gets a budget of calls, and of
+// reports, over time.
+#ifndef EDGELLM_FEDERATED_AGGREGATOR_RATE_BUDGET_H_
+#define EDGELLM_FEDERATED_AGGREGATOR_RATE_BUDGET_H_
 
 #include <chrono>
 #include <map>
@@ -14,16 +15,16 @@
 
 namespace edgellm::federated {
 
-// A token bucket per device: `burst` reports at once, refilled at
-// `per_second`. Holds one entry per device that reported, so call it only
-// for devices known to be enrolled. Thread-safe.
-class ReportBudget {
+// A token bucket per device: `burst` calls at once, refilled at
+// `per_second`. Holds one entry per device that called, so call it only
+// for devices whose certificate was checked. Thread-safe.
+class RateBudget {
  public:
   using Clock = std::chrono::steady_clock;
 
-  ReportBudget(double burst, double per_second) : burst_(burst), per_second_(per_second) {}
+  RateBudget(double burst, double per_second) : burst_(burst), per_second_(per_second) {}
 
-  // True, and one report spent, when `device_id` has one left at `now`.
+  // True, and one call spent, when `device_id` has one left at `now`.
   bool Take(const std::string& device_id, Clock::time_point now = Clock::now()) {
     MutexLock lock(&mu_);
     auto [it, fresh] = buckets_.try_emplace(device_id, Bucket{burst_, now});
@@ -53,4 +54,4 @@ class ReportBudget {
 
 }  // namespace edgellm::federated
 
-#endif  // EDGELLM_FEDERATED_AGGREGATOR_REPORT_BUDGET_H_
+#endif  // EDGELLM_FEDERATED_AGGREGATOR_RATE_BUDGET_H_
