@@ -164,27 +164,25 @@ TEST_F(SchedulerTest, TheDaemonsOwnGenerationsStayOutOfTheServingMetrics) {
   ops::MetricsRegistry registry;
   ServeMetrics metrics(registry, "m");
   auto scheduler = MakeScheduler(12, {.max_active = 4}, &metrics);
-  const auto first_tokens = [&] { return metrics.time_to_first_token.CumulativeCounts().back(); };
+  // First tokens, later tokens, ends, tokens generated, prompt tokens: as counted so far.
+  const auto counted = [&] {
+    return std::vector<double>{static_cast<double>(metrics.time_to_first_token.CumulativeCounts().back()),
+                               static_cast<double>(metrics.inter_token_latency.CumulativeCounts().back()),
+                               static_cast<double>(metrics.e2e_latency.CumulativeCounts().back()),
+                               metrics.generation_tokens.value(), metrics.prompt_tokens.value()};
+  };
   ASSERT_TRUE(SmokeTest(*scheduler, *model_, nullptr, "Once upon a time").ok());
   GenerationRequest own = Request(Prompt(10, 1), 6);
   own.counted = false;
   Collector internal;
   ASSERT_TRUE(scheduler->Submit(std::move(own), internal.Sink()).ok());
   ASSERT_TRUE(internal.Wait().status.ok());
-  EXPECT_EQ(first_tokens(), 0u);
-  EXPECT_EQ(metrics.inter_token_latency.CumulativeCounts().back(), 0u);
-  EXPECT_EQ(metrics.e2e_latency.CumulativeCounts().back(), 0u);
-  EXPECT_EQ(metrics.generation_tokens.value(), 0.0);
-  EXPECT_EQ(metrics.prompt_tokens.value(), 0.0);
+  EXPECT_EQ(counted(), (std::vector<double>{0, 0, 0, 0, 0}));
 
   Collector served;
   ASSERT_TRUE(scheduler->Submit(Request(Prompt(10, 2), 6), served.Sink()).ok());
   ASSERT_TRUE(served.Wait().status.ok());
-  EXPECT_EQ(first_tokens(), 1u);
-  EXPECT_EQ(metrics.inter_token_latency.CumulativeCounts().back(), 5u);
-  EXPECT_EQ(metrics.e2e_latency.CumulativeCounts().back(), 1u);
-  EXPECT_EQ(metrics.generation_tokens.value(), 6.0);
-  EXPECT_EQ(metrics.prompt_tokens.value(), 10.0);
+  EXPECT_EQ(counted(), (std::vector<double>{1, 5, 1, 6, 10}));
 }
 
 // What one more row costs is measured in the loop's idle moments: a request
