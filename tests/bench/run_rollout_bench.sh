@@ -84,7 +84,7 @@ sleep 1  # every daemon has asked for releases once: the aggregator knows the fl
 admin=(--aggregator "127.0.0.1:$port" --ca "$work/pki/ca.pem" --cert "$work/pki/operator.pem"
        --key "$work/pki/operator.key" -m bench --signing-key "$work/release.key")
 await() {  # waits for $1 in the aggregator's log
-  for _ in $(seq 6000); do grep -q "$1" "$work/aggregator.log" && return 0; sleep 0.02; done
+  for _ in $(seq 1200); do grep -q "$1" "$work/aggregator.log" && return 0; sleep 0.1; done
   echo "timed out waiting for: $1" >&2
   exit 1
 }
