@@ -54,10 +54,45 @@ void BaseDeltas::StartMaking(const std::string& model_id, const std::string& to_
     log_(StrCat("no delta for base model ", to_sha256.substr(0, 12), ": ", job.status().message()));
     return;
   }
+  // Kept until the delta is made (or found not worth making), for a restart to take up.
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  const nlohmann::json saved = {{"from_path", job->from_path}, {"from_sha256", job->from_sha256}};
+  if (absl::Status s = WriteFileAtomically(JobFile(to_sha256), saved.dump()); !s.ok()) {
+    log_(StrCat("base model ", to_sha256.substr(0, 12), ": its delta would not be made again after a restart: ",
+                s.message()));
+  }
+  Enqueue(*std::move(job));
+}
+
+void BaseDeltas::ResumeStopped() {
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir_, ec)) {
+    const fs::path& path = entry.path();
+    const std::string to_sha256 = path.stem().string();
+    if (path.extension() != ".job" || !IsSha256Hex(to_sha256)) continue;
+    absl::StatusOr<std::string> text = ReadFileToString(path.string(), "delta job");
+    const nlohmann::json j =
+        text.ok() ? nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false) : nlohmann::json();
+    if (!j.is_object() || !j.value("from_path", nlohmann::json()).is_string() ||
+        !j.value("from_sha256", nlohmann::json()).is_string() || fs::exists(fs::path(dir_) / (to_sha256 + ".json"))) {
+      fs::remove(path, ec);
+      continue;
+    }
+    log_(StrCat("base model ", to_sha256.substr(0, 12), ": making the delta a stop interrupted"));
+    Enqueue({to_sha256, j["from_path"].get<std::string>(), j["from_sha256"].get<std::string>()});
+  }
+}
+
+void BaseDeltas::Enqueue(Job job) {
   MutexLock lock(&mu_);
   if (stopping_) return;
-  jobs_.push_back(*std::move(job));
+  jobs_.push_back(std::move(job));
   if (!worker_.joinable()) worker_ = std::thread([this] { Worker(); });
+}
+
+std::string BaseDeltas::JobFile(const std::string& to_sha256) const {
+  return (fs::path(dir_) / (to_sha256 + ".job")).string();
 }
 
 bool BaseDeltas::Making(const std::string& to_sha256) {
@@ -75,9 +110,14 @@ void BaseDeltas::Worker() {
       if (stopping_) return;
       job = jobs_.front();
     }
-    // Run logs what it made, or why it made none.
-    if (absl::StatusOr<std::optional<BaseDelta>> made = Run(job); !made.ok()) {
-      log_(StrCat("no delta for base model ", job.to_sha256.substr(0, 12), ": ", made.status().message()));
+    // Run logs what it made, or why it made none; stopped, the job stays for the next start.
+    const absl::StatusOr<std::optional<BaseDelta>> made = Run(job);
+    if (!absl::IsCancelled(made.status())) {
+      if (!made.ok()) {
+        log_(StrCat("no delta for base model ", job.to_sha256.substr(0, 12), ": ", made.status().message()));
+      }
+      std::error_code ec;
+      fs::remove(JobFile(job.to_sha256), ec);
     }
     MutexLock lock(&mu_);
     jobs_.pop_front();
@@ -121,6 +161,7 @@ absl::StatusOr<std::optional<BaseDelta>> BaseDeltas::Run(const Job& job) {
   if (absl::Status s = release::WriteBaseDelta(job.from_path, to_path, MatchTensors(job.from_path, to_path), out,
                                                kDeltaLevel, stopping);
       !s.ok()) {
+    if (absl::IsCancelled(s)) return s;
     log_(StrCat("no delta for base model ", to_sha256.substr(0, 12), ": ", s.message()));
     return std::optional<BaseDelta>();
   }

@@ -8,7 +8,8 @@
 // whose rebuild fails, the whole file.
 //
 // Under state_dir/deltas: <to_sha256>.json ({"from", "sha256", "bytes"}) per
-// delta made, and <model>.base naming the model's latest base-model release.
+// delta made, <to_sha256>.job ({"from_path", "from_sha256"}) per delta still
+// to make, and <model>.base naming the model's latest base-model release.
 #ifndef EDGELLM_FEDERATED_AGGREGATOR_BASE_DELTAS_H_
 #define EDGELLM_FEDERATED_AGGREGATOR_BASE_DELTAS_H_
 
@@ -38,7 +39,8 @@ class BaseDeltas {
   using Log = std::function<void(const std::string&)>;
   BaseDeltas(const ArtifactStore& artifacts, std::string dir, Log log)
       : artifacts_(artifacts), dir_(std::move(dir)), log_(std::move(log)) {}
-  // Stops a delta being made (nothing of it is kept) and waits for its thread.
+  // Stops a delta being made (no part of it is kept; ResumeStopped makes it
+  // at the next start) and waits for its thread.
   ~BaseDeltas();
   BaseDeltas(const BaseDeltas&) = delete;
   BaseDeltas& operator=(const BaseDeltas&) = delete;
@@ -54,6 +56,9 @@ class BaseDeltas {
                    const std::string& configured_sha256);
   // True while the delta of `to_sha256` is waiting to be made or being made.
   bool Making(const std::string& to_sha256);
+  // Starts making again the deltas a stop interrupted (each StartMaking is
+  // kept as <to_sha256>.job until its delta is made); call once at start.
+  void ResumeStopped();
   // Records `to_sha256` as the model's base model from now on: it has been published.
   absl::Status Released(const std::string& model_id, const std::string& to_sha256);
   // The delta made for the base model `to_sha256`, if any.
@@ -72,8 +77,11 @@ class BaseDeltas {
   absl::StatusOr<Job> Plan(const std::string& model_id, const std::string& to_sha256,
                            const std::string& configured_base, const std::string& configured_sha256);
   // The delta made, or nullopt (logged why); an error only when the state cannot be written.
+  // Cancelled when stopped before it was made.
   absl::StatusOr<std::optional<BaseDelta>> Run(const Job& job);
+  void Enqueue(Job job);
   void Worker();
+  std::string JobFile(const std::string& to_sha256) const;
 
   const ArtifactStore& artifacts_;
   const std::string dir_;

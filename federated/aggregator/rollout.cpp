@@ -45,6 +45,7 @@ absl::StatusOr<std::unique_ptr<Rollouts>> Rollouts::Create(Coordinator& coordina
   const AggregatorConfig& config = coordinator.config();
   rollouts->deltas_ = std::make_unique<BaseDeltas>(coordinator.artifacts(),
                                                    (fs::path(config.state_dir) / "deltas").string(), rollouts->log_);
+  if (config.base_deltas) rollouts->deltas_->ResumeStopped();
   if (config.release_keys.empty()) return rollouts;
   EDGELLM_ASSIGN_OR_RETURN(release::TrustPolicy policy,
                            release::TrustPolicy::Load(config.release_keys, config.release_key_threshold));

@@ -145,8 +145,8 @@ TEST(BaseDelta, ADeltaThatLiesIsRefusedWithItsReason) {
 }
 
 // The aggregator's deltas: made on a thread of their own against the file
-// the fleet holds, offered once made; destroyed while one is being made, the
-// aggregator leaves either a whole delta or none.
+// the fleet holds, offered once made; stopped while one is being made, the
+// aggregator keeps no part of it and makes it at its next start.
 class BaseDeltasTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -188,17 +188,35 @@ TEST_F(BaseDeltasTest, AreMadeInTheBackgroundAndOfferedOnceMade) {
   ExpectRebuilds(*delta);
 }
 
-TEST_F(BaseDeltasTest, StoppedWhileMakingOneLeavesAWholeDeltaOrNone) {
+TEST_F(BaseDeltasTest, StoppedWhileMakingOneItKeepsNoPartAndMakesItAtTheNextStart) {
   {
     federated::BaseDeltas deltas(*store_, (dir_ / "deltas").string(), [](const std::string&) {});
     deltas.StartMaking("m", new_sha_, store_->PathOf(old_sha_), old_sha_);
   }
-  std::error_code ec;  // stopped before it began, it made no directory either
-  for (const fs::directory_entry& e : fs::directory_iterator(dir_ / "deltas", ec)) {
+  const fs::path job = dir_ / "deltas" / (new_sha_ + ".job");
+  const fs::path made = dir_ / "deltas" / (new_sha_ + ".json");
+  for (const fs::directory_entry& e : fs::directory_iterator(dir_ / "deltas")) {
     EXPECT_NE(e.path().extension(), ".tmp") << e.path();
   }
-  federated::BaseDeltas after_restart(*store_, (dir_ / "deltas").string(), [](const std::string&) {});
-  if (const std::optional<federated::BaseDelta> delta = after_restart.For(new_sha_)) ExpectRebuilds(*delta);
+  EXPECT_NE(fs::exists(job), fs::exists(made)) << "stopped, its job is kept; made, it is gone";
+  // As a stop before the delta was made leaves it, whichever way the one above went.
+  if (fs::exists(made)) {
+    fs::remove(made);
+    Write(job, R"({"from_path": ")" + store_->PathOf(old_sha_) + R"(", "from_sha256": ")" + old_sha_ + R"("})");
+  }
+  std::vector<std::string> said;
+  federated::BaseDeltas restarted(*store_, (dir_ / "deltas").string(),
+                                  [&](const std::string& line) { said.push_back(line); });
+  restarted.ResumeStopped();
+  for (int i = 0; i < 6000 && restarted.Making(new_sha_); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::optional<federated::BaseDelta> delta = restarted.For(new_sha_);
+  ASSERT_TRUE(delta.has_value());
+  ExpectRebuilds(*delta);
+  EXPECT_FALSE(fs::exists(job)) << "the job is done";
+  ASSERT_FALSE(said.empty());
+  EXPECT_NE(said.front().find("making the delta a stop interrupted"), std::string::npos) << said.front();
 }
 
 }  // namespace
