@@ -390,6 +390,11 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
   if (!enabled()) return response;
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(request.model_id()));
   if (!latest || request.last_release() >= latest->release || latest->stage == "aborted") return response;
+  // Everyone waits for a base model's delta, so that every device is offered it.
+  if (deltas_->Making(latest->artifact_sha256)) {
+    response.set_outcome(v1::GetReleaseResponse::NOT_YET);
+    return response;
+  }
   EDGELLM_ASSIGN_OR_RETURN(std::vector<InstallRecord> installs, coordinator_.store().Installs(request.model_id()));
   for (const InstallRecord& i : installs) {
     const bool forgiven = IsFailure(i.outcome) && i.reported_ms < latest->failures_before_ms;
@@ -397,10 +402,6 @@ absl::StatusOr<v1::GetReleaseResponse> Rollouts::ReleaseFor(const v1::GetRelease
   }
   const std::string& stage = latest->stage;
   const bool canary = CanariesOf(*latest, Fleet(request.model_id(), installs)).contains(request.device_id());
-  if (deltas_->Making(latest->artifact_sha256)) {
-    response.set_outcome(v1::GetReleaseResponse::NOT_YET);
-    return response;
-  }
   const bool reached =
       stage == "full" || stage == "done" || (canary && (stage == "canary" || stage == "soak" || stage == "approval"));
   if (!reached) {
@@ -441,6 +442,11 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
   }
   EDGELLM_RETURN_IF_ERROR(coordinator_.BaseSha256(report.model_id()).status());
   EDGELLM_RETURN_IF_ERROR(coordinator_.CheckEnrolled(report.device_id(), report.model_id()));
+  // Before the database is read: an enrolled device's budget, so the map holds the fleet at most.
+  if (!reports_.Take(report.device_id())) {
+    return absl::ResourceExhaustedError(StrCat("device ", report.device_id(), " reports faster than ",
+                                               reports_.per_second(), " a second: try again later"));
+  }
   EDGELLM_ASSIGN_OR_RETURN(bool offered,
                            coordinator_.store().WasOffered(report.model_id(), report.release(), report.device_id()));
   if (!offered) {
@@ -448,10 +454,6 @@ absl::Status Rollouts::Report(const v1::InstallReport& report) {
                 report.release(), ", which it was not offered"));
     return absl::PermissionDeniedError(StrCat("release ", report.release(), " of model ", report.model_id(),
                                               " was not offered to device ", report.device_id()));
-  }
-  if (!reports_.Take(report.device_id())) {
-    return absl::ResourceExhaustedError(StrCat("device ", report.device_id(), " reports faster than ",
-                                               reports_.per_second(), " a second: try again later"));
   }
   MutexLock lock(&mu_);
   EDGELLM_ASSIGN_OR_RETURN(std::optional<ReleaseRecord> latest, coordinator_.store().LatestRelease(report.model_id()));
