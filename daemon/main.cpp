@@ -150,12 +150,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(const o
 // draft for each model it loads.
 absl::StatusOr<std::unique_ptr<engine::LlamaModel>> LoadDraftModel(const ops::DaemonConfig& args) {
   if (args.draft_model.empty()) return nullptr;
-  engine::ModelOptions options;
-  options.threads = args.threads;
-  options.context_length = args.context_length;
-  options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
-  options.pack_weights = true;
-  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft = engine::LlamaModel::Load(args.draft_model, options);
+  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft =
+      engine::LlamaModel::Load(args.draft_model, ServingModelOptions(args));
   if (!draft.ok()) {
     return absl::InvalidArgumentError("draft_model " + args.draft_model + ": " + std::string(draft.status().message()));
   }
@@ -550,6 +546,8 @@ int main(int argc, char** argv) {
   flags.Add("--prefill-chunk", &DaemonConfig::prefill_chunk, "Prompt tokens per sequence per step");
   flags.Add("--kv-cache-mib", &DaemonConfig::kv_cache_mib,
             "KV cache budget in MiB (default: room for max-active full contexts)");
+  flags.Add("--kv-type", &DaemonConfig::kv_type,
+            "f16|f32: how the KV cache stores keys and values (default f16: half the memory)");
   flags.Add("--prefix-caching", &DaemonConfig::prefix_caching,
             "true|false: reuse the KV blocks of identical prompt prefixes (default true)");
   flags.Add("--draft-tokens", &DaemonConfig::draft_tokens,

@@ -14,13 +14,8 @@ namespace {
 // The model, loaded and warmed up: the first forward pays for allocations and
 // thread start-up before any request does.
 absl::StatusOr<std::unique_ptr<engine::LlamaModel>> LoadWarm(const ops::DaemonConfig& args, const std::string& file) {
-  engine::ModelOptions options;
-  options.threads = args.threads;
-  options.context_length = args.context_length;
-  options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
-  // Served by the engine's CPU forward only (training runs in a process of its own).
-  options.pack_weights = true;
-  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::LlamaModel> model, engine::LlamaModel::Load(file, options));
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::LlamaModel> model,
+                           engine::LlamaModel::Load(file, ServingModelOptions(args)));
   const std::vector<engine::TokenId> tokens = model->tokenizer().Encode("warm up");
   EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache, model->NewCache(static_cast<int32_t>(tokens.size())));
   std::vector<float> logits;
@@ -62,6 +57,18 @@ absl::StatusOr<std::optional<chat::ChatFormatter>> ChatTemplate(const ops::Daemo
 
 }  // namespace
 
+engine::ModelOptions ServingModelOptions(const ops::DaemonConfig& args) {
+  engine::ModelOptions options;
+  options.threads = args.threads;
+  options.context_length = args.context_length;
+  options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
+  // Served by the engine's CPU forward only (training runs in a process of its own).
+  options.pack_weights = true;
+  // The configuration was validated: one of the two names.
+  options.kv_type = engine::ParseKvType(args.kv_type).value_or(engine::KvType::kF16);
+  return options;
+}
+
 ModelLoader::ModelLoader(const ops::DaemonConfig& args, serve::SchedulerConfig scheduler, serve::ServeMetrics* metrics,
                          Log log)
     : args_(args), scheduler_(std::move(scheduler)), metrics_(metrics), log_(std::move(log)) {}
@@ -79,8 +86,8 @@ absl::StatusOr<std::shared_ptr<serve::ServedModel>> ModelLoader::Load(const std:
   }
   const std::string name = std::filesystem::path(file).filename().string();
   log_(StrCat(name, ": ", model->config().architecture, ", ", model->parameter_count(), " parameters, ",
-              model->weight_type(), "; KV cache ", pool->block_count(), " blocks of ", args_.kv_block_size,
-              " positions, ", (pool->block_bytes() * pool->block_count()) >> 20, " MiB; prefix caching ",
+              model->weight_type(), "; KV cache (", args_.kv_type, ") ", pool->block_count(), " blocks of ",
+              args_.kv_block_size, " positions, ", (pool->block_bytes() * pool->block_count()) >> 20, " MiB; prefix caching ",
               args_.prefix_caching ? "on" : "off", "; chat template: ",
               !chat ? std::string("none (chat requests are refused)")
                     : (args_.chat_template.empty() && args_.chat_template_file.empty() ? "the model's"

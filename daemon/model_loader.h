@@ -17,6 +17,10 @@
 
 namespace edgellm {
 
+// How edgellmd loads a model it serves (or drafts with): its threads,
+// context, file access and KV cache type from `args`, weights packed.
+engine::ModelOptions ServingModelOptions(const ops::DaemonConfig& args);
+
 class ModelLoader {
  public:
   using Log = std::function<void(const std::string&)>;

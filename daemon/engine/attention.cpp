@@ -94,17 +94,17 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   // the engine's float kernels: at these sizes BLAS spends more packing its
   // operands than multiplying them (a fifth of a small model's decode step).
   const bool few_queries = FewQueries(m);
-  // The kernels' float dot takes whole blocks of 32; a narrower head (a tiny
-  // model's) is a plain loop, still far cheaper than a BLAS call.
-  const kernels::DotFloatFn kernel_dot = kernels::BestKernels().dot_f32;
-  const bool whole_blocks = hd % kernels::kBlock == 0;
-  const auto dot = [&](const float* key, const float* query) {
-    if (whole_blocks) return kernel_dot(reinterpret_cast<const uint8_t*>(key), query, hd);
-    float sum = 0.0f;
-    for (int64_t j = 0; j < hd; ++j) sum += key[j] * query[j];
-    return sum;
+  const kernels::KernelSet& kernels = kernels::BestKernels();
+  const bool halves = pool.shape().type == KvType::kF16;
+  const kernels::KeyScoresFn key_scores = halves ? kernels.key_scores_f16 : kernels.key_scores_f32;
+  const auto weighted_row_sum = [&](const float* weights, const uint8_t* rows, int64_t count, float* out) {
+    if (halves) {
+      kernels.weighted_row_sum_f16(weights, rows, count, hd, out);
+    } else {
+      kernels.weighted_row_sum(weights, reinterpret_cast<const float*>(rows), count, hd, out);
+    }
   };
-  const kernels::WeightedRowSumFn weighted_row_sum = kernels::BestKernels().weighted_row_sum;
+  const int64_t value_bytes = pool.shape().value_bytes();
   const int64_t span = SpanPositions(block_size);
   // This part's share of the blocks from the first one any row sees.
   const int64_t first_block = first_seen(0) / block_size, blocks = (total + block_size - 1) / block_size - first_block;
@@ -117,8 +117,9 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     const auto for_each_block = [&](const auto& visit) {
       for (int64_t offset = 0; offset < run; offset += block_size) {
         const int32_t block = seq.cache->block_table()[(p0 + offset) / block_size];
-        visit(offset, pool.LayerData(block, layer, false) + kv_head * block_size * hd,
-              pool.LayerData(block, layer, true) + kv_head * block_size * hd, std::min<int64_t>(block_size, run - offset));
+        const int64_t head_at = kv_head * block_size * hd * value_bytes;
+        visit(offset, pool.LayerData(block, layer, false) + head_at, pool.LayerData(block, layer, true) + head_at,
+              std::min<int64_t>(block_size, run - offset));
       }
     };
     // Rows before p0 see none of this span (a prompt's early rows and the
@@ -126,20 +127,18 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     // multiplied, and the others left as they are.
     const int64_t first = std::max<int64_t>(0, p0 - pos0), seeing = n - first;
     if (!few_queries) {
-      for_each_block([&](int64_t offset, const float* keys, const float* values, int64_t count) {
-        std::memcpy(view.keys + offset * hd, keys, static_cast<size_t>(count * hd) * sizeof(float));
-        std::memcpy(view.values + offset * hd, values, static_cast<size_t>(count * hd) * sizeof(float));
+      for_each_block([&](int64_t offset, const uint8_t* keys, const uint8_t* values, int64_t count) {
+        pool.LoadValues(keys, count * hd, view.keys + offset * hd);
+        pool.LoadValues(values, count * hd, view.values + offset * hd);
       });
     }
     for (int64_t g = 0; g < group; ++g) {
       const float* group_queries = queries + (g * n + first) * hd;
       float* group_scores = scores + (g * n + first) * run;
       if (few_queries) {
-        for_each_block([&](int64_t offset, const float* keys, const float*, int64_t count) {
+        for_each_block([&](int64_t offset, const uint8_t* keys, const uint8_t*, int64_t count) {
           for (int64_t r = 0; r < seeing; ++r) {
-            for (int64_t t = 0; t < count; ++t) {
-              group_scores[r * run + offset + t] = scale * dot(keys + t * hd, group_queries + r * hd);
-            }
+            key_scores(keys, count, hd, group_queries + r * hd, scale, group_scores + r * run + offset);
           }
         });
       } else {
@@ -184,9 +183,9 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       const float* group_scores = scores + (g * n + first) * run;
       float* group_result = result + (g * n + first) * hd;
       if (few_queries) {
-        for_each_block([&](int64_t offset, const float*, const float* values, int64_t count) {
+        for_each_block([&](int64_t offset, const uint8_t*, const uint8_t* values, int64_t count) {
           for (int64_t r = 0; r < seeing; ++r) {
-            weighted_row_sum(group_scores + r * run + offset, values, count, hd, group_result + r * hd);
+            weighted_row_sum(group_scores + r * run + offset, values, count, group_result + r * hd);
           }
         });
       } else {

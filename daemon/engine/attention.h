@@ -5,7 +5,8 @@
 // query row keeps its maximum and sum so far and rescales its partial output
 // once per span), so its scratch depends on the rows, never on the length of
 // the sequence. A decode step's few rows read the keys and values where they
-// lie; a prompt's rows meet a copy of the span's, gathered for one product. The blocks may also be split into
+// lie (floats or halves, as the cache stores them, eight keys a pass); a
+// prompt's rows meet a float copy of the span's, gathered for one product. The blocks may also be split into
 // parts run on different threads and merged after (as flash-decoding does):
 // a decode step has one task per KV head, which two threads cannot share
 // evenly when there are three of them.

@@ -101,16 +101,15 @@ void WriteKv(KvCache& cache, int32_t layer, const float* k, const float* v, int6
   const KvBlockPool& pool = cache.pool();
   const int64_t heads = pool.shape().n_head_kv, head_dim = pool.shape().head_dim;
   const int32_t block_size = pool.block_size();
-  const size_t head_bytes = static_cast<size_t>(head_dim) * sizeof(float);
   for (int64_t i = 0; i < count; ++i) {
     const int32_t p = pos0 + static_cast<int32_t>(i);
     const int32_t block = cache.block_table()[p / block_size];
-    float* keys = pool.LayerData(block, layer, false);
-    float* values = pool.LayerData(block, layer, true);
+    uint8_t* keys = pool.LayerData(block, layer, false);
+    uint8_t* values = pool.LayerData(block, layer, true);
     for (int64_t h = 0; h < heads; ++h) {
-      const int64_t slot = (h * block_size + p % block_size) * head_dim;
-      std::memcpy(keys + slot, k + (i * heads + h) * head_dim, head_bytes);
-      std::memcpy(values + slot, v + (i * heads + h) * head_dim, head_bytes);
+      const int64_t slot = (h * block_size + p % block_size) * head_dim * pool.shape().value_bytes();
+      pool.StoreValues(k + (i * heads + h) * head_dim, head_dim, keys + slot);
+      pool.StoreValues(v + (i * heads + h) * head_dim, head_dim, values + slot);
     }
   }
 }

@@ -7,6 +7,7 @@
 
 #include "common/str_cat.h"
 #include "daemon/engine/kv_cache.h"
+#include "daemon/engine/quant_kernels.h"
 
 namespace edgellm::engine {
 namespace {
@@ -15,8 +16,16 @@ uint64_t PageSize() { return static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)); }
 
 }  // namespace
 
+std::string_view KvTypeName(KvType type) { return type == KvType::kF16 ? "f16" : "f32"; }
+
+absl::StatusOr<KvType> ParseKvType(std::string_view name) {
+  if (name == "f32") return KvType::kF32;
+  if (name == "f16") return KvType::kF16;
+  return absl::InvalidArgumentError(edgellm::StrCat("KV cache type \"", name, "\" is not f32 or f16"));
+}
+
 uint64_t KvBlockPool::BlockBytes(KvShape shape, int32_t block_size) {
-  const uint64_t bytes = 2ull * shape.n_layer * block_size * shape.row_floats() * sizeof(float);
+  const uint64_t bytes = 2ull * shape.n_layer * block_size * shape.row_values() * shape.value_bytes();
   const uint64_t page = PageSize();
   return (bytes + page - 1) / page * page;
 }
@@ -46,10 +55,10 @@ absl::StatusOr<std::shared_ptr<KvBlockPool>> KvBlockPool::Create(KvShape shape, 
     return absl::ResourceExhaustedError(edgellm::StrCat("kv pool: cannot map ", options.block_count, " blocks of ",
                                                         block_bytes, " bytes: ", std::strerror(errno)));
   }
-  return std::shared_ptr<KvBlockPool>(new KvBlockPool(shape, options, block_bytes, static_cast<float*>(base)));
+  return std::shared_ptr<KvBlockPool>(new KvBlockPool(shape, options, block_bytes, static_cast<uint8_t*>(base)));
 }
 
-KvBlockPool::KvBlockPool(KvShape shape, KvPoolOptions options, uint64_t block_bytes, float* base)
+KvBlockPool::KvBlockPool(KvShape shape, KvPoolOptions options, uint64_t block_bytes, uint8_t* base)
     : shape_(shape), options_(options), block_bytes_(block_bytes), base_(base), blocks_(options.block_count) {
   free_.reserve(options.block_count);
   // Handed out from the back: low ids first.
@@ -165,8 +174,7 @@ void KvBlockPool::RegisterTail(int32_t block, int32_t parent, absl::Span<const T
 }
 
 void KvBlockPool::CopyBlock(int32_t from, int32_t to) {
-  std::memcpy(reinterpret_cast<char*>(base_) + to * block_bytes_,
-              reinterpret_cast<const char*>(base_) + from * block_bytes_, block_bytes_);
+  std::memcpy(base_ + to * block_bytes_, base_ + from * block_bytes_, block_bytes_);
 }
 
 uint64_t KvBlockPool::Trim() {
@@ -178,17 +186,32 @@ uint64_t KvBlockPool::Trim() {
   uint64_t released = 0;
   for (int32_t block : free_) {
     if (!blocks_[block].committed) continue;
-    ::madvise(reinterpret_cast<char*>(base_) + block * block_bytes_, block_bytes_, MADV_DONTNEED);
+    ::madvise(base_ + block * block_bytes_, block_bytes_, MADV_DONTNEED);
     blocks_[block].committed = false;
     released += block_bytes_;
   }
   return released;
 }
 
-float* KvBlockPool::LayerData(int32_t block, int32_t layer, bool values) const {
-  const int64_t rows = static_cast<int64_t>(block_size()) * shape_.row_floats();
-  return reinterpret_cast<float*>(reinterpret_cast<char*>(base_) + block * block_bytes_) +
-         (2 * static_cast<int64_t>(layer) + (values ? 1 : 0)) * rows;
+uint8_t* KvBlockPool::LayerData(int32_t block, int32_t layer, bool values) const {
+  const int64_t rows_bytes = static_cast<int64_t>(block_size()) * shape_.row_values() * shape_.value_bytes();
+  return base_ + block * block_bytes_ + (2 * static_cast<int64_t>(layer) + (values ? 1 : 0)) * rows_bytes;
+}
+
+void KvBlockPool::StoreValues(const float* from, int64_t count, uint8_t* to) const {
+  if (shape_.type == KvType::kF16) {
+    kernels::BestKernels().store_f16(from, count, to);
+  } else {
+    std::memcpy(to, from, static_cast<size_t>(count) * sizeof(float));
+  }
+}
+
+void KvBlockPool::LoadValues(const uint8_t* from, int64_t count, float* to) const {
+  if (shape_.type == KvType::kF16) {
+    kernels::BestKernels().load_f16(from, count, to);
+  } else {
+    std::memcpy(to, from, static_cast<size_t>(count) * sizeof(float));
+  }
 }
 
 }  // namespace edgellm::engine

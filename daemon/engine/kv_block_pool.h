@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,13 +33,26 @@ namespace edgellm::engine {
 
 class KvCache;
 
+// How the cache stores each key and value: float32, or IEEE half precision
+// (half the memory and the bytes a step's attention reads, as llama.cpp
+// keeps its cache by default; each value rounded to nearest once, when written).
+enum class KvType { kF32, kF16 };
+
+// "f32" or "f16", as configuration names them.
+std::string_view KvTypeName(KvType type);
+// The type named `name`; InvalidArgument naming the choices otherwise.
+absl::StatusOr<KvType> ParseKvType(std::string_view name);
+
 // What one position holds: per layer, keys and values of n_head_kv heads.
 struct KvShape {
   int32_t n_layer = 0;
   int32_t n_head_kv = 0;
   int32_t head_dim = 0;
-  // Floats of one position's keys (or values) in one layer.
-  int64_t row_floats() const { return static_cast<int64_t>(n_head_kv) * head_dim; }
+  KvType type = KvType::kF32;
+  // Values of one position's keys (or values) in one layer.
+  int64_t row_values() const { return static_cast<int64_t>(n_head_kv) * head_dim; }
+  // Bytes of one stored key or value element.
+  int64_t value_bytes() const { return type == KvType::kF16 ? 2 : 4; }
 };
 
 struct KvPoolOptions {
@@ -93,12 +107,17 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   uint64_t Trim();
 
   // The keys (or values) of `layer` in `block`: [n_head_kv, block_size,
-  // head_dim], row-major, so each head's positions are contiguous.
-  float* LayerData(int32_t block, int32_t layer, bool values) const;
+  // head_dim] elements of shape().type, row-major, so each head's positions
+  // are contiguous.
+  uint8_t* LayerData(int32_t block, int32_t layer, bool values) const;
+  // Stores `count` floats from `from` as elements of shape().type at `to`
+  // (an address LayerData gave, offset by whole elements), and reads them back.
+  void StoreValues(const float* from, int64_t count, uint8_t* to) const;
+  void LoadValues(const uint8_t* from, int64_t count, float* to) const;
 
  private:
   friend class KvCache;
-  KvBlockPool(KvShape shape, KvPoolOptions options, uint64_t block_bytes, float* base);
+  KvBlockPool(KvShape shape, KvPoolOptions options, uint64_t block_bytes, uint8_t* base);
 
   // A free block (evicting the least recently released cached one if need
   // be), held once. ResourceExhausted when every block is held.
@@ -131,7 +150,7 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   const KvShape shape_;
   const KvPoolOptions options_;
   const uint64_t block_bytes_;
-  float* const base_;  // block_count * block_bytes_, from mmap
+  uint8_t* const base_;  // block_count * block_bytes_, from mmap
   std::vector<BlockState> blocks_;
   std::vector<int32_t> free_;  // never used, or released unregistered
   std::list<int32_t> lru_;     // cached: released but registered; least recently released first

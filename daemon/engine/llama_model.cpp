@@ -310,7 +310,7 @@ int32_t LlamaModel::context_length() const { return impl_->context_length; }
 uint64_t LlamaModel::weight_bytes_per_token() const { return impl_->weight_bytes_per_token; }
 
 KvShape LlamaModel::kv_shape() const {
-  return {impl_->config.n_layer, impl_->config.n_head_kv, impl_->config.head_dim};
+  return {impl_->config.n_layer, impl_->config.n_head_kv, impl_->config.head_dim, impl_->options.kv_type};
 }
 
 absl::StatusOr<std::shared_ptr<KvBlockPool>> LlamaModel::NewBlockPool(KvPoolOptions options) const {

@@ -47,6 +47,8 @@ struct ModelOptions {
   // interleaves its rows again. A packed model runs only the engine's CPU
   // forward: not LibTorch's (UseLibTorch refuses it), not training.
   bool pack_weights = false;
+  // How caches made by NewCache and NewBlockPool store keys and values.
+  KvType kv_type = KvType::kF32;
 };
 
 // One sequence's share of a batched forward.

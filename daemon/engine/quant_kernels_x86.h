@@ -709,6 +709,116 @@ void WeightedRowSum(const float* weights, const float* rows, int64_t count, int6
   }
 }
 
+// WeightedRowSum over rows of halves, each widened exactly before its multiply-add.
+void WeightedHalfRowSum(const float* weights, const uint8_t* rows, int64_t count, int64_t width, float* out) {
+  const auto load = [](const uint8_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  };
+  int64_t j = 0;
+  for (; j + 32 <= width; j += 32) {
+    __m256 a0 = _mm256_loadu_ps(out + j), a1 = _mm256_loadu_ps(out + j + 8);
+    __m256 a2 = _mm256_loadu_ps(out + j + 16), a3 = _mm256_loadu_ps(out + j + 24);
+    for (int64_t t = 0; t < count; ++t) {
+      const __m256 w = _mm256_broadcast_ss(weights + t);
+      const uint8_t* row = rows + 2 * (t * width + j);
+      a0 = _mm256_fmadd_ps(w, load(row), a0);
+      a1 = _mm256_fmadd_ps(w, load(row + 16), a1);
+      a2 = _mm256_fmadd_ps(w, load(row + 32), a2);
+      a3 = _mm256_fmadd_ps(w, load(row + 48), a3);
+    }
+    _mm256_storeu_ps(out + j, a0);
+    _mm256_storeu_ps(out + j + 8, a1);
+    _mm256_storeu_ps(out + j + 16, a2);
+    _mm256_storeu_ps(out + j + 24, a3);
+  }
+  for (; j < width; ++j) {
+    float sum = out[j];
+    for (int64_t t = 0; t < count; ++t) sum = std::fma(weights[t], HalfToFloat(rows + 2 * (t * width + j)), sum);
+    out[j] = sum;
+  }
+}
+
+// Eight consecutive values of a key row from `j` on, as floats.
+template <bool kHalves>
+inline __m256 LoadKeyValues(const uint8_t* row, int64_t j) {
+  if constexpr (kHalves) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * j)));
+  } else {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + j);
+  }
+}
+
+// Eight keys a pass, each its own chain of multiply-adds, their eight sums
+// reduced together at the end (three rounds of pairwise adds for all eight,
+// where a dot a key pays its own reduction and call).
+template <bool kHalves>
+void KeyScores(const uint8_t* keys, int64_t count, int64_t width, const float* query, float scale, float* scores) {
+  const int64_t row_bytes = width * (kHalves ? 2 : 4);
+  int64_t t = 0;
+  if (width % 8 == 0) {
+    const __m256 scales = _mm256_set1_ps(scale);
+    for (; t + 8 <= count; t += 8) {
+      __m256 acc[8];
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) acc[k] = _mm256_setzero_ps();
+      for (int64_t j = 0; j < width; j += 8) {
+        const __m256 q = _mm256_loadu_ps(query + j);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+          acc[k] = _mm256_fmadd_ps(LoadKeyValues<kHalves>(keys + (t + k) * row_bytes, j), q, acc[k]);
+        }
+      }
+      // hadd twice leaves keys 0-3 in each half (low and high four lanes'
+      // sums); adding the halves of the two quartets gives the eight in order.
+      const __m256 first = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+      const __m256 second = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+      const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(first, second, 0x20),
+                                        _mm256_permute2f128_ps(first, second, 0x31));
+      _mm256_storeu_ps(scores + t, _mm256_mul_ps(sums, scales));
+    }
+  }
+  for (; t < count; ++t) {
+    const uint8_t* key = keys + t * row_bytes;
+    if (width % 16 == 0) {
+      scores[t] = scale * (kHalves ? DotF16(key, query, width) : DotF32(key, query, width));
+      continue;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < width; ++j) {
+      float value;
+      if constexpr (kHalves) {
+        value = HalfToFloat(key + 2 * j);
+      } else {
+        std::memcpy(&value, key + 4 * j, sizeof(value));
+      }
+      sum = std::fma(value, query[j], sum);
+    }
+    scores[t] = scale * sum;
+  }
+}
+
+// F16C's conversions, eight at a time; the odd tail one at a time the same way.
+void StoreHalves(const float* from, int64_t count, uint8_t* to) {
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(to + 2 * i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(from + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  for (; i < count; ++i) {
+    const uint16_t half = static_cast<uint16_t>(
+        _mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(from[i]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), 0));
+    std::memcpy(to + 2 * i, &half, sizeof(half));
+  }
+}
+
+void LoadHalves(const uint8_t* from, int64_t count, float* to) {
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    _mm256_storeu_ps(to + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from + 2 * i))));
+  }
+  for (; i < count; ++i) to[i] = HalfToFloat(from + 2 * i);
+}
+
 // AVX2, FMA and F16C: what every set here needs. F16C from CPUID itself: not
 // every compiler's __builtin_cpu_supports knows it.
 bool CpuRunsAvx2() {
@@ -726,6 +836,11 @@ KernelSet X86Kernels(std::string_view name) {
   x86.dot_f16 = DotF16;
   x86.dot_f32 = DotF32;
   x86.weighted_row_sum = WeightedRowSum;
+  x86.weighted_row_sum_f16 = WeightedHalfRowSum;
+  x86.key_scores_f32 = KeyScores<false>;
+  x86.key_scores_f16 = KeyScores<true>;
+  x86.store_f16 = StoreHalves;
+  x86.load_f16 = LoadHalves;
   x86.prefill_in_kernels = true;
   x86.Set(GgmlType::kQ8_0, DotOne<Q8_0Block>, DotFour<Q8_0Block>);
   x86.Set(GgmlType::kQ4_0, DotOne<Q4_0Block>, DotFour<Q4_0Block>);

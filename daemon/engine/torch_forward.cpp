@@ -45,10 +45,10 @@ void WriteKvRows(KvCache& cache, int layer, bool values, const at::Tensor& rows,
   const int32_t n = static_cast<int32_t>(rows.size(0));
   for (int32_t i = 0; i < n; ++i) {
     const int32_t p = pos0 + i;
-    float* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
+    uint8_t* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
     for (int64_t h = 0; h < heads; ++h) {
-      std::memcpy(block + (h * block_size + p % block_size) * head_dim, src + (i * heads + h) * head_dim,
-                  static_cast<size_t>(head_dim) * sizeof(float));
+      pool.StoreValues(src + (i * heads + h) * head_dim, head_dim,
+                       block + (h * block_size + p % block_size) * head_dim * pool.shape().value_bytes());
     }
   }
 }
@@ -63,10 +63,10 @@ at::Tensor GatherKvRows(const KvCache& cache, int layer, bool values, int32_t to
   float* dst = out.data_ptr<float>();
   for (int32_t p = 0; p < total; p += block_size) {
     const int32_t run = std::min(block_size, total - p);
-    const float* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
+    const uint8_t* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
     for (int64_t h = 0; h < heads; ++h) {
-      std::memcpy(dst + (h * total + p) * head_dim, block + h * block_size * head_dim,
-                  static_cast<size_t>(run * head_dim) * sizeof(float));
+      pool.LoadValues(block + h * block_size * head_dim * pool.shape().value_bytes(), run * head_dim,
+                      dst + (h * total + p) * head_dim);
     }
   }
   return out;

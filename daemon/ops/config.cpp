@@ -47,6 +47,7 @@ absl::StatusOr<DaemonConfig> DaemonConfig::FromYaml(const std::string& text, con
   fields.Int("prefill_chunk", &config.prefill_chunk);
   fields.Int("kv_cache_mib", &config.kv_cache_mib);
   fields.Int("kv_block_size", &config.kv_block_size);
+  fields.Text("kv_type", &config.kv_type);
   fields.Bool("prefix_caching", &config.prefix_caching);
   fields.Int("max_sessions", &config.max_sessions);
   fields.Number("max_caller_share", &config.max_caller_share);
@@ -107,6 +108,9 @@ absl::Status DaemonConfig::Validate() const {
   EDGELLM_RETURN_IF_ERROR(at_least("kv_cache_mib", kv_cache_mib, 0));
   EDGELLM_RETURN_IF_ERROR(at_least("kv_block_size", kv_block_size, 1));
   if (kv_block_size > 1024) return absl::InvalidArgumentError("kv_block_size must be at most 1024");
+  if (kv_type != "f16" && kv_type != "f32") {
+    return absl::InvalidArgumentError("kv_type \"" + kv_type + "\" must be f16 or f32");
+  }
   EDGELLM_RETURN_IF_ERROR(at_least("max_sessions", max_sessions, 1));
   if (!(max_caller_share > 0 && max_caller_share <= 1)) {
     return absl::InvalidArgumentError("max_caller_share must be within (0, 1]");

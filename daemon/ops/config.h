@@ -66,6 +66,9 @@ struct DaemonConfig {
   int32_t kv_cache_mib = 0;
   // Positions per KV block.
   int32_t kv_block_size = 16;
+  // How the KV cache stores keys and values: "f16" (half the memory and the
+  // bytes attention reads, as llama.cpp's default) or "f32" (exact).
+  std::string kv_type = "f16";
   // Reuse the KV blocks of identical prompt prefixes (and of a session's earlier turns).
   bool prefix_caching = true;
   // Speculative decoding for requests that do not set draft_tokens: tokens

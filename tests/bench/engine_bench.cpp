@@ -87,6 +87,7 @@ struct Args {
   // for a profiler to see decode steps and nothing else.
   bool only_decode = false;
   bool unpacked = false;  // leave the weights as the file has them (ModelOptions::pack_weights off)
+  std::string kv_type = "f16";  // how the KV caches store keys and values, as edgellmd's kv_type
   // perf's control and acknowledgement FIFOs (perf record --control=fifo:CTL,ACK -D -1):
   // events are enabled around each decode loop only, so a profile sees no
   // load, prompt or cache set-up.
@@ -189,6 +190,12 @@ int Run(const Args& args) {
   options.threads = args.threads;
   options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
   options.pack_weights = !args.unpacked;
+  absl::StatusOr<engine::KvType> kv_type = engine::ParseKvType(args.kv_type);
+  if (!kv_type.ok()) {
+    std::cerr << "edgellm-bench-engine: " << kv_type.status().message() << "\n";
+    return 1;
+  }
+  options.kv_type = *kv_type;
   const Clock::time_point load_start = Clock::now();
   auto loaded = engine::LlamaModel::Load(args.model, options);
   if (!loaded.ok()) {
@@ -309,6 +316,7 @@ int main(int argc, char** argv) {
   app.add_option("--decode-tokens", args.decode_tokens, "Tokens to decode")->capture_default_str();
   app.add_flag("--mmap-weights", args.mmap_weights, "Map the model from the page cache instead of reading it in");
   app.add_flag("--unpacked", args.unpacked, "Leave the weights as the file has them instead of packing them at load");
+  app.add_option("--kv-type", args.kv_type, "KV cache element type: f16 or f32")->capture_default_str();
   app.add_flag("--only-decode", args.only_decode,
                "Time only the decode loop (no prefill, batches, drafting or bandwidth): what a profiler should see");
   CLI::Option* perf_control = app.add_option(

@@ -108,6 +108,34 @@ void BM_PoolHandOff(benchmark::State& state) {
 }
 BENCHMARK(BM_PoolHandOff);
 
+// A decode row's scores against 4,096 keys of 64 values (one head of a
+// smol-135m-sized cache, 512 KiB in halves: from L2), by the dot of one key
+// at a time (arg 0) or by KeyScoresFn's eight keys a pass (arg 1), over keys
+// stored as halves.
+void BM_KeyScores(benchmark::State& state) {
+  constexpr int64_t kKeys = 4096, kWidth = 64;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> floats(kKeys * kWidth), query(kWidth), scores(kKeys);
+  for (float& v : floats) v = normal(rng);
+  for (float& v : query) v = normal(rng);
+  std::vector<uint8_t> keys(2 * floats.size());
+  const kernels::KernelSet& set = kernels::BestKernels();
+  set.store_f16(floats.data(), static_cast<int64_t>(floats.size()), keys.data());
+  const bool batched = state.range(0) == 1;
+  for (auto _ : state) {
+    if (batched) {
+      set.key_scores_f16(keys.data(), kKeys, kWidth, query.data(), 0.125f, scores.data());
+    } else {
+      for (int64_t t = 0; t < kKeys; ++t) scores[t] = 0.125f * set.dot_f16(keys.data() + 2 * t * kWidth, query.data(), kWidth);
+    }
+    benchmark::DoNotOptimize(scores.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kKeys);
+  state.SetLabel(batched ? "eight keys a pass" : "a dot per key");
+}
+BENCHMARK(BM_KeyScores)->Arg(0)->Arg(1);
+
 // One decode row through 256 MiB of weights (far past any cache: rows of
 // 2304, as gemma2-2b's, made of one quantized 2304 x 2304 matrix repeated),
 // on one thread: how much of memory's bandwidth the kernel turns into

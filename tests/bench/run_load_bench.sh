@@ -5,7 +5,8 @@
 # Usage: tests/bench/run_load_bench.sh [build-dir]     (default: build/release)
 #   LOAD_CLIENTS (default 1,4,16), LOAD_REQUESTS (per client, default 4),
 #   LOAD_SHAPE (default smol-135m), LOAD_TYPE (default Q8_0), LOAD_APIS
-#   (default grpc,http), LOAD_MAX_TOKENS (per request, default 64)
+#   (default grpc,http), LOAD_MAX_TOKENS (per request, default 64), LOAD_KV_TYPE
+#   (edgellmd's --kv-type, default f16)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build/release}
@@ -18,7 +19,7 @@ mkdir -p "$(dirname "$model")"
 work=$(mktemp -d)
 socket=$work/edgellmd.sock
 "$build/daemon/edgellmd" --model "$model" --listen "unix:$socket" --max-active 16 --max-waiting 64 \
-  --http-listen 127.0.0.1:0 2> "$work/log" &
+  --kv-type "${LOAD_KV_TYPE:-f16}" --http-listen 127.0.0.1:0 2> "$work/log" &
 daemon=$!
 trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$work"' EXIT
 port=

@@ -27,9 +27,10 @@ LlamaConfig ThreeKvHeads() {
 // reserved for one more (the decode row), whose keys and values are written too.
 class AttentionTest : public ::testing::Test {
  protected:
-  void Fill(int32_t length) {
-    auto pool = KvBlockPool::Create({1, kKvHeads, kHeadDim}, {.block_size = kBlockSize, .block_count = 64,
-                                                              .prefix_caching = false});
+  // With an F16 cache, keys_ and values_ keep what it holds: each value rounded once.
+  void Fill(int32_t length, KvType type = KvType::kF32) {
+    auto pool = KvBlockPool::Create({1, kKvHeads, kHeadDim, type}, {.block_size = kBlockSize, .block_count = 64,
+                                                                    .prefix_caching = false});
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *pool;
     cache_ = pool_->NewCache(length + 1);
@@ -41,12 +42,17 @@ class AttentionTest : public ::testing::Test {
     for (int32_t p = 0; p <= length; ++p) {
       const int32_t block = cache_->block_table()[p / kBlockSize];
       for (int32_t h = 0; h < kKvHeads; ++h) {
-        const int64_t slot = (h * kBlockSize + p % kBlockSize) * kHeadDim;
+        const int64_t slot = (h * kBlockSize + p % kBlockSize) * kHeadDim * pool_->shape().value_bytes();
+        float* keys = keys_.data() + (static_cast<size_t>(p) * kKvHeads + h) * kHeadDim;
+        float* values = values_.data() + (static_cast<size_t>(p) * kKvHeads + h) * kHeadDim;
         for (int32_t j = 0; j < kHeadDim; ++j) {
-          const size_t at = (static_cast<size_t>(p) * kKvHeads + h) * kHeadDim + j;
-          keys_[at] = pool_->LayerData(block, 0, false)[slot + j] = 2.0f * normal(rng);
-          values_[at] = pool_->LayerData(block, 0, true)[slot + j] = normal(rng);
+          keys[j] = 2.0f * normal(rng);
+          values[j] = normal(rng);
         }
+        pool_->StoreValues(keys, kHeadDim, pool_->LayerData(block, 0, false) + slot);
+        pool_->StoreValues(values, kHeadDim, pool_->LayerData(block, 0, true) + slot);
+        pool_->LoadValues(pool_->LayerData(block, 0, false) + slot, kHeadDim, keys);
+        pool_->LoadValues(pool_->LayerData(block, 0, true) + slot, kHeadDim, values);
       }
     }
     cache_->Append(std::vector<TokenId>(static_cast<size_t>(length), 1));
@@ -102,6 +108,19 @@ TEST_F(AttentionTest, ADecodeRowMatchesTheExactSoftmaxInAnyNumberOfParts) {
   Fill(300);  // 19 blocks, the last one partly filled
   // 25 parts leave some without a block: they must add nothing.
   for (int64_t parts : {1, 2, 3, 5, 25}) {
+    const std::vector<float> out = Attend(parts, 0);
+    for (int32_t head = 0; head < kHeads; ++head) {
+      const std::vector<double> expected = Reference(head, 300, 0);
+      for (int32_t j = 0; j < kHeadDim; ++j) {
+        EXPECT_NEAR(out[head * kHeadDim + j], expected[j], 2e-5) << parts << " parts, head " << head << ", " << j;
+      }
+    }
+  }
+}
+
+TEST_F(AttentionTest, AHalfPrecisionCacheIsReadAsTheHalvesItHolds) {
+  Fill(300, KvType::kF16);
+  for (int64_t parts : {1, 2, 3}) {
     const std::vector<float> out = Attend(parts, 0);
     for (int32_t head = 0; head < kHeads; ++head) {
       const std::vector<double> expected = Reference(head, 300, 0);

@@ -95,6 +95,7 @@ TEST(HeapCounter, SeesAllocationsOnAnyThread) {
 struct Case {
   const char* shape;
   GgmlType type;
+  KvType kv_type = KvType::kF32;
 };
 
 class DecodeAllocation : public ::testing::TestWithParam<Case> {};
@@ -102,6 +103,7 @@ class DecodeAllocation : public ::testing::TestWithParam<Case> {};
 TEST_P(DecodeAllocation, AWarmDecodeStepAllocatesNothing) {
   ModelOptions options;
   options.threads = 2;
+  options.kv_type = GetParam().kv_type;
   auto loaded = LlamaModel::Load(SyntheticModel(GetParam().shape, GetParam().type), options);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const LlamaModel& model = **loaded;
@@ -185,8 +187,12 @@ INSTANTIATE_TEST_SUITE_P(Types, DecodeAllocation,
                                            Case{"test-spm", GgmlType::kQ8_0}, Case{"test-spm", GgmlType::kQ4_0},
                                            Case{"test-spm", GgmlType::kQ5_0}, Case{"test-spm", GgmlType::kIQ4_NL},
                                            Case{"test-k", GgmlType::kQ4_K}, Case{"test-k", GgmlType::kQ5_K},
-                                           Case{"test-k", GgmlType::kQ6_K}),
-                         [](const auto& info) { return std::string(TraitsOf(info.param.type).name); });
+                                           Case{"test-k", GgmlType::kQ6_K},
+                                           Case{"test-spm", GgmlType::kQ4_0, KvType::kF16}),
+                         [](const auto& info) {
+                           return std::string(TraitsOf(info.param.type).name) +
+                                  (info.param.kv_type == KvType::kF16 ? "_F16Cache" : "");
+                         });
 
 }  // namespace
 }  // namespace edgellm::engine

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <vector>
+
+#include "common/fp16.h"
 #include "daemon/engine/kv_cache.h"
 
 namespace edgellm::engine {
@@ -20,7 +24,8 @@ std::shared_ptr<KvBlockPool> MakePool(int32_t block_count, bool prefix_caching =
 // position: its token id as head 0's first key in layer 0.
 float* KeySlot(const KvCache& cache, int32_t position) {
   const int32_t size = cache.pool().block_size();
-  return cache.pool().LayerData(cache.block_table()[position / size], 0, false) + (position % size) * kShape.head_dim;
+  return reinterpret_cast<float*>(cache.pool().LayerData(cache.block_table()[position / size], 0, false)) +
+         (position % size) * kShape.head_dim;
 }
 
 void Fill(KvCache& cache, const std::vector<TokenId>& tokens) {
@@ -42,6 +47,33 @@ TEST(KvBlockPool, SizesBlocksInWholePagesAndFitsThemInTheBudget) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(KvBlockPool::Create({}, {.block_size = 4, .block_count = 1}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KvBlockPool, AHalfPrecisionCacheHoldsTwiceThePositionsInABudgetAndRoundsEachValueOnce) {
+  constexpr KvShape kFloats{.n_layer = 4, .n_head_kv = 8, .head_dim = 64};
+  KvShape halves = kFloats;
+  halves.type = KvType::kF16;
+  EXPECT_EQ(KvBlockPool::BlockBytes(kFloats, 16), 2u * 4 * 16 * 8 * 64 * sizeof(float));
+  EXPECT_EQ(KvBlockPool::BlockBytes(halves, 16), KvBlockPool::BlockBytes(kFloats, 16) / 2);
+  const uint64_t budget = 64ull << 20;
+  EXPECT_EQ(KvBlockPool::BlocksInBudget(halves, 16, budget), 2 * KvBlockPool::BlocksInBudget(kFloats, 16, budget));
+
+  auto pool = KvBlockPool::Create(halves, {.block_size = 16, .block_count = 2});
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  // Odd counts reach the kernels' tails; 65504 is the largest half, 1e-8 below its smallest.
+  const std::vector<float> written = {1.0f, -2.5f, 0.1f, 65504.0f, 1e-8f, 3.14159f, -0.0f, 1000.7f, 0.333333f};
+  uint8_t* keys = (*pool)->LayerData(1, 3, false);
+  (*pool)->StoreValues(written.data(), static_cast<int64_t>(written.size()), keys);
+  std::vector<float> read(written.size());
+  (*pool)->LoadValues(keys, static_cast<int64_t>(read.size()), read.data());
+  for (size_t i = 0; i < written.size(); ++i) {
+    EXPECT_EQ(read[i], Fp16ToFp32(Fp32ToFp16(written[i]))) << written[i];
+    EXPECT_NEAR(read[i], written[i], std::abs(written[i]) / 1024 + 1e-7f) << written[i];
+  }
+  // Block 1's keys of layer 3 lie after layers 0..2 and their values: nothing else moved.
+  EXPECT_EQ(keys, (*pool)->LayerData(1, 0, false) + 3 * 2 * 16 * 8 * 64 * 2);
+  EXPECT_EQ(ParseKvType("f16").value(), KvType::kF16);
+  EXPECT_EQ(ParseKvType("q8_0").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(KvBlockPool, CachesTakeBlocksAsTheyGrowAndGiveThemBack) {

@@ -515,6 +515,47 @@ TEST(LlamaModel, ABatchedStepMatchesTheLibTorchForward) {
   }
 }
 
+// With keys and values kept as halves, a batched step (a prompt of nine, a
+// decode row, a speculative check of four) reads the halves through the
+// fused pass and the LibTorch forward alike, and stays near the float cache's
+// logits: halves keep 11 significant bits, so the logits move by thousandths.
+TEST(LlamaModel, AHalfPrecisionCacheGivesTheFloatCachesLogitsToItsRounding) {
+  for (const char* shape : {"test-spm", "test-qwen3", "test-gemma2"}) {
+    const std::string path = SyntheticModel(shape, GgmlType::kF32);
+    std::vector<float> logits[3];  // float cache; half cache; half cache through LibTorch
+    for (int run = 0; run < 3; ++run) {
+      ModelOptions options;
+      options.threads = 2;
+      options.kv_type = run == 0 ? KvType::kF32 : KvType::kF16;
+      auto model = LlamaModel::Load(path, options);
+      ASSERT_TRUE(model.ok()) << model.status();
+      if (run == 2) {
+        ASSERT_TRUE(UseLibTorch(**model, "cpu").ok());
+      }
+      const std::vector<TokenId> history = SomeTokens(37, (*model)->config().n_vocab);
+      auto a = NewCache(**model), b = NewCache(**model), c = NewCache(**model);
+      EXPECT_EQ(a->pool().shape().type, options.kv_type);
+      std::vector<float> ignored;
+      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(history).subspan(0, 20), b.get(), false, &ignored).ok());
+      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(history).subspan(0, 33), c.get(), false, &ignored).ok());
+      const std::vector<BatchItem> step = {{absl::MakeConstSpan(history).subspan(0, 9), a.get(), false},
+                                           {absl::MakeConstSpan(history).subspan(20, 1), b.get(), false},
+                                           {absl::MakeConstSpan(history).subspan(33, 4), c.get(), true}};
+      ASSERT_TRUE((*model)->ForwardBatch(step, &logits[run]).ok());
+    }
+    ASSERT_EQ(logits[1].size(), logits[0].size());
+    ASSERT_EQ(logits[2].size(), logits[0].size());
+    float spread = 0.0f, moved = 0.0f;
+    for (size_t i = 0; i < logits[0].size(); ++i) {
+      spread = std::max(spread, std::fabs(logits[0][i]));
+      moved = std::max(moved, std::fabs(logits[1][i] - logits[0][i]));
+    }
+    EXPECT_GT(moved, 0.0f) << shape << ": the halves were never read";
+    ExpectClose(logits[1].data(), logits[0].data(), logits[0].size(), 5e-3f * spread, shape);
+    ExpectClose(logits[1].data(), logits[2].data(), logits[0].size(), 3e-4f * spread, shape);
+  }
+}
+
 // Each architecture's own tensors and rules (Qwen2's biases, Qwen3's per-head
 // norms and wider heads, Llama 3's and Phi-3's rope factors, Phi-3's fused
 // projections, Gemma's scaled embeddings, post-norms, GELU, soft caps and

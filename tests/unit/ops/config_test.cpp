@@ -16,6 +16,7 @@ TEST(DaemonConfig, AnEmptyFileGivesTheDefaults) {
   EXPECT_TRUE(c->metrics_listen.empty());
   EXPECT_EQ(c->kv_cache_mib, 0);
   EXPECT_EQ(c->kv_block_size, 16);
+  EXPECT_EQ(c->kv_type, "f16");
   EXPECT_TRUE(c->prefix_caching);
   EXPECT_EQ(c->memory_low_mib, 256);
   EXPECT_EQ(c->memory_critical_mib, 64);
@@ -26,7 +27,7 @@ TEST(DaemonConfig, ReadsEveryKey) {
   auto c = DaemonConfig::FromYaml(
       "model: /m.gguf\nlisten: unix:/tmp/s.sock\nmetrics_listen: 127.0.0.1:9000\nthreads: 2\n"
       "context_length: 512\nmax_active: 4\nmax_waiting: 0\nprefill_chunk: 64\ndrain_timeout_seconds: 2.5\n"
-      "tls_cert: /c.pem\ntls_key: /k.pem\ntls_client_ca: /ca.pem\nkv_cache_mib: 64\nkv_block_size: 32\n"
+      "tls_cert: /c.pem\ntls_key: /k.pem\ntls_client_ca: /ca.pem\nkv_cache_mib: 64\nkv_block_size: 32\nkv_type: f32\n"
       "prefix_caching: false\nmax_sessions: 9\nsession_ttl_seconds: 30\nmemory_low_mib: 512\n"
       "memory_critical_mib: 128\ndraft_tokens: 5\ndraft_model: /d.gguf\n"
       "http_listen: 127.0.0.1:8080\nhttp_api_keys_file: /keys\nhttp_max_body_kib: 64\n"
@@ -52,6 +53,7 @@ TEST(DaemonConfig, ReadsEveryKey) {
   EXPECT_EQ(c->tls_client_ca, "/ca.pem");
   EXPECT_EQ(c->kv_cache_mib, 64);
   EXPECT_EQ(c->kv_block_size, 32);
+  EXPECT_EQ(c->kv_type, "f32");
   EXPECT_FALSE(c->prefix_caching);
   EXPECT_EQ(c->max_sessions, 9);
   EXPECT_EQ(c->session_ttl_seconds, 30.0);
@@ -87,6 +89,7 @@ TEST(DaemonConfig, MistakesAreNamedWithTheirLine) {
   ExpectRefused("tls_client_ca: /ca.pem\n", "tls_client_ca needs tls_cert");
   ExpectRefused("memory_low_mib: 10\nmemory_critical_mib: 20\n", "memory_critical_mib must not exceed");
   ExpectRefused("kv_block_size: 0\n", "kv_block_size 0 must be at least 1");
+  ExpectRefused("kv_type: q8_0\n", "kv_type \"q8_0\" must be f16 or f32");
   ExpectRefused("adapters: /a/dir\n", "bad.yaml:1: adapters: expected a mapping of names to adapter directories");
   ExpectRefused("adapters:\n  a: [x]\n", "adapters.a: expected a directory");
   ExpectRefused("adapters:\n  'bad name': /a\n", "adapter name 'bad name' must be 1-64 of [A-Za-z0-9._-]");
