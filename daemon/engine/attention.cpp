@@ -160,8 +160,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
         if (softcap > 0) {
           for (int64_t t = from; t < valid; ++t) row[t] = softcap * std::tanh(row[t] * inverse_softcap);
         }
-        float span_max = row[from];
-        for (int64_t t = from + 1; t < valid; ++t) span_max = std::max(span_max, row[t]);
+        const float span_max = MaxOf(row + from, valid - from);
         const float new_max = std::max(row_max[r], span_max);
         // A row's first visible span finds its maximum at -inf: the rescale is 0 of nothing.
         if (new_max > row_max[r] && row_sum[r] > 0.0f) {
@@ -171,11 +170,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
         }
         row_max[r] = new_max;
         std::fill(row, row + from, 0.0f);
-        for (int64_t t = from; t < valid; ++t) row[t] -= new_max;
-        ExpInPlace(row + from, valid - from);
-        float sum = 0.0f;
-        for (int64_t t = from; t < valid; ++t) sum += row[t];
-        row_sum[r] += sum;
+        row_sum[r] += ShiftedExpInPlace(row + from, valid - from, new_max);
         std::fill(row + valid, row + run, 0.0f);
       }
     }

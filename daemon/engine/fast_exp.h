@@ -1,4 +1,5 @@
-// engine/fast_exp.h — e^x over an array, vectorizable, for attention's softmax.
+// engine/fast_exp.h — e^x over an array, vectorizable, and the other passes
+// of attention's softmax (a row's maximum; its exponentials and their sum).
 #ifndef EDGELLM_ENGINE_FAST_EXP_H_
 #define EDGELLM_ENGINE_FAST_EXP_H_
 
@@ -13,6 +14,14 @@ namespace edgellm::engine {
 // attention takes tens of millions of them). Below -87 (-inf included) the
 // result is 0, above 88 (+inf included) infinite; a NaN stays a NaN.
 void ExpInPlace(float* v, int64_t n);
+
+// v[i] = e^(v[i] - shift) for i < n, as ExpInPlace computes it, and returns
+// their sum (added in sixteen running sums): a softmax row's exponentials and
+// normalizer in one pass.
+float ShiftedExpInPlace(float* v, int64_t n, float shift);
+
+// The largest of v[0..n), n > 0 (sixteen lanes at a time); NaNs are not expected.
+float MaxOf(const float* v, int64_t n);
 
 }  // namespace edgellm::engine
 

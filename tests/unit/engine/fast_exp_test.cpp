@@ -46,5 +46,35 @@ TEST(ExpInPlace, EveryLengthIncludingTheVectorTail) {
   }
 }
 
+TEST(ShiftedExpInPlace, GivesExpInPlaceOfTheShiftedValuesAndTheirSum) {
+  for (int64_t n : {1, 15, 16, 17, 128, 131}) {
+    std::vector<float> v(static_cast<size_t>(n) + 1);
+    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = 0.37f * static_cast<float>(i % 23) - 3.0f;
+    v[static_cast<size_t>(n)] = 7.0f;  // past the end: untouched
+    std::vector<float> want(v.begin(), v.begin() + n);
+    for (float& w : want) w -= 2.5f;
+    ExpInPlace(want.data(), n);
+    double sum = 0;
+    for (float w : want) sum += w;
+    const float got_sum = ShiftedExpInPlace(v.data(), n, 2.5f);
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(v[static_cast<size_t>(i)], want[static_cast<size_t>(i)]) << n << " " << i;
+    EXPECT_NEAR(got_sum, sum, 1e-6 * sum) << n;
+    EXPECT_EQ(v[static_cast<size_t>(n)], 7.0f);
+  }
+}
+
+TEST(MaxOf, FindsTheLargestAnywhereIncludingTheTail) {
+  for (int64_t n : {1, 15, 16, 17, 33, 100}) {
+    for (int64_t at = 0; at < n; ++at) {
+      std::vector<float> v(static_cast<size_t>(n), -5.0f);
+      v[static_cast<size_t>(at)] = -0.25f;
+      EXPECT_EQ(MaxOf(v.data(), n), -0.25f) << n << " " << at;
+    }
+  }
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const std::vector<float> masked = {ninf, ninf, -3.0f};
+  EXPECT_EQ(MaxOf(masked.data(), 3), -3.0f);
+}
+
 }  // namespace
 }  // namespace edgellm::engine
