@@ -40,6 +40,7 @@ struct ChatArgs {
   int64_t seed = -1;
   int32_t threads = 0;
   int32_t context = 0;
+  std::string kv_type = "f16";  // as edgellmd's kv_type
   std::string adapter;
   OutputConstraintFiles constraint_files;
 };
@@ -66,6 +67,7 @@ class LocalChat final : public ChatBackend {
     engine::ModelOptions model_options;
     model_options.threads = args.threads;
     model_options.context_length = args.context;
+    EDGELLM_ASSIGN_OR_RETURN(model_options.kv_type, engine::ParseKvType(args.kv_type));
     model_options.pack_weights = true;
     auto chat = std::unique_ptr<LocalChat>(new LocalChat());
     EDGELLM_ASSIGN_OR_RETURN(chat->model_, engine::LlamaModel::Load(args.model, model_options));
@@ -273,6 +275,8 @@ void AddChatCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("-s,--seed", args->seed, "Random seed (default: random)");
   cmd->add_option("-t,--threads", args->threads, "With --model: compute threads (default: one per core)");
   cmd->add_option("-c,--ctx", args->context, "With --model: context length (default: the model's, at most 4096)");
+  cmd->add_option("--kv-type", args->kv_type, "With --model: f16 or f32 keys and values in the KV cache, as edgellmd's kv_type")
+      ->capture_default_str();
   cmd->add_option("--adapter", args->adapter,
                   "LoRA adapter: a PEFT directory with --model, an adapter's name with --server");
   AddOutputConstraintOptions(*cmd, args->constraint_files);

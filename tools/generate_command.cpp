@@ -26,6 +26,7 @@ struct GenerateArgs {
   std::vector<std::string> stop;
   int32_t threads = 0;
   int32_t context = 0;
+  std::string kv_type = "f16";  // as edgellmd's kv_type
   std::string device = "cpu";
   int32_t draft_tokens = -1;  // unset: off here, the daemon's choice with --server
   std::string draft_model;
@@ -40,6 +41,7 @@ absl::StatusOr<GenerateOutcome> GenerateLocally(const GenerateArgs& args, const 
   engine::ModelOptions model_options;
   model_options.threads = args.threads;
   model_options.context_length = args.context;
+  EDGELLM_ASSIGN_OR_RETURN(model_options.kv_type, engine::ParseKvType(args.kv_type));
   model_options.pack_weights = args.device == "cpu";  // LibTorch reads the weights as the file has them
   auto model = engine::LlamaModel::Load(args.model, model_options);
   if (!model.ok()) return model.status();
@@ -141,6 +143,8 @@ void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("--stop", args->stop, "Stop before this string (repeatable)");
   cmd->add_option("-t,--threads", args->threads, "Compute threads (default: one per core)");
   cmd->add_option("-c,--ctx", args->context, "Context length (default: the model's, at most 4096)");
+  cmd->add_option("--kv-type", args->kv_type, "With --model: f16 or f32 keys and values in the KV cache, as edgellmd's kv_type")
+      ->capture_default_str();
   cmd->add_option("--device", args->device, "cpu (the engine's own kernels) or a LibTorch device: cuda, cuda:N")->capture_default_str();
   cmd->add_option("--draft", args->draft_tokens,
                   "Speculative decoding: tokens drafted per step, by prompt lookup or --draft-model (0: off; "

@@ -31,16 +31,21 @@ int64_t SpanPositions(int32_t block_size) { return kSpanBlocks * block_size; }
 // step's few) rather than meet a gathered copy in one BLAS product.
 bool FewQueries(int64_t m) { return m <= kFewQueryRows; }
 
+// Whether `m` query rows meet a float copy of each span's keys and values:
+// a prompt's many rows for their BLAS products, and any rows of a cache of
+// halves, which widens each value once instead of once per query row.
+bool Gathers(int64_t m, KvType type) { return !FewQueries(m) || type == KvType::kF16; }
+
 // A scratch of AttentionScratch floats for `m` query rows: their queries
 // and (unnormalized) outputs [m, head_dim], one span's scores [m, span],
-// each row's maximum and sum so far, and (beyond a few rows) the span's keys
+// each row's maximum and sum so far, and (where Gathers) the span's keys
 // and values gathered from its blocks [span, head_dim].
 template <typename Float>
 struct ScratchView {
   Float *queries, *result, *scores, *row_max, *row_sum, *keys, *values;
 };
 template <typename Float>
-ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t block_size) {
+ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t block_size, KvType type) {
   const int64_t span = SpanPositions(block_size);
   ScratchView<Float> v;
   v.queries = scratch;
@@ -48,7 +53,7 @@ ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t bl
   v.scores = v.result + m * hd;
   v.row_max = v.scores + m * span;
   v.row_sum = v.row_max + m;
-  const bool gathers = !FewQueries(m);
+  const bool gathers = Gathers(m, type);
   v.keys = gathers ? v.row_sum + m : nullptr;
   v.values = gathers ? v.keys + span * hd : nullptr;
   return v;
@@ -56,10 +61,10 @@ ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t bl
 
 }  // namespace
 
-int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_size) {
+int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, const KvBlockPool& pool) {
   const int64_t m = static_cast<int64_t>(config.n_head / config.n_head_kv) * rows;
-  const int64_t span = SpanPositions(block_size);
-  return m * (2 * config.head_dim + span + 2) + (FewQueries(m) ? 0 : 2 * span * config.head_dim);
+  const int64_t span = SpanPositions(pool.block_size());
+  return m * (2 * config.head_dim + span + 2) + (Gathers(m, pool.shape().type) ? 2 * span * config.head_dim : 0);
 }
 
 void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t pos0, int32_t layer,
@@ -72,7 +77,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   const int64_t total = pos0 + n;
   const KvBlockPool& pool = seq.cache->pool();
   const int32_t block_size = pool.block_size();
-  const ScratchView<float> view = ViewScratch(scratch, m, hd, block_size);
+  const ScratchView<float> view = ViewScratch(scratch, m, hd, block_size, pool.shape().type);
   float *queries = view.queries, *result = view.result, *scores = view.scores;
   float *row_max = view.row_max, *row_sum = view.row_sum;
   for (int64_t g = 0; g < group; ++g) {
@@ -94,16 +99,8 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   // the engine's float kernels: at these sizes BLAS spends more packing its
   // operands than multiplying them (a fifth of a small model's decode step).
   const bool few_queries = FewQueries(m);
-  const kernels::KernelSet& kernels = kernels::BestKernels();
-  const bool halves = pool.shape().type == KvType::kF16;
-  const kernels::KeyScoresFn key_scores = halves ? kernels.key_scores_f16 : kernels.key_scores_f32;
-  const auto weighted_row_sum = [&](const float* weights, const uint8_t* rows, int64_t count, float* out) {
-    if (halves) {
-      kernels.weighted_row_sum_f16(weights, rows, count, hd, out);
-    } else {
-      kernels.weighted_row_sum(weights, reinterpret_cast<const float*>(rows), count, hd, out);
-    }
-  };
+  const kernels::KeyScoresFn key_scores = kernels::BestKernels().key_scores;
+  const kernels::WeightedRowSumFn weighted_row_sum = kernels::BestKernels().weighted_row_sum;
   const int64_t value_bytes = pool.shape().value_bytes();
   const int64_t span = SpanPositions(block_size);
   // This part's share of the blocks from the first one any row sees.
@@ -122,21 +119,33 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
               std::min<int64_t>(block_size, run - offset));
       }
     };
-    // Rows before p0 see none of this span (a prompt's early rows and the
-    // later spans of its own chunk): each head's rows from `first` on are
-    // multiplied, and the others left as they are.
-    const int64_t first = std::max<int64_t>(0, p0 - pos0), seeing = n - first;
-    if (!few_queries) {
+    const bool gathered = view.keys != nullptr;
+    if (gathered) {
       for_each_block([&](int64_t offset, const uint8_t* keys, const uint8_t* values, int64_t count) {
         pool.LoadValues(keys, count * hd, view.keys + offset * hd);
         pool.LoadValues(values, count * hd, view.values + offset * hd);
       });
     }
+    // The few rows' kernels read float keys and values: the gathered span at
+    // once, or else (a float cache) each block where it lies.
+    const auto for_each_float_run = [&](const auto& visit) {
+      if (gathered) {
+        visit(0, view.keys, view.values, run);
+        return;
+      }
+      for_each_block([&](int64_t offset, const uint8_t* keys, const uint8_t* values, int64_t count) {
+        visit(offset, reinterpret_cast<const float*>(keys), reinterpret_cast<const float*>(values), count);
+      });
+    };
+    // Rows before p0 see none of this span (a prompt's early rows and the
+    // later spans of its own chunk): each head's rows from `first` on are
+    // multiplied, and the others left as they are.
+    const int64_t first = std::max<int64_t>(0, p0 - pos0), seeing = n - first;
     for (int64_t g = 0; g < group; ++g) {
       const float* group_queries = queries + (g * n + first) * hd;
       float* group_scores = scores + (g * n + first) * run;
       if (few_queries) {
-        for_each_block([&](int64_t offset, const uint8_t* keys, const uint8_t*, int64_t count) {
+        for_each_float_run([&](int64_t offset, const float* keys, const float*, int64_t count) {
           for (int64_t r = 0; r < seeing; ++r) {
             key_scores(keys, count, hd, group_queries + r * hd, scale, group_scores + r * run + offset);
           }
@@ -178,9 +187,9 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       const float* group_scores = scores + (g * n + first) * run;
       float* group_result = result + (g * n + first) * hd;
       if (few_queries) {
-        for_each_block([&](int64_t offset, const uint8_t*, const uint8_t* values, int64_t count) {
+        for_each_float_run([&](int64_t offset, const float*, const float* values, int64_t count) {
           for (int64_t r = 0; r < seeing; ++r) {
-            weighted_row_sum(group_scores + r * run + offset, values, count, group_result + r * hd);
+            weighted_row_sum(group_scores + r * run + offset, values, count, hd, group_result + r * hd);
           }
         });
       } else {
@@ -214,14 +223,14 @@ void MergeAttentionParts(const LlamaConfig& config, const CpuSequence& seq, int6
       // A part with none of the positions this row sees has a sum of 0 and adds nothing.
       float max = -std::numeric_limits<float>::infinity();
       for (int64_t p = 0; p < parts; ++p) {
-        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size);
+        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size, seq.cache->pool().shape().type);
         if (part.row_sum[r] > 0.0f) max = std::max(max, part.row_max[r]);
       }
       float* dst = out + (seq.first + i) * q_width + (kv_head * group + g) * hd;
       std::fill(dst, dst + hd, 0.0f);
       float total = 0.0f;
       for (int64_t p = 0; p < parts; ++p) {
-        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size);
+        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size, seq.cache->pool().shape().type);
         if (!(part.row_sum[r] > 0.0f)) continue;
         const float weight = std::exp(part.row_max[r] - max);
         total += part.row_sum[r] * weight;

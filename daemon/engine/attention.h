@@ -4,9 +4,10 @@
 // It runs a span of eight KV blocks at a time, with a running softmax (each
 // query row keeps its maximum and sum so far and rescales its partial output
 // once per span), so its scratch depends on the rows, never on the length of
-// the sequence. A decode step's few rows read the keys and values where they
-// lie (floats or halves, as the cache stores them, eight keys a pass); a
-// prompt's rows meet a float copy of the span's, gathered for one product. The blocks may also be split into
+// the sequence. A decode step's few rows read a float cache's keys and values
+// where they lie (eight keys a pass); a prompt's rows, and any rows of a cache
+// of halves, meet a float copy of the span's, gathered once (for one product,
+// or so that each half is widened once rather than once per query row). The blocks may also be split into
 // parts run on different threads and merged after (as flash-decoding does):
 // a decode step has one task per KV head, which two threads cannot share
 // evenly when there are three of them.
@@ -16,6 +17,7 @@
 #include <cstdint>
 
 #include "daemon/engine/cpu_forward.h"
+#include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/llama_config.h"
 
 namespace edgellm::engine {
@@ -26,8 +28,9 @@ struct AttentionPart {
   int64_t count = 1;
 };
 
-// Floats of scratch AttendOneKvHead needs for `rows` rows of a sequence (per part).
-int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, int32_t block_size);
+// Floats of scratch AttendOneKvHead needs for `rows` rows of a sequence
+// whose cache lies in `pool` (per part).
+int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, const KvBlockPool& pool);
 
 // Attention of `seq`'s rows (at positions pos0 onward, its keys and values
 // already written) for KV head `kv_head` over the blocks of `part`. With one

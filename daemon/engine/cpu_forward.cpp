@@ -199,7 +199,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     adapted = adapted || seq.adapter != nullptr;
     ws.scratch_offsets.push_back(scratch_floats);
     scratch_floats +=
-        scratch_parts * config.n_head_kv * AttentionScratch(config, seq.count, seq.cache->pool().block_size());
+        scratch_parts * config.n_head_kv * AttentionScratch(config, seq.count, seq.cache->pool());
     for (int64_t i = 0; i < seq.count; ++i) ws.positions.push_back(seq.cache->length() + static_cast<int32_t>(i));
     for (int64_t i = seq.all_logits ? 0 : seq.count - 1; i < seq.count; ++i) ws.logit_rows.push_back(seq.first + i);
   }
@@ -274,7 +274,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
       for (int64_t task = begin; task < end; ++task) {
         const int64_t s = task / (heads_kv * parts), kv_head = task / parts % heads_kv, part = task % parts;
         const CpuSequence& seq = sequences[s];
-        const int64_t scratch_size = AttentionScratch(config, seq.count, seq.cache->pool().block_size());
+        const int64_t scratch_size = AttentionScratch(config, seq.count, seq.cache->pool());
         float* scratch = attention_scratch + scratch_offsets[s] + (kv_head * parts + part) * scratch_size;
         AttendOneKvHead(config, seq, seq.cache->length(), layer, kv_head, window, q, scratch, attention,
                         {part, parts});
@@ -283,7 +283,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     if (parts > 1) {
       for (size_t s = 0; s < sequences.size(); ++s) {
         const CpuSequence& seq = sequences[s];
-        const int64_t scratch_size = AttentionScratch(config, seq.count, seq.cache->pool().block_size());
+        const int64_t scratch_size = AttentionScratch(config, seq.count, seq.cache->pool());
         for (int64_t kv_head = 0; kv_head < heads_kv; ++kv_head) {
           const float* head_scratch = attention_scratch + scratch_offsets[s] + kv_head * parts * scratch_size;
           MergeAttentionParts(config, seq, kv_head, head_scratch, scratch_size, parts, attention);

@@ -87,14 +87,10 @@ using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
 // terms added in order of t: attention's weighted sum of a block's values.
 using WeightedRowSumFn = void (*)(const float* weights, const float* rows, int64_t count, int64_t width,
                                   float* out);
-// scores[t] = scale · Σ_j keys[t][j] · query[j] for t < count: attention's
-// scores of one query row against a block of keys (rows of `width` floats,
-// or of IEEE halves for the _f16 form), many keys per pass.
-using KeyScoresFn = void (*)(const uint8_t* keys, int64_t count, int64_t width, const float* query, float scale,
+// scores[t] = scale · Σ_j keys[t·width + j] · query[j] for t < count:
+// attention's scores of one query row against a run of keys, many keys per pass.
+using KeyScoresFn = void (*)(const float* keys, int64_t count, int64_t width, const float* query, float scale,
                              float* scores);
-// The same over rows of IEEE halves (an F16 KV cache's values).
-using WeightedHalfRowSumFn = void (*)(const float* weights, const uint8_t* rows, int64_t count, int64_t width,
-                                      float* out);
 // `count` floats to IEEE halves, rounded to nearest (ties to even) as
 // common/fp16.h rounds, and back: every set gives the same bits.
 using StoreHalvesFn = void (*)(const float* from, int64_t count, uint8_t* to);
@@ -110,9 +106,7 @@ struct KernelSet {
   DotFloatFn dot_f16 = nullptr;
   DotFloatFn dot_f32 = nullptr;
   WeightedRowSumFn weighted_row_sum = nullptr;
-  WeightedHalfRowSumFn weighted_row_sum_f16 = nullptr;
-  KeyScoresFn key_scores_f32 = nullptr;
-  KeyScoresFn key_scores_f16 = nullptr;
+  KeyScoresFn key_scores = nullptr;
   StoreHalvesFn store_f16 = nullptr;
   LoadHalvesFn load_f16 = nullptr;
   // By GGML type id, the dot of that type's weights with quantized

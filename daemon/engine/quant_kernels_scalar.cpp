@@ -280,17 +280,9 @@ void WeightedRowSum(const float* weights, const float* rows, int64_t count, int6
   }
 }
 
-void WeightedHalfRowSum(const float* weights, const uint8_t* rows, int64_t count, int64_t width, float* out) {
+void KeyScores(const float* keys, int64_t count, int64_t width, const float* query, float scale, float* scores) {
   for (int64_t t = 0; t < count; ++t) {
-    for (int64_t j = 0; j < width; ++j) out[j] += weights[t] * LoadFp16(rows + 2 * (t * width + j));
-  }
-}
-
-template <bool kHalves>
-void KeyScores(const uint8_t* keys, int64_t count, int64_t width, const float* query, float scale, float* scores) {
-  for (int64_t t = 0; t < count; ++t) {
-    const uint8_t* key = keys + t * width * (kHalves ? 2 : 4);
-    scores[t] = scale * (kHalves ? DotF16(key, query, width) : DotF32(key, query, width));
+    scores[t] = scale * DotF32(reinterpret_cast<const uint8_t*>(keys + t * width), query, width);
   }
 }
 
@@ -313,9 +305,7 @@ const KernelSet& ScalarKernels() {
     scalar.dot_f16 = DotF16;
     scalar.dot_f32 = DotF32;
     scalar.weighted_row_sum = WeightedRowSum;
-    scalar.weighted_row_sum_f16 = WeightedHalfRowSum;
-    scalar.key_scores_f32 = KeyScores<false>;
-    scalar.key_scores_f16 = KeyScores<true>;
+    scalar.key_scores = KeyScores;
     scalar.store_f16 = StoreHalves;
     scalar.load_f16 = LoadHalves;
     scalar.Set(GgmlType::kQ4_0, DotQ4_0, Dot4<DotQ4_0>);

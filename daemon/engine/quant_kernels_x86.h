@@ -709,51 +709,10 @@ void WeightedRowSum(const float* weights, const float* rows, int64_t count, int6
   }
 }
 
-// WeightedRowSum over rows of halves, each widened exactly before its multiply-add.
-void WeightedHalfRowSum(const float* weights, const uint8_t* rows, int64_t count, int64_t width, float* out) {
-  const auto load = [](const uint8_t* p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  };
-  int64_t j = 0;
-  for (; j + 32 <= width; j += 32) {
-    __m256 a0 = _mm256_loadu_ps(out + j), a1 = _mm256_loadu_ps(out + j + 8);
-    __m256 a2 = _mm256_loadu_ps(out + j + 16), a3 = _mm256_loadu_ps(out + j + 24);
-    for (int64_t t = 0; t < count; ++t) {
-      const __m256 w = _mm256_broadcast_ss(weights + t);
-      const uint8_t* row = rows + 2 * (t * width + j);
-      a0 = _mm256_fmadd_ps(w, load(row), a0);
-      a1 = _mm256_fmadd_ps(w, load(row + 16), a1);
-      a2 = _mm256_fmadd_ps(w, load(row + 32), a2);
-      a3 = _mm256_fmadd_ps(w, load(row + 48), a3);
-    }
-    _mm256_storeu_ps(out + j, a0);
-    _mm256_storeu_ps(out + j + 8, a1);
-    _mm256_storeu_ps(out + j + 16, a2);
-    _mm256_storeu_ps(out + j + 24, a3);
-  }
-  for (; j < width; ++j) {
-    float sum = out[j];
-    for (int64_t t = 0; t < count; ++t) sum = std::fma(weights[t], HalfToFloat(rows + 2 * (t * width + j)), sum);
-    out[j] = sum;
-  }
-}
-
-// Eight consecutive values of a key row from `j` on, as floats.
-template <bool kHalves>
-inline __m256 LoadKeyValues(const uint8_t* row, int64_t j) {
-  if constexpr (kHalves) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * j)));
-  } else {
-    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + j);
-  }
-}
-
 // Eight keys a pass, each its own chain of multiply-adds, their eight sums
 // reduced together at the end (three rounds of pairwise adds for all eight,
 // where a dot a key pays its own reduction and call).
-template <bool kHalves>
-void KeyScores(const uint8_t* keys, int64_t count, int64_t width, const float* query, float scale, float* scores) {
-  const int64_t row_bytes = width * (kHalves ? 2 : 4);
+void KeyScores(const float* keys, int64_t count, int64_t width, const float* query, float scale, float* scores) {
   int64_t t = 0;
   if (width % 8 == 0) {
     const __m256 scales = _mm256_set1_ps(scale);
@@ -765,7 +724,7 @@ void KeyScores(const uint8_t* keys, int64_t count, int64_t width, const float* q
         const __m256 q = _mm256_loadu_ps(query + j);
 #pragma GCC unroll 8
         for (int k = 0; k < 8; ++k) {
-          acc[k] = _mm256_fmadd_ps(LoadKeyValues<kHalves>(keys + (t + k) * row_bytes, j), q, acc[k]);
+          acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(keys + (t + k) * width + j), q, acc[k]);
         }
       }
       // hadd twice leaves keys 0-3 in each half (low and high four lanes'
@@ -778,21 +737,13 @@ void KeyScores(const uint8_t* keys, int64_t count, int64_t width, const float* q
     }
   }
   for (; t < count; ++t) {
-    const uint8_t* key = keys + t * row_bytes;
+    const float* key = keys + t * width;
     if (width % 16 == 0) {
-      scores[t] = scale * (kHalves ? DotF16(key, query, width) : DotF32(key, query, width));
+      scores[t] = scale * DotF32(reinterpret_cast<const uint8_t*>(key), query, width);
       continue;
     }
     float sum = 0.0f;
-    for (int64_t j = 0; j < width; ++j) {
-      float value;
-      if constexpr (kHalves) {
-        value = HalfToFloat(key + 2 * j);
-      } else {
-        std::memcpy(&value, key + 4 * j, sizeof(value));
-      }
-      sum = std::fma(value, query[j], sum);
-    }
+    for (int64_t j = 0; j < width; ++j) sum = std::fma(key[j], query[j], sum);
     scores[t] = scale * sum;
   }
 }
@@ -836,9 +787,7 @@ KernelSet X86Kernels(std::string_view name) {
   x86.dot_f16 = DotF16;
   x86.dot_f32 = DotF32;
   x86.weighted_row_sum = WeightedRowSum;
-  x86.weighted_row_sum_f16 = WeightedHalfRowSum;
-  x86.key_scores_f32 = KeyScores<false>;
-  x86.key_scores_f16 = KeyScores<true>;
+  x86.key_scores = KeyScores;
   x86.store_f16 = StoreHalves;
   x86.load_f16 = LoadHalves;
   x86.prefill_in_kernels = true;

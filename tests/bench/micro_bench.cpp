@@ -111,26 +111,25 @@ void BM_PoolHandOff(benchmark::State& state) {
 }
 BENCHMARK(BM_PoolHandOff);
 
-// A decode row's scores against 4,096 keys of 64 values (one head of a
-// smol-135m-sized cache, 512 KiB in halves: from L2), by the dot of one key
-// at a time (arg 0) or by KeyScoresFn's eight keys a pass (arg 1), over keys
-// stored as halves.
+// A decode row's scores against 4,096 keys of 64 floats (one head of a
+// smol-135m-sized cache, 1 MiB: from L2), by the dot of one key at a time
+// (arg 0) or by KeyScoresFn's eight keys a pass (arg 1).
 void BM_KeyScores(benchmark::State& state) {
   constexpr int64_t kKeys = 4096, kWidth = 64;
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> floats(kKeys * kWidth), query(kWidth), scores(kKeys);
-  for (float& v : floats) v = normal(rng);
+  std::vector<float> keys(kKeys * kWidth), query(kWidth), scores(kKeys);
+  for (float& v : keys) v = normal(rng);
   for (float& v : query) v = normal(rng);
-  std::vector<uint8_t> keys(2 * floats.size());
   const kernels::KernelSet& set = kernels::BestKernels();
-  set.store_f16(floats.data(), static_cast<int64_t>(floats.size()), keys.data());
   const bool batched = state.range(0) == 1;
   for (auto _ : state) {
     if (batched) {
-      set.key_scores_f16(keys.data(), kKeys, kWidth, query.data(), 0.125f, scores.data());
+      set.key_scores(keys.data(), kKeys, kWidth, query.data(), 0.125f, scores.data());
     } else {
-      for (int64_t t = 0; t < kKeys; ++t) scores[t] = 0.125f * set.dot_f16(keys.data() + 2 * t * kWidth, query.data(), kWidth);
+      for (int64_t t = 0; t < kKeys; ++t) {
+        scores[t] = 0.125f * set.dot_f32(reinterpret_cast<const uint8_t*>(keys.data() + t * kWidth), query.data(), kWidth);
+      }
     }
     benchmark::DoNotOptimize(scores.data());
   }
@@ -177,7 +176,7 @@ void BM_DecodeAttention(benchmark::State& state) {
   cache->Append(std::vector<TokenId>(kPositions, 1));
   std::vector<float> query(static_cast<size_t>(group) * kHeadDim), out(query.size());
   for (float& v : query) v = normal(rng);
-  std::vector<float> scratch(static_cast<size_t>(AttentionScratch(config, 1, kBlockSize)));
+  std::vector<float> scratch(static_cast<size_t>(AttentionScratch(config, 1, **pool)));
   const CpuSequence seq{0, 1, cache.get(), false};
   for (auto _ : state) {
     AttendOneKvHead(config, seq, kPositions, 0, 0, 0, query.data(), scratch.data(), out.data());

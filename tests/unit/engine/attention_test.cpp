@@ -86,7 +86,7 @@ class AttentionTest : public ::testing::Test {
   std::vector<float> Attend(int64_t parts, int32_t window) {
     const LlamaConfig config = ThreeKvHeads();
     const CpuSequence seq{0, 1, cache_.get(), false};
-    const int64_t scratch_size = AttentionScratch(config, 1, kBlockSize);
+    const int64_t scratch_size = AttentionScratch(config, 1, *pool_);
     std::vector<float> scratch(static_cast<size_t>(scratch_size * parts), std::nanf(""));
     std::vector<float> out(kHeads * kHeadDim, std::nanf(""));
     for (int64_t kv = 0; kv < kKvHeads; ++kv) {

@@ -443,63 +443,41 @@ TEST(QuantKernels, WeightedRowSumsMatchTheExactSum) {
   }
 }
 
-TEST(QuantKernels, HalfRowsAreStoredAsFp16RoundsAndSummedAsTheFloatsTheyHold) {
-  for (int64_t width : {1, 31, 32, 64, 80, 128, 257}) {
-    for (int64_t count : {0, 1, 7, 16}) {
-      const std::vector<float> weights = RandomFloats(count, 11 + static_cast<uint32_t>(count));
-      std::vector<float> rows = RandomFloats(count * width, 13 + static_cast<uint32_t>(width));
-      rows.push_back(1e-8f);  // below the smallest half: a tail of its own
-      const std::vector<float> start = RandomFloats(width, 17);
-      for (const KernelSet* set : Available()) {
-        std::vector<uint8_t> halves(2 * rows.size());
-        set->store_f16(rows.data(), static_cast<int64_t>(rows.size()), halves.data());
-        std::vector<float> held(rows.size());
-        set->load_f16(halves.data(), static_cast<int64_t>(held.size()), held.data());
-        for (size_t i = 0; i < rows.size(); ++i) {
-          ASSERT_EQ(held[i], Fp16ToFp32(Fp32ToFp16(rows[i]))) << set->name << " " << rows[i];
-        }
-        std::vector<float> out = start;
-        set->weighted_row_sum_f16(weights.data(), halves.data(), count, width, out.data());
-        for (int64_t j = 0; j < width; ++j) {
-          double want = start[j];
-          for (int64_t t = 0; t < count; ++t) want += static_cast<double>(weights[t]) * held[t * width + j];
-          ASSERT_NEAR(out[j], want, 1e-5 * (count + 1)) << set->name << " width=" << width << " count=" << count
-                                                         << " j=" << j;
-        }
+TEST(QuantKernels, HalvesAreStoredAsFp16RoundsThemAndReadBackExactly) {
+  for (int64_t n : {0, 1, 7, 8, 31, 64, 257}) {
+    std::vector<float> values = RandomFloats(n, 13 + static_cast<uint32_t>(n));
+    values.push_back(1e-8f);      // below the smallest half: a tail of its own
+    values.push_back(70000.0f);   // past the largest: infinity
+    values.push_back(-0.0f);
+    for (const KernelSet* set : Available()) {
+      std::vector<uint8_t> halves(2 * values.size());
+      set->store_f16(values.data(), static_cast<int64_t>(values.size()), halves.data());
+      std::vector<float> held(values.size());
+      set->load_f16(halves.data(), static_cast<int64_t>(held.size()), held.data());
+      for (size_t i = 0; i < values.size(); ++i) {
+        ASSERT_EQ(LoadFp16(halves.data() + 2 * i), Fp16ToFp32(Fp32ToFp16(values[i]))) << set->name << " " << values[i];
+        ASSERT_EQ(std::signbit(held[i]), std::signbit(values[i])) << set->name << " " << values[i];
+        ASSERT_EQ(held[i], Fp16ToFp32(Fp32ToFp16(values[i]))) << set->name << " " << values[i];
       }
     }
   }
 }
 
 TEST(QuantKernels, KeyScoresMatchTheExactDotOfEachKey) {
-  for (bool halves : {false, true}) {
-    for (int64_t width : {8, 24, 32, 64, 80, 128, 256, 7}) {
-      for (int64_t count : {0, 1, 7, 8, 16, 19}) {
-        const std::vector<float> floats = RandomFloats(count * width, 19 + static_cast<uint32_t>(width));
-        const std::vector<float> query = RandomFloats(width, 23);
-        std::vector<uint8_t> keys(static_cast<size_t>(count * width) * (halves ? 2 : 4));
-        std::vector<float> held(floats.size());
-        for (size_t i = 0; i < floats.size(); ++i) {
-          if (halves) {
-            StoreFp16(keys.data() + 2 * i, floats[i]);
-            held[i] = LoadFp16(keys.data() + 2 * i);
-          } else {
-            std::memcpy(keys.data() + 4 * i, &floats[i], sizeof(float));
-            held[i] = floats[i];
-          }
+  for (int64_t width : {8, 24, 32, 64, 80, 128, 256, 7}) {
+    for (int64_t count : {0, 1, 7, 8, 16, 19}) {
+      const std::vector<float> keys = RandomFloats(count * width, 19 + static_cast<uint32_t>(width));
+      const std::vector<float> query = RandomFloats(width, 23);
+      for (const KernelSet* set : Available()) {
+        std::vector<float> scores(static_cast<size_t>(count) + 1, -7.0f);
+        set->key_scores(keys.data(), count, width, query.data(), 0.125f, scores.data());
+        for (int64_t t = 0; t < count; ++t) {
+          double want = 0.0;
+          for (int64_t j = 0; j < width; ++j) want += static_cast<double>(keys[t * width + j]) * query[j];
+          ASSERT_NEAR(scores[t], 0.125 * want, 2e-6 * std::sqrt(static_cast<double>(width)))
+              << set->name << " width=" << width << " key " << t << " of " << count;
         }
-        for (const KernelSet* set : Available()) {
-          std::vector<float> scores(static_cast<size_t>(count) + 1, -7.0f);
-          (halves ? set->key_scores_f16 : set->key_scores_f32)(keys.data(), count, width, query.data(), 0.125f,
-                                                              scores.data());
-          for (int64_t t = 0; t < count; ++t) {
-            double want = 0.0;
-            for (int64_t j = 0; j < width; ++j) want += static_cast<double>(held[t * width + j]) * query[j];
-            ASSERT_NEAR(scores[t], 0.125 * want, 2e-6 * std::sqrt(static_cast<double>(width)))
-                << set->name << (halves ? " f16" : " f32") << " width=" << width << " key " << t << " of " << count;
-          }
-          EXPECT_EQ(scores[count], -7.0f) << set->name << ": wrote past the last key";
-        }
+        EXPECT_EQ(scores[count], -7.0f) << set->name << ": wrote past the last key";
       }
     }
   }
