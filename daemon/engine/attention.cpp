@@ -217,20 +217,21 @@ void MergeAttentionParts(const LlamaConfig& config, const CpuSequence& seq, int6
   const int64_t q_width = static_cast<int64_t>(config.n_head) * hd;
   const int64_t m = group * n;
   const int32_t block_size = seq.cache->pool().block_size();
+  const KvType type = seq.cache->pool().shape().type;
   for (int64_t g = 0; g < group; ++g) {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t r = g * n + i;
       // A part with none of the positions this row sees has a sum of 0 and adds nothing.
       float max = -std::numeric_limits<float>::infinity();
       for (int64_t p = 0; p < parts; ++p) {
-        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size, seq.cache->pool().shape().type);
+        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size, type);
         if (part.row_sum[r] > 0.0f) max = std::max(max, part.row_max[r]);
       }
       float* dst = out + (seq.first + i) * q_width + (kv_head * group + g) * hd;
       std::fill(dst, dst + hd, 0.0f);
       float total = 0.0f;
       for (int64_t p = 0; p < parts; ++p) {
-        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size, seq.cache->pool().shape().type);
+        const ScratchView<const float> part = ViewScratch(scratch + p * scratch_stride, m, hd, block_size, type);
         if (!(part.row_sum[r] > 0.0f)) continue;
         const float weight = std::exp(part.row_max[r] - max);
         total += part.row_sum[r] * weight;
