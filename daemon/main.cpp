@@ -150,8 +150,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcCredentials(const o
 // draft for each model it loads.
 absl::StatusOr<std::unique_ptr<engine::LlamaModel>> LoadDraftModel(const ops::DaemonConfig& args) {
   if (args.draft_model.empty()) return nullptr;
-  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft =
-      engine::LlamaModel::Load(args.draft_model, ServingModelOptions(args));
+  EDGELLM_ASSIGN_OR_RETURN(const engine::ModelOptions options, ServingModelOptions(args));
+  absl::StatusOr<std::unique_ptr<engine::LlamaModel>> draft = engine::LlamaModel::Load(args.draft_model, options);
   if (!draft.ok()) {
     return absl::InvalidArgumentError("draft_model " + args.draft_model + ": " + std::string(draft.status().message()));
   }

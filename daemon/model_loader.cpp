@@ -14,8 +14,8 @@ namespace {
 // The model, loaded and warmed up: the first forward pays for allocations and
 // thread start-up before any request does.
 absl::StatusOr<std::unique_ptr<engine::LlamaModel>> LoadWarm(const ops::DaemonConfig& args, const std::string& file) {
-  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::LlamaModel> model,
-                           engine::LlamaModel::Load(file, ServingModelOptions(args)));
+  EDGELLM_ASSIGN_OR_RETURN(const engine::ModelOptions options, ServingModelOptions(args));
+  EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::LlamaModel> model, engine::LlamaModel::Load(file, options));
   const std::vector<engine::TokenId> tokens = model->tokenizer().Encode("warm up");
   EDGELLM_ASSIGN_OR_RETURN(std::unique_ptr<engine::KvCache> cache, model->NewCache(static_cast<int32_t>(tokens.size())));
   std::vector<float> logits;
@@ -57,15 +57,14 @@ absl::StatusOr<std::optional<chat::ChatFormatter>> ChatTemplate(const ops::Daemo
 
 }  // namespace
 
-engine::ModelOptions ServingModelOptions(const ops::DaemonConfig& args) {
+absl::StatusOr<engine::ModelOptions> ServingModelOptions(const ops::DaemonConfig& args) {
   engine::ModelOptions options;
   options.threads = args.threads;
   options.context_length = args.context_length;
   options.file_access = args.mmap_weights ? engine::FileAccess::kMapped : engine::FileAccess::kResident;
   // Served by the engine's CPU forward only (training runs in a process of its own).
   options.pack_weights = true;
-  // The configuration was validated: one of the two names.
-  options.kv_type = engine::ParseKvType(args.kv_type).value_or(engine::KvType::kF16);
+  EDGELLM_ASSIGN_OR_RETURN(options.kv_type, engine::ParseKvType(args.kv_type));
   return options;
 }
 
@@ -87,8 +86,8 @@ absl::StatusOr<std::shared_ptr<serve::ServedModel>> ModelLoader::Load(const std:
   const std::string name = std::filesystem::path(file).filename().string();
   log_(StrCat(name, ": ", model->config().architecture, ", ", model->parameter_count(), " parameters, ",
               model->weight_type(), "; KV cache (", args_.kv_type, ") ", pool->block_count(), " blocks of ",
-              args_.kv_block_size, " positions, ", (pool->block_bytes() * pool->block_count()) >> 20, " MiB; prefix caching ",
-              args_.prefix_caching ? "on" : "off", "; chat template: ",
+              args_.kv_block_size, " positions, ", (pool->block_bytes() * pool->block_count()) >> 20,
+              " MiB; prefix caching ", args_.prefix_caching ? "on" : "off", "; chat template: ",
               !chat ? std::string("none (chat requests are refused)")
                     : (args_.chat_template.empty() && args_.chat_template_file.empty() ? "the model's"
                                                                                          : "from the config")));

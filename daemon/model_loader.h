@@ -19,7 +19,8 @@ namespace edgellm {
 
 // How edgellmd loads a model it serves (or drafts with): its threads,
 // context, file access and KV cache type from `args`, weights packed.
-engine::ModelOptions ServingModelOptions(const ops::DaemonConfig& args);
+// InvalidArgument for a KV cache type the engine does not know.
+absl::StatusOr<engine::ModelOptions> ServingModelOptions(const ops::DaemonConfig& args);
 
 class ModelLoader {
  public:
