@@ -31,15 +31,21 @@ int64_t SpanPositions(int32_t block_size) { return kSpanBlocks * block_size; }
 // step's few) rather than meet a gathered copy in one BLAS product.
 bool FewQueries(int64_t m) { return m <= kFewQueryRows; }
 
-// Whether `m` query rows meet a float copy of each span's keys and values:
-// a prompt's many rows for their BLAS products, and any rows of a cache of
-// halves, which widens each value once instead of once per query row.
-bool Gathers(int64_t m, KvType type) { return !FewQueries(m) || type == KvType::kF16; }
+// Positions of keys and values that `m` query rows meet as a float copy: a
+// prompt's many rows a whole span, gathered for their BLAS products; a
+// decode step's few rows of a cache of halves one block, widened once for
+// all of them (into L1: a span of widened keys and values, 64 KiB at a
+// head of 64, had to be written to L2 and read back); none for the few rows
+// of a float cache, which read each block where it lies.
+int64_t GatheredPositions(int64_t m, int32_t block_size, KvType type) {
+  if (!FewQueries(m)) return SpanPositions(block_size);
+  return type == KvType::kF16 ? block_size : 0;
+}
 
 // A scratch of AttentionScratch floats for `m` query rows: their queries
 // and (unnormalized) outputs [m, head_dim], one span's scores [m, span],
-// each row's maximum and sum so far, and (where Gathers) the span's keys
-// and values gathered from its blocks [span, head_dim].
+// each row's maximum and sum so far, and the keys and values gathered from
+// the cache (GatheredPositions of each, [positions, head_dim]).
 template <typename Float>
 struct ScratchView {
   Float *queries, *result, *scores, *row_max, *row_sum, *keys, *values;
@@ -53,9 +59,9 @@ ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t bl
   v.scores = v.result + m * hd;
   v.row_max = v.scores + m * span;
   v.row_sum = v.row_max + m;
-  const bool gathers = Gathers(m, type);
-  v.keys = gathers ? v.row_sum + m : nullptr;
-  v.values = gathers ? v.keys + span * hd : nullptr;
+  const int64_t gathered = GatheredPositions(m, block_size, type);
+  v.keys = gathered > 0 ? v.row_sum + m : nullptr;
+  v.values = gathered > 0 ? v.keys + gathered * hd : nullptr;
   return v;
 }
 
@@ -64,7 +70,8 @@ ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t bl
 int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, const KvBlockPool& pool) {
   const int64_t m = static_cast<int64_t>(config.n_head / config.n_head_kv) * rows;
   const int64_t span = SpanPositions(pool.block_size());
-  return m * (2 * config.head_dim + span + 2) + (Gathers(m, pool.shape().type) ? 2 * span * config.head_dim : 0);
+  return m * (2 * config.head_dim + span + 2) +
+         2 * GatheredPositions(m, pool.block_size(), pool.shape().type) * config.head_dim;
 }
 
 void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t pos0, int32_t layer,
@@ -107,50 +114,79 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   const int64_t first_block = first_seen(0) / block_size, blocks = (total + block_size - 1) / block_size - first_block;
   const int64_t part_begin = (first_block + blocks * part.index / part.count) * block_size;
   const int64_t part_end = std::min(total, (first_block + blocks * (part.index + 1) / part.count) * block_size);
+  const int64_t head_bytes = block_size * hd * value_bytes;
+  // Where this KV head's keys (or values) of the sequence's block `index` lie.
+  const auto head_data = [&](int64_t index, bool values) {
+    return pool.LayerData(seq.cache->block_table()[index], layer, values) + kv_head * head_bytes;
+  };
   for (int64_t p0 = part_begin; p0 < part_end; p0 += span) {
     const int64_t run = std::min(span, part_end - p0);
     // Calls visit(offset, keys, values, count) for each block of the span:
     // its positions from p0 + offset on, where its keys and values lie.
     const auto for_each_block = [&](const auto& visit) {
       for (int64_t offset = 0; offset < run; offset += block_size) {
-        const int32_t block = seq.cache->block_table()[(p0 + offset) / block_size];
-        const int64_t head_at = kv_head * block_size * hd * value_bytes;
-        visit(offset, pool.LayerData(block, layer, false) + head_at, pool.LayerData(block, layer, true) + head_at,
-              std::min<int64_t>(block_size, run - offset));
+        const int64_t index = (p0 + offset) / block_size;
+        visit(offset, head_data(index, false), head_data(index, true), std::min<int64_t>(block_size, run - offset));
       }
     };
-    const bool gathered = view.keys != nullptr;
-    if (gathered) {
+    // A prompt's rows meet the whole span's keys and values in one product each.
+    if (!few_queries) {
       for_each_block([&](int64_t offset, const uint8_t* keys, const uint8_t* values, int64_t count) {
         pool.LoadValues(keys, count * hd, view.keys + offset * hd);
         pool.LoadValues(values, count * hd, view.values + offset * hd);
       });
     }
-    // The few rows' kernels read float keys and values: the gathered span at
-    // once, or else (a float cache) each block where it lies.
-    const auto for_each_float_run = [&](const auto& visit) {
-      if (gathered) {
-        visit(0, view.keys, view.values, run);
-        return;
+    // What the few rows' pass over keys (or values) reads after the block at
+    // `offset`: the next block's, then the span's first values, then the next
+    // span's first keys. Each block's are a few KiB somewhere in the pool, too
+    // short a run for the hardware prefetcher to have started on before it
+    // ends: asked for a block ahead, a decode step's widening of halves went
+    // from 11% of its time to 5% (smol-135m, 128-256 positions).
+    const auto prefetch_after = [&](int64_t offset, bool values) {
+      const uint8_t* next = nullptr;
+      if (offset + block_size < run) {
+        next = head_data((p0 + offset) / block_size + 1, values);
+      } else if (!values) {
+        next = head_data(p0 / block_size, true);
+      } else if (p0 + span < part_end) {
+        next = head_data((p0 + span) / block_size, false);
       }
-      for_each_block([&](int64_t offset, const uint8_t* keys, const uint8_t* values, int64_t count) {
-        visit(offset, reinterpret_cast<const float*>(keys), reinterpret_cast<const float*>(values), count);
+      if (next == nullptr) return;
+      for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(next + line);
+    };
+    // The few rows' kernels read float keys or values block by block, each
+    // block met by every query head of the KV head before the next: where it
+    // lies, or (a cache of halves) widened once into the scratch.
+    const auto for_each_float_block = [&](bool values, const auto& visit) {
+      for_each_block([&](int64_t offset, const uint8_t* keys_at, const uint8_t* values_at, int64_t count) {
+        const uint8_t* at = values ? values_at : keys_at;
+        prefetch_after(offset, values);
+        if (view.keys == nullptr) {
+          visit(offset, reinterpret_cast<const float*>(at), count);
+          return;
+        }
+        float* widened = values ? view.values : view.keys;
+        pool.LoadValues(at, count * hd, widened);
+        visit(offset, widened, count);
       });
     };
     // Rows before p0 see none of this span (a prompt's early rows and the
     // later spans of its own chunk): each head's rows from `first` on are
     // multiplied, and the others left as they are.
     const int64_t first = std::max<int64_t>(0, p0 - pos0), seeing = n - first;
-    for (int64_t g = 0; g < group; ++g) {
-      const float* group_queries = queries + (g * n + first) * hd;
-      float* group_scores = scores + (g * n + first) * run;
-      if (few_queries) {
-        for_each_float_run([&](int64_t offset, const float* keys, const float*, int64_t count) {
+    if (few_queries) {
+      for_each_float_block(false, [&](int64_t offset, const float* keys, int64_t count) {
+        for (int64_t g = 0; g < group; ++g) {
           for (int64_t r = 0; r < seeing; ++r) {
-            key_scores(keys, count, hd, group_queries + r * hd, scale, group_scores + r * run + offset);
+            key_scores(keys, count, hd, queries + (g * n + first + r) * hd, scale,
+                       scores + (g * n + first + r) * run + offset);
           }
-        });
-      } else {
+        }
+      });
+    } else {
+      for (int64_t g = 0; g < group; ++g) {
+        const float* group_queries = queries + (g * n + first) * hd;
+        float* group_scores = scores + (g * n + first) * run;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(seeing), static_cast<int>(run),
                     static_cast<int>(hd), scale, group_queries, static_cast<int>(hd), view.keys,
                     static_cast<int>(hd), 0.0f, group_scores, static_cast<int>(run));
@@ -183,16 +219,19 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
         std::fill(row + valid, row + run, 0.0f);
       }
     }
-    for (int64_t g = 0; g < group; ++g) {
-      const float* group_scores = scores + (g * n + first) * run;
-      float* group_result = result + (g * n + first) * hd;
-      if (few_queries) {
-        for_each_float_run([&](int64_t offset, const float*, const float* values, int64_t count) {
+    if (few_queries) {
+      for_each_float_block(true, [&](int64_t offset, const float* values, int64_t count) {
+        for (int64_t g = 0; g < group; ++g) {
           for (int64_t r = 0; r < seeing; ++r) {
-            weighted_row_sum(group_scores + r * run + offset, values, count, hd, group_result + r * hd);
+            weighted_row_sum(scores + (g * n + first + r) * run + offset, values, count, hd,
+                             result + (g * n + first + r) * hd);
           }
-        });
-      } else {
+        }
+      });
+    } else {
+      for (int64_t g = 0; g < group; ++g) {
+        const float* group_scores = scores + (g * n + first) * run;
+        float* group_result = result + (g * n + first) * hd;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(seeing), static_cast<int>(hd),
                     static_cast<int>(run), 1.0f, group_scores, static_cast<int>(run), view.values,
                     static_cast<int>(hd), 1.0f, group_result, static_cast<int>(hd));

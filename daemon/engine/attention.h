@@ -4,10 +4,11 @@
 // It runs a span of eight KV blocks at a time, with a running softmax (each
 // query row keeps its maximum and sum so far and rescales its partial output
 // once per span), so its scratch depends on the rows, never on the length of
-// the sequence. A decode step's few rows read a float cache's keys and values
-// where they lie (eight keys a pass); a prompt's rows, and any rows of a cache
-// of halves, meet a float copy of the span's, gathered once (for one product,
-// or so that each half is widened once rather than once per query row). The blocks may also be split into
+// the sequence. A decode step's few rows meet the keys and values block by
+// block, every query head of the KV head before the next block: a float
+// cache's where they lie (eight keys a pass), a cache of halves' widened once
+// into the scratch for all of them; a prompt's rows meet a float copy of the
+// span's, gathered once for one product each. The blocks may also be split into
 // parts run on different threads and merged after (as flash-decoding does):
 // a decode step has one task per KV head, which two threads cannot share
 // evenly when there are three of them.
