@@ -72,18 +72,20 @@ void MultiplyQuantized(absl::Span<const SharedProduct> products, const float* x,
   for (const SharedProduct& product : products) total_out += product.out_features;
   const int64_t tile = tiled ? (k.interleaved ? kInterleavedRows : kTileRows) : 1;
   const int64_t chunk = BalancedChunk(total_out, row_bytes, tile, threads.size());
-  // Chunk c of the job is chunk c - first_chunk[p] of product p.
-  std::array<int64_t, kMaxSharedProducts + 1> first_chunk{};
+  // The job's tasks are the products' tiles in turn: tile t is tile
+  // t - first_tile[p] of product p. Chunks are `chunk` rows, tapering to a
+  // tile at the end of each thread's share.
+  std::array<int64_t, kMaxSharedProducts + 1> first_tile{};
   for (size_t p = 0; p < products.size(); ++p) {
-    first_chunk[p + 1] = first_chunk[p] + (products[p].out_features + chunk - 1) / chunk;
+    first_tile[p + 1] = first_tile[p] + (products[p].out_features + tile - 1) / tile;
   }
-  threads.Run(first_chunk[products.size()], 1, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      size_t p = 0;
-      while (c >= first_chunk[p + 1]) ++p;
+  threads.RunTapered(first_tile[products.size()], chunk / tile, 1, [&](int64_t begin, int64_t end) {
+    for (size_t p = 0; p < products.size(); ++p) {
+      const int64_t from = std::max(begin, first_tile[p]), to = std::min(end, first_tile[p + 1]);
+      if (from >= to) continue;
       const SharedProduct& product = products[p];
-      const int64_t out = product.out_features, first = (c - first_chunk[p]) * chunk;
-      const int64_t count = std::min(chunk, out - first);
+      const int64_t out = product.out_features, first = (from - first_tile[p]) * tile;
+      const int64_t count = std::min((to - from) * tile, out - first);
       const uint8_t* weight = product.weight + first * row_bytes;
       float* y = product.y + first;
       if (tiled) {
@@ -172,7 +174,8 @@ absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> pr
     const kernels::DotFloatFn dot = type == GgmlType::kF32 ? k.dot_f32 : k.dot_f16;
     for (const SharedProduct& product : products) {
       const int64_t out = product.out_features;
-      threads.Run(out, RowsPerChunk(row_bytes, kFloatBytesPerChunk), [&](int64_t begin, int64_t end) {
+      const int64_t chunk = RowsPerChunk(row_bytes, kFloatBytesPerChunk);
+      threads.RunTapered(out, chunk, std::max<int64_t>(1, chunk / 8), [&](int64_t begin, int64_t end) {
         for (int64_t o = begin; o < end; ++o) {
           const uint8_t* w = product.weight + o * row_bytes;
           for (int64_t r = 0; r < rows; ++r) product.y[r * out + o] = dot(w, x + r * in, in);

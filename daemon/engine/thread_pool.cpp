@@ -1,5 +1,6 @@
 #include "daemon/engine/thread_pool.h"
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 
@@ -44,14 +45,26 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::DoChunks(int self) {
   const int threads = size();
-  const int64_t grain = line_.grain;
+  const int64_t grain = line_.grain, smallest = line_.smallest;
   for (int k = 0; k < threads; ++k) {
     Share& share = shares_[static_cast<size_t>((self + k) % threads)];
+    int64_t begin = share.next.load(std::memory_order_relaxed);
     while (!line_.failed.load(std::memory_order_relaxed)) {
-      const int64_t begin = share.next.fetch_add(grain);
-      if (begin >= share.end) break;
+      int64_t end = 0;
+      if (smallest == grain) {
+        begin = share.next.fetch_add(grain);
+        if (begin >= share.end) break;
+        end = std::min(share.end, begin + grain);
+      } else {
+        if (begin >= share.end) break;
+        end = begin + std::clamp((share.end - begin + 1) / 2, smallest, grain);
+        end = std::min(share.end, end);
+        // Another thread took chunks meanwhile: begin is now where the share stands.
+        if (!share.next.compare_exchange_weak(begin, end, std::memory_order_relaxed)) continue;
+      }
       try {
-        (*line_.job)(begin, std::min(share.end, begin + grain));
+        (*line_.job)(begin, end);
+        begin = share.next.load(std::memory_order_relaxed);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mu_);
         if (!error_) error_ = std::current_exception();
@@ -80,9 +93,10 @@ void ThreadPool::WorkerLoop(int self) {
   }
 }
 
-void ThreadPool::Run(int64_t tasks, int64_t grain, ChunkFn fn) {
+void ThreadPool::RunTapered(int64_t tasks, int64_t grain, int64_t smallest, ChunkFn fn) {
   if (tasks <= 0) return;
   grain = std::max<int64_t>(grain, 1);
+  smallest = std::clamp<int64_t>(smallest, 1, grain);
   if (workers_.empty() || tasks <= grain) {
     for (int64_t begin = 0; begin < tasks; begin += grain) fn(begin, std::min(tasks, begin + grain));
     return;
@@ -98,6 +112,7 @@ void ThreadPool::Run(int64_t tasks, int64_t grain, ChunkFn fn) {
   }
   line_.job = &fn;
   line_.grain = grain;
+  line_.smallest = smallest;
   line_.failed.store(false, std::memory_order_relaxed);
   line_.busy.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   line_.generation.fetch_add(1, std::memory_order_release);

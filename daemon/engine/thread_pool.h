@@ -57,7 +57,14 @@ class ThreadPool {
   // thrown by `fn` on any thread is rethrown here once all threads have
   // stopped (the first one, if several throw). One caller at a time; `fn`
   // must not call Run.
-  void Run(int64_t tasks, int64_t grain, ChunkFn fn);
+  void Run(int64_t tasks, int64_t grain, ChunkFn fn) { RunTapered(tasks, grain, grain, fn); }
+
+  // Run, with the chunks of each share tapering from `grain` tasks down to
+  // `smallest` as the share runs out (half of what is left, within those
+  // bounds), for callers that take chunks of any length: the threads then
+  // finish a job within a small chunk of each other instead of one waiting
+  // out the other's last full one.
+  void RunTapered(int64_t tasks, int64_t grain, int64_t smallest, ChunkFn fn);
 
   // The pool every kernel uses, sized by SetThreads (one per core until then).
   static ThreadPool& Shared();
@@ -77,6 +84,7 @@ class ThreadPool {
     std::atomic<bool> stop{false};
     const ChunkFn* job = nullptr;
     int64_t grain = 1;
+    int64_t smallest = 1;  // the least a tapering chunk takes
   };
   // The chunks of one thread's share not yet taken, [next, end).
   struct alignas(64) Share {

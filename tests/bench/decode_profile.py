@@ -10,7 +10,7 @@ busiest thread is not always the caller.) For a forward called from another
 thread (edgellmd's scheduler), pass that thread's id as the argument. Each sample is put in one category by its leaf symbol:
 
   kernels    the matrix products (quantized, interleaved, float) and
-             attention (scores, softmax exponentials, weighted sums)
+             attention (scores, softmax maximum and exponentials, weighted sums)
   row-wise   norms, rotary embedding, the SwiGLU gate, copies
   hand-off   the thread pool handing out chunks and waiting for them, and
              the kernel entered from there (yield, futex)
@@ -24,7 +24,7 @@ CATEGORIES = [
     ("hand-off", ("ThreadPool::Run", "ThreadPool::DoChunks", "ThreadPool::WorkerLoop", "sched_yield", "futex",
                   "__atomic_wait", "pvm_irq_enable", "syscall")),
     ("kernels", ("InterleaveRows", "DotInterleaved", "MultiplyInterleaved", "DotF32", "DotF16", "WeightedRowSum",
-                 "ExpInPlace", "AttendOneKvHead", "MergeAttentionParts", "sgemm", "MultiplyQuantized",
+                 "ExpInPlace", "MaxOf", "AttendOneKvHead", "MergeAttentionParts", "sgemm", "MultiplyQuantized",
                  "QuantMatMulShared", "kernels::", "Quantize")),
     ("row-wise", ("RmsNorm", "Rope", "SwiGlu", "CpuForward", "memmove", "memcpy", "memset", "WriteKv")),
     ("sampling", ("Sampler", "max_element", "ArgMax")),

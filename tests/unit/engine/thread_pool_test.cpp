@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -25,6 +26,34 @@ TEST(ThreadPool, EveryTaskRunsExactlyOnce) {
           for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
         });
         for (int64_t i = 0; i < tasks; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, TaperedChunksRunEveryTaskOnceAndShrinkToTheSmallestAtEachSharesEnd) {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    for (int64_t tasks : {0, 1, 7, 1000}) {
+      for (int64_t smallest : {1, 2}) {
+        constexpr int64_t kGrain = 64;
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(tasks));
+        std::mutex mu;
+        std::vector<int64_t> lengths;
+        pool.RunTapered(tasks, kGrain, smallest, [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+          std::lock_guard<std::mutex> lock(mu);
+          lengths.push_back(end - begin);
+        });
+        for (int64_t i = 0; i < tasks; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+        for (int64_t length : lengths) EXPECT_LE(length, kGrain);
+        if (threads > 1 && tasks == 1000) {
+          // Each share (1000 / threads tasks) ends in chunks of `smallest`
+          // or less, where plain Run would give whole chunks of 64 but one.
+          const int64_t shortest = *std::min_element(lengths.begin(), lengths.end());
+          EXPECT_LE(shortest, smallest) << threads << " threads";
+          EXPECT_GT(lengths.size(), static_cast<size_t>((tasks + kGrain - 1) / kGrain)) << threads << " threads";
+        }
       }
     }
   }
