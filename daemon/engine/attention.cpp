@@ -152,6 +152,9 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
         next = head_data((p0 + span) / block_size, false);
       }
       if (next == nullptr) return;
+      // GCC 12 compiled these away when KvBlockPool::LayerData was made inline
+      // (no prefetcht0 left in AttendOneKvHead): check the object code after
+      // changing what computes `next`.
       for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(next + line);
     };
     // The few rows' kernels read float keys or values block by block, each
