@@ -108,6 +108,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   const bool few_queries = FewQueries(m);
   const kernels::KeyScoresFn key_scores = kernels::BestKernels().key_scores;
   const kernels::WeightedRowSumFn weighted_row_sum = kernels::BestKernels().weighted_row_sum;
+  const bool halves = pool.shape().type == KvType::kF16;
   const int64_t value_bytes = pool.shape().value_bytes();
   const int64_t span = SpanPositions(block_size);
   // This part's share of the blocks from the first one any row sees.
@@ -141,7 +142,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     // span's first keys. Each block's are a few KiB somewhere in the pool, too
     // short a run for the hardware prefetcher to have started on before it
     // ends: asked for a block ahead, a decode step's widening of halves went
-    // from 11% of its time to 5% (smol-135m, 128-256 positions).
+    // from 11% of its time to 4% (smol-135m, 129-256 positions).
     const auto prefetch_after = [&](int64_t offset, bool values) {
       const uint8_t* next = nullptr;
       if (offset + block_size < run) {
@@ -164,7 +165,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       for_each_block([&](int64_t offset, const uint8_t* keys_at, const uint8_t* values_at, int64_t count) {
         const uint8_t* at = values ? values_at : keys_at;
         prefetch_after(offset, values);
-        if (view.keys == nullptr) {
+        if (!halves) {
           visit(offset, reinterpret_cast<const float*>(at), count);
           return;
         }

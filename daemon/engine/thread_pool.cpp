@@ -49,19 +49,11 @@ void ThreadPool::DoChunks(int self) {
   for (int k = 0; k < threads; ++k) {
     Share& share = shares_[static_cast<size_t>((self + k) % threads)];
     int64_t begin = share.next.load(std::memory_order_relaxed);
-    while (!line_.failed.load(std::memory_order_relaxed)) {
-      int64_t end = 0;
-      if (smallest == grain) {
-        begin = share.next.fetch_add(grain);
-        if (begin >= share.end) break;
-        end = std::min(share.end, begin + grain);
-      } else {
-        if (begin >= share.end) break;
-        end = begin + std::clamp((share.end - begin + 1) / 2, smallest, grain);
-        end = std::min(share.end, end);
-        // Another thread took chunks meanwhile: begin is now where the share stands.
-        if (!share.next.compare_exchange_weak(begin, end, std::memory_order_relaxed)) continue;
-      }
+    while (!line_.failed.load(std::memory_order_relaxed) && begin < share.end) {
+      // Half of what is left, within [smallest, grain] (grain for plain Run).
+      const int64_t end = std::min(share.end, begin + std::clamp((share.end - begin + 1) / 2, smallest, grain));
+      // Another thread took chunks meanwhile: begin is now where the share stands.
+      if (!share.next.compare_exchange_weak(begin, end, std::memory_order_relaxed)) continue;
       try {
         (*line_.job)(begin, end);
         begin = share.next.load(std::memory_order_relaxed);
