@@ -547,7 +547,7 @@ int main(int argc, char** argv) {
   flags.Add("--kv-cache-mib", &DaemonConfig::kv_cache_mib,
             "KV cache budget in MiB (default: room for max-active full contexts)");
   flags.Add("--kv-type", &DaemonConfig::kv_type,
-            "f16|f32: how the KV cache stores keys and values (default f16: half the memory)");
+            "f16|f32|q8_0: how the KV cache stores keys and values (default f16: half the memory; q8_0 about a quarter)");
   flags.Add("--prefix-caching", &DaemonConfig::prefix_caching,
             "true|false: reuse the KV blocks of identical prompt prefixes (default true)");
   flags.Add("--draft-tokens", &DaemonConfig::draft_tokens,

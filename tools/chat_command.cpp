@@ -276,7 +276,7 @@ void AddChatCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("-t,--threads", args->threads, "With --model: compute threads (default: one per core)");
   cmd->add_option("-c,--ctx", args->context, "With --model: context length (default: the model's, at most 4096)");
   cmd->add_option("--kv-type", args->kv_type,
-                  "With --model: f16 or f32 keys and values in the KV cache, as edgellmd's kv_type")
+                  "With --model: f16, f32 or q8_0 keys and values in the KV cache, as edgellmd's kv_type")
       ->capture_default_str();
   cmd->add_option("--adapter", args->adapter,
                   "LoRA adapter: a PEFT directory with --model, an adapter's name with --server");

@@ -144,7 +144,7 @@ void AddGenerateCommand(CLI::App& app, absl::Status* result) {
   cmd->add_option("-t,--threads", args->threads, "Compute threads (default: one per core)");
   cmd->add_option("-c,--ctx", args->context, "Context length (default: the model's, at most 4096)");
   cmd->add_option("--kv-type", args->kv_type,
-                  "With --model: f16 or f32 keys and values in the KV cache, as edgellmd's kv_type")
+                  "With --model: f16, f32 or q8_0 keys and values in the KV cache, as edgellmd's kv_type")
       ->capture_default_str();
   cmd->add_option("--device", args->device, "cpu (the engine's own kernels) or a LibTorch device: cuda, cuda:N")->capture_default_str();
   cmd->add_option("--draft", args->draft_tokens,

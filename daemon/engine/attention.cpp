@@ -33,13 +33,13 @@ bool FewQueries(int64_t m) { return m <= kFewQueryRows; }
 
 // Positions of keys and values that `m` query rows meet as a float copy: a
 // prompt's many rows a whole span, gathered for their BLAS products; a
-// decode step's few rows of a cache of halves one block, widened once for
-// all of them (into L1: a span of widened keys and values, 64 KiB at a
-// head of 64, had to be written to L2 and read back); none for the few rows
-// of a float cache, which read each block where it lies.
+// decode step's few rows of a cache of halves or Q8_0 one block, widened
+// once for all of them (into L1: a span of widened keys and values, 64 KiB
+// at a head of 64, had to be written to L2 and read back); none for the few
+// rows of a float cache, which read each block where it lies.
 int64_t GatheredPositions(int64_t m, int32_t block_size, KvType type) {
   if (!FewQueries(m)) return SpanPositions(block_size);
-  return type == KvType::kF16 ? block_size : 0;
+  return type == KvType::kF32 ? 0 : block_size;
 }
 
 // A scratch of AttentionScratch floats for `m` query rows: their queries
@@ -108,14 +108,13 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   const bool few_queries = FewQueries(m);
   const kernels::KeyScoresFn key_scores = kernels::BestKernels().key_scores;
   const kernels::WeightedRowSumFn weighted_row_sum = kernels::BestKernels().weighted_row_sum;
-  const bool halves = pool.shape().type == KvType::kF16;
-  const int64_t value_bytes = pool.shape().value_bytes();
+  const bool floats = pool.shape().type == KvType::kF32;
   const int64_t span = SpanPositions(block_size);
   // This part's share of the blocks from the first one any row sees.
   const int64_t first_block = first_seen(0) / block_size, blocks = (total + block_size - 1) / block_size - first_block;
   const int64_t part_begin = (first_block + blocks * part.index / part.count) * block_size;
   const int64_t part_end = std::min(total, (first_block + blocks * (part.index + 1) / part.count) * block_size);
-  const int64_t head_bytes = block_size * hd * value_bytes;
+  const int64_t head_bytes = block_size * pool.shape().head_row_bytes();
   // Where this KV head's keys (or values) of the sequence's block `index` lie.
   const auto head_data = [&](int64_t index, bool values) {
     return pool.LayerData(seq.cache->block_table()[index], layer, values) + kv_head * head_bytes;
@@ -160,12 +159,12 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     };
     // The few rows' kernels read float keys or values block by block, each
     // block met by every query head of the KV head before the next: where it
-    // lies, or (a cache of halves) widened once into the scratch.
+    // lies, or (a cache of halves or Q8_0) widened once into the scratch.
     const auto for_each_float_block = [&](bool values, const auto& visit) {
       for_each_block([&](int64_t offset, const uint8_t* keys_at, const uint8_t* values_at, int64_t count) {
         const uint8_t* at = values ? values_at : keys_at;
         prefetch_after(offset, values);
-        if (!halves) {
+        if (floats) {
           visit(offset, reinterpret_cast<const float*>(at), count);
           return;
         }

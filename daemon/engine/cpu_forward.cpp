@@ -107,7 +107,7 @@ void WriteKv(KvCache& cache, int32_t layer, const float* k, const float* v, int6
     uint8_t* keys = pool.LayerData(block, layer, false);
     uint8_t* values = pool.LayerData(block, layer, true);
     for (int64_t h = 0; h < heads; ++h) {
-      const int64_t slot = (h * block_size + p % block_size) * head_dim * pool.shape().value_bytes();
+      const int64_t slot = (h * block_size + p % block_size) * pool.shape().head_row_bytes();
       pool.StoreValues(k + (i * heads + h) * head_dim, head_dim, keys + slot);
       pool.StoreValues(v + (i * heads + h) * head_dim, head_dim, values + slot);
     }

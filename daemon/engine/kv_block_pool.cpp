@@ -5,8 +5,10 @@
 
 #include <cstring>
 
+#include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/engine/kv_cache.h"
+#include "daemon/engine/legacy_quants.h"
 #include "daemon/engine/quant_kernels.h"
 
 namespace edgellm::engine {
@@ -16,16 +18,33 @@ uint64_t PageSize() { return static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)); }
 
 }  // namespace
 
-std::string_view KvTypeName(KvType type) { return type == KvType::kF16 ? "f16" : "f32"; }
+std::string_view KvTypeName(KvType type) {
+  switch (type) {
+    case KvType::kF32: return "f32";
+    case KvType::kF16: return "f16";
+    case KvType::kQ8_0: return "q8_0";
+  }
+  return "?";
+}
 
 absl::StatusOr<KvType> ParseKvType(std::string_view name) {
-  if (name == "f32") return KvType::kF32;
-  if (name == "f16") return KvType::kF16;
-  return absl::InvalidArgumentError(edgellm::StrCat("KV cache type \"", name, "\" is not f32 or f16"));
+  for (KvType type : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
+    if (name == KvTypeName(type)) return type;
+  }
+  return absl::InvalidArgumentError(edgellm::StrCat("KV cache type \"", name, "\" is not f32, f16 or q8_0"));
+}
+
+int64_t KvShape::head_row_bytes() const {
+  switch (type) {
+    case KvType::kF32: return 4 * static_cast<int64_t>(head_dim);
+    case KvType::kF16: return 2 * static_cast<int64_t>(head_dim);
+    case KvType::kQ8_0: return head_dim / static_cast<int64_t>(kLegacyBlock) * static_cast<int64_t>(kQ8_0BlockBytes);
+  }
+  return 0;
 }
 
 uint64_t KvBlockPool::BlockBytes(KvShape shape, int32_t block_size) {
-  const uint64_t bytes = 2ull * shape.n_layer * block_size * shape.row_values() * shape.value_bytes();
+  const uint64_t bytes = 2ull * shape.n_layer * block_size * shape.n_head_kv * shape.head_row_bytes();
   const uint64_t page = PageSize();
   return (bytes + page - 1) / page * page;
 }
@@ -35,10 +54,20 @@ int32_t KvBlockPool::BlocksInBudget(KvShape shape, int32_t block_size, uint64_t 
   return block == 0 ? 0 : static_cast<int32_t>(std::min<uint64_t>(budget_bytes / block, 1u << 30));
 }
 
-absl::StatusOr<std::shared_ptr<KvBlockPool>> KvBlockPool::Create(KvShape shape, KvPoolOptions options) {
+absl::Status CheckKvShape(const KvShape& shape) {
   if (shape.n_layer <= 0 || shape.n_head_kv <= 0 || shape.head_dim <= 0) {
     return absl::InvalidArgumentError("kv pool: the model shape has an empty dimension");
   }
+  if (shape.type == KvType::kQ8_0 && shape.head_dim % static_cast<int32_t>(kLegacyBlock) != 0) {
+    return absl::InvalidArgumentError(edgellm::StrCat("kv pool: a q8_0 cache needs heads of a multiple of ",
+                                                      kLegacyBlock, " values; this model's have ", shape.head_dim,
+                                                      " (use kv_type f16)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<KvBlockPool>> KvBlockPool::Create(KvShape shape, KvPoolOptions options) {
+  EDGELLM_RETURN_IF_ERROR(CheckKvShape(shape));
   if (options.block_size <= 0 || options.block_size > 1024) {
     return absl::InvalidArgumentError(edgellm::StrCat("kv pool: block size ", options.block_size,
                                                       " is outside 1..1024"));
@@ -194,23 +223,23 @@ uint64_t KvBlockPool::Trim() {
 }
 
 uint8_t* KvBlockPool::LayerData(int32_t block, int32_t layer, bool values) const {
-  const int64_t rows_bytes = static_cast<int64_t>(block_size()) * shape_.row_values() * shape_.value_bytes();
+  const int64_t rows_bytes = static_cast<int64_t>(block_size()) * shape_.n_head_kv * shape_.head_row_bytes();
   return base_ + block * block_bytes_ + (2 * static_cast<int64_t>(layer) + (values ? 1 : 0)) * rows_bytes;
 }
 
 void KvBlockPool::StoreValues(const float* from, int64_t count, uint8_t* to) const {
-  if (shape_.type == KvType::kF16) {
-    kernels::BestKernels().store_f16(from, count, to);
-  } else {
-    std::memcpy(to, from, static_cast<size_t>(count) * sizeof(float));
+  switch (shape_.type) {
+    case KvType::kF32: std::memcpy(to, from, static_cast<size_t>(count) * sizeof(float)); return;
+    case KvType::kF16: kernels::BestKernels().store_f16(from, count, to); return;
+    case KvType::kQ8_0: kernels::BestKernels().store_q8_0(from, count, to); return;
   }
 }
 
 void KvBlockPool::LoadValues(const uint8_t* from, int64_t count, float* to) const {
-  if (shape_.type == KvType::kF16) {
-    kernels::BestKernels().load_f16(from, count, to);
-  } else {
-    std::memcpy(to, from, static_cast<size_t>(count) * sizeof(float));
+  switch (shape_.type) {
+    case KvType::kF32: std::memcpy(to, from, static_cast<size_t>(count) * sizeof(float)); return;
+    case KvType::kF16: kernels::BestKernels().load_f16(from, count, to); return;
+    case KvType::kQ8_0: kernels::BestKernels().load_q8_0(from, count, to); return;
   }
 }
 

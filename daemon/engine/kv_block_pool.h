@@ -33,12 +33,16 @@ namespace edgellm::engine {
 
 class KvCache;
 
-// How the cache stores each key and value: float32, or IEEE half precision
+// How the cache stores each key and value: float32; IEEE half precision
 // (half the memory and the bytes a step's attention reads, as llama.cpp
-// keeps its cache by default; each value rounded to nearest once, when written).
-enum class KvType { kF32, kF16 };
+// keeps its cache by default; each value rounded to nearest once, when
+// written); or GGML's Q8_0 (34 bytes for 32 values: each run of 32 of one
+// head's keys or values at one position as int8 steps of its largest
+// magnitude / 127, as llama.cpp's --cache-type-k/-v q8_0 keeps them, 53% of
+// the bytes of halves; heads of a multiple of 32 values only).
+enum class KvType { kF32, kF16, kQ8_0 };
 
-// "f32" or "f16", as configuration names them.
+// "f32", "f16" or "q8_0", as configuration names them.
 std::string_view KvTypeName(KvType type);
 // The type named `name`; InvalidArgument naming the choices otherwise.
 absl::StatusOr<KvType> ParseKvType(std::string_view name);
@@ -51,9 +55,14 @@ struct KvShape {
   KvType type = KvType::kF32;
   // Values of one position's keys (or values) in one layer.
   int64_t row_values() const { return static_cast<int64_t>(n_head_kv) * head_dim; }
-  // Bytes of one stored key or value element.
-  int64_t value_bytes() const { return type == KvType::kF16 ? 2 : 4; }
+  // Bytes of one head's keys (or values) at one position: head_dim values
+  // as `type` stores them.
+  int64_t head_row_bytes() const;
 };
+
+// InvalidArgument, saying why, for a shape no pool can hold: an empty
+// dimension, or a q8_0 cache of heads that are no whole number of its blocks.
+absl::Status CheckKvShape(const KvShape& shape);
 
 struct KvPoolOptions {
   int32_t block_size = 16;     // positions per block
@@ -110,8 +119,9 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   // head_dim] elements of shape().type, row-major, so each head's positions
   // are contiguous.
   uint8_t* LayerData(int32_t block, int32_t layer, bool values) const;
-  // Stores `count` floats from `from` as elements of shape().type at `to`
-  // (an address LayerData gave, offset by whole elements), and reads them back.
+  // Stores `count` floats from `from` as shape().type stores them at `to`
+  // (an address LayerData gave, offset by whole head rows; `count` is whole
+  // head rows), and reads them back.
   void StoreValues(const float* from, int64_t count, uint8_t* to) const;
   void LoadValues(const uint8_t* from, int64_t count, float* to) const;
 

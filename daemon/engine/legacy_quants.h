@@ -20,6 +20,7 @@
 namespace edgellm::engine {
 
 inline constexpr size_t kLegacyBlock = 32;
+inline constexpr size_t kQ8_0BlockBytes = 34;
 
 void QuantizeQ4_0(const float* x, uint8_t* out, size_t blocks);
 void DequantizeQ4_0(const uint8_t* in, float* y, size_t blocks);

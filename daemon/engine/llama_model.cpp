@@ -276,6 +276,8 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(std::unique_ptr
   }
   impl->context_length = options.context_length > 0 ? options.context_length
                                                     : std::min(impl->config.n_ctx_train, kDefaultMaxContext);
+  EDGELLM_RETURN_IF_ERROR(
+      CheckKvShape({impl->config.n_layer, impl->config.n_head_kv, impl->config.head_dim, options.kv_type}));
   try {
     EDGELLM_RETURN_IF_ERROR(impl->LoadWeights());
     if (options.pack_weights && options.file_access == FileAccess::kResident) {

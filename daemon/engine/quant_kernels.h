@@ -95,6 +95,12 @@ using KeyScoresFn = void (*)(const float* keys, int64_t count, int64_t width, co
 // common/fp16.h rounds, and back: every set gives the same bits.
 using StoreHalvesFn = void (*)(const float* from, int64_t count, uint8_t* to);
 using LoadHalvesFn = void (*)(const uint8_t* from, int64_t count, float* to);
+// `count` floats (a multiple of 32) to Q8_0 blocks, as ggml's reference
+// quantizer makes them (QuantizeQ8_0: round half away from zero), and back:
+// every set gives the same bytes and floats. A KV cache of q8_0 stores and
+// reads its rows with these.
+using StoreQ8_0Fn = void (*)(const float* from, int64_t count, uint8_t* to);
+using LoadQ8_0Fn = void (*)(const uint8_t* from, int64_t count, float* to);
 
 // GGML type ids are below this.
 inline constexpr size_t kTypeSlots = 40;
@@ -109,6 +115,8 @@ struct KernelSet {
   KeyScoresFn key_scores = nullptr;
   StoreHalvesFn store_f16 = nullptr;
   LoadHalvesFn load_f16 = nullptr;
+  StoreQ8_0Fn store_q8_0 = nullptr;
+  LoadQ8_0Fn load_q8_0 = nullptr;
   // By GGML type id, the dot of that type's weights with quantized
   // activations, and the four-row one where there is one; nullptr: none. A
   // type has entries in `dot` or in `super_dot`, never both.

@@ -294,6 +294,14 @@ void LoadHalves(const uint8_t* from, int64_t count, float* to) {
   for (int64_t i = 0; i < count; ++i) to[i] = LoadFp16(from + 2 * i);
 }
 
+void StoreQ8_0(const float* from, int64_t count, uint8_t* to) {
+  QuantizeQ8_0(from, to, static_cast<size_t>(count) / kLegacyBlock);
+}
+
+void LoadQ8_0(const uint8_t* from, int64_t count, float* to) {
+  DequantizeQ8_0(from, to, static_cast<size_t>(count) / kLegacyBlock);
+}
+
 }  // namespace
 
 const KernelSet& ScalarKernels() {
@@ -308,6 +316,8 @@ const KernelSet& ScalarKernels() {
     scalar.key_scores = KeyScores;
     scalar.store_f16 = StoreHalves;
     scalar.load_f16 = LoadHalves;
+    scalar.store_q8_0 = StoreQ8_0;
+    scalar.load_q8_0 = LoadQ8_0;
     scalar.Set(GgmlType::kQ4_0, DotQ4_0, Dot4<DotQ4_0>);
     scalar.Set(GgmlType::kQ4_1, DotQ4_1);
     scalar.Set(GgmlType::kQ5_0, DotQ5_0);

@@ -770,6 +770,53 @@ void LoadHalves(const uint8_t* from, int64_t count, float* to) {
   for (; i < count; ++i) to[i] = HalfToFloat(from + 2 * i);
 }
 
+// QuantizeQ8_0 eight lanes at a time, to the same bytes: the block's largest
+// magnitude, d = that / 127 stored as a half, each value times 1 / d rounded
+// half away from zero (as roundf: its truncation, moved one step out where
+// the part cut off is half or more; that part is exact).
+void StoreQ8_0(const float* from, int64_t count, uint8_t* to) {
+  const __m256 magnitude_bits = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t i = 0; i < count; i += 32, to += 34) {
+    __m256 v[4];
+    __m256 largest = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(from + i + 8 * k);
+      largest = _mm256_max_ps(largest, _mm256_and_ps(v[k], magnitude_bits));
+    }
+    __m128 half = _mm_max_ps(_mm256_castps256_ps128(largest), _mm256_extractf128_ps(largest, 1));
+    half = _mm_max_ps(half, _mm_movehl_ps(half, half));
+    half = _mm_max_ss(half, _mm_movehdup_ps(half));
+    const float d = _mm_cvtss_f32(half) / 127.0f;
+    const __m256 inverse = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    const uint16_t d_half =
+        static_cast<uint16_t>(_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(d), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), 0));
+    std::memcpy(to, &d_half, sizeof(d_half));
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m256 scaled = _mm256_mul_ps(v[k], inverse);
+      const __m256 truncated = _mm256_round_ps(scaled, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 cut = _mm256_and_ps(_mm256_sub_ps(scaled, truncated), magnitude_bits);
+      const __m256 away = _mm256_and_ps(_mm256_cmp_ps(cut, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
+                                        _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_andnot_ps(magnitude_bits, scaled)));
+      q[k] = _mm256_cvttps_epi32(_mm256_add_ps(truncated, away));
+    }
+    // packs interleave 128-bit lanes: dwords come out as rows 0,1,2,3 of each half; put them back in order.
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(to + 2),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+}
+
+void LoadQ8_0(const uint8_t* from, int64_t count, float* to) {
+  for (int64_t i = 0; i < count; i += 32, from += 34) {
+    const __m256 d = _mm256_set1_ps(HalfToFloat(from));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(from + 2 + 8 * k)));
+      _mm256_storeu_ps(to + i + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+    }
+  }
+}
+
 // AVX2, FMA and F16C: what every set here needs. F16C from CPUID itself: not
 // every compiler's __builtin_cpu_supports knows it.
 bool CpuRunsAvx2() {
@@ -790,6 +837,8 @@ KernelSet X86Kernels(std::string_view name) {
   x86.key_scores = KeyScores;
   x86.store_f16 = StoreHalves;
   x86.load_f16 = LoadHalves;
+  x86.store_q8_0 = StoreQ8_0;
+  x86.load_q8_0 = LoadQ8_0;
   x86.prefill_in_kernels = true;
   x86.Set(GgmlType::kQ8_0, DotOne<Q8_0Block>, DotFour<Q8_0Block>);
   x86.Set(GgmlType::kQ4_0, DotOne<Q4_0Block>, DotFour<Q4_0Block>);

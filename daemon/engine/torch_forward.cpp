@@ -48,7 +48,7 @@ void WriteKvRows(KvCache& cache, int layer, bool values, const at::Tensor& rows,
     uint8_t* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
     for (int64_t h = 0; h < heads; ++h) {
       pool.StoreValues(src + (i * heads + h) * head_dim, head_dim,
-                       block + (h * block_size + p % block_size) * head_dim * pool.shape().value_bytes());
+                       block + (h * block_size + p % block_size) * pool.shape().head_row_bytes());
     }
   }
 }
@@ -65,7 +65,7 @@ at::Tensor GatherKvRows(const KvCache& cache, int layer, bool values, int32_t to
     const int32_t run = std::min(block_size, total - p);
     const uint8_t* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
     for (int64_t h = 0; h < heads; ++h) {
-      pool.LoadValues(block + h * block_size * head_dim * pool.shape().value_bytes(), run * head_dim,
+      pool.LoadValues(block + h * block_size * pool.shape().head_row_bytes(), run * head_dim,
                       dst + (h * total + p) * head_dim);
     }
   }

@@ -108,8 +108,8 @@ absl::Status DaemonConfig::Validate() const {
   EDGELLM_RETURN_IF_ERROR(at_least("kv_cache_mib", kv_cache_mib, 0));
   EDGELLM_RETURN_IF_ERROR(at_least("kv_block_size", kv_block_size, 1));
   if (kv_block_size > 1024) return absl::InvalidArgumentError("kv_block_size must be at most 1024");
-  if (kv_type != "f16" && kv_type != "f32") {
-    return absl::InvalidArgumentError("kv_type \"" + kv_type + "\" must be f16 or f32");
+  if (kv_type != "f16" && kv_type != "f32" && kv_type != "q8_0") {
+    return absl::InvalidArgumentError("kv_type \"" + kv_type + "\" must be f16, f32 or q8_0");
   }
   EDGELLM_RETURN_IF_ERROR(at_least("max_sessions", max_sessions, 1));
   if (!(max_caller_share > 0 && max_caller_share <= 1)) {

@@ -86,6 +86,9 @@ struct Args {
   // Time only the decode loop (no prefill, batches, drafting or bandwidth),
   // for a profiler to see decode steps and nothing else.
   bool only_decode = false;
+  // Time only this many sequences decoding together (0: off), as only_decode
+  // does for one: what a profiler should see of a batched step.
+  int32_t only_batch = 0;
   bool unpacked = false;  // leave the weights as the file has them (ModelOptions::pack_weights off)
   std::string kv_type = "f16";  // how the KV caches store keys and values, as edgellmd's kv_type
   // perf's control and acknowledgement FIFOs (perf record --control=fifo:CTL,ACK -D -1):
@@ -119,8 +122,10 @@ class PerfControl {
 
 // Aggregate decode speed of `batch` sequences decoding together, one batched
 // forward per step, each after its own prompt: tokens of all sequences / time.
+// `perf`, when given, is enabled around the timed steps only.
 absl::StatusOr<double> BatchDecodeTokensPerSecond(const engine::LlamaModel& model, const Args& args,
-                                                  const std::vector<TokenId>& prompt, int32_t batch) {
+                                                  const std::vector<TokenId>& prompt, int32_t batch,
+                                                  PerfControl* perf = nullptr) {
   std::vector<std::unique_ptr<engine::KvCache>> caches;
   std::vector<TokenId> next(batch);
   std::vector<engine::BatchItem> items;
@@ -134,15 +139,20 @@ absl::StatusOr<double> BatchDecodeTokensPerSecond(const engine::LlamaModel& mode
     items.push_back({{&next[b], 1}, caches.back().get()});
   }
   const int32_t vocab = model.config().n_vocab;
+  if (perf != nullptr) perf->Enable();
   const Clock::time_point start = Clock::now();
-  for (int32_t step = 0; step < args.decode_tokens; ++step) {
-    if (absl::Status s = model.ForwardBatch(items, &logits); !s.ok()) return s;
-    for (int32_t b = 0; b < batch; ++b) {
+  absl::Status status;
+  for (int32_t step = 0; status.ok() && step < args.decode_tokens; ++step) {
+    status = model.ForwardBatch(items, &logits);
+    for (int32_t b = 0; status.ok() && b < batch; ++b) {
       const float* row = logits.data() + static_cast<size_t>(b) * vocab;
       next[b] = engine::ArgMax({row, static_cast<size_t>(vocab)});
     }
   }
-  return static_cast<double>(batch) * args.decode_tokens / Seconds(start);
+  const double seconds = Seconds(start);
+  if (perf != nullptr) perf->Disable();
+  if (!status.ok()) return status;
+  return static_cast<double>(batch) * args.decode_tokens / seconds;
 }
 
 // Tasks for speculative decoding: one that repeats its input (a passage quoted
@@ -227,6 +237,20 @@ int Run(const Args& args) {
 
   std::vector<double> prefill_rates, decode_rates;
   PerfControl perf(args.perf_control, args.perf_ack);
+  if (args.only_batch > 0) {
+    std::vector<double> rates;
+    for (int rep = 0; rep <= args.reps; ++rep) {  // rep 0 is the warm-up
+      absl::StatusOr<double> rate =
+          BatchDecodeTokensPerSecond(model, args, prompt, args.only_batch, rep > 0 ? &perf : nullptr);
+      if (!rate.ok()) {
+        std::cerr << "edgellm-bench-engine: " << rate.status().message() << "\n";
+        return 1;
+      }
+      if (rep > 0) rates.push_back(*rate);
+    }
+    print(("batch" + std::to_string(args.only_batch) + "_decode_tok_s").c_str(), Median(rates), "tok/s");
+    return 0;
+  }
   // One cache for each, emptied before every repetition: as a server reuses
   // its pool's blocks (and llama.cpp its KV buffer), so a repetition's
   // forwards do not fault fresh pages in.
@@ -316,9 +340,13 @@ int main(int argc, char** argv) {
   app.add_option("--decode-tokens", args.decode_tokens, "Tokens to decode")->capture_default_str();
   app.add_flag("--mmap-weights", args.mmap_weights, "Map the model from the page cache instead of reading it in");
   app.add_flag("--unpacked", args.unpacked, "Leave the weights as the file has them instead of packing them at load");
-  app.add_option("--kv-type", args.kv_type, "KV cache element type: f16 or f32")->capture_default_str();
+  app.add_option("--kv-type", args.kv_type, "KV cache element type: f16, f32 or q8_0")->capture_default_str();
   app.add_flag("--only-decode", args.only_decode,
                "Time only the decode loop (no prefill, batches, drafting or bandwidth): what a profiler should see");
+  app.add_option("--only-batch", args.only_batch,
+                 "Time only this many sequences decoding together (each after its own prompt): what a profiler "
+                 "should see of a batched step")
+      ->check(CLI::Range(1, 256));
   CLI::Option* perf_control = app.add_option(
       "--perf-control", args.perf_control,
       "perf record's control FIFO: events are enabled around each measured decode loop only");

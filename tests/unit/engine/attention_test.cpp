@@ -27,7 +27,7 @@ LlamaConfig ThreeKvHeads() {
 // reserved for one more (the decode row), whose keys and values are written too.
 class AttentionTest : public ::testing::Test {
  protected:
-  // With an F16 cache, keys_ and values_ keep what it holds: each value rounded once.
+  // With an F16 or Q8_0 cache, keys_ and values_ keep what it holds: each value rounded once.
   void Fill(int32_t length, KvType type = KvType::kF32) {
     auto pool = KvBlockPool::Create({1, kKvHeads, kHeadDim, type}, {.block_size = kBlockSize, .block_count = 64,
                                                                     .prefix_caching = false});
@@ -42,7 +42,7 @@ class AttentionTest : public ::testing::Test {
     for (int32_t p = 0; p <= length; ++p) {
       const int32_t block = cache_->block_table()[p / kBlockSize];
       for (int32_t h = 0; h < kKvHeads; ++h) {
-        const int64_t slot = (h * kBlockSize + p % kBlockSize) * kHeadDim * pool_->shape().value_bytes();
+        const int64_t slot = (h * kBlockSize + p % kBlockSize) * pool_->shape().head_row_bytes();
         float* keys = keys_.data() + (static_cast<size_t>(p) * kKvHeads + h) * kHeadDim;
         float* values = values_.data() + (static_cast<size_t>(p) * kKvHeads + h) * kHeadDim;
         for (int32_t j = 0; j < kHeadDim; ++j) {
@@ -118,14 +118,17 @@ TEST_F(AttentionTest, ADecodeRowMatchesTheExactSoftmaxInAnyNumberOfParts) {
   }
 }
 
-TEST_F(AttentionTest, AHalfPrecisionCacheIsReadAsTheHalvesItHolds) {
-  Fill(300, KvType::kF16);
-  for (int64_t parts : {1, 2, 3}) {
-    const std::vector<float> out = Attend(parts, 0);
-    for (int32_t head = 0; head < kHeads; ++head) {
-      const std::vector<double> expected = Reference(head, 300, 0);
-      for (int32_t j = 0; j < kHeadDim; ++j) {
-        EXPECT_NEAR(out[head * kHeadDim + j], expected[j], 2e-5) << parts << " parts, head " << head << ", " << j;
+TEST_F(AttentionTest, ARoundedCacheIsReadAsTheValuesItHolds) {
+  for (KvType type : {KvType::kF16, KvType::kQ8_0}) {
+    Fill(300, type);
+    for (int64_t parts : {1, 2, 3}) {
+      const std::vector<float> out = Attend(parts, 0);
+      for (int32_t head = 0; head < kHeads; ++head) {
+        const std::vector<double> expected = Reference(head, 300, 0);
+        for (int32_t j = 0; j < kHeadDim; ++j) {
+          EXPECT_NEAR(out[head * kHeadDim + j], expected[j], 2e-5)
+              << KvTypeName(type) << ", " << parts << " parts, head " << head << ", " << j;
+        }
       }
     }
   }

@@ -188,10 +188,12 @@ INSTANTIATE_TEST_SUITE_P(Types, DecodeAllocation,
                                            Case{"test-spm", GgmlType::kQ5_0}, Case{"test-spm", GgmlType::kIQ4_NL},
                                            Case{"test-k", GgmlType::kQ4_K}, Case{"test-k", GgmlType::kQ5_K},
                                            Case{"test-k", GgmlType::kQ6_K},
-                                           Case{"test-spm", GgmlType::kQ4_0, KvType::kF16}),
+                                           Case{"test-spm", GgmlType::kQ4_0, KvType::kF16},
+                                           Case{"test-qwen3", GgmlType::kQ4_0, KvType::kQ8_0}),
                          [](const auto& info) {
+                           const KvType kv = info.param.kv_type;
                            return std::string(TraitsOf(info.param.type).name) +
-                                  (info.param.kv_type == KvType::kF16 ? "_F16Cache" : "");
+                                  (kv == KvType::kF32 ? "" : kv == KvType::kF16 ? "_F16Cache" : "_Q8_0Cache");
                          });
 
 }  // namespace

@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "common/fp16.h"
 #include "daemon/engine/kv_cache.h"
+#include "daemon/engine/legacy_quants.h"
 
 namespace edgellm::engine {
 namespace {
@@ -73,7 +75,45 @@ TEST(KvBlockPool, AHalfPrecisionCacheHoldsTwiceThePositionsInABudgetAndRoundsEac
   // Block 1's keys of layer 3 lie after layers 0..2 and their values: nothing else moved.
   EXPECT_EQ(keys, (*pool)->LayerData(1, 0, false) + 3 * 2 * 16 * 8 * 64 * 2);
   EXPECT_EQ(ParseKvType("f16").value(), KvType::kF16);
-  EXPECT_EQ(ParseKvType("q8_0").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseKvType("q4_0").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KvBlockPool, AQ8_0CacheStoresEachRunOf32AsGgmlsBlocksInUnder53PercentOfHalves) {
+  constexpr KvShape kHalves{.n_layer = 4, .n_head_kv = 8, .head_dim = 64, .type = KvType::kF16};
+  KvShape q8 = kHalves;
+  q8.type = KvType::kQ8_0;
+  EXPECT_EQ(ParseKvType("q8_0").value(), KvType::kQ8_0);
+  EXPECT_EQ(KvTypeName(KvType::kQ8_0), "q8_0");
+  EXPECT_EQ(q8.head_row_bytes(), 2 * 34);
+  EXPECT_EQ(KvBlockPool::BlockBytes(q8, 16), 2u * 4 * 16 * 8 * 68);
+  const uint64_t budget = 64ull << 20;
+  EXPECT_GT(KvBlockPool::BlocksInBudget(q8, 16, budget), KvBlockPool::BlocksInBudget(kHalves, 16, budget) * 18 / 10);
+
+  auto pool = KvBlockPool::Create(q8, {.block_size = 16, .block_count = 2});
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  std::vector<float> written(128);
+  for (size_t i = 0; i < written.size(); ++i) written[i] = std::sin(0.37f * static_cast<float>(i)) * (1.0f + i % 7);
+  written[5] = 0.0f;
+  uint8_t* values = (*pool)->LayerData(1, 2, true) + 3 * q8.head_row_bytes();
+  (*pool)->StoreValues(written.data(), static_cast<int64_t>(written.size()), values);
+  std::vector<uint8_t> expected(written.size() / 32 * 34);
+  QuantizeQ8_0(written.data(), expected.data(), written.size() / 32);
+  EXPECT_EQ(std::vector<uint8_t>(values, values + expected.size()), expected);
+  std::vector<float> read(written.size());
+  (*pool)->LoadValues(values, static_cast<int64_t>(read.size()), read.data());
+  for (size_t i = 0; i < written.size(); ++i) {
+    // Within half a step of its block (its largest magnitude / 127), plus 127
+    // times the step's own rounding to a half (2^-11 of it).
+    float largest = 0.0f;
+    for (size_t j = i / 32 * 32; j < i / 32 * 32 + 32; ++j) largest = std::max(largest, std::abs(written[j]));
+    EXPECT_NEAR(read[i], written[i], largest / 127 * 0.57f) << i;
+  }
+  // Heads of a length that is no whole number of Q8_0 blocks are refused, naming the alternative.
+  KvShape odd = q8;
+  odd.head_dim = 48;
+  const absl::Status refused = KvBlockPool::Create(odd, {.block_size = 16, .block_count = 2}).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("multiple of 32"), std::string_view::npos) << refused;
 }
 
 TEST(KvBlockPool, CachesTakeBlocksAsTheyGrowAndGiveThemBack) {

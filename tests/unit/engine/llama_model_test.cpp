@@ -556,6 +556,53 @@ TEST(LlamaModel, AHalfPrecisionCacheGivesTheFloatCachesLogitsToItsRounding) {
   }
 }
 
+// With keys and values kept as Q8_0 (shapes whose heads are a multiple of
+// 32), a batched step reads them through the fused pass and the LibTorch
+// forward alike and stays near the float cache's logits: each value is one
+// of 255 steps of its block's largest, so the logits move by hundredths. A
+// model whose heads are not is refused at load, naming the way out.
+TEST(LlamaModel, AQ8_0CacheGivesTheFloatCachesLogitsToItsRounding) {
+  for (const char* shape : {"test-qwen3", "test-gemma2"}) {
+    const std::string path = SyntheticModel(shape, GgmlType::kF32);
+    std::vector<float> logits[3];  // float cache; Q8_0 cache; Q8_0 cache through LibTorch
+    for (int run = 0; run < 3; ++run) {
+      ModelOptions options;
+      options.threads = 2;
+      options.kv_type = run == 0 ? KvType::kF32 : KvType::kQ8_0;
+      auto model = LlamaModel::Load(path, options);
+      ASSERT_TRUE(model.ok()) << model.status();
+      if (run == 2) {
+        ASSERT_TRUE(UseLibTorch(**model, "cpu").ok());
+      }
+      const std::vector<TokenId> history = SomeTokens(37, (*model)->config().n_vocab);
+      auto a = NewCache(**model), b = NewCache(**model), c = NewCache(**model);
+      EXPECT_EQ(a->pool().shape().type, options.kv_type);
+      std::vector<float> ignored;
+      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(history).subspan(0, 20), b.get(), false, &ignored).ok());
+      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(history).subspan(0, 33), c.get(), false, &ignored).ok());
+      const std::vector<BatchItem> step = {{absl::MakeConstSpan(history).subspan(0, 9), a.get(), false},
+                                           {absl::MakeConstSpan(history).subspan(20, 1), b.get(), false},
+                                           {absl::MakeConstSpan(history).subspan(33, 4), c.get(), true}};
+      ASSERT_TRUE((*model)->ForwardBatch(step, &logits[run]).ok());
+    }
+    ASSERT_EQ(logits[1].size(), logits[0].size());
+    ASSERT_EQ(logits[2].size(), logits[0].size());
+    float spread = 0.0f, moved = 0.0f;
+    for (size_t i = 0; i < logits[0].size(); ++i) {
+      spread = std::max(spread, std::fabs(logits[0][i]));
+      moved = std::max(moved, std::fabs(logits[1][i] - logits[0][i]));
+    }
+    EXPECT_GT(moved, 0.0f) << shape << ": the Q8_0 values were never read";
+    ExpectClose(logits[1].data(), logits[0].data(), logits[0].size(), 3e-2f * spread, shape);
+    ExpectClose(logits[1].data(), logits[2].data(), logits[0].size(), 3e-4f * spread, shape);
+  }
+  ModelOptions q8;
+  q8.kv_type = KvType::kQ8_0;
+  const absl::Status refused = LlamaModel::Load(SyntheticModel("test-spm", GgmlType::kF32), q8).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("use kv_type f16"), std::string_view::npos) << refused;
+}
+
 // Each architecture's own tensors and rules (Qwen2's biases, Qwen3's per-head
 // norms and wider heads, Llama 3's and Phi-3's rope factors, Phi-3's fused
 // projections, Gemma's scaled embeddings, post-norms, GELU, soft caps and

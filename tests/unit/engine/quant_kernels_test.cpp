@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "common/fp16.h"
+#include "daemon/engine/legacy_quants.h"
 #include "daemon/engine/quant_types.h"
 #include "tests/support/kernel_rows.h"
 #include "tests/support/random_floats.h"
@@ -459,6 +461,31 @@ TEST(QuantKernels, HalvesAreStoredAsFp16RoundsThemAndReadBackExactly) {
         ASSERT_EQ(std::signbit(held[i]), std::signbit(values[i])) << set->name << " " << values[i];
         ASSERT_EQ(held[i], Fp16ToFp32(Fp32ToFp16(values[i]))) << set->name << " " << values[i];
       }
+    }
+  }
+}
+
+TEST(QuantKernels, Q8_0RowsAreStoredAsGgmlsQuantizerStoresThemAndReadBackAsItReads) {
+  for (int64_t n : {0, 32, 64, 256}) {
+    std::vector<float> values = RandomFloats(n, 29 + static_cast<uint32_t>(n));
+    if (n >= 64) {
+      // Exact halves of a step, where roundf goes away from zero and a
+      // round-to-even would not: the block's largest is 127 steps of 1.
+      for (int j = 32; j < 64; ++j) values[j] = static_cast<float>(j - 48) + 0.5f;
+      values[32] = 127.0f;
+      std::fill(values.begin(), values.begin() + 8, 0.0f);  // a run of zeros in a block with others
+    }
+    std::vector<uint8_t> expected(static_cast<size_t>(n / 32 * 34));
+    QuantizeQ8_0(values.data(), expected.data(), static_cast<size_t>(n / 32));
+    std::vector<float> expected_read(values.size());
+    DequantizeQ8_0(expected.data(), expected_read.data(), static_cast<size_t>(n / 32));
+    for (const KernelSet* set : Available()) {
+      std::vector<uint8_t> stored(expected.size());
+      set->store_q8_0(values.data(), n, stored.data());
+      ASSERT_EQ(stored, expected) << set->name << " " << n;
+      std::vector<float> read(values.size());
+      set->load_q8_0(stored.data(), n, read.data());
+      ASSERT_EQ(read, expected_read) << set->name << " " << n;
     }
   }
 }

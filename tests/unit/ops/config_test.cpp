@@ -89,7 +89,8 @@ TEST(DaemonConfig, MistakesAreNamedWithTheirLine) {
   ExpectRefused("tls_client_ca: /ca.pem\n", "tls_client_ca needs tls_cert");
   ExpectRefused("memory_low_mib: 10\nmemory_critical_mib: 20\n", "memory_critical_mib must not exceed");
   ExpectRefused("kv_block_size: 0\n", "kv_block_size 0 must be at least 1");
-  ExpectRefused("kv_type: q8_0\n", "kv_type \"q8_0\" must be f16 or f32");
+  ExpectRefused("kv_type: q4_0\n", "kv_type \"q4_0\" must be f16, f32 or q8_0");
+  EXPECT_EQ(DaemonConfig::FromYaml("kv_type: q8_0\n", "q8.yaml").value().kv_type, "q8_0");
   ExpectRefused("adapters: /a/dir\n", "bad.yaml:1: adapters: expected a mapping of names to adapter directories");
   ExpectRefused("adapters:\n  a: [x]\n", "adapters.a: expected a directory");
   ExpectRefused("adapters:\n  'bad name': /a\n", "adapter name 'bad name' must be 1-64 of [A-Za-z0-9._-]");
