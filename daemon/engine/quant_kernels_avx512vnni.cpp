@@ -1,7 +1,8 @@
 // The x86 kernels with AVX512-VNNI's byte dot (on 256-bit registers) besides
 // AVX2 (Ice Lake, Sapphire Rapids, Zen 4 and later), and the prefill tiles on
 // 512-bit registers, sixteen weight rows side by side for Q4_0, Q5_0
-// and Q8_0, and for Q4_K and Q6_K matrices packed at load.
+// and Q8_0, and for Q4_K and Q6_K matrices packed at load; decode
+// attention's float kernels and the KV cache's widening on 512-bit registers.
 #include "daemon/engine/quant_kernels.h"
 
 #if defined(__x86_64__)
@@ -10,6 +11,7 @@
 #include "daemon/engine/quant_tiles_avx512.h"
 #include "daemon/engine/quant_interleaved_avx512.h"
 #include "daemon/engine/quant_packed_k_avx512.h"
+#include "daemon/engine/attention_kernels_avx512.h"
 
 namespace edgellm::engine::kernels {
 
@@ -22,6 +24,7 @@ const KernelSet* Avx512VnniKernels() {
     AddAvx512Tiles(avx512);
     AddAvx512Interleaved(avx512);
     AddAvx512PackedSuperBlocks(avx512);
+    AddAvx512AttentionKernels(avx512);
     return avx512;
   }();
   return supported ? &set : nullptr;
