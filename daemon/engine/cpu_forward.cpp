@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "daemon/engine/attention.h"
+#include "daemon/engine/cpu_clones.h"
 #include "daemon/engine/gelu.h"
 #include "daemon/engine/kv_block_pool.h"
 #include "daemon/engine/quant_kernels.h"
@@ -47,8 +48,10 @@ struct Workspace {
 
 // out = x * weight / sqrt(mean(x²) + eps), summed in double as llama.cpp does,
 // in eight running sums (one chain of dependent double adds was a decode
-// step's longest piece of serial work outside the kernels).
-void RmsNorm(const float* x, const float* weight, float eps, int64_t n, float* out) {
+// step's longest piece of serial work outside the kernels). Cloned per
+// vector width, as Rope below: the baseline build splits each eight-lane
+// vector into SSE halves.
+EDGELLM_CPU_CLONES void RmsNorm(const float* x, const float* weight, float eps, int64_t n, float* out) {
   using Floats = float __attribute__((vector_size(32)));
   using Doubles = double __attribute__((vector_size(64)));
   constexpr int64_t kLanes = 8;
@@ -70,7 +73,8 @@ void RmsNorm(const float* x, const float* weight, float eps, int64_t n, float* o
 // Rotates the pairs of the first rope_dims values of each of `heads` heads
 // at `position`: adjacent ones (v[2i], v[2i+1]) or halves (v[i], v[i + half])
 // as the architecture pairs them.
-void Rope(float* v, int64_t heads, const LlamaConfig& config, const CpuLayerWeights& w, int32_t position) {
+EDGELLM_CPU_CLONES void Rope(float* v, int64_t heads, const LlamaConfig& config, const CpuLayerWeights& w,
+                             int32_t position) {
   const int64_t half = config.rope_dims / 2;
   const float* cos = w.rope_cos + static_cast<int64_t>(position) * half;
   const float* sin = w.rope_sin + static_cast<int64_t>(position) * half;

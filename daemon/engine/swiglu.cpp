@@ -2,11 +2,12 @@
 
 #include <algorithm>
 
+#include "daemon/engine/cpu_clones.h"
 #include "daemon/engine/fast_exp.h"
 
 namespace edgellm::engine {
 
-void SwiGluInPlace(float* gate, const float* up, int64_t n) {
+EDGELLM_CPU_CLONES void SwiGluInPlace(float* gate, const float* up, int64_t n) {
   constexpr int64_t kChunk = 256;  // on the stack: the decode step allocates nothing
   float negated_exp[kChunk];
   for (int64_t begin = 0; begin < n; begin += kChunk) {
