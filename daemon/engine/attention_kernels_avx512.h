@@ -96,11 +96,7 @@ void KeyScoresWide(const float* keys, int64_t count, int64_t width, const float*
         const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[k]), 1));
         half[k] = _mm256_add_ps(_mm512_castps512_ps256(acc[k]), high);
       }
-      const __m256 first = _mm256_hadd_ps(_mm256_hadd_ps(half[0], half[1]), _mm256_hadd_ps(half[2], half[3]));
-      const __m256 second = _mm256_hadd_ps(_mm256_hadd_ps(half[4], half[5]), _mm256_hadd_ps(half[6], half[7]));
-      const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(first, second, 0x20),
-                                        _mm256_permute2f128_ps(first, second, 0x31));
-      _mm256_storeu_ps(scores + t, _mm256_mul_ps(sums, scales));
+      _mm256_storeu_ps(scores + t, _mm256_mul_ps(SumsOfEight(half), scales));
     }
   }
   KeyScores(keys + t * width, count - t, width, query, scale, scores + t);

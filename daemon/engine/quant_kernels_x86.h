@@ -712,6 +712,15 @@ void WeightedRowSum(const float* weights, const float* rows, int64_t count, int6
 // Eight keys a pass, each its own chain of multiply-adds, their eight sums
 // reduced together at the end (three rounds of pairwise adds for all eight,
 // where a dot a key pays its own reduction and call).
+// The sum of each of eight registers' lanes, in order: hadd twice leaves
+// registers 0-3 in each half (low and high four lanes' sums); adding the
+// halves of the two quartets gives the eight.
+inline __m256 SumsOfEight(const __m256 acc[8]) {
+  const __m256 first = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+  const __m256 second = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(first, second, 0x20), _mm256_permute2f128_ps(first, second, 0x31));
+}
+
 void KeyScores(const float* keys, int64_t count, int64_t width, const float* query, float scale, float* scores) {
   int64_t t = 0;
   if (width % 8 == 0) {
@@ -727,13 +736,7 @@ void KeyScores(const float* keys, int64_t count, int64_t width, const float* que
           acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(keys + (t + k) * width + j), q, acc[k]);
         }
       }
-      // hadd twice leaves keys 0-3 in each half (low and high four lanes'
-      // sums); adding the halves of the two quartets gives the eight in order.
-      const __m256 first = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-      const __m256 second = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
-      const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(first, second, 0x20),
-                                        _mm256_permute2f128_ps(first, second, 0x31));
-      _mm256_storeu_ps(scores + t, _mm256_mul_ps(sums, scales));
+      _mm256_storeu_ps(scores + t, _mm256_mul_ps(SumsOfEight(acc), scales));
     }
   }
   for (; t < count; ++t) {

@@ -515,86 +515,67 @@ TEST(LlamaModel, ABatchedStepMatchesTheLibTorchForward) {
   }
 }
 
-// With keys and values kept as halves, a batched step (a prompt of nine, a
-// decode row, a speculative check of four) reads the halves through the
-// fused pass and the LibTorch forward alike, and stays near the float cache's
-// logits: halves keep 11 significant bits, so the logits move by thousandths.
+// A batched step (a prompt of nine, a decode row, a speculative check of
+// four) of the F32 model at `path` with its KV cache kept as `kv_type`,
+// through the fused pass or the LibTorch forward: its logits (empty after a
+// failure, which is reported).
+std::vector<float> BatchedStepLogits(const std::string& path, KvType kv_type, bool libtorch) {
+  ModelOptions options;
+  options.threads = 2;
+  options.kv_type = kv_type;
+  auto model = LlamaModel::Load(path, options);
+  EXPECT_TRUE(model.ok()) << model.status();
+  if (!model.ok() || (libtorch && !UseLibTorch(**model, "cpu").ok())) return {};
+  const std::vector<TokenId> history = SomeTokens(37, (*model)->config().n_vocab);
+  auto a = NewCache(**model), b = NewCache(**model), c = NewCache(**model);
+  EXPECT_EQ(a->pool().shape().type, kv_type);
+  std::vector<float> ignored, logits;
+  if (!(*model)->Forward(absl::MakeConstSpan(history).subspan(0, 20), b.get(), false, &ignored).ok() ||
+      !(*model)->Forward(absl::MakeConstSpan(history).subspan(0, 33), c.get(), false, &ignored).ok()) {
+    ADD_FAILURE() << path << ": a prompt's forward failed";
+    return {};
+  }
+  const std::vector<BatchItem> step = {{absl::MakeConstSpan(history).subspan(0, 9), a.get(), false},
+                                       {absl::MakeConstSpan(history).subspan(20, 1), b.get(), false},
+                                       {absl::MakeConstSpan(history).subspan(33, 4), c.get(), true}};
+  EXPECT_TRUE((*model)->ForwardBatch(step, &logits).ok()) << path;
+  return logits;
+}
+
+// A cache of `type` moves the float cache's logits by at most `tolerance`
+// of the largest one (and by something: its values are read), and the fused
+// pass and the LibTorch forward read it alike.
+void ExpectARoundedCacheKeepsTheFloatLogits(const char* shape, KvType type, float tolerance) {
+  const std::string path = SyntheticModel(shape, GgmlType::kF32);
+  const std::vector<float> floats = BatchedStepLogits(path, KvType::kF32, false);
+  const std::vector<float> rounded = BatchedStepLogits(path, type, false);
+  const std::vector<float> through_libtorch = BatchedStepLogits(path, type, true);
+  ASSERT_FALSE(floats.empty()) << shape;
+  ASSERT_EQ(rounded.size(), floats.size()) << shape;
+  ASSERT_EQ(through_libtorch.size(), floats.size()) << shape;
+  float spread = 0.0f, moved = 0.0f;
+  for (size_t i = 0; i < floats.size(); ++i) {
+    spread = std::max(spread, std::fabs(floats[i]));
+    moved = std::max(moved, std::fabs(rounded[i] - floats[i]));
+  }
+  EXPECT_GT(moved, 0.0f) << shape << ": the " << KvTypeName(type) << " values were never read";
+  ExpectClose(rounded.data(), floats.data(), floats.size(), tolerance * spread, shape);
+  ExpectClose(rounded.data(), through_libtorch.data(), floats.size(), 3e-4f * spread, shape);
+}
+
+// Halves keep 11 significant bits, so the logits move by thousandths.
 TEST(LlamaModel, AHalfPrecisionCacheGivesTheFloatCachesLogitsToItsRounding) {
   for (const char* shape : {"test-spm", "test-qwen3", "test-gemma2"}) {
-    const std::string path = SyntheticModel(shape, GgmlType::kF32);
-    std::vector<float> logits[3];  // float cache; half cache; half cache through LibTorch
-    for (int run = 0; run < 3; ++run) {
-      ModelOptions options;
-      options.threads = 2;
-      options.kv_type = run == 0 ? KvType::kF32 : KvType::kF16;
-      auto model = LlamaModel::Load(path, options);
-      ASSERT_TRUE(model.ok()) << model.status();
-      if (run == 2) {
-        ASSERT_TRUE(UseLibTorch(**model, "cpu").ok());
-      }
-      const std::vector<TokenId> history = SomeTokens(37, (*model)->config().n_vocab);
-      auto a = NewCache(**model), b = NewCache(**model), c = NewCache(**model);
-      EXPECT_EQ(a->pool().shape().type, options.kv_type);
-      std::vector<float> ignored;
-      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(history).subspan(0, 20), b.get(), false, &ignored).ok());
-      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(history).subspan(0, 33), c.get(), false, &ignored).ok());
-      const std::vector<BatchItem> step = {{absl::MakeConstSpan(history).subspan(0, 9), a.get(), false},
-                                           {absl::MakeConstSpan(history).subspan(20, 1), b.get(), false},
-                                           {absl::MakeConstSpan(history).subspan(33, 4), c.get(), true}};
-      ASSERT_TRUE((*model)->ForwardBatch(step, &logits[run]).ok());
-    }
-    ASSERT_EQ(logits[1].size(), logits[0].size());
-    ASSERT_EQ(logits[2].size(), logits[0].size());
-    float spread = 0.0f, moved = 0.0f;
-    for (size_t i = 0; i < logits[0].size(); ++i) {
-      spread = std::max(spread, std::fabs(logits[0][i]));
-      moved = std::max(moved, std::fabs(logits[1][i] - logits[0][i]));
-    }
-    EXPECT_GT(moved, 0.0f) << shape << ": the halves were never read";
-    ExpectClose(logits[1].data(), logits[0].data(), logits[0].size(), 5e-3f * spread, shape);
-    ExpectClose(logits[1].data(), logits[2].data(), logits[0].size(), 3e-4f * spread, shape);
+    ExpectARoundedCacheKeepsTheFloatLogits(shape, KvType::kF16, 5e-3f);
   }
 }
 
-// With keys and values kept as Q8_0 (shapes whose heads are a multiple of
-// 32), a batched step reads them through the fused pass and the LibTorch
-// forward alike and stays near the float cache's logits: each value is one
-// of 255 steps of its block's largest, so the logits move by hundredths. A
+// Q8_0 keeps each value as one of 255 steps of its block's largest, so the
+// logits move by hundredths (shapes whose heads are a multiple of 32). A
 // model whose heads are not is refused at load, naming the way out.
 TEST(LlamaModel, AQ8_0CacheGivesTheFloatCachesLogitsToItsRounding) {
   for (const char* shape : {"test-qwen3", "test-gemma2"}) {
-    const std::string path = SyntheticModel(shape, GgmlType::kF32);
-    std::vector<float> logits[3];  // float cache; Q8_0 cache; Q8_0 cache through LibTorch
-    for (int run = 0; run < 3; ++run) {
-      ModelOptions options;
-      options.threads = 2;
-      options.kv_type = run == 0 ? KvType::kF32 : KvType::kQ8_0;
-      auto model = LlamaModel::Load(path, options);
-      ASSERT_TRUE(model.ok()) << model.status();
-      if (run == 2) {
-        ASSERT_TRUE(UseLibTorch(**model, "cpu").ok());
-      }
-      const std::vector<TokenId> history = SomeTokens(37, (*model)->config().n_vocab);
-      auto a = NewCache(**model), b = NewCache(**model), c = NewCache(**model);
-      EXPECT_EQ(a->pool().shape().type, options.kv_type);
-      std::vector<float> ignored;
-      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(history).subspan(0, 20), b.get(), false, &ignored).ok());
-      ASSERT_TRUE((*model)->Forward(absl::MakeConstSpan(history).subspan(0, 33), c.get(), false, &ignored).ok());
-      const std::vector<BatchItem> step = {{absl::MakeConstSpan(history).subspan(0, 9), a.get(), false},
-                                           {absl::MakeConstSpan(history).subspan(20, 1), b.get(), false},
-                                           {absl::MakeConstSpan(history).subspan(33, 4), c.get(), true}};
-      ASSERT_TRUE((*model)->ForwardBatch(step, &logits[run]).ok());
-    }
-    ASSERT_EQ(logits[1].size(), logits[0].size());
-    ASSERT_EQ(logits[2].size(), logits[0].size());
-    float spread = 0.0f, moved = 0.0f;
-    for (size_t i = 0; i < logits[0].size(); ++i) {
-      spread = std::max(spread, std::fabs(logits[0][i]));
-      moved = std::max(moved, std::fabs(logits[1][i] - logits[0][i]));
-    }
-    EXPECT_GT(moved, 0.0f) << shape << ": the Q8_0 values were never read";
-    ExpectClose(logits[1].data(), logits[0].data(), logits[0].size(), 3e-2f * spread, shape);
-    ExpectClose(logits[1].data(), logits[2].data(), logits[0].size(), 3e-4f * spread, shape);
+    ExpectARoundedCacheKeepsTheFloatLogits(shape, KvType::kQ8_0, 3e-2f);
   }
   ModelOptions q8;
   q8.kv_type = KvType::kQ8_0;
