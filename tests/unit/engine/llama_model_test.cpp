@@ -142,7 +142,11 @@ TEST(LlamaModel, PackedWeightsComputeExactlyWhatTheFileGives) {
 
 // Q4_K and Q6_K weights packed at load compute what the file's rows compute
 // to float rounding (a super-block is scaled once, not in eight partial
-// sums), prefill and single steps alike.
+// sums), prefill and single steps alike. Through 8-bit activations a
+// last-bit difference can round one activation the other way in a later
+// layer, which moves the logits by a few thousandths of their range (0.27%
+// for Q6_K in the sanitizer build, whose scalar code rounds differently);
+// a packing mistake moves them by their whole range.
 TEST(LlamaModel, PackedSuperBlockWeightsComputeWhatTheFileGivesToRounding) {
   for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     const std::string path = SyntheticModel("test-k", type);
@@ -151,7 +155,7 @@ TEST(LlamaModel, PackedSuperBlockWeightsComputeWhatTheFileGivesToRounding) {
     ASSERT_FALSE(file.empty());
     float spread = 0.0f;
     for (float v : file) spread = std::max(spread, std::fabs(v));
-    ExpectClose(packed.data(), file.data(), file.size(), 1e-4f * spread, std::string(TraitsOf(type).name));
+    ExpectClose(packed.data(), file.data(), file.size(), 5e-3f * spread, std::string(TraitsOf(type).name));
   }
 }
 
