@@ -84,6 +84,12 @@ absl::StatusOr<std::shared_ptr<KvBlockPool>> KvBlockPool::Create(KvShape shape, 
     return absl::ResourceExhaustedError(edgellm::StrCat("kv pool: cannot map ", options.block_count, " blocks of ",
                                                         block_bytes, " bytes: ", std::strerror(errno)));
   }
+  // A batch of decode steps reads a few KiB of each sequence's blocks per
+  // layer and head, a new 4 KiB page almost every time: on 2 MiB pages the
+  // TLB holds them (sixteen smol-135m sequences decoding together +7.5%). A
+  // hint: the kernel may give 4 KiB pages instead, and a trimmed block still
+  // gives its pages back.
+  ::madvise(base, block_bytes * static_cast<uint64_t>(options.block_count), MADV_HUGEPAGE);
   return std::shared_ptr<KvBlockPool>(new KvBlockPool(shape, options, block_bytes, static_cast<uint8_t*>(base)));
 }
 

@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "common/fp16.h"
@@ -49,6 +53,30 @@ TEST(KvBlockPool, SizesBlocksInWholePagesAndFitsThemInTheBudget) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(KvBlockPool::Create({}, {.block_size = 4, .block_count = 1}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The VmFlags line of the mapping that holds `address`, from /proc/self/smaps.
+std::string VmFlagsOfMappingAt(const void* address) {
+  const auto at = reinterpret_cast<uintptr_t>(address);
+  std::ifstream smaps("/proc/self/smaps");
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t begin = 0, end = 0;
+    char dash = 0;
+    if (std::sscanf(line.c_str(), "%lx%c%lx", &begin, &dash, &end) == 3 && dash == '-') {
+      inside = begin <= at && at < end;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+TEST(KvBlockPool, ItsBlocksAreAskedForOnHugePages) {
+  auto pool = MakePool(64);
+  const std::string flags = VmFlagsOfMappingAt(pool->LayerData(0, 0, false));
+  ASSERT_FALSE(flags.empty()) << "no mapping in /proc/self/smaps holds the pool";
+  EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;  // MADV_HUGEPAGE
 }
 
 TEST(KvBlockPool, AHalfPrecisionCacheHoldsTwiceThePositionsInABudgetAndRoundsEachValueOnce) {
