@@ -51,6 +51,24 @@ EDGELLM_CPU_CLONES TokenId ArgMax(absl::Span<const float> logits) {
   return static_cast<TokenId>(pick);
 }
 
+EDGELLM_CPU_CLONES bool AllFinite(absl::Span<const float> logits) {
+  // A float is a NaN or an infinity exactly when its exponent bits are all set.
+  using Words = uint32_t __attribute__((vector_size(64)));
+  constexpr size_t kLanes = 16;
+  constexpr uint32_t kExponent = 0x7f800000u;
+  Words not_finite = {};
+  const size_t groups = logits.size() / kLanes;
+  for (size_t g = 0; g < groups; ++g) {
+    Words bits;
+    std::memcpy(&bits, logits.data() + g * kLanes, sizeof(bits));
+    not_finite |= (bits & kExponent) == kExponent;
+  }
+  bool finite = true;
+  for (size_t l = 0; l < kLanes; ++l) finite = finite && not_finite[l] == 0;
+  for (size_t i = groups * kLanes; i < logits.size(); ++i) finite = finite && std::isfinite(logits[i]);
+  return finite;
+}
+
 absl::Status SamplingParams::Validate() const {
   if (!std::isfinite(temperature) || temperature > 100.0f) {
     return absl::InvalidArgumentError(edgellm::StrCat("temperature ", temperature, " must be finite and at most 100"));

@@ -1,13 +1,13 @@
 #include "daemon/serve/scheduler.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 
 #include "common/str_cat.h"
 #include "daemon/engine/draft_length.h"
 #include "daemon/engine/drafter.h"
 #include "daemon/engine/prompt_lookup.h"
+#include "daemon/engine/sampler.h"
 
 namespace edgellm::serve {
 namespace {
@@ -399,9 +399,6 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
   // A model (or adapter) gone bad shows as non-finite logits: the request
   // fails with that said, instead of sampling garbage.
   std::vector<absl::Status> failures(active.size());
-  const auto finite = [](absl::Span<const float> values) {
-    return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
-  };
   size_t row = 0;
   for (size_t i = 0; i < active.size(); ++i) {
     Sequence& seq = *active[i];
@@ -412,14 +409,14 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     if (was_prefilling) {
       seq.prefilled += static_cast<size_t>(seq.step_tokens);
       if (seq.prefilled < seq.state.prompt_ids().size()) continue;  // more prompt to go
-      if (!finite(seq_logits)) {
+      if (!engine::AllFinite(seq_logits)) {
         failures[i] = absl::InternalError("the model produced non-finite logits");
         continue;
       }
       steps[i] = seq.state.Advance(seq_logits);
       continue;
     }
-    if (!finite(seq_logits)) {
+    if (!engine::AllFinite(seq_logits)) {
       failures[i] = absl::InternalError("the model produced non-finite logits");
       continue;
     }

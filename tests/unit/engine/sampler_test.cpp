@@ -51,6 +51,29 @@ TEST(ArgMax, NeverPicksANanAndFallsToTheFirstIdWithoutNumbers) {
   EXPECT_EQ(ArgMax(tail_only), 1);
 }
 
+TEST(AllFinite, FindsANanOrAnInfinityAnywhereInTheRow) {
+  const float kNotFinite[] = {std::nanf(""), -std::nanf(""), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity()};
+  for (size_t n : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{49152}, size_t{49157}}) {
+    std::vector<float> logits(n);
+    for (size_t i = 0; i < n; ++i) logits[i] = static_cast<float>(i % 97) * 0.37f - 18.0f;
+    logits[0] = std::numeric_limits<float>::max();
+    logits[n - 1] = -std::numeric_limits<float>::max();
+    if (n > 2) logits[n / 2] = std::numeric_limits<float>::denorm_min();
+    ASSERT_TRUE(AllFinite(logits)) << n << " logits";
+    // In the first lane, a middle one, the last of the vector part and the tail.
+    for (size_t at : {size_t{0}, n / 2, (n / 16) * 16 - 1, n - 1}) {
+      if (at >= n) continue;
+      for (float bad : kNotFinite) {
+        std::vector<float> spoiled = logits;
+        spoiled[at] = bad;
+        EXPECT_FALSE(AllFinite(spoiled)) << n << " logits, " << bad << " at " << at;
+      }
+    }
+  }
+  EXPECT_TRUE(AllFinite({}));
+}
+
 TEST(Sampler, GreedyPicksTheLargestLogitAndTheLowestIdOnTies) {
   Sampler s(Plain(0.0f));
   EXPECT_EQ(s.Sample(std::vector<float>{0.1f, 3.0f, -1.0f, 2.9f}, {}), 1);

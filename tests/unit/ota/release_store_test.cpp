@@ -92,7 +92,7 @@ TEST(ReleaseStore, StateSurvivesReopeningAndHalfMadeInstallsAreRemoved) {
     state.time_floor = 1'700'000'000;
     state.smoke = {*installed, std::string(64, 'a'), 1};
     state.clean_stop = false;
-    state.report = {2, 1, "ok"};
+    state.report = {2, 1, "ok", ""};
     ASSERT_TRUE((*store)->Save(state).ok());
   }
   // What a kill -9 in the middle of an install leaves: a hidden directory.
