@@ -387,7 +387,7 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     items.push_back({seq->input, seq->cache.get(), /*all_logits=*/seq->input.size() > 1, seq->adapter});
     seq->step_tokens = static_cast<int32_t>(seq->input.size());
   }
-  std::vector<float> logits;
+  std::vector<float>& logits = step_logits_;
   const absl::Status forward = model_.ForwardBatch(items, &logits);
   if (!forward.ok()) {
     PublishKvUsage();

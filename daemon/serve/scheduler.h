@@ -200,6 +200,9 @@ class Scheduler {
   std::thread thread_;
   std::unique_ptr<engine::RowCostProbe> row_cost_probe_;  // the loop thread's; null once done
   std::atomic<double> measured_row_cost_{-1.0};          // negative until measured
+  // The loop thread's logits of a step, kept: a fresh vector each step was
+  // megabytes allocated and zeroed before the forward wrote over them.
+  std::vector<float> step_logits_;
 
   mutable Mutex mu_;
   std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);
