@@ -219,6 +219,26 @@ BENCHMARK_CAPTURE(BM_MatVecFromMemory, Q4_0, GgmlType::kQ4_0)->Arg(1)->Arg(2);
 BENCHMARK_CAPTURE(BM_MatVecFromMemory, Q4_K, GgmlType::kQ4_K)->Arg(1)->Arg(2);
 BENCHMARK_CAPTURE(BM_MatVecFromMemory, Q6_K, GgmlType::kQ6_K)->Arg(1)->Arg(2);
 
+// A product's operands: `rows` activation rows of normal random values, an
+// [out, in] weight of them quantized to `type`, and room for the result.
+struct RandomProduct {
+  std::vector<float> x, y;
+  std::vector<uint8_t> weight;
+};
+RandomProduct MakeRandomProduct(GgmlType type, int64_t rows, int64_t in, int64_t out, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> w(static_cast<size_t>(out * in));
+  for (float& v : w) v = normal(rng);
+  RandomProduct p;
+  p.x.resize(static_cast<size_t>(rows * in));
+  p.y.resize(static_cast<size_t>(rows * out));
+  p.weight.resize(RowBytes(type, w.size()));
+  for (float& v : p.x) v = normal(rng);
+  (void)Quantize(type, w, absl::MakeSpan(p.weight));
+  return p;
+}
+
 // A prefill chunk: 128 activation rows through a 2048 x 1024 weight, on one
 // thread: float activations against dequantized tiles through BLAS (Multiply
 // with ActivationPrecision::kFloat), or 8-bit activations through the
@@ -232,20 +252,14 @@ void BM_PrefillMatMul(benchmark::State& state, GgmlType type, PrefillPath path) 
     return;
   }
   const int64_t rows = 128, in = 2048, out = 1024;
-  std::vector<float> w(out * in), x(rows * in), y(rows * out);
-  std::mt19937 rng(4);
-  std::normal_distribution<float> normal;
-  for (float& v : w) v = normal(rng);
-  for (float& v : x) v = normal(rng);
-  std::vector<uint8_t> q(RowBytes(type, w.size()));
-  (void)Quantize(type, w, absl::MakeSpan(q));
+  RandomProduct p = MakeRandomProduct(type, rows, in, out, 4);
   ConfigureComputeThreads(1);  // the pool and BLAS both
-  const WeightMatrix matrix{type, q.data(), in, out};
+  const WeightMatrix matrix{type, p.weight.data(), in, out};
   for (auto _ : state) {
     if (path == PrefillPath::kFloatBlas) {
-      Multiply(matrix, x.data(), y.data(), rows, ActivationPrecision::kFloat);
+      Multiply(matrix, p.x.data(), p.y.data(), rows, ActivationPrecision::kFloat);
     } else {
-      benchmark::DoNotOptimize(QuantMatMul(type, q.data(), x.data(), y.data(), {rows, in, out}, set));
+      benchmark::DoNotOptimize(QuantMatMul(type, p.weight.data(), p.x.data(), p.y.data(), {rows, in, out}, set));
     }
     benchmark::ClobberMemory();
   }
@@ -275,17 +289,12 @@ void BM_BatchMatMul(benchmark::State& state, GgmlType type, int64_t out) {
     return;
   }
   const int64_t rows = 16, in = 2048;
-  std::vector<float> w(out * in), x(rows * in), y(rows * out);
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal;
-  for (float& v : w) v = normal(rng);
-  for (float& v : x) v = normal(rng);
-  std::vector<uint8_t> q(RowBytes(type, w.size()));
-  (void)Quantize(type, w, absl::MakeSpan(q));
-  set.Pack(type)(q.data(), RowBytes(type, static_cast<uint64_t>(in)), out, in / 32);
+  RandomProduct p = MakeRandomProduct(type, rows, in, out, 5);
+  set.Pack(type)(p.weight.data(), RowBytes(type, static_cast<uint64_t>(in)), out, in / 32);
   ConfigureComputeThreads(1);
   for (auto _ : state) {
-    benchmark::DoNotOptimize(QuantMatMul(type, q.data(), x.data(), y.data(), {rows, in, out, true}, &set));
+    benchmark::DoNotOptimize(
+        QuantMatMul(type, p.weight.data(), p.x.data(), p.y.data(), {rows, in, out, /*packed=*/true}, &set));
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * rows * in * out);
