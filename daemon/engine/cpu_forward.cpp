@@ -41,6 +41,7 @@ struct Workspace {
   std::vector<float> attention_scratch;
   std::vector<int64_t> scratch_offsets;  // per sequence
   std::vector<int32_t> positions;  // per row
+  std::vector<KvCache*> row_caches;  // per row: the cache its keys and values go to
   std::vector<int64_t> logit_rows;
   std::vector<float> lora;  // a sequence's rows times A
   std::vector<uint8_t> embedding_row;  // a token's row of a packed tied embedding
@@ -99,22 +100,19 @@ void AddBias(float* y, const float* bias, int64_t rows, int64_t width) {
   }
 }
 
-// Writes rows [first, first + count) of k and v (n_head_kv heads each) as
-// the keys and values of `layer` at positions pos0 onward of `cache`.
-void WriteKv(KvCache& cache, int32_t layer, const float* k, const float* v, int64_t count, int32_t pos0) {
+// Writes one row's keys and values (n_head_kv heads each) as those of
+// `layer` at position `pos` of `cache`.
+void WriteKv(KvCache& cache, int32_t layer, const float* k, const float* v, int32_t pos) {
   const KvBlockPool& pool = cache.pool();
   const int64_t heads = pool.shape().n_head_kv, head_dim = pool.shape().head_dim;
   const int32_t block_size = pool.block_size();
-  for (int64_t i = 0; i < count; ++i) {
-    const int32_t p = pos0 + static_cast<int32_t>(i);
-    const int32_t block = cache.block_table()[p / block_size];
-    uint8_t* keys = pool.LayerData(block, layer, false);
-    uint8_t* values = pool.LayerData(block, layer, true);
-    for (int64_t h = 0; h < heads; ++h) {
-      const int64_t slot = (h * block_size + p % block_size) * pool.shape().head_row_bytes();
-      pool.StoreValues(k + (i * heads + h) * head_dim, head_dim, keys + slot);
-      pool.StoreValues(v + (i * heads + h) * head_dim, head_dim, values + slot);
-    }
+  const int32_t block = cache.block_table()[pos / block_size];
+  uint8_t* keys = pool.LayerData(block, layer, false);
+  uint8_t* values = pool.LayerData(block, layer, true);
+  for (int64_t h = 0; h < heads; ++h) {
+    const int64_t slot = (h * block_size + pos % block_size) * pool.shape().head_row_bytes();
+    pool.StoreValues(k + h * head_dim, head_dim, keys + slot);
+    pool.StoreValues(v + h * head_dim, head_dim, values + slot);
   }
 }
 
@@ -175,6 +173,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
   float* gate = Room(ws.gate, rows * ff);
   float* up = Room(ws.up, rows * ff);
   ws.positions.clear();
+  ws.row_caches.clear();
   ws.logit_rows.clear();
   ws.scratch_offsets.clear();
   // Query-key products of one KV head's attention, on average over the sequences.
@@ -204,13 +203,17 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     ws.scratch_offsets.push_back(scratch_floats);
     scratch_floats +=
         scratch_parts * config.n_head_kv * AttentionScratch(config, seq.count, seq.cache->pool());
-    for (int64_t i = 0; i < seq.count; ++i) ws.positions.push_back(seq.cache->length() + static_cast<int32_t>(i));
+    for (int64_t i = 0; i < seq.count; ++i) {
+      ws.positions.push_back(seq.cache->length() + static_cast<int32_t>(i));
+      ws.row_caches.push_back(seq.cache);
+    }
     for (int64_t i = seq.all_logits ? 0 : seq.count - 1; i < seq.count; ++i) ws.logit_rows.push_back(seq.first + i);
   }
 
   float* attention_scratch = Room(ws.attention_scratch, scratch_floats);
   // thread_local is not captured: the pool's threads read the caller's buffers through these.
   const int32_t* positions = ws.positions.data();
+  KvCache* const* row_caches = ws.row_caches.data();
   const int64_t* scratch_offsets = ws.scratch_offsets.data();
   const uint64_t embedding_row = RowBytes(w.embedding_type, static_cast<uint64_t>(d));
   // A tied output matrix packed at load is the embedding table in the packed form.
@@ -265,12 +268,11 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
         if (config.arch->prescaled_query) {
           for (int64_t i = 0; i < q_width; ++i) q[r * q_width + i] *= config.attention_scale;
         }
+        // The row's key is final: it and its value go to the cache here,
+        // on whichever thread has the row, not one after another after the job.
+        WriteKv(*row_caches[r], layer, k + r * kv_width, v + r * kv_width, positions[r]);
       }
     });
-    for (const CpuSequence& seq : sequences) {
-      WriteKv(*seq.cache, layer, k + seq.first * kv_width, v + seq.first * kv_width, seq.count,
-              seq.cache->length());
-    }
     const int64_t heads_kv = config.n_head_kv;
     const int32_t window = config.IsSlidingLayer(layer) ? config.sliding_window : 0;
     const int64_t parts = attention_parts;
