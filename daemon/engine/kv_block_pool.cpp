@@ -87,8 +87,9 @@ absl::StatusOr<std::shared_ptr<KvBlockPool>> KvBlockPool::Create(KvShape shape, 
   // A batch of decode steps reads a few KiB of each sequence's blocks per
   // layer and head, a new 4 KiB page almost every time: on 2 MiB pages the
   // TLB holds them (sixteen smol-135m sequences decoding together +7.5%). A
-  // hint: the kernel may give 4 KiB pages instead, and a trimmed block still
-  // gives its pages back.
+  // hint: the kernel may give 4 KiB pages instead. Trim withdraws it from the
+  // blocks it gives back, or khugepaged could fill their 2 MiB range in again
+  // around a neighbouring block still held (max_ptes_none allows it by default).
   ::madvise(base, block_bytes * static_cast<uint64_t>(options.block_count), MADV_HUGEPAGE);
   return std::shared_ptr<KvBlockPool>(new KvBlockPool(shape, options, block_bytes, static_cast<uint8_t*>(base)));
 }
@@ -159,6 +160,10 @@ absl::StatusOr<int32_t> KvBlockPool::Allocate() {
         edgellm::StrCat("kv pool: all ", options_.block_count, " blocks are in use"));
   }
   BlockState& state = blocks_[block];
+  if (state.on_small_pages) {
+    ::madvise(base_ + block * block_bytes_, block_bytes_, MADV_HUGEPAGE);
+    state.on_small_pages = false;
+  }
   ++state.generation;
   state.committed = true;
   state.holders = 1;
@@ -221,8 +226,11 @@ uint64_t KvBlockPool::Trim() {
   uint64_t released = 0;
   for (int32_t block : free_) {
     if (!blocks_[block].committed) continue;
-    ::madvise(base_ + block * block_bytes_, block_bytes_, MADV_DONTNEED);
+    uint8_t* const pages = base_ + block * block_bytes_;
+    ::madvise(pages, block_bytes_, MADV_NOHUGEPAGE);
+    ::madvise(pages, block_bytes_, MADV_DONTNEED);
     blocks_[block].committed = false;
+    blocks_[block].on_small_pages = true;
     released += block_bytes_;
   }
   return released;

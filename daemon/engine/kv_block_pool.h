@@ -154,6 +154,7 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
     int32_t holders = 0;
     uint64_t generation = 0;              // bumped on every allocation
     bool committed = false;               // handed out since the last Trim: its pages may be resident
+    bool on_small_pages = false;          // trimmed: its huge-page hint withdrawn until handed out again
     std::list<int32_t>::iterator in_lru;  // valid while cached
   };
 

@@ -195,14 +195,15 @@ void Scheduler::Finish(Sequence& seq, absl::Status status, engine::FinishReason 
     const double decode_s = SecondsBetween(seq.first_token, now);
     if (decode_s > 0 && event.completion_tokens > 1) event.decode_tokens_per_s = (event.completion_tokens - 1) / decode_s;
   }
+  seq.finished = true;
+  // Its full blocks stay in the pool, registered, for prompts that begin the same way.
+  seq.cache.reset();
+  // Before the client, or a scrape that counts it finished, can see the end.
+  PublishKvUsage();
   if (seq.metrics != nullptr) {
     seq.metrics->e2e_latency.Observe(event.total_s);
     if (event.status.ok()) seq.metrics->CountFinished(reason);
   }
-  seq.finished = true;
-  // Its full blocks stay in the pool, registered, for prompts that begin the same way.
-  seq.cache.reset();
-  PublishKvUsage();  // before the client can see the end
   seq.sink(std::move(event));
 }
 

@@ -79,6 +79,25 @@ TEST(KvBlockPool, ItsBlocksAreAskedForOnHugePages) {
   EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;  // MADV_HUGEPAGE
 }
 
+// Otherwise khugepaged could fill a trimmed block in again to make a 2 MiB
+// page around a neighbour still held, and Trim's figure would be a wish.
+TEST(KvBlockPool, TrimWithdrawsTheHugePageHintFromWhatItGivesBackUntilItIsHandedOutAgain) {
+  auto pool = MakePool(64);
+  auto held = pool->NewCache(16);
+  Fill(*held, {1, 2, 3, 4});
+  { auto gone = pool->NewCache(16); Fill(*gone, {5, 6, 7, 8}); }
+  const int32_t kept = held->block_table()[0];
+  const int32_t trimmed = kept == 0 ? 1 : 0;
+  ASSERT_EQ(pool->Trim(), pool->block_bytes());
+  EXPECT_NE(VmFlagsOfMappingAt(pool->LayerData(trimmed, 0, false)).find(" nh"), std::string::npos);
+  EXPECT_NE(VmFlagsOfMappingAt(pool->LayerData(kept, 0, false)).find(" hg"), std::string::npos);
+  EXPECT_NE(VmFlagsOfMappingAt(pool->LayerData(63, 0, false)).find(" hg"), std::string::npos);  // never used
+  auto again = pool->NewCache(16);
+  Fill(*again, {9, 10, 11, 12});
+  ASSERT_EQ(again->block_table()[0], trimmed);
+  EXPECT_NE(VmFlagsOfMappingAt(pool->LayerData(trimmed, 0, false)).find(" hg"), std::string::npos);
+}
+
 TEST(KvBlockPool, AHalfPrecisionCacheHoldsTwiceThePositionsInABudgetAndRoundsEachValueOnce) {
   constexpr KvShape kFloats{.n_layer = 4, .n_head_kv = 8, .head_dim = 64};
   KvShape halves = kFloats;
