@@ -177,13 +177,15 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     // later spans of its own chunk): each head's rows from `first` on are
     // multiplied, and the others left as they are.
     const int64_t first = std::max<int64_t>(0, p0 - pos0), seeing = n - first;
+    // The few rows' kernels take the query rows of every head in the group
+    // at once where all of them see the span (a decode step's always), each
+    // head's seeing rows otherwise: rows (head g, i >= first) lie together.
+    const int64_t row_runs = first == 0 ? 1 : group, rows_per_run = first == 0 ? m : seeing;
     if (few_queries) {
       for_each_float_block(false, [&](int64_t offset, const float* keys, int64_t count) {
-        for (int64_t g = 0; g < group; ++g) {
-          for (int64_t r = 0; r < seeing; ++r) {
-            key_scores(keys, count, hd, queries + (g * n + first + r) * hd, scale,
-                       scores + (g * n + first + r) * run + offset);
-          }
+        for (int64_t g = 0; g < row_runs; ++g) {
+          const int64_t r = g * n + first;
+          key_scores(keys, count, hd, queries + r * hd, hd, rows_per_run, scale, scores + r * run + offset, run);
         }
       });
     } else {
@@ -224,11 +226,9 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     }
     if (few_queries) {
       for_each_float_block(true, [&](int64_t offset, const float* values, int64_t count) {
-        for (int64_t g = 0; g < group; ++g) {
-          for (int64_t r = 0; r < seeing; ++r) {
-            weighted_row_sum(scores + (g * n + first + r) * run + offset, values, count, hd,
-                             result + (g * n + first + r) * hd);
-          }
+        for (int64_t g = 0; g < row_runs; ++g) {
+          const int64_t r = g * n + first;
+          weighted_row_sum(scores + r * run + offset, run, rows_per_run, values, count, hd, result + r * hd, hd);
         }
       });
     } else {

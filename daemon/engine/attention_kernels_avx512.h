@@ -4,13 +4,16 @@
 // 512 bits wide. Each gives what the eight-lane kernel gives: the widening
 // the same floats, WeightedRowSum the same multiply-adds in the same order
 // per value, KeyScores each key's dot within the rounding of a sum taken in
-// another order. Included only by quant_kernels_avx512vnni.cpp, after
-// quant_kernels_x86.h, whose kernels take the odd lengths.
+// another order; the two take a group's query rows together, each row's
+// result bit for bit what it gets alone. Included only by
+// quant_kernels_avx512vnni.cpp, after quant_kernels_x86.h, whose kernels take
+// the odd lengths.
 #ifndef EDGELLM_ENGINE_ATTENTION_KERNELS_AVX512_H_
 #define EDGELLM_ENGINE_ATTENTION_KERNELS_AVX512_H_
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "daemon/engine/quant_kernels.h"
@@ -36,76 +39,142 @@ void LoadQ8_0Wide(const uint8_t* from, int64_t count, float* to) {
   }
 }
 
-// Sixty-four values of `out` a pass in four registers, then sixteen, each
-// lane adding its weighted rows in order of t as the eight-lane kernel does.
-void WeightedRowSumWide(const float* weights, const float* rows, int64_t count, int64_t width, float* out) {
-  int64_t j = 0;
-  for (; j + 64 <= width; j += 64) {
-    __m512 a0 = _mm512_loadu_ps(out + j), a1 = _mm512_loadu_ps(out + j + 16);
-    __m512 a2 = _mm512_loadu_ps(out + j + 32), a3 = _mm512_loadu_ps(out + j + 48);
-    for (int64_t t = 0; t < count; ++t) {
-      const __m512 w = _mm512_set1_ps(weights[t]);
-      const float* row = rows + t * width + j;
-      a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(row), a0);
-      a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(row + 16), a1);
-      a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(row + 32), a2);
-      a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(row + 48), a3);
-    }
-    _mm512_storeu_ps(out + j, a0);
-    _mm512_storeu_ps(out + j + 16, a1);
-    _mm512_storeu_ps(out + j + 32, a2);
-    _mm512_storeu_ps(out + j + 48, a3);
+// Sixty-four values of up to four query rows' `out` a pass, sixteen
+// registers: each row of values is loaded once for all of them, and the
+// sixteen chains of multiply-adds keep both pipes busy where one row's four
+// waited on each other's latency. Each lane adds its weighted rows in order
+// of t, as the eight-lane kernel does.
+template <int kQueries>
+void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const float* rows, int64_t count,
+                           int64_t width, float* out, int64_t out_stride) {
+  __m512 acc[kQueries][4];
+#pragma GCC unroll 4
+  for (int q = 0; q < kQueries; ++q) {
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) acc[q][k] = _mm512_loadu_ps(out + q * out_stride + 16 * k);
   }
-  for (; j + 16 <= width; j += 16) {
-    __m512 a = _mm512_loadu_ps(out + j);
-    for (int64_t t = 0; t < count; ++t) {
-      a = _mm512_fmadd_ps(_mm512_set1_ps(weights[t]), _mm512_loadu_ps(rows + t * width + j), a);
+  for (int64_t t = 0; t < count; ++t) {
+    const float* row = rows + t * width;
+    const __m512 r0 = _mm512_loadu_ps(row), r1 = _mm512_loadu_ps(row + 16);
+    const __m512 r2 = _mm512_loadu_ps(row + 32), r3 = _mm512_loadu_ps(row + 48);
+#pragma GCC unroll 4
+    for (int q = 0; q < kQueries; ++q) {
+      const __m512 w = _mm512_set1_ps(weights[q * weight_stride + t]);
+      acc[q][0] = _mm512_fmadd_ps(w, r0, acc[q][0]);
+      acc[q][1] = _mm512_fmadd_ps(w, r1, acc[q][1]);
+      acc[q][2] = _mm512_fmadd_ps(w, r2, acc[q][2]);
+      acc[q][3] = _mm512_fmadd_ps(w, r3, acc[q][3]);
     }
-    _mm512_storeu_ps(out + j, a);
   }
-  for (; j < width; ++j) {
-    float sum = out[j];
-    for (int64_t t = 0; t < count; ++t) sum = std::fma(weights[t], rows[t * width + j], sum);
-    out[j] = sum;
+#pragma GCC unroll 4
+  for (int q = 0; q < kQueries; ++q) {
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) _mm512_storeu_ps(out + q * out_stride + 16 * k, acc[q][k]);
   }
 }
 
-// Eight keys a pass, sixteen values of each a multiply-add; each key's
-// sixteen lanes are folded to eight and the eight keys reduced together as
-// the eight-lane kernel reduces them. Widths that are no multiple of sixteen,
-// and the last keys of a run, go to that kernel.
-void KeyScoresWide(const float* keys, int64_t count, int64_t width, const float* query, float scale,
-                   float* scores) {
-  int64_t t = 0;
-  if (width % 16 == 0) {
-    const __m256 scales = _mm256_set1_ps(scale);
-    for (; t + 8 <= count; t += 8) {
-      __m512 acc[8];
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) acc[k] = _mm512_setzero_ps();
-      for (int64_t j = 0; j < width; j += 16) {
-        const __m512 q = _mm512_loadu_ps(query + j);
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; ++k) {
-          acc[k] = _mm512_fmadd_ps(_mm512_loadu_ps(keys + (t + k) * width + j), q, acc[k]);
-        }
+void WeightedRowSumsWide(const float* weights, int64_t weight_stride, int64_t queries, const float* rows,
+                         int64_t count, int64_t width, float* out, int64_t out_stride) {
+  int64_t j = 0;
+  for (; j + 64 <= width; j += 64) {
+    for (int64_t q = 0; q < queries; q += 4) {
+      const float* w = weights + q * weight_stride;
+      float* o = out + q * out_stride + j;
+      switch (std::min<int64_t>(4, queries - q)) {
+        case 1: WeightedSixtyFourWide<1>(w, weight_stride, rows + j, count, width, o, out_stride); break;
+        case 2: WeightedSixtyFourWide<2>(w, weight_stride, rows + j, count, width, o, out_stride); break;
+        case 3: WeightedSixtyFourWide<3>(w, weight_stride, rows + j, count, width, o, out_stride); break;
+        default: WeightedSixtyFourWide<4>(w, weight_stride, rows + j, count, width, o, out_stride); break;
       }
-      __m256 half[8];
-#pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) {
-        const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[k]), 1));
-        half[k] = _mm256_add_ps(_mm512_castps512_ps256(acc[k]), high);
-      }
-      _mm256_storeu_ps(scores + t, _mm256_mul_ps(SumsOfEight(half), scales));
     }
   }
-  KeyScores(keys + t * width, count - t, width, query, scale, scores + t);
+  // Widths past the last sixty-four: sixteen values a pass, then one, a query row at a time.
+  for (int64_t q = 0; q < queries; ++q) {
+    const float* w = weights + q * weight_stride;
+    float* o = out + q * out_stride;
+    int64_t i = j;
+    for (; i + 16 <= width; i += 16) {
+      __m512 a = _mm512_loadu_ps(o + i);
+      for (int64_t t = 0; t < count; ++t) a = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_loadu_ps(rows + t * width + i), a);
+      _mm512_storeu_ps(o + i, a);
+    }
+    for (; i < width; ++i) {
+      float sum = o[i];
+      for (int64_t t = 0; t < count; ++t) sum = std::fma(w[t], rows[t * width + i], sum);
+      o[i] = sum;
+    }
+  }
+}
+
+// Eight keys a pass for up to three query rows at once, sixteen values of
+// each a multiply-add: each key is loaded once for all the rows. Each key's
+// sixteen lanes are folded to eight and a row's eight keys reduced together
+// as the eight-lane kernel reduces them.
+// GCC 12 takes the undefined upper half _mm512_extractf64x4_pd starts from
+// for an uninitialized read once this template is inlined (its bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+template <int kQueries>
+void ScoresOfEightKeysWide(const float* keys, int64_t width, const float* queries, int64_t query_stride,
+                           float scale, float* scores, int64_t score_stride) {
+  __m512 acc[kQueries][8];
+#pragma GCC unroll 3
+  for (int q = 0; q < kQueries; ++q) {
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) acc[q][k] = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0; j < width; j += 16) {
+    __m512 query[kQueries];
+#pragma GCC unroll 3
+    for (int q = 0; q < kQueries; ++q) query[q] = _mm512_loadu_ps(queries + q * query_stride + j);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const __m512 key = _mm512_loadu_ps(keys + k * width + j);
+#pragma GCC unroll 3
+      for (int q = 0; q < kQueries; ++q) acc[q][k] = _mm512_fmadd_ps(key, query[q], acc[q][k]);
+    }
+  }
+  const __m256 scales = _mm256_set1_ps(scale);
+#pragma GCC unroll 3
+  for (int q = 0; q < kQueries; ++q) {
+    __m256 half[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[q][k]), 1));
+      half[k] = _mm256_add_ps(_mm512_castps512_ps256(acc[q][k]), high);
+    }
+    _mm256_storeu_ps(scores + q * score_stride, _mm256_mul_ps(SumsOfEight(half), scales));
+  }
+}
+#pragma GCC diagnostic pop
+
+// Widths that are no multiple of sixteen, and the last keys of a run, go to
+// the eight-lane kernel a query row at a time.
+void KeyScoresWide(const float* keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
+                   int64_t n_queries, float scale, float* scores, int64_t score_stride) {
+  int64_t t = 0;
+  if (width % 16 == 0) {
+    for (; t + 8 <= count; t += 8) {
+      for (int64_t q = 0; q < n_queries; q += 3) {
+        const float* rows = queries + q * query_stride;
+        float* out = scores + q * score_stride + t;
+        switch (std::min<int64_t>(3, n_queries - q)) {
+          case 1: ScoresOfEightKeysWide<1>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
+          case 2: ScoresOfEightKeysWide<2>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
+          default: ScoresOfEightKeysWide<3>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
+        }
+      }
+    }
+  }
+  for (int64_t q = 0; q < n_queries; ++q) {
+    KeyScores(keys + t * width, count - t, width, queries + q * query_stride, scale, scores + q * score_stride + t);
+  }
 }
 
 void AddAvx512AttentionKernels(KernelSet& set) {
   set.load_f16 = LoadHalvesWide;
   set.load_q8_0 = LoadQ8_0Wide;
-  set.weighted_row_sum = WeightedRowSumWide;
+  set.weighted_row_sum = WeightedRowSumsWide;
   set.key_scores = KeyScoresWide;
 }
 

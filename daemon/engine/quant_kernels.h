@@ -83,14 +83,33 @@ inline constexpr int64_t kPackedGroupRows = 16;
 using UnpackRowFn = void (*)(const uint8_t* group, int p, int64_t blocks, uint8_t* out);
 // Dot of an F16 or F32 weight row of n values (n % 32 == 0) with float activations.
 using DotFloatFn = float (*)(const uint8_t* weights, const float* x, int64_t n);
-// out[j] += Σ_t weights[t] · rows[t·width + j] for j < width, t < count, the
-// terms added in order of t: attention's weighted sum of a block's values.
-using WeightedRowSumFn = void (*)(const float* weights, const float* rows, int64_t count, int64_t width,
-                                  float* out);
-// scores[t] = scale · Σ_j keys[t·width + j] · query[j] for t < count:
-// attention's scores of one query row against a run of keys, many keys per pass.
-using KeyScoresFn = void (*)(const float* keys, int64_t count, int64_t width, const float* query, float scale,
-                             float* scores);
+// For each of `queries` query rows q: out[q·out_stride + j] +=
+// Σ_t weights[q·weight_stride + t] · rows[t·width + j] for j < width,
+// t < count, each value's terms added in order of t: attention's weighted sum
+// of a block's values for the query heads that share its KV head.
+using WeightedRowSumFn = void (*)(const float* weights, int64_t weight_stride, int64_t queries, const float* rows,
+                                  int64_t count, int64_t width, float* out, int64_t out_stride);
+// scores[q·score_stride + t] = scale · Σ_j keys[t·width + j] · queries[q·query_stride + j]
+// for t < count and each of `n_queries` query rows q: attention's scores of
+// the query heads that share a KV head against a run of its keys.
+using KeyScoresFn = void (*)(const float* keys, int64_t count, int64_t width, const float* queries,
+                             int64_t query_stride, int64_t n_queries, float scale, float* scores,
+                             int64_t score_stride);
+
+// The forms above from kernels of one query row, the rows one after another:
+// for sets whose registers cannot hold several rows' sums at once.
+template <void (*kOneRow)(const float*, const float*, int64_t, int64_t, float*)>
+void WeightedRowSumsRowByRow(const float* weights, int64_t weight_stride, int64_t queries, const float* rows,
+                             int64_t count, int64_t width, float* out, int64_t out_stride) {
+  for (int64_t q = 0; q < queries; ++q) kOneRow(weights + q * weight_stride, rows, count, width, out + q * out_stride);
+}
+template <void (*kOneRow)(const float*, int64_t, int64_t, const float*, float, float*)>
+void KeyScoresRowByRow(const float* keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
+                       int64_t n_queries, float scale, float* scores, int64_t score_stride) {
+  for (int64_t q = 0; q < n_queries; ++q) {
+    kOneRow(keys, count, width, queries + q * query_stride, scale, scores + q * score_stride);
+  }
+}
 // `count` floats to IEEE halves, rounded to nearest (ties to even) as
 // common/fp16.h rounds, and back: every set gives the same bits.
 using StoreHalvesFn = void (*)(const float* from, int64_t count, uint8_t* to);

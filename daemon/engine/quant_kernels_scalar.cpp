@@ -312,8 +312,8 @@ const KernelSet& ScalarKernels() {
     scalar.quantize_super = QuantizeSuper;
     scalar.dot_f16 = DotF16;
     scalar.dot_f32 = DotF32;
-    scalar.weighted_row_sum = WeightedRowSum;
-    scalar.key_scores = KeyScores;
+    scalar.weighted_row_sum = WeightedRowSumsRowByRow<WeightedRowSum>;
+    scalar.key_scores = KeyScoresRowByRow<KeyScores>;
     scalar.store_f16 = StoreHalves;
     scalar.load_f16 = LoadHalves;
     scalar.store_q8_0 = StoreQ8_0;

@@ -836,8 +836,8 @@ KernelSet X86Kernels(std::string_view name) {
   x86.quantize_super = QuantizeSuper;
   x86.dot_f16 = DotF16;
   x86.dot_f32 = DotF32;
-  x86.weighted_row_sum = WeightedRowSum;
-  x86.key_scores = KeyScores;
+  x86.weighted_row_sum = WeightedRowSumsRowByRow<WeightedRowSum>;
+  x86.key_scores = KeyScoresRowByRow<KeyScores>;
   x86.store_f16 = StoreHalves;
   x86.load_f16 = LoadHalves;
   x86.store_q8_0 = StoreQ8_0;

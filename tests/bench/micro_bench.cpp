@@ -126,7 +126,7 @@ void BM_KeyScores(benchmark::State& state) {
   const bool batched = state.range(0) == 1;
   for (auto _ : state) {
     if (batched) {
-      set.key_scores(keys.data(), kKeys, kWidth, query.data(), 0.125f, scores.data());
+      set.key_scores(keys.data(), kKeys, kWidth, query.data(), kWidth, 1, 0.125f, scores.data(), kKeys);
     } else {
       for (int64_t t = 0; t < kKeys; ++t) {
         scores[t] = 0.125f * set.dot_f32(reinterpret_cast<const uint8_t*>(keys.data() + t * kWidth), query.data(), kWidth);

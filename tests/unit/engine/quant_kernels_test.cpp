@@ -425,20 +425,43 @@ TEST(QuantKernels, FloatDotsMatchTheExactSum) {
   }
 }
 
-TEST(QuantKernels, WeightedRowSumsMatchTheExactSum) {
+// One query row, a smol-135m group (3), and a tinyllama one (8): the wide
+// kernels take several rows at once, with a stride past their width.
+TEST(QuantKernels, WeightedRowSumsMatchTheExactSumForEveryQueryRow) {
   for (int64_t width : {1, 31, 32, 64, 80, 128, 257}) {
     for (int64_t count : {0, 1, 7, 16}) {
-      const std::vector<float> weights = RandomFloats(count, 11 + static_cast<uint32_t>(count));
-      const std::vector<float> rows = RandomFloats(count * width, 13 + static_cast<uint32_t>(width));
-      const std::vector<float> start = RandomFloats(width, 17);
-      for (const KernelSet* set : Available()) {
-        std::vector<float> out = start;
-        set->weighted_row_sum(weights.data(), rows.data(), count, width, out.data());
-        for (int64_t j = 0; j < width; ++j) {
-          double want = start[j];
-          for (int64_t t = 0; t < count; ++t) want += static_cast<double>(weights[t]) * rows[t * width + j];
-          ASSERT_NEAR(out[j], want, 1e-5 * (count + 1)) << set->name << " width=" << width << " count=" << count
-                                                         << " j=" << j;
+      for (int64_t queries : {1, 3, 8}) {
+        const int64_t weight_stride = count + 3, out_stride = width + 5;
+        const std::vector<float> weights = RandomFloats(queries * weight_stride, 11 + static_cast<uint32_t>(count));
+        const std::vector<float> rows = RandomFloats(count * width, 13 + static_cast<uint32_t>(width));
+        const std::vector<float> start = RandomFloats(queries * out_stride, 17);
+        for (const KernelSet* set : Available()) {
+          std::vector<float> out = start;
+          set->weighted_row_sum(weights.data(), weight_stride, queries, rows.data(), count, width, out.data(),
+                                out_stride);
+          // Rows taken together add the same terms in the same order as one at a time.
+          std::vector<float> one_at_a_time = start;
+          for (int64_t q = 0; q < queries; ++q) {
+            set->weighted_row_sum(weights.data() + q * weight_stride, weight_stride, 1, rows.data(), count, width,
+                                  one_at_a_time.data() + q * out_stride, out_stride);
+          }
+          ASSERT_EQ(out, one_at_a_time) << set->name << " width=" << width << " count=" << count;
+          for (int64_t q = 0; q < queries; ++q) {
+            for (int64_t j = 0; j < out_stride; ++j) {
+              const size_t at = static_cast<size_t>(q * out_stride + j);
+              if (j >= width) {
+                ASSERT_EQ(out[at], start[at]) << set->name << ": wrote past row " << q << "'s width";
+                continue;
+              }
+              double want = start[at];
+              for (int64_t t = 0; t < count; ++t) {
+                want += static_cast<double>(weights[q * weight_stride + t]) * rows[t * width + j];
+              }
+              ASSERT_NEAR(out[at], want, 1e-5 * (count + 1))
+                  << set->name << " width=" << width << " count=" << count << " row " << q << " of " << queries
+                  << " j=" << j;
+            }
+          }
         }
       }
     }
@@ -490,21 +513,37 @@ TEST(QuantKernels, Q8_0RowsAreStoredAsGgmlsQuantizerStoresThemAndReadBackAsItRea
   }
 }
 
-TEST(QuantKernels, KeyScoresMatchTheExactDotOfEachKey) {
+TEST(QuantKernels, KeyScoresMatchTheExactDotOfEachKeyForEveryQueryRow) {
   for (int64_t width : {8, 24, 32, 64, 80, 128, 256, 7}) {
     for (int64_t count : {0, 1, 7, 8, 16, 19}) {
-      const std::vector<float> keys = RandomFloats(count * width, 19 + static_cast<uint32_t>(width));
-      const std::vector<float> query = RandomFloats(width, 23);
-      for (const KernelSet* set : Available()) {
-        std::vector<float> scores(static_cast<size_t>(count) + 1, -7.0f);
-        set->key_scores(keys.data(), count, width, query.data(), 0.125f, scores.data());
-        for (int64_t t = 0; t < count; ++t) {
-          double want = 0.0;
-          for (int64_t j = 0; j < width; ++j) want += static_cast<double>(keys[t * width + j]) * query[j];
-          ASSERT_NEAR(scores[t], 0.125 * want, 2e-6 * std::sqrt(static_cast<double>(width)))
-              << set->name << " width=" << width << " key " << t << " of " << count;
+      for (int64_t queries : {1, 2, 3, 8}) {
+        const int64_t query_stride = width + 4, score_stride = count + 2;
+        const std::vector<float> keys = RandomFloats(count * width, 19 + static_cast<uint32_t>(width));
+        const std::vector<float> rows = RandomFloats(queries * query_stride, 23);
+        for (const KernelSet* set : Available()) {
+          std::vector<float> scores(static_cast<size_t>(queries * score_stride), -7.0f);
+          set->key_scores(keys.data(), count, width, rows.data(), query_stride, queries, 0.125f, scores.data(),
+                          score_stride);
+          // Rows taken together reduce each key's dot as one at a time does.
+          std::vector<float> one_at_a_time(scores.size(), -7.0f);
+          for (int64_t q = 0; q < queries; ++q) {
+            set->key_scores(keys.data(), count, width, rows.data() + q * query_stride, query_stride, 1, 0.125f,
+                            one_at_a_time.data() + q * score_stride, score_stride);
+          }
+          ASSERT_EQ(scores, one_at_a_time) << set->name << " width=" << width << " count=" << count;
+          for (int64_t q = 0; q < queries; ++q) {
+            for (int64_t t = 0; t < count; ++t) {
+              double want = 0.0;
+              for (int64_t j = 0; j < width; ++j) {
+                want += static_cast<double>(keys[t * width + j]) * rows[q * query_stride + j];
+              }
+              ASSERT_NEAR(scores[q * score_stride + t], 0.125 * want, 2e-6 * std::sqrt(static_cast<double>(width)))
+                  << set->name << " width=" << width << " key " << t << " of " << count << ", row " << q << " of "
+                  << queries;
+            }
+            EXPECT_EQ(scores[q * score_stride + count], -7.0f) << set->name << ": wrote past row " << q << "'s last key";
+          }
         }
-        EXPECT_EQ(scores[count], -7.0f) << set->name << ": wrote past the last key";
       }
     }
   }
