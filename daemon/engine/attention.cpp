@@ -42,10 +42,18 @@ int64_t GatheredPositions(int64_t m, int32_t block_size, KvType type) {
   return type == KvType::kF32 ? 0 : block_size;
 }
 
+// Floats in a cache line. Each part of the scratch starts on one, as does
+// the scratch itself (cpu_forward.cpp): the kernels' 64-byte loads of keys
+// and values widened into it split across two lines otherwise, and a
+// decode row's scores of a block took half as long again.
+constexpr int64_t kLineFloats = 16;
+int64_t WholeLines(int64_t floats) { return (floats + kLineFloats - 1) / kLineFloats * kLineFloats; }
+
 // A scratch of AttentionScratch floats for `m` query rows: their queries
 // and (unnormalized) outputs [m, head_dim], one span's scores [m, span],
 // each row's maximum and sum so far, and the keys and values gathered from
-// the cache (GatheredPositions of each, [positions, head_dim]).
+// the cache (GatheredPositions of each, [positions, head_dim]), each in
+// whole cache lines.
 template <typename Float>
 struct ScratchView {
   Float *queries, *result, *scores, *row_max, *row_sum, *keys, *values;
@@ -55,13 +63,13 @@ ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t bl
   const int64_t span = SpanPositions(block_size);
   ScratchView<Float> v;
   v.queries = scratch;
-  v.result = v.queries + m * hd;
-  v.scores = v.result + m * hd;
-  v.row_max = v.scores + m * span;
-  v.row_sum = v.row_max + m;
+  v.result = v.queries + WholeLines(m * hd);
+  v.scores = v.result + WholeLines(m * hd);
+  v.row_max = v.scores + WholeLines(m * span);
+  v.row_sum = v.row_max + WholeLines(m);
   const int64_t gathered = GatheredPositions(m, block_size, type);
-  v.keys = gathered > 0 ? v.row_sum + m : nullptr;
-  v.values = gathered > 0 ? v.keys + gathered * hd : nullptr;
+  v.keys = gathered > 0 ? v.row_sum + WholeLines(m) : nullptr;
+  v.values = gathered > 0 ? v.keys + WholeLines(gathered * hd) : nullptr;
   return v;
 }
 
@@ -70,8 +78,9 @@ ScratchView<Float> ViewScratch(Float* scratch, int64_t m, int64_t hd, int32_t bl
 int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, const KvBlockPool& pool) {
   const int64_t m = static_cast<int64_t>(config.n_head / config.n_head_kv) * rows;
   const int64_t span = SpanPositions(pool.block_size());
-  return m * (2 * config.head_dim + span + 2) +
-         2 * GatheredPositions(m, pool.block_size(), pool.shape().type) * config.head_dim;
+  const int64_t gathered = GatheredPositions(m, pool.block_size(), pool.shape().type);
+  return 2 * WholeLines(m * config.head_dim) + WholeLines(m * span) + 2 * WholeLines(m) +
+         2 * WholeLines(gathered * config.head_dim);
 }
 
 void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t pos0, int32_t layer,

@@ -30,7 +30,8 @@ struct AttentionPart {
 };
 
 // Floats of scratch AttendOneKvHead needs for `rows` rows of a sequence
-// whose cache lies in `pool` (per part).
+// whose cache lies in `pool` (per part): whole cache lines, so scratches laid
+// end to end from a 64-byte boundary each start on one, as its kernels want.
 int64_t AttentionScratch(const LlamaConfig& config, int64_t rows, const KvBlockPool& pool);
 
 // Attention of `seq`'s rows (at positions pos0 onward, its keys and values

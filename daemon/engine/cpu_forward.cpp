@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "daemon/engine/attention.h"
@@ -26,11 +27,16 @@ constexpr int64_t kRowsPerChunk = 8;
 // parts from 86 positions on).
 constexpr int64_t kMinAttentionWorkPerChunk = 1 << 13;
 
-// Grows `buffer` to at least `n` floats and returns its data; never shrinks,
-// so a warm buffer is reused without allocating.
+// Grows `buffer` to hold at least `n` floats from a cache line's start and
+// returns that start; never shrinks, so a warm buffer is reused without
+// allocating. The kernels' 64-byte loads and stores of rows that start
+// mid-line touch two lines each (attention's scratch above all: attention.cpp).
 float* Room(std::vector<float>& buffer, int64_t n) {
-  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
-  return buffer.data();
+  constexpr size_t kLine = 64;
+  const size_t room = static_cast<size_t>(n) + kLine / sizeof(float) - 1;
+  if (buffer.size() < room) buffer.resize(room);
+  const size_t past_line = reinterpret_cast<uintptr_t>(buffer.data()) % kLine;
+  return buffer.data() + (past_line == 0 ? 0 : (kLine - past_line) / sizeof(float));
 }
 
 // The buffers of one forward, kept per calling thread.

@@ -179,10 +179,13 @@ void BM_DecodeAttention(benchmark::State& state) {
   cache->Append(std::vector<TokenId>(kPositions, 1));
   std::vector<float> query(static_cast<size_t>(group) * kHeadDim), out(query.size());
   for (float& v : query) v = normal(rng);
-  std::vector<float> scratch(static_cast<size_t>(AttentionScratch(config, 1, **pool)));
+  // From a cache line's start, as the engine gives it.
+  const size_t scratch_bytes = static_cast<size_t>(AttentionScratch(config, 1, **pool)) * sizeof(float);
+  const std::unique_ptr<float, decltype(&std::free)> scratch(
+      static_cast<float*>(std::aligned_alloc(64, (scratch_bytes + 63) / 64 * 64)), &std::free);
   const CpuSequence seq{0, 1, cache.get(), false};
   for (auto _ : state) {
-    AttendOneKvHead(config, seq, kPositions, 0, 0, 0, query.data(), scratch.data(), out.data());
+    AttendOneKvHead(config, seq, kPositions, 0, 0, 0, query.data(), scratch.get(), out.data());
     benchmark::DoNotOptimize(out.data());
   }
   state.SetItemsProcessed(state.iterations() * (kPositions + 1) * group);
