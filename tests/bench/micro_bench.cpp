@@ -7,8 +7,10 @@
 #endif
 
 #include <array>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -183,6 +185,10 @@ void BM_DecodeAttention(benchmark::State& state) {
   const size_t scratch_bytes = static_cast<size_t>(AttentionScratch(config, 1, **pool)) * sizeof(float);
   const std::unique_ptr<float, decltype(&std::free)> scratch(
       static_cast<float*>(std::aligned_alloc(64, (scratch_bytes + 63) / 64 * 64)), &std::free);
+  if (scratch == nullptr) {
+    state.SkipWithError("no memory for the scratch");
+    return;
+  }
   const CpuSequence seq{0, 1, cache.get(), false};
   for (auto _ : state) {
     AttendOneKvHead(config, seq, kPositions, 0, 0, 0, query.data(), scratch.get(), out.data());
