@@ -13,9 +13,10 @@
 // (PackInterleaved, in the bytes it had) into the form the multiply reads,
 // and a decode step streams it with nothing left to shuffle.
 //
-// The arithmetic per lane is fixed: the block's integer sum, then
-// acc += (weight scale · activation scale) · sum and off += weight scale ·
-// activation sum_d over a strip of 32 blocks, then y += acc − offset · off. The set's one-row and four-row
+// The arithmetic per lane is fixed: the block's integer sum less the
+// weights' stored offset times the activations' sum (exact, in the
+// integers), then acc += (weight scale · activation scale) · sum over a
+// strip of 32 blocks, then y += acc. The set's one-row and four-row
 // dots of these types run this same code, so a row's value does not depend
 // on how many activation rows a forward carries (decode and prefill agree bit
 // for bit). Included only by quant_kernels_avx512vnni.cpp, after
@@ -85,7 +86,7 @@ inline __m512i BroadcastDword(const int8_t* q) { return _mm512_broadcastd_epi32(
 struct InterleavedQ4_0 {
   static constexpr int kBlockBytes = 18, kGroups = 4;
   static constexpr uint32_t kFlippedBits = 0;
-  static constexpr float kOffset = 8.0f;
+  static constexpr int kOffsetBits = 3;  // 8
   static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
     InterleaveSixteenBytes(rows, block_at + 2, out);
   }
@@ -104,7 +105,7 @@ struct InterleavedQ4_0 {
 struct InterleavedQ8_0 {
   static constexpr int kBlockBytes = 34, kGroups = 8;
   static constexpr uint32_t kFlippedBits = 0x80808080u;  // each byte's sign bit
-  static constexpr float kOffset = 128.0f;
+  static constexpr int kOffsetBits = 7;  // 128
   static void Interleave(const uint8_t* const rows[kInterleavedRows], uint64_t block_at, __m512i* out) {
     InterleaveSixteenBytes(rows, block_at + 2, out);
     InterleaveSixteenBytes(rows, block_at + 18, out + 4);
@@ -125,7 +126,7 @@ struct InterleavedQ8_0 {
 struct InterleavedQ5_0 {
   static constexpr int kBlockBytes = 22, kGroups = 8;
   static constexpr uint32_t kFlippedBits = 0;
-  static constexpr float kOffset = 16.0f;
+  static constexpr int kOffsetBits = 4;  // 16
   // Bits 4·half..4·half+3 of byte `byte` of each lane's qh as a mask of
   // four bytes: the byte is copied to the lane's four, and byte i tested for
   // bit 4·half + i.
@@ -264,10 +265,11 @@ struct FromPacked {
 // The sixteen interleaved rows `source` holds against activation rows
 // a[0..kA), into lane p of out[j] (weight row p, activation row j). The
 // scales are the same floats from either source, so a packed matrix gives
-// bit for bit what interleaving the file's rows gives. The offsets' sums
-// (off) run in a pass of their own after the products' (acc): each is still
-// added block by block in order, and the products' pass keeps only two sums
-// and one accumulator per activation row in registers, so eight rows fit.
+// bit for bit what interleaving the file's rows gives. Each block's integer
+// dot starts from −offset · Σq of its activations, so the weights' stored
+// offset comes off exactly, in the integers, for a shift per block and
+// activation row (a pass of float multiply-adds over the blocks did it
+// before: sixteen rows through a packed Q4_0 matrix 20% faster without it).
 template <typename Layout, int kA, typename Source>
 void DotInterleaved(const Source& source, int64_t blocks, const ActivationBlock* const a[kA], __m512 out[kA]) {
   __m512 acc[kA];
@@ -277,7 +279,12 @@ void DotInterleaved(const Source& source, int64_t blocks, const ActivationBlock*
     source.Prefetch(b);
     __m512i sums[kA][2];
 #pragma GCC unroll 8
-    for (int j = 0; j < kA; ++j) sums[j][0] = sums[j][1] = _mm512_setzero_si512();
+    for (int j = 0; j < kA; ++j) {
+      // Negated as unsigned: a NaN activation's block may hold any sum.
+      const auto negated_sum = static_cast<int32_t>(0u - static_cast<uint32_t>(a[j][b].sum_q));
+      sums[j][0] = _mm512_slli_epi32(_mm512_set1_epi32(negated_sum), Layout::kOffsetBits);
+      sums[j][1] = _mm512_setzero_si512();
+    }
 #pragma GCC unroll 8
     for (int g = 0; g < Layout::kGroups; ++g) {
       const __m512i group = source.Group(b, g);
@@ -293,16 +300,8 @@ void DotInterleaved(const Source& source, int64_t blocks, const ActivationBlock*
       acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(scales, _mm512_set1_ps(a[j][b].d)), sum, acc[j]);
     }
   }
-  __m512 off[kA];
 #pragma GCC unroll 8
-  for (int j = 0; j < kA; ++j) off[j] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b) {
-    const __m512 scales = source.Scales(b);
-#pragma GCC unroll 8
-    for (int j = 0; j < kA; ++j) off[j] = _mm512_fmadd_ps(scales, _mm512_set1_ps(a[j][b].sum_d), off[j]);
-  }
-#pragma GCC unroll 8
-  for (int j = 0; j < kA; ++j) out[j] = _mm512_fnmadd_ps(_mm512_set1_ps(Layout::kOffset), off[j], acc[j]);
+  for (int j = 0; j < kA; ++j) out[j] = acc[j];
 }
 
 // Calls emit<kA>(r) for the activation rows [0, rows), kMost at a time

@@ -26,13 +26,15 @@ namespace edgellm::engine::kernels {
 
 inline constexpr int64_t kBlock = 32;  // values per block of the 32-weight types
 
-// 32 activations quantized to int8: x ≈ d * q. `sum_d` is d times the sum of
-// q (the block's sum in real units), which lets the Q4_0 and Q4_1 kernels
-// apply their weight offsets once per block instead of once per weight.
+// 32 activations quantized to int8: x ≈ d * q. `sum_q` is the sum of q and
+// `sum_d` d times it (the block's sum in real units), which let a kernel of
+// a type stored with an offset (Q4_0 stores w + 8) apply it once per block
+// instead of once per weight: in the integer dot, or in floats.
 struct ActivationBlock {
   float d;
   float sum_d;
   int8_t q[kBlock];
+  int32_t sum_q;
 };
 
 // A super-block's 256 activations (k_quants.h's kSuperBlock) quantized to

@@ -34,6 +34,7 @@ void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
     }
     out[b].d = d;
     out[b].sum_d = d * static_cast<float>(sum);
+    out[b].sum_q = sum;
   }
 }
 

@@ -114,6 +114,7 @@ void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
     // Added as floats: exact for any real block (|sum| <= 4064), and no
     // overflow for the garbage sums a NaN activation makes.
     out[b].sum_d = d * (static_cast<float>(first_sum) + static_cast<float>(second_sum));
+    out[b].sum_q = static_cast<int32_t>(static_cast<uint32_t>(first_sum) + static_cast<uint32_t>(second_sum));
   }
 }
 

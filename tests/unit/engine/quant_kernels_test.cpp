@@ -59,13 +59,21 @@ TEST(QuantKernels, QuantizedActivationsAreIdenticalOnEveryInstructionSet) {
       for (size_t b = 0; b < got.size(); ++b) {
         EXPECT_EQ(got[b].d, reference[b].d) << set->name << " block " << b;
         EXPECT_EQ(got[b].sum_d, reference[b].sum_d) << set->name << " block " << b;
+        EXPECT_EQ(got[b].sum_q, reference[b].sum_q) << set->name << " block " << b;
         for (int i = 0; i < kBlock; ++i) ASSERT_EQ(got[b].q[i], reference[b].q[i]) << set->name << " n=" << n;
       }
     }
-    // The quantization itself: every value within half a step of its block's scale.
+    // The quantization itself: every value within half a step of its block's
+    // scale, and each block's sums those of the values it stores.
     for (int64_t i = 0; i < n; ++i) {
       const ActivationBlock& block = reference[i / kBlock];
       EXPECT_NEAR(block.d * block.q[i % kBlock], x[i], block.d * 0.5f + 1e-7f);
+    }
+    for (const ActivationBlock& block : reference) {
+      int32_t sum = 0;
+      for (int8_t q : block.q) sum += q;
+      EXPECT_EQ(block.sum_q, sum);
+      EXPECT_EQ(block.sum_d, block.d * static_cast<float>(sum));
     }
   }
 }
@@ -369,7 +377,8 @@ TEST(QuantKernels, AWeightOfMinus128IsHandled) {
   for (int i = 0; i < kBlock; ++i) a.q[i] = (i % 2 == 0) ? 127 : -127;
   a.q[0] = 127;
   a.q[1] = 127;
-  a.sum_d = 2 * 127;  // d times the sum of q, as Quantize writes it
+  a.sum_q = 2 * 127;  // the sum of q, and d times it, as Quantize writes them
+  a.sum_d = 2 * 127;
   for (const KernelSet* set : Available()) {
     EXPECT_EQ(set->Dot(GgmlType::kQ8_0)(w.data(), &a, 1), -128.0f * 127 * 2) << set->name;
   }
