@@ -263,6 +263,51 @@ TEST(QuantKernels, PackedMatricesGiveExactlyWhatTheirRowsGive) {
   }
 }
 
+// The types stored with an offset (Q4_0's 8, Q5_0's 16, Q8_0's 128 once
+// packed) take it off in their integer dots: at the extremes — every weight
+// its type's least or greatest value, every activation ±127 — the packed
+// multiply gives the exact sums (integers times powers of two), one
+// activation row or sixteen, and nothing wraps.
+TEST(QuantKernels, PackedOffsetTypesOfExtremeWeightsAndActivationsAreExact) {
+  int checked = 0;
+  const int64_t n = 2048, out_rows = 16, blocks = n / kBlock;
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
+    const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(n)), block_bytes = row_bytes / blocks;
+    // Even rows every byte 0x00 (Q8_0: 0x80, its -128), odd rows 0xff (Q8_0: 0x7f); scales 1.
+    std::vector<uint8_t> w(out_rows * row_bytes);
+    for (int64_t o = 0; o < out_rows; ++o) {
+      const uint8_t least = type == GgmlType::kQ8_0 ? 0x80 : 0x00, greatest = type == GgmlType::kQ8_0 ? 0x7f : 0xff;
+      std::fill_n(w.begin() + o * row_bytes, row_bytes, o % 2 == 0 ? least : greatest);
+      for (int64_t b = 0; b < blocks; ++b) StoreFp16(&w[o * row_bytes + b * block_bytes], 1.0f);
+    }
+    for (int64_t rows : {1, 16}) {
+      std::vector<float> x(static_cast<size_t>(rows * n));
+      // ±127/128: q = ±127 and d = 1/128, so every partial sum is exact in floats.
+      for (int64_t i = 0; i < rows * n; ++i) x[i] = ((i / n + i % 7) % 3 == 0 ? -127.0f : 127.0f) / 128.0f;
+      const KernelRows a(ScalarKernels(), type, x.data(), rows, n);
+      for (const KernelSet* set : Available()) {
+        if (set->Pack(type) == nullptr) continue;
+        ++checked;
+        std::vector<uint8_t> packed = w;
+        set->Pack(type)(packed.data(), row_bytes, out_rows, blocks);
+        std::vector<float> y(static_cast<size_t>(rows * out_rows), NAN);
+        set->MultiplyPacked(type)(packed.data(), row_bytes, out_rows, a.blocks().data(), rows, blocks, y.data(),
+                                  out_rows);
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t o = 0; o < out_rows; ++o) {
+            const std::vector<uint8_t> row(w.begin() + o * row_bytes, w.begin() + (o + 1) * row_bytes);
+            EXPECT_EQ(y[r * out_rows + o], ReferenceDot(type, row, a, r, n))
+                << set->name << " " << TraitsOf(type).name << " weight row " << o << " activation row " << r;
+          }
+        }
+      }
+    }
+  }
+  if (Avx512VnniKernels() != nullptr) {
+    EXPECT_EQ(checked, 3 * 2);
+  }
+}
+
 // A K-type matrix packed at load multiplies to the exact sums of its rows
 // (within the float rounding of one super-block's scaling), the same as its
 // rows give through the row-wise kernels to that rounding, gives a row the
