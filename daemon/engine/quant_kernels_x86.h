@@ -111,8 +111,9 @@ void Quantize(const float* x, ActivationBlock* out, int64_t blocks) {
     int32_t first_sum, second_sum;
     QuantizeThirtyTwo(x, InverseScale(d), out[b].q, &first_sum, &second_sum);
     out[b].d = d;
-    // Added as floats: exact for any real block (|sum| <= 4064), and no
-    // overflow for the garbage sums a NaN activation makes.
+    // sum_d added as floats (exact for any real block, |sum| <= 4064) and
+    // sum_q as unsigned: the garbage sums a NaN activation makes wrap rather
+    // than overflow.
     out[b].sum_d = d * (static_cast<float>(first_sum) + static_cast<float>(second_sum));
     out[b].sum_q = static_cast<int32_t>(static_cast<uint32_t>(first_sum) + static_cast<uint32_t>(second_sum));
   }
