@@ -115,9 +115,12 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   // the engine's float kernels: at these sizes BLAS spends more packing its
   // operands than multiplying them (a fifth of a small model's decode step).
   const bool few_queries = FewQueries(m);
-  const kernels::KeyScoresFn key_scores = kernels::BestKernels().key_scores;
-  const kernels::WeightedRowSumFn weighted_row_sum = kernels::BestKernels().weighted_row_sum;
+  const kernels::KernelSet& kernels = kernels::BestKernels();
+  const kernels::KeyScoresFn key_scores = kernels.key_scores;
+  const kernels::WeightedRowSumFn weighted_row_sum = kernels.weighted_row_sum;
   const bool floats = pool.shape().type == KvType::kF32;
+  // Whether a cache of halves has kernels that read it where it lies.
+  const bool reads_halves = pool.shape().type == KvType::kF16 && kernels.key_scores_f16 != nullptr;
   const int64_t span = SpanPositions(block_size);
   // This part's share of the blocks from the first one any row sees.
   const int64_t first_block = first_seen(0) / block_size, blocks = (total + block_size - 1) / block_size - first_block;
@@ -166,22 +169,6 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       // changing what computes `next`.
       for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(next + line);
     };
-    // The few rows' kernels read float keys or values block by block, each
-    // block met by every query head of the KV head before the next: where it
-    // lies, or (a cache of halves or Q8_0) widened once into the scratch.
-    const auto for_each_float_block = [&](bool values, const auto& visit) {
-      for_each_block([&](int64_t offset, const uint8_t* keys_at, const uint8_t* values_at, int64_t count) {
-        const uint8_t* at = values ? values_at : keys_at;
-        prefetch_after(offset, values);
-        if (floats) {
-          visit(offset, reinterpret_cast<const float*>(at), count);
-          return;
-        }
-        float* widened = values ? view.values : view.keys;
-        pool.LoadValues(at, count * hd, widened);
-        visit(offset, widened, count);
-      });
-    };
     // Rows before p0 see none of this span (a prompt's early rows and the
     // later spans of its own chunk): each head's rows from `first` on are
     // multiplied, and the others left as they are.
@@ -190,13 +177,36 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     // at once where all of them see the span (a decode step's always), each
     // head's seeing rows otherwise: rows (head g, i >= first) lie together.
     const int64_t row_runs = first == 0 ? 1 : group, rows_per_run = first == 0 ? m : seeing;
-    if (few_queries) {
-      for_each_float_block(false, [&](int64_t offset, const float* keys, int64_t count) {
-        for (int64_t g = 0; g < row_runs; ++g) {
-          const int64_t r = g * n + first;
-          key_scores(keys, count, hd, queries + r * hd, hd, rows_per_run, scale, scores + r * run + offset, run);
+    // The few rows' kernels read keys or values block by block, each block
+    // met by every query head of the KV head before the next: floats or
+    // halves where they lie (visit_halves, for halves_in_place), or the
+    // others widened once into the scratch.
+    const bool halves_in_place = reads_halves && kernels::HalvesInPlace(hd, rows_per_run);
+    const auto for_each_kv_block = [&](bool values, const auto& visit_floats, const auto& visit_halves) {
+      for_each_block([&](int64_t offset, const uint8_t* keys_at, const uint8_t* values_at, int64_t count) {
+        const uint8_t* at = values ? values_at : keys_at;
+        prefetch_after(offset, values);
+        if (halves_in_place) {
+          visit_halves(offset, at, count);
+        } else if (floats) {
+          visit_floats(offset, reinterpret_cast<const float*>(at), count);
+        } else {
+          float* widened = values ? view.values : view.keys;
+          pool.LoadValues(at, count * hd, widened);
+          visit_floats(offset, widened, count);
         }
       });
+    };
+    if (few_queries) {
+      const auto scores_of = [&](const auto& score_keys) {
+        return [&](int64_t offset, const auto* keys, int64_t count) {
+          for (int64_t g = 0; g < row_runs; ++g) {
+            const int64_t r = g * n + first;
+            score_keys(keys, count, hd, queries + r * hd, hd, rows_per_run, scale, scores + r * run + offset, run);
+          }
+        };
+      };
+      for_each_kv_block(false, scores_of(key_scores), scores_of(kernels.key_scores_f16));
     } else {
       for (int64_t g = 0; g < group; ++g) {
         const float* group_queries = queries + (g * n + first) * hd;
@@ -234,12 +244,15 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       }
     }
     if (few_queries) {
-      for_each_float_block(true, [&](int64_t offset, const float* values, int64_t count) {
-        for (int64_t g = 0; g < row_runs; ++g) {
-          const int64_t r = g * n + first;
-          weighted_row_sum(scores + r * run + offset, run, rows_per_run, values, count, hd, result + r * hd, hd);
-        }
-      });
+      const auto sums_of = [&](const auto& sum_rows) {
+        return [&](int64_t offset, const auto* values, int64_t count) {
+          for (int64_t g = 0; g < row_runs; ++g) {
+            const int64_t r = g * n + first;
+            sum_rows(scores + r * run + offset, run, rows_per_run, values, count, hd, result + r * hd, hd);
+          }
+        };
+      };
+      for_each_kv_block(true, sums_of(weighted_row_sum), sums_of(kernels.weighted_row_sum_f16));
     } else {
       for (int64_t g = 0; g < group; ++g) {
         const float* group_scores = scores + (g * n + first) * run;

@@ -5,7 +5,9 @@
 // the same floats, WeightedRowSum the same multiply-adds in the same order
 // per value, KeyScores each key's dot within the rounding of a sum taken in
 // another order; the two take a group's query rows together, each row's
-// result bit for bit what it gets alone. Included only by
+// result bit for bit what it gets alone; and the two read a cache of halves
+// where it lies too (KeyScoresHalvesFn, WeightedRowSumHalvesFn), each result
+// bit for bit what they give on the halves widened. Included only by
 // quant_kernels_avx512vnni.cpp, after quant_kernels_x86.h, whose kernels take
 // the odd lengths.
 #ifndef EDGELLM_ENGINE_ATTENTION_KERNELS_AVX512_H_
@@ -39,13 +41,19 @@ void LoadQ8_0Wide(const uint8_t* from, int64_t count, float* to) {
   }
 }
 
+// Sixteen values of a row as floats: where they lie, or widened from halves.
+inline __m512 LoadSixteen(const float* at) { return _mm512_loadu_ps(at); }
+inline __m512 LoadSixteen(const uint16_t* at) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at)));
+}
+
 // Sixty-four values of up to four query rows' `out` a pass, sixteen
 // registers: each row of values is loaded once for all of them, and the
 // sixteen chains of multiply-adds keep both pipes busy where one row's four
 // waited on each other's latency. Each lane adds its weighted rows in order
 // of t, as the eight-lane kernel does.
-template <int kQueries>
-void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const float* rows, int64_t count,
+template <int kQueries, typename Element>
+void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const Element* rows, int64_t count,
                            int64_t width, float* out, int64_t out_stride) {
   __m512 acc[kQueries][4];
 #pragma GCC unroll 4
@@ -54,9 +62,9 @@ void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const fl
     for (int k = 0; k < 4; ++k) acc[q][k] = _mm512_loadu_ps(out + q * out_stride + 16 * k);
   }
   for (int64_t t = 0; t < count; ++t) {
-    const float* row = rows + t * width;
-    const __m512 r0 = _mm512_loadu_ps(row), r1 = _mm512_loadu_ps(row + 16);
-    const __m512 r2 = _mm512_loadu_ps(row + 32), r3 = _mm512_loadu_ps(row + 48);
+    const Element* row = rows + t * width;
+    const __m512 r0 = LoadSixteen(row), r1 = LoadSixteen(row + 16);
+    const __m512 r2 = LoadSixteen(row + 32), r3 = LoadSixteen(row + 48);
 #pragma GCC unroll 4
     for (int q = 0; q < kQueries; ++q) {
       const __m512 w = _mm512_set1_ps(weights[q * weight_stride + t]);
@@ -73,8 +81,10 @@ void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const fl
   }
 }
 
-void WeightedRowSumsWide(const float* weights, int64_t weight_stride, int64_t queries, const float* rows,
-                         int64_t count, int64_t width, float* out, int64_t out_stride) {
+// The columns [0, width rounded down to 64) of the weighted sums, up to four query rows a pass.
+template <typename Element>
+int64_t WeightedSixtyFours(const float* weights, int64_t weight_stride, int64_t queries, const Element* rows,
+                           int64_t count, int64_t width, float* out, int64_t out_stride) {
   int64_t j = 0;
   for (; j + 64 <= width; j += 64) {
     for (int64_t q = 0; q < queries; q += 4) {
@@ -88,6 +98,19 @@ void WeightedRowSumsWide(const float* weights, int64_t weight_stride, int64_t qu
       }
     }
   }
+  return j;
+}
+
+// Halves of a width HalvesInPlace accepts: sixty-fours only.
+void WeightedRowSumsHalvesWide(const float* weights, int64_t weight_stride, int64_t queries, const uint8_t* rows,
+                               int64_t count, int64_t width, float* out, int64_t out_stride) {
+  WeightedSixtyFours(weights, weight_stride, queries, reinterpret_cast<const uint16_t*>(rows), count, width, out,
+                     out_stride);
+}
+
+void WeightedRowSumsWide(const float* weights, int64_t weight_stride, int64_t queries, const float* rows,
+                         int64_t count, int64_t width, float* out, int64_t out_stride) {
+  const int64_t j = WeightedSixtyFours(weights, weight_stride, queries, rows, count, width, out, out_stride);
   // Widths past the last sixty-four: sixteen values a pass, then one, a query row at a time.
   for (int64_t q = 0; q < queries; ++q) {
     const float* w = weights + q * weight_stride;
@@ -114,8 +137,8 @@ void WeightedRowSumsWide(const float* weights, int64_t weight_stride, int64_t qu
 // for an uninitialized read once this template is inlined (its bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
-template <int kQueries>
-void ScoresOfEightKeysWide(const float* keys, int64_t width, const float* queries, int64_t query_stride,
+template <int kQueries, typename Element>
+void ScoresOfEightKeysWide(const Element* keys, int64_t width, const float* queries, int64_t query_stride,
                            float scale, float* scores, int64_t score_stride) {
   __m512 acc[kQueries][8];
 #pragma GCC unroll 3
@@ -129,7 +152,7 @@ void ScoresOfEightKeysWide(const float* keys, int64_t width, const float* querie
     for (int q = 0; q < kQueries; ++q) query[q] = _mm512_loadu_ps(queries + q * query_stride + j);
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
-      const __m512 key = _mm512_loadu_ps(keys + k * width + j);
+      const __m512 key = LoadSixteen(keys + k * width + j);
 #pragma GCC unroll 3
       for (int q = 0; q < kQueries; ++q) acc[q][k] = _mm512_fmadd_ps(key, query[q], acc[q][k]);
     }
@@ -148,27 +171,53 @@ void ScoresOfEightKeysWide(const float* keys, int64_t width, const float* querie
 }
 #pragma GCC diagnostic pop
 
-// Widths that are no multiple of sixteen, and the last keys of a run, go to
-// the eight-lane kernel a query row at a time.
-void KeyScoresWide(const float* keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
-                   int64_t n_queries, float scale, float* scores, int64_t score_stride) {
+// The scores of keys [0, count rounded down to 8), up to three query rows a
+// pass (width a multiple of sixteen); returns where they stop.
+template <typename Element>
+int64_t ScoresOfEights(const Element* keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
+                       int64_t n_queries, float scale, float* scores, int64_t score_stride) {
   int64_t t = 0;
-  if (width % 16 == 0) {
-    for (; t + 8 <= count; t += 8) {
-      for (int64_t q = 0; q < n_queries; q += 3) {
-        const float* rows = queries + q * query_stride;
-        float* out = scores + q * score_stride + t;
-        switch (std::min<int64_t>(3, n_queries - q)) {
-          case 1: ScoresOfEightKeysWide<1>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
-          case 2: ScoresOfEightKeysWide<2>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
-          default: ScoresOfEightKeysWide<3>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
-        }
+  for (; t + 8 <= count; t += 8) {
+    for (int64_t q = 0; q < n_queries; q += 3) {
+      const float* rows = queries + q * query_stride;
+      float* out = scores + q * score_stride + t;
+      switch (std::min<int64_t>(3, n_queries - q)) {
+        case 1: ScoresOfEightKeysWide<1>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
+        case 2: ScoresOfEightKeysWide<2>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
+        default: ScoresOfEightKeysWide<3>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
       }
     }
   }
+  return t;
+}
+
+// The last keys of a run (fewer than eight), and every key of widths that are
+// no multiple of sixteen, go to the eight-lane kernel a query row at a time.
+void LastKeyScores(const float* keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
+                   int64_t n_queries, float scale, float* scores, int64_t score_stride) {
   for (int64_t q = 0; q < n_queries; ++q) {
-    KeyScores(keys + t * width, count - t, width, queries + q * query_stride, scale, scores + q * score_stride + t);
+    KeyScores(keys, count, width, queries + q * query_stride, scale, scores + q * score_stride);
   }
+}
+
+void KeyScoresWide(const float* keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
+                   int64_t n_queries, float scale, float* scores, int64_t score_stride) {
+  const int64_t t =
+      width % 16 == 0 ? ScoresOfEights(keys, count, width, queries, query_stride, n_queries, scale, scores, score_stride)
+                      : 0;
+  LastKeyScores(keys + t * width, count - t, width, queries, query_stride, n_queries, scale, scores + t, score_stride);
+}
+
+// Halves of a width HalvesInPlace accepts; the last keys are widened on the
+// stack and meet the eight-lane kernel as KeyScoresWide's do.
+void KeyScoresHalvesWide(const uint8_t* keys, int64_t count, int64_t width, const float* queries,
+                         int64_t query_stride, int64_t n_queries, float scale, float* scores, int64_t score_stride) {
+  const int64_t t = ScoresOfEights(reinterpret_cast<const uint16_t*>(keys), count, width, queries, query_stride,
+                                   n_queries, scale, scores, score_stride);
+  if (t == count) return;
+  alignas(64) float last[7 * kMaxHalvesInPlaceWidth];
+  LoadHalvesWide(keys + 2 * t * width, (count - t) * width, last);
+  LastKeyScores(last, count - t, width, queries, query_stride, n_queries, scale, scores + t, score_stride);
 }
 
 void AddAvx512AttentionKernels(KernelSet& set) {
@@ -176,6 +225,8 @@ void AddAvx512AttentionKernels(KernelSet& set) {
   set.load_q8_0 = LoadQ8_0Wide;
   set.weighted_row_sum = WeightedRowSumsWide;
   set.key_scores = KeyScoresWide;
+  set.weighted_row_sum_f16 = WeightedRowSumsHalvesWide;
+  set.key_scores_f16 = KeyScoresHalvesWide;
 }
 
 }  // namespace
