@@ -198,8 +198,8 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       });
     };
     if (few_queries) {
-      const auto scores_of = [&](const auto& score_keys) {
-        return [&](int64_t offset, const auto* keys, int64_t count) {
+      const auto scores_of = [&](auto score_keys) {
+        return [&, score_keys](int64_t offset, const auto* keys, int64_t count) {
           for (int64_t g = 0; g < row_runs; ++g) {
             const int64_t r = g * n + first;
             score_keys(keys, count, hd, queries + r * hd, hd, rows_per_run, scale, scores + r * run + offset, run);
@@ -244,8 +244,8 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
       }
     }
     if (few_queries) {
-      const auto sums_of = [&](const auto& sum_rows) {
-        return [&](int64_t offset, const auto* values, int64_t count) {
+      const auto sums_of = [&](auto sum_rows) {
+        return [&, sum_rows](int64_t offset, const auto* values, int64_t count) {
           for (int64_t g = 0; g < row_runs; ++g) {
             const int64_t r = g * n + first;
             sum_rows(scores + r * run + offset, run, rows_per_run, values, count, hd, result + r * hd, hd);
