@@ -115,12 +115,12 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   // the engine's float kernels: at these sizes BLAS spends more packing its
   // operands than multiplying them (a fifth of a small model's decode step).
   const bool few_queries = FewQueries(m);
-  const kernels::KernelSet& kernels = kernels::BestKernels();
-  const kernels::KeyScoresFn key_scores = kernels.key_scores;
-  const kernels::WeightedRowSumFn weighted_row_sum = kernels.weighted_row_sum;
+  const kernels::KernelSet& kernel_set = kernels::BestKernels();
+  const kernels::KeyScoresFn key_scores = kernel_set.key_scores;
+  const kernels::WeightedRowSumFn weighted_row_sum = kernel_set.weighted_row_sum;
   const bool floats = pool.shape().type == KvType::kF32;
   // Whether a cache of halves has kernels that read it where it lies.
-  const bool reads_halves = pool.shape().type == KvType::kF16 && kernels.key_scores_f16 != nullptr;
+  const bool reads_halves = pool.shape().type == KvType::kF16 && kernel_set.key_scores_f16 != nullptr;
   const int64_t span = SpanPositions(block_size);
   // This part's share of the blocks from the first one any row sees.
   const int64_t first_block = first_seen(0) / block_size, blocks = (total + block_size - 1) / block_size - first_block;
@@ -206,7 +206,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
           }
         };
       };
-      for_each_kv_block(false, scores_of(key_scores), scores_of(kernels.key_scores_f16));
+      for_each_kv_block(false, scores_of(key_scores), scores_of(kernel_set.key_scores_f16));
     } else {
       for (int64_t g = 0; g < group; ++g) {
         const float* group_queries = queries + (g * n + first) * hd;
@@ -252,7 +252,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
           }
         };
       };
-      for_each_kv_block(true, sums_of(weighted_row_sum), sums_of(kernels.weighted_row_sum_f16));
+      for_each_kv_block(true, sums_of(weighted_row_sum), sums_of(kernel_set.weighted_row_sum_f16));
     } else {
       for (int64_t g = 0; g < group; ++g) {
         const float* group_scores = scores + (g * n + first) * run;
