@@ -108,8 +108,39 @@ void WeightedRowSumsHalvesWide(const float* weights, int64_t weight_stride, int6
                      out_stride);
 }
 
+// A head eight wide (stories260K's): two rows of values a register, the even
+// row's in the low half and the odd row's in the high half, each half the
+// eight-lane kernel's running sum of even or odd rows.
+void WeightedRowSumsEightWide(const float* weights, int64_t weight_stride, int64_t queries, const float* rows,
+                              int64_t count, float* out, int64_t out_stride) {
+  // Lanes 0-7 take the first of two weights, lanes 8-15 the second.
+  const __m512i pair_lanes = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  for (int64_t q = 0; q < queries; ++q) {
+    const float* w = weights + q * weight_stride;
+    __m512 sums = _mm512_setzero_ps();
+    int64_t t = 0;
+    for (; t + 2 <= count; t += 2) {
+      const __m128 two = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + t)));
+      const __m512 pair = _mm512_permutexvar_ps(pair_lanes, _mm512_castps128_ps512(two));
+      sums = _mm512_fmadd_ps(pair, _mm512_loadu_ps(rows + t * 8), sums);
+    }
+    constexpr __mmask16 kLowHalf = 0x00FF;
+    if (t < count) {
+      sums = _mm512_mask3_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_maskz_loadu_ps(kLowHalf, rows + t * 8), sums, kLowHalf);
+    }
+    const __m256 even = _mm512_castps512_ps256(sums);
+    const __m256 odd = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sums), 1));
+    float* o = out + q * out_stride;
+    _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_add_ps(even, odd)));
+  }
+}
+
 void WeightedRowSumsWide(const float* weights, int64_t weight_stride, int64_t queries, const float* rows,
                          int64_t count, int64_t width, float* out, int64_t out_stride) {
+  if (width == 8) {
+    WeightedRowSumsEightWide(weights, weight_stride, queries, rows, count, out, out_stride);
+    return;
+  }
   const int64_t j = WeightedSixtyFours(weights, weight_stride, queries, rows, count, width, out, out_stride);
   // Widths past the last sixty-four: sixteen values a pass, then one, a query row at a time.
   for (int64_t q = 0; q < queries; ++q) {
