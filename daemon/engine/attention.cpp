@@ -154,20 +154,11 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     // short a run for the hardware prefetcher to have started on before it
     // ends: asked for a block ahead, a decode step's widening of halves went
     // from 11% of its time to 4% (smol-135m, 129-256 positions).
-    const auto prefetch_after = [&](int64_t offset, bool values) {
-      const uint8_t* next = nullptr;
-      if (offset + block_size < run) {
-        next = head_data((p0 + offset) / block_size + 1, values);
-      } else if (!values) {
-        next = head_data(p0 / block_size, true);
-      } else if (p0 + span < part_end) {
-        next = head_data((p0 + span) / block_size, false);
-      }
-      if (next == nullptr) return;
-      // GCC 12 compiled these away when KvBlockPool::LayerData was made inline
-      // (no prefetcht0 left in AttendOneKvHead): check the object code after
-      // changing what computes `next`.
-      for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(next + line);
+    const auto read_after = [&](int64_t offset, bool values) -> const uint8_t* {
+      if (offset + block_size < run) return head_data((p0 + offset) / block_size + 1, values);
+      if (!values) return head_data(p0 / block_size, true);
+      if (p0 + span < part_end) return head_data((p0 + span) / block_size, false);
+      return nullptr;
     };
     // Rows before p0 see none of this span (a prompt's early rows and the
     // later spans of its own chunk): each head's rows from `first` on are
@@ -185,7 +176,13 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     const auto for_each_kv_block = [&](bool values, const auto& visit_floats, const auto& visit_halves) {
       for_each_block([&](int64_t offset, const uint8_t* keys_at, const uint8_t* values_at, int64_t count) {
         const uint8_t* at = values ? values_at : keys_at;
-        prefetch_after(offset, values);
+        // The prefetches stay in this loop, which has effects: GCC 12 finds a
+        // function that only prefetches pure and deletes its calls (with
+        // KvBlockPool::LayerData inline, no prefetcht0 was left in
+        // AttendOneKvHead). Check the object code after moving them.
+        if (const uint8_t* next = read_after(offset, values)) {
+          for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(next + line);
+        }
         if (halves_in_place) {
           visit_halves(offset, at, count);
         } else if (floats) {

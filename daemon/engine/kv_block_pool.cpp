@@ -95,7 +95,12 @@ absl::StatusOr<std::shared_ptr<KvBlockPool>> KvBlockPool::Create(KvShape shape, 
 }
 
 KvBlockPool::KvBlockPool(KvShape shape, KvPoolOptions options, uint64_t block_bytes, uint8_t* base)
-    : shape_(shape), options_(options), block_bytes_(block_bytes), base_(base), blocks_(options.block_count) {
+    : shape_(shape),
+      options_(options),
+      block_bytes_(block_bytes),
+      base_(base),
+      layer_bytes_(static_cast<int64_t>(options.block_size) * shape.n_head_kv * shape.head_row_bytes()),
+      blocks_(options.block_count) {
   free_.reserve(options.block_count);
   // Handed out from the back: low ids first.
   for (int32_t b = options.block_count - 1; b >= 0; --b) free_.push_back(b);
@@ -234,11 +239,6 @@ uint64_t KvBlockPool::Trim() {
     released += block_bytes_;
   }
   return released;
-}
-
-uint8_t* KvBlockPool::LayerData(int32_t block, int32_t layer, bool values) const {
-  const int64_t rows_bytes = static_cast<int64_t>(block_size()) * shape_.n_head_kv * shape_.head_row_bytes();
-  return base_ + block * block_bytes_ + (2 * static_cast<int64_t>(layer) + (values ? 1 : 0)) * rows_bytes;
 }
 
 void KvBlockPool::StoreValues(const float* from, int64_t count, uint8_t* to) const {

@@ -118,7 +118,10 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   // The keys (or values) of `layer` in `block`: [n_head_kv, block_size,
   // head_dim] elements of shape().type, row-major, so each head's positions
   // are contiguous.
-  uint8_t* LayerData(int32_t block, int32_t layer, bool values) const;
+  // Inline: attention asks for every block it reads, several times a block.
+  uint8_t* LayerData(int32_t block, int32_t layer, bool values) const {
+    return base_ + block * block_bytes_ + (2 * static_cast<int64_t>(layer) + (values ? 1 : 0)) * layer_bytes_;
+  }
   // Stores `count` floats from `from` as shape().type stores them at `to`
   // (an address LayerData gave, offset by whole head rows; `count` is whole
   // head rows), and reads them back.
@@ -162,6 +165,7 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   const KvPoolOptions options_;
   const uint64_t block_bytes_;
   uint8_t* const base_;  // block_count * block_bytes_, from mmap
+  const int64_t layer_bytes_;  // one layer's keys (or values) of a block
   std::vector<BlockState> blocks_;
   std::vector<int32_t> free_;  // never used, or released unregistered
   std::list<int32_t> lru_;     // cached: released but registered; least recently released first
