@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Where a decode step's time goes, from `perf script -F pid,tid,ip,sym` on stdin
-(lines of `PID/TID - SYMBOL`).
+"""Where a decode step's time goes, from `perf script -F pid,tid,ip,sym,dso` on stdin
+(lines of `PID/TID - SYMBOL (LIBRARY)`).
 
 The process's main thread (its tid is its pid) calls the forward: its time is
 the step's time, so its samples are the step's breakdown; the others are the
@@ -9,8 +9,9 @@ pool's workers, whose samples show how much of the step they spend working.
 busiest thread is not always the caller.) For a forward called from another
 thread (edgellmd's scheduler), pass that thread's id as the argument. Each sample is put in one category by its leaf symbol:
 
-  kernels    the matrix products (quantized, interleaved, float) and
-             attention (scores, softmax maximum and exponentials, weighted sums)
+  kernels    the matrix products (quantized, interleaved, float, and BLAS's,
+             whose inner loops have no symbols) and attention (scores,
+             softmax maximum and exponentials, weighted sums)
   row-wise   norms, rotary embedding, the SwiGLU gate, copies
   hand-off   the thread pool handing out chunks and waiting for them, and
              the kernel entered from there (yield, futex)
@@ -25,7 +26,7 @@ CATEGORIES = [
                   "__atomic_wait", "pvm_irq_enable", "syscall")),
     ("kernels", ("InterleaveRows", "DotInterleaved", "MultiplyInterleaved", "DotF32", "DotF16", "WeightedRowSum",
                  "ExpInPlace", "MaxOf", "AttendOneKvHead", "MergeAttentionParts", "sgemm", "MultiplyQuantized",
-                 "QuantMatMulShared", "kernels::", "Quantize")),
+                 "QuantMatMulShared", "kernels::", "Quantize", "sgemv", "libopenblas")),
     ("row-wise", ("RmsNorm", "Rope", "SwiGlu", "CpuForward", "memmove", "memcpy", "memset", "WriteKv")),
     ("sampling", ("Sampler", "max_element", "ArgMax")),
 ]
@@ -38,6 +39,16 @@ def category(symbol):
     return "other"
 
 
+def symbol_of(text):
+    """The symbol of `SYMBOL (LIBRARY)`, or `[unknown] in LIBRARY` where it has none."""
+    symbol, _, library = text.strip().rpartition(" (")
+    if not symbol or not library.endswith(")"):
+        return text.strip()
+    if symbol == "[unknown]":
+        return f"[unknown] in {library[:-1].rsplit('/', 1)[-1]}"
+    return symbol
+
+
 def main():
     per_thread = collections.defaultdict(collections.Counter)
     main_thread = None
@@ -45,7 +56,7 @@ def main():
         fields = line.split(None, 2)
         ids = fields[0].split("/") if fields else []
         if len(fields) == 3 and len(ids) == 2 and all(i.isdigit() for i in ids):
-            per_thread[ids[1]][fields[2].strip()] += 1
+            per_thread[ids[1]][symbol_of(fields[2])] += 1
             if ids[0] == ids[1]:
                 main_thread = ids[1]
     if len(sys.argv) > 1:

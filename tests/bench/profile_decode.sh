@@ -21,5 +21,5 @@ perf record -F 999 -D -1 --control "fifo:$work/control,$work/ack" -o "$work/perf
   "$build/tests/bench/edgellm-bench-engine" --model "$model" --perf-control "$work/control" --perf-ack "$work/ack" \
   --threads "$threads" --only-decode --prompt-tokens "${PROFILE_PROMPT:-128}" \
   --decode-tokens "${PROFILE_DECODE:-128}" --reps "${PROFILE_REPS:-20}" 2> "$work/perf.log"
-perf script -i "$work/perf.data" -F pid,tid,ip,sym 2> /dev/null |
+perf script -i "$work/perf.data" -F pid,tid,ip,sym,dso 2> /dev/null |
   awk '{ids = $1; $1 = ""; $2 = ""; print ids, "-", $0}' | /usr/bin/env python3 "$root/tests/bench/decode_profile.py"
