@@ -198,16 +198,17 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
   }
   const int64_t per_head =
       attended * (config.n_head / config.n_head_kv) * hd / static_cast<int64_t>(sequences.size());
-  // A decode step's KV heads are split into parts where the threads could not share them evenly.
   const int64_t kv_tasks = static_cast<int64_t>(sequences.size()) * config.n_head_kv;
-  const int64_t attention_parts =
-      one_row_each ? AttentionParts(kv_tasks, pool.size(), per_head, kMinAttentionWorkPerChunk) : 1;
+  const bool share_attention = kv_tasks * per_head >= kMinAttentionWorkShared;
+  // A decode step's KV heads are split into parts where the threads could not share them evenly.
+  const int64_t attention_parts = one_row_each && share_attention
+                                      ? AttentionParts(kv_tasks, pool.size(), per_head, kMinAttentionWorkPerChunk)
+                                      : 1;
   // Tasks per chunk: enough multiply-adds to pay for handing them to another
   // thread, and all of them where the whole job is too small to share.
   const int64_t attention_tasks_per_chunk =
-      kv_tasks * per_head < kMinAttentionWorkShared
-          ? kv_tasks * attention_parts
-          : std::max<int64_t>(1, kMinAttentionWorkPerChunk / std::max<int64_t>(per_head / attention_parts, 1));
+      share_attention ? std::max<int64_t>(1, kMinAttentionWorkPerChunk / std::max<int64_t>(per_head / attention_parts, 1))
+                      : kv_tasks;
   // Scratch for as many parts as a long context would split into, so that
   // crossing into it does not make a decode step allocate.
   const int64_t scratch_parts = one_row_each ? AttentionParts(kv_tasks, pool.size(), 1, 0) : 1;
