@@ -206,9 +206,9 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
                                       : 1;
   // Tasks per chunk: enough multiply-adds to pay for handing them to another
   // thread, and all of them where the whole job is too small to share.
+  const int64_t work_per_task = std::max<int64_t>(per_head / attention_parts, 1);
   const int64_t attention_tasks_per_chunk =
-      share_attention ? std::max<int64_t>(1, kMinAttentionWorkPerChunk / std::max<int64_t>(per_head / attention_parts, 1))
-                      : kv_tasks;
+      share_attention ? std::max<int64_t>(1, kMinAttentionWorkPerChunk / work_per_task) : kv_tasks;
   // Scratch for as many parts as a long context would split into, so that
   // crossing into it does not make a decode step allocate.
   const int64_t scratch_parts = one_row_each ? AttentionParts(kv_tasks, pool.size(), 1, 0) : 1;

@@ -11,9 +11,12 @@ command -v objdump > /dev/null || { echo "attention_prefetches.sh: objdump is mi
 # Every function of AttendOneKvHead, the lambdas inside it included, carries
 # its mangled name.
 count=$(objdump -d --no-show-raw-insn "$library" |
-  awk '/^[0-9a-f]+ <.*>:$/ {in_attention = ($2 ~ /15AttendOneKvHead/)} in_attention && /prefetcht0/ {n++} END {print n + 0}')
+  awk '/^[0-9a-f]+ <.*>:$/ {in_attention = ($2 ~ /15AttendOneKvHead/)}
+       in_attention && /prefetcht0/ {n++}
+       END {print n + 0}')
 if [ "$count" -eq 0 ]; then
-  echo "no prefetcht0 in AttendOneKvHead (daemon/engine/attention.cpp) of $library: the compiler dropped the prefetches" >&2
+  echo "no prefetcht0 in AttendOneKvHead (daemon/engine/attention.cpp) of $library:" \
+    "the compiler dropped the prefetches" >&2
   exit 1
 fi
 echo "AttendOneKvHead prefetches ($count prefetcht0 in $library)"
