@@ -486,6 +486,7 @@ TEST(QuantKernels, FloatDotsMatchTheExactSum) {
 // on an AVX-512 one.
 TEST(QuantKernels, WeightedRowSumsMatchTheExactSumForEveryQueryRowAndAgreeAcrossX86Sets) {
   const KernelSet* avx2 = Avx2Kernels();
+  int against_avx2 = 0;
   for (int64_t width : {1, 8, 16, 24, 31, 32, 40, 64, 80, 128, 257}) {
     for (int64_t count : {0, 1, 2, 7, 16}) {
       for (int64_t queries : {1, 3, 8}) {
@@ -505,6 +506,7 @@ TEST(QuantKernels, WeightedRowSumsMatchTheExactSumForEveryQueryRowAndAgreeAcross
           if (avx2 != nullptr && (set == AvxVnniKernels() || set == Avx512VnniKernels())) {
             ASSERT_EQ(out, avx2_out) << set->name << " against avx2, width=" << width << " count=" << count
                                      << " queries=" << queries;
+            ++against_avx2;
           }
           // Rows taken together add the same terms in the same order as one at a time.
           std::vector<float> one_at_a_time = start;
@@ -532,6 +534,9 @@ TEST(QuantKernels, WeightedRowSumsMatchTheExactSumForEveryQueryRowAndAgreeAcross
         }
       }
     }
+  }
+  if (avx2 != nullptr && Avx512VnniKernels() != nullptr) {
+    EXPECT_EQ(against_avx2, 11 * 5 * 3 * (AvxVnniKernels() != nullptr ? 2 : 1)) << "every case met the AVX2 set";
   }
 }
 
