@@ -118,9 +118,15 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   const kernels::KernelSet& kernel_set = kernels::BestKernels();
   const kernels::KeyScoresFn key_scores = kernel_set.key_scores;
   const kernels::WeightedRowSumFn weighted_row_sum = kernel_set.weighted_row_sum;
-  const bool floats = pool.shape().type == KvType::kF32;
-  // Whether a cache of halves has kernels that read it where it lies.
-  const bool reads_halves = pool.shape().type == KvType::kF16 && kernel_set.key_scores_f16 != nullptr;
+  const KvType type = pool.shape().type;
+  const bool floats = type == KvType::kF32;
+  // The kernels that read a cache of halves or Q8_0 blocks where it lies, if the set has them.
+  const kernels::KeyScoresInPlaceFn key_scores_in_place =
+      type == KvType::kF16 ? kernel_set.key_scores_f16 : type == KvType::kQ8_0 ? kernel_set.key_scores_q8_0 : nullptr;
+  const kernels::WeightedRowSumInPlaceFn weighted_row_sum_in_place =
+      type == KvType::kF16     ? kernel_set.weighted_row_sum_f16
+      : type == KvType::kQ8_0 ? kernel_set.weighted_row_sum_q8_0
+                               : nullptr;
   const int64_t span = SpanPositions(block_size);
   // This part's share of the blocks from the first one any row sees.
   const int64_t first_block = first_seen(0) / block_size, blocks = (total + block_size - 1) / block_size - first_block;
@@ -169,11 +175,11 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     // head's seeing rows otherwise: rows (head g, i >= first) lie together.
     const int64_t row_runs = first == 0 ? 1 : group, rows_per_run = first == 0 ? m : seeing;
     // The few rows' kernels read keys or values block by block, each block
-    // met by every query head of the KV head before the next: floats or
-    // halves where they lie (visit_halves, for halves_in_place), or the
-    // others widened once into the scratch.
-    const bool halves_in_place = reads_halves && kernels::HalvesInPlace(hd, rows_per_run);
-    const auto for_each_kv_block = [&](bool values, const auto& visit_floats, const auto& visit_halves) {
+    // met by every query head of the KV head before the next: floats, or
+    // halves and Q8_0 blocks where they lie (visit_in_place, for
+    // reads_in_place), or widened once into the scratch.
+    const bool reads_in_place = key_scores_in_place != nullptr && kernels::ReadsInPlace(hd, rows_per_run);
+    const auto for_each_kv_block = [&](bool values, const auto& visit_floats, const auto& visit_in_place) {
       for_each_block([&](int64_t offset, const uint8_t* keys_at, const uint8_t* values_at, int64_t count) {
         const uint8_t* at = values ? values_at : keys_at;
         // The prefetches stay in this loop, which has effects: GCC 12 finds a
@@ -183,8 +189,8 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
         if (const uint8_t* next = read_after(offset, values)) {
           for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(next + line);
         }
-        if (halves_in_place) {
-          visit_halves(offset, at, count);
+        if (reads_in_place) {
+          visit_in_place(offset, at, count);
         } else if (floats) {
           visit_floats(offset, reinterpret_cast<const float*>(at), count);
         } else {
@@ -203,7 +209,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
           }
         };
       };
-      for_each_kv_block(false, scores_of(key_scores), scores_of(kernel_set.key_scores_f16));
+      for_each_kv_block(false, scores_of(key_scores), scores_of(key_scores_in_place));
     } else {
       for (int64_t g = 0; g < group; ++g) {
         const float* group_queries = queries + (g * n + first) * hd;
@@ -249,7 +255,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
           }
         };
       };
-      for_each_kv_block(true, sums_of(weighted_row_sum), sums_of(kernel_set.weighted_row_sum_f16));
+      for_each_kv_block(true, sums_of(weighted_row_sum), sums_of(weighted_row_sum_in_place));
     } else {
       for (int64_t g = 0; g < group; ++g) {
         const float* group_scores = scores + (g * n + first) * run;

@@ -6,8 +6,9 @@
 // per value, KeyScores each key's dot within the rounding of a sum taken in
 // another order; the two take a group's query rows together, each row's
 // result bit for bit what it gets alone; and the two read a cache of halves
-// where it lies too (KeyScoresHalvesFn, WeightedRowSumHalvesFn), each result
-// bit for bit what they give on the halves widened. Included only by
+// or of Q8_0 blocks where it lies too (KeyScoresInPlaceFn,
+// WeightedRowSumInPlaceFn), each result bit for bit what they give on the
+// rows widened. Included only by
 // quant_kernels_avx512vnni.cpp, after quant_kernels_x86.h, whose kernels take
 // the odd lengths.
 #ifndef EDGELLM_ENGINE_ATTENTION_KERNELS_AVX512_H_
@@ -41,20 +42,46 @@ void LoadQ8_0Wide(const uint8_t* from, int64_t count, float* to) {
   }
 }
 
-// Sixteen values of a row as floats: where they lie, or widened from halves.
-inline __m512 LoadSixteen(const float* at) { return _mm512_loadu_ps(at); }
-inline __m512 LoadSixteen(const uint16_t* at) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at)));
-}
+// Rows of keys or values as the kernels below read them: Load(t, j) is
+// values j..j+15 of row t as floats (j a multiple of sixteen) — where they
+// lie, or widened from halves or Q8_0 blocks into the floats the widening
+// functions above give.
+struct FloatRows {
+  const float* at;
+  int64_t width;
+  __m512 Load(int64_t t, int64_t j) const { return _mm512_loadu_ps(at + t * width + j); }
+  FloatRows From(int64_t t) const { return {at + t * width, width}; }
+};
+struct HalfRows {
+  const uint16_t* at;
+  int64_t width;
+  __m512 Load(int64_t t, int64_t j) const {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + t * width + j)));
+  }
+  HalfRows From(int64_t t) const { return {at + t * width, width}; }
+};
+// A row of Q8_0 blocks (34 bytes: the F16 scale, then 32 signed bytes) per
+// 32 values; each value is its byte times the scale, as LoadQ8_0Wide makes it.
+struct Q8_0Rows {
+  const uint8_t* at;
+  int64_t row_bytes;
+  __m512 Load(int64_t t, int64_t j) const {
+    const uint8_t* block = at + t * row_bytes + j / 32 * 34;
+    const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2 + j % 32)));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(HalfToFloat(block)));
+  }
+  Q8_0Rows From(int64_t t) const { return {at + t * row_bytes, row_bytes}; }
+};
+inline Q8_0Rows Q8_0RowsOf(const uint8_t* at, int64_t width) { return {at, width / 32 * 34}; }
 
 // Sixty-four values of up to four query rows' `out` a pass, sixteen
 // registers: each row of values is loaded once for all of them, and the
 // sixteen chains of multiply-adds keep both pipes busy where one row's four
 // waited on each other's latency. Each lane adds its weighted rows in order
 // of t, as the eight-lane kernel does.
-template <int kQueries, typename Element>
-void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const Element* rows, int64_t count,
-                           int64_t width, float* out, int64_t out_stride) {
+template <int kQueries, typename Rows>
+void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const Rows& rows, int64_t j, int64_t count,
+                           float* out, int64_t out_stride) {
   __m512 acc[kQueries][4];
 #pragma GCC unroll 4
   for (int q = 0; q < kQueries; ++q) {
@@ -62,9 +89,8 @@ void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const El
     for (int k = 0; k < 4; ++k) acc[q][k] = _mm512_loadu_ps(out + q * out_stride + 16 * k);
   }
   for (int64_t t = 0; t < count; ++t) {
-    const Element* row = rows + t * width;
-    const __m512 r0 = LoadSixteen(row), r1 = LoadSixteen(row + 16);
-    const __m512 r2 = LoadSixteen(row + 32), r3 = LoadSixteen(row + 48);
+    const __m512 r0 = rows.Load(t, j), r1 = rows.Load(t, j + 16);
+    const __m512 r2 = rows.Load(t, j + 32), r3 = rows.Load(t, j + 48);
 #pragma GCC unroll 4
     for (int q = 0; q < kQueries; ++q) {
       const __m512 w = _mm512_set1_ps(weights[q * weight_stride + t]);
@@ -82,8 +108,8 @@ void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const El
 }
 
 // The columns [0, width rounded down to 64) of the weighted sums, up to four query rows a pass.
-template <typename Element>
-int64_t WeightedSixtyFours(const float* weights, int64_t weight_stride, int64_t queries, const Element* rows,
+template <typename Rows>
+int64_t WeightedSixtyFours(const float* weights, int64_t weight_stride, int64_t queries, const Rows& rows,
                            int64_t count, int64_t width, float* out, int64_t out_stride) {
   int64_t j = 0;
   for (; j + 64 <= width; j += 64) {
@@ -91,21 +117,25 @@ int64_t WeightedSixtyFours(const float* weights, int64_t weight_stride, int64_t 
       const float* w = weights + q * weight_stride;
       float* o = out + q * out_stride + j;
       switch (std::min<int64_t>(4, queries - q)) {
-        case 1: WeightedSixtyFourWide<1>(w, weight_stride, rows + j, count, width, o, out_stride); break;
-        case 2: WeightedSixtyFourWide<2>(w, weight_stride, rows + j, count, width, o, out_stride); break;
-        case 3: WeightedSixtyFourWide<3>(w, weight_stride, rows + j, count, width, o, out_stride); break;
-        default: WeightedSixtyFourWide<4>(w, weight_stride, rows + j, count, width, o, out_stride); break;
+        case 1: WeightedSixtyFourWide<1>(w, weight_stride, rows, j, count, o, out_stride); break;
+        case 2: WeightedSixtyFourWide<2>(w, weight_stride, rows, j, count, o, out_stride); break;
+        case 3: WeightedSixtyFourWide<3>(w, weight_stride, rows, j, count, o, out_stride); break;
+        default: WeightedSixtyFourWide<4>(w, weight_stride, rows, j, count, o, out_stride); break;
       }
     }
   }
   return j;
 }
 
-// Halves of a width HalvesInPlace accepts: sixty-fours only.
+// Halves or Q8_0 blocks of a width ReadsInPlace accepts: sixty-fours only.
 void WeightedRowSumsHalvesWide(const float* weights, int64_t weight_stride, int64_t queries, const uint8_t* rows,
                                int64_t count, int64_t width, float* out, int64_t out_stride) {
-  WeightedSixtyFours(weights, weight_stride, queries, reinterpret_cast<const uint16_t*>(rows), count, width, out,
-                     out_stride);
+  WeightedSixtyFours(weights, weight_stride, queries, HalfRows{reinterpret_cast<const uint16_t*>(rows), width}, count,
+                     width, out, out_stride);
+}
+void WeightedRowSumsQ8_0Wide(const float* weights, int64_t weight_stride, int64_t queries, const uint8_t* rows,
+                             int64_t count, int64_t width, float* out, int64_t out_stride) {
+  WeightedSixtyFours(weights, weight_stride, queries, Q8_0RowsOf(rows, width), count, width, out, out_stride);
 }
 
 // A head eight wide (stories260K's): two rows of values a register, the even
@@ -141,7 +171,8 @@ void WeightedRowSumsWide(const float* weights, int64_t weight_stride, int64_t qu
     WeightedRowSumsEightWide(weights, weight_stride, queries, rows, count, out, out_stride);
     return;
   }
-  const int64_t j = WeightedSixtyFours(weights, weight_stride, queries, rows, count, width, out, out_stride);
+  const int64_t j = WeightedSixtyFours(weights, weight_stride, queries, FloatRows{rows, width}, count, width, out,
+                                       out_stride);
   // Widths past the last sixty-four: sixteen values a pass, then one, a query row at a time.
   for (int64_t q = 0; q < queries; ++q) {
     const float* w = weights + q * weight_stride;
@@ -168,8 +199,8 @@ void WeightedRowSumsWide(const float* weights, int64_t weight_stride, int64_t qu
 // for an uninitialized read once this template is inlined (its bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
-template <int kQueries, typename Element>
-void ScoresOfEightKeysWide(const Element* keys, int64_t width, const float* queries, int64_t query_stride,
+template <int kQueries, typename Rows>
+void ScoresOfEightKeysWide(const Rows& keys, int64_t width, const float* queries, int64_t query_stride,
                            float scale, float* scores, int64_t score_stride) {
   __m512 acc[kQueries][8];
 #pragma GCC unroll 3
@@ -183,7 +214,7 @@ void ScoresOfEightKeysWide(const Element* keys, int64_t width, const float* quer
     for (int q = 0; q < kQueries; ++q) query[q] = _mm512_loadu_ps(queries + q * query_stride + j);
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
-      const __m512 key = LoadSixteen(keys + k * width + j);
+      const __m512 key = keys.Load(k, j);
 #pragma GCC unroll 3
       for (int q = 0; q < kQueries; ++q) acc[q][k] = _mm512_fmadd_ps(key, query[q], acc[q][k]);
     }
@@ -204,18 +235,19 @@ void ScoresOfEightKeysWide(const Element* keys, int64_t width, const float* quer
 
 // The scores of keys [0, count rounded down to 8), up to three query rows a
 // pass (width a multiple of sixteen); returns where they stop.
-template <typename Element>
-int64_t ScoresOfEights(const Element* keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
+template <typename Rows>
+int64_t ScoresOfEights(const Rows& keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
                        int64_t n_queries, float scale, float* scores, int64_t score_stride) {
   int64_t t = 0;
   for (; t + 8 <= count; t += 8) {
+    const Rows eight = keys.From(t);
     for (int64_t q = 0; q < n_queries; q += 3) {
       const float* rows = queries + q * query_stride;
       float* out = scores + q * score_stride + t;
       switch (std::min<int64_t>(3, n_queries - q)) {
-        case 1: ScoresOfEightKeysWide<1>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
-        case 2: ScoresOfEightKeysWide<2>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
-        default: ScoresOfEightKeysWide<3>(keys + t * width, width, rows, query_stride, scale, out, score_stride); break;
+        case 1: ScoresOfEightKeysWide<1>(eight, width, rows, query_stride, scale, out, score_stride); break;
+        case 2: ScoresOfEightKeysWide<2>(eight, width, rows, query_stride, scale, out, score_stride); break;
+        default: ScoresOfEightKeysWide<3>(eight, width, rows, query_stride, scale, out, score_stride); break;
       }
     }
   }
@@ -234,21 +266,36 @@ void LastKeyScores(const float* keys, int64_t count, int64_t width, const float*
 void KeyScoresWide(const float* keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
                    int64_t n_queries, float scale, float* scores, int64_t score_stride) {
   const int64_t t =
-      width % 16 == 0 ? ScoresOfEights(keys, count, width, queries, query_stride, n_queries, scale, scores, score_stride)
-                      : 0;
+      width % 16 == 0
+          ? ScoresOfEights(FloatRows{keys, width}, count, width, queries, query_stride, n_queries, scale, scores,
+                           score_stride)
+          : 0;
   LastKeyScores(keys + t * width, count - t, width, queries, query_stride, n_queries, scale, scores + t, score_stride);
 }
 
-// Halves of a width HalvesInPlace accepts; the last keys are widened on the
-// stack and meet the eight-lane kernel as KeyScoresWide's do.
+// Halves or Q8_0 blocks of a width ReadsInPlace accepts; the last keys are
+// widened on the stack and meet the eight-lane kernel as KeyScoresWide's do.
+template <typename Rows, void (*kWiden)(const uint8_t*, int64_t, float*)>
+void KeyScoresInPlace(const Rows& rows, const uint8_t* keys, int64_t row_bytes, int64_t count, int64_t width,
+                      const float* queries, int64_t query_stride, int64_t n_queries, float scale, float* scores,
+                      int64_t score_stride) {
+  const int64_t t = ScoresOfEights(rows, count, width, queries, query_stride, n_queries, scale, scores, score_stride);
+  if (t == count) return;
+  alignas(64) float last[7 * kMaxInPlaceWidth];
+  kWiden(keys + t * row_bytes, (count - t) * width, last);
+  LastKeyScores(last, count - t, width, queries, query_stride, n_queries, scale, scores + t, score_stride);
+}
 void KeyScoresHalvesWide(const uint8_t* keys, int64_t count, int64_t width, const float* queries,
                          int64_t query_stride, int64_t n_queries, float scale, float* scores, int64_t score_stride) {
-  const int64_t t = ScoresOfEights(reinterpret_cast<const uint16_t*>(keys), count, width, queries, query_stride,
-                                   n_queries, scale, scores, score_stride);
-  if (t == count) return;
-  alignas(64) float last[7 * kMaxHalvesInPlaceWidth];
-  LoadHalvesWide(keys + 2 * t * width, (count - t) * width, last);
-  LastKeyScores(last, count - t, width, queries, query_stride, n_queries, scale, scores + t, score_stride);
+  KeyScoresInPlace<HalfRows, LoadHalvesWide>(HalfRows{reinterpret_cast<const uint16_t*>(keys), width}, keys,
+                                             2 * width, count, width, queries, query_stride, n_queries, scale,
+                                             scores, score_stride);
+}
+void KeyScoresQ8_0Wide(const uint8_t* keys, int64_t count, int64_t width, const float* queries,
+                       int64_t query_stride, int64_t n_queries, float scale, float* scores, int64_t score_stride) {
+  const Q8_0Rows rows = Q8_0RowsOf(keys, width);
+  KeyScoresInPlace<Q8_0Rows, LoadQ8_0Wide>(rows, keys, rows.row_bytes, count, width, queries, query_stride, n_queries,
+                                           scale, scores, score_stride);
 }
 
 void AddAvx512AttentionKernels(KernelSet& set) {
@@ -258,6 +305,8 @@ void AddAvx512AttentionKernels(KernelSet& set) {
   set.key_scores = KeyScoresWide;
   set.weighted_row_sum_f16 = WeightedRowSumsHalvesWide;
   set.key_scores_f16 = KeyScoresHalvesWide;
+  set.weighted_row_sum_q8_0 = WeightedRowSumsQ8_0Wide;
+  set.key_scores_q8_0 = KeyScoresQ8_0Wide;
 }
 
 }  // namespace

@@ -98,25 +98,27 @@ using KeyScoresFn = void (*)(const float* keys, int64_t count, int64_t width, co
                              int64_t query_stride, int64_t n_queries, float scale, float* scores,
                              int64_t score_stride);
 
-// The two above reading the keys (or values) as IEEE halves where they lie
-// (a KV cache of halves), widening them as they go instead of into a
-// scratch first: each result bit for bit what the float kernel gives on the
-// widened rows. For widths HalvesInPlace accepts.
-using KeyScoresHalvesFn = void (*)(const uint8_t* keys, int64_t count, int64_t width, const float* queries,
-                                   int64_t query_stride, int64_t n_queries, float scale, float* scores,
-                                   int64_t score_stride);
-using WeightedRowSumHalvesFn = void (*)(const float* weights, int64_t weight_stride, int64_t queries,
-                                        const uint8_t* rows, int64_t count, int64_t width, float* out,
-                                        int64_t out_stride);
-// Whether rows of `width` halves met by `query_rows` query rows go to the
+// The two above reading the keys (or values) as the KV cache stores them,
+// where they lie — IEEE halves, or Q8_0 blocks (a row of `width` values is
+// width / 32 of them) — widening them in registers as they go instead of
+// into a scratch first: each result bit for bit what the float kernel gives
+// on the rows widened (LoadHalvesFn, LoadQ8_0Fn). For widths ReadsInPlace
+// accepts.
+using KeyScoresInPlaceFn = void (*)(const uint8_t* keys, int64_t count, int64_t width, const float* queries,
+                                    int64_t query_stride, int64_t n_queries, float scale, float* scores,
+                                    int64_t score_stride);
+using WeightedRowSumInPlaceFn = void (*)(const float* weights, int64_t weight_stride, int64_t queries,
+                                         const uint8_t* rows, int64_t count, int64_t width, float* out,
+                                         int64_t out_stride);
+// Whether rows of `width` values met by `query_rows` query rows go to the
 // kernels above: whole registers of sixty-four values, at most 256 (their
 // last keys are widened on the stack), and rows one pass takes — each pass
 // widens every key again, so for more rows (tinyllama-1.1b's eight query
 // heads a KV head: three passes) widening once into a scratch is cheaper.
-inline constexpr int64_t kMaxHalvesInPlaceWidth = 256;
-inline constexpr int64_t kMaxHalvesInPlaceRows = 3;
-inline bool HalvesInPlace(int64_t width, int64_t query_rows) {
-  return width % 64 == 0 && width <= kMaxHalvesInPlaceWidth && query_rows <= kMaxHalvesInPlaceRows;
+inline constexpr int64_t kMaxInPlaceWidth = 256;
+inline constexpr int64_t kMaxInPlaceRows = 3;
+inline bool ReadsInPlace(int64_t width, int64_t query_rows) {
+  return width % 64 == 0 && width <= kMaxInPlaceWidth && query_rows <= kMaxInPlaceRows;
 }
 
 // The forms above from kernels of one query row, the rows one after another:
@@ -155,9 +157,11 @@ struct KernelSet {
   DotFloatFn dot_f32 = nullptr;
   WeightedRowSumFn weighted_row_sum = nullptr;
   KeyScoresFn key_scores = nullptr;
-  // nullptr where a set widens halves into a scratch for the two above.
-  WeightedRowSumHalvesFn weighted_row_sum_f16 = nullptr;
-  KeyScoresHalvesFn key_scores_f16 = nullptr;
+  // nullptr where a set widens halves (or Q8_0 blocks) into a scratch for the two above.
+  WeightedRowSumInPlaceFn weighted_row_sum_f16 = nullptr;
+  KeyScoresInPlaceFn key_scores_f16 = nullptr;
+  WeightedRowSumInPlaceFn weighted_row_sum_q8_0 = nullptr;
+  KeyScoresInPlaceFn key_scores_q8_0 = nullptr;
   StoreHalvesFn store_f16 = nullptr;
   LoadHalvesFn load_f16 = nullptr;
   StoreQ8_0Fn store_q8_0 = nullptr;

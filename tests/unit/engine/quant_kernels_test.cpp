@@ -621,49 +621,68 @@ TEST(QuantKernels, KeyScoresMatchTheExactDotOfEachKeyForEveryQueryRow) {
   }
 }
 
-// A set that reads a cache of halves where it lies gives, for every width it
-// takes, each score and weighted sum bit for bit what its float kernels give
-// on the same halves widened — runs of keys with and without a last partial
-// eight, one query row to eight (more than attention hands it) — and takes
-// no width it cannot.
-TEST(QuantKernels, HalvesReadInPlaceGiveExactlyWhatTheirWideningGives) {
-  EXPECT_TRUE(HalvesInPlace(64, 1) && HalvesInPlace(128, 2) && HalvesInPlace(kMaxHalvesInPlaceWidth, 3));
-  EXPECT_FALSE(HalvesInPlace(80, 1) || HalvesInPlace(96, 1) || HalvesInPlace(kMaxHalvesInPlaceWidth + 64, 1));
-  EXPECT_FALSE(HalvesInPlace(64, kMaxHalvesInPlaceRows + 1));
-  int checked = 0;
-  for (int64_t width : {64, 128, 256}) {
-    for (int64_t count : {1, 7, 8, 16, 19}) {
-      std::vector<uint8_t> halves(static_cast<size_t>(2 * count * width));
-      const std::vector<float> values = RandomFloats(count * width, 29 + static_cast<uint32_t>(count));
-      ScalarKernels().store_f16(values.data(), count * width, halves.data());
-      std::vector<float> widened(values.size());
-      ScalarKernels().load_f16(halves.data(), count * width, widened.data());
-      for (int64_t queries : {1, 2, 3, 4, 8}) {
-        const int64_t query_stride = width + 4, score_stride = count + 2, out_stride = width + 8;
-        const std::vector<float> rows = RandomFloats(queries * query_stride, 31);
-        const std::vector<float> weights = RandomFloats(queries * score_stride, 37);
-        for (const KernelSet* set : Available()) {
-          if (set->key_scores_f16 == nullptr) continue;
-          ASSERT_NE(set->weighted_row_sum_f16, nullptr) << set->name;
-          ++checked;
-          std::vector<float> scores(static_cast<size_t>(queries * score_stride), -7.0f), want_scores = scores;
-          set->key_scores_f16(halves.data(), count, width, rows.data(), query_stride, queries, 0.125f, scores.data(),
-                              score_stride);
-          set->key_scores(widened.data(), count, width, rows.data(), query_stride, queries, 0.125f,
-                          want_scores.data(), score_stride);
-          ASSERT_EQ(scores, want_scores) << set->name << " width=" << width << " count=" << count;
-          std::vector<float> sums = RandomFloats(queries * out_stride, 41), want_sums = sums;
-          set->weighted_row_sum_f16(weights.data(), score_stride, queries, halves.data(), count, width, sums.data(),
-                                    out_stride);
-          set->weighted_row_sum(weights.data(), score_stride, queries, widened.data(), count, width,
-                                want_sums.data(), out_stride);
-          ASSERT_EQ(sums, want_sums) << set->name << " width=" << width << " count=" << count;
+// A set that reads a cache of halves or of Q8_0 blocks where it lies gives,
+// for every width it takes, each score and weighted sum bit for bit what its
+// float kernels give on the same rows widened — runs of keys with and
+// without a last partial eight, one query row to eight (more than attention
+// hands it) — and takes no width it cannot.
+TEST(QuantKernels, RowsReadInPlaceGiveExactlyWhatTheirWideningGives) {
+  EXPECT_TRUE(ReadsInPlace(64, 1) && ReadsInPlace(128, 2) && ReadsInPlace(kMaxInPlaceWidth, 3));
+  EXPECT_FALSE(ReadsInPlace(80, 1) || ReadsInPlace(96, 1) || ReadsInPlace(kMaxInPlaceWidth + 64, 1));
+  EXPECT_FALSE(ReadsInPlace(64, kMaxInPlaceRows + 1));
+  struct Format {
+    std::string_view name;
+    int64_t bytes_per_32;
+    StoreHalvesFn store;
+    LoadHalvesFn load;
+    KeyScoresInPlaceFn KernelSet::*scores;
+    WeightedRowSumInPlaceFn KernelSet::*sums;
+  };
+  const Format formats[] = {
+      {"f16", 64, ScalarKernels().store_f16, ScalarKernels().load_f16, &KernelSet::key_scores_f16,
+       &KernelSet::weighted_row_sum_f16},
+      {"q8_0", 34, ScalarKernels().store_q8_0, ScalarKernels().load_q8_0, &KernelSet::key_scores_q8_0,
+       &KernelSet::weighted_row_sum_q8_0},
+  };
+  for (const Format& format : formats) {
+    int checked = 0;
+    for (int64_t width : {64, 128, 256}) {
+      for (int64_t count : {1, 7, 8, 16, 19}) {
+        std::vector<uint8_t> stored(static_cast<size_t>(count * width / 32 * format.bytes_per_32));
+        const std::vector<float> values = RandomFloats(count * width, 29 + static_cast<uint32_t>(count));
+        format.store(values.data(), count * width, stored.data());
+        std::vector<float> widened(values.size());
+        format.load(stored.data(), count * width, widened.data());
+        for (int64_t queries : {1, 2, 3, 4, 8}) {
+          const int64_t query_stride = width + 4, score_stride = count + 2, out_stride = width + 8;
+          const std::vector<float> rows = RandomFloats(queries * query_stride, 31);
+          const std::vector<float> weights = RandomFloats(queries * score_stride, 37);
+          for (const KernelSet* set : Available()) {
+            const KeyScoresInPlaceFn scores_in_place = set->*format.scores;
+            const WeightedRowSumInPlaceFn sums_in_place = set->*format.sums;
+            if (scores_in_place == nullptr) continue;
+            ASSERT_NE(sums_in_place, nullptr) << set->name << " " << format.name;
+            ++checked;
+            std::vector<float> scores(static_cast<size_t>(queries * score_stride), -7.0f), want_scores = scores;
+            scores_in_place(stored.data(), count, width, rows.data(), query_stride, queries, 0.125f, scores.data(),
+                            score_stride);
+            set->key_scores(widened.data(), count, width, rows.data(), query_stride, queries, 0.125f,
+                            want_scores.data(), score_stride);
+            ASSERT_EQ(scores, want_scores) << set->name << " " << format.name << " width=" << width
+                                           << " count=" << count;
+            std::vector<float> sums = RandomFloats(queries * out_stride, 41), want_sums = sums;
+            sums_in_place(weights.data(), score_stride, queries, stored.data(), count, width, sums.data(), out_stride);
+            set->weighted_row_sum(weights.data(), score_stride, queries, widened.data(), count, width,
+                                  want_sums.data(), out_stride);
+            ASSERT_EQ(sums, want_sums) << set->name << " " << format.name << " width=" << width
+                                       << " count=" << count;
+          }
         }
       }
     }
-  }
-  if (Avx512VnniKernels() != nullptr) {
-    EXPECT_EQ(checked, 3 * 5 * 5) << "the AVX-512 set reads halves in place";
+    if (Avx512VnniKernels() != nullptr) {
+      EXPECT_EQ(checked, 3 * 5 * 5) << "the AVX-512 set reads " << format.name << " in place";
+    }
   }
 }
 
