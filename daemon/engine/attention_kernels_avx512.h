@@ -80,7 +80,7 @@ inline Q8_0Rows Q8_0RowsOf(const uint8_t* at, int64_t width) { return {at, width
 // waited on each other's latency. Each lane adds its weighted rows in order
 // of t, as the eight-lane kernel does.
 template <int kQueries, typename Rows>
-void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const Rows& rows, int64_t j, int64_t count,
+void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, Rows rows, int64_t j, int64_t count,
                            float* out, int64_t out_stride) {
   __m512 acc[kQueries][4];
 #pragma GCC unroll 4
@@ -109,7 +109,7 @@ void WeightedSixtyFourWide(const float* weights, int64_t weight_stride, const Ro
 
 // The columns [0, width rounded down to 64) of the weighted sums, up to four query rows a pass.
 template <typename Rows>
-int64_t WeightedSixtyFours(const float* weights, int64_t weight_stride, int64_t queries, const Rows& rows,
+int64_t WeightedSixtyFours(const float* weights, int64_t weight_stride, int64_t queries, Rows rows,
                            int64_t count, int64_t width, float* out, int64_t out_stride) {
   int64_t j = 0;
   for (; j + 64 <= width; j += 64) {
@@ -200,7 +200,7 @@ void WeightedRowSumsWide(const float* weights, int64_t weight_stride, int64_t qu
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 template <int kQueries, typename Rows>
-void ScoresOfEightKeysWide(const Rows& keys, int64_t width, const float* queries, int64_t query_stride,
+void ScoresOfEightKeysWide(Rows keys, int64_t width, const float* queries, int64_t query_stride,
                            float scale, float* scores, int64_t score_stride) {
   __m512 acc[kQueries][8];
 #pragma GCC unroll 3
@@ -236,7 +236,7 @@ void ScoresOfEightKeysWide(const Rows& keys, int64_t width, const float* queries
 // The scores of keys [0, count rounded down to 8), up to three query rows a
 // pass (width a multiple of sixteen); returns where they stop.
 template <typename Rows>
-int64_t ScoresOfEights(const Rows& keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
+int64_t ScoresOfEights(Rows keys, int64_t count, int64_t width, const float* queries, int64_t query_stride,
                        int64_t n_queries, float scale, float* scores, int64_t score_stride) {
   int64_t t = 0;
   for (; t + 8 <= count; t += 8) {
@@ -276,7 +276,7 @@ void KeyScoresWide(const float* keys, int64_t count, int64_t width, const float*
 // Halves or Q8_0 blocks of a width ReadsInPlace accepts; the last keys are
 // widened on the stack and meet the eight-lane kernel as KeyScoresWide's do.
 template <typename Rows, void (*kWiden)(const uint8_t*, int64_t, float*)>
-void KeyScoresInPlace(const Rows& rows, const uint8_t* keys, int64_t row_bytes, int64_t count, int64_t width,
+void KeyScoresInPlace(Rows rows, const uint8_t* keys, int64_t row_bytes, int64_t count, int64_t width,
                       const float* queries, int64_t query_stride, int64_t n_queries, float scale, float* scores,
                       int64_t score_stride) {
   const int64_t t = ScoresOfEights(rows, count, width, queries, query_stride, n_queries, scale, scores, score_stride);
