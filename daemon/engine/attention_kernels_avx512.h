@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "daemon/engine/legacy_quants.h"
 #include "daemon/engine/quant_kernels.h"
 
 namespace edgellm::engine::kernels {
@@ -33,7 +34,7 @@ void LoadHalvesWide(const uint8_t* from, int64_t count, float* to) {
 }
 
 void LoadQ8_0Wide(const uint8_t* from, int64_t count, float* to) {
-  for (int64_t i = 0; i < count; i += 32, from += 34) {
+  for (int64_t i = 0; i < count; i += kLegacyBlock, from += kQ8_0BlockBytes) {
     const __m512 d = _mm512_set1_ps(HalfToFloat(from));
     for (int k = 0; k < 2; ++k) {
       const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(from + 2 + 16 * k)));
@@ -60,19 +61,22 @@ struct HalfRows {
   }
   HalfRows From(int64_t t) const { return {at + t * width, width}; }
 };
-// A row of Q8_0 blocks (34 bytes: the F16 scale, then 32 signed bytes) per
-// 32 values; each value is its byte times the scale, as LoadQ8_0Wide makes it.
+// A row of Q8_0 blocks (the F16 scale, then 32 signed bytes) per 32
+// values; each value is its byte times the scale, as LoadQ8_0Wide makes it.
 struct Q8_0Rows {
+  static constexpr int64_t kBlock = kLegacyBlock, kBlockBytes = kQ8_0BlockBytes;
   const uint8_t* at;
   int64_t row_bytes;
   __m512 Load(int64_t t, int64_t j) const {
-    const uint8_t* block = at + t * row_bytes + j / 32 * 34;
-    const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2 + j % 32)));
+    const uint8_t* block = at + t * row_bytes + j / kBlock * kBlockBytes;
+    const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2 + j % kBlock)));
     return _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(HalfToFloat(block)));
   }
   Q8_0Rows From(int64_t t) const { return {at + t * row_bytes, row_bytes}; }
 };
-inline Q8_0Rows Q8_0RowsOf(const uint8_t* at, int64_t width) { return {at, width / 32 * 34}; }
+inline Q8_0Rows Q8_0RowsOf(const uint8_t* at, int64_t width) {
+  return {at, width / Q8_0Rows::kBlock * Q8_0Rows::kBlockBytes};
+}
 
 // Sixty-four values of up to four query rows' `out` a pass, sixteen
 // registers: each row of values is loaded once for all of them, and the
@@ -276,25 +280,22 @@ void KeyScoresWide(const float* keys, int64_t count, int64_t width, const float*
 // Halves or Q8_0 blocks of a width ReadsInPlace accepts; the last keys are
 // widened on the stack and meet the eight-lane kernel as KeyScoresWide's do.
 template <typename Rows, void (*kWiden)(const uint8_t*, int64_t, float*)>
-void KeyScoresInPlace(Rows rows, const uint8_t* keys, int64_t row_bytes, int64_t count, int64_t width,
-                      const float* queries, int64_t query_stride, int64_t n_queries, float scale, float* scores,
-                      int64_t score_stride) {
+void KeyScoresInPlace(Rows rows, int64_t count, int64_t width, const float* queries, int64_t query_stride,
+                      int64_t n_queries, float scale, float* scores, int64_t score_stride) {
   const int64_t t = ScoresOfEights(rows, count, width, queries, query_stride, n_queries, scale, scores, score_stride);
   if (t == count) return;
   alignas(64) float last[7 * kMaxInPlaceWidth];
-  kWiden(keys + t * row_bytes, (count - t) * width, last);
+  kWiden(reinterpret_cast<const uint8_t*>(rows.From(t).at), (count - t) * width, last);
   LastKeyScores(last, count - t, width, queries, query_stride, n_queries, scale, scores + t, score_stride);
 }
 void KeyScoresHalvesWide(const uint8_t* keys, int64_t count, int64_t width, const float* queries,
                          int64_t query_stride, int64_t n_queries, float scale, float* scores, int64_t score_stride) {
-  KeyScoresInPlace<HalfRows, LoadHalvesWide>(HalfRows{reinterpret_cast<const uint16_t*>(keys), width}, keys,
-                                             2 * width, count, width, queries, query_stride, n_queries, scale,
-                                             scores, score_stride);
+  KeyScoresInPlace<HalfRows, LoadHalvesWide>(HalfRows{reinterpret_cast<const uint16_t*>(keys), width}, count, width,
+                                             queries, query_stride, n_queries, scale, scores, score_stride);
 }
 void KeyScoresQ8_0Wide(const uint8_t* keys, int64_t count, int64_t width, const float* queries,
                        int64_t query_stride, int64_t n_queries, float scale, float* scores, int64_t score_stride) {
-  const Q8_0Rows rows = Q8_0RowsOf(keys, width);
-  KeyScoresInPlace<Q8_0Rows, LoadQ8_0Wide>(rows, keys, rows.row_bytes, count, width, queries, query_stride, n_queries,
+  KeyScoresInPlace<Q8_0Rows, LoadQ8_0Wide>(Q8_0RowsOf(keys, width), count, width, queries, query_stride, n_queries,
                                            scale, scores, score_stride);
 }
 

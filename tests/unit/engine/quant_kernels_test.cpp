@@ -633,8 +633,8 @@ TEST(QuantKernels, RowsReadInPlaceGiveExactlyWhatTheirWideningGives) {
   struct Format {
     std::string_view name;
     int64_t bytes_per_32;
-    StoreHalvesFn store;
-    LoadHalvesFn load;
+    void (*store)(const float* from, int64_t count, uint8_t* to);  // StoreHalvesFn or StoreQ8_0Fn
+    void (*load)(const uint8_t* from, int64_t count, float* to);    // LoadHalvesFn or LoadQ8_0Fn
     KeyScoresInPlaceFn KernelSet::*scores;
     WeightedRowSumInPlaceFn KernelSet::*sums;
   };
