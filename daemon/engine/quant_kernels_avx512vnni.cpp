@@ -2,7 +2,8 @@
 // AVX2 (Ice Lake, Sapphire Rapids, Zen 4 and later), and the prefill tiles on
 // 512-bit registers, sixteen weight rows side by side for Q4_0, Q5_0
 // and Q8_0, and for Q4_K and Q6_K matrices packed at load; decode
-// attention's float kernels and the KV cache's widening on 512-bit registers.
+// attention's float kernels, the KV cache's widening and the activations'
+// quantizers on 512-bit registers.
 #include "daemon/engine/quant_kernels.h"
 
 #if defined(__x86_64__)
@@ -12,6 +13,7 @@
 #include "daemon/engine/quant_interleaved_avx512.h"
 #include "daemon/engine/quant_packed_k_avx512.h"
 #include "daemon/engine/attention_kernels_avx512.h"
+#include "daemon/engine/quantize_avx512.h"
 
 namespace edgellm::engine::kernels {
 
@@ -25,6 +27,7 @@ const KernelSet* Avx512VnniKernels() {
     AddAvx512Interleaved(avx512);
     AddAvx512PackedSuperBlocks(avx512);
     AddAvx512AttentionKernels(avx512);
+    AddAvx512Quantizers(avx512);
     return avx512;
   }();
   return supported ? &set : nullptr;

@@ -286,6 +286,40 @@ EDGELLM_PREFILL_BENCHMARKS(Q4_K);
 EDGELLM_PREFILL_BENCHMARKS(Q5_K);
 EDGELLM_PREFILL_BENCHMARKS(Q6_K);
 
+// Sixteen rows of 2,048 activations quantized to int8 as a batch's products
+// take them (ActivationBlock, 32 a block, or SuperActivationBlock, 256),
+// by the AVX2 kernels or the best set. Items are activations.
+void BM_QuantizeActivations(benchmark::State& state, bool super_blocks, bool avx2) {
+  const kernels::KernelSet* set = avx2 ? kernels::Avx2Kernels() : &kernels::BestKernels();
+  if (set == nullptr) {
+    state.SkipWithError("no AVX2 on this CPU");
+    return;
+  }
+  constexpr int64_t kValues = 16 * 2048;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(kValues);
+  for (float& v : x) v = normal(rng);
+  std::vector<kernels::ActivationBlock> blocks(kValues / kernels::kBlock);
+  std::vector<kernels::SuperActivationBlock> supers(kValues / kSuperBlock);
+  for (auto _ : state) {
+    if (super_blocks) {
+      set->quantize_super(x.data(), supers.data(), static_cast<int64_t>(supers.size()));
+      benchmark::DoNotOptimize(supers.data());
+    } else {
+      set->quantize(x.data(), blocks.data(), static_cast<int64_t>(blocks.size()));
+      benchmark::DoNotOptimize(blocks.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kValues);
+  state.SetLabel(std::string(set->name));
+}
+BENCHMARK_CAPTURE(BM_QuantizeActivations, blocks_avx2, false, true);
+BENCHMARK_CAPTURE(BM_QuantizeActivations, blocks_best, false, false);
+BENCHMARK_CAPTURE(BM_QuantizeActivations, super_blocks_avx2, true, true);
+BENCHMARK_CAPTURE(BM_QuantizeActivations, super_blocks_best, true, false);
+
 // Sixteen decode streams' rows through one packed Q4_0 or Q8_0 weight (as
 // a model's matrices are packed at load), on one thread: 2048 inputs, 1024
 // outputs (a weight that stays in cache) or 5632 (tinyllama-1.1b's gate,
