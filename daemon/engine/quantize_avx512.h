@@ -4,7 +4,7 @@
 // the same bytes (every step is exact or rounds the same way: max, one
 // division, round to nearest even, saturation to int8 once where AVX2
 // saturates to int16 and then int8, integer sums, which are exact in floats).
-// Included only by quant_kernels_avx512vnni.cpp, after quant_kernels_x86.h.
+// Included only by quant_kernels_avx512vnni.cpp.
 #ifndef EDGELLM_ENGINE_QUANTIZE_AVX512_H_
 #define EDGELLM_ENGINE_QUANTIZE_AVX512_H_
 
