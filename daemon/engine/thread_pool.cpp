@@ -11,7 +11,11 @@
 namespace edgellm::engine {
 namespace {
 
-// Spins a worker does before it sleeps: about a millisecond.
+// Spins a worker does before it sleeps: 0.36 ms on a Zen 5 (a pause is
+// about 60 cycles there), nearer a millisecond where a pause takes 140
+// (Intel since Skylake). Three times as many, a millisecond on the Zen 5,
+// left sixteen smol-135m streams through edgellmd where they were (1,658
+// tok/s against 1,665, four alternating runs each).
 constexpr int kSpins = 20000;
 
 inline void CpuRelax() {
