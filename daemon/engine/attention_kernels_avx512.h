@@ -64,6 +64,7 @@ struct HalfRows {
 // A row of Q8_0 blocks (the F16 scale, then 32 signed bytes) per 32
 // values; each value is its byte times the scale, as LoadQ8_0Wide makes it.
 struct Q8_0Rows {
+  // Signed, for the row arithmetic below (the format's constants are size_t).
   static constexpr int64_t kBlock = kLegacyBlock, kBlockBytes = kQ8_0BlockBytes;
   const uint8_t* at;
   int64_t row_bytes;

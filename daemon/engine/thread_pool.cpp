@@ -11,11 +11,12 @@
 namespace edgellm::engine {
 namespace {
 
-// Spins a worker does before it sleeps: 0.36 ms on a Zen 5 (a pause is
-// about 60 cycles there), nearer a millisecond where a pause takes 140
-// (Intel since Skylake). Three times as many, a millisecond on the Zen 5,
-// left sixteen smol-135m streams through edgellmd where they were (1,658
-// tok/s against 1,665, four alternating runs each).
+// Spins a worker does before it sleeps: measured 0.36 ms on a Zen 5 (a
+// pause is about 60 cycles there); Intel documents about 140 cycles a pause
+// since Skylake, which would make it nearer a millisecond. Three times as
+// many, a millisecond on the Zen 5, left sixteen smol-135m streams through
+// edgellmd where they were (1,658 tok/s against 1,665, four alternating
+// runs each).
 constexpr int kSpins = 20000;
 
 inline void CpuRelax() {

@@ -46,11 +46,29 @@ double ReferenceDot(GgmlType type, const std::vector<uint8_t>& w, const KernelRo
 
 const int64_t kSizes[] = {32, 96, 544, 1056, 2048 + 32};  // odd block counts included
 
+// x[0] = 127 and x[i] = ±(i / 2 + 0.5) for i = 1..31: quantized with the
+// scale 127 / 127 = 1, each of those is halfway between two integers.
+void SetHalfwayValues(float* x) {
+  x[0] = 127.0f;
+  for (int i = 1; i < 32; ++i) x[i] = (i % 2 == 0 ? 1.0f : -1.0f) * (static_cast<float>(i / 2) + 0.5f);
+}
+// ... and round to the even one of the two, as nearbyint does (not away from zero).
+void ExpectHalfwayValuesRoundToEven(const int8_t* q) {
+  EXPECT_EQ(q[0], 127);
+  for (int i = 1; i < 32; ++i) {
+    const int below = i / 2, even = below % 2 == 0 ? below : below + 1;
+    EXPECT_EQ(q[i], (i % 2 == 0 ? 1 : -1) * even) << "value " << i;
+  }
+}
+
 TEST(QuantKernels, QuantizedActivationsAreIdenticalOnEveryInstructionSet) {
   for (int64_t n : kSizes) {
     std::vector<float> x = RandomFloats(n, static_cast<uint32_t>(n), 3.0f);
     x[0] = 0.0f;
     if (n >= 64) std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block
+    // A block whose scale is exactly 1 (its largest magnitude 127) and whose
+    // other values are all halfway between two integers: they round to even.
+    if (n >= 96) SetHalfwayValues(&x[64]);
     std::vector<ActivationBlock> reference(static_cast<size_t>(n / kBlock));
     ScalarKernels().quantize(x.data(), reference.data(), n / kBlock);
     for (const KernelSet* set : Available()) {
@@ -63,6 +81,7 @@ TEST(QuantKernels, QuantizedActivationsAreIdenticalOnEveryInstructionSet) {
         for (int i = 0; i < kBlock; ++i) ASSERT_EQ(got[b].q[i], reference[b].q[i]) << set->name << " n=" << n;
       }
     }
+    if (n >= 96) ExpectHalfwayValuesRoundToEven(reference[2].q);
     // The quantization itself: every value within half a step of its block's
     // scale, and each block's sums those of the values it stores.
     for (int64_t i = 0; i < n; ++i) {
@@ -83,6 +102,7 @@ TEST(QuantKernels, SuperBlockActivationsAreIdenticalOnEveryInstructionSetAndCarr
     std::vector<float> x = RandomFloats(n, static_cast<uint32_t>(n), 3.0f);
     std::fill(x.begin(), x.begin() + 256, 0.0f);  // an all-zero super-block
     if (n > 300) x[300] = 40.0f;                  // one outlier sets a super-block's scale
+    if (n >= 768) SetHalfwayValues(&x[512]);       // a scale of exactly 1 and values halfway
     const int64_t count = n / static_cast<int64_t>(kSuperBlock);
     std::vector<SuperActivationBlock> reference(static_cast<size_t>(count));
     ScalarKernels().quantize_super(x.data(), reference.data(), count);
@@ -96,6 +116,7 @@ TEST(QuantKernels, SuperBlockActivationsAreIdenticalOnEveryInstructionSetAndCarr
             << set->name << " super-block " << b;
       }
     }
+    if (n >= 768) ExpectHalfwayValuesRoundToEven(reference[2].q);
     for (const SuperActivationBlock& block : reference) {
       for (int g = 0; g < kGroupsPerSuperBlock; ++g) {
         int sum = 0;
