@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 
 #include "common/str_cat.h"
@@ -69,6 +70,33 @@ EDGELLM_CPU_CLONES bool AllFinite(absl::Span<const float> logits) {
   return finite;
 }
 
+namespace {
+
+// KeepLikeliest's blocks of logits: each is passed over whole when its
+// largest logit cannot reach the top k.
+constexpr size_t kSkimBlock = 64;
+
+// The largest of each whole block of kSkimBlock logits (NaNs never are;
+// -inf for a block without a number), sixteen lanes at a time as ArgMax.
+EDGELLM_CPU_CLONES void BlockMaxima(const float* logits, size_t blocks, float* maxima) {
+  using Floats = float __attribute__((vector_size(64)));
+  constexpr size_t kLanes = 16;
+  for (size_t b = 0; b < blocks; ++b) {
+    Floats largest;
+    for (size_t l = 0; l < kLanes; ++l) largest[l] = -std::numeric_limits<float>::infinity();
+    for (size_t g = 0; g < kSkimBlock / kLanes; ++g) {
+      Floats group;
+      std::memcpy(&group, logits + b * kSkimBlock + g * kLanes, sizeof(group));
+      largest = group > largest ? group : largest;
+    }
+    float block = largest[0];
+    for (size_t l = 1; l < kLanes; ++l) block = largest[l] > block ? largest[l] : block;
+    maxima[b] = block;
+  }
+}
+
+}  // namespace
+
 absl::Status SamplingParams::Validate() const {
   if (!std::isfinite(temperature) || temperature > 100.0f) {
     return absl::InvalidArgumentError(edgellm::StrCat("temperature ", temperature, " must be finite and at most 100"));
@@ -106,6 +134,11 @@ TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId
     // Plain greedy needs no candidates: the first maximum, so ties go to the lowest id.
     return greedy(ArgMax(logits));
   }
+  const size_t top_k = static_cast<size_t>(params_.top_k);
+  if (params_.temperature > 0.0f && allowed.empty() && top_k > 0 && top_k < logits.size()) {
+    KeepLikeliest(logits, history);
+    return Finish(logits.size(), draft, distribution);
+  }
   candidates_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) candidates_[i] = {static_cast<TokenId>(i), logits[i], 0.0f};
   ApplyRepetitionPenalty(history);
@@ -127,6 +160,10 @@ TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId
   }
   ApplyTemperature();
   KeepTopK();
+  return Finish(logits.size(), draft, distribution);
+}
+
+TokenId Sampler::Finish(size_t vocabulary, const DraftToken* draft, std::vector<float>* distribution) {
   Softmax();
   KeepTopP();
   KeepMinP();
@@ -137,7 +174,7 @@ TokenId Sampler::Sample(absl::Span<const float> logits, absl::Span<const TokenId
     for (Candidate& c : candidates_) c.p = static_cast<float>(c.p / total);
   }
   if (distribution != nullptr) {
-    distribution->assign(logits.size(), 0.0f);
+    distribution->assign(vocabulary, 0.0f);
     for (const Candidate& c : candidates_) (*distribution)[static_cast<size_t>(c.id)] = c.p;
   }
   return draft != nullptr ? PickWithDraft(*draft) : Pick();
@@ -156,6 +193,88 @@ void Sampler::ApplyRepetitionPenalty(absl::Span<const TokenId> history) {
     float& logit = candidates_[id].logit;  // candidates_ is still indexed by id here
     logit = logit > 0.0f ? logit / params_.repeat_penalty : logit * params_.repeat_penalty;
   }
+}
+
+// Block by block: a block's largest logit (after the penalty, for a block
+// with a penalized token) over the temperature bounds every value in it, as
+// dividing by a positive number keeps the order. The k-th largest bound, U,
+// is met or beaten by k values (each block's largest), so no value below U
+// is among the top k, and a block whose bound is below U holds none of
+// them: only the other blocks (at most k, but for ties) are read value by
+// value, in id order, into a heap of the k likeliest (a later id never
+// displaces an equal value, as in Likelier's order). Each value is the
+// logit, penalized as ApplyRepetitionPenalty does, divided by the
+// temperature as ApplyTemperature does, so the k candidates are exactly
+// those the three stages leave. Sixteen sequences' samples over a
+// 49k-token vocabulary had been a sixth of a small model's batched step.
+void Sampler::KeepLikeliest(absl::Span<const float> logits, absl::Span<const TokenId> history) {
+  const size_t n = logits.size(), k = static_cast<size_t>(params_.top_k);
+  const float temperature = params_.temperature;
+  window_.clear();
+  if (params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0) {
+    const size_t recent = std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
+    window_.reserve(static_cast<size_t>(params_.repeat_last_n));
+    for (size_t i = history.size() - recent; i < history.size(); ++i) {
+      if (history[i] >= 0 && static_cast<size_t>(history[i]) < n) window_.push_back(history[i]);
+    }
+    std::sort(window_.begin(), window_.end());
+    window_.erase(std::unique(window_.begin(), window_.end()), window_.end());
+  }
+  // window_ is sorted: `next` walks it alongside an increasing id.
+  const auto value = [&](size_t id, std::vector<TokenId>::const_iterator& next) {
+    float logit = logits[id];
+    while (next != window_.end() && static_cast<size_t>(*next) < id) ++next;
+    if (next != window_.end() && static_cast<size_t>(*next) == id) {
+      logit = logit > 0.0f ? logit / params_.repeat_penalty : logit * params_.repeat_penalty;
+    }
+    return logit / temperature;
+  };
+  const size_t blocks = (n + kSkimBlock - 1) / kSkimBlock, whole = n / kSkimBlock;
+  block_bounds_.resize(blocks);
+  BlockMaxima(logits.data(), whole, block_bounds_.data());
+  for (size_t b = whole; b < blocks; ++b) {
+    float largest = -std::numeric_limits<float>::infinity();
+    for (size_t i = b * kSkimBlock; i < n; ++i) largest = logits[i] > largest ? logits[i] : largest;
+    block_bounds_[b] = largest;
+  }
+  for (size_t b = 0; b < blocks; ++b) block_bounds_[b] /= temperature;
+  // A penalty below 1 raises a negative logit: a penalized token's block is bounded by its values as they are.
+  for (auto next = window_.cbegin(); next != window_.cend();) {
+    const size_t b = static_cast<size_t>(*next) / kSkimBlock;
+    float largest = -std::numeric_limits<float>::infinity();
+    for (size_t i = b * kSkimBlock; i < std::min(n, (b + 1) * kSkimBlock); ++i) {
+      const float v = value(i, next);
+      largest = v > largest ? v : largest;
+    }
+    block_bounds_[b] = largest;
+    while (next != window_.cend() && static_cast<size_t>(*next) / kSkimBlock == b) ++next;
+  }
+  float least = -std::numeric_limits<float>::infinity();
+  if (k <= blocks) {
+    bound_order_.assign(block_bounds_.begin(), block_bounds_.end());
+    std::nth_element(bound_order_.begin(), bound_order_.begin() + static_cast<std::ptrdiff_t>(k - 1), bound_order_.end(),
+                     std::greater<float>());
+    least = bound_order_[k - 1];
+  }
+  candidates_.clear();
+  candidates_.reserve(k);
+  auto next = window_.cbegin();
+  for (size_t b = 0; b < blocks; ++b) {
+    if (!(block_bounds_[b] >= least)) continue;
+    for (size_t i = b * kSkimBlock; i < std::min(n, (b + 1) * kSkimBlock); ++i) {
+      const Candidate c{static_cast<TokenId>(i), value(i, next), 0.0f};
+      if (std::isnan(c.logit)) continue;
+      if (candidates_.size() < k) {
+        candidates_.push_back(c);
+        std::push_heap(candidates_.begin(), candidates_.end(), Likelier);
+      } else if (Likelier(c, candidates_.front())) {
+        std::pop_heap(candidates_.begin(), candidates_.end(), Likelier);
+        candidates_.back() = c;
+        std::push_heap(candidates_.begin(), candidates_.end(), Likelier);
+      }
+    }
+  }
+  std::sort(candidates_.begin(), candidates_.end(), Likelier);
 }
 
 void Sampler::ApplyTemperature() {

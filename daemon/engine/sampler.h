@@ -84,9 +84,15 @@ class Sampler {
   void ApplyRepetitionPenalty(absl::Span<const TokenId> history);
   void ApplyTemperature();
   void KeepTopK();
+  // The repetition penalty, temperature and top-k in one, for top-k under
+  // the vocabulary's size: the same candidates in the same order as those
+  // three stages leave, without a candidate for every token (below).
+  void KeepLikeliest(absl::Span<const float> logits, absl::Span<const TokenId> history);
   void Softmax();  // sorts by logit, descending, and fills p
   void KeepTopP();
   void KeepMinP();
+  // Softmax, top-p, min-p and the pick, from the candidates the stages before left.
+  TokenId Finish(size_t vocabulary, const DraftToken* draft, std::vector<float>* distribution);
   TokenId Pick();
   TokenId PickWithDraft(const DraftToken& draft);
   double Uniform();  // in [0, 1)
@@ -95,6 +101,7 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<Candidate> candidates_;
   std::vector<TokenId> window_;
+  std::vector<float> block_bounds_, bound_order_;  // KeepLikeliest's, kept to reuse
 };
 
 }  // namespace edgellm::engine

@@ -392,7 +392,7 @@ void BM_Sample(benchmark::State& state) {
   const std::vector<TokenId> history(64, 7);
   for (auto _ : state) benchmark::DoNotOptimize(sampler.Sample(logits, history));
 }
-BENCHMARK(BM_Sample)->Arg(32000)->Arg(49152);
+BENCHMARK(BM_Sample)->Arg(32000)->Arg(49152)->Arg(151936);
 
 // Logprobs of the chosen token and the top 5, over a vocabulary: what
 // `logprobs` adds to each generated token.

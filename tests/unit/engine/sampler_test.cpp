@@ -94,6 +94,39 @@ TEST(Sampler, PlainGreedyAgreesWithTheFullPath) {
   }
 }
 
+// Top-k below the vocabulary's size skips whole blocks of logits that
+// cannot reach the top k; a mask that allows everything takes the full path
+// (a candidate per token). Both must leave the same candidates, so the same
+// seed draws the same tokens from bit-identical distributions: over many
+// ties, vocabularies that are not whole blocks, k past the number of blocks,
+// -inf logits, and repetition penalties above and below 1.
+TEST(Sampler, TopKSkimmingAgreesWithTheFullPath) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> level(-40, 40);
+  for (int trial = 0; trial < 300; ++trial) {
+    const size_t n = 2 + static_cast<size_t>(trial) * 37 % 900;
+    std::vector<float> logits(n);
+    for (float& l : logits) l = (trial % 3 == 0 ? 0.125f : 0.0173f) * static_cast<float>(level(rng));
+    if (trial % 5 == 0) logits[static_cast<size_t>(trial) % n] = -std::numeric_limits<float>::infinity();
+    SamplingParams params = Plain(0.4f + 0.01f * static_cast<float>(trial % 90), 1000 + static_cast<uint64_t>(trial));
+    params.top_k = 1 + trial * 7 % static_cast<int>(std::min<size_t>(n - 1, 60));
+    params.top_p = trial % 4 == 0 ? 1.0f : 0.9f;
+    params.min_p = trial % 6 == 0 ? 0.0f : 0.05f;
+    params.repeat_penalty = trial % 3 == 0 ? 1.0f : trial % 3 == 1 ? 1.3f : 0.7f;
+    std::vector<TokenId> history;
+    for (int i = 0; i < 20; ++i) history.push_back(static_cast<TokenId>((trial * 13 + i * 29) % (n + 5)));
+    const std::vector<uint64_t> everything((n + 63) / 64, ~uint64_t{0});
+    Sampler skimming(params), full(params);
+    std::vector<float> skimmed_distribution, full_distribution;
+    for (int draw = 0; draw < 3; ++draw) {
+      const TokenId a = skimming.Sample(logits, history, nullptr, &skimmed_distribution);
+      const TokenId b = full.Sample(logits, history, nullptr, &full_distribution, everything);
+      ASSERT_EQ(a, b) << "trial " << trial << " draw " << draw;
+      ASSERT_EQ(skimmed_distribution, full_distribution) << "trial " << trial << " draw " << draw;
+    }
+  }
+}
+
 TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
   std::vector<float> logits(100);
   for (int i = 0; i < 100; ++i) logits[i] = std::sin(static_cast<float>(i));
