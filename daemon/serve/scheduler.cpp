@@ -8,6 +8,7 @@
 #include "daemon/engine/drafter.h"
 #include "daemon/engine/prompt_lookup.h"
 #include "daemon/engine/sampler.h"
+#include "daemon/engine/thread_pool.h"
 
 namespace edgellm::serve {
 namespace {
@@ -396,36 +397,44 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
     return;
   }
   const size_t vocab = static_cast<size_t>(model_.config().n_vocab);
-  std::vector<engine::GenerationState::Step> steps(active.size());
+  const size_t count = active.size();
+  std::vector<engine::GenerationState::Step> steps(count);
   // A model (or adapter) gone bad shows as non-finite logits: the request
   // fails with that said, instead of sampling garbage.
-  std::vector<absl::Status> failures(active.size());
-  size_t row = 0;
-  for (size_t i = 0; i < active.size(); ++i) {
+  std::vector<absl::Status> failures(count);
+  std::vector<int32_t> rejected_drafts(count, 0);
+  std::vector<size_t> first_rows(count);
+  for (size_t i = 0, row = 0; i < count; ++i) {
+    first_rows[i] = row;
+    row += items[i].all_logits ? items[i].tokens.size() : 1;
+  }
+  // Each sequence samples its own rows into its own state (tokenizers and
+  // grammars are safe to share), so a step's sequences are sampled on the
+  // engine's threads side by side: sixteen smol-135m sequences' checks and
+  // greedy picks took 0.2 ms of an 8 ms step on the loop thread alone while
+  // the others waited (their top-k draws, before those skimmed, 1.5 ms).
+  const auto sample = [&](size_t i) {
     Sequence& seq = *active[i];
     const bool was_prefilling = seq.prefilled < seq.state.prompt_ids().size();
     const size_t rows = items[i].all_logits ? items[i].tokens.size() : 1;
-    const absl::Span<const float> seq_logits = absl::MakeConstSpan(logits).subspan(row * vocab, rows * vocab);
-    row += rows;
+    const absl::Span<const float> seq_logits = absl::MakeConstSpan(logits).subspan(first_rows[i] * vocab, rows * vocab);
     if (was_prefilling) {
       seq.prefilled += static_cast<size_t>(seq.step_tokens);
-      if (seq.prefilled < seq.state.prompt_ids().size()) continue;  // more prompt to go
+      if (seq.prefilled < seq.state.prompt_ids().size()) return;  // more prompt to go
       if (!engine::AllFinite(seq_logits)) {
         failures[i] = absl::InternalError("the model produced non-finite logits");
-        continue;
+        return;
       }
       steps[i] = seq.state.Advance(seq_logits);
-      continue;
+      return;
     }
     if (!engine::AllFinite(seq_logits)) {
       failures[i] = absl::InternalError("the model produced non-finite logits");
-      continue;
+      return;
     }
     const std::vector<engine::DraftToken> drafts = seq.draft.ForSampler();
     steps[i] = seq.state.AdvanceSpeculative(seq_logits, drafts);
-    // Drafts that did not stand leave the cache (and their blocks the pool).
-    const int32_t rejected = static_cast<int32_t>(drafts.size()) - steps[i].accepted_drafts;
-    if (rejected > 0) seq.cache->Truncate(seq.cache->length() - rejected);
+    rejected_drafts[i] = static_cast<int32_t>(drafts.size()) - steps[i].accepted_drafts;
     seq.draft_length.Update(static_cast<int32_t>(drafts.size()), steps[i].accepted_drafts);
     seq.draft_tokens += static_cast<int32_t>(drafts.size());
     seq.accepted_tokens += steps[i].accepted_drafts;
@@ -433,10 +442,18 @@ void Scheduler::Step(std::vector<std::unique_ptr<Sequence>>& active) {
       seq.metrics->draft_tokens.Add(static_cast<double>(drafts.size()));
       seq.metrics->accepted_tokens.Add(steps[i].accepted_drafts);
     }
+  };
+  engine::ThreadPool& threads = engine::ThreadPool::Shared();
+  threads.Run(static_cast<int64_t>(count), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) sample(static_cast<size_t>(i));
+  });
+  // Drafts that did not stand leave the cache (and their blocks the pool, which is the loop thread's).
+  for (size_t i = 0; i < count; ++i) {
+    if (rejected_drafts[i] > 0) active[i]->cache->Truncate(active[i]->cache->length() - rejected_drafts[i]);
   }
   // Before any event goes out: a client that saw a token sees the blocks it took.
   PublishKvUsage();
-  for (size_t i = 0; i < active.size(); ++i) {
+  for (size_t i = 0; i < count; ++i) {
     Sequence& seq = *active[i];
     if (seq.prefilled < seq.state.prompt_ids().size()) continue;
     if (!failures[i].ok()) {

@@ -38,6 +38,7 @@ struct Args {
   int requests_per_client = 4;
   uint32_t max_tokens = 64;
   int pause_ms = 0;  // each client waits this long before each request
+  float temperature = 0.0f;  // 0: greedy; else sampled at it (the API's defaults for the rest)
   std::string prompt = "Once upon a time, in a small town at the edge of the forest, there lived";
 };
 
@@ -59,14 +60,14 @@ struct Samples {
   std::string first_error;
 };
 
-// One client: `requests` streams one after another, greedy, fixed length.
+// One client: `requests` streams one after another, of a fixed length.
 void RunClient(v1::Inference::Stub& stub, const Args& args, Samples& samples) {
   for (int r = 0; r < args.requests_per_client; ++r) {
     if (args.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(args.pause_ms));
     v1::GenerateRequest request;
     request.set_prompt(args.prompt);
     request.set_max_tokens(args.max_tokens);
-    request.mutable_sampling()->set_temperature(0.0f);
+    request.mutable_sampling()->set_temperature(args.temperature);
     grpc::ClientContext context;
     const Clock::time_point sent = Clock::now();
     auto reader = stub.Generate(&context, request);
@@ -110,7 +111,7 @@ std::string JsonString(const std::string& text) {
 
 // One HTTP client: the same streams as RunClient, each a server-sent-event
 // stream on one kept-alive connection. Every event with text is a token
-// (greedy, no drafts); the usage chunk gives the exact count.
+// (no drafts); the usage chunk gives the exact count.
 void RunHttpClient(const Args& args, Samples& samples) {
   const auto fail = [&](const std::string& why) {
     std::lock_guard<std::mutex> lock(samples.mu);
@@ -128,7 +129,8 @@ void RunHttpClient(const Args& args, Samples& samples) {
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   const std::string body = "{\"prompt\": " + JsonString(args.prompt) + ", \"max_tokens\": " +
-                           std::to_string(args.max_tokens) + ", \"temperature\": 0, \"stream\": true}";
+                           std::to_string(args.max_tokens) + ", \"temperature\": " + std::to_string(args.temperature) +
+                           ", \"stream\": true}";
   const std::string request = "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   for (int r = 0; r < args.requests_per_client; ++r) {
@@ -225,7 +227,10 @@ int main(int argc, char** argv) {
   app.add_option("--clients", args.clients, "Concurrent clients, one run each")->delimiter(',');
   app.add_option("--requests-per-client", args.requests_per_client, "Streams each client runs in turn")
       ->capture_default_str();
-  app.add_option("--max-tokens", args.max_tokens, "Tokens per stream (greedy)")->capture_default_str();
+  app.add_option("--max-tokens", args.max_tokens, "Tokens per stream")->capture_default_str();
+  app.add_option("--temperature", args.temperature,
+                 "Sampling temperature of every request; 0 is greedy (the API's defaults for top-k, top-p and min-p)")
+      ->capture_default_str();
   app.add_option("--pause-ms", args.pause_ms,
                  "Each client waits this long before each request (so that requests find the daemon idle, "
                  "or training running)")

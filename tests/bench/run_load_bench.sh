@@ -6,7 +6,7 @@
 #   LOAD_CLIENTS (default 1,4,16), LOAD_REQUESTS (per client, default 4),
 #   LOAD_SHAPE (default smol-135m), LOAD_TYPE (default Q8_0), LOAD_APIS
 #   (default grpc,http), LOAD_MAX_TOKENS (per request, default 64), LOAD_KV_TYPE
-#   (edgellmd's --kv-type, default f16)
+#   (edgellmd's --kv-type, default f16), LOAD_TEMPERATURE (default 0: greedy)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build/release}
@@ -39,7 +39,8 @@ for k in "${counts[@]}"; do
       *) echo "LOAD_APIS: '$api' is neither grpc nor http" >&2; exit 2 ;;
     esac
     "$build/tests/bench/edgellm-bench-load" "${where[@]}" --clients "$k" \
-      --requests-per-client "${LOAD_REQUESTS:-4}" --max-tokens "${LOAD_MAX_TOKENS:-64}"
+      --requests-per-client "${LOAD_REQUESTS:-4}" --max-tokens "${LOAD_MAX_TOKENS:-64}" \
+      --temperature "${LOAD_TEMPERATURE:-0}"
   done
 done
 kill -TERM "$daemon"

@@ -158,6 +158,49 @@ TEST_F(SchedulerTest, RequestsThatFitRunTogether) {
   EXPECT_EQ(two.tokens, Reference(b, 24));
 }
 
+// A step's sequences are sampled on the engine's threads side by side: each
+// seeded request running with three others (on two threads) gives exactly
+// the tokens it gives alone. A quantized model, whose rows do not depend on
+// how many a forward carries, so that any difference is the sampling's.
+TEST_F(SchedulerTest, SampledRequestsRunningTogetherGiveWhatEachGivesAlone) {
+  engine::ModelOptions options;
+  options.threads = 2;
+  options.context_length = 64;
+  auto model = engine::LlamaModel::Load(testing::SyntheticModel("test-spm", engine::GgmlType::kQ8_0), options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  model_ = std::move(*model);
+  auto scheduler = MakeScheduler(24, {.max_active = 4});
+  constexpr int kRequests = 4;
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < kRequests; ++i) {
+    GenerationRequest request = Request(Prompt(12, i), 20);
+    request.options.sampling.temperature = 0.9f;
+    request.options.sampling.seed = 100 + static_cast<uint64_t>(i);
+    requests.push_back(request);
+  }
+  // No request's first token goes out before all are submitted, so they share steps.
+  Notification all_submitted;
+  std::vector<Collector> collectors(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    EventSink sink = collectors[i].Sink();
+    ASSERT_TRUE(scheduler
+                    ->Submit(requests[i],
+                             [&all_submitted, sink](GenerationEvent event) {
+                               all_submitted.WaitForNotification();
+                               sink(std::move(event));
+                             })
+                    .ok());
+  }
+  all_submitted.Notify();
+  for (int i = 0; i < kRequests; ++i) {
+    const Outcome outcome = collectors[i].Wait();
+    ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+    auto alone = engine::GenerateFromTokens(*model_, requests[i].prompt_ids, requests[i].options, nullptr);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    EXPECT_EQ(outcome.tokens, alone->token_ids) << "request " << i;
+  }
+}
+
 // A canary is judged by its serving metrics against the figures before its
 // swap: the daemon's own smoke tests and evaluations must not be in them.
 TEST_F(SchedulerTest, TheDaemonsOwnGenerationsStayOutOfTheServingMetrics) {
