@@ -54,11 +54,13 @@ class Collector {
 
 class SchedulerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(LoadModel(engine::GgmlType::kF32, 1)); }
+  // The synthetic test-spm model at `type`, on `threads` compute threads, as model_.
+  void LoadModel(engine::GgmlType type, int threads) {
     engine::ModelOptions options;
-    options.threads = 1;
+    options.threads = threads;
     options.context_length = 64;
-    auto model = engine::LlamaModel::Load(testing::SyntheticModel("test-spm", engine::GgmlType::kF32), options);
+    auto model = engine::LlamaModel::Load(testing::SyntheticModel("test-spm", type), options);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);
   }
@@ -163,12 +165,7 @@ TEST_F(SchedulerTest, RequestsThatFitRunTogether) {
 // the tokens it gives alone. A quantized model, whose rows do not depend on
 // how many a forward carries, so that any difference is the sampling's.
 TEST_F(SchedulerTest, SampledRequestsRunningTogetherGiveWhatEachGivesAlone) {
-  engine::ModelOptions options;
-  options.threads = 2;
-  options.context_length = 64;
-  auto model = engine::LlamaModel::Load(testing::SyntheticModel("test-spm", engine::GgmlType::kQ8_0), options);
-  ASSERT_TRUE(model.ok()) << model.status();
-  model_ = std::move(*model);
+  ASSERT_NO_FATAL_FAILURE(LoadModel(engine::GgmlType::kQ8_0, 2));
   auto scheduler = MakeScheduler(24, {.max_active = 4});
   constexpr int kRequests = 4;
   std::vector<GenerationRequest> requests;
