@@ -288,8 +288,38 @@ void Sampler::KeepTopK() {
   candidates_.resize(k);
 }
 
+void Sampler::SortByLikelihood() {
+  // A few candidates (top-k's) sort faster by comparison.
+  constexpr size_t kFewCandidates = 1024;
+  if (candidates_.size() <= kFewCandidates) {
+    std::sort(candidates_.begin(), candidates_.end(), Likelier);
+    return;
+  }
+  // Every candidate's logit as a key whose unsigned order is the logits'
+  // order reversed (-0 made +0: they are equal logits), then four stable
+  // passes of a byte each. The candidates come in id order, or in Likelier's
+  // order from a top-k, so equal logits stay in id order, as Likelier has
+  // them: the same order as the comparison sort, found in linear time (a
+  // sampler without top-k sorted 152k candidates in milliseconds a token).
+  const auto key = [](float logit) {
+    uint32_t bits;
+    std::memcpy(&bits, &logit, sizeof(bits));
+    if (bits == 0x80000000u) bits = 0;
+    return ~((bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u);
+  };
+  std::vector<Candidate>& other = sort_buffer_;
+  other.resize(candidates_.size());
+  for (int shift = 0; shift < 32; shift += 8) {
+    size_t starts[257] = {};
+    for (const Candidate& c : candidates_) ++starts[((key(c.logit) >> shift) & 0xff) + 1];
+    for (size_t b = 1; b < 257; ++b) starts[b] += starts[b - 1];
+    for (const Candidate& c : candidates_) other[starts[(key(c.logit) >> shift) & 0xff]++] = c;
+    candidates_.swap(other);
+  }
+}
+
 void Sampler::Softmax() {
-  std::sort(candidates_.begin(), candidates_.end(), Likelier);
+  SortByLikelihood();
   const float max_logit = candidates_.front().logit;
   double sum = 0.0;
   for (Candidate& c : candidates_) {

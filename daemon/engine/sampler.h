@@ -88,6 +88,7 @@ class Sampler {
   // the vocabulary's size: the same candidates in the same order as those
   // three stages leave, without a candidate for every token (below).
   void KeepLikeliest(absl::Span<const float> logits, absl::Span<const TokenId> history);
+  void SortByLikelihood();  // into Likelier's order
   void Softmax();  // sorts by logit, descending, and fills p
   void KeepTopP();
   void KeepMinP();
@@ -102,6 +103,7 @@ class Sampler {
   std::vector<Candidate> candidates_;
   std::vector<TokenId> window_;
   std::vector<float> block_bounds_, bound_order_;  // KeepLikeliest's, kept to reuse
+  std::vector<Candidate> sort_buffer_;  // SortByLikelihood's
 };
 
 }  // namespace edgellm::engine

@@ -381,6 +381,7 @@ BENCHMARK_CAPTURE(BM_PreTokenize, deepseek_llm_text, "deepseek-llm", false);
 BENCHMARK_CAPTURE(BM_PreTokenize, deepseek_llm_hostile, "deepseek-llm", true);
 BENCHMARK_CAPTURE(BM_PreTokenize, llama_bpe_hostile, "llama-bpe", true);
 
+// One draw over a vocabulary of state.range(0) tokens, with top-k state.range(1) (0: off).
 void BM_Sample(benchmark::State& state) {
   std::vector<float> logits(state.range(0));
   std::mt19937 rng(2);
@@ -388,11 +389,12 @@ void BM_Sample(benchmark::State& state) {
   for (float& v : logits) v = normal(rng);
   SamplingParams params;  // temperature 0.8, top-k 40, top-p 0.95, min-p 0.05
   params.repeat_penalty = 1.1f;
+  params.top_k = static_cast<int32_t>(state.range(1));
   Sampler sampler(params);
   const std::vector<TokenId> history(64, 7);
   for (auto _ : state) benchmark::DoNotOptimize(sampler.Sample(logits, history));
 }
-BENCHMARK(BM_Sample)->Arg(32000)->Arg(49152)->Arg(151936);
+BENCHMARK(BM_Sample)->ArgsProduct({{32000, 49152, 151936}, {40, 0}});
 
 // Logprobs of the chosen token and the top 5, over a vocabulary: what
 // `logprobs` adds to each generated token.

@@ -127,6 +127,77 @@ TEST(Sampler, TopKSkimmingAgreesWithTheFullPath) {
   }
 }
 
+// The distribution the stages give without top-k, sorting with a comparison
+// as the sampler does for a few candidates: the reference for its sort by
+// keys, which takes over for many.
+std::vector<float> ComparisonSortedDistribution(const std::vector<float>& logits, const SamplingParams& params) {
+  struct Scored {
+    size_t id;
+    float logit;
+    float p;
+  };
+  std::vector<Scored> c;
+  for (size_t i = 0; i < logits.size(); ++i) c.push_back({i, logits[i] / params.temperature, 0.0f});
+  std::sort(c.begin(), c.end(), [](const Scored& a, const Scored& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  });
+  double sum = 0.0;
+  for (Scored& s : c) {
+    s.p = std::exp(s.logit - c.front().logit);
+    sum += s.p;
+  }
+  for (Scored& s : c) s.p = static_cast<float>(s.p / sum);
+  double cumulative = 0.0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    cumulative += c[i].p;
+    if (params.top_p < 1.0f && cumulative >= params.top_p) {
+      c.resize(i + 1);
+      break;
+    }
+  }
+  size_t keep = 1;
+  while (params.min_p > 0.0f && keep < c.size() && c[keep].p >= params.min_p * c.front().p) ++keep;
+  if (params.min_p > 0.0f) c.resize(keep);
+  double total = 0.0;
+  for (const Scored& s : c) total += s.p;
+  std::vector<float> distribution(logits.size(), 0.0f);
+  for (const Scored& s : c) distribution[s.id] = static_cast<float>(s.p / total);
+  return distribution;
+}
+
+// Without top-k, thousands of candidates are sorted by their logits' bits:
+// the same order as the comparison, ties (and -0 against +0) by id, so the
+// same distribution to the bit.
+TEST(Sampler, ManyCandidatesSortAsTheComparisonSortsThem) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> level(-300, 300);
+  for (const size_t n : {1025u, 5000u, 49152u}) {
+    for (int trial = 0; trial < 4; ++trial) {
+      std::vector<float> logits(n);
+      for (float& l : logits) l = 0.01f * static_cast<float>(level(rng));
+      for (size_t i = 0; i < n; i += 97) logits[i] = i % 2 ? -0.0f : 0.0f;
+      SamplingParams params = Plain(0.7f + 0.1f * static_cast<float>(trial), 3);
+      params.top_p = trial % 2 ? 0.9f : 1.0f;
+      params.min_p = trial < 2 ? 0.0f : 0.01f;
+      Sampler sampler(params);
+      std::vector<float> distribution;
+      sampler.Sample(logits, {}, nullptr, &distribution);
+      EXPECT_EQ(distribution, ComparisonSortedDistribution(logits, params)) << n << " logits, trial " << trial;
+    }
+  }
+  // Only zeros of both signs, and top-p cutting through them: the first half by id stays.
+  std::vector<float> zeros(2000);
+  for (size_t i = 0; i < zeros.size(); ++i) zeros[i] = i % 2 ? -0.0f : 0.0f;
+  SamplingParams half = Plain(1.0f);
+  half.top_p = 0.5f;
+  Sampler sampler(half);
+  std::vector<float> distribution;
+  sampler.Sample(zeros, {}, nullptr, &distribution);
+  EXPECT_EQ(distribution, ComparisonSortedDistribution(zeros, half));
+  EXPECT_GT(distribution[1], 0.0f);
+  EXPECT_EQ(distribution[1999], 0.0f);
+}
+
 TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
   std::vector<float> logits(100);
   for (int i = 0; i < 100; ++i) logits[i] = std::sin(static_cast<float>(i));
