@@ -252,8 +252,8 @@ void Sampler::KeepLikeliest(absl::Span<const float> logits, absl::Span<const Tok
   float least = -std::numeric_limits<float>::infinity();
   if (k <= blocks) {
     bound_order_.assign(block_bounds_.begin(), block_bounds_.end());
-    std::nth_element(bound_order_.begin(), bound_order_.begin() + static_cast<std::ptrdiff_t>(k - 1), bound_order_.end(),
-                     std::greater<float>());
+    const auto kth = bound_order_.begin() + static_cast<std::ptrdiff_t>(k - 1);
+    std::nth_element(bound_order_.begin(), kth, bound_order_.end(), std::greater<float>());
     least = bound_order_[k - 1];
   }
   candidates_.clear();
