@@ -81,6 +81,10 @@ class Sampler {
   static bool Likelier(const Candidate& a, const Candidate& b) {
     return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
   }
+  // window_ := the distinct ids of the last repeat_last_n tokens of
+  // `history` below `vocabulary`, sorted; empty without a penalty.
+  void CollectPenaltyWindow(absl::Span<const TokenId> history, size_t vocabulary);
+  float Penalized(float logit) const;  // a penalized token's logit
   void ApplyRepetitionPenalty(absl::Span<const TokenId> history);
   void ApplyTemperature();
   void KeepTopK();
