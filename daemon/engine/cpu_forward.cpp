@@ -18,8 +18,10 @@
 namespace edgellm::engine {
 namespace {
 
-// Rows per chunk of the row-wise steps (norms, rotations, activations): a
-// decode step's few rows stay on the calling thread.
+// Rows per chunk of the job that positions rows' heads where attention does
+// not (a prompt's rows, a speculative check's): a few rows stay on the
+// calling thread. The other row-wise work (norms, activations) is done in
+// the products' jobs that quantize their input, a row a chunk.
 constexpr int64_t kRowsPerChunk = 8;
 // Query-key products worth a chunk of attention work of its own (a couple of
 // microseconds, about what handing it over costs): smol-135m decoded 2.5%
@@ -106,27 +108,63 @@ EDGELLM_CPU_CLONES void Rope(float* v, int64_t heads, const LlamaConfig& config,
   }
 }
 
-// Adds `bias` ([width]) to each of `rows` rows.
-void AddBias(float* y, const float* bias, int64_t rows, int64_t width) {
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t i = 0; i < width; ++i) y[r * width + i] += bias[i];
-  }
+// Adds `bias` to a row `width` wide.
+void AddBias(float* y, const float* bias, int64_t width) {
+  for (int64_t i = 0; i < width; ++i) y[i] += bias[i];
 }
 
-// Writes one row's keys and values (n_head_kv heads each) as those of
-// `layer` at position `pos` of `cache`.
-void WriteKv(KvCache& cache, int32_t layer, const float* k, const float* v, int32_t pos) {
+// Adds one row's feed-forward output of layer `w` (its down projection,
+// normed first where the layer has a norm after it) to its residual stream.
+void AddFeedForward(const CpuLayerWeights& w, float* projected, float* x, float eps, int64_t d) {
+  if (w.post_ffn_norm != nullptr) RmsNorm(projected, w.post_ffn_norm, eps, d, projected);
+  for (int64_t i = 0; i < d; ++i) x[i] += projected[i];
+}
+
+// KV heads [first, first + count) and the query heads that share them.
+struct KvHeads {
+  int64_t first = 0;
+  int64_t count = 0;
+};
+
+// Writes one row's keys and values of `heads` (k and v point at the row's
+// first head) as those of `layer` at position `pos` of `cache`.
+void WriteKv(KvCache& cache, int32_t layer, const float* k, const float* v, int32_t pos, KvHeads heads) {
   const KvBlockPool& pool = cache.pool();
-  const int64_t heads = pool.shape().n_head_kv, head_dim = pool.shape().head_dim;
+  const int64_t head_dim = pool.shape().head_dim;
   const int32_t block_size = pool.block_size();
   const int32_t block = cache.block_table()[pos / block_size];
   uint8_t* keys = pool.LayerData(block, layer, false);
   uint8_t* values = pool.LayerData(block, layer, true);
-  for (int64_t h = 0; h < heads; ++h) {
+  for (int64_t h = heads.first; h < heads.first + heads.count; ++h) {
     const int64_t slot = (h * block_size + pos % block_size) * pool.shape().head_row_bytes();
     pool.StoreValues(k + h * head_dim, head_dim, keys + slot);
     pool.StoreValues(v + h * head_dim, head_dim, values + slot);
   }
+}
+
+// Makes one row's `heads` ready for attention at `pos` — biases, per-head
+// norms, the rotary embedding, the query's scale where the architecture
+// scales it first — and writes their keys and values to `cache`. q, k and v
+// point at the row.
+void PositionHeads(const LlamaConfig& config, const CpuLayerWeights& lw, int32_t layer, float* q, float* k, float* v,
+                   KvCache& cache, int32_t pos, KvHeads heads) {
+  const int64_t hd = config.head_dim, group = config.n_head / config.n_head_kv;
+  float* q_heads = q + heads.first * group * hd;
+  float* k_heads = k + heads.first * hd;
+  const int64_t q_width = heads.count * group * hd, kv_width = heads.count * hd;
+  if (lw.q_bias != nullptr) AddBias(q_heads, lw.q_bias + heads.first * group * hd, q_width);
+  if (lw.k_bias != nullptr) AddBias(k_heads, lw.k_bias + heads.first * hd, kv_width);
+  if (lw.v_bias != nullptr) AddBias(v + heads.first * hd, lw.v_bias + heads.first * hd, kv_width);
+  if (lw.q_norm != nullptr) {
+    for (int64_t i = 0; i < q_width; i += hd) RmsNorm(q_heads + i, lw.q_norm, config.rms_norm_eps, hd, q_heads + i);
+    for (int64_t i = 0; i < kv_width; i += hd) RmsNorm(k_heads + i, lw.k_norm, config.rms_norm_eps, hd, k_heads + i);
+  }
+  Rope(q_heads, heads.count * group, config, lw, pos);
+  Rope(k_heads, heads.count, config, lw, pos);
+  if (config.arch->prescaled_query) {
+    for (int64_t i = 0; i < q_width; ++i) q_heads[i] *= config.attention_scale;
+  }
+  WriteKv(cache, layer, k, v, pos, heads);
 }
 
 // Adds each adapted sequence's low-rank term to its rows of `y`:
@@ -204,6 +242,11 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
   const int64_t attention_parts = one_row_each && share_attention
                                       ? AttentionParts(kv_tasks, pool.size(), per_head, kMinAttentionWorkPerChunk)
                                       : 1;
+  // Where each sequence's row is one task's alone for each KV head, the task
+  // positions the row's heads (rotates them and writes them to the cache)
+  // itself rather than a job before it: a decode step hands the pool one job
+  // a layer fewer.
+  const bool position_in_attention = one_row_each && attention_parts == 1;
   // Tasks per chunk: enough multiply-adds to pay for handing them to another
   // thread, and all of them where the whole job is too small to share.
   const int64_t work_per_task = std::max<int64_t>(per_head / attention_parts, 1);
@@ -249,46 +292,38 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     }
   }
 
+  // The row-wise work before a product is done in the job that quantizes
+  // its input (Multiply's prepare_rows), not in a job of its own: a decode
+  // step of many sequences hands the pool a few jobs fewer per layer.
   for (int32_t layer = 0; layer < config.n_layer; ++layer) {
     const CpuLayerWeights& lw = w.layers[layer];
-    pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) RmsNorm(x + r * d, lw.attn_norm, eps, d, normed + r * d);
-    });
+    // The layer before's feed-forward output joins the residual stream here.
+    const CpuLayerWeights* previous = layer > 0 ? &w.layers[layer - 1] : nullptr;
+    const auto attention_input = [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        if (previous != nullptr) AddFeedForward(*previous, projected + r * d, x + r * d, eps, d);
+        RmsNorm(x + r * d, lw.attn_norm, eps, d, normed + r * d);
+      }
+    };
     {
       const WeightMatrix* const projections[] = {&lw.wq, &lw.wk, &lw.wv};
       float* const outputs[] = {q, k, v};
-      MultiplyShared(projections, normed, outputs, rows);
+      MultiplyShared(projections, normed, outputs, rows, attention_input);
     }
     if (adapted) {
       AddAdapters(sequences, layer, LoraTarget::kQ, normed, q, ws.lora);
       AddAdapters(sequences, layer, LoraTarget::kK, normed, k, ws.lora);
       AddAdapters(sequences, layer, LoraTarget::kV, normed, v, ws.lora);
     }
-    if (lw.q_bias != nullptr) AddBias(q, lw.q_bias, rows, q_width);
-    if (lw.k_bias != nullptr) AddBias(k, lw.k_bias, rows, kv_width);
-    if (lw.v_bias != nullptr) AddBias(v, lw.v_bias, rows, kv_width);
-    pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        if (lw.q_norm != nullptr) {
-          for (int64_t h = 0; h < config.n_head; ++h) {
-            float* head = q + r * q_width + h * hd;
-            RmsNorm(head, lw.q_norm, eps, hd, head);
-          }
-          for (int64_t h = 0; h < config.n_head_kv; ++h) {
-            float* head = k + r * kv_width + h * hd;
-            RmsNorm(head, lw.k_norm, eps, hd, head);
-          }
+    const KvHeads all_heads{0, config.n_head_kv};
+    if (!position_in_attention) {
+      pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          PositionHeads(config, lw, layer, q + r * q_width, k + r * kv_width, v + r * kv_width, *row_caches[r],
+                        positions[r], all_heads);
         }
-        Rope(q + r * q_width, config.n_head, config, lw, positions[r]);
-        Rope(k + r * kv_width, config.n_head_kv, config, lw, positions[r]);
-        if (config.arch->prescaled_query) {
-          for (int64_t i = 0; i < q_width; ++i) q[r * q_width + i] *= config.attention_scale;
-        }
-        // The row's key is final: it and its value go to the cache here,
-        // on whichever thread has the row, not one after another after the job.
-        WriteKv(*row_caches[r], layer, k + r * kv_width, v + r * kv_width, positions[r]);
-      }
-    });
+      });
+    }
     const int64_t heads_kv = config.n_head_kv;
     const int32_t window = config.IsSlidingLayer(layer) ? config.sliding_window : 0;
     const int64_t parts = attention_parts;
@@ -296,6 +331,11 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
       for (int64_t task = begin; task < end; ++task) {
         const int64_t s = task / (heads_kv * parts), kv_head = task / parts % heads_kv, part = task % parts;
         const CpuSequence& seq = sequences[s];
+        if (position_in_attention) {
+          const int64_t r = seq.first;
+          PositionHeads(config, lw, layer, q + r * q_width, k + r * kv_width, v + r * kv_width, *seq.cache,
+                        positions[r], {kv_head, 1});
+        }
         const int64_t scratch_size = AttentionScratch(config, seq.count, seq.cache->pool());
         float* scratch = attention_scratch + scratch_offsets[s] + (kv_head * parts + part) * scratch_size;
         AttendOneKvHead(config, seq, seq.cache->length(), layer, kv_head, window, q, scratch, attention,
@@ -314,7 +354,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     }
     Multiply(lw.wo, attention, projected, rows);
     if (adapted) AddAdapters(sequences, layer, LoraTarget::kO, attention, projected, ws.lora);
-    pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+    const auto feed_forward_input = [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         if (lw.post_attention_norm != nullptr) {
           RmsNorm(projected + r * d, lw.post_attention_norm, eps, d, projected + r * d);
@@ -322,35 +362,35 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
         for (int64_t i = 0; i < d; ++i) x[r * d + i] += projected[r * d + i];
         RmsNorm(x + r * d, lw.ffn_norm, eps, d, normed + r * d);
       }
-    });
+    };
     {
       const WeightMatrix* const projections[] = {&lw.gate, &lw.up};
       float* const outputs[] = {gate, up};
-      MultiplyShared(projections, normed, outputs, rows);
+      MultiplyShared(projections, normed, outputs, rows, feed_forward_input);
     }
     if (adapted) {
       AddAdapters(sequences, layer, LoraTarget::kGate, normed, gate, ws.lora);
       AddAdapters(sequences, layer, LoraTarget::kUp, normed, up, ws.lora);
     }
-    if (config.arch->activation == Activation::kGeluTanh) {
-      pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+    const bool gelu = config.arch->activation == Activation::kGeluTanh;
+    const auto activation = [&](int64_t begin, int64_t end) {
+      if (gelu) {
         for (int64_t i = begin * ff; i < end * ff; ++i) gate[i] = GeluTanhAsGgml(gate[i]) * up[i];
-      });
-    } else {
-      pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
+      } else {
         SwiGluInPlace(gate + begin * ff, up + begin * ff, (end - begin) * ff);
-      });
-    }
-    Multiply(lw.down, gate, projected, rows);
+      }
+    };
+    Multiply(lw.down, gate, projected, rows, ActivationPrecision::kInt8, activation);
     if (adapted) AddAdapters(sequences, layer, LoraTarget::kDown, gate, projected, ws.lora);
-    if (lw.post_ffn_norm != nullptr) {
-      for (int64_t r = 0; r < rows; ++r) RmsNorm(projected + r * d, lw.post_ffn_norm, eps, d, projected + r * d);
-    }
-    for (int64_t i = 0; i < rows * d; ++i) x[i] += projected[i];
   }
 
   const int64_t outputs = static_cast<int64_t>(ws.logit_rows.size());
-  for (int64_t o = 0; o < outputs; ++o) RmsNorm(x + ws.logit_rows[o] * d, w.output_norm, eps, d, normed + o * d);
+  const CpuLayerWeights& last = w.layers[config.n_layer - 1];
+  for (int64_t o = 0; o < outputs; ++o) {
+    const int64_t r = ws.logit_rows[o];
+    AddFeedForward(last, projected + r * d, x + r * d, eps, d);
+    RmsNorm(x + r * d, w.output_norm, eps, d, normed + o * d);
+  }
   if (hidden != nullptr) {
     hidden->assign(normed, normed + outputs * d);
     return;

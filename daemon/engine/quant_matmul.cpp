@@ -56,15 +56,18 @@ struct QuantKernels {
 // every forward), then meets every weight row of every product through the
 // type's tiled multiply when it has one and there are rows enough (any, for
 // an interleaving one), else its dot, four rows at a time where it has a
-// four-row kernel. The products' chunks are one job for the pool.
+// four-row kernel. The products' chunks are one job for the pool; the rows
+// are prepared (QuantMatMul's prepare_rows) where they are quantized.
 template <typename Activation>
 void MultiplyQuantized(absl::Span<const SharedProduct> products, const float* x, int64_t rows, int64_t in,
-                       uint64_t row_bytes, int64_t block, const QuantKernels<Activation>& k, ThreadPool& threads) {
+                       uint64_t row_bytes, int64_t block, const QuantKernels<Activation>& k, ThreadPool& threads,
+                       std::optional<ChunkFn> prepare_rows) {
   const int64_t blocks = in / block;
   thread_local std::vector<Activation> activations;
   if (activations.size() < static_cast<size_t>(rows * blocks)) activations.resize(static_cast<size_t>(rows * blocks));
   Activation* a = activations.data();
   threads.Run(rows, 1, [&](int64_t begin, int64_t end) {
+    if (prepare_rows) (*prepare_rows)(begin, end);
     for (int64_t r = begin; r < end; ++r) k.quantize(x + r * in, a + r * blocks, blocks);
   });
   const bool tiled = k.multiply != nullptr && (rows >= kTileRows || k.interleaved);
@@ -118,13 +121,15 @@ bool HasMatMulKernel(GgmlType type) {
 }
 
 absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
-                         const kernels::KernelSet* kernel_set, ThreadPool* pool) {
+                         const kernels::KernelSet* kernel_set, ThreadPool* pool,
+                         std::optional<ChunkFn> prepare_rows) {
   const SharedProduct product{weight, shape.out_features, y, shape.packed};
-  return QuantMatMulShared(type, {&product, 1}, x, shape.rows, shape.in_features, kernel_set, pool);
+  return QuantMatMulShared(type, {&product, 1}, x, shape.rows, shape.in_features, kernel_set, pool, prepare_rows);
 }
 
 absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> products, const float* x, int64_t rows,
-                               int64_t in_features, const kernels::KernelSet* kernel_set, ThreadPool* pool) {
+                               int64_t in_features, const kernels::KernelSet* kernel_set, ThreadPool* pool,
+                               std::optional<ChunkFn> prepare_rows) {
   if (!HasMatMulKernel(type)) {
     return absl::InvalidArgumentError(edgellm::StrCat("matmul: no kernel for ", TraitsOf(type).name, " weights"));
   }
@@ -160,10 +165,10 @@ absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> pr
     if (super_multiply_packed != nullptr) {
       const QuantKernels<kernels::SuperActivationBlock> packed{k.quantize_super, k.SuperDot(type), nullptr,
                                                                super_multiply_packed, true};
-      MultiplyQuantized(products, x, rows, in_features, row_bytes, block, packed, threads);
+      MultiplyQuantized(products, x, rows, in_features, row_bytes, block, packed, threads, prepare_rows);
     } else {
       const QuantKernels<kernels::ActivationBlock> packed{k.quantize, k.Dot(type), nullptr, multiply_packed, true};
-      MultiplyQuantized(products, x, rows, in_features, row_bytes, kernels::kBlock, packed, threads);
+      MultiplyQuantized(products, x, rows, in_features, row_bytes, kernels::kBlock, packed, threads, prepare_rows);
     }
     return absl::OkStatus();
   }
@@ -171,6 +176,7 @@ absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> pr
   const uint64_t row_bytes = RowBytes(type, static_cast<uint64_t>(in));
 
   if (type == GgmlType::kF32 || type == GgmlType::kF16) {
+    if (prepare_rows) threads.Run(rows, 1, *prepare_rows);
     const kernels::DotFloatFn dot = type == GgmlType::kF32 ? k.dot_f32 : k.dot_f16;
     for (const SharedProduct& product : products) {
       const int64_t out = product.out_features;
@@ -188,11 +194,12 @@ absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> pr
   if (const kernels::DotSuperFn dot = k.SuperDot(type)) {
     const QuantKernels<kernels::SuperActivationBlock> super{k.quantize_super, dot, k.SuperDot4(type),
                                                             k.SuperMultiply(type), false};
-    MultiplyQuantized(products, x, rows, in, row_bytes, static_cast<int64_t>(kSuperBlock), super, threads);
+    MultiplyQuantized(products, x, rows, in, row_bytes, static_cast<int64_t>(kSuperBlock), super, threads,
+                      prepare_rows);
   } else {
     const QuantKernels<kernels::ActivationBlock> legacy{k.quantize, k.Dot(type), k.Dot4(type), k.Multiply(type),
                                                         k.MultiplyInterleaved(type)};
-    MultiplyQuantized(products, x, rows, in, row_bytes, kernels::kBlock, legacy, threads);
+    MultiplyQuantized(products, x, rows, in, row_bytes, kernels::kBlock, legacy, threads, prepare_rows);
   }
   return absl::OkStatus();
 }

@@ -11,15 +11,15 @@
 #define EDGELLM_ENGINE_QUANT_MATMUL_H_
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "daemon/engine/quant_kernels.h"
 #include "daemon/engine/quant_types.h"
+#include "daemon/engine/thread_pool.h"
 
 namespace edgellm::engine {
-
-class ThreadPool;
 
 // True for the weight types QuantMatMul computes: F32, F16, and every type with a kernel (quant_kernels.h).
 bool HasMatMulKernel(GgmlType type);
@@ -37,8 +37,14 @@ struct MatMulShape {
 // (RowBytes(type, in) bytes per output row). InvalidArgument for a type
 // without a kernel or a size that is not whole blocks. `kernels` defaults to
 // the best set for this CPU; `pool` to the shared one.
+//
+// `prepare_rows`, when given, is called on the pool for every activation row
+// before it is read — (begin, end) a run of rows, each row once — to write x
+// there: the norm or activation that makes a product's input, in the job that
+// quantizes its rows instead of a job of its own.
 absl::Status QuantMatMul(GgmlType type, const uint8_t* weight, const float* x, float* y, MatMulShape shape,
-                         const kernels::KernelSet* kernel_set = nullptr, ThreadPool* pool = nullptr);
+                         const kernels::KernelSet* kernel_set = nullptr, ThreadPool* pool = nullptr,
+                         std::optional<ChunkFn> prepare_rows = std::nullopt);
 
 // One product of QuantMatMulShared: out_features rows of weight (as
 // QuantMatMul takes it) into y[rows, out_features].
@@ -56,7 +62,7 @@ inline constexpr size_t kMaxSharedProducts = 4;
 // one job for the pool, split evenly, instead of one job each.
 absl::Status QuantMatMulShared(GgmlType type, absl::Span<const SharedProduct> products, const float* x, int64_t rows,
                                int64_t in_features, const kernels::KernelSet* kernel_set = nullptr,
-                               ThreadPool* pool = nullptr);
+                               ThreadPool* pool = nullptr, std::optional<ChunkFn> prepare_rows = std::nullopt);
 
 }  // namespace edgellm::engine
 

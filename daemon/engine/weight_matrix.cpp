@@ -87,12 +87,15 @@ bool KernelsMultiply(const WeightMatrix& w, int64_t rows, ActivationPrecision pr
 
 }  // namespace
 
-void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows, ActivationPrecision precision) {
+void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows, ActivationPrecision precision,
+              std::optional<ChunkFn> prepare_rows) {
   if (w.packed || KernelsMultiply(w, rows, precision)) {
     // The shape was checked by CanMultiplyInPlace (and CanPack): this cannot fail.
-    (void)QuantMatMul(w.type, w.data, x, y, {rows, w.in_features, w.out_features, w.packed});
+    (void)QuantMatMul(w.type, w.data, x, y, {rows, w.in_features, w.out_features, w.packed}, nullptr, nullptr,
+                      prepare_rows);
     return;
   }
+  if (prepare_rows) ThreadPool::Shared().Run(rows, 1, *prepare_rows);
   const int64_t in = w.in_features, out = w.out_features;
   const uint64_t row_bytes = RowBytes(w.type, static_cast<uint64_t>(in));
   ThreadPool::Shared().Run(out, kTileRows, [&](int64_t begin, int64_t end) {
@@ -122,7 +125,8 @@ void Multiply(const WeightMatrix& w, const float* x, float* y, int64_t rows, Act
   });
 }
 
-void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* x, float* const* ys, int64_t rows) {
+void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* x, float* const* ys, int64_t rows,
+                    std::optional<ChunkFn> prepare_rows) {
   std::array<SharedProduct, kMaxSharedProducts> products;
   bool shared = !weights.empty() && weights.size() <= kMaxSharedProducts;
   for (size_t i = 0; shared && i < weights.size(); ++i) {
@@ -134,9 +138,10 @@ void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* 
   if (shared) {
     // The shapes were checked by CanMultiplyInPlace: this cannot fail.
     (void)QuantMatMulShared(weights[0]->type, absl::MakeConstSpan(products.data(), weights.size()), x, rows,
-                            weights[0]->in_features);
+                            weights[0]->in_features, nullptr, nullptr, prepare_rows);
     return;
   }
+  if (prepare_rows) ThreadPool::Shared().Run(rows, 1, *prepare_rows);
   for (size_t i = 0; i < weights.size(); ++i) Multiply(*weights[i], x, ys[i], rows);
 }
 

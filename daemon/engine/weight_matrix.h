@@ -13,10 +13,12 @@
 #define EDGELLM_ENGINE_WEIGHT_MATRIX_H_
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/types/span.h"
 #include "daemon/engine/gguf.h"
 #include "daemon/engine/quant_types.h"
+#include "daemon/engine/thread_pool.h"
 
 namespace edgellm::engine {
 
@@ -64,14 +66,18 @@ enum class ActivationPrecision {
 
 // y[rows, out] = x[rows, in] · Wᵀ, all float32 row-major. Allocates only
 // while its per-thread scratch grows to the largest tile it has seen.
+// `prepare_rows` writes x's rows first, as QuantMatMul's does: in the job
+// that quantizes them where the kernels multiply, else in a job of its own.
 void Multiply(const WeightMatrix& weight, const float* x, float* y, int64_t rows,
-              ActivationPrecision precision = ActivationPrecision::kInt8);
+              ActivationPrecision precision = ActivationPrecision::kInt8,
+              std::optional<ChunkFn> prepare_rows = std::nullopt);
 
 // ys[i] = x · weights[i]ᵀ for weights that read the same activations (a
 // layer's query, key and value projections; its gate and up ones), with
 // kInt8 activations: one product of the pool when they are of one type and
-// width (x is quantized once), else one Multiply each.
-void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* x, float* const* ys, int64_t rows);
+// width (x is quantized once), else one Multiply each. `prepare_rows` as Multiply's.
+void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* x, float* const* ys, int64_t rows,
+                    std::optional<ChunkFn> prepare_rows = std::nullopt);
 
 // x[rows, in] = y[rows, out] · W (`weight` not packed): the product backward through a frozen
 // weight needs (the gradient of its input). Each pool thread dequantizes a

@@ -27,7 +27,8 @@ CATEGORIES = [
     ("kernels", ("InterleaveRows", "DotInterleaved", "MultiplyInterleaved", "DotF32", "DotF16", "WeightedRowSum",
                  "ExpInPlace", "MaxOf", "AttendOneKvHead", "MergeAttentionParts", "sgemm", "MultiplyQuantized",
                  "QuantMatMulShared", "kernels::", "Quantize", "sgemv", "libopenblas")),
-    ("row-wise", ("RmsNorm", "Rope", "SwiGlu", "CpuForward", "memmove", "memcpy", "memset", "WriteKv")),
+    ("row-wise", ("RmsNorm", "Rope", "SwiGlu", "CpuForward", "memmove", "memcpy", "memset", "WriteKv", "PositionHeads",
+                  "AddFeedForward", "AddBias")),
     ("sampling", ("Sampler", "max_element", "ArgMax")),
 ]
 

@@ -7,6 +7,7 @@ set -euo pipefail
 edgellmd=$1 model=$2 template=$3
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
+pid=
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 [ -d "$here/node_modules/openai" ] || { echo "tests/clients/node_modules is missing: npm ci --prefix tests/clients"; exit 1; }
 echo "sk-edgellm-test" > "$work/keys"

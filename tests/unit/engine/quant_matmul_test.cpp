@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -133,6 +134,35 @@ TEST(QuantMatMul, SharedProductsGiveExactlyWhatEachGivesAlone) {
         for (size_t i = 0; i < alone_y[p].size(); ++i) {
           ASSERT_EQ(shared_y[p][i], alone_y[p][i]) << TraitsOf(type).name << " rows " << rows << " product " << p;
         }
+      }
+    }
+  }
+}
+
+TEST(QuantMatMul, RowsPreparedInTheProductGiveWhatRowsPreparedBeforeItGive) {
+  const int64_t in = 256, out = 48;
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K}) {
+    for (int64_t rows : {1, 5, 16}) {
+      const std::vector<uint8_t> w = RandomWeight(type, {rows, in, out}, 51);
+      const std::vector<float> source = RandomFloats(rows * in, 52 + static_cast<uint32_t>(rows));
+      // Rows the product would read as NaN if it read one before it was prepared.
+      std::vector<float> x(source.size(), NAN), prepared_first(source.size());
+      std::vector<std::atomic<int>> times_prepared(static_cast<size_t>(rows));
+      const auto prepare = [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          for (int64_t i = 0; i < in; ++i) x[r * in + i] = 2.0f * source[r * in + i] + static_cast<float>(r);
+          times_prepared[r].fetch_add(1);
+        }
+      };
+      for (size_t i = 0; i < source.size(); ++i) prepared_first[i] = 2.0f * source[i] + static_cast<float>(i / in);
+      std::vector<float> fused(static_cast<size_t>(rows * out)), apart(fused.size());
+      ASSERT_TRUE(QuantMatMul(type, w.data(), x.data(), fused.data(), {rows, in, out}, nullptr, &pool, prepare).ok());
+      ASSERT_TRUE(
+          QuantMatMul(type, w.data(), prepared_first.data(), apart.data(), {rows, in, out}, nullptr, &pool).ok());
+      for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(times_prepared[r].load(), 1) << "row " << r;
+      for (size_t i = 0; i < fused.size(); ++i) {
+        ASSERT_EQ(fused[i], apart[i]) << TraitsOf(type).name << " rows " << rows << " output " << i;
       }
     }
   }
