@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 
 #include "daemon/engine/cpu_forward.h"
 #include "daemon/engine/gguf_reader.h"
@@ -480,28 +481,51 @@ TEST(LlamaModel, Llama3RopeFactorsDivideTheAngleOfEachFrequency) {
   EXPECT_NE(bad.message().find("rope_freqs.weight[1]"), absl::string_view::npos) << bad;
 }
 
+// One sequence of a batched step: `cached` tokens of history already in its
+// cache, then `tokens` more, with every row's logits or the last row's.
+struct StepItem {
+  int cached;
+  int tokens;
+  bool all_logits;
+};
+
 // A continuous-batching step that mixes a prefill chunk, single decode
-// tokens and a speculative check that wants every row's logits, in the
-// model at `path` by the fused pass and by the LibTorch forward.
-void ExpectABatchedStepMatchesTheLibTorchForward(const std::string& path, float tolerance) {
+// tokens and a speculative check that wants every row's logits.
+constexpr StepItem kMixedStep[] = {{0, 9, false}, {20, 1, false}, {33, 4, true}};
+// A decode step: one row for each sequence, whose heads the fused pass
+// positions inside their attention tasks rather than in a job of their own.
+constexpr StepItem kDecodeStep[] = {{8, 1, false}, {20, 1, false}, {33, 1, false}};
+
+// The step `items` (histories of SomeTokens(37)) in the model at `path` by
+// the fused pass and by the LibTorch forward.
+void ExpectABatchedStepMatchesTheLibTorchForward(const std::string& path, float tolerance,
+                                                 absl::Span<const StepItem> items = kMixedStep) {
   auto fused = LoadModel(path);
   auto reference = LoadTorchReference(path);
   ASSERT_NE(fused, nullptr);
   ASSERT_NE(reference, nullptr);
   const int32_t vocab = fused->config().n_vocab;
   const std::vector<TokenId> history = SomeTokens(37, vocab);
+  size_t rows = 0;
+  for (const StepItem& item : items) rows += item.all_logits ? item.tokens : 1;
   std::vector<float> got, want;
   for (LlamaModel* model : {fused.get(), reference.get()}) {
-    auto a = NewCache(*model), b = NewCache(*model), c = NewCache(*model);
-    std::vector<float> ignored;
-    ASSERT_TRUE(model->Forward(absl::MakeConstSpan(history).subspan(0, 20), b.get(), false, &ignored).ok());
-    ASSERT_TRUE(model->Forward(absl::MakeConstSpan(history).subspan(0, 33), c.get(), false, &ignored).ok());
-    const std::vector<BatchItem> step = {{absl::MakeConstSpan(history).subspan(0, 9), a.get(), false},
-                                         {absl::MakeConstSpan(history).subspan(20, 1), b.get(), false},
-                                         {absl::MakeConstSpan(history).subspan(33, 4), c.get(), true}};
+    std::vector<std::unique_ptr<KvCache>> caches;
+    std::vector<BatchItem> step;
+    for (const StepItem& item : items) {
+      caches.push_back(NewCache(*model));
+      std::vector<float> ignored;
+      if (item.cached > 0) {
+        ASSERT_TRUE(
+            model->Forward(absl::MakeConstSpan(history).subspan(0, item.cached), caches.back().get(), false, &ignored)
+                .ok());
+      }
+      step.push_back({absl::MakeConstSpan(history).subspan(item.cached, item.tokens), caches.back().get(),
+                      item.all_logits});
+    }
     ASSERT_TRUE(model->ForwardBatch(step, model == fused.get() ? &got : &want).ok());
   }
-  ASSERT_EQ(got.size(), 6u * vocab);
+  ASSERT_EQ(got.size(), rows * vocab);
   ASSERT_EQ(want.size(), got.size());
   float spread = 0.0f;
   for (float w : want) spread = std::max(spread, std::fabs(w));
@@ -591,7 +615,8 @@ TEST(LlamaModel, AQ8_0CacheGivesTheFloatCachesLogitsToItsRounding) {
 // Each architecture's own tensors and rules (Qwen2's biases, Qwen3's per-head
 // norms and wider heads, Llama 3's and Phi-3's rope factors, Phi-3's fused
 // projections, Gemma's scaled embeddings, post-norms, GELU, soft caps and
-// sliding windows of 8 over 37 tokens) enter both forwards alike.
+// sliding windows of 8 over 37 tokens) enter both forwards alike, in a mixed
+// step and in a decode step.
 TEST(LlamaModel, EveryArchitectureMatchesTheLibTorchForward) {
   for (const char* shape : {"test-llama3", "test-qwen2", "test-qwen3", "test-phi3", "test-gemma2", "test-gemma3"}) {
     // F32 within 3e-4 of the largest logit: OpenBLAS picks its kernels by CPU
@@ -599,6 +624,7 @@ TEST(LlamaModel, EveryArchitectureMatchesTheLibTorchForward) {
     // through Gemma 3's norms on an AVX-512 machine.
     ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kF32), 3e-4f);
     ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kQ8_0), 1e-2f);
+    ExpectABatchedStepMatchesTheLibTorchForward(SyntheticModel(shape, GgmlType::kF32), 3e-4f, kDecodeStep);
   }
 }
 
