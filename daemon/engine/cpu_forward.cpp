@@ -113,10 +113,10 @@ void AddBias(float* y, const float* bias, int64_t width) {
   for (int64_t i = 0; i < width; ++i) y[i] += bias[i];
 }
 
-// Adds one row's feed-forward output of layer `w` (its down projection,
-// normed first where the layer has a norm after it) to its residual stream.
-void AddFeedForward(const CpuLayerWeights& w, float* projected, float* x, float eps, int64_t d) {
-  if (w.post_ffn_norm != nullptr) RmsNorm(projected, w.post_ffn_norm, eps, d, projected);
+// Adds one row's attention or feed-forward output to its residual stream
+// `x`, normed first by `post_norm` where the layer has a norm after it.
+void AddToResidual(const float* post_norm, float* projected, float* x, float eps, int64_t d) {
+  if (post_norm != nullptr) RmsNorm(projected, post_norm, eps, d, projected);
   for (int64_t i = 0; i < d; ++i) x[i] += projected[i];
 }
 
@@ -292,6 +292,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     }
   }
 
+  const KvHeads all_heads{0, config.n_head_kv};
   // The row-wise work before a product is done in the job that quantizes
   // its input (Multiply's prepare_rows), not in a job of its own: a decode
   // step of many sequences hands the pool a few jobs fewer per layer.
@@ -301,7 +302,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     const CpuLayerWeights* previous = layer > 0 ? &w.layers[layer - 1] : nullptr;
     const auto attention_input = [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        if (previous != nullptr) AddFeedForward(*previous, projected + r * d, x + r * d, eps, d);
+        if (previous != nullptr) AddToResidual(previous->post_ffn_norm, projected + r * d, x + r * d, eps, d);
         RmsNorm(x + r * d, lw.attn_norm, eps, d, normed + r * d);
       }
     };
@@ -315,7 +316,6 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
       AddAdapters(sequences, layer, LoraTarget::kK, normed, k, ws.lora);
       AddAdapters(sequences, layer, LoraTarget::kV, normed, v, ws.lora);
     }
-    const KvHeads all_heads{0, config.n_head_kv};
     if (!position_in_attention) {
       pool.Run(rows, kRowsPerChunk, [&](int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; ++r) {
@@ -356,10 +356,7 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
     if (adapted) AddAdapters(sequences, layer, LoraTarget::kO, attention, projected, ws.lora);
     const auto feed_forward_input = [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        if (lw.post_attention_norm != nullptr) {
-          RmsNorm(projected + r * d, lw.post_attention_norm, eps, d, projected + r * d);
-        }
-        for (int64_t i = 0; i < d; ++i) x[r * d + i] += projected[r * d + i];
+        AddToResidual(lw.post_attention_norm, projected + r * d, x + r * d, eps, d);
         RmsNorm(x + r * d, lw.ffn_norm, eps, d, normed + r * d);
       }
     };
@@ -385,10 +382,10 @@ void CpuForward(const LlamaConfig& config, const CpuModelWeights& w, absl::Span<
   }
 
   const int64_t outputs = static_cast<int64_t>(ws.logit_rows.size());
-  const CpuLayerWeights& last = w.layers[config.n_layer - 1];
+  const float* last_post_ffn_norm = w.layers[config.n_layer - 1].post_ffn_norm;
   for (int64_t o = 0; o < outputs; ++o) {
     const int64_t r = ws.logit_rows[o];
-    AddFeedForward(last, projected + r * d, x + r * d, eps, d);
+    AddToResidual(last_post_ffn_norm, projected + r * d, x + r * d, eps, d);
     RmsNorm(x + r * d, w.output_norm, eps, d, normed + o * d);
   }
   if (hidden != nullptr) {

@@ -141,8 +141,10 @@ void MultiplyShared(absl::Span<const WeightMatrix* const> weights, const float* 
                             weights[0]->in_features, nullptr, nullptr, prepare_rows);
     return;
   }
-  if (prepare_rows) ThreadPool::Shared().Run(rows, 1, *prepare_rows);
-  for (size_t i = 0; i < weights.size(); ++i) Multiply(*weights[i], x, ys[i], rows);
+  // The first product prepares the rows, in its own quantizing job, before any reads them.
+  for (size_t i = 0; i < weights.size(); ++i) {
+    Multiply(*weights[i], x, ys[i], rows, ActivationPrecision::kInt8, i == 0 ? prepare_rows : std::nullopt);
+  }
 }
 
 void MultiplyTransposed(const WeightMatrix& w, const float* y, float* x, int64_t rows) {

@@ -28,7 +28,7 @@ CATEGORIES = [
                  "ExpInPlace", "MaxOf", "AttendOneKvHead", "MergeAttentionParts", "sgemm", "MultiplyQuantized",
                  "QuantMatMulShared", "kernels::", "Quantize", "sgemv", "libopenblas")),
     ("row-wise", ("RmsNorm", "Rope", "SwiGlu", "CpuForward", "memmove", "memcpy", "memset", "WriteKv", "PositionHeads",
-                  "AddFeedForward", "AddBias")),
+                  "AddToResidual", "AddBias")),
     ("sampling", ("Sampler", "max_element", "ArgMax")),
 ]
 

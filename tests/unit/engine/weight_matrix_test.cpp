@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -57,7 +59,8 @@ TEST(WeightMatrix, APrefillRowGetsExactlyWhatItGetsAlone) {
 
 // Weights that read the same activations give together what each gives
 // alone, of one type (one job for the pool) or of a mix (one Multiply each,
-// as a Q4_K_M layer's Q4_K query and Q6_K value projections are).
+// as a Q4_K_M layer's Q4_K query and Q6_K value projections are), and so
+// they do when their rows are prepared inside them (each row once).
 TEST(WeightMatrix, SharedActivationsGiveWhatEachWeightGivesAlone) {
   const int64_t in = 512;
   for (const std::vector<GgmlType>& types : std::vector<std::vector<GgmlType>>{
@@ -80,10 +83,26 @@ TEST(WeightMatrix, SharedActivationsGiveWhatEachWeightGivesAlone) {
       }
       const std::vector<float> x = RandomFloats(rows * in, 10);
       MultiplyShared(matrices, x.data(), outputs.data(), rows);
+      // The same rows written by prepare_rows inside the products, into a
+      // buffer of NaNs that a read before the write would carry through.
+      std::vector<float> prepared(x.size(), NAN);
+      std::vector<std::vector<float>> fused;
+      std::vector<float*> fused_outputs;
+      for (const std::vector<float>& t : together) fused.emplace_back(t.size(), NAN);
+      for (std::vector<float>& f : fused) fused_outputs.push_back(f.data());
+      std::atomic<int64_t> rows_prepared{0};
+      const auto prepare = [&](int64_t begin, int64_t end) {
+        std::copy(x.begin() + begin * in, x.begin() + end * in, prepared.begin() + begin * in);
+        rows_prepared += end - begin;
+      };
+      MultiplyShared(matrices, prepared.data(), fused_outputs.data(), rows, prepare);
+      EXPECT_EQ(rows_prepared.load(), rows);
       for (size_t i = 0; i < types.size(); ++i) {
         Multiply(weights[i].matrix, x.data(), alone[i].data(), rows);
         for (size_t j = 0; j < alone[i].size(); ++j) {
           ASSERT_EQ(together[i][j], alone[i][j]) << TraitsOf(types[i]).name << " rows " << rows << " weight " << i;
+          ASSERT_EQ(fused[i][j], alone[i][j]) << TraitsOf(types[i]).name << " rows " << rows << " weight " << i
+                                              << ", rows prepared in the product";
         }
       }
     }
