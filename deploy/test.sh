@@ -13,7 +13,7 @@
 #      and the validation of structured device and client requests (Register, upload
 #      headers, install reports, release polls, Generate) with libFuzzer (clang) for
 #      EDGELLM_FUZZ_SECONDS
-#      each (default 60, 30 when CI is set); the same clang build checks the
+#      each (default 60, 30 when CI is set), two at a time; the same clang build checks the
 #      locking code with -Wthread-safety -Werror=thread-safety.
 # Set EDGELLM_SKIP_DEPS=1 to skip step 1 on a machine that is already set up,
 # and EDGELLM_FREE_BUILD_DIRS=1 (CI does) to delete each build tree once its
