@@ -21,9 +21,8 @@ for n in "${counts[@]}"; do
   names=()
   for ((i = 0; i < n; i++)); do names+=("$(printf 'dev-%04d' "$i")"); done
   "$root/deploy/pki.sh" "$pki" --server aggregator "${names[@]}" > /dev/null
-  port=$(( 20000 + RANDOM % 20000 ))
   cat > "$work/aggregator-$n.yaml" <<YAML
-listen: 127.0.0.1:$port
+listen: 127.0.0.1:0
 tls_cert: $pki/aggregator.pem
 tls_key: $pki/aggregator.key
 tls_client_ca: $pki/ca.pem
@@ -43,7 +42,15 @@ models:
 YAML
   "$build/federated/aggregator/edgellm-aggregator" --config "$work/aggregator-$n.yaml" 2> "$work/aggregator-$n.log" &
   aggregator=$!
-  until grep -q "listening on" "$work/aggregator-$n.log"; do sleep 0.2; done
+  # It listens on a port of its choosing and logs it.
+  port=
+  for _ in $(seq 1 600); do
+    port=$(sed -n 's/.*listening on .* (port \([0-9]*\),.*/\1/p' "$work/aggregator-$n.log")
+    [ -n "$port" ] && break
+    kill -0 "$aggregator" 2>/dev/null || { cat "$work/aggregator-$n.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$port" ] || { echo "the aggregator never reported its port" >&2; cat "$work/aggregator-$n.log" >&2; exit 1; }
   "$build/tests/bench/edgellm-bench-fleet" --aggregator "127.0.0.1:$port" --aggregator-pid "$aggregator" \
     --pki "$pki" --model "$model" --model-id bench --devices "$n"
   kill "$aggregator"

@@ -20,9 +20,8 @@ for i in $(seq 400); do
 done > "$work/data.jsonl"
 
 run() {  # label, extra config lines
-  local label=$1 config=$work/$1.yaml socket=$work/$1.sock port
-  port=$(( 20000 + RANDOM % 20000 ))
-  { echo "model: $model"; echo "listen: unix:$socket"; echo "metrics_listen: 127.0.0.1:$port"; echo "threads: 2"
+  local label=$1 config=$work/$1.yaml socket=$work/$1.sock
+  { echo "model: $model"; echo "listen: unix:$socket"; echo "metrics_listen: 127.0.0.1:0"; echo "threads: 2"
     echo -e "$2"; } > "$config"
   "$build/daemon/edgellmd" --config "$config" 2>"$work/$label.log" &
   local daemon=$!
