@@ -18,6 +18,18 @@ work=$(mktemp -d)
 pid=
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
+# capture NAME COMMAND...: runs COMMAND into $work/NAME.out, and fails with
+# its output if it fails.
+capture() {
+  local name=$1
+  shift
+  "$@" > "$work/$name.out" 2>&1 || { echo "$name failed:"; cat "$work/$name.out"; exit 1; }
+}
+# expect NAME REGEX WHAT: some line of $work/NAME.out matches REGEX, or the
+# test fails saying that NAME printed no WHAT.
+expect() {
+  grep -Eq "$2" "$work/$1.out" || { echo "$1 printed no $3:"; cat "$work/$1.out"; exit 1; }
+}
 # run NAME METRIC... -- COMMAND...: COMMAND must exit 0 and print a line with
 # each metric=METRIC and a numeric value.
 run() {
@@ -29,14 +41,9 @@ run() {
     shift
   done
   shift
-  if ! "$@" > "$work/$name.out" 2>&1; then
-    echo "$name failed:"
-    cat "$work/$name.out"
-    exit 1
-  fi
+  capture "$name" "$@"
   for metric in "${metrics[@]}"; do
-    grep -Eq "metric=$metric value=-?[0-9.]+(e[-+]?[0-9]+)? " "$work/$name.out" ||
-      { echo "$name printed no $metric figure:"; cat "$work/$name.out"; exit 1; }
+    expect "$name" "metric=$metric value=-?[0-9.]+(e[-+]?[0-9]+)? " "$metric figure"
   done
   echo "ok: $name (${metrics[*]})"
 }
@@ -53,14 +60,8 @@ run aggregate aggregate_megabytes_per_second finish_round -- \
 
 # Google Benchmark's figures are its own lines: each benchmark named must report a time.
 micro='BM_PoolHandOff|BM_MatVec/Q4_0_simd|BM_DecodeAttention/1/3|BM_BatchMatMul/Q4_0_in_cache|BM_Int8MultiplyAddPeak'
-if ! "$bench/edgellm-bench-micro" --benchmark_filter="^($micro)\$" --benchmark_min_time=0.01 > "$work/micro.out" 2>&1; then
-  echo "micro failed:"
-  cat "$work/micro.out"
-  exit 1
-fi
-for name in ${micro//|/ }; do
-  grep -Eq "^$name +[0-9.]+ [mun]?s " "$work/micro.out" || { echo "micro reported no time for $name:"; cat "$work/micro.out"; exit 1; }
-done
+capture micro "$bench/edgellm-bench-micro" --benchmark_filter="^($micro)\$" --benchmark_min_time=0.01
+for name in ${micro//|/ }; do expect micro "^$name +[0-9.]+ [mun]?s " "time for $name"; done
 echo "ok: micro"
 
 # The load generator against a real edgellmd, over gRPC and over HTTP.
@@ -85,17 +86,13 @@ run fleet aggregator_peak_rss updates_per_second -- "$here/run_aggregator_scale_
 # release reaching two devices canary-first, then a rollback to all at once.
 run federated-round round_seconds bytes_per_device_round -- \
   "$here/run_federated_round_bench.sh" "$build" "$model" 1 2
-"$here/run_rollout_bench.sh" "$build" "$model" 2 1 > "$work/rollout.out" 2>&1 ||
-  { echo "run_rollout_bench.sh failed:"; cat "$work/rollout.out"; exit 1; }
-for release in "release=1 devices=2 .* canary_installed_s=[0-9.]+ all_installed_s=[0-9.]+" \
-               "release=2 devices=2 .* all_at_once all_installed_s=[0-9.]+"; do
-  grep -Eq "^rollout $release\$" "$work/rollout.out" || { echo "no '$release' line:"; cat "$work/rollout.out"; exit 1; }
-done
+capture rollout "$here/run_rollout_bench.sh" "$build" "$model" 2 1
+expect rollout "^rollout release=1 devices=2 .* canary_installed_s=[0-9.]+ all_installed_s=[0-9.]+$" "canary release"
+expect rollout "^rollout release=2 devices=2 .* all_at_once all_installed_s=[0-9.]+$" "rollback to all at once"
 echo "ok: rollout"
 
 # The alternating comparison of two builds (here one build twice).
-"$here/compare_builds.sh" "$build" "$build" "$model" 1 -- --only-decode --prompt-tokens 8 --decode-tokens 8 --reps 1 \
-  > "$work/compare.out" 2>&1 || { echo "compare_builds.sh failed:"; cat "$work/compare.out"; exit 1; }
-grep -Eq '^A mean [0-9.]+ +B mean [0-9.]+ +median B/A [0-9.]+ ' "$work/compare.out" ||
-  { echo "compare_builds.sh printed no summary:"; cat "$work/compare.out"; exit 1; }
+capture compare "$here/compare_builds.sh" "$build" "$build" "$model" 1 -- --only-decode --prompt-tokens 8 \
+  --decode-tokens 8 --reps 1
+expect compare '^A mean [0-9.]+ +B mean [0-9.]+ +median B/A [0-9.]+ ' "summary"
 echo "ok: compare_builds.sh"
