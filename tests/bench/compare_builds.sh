@@ -29,7 +29,8 @@ options=("$@")
 [ ${#options[@]} -gt 0 ] || options=(--only-decode --prompt-tokens 128 --decode-tokens 128 --reps 3)
 metric=${METRIC:-decode_tok_s}
 for build in "$a" "$b"; do
-  [ -x "$build/tests/bench/edgellm-bench-engine" ] || { echo "$build/tests/bench/edgellm-bench-engine is missing" >&2; exit 2; }
+  [ -x "$build/tests/bench/edgellm-bench-engine" ] ||
+    { echo "$build/tests/bench/edgellm-bench-engine is missing" >&2; exit 2; }
 done
 
 # One run's figure, or the run's output and a failure.
