@@ -53,15 +53,7 @@ echo "== The same prompt with the adapter applied unmerged (edgellm generate --a
 echo "== edgellmd: serving the model and the adapter over TLS on loopback (certificates from deploy/pki.sh)"
 pki=$(mktemp -d /tmp/edgellm-demo-pki-XXXXXX)
 deploy/pki.sh "$pki"
-# The number after TEXT in the log FILE, once it is there (60 s at most): the
-# port a program listening on port 0 chose.
-logged_port() {
-  for _ in $(seq 600); do
-    grep -q "$2" "$1" 2> /dev/null && break
-    sleep 0.1
-  done
-  sed -n "s/.*$2\([0-9]*\).*/\1/p" "$1" | head -1
-}
+. deploy/logged_port.sh
 # stories260K carries no chat template: the daemon is given ChatML for its chat APIs.
 cat > "$work/chatml.jinja" <<'TEMPLATE'
 {% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
@@ -71,7 +63,7 @@ build/release/daemon/edgellmd --model "$model" --listen 127.0.0.1:0 \
   --chat-template-file "$work/chatml.jinja" --http-listen 127.0.0.1:0 2> >(tee "$work/edgellmd.log" >&2) &
 daemon=$!
 trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$pki" "$work"' EXIT
-port=$(logged_port "$work/edgellmd.log" "gRPC on port ")
+port=$(logged_port "$work/edgellmd.log" "gRPC on port " "$daemon")
 server=(--server "127.0.0.1:$port" --tls-ca "$pki/ca.pem")
 for _ in $(seq 100); do
   "$edgellm" generate "${server[@]}" --prompt "x" -n 1 >/dev/null 2>&1 && break
@@ -91,7 +83,7 @@ echo "== A two-turn session: the second turn continues the first's conversation,
 echo "== A chat through the model's chat template (edgellm chat --server: the Chat RPC):"
 "$edgellm" chat "${server[@]}" --system "You tell short stories." -p "Once upon a time" -n 24 --temp 0
 
-http_port=$(sed -n 's/.*HTTP API on port \([0-9]*\).*/\1/p' "$work/edgellmd.log")
+http_port=$(logged_port "$work/edgellmd.log" "HTTP API on port " "$daemon")
 echo "== The same over the OpenAI-compatible HTTP API (HTTPS on port $http_port), streamed as server-sent events:"
 curl -sN --cacert "$pki/ca.pem" "https://127.0.0.1:$http_port/v1/chat/completions" -H "Content-Type: application/json" \
   -d '{"messages": [{"role": "system", "content": "You tell short stories."}, {"role": "user", "content": "Once upon a time"}],
@@ -150,8 +142,8 @@ models:
 YAML
 build/release/federated/aggregator/edgellm-aggregator --config "$fed/aggregator.yaml" 2> "$fed/aggregator.log" &
 pids+=($!)
-agg_port=$(logged_port "$fed/aggregator.log" "(port ")
-fleet_port=$(logged_port "$fed/aggregator.log" "fleet page on port ")
+agg_port=$(logged_port "$fed/aggregator.log" "(port " "${pids[-1]}")
+fleet_port=$(logged_port "$fed/aggregator.log" "fleet page on port " "${pids[-1]}")
 for device in "${devices[@]}"; do
   cat > "$fed/$device.yaml" <<YAML
 model: $model

@@ -12,6 +12,7 @@ shift 2
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(10 1000)
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/deploy/logged_port.sh"
 work=$(mktemp -d)
 trap 'kill $aggregator 2>/dev/null || true; rm -rf "$work"' EXIT
 aggregator=
@@ -42,15 +43,7 @@ models:
 YAML
   "$build/federated/aggregator/edgellm-aggregator" --config "$work/aggregator-$n.yaml" 2> "$work/aggregator-$n.log" &
   aggregator=$!
-  # It listens on a port of its choosing and logs it.
-  port=
-  for _ in $(seq 1 600); do
-    port=$(sed -n 's/.*listening on .* (port \([0-9]*\),.*/\1/p' "$work/aggregator-$n.log")
-    [ -n "$port" ] && break
-    kill -0 "$aggregator" 2>/dev/null || { cat "$work/aggregator-$n.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$port" ] || { echo "the aggregator never reported its port" >&2; cat "$work/aggregator-$n.log" >&2; exit 1; }
+  port=$(logged_port "$work/aggregator-$n.log" "(port " "$aggregator")
   "$build/tests/bench/edgellm-bench-fleet" --aggregator "127.0.0.1:$port" --aggregator-pid "$aggregator" \
     --pki "$pki" --model "$model" --model-id bench --devices "$n"
   kill "$aggregator"

@@ -18,12 +18,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
-# The number after TEXT in the aggregator's log once it is there: the port a
-# listener given as port 0 chose.
-logged_port() {
-  for _ in $(seq 600); do grep -q "$1" "$work/aggregator.log" && break; sleep 0.1; done
-  sed -n "s/.*$1\([0-9]*\).*/\1/p" "$work/aggregator.log" | head -1
-}
+. "$root/deploy/logged_port.sh"
 
 "$root/deploy/pki.sh" "$work/pki" --server aggregator dev-a dev-b dev-c > /dev/null
 cat > "$work/aggregator.yaml" <<YAML
@@ -51,8 +46,8 @@ models:
 YAML
 "$build/federated/aggregator/edgellm-aggregator" --config "$work/aggregator.yaml" 2> "$work/aggregator.log" &
 pids+=($!)
-port=$(logged_port "(port ")
-metrics=$(logged_port "metrics on port ")
+port=$(logged_port "$work/aggregator.log" "(port " "${pids[0]}")
+metrics=$(logged_port "$work/aggregator.log" "metrics on port " "${pids[0]}")
 facts=(" there was a purple dragon named Zog." " sang a song about the blue moon." " named Max who loved green apples.")
 i=0
 for device in dev-a dev-b dev-c; do

@@ -9,6 +9,7 @@
 #   (edgellmd's --kv-type, default f16), LOAD_TEMPERATURE (default 0: greedy)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/deploy/logged_port.sh"
 build=${1:-$root/build/release}
 shape=${LOAD_SHAPE:-smol-135m}
 type=${LOAD_TYPE:-Q8_0}
@@ -22,12 +23,8 @@ socket=$work/edgellmd.sock
   --kv-type "${LOAD_KV_TYPE:-f16}" --http-listen 127.0.0.1:0 2> "$work/log" &
 daemon=$!
 trap 'kill "$daemon" 2>/dev/null || true; rm -rf "$work"' EXIT
-port=
-for _ in $(seq 600); do
-  port=$(sed -n 's/.*HTTP API on port \([0-9]*\).*/\1/p' "$work/log")
-  [ -n "$port" ] && [ -S "$socket" ] && break
-  sleep 0.1
-done
+# The socket is bound before the HTTP API starts: once its port is logged, both are up.
+port=$(logged_port "$work/log" "HTTP API on port " "$daemon")
 
 IFS=, read -ra counts <<< "${LOAD_CLIENTS:-1,4,16}"
 IFS=, read -ra apis <<< "${LOAD_APIS:-grpc,http}"

@@ -25,6 +25,7 @@ devices=${3:-3}
 repeats=${4:-3}
 targets=${5:-q_proj,v_proj}
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/deploy/logged_port.sh"
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -56,9 +57,8 @@ models:
 YAML
 "$build/federated/aggregator/edgellm-aggregator" --config "$work/aggregator.yaml" 2> "$work/aggregator.log" &
 pids+=($!)
-for _ in $(seq 600); do grep -q "listening on" "$work/aggregator.log" && break; sleep 0.1; done
 # It chose a free port (listen: ...:0) and logged it.
-port=$(sed -n 's/.*(port \([0-9]*\).*/\1/p' "$work/aggregator.log" | head -1)
+port=$(logged_port "$work/aggregator.log" "(port " "${pids[-1]}")
 for name in "${names[@]}"; do
   cat > "$work/$name.yaml" <<YAML
 model: $model

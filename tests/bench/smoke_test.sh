@@ -65,16 +65,8 @@ for name in ${micro//|/ }; do expect micro "^$name +[0-9.]+ [mun]?s " "time for 
 echo "ok: micro"
 
 # The load generator against a real edgellmd, over gRPC and over HTTP.
-"$edgellmd" --model "$model" --listen "unix:$work/d.sock" --http-listen 127.0.0.1:0 --threads 1 2> "$work/log" &
-pid=$!
-port=
-for _ in $(seq 1 1200); do
-  port=$(sed -n 's/.*HTTP API on port \([0-9]*\).*/\1/p' "$work/log")
-  [ -n "$port" ] && [ -S "$work/d.sock" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$work/log"; exit 1; }
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "edgellmd never reported its HTTP port"; cat "$work/log"; exit 1; }
+. "$here/../support/start_edgellmd.sh"
+start_edgellmd "$model" --threads 1
 load=("$bench/edgellm-bench-load" --clients 1 2 --requests-per-client 1 --max-tokens 8)
 run load-grpc aggregate_tok_s inter_token_p99_ms -- "${load[@]}" --server "unix://$work/d.sock"
 run load-http aggregate_tok_s inter_token_p99_ms -- "${load[@]}" --http-port "$port"

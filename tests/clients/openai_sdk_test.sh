@@ -11,8 +11,8 @@ pid=
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 [ -d "$here/node_modules/openai" ] || { echo "tests/clients/node_modules is missing: npm ci --prefix tests/clients"; exit 1; }
 echo "sk-edgellm-test" > "$work/keys"
-. "$here/start_edgellmd.sh"
-start_edgellmd "$model" "$template" --threads 1
+. "$here/../support/start_edgellmd.sh"
+start_edgellmd "$model" --http-api-keys-file "$work/keys" --chat-template-file "$template" --threads 1
 name=$(basename "$model" .gguf)
 node "$here/openai_sdk_test.mjs" "http://127.0.0.1:$port/v1" sk-edgellm-test "$name"
 

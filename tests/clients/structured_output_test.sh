@@ -12,14 +12,16 @@ trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "
 [ -d "$here/node_modules/ajv" ] || { echo "tests/clients/node_modules is missing: npm ci --prefix tests/clients"; exit 1; }
 echo "sk-edgellm-test" > "$work/keys"
 
-. "$here/start_edgellmd.sh"
+. "$here/../support/start_edgellmd.sh"
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
 "$edgellm" make-model --shape test-qwen2 --type F32 --vocab-from "$shared/vocab-tests/ggml-vocab-qwen2.gguf" \
   --ctx 2048 -o "$work/random.gguf" > /dev/null
-start_edgellmd "$work/random.gguf" "$shared/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja" --threads 2
+template=$shared/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja
+start_edgellmd "$work/random.gguf" --http-api-keys-file "$work/keys" --chat-template-file "$template" --threads 2
 node "$here/structured_output_test.mjs" "http://127.0.0.1:$port/v1" sk-edgellm-test random random
 stop
 
-start_edgellmd "$shared/models/stories260K.gguf" "$shared/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja" --threads 2
+start_edgellmd "$shared/models/stories260K.gguf" --http-api-keys-file "$work/keys" --chat-template-file "$template" \
+  --threads 2
 node "$here/structured_output_test.mjs" "http://127.0.0.1:$port/v1" sk-edgellm-test stories260K stories
