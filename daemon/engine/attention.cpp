@@ -121,8 +121,15 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   const KvType type = pool.shape().type;
   const bool floats = type == KvType::kF32;
   // The kernels that read a cache of halves or Q8_0 blocks where it lies, if the set has them.
+  // Keys stored transposed go to their own kernel, or are widened into rows.
+  const bool keys_transposed = pool.keys_transposed();
+  const kernels::KeyScoresTransposedFn key_scores_transposed =
+      keys_transposed ? kernel_set.key_scores_f16_transposed : nullptr;
   const kernels::KeyScoresInPlaceFn key_scores_in_place =
-      type == KvType::kF16 ? kernel_set.key_scores_f16 : type == KvType::kQ8_0 ? kernel_set.key_scores_q8_0 : nullptr;
+      keys_transposed          ? nullptr
+      : type == KvType::kF16  ? kernel_set.key_scores_f16
+      : type == KvType::kQ8_0 ? kernel_set.key_scores_q8_0
+                               : nullptr;
   const kernels::WeightedRowSumInPlaceFn weighted_row_sum_in_place =
       type == KvType::kF16     ? kernel_set.weighted_row_sum_f16
       : type == KvType::kQ8_0 ? kernel_set.weighted_row_sum_q8_0
@@ -149,9 +156,14 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     };
     // A prompt's rows meet the whole span's keys and values in one product each.
     if (!few_queries) {
+      // Transposed keys are widened as they lie: hd rows of the span's positions.
       for_each_block([&](int64_t offset, const uint8_t* keys, const uint8_t* values, int64_t count) {
-        pool.LoadValues(keys, count * hd, view.keys + offset * hd);
-        pool.LoadValues(values, count * hd, view.values + offset * hd);
+        if (keys_transposed) {
+          pool.LoadKeyColumns(keys, count, view.keys + offset, run);
+        } else {
+          pool.LoadHeadRows(keys, 0, count, false, view.keys + offset * hd);
+        }
+        pool.LoadHeadRows(values, 0, count, true, view.values + offset * hd);
       });
     }
     // What the few rows' pass over keys (or values) reads after the block at
@@ -176,9 +188,11 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     const int64_t row_runs = first == 0 ? 1 : group, rows_per_run = first == 0 ? m : seeing;
     // The few rows' kernels read keys or values block by block, each block
     // met by every query head of the KV head before the next: floats, or
-    // halves and Q8_0 blocks where they lie (visit_in_place, for
-    // reads_in_place), or widened once into the scratch.
-    const bool reads_in_place = key_scores_in_place != nullptr && kernels::ReadsInPlace(hd, rows_per_run);
+    // halves and Q8_0 blocks where they lie (visit_in_place, where the set
+    // reads them in place), or widened once into the scratch.
+    const bool in_place_widths = kernels::ReadsInPlace(hd, rows_per_run);
+    const bool keys_in_place = key_scores_in_place != nullptr && in_place_widths;
+    const bool values_in_place = weighted_row_sum_in_place != nullptr && in_place_widths;
     const auto for_each_kv_block = [&](bool values, const auto& visit_floats, const auto& visit_in_place) {
       for_each_block([&](int64_t offset, const uint8_t* keys_at, const uint8_t* values_at, int64_t count) {
         const uint8_t* at = values ? values_at : keys_at;
@@ -189,13 +203,13 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
         if (const uint8_t* next = read_after(offset, values)) {
           for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(next + line);
         }
-        if (reads_in_place) {
+        if (values ? values_in_place : keys_in_place) {
           visit_in_place(offset, at, count);
         } else if (floats) {
           visit_floats(offset, reinterpret_cast<const float*>(at), count);
         } else {
           float* widened = values ? view.values : view.keys;
-          pool.LoadValues(at, count * hd, widened);
+          pool.LoadHeadRows(at, 0, count, values, widened);
           visit_floats(offset, widened, count);
         }
       });
@@ -209,14 +223,32 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
           }
         };
       };
-      for_each_kv_block(false, scores_of(key_scores), scores_of(key_scores_in_place));
+      if (key_scores_transposed != nullptr) {
+        // The span's keys in one call, sixty-four a pass (the kernel asks
+        // for each pass's successor); its first values asked for meanwhile.
+        const uint8_t* key_blocks[kSpanBlocks];
+        int64_t blocks_in_span = 0;
+        for_each_block([&](int64_t, const uint8_t* keys, const uint8_t*, int64_t) {
+          key_blocks[blocks_in_span++] = keys;
+        });
+        const uint8_t* first_values = head_data(p0 / block_size, true);
+        for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(first_values + line);
+        for (int64_t g = 0; g < row_runs; ++g) {
+          const int64_t r = g * n + first;
+          key_scores_transposed(key_blocks, run, block_size, hd, queries + r * hd, hd, rows_per_run, scale,
+                                scores + r * run, run);
+        }
+      } else {
+        for_each_kv_block(false, scores_of(key_scores), scores_of(key_scores_in_place));
+      }
     } else {
       for (int64_t g = 0; g < group; ++g) {
         const float* group_queries = queries + (g * n + first) * hd;
         float* group_scores = scores + (g * n + first) * run;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(seeing), static_cast<int>(run),
-                    static_cast<int>(hd), scale, group_queries, static_cast<int>(hd), view.keys,
-                    static_cast<int>(hd), 0.0f, group_scores, static_cast<int>(run));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, keys_transposed ? CblasNoTrans : CblasTrans,
+                    static_cast<int>(seeing), static_cast<int>(run), static_cast<int>(hd), scale, group_queries,
+                    static_cast<int>(hd), view.keys, static_cast<int>(keys_transposed ? run : hd), 0.0f,
+                    group_scores, static_cast<int>(run));
       }
     }
     for (int64_t g = 0; g < group; ++g) {

@@ -8,9 +8,10 @@
 // result bit for bit what it gets alone; and the two read a cache of halves
 // or of Q8_0 blocks where it lies too (KeyScoresInPlaceFn,
 // WeightedRowSumInPlaceFn), each result bit for bit what they give on the
-// rows widened. Included only by
-// quant_kernels_avx512vnni.cpp, after quant_kernels_x86.h, whose kernels take
-// the odd lengths.
+// rows widened. Keys a cache of halves keeps transposed have a kernel of
+// their own (KeyScoresTransposedFn), sixteen keys a register. Included only
+// by quant_kernels_avx512vnni.cpp, after quant_kernels_x86.h, whose kernels
+// take the odd lengths.
 #ifndef EDGELLM_ENGINE_ATTENTION_KERNELS_AVX512_H_
 #define EDGELLM_ENGINE_ATTENTION_KERNELS_AVX512_H_
 
@@ -300,7 +301,121 @@ void KeyScoresQ8_0Wide(const uint8_t* keys, int64_t count, int64_t width, const 
                                            scale, scores, score_stride);
 }
 
+// What every pass of a call of KeyScoresTransposedWide shares.
+struct TransposedScoresCall {
+  int64_t block_size, width;
+  const float* queries;
+  int64_t query_stride;
+  float scale;
+  int64_t score_stride;
+};
+
+// Keys stored transposed: a register is one value of sixteen positions, so a
+// query value broadcast and multiplied into it advances sixteen keys' scores
+// and no key's lanes are folded. kRuns runs of sixteen positions a pass for
+// kRows query rows (from call.queries), each run's chains split over kParts
+// alternating values where there are too few chains to cover a
+// multiply-add's latency; the last run keeps the scores of `last_run_lanes`
+// only, and the runs of the next pass (`ahead`) are asked for meanwhile.
+template <int kRows, int kRuns>
+void ScoresOfTransposedRuns(const TransposedScoresCall& call, const uint8_t* const runs[kRuns],
+                            const uint8_t* const* ahead, int ahead_count, __mmask16 last_run_lanes, float* scores) {
+  constexpr int kParts = kRows * kRuns >= 8 ? 1 : 2;
+  __m512 acc[kRows][kRuns][kParts];
+#pragma GCC unroll 4
+  for (int q = 0; q < kRows; ++q) {
+#pragma GCC unroll 4
+    for (int r = 0; r < kRuns; ++r) {
+#pragma GCC unroll 2
+      for (int p = 0; p < kParts; ++p) acc[q][r][p] = _mm512_setzero_ps();
+    }
+  }
+  const int64_t dim_bytes = 2 * call.block_size;
+  // A line for every 64 bytes of each run ahead: a value's sixteen halves are 32 bytes.
+  const int64_t values_a_line = std::max<int64_t>(1, 64 / dim_bytes);
+  for (int a = 0; a < ahead_count; ++a) {
+    for (int64_t j = 0; j < call.width; j += values_a_line) {
+      _mm_prefetch(reinterpret_cast<const char*>(ahead[a] + j * dim_bytes), _MM_HINT_T0);
+    }
+  }
+  const auto step = [&](int64_t j, int p) {
+    __m512 key[kRuns];
+#pragma GCC unroll 4
+    for (int r = 0; r < kRuns; ++r) {
+      key[r] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(runs[r] + j * dim_bytes)));
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < kRows; ++q) {
+      const __m512 value = _mm512_set1_ps(call.queries[q * call.query_stride + j]);
+#pragma GCC unroll 4
+      for (int r = 0; r < kRuns; ++r) acc[q][r][p] = _mm512_fmadd_ps(value, key[r], acc[q][r][p]);
+    }
+  };
+  int64_t j = 0;
+  for (; j + kParts <= call.width; j += kParts) {
+#pragma GCC unroll 2
+    for (int p = 0; p < kParts; ++p) step(j + p, p);
+  }
+  for (; j < call.width; ++j) step(j, 0);
+  const __m512 scales = _mm512_set1_ps(call.scale);
+#pragma GCC unroll 4
+  for (int q = 0; q < kRows; ++q) {
+#pragma GCC unroll 4
+    for (int r = 0; r < kRuns; ++r) {
+      const __m512 sum = kParts == 1 ? acc[q][r][0] : _mm512_add_ps(acc[q][r][0], acc[q][r][kParts - 1]);
+      const __mmask16 lanes = r == kRuns - 1 ? last_run_lanes : static_cast<__mmask16>(0xffff);
+      _mm512_mask_storeu_ps(scores + q * call.score_stride + kTransposedKeyRun * r, lanes, _mm512_mul_ps(sum, scales));
+    }
+  }
+}
+
+// kRows query rows' scores of keys [0, count) in `blocks`, four runs a pass.
+template <int kRows>
+void ScoresOfTransposedRows(const TransposedScoresCall& call, const uint8_t* const* blocks, int64_t count,
+                            float* scores) {
+  constexpr int kMostRuns = 4;
+  const int64_t runs_a_block = call.block_size / kTransposedKeyRun;
+  const int64_t total = (count + kTransposedKeyRun - 1) / kTransposedKeyRun;
+  const auto run_at = [&](int64_t i) {
+    return blocks[i / runs_a_block] + 2 * kTransposedKeyRun * (i % runs_a_block);
+  };
+  for (int64_t i = 0; i < total; i += kMostRuns) {
+    const int runs_now = static_cast<int>(std::min<int64_t>(kMostRuns, total - i));
+    const uint8_t* runs[kMostRuns];
+    const uint8_t* ahead[kMostRuns];
+    int ahead_count = 0;
+    for (int r = 0; r < runs_now; ++r) runs[r] = run_at(i + r);
+    for (int64_t a = i + kMostRuns; a < std::min(total, i + 2 * kMostRuns); ++a) ahead[ahead_count++] = run_at(a);
+    const int64_t left = count - (i + runs_now - 1) * kTransposedKeyRun;
+    const auto last = static_cast<__mmask16>(left >= kTransposedKeyRun ? 0xffff : (1u << left) - 1);
+    float* out = scores + i * kTransposedKeyRun;
+    switch (runs_now) {
+      case 1: ScoresOfTransposedRuns<kRows, 1>(call, runs, ahead, ahead_count, last, out); break;
+      case 2: ScoresOfTransposedRuns<kRows, 2>(call, runs, ahead, ahead_count, last, out); break;
+      case 3: ScoresOfTransposedRuns<kRows, 3>(call, runs, ahead, ahead_count, last, out); break;
+      default: ScoresOfTransposedRuns<kRows, 4>(call, runs, ahead, ahead_count, last, out); break;
+    }
+  }
+}
+
+// Up to four query rows a pass (sixteen chains of four runs).
+void KeyScoresTransposedWide(const uint8_t* const* blocks, int64_t count, int64_t block_size, int64_t width,
+                             const float* queries, int64_t query_stride, int64_t n_queries, float scale,
+                             float* scores, int64_t score_stride) {
+  for (int64_t q = 0; q < n_queries; q += 4) {
+    const TransposedScoresCall call{block_size, width, queries + q * query_stride, query_stride, scale, score_stride};
+    float* out = scores + q * score_stride;
+    switch (std::min<int64_t>(4, n_queries - q)) {
+      case 1: ScoresOfTransposedRows<1>(call, blocks, count, out); break;
+      case 2: ScoresOfTransposedRows<2>(call, blocks, count, out); break;
+      case 3: ScoresOfTransposedRows<3>(call, blocks, count, out); break;
+      default: ScoresOfTransposedRows<4>(call, blocks, count, out); break;
+    }
+  }
+}
+
 void AddAvx512AttentionKernels(KernelSet& set) {
+  set.key_scores_f16_transposed = KeyScoresTransposedWide;
   set.load_f16 = LoadHalvesWide;
   set.load_q8_0 = LoadQ8_0Wide;
   set.weighted_row_sum = WeightedRowSumsWide;

@@ -133,12 +133,9 @@ void WriteKv(KvCache& cache, int32_t layer, const float* k, const float* v, int3
   const int64_t head_dim = pool.shape().head_dim;
   const int32_t block_size = pool.block_size();
   const int32_t block = cache.block_table()[pos / block_size];
-  uint8_t* keys = pool.LayerData(block, layer, false);
-  uint8_t* values = pool.LayerData(block, layer, true);
   for (int64_t h = heads.first; h < heads.first + heads.count; ++h) {
-    const int64_t slot = (h * block_size + pos % block_size) * pool.shape().head_row_bytes();
-    pool.StoreValues(k + h * head_dim, head_dim, keys + slot);
-    pool.StoreValues(v + h * head_dim, head_dim, values + slot);
+    pool.StoreHeadRow(k + h * head_dim, pool.HeadData(block, layer, h, false), pos % block_size, false);
+    pool.StoreHeadRow(v + h * head_dim, pool.HeadData(block, layer, h, true), pos % block_size, true);
   }
 }
 

@@ -3,8 +3,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "common/fp16.h"
 #include "common/status_macros.h"
 #include "common/str_cat.h"
 #include "daemon/engine/kv_cache.h"
@@ -100,6 +102,8 @@ KvBlockPool::KvBlockPool(KvShape shape, KvPoolOptions options, uint64_t block_by
       block_bytes_(block_bytes),
       base_(base),
       layer_bytes_(static_cast<int64_t>(options.block_size) * shape.n_head_kv * shape.head_row_bytes()),
+      head_bytes_(static_cast<int64_t>(options.block_size) * shape.head_row_bytes()),
+      keys_transposed_(shape.type == KvType::kF16 && options.block_size % kernels::kTransposedKeyRun == 0),
       blocks_(options.block_count) {
   free_.reserve(options.block_count);
   // Handed out from the back: low ids first.
@@ -247,6 +251,45 @@ void KvBlockPool::StoreValues(const float* from, int64_t count, uint8_t* to) con
     case KvType::kF16: kernels::BestKernels().store_f16(from, count, to); return;
     case KvType::kQ8_0: kernels::BestKernels().store_q8_0(from, count, to); return;
   }
+}
+
+// Transposed keys are converted a chunk of a row at a time on the stack,
+// with the kernels the rows use (the same bits), and then spread out.
+constexpr int64_t kTransposedChunk = 64;
+
+void KvBlockPool::StoreHeadRow(const float* from, uint8_t* head, int32_t slot, bool values) const {
+  const int64_t width = shape_.head_dim;
+  if (values || !keys_transposed_) {
+    StoreValues(from, width, head + slot * shape_.head_row_bytes());
+    return;
+  }
+  uint16_t* halves = reinterpret_cast<uint16_t*>(head) + slot;
+  uint16_t converted[kTransposedChunk];
+  for (int64_t j0 = 0; j0 < width; j0 += kTransposedChunk) {
+    const int64_t n = std::min(kTransposedChunk, width - j0);
+    kernels::BestKernels().store_f16(from + j0, n, reinterpret_cast<uint8_t*>(converted));
+    for (int64_t j = 0; j < n; ++j) halves[(j0 + j) * options_.block_size] = converted[j];
+  }
+}
+
+void KvBlockPool::LoadHeadRows(const uint8_t* head, int32_t first, int64_t count, bool values, float* to) const {
+  const int64_t width = shape_.head_dim;
+  if (values || !keys_transposed_) {
+    LoadValues(head + first * shape_.head_row_bytes(), count * width, to);
+    return;
+  }
+  float widened[kTransposedChunk];
+  for (int64_t t0 = 0; t0 < count; t0 += kTransposedChunk) {
+    const int64_t n = std::min(kTransposedChunk, count - t0);
+    for (int64_t j = 0; j < width; ++j) {
+      LoadValues(head + 2 * (j * options_.block_size + first + t0), n, widened);
+      for (int64_t t = 0; t < n; ++t) to[(t0 + t) * width + j] = widened[t];
+    }
+  }
+}
+
+void KvBlockPool::LoadKeyColumns(const uint8_t* head, int64_t count, float* to, int64_t stride) const {
+  for (int64_t j = 0; j < shape_.head_dim; ++j) LoadValues(head + 2 * j * options_.block_size, count, to + j * stride);
 }
 
 void KvBlockPool::LoadValues(const uint8_t* from, int64_t count, float* to) const {

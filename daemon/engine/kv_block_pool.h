@@ -115,16 +115,35 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   // last Trim; the others hold no memory).
   uint64_t Trim();
 
-  // The keys (or values) of `layer` in `block`: [n_head_kv, block_size,
-  // head_dim] elements of shape().type, row-major, so each head's positions
-  // are contiguous.
+  // The keys (or values) of `layer` in `block`: n_head_kv heads, each
+  // block_size · head_dim elements of shape().type, one after another.
+  // Within a head, values and most keys lie a position's row at a time;
+  // keys_transposed() keys lie a dimension at a time.
   // Inline: attention asks for every block it reads, several times a block.
   uint8_t* LayerData(int32_t block, int32_t layer, bool values) const {
     return base_ + block * block_bytes_ + (2 * static_cast<int64_t>(layer) + (values ? 1 : 0)) * layer_bytes_;
   }
+  // Where head `head`'s keys (or values) of `layer` in `block` start.
+  uint8_t* HeadData(int32_t block, int32_t layer, int64_t head, bool values) const {
+    return LayerData(block, layer, values) + head * head_bytes_;
+  }
+  // Whether a head's keys in a block lie transposed: value j of the block's
+  // position t at element j · block_size + t, so that sixteen positions'
+  // value j are one register of a decode row's scores (no lanes to fold into
+  // each key's sum). Halves, in blocks of a multiple of sixteen positions.
+  bool keys_transposed() const { return keys_transposed_; }
+  // Stores one head's row of head_dim floats as position `slot` of the head
+  // at `head` (HeadData), in the layout its keys or values take.
+  void StoreHeadRow(const float* from, uint8_t* head, int32_t slot, bool values) const;
+  // Positions [first, first + count) of the head at `head` as floats, a
+  // position's head_dim values after another.
+  void LoadHeadRows(const uint8_t* head, int32_t first, int64_t count, bool values, float* to) const;
+  // Keys of positions [0, count) of the head at `head` whose keys lie
+  // transposed, as head_dim rows of `count` floats, row j at to + j · stride
+  // (the transposed operand of a prompt's product with its queries).
+  void LoadKeyColumns(const uint8_t* head, int64_t count, float* to, int64_t stride) const;
   // Stores `count` floats from `from` as shape().type stores them at `to`
-  // (an address LayerData gave, offset by whole head rows; `count` is whole
-  // head rows), and reads them back.
+  // (whole rows of a head that lies a position at a time), and reads them back.
   void StoreValues(const float* from, int64_t count, uint8_t* to) const;
   void LoadValues(const uint8_t* from, int64_t count, float* to) const;
 
@@ -166,6 +185,8 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   const uint64_t block_bytes_;
   uint8_t* const base_;  // block_count * block_bytes_, from mmap
   const int64_t layer_bytes_;  // one layer's keys (or values) of a block
+  const int64_t head_bytes_;   // one head's of those
+  const bool keys_transposed_;
   std::vector<BlockState> blocks_;
   std::vector<int32_t> free_;  // never used, or released unregistered
   std::list<int32_t> lru_;     // cached: released but registered; least recently released first

@@ -110,6 +110,17 @@ using KeyScoresInPlaceFn = void (*)(const uint8_t* keys, int64_t count, int64_t 
 using WeightedRowSumInPlaceFn = void (*)(const float* weights, int64_t weight_stride, int64_t queries,
                                          const uint8_t* rows, int64_t count, int64_t width, float* out,
                                          int64_t out_stride);
+// Positions a register of keys stored transposed holds (KvBlockPool::keys_transposed).
+inline constexpr int64_t kTransposedKeyRun = 16;
+// KeyScoresFn of keys stored transposed, as halves: keys [0, count) lie in
+// blocks of `block_size` positions (a multiple of kTransposedKeyRun), key t
+// in blocks[t / block_size], its value j the half at element
+// j · block_size + t % block_size. Each score is the float kernel's on the
+// keys widened within the rounding of a sum taken in another order; the
+// scores past `count` in each row are left as they are.
+using KeyScoresTransposedFn = void (*)(const uint8_t* const* blocks, int64_t count, int64_t block_size,
+                                       int64_t width, const float* queries, int64_t query_stride, int64_t n_queries,
+                                       float scale, float* scores, int64_t score_stride);
 // Whether rows of `width` values met by `query_rows` query rows go to the
 // kernels above: whole registers of sixty-four values, at most 256 (their
 // last keys are widened on the stack), and rows one pass takes — each pass
@@ -162,6 +173,8 @@ struct KernelSet {
   KeyScoresInPlaceFn key_scores_f16 = nullptr;
   WeightedRowSumInPlaceFn weighted_row_sum_q8_0 = nullptr;
   KeyScoresInPlaceFn key_scores_q8_0 = nullptr;
+  // nullptr where a set widens transposed keys into rows for key_scores.
+  KeyScoresTransposedFn key_scores_f16_transposed = nullptr;
   StoreHalvesFn store_f16 = nullptr;
   LoadHalvesFn load_f16 = nullptr;
   StoreQ8_0Fn store_q8_0 = nullptr;

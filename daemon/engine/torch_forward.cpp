@@ -45,10 +45,10 @@ void WriteKvRows(KvCache& cache, int layer, bool values, const at::Tensor& rows,
   const int32_t n = static_cast<int32_t>(rows.size(0));
   for (int32_t i = 0; i < n; ++i) {
     const int32_t p = pos0 + i;
-    uint8_t* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
+    const int32_t block = cache.block_table()[p / block_size];
     for (int64_t h = 0; h < heads; ++h) {
-      pool.StoreValues(src + (i * heads + h) * head_dim, head_dim,
-                       block + (h * block_size + p % block_size) * pool.shape().head_row_bytes());
+      pool.StoreHeadRow(src + (i * heads + h) * head_dim, pool.HeadData(block, layer, h, values), p % block_size,
+                        values);
     }
   }
 }
@@ -63,10 +63,9 @@ at::Tensor GatherKvRows(const KvCache& cache, int layer, bool values, int32_t to
   float* dst = out.data_ptr<float>();
   for (int32_t p = 0; p < total; p += block_size) {
     const int32_t run = std::min(block_size, total - p);
-    const uint8_t* block = pool.LayerData(cache.block_table()[p / block_size], layer, values);
+    const int32_t block = cache.block_table()[p / block_size];
     for (int64_t h = 0; h < heads; ++h) {
-      pool.LoadValues(block + h * block_size * pool.shape().head_row_bytes(), run * head_dim,
-                      dst + (h * total + p) * head_dim);
+      pool.LoadHeadRows(pool.HeadData(block, layer, h, values), 0, run, values, dst + (h * total + p) * head_dim);
     }
   }
   return out;

@@ -171,11 +171,13 @@ void BM_DecodeAttention(benchmark::State& state) {
   }
   std::mt19937 rng(9);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> row(kBlockSize * kHeadDim);
+  std::vector<float> row(kHeadDim);
   for (int32_t block : cache->block_table()) {
     for (const bool values : {false, true}) {
-      for (float& v : row) v = normal(rng);
-      (*pool)->StoreValues(row.data(), static_cast<int64_t>(row.size()), (*pool)->LayerData(block, 0, values));
+      for (int32_t slot = 0; slot < kBlockSize; ++slot) {
+        for (float& v : row) v = normal(rng);
+        (*pool)->StoreHeadRow(row.data(), (*pool)->HeadData(block, 0, 0, values), slot, values);
+      }
     }
   }
   cache->Append(std::vector<TokenId>(kPositions, 1));

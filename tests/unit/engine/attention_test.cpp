@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "daemon/engine/kv_block_pool.h"
@@ -28,8 +29,8 @@ LlamaConfig ThreeKvHeads() {
 class AttentionTest : public ::testing::Test {
  protected:
   // With an F16 or Q8_0 cache, keys_ and values_ keep what it holds: each value rounded once.
-  void Fill(int32_t length, KvType type = KvType::kF32) {
-    auto pool = KvBlockPool::Create({1, kKvHeads, kHeadDim, type}, {.block_size = kBlockSize, .block_count = 64,
+  void Fill(int32_t length, KvType type = KvType::kF32, int32_t block_size = kBlockSize) {
+    auto pool = KvBlockPool::Create({1, kKvHeads, kHeadDim, type}, {.block_size = block_size, .block_count = 64,
                                                                     .prefix_caching = false});
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *pool;
@@ -40,19 +41,18 @@ class AttentionTest : public ::testing::Test {
     keys_.assign(static_cast<size_t>((length + 1) * kKvHeads * kHeadDim), 0.0f);
     values_ = keys_;
     for (int32_t p = 0; p <= length; ++p) {
-      const int32_t block = cache_->block_table()[p / kBlockSize];
+      const int32_t block = cache_->block_table()[p / block_size], slot = p % block_size;
       for (int32_t h = 0; h < kKvHeads; ++h) {
-        const int64_t slot = (h * kBlockSize + p % kBlockSize) * pool_->shape().head_row_bytes();
         float* keys = keys_.data() + (static_cast<size_t>(p) * kKvHeads + h) * kHeadDim;
         float* values = values_.data() + (static_cast<size_t>(p) * kKvHeads + h) * kHeadDim;
         for (int32_t j = 0; j < kHeadDim; ++j) {
           keys[j] = 2.0f * normal(rng);
           values[j] = normal(rng);
         }
-        pool_->StoreValues(keys, kHeadDim, pool_->LayerData(block, 0, false) + slot);
-        pool_->StoreValues(values, kHeadDim, pool_->LayerData(block, 0, true) + slot);
-        pool_->LoadValues(pool_->LayerData(block, 0, false) + slot, kHeadDim, keys);
-        pool_->LoadValues(pool_->LayerData(block, 0, true) + slot, kHeadDim, values);
+        pool_->StoreHeadRow(keys, pool_->HeadData(block, 0, h, false), slot, false);
+        pool_->StoreHeadRow(values, pool_->HeadData(block, 0, h, true), slot, true);
+        pool_->LoadHeadRows(pool_->HeadData(block, 0, h, false), slot, 1, false, keys);
+        pool_->LoadHeadRows(pool_->HeadData(block, 0, h, true), slot, 1, true, values);
       }
     }
     cache_->Append(std::vector<TokenId>(static_cast<size_t>(length), 1));
@@ -118,16 +118,21 @@ TEST_F(AttentionTest, ADecodeRowMatchesTheExactSoftmaxInAnyNumberOfParts) {
   }
 }
 
+// Halves in blocks of sixteen and thirty-two positions lie with their keys
+// transposed, in blocks of eight a row at a time; Q8_0 always a row at a time.
 TEST_F(AttentionTest, ARoundedCacheIsReadAsTheValuesItHolds) {
-  for (KvType type : {KvType::kF16, KvType::kQ8_0}) {
-    Fill(300, type);
+  for (const auto& [type, block_size] : {std::pair{KvType::kF16, 16}, std::pair{KvType::kF16, 32},
+                                         std::pair{KvType::kF16, 8}, std::pair{KvType::kQ8_0, 16}}) {
+    Fill(300, type, block_size);
+    EXPECT_EQ(pool_->keys_transposed(), type == KvType::kF16 && block_size % 16 == 0);
     for (int64_t parts : {1, 2, 3}) {
       const std::vector<float> out = Attend(parts, 0);
       for (int32_t head = 0; head < kHeads; ++head) {
         const std::vector<double> expected = Reference(head, 300, 0);
         for (int32_t j = 0; j < kHeadDim; ++j) {
-          EXPECT_NEAR(out[head * kHeadDim + j], expected[j], 2e-5)
-              << KvTypeName(type) << ", " << parts << " parts, head " << head << ", " << j;
+          EXPECT_NEAR(out[head * kHeadDim + j], expected[j], 2e-5) << KvTypeName(type) << " in blocks of "
+                                                                   << block_size << ", " << parts << " parts, head "
+                                                                   << head << ", " << j;
         }
       }
     }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -127,6 +128,45 @@ TEST(KvBlockPool, AHalfPrecisionCacheHoldsTwiceThePositionsInABudgetAndRoundsEac
   EXPECT_EQ(keys, (*pool)->LayerData(1, 0, false) + 3 * 2 * 16 * 8 * 64 * 2);
   EXPECT_EQ(ParseKvType("f16").value(), KvType::kF16);
   EXPECT_EQ(ParseKvType("q4_0").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A cache of halves in blocks of a multiple of sixteen positions keeps each
+// head's keys a dimension at a time (value j of position t at j · block_size
+// + t) and its values a position at a time; each row reads back as the
+// halves it was rounded to, and a row written touches no other position.
+TEST(KvBlockPool, HalvesKeepKeysTransposedAndValuesInRows) {
+  constexpr KvShape kHalves{.n_layer = 2, .n_head_kv = 3, .head_dim = 24, .type = KvType::kF16};
+  for (const int32_t block_size : {16, 32}) {
+    auto pool = KvBlockPool::Create(kHalves, {.block_size = block_size, .block_count = 2});
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    ASSERT_TRUE((*pool)->keys_transposed());
+    uint8_t* keys = (*pool)->HeadData(1, 1, 2, false);
+    uint8_t* values = (*pool)->HeadData(1, 1, 2, true);
+    EXPECT_EQ(keys, (*pool)->LayerData(1, 1, false) + 2 * block_size * 24 * 2);
+    std::memset(keys, 0xff, static_cast<size_t>(block_size) * 24 * 2);
+    std::vector<float> row(24);
+    for (size_t j = 0; j < row.size(); ++j) row[j] = 0.1f * static_cast<float>(j) - 1.0f;
+    const int32_t slot = block_size - 3;
+    (*pool)->StoreHeadRow(row.data(), keys, slot, false);
+    (*pool)->StoreHeadRow(row.data(), values, slot, true);
+    const auto* key_halves = reinterpret_cast<const uint16_t*>(keys);
+    const auto* value_halves = reinterpret_cast<const uint16_t*>(values);
+    for (int32_t j = 0; j < 24; ++j) {
+      EXPECT_EQ(key_halves[j * block_size + slot], Fp32ToFp16(row[j])) << j;
+      EXPECT_EQ(key_halves[j * block_size + slot - 1], 0xffff) << "the position before, value " << j;
+      EXPECT_EQ(value_halves[slot * 24 + j], Fp32ToFp16(row[j])) << j;
+    }
+    for (const bool are_values : {false, true}) {
+      std::vector<float> read(2 * 24);
+      (*pool)->LoadHeadRows(are_values ? values : keys, slot, 2, are_values, read.data());
+      for (size_t j = 0; j < row.size(); ++j) EXPECT_EQ(read[j], Fp16ToFp32(Fp32ToFp16(row[j]))) << j;
+    }
+  }
+  // Floats, and blocks of other sizes, keep their keys in rows as well.
+  EXPECT_FALSE((*KvBlockPool::Create(kHalves, {.block_size = 8, .block_count = 1}))->keys_transposed());
+  KvShape floats = kHalves;
+  floats.type = KvType::kF32;
+  EXPECT_FALSE((*KvBlockPool::Create(floats, {.block_size = 16, .block_count = 1}))->keys_transposed());
 }
 
 TEST(KvBlockPool, AQ8_0CacheStoresEachRunOf32AsGgmlsBlocksInUnder53PercentOfHalves) {

@@ -707,6 +707,63 @@ TEST(QuantKernels, RowsReadInPlaceGiveExactlyWhatTheirWideningGives) {
   }
 }
 
+// Keys stored transposed (value j of a block's position t at j · block_size
+// + t) score as the float kernel scores the same keys in rows, within the
+// rounding of a sum in another order, for blocks of one run of sixteen and
+// of two, a last block partly filled or not, and one query row to eight; the
+// scores past the last key are left alone.
+TEST(QuantKernels, TransposedKeysScoreAsTheirRowsDo) {
+  int checked = 0;
+  for (const KernelSet* set : Available()) {
+    if (set->key_scores_f16_transposed == nullptr) continue;
+    for (int64_t block_size : {16, 32}) {
+      for (int64_t width : {8, 24, 64, 128}) {
+        for (int64_t count : {1, 15, 16, 17, 64, 100, 128}) {
+          const int64_t blocks = (count + block_size - 1) / block_size;
+          const std::vector<float> rows = RandomFloats(count * width, 43 + static_cast<uint32_t>(count));
+          std::vector<uint16_t> transposed(static_cast<size_t>(blocks * block_size * width), 0x7e00);  // NaN
+          std::vector<float> widened(rows.size());
+          for (int64_t t = 0; t < count; ++t) {
+            for (int64_t j = 0; j < width; ++j) {
+              const uint16_t half = Fp32ToFp16(rows[t * width + j]);
+              transposed[(t / block_size * width + j) * block_size + t % block_size] = half;
+              widened[t * width + j] = Fp16ToFp32(half);
+            }
+          }
+          std::vector<const uint8_t*> block_starts;
+          for (int64_t b = 0; b < blocks; ++b) {
+            block_starts.push_back(reinterpret_cast<const uint8_t*>(transposed.data() + b * block_size * width));
+          }
+          for (int64_t queries : {1, 2, 3, 4, 8}) {
+            const int64_t query_stride = width + 4, score_stride = count + 2;
+            const std::vector<float> query_rows = RandomFloats(queries * query_stride, 47);
+            std::vector<float> scores(static_cast<size_t>(queries * score_stride), -7.0f), want = scores;
+            set->key_scores_f16_transposed(block_starts.data(), count, block_size, width, query_rows.data(),
+                                           query_stride, queries, 0.125f, scores.data(), score_stride);
+            set->key_scores(widened.data(), count, width, query_rows.data(), query_stride, queries, 0.125f,
+                            want.data(), score_stride);
+            for (size_t i = 0; i < scores.size(); ++i) {
+              const int64_t t = static_cast<int64_t>(i) % score_stride;
+              if (t >= count) {
+                EXPECT_EQ(scores[i], -7.0f) << "past the last key";
+                continue;
+              }
+              // Each product is exact in float; sums of width products of magnitude up to ~16 differ by a few ulps.
+              EXPECT_NEAR(scores[i], want[i], 1e-5f * static_cast<float>(width) + 1e-5f * std::abs(want[i]))
+                  << set->name << " block_size=" << block_size << " width=" << width << " count=" << count
+                  << " queries=" << queries << " at " << i;
+            }
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  if (Avx512VnniKernels() != nullptr) {
+    EXPECT_EQ(checked, 2 * 4 * 7 * 5) << "the AVX-512 set scores transposed keys";
+  }
+}
+
 TEST(QuantKernels, TheBestSetIsOneThisMachineRuns) {
   const KernelSet& best = BestKernels();
   bool found = false;
