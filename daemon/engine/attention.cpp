@@ -139,10 +139,18 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
   const int64_t first_block = first_seen(0) / block_size, blocks = (total + block_size - 1) / block_size - first_block;
   const int64_t part_begin = (first_block + blocks * part.index / part.count) * block_size;
   const int64_t part_end = std::min(total, (first_block + blocks * (part.index + 1) / part.count) * block_size);
-  const int64_t head_bytes = block_size * pool.shape().head_row_bytes();
+  const int64_t head_bytes = pool.head_bytes();
   // Where this KV head's keys (or values) of the sequence's block `index` lie.
   const auto head_data = [&](int64_t index, bool values) {
-    return pool.LayerData(seq.cache->block_table()[index], layer, values) + kv_head * head_bytes;
+    return pool.HeadData(seq.cache->block_table()[index], layer, kv_head, values);
+  };
+  // Asks memory for a head's keys (or values) of a block. A lambda, which
+  // GCC 12 inlines with its prefetches: a function that only prefetches it
+  // finds pure and deletes the calls of (with KvBlockPool::LayerData inline,
+  // no prefetcht0 was left in AttendOneKvHead). Check the object code after
+  // moving them.
+  const auto ask_for = [head_bytes](const uint8_t* head) {
+    for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(head + line);
   };
   for (int64_t p0 = part_begin; p0 < part_end; p0 += span) {
     const int64_t run = std::min(span, part_end - p0);
@@ -196,13 +204,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
     const auto for_each_kv_block = [&](bool values, const auto& visit_floats, const auto& visit_in_place) {
       for_each_block([&](int64_t offset, const uint8_t* keys_at, const uint8_t* values_at, int64_t count) {
         const uint8_t* at = values ? values_at : keys_at;
-        // The prefetches stay in this loop, which has effects: GCC 12 finds a
-        // function that only prefetches pure and deletes its calls (with
-        // KvBlockPool::LayerData inline, no prefetcht0 was left in
-        // AttendOneKvHead). Check the object code after moving them.
-        if (const uint8_t* next = read_after(offset, values)) {
-          for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(next + line);
-        }
+        if (const uint8_t* next = read_after(offset, values)) ask_for(next);
         if (values ? values_in_place : keys_in_place) {
           visit_in_place(offset, at, count);
         } else if (floats) {
@@ -231,8 +233,7 @@ void AttendOneKvHead(const LlamaConfig& config, const CpuSequence& seq, int32_t 
         for_each_block([&](int64_t, const uint8_t* keys, const uint8_t*, int64_t) {
           key_blocks[blocks_in_span++] = keys;
         });
-        const uint8_t* first_values = head_data(p0 / block_size, true);
-        for (int64_t line = 0; line < head_bytes; line += 64) __builtin_prefetch(first_values + line);
+        ask_for(head_data(p0 / block_size, true));
         for (int64_t g = 0; g < row_runs; ++g) {
           const int64_t r = g * n + first;
           key_scores_transposed(key_blocks, run, block_size, hd, queries + r * hd, hd, rows_per_run, scale,

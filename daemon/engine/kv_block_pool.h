@@ -123,6 +123,8 @@ class KvBlockPool : public std::enable_shared_from_this<KvBlockPool> {
   uint8_t* LayerData(int32_t block, int32_t layer, bool values) const {
     return base_ + block * block_bytes_ + (2 * static_cast<int64_t>(layer) + (values ? 1 : 0)) * layer_bytes_;
   }
+  // Bytes of one head's keys (or values) in a block.
+  int64_t head_bytes() const { return head_bytes_; }
   // Where head `head`'s keys (or values) of `layer` in `block` start.
   uint8_t* HeadData(int32_t block, int32_t layer, int64_t head, bool values) const {
     return LayerData(block, layer, values) + head * head_bytes_;
